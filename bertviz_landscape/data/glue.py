@@ -1,0 +1,149 @@
+"""Read a GLUE split, from GLUE's original TSV layout or from the hub, into one schema.
+
+Both sources go through `datasets` (the TSV through its csv builder with QUOTE_NONE, because
+GLUE's files carry literal quote characters) and come out with the same columns:
+``text_a``, ``text_b`` (None for single-sentence tasks) and ``label`` (int, or float for STS-B).
+Every problem with the input is raised as `GlueDataError` naming the file, row or key.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from bertviz_landscape.data.tasks import GlueTask
+
+SPLITS = ("train", "dev")
+HUB_DATASET = "nyu-mll/glue"
+HUB_SPLIT = {"train": "train", "dev": "validation"}
+
+
+class GlueDataError(ValueError):
+    """Bad GLUE input: a missing file or column, an unparseable label, an empty file."""
+
+
+def resolve_glue_dir(glue_dir: str | os.PathLike | None) -> Path | None:
+    """The TSV directory: the argument, else env GLUE_DIR, else None (read the hub)."""
+    value = glue_dir if glue_dir not in (None, "") else os.environ.get("GLUE_DIR") or None
+    return Path(value).expanduser() if value else None
+
+
+def tsv_path(task: GlueTask, glue_dir: str | os.PathLike, split: str) -> Path:
+    if split not in SPLITS:
+        raise GlueDataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    root = Path(glue_dir).expanduser()
+    if not root.is_dir():
+        raise GlueDataError(f"GLUE directory {str(root)!r} does not exist (set data.glue_dir or GLUE_DIR)")
+    path = root / task.tsv_dir / f"{split}.tsv"
+    if not path.is_file():
+        raise GlueDataError(f"GLUE file {str(path)!r} does not exist (task {task.name}, split {split})")
+    return path
+
+
+def _read_header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise GlueDataError(f"{path}: file is empty (no header row)")
+    return first.rstrip("\r\n").split("\t")
+
+
+def load_tsv_split(task: GlueTask, glue_dir: str | os.PathLike, split: str, cache_dir: str | None = None) -> datasets.Dataset:
+    path = tsv_path(task, glue_dir, split)
+    header = _read_header(path)
+    wanted = [c for c in (task.text_a, task.text_b, task.label) if c is not None]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise GlueDataError(f"{path}: missing column(s) {missing}; header has {header}")
+    try:
+        raw = datasets.load_dataset(
+            "csv",
+            data_files={split: str(path)},
+            split=split,
+            delimiter="\t",
+            quoting=csv.QUOTE_NONE,
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_filter=False,
+            usecols=wanted,
+            features=datasets.Features({c: datasets.Value("string") for c in header if c in wanted}),
+            cache_dir=cache_dir,
+        )
+    except Exception as err:  # pandas' ParserError names the line; add the file
+        raise GlueDataError(f"{path}: could not be parsed as a tab-separated GLUE file: {err}") from err
+    if len(raw) == 0:
+        raise GlueDataError(f"{path}: file has a header but no rows")
+
+    labels = []
+    for index, value in enumerate(raw[task.label]):
+        try:
+            labels.append(task.parse_label(value))
+        except ValueError as err:
+            # row numbers as a text editor shows them: the header is line 1
+            raise GlueDataError(f"{path}: line {index + 2}, column {task.label!r}: {err}") from None
+    columns = {
+        "text_a": raw[task.text_a],
+        "text_b": raw[task.text_b] if task.text_b else [None] * len(raw),
+        "label": labels,
+    }
+    return datasets.Dataset.from_dict(columns, features=_features(task))
+
+
+def load_hub_split(task: GlueTask, split: str, cache_dir: str | None = None) -> datasets.Dataset:
+    if split not in SPLITS:
+        raise GlueDataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    try:
+        raw = datasets.load_dataset(HUB_DATASET, task.hub_config, split=HUB_SPLIT[split], cache_dir=cache_dir)
+    except Exception as err:
+        raise GlueDataError(
+            f"could not load {HUB_DATASET}/{task.hub_config} ({HUB_SPLIT[split]}) from the hub: {err}. "
+            "Offline? Point data.glue_dir (or GLUE_DIR) at GLUE's TSV directory."
+        ) from err
+    columns = {
+        "text_a": raw[task.hub_text_a],
+        "text_b": raw[task.hub_text_b] if task.hub_text_b else [None] * len(raw),
+        "label": [float(v) for v in raw["label"]] if task.is_regression else [int(v) for v in raw["label"]],
+    }
+    return datasets.Dataset.from_dict(columns, features=_features(task))
+
+
+def _features(task: GlueTask) -> datasets.Features:
+    return datasets.Features(
+        {
+            "text_a": datasets.Value("string"),
+            "text_b": datasets.Value("string"),
+            "label": datasets.Value("float32" if task.is_regression else "int64"),
+        }
+    )
+
+
+def select_subset(ds: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
+    """A seeded, deterministic subset of `max_samples` rows (kept in file order); None = all rows."""
+    if max_samples is None or max_samples >= len(ds):
+        return ds
+    if int(max_samples) < 1:
+        raise GlueDataError(f"max_samples must be >= 1 or null, got {max_samples}")
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.permutation(len(ds))[: int(max_samples)])
+    return ds.select(keep.tolist())
+
+
+def load_glue_split(
+    task: GlueTask,
+    split: str,
+    glue_dir: str | os.PathLike | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> datasets.Dataset:
+    """One split of one task (columns text_a, text_b, label), optionally a seeded subset.
+
+    Reads GLUE's TSV layout under `glue_dir` (or env GLUE_DIR); with neither, the hub.
+    """
+    root = resolve_glue_dir(glue_dir)
+    ds = load_tsv_split(task, root, split, cache_dir) if root else load_hub_split(task, split, cache_dir)
+    return select_subset(ds, max_samples, seed)

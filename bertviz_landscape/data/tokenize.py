@@ -1,0 +1,70 @@
+"""Tokenise a GLUE split once and keep it: a disk cache keyed by the source and the tokenizer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import datasets
+from transformers import PreTrainedTokenizerBase
+
+MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BVL_CACHE_DIR", Path.home() / ".cache" / "bertviz_landscape")).expanduser()
+
+
+def _tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    vocab = tokenizer.get_vocab()
+    digest = hashlib.sha1(json.dumps(sorted(vocab.items())).encode()).hexdigest()
+    return f"{type(tokenizer).__name__}:{digest}:{tokenizer.do_lower_case if hasattr(tokenizer, 'do_lower_case') else ''}"
+
+
+def tokenize(
+    ds: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int = 128,
+    cache_dir: str | os.PathLike | None = None,
+) -> datasets.Dataset:
+    """Add input_ids/token_type_ids/attention_mask/labels (unpadded; pad per batch).
+
+    The result is cached on disk under `cache_dir` (default $BVL_CACHE_DIR or
+    ~/.cache/bertviz_landscape), keyed by the dataset's fingerprint, the vocabulary and
+    `max_length`; a second call loads it instead of tokenising again. Pass cache_dir=False
+    to skip the cache.
+    """
+    has_pair = any(b is not None for b in ds["text_b"][:1])
+
+    def encode(batch):
+        pair = (batch["text_a"], batch["text_b"]) if has_pair else (batch["text_a"],)
+        out = tokenizer(*pair, truncation=True, max_length=max_length, return_token_type_ids=True)
+        out["labels"] = batch["label"]
+        return out
+
+    def run() -> datasets.Dataset:
+        return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenise", load_from_cache_file=False)
+
+    if cache_dir is False:
+        return run()
+    key = hashlib.sha1(f"{ds._fingerprint}|{_tokenizer_fingerprint(tokenizer)}|{max_length}".encode()).hexdigest()[:20]
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    target = root / "tokenized" / key
+    if (target / "dataset_info.json").exists():
+        return datasets.load_from_disk(str(target))
+    tokenized = run()
+    root.joinpath("tokenized").mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root / "tokenized", prefix=f".{key}-"))
+    try:
+        tokenized.save_to_disk(str(tmp))
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process got there first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return datasets.load_from_disk(str(target)) if target.exists() else tokenized

@@ -1,0 +1,71 @@
+"""The LightningModule: a BERT sequence classifier trained with the BERT GLUE recipe.
+
+The same module trains pretrained BERT and BERT from scratch; only θ0 and the learning rate
+differ. Loss and metrics come from the task registry, so training and the landscape
+evaluator measure the same J.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+
+from bertviz_landscape.data.tasks import GlueTask
+
+NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm")
+
+
+class GlueClassifier(pl.LightningModule):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        task: GlueTask,
+        lr: float = 2e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        adam_eps: float = 1e-6,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "task"])
+        self.model = model
+        self.task = task
+        self.val_metrics = task.make_metrics(prefix="val/")
+        self.val_loss = torchmetrics.MeanMetric()
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return self.model(**inputs).logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.task.loss(self(batch), batch["labels"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        labels = batch["labels"]
+        # mean over examples, not over batches: weight each batch's mean by its size
+        self.val_loss.update(self.task.loss(logits, labels), weight=len(labels))
+        self.val_metrics.update(self.task.predictions(logits), labels)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/loss", self.val_loss.compute(), prog_bar=True)
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_loss.reset()
+        self.val_metrics.reset()
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (no_decay if any(k in name for k in NO_DECAY) else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr, eps=self.hparams.adam_eps, betas=tuple(self.hparams.betas),
+        )
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

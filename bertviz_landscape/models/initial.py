@@ -1,0 +1,48 @@
+"""θ0: the starting point of a run, either pretrained BERT or the same architecture at random.
+
+`init=pretrained` loads the encoder's weights; `init=scratch` builds the same config from a
+seeded random initialisation. In both cases the task head is initialised from `seed`, and the
+encoder's random init depends only on `seed`, so scratch runs on different tasks share θ0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from bertviz_landscape.data.tasks import GlueTask
+from bertviz_landscape.models.source import resolve_model_source
+
+INITS = ("pretrained", "scratch")
+
+
+def load_tokenizer(name_or_path: str):
+    return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path))
+
+
+def build_initial_model(
+    name_or_path: str,
+    task: GlueTask,
+    init: Literal["pretrained", "scratch"],
+    seed: int = 0,
+    config_overrides: dict[str, Any] | None = None,
+) -> PreTrainedModel:
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+    source = resolve_model_source(name_or_path)
+    head = {
+        "num_labels": task.num_labels,
+        "problem_type": "regression" if task.is_regression else "single_label_classification",
+    }
+    overrides = dict(config_overrides or {})
+    config = AutoConfig.from_pretrained(source, **head, **overrides)
+    # one seeded generator for every random draw of the init (head, and encoder when scratch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if init == "pretrained":
+            model = AutoModelForSequenceClassification.from_pretrained(source, config=config)
+        else:
+            model = AutoModelForSequenceClassification.from_config(config)
+    return model

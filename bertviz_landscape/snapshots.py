@@ -1,0 +1,151 @@
+"""The weight trajectory on disk: θ_t − θ0 every n steps, read back lazily.
+
+Layout of ``<run_dir>/snapshots/`` (format ``bertviz-snapshots/1``):
+
+``meta.json``
+    ``{"format", "dtype", "every_n_steps", "theta0": "../checkpoints/init",
+    "parameters": [{"name", "shape"}, ...], "bytes_per_snapshot"}``. Parameter names are
+    those of ``model.named_parameters()`` of the Hugging Face model (trainable ones, tied
+    parameters once), which are also the keys of ``checkpoints/init``.
+``step_<00000012>.safetensors``
+    One file per snapshot: the delta θ_t − θ0 of every parameter, in ``dtype``
+    (float16 by default: a half-precision *delta* keeps fine-tuning's ~1e-3 relative moves
+    that a half-precision copy of the weights would round away). Read lazily (memory-mapped).
+``index.jsonl``
+    One JSON line per finished snapshot: ``{"step", "epoch", "loss", "file"}``. A line is
+    appended only after its file is complete (written to a temporary name, fsynced, renamed),
+    so the index survives a crash; a torn last line is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+FORMAT = "bertviz-snapshots/1"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def snapshot_file(step: int) -> str:
+    return f"step_{step:08d}.safetensors"
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_snapshot(directory: Path, step: int, epoch: int, loss: float | None, delta: dict[str, torch.Tensor]) -> None:
+    """Write one snapshot atomically, then record it in the index."""
+    name = snapshot_file(step)
+    tmp = directory / f".{name}.tmp"
+    save_file({k: v.contiguous() for k, v in delta.items()}, str(tmp), metadata={"step": str(step), "epoch": str(epoch)})
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, directory / name)
+    with open(directory / "index.jsonl", "a") as index:
+        index.write(json.dumps({"step": step, "epoch": epoch, "loss": loss, "file": name}) + "\n")
+        index.flush()
+        os.fsync(index.fileno())
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    step: int
+    epoch: int
+    loss: float | None
+    file: str
+
+
+class Snapshots:
+    """Read a run's snapshots: ``Snapshots(run_dir)`` (or the ``snapshots/`` directory itself).
+
+    >>> snaps = Snapshots("outputs/runs/mrpc_pretrained/...")
+    >>> snaps.steps[:3], len(snaps)
+    >>> delta = snaps.delta(10)          # {name: θ_10 − θ0} in the stored dtype
+    >>> theta = snaps.weights(10)        # {name: θ0 + δ} in float32
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        self.directory = path / "snapshots" if (path / "snapshots").is_dir() else path
+        meta_path = self.directory / "meta.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"no snapshots here: {meta_path} does not exist")
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path}: unknown snapshot format {self.meta.get('format')!r}")
+        self.records: list[SnapshotRecord] = []
+        seen = set()
+        for line in (self.directory / "index.jsonl").read_text().splitlines() if (self.directory / "index.jsonl").exists() else []:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # torn last line after a crash
+                continue
+            if row["step"] in seen or not (self.directory / row["file"]).is_file():
+                continue
+            seen.add(row["step"])
+            self.records.append(SnapshotRecord(int(row["step"]), int(row["epoch"]), row.get("loss"), row["file"]))
+        self.records.sort(key=lambda r: r.step)
+        self._by_step = {r.step: r for r in self.records}
+
+    @property
+    def steps(self) -> list[int]:
+        return [r.step for r in self.records]
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return [p["name"] for p in self.meta["parameters"]]
+
+    @property
+    def theta0_path(self) -> Path:
+        return (self.directory / self.meta["theta0"]).resolve()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def record(self, step: int) -> SnapshotRecord:
+        if step not in self._by_step:
+            raise KeyError(f"no snapshot for step {step} in {self.directory}")
+        return self._by_step[step]
+
+    def delta(self, step: int, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """θ_step − θ0 in the stored dtype (memory-mapped; `names` selects parameters)."""
+        with safe_open(str(self.directory / self.record(step).file), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in (names or f.keys())}
+
+    def iter_deltas(self, names: list[str] | None = None) -> Iterator[tuple[SnapshotRecord, dict[str, torch.Tensor]]]:
+        for r in self.records:
+            yield r, self.delta(r.step, names)
+
+    def theta0(self) -> dict[str, torch.Tensor]:
+        """θ0 of the trajectory's parameters (float32), read from checkpoints/init."""
+        from safetensors.torch import load_file
+
+        files = sorted(self.theta0_path.glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"θ0 checkpoint {self.theta0_path} has no safetensors weights")
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state.update(load_file(str(f)))
+        names = self.parameter_names
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise KeyError(f"θ0 checkpoint {self.theta0_path} lacks parameters {missing[:5]}")
+        return {n: state[n].float() for n in names}
+
+    def weights(self, step: int, theta0: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """θ_step = θ0 + δ_step in float32."""
+        base = theta0 if theta0 is not None else self.theta0()
+        return {k: base[k].float() + v.float() for k, v in self.delta(step).items()}
