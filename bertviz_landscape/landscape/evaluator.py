@@ -1,0 +1,236 @@
+"""The evaluator: J and the task's metrics at θ = centre + α·δ1 + β·δ2, one forward pass per split.
+
+What makes a grid point cost no more than a forward pass:
+
+- examples are tokenised once, sorted by length and padded per batch, and the batches stay on
+  the device (`EvalSet`);
+- weights are set *in place from the fixed centre* with foreach ops, in float32
+  (p ← c; p += α·δ1; p += β·δ2) — never by cumulative steps, so there is no drift;
+- the model is in eval mode (no dropout) under `torch.inference_mode()`;
+- when the directions leave everything below encoder layer l unchanged, the hidden states
+  entering l are computed once (`HiddenStateCache`) and only layers l… and the head are run;
+- reduced precision is an option (`precision="bf16"`: autocast; `"bf16-weights"`: a bf16
+  copy of the model, weights still computed in fp32 first; `"tf32"`: TF32 matmuls on GPU);
+  measure its deviation before trusting it (see benchmarks/bench_landscape.py).
+
+Loss is the mean over examples (sum over batches / N), metrics are the task's torchmetrics on
+all examples, error = 1 − primary metric. Non-finite values are returned, not raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from bertviz_landscape.data.tasks import GlueTask
+from bertviz_landscape.landscape.directions import Directions
+from bertviz_landscape.landscape.parameters import depth_of, num_layers, trainable_parameters
+
+PRECISIONS = ("fp32", "bf16", "bf16-weights", "tf32")
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None
+    labels: torch.Tensor
+
+    def inputs(self) -> dict:
+        out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        if self.token_type_ids is not None:
+            out["token_type_ids"] = self.token_type_ids
+        return out
+
+
+@dataclass
+class EvalSet:
+    """One split's fixed examples as length-sorted, per-batch-padded batches on the device."""
+
+    name: str
+    batches: list[Batch]
+    num_examples: int
+
+    @classmethod
+    def from_tokenized(cls, name: str, rows, batch_size: int, pad_id: int, device="cpu", regression=False) -> "EvalSet":
+        """`rows`: a tokenised dataset (input_ids, attention_mask, [token_type_ids], labels)."""
+        ids = list(rows["input_ids"])
+        tt = list(rows["token_type_ids"]) if "token_type_ids" in rows.column_names else None
+        labels = list(rows["labels"])
+        order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))  # longest first, stable
+        batches = []
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            width = max(len(ids[i]) for i in chunk)
+            inp = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            ttt = torch.zeros((len(chunk), width), dtype=torch.long) if tt is not None else None
+            for r, i in enumerate(chunk):
+                n = len(ids[i])
+                inp[r, :n] = torch.tensor(ids[i])
+                mask[r, :n] = 1
+                if ttt is not None:
+                    ttt[r, :n] = torch.tensor(tt[i])
+            lab = torch.tensor([labels[i] for i in chunk], dtype=torch.float32 if regression else torch.long)
+            batches.append(Batch(inp.to(device), mask.to(device), ttt.to(device) if ttt is not None else None, lab.to(device)))
+        return cls(name, batches, len(ids))
+
+
+class _Stop(Exception):
+    pass
+
+
+class HiddenStateCache:
+    """Hidden states entering encoder layer `start` (or the encoder's output, start = L), per batch.
+
+    Valid while nothing below `start` changes. Works for BERT-family sequence classifiers
+    (`model.bert` + `model.classifier`); `supported(model)` says whether it applies.
+    """
+
+    def __init__(self, model, start: int, batches: Sequence[Batch]):
+        self.model, self.start = model, start
+        self.entries: list[tuple] = []
+        bert = model.bert
+        target = bert.encoder.layer[start] if start < len(bert.encoder.layer) else bert.encoder
+
+        def grab_pre(module, args, kwargs):
+            self.entries.append(("layer", args, kwargs))
+            raise _Stop
+
+        def grab_post(module, args, kwargs, output):
+            self.entries.append(("output", (output.last_hidden_state,), {}))
+            raise _Stop
+
+        if start < len(bert.encoder.layer):
+            handle = target.register_forward_pre_hook(grab_pre, with_kwargs=True)
+        else:
+            handle = target.register_forward_hook(grab_post, with_kwargs=True)
+        try:
+            with torch.inference_mode():
+                for b in batches:
+                    try:
+                        model(**b.inputs())
+                    except _Stop:
+                        pass
+        finally:
+            handle.remove()
+        assert len(self.entries) == len(batches)
+
+    @staticmethod
+    def supported(model) -> bool:
+        return hasattr(model, "bert") and hasattr(model, "classifier") and getattr(model.bert, "pooler", None) is not None
+
+    def logits(self, index: int) -> torch.Tensor:
+        """The classifier's logits for batch `index`, running only layers start… and the head."""
+        kind, args, kwargs = self.entries[index]
+        bert = self.model.bert
+        hidden = args[0]
+        if kind == "layer":
+            rest = args[1:]
+            for layer in bert.encoder.layer[self.start:]:
+                hidden = layer(hidden, *rest, **kwargs)
+                hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        pooled = bert.pooler(hidden)
+        return self.model.classifier(self.model.dropout(pooled))
+
+
+def _precision_context(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class Evaluator:
+    """Evaluate J(centre + α·δ1 + β·δ2) on fixed example sets. Counts its evaluations."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        task: GlueTask,
+        center: dict,
+        directions: Directions,
+        sets: Sequence[EvalSet],
+        precision: str = "fp32",
+        use_cache: bool = True,
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        self.model, self.task, self.sets, self.precision = model.eval(), task, list(sets), precision
+        self.device = next(model.parameters()).device
+        params = trainable_parameters(model)
+        # all trainable parameters start at the centre
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(center[name])
+        names = directions.names
+        self._params = [params[n] for n in names]
+        self._center = [center[n].to(self.device, torch.float32) for n in names]
+        self._dx = [directions.x[n].to(self.device, torch.float32) for n in names]
+        self._dy = [directions.y[n].to(self.device, torch.float32) for n in names] if directions.two_d else None
+        self._scratch = None
+        if precision == "bf16-weights":
+            model.to(torch.bfloat16)
+            self._scratch = [c.clone() for c in self._center]
+        if precision == "tf32" and self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        n_layers = num_layers(list(params))
+        self.start_depth = min(depth_of(n, n_layers) for n in names)
+        self.caches: dict[str, HiddenStateCache] | None = None
+        if use_cache and self.start_depth >= 2 and HiddenStateCache.supported(model):
+            start = self.start_depth - 1  # depth i+1 ↔ encoder layer i; pooler/head → encoder output
+            start = min(start, n_layers)
+            self.caches = {s.name: HiddenStateCache(model, start, s.batches) for s in self.sets}
+        self.evaluations = 0
+
+    @torch.no_grad()
+    def set_point(self, alpha: float, beta: float = 0.0) -> None:
+        """Weights ← centre + α·δ1 + β·δ2 (float32 arithmetic, from the fixed centre)."""
+        target = self._scratch if self._scratch is not None else self._params
+        torch._foreach_copy_(target, self._center)
+        if alpha != 0.0:
+            torch._foreach_add_(target, self._dx, alpha=float(alpha))
+        if self._dy is not None and beta != 0.0:
+            torch._foreach_add_(target, self._dy, alpha=float(beta))
+        if self._scratch is not None:
+            torch._foreach_copy_(self._params, self._scratch)
+
+    def logits(self, split: EvalSet, index: int) -> torch.Tensor:
+        if self.caches is not None:
+            return self.caches[split.name].logits(index)
+        return self.model(**split.batches[index].inputs()).logits
+
+    def evaluate_set(self, split: EvalSet) -> dict[str, float]:
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        preds, labels = [], []
+        with torch.inference_mode(), _precision_context(self.precision, self.device):
+            for i, batch in enumerate(split.batches):
+                logits = self.logits(split, i).float()
+                total += self.task.loss(logits, batch.labels, reduction="sum").double()
+                preds.append(self.task.predictions(logits))
+                labels.append(batch.labels)
+        out = {"loss": float(total) / split.num_examples}
+        metrics = self.task.make_metrics()
+        try:
+            values = metrics(torch.cat(preds).cpu(), torch.cat(labels).cpu())
+            out.update({k: float(v) for k, v in values.items()})
+        except Exception:  # e.g. non-finite logits at a far grid point: data, not a crash
+            out.update({k: math.nan for k in self.task.metrics})
+        out["error"] = 1.0 - out[self.task.primary_metric]
+        return out
+
+    def evaluate(self, alpha: float, beta: float = 0.0) -> dict[str, float]:
+        """{'<split>_loss', '<split>_<metric>', '<split>_error'} at (α, β)."""
+        self.set_point(alpha, beta)
+        self.evaluations += 1
+        out = {}
+        for split in self.sets:
+            out.update({f"{split.name}_{k}": v for k, v in self.evaluate_set(split).items()})
+        return out
+
+    def value_keys(self) -> list[str]:
+        return [f"{s.name}_{k}" for s in self.sets for k in ("loss", *self.task.metrics, "error")]

@@ -1,0 +1,112 @@
+"""The grid of (α, β) coordinates, and how it is split into shards.
+
+A 1D grid has only the x axis (α); a 2D grid adds y (β). Points are numbered row-major,
+k = i·ny + j ↔ (x[i], y[j]); shard s of n owns the points k ≡ s (mod n), which spreads the
+cheap (near) and expensive (far, non-finite) points evenly over shards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from bertviz_landscape.landscape.errors import LandscapeError
+
+
+@dataclass(frozen=True)
+class Axis:
+    min: float
+    max: float
+    num: int
+
+    @classmethod
+    def parse(cls, name: str, spec: Any) -> "Axis":
+        if spec is None:
+            raise LandscapeError(f"empty grid: axis {name} is not given (set grid.{name}.min/max/num)")
+        try:
+            lo, hi, num = spec["min"], spec["max"], spec["num"]
+        except (KeyError, TypeError):
+            raise LandscapeError(f"grid.{name} needs min, max and num, got {spec!r}") from None
+        try:
+            lo, hi = float(lo), float(hi)
+        except (TypeError, ValueError):
+            raise LandscapeError(f"grid.{name}.min/max must be numbers, got {lo!r}, {hi!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise LandscapeError(f"grid.{name}.min/max must be finite, got {lo}, {hi}")
+        if isinstance(num, bool) or not isinstance(num, (int, np.integer)) and not (isinstance(num, float) and num.is_integer()):
+            raise LandscapeError(f"grid.{name}.num must be an integer, got {num!r}")
+        num = int(num)
+        if num < 1:
+            raise LandscapeError(f"empty grid: grid.{name}.num = {num} (must be >= 1)")
+        if lo >= hi:
+            raise LandscapeError(f"grid.{name}.min ({lo}) must be < grid.{name}.max ({hi})")
+        return cls(lo, hi, num)
+
+    @property
+    def coordinates(self) -> np.ndarray:
+        return np.linspace(self.min, self.max, self.num)
+
+
+@dataclass(frozen=True)
+class Grid:
+    x: Axis
+    y: Axis | None = None
+
+    @classmethod
+    def parse(cls, spec: Any) -> "Grid":
+        if spec is None:
+            raise LandscapeError("empty grid: no grid given (set grid.x.min/max/num)")
+        get = spec.get if hasattr(spec, "get") else (lambda k, d=None: d)
+        y = get("y", None)
+        return cls(Axis.parse("x", get("x", None)), Axis.parse("y", y) if y is not None else None)
+
+    @property
+    def two_d(self) -> bool:
+        return self.y is not None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.x.num, self.y.num) if self.y else (self.x.num,)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def index(self, k: int) -> tuple[int, ...]:
+        return tuple(int(v) for v in np.unravel_index(k, self.shape))
+
+    def coordinate(self, k: int) -> tuple[float, float]:
+        idx = self.index(k)
+        alpha = float(self.x.coordinates[idx[0]])
+        beta = float(self.y.coordinates[idx[1]]) if self.y else 0.0
+        return alpha, beta
+
+    def describe(self) -> dict:
+        out = {"x": vars(self.x)}
+        if self.y:
+            out["y"] = vars(self.y)
+        return out
+
+
+def check_shard(shard: Any, num_shards: Any) -> tuple[int, int]:
+    try:
+        s, n = int(shard), int(num_shards)
+    except (TypeError, ValueError):
+        raise LandscapeError(f"shard and num_shards must be integers, got {shard!r}, {num_shards!r}") from None
+    if n < 1:
+        raise LandscapeError(f"num_shards must be >= 1, got {n}")
+    if not 0 <= s < n:
+        raise LandscapeError(f"shard index {s} is outside [0, {n}) (num_shards={n})")
+    return s, n
+
+
+def shard_points(grid: Grid, shard: int, num_shards: int) -> list[int]:
+    """The point numbers shard `shard` of `num_shards` evaluates."""
+    shard, num_shards = check_shard(shard, num_shards)
+    return list(range(shard, grid.size, num_shards))
+
+
+def iter_points(grid: Grid) -> Iterator[int]:
+    return iter(range(grid.size))

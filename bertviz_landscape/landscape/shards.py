@@ -1,0 +1,124 @@
+"""Shards of one grid: finished points written as they go, resumed, and merged into a surface.
+
+All shards of one landscape share a *parts directory* next to the output,
+``<output>.parts/<fingerprint>/``, where the fingerprint hashes everything that decides a
+point's value (checkpoint hashes, direction recipe, grid, data subset, precision). It holds
+
+``spec.json``
+    the surface's metadata (everything but the values), written once;
+``points-<shard>-of-<num_shards>.jsonl``
+    one JSON line per finished point ``{"k", "values"}``, flushed and fsynced before the next
+    point starts. A torn last line (a killed job) is ignored on reading.
+
+A (re-)started shard reads every points file in the directory and evaluates only the points
+it lacks — so a killed job, re-run, resumes, even with a different number of shards. When
+every point is present the shards merge into the surface file (the last shard to finish does
+it; ``merge_parts`` does it by hand).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bertviz_landscape.landscape.errors import LandscapeError
+from bertviz_landscape.landscape.grid import Axis, Grid
+from bertviz_landscape.landscape.surface import Surface, write_surface
+
+
+def fingerprint(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def parts_dir(output: str | os.PathLike, key: str) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".parts") / key
+
+
+class PointStore:
+    """The finished points of one landscape (all shards), and the writer for one shard."""
+
+    def __init__(self, directory: str | os.PathLike, shard: int = 0, num_shards: int = 1):
+        self.directory = Path(directory)
+        self.shard, self.num_shards = shard, num_shards
+
+    @property
+    def shard_file(self) -> Path:
+        return self.directory / f"points-{self.shard:04d}-of-{self.num_shards:04d}.jsonl"
+
+    def write_spec(self, spec: dict) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / "spec.json"
+        if not path.exists():
+            tmp = self.directory / f".spec.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(spec, indent=2, default=str))
+            os.replace(tmp, path)
+
+    def read_spec(self) -> dict:
+        path = self.directory / "spec.json"
+        if not path.is_file():
+            raise LandscapeError(f"no spec.json in {self.directory}: not a landscape parts directory")
+        return json.loads(path.read_text())
+
+    def done(self) -> dict[int, dict[str, float]]:
+        """k → values of every finished point in the directory (any shard, any earlier run)."""
+        points: dict[int, dict[str, float]] = {}
+        for f in sorted(self.directory.glob("points-*.jsonl")):
+            for line in f.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    points[int(row["k"])] = {k: float(v) for k, v in row["values"].items()}
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # a torn line from a killed job
+        return points
+
+    def append(self, k: int, values: dict[str, float]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"k": int(k), "values": values})  # NaN/Infinity are written as such
+        with open(self.shard_file, "a") as handle:
+            # a previous run killed mid-line leaves a torn line: start ours on a fresh one
+            if handle.tell() > 0:
+                with open(self.shard_file, "rb") as check:
+                    check.seek(-1, os.SEEK_END)
+                    if check.read(1) != b"\n":
+                        handle.write("\n")
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def grid_from_spec(spec: dict) -> Grid:
+    g = spec["grid"]
+    return Grid(Axis(**g["x"]), Axis(**g["y"]) if "y" in g else None)
+
+
+def merge_parts(directory: str | os.PathLike, output: str | os.PathLike | None = None, require_complete: bool = True) -> Path | None:
+    """Merge every finished point in `directory` into the surface file.
+
+    Returns the surface path, or None when points are missing and `require_complete` is
+    False (raises LandscapeError naming how many are missing otherwise).
+    """
+    store = PointStore(directory)
+    spec = store.read_spec()
+    grid = grid_from_spec(spec)
+    points = store.done()
+    missing = [k for k in range(grid.size) if k not in points]
+    if missing:
+        if require_complete:
+            raise LandscapeError(f"cannot merge {directory}: {len(missing)} of {grid.size} points are missing (re-run their shards)")
+        return None
+    keys = spec["value_keys"]
+    values = {key: np.full(grid.shape, math.nan) for key in keys}
+    for k, row in points.items():
+        if k >= grid.size:
+            continue
+        idx = grid.index(k)
+        for key in keys:
+            values[key][idx] = row.get(key, math.nan)
+    surface = Surface(grid.x.coordinates, grid.y.coordinates if grid.y else None, values, spec["meta"])
+    return write_surface(output or spec["output"], surface)
