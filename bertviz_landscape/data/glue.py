@@ -44,17 +44,33 @@ def tsv_path(task: GlueTask, glue_dir: str | os.PathLike, split: str) -> Path:
     return path
 
 
-def _read_header(path: Path) -> list[str]:
+def _check_layout(path: Path) -> list[str]:
+    """The header's columns, after checking that every row has as many tab-separated fields.
+
+    An empty or header-only file, or a row with a different number of fields (a tab inside a
+    field, a truncated line), is an error naming the line.
+    """
     with open(path, encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
-    if not first.strip():
-        raise GlueDataError(f"{path}: file is empty (no header row)")
-    return first.rstrip("\r\n").split("\t")
+        if not first.strip():
+            raise GlueDataError(f"{path}: file is empty (no header row)")
+        header = first.rstrip("\r\n").split("\t")
+        rows = 0
+        for number, line in enumerate(handle, start=2):
+            if not line.strip():
+                continue
+            rows += 1
+            fields = line.count("\t") + 1
+            if fields != len(header):
+                raise GlueDataError(f"{path}: line {number} has {fields} tab-separated fields, the header has {len(header)}")
+    if rows == 0:
+        raise GlueDataError(f"{path}: file has a header but no rows")
+    return header
 
 
 def load_tsv_split(task: GlueTask, glue_dir: str | os.PathLike, split: str, cache_dir: str | None = None) -> datasets.Dataset:
     path = tsv_path(task, glue_dir, split)
-    header = _read_header(path)
+    header = _check_layout(path)
     wanted = [c for c in (task.text_a, task.text_b, task.label) if c is not None]
     missing = [c for c in wanted if c not in header]
     if missing:
@@ -75,8 +91,6 @@ def load_tsv_split(task: GlueTask, glue_dir: str | os.PathLike, split: str, cach
         )
     except Exception as err:  # pandas' ParserError names the line; add the file
         raise GlueDataError(f"{path}: could not be parsed as a tab-separated GLUE file: {err}") from err
-    if len(raw) == 0:
-        raise GlueDataError(f"{path}: file has a header but no rows")
 
     labels = []
     for index, value in enumerate(raw[task.label]):

@@ -30,7 +30,8 @@ class GlueClassifier(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "task"])
-        self.model = model
+        # from_pretrained returns eval mode; Lightning keeps whatever mode it is given
+        self.model = model.train()
         self.task = task
         self.val_metrics = task.make_metrics(prefix="val/")
         self.val_loss = torchmetrics.MeanMetric()

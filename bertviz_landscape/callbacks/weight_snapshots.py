@@ -1,0 +1,165 @@
+"""Record θ_t − θ0 every n optimiser steps, written in the background.
+
+The delta is computed on the training thread (one fused foreach subtraction, cast to the
+storage dtype, copied off the accelerator), then handed to a writer thread through a
+bounded queue, so disk I/O overlaps the next steps; when the writer falls behind, the queue
+applies back-pressure instead of buffering snapshots without limit. Format: see
+`bertviz_landscape.snapshots`.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import shutil
+import threading
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from bertviz_landscape.snapshots import DTYPES, FORMAT, write_json_atomic, write_snapshot
+
+
+class SnapshotBudgetError(RuntimeError):
+    """The projected size of the snapshots exceeds the free disk space or the budget."""
+
+
+class WeightSnapshots(pl.Callback):
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        every_n_steps: int = 1,
+        dtype: str = "float16",
+        max_disk_gb: float | None = None,
+        min_free_gb: float = 1.0,
+        queue_size: int = 4,
+        theta0_relpath: str = "../checkpoints/init",
+    ) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"snapshots.every_n_steps must be >= 1, got {every_n_steps}")
+        if dtype not in DTYPES:
+            raise ValueError(f"snapshots.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.dirpath = Path(dirpath) if dirpath else None
+        self.every_n_steps = int(every_n_steps)
+        self.dtype = DTYPES[dtype]
+        self.dtype_name = dtype
+        self.max_disk_gb = max_disk_gb
+        self.min_free_gb = min_free_gb
+        self.queue_size = queue_size
+        self.theta0_relpath = theta0_relpath
+        self._theta0: list[torch.Tensor] = []
+        self._names: list[str] = []
+        self._params: list[torch.Tensor] = []
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._last_step = 0
+        self._last_epoch = 0
+
+    # -- set-up ---------------------------------------------------------------------------
+    @staticmethod
+    def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+        """Trainable parameters, tied ones once (named_parameters de-duplicates by identity)."""
+        return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+    def projected_bytes(self, trainer: pl.Trainer, bytes_per_snapshot: int) -> int:
+        # one file every n steps, plus the final step when n does not divide the total
+        return math.ceil(int(trainer.estimated_stepping_batches) / self.every_n_steps) * bytes_per_snapshot
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.dirpath is None:
+            self.dirpath = Path(trainer.default_root_dir) / "snapshots"
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        model = getattr(pl_module, "model", pl_module)
+        named = self.trainable_parameters(model)
+        self._names = [n for n, _ in named]
+        self._params = [p for _, p in named]
+        self._theta0 = [p.detach().clone() for p in self._params]
+        element = torch.empty((), dtype=self.dtype).element_size()
+        per_snapshot = sum(p.numel() for p in self._params) * element
+        self.check_disk(self.projected_bytes(trainer, per_snapshot))
+        write_json_atomic(
+            self.dirpath / "meta.json",
+            {
+                "format": FORMAT,
+                "dtype": self.dtype_name,
+                "every_n_steps": self.every_n_steps,
+                "theta0": self.theta0_relpath,
+                "parameters": [{"name": n, "shape": list(p.shape)} for n, p in named],
+                "bytes_per_snapshot": per_snapshot,
+            },
+        )
+        self._queue = queue.Queue(maxsize=self.queue_size)
+        self._thread = threading.Thread(target=self._write_loop, name="weight-snapshots", daemon=True)
+        self._thread.start()
+
+    def check_disk(self, projected: int) -> None:
+        gb = projected / 1e9
+        if self.max_disk_gb is not None and gb > self.max_disk_gb:
+            raise SnapshotBudgetError(
+                f"snapshots would take {gb:.2f} GB in {self.dirpath}, over the budget "
+                f"callbacks.snapshots.max_disk_gb={self.max_disk_gb}; raise the budget, snapshot less often "
+                "(callbacks.snapshots.every_n_steps) or store a smaller dtype (callbacks.snapshots.dtype)"
+            )
+        free = shutil.disk_usage(self.dirpath).free
+        if projected + self.min_free_gb * 1e9 > free:
+            raise SnapshotBudgetError(
+                f"snapshots would take {gb:.2f} GB in {self.dirpath} but only {free / 1e9:.2f} GB is free "
+                f"(keeping {self.min_free_gb} GB spare); snapshot less often (callbacks.snapshots.every_n_steps) "
+                "or write elsewhere"
+            )
+
+    # -- per step ---------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step == self._last_step or step % self.every_n_steps:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self._last_epoch = trainer.current_epoch
+        self._record(step, trainer.current_epoch, None if loss is None else float(loss))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # the last snapshot is θ1 whatever every_n_steps is
+        if trainer.global_step and trainer.global_step != self._last_step:
+            self._record(trainer.global_step, self._last_epoch, None)
+        self._close()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._close(raise_errors=False)
+
+    def _record(self, step: int, epoch: int, loss: float | None) -> None:
+        self._raise_writer_error()
+        with torch.no_grad():
+            current = [p.detach() for p in self._params]
+            deltas = torch._foreach_sub(current, self._theta0)
+            payload = {n: d.to(device="cpu", dtype=self.dtype) for n, d in zip(self._names, deltas)}
+        self._last_step = step
+        self._queue.put((step, epoch, loss, payload))
+
+    # -- the writer thread ------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    write_snapshot(self.dirpath, *item)
+            except BaseException as err:  # surfaced on the training thread
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"writing a weight snapshot to {self.dirpath} failed: {self._error}") from self._error
+
+    def _close(self, raise_errors: bool = True) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._theta0 = []
+        if raise_errors:
+            self._raise_writer_error()

@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny GLUE files written by the test, tiny configs, isolated caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from bertviz_landscape.config import CONF_DIR
+
+REAL_GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+REAL_GLUE = Path(os.environ.get("GLUE_DIR", REAL_GLUE))
+
+WORDS = "the a cat dog sat ran on under mat log quickly slowly red blue big small".split()
+
+TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    os.environ["BVL_CACHE_DIR"] = str(cache / "bvl")
+    os.environ["HF_DATASETS_CACHE"] = str(cache / "hf_datasets")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["WANDB_MODE"] = "offline"
+    os.environ["WANDB_SILENT"] = "true"
+    os.environ["WANDB_DIR"] = str(cache / "wandb")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    yield
+
+
+def sentence(i: int, n: int = 6) -> str:
+    return " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(n))
+
+
+def write_glue(root: Path, n_train: int = 24, n_dev: int = 12) -> Path:
+    """Tiny files in GLUE's original layout (with MRPC's BOM and a literal quote)."""
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        rows = {
+            "MRPC": ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+            + [f"{i % 2}\t{100 + i}\t{200 + i}\t{sentence(i)} \" quoted\t{sentence(i + 1)}" for i in range(n)],
+            "RTE": ["index\tsentence1\tsentence2\tlabel"]
+            + [f"{i}\t{sentence(i)}\t{sentence(i + 2)}\t{'entailment' if i % 3 else 'not_entailment'}" for i in range(n)],
+            "SST-2": ["sentence\tlabel"] + [f"{sentence(i, 4)} \t{(i // 2) % 2}" for i in range(n)],
+            "STS-B": ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"]
+            + [f"{i}\tmain\tMSR\t2012\t{i:04d}\tnone\tnone\t{sentence(i)}\t{sentence(i + 3)}\t{(i % 11) / 2:.3f}" for i in range(n)],
+        }
+        for task, lines in rows.items():
+            (root / task).mkdir(parents=True, exist_ok=True)
+            (root / task / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def glue_dir(tmp_path) -> Path:
+    return write_glue(tmp_path / "glue")
+
+
+def compose_train(overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("train", overrides=overrides or [])
+
+
+def tiny_train_cfg(glue_dir: Path, *overrides: str) -> DictConfig:
+    """A 2-layer, hidden-32 BERT from scratch on the tiny files: seconds per run on a CPU."""
+    cfg = compose_train([
+        "model=tiny", "init=scratch", "logger=none", f"data.glue_dir={glue_dir}",
+        "data.batch_size=8", "data.eval_batch_size=8", "trainer.max_epochs=1", "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides,
+    ])
+    return cfg
+
+
+@pytest.fixture
+def tiny_pretrained(tmp_path) -> Path:
+    """A saved tiny BERT to stand in for pretrained weights (model.name_or_path=<this dir>)."""
+    from bertviz_landscape.checkpoints import save_checkpoint
+    from bertviz_landscape.data import get_task
+    from bertviz_landscape.models import build_initial_model, load_tokenizer
+
+    model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL)
+    return save_checkpoint(model.base_model, load_tokenizer("all-minilm-l6-v2"), tmp_path / "tiny_pretrained")
