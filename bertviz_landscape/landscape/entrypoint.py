@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -64,7 +65,12 @@ def run(cfg: DictConfig):
     return result
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="landscape")
+# "../../conf" as an absolute path: the same directory whether started as the console script
+# or as `python -m bertviz_landscape.landscape` (where Hydra would look for a `conf` module)
+CONFIG_PATH = str(Path(__file__).resolve().parent / "../../conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="landscape")
 def main(cfg: DictConfig):
     try:
         return run(cfg)

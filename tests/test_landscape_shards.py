@@ -1,0 +1,108 @@
+"""Shards: joblib multirun merges equal one process; a killed shard resumes with only missing points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
+
+from bertviz_landscape.landscape.shards import merge_parts
+from bertviz_landscape.landscape.surface import load_surface
+from bertviz_landscape.landscape.sweep import compute_landscape
+
+GRID = {"x": {"min": -0.5, "max": 1.5, "num": 4}, "y": {"min": -1.0, "max": 1.0, "num": 3}}  # 12 points, non-square
+
+
+def _single(tiny_run, out, **kw):
+    return compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], out, GRID, {"name": "difference"},
+                             data_cfg(tiny_run), theta2=tiny_run["theta2"], progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_run, tmp_path_factory):
+    res = _single(tiny_run, tmp_path_factory.mktemp("ref") / "single.h5")
+    assert res.evaluated == 12
+    return load_surface(res.surface)
+
+
+def assert_same_surface(a, b):
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert sorted(a.keys()) == sorted(b.keys())
+    for k in a.keys():
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def cli_args(tiny_run, out, tmp_path):
+    d = data_cfg(tiny_run)
+    return [
+        f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}",
+        "grid=demo", "grid.x.num=4", "grid.y.num=3", "grid.y.min=-1.0", "grid.y.max=1.0",
+        f"output={out}", f"paths.output_dir={tmp_path / 'outputs'}", "progress=false",
+        f"data.glue_dir={d['glue_dir']}", f"data.cache_dir={d['cache_dir']}", "data.max_length=32",
+        "data.eval_batch_size=4", "data.max_train_samples=null",
+    ]
+
+
+@pytest.mark.parametrize("num_shards", [2, 3])
+def test_joblib_shards_merge_to_single_process_surface(tiny_run, reference, tmp_path, num_shards):
+    out = tmp_path / "sharded.h5"
+    shards = ",".join(str(s) for s in range(num_shards))
+    cmd = [sys.executable, "-m", "bertviz_landscape.landscape", "-m", f"shard={shards}", f"num_shards={num_shards}",
+           "hydra/launcher=joblib", f"hydra.launcher.n_jobs={num_shards}", *cli_args(tiny_run, out, tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out.is_file(), "the last shard to finish merges automatically"
+    assert_same_surface(load_surface(out), reference)
+    parts = next((tmp_path / "sharded.h5.parts").iterdir())
+    assert len(list(parts.glob("points-*.jsonl"))) == num_shards
+
+
+def test_killed_shard_reruns_only_missing_points(tiny_run, reference, tmp_path):
+    out = tmp_path / "resumed.h5"
+
+    class Killed(Exception):
+        pass
+
+    seen = []
+
+    def die_after_5(k, values):
+        seen.append(k)
+        if len(seen) == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _single(tiny_run, out, on_point=die_after_5)
+    assert not out.exists()
+    # a torn last line, as a SIGKILL mid-write would leave
+    parts = next((tmp_path / "resumed.h5.parts").iterdir())
+    with open(next(parts.glob("points-*.jsonl")), "a") as f:
+        f.write('{"k": 7, "values": {"dev_lo')
+    res = _single(tiny_run, out)
+    assert (res.evaluated, res.skipped) == (12 - 5, 5)
+    assert_same_surface(load_surface(out), reference)
+    again = _single(tiny_run, out)
+    assert (again.evaluated, again.skipped) == (0, 12)
+
+
+def test_shards_resume_and_merge_by_command(tiny_run, reference, tmp_path):
+    out = tmp_path / "manual.h5"
+    first = _single(tiny_run, out, shard=0, num_shards=3, merge=False)
+    second = _single(tiny_run, out, shard=1, num_shards=3)
+    assert (first.evaluated, second.evaluated) == (4, 4) and second.surface is None and not out.exists()
+    from bertviz_landscape.landscape.errors import LandscapeError
+
+    with pytest.raises(LandscapeError, match="4 of 12 points are missing"):
+        merge_parts(first.parts, out)
+    third = _single(tiny_run, out, shard=2, num_shards=3, merge=False)
+    assert third.surface is None and not out.exists()
+    merge_parts(third.parts, out)
+    assert_same_surface(load_surface(out), reference)
+    # a re-run with another shard count finds every point done
+    assert _single(tiny_run, out, shard=0, num_shards=2).evaluated == 0
