@@ -88,7 +88,8 @@ def _matches(selector: str, layer: str, n_layers: int) -> bool:
     if selector in ("embeddings", "pooler", "head"):
         return layer == selector
     if m := re.fullmatch(r"layer\.(-?\d+)", selector):
-        i = int(m.group(1)) % n_layers if n_layers else int(m.group(1))
+        i = int(m.group(1))
+        i = i + n_layers if i < 0 else i  # layer.-1: the top layer
         return layer == f"layer.{i}"
     if m := re.fullmatch(r"layers\.(\d+)-(\d+)", selector):
         lo, hi = int(m.group(1)), int(m.group(2))
