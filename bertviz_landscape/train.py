@@ -8,7 +8,7 @@ A run directory holds::
     checkpoints/init/   θ0 (save_pretrained dir + tokenizer)
     checkpoints/final/  θ1
     snapshots/          θ_t − θ0 every n steps (bertviz_landscape.snapshots)
-    metrics.csv         per-step / per-epoch metrics (logger=csv or wandb)
+    logs/metrics.csv    per-step / per-epoch metrics (logger=csv or wandb)
     metrics.json        final dev metrics, majority-class baseline, steps, wall time
     wandb/              the offline W&B run (logger=wandb); upload later with `wandb sync`
 """
@@ -55,7 +55,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str) -> list:
 
     loggers = []
     if cfg.logger.get("csv"):
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="", version=""))
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="logs", version=""))
     wb = cfg.logger.get("wandb")
     if wb:
         os.environ.setdefault("WANDB_SILENT", "true")

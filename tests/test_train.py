@@ -1,0 +1,228 @@
+"""Training runs: θ0/θ1 checkpoints, reproducibility, snapshots, logging, re-runs, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from bertviz_landscape.callbacks import SnapshotBudgetError
+from bertviz_landscape.data import get_task, load_glue_split
+from bertviz_landscape.snapshots import Snapshots
+from bertviz_landscape.train import train
+
+from conftest import tiny_train_cfg
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_run_writes_documented_outputs(glue_dir, tmp_path):
+    result = train(tiny_train_cfg(glue_dir, "logger=csv"), tmp_path / "run")
+    run = tmp_path / "run"
+    for ckpt in ("init", "final"):
+        assert (run / "checkpoints" / ckpt / "config.json").is_file()
+        assert (run / "checkpoints" / ckpt / "tokenizer.json").is_file()
+    assert json.loads((run / "metrics.json").read_text()) == result
+    assert {"val/loss", "val/accuracy", "val/f1"} <= set(result["dev"])
+    assert result["steps"] == 3 and result["train_examples"] == 24  # 24 examples / batch 8
+    header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val/loss", "val/accuracy", "train/loss_step"} <= set(header)
+    # the trained weights moved away from θ0
+    init, final = weights(run / "checkpoints" / "init"), weights(run / "checkpoints" / "final")
+    assert any(not torch.equal(init[k], final[k]) for k in init)
+
+
+def test_scratch_theta0_is_shared_across_tasks(glue_dir, tmp_path):
+    train(tiny_train_cfg(glue_dir, "task=mrpc", "callbacks=none"), tmp_path / "mrpc")
+    train(tiny_train_cfg(glue_dir, "task=rte", "callbacks=none"), tmp_path / "rte")
+    train(tiny_train_cfg(glue_dir, "task=mrpc", "callbacks=none", "init.seed=1"), tmp_path / "other_seed")
+    a = weights(tmp_path / "mrpc" / "checkpoints" / "init")
+    b = weights(tmp_path / "rte" / "checkpoints" / "init")
+    c = weights(tmp_path / "other_seed" / "checkpoints" / "init")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["bert.encoder.layer.0.attention.self.query.weight"],
+                           c["bert.encoder.layer.0.attention.self.query.weight"])
+
+
+def test_identical_runs_give_identical_metrics(glue_dir, tmp_path):
+    first = train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), tmp_path / "a")
+    second = train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), tmp_path / "b")
+    assert first["dev"] == second["dev"]
+    fa, fb = weights(tmp_path / "a" / "checkpoints" / "final"), weights(tmp_path / "b" / "checkpoints" / "final")
+    assert all(torch.equal(fa[k], fb[k]) for k in fa)
+
+
+def evaluate_with_plain_transformers(checkpoint: Path, task_name: str, glue_dir: Path) -> tuple[float, float]:
+    """Mean dev loss and accuracy, with no project code but the TSV reader."""
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    dev = load_glue_split(get_task(task_name), "dev", glue_dir)
+    with torch.no_grad():
+        enc = tokenizer(list(dev["text_a"]), list(dev["text_b"]), truncation=True, max_length=128, padding=True, return_tensors="pt")
+        logits = model(**enc).logits
+    labels = torch.tensor(list(dev["label"]))
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    return loss, (logits.argmax(-1) == labels).float().mean().item()
+
+
+def test_final_checkpoint_reloads_and_reproduces_dev_metric(glue_dir, tmp_path):
+    result = train(tiny_train_cfg(glue_dir, "task=rte", "trainer.max_epochs=2"), tmp_path / "run")
+    loss, accuracy = evaluate_with_plain_transformers(tmp_path / "run" / "checkpoints" / "final", "rte", glue_dir)
+    assert accuracy == pytest.approx(result["dev"]["val/accuracy"], abs=1e-6)
+    assert loss == pytest.approx(result["dev"]["val/loss"], rel=1e-4)
+
+
+class RecordWeights(pl.Callback):
+    """The exact fp32 weights after every optimiser step, to check the snapshots against."""
+
+    def __init__(self):
+        self.by_step = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.by_step[trainer.global_step] = {n: p.detach().clone() for n, p in pl_module.model.named_parameters()}
+
+
+def within_stored_dtype(rebuilt: torch.Tensor, exact: torch.Tensor, theta0: torch.Tensor, rtol: float) -> bool:
+    """|θ0 + δ̂ − θ_t| ≤ rounding of δ in the stored dtype (relative to δ, plus fp16's subnormal
+    spacing) + the float32 rounding of the sum θ0 + δ̂ (relative to θ)."""
+    delta = exact - theta0
+    return bool(((rebuilt - exact).abs() <= rtol * delta.abs() + 2**-23 * exact.abs() + 3e-8).all())
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float16", 2**-11), ("bfloat16", 2**-8), ("float32", 2**-24)])
+def test_snapshots_reconstruct_weights_at_every_step(glue_dir, tmp_path, monkeypatch, dtype, rtol):
+    recorder = RecordWeights()
+    original = pl.Trainer.__init__
+
+    def with_recorder(self, *args, callbacks=None, **kwargs):
+        original(self, *args, callbacks=[*(callbacks or []), recorder], **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "__init__", with_recorder)
+    run = tmp_path / "run"
+    train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2", f"callbacks.snapshots.dtype={dtype}"), run)
+    snaps = Snapshots(run)
+    assert snaps.steps == [1, 2, 3, 4, 5, 6] and snaps.meta["dtype"] == dtype
+    assert [r.epoch for r in snaps.records] == [0, 0, 0, 1, 1, 1]
+    assert all(isinstance(r.loss, float) for r in snaps.records[:-1])
+    theta0 = snaps.theta0()
+    for step in snaps.steps:
+        exact = recorder.by_step[step]
+        rebuilt = snaps.weights(step, theta0)
+        assert rebuilt.keys() == exact.keys()
+        for name, value in exact.items():
+            assert within_stored_dtype(rebuilt[name], value, theta0[name], rtol), (step, name)
+    final = {k: v.float() for k, v in weights(run / "checkpoints" / "final").items()}
+    last = snaps.weights(snaps.steps[-1], theta0)
+    for name, value in last.items():
+        assert within_stored_dtype(value, final[name], theta0[name], rtol), name
+
+
+def test_snapshot_every_n_steps_keeps_the_last_step(glue_dir, tmp_path):
+    train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2", "callbacks.snapshots.every_n_steps=4"), tmp_path / "run")
+    assert Snapshots(tmp_path / "run").steps == [4, 6]
+
+
+def test_snapshot_index_survives_a_crash(glue_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_train_cfg(glue_dir), run)
+    index = run / "snapshots" / "index.jsonl"
+    # a crash mid-append leaves a torn line; a crash mid-write leaves a temp file, no entry
+    index.write_text(index.read_text() + '{"step": 9, "epo')
+    (run / "snapshots" / ".step_00000009.safetensors.tmp").write_bytes(b"partial")
+    snaps = Snapshots(run)
+    assert snaps.steps == [1, 2, 3]
+    assert snaps.delta(3)["classifier.weight"].dtype == torch.float16
+
+
+def test_disk_budget_is_checked_before_training(glue_dir, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(SnapshotBudgetError, match=r"snapshots would take .* GB .*max_disk_gb=1e-06"):
+        train(tiny_train_cfg(glue_dir, "callbacks.snapshots.max_disk_gb=1e-6"), run)
+    assert not (run / "checkpoints" / "final").exists()
+    assert not list((run / "snapshots").glob("step_*"))
+
+
+def test_finished_run_is_not_trained_again(glue_dir, tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny_train_cfg(glue_dir), run)
+    stamp = (run / "checkpoints" / "final" / "model.safetensors").stat().st_mtime_ns
+    assert train(tiny_train_cfg(glue_dir), run) == first
+    assert (run / "checkpoints" / "final" / "model.safetensors").stat().st_mtime_ns == stamp
+    train(tiny_train_cfg(glue_dir, "force=true"), run)
+    assert (run / "checkpoints" / "final" / "model.safetensors").stat().st_mtime_ns != stamp
+
+
+def test_stsb_is_regression_with_pearson_and_spearman(glue_dir, tmp_path):
+    result = train(tiny_train_cfg(glue_dir, "task=stsb", "callbacks=none"), tmp_path / "run")
+    assert {"val/loss", "val/pearson", "val/spearman"} <= set(result["dev"])
+    assert set(result["majority_baseline"]) == {"mse"}
+    config = json.loads((tmp_path / "run" / "checkpoints" / "final" / "config.json").read_text())
+    assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
+
+
+def read_wandb_run(run_dir: Path) -> dict:
+    """Read an offline W&B run back with wandb's own reader (`wandb leet inspect`)."""
+    (offline,) = list((run_dir / "wandb").glob("offline-run-*"))
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    out = subprocess.run([str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline)],
+                         capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(out.stdout) | {"dir": offline.name}
+
+
+def test_wandb_offline_run_has_config_and_metrics(glue_dir, tmp_path):
+    result = train(tiny_train_cfg(glue_dir, "logger=wandb"), tmp_path / "run")
+    run = read_wandb_run(tmp_path / "run")
+    assert run["config"]["task"]["name"] == "mrpc" and run["config"]["init"]["name"] == "scratch"
+    summary = json.dumps(run)
+    assert "val/accuracy" in summary and "baseline/majority_accuracy" in summary
+    assert (tmp_path / "run" / "logs" / "metrics.csv").is_file()
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "bertviz_landscape.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing(glue_dir, tmp_path):
+    path = glue_dir / "RTE" / "train.tsv"
+    path.write_text(path.read_text().replace("not_entailment", "contradiction", 1))
+    run = tmp_path / "run"
+    proc = run_cli("task=rte", "model=tiny", "init=scratch", "logger=none", f"data.glue_dir={glue_dir}",
+                   f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "RTE/train.tsv: line 2, column 'label': label 'contradiction' is not one of" in proc.stderr
+    assert not (run / "checkpoints").exists() and not (run / "snapshots").exists()
+
+
+def test_cli_unknown_task_is_a_clear_error(tmp_path):
+    proc = run_cli("task=cola", "logger=none", cwd=tmp_path)
+    assert proc.returncode != 0 and "task/cola" in proc.stderr and "mrpc" in proc.stderr
+
+
+def test_multirun_joblib_gives_one_offline_wandb_run_per_job(glue_dir, tmp_path, tiny_pretrained):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "task=mrpc,rte", "init=pretrained,scratch", "hydra/launcher=joblib",
+                   "hydra.launcher.n_jobs=2", "model=tiny", f"model.name_or_path={tiny_pretrained}",
+                   f"data.glue_dir={glue_dir}", "data.batch_size=8", "trainer.max_epochs=1",
+                   "trainer.accelerator=cpu", "callbacks.snapshots.every_n_steps=3", "logger=wandb",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [j.name for j in jobs] == ["0_mrpc_pretrained", "1_mrpc_scratch", "2_rte_pretrained", "3_rte_scratch"]
+    runs = [read_wandb_run(job) for job in jobs]
+    assert len({r["dir"] for r in runs}) == 4  # four separate W&B runs
+    assert [(r["config"]["task"]["name"], r["config"]["init"]["name"]) for r in runs] == [
+        ("mrpc", "pretrained"), ("mrpc", "scratch"), ("rte", "pretrained"), ("rte", "scratch")]
+    for job in jobs:
+        assert (job / "checkpoints" / "final" / "config.json").is_file() and (job / "metrics.json").is_file()
