@@ -192,3 +192,29 @@ def test_bf16_deviation_is_small(tiny_run, tmp_path):
         b = load_surface(compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / f"{precision}.h5", precision=precision, **common).surface)
         assert b.meta["evaluation"]["precision"] == precision
         np.testing.assert_allclose(b["dev_loss"], a["dev_loss"], rtol=0.05)
+
+
+def test_wandb_logs_image_and_artifact_offline(tiny_run, tmp_path, monkeypatch):
+    """With the logger on (offline), the entrypoint logs the surface image and the file as an artifact."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from bertviz_landscape.landscape.entrypoint import CONFIG_PATH, run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    d = data_cfg(tiny_run)
+    overrides = [f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}", "grid=demo",
+                 "grid.x.num=2", "grid.y.num=2", f"output={tmp_path / 's.h5'}", f"paths.output_dir={tmp_path}", "progress=false",
+                 f"data.glue_dir={d['glue_dir']}", f"data.cache_dir={d['cache_dir']}", "data.max_length=32", "data.eval_batch_size=4",
+                 "splits=[dev]", "wandb.enabled=true", f"wandb.dir={tmp_path}"]
+    with initialize_config_dir(config_dir=str(Path(CONFIG_PATH).resolve()), version_base="1.3"):
+        cfg = compose("landscape", overrides=overrides)
+    assert cfg.wandb.mode == "offline"
+    result = run(cfg)
+    assert result.surface.is_file()
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("files/media/images/landscape/surface*.png"))
+    assert list(runs[0].glob("*.wandb"))

@@ -1,0 +1,92 @@
+"""Acceptance on real data: the 1D difference curve of a MiniLM MRPC run vs plain transformers.
+
+dev loss at α = 0, 0.5, 1 over the full MRPC dev set equals the mean cross-entropy of
+θ0 + α(θ1 − θ0) computed independently with plain transformers, to 1e-4 relative (fp32).
+
+θ0/θ1 come from a training run when BVL_MRPC_RUN points at one (<run>/checkpoints/{init,final});
+otherwise θ1 is θ0 after a few real AdamW steps on MRPC train (a short fine-tuning run).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+GLUE = Path(os.environ.get("GLUE_DIR", "/work/shared/data/glue"))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (GLUE / "MRPC" / "dev.tsv").is_file(), reason="real GLUE MRPC not available"),
+]
+
+
+def _read(split):
+    with open(GLUE / "MRPC" / f"{split}.tsv", encoding="utf-8-sig") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@pytest.fixture(scope="module")
+def mrpc_run(tmp_path_factory):
+    run = os.environ.get("BVL_MRPC_RUN")
+    if run:
+        return Path(run) / "checkpoints" / "init", Path(run) / "checkpoints" / "final"
+    from bertviz_landscape.data.tasks import get_task
+    from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+
+    root = tmp_path_factory.mktemp("mrpc_run")
+    model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "pretrained", seed=0)
+    tok = load_tokenizer("all-minilm-l6-v2")
+    model.save_pretrained(root / "init")
+    tok.save_pretrained(root / "init")
+    rows = _read("train")[:64]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    model.train()
+    for i in range(0, len(rows), 16):
+        chunk = rows[i:i + 16]
+        enc = tok([r["#1 String"] for r in chunk], [r["#2 String"] for r in chunk], padding=True, truncation=True, max_length=128, return_tensors="pt")
+        loss = model(**enc, labels=torch.tensor([int(r["Quality"]) for r in chunk])).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(root / "final")
+    tok.save_pretrained(root / "final")
+    return root / "init", root / "final"
+
+
+def plain_transformers_dev_loss(theta0, theta1, alpha):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    m0 = AutoModelForSequenceClassification.from_pretrained(str(theta0)).eval()
+    s1 = AutoModelForSequenceClassification.from_pretrained(str(theta1)).state_dict()
+    m0.load_state_dict({k: v + alpha * (s1[k] - v) if v.is_floating_point() else v for k, v in m0.state_dict().items()})
+    tok = AutoTokenizer.from_pretrained(str(theta0))
+    rows = _read("dev")
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(rows), 64):
+            chunk = rows[i:i + 64]
+            enc = tok([r["#1 String"] for r in chunk], [r["#2 String"] for r in chunk], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            labels = torch.tensor([int(r["Quality"]) for r in chunk])
+            total += float(torch.nn.functional.cross_entropy(m0(**enc).logits, labels, reduction="sum"))
+    return total / len(rows)
+
+
+def test_mrpc_difference_curve_matches_plain_transformers(mrpc_run, tmp_path):
+    from bertviz_landscape.landscape.surface import load_surface
+    from bertviz_landscape.landscape.sweep import compute_landscape
+
+    theta0, theta1 = mrpc_run
+    data = {"glue_dir": str(GLUE), "max_eval_samples": None, "subset_seed": 0, "max_length": 128, "eval_batch_size": 64,
+            "cache_dir": str(tmp_path / "cache")}
+    res = compute_landscape("mrpc", theta0, theta1, tmp_path / "curve.h5", {"x": {"min": 0.0, "max": 1.0, "num": 3}},
+                            {"name": "difference"}, data, splits=["dev"], progress=False)
+    surf = load_surface(res.surface)
+    assert surf.meta["data"]["splits"]["dev"]["num_examples"] == len(_read("dev")) == 408
+    for i, alpha in enumerate((0.0, 0.5, 1.0)):
+        assert surf.x[i] == alpha
+        ref = plain_transformers_dev_loss(theta0, theta1, alpha)
+        assert surf["dev_loss"][i] == pytest.approx(ref, rel=1e-4), (alpha, surf["dev_loss"][i], ref)
