@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.data import get_task, load_glue_split
 
 REAL_GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 REAL_GLUE = Path(os.environ.get("GLUE_DIR", REAL_GLUE))
@@ -83,3 +85,18 @@ def tiny_pretrained(tmp_path) -> Path:
 
     model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL)
     return save_checkpoint(model.base_model, load_tokenizer("all-minilm-l6-v2"), tmp_path / "tiny_pretrained")
+
+
+def evaluate_with_plain_transformers(checkpoint: Path, task_name: str, glue_dir: Path, max_samples: int | None = None) -> tuple[float, float]:
+    """Mean dev loss and accuracy, with no project code but the TSV reader."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    dev = load_glue_split(get_task(task_name), "dev", glue_dir, max_samples=max_samples)
+    with torch.no_grad():
+        enc = tokenizer(list(dev["text_a"]), list(dev["text_b"]), truncation=True, max_length=128, padding=True, return_tensors="pt")
+        logits = model(**enc).logits
+    labels = torch.tensor(list(dev["label"]))
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    return loss, (logits.argmax(-1) == labels).float().mean().item()

@@ -19,7 +19,7 @@ from bertviz_landscape.data import get_task, load_glue_split
 from bertviz_landscape.snapshots import Snapshots
 from bertviz_landscape.train import train
 
-from conftest import tiny_train_cfg
+from conftest import evaluate_with_plain_transformers, tiny_train_cfg
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -60,19 +60,6 @@ def test_identical_runs_give_identical_metrics(glue_dir, tmp_path):
     assert first["dev"] == second["dev"]
     fa, fb = weights(tmp_path / "a" / "checkpoints" / "final"), weights(tmp_path / "b" / "checkpoints" / "final")
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
-
-
-def evaluate_with_plain_transformers(checkpoint: Path, task_name: str, glue_dir: Path) -> tuple[float, float]:
-    """Mean dev loss and accuracy, with no project code but the TSV reader."""
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    dev = load_glue_split(get_task(task_name), "dev", glue_dir)
-    with torch.no_grad():
-        enc = tokenizer(list(dev["text_a"]), list(dev["text_b"]), truncation=True, max_length=128, padding=True, return_tensors="pt")
-        logits = model(**enc).logits
-    labels = torch.tensor(list(dev["label"]))
-    loss = torch.nn.functional.cross_entropy(logits, labels).item()
-    return loss, (logits.argmax(-1) == labels).float().mean().item()
 
 
 def test_final_checkpoint_reloads_and_reproduces_dev_metric(glue_dir, tmp_path):

@@ -1,0 +1,37 @@
+# bertviz_landscape — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export GLUE_DIR ?= $(abspath ../shared/data/glue)
+export WANDB_MODE ?= offline
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: help install test test-all demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python ## create .venv and install the project (CPU torch 2.13.0) with test extras
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+
+test: ## the default test suite (unit + a few integration tests on real GLUE and MiniLM)
+	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider
+
+test-all: ## every test, slow ones included
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+demo: ## fine-tune pretrained MiniLM and train it from scratch on an MRPC slice (a few minutes on CPU)
+	$(BIN)/bertviz-train -m experiment=demo init=pretrained,scratch
+
+bench: ## speed: snapshot callback cost, landscape engine vs forward-pass limit
+	$(BIN)/python benchmarks/bench_snapshots.py
+	@if [ -f benchmarks/bench_landscape.py ]; then $(BIN)/python benchmarks/bench_landscape.py; fi
+
+clean: ## remove outputs and caches (not the venv)
+	rm -rf outputs multirun .pytest_cache
