@@ -32,7 +32,7 @@ from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
 from bertviz_landscape.data.datamodule import GlueDataModule
 from bertviz_landscape.data.glue import GlueDataError
-from bertviz_landscape.data.tasks import GlueTask, get_task
+from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
 from bertviz_landscape.snapshots import write_json_atomic
 
@@ -132,7 +132,8 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     return result
 
 
-USER_ERRORS = (GlueDataError, SnapshotBudgetError, KeyError, ValueError, FileNotFoundError, OSError)
+# bad input, reported as one line and exit status 2; anything else is a bug and keeps its traceback
+USER_ERRORS = (GlueDataError, SnapshotBudgetError, UnknownTaskError, OSError)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -142,8 +143,7 @@ def hydra_main(cfg: DictConfig) -> None:
     try:
         train(cfg, HydraConfig.get().runtime.output_dir)
     except USER_ERRORS as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"bertviz-train: error: {message}", file=sys.stderr)
+        print(f"bertviz-train: error: {err}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -213,3 +213,9 @@ def test_multirun_joblib_gives_one_offline_wandb_run_per_job(glue_dir, tmp_path,
         ("mrpc", "pretrained"), ("mrpc", "scratch"), ("rte", "pretrained"), ("rte", "scratch")]
     for job in jobs:
         assert (job / "checkpoints" / "final" / "config.json").is_file() and (job / "metrics.json").is_file()
+
+
+def test_cli_unknown_task_name_in_config_is_a_clear_error(tmp_path):
+    proc = run_cli("task.name=cola", "logger=none", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "bertviz-train: error: unknown task 'cola'; known tasks: mrpc, rte, sst2, stsb" in proc.stderr

@@ -110,8 +110,13 @@ TASKS: dict[str, GlueTask] = {
 ALIASES = {"sst-2": "sst2", "sts-b": "stsb"}
 
 
+class UnknownTaskError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def get_task(name: str) -> GlueTask:
     key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+        raise UnknownTaskError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
     return TASKS[key]
