@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
 import time
 
 import torch
@@ -62,14 +61,6 @@ def main() -> None:
     full = difference(theta0, theta1, None, names, two_d=False)
     top = difference(theta0, theta1, None, select_parameters(names, "layer.-1"), two_d=False)
 
-    def timed(fn) -> tuple[float, object]:
-        best, out = float("inf"), None
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            out = fn()
-            best = min(best, time.perf_counter() - start)
-        return best, out
-
     # (a) the limit: the same batches, forward only
     def plain():
         with torch.inference_mode():
@@ -105,14 +96,21 @@ def main() -> None:
         ev.evaluate(alphas[0])  # warm-up (and cache build) outside the timing
         return lambda: [ev.evaluate(a)["dev_loss"] for a in alphas]
 
-    rows_out = []
-    t_plain, _ = timed(plain)
-    t_naive, naive_losses = timed(naive)
-    t_fp32, fp32_losses = timed(engine(full))
-    t_bf16, bf16_losses = timed(engine(full, "bf16"))
-    t_bf16w, bf16w_losses = timed(engine(full, "bf16-weights"))
-    t_top_nocache, top_ref = timed(engine(top, use_cache=False))
-    t_top_cache, top_cached = timed(engine(top, use_cache=True))
+    # round-robin repeats: every method sees the same share of a shared machine's noise; best time wins
+    methods = {
+        "plain": plain, "naive": naive, "fp32": engine(full), "bf16": engine(full, "bf16"),
+        "bf16w": engine(full, "bf16-weights"), "top_nocache": engine(top, use_cache=False), "top_cache": engine(top, use_cache=True),
+    }
+    best = {k: float("inf") for k in methods}
+    outs: dict = {}
+    for _ in range(args.repeats):
+        for key, fn in methods.items():
+            start = time.perf_counter()
+            outs[key] = fn()
+            best[key] = min(best[key], time.perf_counter() - start)
+    t_plain, t_naive, t_fp32, t_bf16, t_bf16w, t_top_nocache, t_top_cache = (best[k] for k in methods)
+    naive_losses, fp32_losses, bf16_losses, bf16w_losses = outs["naive"], outs["fp32"], outs["bf16"], outs["bf16w"]
+    top_ref, top_cached = outs["top_nocache"], outs["top_cache"]
 
     def dev(a, b):
         return max(abs(x - y) / abs(y) for x, y in zip(a, b))
