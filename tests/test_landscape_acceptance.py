@@ -3,8 +3,8 @@
 dev loss at α = 0, 0.5, 1 over the full MRPC dev set equals the mean cross-entropy of
 θ0 + α(θ1 − θ0) computed independently with plain transformers, to 1e-4 relative (fp32).
 
-θ0/θ1 come from a training run when BVL_MRPC_RUN points at one (<run>/checkpoints/{init,final});
-otherwise θ1 is θ0 after a few real AdamW steps on MRPC train (a short fine-tuning run).
+θ0/θ1 come from a short `train()` run (MiniLM, 128 MRPC train examples, 4 AdamW steps), or
+from the run BVL_MRPC_RUN points at (<run>/checkpoints/{init,final}).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import torch
 GLUE = Path(os.environ.get("GLUE_DIR", "/work/shared/data/glue"))
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(not (GLUE / "MRPC" / "dev.tsv").is_file(), reason="real GLUE MRPC not available"),
 ]
 
@@ -31,30 +30,19 @@ def _read(split):
 
 @pytest.fixture(scope="module")
 def mrpc_run(tmp_path_factory):
+    """θ0/θ1 of a real (short) `bertviz-train` run: MiniLM fine-tuned on 128 MRPC train examples."""
     run = os.environ.get("BVL_MRPC_RUN")
-    if run:
-        return Path(run) / "checkpoints" / "init", Path(run) / "checkpoints" / "final"
-    from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+    if not run:
+        from bertviz_landscape.train import train
+        from conftest import compose_train
 
-    root = tmp_path_factory.mktemp("mrpc_run")
-    model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "pretrained", seed=0)
-    tok = load_tokenizer("all-minilm-l6-v2")
-    model.save_pretrained(root / "init")
-    tok.save_pretrained(root / "init")
-    rows = _read("train")[:64]
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
-    model.train()
-    for i in range(0, len(rows), 16):
-        chunk = rows[i:i + 16]
-        enc = tok([r["#1 String"] for r in chunk], [r["#2 String"] for r in chunk], padding=True, truncation=True, max_length=128, return_tensors="pt")
-        loss = model(**enc, labels=torch.tensor([int(r["Quality"]) for r in chunk])).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    model.save_pretrained(root / "final")
-    tok.save_pretrained(root / "final")
-    return root / "init", root / "final"
+        run = tmp_path_factory.mktemp("mrpc_run")
+        train(compose_train([
+            "task=mrpc", "init=pretrained", "model=minilm", "logger=none", "callbacks=none", f"data.glue_dir={GLUE}",
+            "data.max_train_samples=128", "data.max_eval_samples=32", "trainer.max_epochs=1", "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+        ]), run)
+    return Path(run) / "checkpoints" / "init", Path(run) / "checkpoints" / "final"
 
 
 def plain_transformers_dev_loss(theta0, theta1, alpha):
