@@ -7,10 +7,11 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install test test-all demo bench clean
+DEMO ?= outputs/demo
+.PHONY: help install test test-all demo landscape-demo bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +28,12 @@ test-all: ## every test, slow ones included
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 demo: ## fine-tune pretrained MiniLM and train it from scratch on an MRPC slice (a few minutes on CPU)
-	$(BIN)/bertviz-train -m experiment=demo init=pretrained,scratch
+	$(BIN)/bertviz-train -m experiment=demo init=pretrained,scratch hydra.sweep.dir=$(DEMO)
+
+landscape-demo: ## 1D loss curves (train subset + dev) of the two demo runs (after `make demo`)
+	for run in 0_mrpc_pretrained 1_mrpc_scratch; do \
+	  $(BIN)/bertviz-landscape task=mrpc theta0=$(DEMO)/$$run/checkpoints/init theta1=$(DEMO)/$$run/checkpoints/final \
+	    grid.x.num=11 data.max_train_samples=256 output=$(DEMO)/surfaces/$$run.line.h5 || exit 1; done
 
 bench: ## speed: snapshot callback cost, landscape engine vs forward-pass limit
 	$(BIN)/python benchmarks/bench_snapshots.py
