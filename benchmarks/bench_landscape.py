@@ -130,6 +130,23 @@ def main() -> None:
     print(f"{'method':36s} {'s/point':>9s} {'points/s':>9s} {'examples/s':>11s}  ratio")
     for name, t, note in table:
         print(f"{name:36s} {t / n:9.3f} {n / t:9.3f} {n * evalset.num_examples / t:11.1f}  {note}")
+    print("\nthe hardware's own ceiling for reduced precision: a MiniLM-sized GEMM (4096×384 · 384×1536)")
+    for dtype, flops in matmul_throughput().items():
+        print(f"  {dtype:9s} {flops:7.1f} GFLOP/s")
+
+
+def matmul_throughput(repeats: int = 20) -> dict[str, float]:
+    """GFLOP/s of torch.matmul per dtype: bf16 can only beat fp32 where the kernels do (AMX, GPUs)."""
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        a, b = torch.randn(4096, 384, dtype=dtype), torch.randn(384, 1536, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        out[str(dtype).replace("torch.", "")] = 2 * 4096 * 384 * 1536 * repeats / (time.perf_counter() - start) / 1e9
+    return out
 
 
 if __name__ == "__main__":
