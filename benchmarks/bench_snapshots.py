@@ -64,7 +64,7 @@ def main() -> None:
         f"model={args.model}", "init=pretrained", "logger=none", f"data.glue_dir={GLUE}",
         f"data.max_train_samples={args.train_samples}", "data.max_eval_samples=32", "trainer.max_epochs=1",
         "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "trainer.accelerator=cpu",
+        "trainer.accelerator=cpu", "resume=false",
     ]
     arms = {
         "no snapshots": ["callbacks=none"],

@@ -84,6 +84,26 @@ def write_snapshot(directory: Path, step: int, epoch: int, loss: float | None, d
         os.fsync(index.fileno())
 
 
+def truncate_snapshots(directory: Path, last_step: int) -> None:
+    """Forget snapshots after `last_step` (a run resumed from there writes them again)."""
+    index = directory / "index.jsonl"
+    if not index.exists():
+        return
+    kept = []
+    for line in index.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row["step"] <= last_step:
+            kept.append(line)
+        else:
+            (directory / row["file"]).unlink(missing_ok=True)
+    tmp = index.with_name(".index.jsonl.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, index)
+
+
 @dataclass(frozen=True)
 class SnapshotRecord:
     step: int

@@ -7,6 +7,7 @@ A run directory holds::
 
     checkpoints/init/   θ0 (save_pretrained dir + tokenizer)
     checkpoints/final/  θ1
+    checkpoints/resume.ckpt  Lightning state at the last finished epoch, while training (resume=true)
     snapshots/          θ_t − θ0 every n steps (bertviz_landscape.snapshots)
     logs/metrics.csv    per-step / per-epoch metrics (logger=csv or wandb)
     metrics.json        final dev metrics, majority-class baseline, steps, wall time
@@ -27,7 +28,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bertviz_landscape.callbacks import SnapshotBudgetError, WeightSnapshots
+from bertviz_landscape.callbacks import EpochCheckpoint, SnapshotBudgetError, WeightSnapshots
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
 from bertviz_landscape.data.datamodule import GlueDataModule
@@ -50,18 +51,20 @@ def majority_baseline(task: GlueTask, train_labels: torch.Tensor, dev_labels: to
     return {k: float(v) for k, v in metrics.compute().items()} | {"class": majority}
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str) -> list:
+def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool = False) -> list:
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
     loggers = []
     if cfg.logger.get("csv"):
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="logs", version=""))
+        # a resumed run logs beside the first part (CSVLogger would delete logs/metrics.csv)
+        version = f"resume-{len(list((run_dir / 'logs').glob('resume-*')))}" if resumed else ""
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="logs", version=version))
     wb = cfg.logger.get("wandb")
     if wb:
         os.environ.setdefault("WANDB_SILENT", "true")
         logger = WandbLogger(
             project=wb.project, entity=wb.get("entity"), group=wb.get("group"), tags=list(wb.get("tags") or []),
-            name=run_name, save_dir=str(run_dir), offline=wb.mode == "offline", mode=wb.mode,
+            name=f"{run_name}-resumed" if resumed else run_name, save_dir=str(run_dir), offline=wb.mode == "offline", mode=wb.mode,
         )
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         loggers.append(logger)
@@ -94,7 +97,12 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
         cfg.model.name_or_path, task, cfg.init.name, seed=cfg.init.seed,
         config_overrides=OmegaConf.to_container(cfg.model.config_overrides, resolve=True),
     )
-    module = GlueClassifier(model, task, lr=cfg.init.lr, **OmegaConf.to_container(cfg.optim, resolve=True))
+    module = GlueClassifier(model, task, lr=cfg.init.lr, seed=cfg.seed, **OmegaConf.to_container(cfg.optim, resolve=True))
+    resume_path = run_dir / "checkpoints" / "resume.ckpt"
+    resumed = bool(cfg.get("resume", True)) and not cfg.get("force", False) and resume_path.is_file() \
+        and is_checkpoint(run_dir / "checkpoints" / "init")
+    if resumed:
+        log.info("resuming the interrupted run in %s from %s", run_dir, resume_path)
 
     callbacks = []
     snap = cfg.callbacks.get("snapshots")
@@ -103,15 +111,18 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
             dirpath=str(run_dir / "snapshots"), every_n_steps=snap.every_n_steps, dtype=snap.dtype,
             max_disk_gb=snap.get("max_disk_gb"), min_free_gb=snap.get("min_free_gb", 1.0),
         ))
+    if cfg.get("resume", True):
+        callbacks.append(EpochCheckpoint(resume_path))  # after the snapshots: they flush first
     run_name = f"{task.name}_{cfg.init.name}"
-    loggers = build_loggers(cfg, run_dir, run_name)
+    loggers = build_loggers(cfg, run_dir, run_name, resumed)
     trainer = pl.Trainer(
         default_root_dir=str(run_dir), logger=loggers or False, callbacks=callbacks,
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )
-    save_checkpoint(model, tokenizer, run_dir / "checkpoints" / "init")
+    if not resumed:
+        save_checkpoint(model, tokenizer, run_dir / "checkpoints" / "init")
     try:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resumed else None)
         save_checkpoint(model, tokenizer, run_dir / "checkpoints" / "final")
         dev = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         result = {
@@ -124,6 +135,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
         for logger in loggers:
             logger.log_metrics({f"baseline/majority_{k}": v for k, v in baseline.items()})
         write_json_atomic(result_path, result)
+        resume_path.unlink(missing_ok=True)  # θ1 and the results are saved; nothing left to resume
     finally:
         for logger in loggers:
             if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":

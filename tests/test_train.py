@@ -219,3 +219,43 @@ def test_cli_unknown_task_name_in_config_is_a_clear_error(tmp_path):
     proc = run_cli("task.name=cola", "logger=none", cwd=tmp_path)
     assert proc.returncode == 2
     assert "bertviz-train: error: unknown task 'cola'; known tasks: mrpc, rte, sst2, stsb" in proc.stderr
+
+
+class CrashAt(pl.Callback):
+    """Kill the run (an exception) right after optimiser step `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_interrupted_run_resumes_from_last_epoch_and_ends_at_the_same_theta1(glue_dir, tmp_path, monkeypatch):
+    overrides = ("trainer.max_epochs=3", "logger=csv")
+    reference = train(tiny_train_cfg(glue_dir, *overrides), tmp_path / "uninterrupted")
+
+    original = pl.Trainer.__init__
+    monkeypatch.setattr(pl.Trainer, "__init__", lambda self, *a, callbacks=None, **k: original(
+        self, *a, callbacks=[*(callbacks or []), CrashAt(5)], **k))
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tiny_train_cfg(glue_dir, *overrides), run)
+    assert (run / "checkpoints" / "resume.ckpt").is_file() and not (run / "checkpoints" / "final").exists()
+    init_stamp = (run / "checkpoints" / "init" / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setattr(pl.Trainer, "__init__", original)
+
+    resumed = train(tiny_train_cfg(glue_dir, *overrides), run)
+    assert resumed["dev"] == reference["dev"] and resumed["steps"] == reference["steps"] == 9
+    final, expected = weights(run / "checkpoints" / "final"), weights(tmp_path / "uninterrupted" / "checkpoints" / "final")
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+    # θ0 was kept, the trajectory is whole and equals the uninterrupted one, the resume state is gone
+    assert (run / "checkpoints" / "init" / "model.safetensors").stat().st_mtime_ns == init_stamp
+    snaps, ref_snaps = Snapshots(run), Snapshots(tmp_path / "uninterrupted")
+    assert snaps.steps == ref_snaps.steps == list(range(1, 10))
+    for step in (3, 5, 9):
+        a, b = snaps.delta(step), ref_snaps.delta(step)
+        assert all(torch.equal(a[k], b[k]) for k in b)
+    assert not (run / "checkpoints" / "resume.ckpt").exists()
+    assert (run / "logs" / "metrics.csv").is_file() and (run / "logs" / "resume-0" / "metrics.csv").is_file()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from bertviz_landscape.snapshots import DTYPES, FORMAT, write_json_atomic, write_snapshot
+from bertviz_landscape.snapshots import DTYPES, FORMAT, Snapshots, truncate_snapshots, write_json_atomic, write_snapshot
 
 
 class SnapshotBudgetError(RuntimeError):
@@ -75,7 +75,13 @@ class WeightSnapshots(pl.Callback):
         named = self.trainable_parameters(model)
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
-        self._theta0 = [p.detach().clone() for p in self._params]
+        if trainer.global_step == 0:
+            self._theta0 = [p.detach().clone() for p in self._params]
+            truncate_snapshots(self.dirpath, 0)  # a fresh start replaces any earlier trajectory
+        else:  # resumed: θ0 is the run's initial checkpoint, and later snapshots are redone
+            self._theta0 = self.load_theta0(named)
+            truncate_snapshots(self.dirpath, trainer.global_step)
+            self._last_step = trainer.global_step
         element = torch.empty((), dtype=self.dtype).element_size()
         per_snapshot = sum(p.numel() for p in self._params) * element
         self.check_disk(self.projected_bytes(trainer, per_snapshot))
@@ -93,6 +99,10 @@ class WeightSnapshots(pl.Callback):
         self._queue = queue.Queue(maxsize=self.queue_size)
         self._thread = threading.Thread(target=self._write_loop, name="weight-snapshots", daemon=True)
         self._thread.start()
+
+    def load_theta0(self, named: list[tuple[str, torch.nn.Parameter]]) -> list[torch.Tensor]:
+        theta0 = Snapshots(self.dirpath).theta0()
+        return [theta0[n].to(device=p.device, dtype=p.dtype) for n, p in named]
 
     def check_disk(self, projected: int) -> None:
         gb = projected / 1e9
@@ -118,6 +128,11 @@ class WeightSnapshots(pl.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self._last_epoch = trainer.current_epoch
         self._record(step, trainer.current_epoch, None if loss is None else float(loss))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # every snapshot of the epoch is on disk before an epoch checkpoint says the epoch is done
+        self._queue.join()
+        self._raise_writer_error()
 
     def on_train_end(self, trainer, pl_module) -> None:
         # the last snapshot is θ1 whatever every_n_steps is

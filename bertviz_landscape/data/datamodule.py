@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import GlueTask
 from bertviz_landscape.data.tokenize import MODEL_COLUMNS, tokenize
+
+
+class EpochShuffle(Sampler[int]):
+    """A shuffle that depends only on (seed, epoch): a run resumed at an epoch boundary sees the
+    same order as one never interrupted. Lightning calls `set_epoch` before each epoch."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class GlueDataModule(pl.LightningDataModule):
@@ -54,8 +72,7 @@ class GlueDataModule(pl.LightningDataModule):
             self.dev_set = self.load("dev", self.max_eval_samples)
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.shuffle_seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=EpochShuffle(len(self.train_set), self.shuffle_seed),
                           collate_fn=self.collate, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:

@@ -27,6 +27,7 @@ class GlueClassifier(pl.LightningModule):
         warmup_ratio: float = 0.1,
         adam_eps: float = 1e-6,
         betas: tuple[float, float] = (0.9, 0.999),
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "task"])
@@ -39,6 +40,11 @@ class GlueClassifier(pl.LightningModule):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.model(**inputs).logits
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # dropout's randomness depends only on (seed, step), as the data order depends only on
+        # (seed, epoch) (EpochShuffle): a resumed run continues exactly as if never stopped
+        torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.task.loss(self(batch), batch["labels"])

@@ -1,0 +1,25 @@
+"""Resume an interrupted training run: a Lightning checkpoint at every epoch end, written atomically.
+
+It holds what `Trainer.fit(ckpt_path=...)` needs (weights, optimiser, scheduler, loop state);
+`train()` resumes from it when the run directory has one and deletes it once θ1 is saved.
+With the data order and dropout seeded per epoch, the resumed run ends at the same θ1 as one
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+
+class EpochCheckpoint(pl.Callback):
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.path)
