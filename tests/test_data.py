@@ -96,31 +96,22 @@ def test_missing_column(glue_dir):
         load_glue_split(get_task("stsb"), "train", glue_dir)
 
 
-def test_unparseable_label_names_line(glue_dir):
-    path = glue_dir / "RTE" / "train.tsv"
+@pytest.mark.parametrize(
+    "task,folder,split,row,value,message",
+    [
+        ("rte", "RTE", "train", 5, "maybe", r"line 6, column 'label': label 'maybe' is not one of"),
+        ("stsb", "STS-B", "dev", 3, "five", r"line 4, column 'score': score 'five' is not a number"),
+        ("stsb", "STS-B", "train", 2, "7.5", r"line 3, column 'score': score '7.5' is outside \(0.0, 5.0\)"),
+        ("sst2", "SST-2", "train", 2, "7", r"line 3, column 'label': label '7' is outside 0..1"),
+    ],
+)
+def test_unparseable_label_names_file_line_and_column(glue_dir, task, folder, split, row, value, message):
+    path = glue_dir / folder / f"{split}.tsv"
     lines = path.read_text().splitlines()
-    lines[5] = lines[5].rsplit("\t", 1)[0] + "\tmaybe"
+    lines[row] = lines[row].rsplit("\t", 1)[0] + f"\t{value}"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(GlueDataError, match=r"RTE/train.tsv: line 6, column 'label': label 'maybe' is not one of"):
-        load_glue_split(get_task("rte"), "train", glue_dir)
-
-
-def test_unparseable_score_names_line(glue_dir):
-    path = glue_dir / "STS-B" / "dev.tsv"
-    lines = path.read_text().splitlines()
-    lines[3] = lines[3].rsplit("\t", 1)[0] + "\tfive"
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(GlueDataError, match=r"STS-B/dev.tsv: line 4, column 'score': score 'five' is not a number"):
-        load_glue_split(get_task("stsb"), "dev", glue_dir)
-
-
-def test_out_of_range_label(glue_dir):
-    path = glue_dir / "SST-2" / "train.tsv"
-    lines = path.read_text().splitlines()
-    lines[2] = lines[2].rsplit("\t", 1)[0] + "\t7"
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(GlueDataError, match=r"SST-2/train.tsv: line 3, column 'label': label '7' is outside 0..1"):
-        load_glue_split(get_task("sst2"), "train", glue_dir)
+    with pytest.raises(GlueDataError, match=rf"{folder}/{split}.tsv: {message}"):
+        load_glue_split(get_task(task), split, glue_dir)
 
 
 @pytest.mark.parametrize("content,message", [("", "file is empty"), ("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n", "no rows")])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+from conftest import TINY_MODEL as TINY  # the 2-layer, hidden-32 BERT of every unit test
 
 MRPC_ROWS = [
     (1, "The cat sat on the mat.", "A cat was sitting on the mat."),

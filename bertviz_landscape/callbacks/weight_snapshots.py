@@ -18,6 +18,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from bertviz_landscape.models.parameters import trainable_parameters
 from bertviz_landscape.snapshots import DTYPES, FORMAT, Snapshots, truncate_snapshots, write_json_atomic, write_snapshot
 
 
@@ -58,11 +59,6 @@ class WeightSnapshots(pl.Callback):
         self._last_epoch = 0
 
     # -- set-up ---------------------------------------------------------------------------
-    @staticmethod
-    def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
-        """Trainable parameters, tied ones once (named_parameters de-duplicates by identity)."""
-        return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-
     def projected_bytes(self, trainer: pl.Trainer, bytes_per_snapshot: int) -> int:
         # one file every n steps, plus the final step when n does not divide the total
         return math.ceil(int(trainer.estimated_stepping_batches) / self.every_n_steps) * bytes_per_snapshot
@@ -72,7 +68,7 @@ class WeightSnapshots(pl.Callback):
             self.dirpath = Path(trainer.default_root_dir) / "snapshots"
         self.dirpath.mkdir(parents=True, exist_ok=True)
         model = getattr(pl_module, "model", pl_module)
-        named = self.trainable_parameters(model)
+        named = list(trainable_parameters(model).items())
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
         if trainer.global_step == 0:

@@ -24,16 +24,12 @@ from typing import Iterable, Sequence
 import torch
 
 from bertviz_landscape.landscape.errors import LandscapeError
+from bertviz_landscape.models.parameters import trainable_parameters
 
 _LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
 _NORM = re.compile(r"(LayerNorm|layer_norm|layernorm|\bnorm\b|\.ln_)", re.IGNORECASE)
 
 State = "OrderedDict[str, torch.Tensor]"
-
-
-def trainable_parameters(model: torch.nn.Module) -> "OrderedDict[str, torch.nn.Parameter]":
-    """name → parameter for every trainable parameter, tied ones counted once."""
-    return OrderedDict((n, p) for n, p in model.named_parameters() if p.requires_grad)
 
 
 def parameter_state(model: torch.nn.Module) -> "OrderedDict[str, torch.Tensor]":
