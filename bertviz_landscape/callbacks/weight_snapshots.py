@@ -10,6 +10,7 @@ applies back-pressure instead of buffering snapshots without limit. Format: see
 from __future__ import annotations
 
 import math
+import os
 import queue
 import shutil
 import threading
@@ -150,6 +151,10 @@ class WeightSnapshots(pl.Callback):
 
     # -- the writer thread ------------------------------------------------------------------
     def _write_loop(self) -> None:
+        try:  # yield the CPU to training: the writer only needs the gaps (Linux: per-thread nice)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
         while True:
             item = self._queue.get()
             try:
