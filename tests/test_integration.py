@@ -29,3 +29,34 @@ def test_minilm_on_real_mrpc_slice(tmp_path, init):
     assert loss == pytest.approx(result["dev"]["val/loss"], rel=1e-4)
     snaps = Snapshots(run)
     assert snaps.steps == [1, 2] and len(snaps.parameter_names) == 5 + 6 * 16 + 2 + 2  # embeddings, 6 layers, pooler, head
+
+
+def test_training_run_feeds_the_landscape(glue_dir, tmp_path):
+    """The stage contract: a run's checkpoints and snapshots are what the landscape reads.
+
+    On the run's own dev set, the difference curve at α = 1 is θ1, so it must reproduce the
+    dev loss and error that training logged; PCA directions come from the run's fp16 snapshots.
+    """
+    from bertviz_landscape.landscape import load_surface
+    from bertviz_landscape.landscape.sweep import compute_landscape
+
+    from conftest import tiny_train_cfg
+
+    run = tmp_path / "run"
+    result = train(tiny_train_cfg(glue_dir, "task=rte", "trainer.max_epochs=2"), run)
+    data = {"glue_dir": str(glue_dir), "max_train_samples": None, "max_eval_samples": None, "subset_seed": 0,
+            "max_length": 128, "eval_batch_size": 8, "cache_dir": str(tmp_path / "cache")}
+    ckpt = run / "checkpoints"
+    curve = compute_landscape("rte", ckpt / "init", ckpt / "final", tmp_path / "curve.h5",
+                              {"x": {"min": 0.0, "max": 1.0, "num": 3}}, {"name": "difference"}, data, progress=False)
+    surface = load_surface(curve.surface)
+    assert surface["dev_loss"][2] == pytest.approx(result["dev"]["val/loss"], rel=1e-5)
+    assert surface["dev_error"][2] == pytest.approx(1 - result["dev"]["val/accuracy"], abs=1e-6)
+
+    pca = compute_landscape("rte", ckpt / "init", ckpt / "final", tmp_path / "pca.h5",
+                            {"x": {"min": -1.0, "max": 1.0, "num": 3}, "y": {"min": -1.0, "max": 1.0, "num": 2}},
+                            {"name": "pca", "run_dir": str(run)}, data, progress=False)
+    plane = load_surface(pca.surface)
+    assert plane["train_loss"].shape == (3, 2)
+    ratios = pca.directions["explained_variance_ratio"]
+    assert len(ratios) == 2 and ratios[0] >= ratios[1] > 0 and sum(ratios) <= 1 + 1e-9
