@@ -26,7 +26,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bertviz_landscape.callbacks import EpochCheckpoint, SnapshotBudgetError, WeightSnapshots
 from bertviz_landscape.config import CONF_DIR
@@ -144,6 +144,16 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     return result
 
 
+def assign_job_device(cfg: DictConfig, job_num: int, gpu_count: int) -> None:
+    """In a multirun on a machine with several GPUs, job n trains on GPU n mod #GPUs (instead of
+    every job on GPU 0), unless the config already chose devices."""
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if gpu_count > 1 and cfg.trainer.get("devices") == 1 and accelerator in ("auto", "gpu", "cuda"):
+        with open_dict(cfg):
+            cfg.trainer.devices = [job_num % gpu_count]
+            cfg.trainer.accelerator = "gpu"
+
+
 # bad input, reported as one line and exit status 2; anything else is a bug and keeps its traceback
 USER_ERRORS = (GlueDataError, SnapshotBudgetError, UnknownTaskError, OSError)
 
@@ -151,9 +161,13 @@ USER_ERRORS = (GlueDataError, SnapshotBudgetError, UnknownTaskError, OSError)
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        assign_job_device(cfg, hydra_cfg.job.num, torch.cuda.device_count())
     try:
-        train(cfg, HydraConfig.get().runtime.output_dir)
+        train(cfg, hydra_cfg.runtime.output_dir)
     except USER_ERRORS as err:
         print(f"bertviz-train: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -259,3 +259,20 @@ def test_interrupted_run_resumes_from_last_epoch_and_ends_at_the_same_theta1(glu
         assert all(torch.equal(a[k], b[k]) for k in b)
     assert not (run / "checkpoints" / "resume.ckpt").exists()
     assert (run / "logs" / "metrics.csv").is_file() and (run / "logs" / "resume-0" / "metrics.csv").is_file()
+
+
+def test_multirun_jobs_spread_over_gpus(glue_dir):
+    from bertviz_landscape.train import assign_job_device
+
+    devices = []
+    for job in range(5):
+        cfg = tiny_train_cfg(glue_dir, "trainer.accelerator=auto")
+        assign_job_device(cfg, job, gpu_count=4)
+        devices.append(list(cfg.trainer.devices))
+    assert devices == [[0], [1], [2], [3], [0]]
+    cpu = tiny_train_cfg(glue_dir, "trainer.accelerator=cpu")
+    assign_job_device(cpu, 3, gpu_count=4)  # an explicit choice is kept
+    assert cpu.trainer.devices == 1
+    single = tiny_train_cfg(glue_dir, "trainer.accelerator=auto")
+    assign_job_device(single, 3, gpu_count=1)
+    assert single.trainer.devices == 1
