@@ -27,6 +27,7 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from bertviz_landscape.callbacks import EpochCheckpoint, SnapshotBudgetError, WeightSnapshots
 from bertviz_landscape.config import CONF_DIR
@@ -52,8 +53,6 @@ def majority_baseline(task: GlueTask, train_labels: torch.Tensor, dev_labels: to
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool = False) -> list:
-    from pytorch_lightning.loggers import CSVLogger, WandbLogger
-
     loggers = []
     if cfg.logger.get("csv"):
         # a resumed run logs beside the first part (CSVLogger would delete logs/metrics.csv)
@@ -91,7 +90,8 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
         shuffle_seed=cfg.seed, cache_dir=d.cache_dir,
     )
     datamodule.setup("fit")  # bad data fails here, before anything is written
-    baseline = majority_baseline(task, *(torch.tensor(list(ds.with_format(None)["labels"])) for ds in (datamodule.train_set, datamodule.dev_set)))
+    labels = [torch.tensor(list(ds.with_format(None)["labels"])) for ds in (datamodule.train_set, datamodule.dev_set)]
+    baseline = majority_baseline(task, *labels)
 
     model = build_initial_model(
         cfg.model.name_or_path, task, cfg.init.name, seed=cfg.init.seed,
@@ -99,7 +99,8 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     )
     module = GlueClassifier(model, task, lr=cfg.init.lr, seed=cfg.seed, **OmegaConf.to_container(cfg.optim, resolve=True))
     resume_path = run_dir / "checkpoints" / "resume.ckpt"
-    resumed = bool(cfg.get("resume", True)) and not cfg.get("force", False) and resume_path.is_file() \
+    resume = bool(cfg.get("resume", True))
+    resumed = resume and not cfg.get("force", False) and resume_path.is_file() \
         and is_checkpoint(run_dir / "checkpoints" / "init")
     if resumed:
         log.info("resuming the interrupted run in %s from %s", run_dir, resume_path)
@@ -111,7 +112,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
             dirpath=str(run_dir / "snapshots"), every_n_steps=snap.every_n_steps, dtype=snap.dtype,
             max_disk_gb=snap.get("max_disk_gb"), min_free_gb=snap.get("min_free_gb", 1.0),
         ))
-    if cfg.get("resume", True):
+    if resume:
         callbacks.append(EpochCheckpoint(resume_path))  # after the snapshots: they flush first
     run_name = f"{task.name}_{cfg.init.name}"
     loggers = build_loggers(cfg, run_dir, run_name, resumed)
@@ -138,7 +139,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
         resume_path.unlink(missing_ok=True)  # θ1 and the results are saved; nothing left to resume
     finally:
         for logger in loggers:
-            if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
+            if isinstance(logger, WandbLogger):  # one W&B run per job, also in a multirun's reused worker
                 logger.experiment.finish()
     log.info("dev %s | majority baseline %s", dev, baseline)
     return result
