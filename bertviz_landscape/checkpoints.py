@@ -9,6 +9,8 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes (safetensors) or older ones did
+
 
 def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | os.PathLike) -> Path:
     """Write model + tokenizer to `path` so that it appears complete or not at all."""
@@ -26,6 +28,10 @@ def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     return path
 
 
+def has_weights(path: str | os.PathLike) -> bool:
+    return any(any(Path(path).glob(pattern)) for pattern in WEIGHT_FILES)
+
+
 def is_checkpoint(path: str | os.PathLike) -> bool:
-    path = Path(path)
-    return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+    """A complete save_pretrained directory: a config and weights."""
+    return (Path(path) / "config.json").is_file() and has_weights(path)

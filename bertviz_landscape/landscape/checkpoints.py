@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from bertviz_landscape.checkpoints import WEIGHT_FILES, has_weights
 from bertviz_landscape.landscape.errors import LandscapeError
 from bertviz_landscape.landscape.parameters import parameter_state
 
@@ -24,7 +25,6 @@ ARCHITECTURE_KEYS = (
     "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
     "vocab_size", "max_position_embeddings", "type_vocab_size", "num_labels",
 )
-WEIGHT_FILES = ("*.safetensors", "*.bin")
 
 
 @dataclass
@@ -71,7 +71,7 @@ def check_checkpoint_dir(role: str, path: str | os.PathLike | None) -> Path:
         raise LandscapeError(f"checkpoint {role}: directory {str(p)!r} does not exist")
     if not (p / "config.json").is_file():
         raise LandscapeError(f"checkpoint {role}: {str(p)!r} has no config.json (not a save_pretrained directory)")
-    if not any(p.glob(pattern) for pattern in WEIGHT_FILES):
+    if not has_weights(p):
         raise LandscapeError(f"checkpoint {role}: {str(p)!r} has no weight files (*.safetensors or *.bin)")
     return p
 
