@@ -20,7 +20,7 @@ import torch
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.checkpoints import check_checkpoint_dir, check_compatible, load_checkpoints
+from bertviz_landscape.landscape.checkpoints import load_checkpoints
 from bertviz_landscape.landscape.errors import LandscapeError
 from bertviz_landscape.landscape.evaluator import PRECISIONS, EvalSet, Evaluator
 from bertviz_landscape.landscape.grid import Grid, check_shard, shard_points
@@ -101,7 +101,7 @@ def load_eval_sets(task, data: Any, splits: Sequence[str], tokenizer_dir: Path, 
 
 
 def validate(task: str, theta0, theta1, theta2, recipe, grid_spec, shard, num_shards, precision, splits) -> tuple:
-    """Every check that needs no weights and no data, before anything is read or written."""
+    """Every check of the request that needs no files, before anything is read or written."""
     try:
         task_obj = get_task(task)
     except KeyError as err:
@@ -120,11 +120,8 @@ def validate(task: str, theta0, theta1, theta2, recipe, grid_spec, shard, num_sh
         raise LandscapeError(f"{name} directions need theta1 (the trained checkpoint): set theta1=<checkpoint>")
     if name == "difference" and grid.two_d and theta2 in (None, ""):
         raise LandscapeError("a 2D difference surface needs theta2 (θ0 trained on another task): set theta2=<checkpoint>")
-    paths = {"theta0": check_checkpoint_dir("theta0", theta0)}
-    for role, value in (("theta1", theta1), ("theta2", theta2)):
-        if value not in (None, ""):
-            paths[role] = check_checkpoint_dir(role, value)
-    check_compatible(paths)
+    # the checkpoints themselves (directories, architectures, vocabularies) are checked by
+    # load_checkpoints, before it reads any weights
     return task_obj, grid, shard, num_shards
 
 
