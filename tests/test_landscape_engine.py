@@ -64,7 +64,7 @@ def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
     assert surf.two_d and surf.x.shape == (3,) and surf.y.shape == (2,)
     for split in ("train", "dev"):
         for key in ("loss", "accuracy", "f1", "error"):
-            assert surf[f"{split}_{key}"].shape == (3, 2)
+            assert surf[f"{split}_{key}"].shape == (2, 3)  # [ny, nx]: rows are y
         np.testing.assert_allclose(surf[f"{split}_error"], 1 - surf[f"{split}_accuracy"])
     d = surf.meta["directions"]
     assert d["recipe"] == "difference" and d["center"] == "theta0"

@@ -113,11 +113,12 @@ def merge_parts(directory: str | os.PathLike, output: str | os.PathLike | None =
             raise LandscapeError(f"cannot merge {directory}: {len(missing)} of {grid.size} points are missing (re-run their shards)")
         return None
     keys = spec["value_keys"]
-    values = {key: np.full(grid.shape, math.nan) for key in keys}
+    shape = grid.shape[::-1]  # the surface file's layout: [ny, nx] (rows are y) for 2D
+    values = {key: np.full(shape, math.nan) for key in keys}
     for k, row in points.items():
         if k >= grid.size:
             continue
-        idx = grid.index(k)
+        idx = grid.index(k)[::-1]  # (i, j) → [j, i]
         for key in keys:
             values[key][idx] = row.get(key, math.nan)
     surface = Surface(grid.x.coordinates, grid.y.coordinates if grid.y else None, values, spec["meta"])

@@ -3,83 +3,166 @@
 Datasets
     ``xcoordinates`` [nx], ``ycoordinates`` [ny] (2D only);
     ``{train,dev}_loss``, ``{train,dev}_<metric>`` (e.g. ``dev_accuracy``, ``dev_f1``),
-    ``{train,dev}_error`` (1 − primary metric), each [nx] or [nx, ny], indexed
-    [i, j] ↔ (x[i], y[j]). Non-finite values are stored as they came (NaN/inf).
+    ``{train,dev}_error`` (1 − primary metric), ``{train,dev}_loss_stderr`` (standard error of
+    the mean loss over the examples, when the engine recorded it), each [nx] (1D) or
+    **[ny, nx] (2D), ``Z[j, i] ↔ (x[i], y[j])``: rows are y** — what matplotlib's
+    ``contour(x, y, Z)`` and Li et al.'s ``plot_2D.py`` read. Non-finite values are stored as
+    they came (NaN/inf).
+    Li et al.'s alias keys are written too, so their ``plot_1D.py``/``plot_2D.py`` read our
+    files: ``test_loss`` (= ``dev_loss``), and where the task has accuracy ``train_acc`` and
+    ``test_acc`` in **percent** (as Li stores them).
 Attributes
-    ``format`` ("bertviz-surface/1"), ``task``, ``primary_metric``, ``dimensions`` (1|2) and
-    JSON strings ``directions`` (recipe, centre, norms, cosine, per-layer norms, explained
-    variance), ``checkpoints`` (role → path, sha256), ``data`` (splits, subset sizes, seed),
-    ``grid``, ``evaluation`` (precision, cache).
+    ``format`` ("bertviz-surface/2"), ``layout`` ("yx": the sentence above), ``li_aliases``
+    (JSON list of the alias keys), ``task``, ``primary_metric``, ``dimensions`` (1|2) and JSON
+    strings ``directions`` (recipe, centre, norms, cosine, per-layer norms, explained variance,
+    the direction file), ``checkpoints`` (role → path, sha256), ``data`` (splits, subset
+    sizes, seed), ``grid``, ``evaluation`` (precision, cache).
+
+`load_surface` reads this layout, our older "bertviz-surface/1" files (stored [i, j] ↔
+(x[i], y[j]); transposed on reading) and Li et al.'s own files (``train_loss``/``train_acc``/
+``test_loss``/``test_acc``, accuracies in percent, mapped to ``dev_*`` and fractions).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-FORMAT = "bertviz-surface/1"
-JSON_ATTRS = ("directions", "checkpoints", "data", "grid", "evaluation")
+from bertviz_landscape.atomic import atomic_path
+
+FORMAT = "bertviz-surface/2"
+LAYOUT = "yx"  # 2D arrays are [ny, nx]: Z[j, i] ↔ (x[i], y[j])
+JSON_ATTRS = ("directions", "checkpoints", "data", "grid", "evaluation", "li_aliases")
 
 
 @dataclass
 class Surface:
     x: np.ndarray
     y: np.ndarray | None
-    values: dict[str, np.ndarray]  # key (e.g. "dev_loss") → array [nx] or [nx, ny]
+    values: dict[str, np.ndarray]  # key (e.g. "dev_loss") → array [nx] (1D) or [ny, nx] (2D)
     meta: dict = field(default_factory=dict)  # task, primary_metric, and the JSON_ATTRS
 
     @property
     def two_d(self) -> bool:
         return self.y is not None
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.y), len(self.x)) if self.two_d else (len(self.x),)
+
     def __getitem__(self, key: str) -> np.ndarray:
         return self.values[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
 
     def keys(self) -> list[str]:
         return list(self.values)
 
+    def at(self, key: str, alpha: float, beta: float | None = None) -> float:
+        """The value of `key` at the grid point (alpha, beta) (exact coordinates of the grid)."""
+        i = int(np.argmin(np.abs(self.x - alpha)))
+        if not np.isclose(self.x[i], alpha):
+            raise KeyError(f"α={alpha} is not a grid coordinate")
+        if not self.two_d:
+            return float(self.values[key][i])
+        j = int(np.argmin(np.abs(self.y - (beta or 0.0))))
+        if not np.isclose(self.y[j], beta or 0.0):
+            raise KeyError(f"β={beta} is not a grid coordinate")
+        return float(self.values[key][j, i])
+
+    @property
+    def splits(self) -> list[str]:
+        return [s for s in ("train", "dev") if f"{s}_loss" in self.values]
+
+
+def li_aliases(surface: Surface) -> dict[str, np.ndarray]:
+    """Li et al.'s key names for our values: test_loss, and train_acc/test_acc in percent."""
+    out = {}
+    if "dev_loss" in surface.values:
+        out["test_loss"] = surface.values["dev_loss"]
+    for split, li in (("train", "train_acc"), ("dev", "test_acc")):
+        if f"{split}_accuracy" in surface.values:
+            out[li] = 100.0 * np.asarray(surface.values[f"{split}_accuracy"], dtype=np.float64)
+    return out
+
 
 def write_surface(path: str | os.PathLike, surface: Surface) -> Path:
-    """Write atomically: a temporary file in the same directory, then rename over `path`."""
+    """Write atomically (temporary file, fsync, rename). 2D arrays must be [ny, nx]."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    for key, arr in surface.values.items():
+        if np.shape(arr) != surface.shape:
+            raise ValueError(f"surface value {key!r} has shape {np.shape(arr)}, expected {surface.shape} ([ny, nx] for 2D)")
+    aliases = li_aliases(surface)
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
+            f.attrs["layout"] = LAYOUT
             f.attrs["dimensions"] = 2 if surface.two_d else 1
             for key in ("task", "primary_metric"):
                 if key in surface.meta:
                     f.attrs[key] = str(surface.meta[key])
+            meta = dict(surface.meta) | {"li_aliases": sorted(aliases)}
             for key in JSON_ATTRS:
-                if key in surface.meta:
-                    f.attrs[key] = json.dumps(surface.meta[key], default=str)
+                if key in meta:
+                    f.attrs[key] = json.dumps(meta[key], default=str)
             f.create_dataset("xcoordinates", data=np.asarray(surface.x, dtype=np.float64))
             if surface.y is not None:
                 f.create_dataset("ycoordinates", data=np.asarray(surface.y, dtype=np.float64))
-            for key, arr in surface.values.items():
+            for key, arr in {**surface.values, **aliases}.items():
                 f.create_dataset(key, data=np.asarray(arr, dtype=np.float64))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
+def _from_li(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A Li et al. file's keys in ours: test_* → dev_*, *_acc (percent) → *_accuracy, *_error."""
+    out = {}
+    for key, arr in values.items():
+        split, _, name = key.partition("_")
+        split = {"test": "dev"}.get(split, split)
+        if name == "acc":
+            out[f"{split}_accuracy"] = arr / 100.0
+            out[f"{split}_error"] = 1.0 - arr / 100.0
+        else:
+            out[f"{split}_{name}" if name else key] = arr
+    return out
+
+
 def load_surface(path: str | os.PathLike) -> Surface:
-    """Read a surface file (ours, or a Li et al. loss-landscape file with the same keys)."""
-    with h5py.File(path, "r") as f:
+    """Read a surface file: ours (either layout) or a Li et al. loss-landscape file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"surface file {path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise OSError(f"surface file {path} is not a readable HDF5 file ({err})") from None
+    with f:
+        if "xcoordinates" not in f:
+            raise KeyError(f"surface file {path} has no 'xcoordinates' dataset (not a landscape surface)")
         x = np.asarray(f["xcoordinates"][...])
         y = np.asarray(f["ycoordinates"][...]) if "ycoordinates" in f else None
-        values = {k: np.asarray(f[k][...]) for k in f.keys() if k not in ("xcoordinates", "ycoordinates")}
         meta: dict = {}
         for key, value in f.attrs.items():
             value = value.decode() if isinstance(value, bytes) else value
             meta[key] = json.loads(value) if key in JSON_ATTRS else value
+        skip = {"xcoordinates", "ycoordinates", *meta.get("li_aliases", [])}
+        values = {k: np.asarray(f[k][...]) for k in f.keys() if k not in skip and isinstance(f[k], h5py.Dataset)}
+    ours = str(meta.get("format", "")).startswith("bertviz-surface/")
+    if not ours:
+        values = _from_li(values)
+        meta.setdefault("source", "li-et-al")
+    if y is not None:
+        layout = meta.get("layout", "xy" if ours else "yx")  # /1 files stored [i, j]; Li's rows are y
+        for key, arr in values.items():
+            if arr.ndim == 2 and layout == "xy":
+                values[key] = arr.T
+            elif arr.shape == (len(x), len(y)) and len(x) != len(y):
+                values[key] = arr.T  # Li's non-square grids come out [nx, ny]
+        meta["layout"] = LAYOUT
     return Surface(x, y, values, meta)

@@ -31,10 +31,9 @@ def surface_figure(surface: Surface):
     else:
         panels = [(f"{s}_loss", f"{s} loss") for s in splits[:1]] + [("dev_error", "dev error")] * ("dev_error" in surface.values)
         fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
-        X, Y = np.meshgrid(surface.x, surface.y, indexing="ij")
         for ax, (key, title) in zip(axes[0], panels):
-            z = np.ma.masked_invalid(surface[key])
-            cs = ax.contourf(X, Y, z, levels=20, cmap="viridis")
+            z = np.ma.masked_invalid(surface[key])  # [ny, nx]: rows are y, as contourf reads it
+            cs = ax.contourf(surface.x, surface.y, z, levels=20, cmap="viridis")
             fig.colorbar(cs, ax=ax)
             ax.plot([0, 1], [0, 0], "r*", markersize=10)  # start θ0 and end θ1 (difference recipe)
             ax.set_title(title), ax.set_xlabel("α (δ1)"), ax.set_ylabel("β (δ2)")

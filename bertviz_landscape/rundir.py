@@ -1,0 +1,150 @@
+"""The run directory: the one place that names every path inside a training run.
+
+Training writes it, the snapshot callback, the landscape, the analyses, the plots, the Makefile
+and `experiments/` read it — all through `RunDir`. Layout::
+
+    config.yaml              the resolved Hydra config that made the run
+    run.json                 the run's identity: task, init, seed, model, fingerprint of
+                             everything that affects θ1
+    checkpoints/init/        θ0 (save_pretrained dir + tokenizer)
+    checkpoints/final/       θ1
+    checkpoints/epoch_NNN/   θ after epoch NNN (1-based), when `callbacks.epoch_checkpoints` is on
+    checkpoints/resume.ckpt  Lightning state at the last finished epoch, while training
+    snapshots/               θ_t − θ0 every n steps (bertviz_landscape.snapshots)
+    logs/metrics.csv         per-step / per-epoch metrics (CSV logger)
+    metrics.json             final dev metrics, per-epoch dev metrics, majority baseline, steps
+    wandb/                   the offline W&B run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from bertviz_landscape.atomic import write_json_atomic
+
+INIT = "checkpoints/init"
+FINAL = "checkpoints/final"
+RESUME = "checkpoints/resume.ckpt"
+EPOCH = "checkpoints/epoch_{epoch:03d}"
+SNAPSHOTS = "snapshots"
+LOGS = "logs"
+METRICS_CSV = "logs/metrics.csv"
+METRICS_JSON = "metrics.json"
+CONFIG = "config.yaml"
+IDENTITY = "run.json"
+
+
+class RunDir:
+    """Paths inside one training run's directory (`RunDir(path).theta1`, ...)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.root = Path(path).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    # --- paths -----------------------------------------------------------------------------
+    @property
+    def theta0(self) -> Path:
+        return self.root / INIT
+
+    @property
+    def theta1(self) -> Path:
+        return self.root / FINAL
+
+    @property
+    def resume_checkpoint(self) -> Path:
+        return self.root / RESUME
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.root / EPOCH.format(epoch=epoch)
+
+    def epoch_checkpoints(self) -> dict[int, Path]:
+        """epoch (1-based) → checkpoint directory, for the epochs that were kept."""
+        found = {}
+        pattern = re.compile(re.escape(Path(EPOCH).name.split("{")[0]) + r"(\d+)$")
+        for p in (self.root / Path(EPOCH).parent).glob(Path(EPOCH).name.split("{")[0] + "*"):
+            m = pattern.match(p.name)
+            if m and p.is_dir():
+                found[int(m.group(1))] = p
+        return dict(sorted(found.items()))
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / SNAPSHOTS
+
+    @property
+    def logs(self) -> Path:
+        return self.root / LOGS
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.root / METRICS_CSV
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.root / METRICS_JSON
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def identity_file(self) -> Path:
+        return self.root / IDENTITY
+
+    @property
+    def wandb_dir(self) -> Path:
+        """Where W&B writes (its `save_dir`; the run lands in `wandb/` below it)."""
+        return self.root
+
+    # --- contents --------------------------------------------------------------------------
+    def is_complete(self) -> bool:
+        from bertviz_landscape.checkpoints import is_checkpoint
+
+        return self.metrics_json.is_file() and is_checkpoint(self.theta1)
+
+    def read_metrics(self) -> dict:
+        if not self.metrics_json.is_file():
+            raise FileNotFoundError(f"run {self.root}: no {METRICS_JSON} (the run has not finished)")
+        return json.loads(self.metrics_json.read_text())
+
+    def read_identity(self) -> dict:
+        return json.loads(self.identity_file.read_text()) if self.identity_file.is_file() else {}
+
+    def write_identity(self, identity: dict) -> None:
+        write_json_atomic(self.identity_file, identity)
+
+    def read_config(self) -> dict:
+        """The resolved config that made the run ({} for runs made before it was recorded)."""
+        if not self.config.is_file():
+            return {}
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(OmegaConf.load(self.config), resolve=True)
+
+    @property
+    def name(self) -> str:
+        """`<task>_<init>_seed<seed>` from the run's identity, else the directory's name."""
+        ident = self.read_identity()
+        if {"task", "init", "seed"} <= set(ident):
+            return f"{ident['task']}_{ident['init']}_seed{ident['seed']}"
+        return self.root.name
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | os.PathLike) -> "RunDir | None":
+        """The run that holds `checkpoint` (its checkpoints/init, final or epoch_NNN), else None."""
+        p = Path(checkpoint).expanduser().resolve()
+        if p.parent.name == Path(INIT).parent.name:
+            return cls(p.parent.parent)
+        return None
+
+    @staticmethod
+    def is_run(path: str | os.PathLike) -> bool:
+        return (Path(path) / INIT).is_dir()
