@@ -44,7 +44,7 @@ def main() -> None:
     from bertviz_landscape.data.tokenize import tokenize
     from bertviz_landscape.landscape.directions import difference
     from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
-    from bertviz_landscape.landscape.parameters import parameter_state, select_parameters
+    from bertviz_landscape.parameters import parameter_state, select_parameters
     from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
 
     task = get_task("mrpc")

@@ -1,33 +1,44 @@
-"""θ0 and θ1 on disk: plain Hugging Face `save_pretrained` directories, written atomically."""
+"""θ0, θ1, θ2 on disk: the one module that writes, reads, validates and hashes checkpoints.
+
+A checkpoint is a Hugging Face ``save_pretrained`` directory of an
+``AutoModelForSequenceClassification`` plus its tokenizer (a run's ``checkpoints/init`` = θ0,
+``checkpoints/final`` = θ1; see `bertviz_landscape.rundir`). It is written atomically
+(complete or absent). Checkpoints that meet in one landscape must share the architecture and
+the vocabulary; each is identified by its path and a content hash of its weight files.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+import torch
+
+from bertviz_landscape.atomic import atomic_path
+from bertviz_landscape.errors import CheckpointError
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes (safetensors) or older ones did
 
+# config fields that must agree for two checkpoints to live in one weight space
+ARCHITECTURE_KEYS = (
+    "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "vocab_size", "max_position_embeddings", "type_vocab_size", "num_labels",
+)
 
-def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | os.PathLike) -> Path:
+
+# --- write ----------------------------------------------------------------------------------
+def save_checkpoint(model, tokenizer, path: str | os.PathLike) -> Path:
     """Write model + tokenizer to `path` so that it appears complete or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
-    try:
+    with atomic_path(path, directory=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return Path(path)
 
 
+# --- inspect --------------------------------------------------------------------------------
 def has_weights(path: str | os.PathLike) -> bool:
     return any(any(Path(path).glob(pattern)) for pattern in WEIGHT_FILES)
 
@@ -35,3 +46,135 @@ def has_weights(path: str | os.PathLike) -> bool:
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """A complete save_pretrained directory: a config and weights."""
     return (Path(path) / "config.json").is_file() and has_weights(path)
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """sha256 over the checkpoint's weight files (names and bytes), in name order."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted({f for pattern in WEIGHT_FILES for f in path.glob(pattern)})
+    for f in files:
+        digest.update(f.name.encode())
+        with open(f, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def vocab_hash(path: str | os.PathLike) -> str | None:
+    path = Path(path)
+    vocab = path / "vocab.txt"
+    if vocab.is_file():
+        return hashlib.sha1(vocab.read_bytes()).hexdigest()
+    tok = path / "tokenizer.json"
+    if tok.is_file():
+        model = json.loads(tok.read_text()).get("model", {})
+        return hashlib.sha1(json.dumps(model.get("vocab"), sort_keys=True).encode()).hexdigest()
+    return None
+
+
+def read_architecture(path: str | os.PathLike) -> dict:
+    config_path = Path(path) / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{config_path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict) or not config.get("model_type"):
+        raise CheckpointError(f"{config_path}: no model_type (not a transformers model config)")
+    arch = {k: config.get(k) for k in ARCHITECTURE_KEYS}
+    if arch["num_labels"] is None:
+        arch["num_labels"] = len(config.get("id2label") or {}) or 2
+    return arch
+
+
+# --- validate -------------------------------------------------------------------------------
+def check_checkpoint_dir(role: str, path: str | os.PathLike | None) -> Path:
+    """The checkpoint directory `role` (theta0/theta1/theta2) as an absolute path, or a
+    CheckpointError naming what is wrong with it."""
+    if path in (None, "", "???"):
+        raise CheckpointError(f"checkpoint {role} is not given (set {role}=<checkpoint directory> or run=<run dir>)")
+    p = Path(str(path)).expanduser().resolve()
+    if not p.is_dir():
+        raise CheckpointError(f"checkpoint {role}: directory {str(p)!r} does not exist")
+    if not (p / "config.json").is_file():
+        raise CheckpointError(f"checkpoint {role}: {str(p)!r} has no config.json (not a save_pretrained directory)")
+    if not has_weights(p):
+        raise CheckpointError(f"checkpoint {role}: {str(p)!r} has no weight files (*.safetensors or *.bin)")
+    return p
+
+
+def check_compatible(checkpoints: dict[str, Path]) -> None:
+    """Same architecture and vocabulary for every checkpoint, else a CheckpointError naming both."""
+    items = list(checkpoints.items())
+    role0, path0 = items[0]
+    arch0, vocab0 = read_architecture(path0), vocab_hash(path0)
+    for role, path in items[1:]:
+        arch = read_architecture(path)
+        diff = {k: (arch0[k], arch[k]) for k in ARCHITECTURE_KEYS if arch0[k] != arch[k]}
+        if diff:
+            detail = ", ".join(f"{k}: {a} vs {b}" for k, (a, b) in diff.items())
+            raise CheckpointError(f"checkpoints {role0} and {role} have different architectures ({detail})")
+        vocab = vocab_hash(path)
+        if vocab0 and vocab and vocab0 != vocab:
+            raise CheckpointError(f"checkpoints {role0} and {role} have different vocabularies (tokenizer files differ)")
+
+
+# --- read -----------------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    role: str  # theta0 / theta1 / theta2
+    path: Path
+    sha256: str
+    architecture: dict
+    vocab_sha1: str | None
+    state: "dict[str, torch.Tensor]"  # float32 trainable parameters
+
+    def describe(self) -> dict:
+        return {"path": str(self.path), "sha256": self.sha256, "vocab_sha1": self.vocab_sha1}
+
+
+def load_model(path: str | os.PathLike):
+    """The sequence classifier at `path`, float32, eval mode; a CheckpointError naming the file
+    when its weights or config cannot be read."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    read_architecture(path)  # a garbage or model_type-less config.json fails here, by name
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, EnvironmentError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path}: cannot read its weights ({first})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model.eval()
+
+
+def load_checkpoints(theta0, theta1=None, theta2=None):
+    """Validate and load: returns (model at θ0, {role: Checkpoint}).
+
+    Raises CheckpointError for a missing directory or mismatched architectures/vocabularies
+    before any weights are read.
+    """
+    from bertviz_landscape.parameters import parameter_state
+
+    paths = {"theta0": check_checkpoint_dir("theta0", theta0)}
+    for role, value in (("theta1", theta1), ("theta2", theta2)):
+        if value not in (None, ""):
+            paths[role] = check_checkpoint_dir(role, value)
+    check_compatible(paths)
+    model = None
+    out: dict[str, Checkpoint] = {}
+    for role, path in paths.items():
+        m = load_model(path)
+        if model is None:
+            model = m
+        state = parameter_state(m)
+        if out:
+            ref = out["theta0"].state
+            if list(state) != list(ref) or any(state[k].shape != ref[k].shape for k in ref):
+                raise CheckpointError(f"checkpoints theta0 and {role} have different parameters (names or shapes)")
+        out[role] = Checkpoint(role, path, content_hash(path), read_architecture(path), vocab_hash(path), state)
+    return model, out

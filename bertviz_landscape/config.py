@@ -1,8 +1,72 @@
-"""Where Hydra finds the project's configs (conf/ at the repository root)."""
+"""The project's configs: where Hydra finds them, and composing them without Hydra's runtime.
+
+`CONF_DIR`: env ``BVL_CONF_DIR``, else ``conf/`` of a source checkout (editable install), else
+the copy shipped inside the installed package (``bertviz_landscape/conf``, mapped from the
+top-level ``conf/`` by pyproject.toml) — so a plain ``pip install .`` finds its configs from
+any directory.
+
+`compose(name, overrides)` composes a config exactly as the entrypoint would (defaults only
+in YAML), without touching Hydra's global state — so plain functions, tests and one
+entrypoint calling another's engine all see the same defaults.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Sequence
 
-CONF_DIR = str(Path(os.environ.get("BVL_CONF_DIR", Path(__file__).resolve().parent.parent / "conf")).resolve())
+from omegaconf import DictConfig, OmegaConf
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _find_conf_dir() -> str:
+    if os.environ.get("BVL_CONF_DIR"):
+        return str(Path(os.environ["BVL_CONF_DIR"]).resolve())
+    for candidate in (_PACKAGE.parent / "conf", _PACKAGE / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"bertviz_landscape: no configs found (looked in {_PACKAGE.parent / 'conf'} and {_PACKAGE / 'conf'}); set BVL_CONF_DIR")
+
+
+CONF_DIR = _find_conf_dir()
+
+
+def run_name(run: Any = None, checkpoint: Any = None, task: Any = None) -> str:
+    """A name for outputs made from a run: `<task>_<init>_seed<seed>` of the run (given, or the
+    run holding `checkpoint`), else the task's name."""
+    from bertviz_landscape.rundir import RunDir
+
+    for candidate in (run, checkpoint):
+        if candidate in (None, "", "???"):
+            continue
+        rd = RunDir(candidate) if RunDir.is_run(candidate) else RunDir.of_checkpoint(candidate)
+        if rd is not None and RunDir.is_run(rd.root):
+            return rd.name
+    return str(task) if task not in (None, "") else "landscape"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("bvl.run_name"):
+        OmegaConf.register_new_resolver("bvl.run_name", run_name)
+
+
+register_resolvers()
+
+
+def compose(config_name: str, overrides: Sequence[str] = (), values: dict | None = None) -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with command-line style `overrides`, then merge `values`
+    (a nested dict, e.g. {"grid": {...}}) on top; the `hydra` node is dropped."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONF_DIR))
+    cfg = loader.load_configuration(config_name=config_name, overrides=list(overrides), run_mode=RunMode.RUN)
+    with __import__("omegaconf").open_dict(cfg):
+        cfg.pop("hydra", None)
+    if values:
+        OmegaConf.set_struct(cfg, False)
+        cfg = OmegaConf.merge(cfg, OmegaConf.create(values))
+    return cfg

@@ -12,6 +12,7 @@ and `experiments/` read it — all through `RunDir`. Layout::
     checkpoints/resume.ckpt  Lightning state at the last finished epoch, while training
     snapshots/               θ_t − θ0 every n steps (bertviz_landscape.snapshots)
     logs/metrics.csv         per-step / per-epoch metrics (CSV logger)
+    logs/dev_per_epoch.jsonl dev metrics after every epoch (callbacks.epochs)
     metrics.json             final dev metrics, per-epoch dev metrics, majority baseline, steps
     wandb/                   the offline W&B run
 """
@@ -32,6 +33,7 @@ EPOCH = "checkpoints/epoch_{epoch:03d}"
 SNAPSHOTS = "snapshots"
 LOGS = "logs"
 METRICS_CSV = "logs/metrics.csv"
+DEV_PER_EPOCH = "logs/dev_per_epoch.jsonl"
 METRICS_JSON = "metrics.json"
 CONFIG = "config.yaml"
 IDENTITY = "run.json"
@@ -86,6 +88,10 @@ class RunDir:
     @property
     def metrics_csv(self) -> Path:
         return self.root / METRICS_CSV
+
+    @property
+    def dev_per_epoch(self) -> Path:
+        return self.root / DEV_PER_EPOCH
 
     @property
     def metrics_json(self) -> Path:

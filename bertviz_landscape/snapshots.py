@@ -29,6 +29,8 @@ from typing import Iterator
 import torch
 from safetensors import safe_open
 
+from bertviz_landscape.atomic import atomic_path, write_text_atomic
+
 FORMAT = "bertviz-snapshots/1"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32"}
@@ -38,17 +40,9 @@ def snapshot_file(step: int) -> str:
     return f"step_{step:08d}.safetensors"
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """A safetensors file written tensor by tensor from the tensors' own memory, then fsynced.
+    """A safetensors file written tensor by tensor from the tensors' own memory (callers wrap it
+    in `atomic_path`, which fsyncs and renames).
 
     Readable by `safetensors.safe_open` / `load_file` like any other; unlike
     `safetensors.torch.save_file` it does not first assemble the whole payload in one buffer,
@@ -68,16 +62,13 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
         handle.write(encoded)
         for tensor in tensors.values():
             handle.write(memoryview(tensor.contiguous().view(torch.uint8).numpy()))
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def write_snapshot(directory: Path, step: int, epoch: int, loss: float | None, delta: dict[str, torch.Tensor]) -> None:
     """Write one snapshot atomically, then record it in the index."""
     name = snapshot_file(step)
-    tmp = directory / f".{name}.tmp"
-    write_safetensors(tmp, delta, {"step": str(step), "epoch": str(epoch)})
-    os.replace(tmp, directory / name)
+    with atomic_path(directory / name) as tmp:
+        write_safetensors(tmp, delta, {"step": str(step), "epoch": str(epoch)})
     with open(directory / "index.jsonl", "a") as index:
         index.write(json.dumps({"step": step, "epoch": epoch, "loss": loss, "file": name}) + "\n")
         index.flush()
@@ -99,9 +90,7 @@ def truncate_snapshots(directory: Path, last_step: int) -> None:
             kept.append(line)
         else:
             (directory / row["file"]).unlink(missing_ok=True)
-    tmp = index.with_name(".index.jsonl.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, index)
+    write_text_atomic(index, "".join(f"{line}\n" for line in kept))
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,12 @@
 
 ``bertviz-train task=mrpc init=pretrained`` (Hydra; see conf/train.yaml). The Hydra entrypoint
 only composes the config; `train(cfg, run_dir)` does the work and can be called from Python.
+What a run directory holds is defined in one place: `bertviz_landscape.rundir`.
 
-A run directory holds::
-
-    checkpoints/init/   θ0 (save_pretrained dir + tokenizer)
-    checkpoints/final/  θ1
-    checkpoints/resume.ckpt  Lightning state at the last finished epoch, while training (resume=true)
-    snapshots/          θ_t − θ0 every n steps (bertviz_landscape.snapshots)
-    logs/metrics.csv    per-step / per-epoch metrics (logger=csv or wandb)
-    metrics.json        final dev metrics, majority-class baseline, steps, wall time
-    wandb/              the offline W&B run (logger=wandb); upload later with `wandb sync`
+A run directory records the configuration that made it (``config.yaml``, and in ``run.json``
+a fingerprint of everything that decides θ1); re-running it with a different configuration is
+refused unless ``force=true``, so a directory never silently returns another configuration's
+results.
 """
 
 from __future__ import annotations
@@ -29,14 +25,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from bertviz_landscape.callbacks import EpochCheckpoint, SnapshotBudgetError, WeightSnapshots
-from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
+from bertviz_landscape.callbacks import EpochCheckpoint, EpochRecords, SnapshotBudgetError, WeightSnapshots, read_dev_per_epoch
 from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
+from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.data.datamodule import GlueDataModule
-from bertviz_landscape.data.glue import GlueDataError
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
-from bertviz_landscape.snapshots import write_json_atomic
+from bertviz_landscape.rundir import RunDir
 
 log = logging.getLogger("bertviz_landscape.train")
 
@@ -52,18 +49,81 @@ def majority_baseline(task: GlueTask, train_labels: torch.Tensor, dev_labels: to
     return {k: float(v) for k, v in metrics.compute().items()} | {"class": majority}
 
 
+class RunConfigError(BadInput):
+    """A run directory made by another configuration, or a configuration that cannot train."""
+
+
+# config sections that do not change θ1 (where output goes, how it is logged, progress bars)
+NOT_FINGERPRINTED = {
+    "": {"logger", "callbacks", "paths", "hydra", "force", "resume", "wandb"},
+    "data": {"glue_dir", "cache_dir", "num_workers", "eval_batch_size"},
+    "trainer": {"enable_progress_bar", "enable_model_summary", "log_every_n_steps", "num_sanity_val_steps",
+                "limit_val_batches", "accelerator", "devices"},
+}
+
+
+def fingerprint_config(cfg: DictConfig) -> dict:
+    """The part of the config that decides θ1 (and the trajectory)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    out = {k: v for k, v in c.items() if k not in NOT_FINGERPRINTED[""]}
+    for section, drop in NOT_FINGERPRINTED.items():
+        if section and isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in drop}
+    return out
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_run_config(cfg: DictConfig, run: RunDir) -> dict:
+    """The run's identity for `cfg`; a RunConfigError when the directory holds a run of another
+    configuration (unless force=true) or when the config cannot train at all."""
+    t = cfg.trainer
+    if t.get("max_epochs") is not None and int(t.max_epochs) < 1:
+        raise RunConfigError(f"trainer.max_epochs must be >= 1, got {t.max_epochs}")
+    if t.get("max_steps") not in (None, -1) and int(t.max_steps) < 1:
+        raise RunConfigError(f"trainer.max_steps must be >= 1 (or -1 for no limit), got {t.max_steps}")
+    if t.get("max_epochs") is None and t.get("max_steps") in (None, -1):
+        raise RunConfigError("neither trainer.max_epochs nor trainer.max_steps is set: the run would never end")
+    config = fingerprint_config(cfg)
+    import hashlib
+
+    identity = {
+        "task": cfg.task.name, "init": cfg.init.name, "seed": cfg.seed, "model": cfg.model.name_or_path,
+        "fingerprint": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16],
+        "config": config,
+    }
+    old = run.read_identity()
+    if old and old.get("fingerprint") != identity["fingerprint"] and not cfg.get("force", False):
+        a, b = _flat(old.get("config") or {}), _flat(config)
+        diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        raise RunConfigError(
+            f"run directory {run.root} holds a run of another configuration ({'; '.join(diff[:4]) or 'fingerprint differs'}); "
+            "use another directory (hydra.run.dir=...) or force=true to replace it"
+        )
+    return identity
+
+
 def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool = False) -> list:
     loggers = []
+    run = RunDir(run_dir)
     if cfg.logger.get("csv"):
         # a resumed run logs beside the first part (CSVLogger would delete logs/metrics.csv)
-        version = f"resume-{len(list((run_dir / 'logs').glob('resume-*')))}" if resumed else ""
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="logs", version=version))
+        version = f"resume-{len(list(run.logs.glob('resume-*')))}" if resumed else ""
+        loggers.append(CSVLogger(save_dir=str(run.root), name=run.logs.name, version=version))
     wb = cfg.logger.get("wandb")
     if wb:
         os.environ.setdefault("WANDB_SILENT", "true")
         logger = WandbLogger(
             project=wb.project, entity=wb.get("entity"), group=wb.get("group"), tags=list(wb.get("tags") or []),
-            name=f"{run_name}-resumed" if resumed else run_name, save_dir=str(run_dir), offline=wb.mode == "offline", mode=wb.mode,
+            name=f"{run_name}-resumed" if resumed else run_name, save_dir=str(run.wandb_dir), offline=wb.mode == "offline", mode=wb.mode,
         )
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         loggers.append(logger)
@@ -72,11 +132,11 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool =
 
 def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json)."""
-    run_dir = Path(run_dir)
-    result_path = run_dir / "metrics.json"
-    if result_path.exists() and is_checkpoint(run_dir / "checkpoints" / "final") and not cfg.get("force", False):
-        log.info("run in %s is already complete; skipping (force=true to train again)", run_dir)
-        return json.loads(result_path.read_text())
+    run = RunDir(run_dir)
+    identity = check_run_config(cfg, run)
+    if run.is_complete() and not cfg.get("force", False):
+        log.info("run in %s is already complete; skipping (force=true to train again)", run.root)
+        return run.read_metrics()
 
     task = get_task(cfg.task.name)
     started = time.time()
@@ -98,10 +158,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
         config_overrides=OmegaConf.to_container(cfg.model.config_overrides, resolve=True),
     )
     module = GlueClassifier(model, task, lr=cfg.init.lr, seed=cfg.seed, **OmegaConf.to_container(cfg.optim, resolve=True))
-    resume_path = run_dir / "checkpoints" / "resume.ckpt"
+    resume_path = run.resume_checkpoint
     resume = bool(cfg.get("resume", True))
-    resumed = resume and not cfg.get("force", False) and resume_path.is_file() \
-        and is_checkpoint(run_dir / "checkpoints" / "init")
+    resumed = resume and not cfg.get("force", False) and resume_path.is_file() and is_checkpoint(run.theta0)
     if resumed:
         log.info("resuming the interrupted run in %s from %s", run_dir, resume_path)
 
@@ -109,33 +168,39 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     snap = cfg.callbacks.get("snapshots")
     if snap and snap.get("enabled", True):
         callbacks.append(WeightSnapshots(
-            dirpath=str(run_dir / "snapshots"), every_n_steps=snap.every_n_steps, dtype=snap.dtype,
+            dirpath=str(run.snapshots), every_n_steps=snap.every_n_steps, dtype=snap.dtype,
             max_disk_gb=snap.get("max_disk_gb"), min_free_gb=snap.get("min_free_gb", 1.0),
         ))
+    epochs = cfg.callbacks.get("epochs") or {}
+    callbacks.append(EpochRecords(run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer))
     if resume:
         callbacks.append(EpochCheckpoint(resume_path))  # after the snapshots: they flush first
     run_name = f"{task.name}_{cfg.init.name}"
-    loggers = build_loggers(cfg, run_dir, run_name, resumed)
+    loggers = build_loggers(cfg, run.root, run_name, resumed)
     trainer = pl.Trainer(
-        default_root_dir=str(run_dir), logger=loggers or False, callbacks=callbacks,
+        default_root_dir=str(run.root), logger=loggers or False, callbacks=callbacks,
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )
     if not resumed:
-        save_checkpoint(model, tokenizer, run_dir / "checkpoints" / "init")
+        run.logs.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+        run.write_identity(identity)
+        save_checkpoint(model, tokenizer, run.theta0)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resumed else None)
-        save_checkpoint(model, tokenizer, run_dir / "checkpoints" / "final")
+        save_checkpoint(model, tokenizer, run.theta1)
         dev = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         result = {
             "task": task.name, "init": cfg.init.name, "model": cfg.model.name_or_path,
             "primary_metric": task.primary_metric, "dev": dev, "majority_baseline": baseline,
             "steps": trainer.global_step, "epochs": trainer.current_epoch,
             "train_examples": len(datamodule.train_set), "dev_examples": len(datamodule.dev_set),
+            "dev_per_epoch": read_dev_per_epoch(run.dev_per_epoch), "fingerprint": identity["fingerprint"],
             "wall_seconds": round(time.time() - started, 2),
         }
         for logger in loggers:
             logger.log_metrics({f"baseline/majority_{k}": v for k, v in baseline.items()})
-        write_json_atomic(result_path, result)
+        write_json_atomic(run.metrics_json, result)
         resume_path.unlink(missing_ok=True)  # θ1 and the results are saved; nothing left to resume
     finally:
         for logger in loggers:
@@ -156,7 +221,7 @@ def assign_job_device(cfg: DictConfig, job_num: int, gpu_count: int) -> None:
 
 
 # bad input, reported as one line and exit status 2; anything else is a bug and keeps its traceback
-USER_ERRORS = (GlueDataError, SnapshotBudgetError, UnknownTaskError, OSError)
+USER_ERRORS = (BadInput, SnapshotBudgetError, UnknownTaskError, OSError)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -171,7 +236,7 @@ def hydra_main(cfg: DictConfig) -> None:
         train(cfg, hydra_cfg.runtime.output_dir)
     except USER_ERRORS as err:
         print(f"bertviz-train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def main() -> None:

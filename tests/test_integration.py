@@ -38,7 +38,7 @@ def test_training_run_feeds_the_landscape(glue_dir, tmp_path):
     dev loss and error that training logged; PCA directions come from the run's fp16 snapshots.
     """
     from bertviz_landscape.landscape import load_surface
-    from bertviz_landscape.landscape.sweep import compute_landscape
+    from bertviz_landscape.landscape.sweep import landscape
 
     from conftest import tiny_train_cfg
 
@@ -47,16 +47,16 @@ def test_training_run_feeds_the_landscape(glue_dir, tmp_path):
     data = {"glue_dir": str(glue_dir), "max_train_samples": None, "max_eval_samples": None, "subset_seed": 0,
             "max_length": 128, "eval_batch_size": 8, "cache_dir": str(tmp_path / "cache")}
     ckpt = run / "checkpoints"
-    curve = compute_landscape("rte", ckpt / "init", ckpt / "final", tmp_path / "curve.h5",
-                              {"x": {"min": 0.0, "max": 1.0, "num": 3}}, {"name": "difference"}, data, progress=False)
+    curve = landscape(run=run, output=tmp_path / "curve.h5", grid={"x": {"min": 0.0, "max": 1.0, "num": 3}},
+                      directions={"name": "difference"}, data=data, progress=False)
     surface = load_surface(curve.surface)
     assert surface["dev_loss"][2] == pytest.approx(result["dev"]["val/loss"], rel=1e-5)
     assert surface["dev_error"][2] == pytest.approx(1 - result["dev"]["val/accuracy"], abs=1e-6)
 
-    pca = compute_landscape("rte", ckpt / "init", ckpt / "final", tmp_path / "pca.h5",
-                            {"x": {"min": -1.0, "max": 1.0, "num": 3}, "y": {"min": -1.0, "max": 1.0, "num": 2}},
-                            {"name": "pca", "run_dir": str(run)}, data, progress=False)
+    pca = landscape(run=run, output=tmp_path / "pca.h5",
+                    grid={"x": {"min": -1.0, "max": 1.0, "num": 3}, "y": {"min": -1.0, "max": 1.0, "num": 2}},
+                    directions={"name": "pca"}, data=data, progress=False)
     plane = load_surface(pca.surface)
-    assert plane["train_loss"].shape == (3, 2)
+    assert plane["train_loss"].shape == (2, 3)  # [ny, nx]
     ratios = pca.directions["explained_variance_ratio"]
     assert len(ratios) == 2 and ratios[0] >= ratios[1] > 0 and sum(ratios) <= 1 + 1e-9

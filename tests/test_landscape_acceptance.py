@@ -65,13 +65,13 @@ def plain_transformers_dev_loss(theta0, theta1, alpha):
 
 def test_mrpc_difference_curve_matches_plain_transformers(mrpc_run, tmp_path):
     from bertviz_landscape.landscape.surface import load_surface
-    from bertviz_landscape.landscape.sweep import compute_landscape
+    from bertviz_landscape.landscape.sweep import landscape
 
     theta0, theta1 = mrpc_run
     data = {"glue_dir": str(GLUE), "max_eval_samples": None, "subset_seed": 0, "max_length": 128, "eval_batch_size": 64,
             "cache_dir": str(tmp_path / "cache")}
-    res = compute_landscape("mrpc", theta0, theta1, tmp_path / "curve.h5", {"x": {"min": 0.0, "max": 1.0, "num": 3}},
-                            {"name": "difference"}, data, splits=["dev"], progress=False)
+    res = landscape(task="mrpc", theta0=theta0, theta1=theta1, output=tmp_path / "curve.h5", grid={"x": {"min": 0.0, "max": 1.0, "num": 3}},
+                    directions={"name": "difference"}, data=data, splits=["dev"], progress=False)
     surf = load_surface(res.surface)
     assert surf.meta["data"]["splits"]["dev"]["num_examples"] == len(_read("dev")) == 408
     for i, alpha in enumerate((0.0, 0.5, 1.0)):

@@ -15,13 +15,13 @@ from hydra import compose, initialize_config_dir
 from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape.entrypoint import CONFIG_PATH, run
-from bertviz_landscape.landscape.errors import LandscapeError
+from bertviz_landscape.errors import BadInput
 
 
 def compose_cfg(tiny_run, tmp_path, overrides):
     d = data_cfg(tiny_run)
     base = [
-        f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"output={tmp_path / 'out.h5'}",
+        "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"output={tmp_path / 'out.h5'}",
         f"paths.output_dir={tmp_path}", "progress=false", f"data.glue_dir={d['glue_dir']}",
         f"data.cache_dir={d['cache_dir']}", "data.max_length=32", "data.eval_batch_size=4", "grid.x.num=2",
     ]
@@ -75,7 +75,7 @@ CASES = {
 def test_bad_input_raises_and_writes_nothing(tiny_run, other_arch, other_vocab, tmp_path, case):
     make, message = CASES[case]
     cfg = compose_cfg(tiny_run, tmp_path, make(tiny_run, other_arch, other_vocab))
-    with pytest.raises(LandscapeError, match=message):
+    with pytest.raises(BadInput, match=message):
         run(cfg)
     assert not (tmp_path / "out.h5").exists()
     assert not list(tmp_path.glob("*.parts"))
@@ -83,7 +83,7 @@ def test_bad_input_raises_and_writes_nothing(tiny_run, other_arch, other_vocab, 
 
 def test_bad_input_exits_nonzero_from_the_command_line(tiny_run, tmp_path):
     """The console path: status 2 and one line naming the problem."""
-    cmd = [sys.executable, "-m", "bertviz_landscape.landscape", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}",
+    cmd = [sys.executable, "-m", "bertviz_landscape.landscape", "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}",
            "grid=demo", f"output={tmp_path / 'out.h5'}", f"paths.output_dir={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2

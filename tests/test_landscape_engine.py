@@ -12,11 +12,18 @@ import torch
 from test_landscape_support import TINY, build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.parameters import layer_map, select_parameters
+from bertviz_landscape.parameters import layer_map, select_parameters
 from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import compute_landscape
+from bertviz_landscape.landscape.sweep import landscape
 
 LINE = {"x": {"min": -0.5, "max": 1.5, "num": 3}}
+
+
+def recipe(values: dict):
+    """A typed direction recipe with the YAML defaults of its group under `values`."""
+    from bertviz_landscape.landscape.request import landscape_request
+
+    return landscape_request(theta0="x", task="mrpc", directions=values).directions
 
 
 def reference_dev_loss(theta0, theta1, alpha, glue_dir):
@@ -46,8 +53,8 @@ def reference_dev_loss(theta0, theta1, alpha, glue_dir):
 
 
 def test_1d_difference_matches_plain_transformers(tiny_run, tmp_path):
-    res = compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / "s.h5", {"x": {"min": 0, "max": 1, "num": 3}},
-                            {"name": "difference"}, data_cfg(tiny_run), splits=["dev"], progress=False)
+    res = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "s.h5", grid={"x": {"min": 0, "max": 1, "num": 3}},
+                    directions={"name": "difference"}, data=data_cfg(tiny_run), splits=["dev"], progress=False)
     surf = load_surface(res.surface)
     assert list(surf.x) == [0.0, 0.5, 1.0]
     for i, alpha in enumerate(surf.x):
@@ -58,8 +65,8 @@ def test_1d_difference_matches_plain_transformers(tiny_run, tmp_path):
 
 def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
     grid = {"x": {"min": -0.5, "max": 1.5, "num": 3}, "y": {"min": -1, "max": 1, "num": 2}}  # non-square
-    res = compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / "s.h5", grid,
-                            {"name": "difference", "rescale_y": True}, data_cfg(tiny_run), theta2=tiny_run["theta2"], progress=False)
+    res = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "s.h5", grid=grid,
+                    directions={"name": "difference", "rescale_y": True}, data=data_cfg(tiny_run), theta2=tiny_run["theta2"], progress=False)
     surf = load_surface(res.surface)
     assert surf.two_d and surf.x.shape == (3,) and surf.y.shape == (2,)
     for split in ("train", "dev"):
@@ -83,14 +90,16 @@ def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
 def test_grid_point_is_set_from_fixed_base(tiny_run, tmp_path):
     """Visiting points in any order gives the same values: no cumulative steps, no drift."""
     from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.landscape.checkpoints import load_checkpoints
+    from bertviz_landscape.checkpoints import load_checkpoints
     from bertviz_landscape.landscape.sweep import build_directions, load_eval_sets
     from bertviz_landscape.landscape.evaluator import Evaluator
 
     task = get_task("mrpc")
     model, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
-    d = build_directions({"name": "difference"}, cks, list(cks["theta0"].state), False)
-    sets = load_eval_sets(task, data_cfg(tiny_run), ["dev"], cks["theta0"].path, "cpu")
+    d = build_directions(recipe({"name": "difference"}), cks, False)
+    from bertviz_landscape.landscape.request import DataRequest
+
+    sets = load_eval_sets(task, DataRequest.from_config(data_cfg(tiny_run)), ["dev"], cks["theta0"].path, "cpu")
     ev = Evaluator(model, task, cks["theta0"].state, d, sets)
     first = ev.evaluate(0.3)
     for a in (1.5, -0.5, 7.0, 0.3):
@@ -106,8 +115,8 @@ def test_hidden_state_cache_equals_full_forward(tiny_run, tmp_path):
     common = dict(grid=LINE, data=data_cfg(tiny_run), progress=False)
     for params in (["layer.1", "head"], ["pooler"], ["head"]):
         d = {"name": "difference", "params": params}
-        a = compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / f"c{params[0]}.h5", directions=d, use_cache=True, **common)
-        b = compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / f"n{params[0]}.h5", directions=d, use_cache=False, **common)
+        a = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / f"c{params[0]}.h5", directions=d, hidden_state_cache=True, **common)
+        b = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / f"n{params[0]}.h5", directions=d, hidden_state_cache=False, **common)
         sa, sb = load_surface(a.surface), load_surface(b.surface)
         assert sa.meta["evaluation"]["hidden_state_cache"] and not sb.meta["evaluation"]["hidden_state_cache"]
         for key in sa.keys():
@@ -115,22 +124,22 @@ def test_hidden_state_cache_equals_full_forward(tiny_run, tmp_path):
 
 
 def test_layer_restricted_direction_moves_only_that_layer(tiny_run, tmp_path):
-    from bertviz_landscape.landscape.checkpoints import load_checkpoints
+    from bertviz_landscape.checkpoints import load_checkpoints
     from bertviz_landscape.landscape.sweep import build_directions
 
     _, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     names = list(cks["theta0"].state)
-    d = build_directions({"name": "difference", "params": "layer.0"}, cks, names, False)
+    d = build_directions(recipe({"name": "difference", "params": "layer.0"}), cks, False)
     assert d.names and all(".layer.0." in n for n in d.names)
     assert set(layer_map(names)) == {"embeddings", "layer.0", "layer.1", "pooler", "head"}
     assert select_parameters(names, "layers.0-1") == [n for n in names if ".encoder.layer." in n]
     assert select_parameters(names, ["head"]) == [n for n in names if n.startswith("classifier.")]
-    d = build_directions({"name": "difference", "bias_and_norm": "exclude"}, cks, names, False)
+    d = build_directions(recipe({"name": "difference", "bias_and_norm": "exclude"}), cks, False)
     assert not any(n.endswith(".bias") or "LayerNorm" in n for n in d.names)
 
 
 def test_random_directions_filter_and_layer_normalised(tiny_run):
-    from bertviz_landscape.landscape.checkpoints import load_checkpoints
+    from bertviz_landscape.checkpoints import load_checkpoints
 
     _, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     c = cks["theta1"].state
@@ -148,7 +157,7 @@ def test_random_directions_filter_and_layer_normalised(tiny_run):
 
 def test_pca_directions_from_snapshots_via_gram(tmp_path, tiny_run):
     """PCA through the T×T Gram matrix equals an SVD of the (small) dense snapshot matrix."""
-    from bertviz_landscape.landscape.checkpoints import load_checkpoints
+    from bertviz_landscape.checkpoints import load_checkpoints
     from bertviz_landscape.snapshots import FORMAT, write_snapshot
 
     _, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
@@ -179,17 +188,17 @@ def test_pca_directions_from_snapshots_via_gram(tmp_path, tiny_run):
 
 
 def test_non_finite_points_are_stored_not_raised(tiny_run, tmp_path):
-    res = compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / "s.h5", {"x": {"min": 0, "max": 1e30, "num": 2}},
-                            {"name": "difference"}, data_cfg(tiny_run), splits=["dev"], progress=False)
+    res = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "s.h5", grid={"x": {"min": 0, "max": 1e30, "num": 2}},
+                    directions={"name": "difference"}, data=data_cfg(tiny_run), splits=["dev"], progress=False)
     surf = load_surface(res.surface)
     assert math.isfinite(surf["dev_loss"][0]) and not math.isfinite(surf["dev_loss"][1])
 
 
 def test_bf16_deviation_is_small(tiny_run, tmp_path):
     common = dict(grid=LINE, directions={"name": "difference"}, data=data_cfg(tiny_run), progress=False)
-    a = load_surface(compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / "a.h5", **common).surface)
+    a = load_surface(landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "a.h5", **common).surface)
     for precision in ("bf16", "bf16-weights"):
-        b = load_surface(compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], tmp_path / f"{precision}.h5", precision=precision, **common).surface)
+        b = load_surface(landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / f"{precision}.h5", precision=precision, **common).surface)
         assert b.meta["evaluation"]["precision"] == precision
         np.testing.assert_allclose(b["dev_loss"], a["dev_loss"], rtol=0.05)
 
@@ -205,7 +214,7 @@ def test_wandb_logs_image_and_artifact_offline(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     d = data_cfg(tiny_run)
-    overrides = [f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}", "grid=demo",
+    overrides = ["task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}", "grid=demo",
                  "grid.x.num=2", "grid.y.num=2", f"output={tmp_path / 's.h5'}", f"paths.output_dir={tmp_path}", "progress=false",
                  f"data.glue_dir={d['glue_dir']}", f"data.cache_dir={d['cache_dir']}", "data.max_length=32", "data.eval_batch_size=4",
                  "splits=[dev]", "wandb.enabled=true", f"wandb.dir={tmp_path}"]

@@ -13,14 +13,14 @@ from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape.shards import merge_parts
 from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import compute_landscape
+from bertviz_landscape.landscape.sweep import landscape
 
 GRID = {"x": {"min": -0.5, "max": 1.5, "num": 4}, "y": {"min": -1.0, "max": 1.0, "num": 3}}  # 12 points, non-square
 
 
 def _single(tiny_run, out, **kw):
-    return compute_landscape("mrpc", tiny_run["theta0"], tiny_run["theta1"], out, GRID, {"name": "difference"},
-                             data_cfg(tiny_run), theta2=tiny_run["theta2"], progress=False, **kw)
+    return landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=out, grid=GRID,
+                     directions={"name": "difference"}, data=data_cfg(tiny_run), theta2=tiny_run["theta2"], progress=False, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_shards_resume_and_merge_by_command(tiny_run, reference, tmp_path):
     first = _single(tiny_run, out, shard=0, num_shards=3, merge=False)
     second = _single(tiny_run, out, shard=1, num_shards=3)
     assert (first.evaluated, second.evaluated) == (4, 4) and second.surface is None and not out.exists()
-    from bertviz_landscape.landscape.errors import LandscapeError
+    from bertviz_landscape.errors import LandscapeError
 
     with pytest.raises(LandscapeError, match="4 of 12 points are missing"):
         merge_parts(first.parts, out)

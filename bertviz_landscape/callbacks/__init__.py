@@ -1,6 +1,7 @@
-"""Lightning callbacks: per-step weight snapshots (the trajectory), epoch checkpoints for resuming."""
+"""Lightning callbacks: per-step weight snapshots (the trajectory), per-epoch records, epoch checkpoints for resuming."""
 
+from bertviz_landscape.callbacks.epochs import EpochRecords, read_dev_per_epoch
 from bertviz_landscape.callbacks.resume import EpochCheckpoint
 from bertviz_landscape.callbacks.weight_snapshots import SnapshotBudgetError, WeightSnapshots
 
-__all__ = ["EpochCheckpoint", "WeightSnapshots", "SnapshotBudgetError"]
+__all__ = ["EpochCheckpoint", "EpochRecords", "WeightSnapshots", "SnapshotBudgetError", "read_dev_per_epoch"]

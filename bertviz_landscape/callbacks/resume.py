@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from bertviz_landscape.atomic import atomic_path
+
 
 class EpochCheckpoint(pl.Callback):
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loop state are the point
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loop state are the point

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from bertviz_landscape.models.parameters import trainable_parameters
-from bertviz_landscape.snapshots import DTYPES, FORMAT, Snapshots, truncate_snapshots, write_json_atomic, write_snapshot
+from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.parameters import trainable_parameters
+from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.snapshots import DTYPES, FORMAT, Snapshots, truncate_snapshots, write_snapshot
 
 
 class SnapshotBudgetError(RuntimeError):
@@ -36,7 +38,7 @@ class WeightSnapshots(pl.Callback):
         max_disk_gb: float | None = None,
         min_free_gb: float = 1.0,
         queue_size: int = 4,
-        theta0_relpath: str = "../checkpoints/init",
+        theta0_relpath: str | None = None,
     ) -> None:
         if every_n_steps < 1:
             raise ValueError(f"snapshots.every_n_steps must be >= 1, got {every_n_steps}")
@@ -65,8 +67,11 @@ class WeightSnapshots(pl.Callback):
         return math.ceil(int(trainer.estimated_stepping_batches) / self.every_n_steps) * bytes_per_snapshot
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        run = RunDir(trainer.default_root_dir)
         if self.dirpath is None:
-            self.dirpath = Path(trainer.default_root_dir) / "snapshots"
+            self.dirpath = run.snapshots
+        if self.theta0_relpath is None:  # where θ0 sits relative to the snapshots (meta.json "theta0")
+            self.theta0_relpath = os.path.relpath(run.theta0, self.dirpath.resolve())
         self.dirpath.mkdir(parents=True, exist_ok=True)
         model = getattr(pl_module, "model", pl_module)
         named = list(trainable_parameters(model).items())

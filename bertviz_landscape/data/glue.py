@@ -15,6 +15,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.data.tasks import GlueTask
 
 SPLITS = ("train", "dev")
@@ -22,7 +23,7 @@ HUB_DATASET = "nyu-mll/glue"
 HUB_SPLIT = {"train": "train", "dev": "validation"}
 
 
-class GlueDataError(ValueError):
+class GlueDataError(BadInput):
     """Bad GLUE input: a missing file or column, an unparseable label, an empty file."""
 
 

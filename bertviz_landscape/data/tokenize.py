@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import datasets
+
+from bertviz_landscape.atomic import atomic_path
 from transformers import PreTrainedTokenizerBase
 
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -54,17 +57,12 @@ def tokenize(
     key = hashlib.sha1(f"{ds._fingerprint}|{_tokenizer_fingerprint(tokenizer)}|{max_length}".encode()).hexdigest()[:20]
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     target = root / "tokenized" / key
-    if (target / "dataset_info.json").exists():
-        return datasets.load_from_disk(str(target))
-    tokenized = run()
-    root.joinpath("tokenized").mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root / "tokenized", prefix=f".{key}-"))
-    try:
-        tokenized.save_to_disk(str(tmp))
+    if target.exists():
         try:
-            os.replace(tmp, target)
-        except OSError:  # another process got there first
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return datasets.load_from_disk(str(target)) if target.exists() else tokenized
+            return datasets.load_from_disk(str(target))
+        except Exception as err:  # a corrupt entry (torn copy, disk error): rebuild it, and say so
+            log.warning("tokenised cache %s is unreadable (%s: %s); rebuilding it", target, type(err).__name__, err)
+    tokenized = run()
+    with atomic_path(target, directory=True) as tmp:  # two processes may race: the last rename wins, same content
+        tokenized.save_to_disk(str(tmp))
+    return datasets.load_from_disk(str(target))

@@ -13,7 +13,7 @@ Modules, in the paper's words:
 - `entrypoint`  — the Hydra edge (`bertviz-landscape`)
 """
 
-from bertviz_landscape.landscape.errors import LandscapeError
+from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
 
 __all__ = ["LandscapeError", "Surface", "load_surface", "write_surface", "compute_landscape", "merge_parts"]

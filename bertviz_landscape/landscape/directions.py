@@ -23,8 +23,8 @@ from typing import Literal, Sequence
 
 import torch
 
-from bertviz_landscape.landscape.errors import LandscapeError
-from bertviz_landscape.landscape.parameters import is_bias_or_norm, layer_map
+from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.parameters import is_bias_or_norm, layer_map
 
 Tensors = "OrderedDict[str, torch.Tensor]"
 NORMALIZATIONS = ("filter", "layer", "none")

@@ -28,7 +28,7 @@ import torch
 
 from bertviz_landscape.data.tasks import GlueTask
 from bertviz_landscape.landscape.directions import Directions
-from bertviz_landscape.landscape.parameters import depth_of, num_layers, trainable_parameters
+from bertviz_landscape.parameters import depth_of, num_layers, trainable_parameters
 
 PRECISIONS = ("fp32", "bf16", "bf16-weights", "tf32")
 

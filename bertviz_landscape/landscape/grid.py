@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from bertviz_landscape.landscape.errors import LandscapeError
+from bertviz_landscape.errors import LandscapeError
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,13 @@ class Grid:
             raise LandscapeError("empty grid: no grid given (set grid.x.min/max/num)")
         get = spec.get if hasattr(spec, "get") else (lambda k, d=None: d)
         y = get("y", None)
+        if y is not None and hasattr(y, "get"):
+            given = [k for k in ("min", "max", "num") if y.get(k) is not None]
+            if not given:
+                y = None  # the 1D grid's empty y axis
+            elif len(given) < 3:
+                missing = [f"grid.y.{k}" for k in ("min", "max", "num") if k not in given]
+                raise LandscapeError(f"a 2D grid needs grid.y.min, grid.y.max and grid.y.num; {', '.join(missing)} not given")
         return cls(Axis.parse("x", get("x", None)), Axis.parse("y", y) if y is not None else None)
 
     @property
@@ -84,9 +91,9 @@ class Grid:
         return alpha, beta
 
     def describe(self) -> dict:
-        out = {"x": vars(self.x)}
+        out = {"x": dict(vars(self.x))}
         if self.y:
-            out["y"] = vars(self.y)
+            out["y"] = dict(vars(self.y))
         return out
 
 

@@ -6,6 +6,8 @@ point's value (checkpoint hashes, direction recipe, grid, data subset, precision
 
 ``spec.json``
     the surface's metadata (everything but the values), written once;
+``directions.h5``
+    the direction file (`direction_file`), computed once by the first shard that needs it;
 ``points-<shard>-of-<num_shards>.jsonl``
     one JSON line per finished point ``{"k", "values"}``, flushed and fsynced before the next
     point starts. A torn last line (a killed job) is ignored on reading.
@@ -13,7 +15,7 @@ point's value (checkpoint hashes, direction recipe, grid, data subset, precision
 A (re-)started shard reads every points file in the directory and evaluates only the points
 it lacks — so a killed job, re-run, resumes, even with a different number of shards. When
 every point is present the shards merge into the surface file (the last shard to finish does
-it; ``merge_parts`` does it by hand).
+it; ``merge_parts`` does it by hand), and the direction file is placed beside it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bertviz_landscape.landscape.errors import LandscapeError
+from bertviz_landscape.atomic import atomic_path, write_json_atomic
+from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.landscape.direction_file import beside
 from bertviz_landscape.landscape.grid import Axis, Grid
 from bertviz_landscape.landscape.surface import Surface, write_surface
 
@@ -52,12 +56,9 @@ class PointStore:
         return self.directory / f"points-{self.shard:04d}-of-{self.num_shards:04d}.jsonl"
 
     def write_spec(self, spec: dict) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / "spec.json"
         if not path.exists():
-            tmp = self.directory / f".spec.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(spec, indent=2, default=str))
-            os.replace(tmp, path)
+            write_json_atomic(path, spec)
 
     def read_spec(self) -> dict:
         path = self.directory / "spec.json"
@@ -122,4 +123,21 @@ def merge_parts(directory: str | os.PathLike, output: str | os.PathLike | None =
         for key in keys:
             values[key][idx] = row.get(key, math.nan)
     surface = Surface(grid.x.coordinates, grid.y.coordinates if grid.y else None, values, spec["meta"])
-    return write_surface(output or spec["output"], surface)
+    output = Path(output or spec["output"])
+    directions = Path(directory) / "directions.h5"
+    if directions.is_file():
+        place_beside(directions, beside(output))
+    return write_surface(output, surface)
+
+
+def place_beside(src: Path, dst: Path) -> None:
+    """The direction file next to the surface: a hard link where the file system allows, else a copy."""
+    import shutil
+
+    if dst.exists() and dst.stat().st_ino == src.stat().st_ino:
+        return
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)

@@ -1,35 +1,39 @@
-"""One landscape, start to finish, as a plain function: `compute_landscape(...)`.
+"""One landscape, start to finish, as a plain function: `compute_landscape(request)`.
 
-checkpoints → directions → fixed example sets → the shard's missing grid points → parts
-directory → (when complete) the surface file. The Hydra entrypoint only turns a config into
-this call; tests call it directly.
+request → runs resolved → checkpoints checked and hashed → the parts directory of this exact
+landscape → (points to do?) weights loaded, the direction file loaded or computed once, fixed
+example sets, this shard's missing points → (all done) the surface file, with the direction
+file beside it. `mode=merge` only merges: it loads no weights. The Hydra entrypoint turns a
+config into a `LandscapeRequest`; tests and analyses call `landscape(**values)`, which composes
+the same YAML defaults.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
-import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 
+from bertviz_landscape.checkpoints import check_checkpoint_dir, check_compatible, content_hash, load_checkpoints
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.checkpoints import load_checkpoints
-from bertviz_landscape.landscape.errors import LandscapeError
-from bertviz_landscape.landscape.evaluator import PRECISIONS, EvalSet, Evaluator
-from bertviz_landscape.landscape.grid import Grid, check_shard, shard_points
-from bertviz_landscape.landscape.parameters import select_parameters
+from bertviz_landscape.landscape.direction_file import beside, check_against, read_directions, write_directions
+from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
+from bertviz_landscape.landscape.grid import shard_points
+from bertviz_landscape.landscape.request import DataRequest, DirectionsRequest, LandscapeRequest, landscape_request, resolve_runs
 from bertviz_landscape.landscape.shards import PointStore, fingerprint, merge_parts, parts_dir
+from bertviz_landscape.parameters import select_parameters
 
 log = logging.getLogger(__name__)
-RECIPES = ("difference", "random", "pca")
-SPLITS = ("train", "dev")
 
 
 @dataclass
@@ -41,12 +45,7 @@ class LandscapeResult:
     skipped: int  # points of this shard already done before the call
     seconds: float
     directions: dict = field(default_factory=dict)
-
-
-def _get(cfg: Any, key: str, default=None):
-    if cfg is None:
-        return default
-    return cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
+    direction_file: Path | None = None
 
 
 def pick_device(device: str, shard: int) -> torch.device:
@@ -58,160 +57,182 @@ def pick_device(device: str, shard: int) -> torch.device:
     return torch.device(device)
 
 
-def build_directions(recipe: dict, checkpoints: dict, names: Sequence[str], two_d: bool) -> dirs.Directions:
-    name = _get(recipe, "name", "difference")
-    params = select_parameters(names, _get(recipe, "params", "all"))
-    bias_and_norm = _get(recipe, "bias_and_norm", "include" if name != "random" else "exclude")
+def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) -> dirs.Directions:
+    """Compute δ1 (and δ2) from the loaded checkpoints: the one place a recipe is evaluated."""
+    names = list(checkpoints["theta0"].state)
+    params = select_parameters(names, list(recipe.params))
     theta0 = checkpoints["theta0"].state
-    if name == "difference":
+    if recipe.name == "difference":
         theta2 = checkpoints["theta2"].state if "theta2" in checkpoints else None
-        return dirs.difference(theta0, checkpoints["theta1"].state, theta2, params, two_d, bool(_get(recipe, "rescale_y", False)), bias_and_norm)
-    center = _get(recipe, "center", "theta1")
-    if center not in checkpoints:
-        raise LandscapeError(f"directions.center={center!r} is not one of the given checkpoints {sorted(checkpoints)}")
-    if name == "random":
-        return dirs.random_directions(
-            checkpoints[center].state, params, two_d, int(_get(recipe, "seed", 0)),
-            _get(recipe, "normalization", "filter"), bias_and_norm, center,
-        )
+        return dirs.difference(theta0, checkpoints["theta1"].state, theta2, params, two_d, recipe.rescale_y, recipe.bias_and_norm)
+    if recipe.center not in checkpoints:
+        raise LandscapeError(f"directions.center={recipe.center!r} is not one of the given checkpoints {sorted(checkpoints)}")
+    if recipe.name == "random":
+        return dirs.random_directions(checkpoints[recipe.center].state, params, two_d, recipe.seed, recipe.normalization,
+                                      recipe.bias_and_norm, recipe.center)
     from bertviz_landscape.snapshots import Snapshots
 
-    run_dir = _get(recipe, "run_dir") or checkpoints["theta1"].path.parent.parent
     try:
-        snaps = Snapshots(run_dir)
+        snaps = Snapshots(recipe.run_dir)
     except (FileNotFoundError, ValueError) as err:
         raise LandscapeError(f"pca directions: {err}") from None
-    scale_mode = _get(recipe, "scale", "delta")
-    scale = dirs.norm({n: checkpoints["theta1"].state[n] - theta0[n] for n in params}) if scale_mode == "delta" else None
-    return dirs.pca_directions(snaps, params, two_d, bias_and_norm, scale, center)
+    scale = dirs.norm({n: checkpoints["theta1"].state[n] - theta0[n] for n in params}) if recipe.scale == "delta" else None
+    return dirs.pca_directions(snaps, params, two_d, recipe.bias_and_norm, scale, recipe.center)
 
 
-def load_eval_sets(task, data: Any, splits: Sequence[str], tokenizer_dir: Path, device) -> list[EvalSet]:
-    from bertviz_landscape.data.tokenize import tokenize
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock (flock) on `path`: shards that start together compute directions once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def obtain_directions(req: LandscapeRequest, checkpoints: dict, parts: Path, key: str) -> tuple[dirs.Directions, Path]:
+    """The landscape's directions: from `directions.file`, else the parts directory's direction
+    file, else computed now (once, under a lock) and saved there for every other shard."""
+    hashes = {role: c.sha256 for role, c in checkpoints.items()}
+    if req.directions.file is not None:
+        recipe, attrs = read_directions(req.directions.file)
+        center = checkpoints.get(recipe.center)
+        check_against(recipe, attrs, req.directions.file, checkpoints["theta0"].state, req.grid.two_d, center.sha256 if center else None)
+        if recipe.center not in checkpoints:
+            raise LandscapeError(f"direction file {req.directions.file} is centred on {recipe.center}, which is not given")
+        return recipe, req.directions.file
+    path = parts / "directions.h5"
+    with _locked(parts / ".directions.lock"):
+        if path.is_file():
+            recipe, _ = read_directions(path)
+            log.info("directions loaded from %s", path)
+        else:
+            started = time.perf_counter()
+            recipe = build_directions(req.directions, checkpoints, req.grid.two_d)
+            write_directions(path, recipe, key, hashes)
+            log.info("directions computed in %.1f s and saved to %s", time.perf_counter() - started, path)
+    return recipe, path
+
+
+def load_eval_sets(task, data: DataRequest, splits: Sequence[str], tokenizer_dir: Path, device) -> list[EvalSet]:
     from transformers import AutoTokenizer
+
+    from bertviz_landscape.data.tokenize import tokenize
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     sets = []
     for split in splits:
-        limit = _get(data, "max_train_samples" if split == "train" else "max_eval_samples")
-        rows = load_glue_split(task, split, _get(data, "glue_dir"), limit, int(_get(data, "subset_seed", 0)), _get(data, "cache_dir"))
-        tok = tokenize(rows, tokenizer, int(_get(data, "max_length", 128)), _get(data, "cache_dir"))
-        sets.append(EvalSet.from_tokenized(split, tok, int(_get(data, "eval_batch_size", 64)), tokenizer.pad_token_id or 0, device, task.is_regression))
+        limit = data.max_train_samples if split == "train" else data.max_eval_samples
+        rows = load_glue_split(task, split, data.glue_dir, limit, data.subset_seed, data.cache_dir)
+        tok = tokenize(rows, tokenizer, data.max_length, data.cache_dir)
+        sets.append(EvalSet.from_tokenized(split, tok, data.eval_batch_size, tokenizer.pad_token_id or 0, device, task.is_regression))
     return sets
 
 
-def validate(task: str, theta0, theta1, theta2, recipe, grid_spec, shard, num_shards, precision, splits) -> tuple:
-    """Every check of the request that needs no files, before anything is read or written."""
-    try:
-        task_obj = get_task(task)
-    except KeyError as err:
-        raise LandscapeError(str(err.args[0])) from None
-    grid = Grid.parse(grid_spec)
-    shard, num_shards = check_shard(shard, num_shards)
-    name = _get(recipe, "name", "difference")
-    if name not in RECIPES:
-        raise LandscapeError(f"unknown direction recipe {name!r}; expected one of {RECIPES}")
-    if precision not in PRECISIONS:
-        raise LandscapeError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
-    bad = [s for s in splits if s not in SPLITS]
-    if bad or not splits:
-        raise LandscapeError(f"splits must be a non-empty subset of {SPLITS}, got {list(splits)}")
-    if theta1 in (None, "") and name in ("difference", "pca"):
-        raise LandscapeError(f"{name} directions need theta1 (the trained checkpoint): set theta1=<checkpoint>")
-    if name == "difference" and grid.two_d and theta2 in (None, ""):
-        raise LandscapeError("a 2D difference surface needs theta2 (θ0 trained on another task): set theta2=<checkpoint>")
-    # the checkpoints themselves (directories, architectures, vocabularies) are checked by
-    # load_checkpoints, before it reads any weights
-    return task_obj, grid, shard, num_shards
+def _checkpoint_paths(req: LandscapeRequest) -> dict[str, Path]:
+    """Every given checkpoint directory, checked (exists, complete, same architecture and
+    vocabulary) before any weights are read."""
+    paths = {"theta0": check_checkpoint_dir("theta0", req.theta0)}
+    for role in ("theta1", "theta2"):
+        if getattr(req, role) is not None:
+            paths[role] = check_checkpoint_dir(role, getattr(req, role))
+    check_compatible(paths)
+    return paths
 
 
-def compute_landscape(
-    task: str,
-    theta0: str | os.PathLike,
-    theta1: str | os.PathLike | None,
-    output: str | os.PathLike,
-    grid: Any,
-    directions: Any = None,
-    data: Any = None,
-    theta2: str | os.PathLike | None = None,
-    shard: int = 0,
-    num_shards: int = 1,
-    splits: Sequence[str] = SPLITS,
-    precision: str = "fp32",
-    use_cache: bool = True,
-    device: str = "auto",
-    progress: bool = True,
-    merge: bool = True,
-    on_point: Callable[[int, dict], None] | None = None,
-    evaluate: bool = True,
-) -> LandscapeResult:
-    """Evaluate this shard's missing points of the landscape and merge when all are done.
+def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
+    """The fingerprint of everything that decides a point's value: the parts directory's name."""
+    recipe = req.directions.describe()
+    if req.directions.file is not None:
+        recipe = {"file_sha256": content_hash_file(req.directions.file)}
+    return fingerprint({
+        "task": req.task, "checkpoints": hashes, "directions": recipe, "grid": req.grid.describe(),
+        "data": req.data.describe() | {"splits": list(req.splits)}, "precision": req.precision,
+    })
 
-    `grid`: {"x": {min, max, num}, "y": {...} (2D)}; `directions`: {"name": difference|random|pca,
-    "params": selectors, ...}; `data`: the data config (glue_dir, max_train_samples,
-    max_eval_samples, subset_seed, max_length, eval_batch_size, cache_dir).
-    """
+
+def content_hash_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def compute_landscape(request: LandscapeRequest, on_point: Callable[[int, dict], None] | None = None) -> LandscapeResult:
+    """Evaluate this shard's missing points of the landscape and merge when all are done
+    (`request.mode == "merge"`: merge only)."""
     started = time.perf_counter()
-    directions = directions or {"name": "difference"}
-    splits = list(splits)
-    task_obj, grid_obj, shard, num_shards = validate(task, theta0, theta1, theta2, directions, grid, shard, num_shards, precision, splits)
-    output = Path(str(output)).expanduser().resolve()
-    dev = pick_device(device, shard)
+    req = resolve_runs(request)
+    for what, note in req.notes.items():
+        log.info("%s: %s", what, note)
+    task = get_task(req.task)
+    paths = _checkpoint_paths(req)
+    hashes = {role: content_hash(p) for role, p in paths.items()}
+    key = landscape_key(req, hashes)
+    store = PointStore(parts_dir(req.output, key), req.shard, req.num_shards)
 
-    model, checkpoints = load_checkpoints(theta0, theta1, theta2)
-    if model.config.num_labels != task_obj.num_labels:
-        raise LandscapeError(f"checkpoint theta0 has {model.config.num_labels} outputs but task {task_obj.name} needs {task_obj.num_labels}")
-    recipe = build_directions(directions, checkpoints, list(checkpoints["theta0"].state), grid_obj.two_d)
-    summary = recipe.summary()
-    center = checkpoints[recipe.center].state
+    if req.mode == "merge":
+        if not (store.directory / "spec.json").is_file():
+            raise LandscapeError(f"nothing computed yet for this configuration (no {store.directory})")
+        surface = merge_parts(store.directory, req.output)
+        return LandscapeResult(req.output, store.directory, surface, 0, 0, time.perf_counter() - started,
+                               direction_file=beside(req.output))
 
-    data_meta = {k: _get(data, k) for k in ("glue_dir", "max_train_samples", "max_eval_samples", "subset_seed", "max_length")}
-    spec_values = {
-        "task": task_obj.name,
-        "checkpoints": {r: c.describe() for r, c in checkpoints.items()},
-        "directions": {k: v for k, v in summary.items() if not k.startswith("layer_norms")} | {"request": dict(directions)},
-        "grid": grid_obj.describe(),
-        "data": data_meta | {"splits": splits},
-        "precision": precision,
-    }
-    key = fingerprint({**spec_values, "checkpoints": {r: c["sha256"] for r, c in spec_values["checkpoints"].items()}})
-    store = PointStore(parts_dir(output, key), shard, num_shards)
-    mine = shard_points(grid_obj, shard, num_shards)
+    mine = shard_points(req.grid, req.shard, req.num_shards)
     done = store.done() if store.directory.exists() else {}
-    todo = [k for k in mine if k not in done] if evaluate else []
-    log.info("shard %d/%d: %d points, %d already done, %d to evaluate", shard, num_shards, len(mine), len(mine) - len(todo), len(todo))
+    todo = [k for k in mine if k not in done]
+    log.info("shard %d/%d: %d points, %d already done, %d to evaluate", req.shard, req.num_shards, len(mine), len(mine) - len(todo), len(todo))
 
-    evaluator = None
-    if evaluate and (todo or not (store.directory / "spec.json").exists()):
-        sets = load_eval_sets(task_obj, data, splits, checkpoints["theta0"].path, dev)
+    evaluator, summary, direction_path = None, {}, None
+    if todo or not (store.directory / "spec.json").exists():
+        dev = pick_device(req.device, req.shard)
+        model, checkpoints = load_checkpoints(req.theta0, req.theta1, req.theta2)
+        if model.config.num_labels != task.num_labels:
+            raise LandscapeError(f"checkpoint theta0 has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
+        recipe, direction_path = obtain_directions(req, checkpoints, store.directory, key)
+        summary = recipe.summary()
+        center = checkpoints[recipe.center].state
+        sets = load_eval_sets(task, req.data, req.splits, checkpoints["theta0"].path, dev)
         model.to(dev)
-        data_meta["splits"] = {s.name: {"num_examples": s.num_examples, "batches": len(s.batches)} for s in sets}
-        evaluator = Evaluator(model, task_obj, {k: v.to(dev) for k, v in center.items()}, recipe, sets, precision, use_cache)
+        evaluator = Evaluator(model, task, {k: v.to(dev) for k, v in center.items()}, recipe, sets, req.precision, req.hidden_state_cache)
+        data_meta = req.data.describe() | {"splits": {s.name: {"num_examples": s.num_examples, "batches": len(s.batches)} for s in sets}}
         meta = {
-            "task": task_obj.name,
-            "primary_metric": task_obj.primary_metric,
-            "directions": summary,
-            "checkpoints": spec_values["checkpoints"],
+            "task": task.name,
+            "primary_metric": task.primary_metric,
+            "directions": summary | {"request": req.directions.describe(), "file": str(beside(req.output) if req.directions.file is None else req.directions.file)},
+            "checkpoints": {r: c.describe() for r, c in checkpoints.items()},
+            "runs": {"run": str(req.run) if req.run else None, "run2": str(req.run2) if req.run2 else None},
             "data": data_meta,
-            "grid": grid_obj.describe(),
-            "evaluation": {"precision": precision, "hidden_state_cache": evaluator.caches is not None, "device": str(dev)},
+            "grid": req.grid.describe(),
+            "evaluation": {"precision": req.precision, "hidden_state_cache": evaluator.caches is not None, "device": str(dev)},
         }
-        store.write_spec({"output": str(output), "grid": grid_obj.describe(), "value_keys": evaluator.value_keys(), "meta": meta})
+        store.write_spec({"output": str(req.output), "grid": req.grid.describe(), "value_keys": evaluator.value_keys(), "meta": meta})
         iterator = todo
-        if progress and todo:
+        if req.progress and todo:
             from tqdm.auto import tqdm
 
-            iterator = tqdm(todo, desc=f"landscape shard {shard}/{num_shards}", unit="pt", dynamic_ncols=True)
+            iterator = tqdm(todo, desc=f"landscape shard {req.shard}/{req.num_shards}", unit="pt", dynamic_ncols=True)
         for k in iterator:
-            alpha, beta = grid_obj.coordinate(k)
+            alpha, beta = req.grid.coordinate(k)
             values = evaluator.evaluate(alpha, beta)
             store.append(k, values)
             if on_point is not None:
                 on_point(k, values)
             if not all(math.isfinite(v) for v in values.values()):
                 log.warning("point %d (α=%g, β=%g) has non-finite values: %s", k, alpha, beta, values)
-    surface = merge_parts(store.directory, output, require_complete=False) if merge else None
+    surface = merge_parts(store.directory, req.output, require_complete=False)
     return LandscapeResult(
-        output, store.directory, surface, evaluator.evaluations if evaluator else 0,
-        len(mine) - len(todo), time.perf_counter() - started, summary,
+        req.output, store.directory, surface, evaluator.evaluations if evaluator else 0,
+        len(mine) - len(todo), time.perf_counter() - started, summary, direction_path,
     )
+
+
+def landscape(overrides: Sequence[str] = (), on_point: Callable[[int, dict], None] | None = None, **values) -> LandscapeResult:
+    """`compute_landscape` of the request conf/landscape.yaml gives with `values` on top:
+    ``landscape(run=RUN, grid={"x": {"min": 0, "max": 1, "num": 3}}, progress=False)``."""
+    return compute_landscape(landscape_request(overrides, **values), on_point=on_point)

@@ -13,8 +13,7 @@ import torchmetrics
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from bertviz_landscape.data.tasks import GlueTask
-
-NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm")
+from bertviz_landscape.parameters import is_bias_or_norm, trainable_parameters
 
 
 class GlueClassifier(pl.LightningModule):
@@ -66,9 +65,8 @@ class GlueClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if param.requires_grad:
-                (no_decay if any(k in name for k in NO_DECAY) else decay).append(param)
+        for name, param in trainable_parameters(self.model).items():  # biases and LayerNorm: no weight decay
+            (no_decay if is_bias_or_norm(name, param) else decay).append(param)
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.hparams.lr, eps=self.hparams.adam_eps, betas=tuple(self.hparams.betas),

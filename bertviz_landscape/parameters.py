@@ -1,4 +1,8 @@
-"""Parameters and the layer map: which weights a direction moves, grouped as the paper's layers.
+"""Parameters and the layer map: which weights count, and how their names map to the paper's layers.
+
+The one place that knows (a) which parameters count — for snapshots, checkpoints, directions
+and every analysis — (b) which layer a parameter name belongs to, and (c) the bias/LayerNorm
+rule (Li et al.'s `ignore=biasbn`; also the weight-decay exemption of the BERT recipe).
 
 Parameters are those of ``model.named_parameters()`` that require grad (tied parameters once,
 frozen ones excluded), i.e. the keys of a Hugging Face checkpoint and of the snapshot files.
@@ -23,13 +27,18 @@ from typing import Iterable, Sequence
 
 import torch
 
-from bertviz_landscape.landscape.errors import LandscapeError
-from bertviz_landscape.models.parameters import trainable_parameters
+from bertviz_landscape.errors import LandscapeError
 
 _LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
 _NORM = re.compile(r"(LayerNorm|layer_norm|layernorm|\bnorm\b|\.ln_)", re.IGNORECASE)
 
 State = "OrderedDict[str, torch.Tensor]"
+
+
+def trainable_parameters(model: torch.nn.Module) -> "OrderedDict[str, torch.nn.Parameter]":
+    """name → parameter for every trainable parameter, tied ones counted once (named_parameters
+    de-duplicates by identity), frozen ones excluded. The names are a Hugging Face checkpoint's keys."""
+    return OrderedDict((n, p) for n, p in model.named_parameters() if p.requires_grad)
 
 
 def parameter_state(model: torch.nn.Module) -> "OrderedDict[str, torch.Tensor]":
@@ -65,6 +74,19 @@ def depth_of(name: str, n_layers: int) -> int:
 def is_bias_or_norm(name: str, tensor: torch.Tensor) -> bool:
     """Biases and LayerNorm weights: the parameters Li et al.'s `ignore=biasbn` leaves out."""
     return tensor.dim() <= 1 or name.endswith(".bias") or bool(_NORM.search(name))
+
+
+def layer_names(names: Sequence[str]) -> list[str]:
+    """The model's layers in forward order: embeddings, layer.0 … layer.{L-1}, pooler, head."""
+    return list(layer_map(names))
+
+
+def check_layer(names: Sequence[str], layer: str) -> str:
+    """`layer` if the model has it, else a LandscapeError listing the layers it has."""
+    known = layer_names(names)
+    if layer not in known:
+        raise LandscapeError(f"unknown layer {layer!r}; this model has {', '.join(known)}")
+    return layer
 
 
 def layer_map(names: Sequence[str]) -> "OrderedDict[str, list[str]]":

@@ -1,0 +1,90 @@
+"""The direction file: a surface's δ1 (and δ2), computed once and loaded by every shard.
+
+Li et al.'s loss-landscape code computes its directions once into a "direction file" that
+every MPI worker reads; so do we. HDF5 (format ``bertviz-directions/1``):
+
+Groups ``xdirection`` and (2D) ``ydirection``
+    one float32 dataset per moved parameter, named by its Hugging Face parameter name
+    (parameters outside the selection, or biases/LayerNorm when excluded, are absent: zero).
+Attributes
+    ``format``; ``recipe``; ``center`` (theta0|theta1|theta2); ``key`` (fingerprint of the
+    recipe request and the checkpoints' hashes); JSON strings ``info`` (the recipe's own
+    numbers, e.g. PCA's explained variance), ``summary`` (norms, cosine, per-layer norms) and
+    ``checkpoints`` (role → sha256 of the checkpoints it was made from).
+
+It lives in the surface's parts directory while shards run and is placed beside the finished
+surface as ``<surface stem>.directions.h5``; ``directions.file=<path>`` reuses it for another
+surface (the same random directions at another precision, on another data subset, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from bertviz_landscape.atomic import atomic_path
+from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.landscape.directions import Directions
+
+FORMAT = "bertviz-directions/1"
+
+
+def beside(surface: str | os.PathLike) -> Path:
+    """Where a finished surface keeps its directions: `<stem>.directions.h5` next to it."""
+    surface = Path(surface)
+    return surface.with_name(f"{surface.stem}.directions.h5")
+
+
+def write_directions(path: str | os.PathLike, directions: Directions, key: str, checkpoints: dict[str, str]) -> Path:
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["recipe"] = directions.recipe
+            f.attrs["center"] = directions.center
+            f.attrs["key"] = key
+            f.attrs["info"] = json.dumps(directions.info, default=str)
+            f.attrs["summary"] = json.dumps(directions.summary(), default=str)
+            f.attrs["checkpoints"] = json.dumps(checkpoints)
+            for group, tensors in (("xdirection", directions.x), ("ydirection", directions.y)):
+                if tensors is None:
+                    continue
+                g = f.create_group(group)
+                for name, t in tensors.items():
+                    g.create_dataset(name, data=t.detach().cpu().float().numpy())
+    return Path(path)
+
+
+def read_directions(path: str | os.PathLike) -> tuple[Directions, dict]:
+    """(Directions, attributes) from a direction file; a LandscapeError naming the file if it is
+    not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise LandscapeError(f"direction file {path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise LandscapeError(f"{path} is not a direction file (format {f.attrs.get('format')!r}, expected {FORMAT})")
+            attrs = {k: (json.loads(v) if k in ("info", "summary", "checkpoints") else v) for k, v in f.attrs.items()}
+            x = OrderedDict((n, torch.from_numpy(np.asarray(d[...]))) for n, d in f["xdirection"].items())
+            y = OrderedDict((n, torch.from_numpy(np.asarray(d[...]))) for n, d in f["ydirection"].items()) if "ydirection" in f else None
+    except (OSError, KeyError) as err:
+        raise LandscapeError(f"direction file {path} cannot be read ({err})") from None
+    return Directions(str(attrs["recipe"]), x, y, str(attrs["center"]), dict(attrs["info"])), attrs
+
+
+def check_against(directions: Directions, attrs: dict, path: Path, state: dict, two_d: bool, center_sha: str | None) -> None:
+    """A reused direction file must fit this landscape: parameters, shapes, dimensions, centre."""
+    if two_d and directions.y is None:
+        raise LandscapeError(f"direction file {path} has one direction; a 2D grid needs two")
+    for name, t in directions.x.items():
+        if name not in state or tuple(state[name].shape) != tuple(t.shape):
+            raise LandscapeError(f"direction file {path}: parameter {name!r} is not in this model or has another shape")
+    recorded = (attrs.get("checkpoints") or {}).get(directions.center)
+    if center_sha and recorded and recorded != center_sha:
+        raise LandscapeError(f"direction file {path} is centred on a different {directions.center} (checkpoint hash differs)")

@@ -1,0 +1,266 @@
+"""A landscape request: typed, validated once, built from the composed config.
+
+Defaults live only in YAML (conf/landscape.yaml and its groups); `LandscapeRequest.from_config`
+turns a composed config into typed objects and checks everything that needs no file, and
+`resolve_runs` fills in what the run directories say (θ0/θ1 from ``run=``, θ2 from ``run2=``,
+the task and ``max_length`` from the run's config). `landscape_request(**values)` composes the
+YAML defaults with `values` for callers outside Hydra (tests, analyses).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.landscape.evaluator import PRECISIONS
+from bertviz_landscape.landscape.grid import Grid, check_shard
+
+log = logging.getLogger(__name__)
+
+RECIPES = ("difference", "random", "pca")
+SPLITS = ("train", "dev")
+MODES = ("compute", "merge")
+BIAS_AND_NORM = ("include", "exclude")
+NORMALIZATIONS = ("filter", "layer", "none")
+CENTERS = ("theta0", "theta1", "theta2")
+SCALES = ("delta", "unit")
+
+# the keys each recipe reads (conf/directions/<recipe>.yaml); anything else is a typo
+RECIPE_KEYS = {
+    "difference": {"name", "params", "bias_and_norm", "rescale_y", "file"},
+    "random": {"name", "params", "bias_and_norm", "normalization", "seed", "center", "file"},
+    "pca": {"name", "params", "bias_and_norm", "run_dir", "scale", "center", "file"},
+}
+DATA_KEYS = {"glue_dir", "max_train_samples", "max_eval_samples", "subset_seed", "max_length", "eval_batch_size",
+             "cache_dir", "batch_size", "num_workers"}
+
+
+def _path(value) -> Path | None:
+    return None if value in (None, "", "???") else Path(str(value)).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class DirectionsRequest:
+    """How δ1 (and δ2) are made: one recipe and its parameters (None where it has none)."""
+
+    name: str
+    params: tuple[str, ...]
+    bias_and_norm: str
+    rescale_y: bool = False
+    normalization: str | None = None
+    seed: int | None = None
+    center: str = "theta0"
+    run_dir: Path | None = None
+    scale: str | None = None
+    file: Path | None = None
+
+    @classmethod
+    def from_config(cls, d: dict) -> "DirectionsRequest":
+        name = d.get("name")
+        if name not in RECIPES:
+            raise LandscapeError(f"unknown direction recipe {name!r}; expected one of {RECIPES}")
+        unknown = set(d) - RECIPE_KEYS[name]
+        if unknown:
+            raise LandscapeError(f"directions.{sorted(unknown)[0]} is not a key of the {name} recipe (keys: {sorted(RECIPE_KEYS[name])})")
+        params = d.get("params", "all")
+        params = (params,) if isinstance(params, str) else tuple(str(p) for p in (params or ["all"]))
+        if d.get("bias_and_norm") not in BIAS_AND_NORM:
+            raise LandscapeError(f"directions.bias_and_norm must be include or exclude, got {d.get('bias_and_norm')!r}")
+        center = d.get("center", "theta0")
+        if center not in CENTERS:
+            raise LandscapeError(f"directions.center must be one of {CENTERS}, got {center!r}")
+        if name == "random" and d.get("normalization") not in NORMALIZATIONS:
+            raise LandscapeError(f"directions.normalization must be one of {NORMALIZATIONS}, got {d.get('normalization')!r}")
+        if name == "pca" and d.get("scale") not in SCALES:
+            raise LandscapeError(f"directions.scale must be one of {SCALES}, got {d.get('scale')!r}")
+        seed = d.get("seed")
+        return cls(name=name, params=params, bias_and_norm=d["bias_and_norm"], rescale_y=bool(d.get("rescale_y", False)),
+                   normalization=d.get("normalization"), seed=None if seed is None else int(seed), center=center,
+                   run_dir=_path(d.get("run_dir")), scale=d.get("scale"), file=_path(d.get("file")))
+
+    def describe(self) -> dict:
+        """What decides the directions' values (the direction file's key; `file` excluded)."""
+        out = {"name": self.name, "params": list(self.params), "bias_and_norm": self.bias_and_norm, "center": self.center}
+        if self.name == "difference":
+            out["rescale_y"] = self.rescale_y
+        if self.name == "random":
+            out |= {"normalization": self.normalization, "seed": self.seed}
+        if self.name == "pca":
+            out |= {"run_dir": str(self.run_dir) if self.run_dir else None, "scale": self.scale}
+        return out
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Which examples every grid point is evaluated on (the same ones, in the same order)."""
+
+    glue_dir: str | None
+    max_train_samples: int | None
+    max_eval_samples: int | None
+    subset_seed: int
+    max_length: int | None
+    eval_batch_size: int
+    cache_dir: str | None
+
+    @classmethod
+    def from_config(cls, d: dict) -> "DataRequest":
+        unknown = set(d) - DATA_KEYS
+        if unknown:
+            raise LandscapeError(f"data.{sorted(unknown)[0]} is not a data key (keys: {sorted(DATA_KEYS)})")
+
+        def count(key):
+            v = d.get(key)
+            if v is None:
+                return None
+            if isinstance(v, bool) or int(v) != v or int(v) < 1:
+                raise LandscapeError(f"data.{key} must be a positive integer or null, got {v!r}")
+            return int(v)
+
+        return cls(glue_dir=d.get("glue_dir"), max_train_samples=count("max_train_samples"),
+                   max_eval_samples=count("max_eval_samples"), subset_seed=int(d.get("subset_seed") or 0),
+                   max_length=count("max_length"), eval_batch_size=count("eval_batch_size") or 1, cache_dir=d.get("cache_dir"))
+
+    def describe(self) -> dict:
+        return {"glue_dir": self.glue_dir, "max_train_samples": self.max_train_samples, "max_eval_samples": self.max_eval_samples,
+                "subset_seed": self.subset_seed, "max_length": self.max_length}
+
+
+@dataclass(frozen=True)
+class LandscapeRequest:
+    task: str | None
+    output: Path
+    grid: Grid
+    directions: DirectionsRequest
+    data: DataRequest
+    run: Path | None = None
+    run2: Path | None = None
+    theta0: Path | None = None
+    theta1: Path | None = None
+    theta2: Path | None = None
+    splits: tuple[str, ...] = SPLITS
+    shard: int = 0
+    num_shards: int = 1
+    mode: str = "compute"
+    precision: str = "fp32"
+    hidden_state_cache: bool = True
+    device: str = "auto"
+    progress: bool = True
+    notes: dict = field(default_factory=dict)  # what resolve_runs took from the runs
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | dict) -> "LandscapeRequest":
+        c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        grid = Grid.parse(c.get("grid"))
+        shard, num_shards = check_shard(c.get("shard", 0), c.get("num_shards", 1))
+        precision = c.get("precision")
+        if precision not in PRECISIONS:
+            raise LandscapeError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        mode = c.get("mode")
+        if mode not in MODES:
+            raise LandscapeError(f"mode must be compute or merge, got {mode!r}")
+        splits = tuple(c.get("splits") or ())
+        bad = [s for s in splits if s not in SPLITS]
+        if bad or not splits:
+            raise LandscapeError(f"splits must be a non-empty subset of {SPLITS}, got {list(splits)}")
+        task = (c.get("task") or {}).get("name") if isinstance(c.get("task"), dict) else c.get("task")
+        if task is not None:
+            from bertviz_landscape.data.tasks import get_task
+
+            try:
+                get_task(task)
+            except KeyError as err:
+                raise LandscapeError(str(err.args[0])) from None
+        output = _path(c.get("output"))
+        if output is None:
+            raise LandscapeError("output is not given: set output=<surface file>.h5")
+        return cls(task=task, output=output, grid=grid, directions=DirectionsRequest.from_config(c.get("directions") or {}),
+                   data=DataRequest.from_config(c.get("data") or {}), run=_path(c.get("run")), run2=_path(c.get("run2")),
+                   theta0=_path(c.get("theta0")), theta1=_path(c.get("theta1")), theta2=_path(c.get("theta2")),
+                   splits=splits, shard=shard, num_shards=num_shards, mode=mode, precision=precision,
+                   hidden_state_cache=bool(c.get("hidden_state_cache")), device=str(c.get("device")),
+                   progress=bool(c.get("progress")))
+
+
+def _run_dir(path: Path, key: str):
+    from bertviz_landscape.rundir import RunDir
+
+    if not path.is_dir():
+        raise LandscapeError(f"{key}={path}: directory does not exist")
+    if not RunDir.is_run(path):
+        raise LandscapeError(f"{key}={path}: not a training run directory (no {RunDir(path).theta0.relative_to(RunDir(path).root)})")
+    return RunDir(path)
+
+
+def resolve_runs(req: LandscapeRequest) -> LandscapeRequest:
+    """θ0/θ1 from `run`, θ2 from `run2`, the task and max_length from the run's config; then
+    the checks that need them. Explicit checkpoints win over the run's; a task other than the
+    run's is an error."""
+    from bertviz_landscape.rundir import RunDir
+
+    theta0, theta1, theta2, task, notes = req.theta0, req.theta1, req.theta2, req.task, {}
+    run = _run_dir(req.run, "run") if req.run else None
+    if run is not None:
+        theta0 = theta0 or run.theta0
+        theta1 = theta1 or run.theta1
+    if req.run2:
+        theta2 = theta2 or _run_dir(req.run2, "run2").theta1
+    # the run the checkpoints come from (for the task, max_length and PCA snapshots)
+    source = run or (RunDir.of_checkpoint(theta1) if theta1 else None) or (RunDir.of_checkpoint(theta0) if theta0 else None)
+    identity = source.read_identity() if source is not None and RunDir.is_run(source.root) else {}
+    run_cfg = source.read_config() if source is not None and RunDir.is_run(source.root) else {}
+    run_task = identity.get("task") or (run_cfg.get("task") or {}).get("name")
+    if task is None:
+        if run_task is None:
+            raise LandscapeError("task is not given and no run says it: set task=<mrpc|rte|stsb|sst2> or run=<run dir>")
+        task, notes["task"] = run_task, f"from run {source.root}"
+    elif run_task is not None and task != run_task:
+        raise LandscapeError(f"task={task} but run {source.root} was trained on {run_task} (drop task= or give the matching run)")
+    directions = req.directions
+    if directions.name == "pca" and directions.run_dir is None:
+        if source is None:
+            raise LandscapeError("pca directions need the run with snapshots: set run=<run dir> or directions.run_dir=<run dir>")
+        directions = replace(directions, run_dir=source.root)
+    if theta1 is None and directions.name in ("difference", "pca"):
+        raise LandscapeError(f"{directions.name} directions need theta1 (the trained checkpoint): set run=<run dir> or theta1=<checkpoint>")
+    if directions.name == "difference" and req.grid.two_d and theta2 is None and directions.file is None:
+        raise LandscapeError("a 2D difference surface needs theta2 (θ0 trained on another task): set run2=<run dir> or theta2=<checkpoint>")
+    if theta0 is None:
+        raise LandscapeError("checkpoint theta0 is not given (set run=<run dir> or theta0=<checkpoint directory>)")
+    data = req.data
+    if data.max_length is None:
+        run_len = (run_cfg.get("data") or {}).get("max_length")
+        if run_len is None:
+            raise LandscapeError("data.max_length is not given and no run config says it: set data.max_length=<n> or run=<run dir>")
+        data, notes["max_length"] = replace(data, max_length=int(run_len)), f"{run_len} from run {source.root}"
+    return replace(req, task=task, theta0=theta0, theta1=theta1, theta2=theta2, data=data, directions=directions, notes=notes)
+
+
+def landscape_request(overrides: Sequence[str] = (), **values: Any) -> LandscapeRequest:
+    """The request the entrypoint would build from conf/landscape.yaml, with command-line style
+    `overrides` and keyword `values` (nested dicts for grid/directions/data) on top.
+
+    >>> landscape_request(run="outputs/runs/mrpc", grid={"x": {"min": 0, "max": 1, "num": 3}}, progress=False)
+    """
+    from bertviz_landscape.config import compose
+
+    overrides = list(overrides)
+    directions = values.get("directions")
+    if isinstance(directions, dict) and "name" in directions:
+        overrides.append(f"directions={directions['name']}")
+    grid = values.get("grid")
+    if isinstance(grid, dict) and grid.get("y") is not None:
+        overrides.append("grid=plane")
+    if isinstance(values.get("task"), str):
+        overrides.append(f"task={values.pop('task')}")
+    for key in ("theta0", "theta1", "theta2", "run", "run2", "output"):
+        if values.get(key) is not None:
+            values[key] = str(values[key])
+    if isinstance(values.get("splits"), (list, tuple)):
+        values["splits"] = list(values["splits"])
+    cfg = compose("landscape", overrides, values)
+    return LandscapeRequest.from_config(cfg)
