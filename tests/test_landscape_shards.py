@@ -41,7 +41,7 @@ def assert_same_surface(a, b):
 def cli_args(tiny_run, out, tmp_path):
     d = data_cfg(tiny_run)
     return [
-        f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}",
+        "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}",
         "grid=demo", "grid.x.num=4", "grid.y.num=3", "grid.y.min=-1.0", "grid.y.max=1.0",
         f"output={out}", f"paths.output_dir={tmp_path / 'outputs'}", "progress=false",
         f"data.glue_dir={d['glue_dir']}", f"data.cache_dir={d['cache_dir']}", "data.max_length=32",

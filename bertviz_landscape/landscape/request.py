@@ -146,6 +146,7 @@ class LandscapeRequest:
     shard: int = 0
     num_shards: int = 1
     mode: str = "compute"
+    merge: bool = True
     precision: str = "fp32"
     hidden_state_cache: bool = True
     device: str = "auto"
@@ -181,7 +182,7 @@ class LandscapeRequest:
         return cls(task=task, output=output, grid=grid, directions=DirectionsRequest.from_config(c.get("directions") or {}),
                    data=DataRequest.from_config(c.get("data") or {}), run=_path(c.get("run")), run2=_path(c.get("run2")),
                    theta0=_path(c.get("theta0")), theta1=_path(c.get("theta1")), theta2=_path(c.get("theta2")),
-                   splits=splits, shard=shard, num_shards=num_shards, mode=mode, precision=precision,
+                   splits=splits, shard=shard, num_shards=num_shards, mode=mode, merge=bool(c.get("merge", True)), precision=precision,
                    hidden_state_cache=bool(c.get("hidden_state_cache")), device=str(c.get("device")),
                    progress=bool(c.get("progress")))
 

@@ -189,47 +189,69 @@ def compute_landscape(request: LandscapeRequest, on_point: Callable[[int, dict],
     log.info("shard %d/%d: %d points, %d already done, %d to evaluate", req.shard, req.num_shards, len(mine), len(mine) - len(todo), len(todo))
 
     evaluator, summary, direction_path = None, {}, None
-    if todo or not (store.directory / "spec.json").exists():
-        dev = pick_device(req.device, req.shard)
-        model, checkpoints = load_checkpoints(req.theta0, req.theta1, req.theta2)
-        if model.config.num_labels != task.num_labels:
-            raise LandscapeError(f"checkpoint theta0 has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
-        recipe, direction_path = obtain_directions(req, checkpoints, store.directory, key)
-        summary = recipe.summary()
-        center = checkpoints[recipe.center].state
-        sets = load_eval_sets(task, req.data, req.splits, checkpoints["theta0"].path, dev)
-        model.to(dev)
-        evaluator = Evaluator(model, task, {k: v.to(dev) for k, v in center.items()}, recipe, sets, req.precision, req.hidden_state_cache)
-        data_meta = req.data.describe() | {"splits": {s.name: {"num_examples": s.num_examples, "batches": len(s.batches)} for s in sets}}
-        meta = {
-            "task": task.name,
-            "primary_metric": task.primary_metric,
-            "directions": summary | {"request": req.directions.describe(), "file": str(beside(req.output) if req.directions.file is None else req.directions.file)},
-            "checkpoints": {r: c.describe() for r, c in checkpoints.items()},
-            "runs": {"run": str(req.run) if req.run else None, "run2": str(req.run2) if req.run2 else None},
-            "data": data_meta,
-            "grid": req.grid.describe(),
-            "evaluation": {"precision": req.precision, "hidden_state_cache": evaluator.caches is not None, "device": str(dev)},
-        }
-        store.write_spec({"output": str(req.output), "grid": req.grid.describe(), "value_keys": evaluator.value_keys(), "meta": meta})
-        iterator = todo
-        if req.progress and todo:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(todo, desc=f"landscape shard {req.shard}/{req.num_shards}", unit="pt", dynamic_ncols=True)
-        for k in iterator:
-            alpha, beta = req.grid.coordinate(k)
-            values = evaluator.evaluate(alpha, beta)
-            store.append(k, values)
-            if on_point is not None:
-                on_point(k, values)
-            if not all(math.isfinite(v) for v in values.values()):
-                log.warning("point %d (α=%g, β=%g) has non-finite values: %s", k, alpha, beta, values)
-    surface = merge_parts(store.directory, req.output, require_complete=False)
+    created = not store.directory.exists()
+    try:
+        if todo or not (store.directory / "spec.json").exists():
+            evaluator, summary, direction_path = _evaluate(req, task, store, key, todo, on_point)
+    except BaseException:
+        if created and not store.done():  # nothing finished: leave nothing behind
+            _remove_empty_parts(store.directory)
+        raise
+    surface = merge_parts(store.directory, req.output, require_complete=False) if req.merge else None
     return LandscapeResult(
         req.output, store.directory, surface, evaluator.evaluations if evaluator else 0,
         len(mine) - len(todo), time.perf_counter() - started, summary, direction_path,
     )
+
+
+def _remove_empty_parts(directory: Path) -> None:
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        directory.parent.rmdir()  # <output>.parts, when no other configuration has parts there
+    except OSError:
+        pass
+
+
+def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: list[int], on_point):
+    """Load weights and directions, write the spec, evaluate the points `todo`."""
+    dev = pick_device(req.device, req.shard)
+    model, checkpoints = load_checkpoints(req.theta0, req.theta1, req.theta2)
+    if model.config.num_labels != task.num_labels:
+        raise LandscapeError(f"checkpoint theta0 has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
+    recipe, direction_path = obtain_directions(req, checkpoints, store.directory, key)
+    summary = recipe.summary()
+    center = checkpoints[recipe.center].state
+    sets = load_eval_sets(task, req.data, req.splits, checkpoints["theta0"].path, dev)
+    model.to(dev)
+    evaluator = Evaluator(model, task, {k: v.to(dev) for k, v in center.items()}, recipe, sets, req.precision, req.hidden_state_cache)
+    data_meta = req.data.describe() | {"splits": {s.name: {"num_examples": s.num_examples, "batches": len(s.batches)} for s in sets}}
+    meta = {
+        "task": task.name,
+        "primary_metric": task.primary_metric,
+        "directions": summary | {"request": req.directions.describe(), "file": str(beside(req.output) if req.directions.file is None else req.directions.file)},
+        "checkpoints": {r: c.describe() for r, c in checkpoints.items()},
+        "runs": {"run": str(req.run) if req.run else None, "run2": str(req.run2) if req.run2 else None},
+        "data": data_meta,
+        "grid": req.grid.describe(),
+        "evaluation": {"precision": req.precision, "hidden_state_cache": evaluator.caches is not None, "device": str(dev)},
+    }
+    store.write_spec({"output": str(req.output), "grid": req.grid.describe(), "value_keys": evaluator.value_keys(), "meta": meta})
+    iterator = todo
+    if req.progress and todo:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(todo, desc=f"landscape shard {req.shard}/{req.num_shards}", unit="pt", dynamic_ncols=True)
+    for k in iterator:
+        alpha, beta = req.grid.coordinate(k)
+        values = evaluator.evaluate(alpha, beta)
+        store.append(k, values)
+        if on_point is not None:
+            on_point(k, values)
+        if not all(math.isfinite(v) for v in values.values()):
+            log.warning("point %d (α=%g, β=%g) has non-finite values: %s", k, alpha, beta, values)
+    return evaluator, summary, direction_path
 
 
 def landscape(overrides: Sequence[str] = (), on_point: Callable[[int, dict], None] | None = None, **values) -> LandscapeResult:
