@@ -32,8 +32,7 @@ demo: ## fine-tune pretrained MiniLM and train it from scratch on an MRPC slice 
 
 landscape-demo: ## 1D loss curves (train subset + dev) of the two demo runs (after `make demo`)
 	for run in 0_mrpc_pretrained 1_mrpc_scratch; do \
-	  $(BIN)/bertviz-landscape task=mrpc theta0=$(DEMO)/$$run/checkpoints/init theta1=$(DEMO)/$$run/checkpoints/final \
-	    grid.x.num=9 data.max_train_samples=256 output=$(DEMO)/surfaces/$$run.line.h5 || exit 1; done
+	  $(BIN)/bertviz-landscape run=$(DEMO)/$$run grid.x.num=9 data.max_train_samples=256 paths.output_dir=$(DEMO) || exit 1; done
 
 bench: ## speed: snapshot callback cost, landscape engine vs forward-pass limit
 	$(BIN)/python benchmarks/bench_snapshots.py

@@ -111,8 +111,10 @@ class Snapshots:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
+        from bertviz_landscape.rundir import RunDir
+
         path = Path(path)
-        self.directory = path / "snapshots" if (path / "snapshots").is_dir() else path
+        self.directory = RunDir(path).snapshots if RunDir(path).snapshots.is_dir() else path
         meta_path = self.directory / "meta.json"
         if not meta_path.is_file():
             raise FileNotFoundError(f"no snapshots here: {meta_path} does not exist")

@@ -4,4 +4,4 @@
 set -euo pipefail
 OUT=${OUT:-outputs/demo}
 make demo landscape-demo DEMO="$OUT"
-echo "runs: $OUT/0_mrpc_pretrained $OUT/1_mrpc_scratch; curves: $OUT/surfaces/*.line.h5"
+echo "runs: $OUT/0_mrpc_pretrained $OUT/1_mrpc_scratch; curves: $OUT/surfaces/*_difference_line.h5"

@@ -23,11 +23,11 @@ bertviz-train -m experiment=paper model="$MODEL" task=mrpc,rte,stsb,sst2 init=pr
 surface() {  # surface <task> <init> <grid> [theta2 run]
   local task=$1 init=$2 grid=$3 run="$OUT/runs/$1_$2" extra=()
   if [ $# -ge 4 ]; then
-    extra=(theta2="$OUT/runs/$4/checkpoints/final" directions.rescale_y=true "${EXTRA_PLANE[@]}")
+    extra=(run2="$OUT/runs/$4" directions.rescale_y=true "${EXTRA_PLANE[@]}")
   else
     extra=("${EXTRA_LINE[@]}")
   fi
-  bertviz-landscape -m task="$task" grid="$grid" theta0="$run/checkpoints/init" theta1="$run/checkpoints/final" \
+  bertviz-landscape -m run="$run" grid="$grid" \
     "${extra[@]}" shard="$SHARDS" num_shards="$NUM_SHARDS" hydra/launcher="$LAUNCHER" \
     output="$OUT/surfaces/${task}_${init}.${grid}.h5" "${EXTRA_LANDSCAPE[@]}"
 }
