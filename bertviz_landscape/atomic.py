@@ -43,6 +43,23 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
+    """Create `path`'s parent and check that `path` can be written there (before any work is
+    done for it); an OutputError naming the path otherwise."""
+    from bertviz_landscape.errors import OutputError
+
+    path = Path(path)
+    if path.is_dir() and not directory:
+        raise OutputError(f"cannot write {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: cannot create {path.parent} ({err.strerror or err})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {path.parent} is not writable")
+    return path
+
+
 def temp_name(path: Path) -> Path:
     """`.<name>.<random>.tmp` beside `path`: unique per writer, hidden, easy to recognise."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -56,12 +73,14 @@ def is_temp_name(path: Path) -> bool:
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path (a file, or an empty directory when `directory=True`) to write;
     then fsync it, rename it over `path` (replacing a file or a directory) and fsync the parent."""
+    from bertviz_landscape.errors import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path, directory)
     tmp = temp_name(path)
-    if directory:
-        tmp.mkdir()
     try:
+        if directory:
+            tmp.mkdir()
         yield tmp
         _fsync_path(tmp)
         if directory and path.exists():
@@ -72,6 +91,9 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         else:
             os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as err:  # a full disk, a file-size limit, a read-only file system: name the file
+        reason = err.strerror or (str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise OutputError(f"cannot write {path}: {reason}") from err
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

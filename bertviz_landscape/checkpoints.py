@@ -144,7 +144,7 @@ def load_model(path: str | os.PathLike):
     hf_logging.set_verbosity_error()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as err:
+    except Exception as err:  # OSError, safetensors' SafetensorError, ValueError ...: a corrupt file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path}: cannot read its weights ({first})") from None
     finally:

@@ -70,3 +70,28 @@ def compose(config_name: str, overrides: Sequence[str] = (), values: dict | None
         OmegaConf.set_struct(cfg, False)
         cfg = OmegaConf.merge(cfg, OmegaConf.create(values))
     return cfg
+
+
+# the sections whose keys are fixed by one config file (other groups have options with other keys)
+CHECKED_SECTIONS = {"train": ("data", "optim", "trainer", "seed"), "landscape": ("data", "grid")}
+OPTIONAL_KEYS = {"landscape": {"task"}}
+
+
+def unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
+    """Keys of `cfg` that the composed defaults of `config_name` do not have (e.g. from `+foo=1`):
+    nothing reads them."""
+    base = compose(config_name)
+    out = [k for k in cfg.keys() if k not in base and k not in OPTIONAL_KEYS.get(config_name, set()) and k != "hydra"]
+    for section in CHECKED_SECTIONS.get(config_name, ()):
+        if isinstance(cfg.get(section), DictConfig) and isinstance(base.get(section), DictConfig):
+            out += [f"{section}.{k}" for k in cfg[section].keys() if k not in base[section]]
+    return out
+
+
+def warn_unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
+    import logging
+
+    keys = unused_keys(cfg, config_name)
+    for key in keys:
+        logging.getLogger("bertviz_landscape").warning("config key %r is not used by bertviz-%s (a typo? nothing reads it)", key, config_name)
+    return keys

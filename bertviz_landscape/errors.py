@@ -14,5 +14,9 @@ class CheckpointError(BadInput):
     """A checkpoint directory that is missing, incomplete, corrupt or of another architecture."""
 
 
+class OutputError(BadInput):
+    """An output that cannot be written: a full disk, a read-only place, a directory in the way."""
+
+
 class LandscapeError(BadInput):
     """Bad landscape input (checkpoints, grid, shards, directions); nothing is written."""

@@ -20,6 +20,7 @@ Layout of ``<run_dir>/snapshots/`` (format ``bertviz-snapshots/1``):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -30,8 +31,15 @@ import torch
 from safetensors import safe_open
 
 from bertviz_landscape.atomic import atomic_path, write_text_atomic
+from bertviz_landscape.errors import BadInput
 
 FORMAT = "bertviz-snapshots/1"
+log = logging.getLogger(__name__)
+
+
+class SnapshotError(BadInput):
+    """A snapshot file or index line that is missing, truncated or corrupt (named in the message)."""
+
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32"}
 
@@ -80,7 +88,7 @@ def truncate_snapshots(directory: Path, last_step: int) -> None:
     index = directory / "index.jsonl"
     if not index.exists():
         return
-    kept = []
+    kept, dropped = [], []
     for line in index.read_text().splitlines():
         try:
             row = json.loads(line)
@@ -89,8 +97,10 @@ def truncate_snapshots(directory: Path, last_step: int) -> None:
         if row["step"] <= last_step:
             kept.append(line)
         else:
-            (directory / row["file"]).unlink(missing_ok=True)
-    write_text_atomic(index, "".join(f"{line}\n" for line in kept))
+            dropped.append(row["file"])
+    write_text_atomic(index, "".join(f"{line}\n" for line in kept))  # the index first: it never lists a deleted file
+    for name in dropped:
+        (directory / name).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -123,15 +133,23 @@ class Snapshots:
             raise ValueError(f"{meta_path}: unknown snapshot format {self.meta.get('format')!r}")
         self.records: list[SnapshotRecord] = []
         seen = set()
-        for line in (self.directory / "index.jsonl").read_text().splitlines() if (self.directory / "index.jsonl").exists() else []:
+        index = self.directory / "index.jsonl"
+        lines = index.read_text().splitlines() if index.exists() else []
+        for number, line in enumerate(lines, start=1):
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:  # torn last line after a crash
+                step, epoch, file = int(row["step"]), int(row["epoch"]), str(row["file"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                if number == len(lines):  # a torn last line after a crash: the format allows it
+                    log.warning("%s: ignoring the torn last line %d (a crash while it was written)", index, number)
+                    continue
+                raise SnapshotError(f"{index}: line {number} is not a snapshot record: {line[:80]!r}") from None
+            if step in seen:
                 continue
-            if row["step"] in seen or not (self.directory / row["file"]).is_file():
-                continue
-            seen.add(row["step"])
-            self.records.append(SnapshotRecord(int(row["step"]), int(row["epoch"]), row.get("loss"), row["file"]))
+            if not (self.directory / file).is_file():
+                raise SnapshotError(f"{self.directory / file}: listed in {index} (line {number}, step {step}) but missing")
+            seen.add(step)
+            self.records.append(SnapshotRecord(step, epoch, row.get("loss"), file))
         self.records.sort(key=lambda r: r.step)
         self._by_step = {r.step: r for r in self.records}
 
@@ -157,8 +175,14 @@ class Snapshots:
 
     def delta(self, step: int, names: list[str] | None = None) -> dict[str, torch.Tensor]:
         """θ_step − θ0 in the stored dtype (memory-mapped; `names` selects parameters)."""
-        with safe_open(str(self.directory / self.record(step).file), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in (names or f.keys())}
+        path = self.directory / self.record(step).file
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return {k: f.get_tensor(k) for k in (names or f.keys())}
+        except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
+            if isinstance(err, KeyError):
+                raise SnapshotError(f"{path}: has no parameter {err.args[0]!r}") from None
+            raise SnapshotError(f"{path}: unreadable snapshot ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
 
     def iter_deltas(self, names: list[str] | None = None) -> Iterator[tuple[SnapshotRecord, dict[str, torch.Tensor]]]:
         for r in self.records:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -80,6 +81,21 @@ def _flat(d: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def planned_steps(cfg: DictConfig, train_examples: int) -> int:
+    """Optimiser steps the run will take (for the snapshot budget)."""
+    t = cfg.trainer
+    batches = math.ceil(train_examples / int(cfg.data.batch_size))
+    limit = t.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        batches = min(batches, limit)
+    elif isinstance(limit, float):
+        batches = int(batches * limit)
+    steps = math.ceil(batches / int(t.get("accumulate_grad_batches") or 1)) * int(t.get("max_epochs") or 1)
+    if t.get("max_steps") not in (None, -1):
+        steps = min(steps, int(t.max_steps)) if t.get("max_epochs") is not None else int(t.max_steps)
+    return max(steps, 1)
 
 
 def check_run_config(cfg: DictConfig, run: RunDir) -> dict:
@@ -167,10 +183,13 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     callbacks = []
     snap = cfg.callbacks.get("snapshots")
     if snap and snap.get("enabled", True):
-        callbacks.append(WeightSnapshots(
+        snapshots = WeightSnapshots(
             dirpath=str(run.snapshots), every_n_steps=snap.every_n_steps, dtype=snap.dtype,
             max_disk_gb=snap.get("max_disk_gb"), min_free_gb=snap.get("min_free_gb", 1.0),
-        ))
+        )
+        if not resumed:  # the disk budget, before checkpoints/init is written
+            snapshots.check_budget(model, planned_steps(cfg, len(datamodule.train_set)))
+        callbacks.append(snapshots)
     epochs = cfg.callbacks.get("epochs") or {}
     callbacks.append(EpochRecords(run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer))
     if resume:
@@ -232,9 +251,13 @@ def hydra_main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         assign_job_device(cfg, hydra_cfg.job.num, torch.cuda.device_count())
+    from bertviz_landscape.config import warn_unused_keys
+
+    warn_unused_keys(cfg, "train")
     try:
         train(cfg, hydra_cfg.runtime.output_dir)
     except USER_ERRORS as err:
+        log.error("%s", err)  # also in the run's train.log
         print(f"bertviz-train: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 

@@ -20,13 +20,18 @@ import pytorch_lightning as pl
 import torch
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.snapshots import DTYPES, FORMAT, Snapshots, truncate_snapshots, write_snapshot
 
 
-class SnapshotBudgetError(RuntimeError):
+class SnapshotBudgetError(BadInput):
     """The projected size of the snapshots exceeds the free disk space or the budget."""
+
+
+class SnapshotConfigError(BadInput):
+    """callbacks.snapshots settings that cannot work (a dtype that is not a float, n < 1)."""
 
 
 class WeightSnapshots(pl.Callback):
@@ -41,9 +46,9 @@ class WeightSnapshots(pl.Callback):
         theta0_relpath: str | None = None,
     ) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"snapshots.every_n_steps must be >= 1, got {every_n_steps}")
+            raise SnapshotConfigError(f"callbacks.snapshots.every_n_steps must be >= 1, got {every_n_steps}")
         if dtype not in DTYPES:
-            raise ValueError(f"snapshots.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+            raise SnapshotConfigError(f"callbacks.snapshots.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.dirpath = Path(dirpath) if dirpath else None
         self.every_n_steps = int(every_n_steps)
         self.dtype = DTYPES[dtype]
@@ -106,6 +111,12 @@ class WeightSnapshots(pl.Callback):
         theta0 = Snapshots(self.dirpath).theta0()
         return [theta0[n].to(device=p.device, dtype=p.dtype) for n, p in named]
 
+    def check_budget(self, model: torch.nn.Module, total_steps: int) -> None:
+        """The disk check of `on_train_start`, before anything of the run is written."""
+        element = torch.empty((), dtype=self.dtype).element_size()
+        per_snapshot = sum(p.numel() for p in trainable_parameters(model).values()) * element
+        self.check_disk(math.ceil(total_steps / self.every_n_steps) * per_snapshot)
+
     def check_disk(self, projected: int) -> None:
         gb = projected / 1e9
         if self.max_disk_gb is not None and gb > self.max_disk_gb:
@@ -114,7 +125,8 @@ class WeightSnapshots(pl.Callback):
                 f"callbacks.snapshots.max_disk_gb={self.max_disk_gb}; raise the budget, snapshot less often "
                 "(callbacks.snapshots.every_n_steps) or store a smaller dtype (callbacks.snapshots.dtype)"
             )
-        free = shutil.disk_usage(self.dirpath).free
+        probe = next(p for p in (self.dirpath, *self.dirpath.resolve().parents) if p.exists())
+        free = shutil.disk_usage(probe).free
         if projected + self.min_free_gb * 1e9 > free:
             raise SnapshotBudgetError(
                 f"snapshots would take {gb:.2f} GB in {self.dirpath} but only {free / 1e9:.2f} GB is free "

@@ -40,6 +40,8 @@ def tsv_path(task: GlueTask, glue_dir: str | os.PathLike, split: str) -> Path:
     if not root.is_dir():
         raise GlueDataError(f"GLUE directory {str(root)!r} does not exist (set data.glue_dir or GLUE_DIR)")
     path = root / task.tsv_dir / f"{split}.tsv"
+    if path.is_dir():
+        raise GlueDataError(f"GLUE file {str(path)!r} is a directory, not a TSV file (task {task.name}, split {split})")
     if not path.is_file():
         raise GlueDataError(f"GLUE file {str(path)!r} does not exist (task {task.name}, split {split})")
     return path
@@ -51,6 +53,13 @@ def _check_layout(path: Path) -> list[str]:
     An empty or header-only file, or a row with a different number of fields (a tab inside a
     field, a truncated line), is an error naming the line.
     """
+    try:
+        return _check_rows(path)
+    except UnicodeDecodeError as err:
+        raise GlueDataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); GLUE files are UTF-8, re-save it as UTF-8") from None
+
+
+def _check_rows(path: Path) -> list[str]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
         if not first.strip():
@@ -136,12 +145,13 @@ def _features(task: GlueTask) -> datasets.Features:
     )
 
 
-def select_subset(ds: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
-    """A seeded, deterministic subset of `max_samples` rows (kept in file order); None = all rows."""
+def select_subset(ds: datasets.Dataset, max_samples: int | None, seed: int, key: str = "max_samples") -> datasets.Dataset:
+    """A seeded, deterministic subset of `max_samples` rows (kept in file order); None = all rows.
+    `key` names the setting in error messages (e.g. data.max_train_samples)."""
+    if max_samples is not None and (isinstance(max_samples, bool) or int(max_samples) < 1):
+        raise GlueDataError(f"{key} must be >= 1 or null, got {max_samples}")
     if max_samples is None or max_samples >= len(ds):
         return ds
-    if int(max_samples) < 1:
-        raise GlueDataError(f"max_samples must be >= 1 or null, got {max_samples}")
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.permutation(len(ds))[: int(max_samples)])
     return ds.select(keep.tolist())
@@ -154,6 +164,7 @@ def load_glue_split(
     max_samples: int | None = None,
     seed: int = 0,
     cache_dir: str | None = None,
+    key: str | None = None,
 ) -> datasets.Dataset:
     """One split of one task (columns text_a, text_b, label), optionally a seeded subset.
 
@@ -161,4 +172,4 @@ def load_glue_split(
     """
     root = resolve_glue_dir(glue_dir)
     ds = load_tsv_split(task, root, split, cache_dir) if root else load_hub_split(task, split, cache_dir)
-    return select_subset(ds, max_samples, seed)
+    return select_subset(ds, max_samples, seed, key or f"data.max_{'train' if split == 'train' else 'eval'}_samples")

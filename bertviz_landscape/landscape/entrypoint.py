@@ -41,6 +41,9 @@ def run(cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="landscape")
 def main(cfg: DictConfig):
+    from bertviz_landscape.config import warn_unused_keys
+
+    warn_unused_keys(cfg, "landscape")
     try:
         return run(cfg)
     except BadInput as err:

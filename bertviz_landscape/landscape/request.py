@@ -64,9 +64,8 @@ class DirectionsRequest:
         name = d.get("name")
         if name not in RECIPES:
             raise LandscapeError(f"unknown direction recipe {name!r}; expected one of {RECIPES}")
-        unknown = set(d) - RECIPE_KEYS[name]
-        if unknown:
-            raise LandscapeError(f"directions.{sorted(unknown)[0]} is not a key of the {name} recipe (keys: {sorted(RECIPE_KEYS[name])})")
+        for key in sorted(set(d) - RECIPE_KEYS[name]):
+            log.warning("directions.%s is not used by the %s recipe (its keys: %s)", key, name, ", ".join(sorted(RECIPE_KEYS[name])))
         params = d.get("params", "all")
         params = (params,) if isinstance(params, str) else tuple(str(p) for p in (params or ["all"]))
         if d.get("bias_and_norm") not in BIAS_AND_NORM:
@@ -109,9 +108,8 @@ class DataRequest:
 
     @classmethod
     def from_config(cls, d: dict) -> "DataRequest":
-        unknown = set(d) - DATA_KEYS
-        if unknown:
-            raise LandscapeError(f"data.{sorted(unknown)[0]} is not a data key (keys: {sorted(DATA_KEYS)})")
+        for key in sorted(set(d) - DATA_KEYS):
+            log.warning("data.%s is not used by the landscape (its data keys: %s)", key, ", ".join(sorted(DATA_KEYS)))
 
         def count(key):
             v = d.get(key)
@@ -147,6 +145,7 @@ class LandscapeRequest:
     num_shards: int = 1
     mode: str = "compute"
     merge: bool = True
+    overwrite: bool = False
     precision: str = "fp32"
     hidden_state_cache: bool = True
     device: str = "auto"
@@ -182,7 +181,7 @@ class LandscapeRequest:
         return cls(task=task, output=output, grid=grid, directions=DirectionsRequest.from_config(c.get("directions") or {}),
                    data=DataRequest.from_config(c.get("data") or {}), run=_path(c.get("run")), run2=_path(c.get("run2")),
                    theta0=_path(c.get("theta0")), theta1=_path(c.get("theta1")), theta2=_path(c.get("theta2")),
-                   splits=splits, shard=shard, num_shards=num_shards, mode=mode, merge=bool(c.get("merge", True)), precision=precision,
+                   splits=splits, shard=shard, num_shards=num_shards, mode=mode, merge=bool(c.get("merge", True)), overwrite=bool(c.get("overwrite", False)), precision=precision,
                    hidden_state_cache=bool(c.get("hidden_state_cache")), device=str(c.get("device")),
                    progress=bool(c.get("progress")))
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bertviz_landscape.atomic import atomic_path, write_json_atomic
-from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.errors import LandscapeError, OutputError
 from bertviz_landscape.landscape.direction_file import beside
 from bertviz_landscape.landscape.grid import Axis, Grid
 from bertviz_landscape.landscape.surface import Surface, write_surface
@@ -79,6 +79,14 @@ class PointStore:
         return points
 
     def append(self, k: int, values: dict[str, float]) -> None:
+        """Append one finished point, fsynced; a full disk is an OutputError naming the file (the
+        points before it stay, a torn line is ignored on reading)."""
+        try:
+            self._append(k, values)
+        except OSError as err:
+            raise OutputError(f"cannot write {self.shard_file}: {err.strerror or err} (finished points are kept; re-run to continue)") from err
+
+    def _append(self, k: int, values: dict[str, float]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"k": int(k), "values": values})  # NaN/Infinity are written as such
         with open(self.shard_file, "a") as handle:

@@ -104,7 +104,7 @@ def write_surface(path: str | os.PathLike, surface: Surface) -> Path:
             f.attrs["format"] = FORMAT
             f.attrs["layout"] = LAYOUT
             f.attrs["dimensions"] = 2 if surface.two_d else 1
-            for key in ("task", "primary_metric"):
+            for key in ("task", "primary_metric", "key"):
                 if key in surface.meta:
                     f.attrs[key] = str(surface.meta[key])
             meta = dict(surface.meta) | {"li_aliases": sorted(aliases)}

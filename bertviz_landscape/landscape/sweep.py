@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from bertviz_landscape.atomic import check_writable
 from bertviz_landscape.checkpoints import check_checkpoint_dir, check_compatible, content_hash, load_checkpoints
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
@@ -175,6 +176,12 @@ def compute_landscape(request: LandscapeRequest, on_point: Callable[[int, dict],
     hashes = {role: content_hash(p) for role, p in paths.items()}
     key = landscape_key(req, hashes)
     store = PointStore(parts_dir(req.output, key), req.shard, req.num_shards)
+    check_writable(req.output)
+    existing = _existing_surface(req, key)
+    if existing is not None:
+        log.info("%s already holds this landscape; nothing to do", req.output)
+        return LandscapeResult(req.output, store.directory, req.output, 0, len(shard_points(req.grid, req.shard, req.num_shards)),
+                               time.perf_counter() - started, direction_file=beside(req.output))
 
     if req.mode == "merge":
         if not (store.directory / "spec.json").is_file():
@@ -192,9 +199,12 @@ def compute_landscape(request: LandscapeRequest, on_point: Callable[[int, dict],
     created = not store.directory.exists()
     try:
         if todo or not (store.directory / "spec.json").exists():
-            evaluator, summary, direction_path = _evaluate(req, task, store, key, todo, on_point)
+            with _shard_lock(store):  # a second copy of this shard (a requeued job) waits, then finds the points done
+                done = store.done() if store.directory.exists() else {}
+                todo = [k for k in mine if k not in done]
+                evaluator, summary, direction_path = _evaluate(req, task, store, key, todo, on_point)
     except BaseException:
-        if created and not store.done():  # nothing finished: leave nothing behind
+        if created and store.directory.exists() and not store.done():  # nothing finished: leave nothing behind
             _remove_empty_parts(store.directory)
         raise
     surface = merge_parts(store.directory, req.output, require_complete=False) if req.merge else None
@@ -202,6 +212,47 @@ def compute_landscape(request: LandscapeRequest, on_point: Callable[[int, dict],
         req.output, store.directory, surface, evaluator.evaluations if evaluator else 0,
         len(mine) - len(todo), time.perf_counter() - started, summary, direction_path,
     )
+
+
+def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:
+    """The output when it already holds exactly this landscape; an error when it holds another
+    one (unless overwrite=true), so a re-run never silently replaces a finished surface."""
+    if not req.output.is_file():
+        return None
+    try:
+        from bertviz_landscape.landscape.surface import load_surface
+
+        old = load_surface(req.output).meta
+    except (OSError, KeyError, ValueError):
+        old = {}
+    if old.get("key") == key and req.mode == "compute":
+        return req.output
+    if old.get("key") == key or req.overwrite:
+        return None
+    fields = {"grid": req.grid.describe(), "directions": req.directions.describe(), "task": req.task, "precision": req.precision}
+    before = {"grid": old.get("grid"), "directions": (old.get("directions") or {}).get("request"), "task": old.get("task"),
+              "precision": (old.get("evaluation") or {}).get("precision")}
+    differ = [k for k in fields if before.get(k) != fields[k]] or ["checkpoints or data"]
+    raise LandscapeError(f"{req.output} already holds a surface of another configuration ({', '.join(differ)} differ); "
+                         "it is kept: choose another output= or set overwrite=true")
+
+
+@contextmanager
+def _shard_lock(store: PointStore):
+    """Hold this shard's lock while evaluating; say so when another process holds it."""
+    path = store.directory / f".shard-{store.shard:04d}-of-{store.num_shards:04d}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("shard %d/%d is already running in another process (lock %s): waiting for it, then "
+                        "evaluating only what it left", store.shard, store.num_shards, path)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _remove_empty_parts(directory: Path) -> None:
@@ -228,6 +279,7 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     evaluator = Evaluator(model, task, {k: v.to(dev) for k, v in center.items()}, recipe, sets, req.precision, req.hidden_state_cache)
     data_meta = req.data.describe() | {"splits": {s.name: {"num_examples": s.num_examples, "batches": len(s.batches)} for s in sets}}
     meta = {
+        "key": key,
         "task": task.name,
         "primary_metric": task.primary_metric,
         "directions": summary | {"request": req.directions.describe(), "file": str(beside(req.output) if req.directions.file is None else req.directions.file)},
