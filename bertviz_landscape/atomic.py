@@ -91,14 +91,32 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         else:
             os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as err:  # a full disk, a file-size limit, a read-only file system: name the file
-        reason = err.strerror or (str(err).splitlines()[0] if str(err) else type(err).__name__)
-        raise OutputError(f"cannot write {path}: {reason}") from err
+    except (OSError, RuntimeError) as err:  # a full disk, a file-size limit, a read-only file system: name the file
+        cause = _write_failure(err)
+        if cause is None:
+            raise
+        raise OutputError(f"cannot write {path}: {_reason(cause)}") from err
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _write_failure(err: BaseException) -> OSError | None:
+    """The OSError behind a failed write: `err` itself, or the OSError that a library's
+    RuntimeError was raised while handling (h5py closing a file after a short write)."""
+    while err is not None:
+        if isinstance(err, OSError):
+            return err
+        err = err.__context__ if isinstance(err, RuntimeError) else None
+    return None
+
+
+def _reason(err: OSError) -> str:
+    if err.errno:
+        return os.strerror(err.errno)
+    return err.strerror or (str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import hydra
 import pytorch_lightning as pl
@@ -26,7 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
+from bertviz_landscape.atomic import check_writable, write_json_atomic, write_text_atomic
 from bertviz_landscape.callbacks import EpochCheckpoint, EpochRecords, SnapshotBudgetError, WeightSnapshots, read_dev_per_epoch
 from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
 from bertviz_landscape.config import CONF_DIR
@@ -127,6 +128,13 @@ def check_run_config(cfg: DictConfig, run: RunDir) -> dict:
     return identity
 
 
+def sketch_settings(sketch) -> dict:
+    """WeightSnapshots' keyword arguments for `callbacks.snapshots.sketch` (off when absent or disabled)."""
+    if not sketch or not sketch.get("enabled", False):
+        return {}
+    return {"sketch_buckets": int(sketch.get("buckets")), "sketch_seed": int(sketch.get("seed", 0))}
+
+
 def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool = False) -> list:
     loggers = []
     run = RunDir(run_dir)
@@ -146,13 +154,15 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool =
     return loggers
 
 
-def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
-    """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json)."""
+def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()) -> dict:
+    """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json).
+    `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
     run = RunDir(run_dir)
     identity = check_run_config(cfg, run)
     if run.is_complete() and not cfg.get("force", False):
         log.info("run in %s is already complete; skipping (force=true to train again)", run.root)
         return run.read_metrics()
+    check_writable(run.identity_file)  # a read-only or full place fails here, before any work
 
     task = get_task(cfg.task.name)
     started = time.time()
@@ -186,6 +196,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
         snapshots = WeightSnapshots(
             dirpath=str(run.snapshots), every_n_steps=snap.every_n_steps, dtype=snap.dtype,
             max_disk_gb=snap.get("max_disk_gb"), min_free_gb=snap.get("min_free_gb", 1.0),
+            **sketch_settings(snap.get("sketch")),
         )
         if not resumed:  # the disk budget, before checkpoints/init is written
             snapshots.check_budget(model, planned_steps(cfg, len(datamodule.train_set)))
@@ -194,6 +205,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike) -> dict:
     callbacks.append(EpochRecords(run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer))
     if resume:
         callbacks.append(EpochCheckpoint(resume_path))  # after the snapshots: they flush first
+    callbacks.extend(extra_callbacks)
     run_name = f"{task.name}_{cfg.init.name}"
     loggers = build_loggers(cfg, run.root, run_name, resumed)
     trainer = pl.Trainer(

@@ -92,6 +92,20 @@ def test_cli_one_line_errors_and_train_log(glue_dir, tmp_path):
         assert not RunDir(run).theta0.exists()
 
 
+def test_read_only_run_directory_is_one_error_before_any_work(glue_dir, tmp_path, monkeypatch):
+    """A run directory on a read-only place (simulated at the access() layer: tests run as root,
+    for whom chmod does not bite): an OutputError naming it, nothing written."""
+    from bertviz_landscape import atomic
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    real = os.access
+    monkeypatch.setattr(atomic.os, "access", lambda p, mode: False if Path(p) == run.root else real(p, mode))
+    with pytest.raises(OutputError, match=rf"cannot write {run.root}.*is not writable"):
+        train(tiny_train_cfg(glue_dir, "callbacks=none"), run.root)
+    assert list(run.root.iterdir()) == []
+
+
 def test_unused_config_key_is_warned_about(glue_dir, tmp_path, caplog):
     from bertviz_landscape.config import compose, unused_keys
 
@@ -265,6 +279,30 @@ def test_full_disk_while_writing_the_surface_keeps_the_finished_points(tiny_run,
     assert again.evaluated == 0 and again.skipped == 3 and out.is_file()
 
 
+def test_file_size_limit_while_h5py_writes_is_one_error_not_a_crash(tmp_path):
+    """A real short write inside HDF5 (RLIMIT_FSIZE, as a full disk would do it, no root needed):
+    one OutputError naming the file, no segmentation fault, no temporary file left."""
+    script = f"""
+import resource, signal, sys
+import numpy as np
+from bertviz_landscape.errors import OutputError
+from bertviz_landscape.landscape.surface import Surface, write_surface
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+x, y = np.linspace(-1, 1, 200), np.linspace(-1, 1, 150)
+surface = Surface(x, y, {{"train_loss": np.random.rand(150, 200), "dev_loss": np.random.rand(150, 200)}}, {{"task": "mrpc"}})
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+try:
+    write_surface({str(tmp_path / "big.h5")!r}, surface)
+except OutputError as err:
+    print("ERROR", err)
+    sys.exit(2)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "ERROR cannot write" in proc.stdout and "big.h5" in proc.stdout
+    assert not (tmp_path / "big.h5").exists() and not leftovers(tmp_path)
+
+
 def test_full_disk_while_appending_a_point_keeps_the_earlier_points(tiny_run, tmp_path, monkeypatch):
     from bertviz_landscape.landscape.shards import PointStore
 
@@ -286,30 +324,40 @@ def test_full_disk_while_appending_a_point_keeps_the_earlier_points(tiny_run, tm
 
 def test_same_shard_started_twice_waits_and_evaluates_nothing_twice(tiny_run, tmp_path):
     """A requeued job whose first copy still runs: the second waits for the first, then finds
-    the points done, and says so."""
+    the points done, and says so. The first copy holds its first point until the second has
+    said that it waits (no race on start-up times)."""
     import time
 
-    out = tmp_path / "s.h5"
+    out, release = tmp_path / "s.h5", tmp_path / "release"
     script = f"""
-import sys, json, time
+import sys, json, time, pathlib
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_landscape_support import data_cfg
 from bertviz_landscape.landscape.sweep import landscape
 run = {({k: str(v) for k, v in tiny_run.items()})!r}
-slow = (lambda k, v: time.sleep(2)) if sys.argv[1] == "slow" else None
+release = pathlib.Path({str(release)!r})
+def hold(k, v):
+    deadline = time.time() + 240
+    while not release.exists() and time.time() < deadline:
+        time.sleep(0.1)
 res = landscape(task="mrpc", theta0=run["theta0"], theta1=run["theta1"], output={str(out)!r}, grid={LINE!r},
                 directions={{"name": "difference"}}, data=data_cfg({{"glue_dir": run["glue_dir"], "cache_dir": run["cache_dir"]}}),
-                splits=["dev"], progress=False, merge=False, on_point=slow)
+                splits=["dev"], progress=False, merge=False, on_point=hold if sys.argv[1] == "first" else None)
 print("EVALUATED", res.evaluated)
 """
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen([sys.executable, "-c", script, "slow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    logs = {name: open(tmp_path / f"{name}.err", "w+") for name in ("first", "second")}
+    first = subprocess.Popen([sys.executable, "-c", script, "first"], stdout=subprocess.PIPE, stderr=logs["first"], text=True, env=env)
     deadline = time.time() + 240
     while not list(tmp_path.glob("s.h5.parts/*/points-*.jsonl")) and time.time() < deadline:
-        time.sleep(0.2)  # the first copy is evaluating
-    second = subprocess.Popen([sys.executable, "-c", script, "fast"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    (out1, err1), (out2, err2) = first.communicate(timeout=300), second.communicate(timeout=300)
-    assert "EVALUATED 3" in out1, err1[-2000:]
+        time.sleep(0.2)  # the first copy has evaluated a point and is holding
+    second = subprocess.Popen([sys.executable, "-c", script, "second"], stdout=subprocess.PIPE, stderr=logs["second"], text=True, env=env)
+    while "already running in another process" not in (tmp_path / "second.err").read_text() and time.time() < deadline:
+        time.sleep(0.2)
+    release.touch()
+    (out1, _), (out2, _) = first.communicate(timeout=300), second.communicate(timeout=300)
+    err2 = (tmp_path / "second.err").read_text()
+    assert "EVALUATED 3" in out1, (tmp_path / "first.err").read_text()[-2000:]
     assert "EVALUATED 0" in out2, err2[-2000:]
     assert "already running in another process" in err2
 
