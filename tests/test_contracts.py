@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bertviz_landscape.config import CONF_DIR, compose
+
+from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bertviz_landscape"
@@ -106,7 +109,7 @@ def test_default_surface_name_carries_the_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_wheel_installs_and_finds_its_configs(tmp_path):
+def test_wheel_installs_and_finds_its_configs(tmp_path, tiny_run):
     """`pip install .` (not editable): the configs ship in the wheel; the CLI works from any directory."""
     wheel_dir = tmp_path / "wheel"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(ROOT)],
@@ -129,3 +132,13 @@ def test_wheel_installs_and_finds_its_configs(tmp_path):
     assert module_file.startswith(str(target)) and conf_dir.startswith(str(target)), where.stdout
     helped = subprocess.run([py, "-m", "bertviz_landscape.landscape", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "landscape" in helped.stdout, helped.stderr[-2000:]
+    # and computes a tiny surface from there, with the configs of the wheel
+    out = tmp_path / "tiny.h5"
+    surface = subprocess.run([py, "-m", "bertviz_landscape.landscape", "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}",
+                              f"data.glue_dir={tiny_run['glue_dir']}", "data.max_length=32", f"data.cache_dir={tmp_path / 'cache'}",
+                              "grid.x.num=3", "splits=[dev]", f"output={out}", f"paths.output_dir={tmp_path / 'outputs'}", "progress=false"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert surface.returncode == 0, surface.stderr[-2000:]
+    from bertviz_landscape.landscape import load_surface
+
+    assert list(load_surface(out).x) == [-0.5, 0.5, 1.5] and np.isfinite(load_surface(out)["dev_loss"]).all()
