@@ -11,6 +11,7 @@ and `experiments/` read it — all through `RunDir`. Layout::
     checkpoints/epoch_NNN/   θ after epoch NNN (1-based), when `callbacks.epoch_checkpoints` is on
     checkpoints/resume.ckpt  Lightning state at the last finished epoch, while training
     snapshots/               θ_t − θ0 every n steps (bertviz_landscape.snapshots)
+    sketches/                a CountSketch of θ_t − θ0 at every step (bertviz_landscape.sketches)
     logs/metrics.csv         per-step / per-epoch metrics (CSV logger)
     logs/dev_per_epoch.jsonl dev metrics after every epoch (callbacks.epochs)
     metrics.json             final dev metrics, per-epoch dev metrics, majority baseline, steps
@@ -31,6 +32,7 @@ FINAL = "checkpoints/final"
 RESUME = "checkpoints/resume.ckpt"
 EPOCH = "checkpoints/epoch_{epoch:03d}"
 SNAPSHOTS = "snapshots"
+SKETCHES = "sketches"
 LOGS = "logs"
 METRICS_CSV = "logs/metrics.csv"
 DEV_PER_EPOCH = "logs/dev_per_epoch.jsonl"
@@ -80,6 +82,10 @@ class RunDir:
     @property
     def snapshots(self) -> Path:
         return self.root / SNAPSHOTS
+
+    @property
+    def sketches(self) -> Path:
+        return self.root / SKETCHES
 
     @property
     def logs(self) -> Path:

@@ -1,10 +1,16 @@
-"""Record θ_t − θ0 every n optimiser steps, written in the background.
+"""Record θ_t − θ0 every n optimiser steps (and, optionally, its CountSketch at every step), written in the background.
 
 The delta is computed on the training thread (one fused foreach subtraction, cast to the
 storage dtype, copied off the accelerator), then handed to a writer thread through a
 bounded queue, so disk I/O overlaps the next steps; when the writer falls behind, the queue
 applies back-pressure instead of buffering snapshots without limit. Format: see
 `bertviz_landscape.snapshots`.
+
+With ``sketch_buckets`` set (``callbacks.snapshots.sketch.enabled=true``), every optimiser step
+also records a k-bucket CountSketch of the float32 delta and its exact squared norm
+(`bertviz_landscape.sketches`): 4·k bytes per step whatever the model, computed on the
+training device with one ``index_add_`` per parameter, while full deltas are kept every
+``every_n_steps`` steps (for PCA directions, roll-backs and anchoring the sketch estimates).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.sketches import CountSketch, SketchWriter, write_meta as write_sketch_meta
 from bertviz_landscape.snapshots import DTYPES, FORMAT, Snapshots, truncate_snapshots, write_snapshot
 
 
@@ -44,7 +51,12 @@ class WeightSnapshots(pl.Callback):
         min_free_gb: float = 1.0,
         queue_size: int = 4,
         theta0_relpath: str | None = None,
+        sketch_buckets: int | None = None,
+        sketch_seed: int = 0,
+        sketch_dirpath: str | None = None,
     ) -> None:
+        if sketch_buckets is not None and int(sketch_buckets) < 1:
+            raise SnapshotConfigError(f"callbacks.snapshots.sketch.buckets must be >= 1, got {sketch_buckets}")
         if every_n_steps < 1:
             raise SnapshotConfigError(f"callbacks.snapshots.every_n_steps must be >= 1, got {every_n_steps}")
         if dtype not in DTYPES:
@@ -65,11 +77,21 @@ class WeightSnapshots(pl.Callback):
         self._error: BaseException | None = None
         self._last_step = 0
         self._last_epoch = 0
+        self.sketch_buckets = int(sketch_buckets) if sketch_buckets is not None else None
+        self.sketch_seed = int(sketch_seed)
+        self.sketch_dirpath = Path(sketch_dirpath) if sketch_dirpath else None
+        self._sketch: CountSketch | None = None
+        self._sketch_writer: SketchWriter | None = None
+        self._last_sketch_step = 0
 
     # -- set-up ---------------------------------------------------------------------------
     def projected_bytes(self, trainer: pl.Trainer, bytes_per_snapshot: int) -> int:
-        # one file every n steps, plus the final step when n does not divide the total
-        return math.ceil(int(trainer.estimated_stepping_batches) / self.every_n_steps) * bytes_per_snapshot
+        return self.projected_total(int(trainer.estimated_stepping_batches), bytes_per_snapshot)
+
+    def projected_total(self, total_steps: int, bytes_per_snapshot: int) -> int:
+        # one file every n steps, plus the final step when n does not divide the total; a sketch row every step
+        sketches = total_steps * 4 * self.sketch_buckets if self.sketch_buckets else 0
+        return math.ceil(total_steps / self.every_n_steps) * bytes_per_snapshot + sketches
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         run = RunDir(trainer.default_root_dir)
@@ -103,9 +125,22 @@ class WeightSnapshots(pl.Callback):
                 "bytes_per_snapshot": per_snapshot,
             },
         )
+        if self.sketch_buckets:
+            self._start_sketch(run, named, trainer.global_step)
         self._queue = queue.Queue(maxsize=self.queue_size)
         self._thread = threading.Thread(target=self._write_loop, name="weight-snapshots", daemon=True)
         self._thread.start()
+
+    def _start_sketch(self, run: RunDir, named: list, global_step: int) -> None:
+        if self.sketch_dirpath is None:
+            self.sketch_dirpath = run.sketches
+        shapes = {n: tuple(p.shape) for n, p in named}
+        self._sketch = CountSketch(shapes, self.sketch_buckets, self.sketch_seed, device=self._params[0].device).prepare()
+        write_sketch_meta(self.sketch_dirpath, shapes, self.sketch_buckets, self.sketch_seed,
+                          os.path.relpath(run.theta0, self.sketch_dirpath.resolve()))
+        self._sketch_writer = SketchWriter(self.sketch_dirpath, self.sketch_buckets)
+        self._sketch_writer.truncate(global_step)  # a fresh start replaces an earlier trajectory; a resumed one redoes later steps
+        self._last_sketch_step = global_step
 
     def load_theta0(self, named: list[tuple[str, torch.nn.Parameter]]) -> list[torch.Tensor]:
         theta0 = Snapshots(self.dirpath).theta0()
@@ -115,7 +150,7 @@ class WeightSnapshots(pl.Callback):
         """The disk check of `on_train_start`, before anything of the run is written."""
         element = torch.empty((), dtype=self.dtype).element_size()
         per_snapshot = sum(p.numel() for p in trainable_parameters(model).values()) * element
-        self.check_disk(math.ceil(total_steps / self.every_n_steps) * per_snapshot)
+        self.check_disk(self.projected_total(total_steps, per_snapshot))
 
     def check_disk(self, projected: int) -> None:
         gb = projected / 1e9
@@ -137,11 +172,13 @@ class WeightSnapshots(pl.Callback):
     # -- per step ---------------------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step == self._last_step or step % self.every_n_steps:
+        full = step != self._last_step and step % self.every_n_steps == 0
+        sketch = self._sketch is not None and step != self._last_sketch_step
+        if not (full or sketch):
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self._last_epoch = trainer.current_epoch
-        self._record(step, trainer.current_epoch, None if loss is None else float(loss))
+        self._record(step, trainer.current_epoch, None if loss is None else float(loss), full, sketch)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # every snapshot of the epoch is on disk before an epoch checkpoint says the epoch is done
@@ -150,21 +187,32 @@ class WeightSnapshots(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         # the last snapshot is θ1 whatever every_n_steps is
-        if trainer.global_step and trainer.global_step != self._last_step:
-            self._record(trainer.global_step, self._last_epoch, None)
+        step = trainer.global_step
+        full = bool(step) and step != self._last_step
+        sketch = self._sketch is not None and bool(step) and step != self._last_sketch_step
+        if full or sketch:
+            self._record(step, self._last_epoch, None, full, sketch)
         self._close()
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._close(raise_errors=False)
 
-    def _record(self, step: int, epoch: int, loss: float | None) -> None:
+    def _record(self, step: int, epoch: int, loss: float | None, full: bool = True, sketch: bool = False) -> None:
         self._raise_writer_error()
         with torch.no_grad():
             current = [p.detach() for p in self._params]
             deltas = torch._foreach_sub(current, self._theta0)
-            payload = {n: d.to(device="cpu", dtype=self.dtype) for n, d in zip(self._names, deltas)}
-        self._last_step = step
-        self._queue.put((step, epoch, loss, payload))
+            if sketch:
+                row = torch.zeros(self.sketch_buckets, dtype=torch.float32, device=deltas[0].device)
+                for n, d in zip(self._names, deltas):
+                    self._sketch.add(row, n, d)
+                norm_sq = float(torch.stack(torch._foreach_norm(deltas, 2, dtype=torch.float64)).pow(2).sum())
+                self._last_sketch_step = step
+                self._queue.put(("sketch", (step, epoch, loss, row.cpu().numpy(), norm_sq)))
+            if full:
+                payload = {n: d.to(device="cpu", dtype=self.dtype) for n, d in zip(self._names, deltas)}
+                self._last_step = step
+                self._queue.put(("snapshot", (step, epoch, loss, payload)))
 
     # -- the writer thread ------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -178,7 +226,11 @@ class WeightSnapshots(pl.Callback):
                 if item is None:
                     return
                 if self._error is None:
-                    write_snapshot(self.dirpath, *item)
+                    kind, args = item
+                    if kind == "sketch":
+                        self._sketch_writer.append(*args)
+                    else:
+                        write_snapshot(self.dirpath, *args)
             except BaseException as err:  # surfaced on the training thread
                 self._error = err
             finally:
@@ -194,5 +246,6 @@ class WeightSnapshots(pl.Callback):
             self._thread.join()
             self._thread = None
         self._theta0 = []
+        self._sketch = None  # its hashes take 5 bytes per parameter on the device
         if raise_errors:
             self._raise_writer_error()

@@ -153,6 +153,91 @@ def random_directions(
     return Directions("random", x, y, center_role, {"seed": int(seed), "normalization": normalization, "bias_and_norm": bias_and_norm})
 
 
+def _pieces(shapes: "OrderedDict[str, tuple]", chunk_elements: int) -> list[list[tuple[str, int, int, int]]]:
+    """The parameters cut into chunks of at most `chunk_elements` elements (at least one row):
+    each chunk a list of (name, first row, end row, elements)."""
+    chunks, current, size = [], [], 0
+    for name, shape in shapes.items():
+        rows = int(shape[0]) if len(shape) else 1
+        row = int(math.prod(shape[1:])) if len(shape) > 1 else 1
+        start = 0
+        while start < rows:
+            room = max(chunk_elements - size, 0)
+            take = min(rows - start, max(room // row, 0))
+            if take == 0:
+                if current:
+                    chunks.append(current)
+                    current, size = [], 0
+                    continue
+                take = 1  # one row larger than a whole chunk: it is a chunk of its own
+            current.append((name, start, start + take, take * row))
+            size += take * row
+            start += take
+            if size >= chunk_elements:
+                chunks.append(current)
+                current, size = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _read_pieces(snapshots, record, pieces) -> list[torch.Tensor]:
+    """The rows `pieces` of one snapshot file, read by slicing (memory-mapped: only those bytes)."""
+    from safetensors import safe_open
+
+    from bertviz_landscape.snapshots import SnapshotError
+
+    path = snapshots.directory / record.file
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            out = []
+            for name, r0, r1, _ in pieces:
+                part = f.get_slice(name)
+                out.append(part[r0:r1].reshape(-1) if len(part.get_shape()) else f.get_tensor(name).reshape(-1))
+            return out
+    except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise SnapshotError(f"{path}: unreadable snapshot ({type(err).__name__}: {first})") from None
+
+
+def trajectory_gram(snapshots, names: Sequence[str], memory_bytes: int = 512 << 20, chunk_elements: int | None = None) -> torch.Tensor:
+    """G[s, t] = ⟨δ_s, δ_t⟩ over the parameters `names`, for the snapshots δ_t = θ_t − θ0 (float64, T×T).
+
+    Streamed: the parameters are cut into chunks of `chunk_elements` elements (default: as many
+    as fit `memory_bytes` for all T snapshots in float64) and G accumulates D_c D_cᵀ chunk by
+    chunk, each snapshot file opened once per chunk and only the chunk's rows read. Memory is
+    T×chunk×8 bytes plus G, whatever the number of parameters.
+    """
+    records = snapshots.records
+    T = len(records)
+    if chunk_elements is None:
+        chunk_elements = max(1, int(memory_bytes) // (8 * max(T, 1)))
+    shape_of = {p["name"]: tuple(p["shape"]) for p in snapshots.meta["parameters"]}
+    shapes = OrderedDict((n, shape_of[n]) for n in names)
+    gram = torch.zeros(T, T, dtype=torch.float64)
+    for pieces in _pieces(shapes, int(chunk_elements)):
+        width = sum(p[3] for p in pieces)
+        block = torch.empty(T, width, dtype=torch.float64)
+        for t, record in enumerate(records):
+            torch.cat([x.double() for x in _read_pieces(snapshots, record, pieces)], out=block[t])
+        gram += block @ block.T
+    return gram
+
+
+def principal_components(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """PCA from the uncentred Gram matrix of T points: (λ, U), λ descending (≥ 0), U's columns the
+    eigenvectors of the centred Gram C G C (C = I − 1/T). With D_c the mean-centred points
+    (T×P) and D_c = U S Vᵀ its SVD: λ = S², and the points' coordinates on the principal
+    directions are U·sqrt(λ); the k-th unit direction is D_cᵀ u_k / sqrt(λ_k)."""
+    T = gram.shape[0]
+    center_mat = torch.eye(T, dtype=torch.float64) - 1.0 / T
+    gc = center_mat @ gram.double() @ center_mat
+    gc = (gc + gc.T) / 2
+    evals, evecs = torch.linalg.eigh(gc)
+    order = torch.argsort(evals, descending=True)
+    return evals[order].clamp_min(0), evecs[:, order]
+
+
 def pca_directions(
     snapshots,
     names: Sequence[str],
@@ -160,12 +245,13 @@ def pca_directions(
     bias_and_norm: str = "include",
     scale: float | None = None,
     center_role: str = "theta1",
-    chunk_elements: int = 1 << 22,
+    chunk_elements: int | None = None,
+    memory_bytes: int = 512 << 20,
 ) -> Directions:
     """Top principal directions of the snapshot deltas θ_t − θ0 (Li et al.'s trajectory PCA).
 
-    The T×T Gram matrix G = Σ_p D_p D_pᵀ is accumulated one parameter at a time (D_p: the T
-    snapshots of parameter p), centred (PCA removes the mean snapshot), and diagonalised; the
+    The T×T Gram matrix G = Σ_p D_p D_pᵀ is accumulated chunk by chunk (`trajectory_gram`),
+    centred (PCA removes the mean snapshot), and diagonalised (`principal_components`); the
     k-th direction is Σ_t u_k[t]·δ_t / sqrt(λ_k) (unit norm), built in a second pass. `scale`
     rescales the unit directions (e.g. to ‖θ1 − θ0‖) so grid units are comparable to the
     difference recipe.
@@ -180,19 +266,8 @@ def pca_directions(
         raise LandscapeError(f"snapshots in {snapshots.directory} lack parameters {missing[:3]}")
     first = snapshots.delta(records[0].step, list(names))
     moved = _moved(names, {n: first[n] for n in names}, bias_and_norm)
-    gram = torch.zeros(T, T, dtype=torch.float64)
-    for n in moved:
-        numel = first[n].numel()
-        for start in range(0, numel, chunk_elements):
-            block = torch.stack(
-                [snapshots.delta(r.step, [n])[n].reshape(-1)[start:start + chunk_elements].double() for r in records]
-            )
-            gram += block @ block.T
-    center_mat = torch.eye(T, dtype=torch.float64) - 1.0 / T
-    gc = center_mat @ gram @ center_mat
-    evals, evecs = torch.linalg.eigh(gc)
-    order = torch.argsort(evals, descending=True)
-    evals, evecs = evals[order].clamp_min(0), evecs[:, order]
+    evals, evecs = principal_components(trajectory_gram(snapshots, moved, memory_bytes, chunk_elements))
+    # the centred eigenvectors sum to zero, so Σ_t u[t]·δ_t is the same from the mean-centred δ_t
     total = float(evals.sum())
     k = 2 if two_d else 1
     if total <= 0 or float(evals[k - 1]) <= 0:

@@ -14,7 +14,11 @@ What makes a grid point cost no more than a forward pass:
   measure its deviation before trusting it (see benchmarks/bench_landscape.py).
 
 Loss is the mean over examples (sum over batches / N), metrics are the task's torchmetrics on
-all examples, error = 1 − primary metric. Non-finite values are returned, not raised.
+all examples, error = 1 − primary metric, ``loss_stderr`` the standard error of that mean
+(per-example losses' sample standard deviation, ddof = 1, over sqrt(N); NaN for N = 1); the
+per-example losses of the last evaluation are kept in ``last_per_example`` (split → float64
+tensor, the EvalSet's fixed order) for paired comparisons (analysis/noise.py). Non-finite
+values are returned, not raised.
 """
 
 from __future__ import annotations
@@ -186,6 +190,7 @@ class Evaluator:
             start = min(start, n_layers)
             self.caches = {s.name: HiddenStateCache(model, start, s.batches) for s in self.sets}
         self.evaluations = 0
+        self.last_per_example: dict[str, torch.Tensor] = {}  # split → per-example losses at the last point
 
     @torch.no_grad()
     def set_point(self, alpha: float, beta: float = 0.0) -> None:
@@ -206,14 +211,19 @@ class Evaluator:
 
     def evaluate_set(self, split: EvalSet) -> dict[str, float]:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        preds, labels = [], []
+        preds, labels, per_example = [], [], []
         with torch.inference_mode(), _precision_context(self.precision, self.device):
             for i, batch in enumerate(split.batches):
                 logits = self.logits(split, i).float()
                 total += self.task.loss(logits, batch.labels, reduction="sum").double()
+                per_example.append(self.task.loss(logits, batch.labels, reduction="none").double())
                 preds.append(self.task.predictions(logits))
                 labels.append(batch.labels)
         out = {"loss": float(total) / split.num_examples}
+        losses = torch.cat(per_example)
+        self.last_per_example[split.name] = losses.cpu()
+        # standard error of the mean loss: sample std (ddof = 1) of the per-example losses / sqrt(n)
+        out["loss_stderr"] = float(losses.std(correction=1)) / math.sqrt(losses.numel()) if losses.numel() > 1 else math.nan
         metrics = self.task.make_metrics()
         try:
             values = metrics(torch.cat(preds).cpu(), torch.cat(labels).cpu())
@@ -224,7 +234,7 @@ class Evaluator:
         return out
 
     def evaluate(self, alpha: float, beta: float = 0.0) -> dict[str, float]:
-        """{'<split>_loss', '<split>_<metric>', '<split>_error'} at (α, β)."""
+        """{'<split>_loss', '<split>_<metric>', '<split>_error', '<split>_loss_stderr'} at (α, β)."""
         self.set_point(alpha, beta)
         self.evaluations += 1
         out = {}
@@ -233,4 +243,4 @@ class Evaluator:
         return out
 
     def value_keys(self) -> list[str]:
-        return [f"{s.name}_{k}" for s in self.sets for k in ("loss", *self.task.metrics, "error")]
+        return [f"{s.name}_{k}" for s in self.sets for k in ("loss", *self.task.metrics, "error", "loss_stderr")]

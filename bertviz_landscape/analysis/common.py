@@ -1,0 +1,331 @@
+"""What every analysis shares: reading runs and surfaces, the JSON contract, writing it, W&B.
+
+The analysis JSON (format ``bertviz-analysis/1``; written atomically to ``output=``)::
+
+    {"analysis": "<name>", "format": "bertviz-analysis/1",
+     "inputs": {"runs": [path], "surfaces": [{"path", "sha256", "checkpoints": {role: sha256}}], ...},
+     "runs": [{"run", "task", "init", "seed", "beat_baseline", "dev_metric", "majority_baseline",
+               "primary_metric"}, ...],            # one per run analysed (same order as per_run)
+     "per_run": [{...the analysis's numbers and arrays...}, ...],
+     "summary": {"<scalar>": {"mean", "std", "n"}, ...},   # over runs; std with ddof=1 (0 for n = 1)
+     "baseline": {"all_beat_baseline": bool|null, "not_beating_baseline": [run, ...]},
+     ...analysis-specific top-level keys}
+
+``beat_baseline``: the run's final dev primary metric is better than the majority-class
+predictor's (metrics.json ``majority_baseline``; for regression, whose constant predictor has
+no correlation, the dev MSE is below the constant's MSE). A run that did not beat it sits on the
+constant-predictor plateau: its "wide basin" is that plateau, and every comparison flags it.
+Non-finite numbers are written as JSON ``null``. The summary's ``n`` counts the runs whose value
+is finite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from bertviz_landscape.atomic import check_writable, write_json_atomic
+from bertviz_landscape.errors import BadInput
+from bertviz_landscape.rundir import RunDir
+
+FORMAT = "bertviz-analysis/1"
+log = logging.getLogger("bertviz_landscape.analysis")
+
+
+class AnalysisError(BadInput):
+    """Bad analysis input (a run, a surface, a key, a request); no JSON is written."""
+
+
+# --- runs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunInfo:
+    """One run's identity and whether it beat its majority-class baseline (the JSON's "runs")."""
+
+    run: str | None
+    task: str | None
+    init: str | None
+    seed: int | None
+    primary_metric: str | None
+    dev_metric: float | None
+    majority_baseline: float | None
+    beat_baseline: bool | None
+
+    def entry(self) -> dict:
+        return jsonable(asdict(self))
+
+
+def run_dir(path: str | os.PathLike | None, key: str = "run") -> RunDir:
+    """The training run at `path`; an AnalysisError naming `key` when it is not one."""
+    if path in (None, "", "???"):
+        raise AnalysisError(f"{key} is not given: set {key}=<training run directory>")
+    p = Path(str(path)).expanduser()
+    if not p.is_dir():
+        raise AnalysisError(f"{key}={p}: directory does not exist")
+    if not RunDir.is_run(p):
+        raise AnalysisError(f"{key}={p}: not a training run directory (no checkpoints/init)")
+    return RunDir(p)
+
+
+def baseline_verdict(primary: str, dev: dict, baseline: dict) -> tuple[float | None, float | None, bool | None]:
+    """(dev metric, the majority baseline's value of it, whether the run beat it).
+
+    `dev`: metrics.json's "dev" ({"val/<metric>": v}); `baseline`: its "majority_baseline".
+    Higher is better for every GLUE primary metric; for regression (baseline {"mse": m}: a
+    constant has no Pearson correlation) the run beat the baseline when its dev MSE (val/loss) < m.
+    """
+    value = dev.get(f"val/{primary}", dev.get(primary))
+    value = None if value is None else float(value)
+    if primary in baseline:
+        base = float(baseline[primary])
+        beat = None if value is None or not math.isfinite(value) else bool(value > base)
+        return value, base, beat
+    if "mse" in baseline:
+        mse = dev.get("val/loss", dev.get("val/mse"))
+        base = float(baseline["mse"])
+        beat = None if mse is None or not math.isfinite(float(mse)) else bool(float(mse) < base)
+        return value, base, beat
+    return value, None, None
+
+
+def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
+    """A finished run's identity and baseline verdict (run.json + metrics.json)."""
+    rd = run_dir(path, key)
+    ident = rd.read_identity()
+    if not rd.metrics_json.is_file():
+        raise AnalysisError(f"{key}={rd.root}: no metrics.json (the run has not finished)")
+    try:
+        metrics = rd.read_metrics()
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise AnalysisError(f"{rd.metrics_json}: not valid JSON ({err})") from None
+    primary = metrics.get("primary_metric")
+    value, base, beat = baseline_verdict(primary, metrics.get("dev") or {}, metrics.get("majority_baseline") or {})
+    seed = ident.get("seed")
+    return RunInfo(str(rd.root), ident.get("task") or metrics.get("task"), ident.get("init") or metrics.get("init"),
+                   None if seed is None else int(seed), primary, value, base, beat)
+
+
+def unknown_run(task: str | None = None, primary: str | None = None) -> RunInfo:
+    """A surface made from bare checkpoints: no run says whether it beat its baseline."""
+    return RunInfo(None, task, None, None, primary, None, None, None)
+
+
+def check_same_group(runs: Sequence[RunInfo]) -> None:
+    """Several runs are summarised together only when they share (task, init)."""
+    groups = {(r.task, r.init) for r in runs if r.task is not None or r.init is not None}
+    if len(groups) > 1:
+        listing = ", ".join(f"{r.run} ({r.task}, {r.init})" for r in runs)
+        raise AnalysisError(f"runs of different (task, init) cannot be summarised together: {listing}; analyse each group on its own")
+
+
+# --- surfaces -------------------------------------------------------------------------------
+def load_surface_checked(path: str | os.PathLike | None, key: str = "surface"):
+    """`load_surface(path)`, with any unreadable file an AnalysisError naming it."""
+    from bertviz_landscape.landscape.surface import load_surface
+
+    if path in (None, "", "???"):
+        raise AnalysisError(f"{key} is not given: set {key}=<surface .h5 from bertviz-landscape>")
+    try:
+        return load_surface(Path(str(path)).expanduser())
+    except (FileNotFoundError, KeyError, OSError, ValueError) as err:
+        raise AnalysisError(f"{key}={path}: {err.args[0] if err.args else err}") from None
+
+
+def require_2d(surface, path, analysis: str, what: str = "") -> None:
+    if not surface.two_d:
+        raise AnalysisError(f"analysis={analysis}{what} needs a 2D surface (δ1 and δ2); {path} is 1D (grid=line): "
+                            "compute it with grid=plane")
+
+
+def require_key(surface, path, key: str, option: str) -> np.ndarray:
+    if key not in surface:
+        raise AnalysisError(f"surface {path} has no {key!r} array ({option}={key}); it has {', '.join(sorted(surface.keys()))}")
+    return np.asarray(surface[key], dtype=np.float64)
+
+
+def surface_hashes(surface) -> dict[str, str]:
+    """role → sha256 of the checkpoints the surface was computed from (its meta)."""
+    return {role: c.get("sha256") for role, c in (surface.meta.get("checkpoints") or {}).items() if isinstance(c, dict)}
+
+
+def check_surface_matches_run(surface, surface_path, run: RunDir, roles: Iterable[str] = ("theta0", "theta1")) -> None:
+    """The surface must have been computed from this run's θ0 and θ1 (content hashes), else an
+    AnalysisError naming the surface, the role and the run: projecting one run's trajectory on
+    another run's surface would draw a path on a plane it does not lie in."""
+    from bertviz_landscape.checkpoints import content_hash
+
+    recorded = surface_hashes(surface)
+    if not recorded:
+        raise AnalysisError(f"surface {surface_path} records no checkpoint hashes (meta 'checkpoints'); "
+                            f"cannot check it belongs to run {run.root}")
+    paths = {"theta0": run.theta0, "theta1": run.theta1}
+    for role in roles:
+        if role not in recorded or not recorded[role]:
+            continue
+        if not paths[role].is_dir():
+            raise AnalysisError(f"run {run.root} has no {paths[role].relative_to(run.root)} to check surface {surface_path} against")
+        actual = content_hash(paths[role])
+        if actual != recorded[role]:
+            raise AnalysisError(f"surface {surface_path} was not computed from run {run.root}: its {role} checkpoint hash "
+                                f"{recorded[role][:12]}… differs from the run's {paths[role].name} ({actual[:12]}…)")
+
+
+def surface_run(surface) -> str | None:
+    """The run a surface was computed from, as its meta records it (None for bare checkpoints)."""
+    run = (surface.meta.get("runs") or {}).get("run")
+    return run if run and RunDir.is_run(run) else None
+
+
+def surface_input(surface, path) -> dict:
+    from bertviz_landscape.landscape.sweep import content_hash_file
+
+    return {"path": str(Path(str(path)).expanduser().resolve()), "sha256": content_hash_file(Path(str(path)).expanduser()),
+            "checkpoints": surface_hashes(surface), "dimensions": 2 if surface.two_d else 1}
+
+
+# --- the JSON -------------------------------------------------------------------------------
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types; NaN/inf → None, numpy scalars/arrays → Python numbers/lists."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def summarize(scalars: Sequence[dict[str, Any]]) -> dict[str, dict]:
+    """{key: {"mean", "std", "n"}} over runs, for every key any run has; std with ddof=1 (the
+    spread across seeds; 0 with one run); non-finite or missing values are left out of n."""
+    keys: list[str] = []
+    for row in scalars:
+        keys += [k for k in row if k not in keys]
+    out = {}
+    for key in keys:
+        values = [float(r[key]) for r in scalars if r.get(key) is not None and not isinstance(r.get(key), bool)
+                  and math.isfinite(float(r[key]))]
+        n = len(values)
+        mean = float(np.mean(values)) if n else None
+        std = float(np.std(values, ddof=1)) if n > 1 else (0.0 if n == 1 else None)
+        out[key] = {"mean": mean, "std": std, "n": n}
+    return out
+
+
+def analysis_result(name: str, inputs: dict, runs: Sequence[RunInfo], per_run: Sequence[dict], scalars: Sequence[dict],
+                    **extra: Any) -> dict:
+    """The analysis JSON: the shared keys, per-run results, the summary of each run's scalars."""
+    if len(per_run) != len(runs) or len(scalars) != len(runs):
+        raise ValueError("one per_run and one scalars entry per run")
+    flagged = [r.run or f"(bare checkpoints: {r.task})" for r in runs if r.beat_baseline is not True]
+    verdicts = [r.beat_baseline for r in runs]
+    baseline = {
+        "all_beat_baseline": None if any(v is None for v in verdicts) else all(verdicts),
+        "not_beating_baseline": flagged,
+        "note": ("a run that did not beat its majority-class baseline sits on the constant-predictor plateau; its "
+                 "flatness numbers measure that plateau") if flagged else None,
+    }
+    out = {"analysis": name, "format": FORMAT, "inputs": inputs, "runs": [r.entry() for r in runs],
+           "per_run": list(per_run), "summary": summarize(scalars), "baseline": baseline}
+    out.update(extra)
+    return jsonable(out)
+
+
+def write_result(path: str | os.PathLike, result: dict) -> Path:
+    """Write the analysis JSON atomically (complete or absent)."""
+    return write_json_atomic(path, jsonable(result))
+
+
+def prepare_output(path: str | os.PathLike | None) -> Path:
+    """The output path, checked writable before any work is done for it."""
+    if path in (None, "", "???"):
+        raise AnalysisError("output is not given: set output=<analysis .json>")
+    return check_writable(Path(str(path)).expanduser().resolve())
+
+
+def summary_scalars(result: dict) -> dict[str, float]:
+    """The flat numbers a W&B run summary gets: `<analysis>/<key>` = mean, `.../<key>_std`, plus
+    the baseline flag and the number of runs."""
+    name = result["analysis"]
+    out: dict[str, Any] = {f"{name}/num_runs": len(result.get("runs", []))}
+    for key, stats in (result.get("summary") or {}).items():
+        if stats.get("mean") is not None:
+            out[f"{name}/{key}"] = stats["mean"]
+            out[f"{name}/{key}_std"] = stats["std"]
+    flag = (result.get("baseline") or {}).get("all_beat_baseline")
+    if flag is not None:
+        out[f"{name}/all_beat_baseline"] = bool(flag)
+    return out
+
+
+def log_to_wandb(result: dict, options: dict, output: str | os.PathLike | None = None):
+    """Put the analysis's numbers in a W&B run's summary (offline unless WANDB_MODE says
+    otherwise); the JSON is attached as a file. Returns the finished run's directory."""
+    import wandb
+
+    first = (result.get("runs") or [{}])[0]
+    name = options.get("name") or f"{first.get('task') or 'analysis'}_{first.get('init') or ''}_{result['analysis']}".replace("__", "_")
+    directory = options.get("dir")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=options.get("project") or "bertviz_landscape", entity=options.get("entity"), name=name,
+                     mode=options.get("mode") or os.environ.get("WANDB_MODE", "offline"), dir=directory,
+                     job_type=f"analysis/{result['analysis']}", reinit=True,
+                     config={"analysis": result["analysis"], "inputs": result.get("inputs"), "runs": result.get("runs")})
+    try:
+        run.summary.update(summary_scalars(result))
+        if output is not None and Path(output).is_file():
+            run.save(str(output), base_path=str(Path(output).parent), policy="now")
+        run_dir_path = Path(run.dir).parent
+    finally:
+        run.finish()
+    return run_dir_path
+
+
+def config_list(cfg, one: str, many: str) -> list[str]:
+    """`cfg[one]` (when set) followed by the list `cfg[many]`: `run=A` or `runs=[A,B]` (or both)."""
+    values = [str(v) for v in (cfg.get(many) or [])]
+    if cfg.get(one) not in (None, "", "???"):
+        values = [str(cfg.get(one))] + values
+    return values
+
+
+# --- the default output name ----------------------------------------------------------------
+def input_name(run: Any = None, runs: Any = None, surface: Any = None, surfaces: Any = None) -> str:
+    """`<task>_<init>_seed<seed>` of the (first) run, else the (first) surface's stem."""
+    from bertviz_landscape.config import run_name
+
+    def first(value, many):
+        if value not in (None, "", "???", "None"):
+            return str(value)
+        many = list(many) if isinstance(many, (list, tuple)) or hasattr(many, "__iter__") and not isinstance(many, str) else []
+        return str(many[0]) if many else None
+
+    r = first(run, runs or [])
+    if r is not None and RunDir.is_run(r):
+        return run_name(r)
+    s = first(surface, surfaces or [])
+    if s is not None:
+        return Path(s).stem
+    return "analysis"
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("bvl.analysis_input"):
+        OmegaConf.register_new_resolver("bvl.analysis_input", input_name)

@@ -1,0 +1,115 @@
+"""`analysis=consistency`: how well the training-loss landscape predicts the dev-error landscape.
+
+The paper's claim (Hao et al. §4): for fine-tuning, the training-loss surface and the
+generalisation-error surface agree; from scratch, less so. As numbers, over the grid points of
+one surface (1D or 2D) where both arrays are finite:
+
+- ``spearman``, ``spearman_pvalue``: Spearman's rank correlation of `train_key` and `dev_key`
+  (scipy.stats.spearmanr); null when either is constant over the points (e.g. a dev error
+  stuck at the majority-class plateau: then it has no ranking to predict);
+- ``iou``: for each q in `quantiles` (percent), the intersection over union of the lowest-q%
+  regions of the two arrays, a region being the points at or below the array's q-th percentile
+  (ties included, so a region can hold more than q% of the points; its size is reported in
+  ``region_fraction``).
+
+One surface per run (several seeds: `surfaces=[...]`); the runs come from `runs=` or from what
+the surface's meta records (runs.run).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Sequence
+
+import numpy as np
+from omegaconf import DictConfig
+
+from bertviz_landscape.analysis.common import (
+    AnalysisError, analysis_result, check_same_group, check_surface_matches_run, config_list, load_surface_checked,
+    read_run, require_key, run_dir, surface_input, surface_run, unknown_run,
+)
+from bertviz_landscape.analysis.registry import register
+
+
+def lowest_region(values: np.ndarray, q: float) -> np.ndarray:
+    """Boolean mask of the points at or below the q-th percentile of `values` (finite values only)."""
+    return values <= np.percentile(values, q)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else math.nan
+
+
+def consistency_of(train: np.ndarray, dev: np.ndarray, quantiles: Sequence[float] = (10, 25, 50)) -> dict:
+    """Spearman ρ and lowest-q% IoUs of two arrays of the same grid (non-finite points masked)."""
+    from scipy.stats import spearmanr
+
+    train, dev = np.asarray(train, dtype=np.float64).ravel(), np.asarray(dev, dtype=np.float64).ravel()
+    if train.shape != dev.shape:
+        raise AnalysisError(f"train and dev arrays differ in shape: {train.shape} vs {dev.shape}")
+    mask = np.isfinite(train) & np.isfinite(dev)
+    t, d = train[mask], dev[mask]
+    out: dict = {"n_points": int(mask.sum()), "n_masked": int((~mask).sum())}
+    constant = [name for name, x in (("train", t), ("dev", d)) if x.size and np.ptp(x) == 0]
+    if t.size < 3 or constant:
+        out["spearman"], out["spearman_pvalue"] = None, None
+        out["note"] = (f"{' and '.join(constant)} values are constant over the grid: no ranking" if constant
+                       else "fewer than 3 finite points")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = spearmanr(t, d)
+        out["spearman"], out["spearman_pvalue"] = float(res.statistic), float(res.pvalue)
+    out["iou"], out["region_fraction"] = {}, {}
+    for q in quantiles:
+        key = f"{q:g}"
+        if t.size == 0:
+            out["iou"][key], out["region_fraction"][key] = None, None
+            continue
+        rt, rd = lowest_region(t, q), lowest_region(d, q)
+        out["iou"][key] = iou(rt, rd)
+        out["region_fraction"][key] = {"train": float(rt.mean()), "dev": float(rd.mean())}
+    return out
+
+
+def consistency(surfaces: Sequence[str | os.PathLike], runs: Sequence[str | os.PathLike] = (), train_key: str = "train_loss",
+                dev_key: str = "dev_error", quantiles: Sequence[float] = (10, 25, 50)) -> dict:
+    """The consistency analysis JSON over `surfaces` (one per run; `runs`, if given, in the same order)."""
+    surfaces, runs = list(surfaces), list(runs)
+    if not surfaces:
+        raise AnalysisError("analysis=consistency needs surface=<surface .h5> (or surfaces=[...])")
+    if runs and len(runs) != len(surfaces):
+        raise AnalysisError(f"analysis=consistency: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run)")
+    quantiles = [float(q) for q in quantiles]
+    bad = [q for q in quantiles if not 0 < q <= 100]
+    if bad:
+        raise AnalysisError(f"analysis.quantiles must lie in (0, 100] (percent), got {bad}")
+    infos, per_run, inputs, scalars = [], [], [], []
+    for i, path in enumerate(surfaces):
+        surface = load_surface_checked(path, "surface")
+        train = require_key(surface, path, train_key, "analysis.train_key")
+        dev = require_key(surface, path, dev_key, "analysis.dev_key")
+        run = runs[i] if runs else surface_run(surface)
+        if run is not None:
+            info = read_run(run)
+            check_surface_matches_run(surface, path, run_dir(run))
+        else:
+            info = unknown_run(surface.meta.get("task"), surface.meta.get("primary_metric"))
+        entry = consistency_of(train, dev, quantiles)
+        entry |= {"train_key": train_key, "dev_key": dev_key, "dimensions": 2 if surface.two_d else 1}
+        infos.append(info)
+        per_run.append(entry)
+        inputs.append(surface_input(surface, path))
+        scalars.append({"spearman": entry["spearman"], **{f"iou_{k}": v for k, v in entry["iou"].items()}})
+    check_same_group(infos)
+    return analysis_result("consistency", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars)
+
+
+@register("consistency")
+def consistency_from_config(cfg: DictConfig) -> dict:
+    a = cfg.analysis
+    return consistency(config_list(cfg, "surface", "surfaces"), config_list(cfg, "run", "runs"), str(a.train_key), str(a.dev_key),
+                       list(a.quantiles))

@@ -1,0 +1,59 @@
+"""`bertviz-analyze` (python -m bertviz_landscape.analysis): the Hydra edge of the analyses.
+
+Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), looks the
+analysis up in analysis/registry.py and calls its plain function, writes the JSON atomically to
+``output=`` and, with ``wandb.enabled=true``, puts its numbers in a W&B run's summary. Bad input
+exits with status 2 and one line naming the problem; no JSON is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
+from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+
+log = logging.getLogger("bertviz_landscape.analysis")
+CONFIG_PATH = CONF_DIR
+
+
+def run(cfg: DictConfig) -> dict:
+    """The config → analysis call, without Hydra's runtime (tests call this with a composed cfg).
+    Returns the analysis JSON that was written to `cfg.output`."""
+    from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
+    from bertviz_landscape.analysis.registry import get
+
+    name = str(cfg.analysis.name)
+    analysis = get(name)
+    output = prepare_output(cfg.get("output"))
+    result = analysis(cfg)
+    write_result(output, result)
+    log.info("analysis=%s written: %s", name, output)
+    if cfg.get("wandb") and cfg.wandb.get("enabled"):
+        options = OmegaConf.to_container(cfg.wandb, resolve=True)
+        where = log_to_wandb(result, options, output)
+        log.info("W&B run: %s", where)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="analyze")
+def main(cfg: DictConfig):
+    from bertviz_landscape.config import warn_unused_keys
+
+    warn_unused_keys(cfg, "analyze")
+    try:
+        return run(cfg)
+    except BadInput as err:
+        print(f"bertviz-analyze: error: {err}", file=sys.stderr)
+        log.error("%s", err)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    main()

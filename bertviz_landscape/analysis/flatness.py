@@ -1,0 +1,287 @@
+"""`analysis=flatness`: how wide the optimum is, from a surface (and, with `hessian.enabled`, its
+curvature from the checkpoint: analysis/hessian.py).
+
+Around the centre c (θ1: (1, 0) on the paper's axes, (0, 0) for surfaces centred on θ1; or
+`analysis.center`), with J = the surface's `key` and J_c = J(c):
+
+- ``width``: along each axis through c, the length of the interval around c where
+  J ≤ J_c + ε (the basin's connected interval; its ends found by linear interpolation between
+  the first grid points outside it). ``units_delta1``: in units of ‖δ1‖ (β lengths are
+  converted with ‖δ2‖/‖δ1‖); ``absolute``: the parameter-space length (× ‖δ1‖, or × ‖δ2‖ on y).
+  ``bounded``: false when the interval reaches the grid's edge (the width is then a lower
+  bound). A non-finite value ends the interval at the last finite point.
+- ``area`` (2D): the area of the sublevel set's connected component containing c
+  ({J ≤ J_c + ε}, grid points counted × the cell area), ``absolute_sq`` in parameter space
+  (× ‖δ1‖‖δ2‖ sin∠(δ1, δ2)), ``units_delta1_sq`` = absolute / ‖δ1‖².
+- ``scale``: ‖δ1‖, ‖δ2‖, ‖θ0‖ and ‖θ1‖ over the moved parameters — flatness in units of ‖δ1‖
+  compares models only when their weights have comparable scale; both are reported.
+- ``noise``: J_c's standard error (the surface's ``<key>_stderr``) and, per ε, whether ε exceeds
+  2 × the (unpaired, conservative) standard error of a difference of two points.
+- ``matched_train_loss`` (with `analysis.matched_train_loss` = a loss L): the first α ≥ 0 on the
+  paper axis (β = 0 row) where J ≤ L, and the widths along x around that point — so a run that
+  ends at a lower training loss is also compared where the other ends.
+
+A run that did not beat its majority baseline is flagged (common.py): its wide "basin" is the
+constant-predictor plateau.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from omegaconf import DictConfig
+
+from bertviz_landscape.analysis.common import (
+    AnalysisError, analysis_result, check_same_group, check_surface_matches_run, config_list, load_surface_checked,
+    read_run, require_key, run_dir, surface_input, surface_run, unknown_run,
+)
+from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
+from bertviz_landscape.analysis.registry import register
+
+
+def _crossing(c0: float, v0: float, c1: float, v1: float, level: float) -> float:
+    """Where the segment (c0, v0)–(c1, v1) reaches `level` (v0 ≤ level < v1), linearly."""
+    if not math.isfinite(v1):
+        return c0
+    return c0 + (level - v0) / (v1 - v0) * (c1 - c0)
+
+
+def interval_width(coords: np.ndarray, values: np.ndarray, center: float, level: float) -> dict:
+    """The connected interval around `center` where values ≤ level (linear between grid points).
+
+    `center` may lie between grid points (values there by linear interpolation). Returns
+    {"left", "right", "width", "bounded"}; width None when the centre itself is above the level.
+    """
+    x = np.asarray(coords, dtype=np.float64)
+    z = np.asarray(values, dtype=np.float64)
+    zc = float(np.interp(center, x, z))
+    if not math.isfinite(zc) or zc > level:
+        return {"left": None, "right": None, "width": None, "bounded": None}
+    bounded = True
+    right = None
+    for i in range(int(np.searchsorted(x, center, side="right")), len(x)):
+        prev_c, prev_v = (center, zc) if i == 0 or x[i - 1] < center else (x[i - 1], z[i - 1])
+        if not (z[i] <= level):  # above the level, or non-finite
+            right = _crossing(prev_c, prev_v, x[i], z[i], level)
+            break
+    if right is None:
+        right, bounded = float(x[-1]), False
+    left = None
+    for i in range(int(np.searchsorted(x, center, side="left")) - 1, -1, -1):
+        prev_c, prev_v = (center, zc) if i == len(x) - 1 or x[i + 1] > center else (x[i + 1], z[i + 1])
+        if not (z[i] <= level):
+            left = _crossing(prev_c, prev_v, x[i], z[i], level)
+            break
+    if left is None:
+        left, bounded = float(x[0]), False
+    return {"left": float(left), "right": float(right), "width": float(right - left), "bounded": bounded}
+
+
+def basin_area(surface_values: np.ndarray, j0: int, i0: int, level: float) -> tuple[int, bool]:
+    """(grid points in the connected component of {Z ≤ level} containing [j0, i0], whether it
+    touches the grid's edge) — 4-connectivity (scipy.ndimage.label)."""
+    from scipy import ndimage
+
+    z = np.asarray(surface_values, dtype=np.float64)
+    inside = np.isfinite(z) & (z <= level)
+    if not inside[j0, i0]:
+        return 0, False
+    labels, _ = ndimage.label(inside)
+    component = labels == labels[j0, i0]
+    edge = bool(component[0, :].any() or component[-1, :].any() or component[:, 0].any() or component[:, -1].any())
+    return int(component.sum()), edge
+
+
+def _grid_index(coords: np.ndarray, value: float, axis: str, path) -> int:
+    i = int(np.argmin(np.abs(coords - value)))
+    if not np.isclose(coords[i], value, atol=1e-9):
+        raise AnalysisError(f"surface {path}: the centre's {axis} = {value:g} is not a grid coordinate "
+                            f"({axis} grid: {coords.min():g} … {coords.max():g}, {len(coords)} points); set analysis.center")
+    return i
+
+
+def default_center(surface) -> tuple[float, float]:
+    """θ1 on the surface: (1, 0) for axes centred on θ0 (the paper's), (0, 0) for axes centred on θ1."""
+    center = (surface.meta.get("directions") or {}).get("center", "theta0")
+    return (1.0, 0.0) if center == "theta0" else (0.0, 0.0)
+
+
+def weight_norms(surface, names_from: Path | None) -> dict:
+    """‖θ0‖, ‖θ1‖ over the direction file's parameters (the moved ones), from the surface's checkpoints."""
+    out = {"norm_theta0": None, "norm_theta1": None}
+    checkpoints = surface.meta.get("checkpoints") or {}
+    if names_from is None or not Path(names_from).is_file():
+        return out
+    import h5py
+
+    from bertviz_landscape.analysis.trajectory import read_weights
+
+    with h5py.File(names_from, "r") as f:
+        names = list(f["xdirection"].keys())
+    for role in ("theta0", "theta1"):
+        path = (checkpoints.get(role) or {}).get("path")
+        if path and Path(path).is_dir():
+            w = read_weights(path, names)
+            out[f"norm_{role}"] = math.sqrt(sum(float(t.double().pow(2).sum()) for t in w.values()))
+    return out
+
+
+def flatness_of_surface(surface, path, key: str = "train_loss", epsilons: Sequence[float] = (0.01, 0.05, 0.1, 0.5),
+                        center: Sequence[float] | None = None, matched_train_loss: float | None = None) -> dict:
+    """Widths, areas, scale and noise of one surface (see the module docstring)."""
+    z = require_key(surface, path, key, "analysis.key")
+    d = surface.meta.get("directions") or {}
+    n1 = d.get("norm_x")
+    n2 = d.get("norm_y") if surface.two_d else None
+    if n1 is None or not n1 > 0:
+        raise AnalysisError(f"surface {path} records no ‖δ1‖ (meta directions.norm_x): cannot give widths in parameter distance")
+    cos = d.get("cosine_xy")
+    sin = math.sqrt(max(1.0 - float(cos) ** 2, 0.0)) if cos is not None and math.isfinite(float(cos)) else 1.0
+    ca, cb = (list(center) + [0.0])[:2] if center is not None else default_center(surface)
+    i0 = _grid_index(surface.x, ca, "α", path)
+    j0 = _grid_index(surface.y, cb, "β", path) if surface.two_d else None
+    zc = float(z[j0, i0]) if surface.two_d else float(z[i0])
+    se_key = f"{key}_stderr"
+    se = None
+    if se_key in surface:
+        se_arr = np.asarray(surface[se_key], dtype=np.float64)
+        se = float(se_arr[j0, i0]) if surface.two_d else float(se_arr[i0])
+    row = z[j0, :] if surface.two_d else z
+    width: dict = {"x": {}, "y": {} if surface.two_d else None}
+    area: dict = {} if surface.two_d else None
+    noise = {"center_value": zc, "center_stderr": se, "difference_stderr": unpaired_stderr(se, se) if se is not None else None,
+             "eps_exceeds_noise": {}}
+    for eps in epsilons:
+        k = f"{eps:g}"
+        level = zc + float(eps)
+        wx = interval_width(surface.x, row, ca, level)
+        width["x"][k] = wx | {"units_delta1": wx["width"], "absolute": None if wx["width"] is None else wx["width"] * n1}
+        if surface.two_d:
+            wy = interval_width(surface.y, z[:, i0], cb, level)
+            u = None if wy["width"] is None else wy["width"] * (n2 / n1)
+            width["y"][k] = wy | {"units_delta1": u, "absolute": None if wy["width"] is None else wy["width"] * n2}
+            count, edge = basin_area(z, j0, i0, level)
+            dx = float(np.mean(np.diff(surface.x))) if len(surface.x) > 1 else math.nan
+            dy = float(np.mean(np.diff(surface.y))) if len(surface.y) > 1 else math.nan
+            absolute = count * dx * dy * n1 * n2 * sin
+            area[k] = {"points": count, "grid_fraction": count / z.size, "bounded": not edge,
+                       "units_delta1_sq": absolute / n1 ** 2, "absolute_sq": absolute}
+        noise["eps_exceeds_noise"][k] = exceeds_noise(float(eps), noise["difference_stderr"]) if se is not None else None
+    out = {"key": key, "center": [ca, cb] if surface.two_d else [ca], "width": width, "area": area,
+           "scale": {"norm_delta1": n1, "norm_delta2": n2, "cosine_delta1_delta2": cos}, "noise": noise,
+           "matched_train_loss": None, "hessian": None}
+    if matched_train_loss is not None:
+        out["matched_train_loss"] = matched_width(surface.x, row, float(matched_train_loss), epsilons, n1)
+    return out
+
+
+def matched_width(x: np.ndarray, row: np.ndarray, target: float, epsilons: Sequence[float], norm_delta1: float) -> dict:
+    """The first α ≥ 0 along the paper axis where J ≤ target (linear between grid points), and the
+    widths {J ≤ target + ε} around it."""
+    x, row = np.asarray(x, dtype=np.float64), np.asarray(row, dtype=np.float64)
+    start = int(np.searchsorted(x, 0.0, side="left"))
+    alpha = None
+    for i in range(start, len(x)):
+        if np.isfinite(row[i]) and row[i] <= target:
+            if i > start and np.isfinite(row[i - 1]) and row[i - 1] > target:
+                alpha = _crossing(x[i], row[i], x[i - 1], row[i - 1], target)
+            else:
+                alpha = float(x[i])
+            break
+    out = {"target": target, "alpha": alpha, "width": {"x": {}}}
+    if alpha is None:
+        out["note"] = "the training loss never reaches the target on the paper axis"
+        return out
+    for eps in epsilons:
+        w = interval_width(x, row, alpha, target + float(eps))
+        out["width"]["x"][f"{eps:g}"] = w | {"units_delta1": w["width"], "absolute": None if w["width"] is None else w["width"] * norm_delta1}
+    return out
+
+
+def hessian_entry(cfg: DictConfig | None, run) -> dict | None:
+    """The Hessian numbers (analysis/hessian.py, `hessian_entry(cfg, run_dir)`) when enabled."""
+    if cfg is None or not bool((cfg.analysis.get("hessian") or {}).get("enabled", False)):
+        return None
+    if run is None:
+        raise AnalysisError("analysis.hessian.enabled needs the run whose θ1 it measures: set run=<run dir>")
+    try:
+        from bertviz_landscape.analysis import hessian
+    except ImportError as err:
+        raise AnalysisError(f"analysis.hessian.enabled: the Hessian module is not available ({err})") from None
+    return hessian.hessian_entry(cfg, run)
+
+
+def flatness(surfaces: Sequence[str | os.PathLike] = (), runs: Sequence[str | os.PathLike] = (), key: str = "train_loss",
+             epsilons: Sequence[float] = (0.01, 0.05, 0.1, 0.5), center: Sequence[float] | None = None,
+             matched_train_loss: float | None = None, cfg: DictConfig | None = None) -> dict:
+    """The flatness analysis JSON (one surface per run; `cfg` only for the Hessian hook)."""
+    surfaces, runs = list(surfaces), list(runs)
+    hess = cfg is not None and bool((cfg.analysis.get("hessian") or {}).get("enabled", False))
+    if not surfaces and not (runs and hess):
+        raise AnalysisError("analysis=flatness needs surface=<surface .h5> (or surfaces=[...]), or run= with analysis.hessian.enabled=true")
+    if surfaces and runs and len(runs) != len(surfaces):
+        raise AnalysisError(f"analysis=flatness: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run)")
+    epsilons = [float(e) for e in epsilons]
+    if any(not e > 0 for e in epsilons):
+        raise AnalysisError(f"analysis.epsilons must be positive loss increases, got {epsilons}")
+    infos, per_run, inputs, scalars = [], [], [], []
+    for i in range(max(len(surfaces), len(runs))):
+        path = surfaces[i] if surfaces else None
+        surface = load_surface_checked(path) if path is not None else None
+        run = runs[i] if runs else (surface_run(surface) if surface is not None else None)
+        rd = run_dir(run) if run is not None else None
+        if surface is not None and rd is not None:
+            check_surface_matches_run(surface, path, rd)
+        info = read_run(run) if run is not None else unknown_run(surface.meta.get("task"), surface.meta.get("primary_metric"))
+        if surface is not None:
+            entry = flatness_of_surface(surface, path, key, epsilons, center, matched_train_loss)
+            from bertviz_landscape.analysis.trajectory import surface_direction_file
+
+            try:
+                dfile = surface_direction_file(surface, path)
+            except AnalysisError:
+                dfile = None
+            entry["scale"] |= weight_norms(surface, dfile)
+            inputs.append(surface_input(surface, path))
+        else:
+            entry = {"key": key, "center": None, "width": None, "area": None, "scale": None, "noise": None,
+                     "matched_train_loss": None, "hessian": None}
+        entry["hessian"] = hessian_entry(cfg, rd)
+        infos.append(info)
+        per_run.append(entry)
+        row: dict = {}
+        for k in (f"{e:g}" for e in epsilons):
+            if entry["width"]:
+                row[f"width_x_{k}"] = entry["width"]["x"][k]["units_delta1"]
+                row[f"width_x_{k}_absolute"] = entry["width"]["x"][k]["absolute"]
+                if entry["width"]["y"]:
+                    row[f"width_y_{k}"] = entry["width"]["y"][k]["units_delta1"]
+            if entry["area"]:
+                row[f"area_{k}"] = entry["area"][k]["units_delta1_sq"]
+                row[f"area_{k}_absolute"] = entry["area"][k]["absolute_sq"]
+            m = entry.get("matched_train_loss")
+            if m and m.get("alpha") is not None:
+                row[f"matched_width_x_{k}"] = m["width"]["x"][k]["units_delta1"]
+        if entry["scale"]:
+            row["norm_delta1"] = entry["scale"]["norm_delta1"]
+            row["norm_theta1"] = entry["scale"].get("norm_theta1")
+        h = entry["hessian"]
+        if h:
+            row["hessian_top"] = (h.get("top_eigenvalues") or [None])[0]
+            row["hessian_trace"] = h.get("trace")
+        scalars.append(row)
+    check_same_group(infos)
+    return analysis_result("flatness", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars)
+
+
+@register("flatness")
+def flatness_from_config(cfg: DictConfig) -> dict:
+    a = cfg.analysis
+    center = None if a.get("center") is None else [float(v) for v in a.center]
+    matched = a.get("matched_train_loss")
+    return flatness(config_list(cfg, "surface", "surfaces"), config_list(cfg, "run", "runs"), str(a.key), list(a.epsilons), center,
+                    None if matched is None else float(matched), cfg)

@@ -1,0 +1,254 @@
+"""Curvature at a checkpoint: the top-k Hessian eigenvalues and the Hessian trace of J.
+
+J(θ) is the training loss on a fixed set of examples — the mean over examples of the task's
+per-example loss (cross-entropy, MSE for STS-B), exactly the `train_loss` of a landscape
+point (the same `EvalSet` batches, model in eval mode, float32). The Hessian is taken with
+respect to the moved parameters: the project's trainable parameters
+(`parameters.trainable_parameters`), restricted by a selector (`parameters.select_parameters`:
+``all``, ``encoder``, ``layer.<i>``, ``head`` …) and by the bias/LayerNorm policy
+(``bias_and_norm``: ``include`` — the default, every trainable parameter as in PyHessian — or
+``exclude``, Li et al.'s ``ignore=biasbn``).
+
+- **Hessian-vector products** H·v come from `torch.func`: ``jvp(grad(J))`` (forward-over-reverse,
+  the default) or ``double_backward`` (``torch.autograd.grad`` of the gradient). Both run one
+  batch at a time and sum (Σ_b H_b·v / N), so memory is that of one batch's double-backward
+  graph. Fused attention kernels have no second derivative, so the products run with SDPA's
+  math backend (same values as the fused kernels up to float rounding).
+- **Top-k eigenvalues**: scipy's ARPACK Lanczos (`scipy.sparse.linalg.eigsh`, ``which="LA"``,
+  the algebraically largest) on a `LinearOperator` whose matvec is the HVP. Convergence is
+  ARPACK's: each returned Ritz value λ has residual ‖Hx − λx‖ ≤ tol·|λ|. The Lanczos basis is
+  held in float32 (n × ncv numbers; the HVPs themselves are float32), and the start vector is
+  drawn from `seed`, so results are deterministic by seed.
+- **Trace**: Hutchinson's estimator with Rademacher vectors z (seeded), tr H ≈ mean(zᵀHz), with
+  its standard error std(zᵀHz, ddof=1)/√m.
+
+`hessian_spectrum(...)` returns the "hessian" object of the analysis JSON (see
+notes/ANALYSIS_SCHEMA.md, ``analysis=flatness``)::
+
+    top_eigenvalues      [float]  the k largest eigenvalues, descending (those ARPACK converged)
+    trace, trace_stderr  float    Hutchinson's estimate and its standard error (null: no samples)
+    lanczos_iterations   int      Lanczos steps = Hessian-vector products used by eigsh
+    converged            bool     ARPACK converged all k eigenvalues within max_iter restarts
+    hutchinson_samples   int      m
+    num_examples         int      examples in J
+    seconds              float    wall time of the whole computation
+    loss                 float    J at the point
+    num_parameters       int      dimension of the Hessian
+    parameters           {selectors, bias_and_norm}
+    hvp, tol, k, ncv, max_iter, seed, seconds_per_hvp, lanczos_seconds, hutchinson_seconds
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from bertviz_landscape.errors import BadInput
+from bertviz_landscape.parameters import is_bias_or_norm, select_parameters, trainable_parameters
+
+HVP_METHODS = ("jvp", "double_backward")
+
+
+class HessianError(BadInput):
+    """A Hessian request that cannot be computed (bad k, samples, parameters, batches)."""
+
+
+def _math_attention():
+    """SDPA's math backend: the fused CPU/GPU attention kernels have no second derivative."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
+    except ImportError:  # older torch: no fused-kernel selection, nothing to do
+        return contextlib.nullcontext()
+
+
+def hessian_parameters(model: torch.nn.Module, params: str | Sequence[str] = "all", bias_and_norm: str = "include") -> list[str]:
+    """The names of the parameters the Hessian is taken over (model order)."""
+    if bias_and_norm not in ("include", "exclude"):
+        raise HessianError(f"hessian.bias_and_norm must be include or exclude, got {bias_and_norm!r}")
+    trainable = trainable_parameters(model)
+    names = select_parameters(list(trainable), params)
+    if bias_and_norm == "exclude":
+        names = [n for n in names if not is_bias_or_norm(n, trainable[n])]
+    if not names:
+        raise HessianError("the Hessian has no parameters (selection empty after excluding biases/LayerNorm)")
+    return names
+
+
+class HessianVectorProduct:
+    """v ↦ H·v for J = Σ_batches loss_sum(batch) / N over the `names` parameters of `model`.
+
+    The model's own parameters stay where they are (the point θ); vectors are flat float32
+    tensors in the order of `names`. Counts its products.
+    """
+
+    def __init__(self, model: torch.nn.Module, batches, task, names: Sequence[str], method: str = "jvp"):
+        if method not in HVP_METHODS:
+            raise HessianError(f"hessian.hvp must be one of {HVP_METHODS}, got {method!r}")
+        self.model, self.task, self.method = model, task, method
+        self.batches = list(batches)
+        if not self.batches:
+            raise HessianError("the Hessian needs at least one batch of examples")
+        self.num_examples = int(sum(int(b.labels.shape[0]) for b in self.batches))
+        params = trainable_parameters(model)
+        if any(p.dtype != torch.float32 for p in params.values()):
+            raise HessianError("the Hessian is computed in float32: load the model in float32")
+        self.names = list(names)
+        self.params = [params[n] for n in self.names]
+        self.shapes = [p.shape for p in self.params]
+        self.sizes = [p.numel() for p in self.params]
+        self.dim = int(sum(self.sizes))
+        self.device = self.params[0].device
+        self.products = 0
+        self.seconds = 0.0
+
+    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        return [t.view(s) for t, s in zip(torch.split(flat, self.sizes), self.shapes)]
+
+    @contextlib.contextmanager
+    def _only_selected_require_grad(self):
+        every = list(self.model.parameters())
+        before = [p.requires_grad for p in every]
+        selected = {id(p) for p in self.params}
+        try:
+            for p in every:
+                p.requires_grad_(self.method == "double_backward" and id(p) in selected)
+            yield
+        finally:
+            for p, flag in zip(every, before):
+                p.requires_grad_(flag)
+
+    def _batch_loss(self, batch, values: dict | None = None) -> torch.Tensor:
+        if values is None:
+            logits = self.model(**batch.inputs()).logits
+        else:
+            logits = torch.func.functional_call(self.model, values, args=(), kwargs=batch.inputs(), strict=False).logits
+        return self.task.loss(logits, batch.labels, reduction="sum")
+
+    def loss(self) -> float:
+        """J at the point (the mean per-example loss)."""
+        total = 0.0
+        with torch.inference_mode():
+            for b in self.batches:
+                total += float(self._batch_loss(b).double())
+        return total / self.num_examples
+
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
+        vec = self.split(flat.to(self.device, torch.float32))
+        out = [torch.zeros_like(p, dtype=torch.float32) for p in self.params]
+        self.model.eval()
+        with _math_attention(), self._only_selected_require_grad():
+            if self.method == "double_backward":
+                for b in self.batches:
+                    grads = torch.autograd.grad(self._batch_loss(b), self.params, create_graph=True)
+                    hv = torch.autograd.grad(grads, self.params, vec)
+                    torch._foreach_add_(out, [h.detach() for h in hv])
+            else:
+                primals = {n: p.detach() for n, p in zip(self.names, self.params)}
+                tangents = dict(zip(self.names, vec))
+                for b in self.batches:
+                    grad_fn = torch.func.grad(lambda values, batch=b: self._batch_loss(batch, values))
+                    _, hv = torch.func.jvp(grad_fn, (primals,), (tangents,))
+                    torch._foreach_add_(out, [hv[n] for n in self.names])
+        torch._foreach_div_(out, float(self.num_examples))
+        self.products += 1
+        self.seconds += time.perf_counter() - started
+        return torch.cat([t.reshape(-1) for t in out])
+
+
+def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int, ncv: int | None, seed: int) -> dict:
+    """ARPACK Lanczos (eigsh, which='LA') on H: the k largest eigenvalues, descending."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    n = hvp.dim
+    if not 1 <= k < n:
+        raise HessianError(f"hessian.k must be between 1 and {n - 1} (the Hessian is {n}×{n}), got {k}")
+    if ncv is not None and not k < ncv <= n:
+        raise HessianError(f"hessian.ncv must be in ({k}, {n}], got {ncv}")
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32).reshape(-1)
+        return hvp(torch.from_numpy(x)).cpu().numpy()
+
+    operator = LinearOperator((n, n), matvec=matvec, dtype=np.float32)
+    v0 = np.random.default_rng(seed).uniform(-1.0, 1.0, n).astype(np.float32)
+    start, products = time.perf_counter(), hvp.products
+    try:
+        values = eigsh(operator, k=k, which="LA", tol=tol, maxiter=max_iter, ncv=ncv, v0=v0, return_eigenvectors=False)
+        converged = True
+    except ArpackNoConvergence as err:
+        values, converged = err.eigenvalues, False
+    values = sorted((float(v) for v in np.asarray(values).reshape(-1)), reverse=True)
+    return {"top_eigenvalues": values, "converged": converged, "lanczos_iterations": hvp.products - products,
+            "lanczos_seconds": time.perf_counter() - start}
+
+
+def hutchinson_trace(hvp: HessianVectorProduct, samples: int, seed: int) -> dict:
+    """tr H ≈ mean over m Rademacher z of zᵀHz, with the standard error of that mean."""
+    if samples == 0:
+        return {"trace": None, "trace_stderr": None, "hutchinson_samples": 0, "hutchinson_seconds": 0.0}
+    if samples < 2:
+        raise HessianError(f"hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got {samples}")
+    gen = torch.Generator().manual_seed(int(seed))
+    start = time.perf_counter()
+    values = []
+    for _ in range(samples):
+        z = torch.randint(0, 2, (hvp.dim,), generator=gen).to(torch.float32).mul_(2).sub_(1)
+        values.append(float(torch.dot(z.double(), hvp(z).cpu().double())))
+    arr = np.asarray(values)
+    return {"trace": float(arr.mean()), "trace_stderr": float(arr.std(ddof=1) / math.sqrt(samples)),
+            "hutchinson_samples": samples, "hutchinson_seconds": time.perf_counter() - start}
+
+
+def hessian_spectrum(
+    model: torch.nn.Module,
+    batches,
+    task,
+    k: int = 5,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    hutchinson_samples: int = 100,
+    seed: int = 0,
+    params: str | Sequence[str] = "all",
+    bias_and_norm: str = "include",
+    hvp: str = "jvp",
+    ncv: int | None = None,
+) -> dict:
+    """Top-k eigenvalues (Lanczos) and trace (Hutchinson) of the Hessian of J at the model's
+    current weights. `batches`: an `EvalSet` or its `.batches` (the fixed examples); `task`: the
+    GlueTask whose loss J is; `max_iter`: ARPACK's restarts of the Lanczos factorisation (each
+    about ncv − k products); `ncv`: Lanczos vectors kept (None: scipy's max(2k+1, 20)).
+    Returns the analysis JSON's "hessian" object (keys in the module docstring)."""
+    started = time.perf_counter()
+    if hasattr(batches, "batches"):
+        batches = batches.batches
+    if tol < 0 or not math.isfinite(tol):
+        raise HessianError(f"hessian.tol must be a finite number >= 0, got {tol}")
+    if int(max_iter) < 1:
+        raise HessianError(f"hessian.max_iter must be >= 1, got {max_iter}")
+    names = hessian_parameters(model, params, bias_and_norm)
+    model.eval()
+    op = HessianVectorProduct(model, batches, task, names, hvp)
+    out: dict = {"loss": op.loss()}
+    if k > 0:
+        out |= top_eigenvalues(op, int(k), float(tol), int(max_iter), ncv, int(seed))
+    else:
+        out |= {"top_eigenvalues": [], "converged": True, "lanczos_iterations": 0, "lanczos_seconds": 0.0}
+    out |= hutchinson_trace(op, int(hutchinson_samples), int(seed))
+    out |= {
+        "num_examples": op.num_examples,
+        "num_parameters": op.dim,
+        "parameters": {"selectors": [params] if isinstance(params, str) else list(params), "bias_and_norm": bias_and_norm},
+        "hvp": hvp, "k": int(k), "tol": float(tol), "max_iter": int(max_iter), "ncv": ncv, "seed": int(seed),
+        "hessian_vector_products": op.products,
+        "seconds_per_hvp": op.seconds / op.products if op.products else None,
+        "seconds": time.perf_counter() - started,
+    }
+    return out

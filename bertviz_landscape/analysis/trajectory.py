@@ -1,0 +1,459 @@
+"""`analysis=trajectory`: the optimisation path θ_t projected onto a surface's plane, and its PCA.
+
+For every snapshot θ_t of a run (bertviz_landscape.snapshots), with v = θ_t − c (c: the
+surface's centre, θ0 for the paper's axes) and δ1, δ2 read from the surface's own direction
+file (so the projection uses exactly the surface's axes):
+
+- the paper's projection (Hao et al.): α_t = ⟨v, δ1⟩/‖δ1‖², β_t = sqrt(max(‖v‖²/‖δ1‖² − α_t², 0));
+- the least-squares projection onto span(δ1, δ2): (a_t, b_t) solving the 2×2 normal equations,
+  and the distance from the plane ‖v − aδ1 − bδ2‖ relative to ‖v‖ (0 for v = 0);
+- the snapshot's recorded training loss beside the surface's `surface_key` interpolated
+  (scipy RegularGridInterpolator, linear; null outside the grid) at the paper's (α_t, β_t);
+- trajectory PCA (Li et al.): the T×T Gram matrix of the snapshot deltas, streamed chunk by chunk
+  (landscape.directions.trajectory_gram, the engine's `directions=pca` machinery), centred and
+  diagonalised: explained variance λ_k/(T − 1), its ratio, and each snapshot's coordinates
+  u_k[t]·sqrt(λ_k) on the principal directions (the SVD scores of the mean-centred snapshots;
+  sign fixed so the last snapshot's coordinate is ≥ 0). With `pca_surface.enabled`, the engine
+  computes the `directions=pca` surface centred on θ1 and every snapshot is projected on it too;
+- per-epoch points (issue item 5): θ after each epoch (checkpoints/epoch_NNN, else the snapshot at
+  the step metrics.json records for that epoch), projected the same way, with the surface's
+  dev_error at its paper projection and the dev error the run recorded after that epoch.
+
+Inner products are over the direction file's parameters (the surface's parameter space), in
+float64. Memory stays bounded: the projection reads one snapshot at a time (memory-mapped), the
+Gram one chunk of rows of every snapshot at a time (`pca.memory_mb`).
+
+The projection file (HDF5, Li et al.'s projection.py key names plus ours): ``proj_xcoord``,
+``proj_ycoord`` (the least-squares coordinates on the surface's δ1, δ2), ``paper_alpha``,
+``paper_beta``, ``distance_from_plane``, ``steps``, ``epochs``, ``recorded_train_loss``,
+``pca_coordinates`` [T, k], ``pca_explained_variance_ratio``; attributes ``surface``,
+``direction_file``, ``run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from bertviz_landscape.analysis.common import (
+    AnalysisError, RunInfo, analysis_result, check_same_group, check_surface_matches_run, config_list, load_surface_checked,
+    read_run, require_2d, run_dir, surface_input,
+)
+from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.atomic import atomic_path
+from bertviz_landscape.errors import BadInput
+from bertviz_landscape.rundir import RunDir
+
+log = logging.getLogger("bertviz_landscape.analysis")
+
+
+# --- the plane ------------------------------------------------------------------------------
+@dataclass
+class Plane:
+    """The surface's axes: δ1, δ2 over the moved parameters, and the centre's offset from θ0."""
+
+    x: "OrderedDict[str, torch.Tensor]"
+    y: "OrderedDict[str, torch.Tensor] | None"
+    offset: "OrderedDict[str, torch.Tensor] | None"  # centre − θ0 (None: centred on θ0)
+    center: str
+    direction_file: Path
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.x)
+
+    def gram(self) -> np.ndarray:
+        from bertviz_landscape.landscape.directions import dot
+
+        if self.y is None:
+            return np.array([[dot(self.x, self.x)]])
+        d12 = dot(self.x, self.y)
+        return np.array([[dot(self.x, self.x), d12], [d12, dot(self.y, self.y)]])
+
+
+def read_weights(checkpoint: str | os.PathLike, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Only the parameters `names` of a save_pretrained checkpoint (float32), memory-mapped."""
+    from safetensors import safe_open
+
+    files = sorted(Path(checkpoint).glob("*.safetensors"))
+    if not files:
+        raise AnalysisError(f"checkpoint {checkpoint} has no safetensors weights")
+    out: dict[str, torch.Tensor] = {}
+    wanted = set(names)
+    for f in files:
+        with safe_open(str(f), framework="pt") as handle:
+            for k in handle.keys():
+                if k in wanted:
+                    out[k] = handle.get_tensor(k).float()
+    missing = [n for n in names if n not in out]
+    if missing:
+        raise AnalysisError(f"checkpoint {checkpoint} lacks parameters {missing[:3]}")
+    return out
+
+
+def surface_direction_file(surface, surface_path) -> Path:
+    """The direction file the surface was computed with: its meta's `directions.file`, else
+    `<surface stem>.directions.h5` beside it."""
+    from bertviz_landscape.landscape.direction_file import beside
+
+    recorded = (surface.meta.get("directions") or {}).get("file")
+    for candidate in ([Path(recorded)] if recorded else []) + [beside(surface_path)]:
+        if candidate.is_file():
+            return candidate
+    raise AnalysisError(f"surface {surface_path}: its direction file is missing (looked for {recorded or ''} and "
+                        f"{beside(surface_path)}); the projection needs the surface's own δ1, δ2")
+
+
+def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
+    """δ1, δ2 of `surface` from its direction file, and the offset of its centre from θ0."""
+    from bertviz_landscape.landscape.direction_file import read_directions
+
+    path = surface_direction_file(surface, surface_path)
+    try:
+        directions, _ = read_directions(path)
+    except BadInput as err:
+        raise AnalysisError(str(err)) from None
+    names = directions.names
+    offset = None
+    if directions.center != "theta0":
+        source = {"theta1": run.theta1}.get(directions.center)
+        if source is None:
+            source = Path(((surface.meta.get("checkpoints") or {}).get(directions.center) or {}).get("path", ""))
+        c, t0 = read_weights(source, names), read_weights(run.theta0, names)
+        offset = OrderedDict((n, c[n] - t0[n]) for n in names)
+    return Plane(directions.x, directions.y, offset, directions.center, path)
+
+
+# --- projections ----------------------------------------------------------------------------
+def project_point(vx: float, vy: float | None, vv: float, gram: np.ndarray) -> dict:
+    """The paper's (α, β), the least-squares (a, b) and the relative distance from the plane, from
+    ⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖² and the axes' Gram matrix."""
+    d11 = gram[0, 0]
+    alpha = vx / d11
+    beta = math.sqrt(max(vv / d11 - alpha * alpha, 0.0))
+    if vy is None:
+        coef = np.array([alpha])
+        rhs = np.array([vx])
+    else:
+        rhs = np.array([vx, vy])
+        coef = np.linalg.solve(gram, rhs)
+    resid = max(vv - float(coef @ rhs), 0.0)
+    distance = math.sqrt(resid) / math.sqrt(vv) if vv > 0 else 0.0
+    return {"alpha": alpha, "beta": beta, "lstsq": [float(c) for c in coef] + ([None] if vy is None else []),
+            "distance_from_plane": distance, "norm_v": math.sqrt(vv)}
+
+
+def inner_products(delta: dict, plane: Plane) -> tuple[float, float | None, float]:
+    """(⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖²) in float64 for v = δ − offset over the plane's parameters."""
+    vx, vy, vv = 0.0, (0.0 if plane.y is not None else None), 0.0
+    for n in plane.names:
+        v = delta[n].double()
+        if plane.offset is not None:
+            v = v - plane.offset[n].double()
+        v = v.reshape(-1)
+        vx += float(v @ plane.x[n].double().reshape(-1))
+        if plane.y is not None:
+            vy += float(v @ plane.y[n].double().reshape(-1))
+        vv += float(v @ v)
+    return vx, vy, vv
+
+
+def project_trajectory(snapshots, plane: Plane) -> list[dict]:
+    """`project_point` of every snapshot, one snapshot in memory at a time."""
+    missing = [n for n in plane.names if n not in set(snapshots.parameter_names)]
+    if missing:
+        raise AnalysisError(f"snapshots in {snapshots.directory} lack the surface's parameters {missing[:3]}")
+    gram = plane.gram()
+    out = []
+    for record in snapshots.records:
+        out.append(project_point(*inner_products(snapshots.delta(record.step, plane.names), plane), gram))
+    return out
+
+
+def interpolator(surface, key: str):
+    """(α, β) → the surface's `key` by linear interpolation on the grid; NaN outside it."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    z = np.asarray(surface[key], dtype=np.float64)
+    if surface.two_d:
+        if len(surface.x) < 2 or len(surface.y) < 2:
+            return lambda a, b: math.nan
+        f = RegularGridInterpolator((surface.y, surface.x), z, bounds_error=False, fill_value=math.nan)
+        return lambda a, b: float(f([[b, a]])[0])
+    if len(surface.x) < 2:
+        return lambda a, b: math.nan
+    f = RegularGridInterpolator((surface.x,), z, bounds_error=False, fill_value=math.nan)
+    return lambda a, b: float(f([[a]])[0])
+
+
+# --- trajectory PCA -------------------------------------------------------------------------
+def trajectory_pca(snapshots, names: Sequence[str], components: int = 2, memory_bytes: int = 512 << 20,
+                   chunk_elements: int | None = None) -> dict:
+    """Li et al.'s trajectory PCA of the snapshot deltas through their streamed T×T Gram matrix.
+
+    Returns {"explained_variance" (λ_k/(T − 1)), "explained_variance_ratio", "coordinates"
+    [[c_1, …, c_k] per snapshot], "singular_values", "num_snapshots", "seconds"}.
+    """
+    from bertviz_landscape.landscape.directions import principal_components, trajectory_gram
+
+    T = len(snapshots)
+    if T < 2:
+        raise AnalysisError(f"trajectory PCA needs at least 2 snapshots; {snapshots.directory} has {T}")
+    started = time.perf_counter()
+    evals, evecs = principal_components(trajectory_gram(snapshots, names, memory_bytes, chunk_elements))
+    k = max(1, min(int(components), T - 1))
+    total = float(evals.sum())
+    coords = evecs[:, :k] * evals[:k].sqrt()
+    signs = torch.where(coords[-1] < 0, -1.0, 1.0).double()
+    coords = coords * signs
+    return {
+        "explained_variance": (evals[:k] / (T - 1)).tolist(),
+        "explained_variance_ratio": (evals[:k] / total).tolist() if total > 0 else [math.nan] * k,
+        "singular_values": evals[:k].sqrt().tolist(),
+        "coordinates": coords.tolist(),
+        "num_snapshots": T,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# --- per-epoch points -----------------------------------------------------------------------
+def epoch_states(run: RunDir, snapshots, names: Sequence[str]):
+    """(epoch, source, {name: θ_e − θ0}, the epoch's dev record) for every epoch: its kept checkpoint,
+    else the snapshot at the step metrics.json records for that epoch (`snapshots` may be None;
+    epochs with neither are skipped)."""
+    checkpoints = run.epoch_checkpoints()
+    per_epoch = {}
+    if run.metrics_json.is_file():
+        per_epoch = {int(r["epoch"]): r for r in run.read_metrics().get("dev_per_epoch") or [] if "epoch" in r}
+    epochs = sorted(set(checkpoints) | set(per_epoch))
+    theta0 = read_weights(run.theta0, names) if checkpoints else None
+    steps = set(snapshots.steps) if snapshots is not None else set()
+    for e in epochs:
+        if e in checkpoints:
+            w = read_weights(checkpoints[e], names)
+            yield e, str(checkpoints[e]), {n: w[n] - theta0[n] for n in names}, per_epoch.get(e)
+        elif e in per_epoch and per_epoch[e].get("step") in steps:
+            step = int(per_epoch[e]["step"])
+            yield e, f"snapshot step {step}", snapshots.delta(step, list(names)), per_epoch.get(e)
+
+
+def _recorded_dev_error(row: dict | None, primary: str | None) -> float | None:
+    if not row or primary is None:
+        return None
+    value = row.get(f"val/{primary}", row.get(primary))
+    return None if value is None else 1.0 - float(value)
+
+
+# --- the analysis ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PcaSurfaceRequest:
+    enabled: bool = False
+    grid: dict | None = None
+    splits: tuple[str, ...] = ("train",)
+    output: Path | None = None
+    data: dict | None = None
+    device: str = "auto"
+    progress: bool = False
+
+
+def open_snapshots(run: RunDir, key: str = "run"):
+    from bertviz_landscape.snapshots import Snapshots
+
+    if not (run.snapshots / "meta.json").is_file():
+        raise AnalysisError(f"{key}={run.root} has no snapshots ({run.snapshots}/meta.json missing): train it with "
+                            "callbacks.snapshots.enabled=true to record the trajectory")
+    try:
+        snaps = Snapshots(run.root)
+    except (FileNotFoundError, ValueError) as err:
+        raise AnalysisError(f"{key}={run.root}: {err}") from None
+    if len(snaps) == 0:
+        raise AnalysisError(f"{key}={run.root}: snapshots/index.jsonl lists no snapshot")
+    return snaps
+
+
+def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLike, projection_file: str | os.PathLike,
+                      surface_key: str = "train_loss", pca_components: int = 2, pca_params: Sequence[str] = ("all",),
+                      pca_bias_and_norm: str = "include", memory_bytes: int = 512 << 20, epoch_points: bool = True,
+                      pca_surface: PcaSurfaceRequest | None = None) -> tuple[RunInfo, dict, dict]:
+    """One run on its surface: (run info, per_run entry, inputs entry). Writes the projection file."""
+    from bertviz_landscape.landscape import directions as dirs
+    from bertviz_landscape.parameters import select_parameters
+
+    info = read_run(run_path)
+    run = run_dir(run_path)
+    surface = load_surface_checked(surface_path)
+    require_2d(surface, surface_path, "trajectory")
+    check_surface_matches_run(surface, surface_path, run)
+    if surface_key not in surface:
+        raise AnalysisError(f"surface {surface_path} has no {surface_key!r} array (analysis.surface_key); it has "
+                            f"{', '.join(sorted(surface.keys()))}")
+    snaps = open_snapshots(run)
+    plane = plane_of_surface(surface, surface_path, run)
+    points = project_trajectory(snaps, plane)
+    at = interpolator(surface, surface_key)
+    records = snaps.records
+
+    try:
+        pca_names = select_parameters(snaps.parameter_names, list(pca_params))
+        first = snaps.delta(records[0].step, pca_names)
+        pca_names = dirs._moved(pca_names, first, pca_bias_and_norm)
+    except BadInput as err:
+        raise AnalysisError(f"analysis.pca: {err}") from None
+    pca = trajectory_pca(snaps, pca_names, pca_components, memory_bytes)
+    pca["params"] = list(pca_params)
+    pca["bias_and_norm"] = pca_bias_and_norm
+    pca["surface"] = None
+    if pca_surface is not None and pca_surface.enabled:
+        pca_path = compute_pca_surface(run, pca_surface, pca_params, pca_bias_and_norm)
+        pca["surface"] = str(pca_path)
+        pca_surf = load_surface_checked(pca_path, "pca surface")
+        pca_plane = plane_of_surface(pca_surf, pca_path, run)
+        on_pca = project_trajectory(snaps, pca_plane)
+        pca["surface_coordinates"] = [p["lstsq"] for p in on_pca]
+        pca["surface_distance_from_plane"] = [p["distance_from_plane"] for p in on_pca]
+        key = surface_key if surface_key in pca_surf else pca_surf.splits[0] + "_loss"
+        pca_at = interpolator(pca_surf, key)
+        pca["surface_value_key"] = key
+        pca["surface_value_at_coordinates"] = [pca_at(*p["lstsq"]) for p in on_pca]
+
+    dev_at = interpolator(surface, "dev_error") if "dev_error" in surface else None
+    epochs_out = []
+    if epoch_points:
+        gram = plane.gram()
+        for epoch, source, delta, row in epoch_states(run, snaps, plane.names):
+            p = project_point(*inner_products(delta, plane), gram)
+            epochs_out.append({"epoch": epoch, "source": source, "alpha": p["alpha"], "beta": p["beta"], "lstsq": p["lstsq"],
+                               "distance_from_plane": p["distance_from_plane"],
+                               "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
+                               "recorded_dev_error": _recorded_dev_error(row, info.primary_metric)})
+
+    per_run = {
+        "steps": [r.step for r in records],
+        "epochs": [r.epoch for r in records],
+        "recorded_train_loss": [r.loss for r in records],
+        "alpha": [p["alpha"] for p in points],
+        "beta": [p["beta"] for p in points],
+        "lstsq": [p["lstsq"] for p in points],
+        "distance_from_plane": [p["distance_from_plane"] for p in points],
+        "norm_v": [p["norm_v"] for p in points],
+        "surface_key": surface_key,
+        "surface_train_loss_at_projection": [at(p["alpha"], p["beta"]) for p in points],
+        "surface_train_loss_at_lstsq": [at(*p["lstsq"]) for p in points],
+        "pca": pca,
+        "epoch_points": epochs_out,
+        "plane": {"direction_file": str(plane.direction_file), "center": plane.center, "norm_delta1": math.sqrt(plane.gram()[0, 0]),
+                  "norm_delta2": math.sqrt(plane.gram()[1, 1]),
+                  "cosine_delta1_delta2": float(plane.gram()[0, 1] / math.sqrt(plane.gram()[0, 0] * plane.gram()[1, 1]))},
+        "projection_file": str(Path(projection_file).resolve()),
+    }
+    write_projection_file(projection_file, per_run, surface_path, plane, run)
+    return info, per_run, surface_input(surface, surface_path)
+
+
+def write_projection_file(path: str | os.PathLike, per_run: dict, surface_path, plane: Plane, run: RunDir) -> Path:
+    """The projection HDF5: Li et al.'s proj_xcoord/proj_ycoord plus our arrays (module docstring)."""
+    def arr(values):
+        return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = "bertviz-projection/1"
+            f.attrs["surface"] = str(Path(surface_path).resolve())
+            f.attrs["direction_file"] = str(plane.direction_file)
+            f.attrs["run"] = str(run.root)
+            f["proj_xcoord"] = arr(p[0] for p in per_run["lstsq"])
+            f["proj_ycoord"] = arr(p[1] for p in per_run["lstsq"])
+            f["paper_alpha"] = arr(per_run["alpha"])
+            f["paper_beta"] = arr(per_run["beta"])
+            f["distance_from_plane"] = arr(per_run["distance_from_plane"])
+            f["steps"] = np.asarray(per_run["steps"], dtype=np.int64)
+            f["epochs"] = np.asarray(per_run["epochs"], dtype=np.int64)
+            f["recorded_train_loss"] = arr(per_run["recorded_train_loss"])
+            f["pca_coordinates"] = np.asarray(per_run["pca"]["coordinates"], dtype=np.float64)
+            f["pca_explained_variance_ratio"] = arr(per_run["pca"]["explained_variance_ratio"])
+    return Path(path)
+
+
+def compute_pca_surface(run: RunDir, req: PcaSurfaceRequest, params: Sequence[str], bias_and_norm: str) -> Path:
+    """The `directions=pca` surface centred on θ1 (through the engine: conf/landscape.yaml's defaults)."""
+    from bertviz_landscape.landscape.sweep import landscape
+
+    values = {"run": str(run.root), "output": str(req.output), "grid": dict(req.grid or {}), "splits": list(req.splits),
+              "directions": {"name": "pca", "params": list(params), "bias_and_norm": bias_and_norm, "center": "theta1"},
+              "device": req.device, "progress": req.progress}
+    if req.data:
+        values["data"] = {k: v for k, v in req.data.items() if k in ("glue_dir", "max_train_samples", "max_eval_samples", "subset_seed",
+                                                                      "max_length", "eval_batch_size", "cache_dir")}
+    result = landscape(**values)
+    if result.surface is None:
+        raise AnalysisError(f"the pca surface {req.output} was not completed")
+    return result.surface
+
+
+def trajectory(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.PathLike], output: str | os.PathLike,
+               projection_file: str | os.PathLike | None = None, surface_key: str = "train_loss", pca_components: int = 2,
+               pca_params: Sequence[str] = ("all",), pca_bias_and_norm: str = "include", memory_bytes: int = 512 << 20,
+               epoch_points: bool = True, pca_surface: PcaSurfaceRequest | None = None) -> dict:
+    """The trajectory analysis JSON for `runs[i]` on `surfaces[i]` (several seeds of one (task, init))."""
+    runs, surfaces = list(runs), list(surfaces)
+    if not runs:
+        raise AnalysisError("analysis=trajectory needs run=<run dir> (or runs=[...])")
+    if len(surfaces) != len(runs):
+        raise AnalysisError(f"analysis=trajectory needs one surface per run (each run's own δ1): {len(runs)} runs, "
+                            f"{len(surfaces)} surfaces")
+    output = Path(output)
+    infos, per_run, inputs = [], [], []
+    for i, (run, surface) in enumerate(zip(runs, surfaces)):
+        suffix = f".{i}" if len(runs) > 1 else ""
+        proj = Path(projection_file) if projection_file and len(runs) == 1 else output.with_name(f"{output.stem}{suffix}.projection.h5")
+        req = pca_surface
+        if req is not None and req.enabled:
+            pca_out = req.output if req.output and len(runs) == 1 else output.with_name(f"{output.stem}{suffix}.pca_surface.h5")
+            req = PcaSurfaceRequest(**{**req.__dict__, "output": Path(pca_out)})
+        info, entry, surf_in = trajectory_of_run(run, surface, proj, surface_key, pca_components, pca_params, pca_bias_and_norm,
+                                                 memory_bytes, epoch_points, req)
+        infos.append(info)
+        per_run.append(entry)
+        inputs.append(surf_in)
+    check_same_group(infos)
+    scalars = []
+    for entry in per_run:
+        ratios = entry["pca"]["explained_variance_ratio"]
+        scalars.append({
+            "max_distance_from_plane": max(entry["distance_from_plane"]),
+            "final_distance_from_plane": entry["distance_from_plane"][-1],
+            "final_alpha": entry["alpha"][-1], "final_beta": entry["beta"][-1],
+            "final_lstsq_a": entry["lstsq"][-1][0], "final_lstsq_b": entry["lstsq"][-1][1],
+            "pca_top2_explained": float(sum(ratios[:2])),
+            "num_snapshots": len(entry["steps"]),
+        })
+    return analysis_result("trajectory", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars)
+
+
+@register("trajectory")
+def trajectory_from_config(cfg: DictConfig) -> dict:
+    a = cfg.analysis
+    ps = a.get("pca_surface") or {}
+    pca_surface = PcaSurfaceRequest(
+        enabled=bool(ps.get("enabled", False)), grid=OmegaConf.to_container(ps.grid, resolve=True) if ps.get("grid") else None,
+        splits=tuple(ps.get("splits") or ("train",)), output=Path(str(ps.output)) if ps.get("output") else None,
+        data=OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None, device=str(cfg.get("device", "auto")),
+        progress=bool(cfg.get("progress", False)))
+    params = a.pca.get("params", "all")
+    params = [params] if isinstance(params, str) else list(params)
+    return trajectory(config_list(cfg, "run", "runs"), config_list(cfg, "surface", "surfaces"), cfg.output,
+                      projection_file=a.get("projection_file"), surface_key=str(a.get("surface_key", "train_loss")),
+                      pca_components=int(a.pca.components), pca_params=params, pca_bias_and_norm=str(a.pca.bias_and_norm),
+                      memory_bytes=int(float(a.pca.memory_mb) * (1 << 20)), epoch_points=bool(a.get("epoch_points", True)),
+                      pca_surface=pca_surface)

@@ -1,0 +1,284 @@
+"""`bertviz-demo` (make demo): the paper's experiments end to end, as a list of stages.
+
+Stages (one progress line each, with its time)::
+
+    train     <task>_<init>       runs/<task>_<init>/            bertviz-train (resumes from its last epoch)
+    line      <task>_<init>       surfaces/<task>_<init>_line.h5  1D curve along δ1 (main task)
+    plane     <task>_<init>       surfaces/<task>_<init>_plane.h5 2D train+dev surface on (δ1, δ2),
+                                                                 δ2 from the second task's run
+    <analysis> <task>_<init>      analysis/<analysis>_<task>_<init>.json   bertviz-analyze
+    figures                       figures/ (+ figures.json)       bertviz-plot
+    wandb                         wandb/ (offline runs)           curves, surfaces, artifacts, numbers
+    report                        report.md, report.html
+
+A stage is skipped when its outputs exist and its record ``.stages/<stage>.json`` (the
+stage's full specification and outputs, written atomically after it finishes) matches the
+current configuration; otherwise it runs — and the tools it calls resume what an interrupted
+run left (training from ``checkpoints/resume.ckpt``, surfaces from their finished points).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from bertviz_landscape.atomic import write_json_atomic
+
+log = logging.getLogger("bertviz_landscape.demo")
+
+
+@dataclass
+class Stage:
+    name: str
+    spec: dict  # everything that decides the outputs
+    outputs: list[Path]
+    action: Callable[[], object]
+    after: list[str] = field(default_factory=list)
+
+
+def _digest(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Pipeline:
+    """Runs stages in order; skips those whose outputs exist and whose record matches."""
+
+    def __init__(self, root: Path, out=sys.stdout):
+        self.root = Path(root)
+        self.records = self.root / ".stages"
+        self.out = out
+        self.log: list[dict] = []
+
+    def record_path(self, stage: Stage) -> Path:
+        return self.records / f"{stage.name.replace(' ', '__').replace('/', '_')}.json"
+
+    def is_done(self, stage: Stage) -> bool:
+        rec = self.record_path(stage)
+        if not rec.is_file() or not all(Path(p).exists() for p in stage.outputs):
+            return False
+        try:
+            return json.loads(rec.read_text()).get("digest") == _digest(stage.spec)
+        except ValueError:
+            return False
+
+    def run(self, stages: list[Stage]) -> list[dict]:
+        total = len(stages)
+        started = time.perf_counter()
+        for n, stage in enumerate(stages, 1):
+            head = f"[demo {n:2d}/{total}] {stage.name:<34}"
+            if self.is_done(stage):
+                self._print(f"{head} skipped (done)")
+                self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
+                continue
+            self._print(f"{head} ...", end="")
+            t0 = time.perf_counter()
+            try:
+                stage.action()
+            except BaseException:
+                self._print(f"\r{head} FAILED after {time.perf_counter() - t0:.1f} s")
+                raise
+            seconds = time.perf_counter() - t0
+            write_json_atomic(self.record_path(stage), {"stage": stage.name, "digest": _digest(stage.spec), "spec": stage.spec,
+                                                         "outputs": [str(p) for p in stage.outputs], "seconds": round(seconds, 2),
+                                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            self._print(f"\r{head} done in {seconds:7.1f} s")
+            self.log.append({"stage": stage.name, "status": "done", "seconds": round(seconds, 2)})
+        self._print(f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}")
+        return self.log
+
+    def _print(self, text: str, end: str = "\n") -> None:
+        print(text, end=end, file=self.out, flush=True)
+
+
+def build_stages(cfg: DictConfig) -> list[Stage]:
+    from bertviz_landscape.config import compose
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    root = Path(c["output_dir"])
+    tasks, inits = list(c["tasks"]), list(c["inits"])
+    if len(tasks) != 2:
+        from bertviz_landscape.errors import BadInput
+
+        raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
+    main, second = tasks
+    runs = {(t, i): root / "runs" / f"{t}_{i}" for t in tasks for i in inits}
+    surf = {(kind, i): root / "surfaces" / f"{main}_{i}_{kind}.h5" for kind in ("line", "plane") for i in inits}
+    stages: list[Stage] = []
+
+    tr = c["train"]
+    for task in tasks:
+        for init in inits:
+            overrides = [f"experiment={tr['experiment']}", f"task={task}", f"init={init}", *tr.get("overrides", [])]
+            if task == second:
+                overrides += list(tr.get("second_task") or [])
+            run_dir = runs[(task, init)]
+
+            def train_action(overrides=overrides, run_dir=run_dir):
+                from bertviz_landscape.train import train
+
+                train(compose("train", overrides), run_dir)
+
+            stages.append(Stage(f"train {task}_{init}", {"overrides": overrides, "run": str(run_dir)},
+                                [run_dir / "metrics.json", run_dir / "checkpoints" / "final"], train_action))
+
+    ls = c["landscape"]
+    for init in inits:
+        common = [f"run={runs[(main, init)]}", "overwrite=true", "progress=false", f"paths.output_dir={root}",
+                  *ls.get("overrides", [])]
+        line = dict(ls["line"])
+        line_over = common + [f"grid.x.min={line['min']}", f"grid.x.max={line['max']}", f"grid.x.num={line['num']}",
+                              f"output={surf[('line', init)]}"]
+        p = ls["plane"]
+        plane_over = common + [f"run2={runs[(second, init)]}", "grid=plane", f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
+                               *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
+                               f"output={surf[('plane', init)]}"]
+        for kind, over in (("line", line_over), ("plane", plane_over)):
+            def landscape_action(over=over):
+                from bertviz_landscape.landscape.entrypoint import run
+
+                run(compose("landscape", over))
+
+            deps = [runs[(main, init)]] + ([runs[(second, init)]] if kind == "plane" else [])
+            stages.append(Stage(f"{kind} {main}_{init}", {"overrides": over, "runs": [_run_stamp(r) for r in deps]},
+                                [surf[(kind, init)]], landscape_action))
+
+    for name in c.get("analyses") or []:
+        for init in inits:
+            out = root / "analysis" / f"{name}_{main}_{init}.json"
+            over = analysis_overrides(name, runs[(main, init)], surf[("line", init)], surf[("plane", init)], out)
+            over += list((c.get("analysis_overrides") or {}).get(name) or [])
+
+            def analysis_action(over=over):
+                run_analysis(over)
+
+            stages.append(Stage(f"{name} {main}_{init}", {"overrides": over, "run": _run_stamp(runs[(main, init)]),
+                                                          "surfaces": [_file_stamp(surf[(k, init)]) for k in ("line", "plane")]},
+                                [out], analysis_action))
+
+    upstream = [s.name for s in stages]
+    if c.get("figures", True):
+        stages.append(Stage("figures", {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "runs"))},
+                            [root / "figures" / "figures.json"], lambda: _figures(root)))
+    if c.get("wandb_media", True):
+        stages.append(Stage("wandb", {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis")), "wandb": c.get("wandb")},
+                            [root / "wandb" / "logged.json"], lambda: _wandb(root, c)))
+    if c.get("report", True):
+        stages.append(Stage("report", {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures"))},
+                            [root / "report.md", root / "report.html"], lambda: _report(root)))
+    return stages
+
+
+def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path) -> list[str]:
+    """The bertviz-analyze overrides of one analysis of the demo's main-task run."""
+    base = [f"analysis={name}", f"output={out}"]
+    if name == "trajectory":
+        return base + [f"run={run}", f"surface={plane}"]
+    if name == "consistency":
+        return base + [f"surface={plane}"]
+    if name == "flatness":
+        return base + [f"surface={line}", f"run={run}"]
+    if name == "layers":
+        return base + [f"run={run}"]
+    if name == "longtrain":
+        return base + [f"run={run}", f"surface={plane}"]
+    return base + [f"run={run}"]
+
+
+def run_analysis(overrides: list[str]):
+    from bertviz_landscape.analysis.entrypoint import run
+    from bertviz_landscape.config import compose
+
+    return run(compose("analyze", overrides))
+
+
+def _file_stamp(path: Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        return {"path": str(path), "exists": False}
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _run_stamp(run: Path) -> dict:
+    return {"run": str(run), "metrics": _file_stamp(Path(run) / "metrics.json")}
+
+
+def _tree_stamp(root: Path, subdirs: tuple[str, ...]) -> "_LazyStamp":
+    """Sizes and times of the files a late stage reads, taken when the digest is taken."""
+    return _LazyStamp(root, subdirs)
+
+
+class _LazyStamp:
+    def __init__(self, root: Path, subdirs: tuple[str, ...]):
+        self.root, self.subdirs = root, subdirs
+
+    def __str__(self) -> str:  # json.dumps(default=str) calls this when the digest is taken
+        parts = []
+        for sub in self.subdirs:
+            d = self.root / sub
+            if d.is_dir():
+                for p in sorted(d.rglob("*")):
+                    if p.is_file() and p.suffix in (".h5", ".json") and not any(x.startswith(".") for x in p.relative_to(self.root).parts):
+                        if sub == "runs" and p.name != "metrics.json":
+                            continue
+                        st = p.stat()
+                        parts.append(f"{p.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _figures(root: Path) -> None:
+    from bertviz_landscape.plots.results import draw_all
+
+    draw_all(root, root / "figures")
+
+
+def _wandb(root: Path, c: dict) -> None:
+    from bertviz_landscape.wandb_media import log_results
+
+    log_results(root, wandb_cfg=c.get("wandb") or {}, wandb_dir=root)
+
+
+def _report(root: Path) -> None:
+    from bertviz_landscape.report import write_report
+
+    write_report(root)
+
+
+def run_demo(cfg: DictConfig, out=sys.stdout) -> list[dict]:
+    root = Path(cfg.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    stages = build_stages(cfg)
+    return Pipeline(root, out).run(stages)
+
+
+def main() -> None:
+    import hydra
+
+    from bertviz_landscape.config import CONF_DIR
+    from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+
+    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
+    def _main(cfg: DictConfig) -> None:
+        for name in ("bertviz_landscape", "pytorch_lightning", "lightning", "lightning.pytorch"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        os.environ.setdefault("WANDB_SILENT", "true")
+        try:
+            run_demo(cfg)
+        except BadInput as err:
+            print(f"bertviz-demo: error: {err}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""What the figures read: surfaces, analysis JSONs and run directories, and who they belong to.
+
+`surface_identity(surface, path)` says which (task, init) a surface was computed around: from
+the run that holds its θ1 checkpoint (`run.json`), else from the file name
+(`<task>_<init>_seed<N>_...`), else "unknown" (e.g. a Li et al. file). `read_analysis(path)`
+reads a `bertviz-analysis/1` JSON (see /ANALYSIS_SCHEMA: "analysis", "runs", "per_run",
+"summary").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bertviz_landscape.landscape.surface import Surface, load_surface
+
+ANALYSIS_FORMAT = "bertviz-analysis/1"
+INITS = ("pretrained", "scratch")
+
+
+@dataclass
+class SurfaceFile:
+    path: Path
+    surface: Surface
+    task: str
+    init: str
+
+    @property
+    def recipe(self) -> str:
+        return str((self.surface.meta.get("directions") or {}).get("recipe") or "difference")
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} · {self.init} · {self.recipe}"
+
+
+def surface_identity(surface: Surface, path: str | os.PathLike) -> tuple[str, str]:
+    from bertviz_landscape.rundir import RunDir
+
+    task = str(surface.meta.get("task") or "")
+    init = ""
+    ckpts = surface.meta.get("checkpoints") or {}
+    for role in ("theta1", "theta0"):
+        entry = ckpts.get(role)
+        p = entry.get("path") if isinstance(entry, dict) else entry
+        if p:
+            rd = RunDir.of_checkpoint(p)
+            if rd is not None:
+                ident = rd.read_identity()
+                task = task or str(ident.get("task", ""))
+                init = str(ident.get("init", ""))
+                if init:
+                    break
+    name = Path(path).name
+    if not init:
+        m = re.search(r"(?:^|_)(pretrained|scratch)(?:_|$)", Path(path).stem)
+        init = m.group(1) if m else "unknown"
+    if not task:
+        task = name.split("_")[0] if "_" in name else "unknown"
+    return task, init
+
+
+def read_surface(path: str | os.PathLike) -> SurfaceFile:
+    surface = load_surface(path)
+    task, init = surface_identity(surface, path)
+    return SurfaceFile(Path(path), surface, task, init)
+
+
+def read_analysis(path: str | os.PathLike) -> dict:
+    """An analysis JSON, checked for the contract's top-level keys (KeyError naming the file)."""
+    path = Path(path)
+    data = json.loads(path.read_text())
+    if data.get("format") != ANALYSIS_FORMAT or "analysis" not in data:
+        raise KeyError(f"{path}: not a {ANALYSIS_FORMAT} file (keys 'format', 'analysis')")
+    data.setdefault("runs", [])
+    data.setdefault("per_run", [])
+    data.setdefault("summary", {})
+    data["_path"] = str(path)
+    return data
+
+
+def analysis_identity(data: dict) -> tuple[str, str]:
+    runs = data.get("runs") or []
+    if runs:
+        return str(runs[0].get("task", "unknown")), str(runs[0].get("init", "unknown"))
+    return "unknown", "unknown"
+
+
+def summary_value(data: dict, key: str) -> tuple[float, float, int] | None:
+    """(mean, std, n) of a summary scalar, or None when absent / not finite."""
+    entry = (data.get("summary") or {}).get(key)
+    if entry is None:
+        return None
+    if isinstance(entry, (int, float)):
+        entry = {"mean": entry, "std": 0.0, "n": 1}
+    mean = entry.get("mean")
+    if mean is None or not isinstance(mean, (int, float)) or mean != mean:
+        return None
+    return float(mean), float(entry.get("std") or 0.0), int(entry.get("n") or 1)
+
+
+def is_analysis_file(path: Path) -> bool:
+    if path.suffix != ".json" or path.name.startswith("."):
+        return False
+    try:
+        with open(path) as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return ANALYSIS_FORMAT in head

@@ -1,0 +1,63 @@
+"""Dev metric per epoch (the paper's Section 5, "robustness to overfitting"): pretrained and
+from scratch on one axis, the majority-class baseline dashed, the best epoch marked.
+
+Reads the `longtrain` analysis JSON ("dev_metric_per_epoch", "best_epoch", "primary_metric")
+or, for any run, its ``metrics.json`` ("dev_per_epoch", "majority_baseline") — so every run
+directory gets the figure, long-trained or not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bertviz_landscape.plots import style
+
+
+def series_from_run(run_dir) -> dict:
+    """{'init','task','metric','values','baseline'} from a run directory's metrics.json."""
+    from bertviz_landscape.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    m = rd.read_metrics()
+    metric = m.get("primary_metric", "accuracy")
+    values = [float(e.get(f"val/{metric}", e.get(metric, np.nan))) for e in m.get("dev_per_epoch") or []]
+    base = (m.get("majority_baseline") or {}).get(metric)
+    return {"init": m.get("init"), "task": m.get("task"), "metric": metric, "values": values,
+            "baseline": None if base is None else float(base)}
+
+
+def series_from_analysis(data: dict) -> dict:
+    run = (data.get("runs") or [{}])[0]
+    pr = (data.get("per_run") or [{}])[0]
+    return {"init": run.get("init"), "task": run.get("task"), "metric": pr.get("primary_metric") or run.get("primary_metric", "metric"),
+            "values": [float(v) if v is not None else np.nan for v in pr.get("dev_metric_per_epoch") or []],
+            "baseline": run.get("majority_baseline")}
+
+
+def dev_per_epoch(series: list[dict], title: str | None = None):
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    baselines = set()
+    for s in series:
+        v = np.asarray(s["values"], dtype=np.float64)
+        epochs = np.arange(1, len(v) + 1)
+        colour = style.init_colour(s["init"])
+        ax.plot(epochs, style.masked(v), "-o", color=colour, markersize=4, label=style.init_label(s["init"]))
+        if np.isfinite(v).any():
+            best = int(np.nanargmax(v)) if s["metric"] not in ("mse",) else int(np.nanargmin(v))
+            ax.plot([epochs[best]], [v[best]], "*", color=colour, markersize=12, markeredgecolor="black")
+        if s.get("baseline") is not None:
+            baselines.add(round(float(s["baseline"]), 6))
+    for b in sorted(baselines):
+        ax.axhline(b, color="0.4", linestyle="--", linewidth=1, label=f"majority baseline ({b:.3f})")
+    metric = series[0]["metric"] if series else "metric"
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"dev {metric}")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"{series[0]['task'] if series else ''}: dev {metric} per epoch (★ best)")
+    fig.tight_layout()
+    return fig

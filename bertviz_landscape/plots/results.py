@@ -1,0 +1,181 @@
+"""Every figure a directory of results supports, drawn in one call: `draw_all(results, out)`.
+
+A results directory is anything holding surface files (``*.h5``; direction files, shard parts
+and trajectory projection files are recognised and skipped), analysis JSONs (format
+``bertviz-analysis/1``) and training run directories, at any depth. Figures go to
+``<out>/<kind>_<task>[_<init>_<recipe>_<grid>].{png,pdf}``, interactive surfaces to
+``<out>/interactive/<...>.html``; ``<out>/figures.json`` lists them:
+
+    {"format": "bertviz-figures/1", "results": dir,
+     "figures": [{"kind": "curve1d"|"surface2d"|"surface3d"|"interactive3d"|"layers"|
+                  "dev_per_epoch"|"flatness"|"trajectory", "task": str, "init": str|null,
+                  "files": [path, ...], "sources": [path, ...], "caption": str}, ...],
+     "skipped": [{"path": str, "reason": str}]}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.plots import curvature, curves, layers, longtrain, style, surface2d, surface3d
+from bertviz_landscape.plots.inputs import SurfaceFile, analysis_identity, read_analysis, read_surface
+
+log = logging.getLogger(__name__)
+FIGURES_FORMAT = "bertviz-figures/1"
+
+
+@dataclass
+class Results:
+    root: Path
+    surfaces: list[SurfaceFile] = field(default_factory=list)
+    analyses: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))  # name → JSONs
+    runs: list[Path] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def scan(cls, root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> "Results":
+        import json
+
+        from bertviz_landscape.rundir import RunDir
+
+        root = Path(root)
+        if not root.is_dir():
+            from bertviz_landscape.errors import BadInput
+
+            raise BadInput(f"results directory {root} does not exist")
+        out = cls(root)
+        excluded = [Path(e).resolve() for e in exclude]
+        for path in sorted(root.rglob("*")):
+            if any(part.startswith(".") or part.endswith(".parts") for part in path.relative_to(root).parts):
+                continue
+            if any(path.is_relative_to(r) for r in out.runs):  # inside a run: its checkpoints, snapshots, W&B files
+                continue
+            if path.is_dir() and RunDir.is_run(path):
+                out.runs.append(path)
+                continue
+            if not path.is_file() or any(path.resolve().is_relative_to(e) for e in excluded):
+                continue
+            if path.suffix == ".h5" and not path.name.endswith(".directions.h5"):
+                try:
+                    out.surfaces.append(read_surface(path))
+                except (KeyError, OSError, ValueError) as err:  # a projection file, a foreign HDF5
+                    out.skipped.append({"path": str(path), "reason": str(err).splitlines()[0]})
+            elif path.suffix == ".json" and path.stat().st_size < 200_000_000:
+                try:
+                    head = json.loads(path.read_text())
+                except (ValueError, OSError, UnicodeDecodeError):
+                    continue
+                if isinstance(head, dict) and head.get("format") == "bertviz-analysis/1":
+                    data = read_analysis(path)
+                    out.analyses[str(data["analysis"])].append(data)
+        return out
+
+    def analysis_for(self, name: str, task: str, init: str) -> dict | None:
+        for data in self.analyses.get(name, []):
+            if analysis_identity(data) == (task, init):
+                return data
+        return None
+
+
+def _grid_name(sf: SurfaceFile) -> str:
+    g = sf.surface.meta.get("grid") or {}
+    return str(g.get("name") or ("plane" if sf.surface.two_d else "line"))
+
+
+def _trajectory_for(results: Results, sf: SurfaceFile) -> dict | None:
+    """The trajectory JSON made on this surface (its inputs name it), else one of the same run."""
+    candidates = results.analyses.get("trajectory", [])
+    for data in candidates:
+        surf = str((data.get("inputs") or {}).get("surface") or "")
+        if surf and Path(surf).name == sf.path.name:
+            return data
+    return next((d for d in candidates if analysis_identity(d) == (sf.task, sf.init)), None)
+
+
+def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, interactive: bool = True,
+             formats: tuple[str, ...] = ("png", "pdf")) -> dict:
+    """Draw every figure `results_dir` supports into `out_dir` (default `<results>/figures`);
+    returns (and writes) the figures.json manifest."""
+    results_dir = Path(results_dir)
+    out = Path(out_dir) if out_dir else results_dir / "figures"
+    results = Results.scan(results_dir, exclude=(out,))
+    figures: list[dict] = []
+
+    def add(kind, task, init, fig, stem, sources, caption):
+        files = style.save_figure(fig, out / stem, formats)
+        figures.append({"kind": kind, "task": task, "init": init, "files": [str(f) for f in files],
+                        "sources": [str(s) for s in sources], "caption": caption})
+
+    # 1D curves: pretrained vs scratch per (task, recipe)
+    lines = defaultdict(list)
+    for sf in results.surfaces:
+        if not sf.surface.two_d:
+            lines[(sf.task, sf.recipe, _grid_name(sf))].append(sf)
+    for (task, recipe, grid), group in sorted(lines.items()):
+        group.sort(key=lambda s: (s.init != "pretrained", s.init))
+        add("curve1d", task, None, curves.loss_curves(group), f"curve1d_{task}_{recipe}_{grid}", [s.path for s in group],
+            f"{task}: training loss (solid, left) and dev error (dashed, right) along δ1 = θ1 − θ0, "
+            + " vs ".join(style.init_label(s.init) for s in group) + "; θ0 at α=0, θ1 at α=1"
+            + ("; band: ±1 standard error over the examples" if any("train_loss_stderr" in s.surface for s in group) else ""))
+
+    # 2D surfaces: contours (+ trajectory), 3D, interactive
+    for sf in results.surfaces:
+        if not sf.surface.two_d:
+            continue
+        stem = f"{sf.task}_{sf.init}_{sf.recipe}_{_grid_name(sf)}"
+        traj = _trajectory_for(results, sf)
+        add("surface2d", sf.task, sf.init, surface2d.surface_contours(sf, traj), f"surface2d_{stem}", [sf.path] + ([traj["_path"]] if traj else []),
+            f"{sf.task}, {style.init_label(sf.init)}: training loss and dev error on the ({sf.recipe}) plane"
+            + (", trajectory projected onto it" if traj else ""))
+        key = "train_loss" if "train_loss" in sf.surface else sf.surface.keys()[0]
+        add("surface3d", sf.task, sf.init, surface3d.surface_3d(sf, key), f"surface3d_{stem}", [sf.path],
+            f"{sf.task}, {style.init_label(sf.init)}: {key.replace('_', ' ')} in 3D")
+        if interactive:
+            html = surface3d.interactive_html(sf, out / "interactive" / f"{stem}.html")
+            figures.append({"kind": "interactive3d", "task": sf.task, "init": sf.init, "files": [str(html)],
+                            "sources": [str(sf.path)], "caption": f"{sf.task}, {style.init_label(sf.init)}: interactive 3D surface (Plotly)"})
+
+    # layer-wise panels per task
+    by_task = defaultdict(dict)
+    for data in results.analyses.get("layers", []):
+        task, init = analysis_identity(data)
+        by_task[task][init] = data
+    for task, group in sorted(by_task.items()):
+        add("layers", task, None, layers.layer_panels(group, task), f"layers_{task}", [d["_path"] for d in group.values()],
+            f"{task}: per-layer relative change, roll-back and per-layer 1D curves")
+
+    # dev metric per epoch: longtrain analyses, else the runs' own per-epoch records
+    series = defaultdict(list)
+    sources = defaultdict(list)
+    for data in results.analyses.get("longtrain", []):
+        s = longtrain.series_from_analysis(data)
+        series[s["task"]].append(s)
+        sources[s["task"]].append(data["_path"])
+    for run in results.runs:
+        try:
+            s = longtrain.series_from_run(run)
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            results.skipped.append({"path": str(run), "reason": str(err).splitlines()[0]})
+            continue
+        if s["values"] and not any(x["init"] == s["init"] for x in series[s["task"]]):
+            series[s["task"]].append(s)
+            sources[s["task"]].append(str(run))
+    for task, group in sorted(series.items()):
+        group.sort(key=lambda s: (s["init"] != "pretrained", str(s["init"])))
+        add("dev_per_epoch", task, None, longtrain.dev_per_epoch(group), f"dev_per_epoch_{task}", sources[task],
+            f"{task}: dev {group[0]['metric']} after each epoch (★ best), majority baseline dashed")
+
+    flat = results.analyses.get("flatness", [])
+    if flat:
+        add("flatness", "all", None, curvature.curvature_numbers(flat), "flatness", [d["_path"] for d in flat],
+            "basin width/area along the training directions and Hessian curvature, pretrained vs from scratch")
+
+    manifest = {"format": FIGURES_FORMAT, "results": str(results_dir), "figures": figures, "skipped": results.skipped}
+    write_json_atomic(out / "figures.json", manifest)
+    log.info("%d figures in %s", len(figures), out)
+    return manifest

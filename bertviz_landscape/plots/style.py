@@ -1,0 +1,96 @@
+"""One style for every figure: Agg backend, a colour-blind-safe palette, the paper's axis names,
+and the one way figures are saved (PNG + PDF, each written atomically).
+
+Colours: Okabe & Ito's palette (safe for the common colour-vision deficiencies) for lines —
+pretrained blue, from scratch vermillion; sequential maps viridis (training loss) and cividis
+(dev error), both perceptually uniform and readable in grey scale.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window (also on machines without a display)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bertviz_landscape.atomic import atomic_path  # noqa: E402
+
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+INIT_COLOURS = {"pretrained": OKABE_ITO["blue"], "scratch": OKABE_ITO["vermillion"]}
+INIT_LABELS = {"pretrained": "pretrained", "scratch": "from scratch"}
+SERIES = [OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "yellow", "black")]
+CMAPS = {"loss": "viridis", "error": "cividis"}
+MARKERS = {"theta0": dict(marker="o", color="white", markeredgecolor="black", markersize=9, linestyle="none"),
+           "theta1": dict(marker="*", color=OKABE_ITO["orange"], markeredgecolor="black", markersize=15, linestyle="none"),
+           "centre": dict(marker="P", color="white", markeredgecolor="black", markersize=10, linestyle="none")}
+
+ALPHA = "α  (θ0 + α·δ1,  δ1 = θ1 − θ0)"
+BETA = "β  (δ2 = θ2 − θ0)"
+TRAIN_LOSS = "training loss"
+DEV_ERROR = "dev error"
+DEV_LOSS = "dev loss"
+
+plt.rcParams.update({
+    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11,
+    "axes.spines.top": False, "axes.grid": False, "legend.frameon": False,
+    "axes.prop_cycle": matplotlib.cycler(color=SERIES), "axes.formatter.useoffset": False,
+})
+
+
+def init_colour(init: str | None) -> str:
+    return INIT_COLOURS.get(str(init), OKABE_ITO["black"])
+
+
+def init_label(init: str | None) -> str:
+    return INIT_LABELS.get(str(init), str(init))
+
+
+def axis_labels(recipe: str | None) -> tuple[str, str]:
+    """x/y axis names for a direction recipe: the paper's α/β for `difference`, Li's for the others."""
+    if recipe in (None, "difference"):
+        return ALPHA, BETA
+    if recipe == "pca":
+        return "α  (1st PCA direction of the trajectory)", "β  (2nd PCA direction)"
+    return f"α  (random direction 1, {recipe})", f"β  (random direction 2, {recipe})"
+
+
+def masked(values) -> np.ma.MaskedArray:
+    """Non-finite values (NaN, ±inf: far grid points that diverged) masked, never plotted."""
+    return np.ma.masked_invalid(np.asarray(values, dtype=np.float64))
+
+
+def finite_range(*arrays) -> tuple[float, float] | None:
+    vals = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays if a is not None] or [np.zeros(0)])
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return None
+    lo, hi = float(vals.min()), float(vals.max())
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5 * max(abs(lo), 1e-3), hi + 0.5 * max(abs(hi), 1e-3)
+    return lo, hi
+
+
+def save_figure(fig, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Write `stem.png` and `stem.pdf` (each atomically: complete or absent) and close the figure."""
+    stem = Path(stem)
+    out = []
+    try:
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, bbox_inches="tight")
+            out.append(path)
+    finally:
+        plt.close(fig)
+    return out
+
+
+def no_data(ax, text: str = "no finite values") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")

@@ -1,0 +1,219 @@
+"""Writes report.md and report.html for a results directory (see the package docstring)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bertviz_landscape.atomic import write_text_atomic
+from bertviz_landscape.report.claims import CLAIMS, decide_all
+
+# (analysis, summary key, row label, format)
+ROWS = [
+    ("flatness", "width_x_*", "basin width along δ1, ε={eps} (units ‖δ1‖)", "{:.3g}"),
+    ("flatness", "area_*", "basin area, ε={eps} (units ‖δ1‖²)", "{:.3g}"),
+    ("flatness", "hessian_top", "Hessian top eigenvalue", "{:.3g}"),
+    ("flatness", "hessian_trace", "Hessian trace", "{:.3g}"),
+    ("consistency", "spearman", "Spearman ρ(train loss, dev error)", "{:.3f}"),
+    ("consistency", "iou_25", "IoU of lowest-25% regions", "{:.3f}"),
+    ("trajectory", "max_distance_from_plane", "trajectory: max distance from the plane (‖v‖-relative)", "{:.3f}"),
+    ("trajectory", "pca_top2_explained", "trajectory: PCA top-2 explained variance", "{:.3f}"),
+    ("trajectory", "final_alpha", "trajectory: final α", "{:.3f}"),
+    ("trajectory", "final_beta", "trajectory: final β", "{:.3f}"),
+    ("longtrain", "best", "long training: best dev metric", "{:.3f}"),
+    ("longtrain", "last", "long training: last dev metric", "{:.3f}"),
+    ("longtrain", "drop_from_best", "long training: drop from best", "{:.3f}"),
+]
+
+
+def _fmt(entry, fmt: str) -> str:
+    if entry is None:
+        return "–"
+    if isinstance(entry, (int, float)):
+        entry = {"mean": entry, "std": 0.0, "n": 1}
+    m = entry.get("mean")
+    if m is None or (isinstance(m, float) and not math.isfinite(m)):
+        return "–"
+    text = fmt.format(float(m))
+    n = int(entry.get("n") or 1)
+    if n > 1:
+        text += " ± " + fmt.format(float(entry.get("std") or 0.0)) + f" (n={n})"
+    return text
+
+
+def _load(root: Path):
+    from bertviz_landscape.plots.results import Results
+
+    return Results.scan(root, exclude=(root / "figures",))
+
+
+def table_rows(analyses: dict[str, list[dict]], task: str) -> list[tuple[str, str, str]]:
+    """(label, pretrained, scratch) rows of one task's numbers."""
+    per = defaultdict(dict)  # name -> init -> json
+    for name, datas in analyses.items():
+        for d in datas:
+            run = (d.get("runs") or [{}])[0]
+            if run.get("task") == task:
+                per[name].setdefault(str(run.get("init")), d)
+    rows = []
+    runs = {}
+    for name in per:
+        for init, d in per[name].items():
+            runs.setdefault(init, (d.get("runs") or [{}])[0])
+    if runs:
+        metric = next(iter(runs.values())).get("primary_metric", "metric")
+        rows.append((f"dev {metric} (final)", *(_fmt(runs.get(i, {}).get("dev_metric"), "{:.3f}") for i in ("pretrained", "scratch"))))
+        rows.append(("majority baseline", *(_fmt(runs.get(i, {}).get("majority_baseline"), "{:.3f}") for i in ("pretrained", "scratch"))))
+        rows.append(("beat the baseline", *({True: "yes", False: "**no**"}.get(runs.get(i, {}).get("beat_baseline"), "–") for i in ("pretrained", "scratch"))))
+    for name, key, label, fmt in ROWS:
+        if name not in per:
+            continue
+        if key.endswith("*"):
+            keys = sorted({k for d in per[name].values() for k in (d.get("summary") or {}) if k.startswith(key[:-1])},
+                          key=lambda k: (len(k), k))
+        else:
+            keys = [key]
+        for k in keys:
+            eps = k[len(key) - 1:] if key.endswith("*") else ""
+            vals = [(per[name].get(i) or {}).get("summary", {}).get(k) for i in ("pretrained", "scratch")]
+            if all(v is None for v in vals):
+                continue
+            rows.append((label.format(eps=eps), *(_fmt(v, fmt) for v in vals)))
+    return rows
+
+
+def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for label, key, fmt in (("cos(δ1, δ2) of the 2D plane", "cosine_xy", "{:.3f}"), ("‖δ1‖ = ‖θ1 − θ0‖", "norm_x", "{:.3g}")):
+        vals = {}
+        for sf in results.surfaces:
+            if sf.task == task and sf.surface.two_d:
+                v = (sf.surface.meta.get("directions") or {}).get(key)
+                if v is not None:
+                    vals.setdefault(sf.init, float(v))
+        if vals:
+            rows.append((label, *(fmt.format(vals[i]) if i in vals else "–" for i in ("pretrained", "scratch"))))
+    return rows
+
+
+def build_report(root: str | os.PathLike) -> dict:
+    """Everything the report says, as data: tasks, tables, verdicts, figures."""
+    root = Path(root)
+    results = _load(root)
+    manifest_path = root / "figures" / "figures.json"
+    if not manifest_path.is_file():
+        from bertviz_landscape.plots.results import draw_all
+
+        draw_all(root, root / "figures")
+    manifest = json.loads(manifest_path.read_text())
+    analyses = {k: list(v) for k, v in results.analyses.items()}
+    verdicts = decide_all(analyses)
+    tasks = sorted({v.task for v in verdicts} | {sf.task for sf in results.surfaces})
+    tables = {t: surface_rows(results, t) + table_rows(analyses, t) for t in tasks}
+    runs = []
+    for run in results.runs:
+        try:
+            from bertviz_landscape.rundir import RunDir
+
+            m = RunDir(run).read_metrics()
+        except (FileNotFoundError, ValueError):
+            continue
+        metric = m.get("primary_metric", "accuracy")
+        dev = (m.get("dev") or {}).get(f"val/{metric}")
+        base = (m.get("majority_baseline") or {}).get(metric)
+        runs.append({"run": str(run), "task": m.get("task"), "init": m.get("init"), "metric": metric, "dev": dev, "baseline": base,
+                     "steps": m.get("steps"), "examples": m.get("train_examples"), "seconds": m.get("wall_seconds")})
+    return {"root": str(root), "tasks": tasks, "tables": tables, "verdicts": verdicts, "figures": manifest.get("figures", []),
+            "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]))), "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _rel(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def render_markdown(rep: dict) -> str:
+    root = Path(rep["root"])
+    out = [f"# Report: {root.name}", "", f"Generated {rep['generated']} from `{root}` by bertviz-plot.", ""]
+    out += ["## Runs", "", "| task | init | dev metric | majority baseline | beat it? | steps | train examples | wall s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rep["runs"]:
+        beat = "–" if r["dev"] is None or r["baseline"] is None else ("yes" if (r["dev"] < r["baseline"] if r["metric"] == "mse" else r["dev"] > r["baseline"]) else "**no**")
+        f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        out.append(f"| {r['task']} | {r['init']} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |")
+    out += ["", "## The paper's claims, decided by the numbers", ""]
+    for v in rep["verdicts"]:
+        out.append(f"- **{v.title}** ({v.task}): {v.sentence}")
+    if not rep["verdicts"]:
+        out.append("- No analysis JSONs found: run bertviz-analyze first (or `make demo`).")
+    out += ["", "The decision rules are in `bertviz_landscape/report/claims.py` (a difference must exceed 2 standard errors; "
+            "a run that did not beat its majority baseline leaves a claim unresolved).", ""]
+    for task in rep["tasks"]:
+        rows = rep["tables"].get(task) or []
+        if not rows:
+            continue
+        out += [f"## Numbers: {task}", "", "| | pretrained | from scratch |", "|---|---|---|"]
+        out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+        out.append("")
+    out += ["## Figures", ""]
+    for fig in rep["figures"]:
+        png = next((f for f in fig["files"] if f.endswith(".png")), None)
+        if png:
+            out += [f"**{fig['caption']}**", "", f"![{fig['kind']}]({_rel(png, root)})", ""]
+        elif fig["kind"] == "interactive3d":
+            out += [f"- [{fig['caption']}]({_rel(fig['files'][0], root)})"]
+    out.append("")
+    return "\n".join(out)
+
+
+def render_html(rep: dict) -> str:
+    root = Path(rep["root"])
+    e = html.escape
+    css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+           "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+           "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}.supported{color:#0072B2}"
+           ".contradicted{color:#D55E00}.unresolved{color:#555}figure{margin:1.5em 0}figcaption{font-weight:600}")
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {e(root.name)}</title><style>{css}</style></head><body>",
+           f"<h1>Report: {e(root.name)}</h1><p>Generated {e(rep['generated'])} from <code>{e(str(root))}</code>.</p>", "<h2>Runs</h2><table>",
+           "<tr><th>task</th><th>init</th><th>dev metric</th><th>majority baseline</th><th>steps</th><th>train examples</th><th>wall s</th></tr>"]
+    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in rep["runs"]:
+        out.append(f"<tr><td>{e(str(r['task']))}</td><td>{e(str(r['init']))}</td><td>{e(r['metric'])} {f(r['dev'])}</td><td>{f(r['baseline'])}</td>"
+                   f"<td>{r['steps']}</td><td>{r['examples']}</td><td>{r['seconds']}</td></tr>")
+    out.append("</table><h2>The paper's claims, decided by the numbers</h2><ul>")
+    for v in rep["verdicts"]:
+        cls = {"supported": "supported", "contradicted": "contradicted"}.get(v.verdict, "unresolved")
+        out.append(f"<li><b>{e(v.title)}</b> ({e(v.task)}): <span class='{cls}'>{e(v.sentence)}</span></li>")
+    out.append("</ul>")
+    for task in rep["tasks"]:
+        rows = rep["tables"].get(task) or []
+        if rows:
+            out.append(f"<h2>Numbers: {e(task)}</h2><table><tr><th></th><th>pretrained</th><th>from scratch</th></tr>")
+            out += [f"<tr><td>{e(a)}</td><td>{e(b.replace('**', ''))}</td><td>{e(c.replace('**', ''))}</td></tr>" for a, b, c in rows]
+            out.append("</table>")
+    out.append("<h2>Figures</h2>")
+    for fig in rep["figures"]:
+        png = next((p for p in fig["files"] if p.endswith(".png")), None)
+        if png and Path(png).is_file():
+            data = base64.b64encode(Path(png).read_bytes()).decode()
+            out.append(f"<figure><figcaption>{e(fig['caption'])}</figcaption><img alt='{e(fig['kind'])}' src='data:image/png;base64,{data}'></figure>")
+        elif fig["kind"] == "interactive3d":
+            out.append(f"<p><a href='{e(_rel(fig['files'][0], root))}'>{e(fig['caption'])}</a> (separate self-contained HTML)</p>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_report(root: str | os.PathLike) -> tuple[Path, Path]:
+    """Write `<root>/report.md` and `<root>/report.html` (atomically); returns their paths."""
+    root = Path(root)
+    rep = build_report(root)
+    md = write_text_atomic(root / "report.md", render_markdown(rep))
+    page = write_text_atomic(root / "report.html", render_html(rep))
+    return md, page

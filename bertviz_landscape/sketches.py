@@ -1,0 +1,451 @@
+"""Every-step trajectory in bounded disk: a seeded CountSketch of θ_t − θ0 at every step.
+
+Full deltas (`bertviz_landscape.snapshots`) cost 2 bytes per parameter per snapshot — 220 MB per
+step for BERT-base. A *CountSketch* of the same delta costs 4·k bytes whatever the model
+(1 MiB at k = 2^18), and keeps what the trajectory analysis needs: inner products.
+
+The sketch. Every trainable parameter element i (parameter ``name``, row-major flat index j)
+gets a bucket h(i) ∈ [0, k) and a sign s(i) ∈ {−1, +1} from a seeded hash,
+
+    z = splitmix64(key(seed, name) + (j + 1)·0x9E3779B97F4A7C15 mod 2^64)
+    h(i) = z mod k,   s(i) = +1 if the top bit of z is 0 else −1
+    key(seed, name) = the first 8 bytes (little endian) of blake2b("bertviz-countsketch/1:<seed>:<name>")
+
+and S(x)[b] = Σ_{h(i)=b} s(i)·x_i. The hash depends only on (seed, name, j) — not on torch's
+random generators, the device or the parameter order — so a direction δ of another run (δ2),
+a PCA direction or any dict of tensors is sketched with the same buckets by `CountSketch`
+with the run's seed. ⟨S(x), S(y)⟩ is an unbiased estimate of ⟨x, y⟩ with variance
+(‖x‖²‖y‖² + ⟨x,y⟩² − 2Σx_i²y_i²)/k ≤ 2‖x‖²‖y‖²/k. S is linear, so a step's estimate can be
+*anchored* on the nearest full snapshot a (exact there): ⟨v_t, δ⟩ ≈ ⟨v_a, δ⟩ + ⟨S(v_t) − S(v_a), S(δ)⟩,
+whose variance is ≤ 2‖v_t − v_a‖²‖δ‖²/k — far smaller than the plain bound.
+
+Layout of ``<run_dir>/sketches/`` (format ``bertviz-countsketch/1``):
+
+``meta.json``
+    ``{"format", "buckets": k, "seed", "hash": "splitmix64/blake2b-key", "dtype": "float32",
+    "parameters": [{"name", "shape"}, ...], "bytes_per_step": 4·k, "theta0": "../checkpoints/init"}``.
+``sketch.f32``
+    Raw little-endian float32, one row of k values per recorded step (row r at byte r·4k):
+    S(θ_t − θ0), accumulated in float32 from the float32 delta (before any rounding to the
+    snapshots' storage dtype). Read as a memory map.
+``index.jsonl``
+    One JSON line per finished row: ``{"step", "epoch", "loss", "row", "norm_sq"}``, where
+    ``norm_sq`` = ‖θ_t − θ0‖² computed exactly (float64), so β_t and the diagonal of the Gram
+    matrix need no estimate. A line is appended (and fsynced) only after its row is written and
+    fsynced, so the index never lists a torn row; a torn last line is ignored on reading, and a
+    row beyond the index (a crash between the two writes) is overwritten by the next one.
+
+Reading: ``Sketches(run_dir)`` (``.steps``, ``.rows()``, ``.norm_sq``, ``.sketcher()``);
+`sketched_projection(run_dir, delta1, delta2)` gives the paper's α_t, β_t, least-squares
+plane coordinates and distance from the plane at every recorded step, each with its standard
+error bound; `sketched_gram(run_dir)` the T×T Gram matrix for trajectory PCA and
+`pca_from_gram(G)` its explained variance and coordinates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
+from bertviz_landscape.errors import BadInput
+
+FORMAT = "bertviz-countsketch/1"
+HASH = "splitmix64/blake2b-key"
+DATA = "sketch.f32"
+INDEX = "index.jsonl"
+META = "meta.json"
+log = logging.getLogger(__name__)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+class SketchError(BadInput):
+    """A sketch directory, row or direction that is missing, torn or does not match (named in the message)."""
+
+
+def parameter_key(seed: int, name: str) -> int:
+    digest = hashlib.blake2b(f"{FORMAT}:{int(seed)}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def hash_elements(seed: int, name: str, numel: int, buckets: int, chunk: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket int32[numel], sign int8[numel]) of one parameter's elements (flat row-major index)."""
+    key = np.uint64(parameter_key(seed, name))
+    bucket = np.empty(numel, dtype=np.int32)
+    sign = np.empty(numel, dtype=np.int8)
+    k = np.uint64(buckets)
+    with np.errstate(over="ignore"):
+        for start in range(0, numel, chunk):
+            j = np.arange(start + 1, min(start + chunk, numel) + 1, dtype=np.uint64)
+            z = key + j * _GOLDEN
+            z = (z ^ (z >> np.uint64(30))) * _M1
+            z = (z ^ (z >> np.uint64(27))) * _M2
+            z ^= z >> np.uint64(31)
+            bucket[start:start + len(j)] = (z % k).astype(np.int32)
+            sign[start:start + len(j)] = (1 - 2 * (z >> np.uint64(63)).astype(np.int8))
+    return bucket, sign
+
+
+class CountSketch:
+    """S(x) for dicts of tensors keyed by parameter name, with the hashes of (`seed`, `buckets`).
+
+    ``shapes`` (name → shape) fixes the parameters the sketch knows; hashes are built lazily per
+    parameter and kept on ``device`` (5 bytes per element: int32 bucket + int8 sign).
+    """
+
+    def __init__(self, shapes: Mapping[str, Sequence[int]], buckets: int, seed: int, device: str | torch.device = "cpu") -> None:
+        if int(buckets) < 1:
+            raise SketchError(f"sketch buckets must be >= 1, got {buckets}")
+        self.shapes = {n: tuple(int(d) for d in s) for n, s in shapes.items()}
+        self.buckets = int(buckets)
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self._hashes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hashes(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self._hashes:
+            numel = math.prod(self.shapes[name])
+            bucket, sign = hash_elements(self.seed, name, numel, self.buckets)
+            self._hashes[name] = (torch.from_numpy(bucket).to(self.device), torch.from_numpy(sign).to(self.device))
+        return self._hashes[name]
+
+    def prepare(self) -> "CountSketch":
+        for name in self.shapes:
+            self.hashes(name)
+        return self
+
+    def add(self, out: torch.Tensor, name: str, tensor: torch.Tensor) -> None:
+        """out += S(tensor as parameter `name`) (out: float32[k] on this sketch's device)."""
+        if tuple(tensor.shape) != self.shapes[name]:
+            raise SketchError(f"parameter {name!r} has shape {tuple(tensor.shape)}, the sketch expects {self.shapes[name]}")
+        bucket, sign = self.hashes(name)
+        src = tensor.detach().reshape(-1).to(device=self.device, dtype=out.dtype) * sign
+        out.index_add_(0, bucket, src)
+
+    def sketch(self, tensors: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float64, strict: bool = False) -> torch.Tensor:
+        """S(x) of a dict name → tensor. Parameters the sketch does not know contribute nothing
+        to an inner product with a trajectory that lacks them; `strict=True` refuses them."""
+        out = torch.zeros(self.buckets, dtype=dtype, device=self.device)
+        unknown = [n for n in tensors if n not in self.shapes]
+        if unknown and strict:
+            raise SketchError(f"parameters {unknown[:3]} are not in the sketch")
+        for name, tensor in tensors.items():
+            if name in self.shapes:
+                self.add(out, name, tensor)
+        return out
+
+
+# -- writing -----------------------------------------------------------------------------------
+def sketch_dir(run_dir: str | os.PathLike) -> Path:
+    from bertviz_landscape.rundir import RunDir
+
+    return RunDir(run_dir).sketches
+
+
+def write_meta(directory: Path, shapes: Mapping[str, Sequence[int]], buckets: int, seed: int, theta0_relpath: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(directory / META, {
+        "format": FORMAT, "buckets": int(buckets), "seed": int(seed), "hash": HASH, "dtype": "float32",
+        "parameters": [{"name": n, "shape": list(s)} for n, s in shapes.items()],
+        "bytes_per_step": 4 * int(buckets), "theta0": theta0_relpath,
+    })
+
+
+def _read_index(directory: Path) -> list[dict]:
+    index = directory / INDEX
+    lines = index.read_text().splitlines() if index.exists() else []
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            row = json.loads(line)
+            row = {"step": int(row["step"]), "epoch": int(row["epoch"]), "loss": row.get("loss"),
+                   "row": int(row["row"]), "norm_sq": float(row["norm_sq"])}
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            if number == len(lines):
+                log.warning("%s: ignoring the torn last line %d (a crash while it was written)", index, number)
+                continue
+            raise SketchError(f"{index}: line {number} is not a sketch record: {line[:80]!r}") from None
+        rows.append(row)
+    return rows
+
+
+class SketchWriter:
+    """Appends rows to ``sketch.f32`` and their records to ``index.jsonl`` (crash-safe, see module doc)."""
+
+    def __init__(self, directory: Path, buckets: int) -> None:
+        self.directory = Path(directory)
+        self.buckets = int(buckets)
+        self.rows = len(_read_index(self.directory))
+
+    def truncate(self, last_step: int) -> None:
+        """Forget rows after `last_step` (a resumed run writes them again)."""
+        kept = [r for r in _read_index(self.directory) if r["step"] <= last_step]
+        if any(r["row"] != i for i, r in enumerate(kept)):
+            raise SketchError(f"{self.directory / INDEX}: rows are not in order")
+        write_text_atomic(self.directory / INDEX, "".join(json.dumps(r) + "\n" for r in kept))
+        data = self.directory / DATA
+        if data.exists():
+            os.truncate(data, len(kept) * 4 * self.buckets)
+        self.rows = len(kept)
+
+    def append(self, step: int, epoch: int, loss: float | None, row: np.ndarray, norm_sq: float) -> None:
+        row = np.ascontiguousarray(row, dtype="<f4")
+        if row.shape != (self.buckets,):
+            raise SketchError(f"a sketch row has shape {row.shape}, expected ({self.buckets},)")
+        data = self.directory / DATA
+        fd = os.open(data, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, row.tobytes(), self.rows * 4 * self.buckets)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with open(self.directory / INDEX, "a") as index:
+            index.write(json.dumps({"step": int(step), "epoch": int(epoch), "loss": loss, "row": self.rows,
+                                    "norm_sq": float(norm_sq)}) + "\n")
+            index.flush()
+            os.fsync(index.fileno())
+        self.rows += 1
+
+
+# -- reading -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SketchRecord:
+    step: int
+    epoch: int
+    loss: float | None
+    row: int
+    norm_sq: float
+
+
+class Sketches:
+    """A run's every-step sketches: ``Sketches(run_dir)`` (or the ``sketches/`` directory)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        self.directory = sketch_dir(path) if (sketch_dir(path) / META).is_file() else path
+        meta_path = self.directory / META
+        if not meta_path.is_file():
+            raise SketchError(f"no sketches here: {meta_path} does not exist (train with callbacks.snapshots.sketch.enabled=true)")
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("format") != FORMAT:
+            raise SketchError(f"{meta_path}: unknown sketch format {self.meta.get('format')!r}")
+        self.buckets = int(self.meta["buckets"])
+        self.seed = int(self.meta["seed"])
+        by_step: dict[int, SketchRecord] = {}
+        for r in _read_index(self.directory):
+            by_step[r["step"]] = SketchRecord(**r)
+        self.records = sorted(by_step.values(), key=lambda r: r.step)
+        data = self.directory / DATA
+        need = (max((r.row for r in self.records), default=-1) + 1) * 4 * self.buckets
+        have = data.stat().st_size if data.exists() else 0
+        if have < need:
+            raise SketchError(f"{data}: {have} bytes, but {self.directory / INDEX} lists rows up to byte {need}")
+        self._data = np.memmap(data, dtype="<f4", mode="r", shape=(need // (4 * self.buckets), self.buckets)) if need else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def steps(self) -> list[int]:
+        return [r.step for r in self.records]
+
+    @property
+    def norm_sq(self) -> np.ndarray:
+        return np.array([r.norm_sq for r in self.records], dtype=np.float64)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {p["name"]: tuple(p["shape"]) for p in self.meta["parameters"]}
+
+    def sketcher(self, device: str | torch.device = "cpu") -> CountSketch:
+        """The CountSketch these rows were made with (for sketching directions)."""
+        return CountSketch(self.shapes, self.buckets, self.seed, device)
+
+    def rows(self, steps: Iterable[int] | None = None) -> np.ndarray:
+        """S(θ_t − θ0) for `steps` (all recorded ones by default), float32 [T, k] (a memory map for all)."""
+        if self._data is None:
+            return np.zeros((0, self.buckets), dtype=np.float32)
+        if steps is None:
+            return self._data[[r.row for r in self.records]]
+        by_step = {r.step: r for r in self.records}
+        missing = [s for s in steps if s not in by_step and s != 0]
+        if missing:
+            raise SketchError(f"no sketch for steps {missing[:5]} in {self.directory}")
+        return np.stack([self._data[by_step[s].row] if s in by_step else np.zeros(self.buckets, np.float32) for s in steps])
+
+
+# -- estimates ---------------------------------------------------------------------------------
+def _anchors(sketches: Sketches, run_dir, anchors) -> np.ndarray:
+    """For each recorded step, the nearest step with a full snapshot (0 = θ0 itself, v = 0)."""
+    steps = np.array(sketches.steps)
+    if anchors is None or anchors is False:
+        return np.zeros_like(steps)
+    if anchors == "auto":
+        from bertviz_landscape.snapshots import Snapshots
+
+        try:
+            full = Snapshots(run_dir).steps
+        except FileNotFoundError:
+            full = []
+    else:
+        full = list(anchors)
+    have = set(sketches.steps)
+    full = np.array(sorted({0, *[s for s in full if s in have]}))
+    nearest = full[np.abs(steps[:, None] - full[None, :]).argmin(axis=1)]
+    return nearest
+
+
+def _exact_dots(run_dir, steps: Sequence[int], directions: Sequence[Mapping[str, torch.Tensor]]) -> np.ndarray:
+    """⟨v_a, δ_j⟩ exactly from the full snapshots, [len(steps), len(directions)] (step 0 → 0)."""
+    from bertviz_landscape.snapshots import Snapshots
+
+    out = np.zeros((len(steps), len(directions)))
+    snaps = None
+    for i, s in enumerate(steps):
+        if s == 0:
+            continue
+        snaps = snaps or Snapshots(run_dir)
+        names = sorted({n for d in directions for n in d} & set(snaps.parameter_names))
+        delta = snaps.delta(int(s), names)
+        for j, d in enumerate(directions):
+            out[i, j] = sum(float(torch.sum(delta[n].double() * d[n].double())) for n in d if n in delta)
+    return out
+
+
+def _dot(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
+    """⟨a, b⟩ over their common parameters, in float64, summed in name order (so the result does
+    not depend on the dicts' order: the replay and the snapshots give the same bits)."""
+    return float(sum(torch.sum(a[n].double() * b[n].double()) for n in sorted(a) if n in b))
+
+
+def sketched_dots(run_dir, directions: Sequence[Mapping[str, torch.Tensor]], anchors="auto") -> dict:
+    """⟨θ_t − θ0, δ_j⟩ at every sketched step, and the standard error bound of each estimate.
+
+    `anchors`: "auto" anchors every step on its nearest full snapshot (exact there; see the
+    module doc), a list of steps does so on those, None uses the plain estimate ⟨S(v_t), S(δ)⟩.
+    """
+    sk = Sketches(run_dir)
+    cs = sk.sketcher()
+    S = np.asarray(sk.rows(), dtype=np.float64)
+    sd = np.stack([cs.sketch(d).numpy() for d in directions], axis=1)  # [k, J]
+    near = _anchors(sk, run_dir, anchors)
+    est = S @ sd
+    residual_sq = sk.norm_sq.copy()
+    if np.any(near):
+        uniq = sorted(set(int(a) for a in near))
+        exact = dict(zip(uniq, _exact_dots(run_dir, uniq, directions)))
+        Sa = sk.rows([int(a) for a in near]).astype(np.float64)
+        est = est - Sa @ sd + np.stack([exact[int(a)] for a in near])
+        # ‖v_t − v_a‖²: exact for a = 0, else ‖S(v_t) − S(v_a)‖² (an unbiased estimate of it)
+        residual_sq = np.where(near == 0, residual_sq, np.sum((S - Sa) ** 2, axis=1))
+    norms_sq = np.array([_dot(d, d) for d in directions])
+    bound = np.sqrt(2.0 * residual_sq[:, None] * norms_sq[None, :] / sk.buckets)
+    return {"steps": sk.steps, "epochs": [r.epoch for r in sk.records], "loss": [r.loss for r in sk.records],
+            "dots": est, "stderr_bound": bound, "norm_sq": sk.norm_sq, "direction_norm_sq": norms_sq,
+            "anchors": [int(a) for a in near], "buckets": sk.buckets}
+
+
+def project(dots: np.ndarray, norm_sq: np.ndarray, gram_dirs: np.ndarray) -> dict:
+    """The paper's and the least-squares projections from inner products.
+
+    dots [T, J] = ⟨v_t, δ_j⟩, norm_sq [T] = ‖v_t‖², gram_dirs [J, J] = ⟨δ_i, δ_j⟩ (J = 1 or 2).
+    α_t = ⟨v, δ1⟩/‖δ1‖², β_t = sqrt(max(‖v‖²/‖δ1‖² − α_t², 0)); least squares c = G⁻¹·dots and
+    the distance from the plane sqrt(max(‖v‖² − c·dots, 0)) / ‖v‖ (0 for v = 0).
+    """
+    n1 = gram_dirs[0, 0]
+    alpha = dots[:, 0] / n1
+    beta = np.sqrt(np.clip(norm_sq / n1 - alpha**2, 0, None))
+    coef = np.linalg.solve(gram_dirs, dots.T).T
+    resid = np.clip(norm_sq - np.sum(coef * dots, axis=1), 0, None)
+    dist = np.where(norm_sq > 0, np.sqrt(resid) / np.sqrt(np.where(norm_sq > 0, norm_sq, 1)), 0.0)
+    return {"alpha": alpha, "beta": beta, "lstsq": coef, "distance_from_plane": dist}
+
+
+def sketched_projection(run_dir, delta1: Mapping[str, torch.Tensor], delta2: Mapping[str, torch.Tensor] | None = None,
+                        anchors="auto") -> dict:
+    """α_t, β_t (the paper's), least-squares (a, b) and distance from the plane at every
+    sketched step of `run_dir`, from the sketches and the exact ‖θ_t − θ0‖².
+
+    ``alpha_stderr`` is the bound sqrt(2‖v_t − v_a‖²‖δ1‖²/k)/‖δ1‖² on α_t's standard error
+    (v_a: the anchor; v_a = 0 without anchors). At a full snapshot step the value is exact.
+    """
+    dirs = [delta1] + ([delta2] if delta2 is not None else [])
+    est = sketched_dots(run_dir, dirs, anchors)
+    gram = np.array([[_dot(a, b) for b in dirs] for a in dirs])
+    out = project(est["dots"], est["norm_sq"], gram)
+    out |= {k: est[k] for k in ("steps", "epochs", "loss", "anchors", "buckets")}
+    out["alpha_stderr"] = est["stderr_bound"][:, 0] / gram[0, 0]
+    out["dots"], out["dots_stderr"] = est["dots"], est["stderr_bound"]
+    return out
+
+
+def exact_gram(run_dir, steps: Sequence[int], chunk_elements: int = 1 << 22) -> np.ndarray:
+    """⟨v_s, v_t⟩ exactly from full snapshots at `steps` (0 = θ0: zero row/column)."""
+    from bertviz_landscape.snapshots import Snapshots
+
+    T = len(steps)
+    gram = np.zeros((T, T))
+    real = [i for i, s in enumerate(steps) if s != 0]
+    if not real:
+        return gram
+    snaps = Snapshots(run_dir)
+    first = snaps.delta(int(steps[real[0]]))
+    sub = torch.zeros(len(real), len(real), dtype=torch.float64)
+    for n, t in first.items():
+        for start in range(0, t.numel(), chunk_elements):
+            block = torch.stack([snaps.delta(int(steps[i]), [n])[n].reshape(-1)[start:start + chunk_elements].double() for i in real])
+            sub += block @ block.T
+    gram[np.ix_(real, real)] = sub.numpy()
+    return gram
+
+
+def sketched_gram(run_dir, anchors="auto", block: int = 512) -> dict:
+    """The T×T Gram matrix ⟨v_s, v_t⟩ of every sketched step (exact diagonal; anchored on the
+    full snapshots when `anchors="auto"`: Ĝ_st = G(a_s, a_t) + ⟨S_s, S_t⟩ − ⟨S_as, S_at⟩)."""
+    sk = Sketches(run_dir)
+    S = np.asarray(sk.rows(), dtype=np.float64)
+    T = len(S)
+    gram = np.zeros((T, T))
+    for i in range(0, T, block):
+        gram[i:i + block] = S[i:i + block] @ S.T
+    near = _anchors(sk, run_dir, anchors)
+    if np.any(near):
+        uniq = sorted(set(int(a) for a in near))
+        pos = {a: i for i, a in enumerate(uniq)}
+        exact = exact_gram(run_dir, uniq)
+        Su = sk.rows(uniq).astype(np.float64)
+        sketch_u = Su @ Su.T
+        idx = np.array([pos[int(a)] for a in near])
+        gram += (exact - sketch_u)[np.ix_(idx, idx)]
+    np.fill_diagonal(gram, sk.norm_sq)
+    return {"steps": sk.steps, "gram": gram, "anchors": [int(a) for a in near], "buckets": sk.buckets}
+
+
+def pca_from_gram(gram: np.ndarray, components: int = 2) -> dict:
+    """Li et al.'s trajectory PCA from a Gram matrix of v_t = θ_t − θ0: the points centred on
+    their mean, explained variance (eigenvalues of the centred Gram), its ratio, and each
+    point's coordinates on the top components (sqrt(λ_k)·u_k[t])."""
+    T = gram.shape[0]
+    center = np.eye(T) - 1.0 / T
+    gc = center @ gram @ center
+    evals, evecs = np.linalg.eigh((gc + gc.T) / 2)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
+    total = float(evals.sum())
+    k = min(components, T)
+    coords = evecs[:, :k] * np.sqrt(evals[:k])[None, :]
+    return {"explained_variance": evals[:k].tolist(),
+            "explained_variance_ratio": (evals[:k] / total).tolist() if total > 0 else [float("nan")] * k,
+            "coordinates": coords.tolist()}

@@ -1,0 +1,147 @@
+"""Hessian eigenvalues (Lanczos) and trace (Hutchinson) against a dense Hessian of a tiny BERT."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bertviz_landscape.analysis.hessian import HessianError, HessianVectorProduct, _math_attention, hessian_parameters, hessian_spectrum
+from bertviz_landscape.data.glue import load_glue_split
+from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.data.tokenize import tokenize
+from bertviz_landscape.errors import BadInput
+from bertviz_landscape.landscape.evaluator import EvalSet
+from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+from test_landscape_support import write_glue
+
+# smaller than the suite's tiny BERT, so that a dense Hessian over the pooler + head (306
+# parameters) is cheap; `all` has a few thousand parameters besides the embeddings
+SMALL = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+SUBSET = ["pooler", "head"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hessian")
+    task = get_task("mrpc")
+    model = build_initial_model("all-minilm-l6-v2", task, "scratch", seed=3, config_overrides=SMALL).eval()
+    with torch.no_grad():  # move off the symmetric init so the Hessian is not near-degenerate
+        gen = torch.Generator().manual_seed(5)
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen) * (p.std() + 0.05))
+    tokenizer = load_tokenizer("all-minilm-l6-v2")
+    rows = load_glue_split(task, "train", write_glue(root / "glue"), cache_dir=str(root / "cache"))
+    evalset = EvalSet.from_tokenized("train", tokenize(rows, tokenizer, 32, cache_dir=False), 5, tokenizer.pad_token_id)
+    return model, task, evalset
+
+
+def dense_hessian(model, task, evalset, names) -> np.ndarray:
+    params = dict(model.named_parameters())
+    base = [params[n].detach() for n in names]
+    sizes = [p.numel() for p in base]
+
+    def loss(flat):
+        values = {n: t.view(p.shape) for n, t, p in zip(names, torch.split(flat, sizes), base)}
+        total = sum(task.loss(torch.func.functional_call(model, values, (), b.inputs(), strict=False).logits, b.labels, reduction="sum")
+                    for b in evalset.batches)
+        return total / evalset.num_examples
+
+    x0 = torch.cat([p.reshape(-1) for p in base]).double()
+    model.double()
+    try:
+        with _math_attention():
+            h = torch.autograd.functional.hessian(loss, x0, vectorize=True)
+    finally:
+        model.float()
+    return h.numpy()
+
+
+def test_eigenvalues_and_trace_match_a_dense_hessian(setup):
+    model, task, evalset = setup
+    names = hessian_parameters(model, SUBSET)
+    dense = dense_hessian(model, task, evalset, names)
+    assert np.allclose(dense, dense.T, atol=1e-10)
+    exact = np.sort(np.linalg.eigvalsh(dense))[::-1]
+    assert exact[0] > 1e-3  # a non-trivial curvature to measure
+
+    k = 4
+    out = hessian_spectrum(model, evalset, task, k=k, tol=1e-6, max_iter=200, hutchinson_samples=300, seed=0, params=SUBSET)
+    assert out["num_parameters"] == dense.shape[0] == 306
+    assert out["num_examples"] == evalset.num_examples == 12
+    assert out["converged"] and out["lanczos_iterations"] > 0
+    np.testing.assert_allclose(out["top_eigenvalues"], exact[:k], rtol=1e-2)
+    np.testing.assert_allclose(out["top_eigenvalues"], exact[:k], rtol=1e-4)  # float32 HVPs: far better than 1%
+
+    # Hutchinson: the exact trace within 3 stated standard errors, and the stated standard error
+    # is the true one: Var(zᵀHz) = 2(‖H‖_F² − Σ H_ii²) for Rademacher z
+    trace = float(np.trace(dense))
+    assert abs(out["trace"] - trace) <= 3 * out["trace_stderr"]
+    true_stderr = math.sqrt(2 * (np.sum(dense ** 2) - np.sum(np.diag(dense) ** 2)) / 300)
+    assert out["trace_stderr"] == pytest.approx(true_stderr, rel=0.25)
+    assert out["hutchinson_samples"] == 300
+    for key in ("top_eigenvalues", "trace", "trace_stderr", "lanczos_iterations", "converged", "hutchinson_samples",
+                "num_examples", "seconds"):
+        assert key in out
+
+
+def test_both_hvp_methods_agree_with_finite_differences_on_every_parameter(setup):
+    """H·v over all trainable parameters (embeddings, attention, LayerNorm, head) equals the
+    central difference of the gradient, for forward-over-reverse and double backward alike."""
+    model, task, evalset = setup
+    names = hessian_parameters(model, "all")
+    jvp = HessianVectorProduct(model, evalset.batches, task, names, "jvp")
+    dbl = HessianVectorProduct(model, evalset.batches, task, names, "double_backward")
+    v = torch.randn(jvp.dim, generator=torch.Generator().manual_seed(0))
+    hv_j, hv_d = jvp(v), dbl(v)
+    assert torch.allclose(hv_j, hv_d, rtol=1e-4, atol=1e-6 * float(hv_j.abs().max()))
+
+    params = [dict(model.named_parameters())[n] for n in names]
+    model.double()
+    try:
+        def grad_at(shift):
+            with torch.no_grad():
+                for p, d in zip(params, jvp.split(shift.double())):
+                    p.add_(d)
+            with _math_attention():
+                loss = sum(task.loss(model(**b.inputs()).logits, b.labels, reduction="sum") for b in evalset.batches) / evalset.num_examples
+                g = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, d in zip(params, jvp.split(shift.double())):
+                    p.sub_(d)
+            return torch.cat([t.reshape(-1) for t in g])
+
+        eps = 1e-3
+        fd = (grad_at(eps * v) - grad_at(-eps * v)) / (2 * eps)
+    finally:
+        model.float()
+    rel = float((hv_j.double() - fd).norm() / fd.norm())
+    assert rel < 1e-3, rel
+
+
+def test_deterministic_by_seed_and_bias_norm_policy(setup):
+    model, task, evalset = setup
+    kw = dict(k=2, tol=1e-4, hutchinson_samples=8, params=SUBSET)
+    a = hessian_spectrum(model, evalset, task, seed=1, **kw)
+    b = hessian_spectrum(model, evalset, task, seed=1, **kw)
+    c = hessian_spectrum(model, evalset, task, seed=2, **kw)
+    assert a["top_eigenvalues"] == b["top_eigenvalues"] and a["trace"] == b["trace"] and a["lanczos_iterations"] == b["lanczos_iterations"]
+    assert c["trace"] != a["trace"]
+    np.testing.assert_allclose(c["top_eigenvalues"], a["top_eigenvalues"], rtol=1e-3)  # the values, not the path, are the answer
+    excl = hessian_spectrum(model, evalset, task, seed=1, bias_and_norm="exclude", **kw)
+    assert excl["num_parameters"] == 16 * 16 + 2 * 16  # pooler.dense.weight + classifier.weight
+    assert excl["parameters"] == {"selectors": SUBSET, "bias_and_norm": "exclude"}
+
+
+def test_bad_requests_are_clear_errors(setup):
+    model, task, evalset = setup
+    with pytest.raises(HessianError, match="hessian.k"):
+        hessian_spectrum(model, evalset, task, k=400, params=SUBSET)
+    with pytest.raises(HessianError, match="hutchinson_samples"):
+        hessian_spectrum(model, evalset, task, k=1, hutchinson_samples=1, params=SUBSET)
+    with pytest.raises(BadInput, match="layer.7"):
+        hessian_spectrum(model, evalset, task, params=["layer.7"])
+    with pytest.raises(HessianError, match="bias_and_norm"):
+        hessian_spectrum(model, evalset, task, params=SUBSET, bias_and_norm="maybe")

@@ -1,0 +1,327 @@
+"""Figures, report claims and W&B media, on synthetic surfaces and hand-written analysis JSONs
+(the bertviz-analysis/1 contract): no model, seconds in total."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bertviz_landscape.landscape.surface import Surface, write_surface
+from bertviz_landscape.plots import curves, style, surface2d
+from bertviz_landscape.plots.inputs import read_surface
+from bertviz_landscape.report import claims
+
+
+def bowl(x, y, cx, cy, sx=1.0, sy=0.5):
+    xx, yy = np.meshgrid(x, y)  # [ny, nx]: rows are y
+    return 0.2 + ((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2
+
+
+def make_surface(path: Path, task="mrpc", two_d=True, cx=1.1, cy=-0.25, nx=13, ny=7, recipe="difference", nan_corner=False) -> Path:
+    x = np.linspace(-0.5, 1.5, nx)
+    y = np.linspace(-0.5, 1.5, ny) if two_d else None
+    if two_d:
+        loss = bowl(x, y, cx, cy)
+        err = 0.1 + 0.5 * np.tanh(bowl(x, y, cx + 0.1, cy, 1.5, 1.0) / 4)
+        if nan_corner:
+            loss[-2:, -3:] = np.nan
+            loss[-1, 0] = np.inf
+    else:
+        loss = 0.2 + (x - cx) ** 2
+        err = 0.1 + 0.3 * np.tanh((x - cx) ** 2)
+    values = {"train_loss": loss, "dev_loss": loss + 0.1, "dev_error": err, "dev_accuracy": 1 - err,
+              "train_error": err * 0.8}
+    if not two_d:
+        values["train_loss_stderr"] = np.full_like(loss, 0.02)
+    meta = {"task": task, "primary_metric": "accuracy",
+            "directions": {"recipe": recipe, "center": "theta0", "norm_x": 2.5, "norm_y": 2.5 if two_d else None, "cosine_xy": 0.05}}
+    return write_surface(path, Surface(x, y, values, meta))
+
+
+# --------------------------------------------------------------------------- orientation
+def _min_colour_location(fig, ax, cmap_name: str) -> tuple[float, float]:
+    """Data coordinates of the centroid of the pixels drawn in the lowest level's colour."""
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float) / 255
+    h = rgba.shape[0]
+    target = np.array(style.plt.get_cmap(cmap_name)(0.0)[:3])
+    bbox = ax.get_window_extent()
+    x0, x1 = int(bbox.x0) + 2, int(bbox.x1) - 2
+    r0, r1 = int(h - bbox.y1) + 2, int(h - bbox.y0) - 2  # rows count from the top
+    region = rgba[r0:r1, x0:x1]
+    dist = np.linalg.norm(region - target, axis=-1)
+    rows, cols = np.nonzero(dist < 0.08)
+    assert rows.size > 0, "no pixel in the lowest level's colour"
+    px = x0 + cols.mean()
+    py = h - (r0 + rows.mean())
+    return tuple(ax.transData.inverted().transform((px, py)))
+
+
+@pytest.mark.parametrize("cx,cy", [(0.7, 0.1), (0.2, 0.9)])
+def test_2d_contour_minimum_is_drawn_where_the_surface_minimum_is(tmp_path, cx, cy):
+    """An asymmetric bowl on a non-square grid: the darkest region of the drawn training-loss
+    panel lies at the surface's argmin (a transposed array would put it at (cy, cx))."""
+    sf = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", cx=cx, cy=cy))
+    j, i = np.unravel_index(np.nanargmin(sf.surface["train_loss"]), sf.surface.shape)
+    fig = surface2d.surface_contours(sf)
+    ax = fig.axes[0]
+    assert ax.get_title() == style.TRAIN_LOSS and "α" in ax.get_xlabel() and "β" in ax.get_ylabel()
+    mx, my = _min_colour_location(fig, ax, "viridis")
+    dx, dy = np.diff(sf.surface.x)[0], np.diff(sf.surface.y)[0]
+    assert abs(mx - sf.surface.x[i]) < dx and abs(my - sf.surface.y[j]) < dy, ((mx, my), (sf.surface.x[i], sf.surface.y[j]))
+    style.plt.close(fig)
+
+
+def test_difference_recipe_marks_theta0_and_theta1_and_random_marks_the_centre(tmp_path):
+    diff = surface2d.surface_contours(read_surface(make_surface(tmp_path / "a_pretrained_plane.h5")))
+    labels = [line.get_label() for line in diff.axes[0].lines]
+    assert "θ0 (start)" in labels and "θ1 (end of training)" in labels
+    pts = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in diff.axes[0].lines}
+    assert pts["θ0 (start)"] == ([0], [0]) and pts["θ1 (end of training)"] == ([1], [0])
+    rnd = surface2d.surface_contours(read_surface(make_surface(tmp_path / "a_scratch_plane.h5", recipe="random")))
+    labels = [line.get_label() for line in rnd.axes[0].lines]
+    assert "centre (θ0)" in labels and not any("θ1" in lab for lab in labels)
+    assert "random" in rnd.axes[0].get_xlabel()
+
+
+def test_trajectory_is_drawn_on_both_panels(tmp_path):
+    sf = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5"))
+    traj = {"per_run": [{"alpha": [0, 0.4, 1.0], "beta": [0, 0.2, 0.1], "lstsq": [[0, 0], [0.4, 0.1], [1, 0]],
+                         "epoch_points": [{"epoch": 1, "alpha": 0.4, "beta": 0.2, "lstsq": [0.4, 0.1], "dev_error": 0.3}]}]}
+    fig = surface2d.surface_contours(sf, traj)
+    for ax in fig.axes[:2] if len(fig.axes) == 4 else fig.axes[::2]:
+        lines = [ln for ln in ax.lines if ln.get_label().startswith("trajectory")]
+        assert lines and list(lines[0].get_xdata()) == [0, 0.4, 1.0] and list(lines[0].get_ydata()) == [0, 0.2, 0.1]
+
+
+def test_non_finite_values_are_masked_not_a_crash(tmp_path):
+    sf = read_surface(make_surface(tmp_path / "mrpc_scratch_plane.h5", nan_corner=True))
+    fig = surface2d.surface_contours(sf)
+    style.save_figure(fig, tmp_path / "nan")
+    assert (tmp_path / "nan.png").stat().st_size > 0 and (tmp_path / "nan.pdf").stat().st_size > 0
+    all_nan = Surface(sf.surface.x, sf.surface.y, {"train_loss": np.full(sf.surface.shape, np.nan)}, sf.surface.meta)
+    write_surface(tmp_path / "mrpc_scratch_nan.h5", all_nan)
+    style.save_figure(surface2d.surface_contours(read_surface(tmp_path / "mrpc_scratch_nan.h5")), tmp_path / "allnan")
+
+
+def test_1d_curves_plot_the_surface_values_with_the_stderr_band(tmp_path):
+    pre = read_surface(make_surface(tmp_path / "mrpc_pretrained_line.h5", two_d=False, cx=1.0))
+    scr = read_surface(make_surface(tmp_path / "mrpc_scratch_line.h5", two_d=False, cx=0.8))
+    fig = curves.loss_curves([pre, scr])
+    ax, ax_err = fig.axes
+    loss_lines = {ln.get_label(): ln for ln in ax.lines if "training loss" in ln.get_label()}
+    np.testing.assert_allclose(loss_lines["pretrained: training loss"].get_ydata(), pre.surface["train_loss"])
+    np.testing.assert_allclose(loss_lines["from scratch: training loss"].get_xdata(), scr.surface.x)
+    np.testing.assert_allclose([ln for ln in ax_err.lines if ln.get_label() == "from scratch: dev error"][0].get_ydata(),
+                               scr.surface["dev_error"])
+    assert len(ax.collections) == 2  # one ±stderr band per curve
+    assert loss_lines["pretrained: training loss"].get_color().lower() == style.INIT_COLOURS["pretrained"].lower()
+
+
+def test_a_li_et_al_surface_file_plots(tmp_path):
+    """Li et al.'s keys (train_loss, test_loss, train_acc/test_acc in percent; their files are [nx, ny])."""
+    x, y = np.linspace(-1, 1, 9), np.linspace(-1, 1, 5)
+    z = bowl(x, y, 0.5, -0.5)  # [ny, nx]
+    path = tmp_path / "li_surface.h5"
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = x, y
+        f["train_loss"], f["test_loss"] = z.T, z.T + 0.1
+        f["train_acc"], f["test_acc"] = 100 - 10 * z.T, 90 - 10 * z.T
+    from bertviz_landscape.plots.results import draw_all
+
+    manifest = draw_all(tmp_path, tmp_path / "figs", interactive=False)
+    kinds = {f["kind"] for f in manifest["figures"]}
+    assert {"surface2d", "surface3d"} <= kinds
+    sf = read_surface(path)
+    assert sf.surface.shape == (5, 9) and "dev_error" in sf.surface
+    fig = surface2d.surface_contours(sf)
+    mx, my = _min_colour_location(fig, fig.axes[0], "viridis")
+    assert abs(mx - 0.5) < 0.25 and abs(my + 0.5) < 0.5
+
+
+# --------------------------------------------------------------------------- analysis fixtures
+def run_entry(init, beat=True, task="mrpc", dev=0.8, base=0.684):
+    return {"run": f"/runs/{task}_{init}", "task": task, "init": init, "seed": 0, "beat_baseline": beat,
+            "dev_metric": dev if beat else base, "majority_baseline": base, "primary_metric": "accuracy"}
+
+
+def analysis(name, init, summary, per_run=None, beat=True, task="mrpc", inputs=None):
+    return {"analysis": name, "format": "bertviz-analysis/1", "inputs": inputs or {}, "runs": [run_entry(init, beat, task)],
+            "per_run": [per_run or {}], "summary": {k: {"mean": v, "std": 0.0, "n": 1} for k, v in summary.items()}}
+
+
+def fixture_analyses(beat_scratch=True, task="mrpc") -> dict[str, list[dict]]:
+    layers = ["embeddings"] + [f"layer.{i}" for i in range(6)] + ["pooler", "head"]
+
+    def lay(init, rel):
+        return analysis("layers", init, {f"relative_change_{k}": v for k, v in rel.items()}, {
+            "layers": layers, "relative_change": rel, "cosine": {k: 0.99 for k in layers},
+            "curves": {k: {"alpha": [-0.5, 0, 0.5, 1, 1.5], "train_loss": [0.9, 0.7, 0.5, 0.4, 0.5],
+                           "dev_loss": [1, .8, .6, .5, .6], "dev_error": [.4, .3, .2, .2, .25]} for k in layers},
+            "rollback": [{"layers": [], "kind": "none", "k": None, "train_loss": .3, "dev_loss": .5, "dev_accuracy": .8, "dev_error": .2},
+                         {"layers": layers[1:3], "kind": "bottom_k", "k": 2, "train_loss": .35, "dev_loss": .55, "dev_accuracy": .78, "dev_error": .22},
+                         {"layers": layers[5:7], "kind": "top_k", "k": 2, "train_loss": .6, "dev_loss": .7, "dev_accuracy": .6, "dev_error": .4}]},
+            beat=beat_scratch or init == "pretrained", task=task)
+
+    def traj(init, final):
+        losses = list(np.linspace(0.7, final, 40) + 0.005 * np.sin(np.arange(40)))
+        return analysis("trajectory", init, {"max_distance_from_plane": 0.3, "final_alpha": 1.0, "final_beta": 0.2, "pca_top2_explained": 0.9},
+                        {"steps": list(range(1, 41)), "recorded_train_loss": losses, "alpha": list(np.linspace(0, 1, 40)),
+                         "beta": list(0.2 * np.sin(np.linspace(0, 3, 40)) ** 2), "epoch_points": []},
+                        beat=beat_scratch or init == "pretrained", task=task)
+
+    b = beat_scratch
+    return {
+        "flatness": [analysis("flatness", "pretrained", {"width_x_0.1": 1.4, "area_0.1": 1.1, "hessian_top": 3.0}, task=task),
+                     analysis("flatness", "scratch", {"width_x_0.1": 0.6, "area_0.1": 0.4, "hessian_top": 40.0}, beat=b, task=task)],
+        "consistency": [analysis("consistency", "pretrained", {"spearman": 0.95, "iou_25": 0.8}, {"n_points": 81, "spearman": 0.95}, task=task),
+                        analysis("consistency", "scratch", {"spearman": 0.4, "iou_25": 0.3}, {"n_points": 81, "spearman": 0.4}, beat=b, task=task)],
+        "trajectory": [traj("pretrained", 0.2), traj("scratch", 0.6)],
+        "layers": [lay("pretrained", {"embeddings": 1e-4, **{f"layer.{i}": 1e-4 * (i + 1) for i in range(6)}, "pooler": 1e-3, "head": 1.0}),
+                   lay("scratch", {"embeddings": 1e-2, **{f"layer.{i}": 1e-2 for i in range(6)}, "pooler": 1e-2, "head": 1.0})],
+        "longtrain": [analysis("longtrain", "pretrained", {"best": .85, "last": .84, "drop_from_best": .01},
+                               {"dev_metric_per_epoch": [.8, .83, .85, .85, .84, .84], "primary_metric": "accuracy"}, task=task),
+                      analysis("longtrain", "scratch", {"best": .7, "last": .6, "drop_from_best": .1},
+                               {"dev_metric_per_epoch": [.65, .68, .7, .66, .62, .6], "primary_metric": "accuracy"}, beat=b, task=task)],
+    }
+
+
+def test_claims_supported_when_the_numbers_say_so():
+    verdicts = {v.claim: v for v in claims.decide_all(fixture_analyses())}
+    assert set(verdicts) == set(claims.CLAIMS)
+    for name, v in verdicts.items():
+        assert v.verdict == claims.SUPPORTED, (name, v.sentence)
+        assert v.sentence.startswith("supported")
+    assert "1.4" in verdicts["wider_optima"].sentence and "0.6" in verdicts["wider_optima"].sentence
+
+
+def test_claims_contradicted_when_the_numbers_are_reversed():
+    a = fixture_analyses()
+    for name in ("flatness", "consistency", "trajectory", "longtrain"):
+        a[name] = [a[name][0] | {"runs": [run_entry("scratch")]}, a[name][1] | {"runs": [run_entry("pretrained")]}]
+    pre_layers = a["layers"][0]["per_run"][0]
+    pre_layers["relative_change"] = {k: (1e-4 * (7 - int(k.split(".")[1])) if k.startswith("layer.") else v)
+                                     for k, v in pre_layers["relative_change"].items()}
+    verdicts = {v.claim: v.verdict for v in claims.decide_all(a)}
+    assert verdicts == {k: claims.CONTRADICTED for k in claims.CLAIMS}
+
+
+def test_claims_not_resolved_within_the_noise_or_on_the_plateau():
+    a = fixture_analyses()
+    a["flatness"][1]["summary"]["width_x_0.1"] = {"mean": 1.3, "std": 0.0, "n": 1}  # within one grid step (0.2)
+    a["flatness"][0]["inputs"] = {"grid_step": 0.2}
+    a["consistency"][1]["summary"]["spearman"] = {"mean": 0.94, "std": 0.0, "n": 1}
+    v = {x.claim: x for x in claims.decide_all(a)}
+    assert v["wider_optima"].verdict == claims.UNRESOLVED and "within the noise" in v["wider_optima"].sentence
+    assert v["consistency"].verdict == claims.UNRESOLVED
+    plateau = {x.claim: x for x in claims.decide_all(fixture_analyses(beat_scratch=False))}
+    for name in ("wider_optima", "easier_optimisation", "robust_to_overfitting", "consistency"):
+        assert plateau[name].verdict == claims.UNRESOLVED, name
+        assert "did not beat its majority baseline" in plateau[name].sentence and "0.684" in plateau[name].sentence
+    assert plateau["lower_layers_invariant"].verdict == claims.SUPPORTED  # a pretrained-only claim
+    short = fixture_analyses()
+    for d in short["longtrain"]:
+        d["per_run"][0]["dev_metric_per_epoch"] = d["per_run"][0]["dev_metric_per_epoch"][:3]
+    lt = claims.robust_to_overfitting(short, "mrpc")
+    assert lt.verdict == claims.UNRESOLVED and "only 3 epochs" in lt.sentence
+    assert claims.wider_optima({}, "mrpc").verdict == claims.UNRESOLVED
+
+
+def write_fixture_dir(root: Path, beat_scratch=True) -> Path:
+    (root / "analysis").mkdir(parents=True)
+    for name, datas in fixture_analyses(beat_scratch).items():
+        for d in datas:
+            (root / "analysis" / f"{name}_mrpc_{d['runs'][0]['init']}.json").write_text(json.dumps(d))
+    for init, cx in (("pretrained", 1.0), ("scratch", 0.7)):
+        make_surface(root / "surfaces" / f"mrpc_{init}_line.h5", two_d=False, cx=cx)
+        make_surface(root / "surfaces" / f"mrpc_{init}_plane.h5", cx=cx, nx=9, ny=9)
+    return root
+
+
+def test_draw_all_and_report_from_a_results_directory(tmp_path):
+    from bertviz_landscape.config import compose
+    from bertviz_landscape.plots.entrypoint import run
+
+    root = write_fixture_dir(tmp_path / "res")
+    manifest = run(compose("plot", [f"results={root}"]))
+    kinds = sorted(f["kind"] for f in manifest["figures"])
+    assert kinds == sorted(["curve1d", "surface2d", "surface2d", "surface3d", "surface3d", "interactive3d", "interactive3d", "layers", "dev_per_epoch", "flatness"])
+    for fig in manifest["figures"]:
+        for f in fig["files"]:
+            assert Path(f).stat().st_size > 1000, f
+    traj_fig = next(f for f in manifest["figures"] if f["kind"] == "surface2d" and f["init"] == "pretrained")
+    assert any("trajectory_mrpc_pretrained" in s for s in traj_fig["sources"])
+    html = next(f for f in manifest["figures"] if f["kind"] == "interactive3d")["files"][0]
+    text = Path(html).read_text()
+    assert "plotly" in text.lower() and "<script src=\"http" not in text  # plotly.js inlined: opens offline
+    md = (root / "report.md").read_text()
+    page = (root / "report.html").read_text()
+    for v in claims.decide_all(fixture_analyses()):
+        assert v.sentence in md
+    assert "| basin width along δ1, ε=0.1 (units ‖δ1‖) | 1.4 | 0.6 |" in md
+    imgs = page.count("data:image/png;base64,")
+    assert imgs == len([f for f in manifest["figures"] if f["kind"] != "interactive3d"])
+    b64 = page.split("data:image/png;base64,")[1].split("'")[0]
+    assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bertviz_plot_on_a_missing_directory_is_one_line_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bertviz_landscape.plots.entrypoint", f"results={tmp_path / 'nope'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("bertviz-plot: error: results=")
+
+
+def read_offline(run_dir: Path) -> tuple[dict, list[dict]]:
+    """Summary (wandb's own reader) and every record of an offline W&B run."""
+    cli = Path(sys.executable).with_name("wandb")
+    summary = json.loads(subprocess.run([str(cli), "leet", "inspect", "--summary", "--json", str(run_dir)],
+                                        capture_output=True, text=True, check=True, timeout=120).stdout)
+    records = subprocess.run([str(cli), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True, timeout=120).stdout
+    return summary, [json.loads(line) for line in records.splitlines() if line.strip()]
+
+
+def check_wandb_results(root: Path, inits=("pretrained", "scratch"), task="mrpc", with_analysis=True) -> None:
+    logged = json.loads((root / "wandb" / "logged.json").read_text())["runs"]
+    assert sorted((r["task"], r["init"]) for r in logged) == sorted((task, i) for i in inits)
+    for entry in logged:
+        summary, records = read_offline(Path(entry["dir"]))
+        s = summary["summary"]
+        init = entry["init"]
+        run_rec = next(r for r in records if r.get("type") == "run")["run"]
+        assert run_rec.get("run_group") == task and run_rec.get("job_type") == "landscape"
+        assert s[f"landscape/{task}_{init}_line/train_loss_table"]  # the native line plot's table
+        assert s[f"landscape/{task}_{init}_plane/interactive_3d"]["_type"] == "html-file"
+        assert s[f"landscape/{task}_{init}_plane/figure"]["_type"] == "image-file"
+        assert s[f"landscape/{task}_{init}_plane/table"]["_type"] == "table-file"
+        assert "cosine_xy" in s
+        arts = [r["artifact"] for r in records if r.get("type") == "artifact" and r["artifact"].get("type") == "surface"]
+        assert {a["name"] for a in arts} == {f"surface-{task}_{init}_line", f"surface-{task}_{init}_plane"}
+        paths = {c["path"] for a in arts for c in a["manifest"]["contents"]}
+        assert f"{task}_{init}_plane.h5" in paths
+        run_dir = Path(entry["dir"])
+        assert list(run_dir.glob("files/media/html/**/*.html")) and list(run_dir.glob("files/media/images/**/*.png"))
+        if with_analysis:
+            assert any(k.startswith("analysis/") for k in s), sorted(s)
+            for k, v in entry["summary"].items():
+                assert s[k] == pytest.approx(v)
+
+
+def test_wandb_results_offline_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from bertviz_landscape.plots.results import draw_all
+    from bertviz_landscape.wandb_media import log_results
+
+    root = write_fixture_dir(tmp_path / "res")
+    draw_all(root)
+    log_results(root)
+    check_wandb_results(root)
+    logged = json.loads((root / "wandb" / "logged.json").read_text())["runs"]
+    pre = next(r for r in logged if r["init"] == "pretrained")
+    assert pre["summary"]["analysis/flatness/width_x_0.1"] == 1.4 and pre["summary"]["analysis/consistency/spearman"] == 0.95
