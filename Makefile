@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 DEMO ?= outputs/demo
-.PHONY: help install test test-all demo landscape-demo bench clean
+.PHONY: help install test test-all demo plots bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,12 +27,11 @@ test: ## the default test suite (unit + a few integration tests on real GLUE and
 test-all: ## every test, slow ones included
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-demo: ## fine-tune pretrained MiniLM and train it from scratch on an MRPC slice (a few minutes on CPU)
-	$(BIN)/bertviz-train -m experiment=demo init=pretrained,scratch hydra.sweep.dir=$(DEMO)
+demo: ## the paper's story on MRPC, offline on a CPU: train, 1D/2D surfaces, analyses, figures, W&B, report (outputs/demo)
+	$(BIN)/bertviz-demo output_dir=$(DEMO)
 
-landscape-demo: ## 1D loss curves (train subset + dev) of the two demo runs (after `make demo`)
-	for run in 0_mrpc_pretrained 1_mrpc_scratch; do \
-	  $(BIN)/bertviz-landscape run=$(DEMO)/$$run grid.x.num=9 data.max_train_samples=256 paths.output_dir=$(DEMO) || exit 1; done
+plots: ## figures + report of a results directory: make plots RESULTS=outputs/demo
+	$(BIN)/bertviz-plot results=$(or $(RESULTS),$(DEMO))
 
 bench: ## speed: snapshot callback cost, landscape engine vs forward-pass limit
 	$(BIN)/python benchmarks/bench_snapshots.py

@@ -68,10 +68,10 @@ def offline_sketch(run: Path, target: Path, buckets: int, seed: int) -> Path:
     cs = CountSketch(shapes, buckets, seed).prepare()
     norms = {r.step: r.norm_sq for r in Sketches(run).records}
     for r, delta in snaps.iter_deltas():
-        row = torch.zeros(buckets, dtype=torch.float32)
+        acc = cs.accumulator(torch.float32)
         for n, t in delta.items():
-            cs.add(row, n, t.float())
-        writer.append(r.step, r.epoch, r.loss, row.numpy(), norms[r.step])
+            cs.add(acc, n, t.float())
+        writer.append(r.step, r.epoch, r.loss, cs.finish(acc).numpy(), norms[r.step])
     return target
 
 
@@ -148,10 +148,11 @@ def main() -> None:
     d = {n: t.float() for n, t in snaps.delta(steps[-1]).items()}
     times = []
     for _ in range(5):
-        row = torch.zeros(sk.buckets)
         t0 = time.perf_counter()
+        acc = cs.accumulator(torch.float32)
         for n, t in d.items():
-            cs.add(row, n, t)
+            cs.add(acc, n, t)
+        cs.finish(acc)
         times.append(time.perf_counter() - t0)
     results["sketch_seconds_per_step"] = float(np.median(times))
     print(f"\nsketch cost per step (k=2^18, {n_params:,} parameters, this CPU): {np.median(times):.3f} s (median of 5)")

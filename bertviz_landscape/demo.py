@@ -19,6 +19,7 @@ run left (training from ``checkpoints/resume.ckpt``, surfaces from their finishe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -52,11 +53,33 @@ def _digest(spec: dict) -> str:
 class Pipeline:
     """Runs stages in order; skips those whose outputs exist and whose record matches."""
 
-    def __init__(self, root: Path, out=sys.stdout):
+    def __init__(self, root: Path, out=None, log_file: Path | None = None):
         self.root = Path(root)
         self.records = self.root / ".stages"
+        self.log_file = log_file  # the stages' own output (progress bars, library logs) goes here, not to the console
+        if out is None:
+            sys.stdout.flush()
+            out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1) if log_file else sys.stdout
         self.out = out
         self.log: list[dict] = []
+
+    @contextlib.contextmanager
+    def _captured(self):
+        """fds 1 and 2 into the log file while a stage runs (one clean progress line per stage)."""
+        if self.log_file is None:
+            yield
+            return
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        sys.stdout.flush(), sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        with open(self.log_file, "a") as logf:
+            os.dup2(logf.fileno(), 1), os.dup2(logf.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush(), sys.stderr.flush()
+                os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+                os.close(saved[0]), os.close(saved[1])
 
     def record_path(self, stage: Stage) -> Path:
         return self.records / f"{stage.name.replace(' ', '__').replace('/', '_')}.json"
@@ -79,18 +102,22 @@ class Pipeline:
                 self._print(f"{head} skipped (done)")
                 self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
                 continue
-            self._print(f"{head} ...", end="")
+            tty = getattr(self.out, "isatty", lambda: False)()
+            if tty:
+                self._print(f"{head} ...", end="")
             t0 = time.perf_counter()
             try:
-                stage.action()
-            except BaseException:
-                self._print(f"\r{head} FAILED after {time.perf_counter() - t0:.1f} s")
+                with self._captured():
+                    stage.action()
+            except BaseException as err:
+                where = f" (see {self.log_file})" if self.log_file else ""
+                self._print(f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}")
                 raise
             seconds = time.perf_counter() - t0
             write_json_atomic(self.record_path(stage), {"stage": stage.name, "digest": _digest(stage.spec), "spec": stage.spec,
                                                          "outputs": [str(p) for p in stage.outputs], "seconds": round(seconds, 2),
                                                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            self._print(f"\r{head} done in {seconds:7.1f} s")
+            self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s")
             self.log.append({"stage": stage.name, "status": "done", "seconds": round(seconds, 2)})
         self._print(f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}")
         return self.log
@@ -123,14 +150,20 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
             run_dir = runs[(task, init)]
 
             def train_action(overrides=overrides, run_dir=run_dir):
-                from bertviz_landscape.train import train
+                from bertviz_landscape.train import RunConfigError, train
 
-                train(compose("train", overrides), run_dir)
+                try:
+                    train(compose("train", overrides), run_dir)
+                except RunConfigError:  # the demo's settings changed since this run: the demo's own run is retrained
+                    log.warning("%s was trained with other settings; retraining it", run_dir)
+                    train(compose("train", [*overrides, "force=true"]), run_dir)
 
             stages.append(Stage(f"train {task}_{init}", {"overrides": overrides, "run": str(run_dir)},
                                 [run_dir / "metrics.json", run_dir / "checkpoints" / "final"], train_action))
 
     ls = c["landscape"]
+    _check_axis("landscape.line", ls["line"])
+    _check_axis("landscape.plane.x", ls["plane"]["x"])
     for init in inits:
         common = [f"run={runs[(main, init)]}", "overwrite=true", "progress=false", f"paths.output_dir={root}",
                   *ls.get("overrides", [])]
@@ -177,13 +210,26 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     return stages
 
 
+def _check_axis(name: str, axis: dict) -> None:
+    """θ0 (α=0) and θ1 (α=1) must be grid points: the flatness and the claims read the surface there."""
+    import numpy as np
+
+    from bertviz_landscape.errors import BadInput
+
+    xs = np.linspace(float(axis["min"]), float(axis["max"]), int(axis["num"]))
+    missing = [a for a in (0.0, 1.0) if not np.isclose(xs, a).any()]
+    if missing:
+        raise BadInput(f"{name}: {axis['num']} points on [{axis['min']}, {axis['max']}] miss α = {', '.join(f'{a:g}' for a in missing)} "
+                       "(θ0 and θ1 must be grid points; e.g. num=9 on [-0.5, 1.5])")
+
+
 def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path) -> list[str]:
     """The bertviz-analyze overrides of one analysis of the demo's main-task run."""
     base = [f"analysis={name}", f"output={out}"]
     if name == "trajectory":
         return base + [f"run={run}", f"surface={plane}"]
     if name == "consistency":
-        return base + [f"surface={plane}"]
+        return base + [f"surface={plane}", f"run={run}"]
     if name == "flatness":
         return base + [f"surface={line}", f"run={run}"]
     if name == "layers":
@@ -253,11 +299,13 @@ def _report(root: Path) -> None:
     write_report(root)
 
 
-def run_demo(cfg: DictConfig, out=sys.stdout) -> list[dict]:
+def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
+    """Run every stage of the demo (skipping finished ones); `quiet`: the stages' own output goes
+    to <output_dir>/demo.log, the console gets one line per stage."""
     root = Path(cfg.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     stages = build_stages(cfg)
-    return Pipeline(root, out).run(stages)
+    return Pipeline(root, out, root / "demo.log" if quiet else None).run(stages)
 
 
 def main() -> None:

@@ -28,11 +28,15 @@ Layout of ``<run_dir>/sketches/`` (format ``bertviz-countsketch/1``):
     Raw little-endian float32, one row of k values per recorded step (row r at byte r·4k):
     S(θ_t − θ0), accumulated in float32 from the float32 delta (before any rounding to the
     snapshots' storage dtype). Read as a memory map.
+``norms.f64``
+    Raw little-endian float64, one row per recorded step: ‖θ_t − θ0‖² of each parameter, in the
+    order of ``parameters`` — so the squared norm over any subset of parameters (a direction
+    confined to some layers, biases excluded) is exact too.
 ``index.jsonl``
     One JSON line per finished row: ``{"step", "epoch", "loss", "row", "norm_sq"}``, where
     ``norm_sq`` = ‖θ_t − θ0‖² computed exactly (float64), so β_t and the diagonal of the Gram
-    matrix need no estimate. A line is appended (and fsynced) only after its row is written and
-    fsynced, so the index never lists a torn row; a torn last line is ignored on reading, and a
+    matrix need no estimate. A line is appended (and fsynced) only after its rows (sketch and
+    norms) are written and fsynced, so the index never lists a torn row; a torn last line is ignored on reading, and a
     row beyond the index (a crash between the two writes) is overwritten by the next one.
 
 Reading: ``Sketches(run_dir)`` (``.steps``, ``.rows()``, ``.norm_sq``, ``.sketcher()``);
@@ -62,6 +66,7 @@ from bertviz_landscape.errors import BadInput
 FORMAT = "bertviz-countsketch/1"
 HASH = "splitmix64/blake2b-key"
 DATA = "sketch.f32"
+NORMS = "norms.f64"
 INDEX = "index.jsonl"
 META = "meta.json"
 log = logging.getLogger(__name__)
@@ -101,8 +106,10 @@ def hash_elements(seed: int, name: str, numel: int, buckets: int, chunk: int = 1
 class CountSketch:
     """S(x) for dicts of tensors keyed by parameter name, with the hashes of (`seed`, `buckets`).
 
-    ``shapes`` (name → shape) fixes the parameters the sketch knows; hashes are built lazily per
-    parameter and kept on ``device`` (5 bytes per element: int32 bucket + int8 sign).
+    ``shapes`` (name → shape) fixes the parameters the sketch knows. Each element's bucket and
+    sign are folded into one int64 index into 2k accumulators (b, or k + b for a negative sign),
+    so a parameter costs one ``scatter_add_`` and no multiplication; S(x) = acc[:k] − acc[k:].
+    The indices are built lazily per parameter and kept on ``device`` (8 bytes per element).
     """
 
     def __init__(self, shapes: Mapping[str, Sequence[int]], buckets: int, seed: int, device: str | torch.device = "cpu") -> None:
@@ -112,39 +119,45 @@ class CountSketch:
         self.buckets = int(buckets)
         self.seed = int(seed)
         self.device = torch.device(device)
-        self._hashes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._index: dict[str, torch.Tensor] = {}
 
-    def hashes(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name not in self._hashes:
+    def index(self, name: str) -> torch.Tensor:
+        if name not in self._index:
             numel = math.prod(self.shapes[name])
             bucket, sign = hash_elements(self.seed, name, numel, self.buckets)
-            self._hashes[name] = (torch.from_numpy(bucket).to(self.device), torch.from_numpy(sign).to(self.device))
-        return self._hashes[name]
+            folded = bucket.astype(np.int64) + self.buckets * (sign < 0)
+            self._index[name] = torch.from_numpy(folded).to(self.device)
+        return self._index[name]
 
     def prepare(self) -> "CountSketch":
         for name in self.shapes:
-            self.hashes(name)
+            self.index(name)
         return self
 
-    def add(self, out: torch.Tensor, name: str, tensor: torch.Tensor) -> None:
-        """out += S(tensor as parameter `name`) (out: float32[k] on this sketch's device)."""
+    def accumulator(self, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None) -> torch.Tensor:
+        return torch.zeros(2 * self.buckets, dtype=dtype, device=device or self.device)
+
+    def add(self, acc: torch.Tensor, name: str, tensor: torch.Tensor) -> None:
+        """acc += the contribution of `tensor` as parameter `name` (acc: an `accumulator()`)."""
         if tuple(tensor.shape) != self.shapes[name]:
             raise SketchError(f"parameter {name!r} has shape {tuple(tensor.shape)}, the sketch expects {self.shapes[name]}")
-        bucket, sign = self.hashes(name)
-        src = tensor.detach().reshape(-1).to(device=self.device, dtype=out.dtype) * sign
-        out.index_add_(0, bucket, src)
+        acc.scatter_add_(0, self.index(name), tensor.detach().reshape(-1).to(device=acc.device, dtype=acc.dtype))
+
+    def finish(self, acc: torch.Tensor) -> torch.Tensor:
+        """S(x) [k] from the 2k accumulators."""
+        return acc[:self.buckets] - acc[self.buckets:]
 
     def sketch(self, tensors: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float64, strict: bool = False) -> torch.Tensor:
         """S(x) of a dict name → tensor. Parameters the sketch does not know contribute nothing
         to an inner product with a trajectory that lacks them; `strict=True` refuses them."""
-        out = torch.zeros(self.buckets, dtype=dtype, device=self.device)
+        acc = self.accumulator(dtype)
         unknown = [n for n in tensors if n not in self.shapes]
         if unknown and strict:
             raise SketchError(f"parameters {unknown[:3]} are not in the sketch")
         for name, tensor in tensors.items():
             if name in self.shapes:
-                self.add(out, name, tensor)
-        return out
+                self.add(acc, name, tensor)
+        return self.finish(acc)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -184,9 +197,12 @@ def _read_index(directory: Path) -> list[dict]:
 class SketchWriter:
     """Appends rows to ``sketch.f32`` and their records to ``index.jsonl`` (crash-safe, see module doc)."""
 
-    def __init__(self, directory: Path, buckets: int) -> None:
+    def __init__(self, directory: Path, buckets: int, num_parameters: int | None = None) -> None:
         self.directory = Path(directory)
         self.buckets = int(buckets)
+        if num_parameters is None and (self.directory / META).is_file():
+            num_parameters = len(json.loads((self.directory / META).read_text())["parameters"])
+        self.num_parameters = num_parameters
         self.rows = len(_read_index(self.directory))
 
     def truncate(self, last_step: int) -> None:
@@ -195,22 +211,29 @@ class SketchWriter:
         if any(r["row"] != i for i, r in enumerate(kept)):
             raise SketchError(f"{self.directory / INDEX}: rows are not in order")
         write_text_atomic(self.directory / INDEX, "".join(json.dumps(r) + "\n" for r in kept))
-        data = self.directory / DATA
-        if data.exists():
-            os.truncate(data, len(kept) * 4 * self.buckets)
+        for name, width in ((DATA, 4 * self.buckets), (NORMS, 8 * (self.num_parameters or 0))):
+            if (self.directory / name).exists():
+                os.truncate(self.directory / name, len(kept) * width)
         self.rows = len(kept)
 
-    def append(self, step: int, epoch: int, loss: float | None, row: np.ndarray, norm_sq: float) -> None:
+    def append(self, step: int, epoch: int, loss: float | None, row: np.ndarray, norm_sq: float,
+               parameter_norm_sq: np.ndarray | None = None) -> None:
         row = np.ascontiguousarray(row, dtype="<f4")
         if row.shape != (self.buckets,):
             raise SketchError(f"a sketch row has shape {row.shape}, expected ({self.buckets},)")
-        data = self.directory / DATA
-        fd = os.open(data, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            os.pwrite(fd, row.tobytes(), self.rows * 4 * self.buckets)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        writes = [(DATA, row.tobytes(), 4 * self.buckets)]
+        if parameter_norm_sq is not None:
+            norms = np.ascontiguousarray(parameter_norm_sq, dtype="<f8")
+            if norms.shape != (self.num_parameters,):
+                raise SketchError(f"a norms row has shape {norms.shape}, expected ({self.num_parameters},)")
+            writes.append((NORMS, norms.tobytes(), 8 * self.num_parameters))
+        for name, payload, width in writes:
+            fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                os.pwrite(fd, payload, self.rows * width)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         with open(self.directory / INDEX, "a") as index:
             index.write(json.dumps({"step": int(step), "epoch": int(epoch), "loss": loss, "row": self.rows,
                                     "norm_sq": float(norm_sq)}) + "\n")
@@ -253,6 +276,10 @@ class Sketches:
         if have < need:
             raise SketchError(f"{data}: {have} bytes, but {self.directory / INDEX} lists rows up to byte {need}")
         self._data = np.memmap(data, dtype="<f4", mode="r", shape=(need // (4 * self.buckets), self.buckets)) if need else None
+        norms, P = self.directory / NORMS, len(self.meta["parameters"])
+        rows = need // (4 * self.buckets)
+        have_norms = norms.stat().st_size if norms.exists() else 0
+        self._norms = np.memmap(norms, dtype="<f8", mode="r", shape=(rows, P)) if rows and have_norms >= rows * 8 * P else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -268,6 +295,23 @@ class Sketches:
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {p["name"]: tuple(p["shape"]) for p in self.meta["parameters"]}
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return [p["name"] for p in self.meta["parameters"]]
+
+    def norm_sq_of(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """‖θ_t − θ0‖² over the parameters `names` (all: the index's exact total) at every step."""
+        if names is None or set(names) >= set(self.parameter_names):
+            return self.norm_sq
+        if self._norms is None:
+            raise SketchError(f"{self.directory / NORMS}: missing, so norms over a subset of parameters are unknown")
+        pos = {n: i for i, n in enumerate(self.parameter_names)}
+        unknown = [n for n in names if n not in pos]
+        if unknown:
+            raise SketchError(f"parameters {unknown[:3]} are not in the sketch of {self.directory}")
+        cols = [pos[n] for n in names]
+        return np.asarray(self._norms[[r.row for r in self.records]][:, cols].sum(axis=1), dtype=np.float64)
 
     def sketcher(self, device: str | torch.device = "cpu") -> CountSketch:
         """The CountSketch these rows were made with (for sketching directions)."""
@@ -449,3 +493,53 @@ def pca_from_gram(gram: np.ndarray, components: int = 2) -> dict:
     return {"explained_variance": evals[:k].tolist(),
             "explained_variance_ratio": (evals[:k] / total).tolist() if total > 0 else [float("nan")] * k,
             "coordinates": coords.tolist()}
+
+
+# -- the trajectory analysis' view -------------------------------------------------------------
+def has_sketches(run_dir) -> bool:
+    return (sketch_dir(run_dir) / META).is_file()
+
+
+def sketched_plane(run_dir, x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor] | None = None,
+                   offset: Mapping[str, torch.Tensor] | None = None, anchors="auto") -> dict:
+    """(⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖²) at every sketched step for v = θ_t − θ0 − offset over the
+    parameters of `x` (the plane's; `offset` = centre − θ0, None for θ0) — what
+    `analysis.trajectory.inner_products` computes from a full snapshot, here from the sketch
+    (anchored on the full snapshots) and the exact per-parameter norms. Returns
+    {"steps", "epochs", "loss", "vx", "vy" (None without y), "vv", "vx_stderr", "vy_stderr", "anchors"}."""
+    names = list(x)
+    sk = Sketches(run_dir)
+    dirs = [dict(x)] + ([dict(y)] if y is not None else [])
+    off = {n: offset[n] for n in names} if offset is not None else None
+    if off is not None:
+        dirs.append(off)
+    est = sketched_dots(run_dir, dirs, anchors)
+    dots, err = est["dots"], est["stderr_bound"]
+    vv = sk.norm_sq_of(names)
+    vx, vy = dots[:, 0].copy(), (dots[:, 1].copy() if y is not None else None)
+    if off is not None:
+        vx -= _dot(off, x)
+        if vy is not None:
+            vy -= _dot(off, y)
+        vv = vv - 2 * dots[:, -1] + _dot(off, off)
+    return {"steps": est["steps"], "epochs": est["epochs"], "loss": est["loss"], "vx": vx, "vy": vy, "vv": np.clip(vv, 0, None),
+            "vx_stderr": err[:, 0], "vy_stderr": err[:, 1] if y is not None else None, "anchors": est["anchors"],
+            "buckets": est["buckets"]}
+
+
+def sketched_trajectory_pca(run_dir, components: int = 2, anchors="auto") -> dict:
+    """Trajectory PCA of every sketched step over all parameters, in `analysis.trajectory.trajectory_pca`'s
+    format (explained variance λ_k/(T − 1), ratio, singular values, coordinates with the last
+    step's ≥ 0, num_snapshots), from `sketched_gram`."""
+    g = sketched_gram(run_dir, anchors)
+    T = len(g["steps"])
+    if T < 2:
+        raise SketchError(f"trajectory PCA needs at least 2 sketched steps; {sketch_dir(run_dir)} has {T}")
+    k = max(1, min(int(components), T - 1))
+    pca = pca_from_gram(g["gram"], k)
+    evals = np.array(pca["explained_variance"])
+    coords = np.array(pca["coordinates"])
+    coords = coords * np.where(coords[-1] < 0, -1.0, 1.0)
+    return {"explained_variance": (evals / (T - 1)).tolist(), "explained_variance_ratio": pca["explained_variance_ratio"],
+            "singular_values": np.sqrt(evals).tolist(), "coordinates": coords.tolist(), "num_snapshots": T,
+            "source": "sketch", "buckets": g["buckets"]}

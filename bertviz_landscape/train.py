@@ -31,6 +31,7 @@ from bertviz_landscape.atomic import check_writable, write_json_atomic, write_te
 from bertviz_landscape.callbacks import EpochCheckpoint, EpochRecords, SnapshotBudgetError, WeightSnapshots, read_dev_per_epoch
 from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
 from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.devices import configure_determinism, configure_matmul_precision
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.data.datamodule import GlueDataModule
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
@@ -57,7 +58,8 @@ class RunConfigError(BadInput):
 
 # config sections that do not change θ1 (where output goes, how it is logged, progress bars)
 NOT_FINGERPRINTED = {
-    "": {"logger", "callbacks", "paths", "hydra", "force", "resume", "wandb"},
+    # matmul_precision, like trainer.accelerator, says how the hardware computes, not what is trained
+    "": {"logger", "callbacks", "paths", "hydra", "force", "resume", "wandb", "matmul_precision"},
     "data": {"glue_dir", "cache_dir", "num_workers", "eval_batch_size"},
     "trainer": {"enable_progress_bar", "enable_model_summary", "log_every_n_steps", "num_sanity_val_steps",
                 "limit_val_batches", "accelerator", "devices"},
@@ -166,6 +168,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
 
     task = get_task(cfg.task.name)
     started = time.time()
+    # before anything touches CUDA: cuBLAS reads its workspace setting once (bertviz_landscape.devices)
+    configure_determinism(bool(cfg.trainer.get("deterministic", False)))
+    configure_matmul_precision(str(cfg.get("matmul_precision", "highest")))
     pl.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model.name_or_path)
     d = cfg.data

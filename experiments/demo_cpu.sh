@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# MRPC with MiniLM on a CPU: pretrained vs from-scratch runs, then each run's 1D loss curve
-# J(θ0 + α(θ1 − θ0)), α ∈ [-0.5, 1.5], on 256 train examples and the whole dev set.
+# The CPU demo (make demo): pretrained vs from-scratch MiniLM on MRPC (+ SST-2 for δ2), 1D curves,
+# 2D train/dev surfaces on the paper's axes, trajectories, the analyses, figures, W&B media and
+# the claim-by-claim report. Re-running skips finished stages. Settings: conf/demo.yaml.
 set -euo pipefail
 OUT=${OUT:-outputs/demo}
-make demo landscape-demo DEMO="$OUT"
-echo "runs: $OUT/0_mrpc_pretrained $OUT/1_mrpc_scratch; curves: $OUT/surfaces/*_difference_line.h5"
+bertviz-demo output_dir="$OUT" "$@"
+echo "report: $OUT/report.html ($OUT/report.md); figures: $OUT/figures/"

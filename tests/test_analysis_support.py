@@ -22,7 +22,7 @@ from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 # (step, epoch, a, b, off-plane scale): θ_t − θ0 = a·δ1 + b·δ2 + scale·r, r ⟂ δ1, δ2 with ‖r‖ = ‖δ1‖
 TRAJECTORY = [(1, 0, 0.0, 0.0, 0.0), (2, 0, 0.3, 0.1, 0.0), (3, 0, 0.5, 0.25, 0.0), (4, 1, 0.7, -0.2, 0.5),
               (5, 1, 0.9, 0.05, 0.0), (6, 1, 1.0, 0.0, 0.0)]
-PLANE_GRID = {"x": {"min": -0.5, "max": 1.5, "num": 5}, "y": {"min": -0.5, "max": 1.0, "num": 4}}  # has (0,0) and (1,0)
+PLANE_GRID = {"x": {"min": 0.0, "max": 1.0, "num": 3}, "y": {"min": -0.5, "max": 0.5, "num": 3}}  # has (0,0) and (1,0)
 
 
 def make_run_dir(root: Path, tiny, final: Path | None = None, train_loss: bool = True) -> Path:
@@ -93,7 +93,7 @@ def save_point(tiny, path: Path, a: float, b: float) -> Path:
 
 @pytest.fixture(scope="session")
 def analysis_run(tiny_run, tmp_path_factory):
-    """{"run", "surface", "line", "r", "dx", "dy", "names", ...}: a run with a known trajectory on its 2D surface."""
+    """{"run", "surface", "r", "dx", "dy", "names", ...}: a run with a known trajectory on its 2D surface."""
     from bertviz_landscape.landscape.direction_file import beside, read_directions
     from bertviz_landscape.landscape.sweep import landscape
 
@@ -113,7 +113,5 @@ def analysis_run(tiny_run, tmp_path_factory):
     r = write_trajectory(run, directions.x, directions.y, names, shapes)
     save_point(tiny_run, run / "checkpoints" / "epoch_001", 0.5, 0.25)
     shutil.copytree(tiny_run["theta1"], run / "checkpoints" / "epoch_002")
-    line = landscape(run=run, output=root / "line.h5", grid={"x": {"min": 0, "max": 1, "num": 2}}, data=data_cfg(tiny_run),
-                     splits=["dev"], progress=False)
-    return {"run": run, "surface": res.surface, "line": line.surface, "r": r, "dx": directions.x, "dy": directions.y,
+    return {"run": run, "surface": res.surface, "r": r, "dx": directions.x, "dy": directions.y,
             "names": names, "root": root, "tiny": tiny_run}

@@ -211,3 +211,53 @@ def test_replay_reproduces_the_exact_every_step_projection_on_cpu(sketched_run, 
         assert out["norm_sq"][i] == _dot(d, d)
     assert out["alpha"][-1] == 1.0 and out["beta"][-1] == 0.0
     assert not list(tmp_path.glob("replay-*")), "the replay's scratch run is removed"
+
+
+def test_sketched_plane_and_pca_match_the_trajectory_analysis(sketched_run):
+    """The sketch route gives the trajectory analysis' own quantities: inner products over a plane
+    confined to one layer and centred off θ0, and its trajectory PCA (anchored: exact; plain: within the bound)."""
+    from pathlib import Path
+
+    from bertviz_landscape.analysis.trajectory import Plane, inner_products, trajectory_pca
+    from bertviz_landscape.sketches import sketched_plane, sketched_trajectory_pca
+
+    run = sketched_run["run"]
+    snaps = Snapshots(run)
+    last, mid = snaps.delta(6), snaps.delta(3)
+    names = [n for n in last if "encoder.layer.1." in n]
+    g = torch.Generator().manual_seed(3)
+    x = {n: last[n].float() for n in names}
+    y = {n: torch.randn(last[n].shape, generator=g) * 1e-3 for n in names}
+    offset = {n: mid[n].float() for n in names}
+    exact = np.array([inner_products(snaps.delta(s, names), Plane(x, y, offset, "theta1", Path("."))) for s in snaps.steps])
+    anchored = sketched_plane(run, x, y, offset)
+    for key, col in (("vx", 0), ("vy", 1), ("vv", 2)):
+        np.testing.assert_allclose(anchored[key], exact[:, col], rtol=1e-6, atol=1e-12, err_msg=key)
+    plain = sketched_plane(run, x, y, offset, anchors=None)
+    assert np.all(np.abs(plain["vx"] - exact[:, 0]) <= 5 * plain["vx_stderr"] + 1e-12)
+    full = trajectory_pca(snaps, snaps.parameter_names, 2)
+    sk = sketched_trajectory_pca(run, 2)
+    np.testing.assert_allclose(sk["explained_variance_ratio"], full["explained_variance_ratio"], rtol=1e-6)
+    np.testing.assert_allclose(sk["coordinates"], full["coordinates"], rtol=1e-5, atol=1e-9)
+
+
+def test_trajectory_analysis_reads_the_sketch(sketched_run, tmp_path):
+    """analysis=trajectory with source=sketch gives the full-snapshot result (anchored at every
+    step here); a plane centred on θ1 (random directions) exercises the offset."""
+    from bertviz_landscape.analysis.trajectory import trajectory
+    from bertviz_landscape.landscape.sweep import landscape
+
+    run = sketched_run["run"]
+    surface = landscape(run=str(run), output=str(tmp_path / "s.h5"), splits=["train"], progress=False,
+                        grid={"x": {"min": -1, "max": 1, "num": 2}, "y": {"min": -1, "max": 1, "num": 2}},
+                        directions={"name": "random", "seed": 0, "normalization": "filter", "center": "theta1"},
+                        data={"glue_dir": str(sketched_run["glue"]), "max_train_samples": 8, "eval_batch_size": 8}).surface
+    full = trajectory([run], [surface], tmp_path / "full.json", source="full")["per_run"][0]
+    sk = trajectory([run], [surface], tmp_path / "sketch.json", source="sketch")["per_run"][0]
+    assert (full["source"], sk["source"], sk["pca"]["source"]) == ("full", "sketch", "sketch")
+    assert sk["steps"] == full["steps"]
+    for key in ("alpha", "beta", "distance_from_plane"):
+        np.testing.assert_allclose(sk[key], full[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    np.testing.assert_allclose(sk["pca"]["explained_variance_ratio"], full["pca"]["explained_variance_ratio"], rtol=1e-6)
+    with pytest.raises(Exception, match="source"):
+        trajectory([run], [surface], tmp_path / "bad.json", source="sketches")

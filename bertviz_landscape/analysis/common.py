@@ -177,9 +177,17 @@ def check_surface_matches_run(surface, surface_path, run: RunDir, roles: Iterabl
 
 
 def surface_run(surface) -> str | None:
-    """The run a surface was computed from, as its meta records it (None for bare checkpoints)."""
+    """The run a surface was computed from: the run holding its θ1 checkpoint (meta checkpoints'
+    paths), None for checkpoints outside a run directory."""
     run = (surface.meta.get("runs") or {}).get("run")
-    return run if run and RunDir.is_run(run) else None
+    if run and RunDir.is_run(run):
+        return run
+    for role in ("theta1", "theta0"):
+        path = ((surface.meta.get("checkpoints") or {}).get(role) or {}).get("path")
+        rd = RunDir.of_checkpoint(path) if path else None
+        if rd is not None and RunDir.is_run(rd.root) and rd.metrics_json.is_file():
+            return str(rd.root)
+    return None
 
 
 def surface_input(surface, path) -> dict:
@@ -329,3 +337,36 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("bvl.analysis_input"):
         OmegaConf.register_new_resolver("bvl.analysis_input", input_name)
+
+
+# --- the examples of analyses that evaluate a model (A2: hessian, layers) --------------------
+def run_task(run: RunDir) -> str:
+    """The task a run was trained on (run.json, else its config.yaml)."""
+    task = run.read_identity().get("task") or (run.read_config().get("task") or {}).get("name")
+    if not task:
+        raise AnalysisError(f"run {run.root}: neither run.json nor config.yaml says its task")
+    return str(task)
+
+
+def run_data_request(data: Any, run: RunDir, **overrides: Any):
+    """The landscape's `DataRequest` for the analyze config's `data` section (glue_dir, the
+    seeded subsets, eval_batch_size …) with `overrides` on top (None values ignored);
+    ``max_length: null`` takes the run's. The same subset_seed gives the landscape's examples
+    (a smaller max_train_samples is a prefix-subset of a larger one)."""
+    from dataclasses import replace
+
+    from omegaconf import DictConfig, OmegaConf
+
+    from bertviz_landscape.landscape.request import DataRequest
+
+    values = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data or {})
+    values = {k: v for k, v in values.items() if k in ("glue_dir", "max_train_samples", "max_eval_samples", "subset_seed",
+                                                     "max_length", "eval_batch_size", "cache_dir")}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    req = DataRequest.from_config(values)
+    if req.max_length is None:
+        length = (run.read_config().get("data") or {}).get("max_length")
+        if length is None:
+            raise AnalysisError(f"data.max_length is not given and run {run.root} has no config.yaml saying it: set data.max_length=<n>")
+        req = replace(req, max_length=int(length))
+    return req

@@ -233,6 +233,8 @@ def hessian_spectrum(
         raise HessianError(f"hessian.tol must be a finite number >= 0, got {tol}")
     if int(max_iter) < 1:
         raise HessianError(f"hessian.max_iter must be >= 1, got {max_iter}")
+    if int(hutchinson_samples) == 1 or int(hutchinson_samples) < 0:
+        raise HessianError(f"hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got {hutchinson_samples}")
     names = hessian_parameters(model, params, bias_and_norm)
     model.eval()
     op = HessianVectorProduct(model, batches, task, names, hvp)
@@ -251,4 +253,35 @@ def hessian_spectrum(
         "seconds_per_hvp": op.seconds / op.products if op.products else None,
         "seconds": time.perf_counter() - started,
     }
+    return out
+
+
+def hessian_entry(cfg, run) -> dict:
+    """`analysis=flatness` with `analysis.hessian.enabled`: the Hessian of J at the run's θ1
+    (checkpoints/final) over the first `hessian.num_examples` of the landscape's seeded train
+    subset (`data.subset_seed`; null: `data.max_train_samples`), in batches of `hessian.batch_size`."""
+    from bertviz_landscape.analysis.common import run_data_request, run_task
+    from bertviz_landscape.checkpoints import check_checkpoint_dir, content_hash, load_model
+    from bertviz_landscape.data.tasks import get_task
+    from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
+
+    h = cfg.analysis.hessian
+    task = get_task(run_task(run))
+    theta1 = check_checkpoint_dir("theta1", run.theta1)
+    data = run_data_request(cfg.get("data"), run, max_train_samples=h.get("num_examples"), eval_batch_size=h.get("batch_size"))
+    device = pick_device(str(cfg.get("device", "auto")), 0)
+    model = load_model(theta1)
+    if model.config.num_labels != task.num_labels:
+        raise HessianError(f"checkpoint {theta1} has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
+    model.to(device)
+    (train,) = load_eval_sets(task, data, ["train"], theta1, device)
+    params = h.get("params", "all")
+    params = str(params) if isinstance(params, str) else [str(p) for p in params]
+    out = hessian_spectrum(model, train, task, k=int(h.get("k", 5)), tol=float(h.get("tol", 1e-3)), max_iter=int(h.get("max_iter", 100)),
+                           hutchinson_samples=int(h.get("samples", 50)), seed=int(h.get("seed", 0)), params=params,
+                           bias_and_norm=str(h.get("bias_and_norm", "include")), hvp=str(h.get("hvp", "jvp")),
+                           ncv=None if h.get("ncv") is None else int(h.ncv))
+    out["checkpoint"] = {"role": "theta1", "path": str(theta1), "sha256": content_hash(theta1)}
+    out["data"] = data.describe() | {"split": "train", "eval_batch_size": data.eval_batch_size}
+    out["device"] = str(device)
     return out

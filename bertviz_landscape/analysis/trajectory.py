@@ -181,6 +181,38 @@ def project_trajectory(snapshots, plane: Plane) -> list[dict]:
     return out
 
 
+SOURCES = ("auto", "full", "sketch")
+
+
+def use_sketches(run: RunDir, snapshots, source: str) -> bool:
+    """`analysis.source`: full (the snapshots), sketch (the every-step CountSketch,
+    bertviz_landscape.sketches), auto (the sketch when it records more steps than the snapshots)."""
+    from bertviz_landscape.sketches import Sketches, has_sketches
+
+    if source not in SOURCES:
+        raise AnalysisError(f"analysis.source must be one of {SOURCES}, got {source!r}")
+    if source == "full" or (source == "auto" and not has_sketches(run.root)):
+        return False
+    if source == "sketch" and not has_sketches(run.root):
+        raise AnalysisError(f"analysis.source=sketch but {run.sketches} holds no sketches "
+                            "(train with callbacks.snapshots.sketch.enabled=true)")
+    return source == "sketch" or len(Sketches(run.root)) > len(snapshots)
+
+
+def project_sketched_trajectory(run: RunDir, plane: Plane) -> tuple[list[dict], list]:
+    """`project_point` of every sketched step (anchored on the full snapshots), and its records."""
+    from bertviz_landscape.sketches import Sketches, sketched_plane
+
+    est = sketched_plane(run.root, plane.x, plane.y, plane.offset)
+    gram = plane.gram()
+    points = []
+    for i in range(len(est["steps"])):
+        p = project_point(float(est["vx"][i]), None if est["vy"] is None else float(est["vy"][i]), float(est["vv"][i]), gram)
+        p["alpha_stderr"] = float(est["vx_stderr"][i] / gram[0, 0])
+        points.append(p)
+    return points, Sketches(run.root).records
+
+
 def interpolator(surface, key: str):
     """(α, β) → the surface's `key` by linear interpolation on the grid; NaN outside it."""
     from scipy.interpolate import RegularGridInterpolator
@@ -285,8 +317,10 @@ def open_snapshots(run: RunDir, key: str = "run"):
 def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLike, projection_file: str | os.PathLike,
                       surface_key: str = "train_loss", pca_components: int = 2, pca_params: Sequence[str] = ("all",),
                       pca_bias_and_norm: str = "include", memory_bytes: int = 512 << 20, epoch_points: bool = True,
-                      pca_surface: PcaSurfaceRequest | None = None) -> tuple[RunInfo, dict, dict]:
-    """One run on its surface: (run info, per_run entry, inputs entry). Writes the projection file."""
+                      pca_surface: PcaSurfaceRequest | None = None, source: str = "auto",
+                      pca_enabled: bool = True) -> tuple[RunInfo, dict, dict]:
+    """One run on its surface: (run info, per_run entry, inputs entry). Writes the projection file.
+    `source`: the trajectory from the full snapshots, the every-step sketch, or auto (`use_sketches`)."""
     from bertviz_landscape.landscape import directions as dirs
     from bertviz_landscape.parameters import select_parameters
 
@@ -300,9 +334,12 @@ def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLi
                             f"{', '.join(sorted(surface.keys()))}")
     snaps = open_snapshots(run)
     plane = plane_of_surface(surface, surface_path, run)
-    points = project_trajectory(snaps, plane)
+    sketched = use_sketches(run, snaps, source)
+    if sketched:
+        points, records = project_sketched_trajectory(run, plane)
+    else:
+        points, records = project_trajectory(snaps, plane), snaps.records
     at = interpolator(surface, surface_key)
-    records = snaps.records
 
     try:
         pca_names = select_parameters(snaps.parameter_names, list(pca_params))
@@ -310,7 +347,15 @@ def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLi
         pca_names = dirs._moved(pca_names, first, pca_bias_and_norm)
     except BadInput as err:
         raise AnalysisError(f"analysis.pca: {err}") from None
-    pca = trajectory_pca(snaps, pca_names, pca_components, memory_bytes)
+    if not pca_enabled:  # projections only
+        pca = {"explained_variance": None, "explained_variance_ratio": None, "coordinates": None, "enabled": False, "source": None}
+    elif sketched and set(pca_names) == set(snaps.parameter_names):  # the sketch covers all parameters only
+        from bertviz_landscape.sketches import sketched_trajectory_pca
+
+        pca = sketched_trajectory_pca(run.root, pca_components)
+    else:
+        pca = trajectory_pca(snaps, pca_names, pca_components, memory_bytes)
+        pca["source"] = "full"
     pca["params"] = list(pca_params)
     pca["bias_and_norm"] = pca_bias_and_norm
     pca["surface"] = None
@@ -347,6 +392,8 @@ def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLi
         "lstsq": [p["lstsq"] for p in points],
         "distance_from_plane": [p["distance_from_plane"] for p in points],
         "norm_v": [p["norm_v"] for p in points],
+        "source": "sketch" if sketched else "full",
+        "alpha_stderr": [p.get("alpha_stderr", 0.0) for p in points],
         "surface_key": surface_key,
         "surface_train_loss_at_projection": [at(p["alpha"], p["beta"]) for p in points],
         "surface_train_loss_at_lstsq": [at(*p["lstsq"]) for p in points],
@@ -380,8 +427,9 @@ def write_projection_file(path: str | os.PathLike, per_run: dict, surface_path, 
             f["steps"] = np.asarray(per_run["steps"], dtype=np.int64)
             f["epochs"] = np.asarray(per_run["epochs"], dtype=np.int64)
             f["recorded_train_loss"] = arr(per_run["recorded_train_loss"])
-            f["pca_coordinates"] = np.asarray(per_run["pca"]["coordinates"], dtype=np.float64)
-            f["pca_explained_variance_ratio"] = arr(per_run["pca"]["explained_variance_ratio"])
+            if per_run["pca"]["coordinates"] is not None:
+                f["pca_coordinates"] = np.asarray(per_run["pca"]["coordinates"], dtype=np.float64)
+                f["pca_explained_variance_ratio"] = arr(per_run["pca"]["explained_variance_ratio"])
     return Path(path)
 
 
@@ -404,7 +452,8 @@ def compute_pca_surface(run: RunDir, req: PcaSurfaceRequest, params: Sequence[st
 def trajectory(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.PathLike], output: str | os.PathLike,
                projection_file: str | os.PathLike | None = None, surface_key: str = "train_loss", pca_components: int = 2,
                pca_params: Sequence[str] = ("all",), pca_bias_and_norm: str = "include", memory_bytes: int = 512 << 20,
-               epoch_points: bool = True, pca_surface: PcaSurfaceRequest | None = None) -> dict:
+               epoch_points: bool = True, pca_surface: PcaSurfaceRequest | None = None, source: str = "auto",
+               pca_enabled: bool = True) -> dict:
     """The trajectory analysis JSON for `runs[i]` on `surfaces[i]` (several seeds of one (task, init))."""
     runs, surfaces = list(runs), list(surfaces)
     if not runs:
@@ -422,14 +471,14 @@ def trajectory(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pa
             pca_out = req.output if req.output and len(runs) == 1 else output.with_name(f"{output.stem}{suffix}.pca_surface.h5")
             req = PcaSurfaceRequest(**{**req.__dict__, "output": Path(pca_out)})
         info, entry, surf_in = trajectory_of_run(run, surface, proj, surface_key, pca_components, pca_params, pca_bias_and_norm,
-                                                 memory_bytes, epoch_points, req)
+                                                 memory_bytes, epoch_points, req, source, pca_enabled)
         infos.append(info)
         per_run.append(entry)
         inputs.append(surf_in)
     check_same_group(infos)
     scalars = []
     for entry in per_run:
-        ratios = entry["pca"]["explained_variance_ratio"]
+        ratios = entry["pca"]["explained_variance_ratio"] or [math.nan]
         scalars.append({
             "max_distance_from_plane": max(entry["distance_from_plane"]),
             "final_distance_from_plane": entry["distance_from_plane"][-1],
@@ -456,4 +505,4 @@ def trajectory_from_config(cfg: DictConfig) -> dict:
                       projection_file=a.get("projection_file"), surface_key=str(a.get("surface_key", "train_loss")),
                       pca_components=int(a.pca.components), pca_params=params, pca_bias_and_norm=str(a.pca.bias_and_norm),
                       memory_bytes=int(float(a.pca.memory_mb) * (1 << 20)), epoch_points=bool(a.get("epoch_points", True)),
-                      pca_surface=pca_surface)
+                      pca_surface=pca_surface, source=str(a.get("source", "auto")), pca_enabled=bool(a.pca.get("enabled", True)))

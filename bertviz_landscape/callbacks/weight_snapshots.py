@@ -9,7 +9,8 @@ applies back-pressure instead of buffering snapshots without limit. Format: see
 With ``sketch_buckets`` set (``callbacks.snapshots.sketch.enabled=true``), every optimiser step
 also records a k-bucket CountSketch of the float32 delta and its exact squared norm
 (`bertviz_landscape.sketches`): 4·k bytes per step whatever the model, computed on the
-training device with one ``index_add_`` per parameter, while full deltas are kept every
+training device with one ``scatter_add_`` per parameter (8 bytes of hash index per parameter
+stay on the device), while full deltas are kept every
 ``every_n_steps`` steps (for PCA directions, roll-backs and anchoring the sketch estimates).
 """
 
@@ -138,7 +139,7 @@ class WeightSnapshots(pl.Callback):
         self._sketch = CountSketch(shapes, self.sketch_buckets, self.sketch_seed, device=self._params[0].device).prepare()
         write_sketch_meta(self.sketch_dirpath, shapes, self.sketch_buckets, self.sketch_seed,
                           os.path.relpath(run.theta0, self.sketch_dirpath.resolve()))
-        self._sketch_writer = SketchWriter(self.sketch_dirpath, self.sketch_buckets)
+        self._sketch_writer = SketchWriter(self.sketch_dirpath, self.sketch_buckets, len(shapes))
         self._sketch_writer.truncate(global_step)  # a fresh start replaces an earlier trajectory; a resumed one redoes later steps
         self._last_sketch_step = global_step
 
@@ -203,12 +204,13 @@ class WeightSnapshots(pl.Callback):
             current = [p.detach() for p in self._params]
             deltas = torch._foreach_sub(current, self._theta0)
             if sketch:
-                row = torch.zeros(self.sketch_buckets, dtype=torch.float32, device=deltas[0].device)
+                acc = self._sketch.accumulator(torch.float32)
                 for n, d in zip(self._names, deltas):
-                    self._sketch.add(row, n, d)
-                norm_sq = float(torch.stack(torch._foreach_norm(deltas, 2, dtype=torch.float64)).pow(2).sum())
+                    self._sketch.add(acc, n, d)
+                row = self._sketch.finish(acc)
+                norms = torch.stack(torch._foreach_norm(deltas, 2, dtype=torch.float64)).pow(2).cpu().numpy()
                 self._last_sketch_step = step
-                self._queue.put(("sketch", (step, epoch, loss, row.cpu().numpy(), norm_sq)))
+                self._queue.put(("sketch", (step, epoch, loss, row.cpu().numpy(), float(norms.sum()), norms)))
             if full:
                 payload = {n: d.to(device="cpu", dtype=self.dtype) for n, d in zip(self._names, deltas)}
                 self._last_step = step
@@ -246,6 +248,6 @@ class WeightSnapshots(pl.Callback):
             self._thread.join()
             self._thread = None
         self._theta0 = []
-        self._sketch = None  # its hashes take 5 bytes per parameter on the device
+        self._sketch = None  # its hash indices take 8 bytes per parameter on the device
         if raise_errors:
             self._raise_writer_error()

@@ -215,11 +215,16 @@ def trajectory_gram(snapshots, names: Sequence[str], memory_bytes: int = 512 << 
     shape_of = {p["name"]: tuple(p["shape"]) for p in snapshots.meta["parameters"]}
     shapes = OrderedDict((n, shape_of[n]) for n in names)
     gram = torch.zeros(T, T, dtype=torch.float64)
-    for pieces in _pieces(shapes, int(chunk_elements)):
+    chunks = _pieces(shapes, int(chunk_elements))
+    buffer = torch.empty(T, max((sum(p[3] for p in c) for c in chunks), default=0), dtype=torch.float64)  # reused by every chunk
+    for pieces in chunks:
         width = sum(p[3] for p in pieces)
-        block = torch.empty(T, width, dtype=torch.float64)
+        block = buffer[:, :width]
         for t, record in enumerate(records):
-            torch.cat([x.double() for x in _read_pieces(snapshots, record, pieces)], out=block[t])
+            offset = 0
+            for part in _read_pieces(snapshots, record, pieces):
+                block[t, offset:offset + part.numel()].copy_(part)  # fp16/bf16 → float64, no intermediate copy
+                offset += part.numel()
         gram += block @ block.T
     return gram
 

@@ -26,6 +26,10 @@ def run(cfg: DictConfig):
     from bertviz_landscape.landscape.request import LandscapeRequest
     from bertviz_landscape.landscape.sweep import compute_landscape
 
+    from bertviz_landscape.devices import configure_determinism
+
+    if cfg.get("deterministic"):  # before any CUDA work of this job
+        configure_determinism(True)
     result = compute_landscape(LandscapeRequest.from_config(cfg))
     if result.surface:
         log.info("surface written: %s (directions: %s)", result.surface, result.direction_file)

@@ -83,10 +83,23 @@ def read_analysis(path: str | os.PathLike) -> dict:
 
 
 def analysis_identity(data: dict) -> tuple[str, str]:
-    runs = data.get("runs") or []
-    if runs:
-        return str(runs[0].get("task", "unknown")), str(runs[0].get("init", "unknown"))
-    return "unknown", "unknown"
+    """(task, init) of an analysis JSON: its first run, else the surface it read (by its run or file name)."""
+    runs = data.get("runs") or [{}]
+    task, init = runs[0].get("task"), runs[0].get("init")
+    if not (task and init):
+        inputs = data.get("inputs") or {}
+        for entry in [inputs.get("surface"), *(inputs.get("surfaces") or [])]:
+            path = entry.get("path") if isinstance(entry, dict) else entry
+            if not path:
+                continue
+            try:
+                t, i = surface_identity(load_surface(path), path)
+            except (OSError, KeyError, ValueError):
+                m = re.search(r"(?:^|_)(pretrained|scratch)(?:_|$)", Path(path).stem)
+                t, i = Path(path).name.split("_")[0], (m.group(1) if m else None)
+            task, init = task or t, init or i
+            break
+    return str(task or "unknown"), str(init or "unknown")
 
 
 def summary_value(data: dict, key: str) -> tuple[float, float, int] | None:

@@ -6,8 +6,8 @@ A verdict is "supported", "contradicted" or "not resolved" (within the noise, or
 numbers needed are missing, or because a run never left the majority-class plateau — its
 landscape is then the plateau's, not a learned optimum's). The rules:
 
-wider optima            flatness ``width_x_<ε>`` (basin width along δ1, in units of ‖δ1‖, at the
-                        smallest ε): pretrained − scratch beyond the noise (2·combined standard
+wider optima            flatness ``width_x_<ε>`` (basin width along δ1 around θ1, in units of ‖δ1‖,
+                        at ε = 0.1, else the smallest ε given): pretrained − scratch beyond the noise (2·combined standard
                         error over runs, and at least one grid step of the 1D curve);
                         the Hessian top eigenvalue, when computed, is quoted beside it.
 easier optimisation     the training loss at the end of training, as the trajectory recorded it
@@ -56,11 +56,11 @@ class Verdict:
 
 
 def _by_init(jsons: list[dict]) -> dict[str, dict]:
+    from bertviz_landscape.plots.inputs import analysis_identity
+
     out = {}
     for data in jsons or []:
-        runs = data.get("runs") or []
-        if runs:
-            out.setdefault(str(runs[0].get("init")), data)
+        out.setdefault(analysis_identity(data)[1], data)
     return out
 
 
@@ -113,37 +113,55 @@ def _combined(a, b) -> float:
 
 
 def _eps_keys(datas: list[dict], prefix: str) -> list[str]:
+    """`<prefix><ε>` summary keys common to all `datas`, by ε (not the `_absolute` variants)."""
     keys = set.intersection(*[set((d.get("summary") or {}).keys()) for d in datas]) if datas else set()
 
     def eps(k):
         try:
             return float(k[len(prefix):])
         except ValueError:
-            return math.inf
+            return None
 
-    return sorted((k for k in keys if k.startswith(prefix)), key=eps)
+    return sorted((k for k in keys if k.startswith(prefix) and eps(k) is not None), key=eps)
+
+
+def _surface_paths(data: dict) -> list[str]:
+    inputs = data.get("inputs") or {}
+    out = []
+    for entry in [inputs.get("surface"), *(inputs.get("surfaces") or [])]:
+        path = entry.get("path") if isinstance(entry, dict) else entry
+        if path:
+            out.append(str(path))
+    return out
 
 
 def _grid_step(data: dict) -> float:
-    """The α spacing of the 1D curve the widths were measured on (inputs.grid or the surface), else 0."""
+    """The α spacing of the 1D curve the widths were measured on (inputs.grid_step or the surface), else 0."""
     inputs = data.get("inputs") or {}
     for key in ("grid_step", "alpha_step"):
         if isinstance(inputs.get(key), (int, float)):
             return float(inputs[key])
-    surf = inputs.get("surface")
-    path = surf.get("path") if isinstance(surf, dict) else surf
-    if path:
+    for path in _surface_paths(data):
         try:
             from bertviz_landscape.landscape.surface import load_surface
 
             x = np.asarray(load_surface(path).x, dtype=float)
             return float(np.min(np.diff(np.sort(x)))) if x.size > 1 else 0.0
-        except (OSError, KeyError, ValueError, FileNotFoundError):
-            return 0.0
+        except (OSError, KeyError, ValueError):
+            continue
     return 0.0
 
 
-def wider_optima(analyses: dict[str, list[dict]], task: str) -> Verdict:
+def width_bounded(data: dict, eps: str) -> bool:
+    """Whether the basin along δ1 ends inside the grid on both sides (False: the width is a lower bound)."""
+    for pr in data.get("per_run") or []:
+        entry = (((pr.get("width") or {}).get("x") or {}).get(eps)) or {}
+        if entry.get("bounded") is False:
+            return False
+    return True
+
+
+def wider_optima(analyses: dict[str, list[dict]], task: str, eps: str = "0.1") -> Verdict:
     claim = "wider_optima"
     f = _by_init(analyses.get("flatness", []))
     if not {"pretrained", "scratch"} <= set(f):
@@ -152,7 +170,7 @@ def wider_optima(analyses: dict[str, list[dict]], task: str) -> Verdict:
     keys = _eps_keys([f["pretrained"], f["scratch"]], "width_x_")
     numbers = {}
     if keys:
-        key = keys[0]
+        key = f"width_x_{eps}" if f"width_x_{eps}" in keys else keys[0]
         a, b = _summary(f["pretrained"], key), _summary(f["scratch"], key)
         if a and b:
             step = max(_grid_step(f["pretrained"]), _grid_step(f["scratch"]))
@@ -165,12 +183,23 @@ def wider_optima(analyses: dict[str, list[dict]], task: str) -> Verdict:
         hess_txt = f" Hessian top eigenvalue: pretrained {hess['pretrained'][0]:.3g}, from scratch {hess['scratch'][0]:.3g}."
     if not numbers.get("key"):
         return Verdict(claim, task, UNRESOLVED, "not resolved: the flatness JSONs have no basin width along δ1." + hess_txt, numbers)
-    eps = numbers["key"][len("width_x_"):]
-    facts = (f"basin width along δ1 at ε={eps}: pretrained {numbers['pretrained']:.3g}, from scratch {numbers['scratch']:.3g} "
-             f"(units of each run's ‖δ1‖; noise ±{numbers['noise']:.2g})")
+    eps = numbers["key"][len("width_x_"):]  # the ε actually used
+    bounded = {i: width_bounded(f[i], eps) for i in ("pretrained", "scratch")}
+    numbers["bounded"] = bounded
+    mark = {i: "" if bounded[i] else "≥ " for i in bounded}
+    facts = (f"basin width along δ1 around θ1 at ε={eps}: pretrained {mark['pretrained']}{numbers['pretrained']:.3g}, "
+             f"from scratch {mark['scratch']}{numbers['scratch']:.3g} (units of each run's ‖δ1‖; noise ±{numbers['noise']:.2g}"
+             + ("; ≥: the basin extends past the grid" if not all(bounded.values()) else "") + ")")
     if reason:
         return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + hess_txt, numbers)
     v = _compare(numbers["pretrained"] - numbers["scratch"], numbers["noise"])
+    # a width that is only a lower bound can only win: it cannot be shown narrower
+    if v == CONTRADICTED and not bounded["pretrained"]:
+        v = UNRESOLVED
+    if v == SUPPORTED and not bounded["scratch"]:
+        v = UNRESOLVED
+    if not any(bounded.values()):
+        return Verdict(claim, task, UNRESOLVED, f"not resolved: both basins extend past the grid (widen grid.x) — {facts}." + hess_txt, numbers)
     lead = {SUPPORTED: "supported: the pretrained optimum is wider", CONTRADICTED: "contradicted: the from-scratch optimum is wider",
             UNRESOLVED: "not resolved within the noise"}[v]
     return Verdict(claim, task, v, f"{lead} — {facts}." + hess_txt, numbers)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bertviz_landscape.atomic import write_text_atomic
-from bertviz_landscape.report.claims import CLAIMS, decide_all
+from bertviz_landscape.report.claims import decide_all, width_bounded
 
 # (analysis, summary key, row label, format)
 ROWS = [
@@ -30,6 +30,13 @@ ROWS = [
     ("longtrain", "last", "long training: last dev metric", "{:.3f}"),
     ("longtrain", "drop_from_best", "long training: drop from best", "{:.3f}"),
 ]
+
+
+def _eps(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _fmt(entry, fmt: str) -> str:
@@ -75,8 +82,8 @@ def table_rows(analyses: dict[str, list[dict]], task: str) -> list[tuple[str, st
         if name not in per:
             continue
         if key.endswith("*"):
-            keys = sorted({k for d in per[name].values() for k in (d.get("summary") or {}) if k.startswith(key[:-1])},
-                          key=lambda k: (len(k), k))
+            keys = sorted({k for d in per[name].values() for k in (d.get("summary") or {}) if k.startswith(key[:-1]) and _eps(k[len(key) - 1:])},
+                          key=lambda k: _eps(k[len(key) - 1:]))
         else:
             keys = [key]
         for k in keys:
@@ -84,7 +91,11 @@ def table_rows(analyses: dict[str, list[dict]], task: str) -> list[tuple[str, st
             vals = [(per[name].get(i) or {}).get("summary", {}).get(k) for i in ("pretrained", "scratch")]
             if all(v is None for v in vals):
                 continue
-            rows.append((label.format(eps=eps), *(_fmt(v, fmt) for v in vals)))
+            texts = [_fmt(v, fmt) for v in vals]
+            if k.startswith("width_x_"):  # a basin that extends past the grid: the width is a lower bound
+                texts = [("≥ " + t if t != "–" and not width_bounded(per[name][i], eps) else t) if i in per[name] else t
+                         for t, i in zip(texts, ("pretrained", "scratch"))]
+            rows.append((label.format(eps=eps), *texts))
     return rows
 
 

@@ -1,0 +1,234 @@
+"""`analysis=layers`: are lower layers more invariant during fine-tuning? (Hao et al. 2019, §6)
+
+Per layer group of the one layer map (`parameters.layer_map`: ``embeddings``, ``layer.0`` …
+``layer.{L-1}``, ``pooler``, ``head``; every trainable parameter of the layer, biases and
+LayerNorm included):
+
+- **relative change** ‖θ1ˡ − θ0ˡ‖ / ‖θ0ˡ‖ and **cosine** cos(θ0ˡ, θ1ˡ);
+- **1D curve** moving only that layer along its slice of δ1 = θ1 − θ0, the other layers at θ1:
+  θ(α) = θ1 outside l, θ0ˡ + α·δ1ˡ in l — α = 1 is θ1, α = 0 is θ1 with layer l rolled back;
+- **roll-back** of a set S of layers to θ0 (the others at θ1): each single layer, the bottom k
+  and the top k layers for every k = 1 … n−1 (n layer groups), plus ``none`` (θ1) and ``all`` (θ0).
+
+Every number goes through the landscape engine (`landscape.evaluator.Evaluator`, fixed examples,
+eval mode, float32): a point that changes only layers ≥ l starts from the cached hidden states
+entering l, so curves and roll-backs of upper layers cost a fraction of a forward pass. One
+model load serves all layers. Roll-back weights are set exactly (the centre of the evaluator
+is the rolled-back state, α = 0), not as θ1 − δ1.
+
+JSON (bertviz-analysis/1; notes/ANALYSIS_SCHEMA.md), per_run[i]::
+
+    "layers": ["embeddings", "layer.0", ..., "pooler", "head"],
+    "relative_change": {layer: float}, "cosine": {layer: float},
+    "norms": {layer: {"theta0": ‖θ0ˡ‖, "delta": ‖δ1ˡ‖, "num_parameters": int}},
+    "curves": {layer: {"alpha": [float], "train_loss": [...], "train_<metric>": [...], "train_error": [...],
+                       "train_loss_stderr": [...], "dev_loss": [...], "dev_<metric>": [...], "dev_error": [...], ...}},
+    "rollback": [{"layers": [layer, ...], "kind": "none"|"single"|"bottom_k"|"top_k"|"all", "k": int|null,
+                  "train_loss", "train_loss_stderr", "dev_loss", "dev_loss_stderr", "dev_<metric>", "dev_error",
+                  "train_loss_change": J − J(θ1), "train_loss_change_stderr": its paired standard error,
+                  "train_loss_change_exceeds_noise": bool (|change| > 2 paired stderr)}],
+    "data": {...the examples...}, "evaluations": int, "seconds": float
+
+summary scalars: ``relative_change_<layer>``, ``cosine_<layer>``, ``rollback_single_<layer>_dev_error`` and
+``_train_loss``, ``rollback_bottom_<k>_dev_error`` / ``_train_loss``, ``rollback_top_<k>_…``,
+``rollback_none_…``, ``rollback_all_…``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from bertviz_landscape.analysis.common import (
+    AnalysisError, analysis_result, check_same_group, config_list, read_run, run_data_request, run_dir, run_task,
+)
+from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.landscape import directions as dirs
+from bertviz_landscape.parameters import check_layer, layer_map
+
+log = logging.getLogger(__name__)
+
+KINDS = ("none", "single", "bottom_k", "top_k", "all")
+
+
+def layer_change(theta0: dict, theta1: dict, groups: "OrderedDict[str, list[str]]") -> dict:
+    """relative_change, cosine and norms per layer (float64 sums)."""
+    rel, cos, norms = {}, {}, {}
+    for layer, names in groups.items():
+        a = OrderedDict((n, theta0[n]) for n in names)
+        d = OrderedDict((n, theta1[n] - theta0[n]) for n in names)
+        b = OrderedDict((n, theta1[n]) for n in names)
+        n0, nd = dirs.norm(a), dirs.norm(d)
+        rel[layer] = nd / n0 if n0 > 0 else math.nan
+        cos[layer] = dirs.cosine(a, b)
+        norms[layer] = {"theta0": n0, "delta": nd, "num_parameters": int(sum(theta0[n].numel() for n in names))}
+    return {"relative_change": rel, "cosine": cos, "norms": norms}
+
+
+def rollback_sets(layers: Sequence[str], singles: Sequence[str] | None = None) -> list[dict]:
+    """The roll-back sets: none, each single layer, bottom-k and top-k for k = 1 … n−1, all."""
+    n = len(layers)
+    sets = [{"layers": [], "kind": "none", "k": None}]
+    sets += [{"layers": [l], "kind": "single", "k": None} for l in (singles if singles is not None else layers)]
+    sets += [{"layers": list(layers[:k]), "kind": "bottom_k", "k": k} for k in range(1, n)]
+    sets += [{"layers": list(layers[n - k:]), "kind": "top_k", "k": k} for k in range(1, n)]
+    sets.append({"layers": list(layers), "kind": "all", "k": None})
+    return sets
+
+
+def _rolled_back(theta0: dict, theta1: dict, names: Sequence[str]) -> dict:
+    """θ1 with the parameters `names` at θ0."""
+    moved = set(names)
+    return OrderedDict((n, theta0[n] if n in moved else theta1[n]) for n in theta1)
+
+
+def _evaluator(model, task, center: dict, direction: "OrderedDict[str, torch.Tensor]", sets, device):
+    from bertviz_landscape.landscape.evaluator import Evaluator
+
+    recipe = dirs.Directions("difference", OrderedDict((n, t.to(device)) for n, t in direction.items()), None, "theta0")
+    return Evaluator(model, task, {k: v.to(device) for k, v in center.items()}, recipe, sets)
+
+
+def _scalar_name(entry: dict) -> str:
+    if entry["kind"] in ("none", "all"):
+        return f"rollback_{entry['kind']}"
+    if entry["kind"] == "single":
+        return f"rollback_single_{entry['layers'][0]}"
+    return f"rollback_{'bottom' if entry['kind'] == 'bottom_k' else 'top'}_{entry['k']}"
+
+
+def layers_of_run(run: str | os.PathLike, alphas: Sequence[float], data=None, selected: Sequence[str] | None = None,
+                  curves: bool = True, rollback: bool = True, device: str = "auto", progress: bool = False,
+                  max_train_samples: int | None = None, max_eval_samples: int | None = None) -> dict:
+    """The per_run entry of one run (keys in the module docstring)."""
+    from bertviz_landscape.analysis.noise import exceeds_noise, paired_stderr
+    from bertviz_landscape.checkpoints import load_checkpoints
+    from bertviz_landscape.data.tasks import get_task
+    from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
+
+    started = time.perf_counter()
+    rd = run_dir(run)
+    task = get_task(run_task(rd))
+    req = run_data_request(data, rd, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    model, checkpoints = load_checkpoints(rd.theta0, rd.theta1)
+    if model.config.num_labels != task.num_labels:
+        raise AnalysisError(f"run {rd.root}: its model has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
+    theta0, theta1 = checkpoints["theta0"].state, checkpoints["theta1"].state
+    groups = layer_map(list(theta0))
+    names = list(groups)
+    chosen = names if selected is None else [check_layer(list(theta0), str(l)) for l in selected]
+    entry: dict = {"layers": names, **layer_change(theta0, theta1, groups)}
+
+    dev = pick_device(device, 0)
+    model.to(dev)
+    sets = load_eval_sets(task, req, ["train", "dev"], rd.theta0, dev)
+    entry["data"] = req.describe() | {"splits": {s.name: s.num_examples for s in sets}}
+    delta = OrderedDict((n, theta1[n] - theta0[n]) for n in theta0)
+    evaluations = 0
+
+    def point(center: dict, moved: Sequence[str], alpha_values: Sequence[float]) -> list[tuple[dict, dict]]:
+        nonlocal evaluations
+        ev = _evaluator(model, task, center, OrderedDict((n, delta[n]) for n in moved), sets, dev)
+        out = []
+        for a in alpha_values:
+            values = ev.evaluate(float(a))
+            out.append((values, {k: v.clone() for k, v in ev.last_per_example.items()}))
+        evaluations += ev.evaluations
+        return out
+
+    todo = (len(chosen) if curves else 0) + (len(rollback_sets(names, chosen)) if rollback else 0)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=todo, desc=f"layers {rd.name}", unit="set", dynamic_ncols=True)
+
+    if curves:
+        entry["curves"] = {}
+        for layer in chosen:
+            results = point(_rolled_back(theta0, theta1, groups[layer]), groups[layer], alphas)
+            curve: dict = {"alpha": [float(a) for a in alphas]}
+            for values, _ in results:
+                for k, v in values.items():
+                    curve.setdefault(k, []).append(v)
+            entry["curves"][layer] = curve
+            if bar is not None:
+                bar.update()
+    if rollback:
+        entry["rollback"] = []
+        base_losses = None
+        for spec in rollback_sets(names, chosen):
+            moved = [n for layer in spec["layers"] for n in groups[layer]]
+            # the cache needs a direction: the rolled-back layers (none: the head, evaluated at α = 0 = θ1)
+            values, per_example = point(_rolled_back(theta0, theta1, moved), moved or groups[names[-1]], [0.0])[0]
+            if spec["kind"] == "none":
+                base, base_losses = values, per_example["train"]
+            change = values["train_loss"] - base["train_loss"]
+            se = paired_stderr(per_example["train"].numpy(), base_losses.numpy()) if spec["kind"] != "none" else 0.0
+            entry["rollback"].append(spec | values | {"train_loss_change": change, "train_loss_change_stderr": se,
+                                                      "train_loss_change_exceeds_noise": exceeds_noise(change, se) if spec["kind"] != "none" else False})
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    entry["evaluations"] = evaluations
+    entry["seconds"] = time.perf_counter() - started
+    return entry
+
+
+def _scalars(entry: dict) -> dict:
+    row = {f"relative_change_{l}": v for l, v in entry["relative_change"].items()}
+    row |= {f"cosine_{l}": v for l, v in entry["cosine"].items()}
+    for r in entry.get("rollback", []):
+        name = _scalar_name(r)
+        row[f"{name}_dev_error"] = r["dev_error"]
+        row[f"{name}_train_loss"] = r["train_loss"]
+    return row
+
+
+def layers(runs: Sequence[str | os.PathLike], alphas: Sequence[float] = tuple(np.linspace(-0.5, 1.5, 9)), data=None,
+           selected: Sequence[str] | None = None, curves: bool = True, rollback: bool = True, device: str = "auto",
+           progress: bool = False, max_train_samples: int | None = None, max_eval_samples: int | None = None) -> dict:
+    """The layers analysis JSON for one or several runs of the same (task, init).
+
+    `alphas`: the curve's α values; `data`: the analyze config's data section (glue_dir, subsets,
+    eval_batch_size; max_length null = the run's); `selected`: layer names for the curves and
+    single roll-backs (None: every layer; an unknown name is an error listing the model's layers)."""
+    runs = [str(r) for r in runs]
+    if not runs:
+        raise AnalysisError("analysis=layers needs run=<run dir> (or runs=[...])")
+    if not len(alphas):
+        raise AnalysisError("analysis.alpha: the curves need at least one α")
+    infos = [read_run(r) for r in runs]
+    check_same_group(infos)
+    per_run = [layers_of_run(r, alphas, data, selected, curves, rollback, device, progress, max_train_samples, max_eval_samples)
+               for r in runs]
+    if len({tuple(p["layers"]) for p in per_run}) > 1:
+        raise AnalysisError(f"analysis=layers: runs {runs} have different layers; analyse each model on its own")
+    return analysis_result("layers", {"runs": [i.run for i in infos]}, infos, per_run, [_scalars(p) for p in per_run])
+
+
+@register("layers")
+def layers_from_config(cfg: DictConfig) -> dict:
+    from bertviz_landscape.errors import LandscapeError
+    from bertviz_landscape.landscape.grid import Axis
+
+    a = cfg.analysis
+    try:
+        axis = Axis.parse("alpha", a.get("alpha"))
+    except LandscapeError as err:
+        raise AnalysisError(f"analysis.alpha: {err}".replace("grid.alpha", "analysis.alpha")) from None
+    selected = a.get("layers")
+    if isinstance(selected, str):
+        selected = [selected]
+    return layers(config_list(cfg, "run", "runs"), list(axis.coordinates), cfg.get("data"),
+                  None if selected is None else [str(s) for s in selected], bool(a.get("curves", True)), bool(a.get("rollback", True)),
+                  str(cfg.get("device", "auto")), bool(cfg.get("progress", False)), a.get("max_train_samples"), a.get("max_eval_samples"))

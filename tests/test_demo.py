@@ -1,0 +1,118 @@
+"""`make demo`'s pipeline end to end on the tiny config (2-layer BERT, tiny TSVs): every
+expected file, each claim sentence following from the numbers in the JSONs, re-running skips
+every stage, the W&B runs read back."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bertviz_landscape.config import compose
+from conftest import TINY_MODEL, write_glue
+
+
+def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str], **extra):
+    train = ["model=tiny", f"model.name_or_path={pretrained}", f"data.glue_dir={glue}", "data.batch_size=8", "data.eval_batch_size=8",
+             "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+             "data.max_train_samples=null", "logger=none", "init.lr=1e-3", "callbacks.snapshots.every_n_steps=2"]
+    overrides = [f"output_dir={root}", "tasks=[mrpc,rte]", "landscape.line.num=5", "landscape.plane.x.num=5", "landscape.plane.y.num=4",
+                 f"analyses=[{','.join(analyses)}]", *[f"{k}={v}" for k, v in extra.items()]]
+    values = {"train": {"overrides": train, "second_task": ["trainer.max_epochs=1"]},
+              "landscape": {"overrides": [f"data.glue_dir={glue}", "data.max_train_samples=null", "data.eval_batch_size=8"]},
+              "analysis_overrides": {"layers": [f"data.glue_dir={glue}", "data.max_train_samples=null"]}}
+    return compose("demo", overrides, values)
+
+
+@pytest.fixture
+def tiny_pretrained_model(tmp_path) -> Path:
+    from bertviz_landscape.checkpoints import save_checkpoint
+    from bertviz_landscape.data import get_task
+    from bertviz_landscape.models import build_initial_model, load_tokenizer
+
+    model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL)
+    return save_checkpoint(model.base_model, load_tokenizer("all-minilm-l6-v2"), tmp_path / "tiny_pretrained")
+
+
+def available_analyses() -> list[str]:
+    import importlib
+
+    from bertviz_landscape.analysis.registry import MODULES
+
+    out = []
+    for name in ("trajectory", "consistency", "flatness", "layers", "longtrain"):
+        try:
+            importlib.import_module(MODULES[name])
+            out.append(name)
+        except ImportError:
+            pass
+    return out
+
+
+def test_demo_bad_grid_is_a_clear_error(tmp_path):
+    from bertviz_landscape.demo import build_stages
+    from bertviz_landscape.errors import BadInput
+
+    cfg = compose("demo", [f"output_dir={tmp_path}", "landscape.line.num=11"])
+    with pytest.raises(BadInput, match=r"landscape.line: 11 points on \[-0.5, 1.5\] miss α = 0, 1"):
+        build_stages(cfg)
+    names = [s.name for s in build_stages(compose("demo", [f"output_dir={tmp_path}"]))]
+    assert names[:4] == ["train mrpc_pretrained", "train mrpc_scratch", "train sst2_pretrained", "train sst2_scratch"]
+    assert names[-3:] == ["figures", "wandb", "report"] and "plane mrpc_scratch" in names and "layers mrpc_pretrained" in names
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, monkeypatch):
+    from bertviz_landscape.demo import run_demo
+    from bertviz_landscape.plots.results import Results
+    from bertviz_landscape.report import claims
+    from test_plots import check_wandb_results
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    glue = write_glue(tmp_path / "glue", n_train=32, n_dev=16)
+    root = tmp_path / "demo"
+    analyses = available_analyses()
+    cfg = tiny_demo_cfg(root, tiny_pretrained_model, glue, analyses)
+    console = io.StringIO()
+    log = run_demo(cfg, out=console)
+    lines = console.getvalue().splitlines()
+    assert all(entry["status"] == "done" for entry in log)
+    assert len(lines) == len(log) + 1 and all(" done in " in line for line in lines[:-1])
+
+    for task in ("mrpc", "rte"):
+        for init in ("pretrained", "scratch"):
+            assert (root / "runs" / f"{task}_{init}" / "metrics.json").is_file()
+    for init in ("pretrained", "scratch"):
+        for kind in ("line", "plane"):
+            assert (root / "surfaces" / f"mrpc_{init}_{kind}.h5").is_file()
+        for name in analyses:
+            assert (root / "analysis" / f"{name}_mrpc_{init}.json").is_file()
+    manifest = json.loads((root / "figures" / "figures.json").read_text())
+    kinds = {f["kind"] for f in manifest["figures"]}
+    expected = {"curve1d", "surface2d", "surface3d", "interactive3d", "dev_per_epoch"}
+    expected |= {"flatness"} if "flatness" in analyses else set()
+    expected |= {"layers"} if "layers" in analyses else set()
+    assert expected <= kinds, kinds
+    for fig in manifest["figures"]:
+        assert all(Path(f).is_file() for f in fig["files"])
+    assert any("trajectory" in s for f in manifest["figures"] if f["kind"] == "surface2d" for s in f["sources"]) == ("trajectory" in analyses)
+
+    # each claim sentence in the report is the one the numbers in the JSONs give
+    md = (root / "report.md").read_text()
+    results = Results.scan(root, exclude=(root / "figures",))
+    verdicts = claims.decide_all(dict(results.analyses))
+    assert {v.claim for v in verdicts} == set(claims.CLAIMS)
+    for v in verdicts:
+        assert f"**{v.title}** ({v.task}): {v.sentence}" in md
+        assert v.verdict in (claims.SUPPORTED, claims.CONTRADICTED, claims.UNRESOLVED)
+    html = (root / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len([f for f in manifest["figures"] if f["kind"] != "interactive3d"])
+
+    check_wandb_results(root, task="mrpc", with_analysis=bool(analyses))
+
+    # a re-run skips every stage
+    console = io.StringIO()
+    log = run_demo(cfg, out=console)
+    assert all(entry["status"] == "skipped" for entry in log), log
