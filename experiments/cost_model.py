@@ -69,6 +69,15 @@ class Model:
         d = self.hidden
         return self.nonembedding + (self.vocab + self.positions + 2) * d + 2 * d + 2 * d + 2
 
+    @property
+    def tensors(self) -> int:  # parameter tensors: embeddings 5, 16 per layer, pooler 2, head 2
+        return 5 + 16 * self.layers + 2 + 2
+
+    def sketch_bytes_per_step(self, buckets: int) -> int:
+        """The every-step record (bertviz_landscape.sketches): a float32 row of k buckets, a float64
+        row of per-tensor squared norms, and an index line (~128 bytes)."""
+        return 4 * buckets + 8 * self.tensors + 128
+
     def forward_flops_per_token(self, seq: float) -> float:
         return 2 * self.nonembedding + 4 * self.layers * seq * self.hidden
 
@@ -102,7 +111,7 @@ def disk_bytes(model: Model, steps: int, every_n: int, buckets: int, sketch: boo
     out = {
         "checkpoints": (2 + epoch_checkpoints) * 4 * params,
         "snapshots": snapshots * 2 * params,
-        "sketches": steps * 4 * buckets if sketch else 0,
+        "sketches": steps * model.sketch_bytes_per_step(buckets) if sketch else 0,
     }
     out["total"] = sum(out.values())
     return out

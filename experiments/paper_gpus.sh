@@ -43,4 +43,20 @@ for init in pretrained scratch; do
   surface rte "$init" plane "mrpc_$init"
   surface sst2 "$init" plane "mrpc_$init"
 done
-echo "surfaces in $OUT/surfaces"
+# the analyses (numbers as JSON), then every figure and the claim-by-claim report
+analyze() {  # analyze <analysis> <task> <init> [overrides...]
+  local name=$1 task=$2 init=$3; shift 3
+  bertviz-analyze analysis="$name" run="$OUT/runs/${task}_${init}" output="$OUT/analysis/${name}_${task}_${init}.json" "$@"
+}
+for task in mrpc rte stsb sst2; do
+  for init in pretrained scratch; do
+    analyze flatness "$task" "$init" surface="$OUT/surfaces/${task}_${init}.line.h5"
+    analyze layers "$task" "$init"
+    if [ "$task" != stsb ]; then
+      analyze trajectory "$task" "$init" surface="$OUT/surfaces/${task}_${init}.plane.h5"
+      analyze consistency "$task" "$init" surface="$OUT/surfaces/${task}_${init}.plane.h5"
+    fi
+  done
+done
+bertviz-plot results="$OUT" wandb.enabled=true
+echo "surfaces in $OUT/surfaces, numbers in $OUT/analysis, figures in $OUT/figures, report: $OUT/report.html"

@@ -24,7 +24,9 @@ from bertviz_landscape.landscape.surface import Surface, load_surface, write_sur
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "bertviz_landscape.analysis", *args], cwd=cwd, env=env,
+    script = Path(sys.executable).with_name("bertviz-analyze")  # the installed console script (pyproject [project.scripts])
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "bertviz_landscape.analysis"]
+    return subprocess.run([*command, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

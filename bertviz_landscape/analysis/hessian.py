@@ -163,8 +163,17 @@ class HessianVectorProduct:
         return torch.cat([t.reshape(-1) for t in out])
 
 
-def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int, ncv: int | None, seed: int) -> dict:
-    """ARPACK Lanczos (eigsh, which='LA') on H: the k largest eigenvalues, descending."""
+def default_ncv(k: int, n: int) -> int:
+    """Lanczos vectors kept: max(2k+1, k+8) (scipy's default is max(2k+1, 20)): the first
+    convergence check comes after ncv products, and a network's outlying top eigenvalues
+    converge in a few steps, so fewer vectors cost fewer products (and n × ncv less memory)."""
+    return min(n, max(2 * k + 1, k + 8))
+
+
+def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int, ncv: int | None, seed: int,
+                    vectors: bool = False) -> dict:
+    """ARPACK Lanczos (eigsh, which='LA') on H: the k largest eigenvalues, descending (with
+    `vectors`, also "eigenvectors": an n × k float32 array, columns in the same order)."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     n = hvp.dim
@@ -172,6 +181,7 @@ def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int
         raise HessianError(f"hessian.k must be between 1 and {n - 1} (the Hessian is {n}×{n}), got {k}")
     if ncv is not None and not k < ncv <= n:
         raise HessianError(f"hessian.ncv must be in ({k}, {n}], got {ncv}")
+    ncv = default_ncv(k, n) if ncv is None else int(ncv)
 
     def matvec(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32).reshape(-1)
@@ -180,14 +190,21 @@ def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int
     operator = LinearOperator((n, n), matvec=matvec, dtype=np.float32)
     v0 = np.random.default_rng(seed).uniform(-1.0, 1.0, n).astype(np.float32)
     start, products = time.perf_counter(), hvp.products
+    vecs = None
     try:
-        values = eigsh(operator, k=k, which="LA", tol=tol, maxiter=max_iter, ncv=ncv, v0=v0, return_eigenvectors=False)
+        found = eigsh(operator, k=k, which="LA", tol=tol, maxiter=max_iter, ncv=ncv, v0=v0, return_eigenvectors=vectors)
         converged = True
     except ArpackNoConvergence as err:
-        values, converged = err.eigenvalues, False
-    values = sorted((float(v) for v in np.asarray(values).reshape(-1)), reverse=True)
-    return {"top_eigenvalues": values, "converged": converged, "lanczos_iterations": hvp.products - products,
-            "lanczos_seconds": time.perf_counter() - start}
+        found, converged = ((err.eigenvalues, err.eigenvectors) if vectors else err.eigenvalues), False
+    if vectors:
+        found, vecs = found
+    values = np.asarray(found, dtype=np.float64).reshape(-1)
+    order = np.argsort(-values)
+    out = {"top_eigenvalues": [float(values[i]) for i in order], "converged": converged, "lanczos_iterations": hvp.products - products,
+           "ncv": ncv, "lanczos_seconds": time.perf_counter() - start}
+    if vectors:
+        out["eigenvectors"] = np.asarray(vecs)[:, order]
+    return out
 
 
 def hutchinson_trace(hvp: HessianVectorProduct, samples: int, seed: int) -> dict:
@@ -224,7 +241,7 @@ def hessian_spectrum(
     """Top-k eigenvalues (Lanczos) and trace (Hutchinson) of the Hessian of J at the model's
     current weights. `batches`: an `EvalSet` or its `.batches` (the fixed examples); `task`: the
     GlueTask whose loss J is; `max_iter`: ARPACK's restarts of the Lanczos factorisation (each
-    about ncv − k products); `ncv`: Lanczos vectors kept (None: scipy's max(2k+1, 20)).
+    about ncv − k products); `ncv`: Lanczos vectors kept (None: `default_ncv`, max(2k+1, k+8)).
     Returns the analysis JSON's "hessian" object (keys in the module docstring)."""
     started = time.perf_counter()
     if hasattr(batches, "batches"):
@@ -242,13 +259,13 @@ def hessian_spectrum(
     if k > 0:
         out |= top_eigenvalues(op, int(k), float(tol), int(max_iter), ncv, int(seed))
     else:
-        out |= {"top_eigenvalues": [], "converged": True, "lanczos_iterations": 0, "lanczos_seconds": 0.0}
+        out |= {"top_eigenvalues": [], "converged": True, "lanczos_iterations": 0, "ncv": None, "lanczos_seconds": 0.0}
     out |= hutchinson_trace(op, int(hutchinson_samples), int(seed))
     out |= {
         "num_examples": op.num_examples,
         "num_parameters": op.dim,
         "parameters": {"selectors": [params] if isinstance(params, str) else list(params), "bias_and_norm": bias_and_norm},
-        "hvp": hvp, "k": int(k), "tol": float(tol), "max_iter": int(max_iter), "ncv": ncv, "seed": int(seed),
+        "hvp": hvp, "k": int(k), "tol": float(tol), "max_iter": int(max_iter), "seed": int(seed),
         "hessian_vector_products": op.products,
         "seconds_per_hvp": op.seconds / op.products if op.products else None,
         "seconds": time.perf_counter() - started,

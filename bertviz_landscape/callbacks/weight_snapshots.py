@@ -87,11 +87,12 @@ class WeightSnapshots(pl.Callback):
 
     # -- set-up ---------------------------------------------------------------------------
     def projected_bytes(self, trainer: pl.Trainer, bytes_per_snapshot: int) -> int:
-        return self.projected_total(int(trainer.estimated_stepping_batches), bytes_per_snapshot)
+        return self.projected_total(int(trainer.estimated_stepping_batches), bytes_per_snapshot, len(self._params))
 
-    def projected_total(self, total_steps: int, bytes_per_snapshot: int) -> int:
-        # one file every n steps, plus the final step when n does not divide the total; a sketch row every step
-        sketches = total_steps * 4 * self.sketch_buckets if self.sketch_buckets else 0
+    def projected_total(self, total_steps: int, bytes_per_snapshot: int, num_tensors: int = 0) -> int:
+        # one file every n steps, plus the final step when n does not divide the total; every step a sketch
+        # row (4·k bytes), a row of per-parameter norms (8 bytes per tensor) and an index line
+        sketches = total_steps * (4 * self.sketch_buckets + 8 * num_tensors + 128) if self.sketch_buckets else 0
         return math.ceil(total_steps / self.every_n_steps) * bytes_per_snapshot + sketches
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -150,8 +151,9 @@ class WeightSnapshots(pl.Callback):
     def check_budget(self, model: torch.nn.Module, total_steps: int) -> None:
         """The disk check of `on_train_start`, before anything of the run is written."""
         element = torch.empty((), dtype=self.dtype).element_size()
-        per_snapshot = sum(p.numel() for p in trainable_parameters(model).values()) * element
-        self.check_disk(self.projected_total(total_steps, per_snapshot))
+        params = trainable_parameters(model)
+        per_snapshot = sum(p.numel() for p in params.values()) * element
+        self.check_disk(self.projected_total(total_steps, per_snapshot, len(params)))
 
     def check_disk(self, projected: int) -> None:
         gb = projected / 1e9

@@ -1,0 +1,197 @@
+"""`make bench`: Hessian top eigenvalue and trace, ours (analysis/hessian.py) vs PyHessian.
+
+The real MiniLM (6 layers, hidden 384) with a fresh 2-class head, a fixed subset of real MRPC
+train examples (seeded, max_length 128), the same `EvalSet` batches for both, model in eval mode,
+float32, every trainable parameter (22.7M). What is made equal, so the comparison is fair:
+
+- **the loss**: J = mean per-example cross-entropy over the subset. Ours sums per-batch sums / N;
+  PyHessian's dataloader mode averages per-batch mean losses weighted by batch size — the same J
+  (asserted below: both products of the same vector agree).
+- **the examples and batches**: the same padded batches, in the same order (PyHessian gets the
+  token ids, mask and segment ids packed into one tensor, unpacked by a thin wrapper module).
+- **the attention kernel**: SDPA's math backend for both (fused kernels have no double backward).
+- **the tolerance**: `--tol` for both. It does not mean the same thing: PyHessian stops its power
+  iteration when the eigenvalue estimate changes by < tol (relative) between two iterations,
+  which says nothing about the error; ARPACK stops when each Ritz value's residual
+  ‖Hx − λx‖ ≤ tol·|λ|. So accuracy is *measured*, not assumed: the relative residual
+  ‖Hx − λx‖/|λ| of each method's eigenvector (one extra product each, not timed) bounds the
+  distance to the nearest true eigenvalue.
+- **the trace**: Hutchinson with the same number of Rademacher samples for both (PyHessian's
+  tol = 0 so it draws exactly `--samples`; its default relative-change stop is not an error
+  bound either); both standard errors are std(zᵀHz, ddof=1)/√m.
+
+Time is wall-clock on this machine; a Hessian-vector product's cost dominates everything, so
+the product count is printed beside each time.
+
+    python benchmarks/bench_hessian.py [--examples 64] [--max-length 128] [--tol 1e-3] [--samples 10] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class Packed(torch.nn.Module):
+    """PyHessian calls model(inputs) with one tensor: (batch, 3, length) → the classifier's logits."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(input_ids=x[:, 0], attention_mask=x[:, 1], token_type_ids=x[:, 2]).logits
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--examples", type=int, default=64, help="MRPC train examples (seeded subset)")
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--max-iter", type=int, default=100, help="PyHessian: power iterations; ours: ARPACK restarts")
+    ap.add_argument("--samples", type=int, default=10, help="Hutchinson samples (both)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "/work/shared/data/glue"))
+    ap.add_argument("--output", default="outputs/bench/bench_hessian.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    from bertviz_landscape.analysis.hessian import (
+        HessianVectorProduct, _math_attention, hessian_parameters, hutchinson_trace, top_eigenvalues,
+    )
+    from bertviz_landscape.data.glue import load_glue_split
+    from bertviz_landscape.data.tasks import get_task
+    from bertviz_landscape.data.tokenize import tokenize
+    from bertviz_landscape.landscape.evaluator import EvalSet
+    from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+
+    try:
+        from pyhessian import hessian as PyHessian
+    except ImportError:
+        raise SystemExit("bench_hessian: PyHessian is not installed (pip install -e '.[bench]', or pip install --no-deps pyhessian)")
+
+    task = get_task("mrpc")
+    model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=args.seed).eval()
+    tokenizer = load_tokenizer("all-minilm-l6-v2")
+    rows = load_glue_split(task, "train", args.glue_dir, args.examples, args.seed)
+    evalset = EvalSet.from_tokenized("train", tokenize(rows, tokenizer, args.max_length), args.batch_size, tokenizer.pad_token_id)
+    names = hessian_parameters(model)
+    ours = HessianVectorProduct(model, evalset.batches, task, names, "jvp")
+    print(f"MiniLM, {ours.dim / 1e6:.1f}M parameters; {evalset.num_examples} MRPC train examples, batches "
+          f"{[tuple(b.input_ids.shape) for b in evalset.batches]}; {args.threads} threads; tol {args.tol}, {args.samples} Hutchinson samples",
+          flush=True)
+
+    packed = Packed(model)
+    loader = [(torch.stack([b.input_ids, b.attention_mask, b.token_type_ids], 1), b.labels) for b in evalset.batches]
+    with _math_attention():
+        ph = PyHessian(packed, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=False)
+    ph_products = {"n": 0}
+    inner = ph.dataloader_hv_product
+
+    def counted(v):
+        ph_products["n"] += 1
+        with _math_attention():
+            return inner(v)
+
+    ph.dataloader_hv_product = counted
+    ph_params = [p for p in packed.parameters() if p.requires_grad]
+    assert [id(p) for p in ph_params] == [id(p) for p in ours.params], "PyHessian and ours must take the same parameters"
+
+    # --- one product of the same vector: cost of each method's HVP, and the same J ---------
+    v = torch.randn(ours.dim, generator=torch.Generator().manual_seed(1))
+    per_hvp = {}
+    for method in ("jvp", "double_backward"):
+        op = HessianVectorProduct(model, evalset.batches, task, names, method)
+        t = time.perf_counter()
+        hv = op(v)
+        per_hvp[f"ours_{method}"] = time.perf_counter() - t
+        if method == "jvp":
+            hv_ours = hv
+    t = time.perf_counter()
+    _, hv_ph = counted(list(ours.split(v.clone())))
+    per_hvp["pyhessian"] = time.perf_counter() - t
+    ph_products["n"] = 0
+    agree = float((flat(hv_ph) - hv_ours).norm() / hv_ours.norm())
+    print(f"one Hessian-vector product: " + ", ".join(f"{k} {s:.1f} s" for k, s in per_hvp.items())
+          + f"; ours vs PyHessian ‖Δ‖/‖Hv‖ = {agree:.1e}", flush=True)
+
+    def residual(vec: torch.Tensor, lam: float) -> float:
+        vec = vec / vec.norm()
+        return float((ours(vec) - lam * vec).norm() / abs(lam))
+
+    # --- top eigenvalue --------------------------------------------------------------------
+    torch.manual_seed(args.seed)
+    t = time.perf_counter()
+    eig = top_eigenvalues(ours, 1, args.tol, args.max_iter, None, args.seed, vectors=True)
+    ours_eig_s = time.perf_counter() - t
+    ours_lam = eig["top_eigenvalues"][0]
+    ours_res = residual(torch.from_numpy(np.ascontiguousarray(eig["eigenvectors"][:, 0])).float(), ours_lam)
+    print(f"ours: λ1 = {ours_lam:.6g} in {ours_eig_s:.0f} s, {eig['lanczos_iterations']} products, converged {eig['converged']}, "
+          f"relative residual {ours_res:.1e}", flush=True)
+
+    torch.manual_seed(args.seed)
+    t = time.perf_counter()
+    with _math_attention():
+        ph_vals, ph_vecs = ph.eigenvalues(maxIter=args.max_iter, tol=args.tol, top_n=1)
+    ph_eig_s, ph_eig_n = time.perf_counter() - t, ph_products["n"]
+    ph_lam = float(ph_vals[0])
+    ph_res = residual(flat(ph_vecs[0]).detach().float(), ph_lam)
+    print(f"PyHessian: λ1 = {ph_lam:.6g} in {ph_eig_s:.0f} s, {ph_eig_n} products, relative residual {ph_res:.1e}", flush=True)
+
+    # --- trace -----------------------------------------------------------------------------
+    t = time.perf_counter()
+    tr = hutchinson_trace(ours, args.samples, args.seed)
+    ours_tr_s = time.perf_counter() - t
+    ph_products["n"] = 0
+    torch.manual_seed(args.seed)
+    t = time.perf_counter()
+    with _math_attention():
+        ph_samples = ph.trace(maxIter=args.samples, tol=0.0)
+    ph_tr_s = time.perf_counter() - t
+    ph_tr, ph_se = float(np.mean(ph_samples)), float(np.std(ph_samples, ddof=1) / math.sqrt(len(ph_samples)))
+    print(f"trace: ours {tr['trace']:.6g} ± {tr['trace_stderr']:.3g} in {ours_tr_s:.0f} s; "
+          f"PyHessian {ph_tr:.6g} ± {ph_se:.3g} in {ph_tr_s:.0f} s ({len(ph_samples)} samples each)", flush=True)
+
+    result = {
+        "model": "all-minilm-l6-v2 + 2-class head (seed %d)" % args.seed, "num_parameters": ours.dim,
+        "examples": evalset.num_examples, "max_length": args.max_length, "batch_size": args.batch_size, "threads": args.threads,
+        "tol": args.tol, "samples": args.samples, "hvp_seconds": per_hvp, "hvp_agreement": agree,
+        "top_eigenvalue": {"ours": {"value": ours_lam, "seconds": ours_eig_s, "products": eig["lanczos_iterations"],
+                                    "relative_residual": ours_res, "converged": eig["converged"], "ncv": eig["ncv"]},
+                           "pyhessian": {"value": ph_lam, "seconds": ph_eig_s, "products": ph_eig_n, "relative_residual": ph_res}},
+        "trace": {"ours": {"value": tr["trace"], "stderr": tr["trace_stderr"], "seconds": ours_tr_s, "samples": args.samples},
+                  "pyhessian": {"value": ph_tr, "stderr": ph_se, "seconds": ph_tr_s, "samples": len(ph_samples)}},
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print()
+    print("| quantity | ours | PyHessian |")
+    print("|---|---|---|")
+    print(f"| top eigenvalue λ1 | {ours_lam:.5g} | {ph_lam:.5g} |")
+    print(f"| relative residual ‖Hx−λx‖/λ | {ours_res:.1e} | {ph_res:.1e} |")
+    print(f"| λ1 time (products) | {ours_eig_s:.0f} s ({eig['lanczos_iterations']}) | {ph_eig_s:.0f} s ({ph_eig_n}) |")
+    print(f"| trace ± stderr | {tr['trace']:.5g} ± {tr['trace_stderr']:.2g} | {ph_tr:.5g} ± {ph_se:.2g} |")
+    print(f"| trace time ({args.samples} samples) | {ours_tr_s:.0f} s | {ph_tr_s:.0f} s |")
+    print(f"| one product | {per_hvp['ours_jvp']:.1f} s (jvp), {per_hvp['ours_double_backward']:.1f} s (double backward) | {per_hvp['pyhessian']:.1f} s |")
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()
