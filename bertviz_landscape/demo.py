@@ -204,7 +204,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 run_analysis(over)
 
             stages.append(Stage(f"{name} {main}_{init}", {"overrides": over, "run": _run_stamp(runs[(main, init)]),
-                                                          "surfaces": [_file_stamp(surf[(k, init)]) for k in ("line", "plane")]},
+                                                          "surfaces": [_Lazy(lambda p=surf[(k, init)]: _file_stamp(p)) for k in ("line", "plane")]},
                                 [out], analysis_action))
 
     upstream = [s.name for s in stages]
@@ -264,8 +264,20 @@ def _file_stamp(path: Path) -> dict:
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _run_stamp(run: Path) -> dict:
-    return {"run": str(run), "metrics": _file_stamp(Path(run) / "metrics.json")}
+class _Lazy:
+    """A part of a stage's spec read from the disk when the digest is taken (json.dumps(default=str)
+    calls str()), not when the stages are built — a run trained by an earlier stage of the same
+    pipeline is seen as it is once that stage has finished."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __str__(self) -> str:
+        return json.dumps(self.fn(), sort_keys=True, default=str)
+
+
+def _run_stamp(run: Path) -> _Lazy:
+    return _Lazy(lambda: {"run": str(run), "metrics": _file_stamp(Path(run) / "metrics.json")})
 
 
 def _tree_stamp(root: Path, subdirs: tuple[str, ...]) -> "_LazyStamp":
