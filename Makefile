@@ -33,9 +33,10 @@ demo: ## the paper's story on MRPC, offline on a CPU: train, 1D/2D surfaces, ana
 plots: ## figures + report of a results directory: make plots RESULTS=outputs/demo
 	$(BIN)/bertviz-plot results=$(or $(RESULTS),$(DEMO))
 
-bench: ## speed: snapshot callback cost, landscape engine vs forward-pass limit
+bench: ## speed: snapshot callback cost, landscape engine vs forward-pass limit, Hessian vs PyHessian
 	$(BIN)/python benchmarks/bench_snapshots.py
 	@if [ -f benchmarks/bench_landscape.py ]; then $(BIN)/python benchmarks/bench_landscape.py; fi
+	$(BIN)/python benchmarks/bench_hessian.py  # Hessian top eigenvalue + trace, ours vs PyHessian (needs the bench extra)
 
 clean: ## remove outputs and caches (not the venv)
 	rm -rf outputs multirun .pytest_cache

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from test_analysis_support import analysis_run, make_run_dir  # noqa: F401  (fixture)
-from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
 from bertviz_landscape.analysis.entrypoint import run as analyze

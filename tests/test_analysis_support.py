@@ -1,7 +1,7 @@
 """Shared builders for the analysis tests: a run directory with a known trajectory, and its surface.
 
-No tests here; test_analysis_*.py import the fixtures. The run is made from `tiny_run`'s
-checkpoints (no training, so it costs seconds): θ0 = init, θ1 = final, θ2 = other (for δ2);
+No tests here; test_analysis_*.py import the fixtures. The run is made from checkpoints built
+like `tiny_run`'s (no training, so it costs seconds; built once per session): θ0 = init, θ1 = final, θ2 = other (for δ2);
 after the paper-axes surface is computed, snapshots are written whose deltas are known
 combinations of that surface's own δ1, δ2 (read back from its direction file) — so their
 projections are known exactly — plus one with a known component off the plane. Epoch 1's
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
+from test_landscape_support import build_tiny, data_cfg, write_glue
 
 # (step, epoch, a, b, off-plane scale): θ_t − θ0 = a·δ1 + b·δ2 + scale·r, r ⟂ δ1, δ2 with ‖r‖ = ‖δ1‖
 TRAJECTORY = [(1, 0, 0.0, 0.0, 0.0), (2, 0, 0.3, 0.1, 0.0), (3, 0, 0.5, 0.25, 0.0), (4, 1, 0.7, -0.2, 0.5),
@@ -91,13 +91,27 @@ def save_point(tiny, path: Path, a: float, b: float) -> Path:
     return path
 
 
+_BUILT: dict = {}  # one build per test session, however many test modules import the fixture
+
+
 @pytest.fixture(scope="session")
-def analysis_run(tiny_run, tmp_path_factory):
-    """{"run", "surface", "r", "dx", "dy", "names", ...}: a run with a known trajectory on its 2D surface."""
+def analysis_run(tmp_path_factory):
+    """{"run", "surface", "r", "dx", "dy", "names", "tiny", ...}: a run with a known trajectory on its 2D surface."""
+    if "analysis_run" not in _BUILT:
+        _BUILT["analysis_run"] = _build_analysis_run(tmp_path_factory)
+    return _BUILT["analysis_run"]
+
+
+def _build_analysis_run(tmp_path_factory) -> dict:
     from bertviz_landscape.landscape.direction_file import beside, read_directions
     from bertviz_landscape.landscape.sweep import landscape
 
     root = tmp_path_factory.mktemp("analysis_run")
+    # tiny_run's checkpoints (test_landscape_support's builders), built here once for every analysis test module
+    theta0 = build_tiny(root / "init")
+    tiny_run = {"theta0": theta0, "theta1": build_tiny(root / "final", move_from=theta0, move_seed=1),
+                "theta2": build_tiny(root / "other", move_from=theta0, move_seed=2), "glue_dir": write_glue(root / "glue"),
+                "cache_dir": root / "cache", "root": root}
     run = make_run_dir(root / "run", tiny_run)
     res = landscape(run=run, theta2=tiny_run["theta2"], output=root / "plane.h5", grid=PLANE_GRID, data=data_cfg(tiny_run),
                     progress=False)

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from test_analysis_support import analysis_run  # noqa: F401  (fixture)
-from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.consistency import consistency, consistency_of
 from bertviz_landscape.analysis.flatness import flatness, interval_width

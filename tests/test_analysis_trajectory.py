@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from test_analysis_support import TRAJECTORY, analysis_run  # noqa: F401  (fixture)
-from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.trajectory import trajectory, trajectory_pca
 from bertviz_landscape.landscape.directions import dot, norm
@@ -70,7 +69,7 @@ def test_trajectory_pca_equals_dense_svd(analysis_run):
     snaps = Snapshots(analysis_run["run"])
     names = analysis_run["names"]
     # small chunks: one parameter split over several chunks, several small ones sharing a chunk
-    pca = trajectory_pca(snaps, names, components=3, chunk_elements=50_000)
+    pca = trajectory_pca(snaps, names, components=3, chunk_elements=200_000)
     dense = torch.stack([torch.cat([d[n].reshape(-1).double() for n in names]) for _, d in snaps.iter_deltas(names)])
     dense -= dense.mean(0)
     u, s, _ = torch.linalg.svd(dense, full_matrices=False)

@@ -18,7 +18,8 @@ def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str],
     train = ["model=tiny", f"model.name_or_path={pretrained}", f"data.glue_dir={glue}", "data.batch_size=8", "data.eval_batch_size=8",
              "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
              "data.max_train_samples=null", "logger=none", "init.lr=1e-3", "callbacks.snapshots.every_n_steps=2"]
-    overrides = [f"output_dir={root}", "tasks=[mrpc,rte]", "landscape.line.num=5", "landscape.plane.x.num=5", "landscape.plane.y.num=4",
+    overrides = [f"output_dir={root}", "tasks=[mrpc,rte]", "landscape.line.num=5", "landscape.plane.x.min=-0.5", "landscape.plane.x.max=1.5", "landscape.plane.x.num=5",
+                 "landscape.plane.y.num=4",
                  f"analyses=[{','.join(analyses)}]", *[f"{k}={v}" for k, v in extra.items()]]
     values = {"train": {"overrides": train, "second_task": ["trainer.max_epochs=1"]},
               "landscape": {"overrides": [f"data.glue_dir={glue}", "data.max_train_samples=null", "data.eval_batch_size=8"]},
@@ -59,8 +60,9 @@ def test_demo_bad_grid_is_a_clear_error(tmp_path):
     with pytest.raises(BadInput, match=r"landscape.line: 11 points on \[-0.5, 1.5\] miss α = 0, 1"):
         build_stages(cfg)
     names = [s.name for s in build_stages(compose("demo", [f"output_dir={tmp_path}"]))]
-    assert names[:4] == ["train mrpc_pretrained", "train mrpc_scratch", "train sst2_pretrained", "train sst2_scratch"]
-    assert names[-3:] == ["figures", "wandb", "report"] and "plane mrpc_scratch" in names and "layers mrpc_pretrained" in names
+    main, second = compose("demo").tasks
+    assert names[:4] == [f"train {main}_pretrained", f"train {main}_scratch", f"train {second}_pretrained", f"train {second}_scratch"]
+    assert names[-3:] == ["figures", "wandb", "report"] and f"plane {main}_scratch" in names and f"layers {main}_pretrained" in names
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from bertviz_landscape.data.tokenize import tokenize
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.evaluator import EvalSet
 from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
-from test_landscape_support import write_glue
+from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
 # smaller than the suite's tiny BERT, so that a dense Hessian over the pooler + head (306
 # parameters) is cheap; `all` has a few thousand parameters besides the embeddings
@@ -155,3 +155,37 @@ def test_bad_requests_are_clear_errors(setup):
         hessian_spectrum(model, evalset, task, params=["layer.7"])
     with pytest.raises(HessianError, match="bias_and_norm"):
         hessian_spectrum(model, evalset, task, params=SUBSET, bias_and_norm="maybe")
+
+
+def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_path):
+    """`bertviz-analyze analysis=flatness run=RUN analysis.hessian.enabled=true`: θ1 of the run, the
+    seeded train subset, the summary's hessian_top/hessian_trace; no surface needed."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
+    from bertviz_landscape.analysis.entrypoint import run as analyze
+    from bertviz_landscape.checkpoints import content_hash
+    from bertviz_landscape.config import compose
+    from test_analysis_support import make_run_dir
+    from test_landscape_support import data_cfg
+
+    run = make_run_dir(tmp_path / "run", tiny_run)
+    data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(tiny_run).items()]
+    cfg = compose("analyze", ["analysis=flatness", f"run={run}", f"output={tmp_path / 'f.json'}", "device=cpu",
+                              "analysis.hessian.enabled=true", "analysis.hessian.k=1", "analysis.hessian.samples=2",
+                              "analysis.hessian.num_examples=5", "analysis.hessian.params=[head]", *data])
+    res = analyze(cfg)
+    h = res["per_run"][0]["hessian"]
+    assert h["num_examples"] == 5 and h["num_parameters"] == 2 * 32 + 2 and h["hutchinson_samples"] == 2
+    assert h["converged"] and len(h["top_eigenvalues"]) == 1 and h["top_eigenvalues"][0] > 0  # CE is convex in the head
+    assert h["checkpoint"]["sha256"] == content_hash(run / "checkpoints" / "final")
+    assert res["summary"]["hessian_top"]["mean"] == pytest.approx(h["top_eigenvalues"][0])
+    assert res["summary"]["hessian_trace"]["mean"] == pytest.approx(h["trace"])
+    # J is θ1's mean train loss on the same 5 seeded examples, computed with plain transformers
+    model = AutoModelForSequenceClassification.from_pretrained(str(run / "checkpoints" / "final")).eval()
+    tok = AutoTokenizer.from_pretrained(str(run / "checkpoints" / "final"))
+    rows = load_glue_split(get_task("mrpc"), "train", tiny_run["glue_dir"], 5, 0)
+    enc = tok(list(rows["text_a"]), list(rows["text_b"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        plain = torch.nn.functional.cross_entropy(model(**enc).logits, torch.tensor(list(rows["label"]))).item()
+    assert h["loss"] == pytest.approx(plain, rel=1e-5)

@@ -12,6 +12,7 @@ these tests are skipped, saying which extra to install.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -24,9 +25,8 @@ from test_landscape_shards import assert_same_surface, cli_args, reference  # no
 from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.train import train
 
-from conftest import tiny_train_cfg, write_glue
+from conftest import write_glue
 
 pytestmark = pytest.mark.slow
 
@@ -73,21 +73,31 @@ TRAIN = ["model=tiny", "init=scratch", "logger=none", "data.batch_size=8", "data
          "callbacks.snapshots.every_n_steps=2"]
 
 
+@pytest.fixture(scope="module")
+def reference_multirun(tmp_path_factory):
+    """The same two-run multirun in one process (Hydra's basic launcher), with the same thread
+    count as the launched jobs (OMP_NUM_THREADS=1): floating-point results depend on it."""
+    root = tmp_path_factory.mktemp("basic")
+    glue = write_glue(root / "glue")
+    proc = run_module("bertviz_landscape.train", ["-m", "task=mrpc,rte", *TRAIN, f"data.glue_dir={glue}",
+                                                  "hydra/launcher=basic", f"hydra.sweep.dir={root / 'sweep'}"], cwd=root)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return {"glue": glue, "sweep": root / "sweep"}
+
+
 @pytest.mark.parametrize("name", list(LAUNCHERS))
-def test_training_multirun_equals_runs_in_one_process(name, tmp_path):
+def test_training_multirun_equals_runs_in_one_process(name, reference_multirun, tmp_path):
     overrides = launcher(name)
-    glue = write_glue(tmp_path / "glue")
     sweep = tmp_path / "sweep"
-    proc = run_module("bertviz_landscape.train", ["-m", "task=mrpc,rte", *TRAIN, f"data.glue_dir={glue}", *overrides,
-                                                  f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    proc = run_module("bertviz_landscape.train", ["-m", "task=mrpc,rte", *TRAIN, f"data.glue_dir={reference_multirun['glue']}",
+                                                  *overrides, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [j.name for j in jobs] == ["0_mrpc_scratch", "1_rte_scratch"]
-    for job, task in zip(jobs, ("mrpc", "rte")):
-        expected = train(tiny_train_cfg(glue, f"task={task}", "callbacks.snapshots.every_n_steps=2"), tmp_path / f"ref_{task}")
+    for job in jobs:
+        ref_job = reference_multirun["sweep"] / job.name
         got = load_file(str(job / "checkpoints" / "final" / "model.safetensors"))
-        ref = load_file(str(tmp_path / f"ref_{task}" / "checkpoints" / "final" / "model.safetensors"))
+        ref = load_file(str(ref_job / "checkpoints" / "final" / "model.safetensors"))
         assert all(torch.equal(got[k], ref[k]) for k in ref), f"{job.name}: θ1 differs from the same run in one process"
-        import json
-
-        assert json.loads((job / "metrics.json").read_text())["dev"] == expected["dev"]
+        assert json.loads((job / "metrics.json").read_text())["dev"] == json.loads((ref_job / "metrics.json").read_text())["dev"]
+        assert len(list((job / "snapshots").glob("step_*.safetensors"))) == len(list((ref_job / "snapshots").glob("step_*.safetensors")))

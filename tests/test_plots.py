@@ -99,6 +99,10 @@ def test_trajectory_is_drawn_on_both_panels(tmp_path):
     for ax in fig.axes[:2] if len(fig.axes) == 4 else fig.axes[::2]:
         lines = [ln for ln in ax.lines if ln.get_label().startswith("trajectory")]
         assert lines and list(lines[0].get_xdata()) == [0, 0.4, 1.0] and list(lines[0].get_ydata()) == [0, 0.2, 0.1]
+    late = {"per_run": [{"alpha": [0.3, 1.0], "beta": [0.1, 0.0]}]}  # first snapshot after step 1: the path starts at θ0
+    fig = surface2d.surface_contours(sf, late)
+    line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("trajectory"))
+    assert list(line.get_xdata()) == [0, 0.3, 1.0] and list(line.get_ydata()) == [0, 0.1, 0.0]
 
 
 def test_non_finite_values_are_masked_not_a_crash(tmp_path):

@@ -3,14 +3,12 @@ callback) and the deterministic replay (exact on CPU)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from bertviz_landscape.sketches import (CountSketch, SketchError, Sketches, SketchWriter, exact_gram, hash_elements,
-                                        pca_from_gram, sketched_dots, sketched_gram, sketched_projection, write_meta)
+                                        pca_from_gram, sketched_gram, sketched_projection, write_meta)
 from bertviz_landscape.snapshots import Snapshots
 from bertviz_landscape.train import train
 
@@ -109,6 +107,7 @@ def test_callback_sketches_every_step_and_estimates_the_exact_projection(sketche
     # Gram and PCA: plain within the bound, anchored exact
     exact_g = exact_gram(run, sk.steps)
     plain_g = sketched_gram(run, anchors=None)["gram"]
+    np.testing.assert_allclose(sketched_gram(run, anchors=None, block=4)["gram"], plain_g, rtol=1e-12)  # streamed in blocks
     bound = np.sqrt(2 * np.outer(np.diag(exact_g), np.diag(exact_g)) / 4096)
     assert np.all(np.abs(plain_g - exact_g) <= 5 * bound + 1e-12)
     np.testing.assert_allclose(sketched_gram(run)["gram"], exact_g, rtol=1e-8, atol=1e-14)

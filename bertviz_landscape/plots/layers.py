@@ -81,7 +81,7 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
     ax_rb.set_title("(b) roll-back")
     ax_rb.invert_yaxis()
     if ax_rb.get_legend_handles_labels()[0]:
-        ax_rb.legend(fontsize=8)
+        ax_rb.legend(fontsize=8, loc="lower right", framealpha=0.9, frameon=True)
     else:
         style.no_data(ax_rb, "no roll-back results")
     fig.suptitle(f"{task}: layer-wise analysis")

@@ -45,7 +45,10 @@ def trajectory_points(trajectory: dict | None, recipe: str, projection: str = "p
         a, b = per_run.get("alpha") or [], per_run.get("beta") or []
         label = "trajectory (α=⟨v,δ1⟩/‖δ1‖², β=‖v⊥‖/‖δ1‖)"
         epochs = [(p["alpha"], p["beta"], p["epoch"]) for p in per_run.get("epoch_points") or []]
-    return {"alpha": list(a), "beta": list(b), "epochs": epochs, "label": label}
+    a, b = list(a), list(b)
+    if a and (a[0], b[0]) != (0, 0):  # the path starts at θ0 (v = 0), before the first snapshot
+        a, b = [0.0, *a], [0.0, *b]
+    return {"alpha": a, "beta": b, "epochs": epochs, "label": label}
 
 
 def draw_markers(ax, sf: SurfaceFile) -> list:
