@@ -9,14 +9,16 @@ respect to the moved parameters: the project's trainable parameters
 (``bias_and_norm``: ``include`` — the default, every trainable parameter as in PyHessian — or
 ``exclude``, Li et al.'s ``ignore=biasbn``).
 
-- **Hessian-vector products** H·v come from `torch.func`: ``jvp(grad(J))`` (forward-over-reverse,
-  the default) or ``double_backward`` (``torch.autograd.grad`` of the gradient). Both run one
+- **Hessian-vector products** H·v: ``double_backward`` (the default: ``torch.autograd.grad`` of
+  the gradient, as PyHessian) or ``jvp`` (`torch.func`: ``jvp(grad(J))`` over `functional_call`,
+  forward-over-reverse). Both run one
   batch at a time and sum (Σ_b H_b·v / N), so memory is that of one batch's double-backward
   graph. Fused attention kernels have no second derivative, so the products run with SDPA's
   math backend (same values as the fused kernels up to float rounding). Measured on a 2-core
-  CPU, MiniLM: the two cost the same within noise (16 examples: 18.4 s jvp vs 19.3 s double
-  backward; 4 examples: 29.0 vs 28.6 s, both on a heavily shared machine); on the tiny test BERT
-  double backward is faster (1.2 vs 1.7 s: forward-mode overhead per op dominates tiny matrices).
+  CPU, MiniLM, on a heavily shared machine: the two cost about the same, double backward a little
+  less in 3 of 4 measurements (16 examples, 2 threads: 18.4 s jvp vs 19.3 s double backward; 4
+  examples: 29.0 vs 28.6 s; 8 examples, 1 thread: 14.4 vs 11.3 s; the tiny test BERT: 1.7 vs 1.2 s,
+  forward-mode overhead per op dominating tiny matrices).
 - **Top-k eigenvalues**: scipy's ARPACK Lanczos (`scipy.sparse.linalg.eigsh`, ``which="LA"``,
   the algebraically largest) on a `LinearOperator` whose matvec is the HVP. Convergence is
   ARPACK's: each returned Ritz value λ has residual ‖Hx − λx‖ ≤ tol·|λ|. The Lanczos basis is
@@ -92,7 +94,7 @@ class HessianVectorProduct:
     tensors in the order of `names`. Counts its products.
     """
 
-    def __init__(self, model: torch.nn.Module, batches, task, names: Sequence[str], method: str = "jvp"):
+    def __init__(self, model: torch.nn.Module, batches, task, names: Sequence[str], method: str = "double_backward"):
         if method not in HVP_METHODS:
             raise HessianError(f"hessian.hvp must be one of {HVP_METHODS}, got {method!r}")
         self.model, self.task, self.method = model, task, method
@@ -146,7 +148,8 @@ class HessianVectorProduct:
     def __call__(self, flat: torch.Tensor) -> torch.Tensor:
         started = time.perf_counter()
         vec = self.split(flat.to(self.device, torch.float32))
-        out = [torch.zeros_like(p, dtype=torch.float32) for p in self.params]
+        result = torch.zeros(self.dim, dtype=torch.float32, device=self.device)
+        out = self.split(result)  # views: the products are summed in place, no concatenation
         self.model.eval()
         with _math_attention(), self._only_selected_require_grad():
             if self.method == "double_backward":
@@ -161,10 +164,10 @@ class HessianVectorProduct:
                     grad_fn = torch.func.grad(lambda values, batch=b: self._batch_loss(batch, values))
                     _, hv = torch.func.jvp(grad_fn, (primals,), (tangents,))
                     torch._foreach_add_(out, [hv[n] for n in self.names])
-        torch._foreach_div_(out, float(self.num_examples))
+        result.div_(float(self.num_examples))
         self.products += 1
         self.seconds += time.perf_counter() - started
-        return torch.cat([t.reshape(-1) for t in out])
+        return result
 
 
 def default_ncv(k: int, n: int) -> int:
@@ -222,7 +225,7 @@ def hutchinson_trace(hvp: HessianVectorProduct, samples: int, seed: int) -> dict
     values = []
     for _ in range(samples):
         z = torch.randint(0, 2, (hvp.dim,), generator=gen).to(torch.float32).mul_(2).sub_(1)
-        values.append(float(torch.dot(z.double(), hvp(z).cpu().double())))
+        values.append(float(torch.dot(z, hvp(z).to(z.device))))  # z is ±1: a signed sum of Hz's entries
     arr = np.asarray(values)
     return {"trace": float(arr.mean()), "trace_stderr": float(arr.std(ddof=1) / math.sqrt(samples)),
             "hutchinson_samples": samples, "hutchinson_seconds": time.perf_counter() - start}
@@ -239,7 +242,7 @@ def hessian_spectrum(
     seed: int = 0,
     params: str | Sequence[str] = "all",
     bias_and_norm: str = "include",
-    hvp: str = "jvp",
+    hvp: str = "double_backward",
     ncv: int | None = None,
 ) -> dict:
     """Top-k eigenvalues (Lanczos) and trace (Hutchinson) of the Hessian of J at the model's
@@ -300,7 +303,7 @@ def hessian_entry(cfg, run) -> dict:
     params = str(params) if isinstance(params, str) else [str(p) for p in params]
     out = hessian_spectrum(model, train, task, k=int(h.get("k", 5)), tol=float(h.get("tol", 1e-3)), max_iter=int(h.get("max_iter", 100)),
                            hutchinson_samples=int(h.get("samples", 50)), seed=int(h.get("seed", 0)), params=params,
-                           bias_and_norm=str(h.get("bias_and_norm", "include")), hvp=str(h.get("hvp", "jvp")),
+                           bias_and_norm=str(h.get("bias_and_norm", "include")), hvp=str(h.get("hvp", "double_backward")),
                            ncv=None if h.get("ncv") is None else int(h.ncv))
     out["checkpoint"] = {"role": "theta1", "path": str(theta1), "sha256": content_hash(theta1)}
     out["data"] = data.describe() | {"split": "train", "eval_batch_size": data.eval_batch_size}

@@ -154,18 +154,28 @@ def project_point(vx: float, vy: float | None, vv: float, gram: np.ndarray) -> d
             "distance_from_plane": distance, "norm_v": math.sqrt(vv)}
 
 
-def inner_products(delta: dict, plane: Plane) -> tuple[float, float | None, float]:
-    """(⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖²) in float64 for v = δ − offset over the plane's parameters."""
+def inner_products(delta: dict, plane: Plane, chunk: int = 1 << 20) -> tuple[float, float | None, float]:
+    """(⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖²) in float64 for v = δ − offset over the plane's parameters.
+
+    Converted to float64 `chunk` elements at a time into three reused buffers: no per-snapshot
+    allocation of double copies of the whole model (which costs page faults, not only memory)."""
     vx, vy, vv = 0.0, (0.0 if plane.y is not None else None), 0.0
+    size = min(chunk, max(t.numel() for t in plane.x.values()))
+    buf_v, buf_x = torch.empty(size, dtype=torch.float64), torch.empty(size, dtype=torch.float64)
+    buf_y = torch.empty(size, dtype=torch.float64) if plane.y is not None else None
     for n in plane.names:
-        v = delta[n].double()
-        if plane.offset is not None:
-            v = v - plane.offset[n].double()
-        v = v.reshape(-1)
-        vx += float(v @ plane.x[n].double().reshape(-1))
-        if plane.y is not None:
-            vy += float(v @ plane.y[n].double().reshape(-1))
-        vv += float(v @ v)
+        d, x = delta[n].reshape(-1), plane.x[n].reshape(-1)
+        off = plane.offset[n].reshape(-1) if plane.offset is not None else None
+        y = plane.y[n].reshape(-1) if plane.y is not None else None
+        for start in range(0, d.numel(), size):
+            stop = min(start + size, d.numel())
+            v = buf_v[:stop - start].copy_(d[start:stop])
+            if off is not None:
+                v.sub_(off[start:stop])
+            vx += float(torch.dot(v, buf_x[:stop - start].copy_(x[start:stop])))
+            if y is not None:
+                vy += float(torch.dot(v, buf_y[:stop - start].copy_(y[start:stop])))
+            vv += float(torch.dot(v, v))
     return vx, vy, vv
 
 
