@@ -115,7 +115,7 @@ def main() -> None:
     print(f"{len(steps)} steps, {n_params:,} parameters; full float16 delta {snaps.meta['bytes_per_snapshot'] / 1e6:.1f} MB/step; "
           f"cos(δ1, δ2) = {cosine:.3f}; exact PCA top-2 explained variance ratio {exact_pca}")
     print(f"norm_sq: callback (float32 delta) vs float16 deltas, max relative diff "
-          f"{np.max(np.abs(sk.norm_sq - norm_sq) / norm_sq):.2e}")
+          f"{np.nanmax(np.abs(sk.norm_sq - norm_sq) / np.where(norm_sq > 0, norm_sq, np.nan)):.2e} (v = 0 at step 1: the warm-up starts at lr 0)")
     anchors = list(range(args.anchor_every, steps[-1] + 1, args.anchor_every)) + [steps[-1]]
     results = {"steps": len(steps), "parameters": n_params, "cos_delta1_delta2": cosine, "exact_pca_ratio": exact_pca,
                "anchor_every": args.anchor_every, "by_buckets": {}}

@@ -150,11 +150,12 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     runs = {(t, i): root / "runs" / f"{t}_{i}" for t in tasks for i in inits}
     surf = {(kind, i): root / "surfaces" / f"{main}_{i}_{kind}.h5" for kind in ("line", "plane") for i in inits}
     stages: list[Stage] = []
+    data = [f"data.glue_dir={c['glue_dir']}"] if c.get("glue_dir") else []  # one data directory for every stage
 
     tr = c["train"]
     for task in tasks:
         for init in inits:
-            overrides = [f"experiment={tr['experiment']}", f"task={task}", f"init={init}", *tr.get("overrides", [])]
+            overrides = [f"experiment={tr['experiment']}", f"task={task}", f"init={init}", *data, *tr.get("overrides", [])]
             if task == second:
                 overrides += list(tr.get("second_task") or [])
             run_dir = runs[(task, init)]
@@ -175,7 +176,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     _check_axis("landscape.line", ls["line"])
     _check_axis("landscape.plane.x", ls["plane"]["x"])
     for init in inits:
-        common = [f"run={runs[(main, init)]}", "overwrite=true", "progress=false", f"paths.output_dir={root}",
+        common = [f"run={runs[(main, init)]}", "overwrite=true", "progress=false", f"paths.output_dir={root}", *data,
                   *ls.get("overrides", [])]
         line = dict(ls["line"])
         line_over = common + [f"grid.x.min={line['min']}", f"grid.x.max={line['max']}", f"grid.x.num={line['num']}",
@@ -197,7 +198,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     for name in c.get("analyses") or []:
         for init in inits:
             out = root / "analysis" / f"{name}_{main}_{init}.json"
-            over = analysis_overrides(name, runs[(main, init)], surf[("line", init)], surf[("plane", init)], out)
+            over = analysis_overrides(name, runs[(main, init)], surf[("line", init)], surf[("plane", init)], out) + data
             over += list((c.get("analysis_overrides") or {}).get(name) or [])
 
             def analysis_action(over=over):

@@ -15,15 +15,15 @@ from conftest import TINY_MODEL, write_glue
 
 
 def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str], **extra):
-    train = ["model=tiny", f"model.name_or_path={pretrained}", f"data.glue_dir={glue}", "data.batch_size=8", "data.eval_batch_size=8",
+    train = ["model=tiny", f"model.name_or_path={pretrained}", "data.batch_size=8", "data.eval_batch_size=8",
              "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
              "data.max_train_samples=null", "logger=none", "init.lr=1e-3", "callbacks.snapshots.every_n_steps=2"]
-    overrides = [f"output_dir={root}", "tasks=[mrpc,rte]", "landscape.line.num=5", "landscape.plane.x.min=-0.5", "landscape.plane.x.max=1.5", "landscape.plane.x.num=5",
+    overrides = [f"output_dir={root}", f"glue_dir={glue}", "tasks=[mrpc,rte]", "landscape.line.num=5", "landscape.plane.x.min=-0.5", "landscape.plane.x.max=1.5", "landscape.plane.x.num=5",
                  "landscape.plane.y.num=4",
                  f"analyses=[{','.join(analyses)}]", *[f"{k}={v}" for k, v in extra.items()]]
     values = {"train": {"overrides": train, "second_task": ["trainer.max_epochs=1"]},
-              "landscape": {"overrides": [f"data.glue_dir={glue}", "data.max_train_samples=null", "data.eval_batch_size=8"]},
-              "analysis_overrides": {"layers": [f"data.glue_dir={glue}", "data.max_train_samples=null"]}}
+              "landscape": {"overrides": ["data.max_train_samples=null", "data.eval_batch_size=8"]},
+              "analysis_overrides": {"layers": ["data.max_train_samples=null"]}}
     return compose("demo", overrides, values)
 
 
@@ -118,3 +118,53 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
     console = io.StringIO()
     log = run_demo(cfg, out=console)
     assert all(entry["status"] == "skipped" for entry in log), log
+
+
+def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_path):
+    """A stage is skipped only when its outputs exist and its record matches its settings and
+    the files it reads as they are now (read when the stage is reached, not when it was built)."""
+    from bertviz_landscape.demo import Pipeline, Stage, _run_stamp
+
+    calls = []
+    run = tmp_path / "run"
+
+    def make(name, out, spec, action):
+        return Stage(name, spec, [out], action)
+
+    def train():
+        calls.append("train")
+        run.mkdir(exist_ok=True)
+        (run / "metrics.json").write_text('{"steps": %d}' % len(calls))
+        (tmp_path / "a.txt").write_text("a")
+
+    def curve():
+        calls.append("curve")
+        (tmp_path / "b.txt").write_text("b")
+
+    def stages(lr="1"):
+        return [make("train x", tmp_path / "a.txt", {"lr": lr}, train),
+                make("curve x", tmp_path / "b.txt", {"run": _run_stamp(run)}, curve)]
+
+    out = io.StringIO()
+    log = Pipeline(tmp_path, out).run(stages())
+    assert [e["status"] for e in log] == ["done", "done"] and calls == ["train", "curve"]
+    assert "cpu" in out.getvalue() and json.loads((tmp_path / ".stages" / "curve__x.json").read_text())["outputs"]
+    assert [e["status"] for e in Pipeline(tmp_path, io.StringIO()).run(stages())] == ["skipped", "skipped"]
+    (tmp_path / "b.txt").unlink()  # an output gone: that stage again
+    assert [e["status"] for e in Pipeline(tmp_path, io.StringIO()).run(stages())] == ["skipped", "done"]
+    calls.clear()
+    log = Pipeline(tmp_path, io.StringIO()).run(stages(lr="2"))  # other settings: retrain, and the curve of the new run
+    assert [e["status"] for e in log] == ["done", "done"] and calls == ["train", "curve"]
+
+
+def test_a_failing_stage_is_named_and_leaves_no_record(tmp_path):
+    from bertviz_landscape.demo import Pipeline, Stage
+
+    def boom():
+        raise RuntimeError("disk on fire")
+
+    out = io.StringIO()
+    with pytest.raises(RuntimeError):
+        Pipeline(tmp_path, out).run([Stage("train x", {}, [tmp_path / "a"], boom)])
+    assert "train x" in out.getvalue() and "FAILED" in out.getvalue() and "disk on fire" in out.getvalue()
+    assert not (tmp_path / ".stages" / "train__x.json").exists()
