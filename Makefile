@@ -27,7 +27,7 @@ test: ## the default test suite (unit + a few integration tests on real GLUE and
 test-all: ## every test, slow ones included
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-demo: ## the paper's story on MRPC, offline on a CPU: train, 1D/2D surfaces, analyses, figures, W&B, report (outputs/demo)
+demo: ## the paper's story offline on a CPU (SST-2 + MRPC, MiniLM): train, 1D/2D surfaces, analyses, figures, W&B, report -> outputs/demo
 	$(BIN)/bertviz-demo output_dir=$(DEMO)
 
 plots: ## figures + report of a results directory: make plots RESULTS=outputs/demo

@@ -33,6 +33,9 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.rundir import RunDir
+
+METRICS_NAME = Path(RunDir("run").metrics_json).name  # a run's results file (the only file of a run the late stages read)
 
 log = logging.getLogger("bertviz_landscape.demo")
 
@@ -170,7 +173,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                     train(compose("train", [*overrides, "force=true"]), run_dir)
 
             stages.append(Stage(f"train {task}_{init}", {"overrides": overrides, "run": str(run_dir)},
-                                [run_dir / "metrics.json", run_dir / "checkpoints" / "final"], train_action))
+                                [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1], train_action))
 
     ls = c["landscape"]
     _check_axis("landscape.line", ls["line"])
@@ -278,7 +281,7 @@ class _Lazy:
 
 
 def _run_stamp(run: Path) -> _Lazy:
-    return _Lazy(lambda: {"run": str(run), "metrics": _file_stamp(Path(run) / "metrics.json")})
+    return _Lazy(lambda: {"run": str(run), "metrics": _file_stamp(RunDir(run).metrics_json)})
 
 
 def _tree_stamp(root: Path, subdirs: tuple[str, ...]) -> "_LazyStamp":
@@ -297,7 +300,7 @@ class _LazyStamp:
             if d.is_dir():
                 for p in sorted(d.rglob("*")):
                     if p.is_file() and p.suffix in (".h5", ".json") and not any(x.startswith(".") for x in p.relative_to(self.root).parts):
-                        if sub == "runs" and p.name != "metrics.json":
+                        if sub == "runs" and p.name != METRICS_NAME:
                             continue
                         st = p.stat()
                         parts.append(f"{p.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns}")

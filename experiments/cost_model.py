@@ -35,7 +35,7 @@ from dataclasses import dataclass
 MEASURED = {
     "train_seconds_per_step": 1.149,     # MiniLM, MRPC, batch 32, no snapshots (make bench)
     "snapshot_overhead": 0.02,           # float16 θ_t − θ0 every step (make bench, best of 3)
-    "sketch_seconds_per_step": None,     # filled from benchmarks/bench_sketch.py (README); None: not counted
+    "sketch_seconds_per_step": 0.152,    # CountSketch k=2^18 of 22.7M parameters (benchmarks/bench_sketch.py, loaded CPU)
     "point_seconds": 0.742,              # landscape engine fp32, 128 MRPC dev examples (make bench)
     "point_examples": 128,
     "cpu": "2-core x86 CPU, AVX512-BF16, no AMX, torch 2.13",

@@ -1,12 +1,11 @@
 """Curvature and width numbers (the paper's "wider optima"), pretrained vs from scratch per
-task, from the `flatness` analysis JSONs' "summary": basin width along δ1 and area in units of
-‖δ1‖ at each tolerance ε, and the Hessian's top eigenvalue and trace where computed. Bars are
-means, error bars the std over runs (n in the label).
+task, from the `flatness` analysis JSONs: the basin width along δ1 around θ1 against the
+tolerance ε (in units of ‖δ1‖, and in absolute parameter distance), the basin area of the 2D
+surface when measured, and the Hessian's top eigenvalue and trace where computed. Widths that
+reach the grid's edge are lower bounds: hollow markers. Error bars: std over runs (n > 1).
 """
 
 from __future__ import annotations
-
-import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,28 +13,59 @@ import numpy as np
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import analysis_identity, summary_value
 
+LINESTYLES = ["-", "--", ":", "-."]
 
-def _metric_keys(analyses: list[dict]) -> list[str]:
-    keys = set()
-    for a in analyses:
-        keys |= set((a.get("summary") or {}).keys())
-    order = []
-    for pattern in (r"width_x_", r"area_", r"hessian_top$", r"hessian_trace$"):
-        order += sorted((k for k in keys if re.match(pattern, k)), key=lambda k: (len(k), k))
-    return order
+
+def _eps_series(data: dict, prefix: str, suffix: str = "") -> list[tuple[float, float, float, bool]]:
+    """(ε, mean, std, bounded) for the summary keys `<prefix><ε><suffix>`."""
+    out = []
+    for key in (data.get("summary") or {}):
+        if not key.startswith(prefix) or not key.endswith(suffix):
+            continue
+        middle = key[len(prefix):len(key) - len(suffix)] if suffix else key[len(prefix):]
+        try:
+            eps = float(middle)
+        except ValueError:
+            continue
+        v = summary_value(data, key)
+        if v is None:
+            continue
+        bounded = True
+        if prefix == "width_x_":
+            for pr in data.get("per_run") or []:
+                entry = (((pr.get("width") or {}).get("x") or {}).get(middle)) or {}
+                bounded = bounded and entry.get("bounded") is not False
+        out.append((eps, v[0], v[1], bounded))
+    return sorted(out)
 
 
 def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained vs from scratch"):
-    """One small panel per summary scalar (width_x_<ε>, area_<ε>, hessian_top, hessian_trace);
-    bars per (task, init)."""
-    keys = _metric_keys(analyses)
-    n = max(1, len(keys))
-    cols = min(4, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.0 * rows), squeeze=False)
     groups = sorted({analysis_identity(a) for a in analyses}, key=lambda t: (t[0], t[1] != "pretrained"))
     tasks = sorted({t for t, _ in groups})
-    for ax, key in zip(axes.ravel(), keys):
+    panels = [("width_x_", "", "basin width along δ1 around θ1\n(units of ‖δ1‖)"),
+              ("width_x_", "_absolute", "basin width along δ1\n(parameter distance)"),
+              ("area_", "", "basin area of the 2D surface\n(units of ‖δ1‖²)")]
+    panels = [p for p in panels if any(_eps_series(a, p[0], p[1]) for a in analyses)]
+    hess = [k for k in ("hessian_top", "hessian_trace") if any(summary_value(a, k) for a in analyses)]
+    n = max(1, len(panels) + len(hess))
+    fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
+    axes = list(axes[0])
+    for ax, (prefix, suffix, label) in zip(axes, panels):
+        for data in analyses:
+            task, init = analysis_identity(data)
+            series = _eps_series(data, prefix, suffix)
+            if not series:
+                continue
+            eps, mean, std, bounded = map(np.asarray, zip(*series))
+            colour, ls = style.init_colour(init), LINESTYLES[tasks.index(task) % len(LINESTYLES)]
+            ax.errorbar(eps, mean, yerr=std if np.any(std > 0) else None, color=colour, linestyle=ls, capsize=3,
+                        label=f"{task} · {style.init_label(init)}")
+            ax.plot(eps[bounded], mean[bounded], "o", color=colour)
+            ax.plot(eps[~bounded], mean[~bounded], "o", markerfacecolor="white", markeredgecolor=colour)
+        ax.set_xscale("log")
+        ax.set_xlabel("ε (loss increase over J(θ1))")
+        ax.set_title(label, fontsize=9)
+    for ax, key in zip(axes[len(panels):], hess):
         for t_i, task in enumerate(tasks):
             inits = [i for (t, i) in groups if t == task]
             for k, init in enumerate(inits):
@@ -45,27 +75,18 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
                     continue
                 mean, std, cnt = vals[0]
                 x = t_i + (k - (len(inits) - 1) / 2) * 0.38
-                ax.bar(x, mean, width=0.36, yerr=std if cnt > 1 else None, color=style.init_colour(init), capsize=3,
-                       label=style.init_label(init) if t_i == 0 else None)
-                ax.annotate(f"{mean:.3g}" + (f"\n±{std:.2g}" if cnt > 1 else ""), (x, mean), ha="center", va="bottom", fontsize=7)
+                ax.bar(x, mean, width=0.36, yerr=std if cnt > 1 else None, color=style.init_colour(init), capsize=3)
+                ax.annotate(f"{mean:.3g}", (x, mean), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(tasks)), tasks)
-        ax.set_title(_title(key), fontsize=9)
+        ax.set_title({"hessian_top": "Hessian top eigenvalue at θ1", "hessian_trace": "Hessian trace at θ1"}[key], fontsize=9)
         ax.margins(y=0.2)
-    for ax in axes.ravel()[len(keys):]:
-        ax.axis("off")
-    if not keys:
-        style.no_data(axes[0, 0], "no flatness numbers")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if not panels and not hess:
+        style.no_data(axes[0], "no flatness numbers")
+    handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8)
+        axes[0].legend(fontsize=7)
+    if panels:
+        axes[0].text(0.02, 0.02, "hollow: lower bound (basin reaches the grid's edge)", transform=axes[0].transAxes, fontsize=6, color="0.4")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def _title(key: str) -> str:
-    if key.startswith("width_x_"):
-        return f"basin width along δ1 (units of ‖δ1‖), ε={key[8:]}"
-    if key.startswith("area_"):
-        return f"basin area (units of ‖δ1‖²), ε={key[5:]}"
-    return {"hessian_top": "Hessian top eigenvalue", "hessian_trace": "Hessian trace"}.get(key, key)

@@ -134,7 +134,7 @@ def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             + (", trajectory projected onto it" if traj else ""))
         key = "train_loss" if "train_loss" in sf.surface else sf.surface.keys()[0]
         add("surface3d", sf.task, sf.init, surface3d.surface_3d(sf, key), f"surface3d_{stem}", [sf.path],
-            f"{sf.task}, {style.init_label(sf.init)}: {key.replace('_', ' ')} in 3D")
+            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D")
         if interactive:
             html = surface3d.interactive_html(sf, out / "interactive" / f"{stem}.html")
             figures.append({"kind": "interactive3d", "task": sf.task, "init": sf.init, "files": [str(html)],

@@ -44,6 +44,12 @@ plt.rcParams.update({
 })
 
 
+def value_label(key: str) -> str:
+    """A surface key in the paper's words: train_loss → training loss, dev_error → dev error."""
+    split, _, what = key.partition("_")
+    return f"{'training' if split == 'train' else split} {what.replace('_', ' ')}".strip()
+
+
 def init_colour(init: str | None) -> str:
     return INIT_COLOURS.get(str(init), OKABE_ITO["black"])
 

@@ -44,9 +44,9 @@ def surface_3d(sf: SurfaceFile, key: str = "train_loss"):
     xlabel, ylabel = style.axis_labels(sf.recipe)
     ax.set_xlabel(xlabel.split("(")[0].strip() + " (δ1)" if sf.recipe == "difference" else xlabel.split("(")[0].strip())
     ax.set_ylabel(ylabel.split("(")[0].strip() + " (δ2)" if sf.recipe == "difference" else ylabel.split("(")[0].strip())
-    ax.set_zlabel(key.replace("_", " ").replace("train", "training").replace("dev error", "dev error"))
+    ax.set_zlabel(style.value_label(key))
     ax.view_init(elev=30, azim=-60)
-    ax.set_title(f"{sf.task} · {style.init_label(sf.init)}: {key.replace('_', ' ')}")
+    ax.set_title(f"{sf.task} · {style.init_label(sf.init)}: {style.value_label(key)}")
     fig.tight_layout()
     return fig
 
@@ -62,8 +62,8 @@ def interactive_figure(sf: SurfaceFile, keys: tuple[str, ...] = ("train_loss", "
         _, _, z = _grid(sf, key)
         cmap = "Cividis" if key.endswith("error") else "Viridis"
         fig.add_trace(go.Surface(x=np.asarray(s.x, float), y=np.asarray(s.y, float), z=z, colorscale=cmap, name=key,
-                                 visible=(i == 0), colorbar={"title": key.replace("_", " ")},
-                                 hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>" + key.replace("_", " ") + "=%{z:.4f}<extra></extra>"))
+                                 visible=(i == 0), colorbar={"title": style.value_label(key)},
+                                 hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>" + style.value_label(key) + "=%{z:.4f}<extra></extra>"))
     if sf.recipe == "difference":
         for (a, b, name) in ((0.0, 0.0, "θ0"), (1.0, 0.0, "θ1")):
             try:
@@ -73,11 +73,11 @@ def interactive_figure(sf: SurfaceFile, keys: tuple[str, ...] = ("train_loss", "
             if zv and np.isfinite(zv[0]):
                 fig.add_trace(go.Scatter3d(x=[a], y=[b], z=zv, mode="markers+text", text=[name], name=name,
                                            marker={"size": 5, "color": "black"}, visible=True))
-    buttons = [{"label": k.replace("_", " "), "method": "update",
+    buttons = [{"label": style.value_label(k), "method": "update",
                 "args": [{"visible": [tr.name == k or tr.type == "scatter3d" for tr in fig.data]}]} for k in keys]
     fig.update_layout(
         title=f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions",
-        scene={"xaxis_title": "α (δ1)", "yaxis_title": "β (δ2)", "zaxis_title": keys[0].replace("_", " ")},
+        scene={"xaxis_title": "α (δ1)", "yaxis_title": "β (δ2)", "zaxis_title": style.value_label(keys[0])},
         updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.1, "xanchor": "left"}] if len(keys) > 1 else [],
         margin={"l": 0, "r": 0, "t": 50, "b": 0}, width=760, height=620,
     )
