@@ -69,7 +69,7 @@ def run_dir(path: str | os.PathLike | None, key: str = "run") -> RunDir:
     if not p.is_dir():
         raise AnalysisError(f"{key}={p}: directory does not exist")
     if not RunDir.is_run(p):
-        raise AnalysisError(f"{key}={p}: not a training run directory (no checkpoints/init)")
+        raise AnalysisError(f"{key}={p}: not a training run directory (no {RunDir(p).theta0.relative_to(RunDir(p).root)})")
     return RunDir(p)
 
 
@@ -99,7 +99,7 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
     rd = run_dir(path, key)
     ident = rd.read_identity()
     if not rd.metrics_json.is_file():
-        raise AnalysisError(f"{key}={rd.root}: no metrics.json (the run has not finished)")
+        raise AnalysisError(f"{key}={rd.root}: no {rd.metrics_json.name} (the run has not finished)")
     try:
         metrics = rd.read_metrics()
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -344,7 +344,7 @@ def run_task(run: RunDir) -> str:
     """The task a run was trained on (run.json, else its config.yaml)."""
     task = run.read_identity().get("task") or (run.read_config().get("task") or {}).get("name")
     if not task:
-        raise AnalysisError(f"run {run.root}: neither run.json nor config.yaml says its task")
+        raise AnalysisError(f"run {run.root}: neither {run.identity_file.name} nor {run.config.name} says its task")
     return str(task)
 
 
@@ -367,6 +367,6 @@ def run_data_request(data: Any, run: RunDir, **overrides: Any):
     if req.max_length is None:
         length = (run.read_config().get("data") or {}).get("max_length")
         if length is None:
-            raise AnalysisError(f"data.max_length is not given and run {run.root} has no config.yaml saying it: set data.max_length=<n>")
+            raise AnalysisError(f"data.max_length is not given and run {run.root} has no {run.config.name} saying it: set data.max_length=<n>")
         req = replace(req, max_length=int(length))
     return req

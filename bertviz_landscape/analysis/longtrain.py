@@ -40,7 +40,7 @@ def dev_per_epoch(run) -> list[dict]:
             except json.JSONDecodeError:
                 raise AnalysisError(f"{run.dev_per_epoch}: line {number} is not JSON") from None
     if not rows:
-        raise AnalysisError(f"run {run.root} records no per-epoch dev metrics (metrics.json dev_per_epoch, {run.dev_per_epoch})")
+        raise AnalysisError(f"run {run.root} records no per-epoch dev metrics ({run.metrics_json.name} dev_per_epoch, {run.dev_per_epoch})")
     return sorted(rows, key=lambda r: int(r["epoch"]))
 
 
