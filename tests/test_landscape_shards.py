@@ -49,7 +49,7 @@ def cli_args(tiny_run, out, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("num_shards", [2, 3])
+@pytest.mark.parametrize("num_shards", [2, pytest.param(3, marks=pytest.mark.slow)])  # 3 shards: make test-all
 def test_joblib_shards_merge_to_single_process_surface(tiny_run, reference, tmp_path, num_shards):
     out = tmp_path / "sharded.h5"
     shards = ",".join(str(s) for s in range(num_shards))
