@@ -100,3 +100,14 @@ def evaluate_with_plain_transformers(checkpoint: Path, task_name: str, glue_dir:
     labels = torch.tensor(list(dev["label"]))
     loss = torch.nn.functional.cross_entropy(logits, labels).item()
     return loss, (logits.argmax(-1) == labels).float().mean().item()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matrices: one thread is ~10x faster than two on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -23,12 +23,7 @@ from bertviz_landscape.errors import BadInput
 LAYERS = ["embeddings", "layer.0", "layer.1", "pooler", "head"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ exits with status 2 and one line naming the problem; no JSON is written.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
 from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.errors import exit_on_bad_input
 
 log = logging.getLogger("bertviz_landscape.analysis")
 CONFIG_PATH = CONF_DIR
@@ -47,12 +46,7 @@ def main(cfg: DictConfig):
     from bertviz_landscape.config import warn_unused_keys
 
     warn_unused_keys(cfg, "analyze")
-    try:
-        return run(cfg)
-    except BadInput as err:
-        print(f"bertviz-analyze: error: {err}", file=sys.stderr)
-        log.error("%s", err)
-        sys.exit(EXIT_BAD_INPUT)
+    return exit_on_bad_input("bertviz-analyze", run, cfg)
 
 
 if __name__ == "__main__":

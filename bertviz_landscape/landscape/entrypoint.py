@@ -9,13 +9,12 @@ file is written.
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.errors import exit_on_bad_input
 
 log = logging.getLogger("bertviz_landscape.landscape")
 CONFIG_PATH = CONF_DIR
@@ -48,12 +47,7 @@ def main(cfg: DictConfig):
     from bertviz_landscape.config import warn_unused_keys
 
     warn_unused_keys(cfg, "landscape")
-    try:
-        return run(cfg)
-    except BadInput as err:
-        print(f"bertviz-landscape: error: {err}", file=sys.stderr)
-        log.error("%s", err)
-        sys.exit(EXIT_BAD_INPUT)
+    return exit_on_bad_input("bertviz-landscape", run, cfg)
 
 
 if __name__ == "__main__":
