@@ -56,7 +56,9 @@ def dev_per_epoch(series: list[dict], title: str | None = None):
     metric = series[0]["metric"] if series else "metric"
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"dev {metric}")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True, min_n_ticks=1))
+    last = max((len(s["values"]) for s in series), default=1)
+    ax.set_xlim(0.5, last + 0.5)  # whole epochs on the axis, also for a one-epoch run
     ax.legend(fontsize=8)
     ax.set_title(title or f"{series[0]['task'] if series else ''}: dev {metric} per epoch (★ best)")
     fig.tight_layout()
