@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 DEMO ?= outputs/demo
-.PHONY: help install test test-all demo plots bench clean
+.PHONY: help install test test-all demo analyses plots bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,13 @@ test-all: ## every test, slow ones included
 
 demo: ## the paper's story offline on a CPU (SST-2 + MRPC, MiniLM): train, 1D/2D surfaces, analyses, figures, W&B, report -> outputs/demo
 	$(BIN)/bertviz-demo output_dir=$(DEMO)
+
+ANALYSES ?= outputs/analyses
+ANALYSES_ARGS = output_dir=$(ANALYSES) train.experiment=analyses_cpu train.second_task=[] \
+	'landscape.overrides=["data.max_train_samples=128","data.max_eval_samples=200"]'
+analyses: ## every analysis, pretrained vs scratch, on MRPC and RTE (MiniLM, 3 epochs; ~1 h on 2 cores) -> outputs/analyses
+	$(BIN)/bertviz-demo $(ANALYSES_ARGS) 'tasks=[mrpc,rte]'
+	$(BIN)/bertviz-demo $(ANALYSES_ARGS) 'tasks=[rte,mrpc]'
 
 plots: ## figures + report of a results directory: make plots RESULTS=outputs/demo
 	$(BIN)/bertviz-plot results=$(or $(RESULTS),$(DEMO))

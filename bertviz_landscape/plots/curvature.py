@@ -76,7 +76,7 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
                 mean, std, cnt = vals[0]
                 x = t_i + (k - (len(inits) - 1) / 2) * 0.38
                 ax.bar(x, mean, width=0.36, yerr=std if cnt > 1 else None, color=style.init_colour(init), capsize=3)
-                ax.annotate(f"{mean:.3g}", (x, mean), ha="center", va="bottom", fontsize=8)
+                ax.annotate(f"{mean:.4g}", (x, mean), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(tasks)), tasks)
         ax.set_title({"hessian_top": "Hessian top eigenvalue at θ1", "hessian_trace": "Hessian trace at θ1"}[key], fontsize=9)
         ax.margins(y=0.2)
@@ -85,8 +85,10 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         axes[0].legend(fontsize=7)
-    if panels:
-        axes[0].text(0.02, 0.02, "hollow: lower bound (basin reaches the grid's edge)", transform=axes[0].transAxes, fontsize=6, color="0.4")
     fig.suptitle(title)
-    fig.tight_layout()
+    if panels:  # below the axes, where no point can sit under it
+        fig.text(0.01, 0.01, "hollow marker: a lower bound (the basin reaches the grid's edge)", fontsize=7, color="0.35")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+    else:
+        fig.tight_layout()
     return fig

@@ -85,14 +85,14 @@ def contour_panel(ax, fig, sf: SurfaceFile, key: str, title: str, cmap: str, lev
         (h,) = ax.plot(traj["alpha"], traj["beta"], "-", color="white", linewidth=1.6, label=traj["label"])
         ax.plot(traj["alpha"], traj["beta"], "-", color="black", linewidth=0.7)
         handles.append(h)
-        if traj["epochs"]:
-            ea, eb, ee = zip(*traj["epochs"])
-            (h,) = ax.plot(ea, eb, "D", color=style.OKABE_ITO["sky"], markeredgecolor="black", markersize=5, linestyle="none",
-                           label="end of each epoch")
-            handles.append(h)
-            for a, b, e in traj["epochs"]:
-                ax.annotate(str(e), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=7, color="white")
     handles += draw_markers(ax, sf)
+    if traj and traj["alpha"] and traj["epochs"]:  # above θ1's star: the last epoch ends there
+        ea, eb, ee = zip(*traj["epochs"])
+        (h,) = ax.plot(ea, eb, "D", color=style.OKABE_ITO["sky"], markeredgecolor="black", markersize=5, linestyle="none",
+                       label="end of each epoch" if len(ee) > 1 else f"end of epoch {ee[0]}", zorder=6)
+        handles.append(h)
+        for a, b, e in traj["epochs"]:
+            ax.annotate(str(e), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=7, color="white", zorder=6)
     xlabel, ylabel = style.axis_labels(sf.recipe)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
