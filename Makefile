@@ -33,7 +33,7 @@ demo: ## the paper's story offline on a CPU (SST-2 + MRPC, MiniLM): train, 1D/2D
 ANALYSES ?= outputs/analyses
 ANALYSES_ARGS = output_dir=$(ANALYSES) train.experiment=analyses_cpu train.second_task=[] \
 	'landscape.overrides=["data.max_train_samples=128","data.max_eval_samples=200"]'
-analyses: ## every analysis, pretrained vs scratch, on MRPC and RTE (MiniLM, 3 epochs; ~1 h on 2 cores) -> outputs/analyses
+analyses: ## every analysis, pretrained vs scratch, on MRPC and RTE (MiniLM, 5 epochs; ~1 h on 2 cores) -> outputs/analyses
 	$(BIN)/bertviz-demo $(ANALYSES_ARGS) 'tasks=[mrpc,rte]'
 	$(BIN)/bertviz-demo $(ANALYSES_ARGS) 'tasks=[rte,mrpc]'
 

@@ -251,9 +251,9 @@ def robust_to_overfitting(analyses: dict[str, list[dict]], task: str, min_epochs
         fluct = [float(np.std(np.diff(curves[i]), ddof=1)) for i in ("pretrained", "scratch") if len(curves[i]) > 2]
         noise = max(noise, Z * math.sqrt(sum(f ** 2 for f in fluct) / max(1, len(fluct)))) if fluct else noise
     numbers = {"pretrained": a[0], "scratch": b[0], "noise": noise, "epochs": epochs}
-    facts = f"dev-metric drop from the best epoch to the last ({epochs} epochs): pretrained {a[0]:.3f}, from scratch {b[0]:.3f} (noise ±{noise:.2g})"
+    facts = f"dev-metric drop from the best epoch to the last ({epochs} epoch{'s' if epochs != 1 else ''}): pretrained {a[0]:.3f}, from scratch {b[0]:.3f} (noise ±{noise:.2g})"
     if epochs < min_epochs:
-        return Verdict(claim, task, UNRESOLVED, f"not resolved: only {epochs} epochs — overfitting needs long training "
+        return Verdict(claim, task, UNRESOLVED, f"not resolved: only {epochs} epoch{'s' if epochs != 1 else ''} — overfitting needs long training "
                        f"(≥ {min_epochs}; bertviz-train experiment=overfit). ({facts}.)", numbers)
     reason = plateau_reason(lt["pretrained"], lt["scratch"])
     if reason:
