@@ -180,7 +180,7 @@ def wider_optima(analyses: dict[str, list[dict]], task: str, eps: str = "0.1") -
     hess_txt = ""
     if all(hess.values()):
         numbers["hessian_top"] = {i: v[0] for i, v in hess.items()}
-        hess_txt = f" Hessian top eigenvalue: pretrained {hess['pretrained'][0]:.3g}, from scratch {hess['scratch'][0]:.3g}."
+        hess_txt = f" Hessian top eigenvalue: pretrained {hess['pretrained'][0]:.4g}, from scratch {hess['scratch'][0]:.4g}."
     if not numbers.get("key"):
         return Verdict(claim, task, UNRESOLVED, "not resolved: the flatness JSONs have no basin width along δ1." + hess_txt, numbers)
     eps = numbers["key"][len("width_x_"):]  # the ε actually used

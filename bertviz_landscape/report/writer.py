@@ -18,7 +18,7 @@ from bertviz_landscape.report.claims import decide_all, width_bounded
 ROWS = [
     ("flatness", "width_x_*", "basin width along δ1, ε={eps} (units ‖δ1‖)", "{:.3g}"),
     ("flatness", "area_*", "basin area, ε={eps} (units ‖δ1‖²)", "{:.3g}"),
-    ("flatness", "hessian_top", "Hessian top eigenvalue", "{:.3g}"),
+    ("flatness", "hessian_top", "Hessian top eigenvalue", "{:.4g}"),
     ("flatness", "hessian_trace", "Hessian trace", "{:.3g}"),
     ("consistency", "spearman", "Spearman ρ(train loss, dev error)", "{:.3f}"),
     ("consistency", "iou_25", "IoU of lowest-25% regions", "{:.3f}"),
@@ -89,9 +89,9 @@ def table_rows(analyses: dict[str, list[dict]], task: str) -> list[tuple[str, st
         for k in keys:
             eps = k[len(key) - 1:] if key.endswith("*") else ""
             vals = [(per[name].get(i) or {}).get("summary", {}).get(k) for i in ("pretrained", "scratch")]
-            if all(v is None for v in vals):
-                continue
             texts = [_fmt(v, fmt) for v in vals]
+            if all(t == "–" for t in texts):  # not computed for either run (e.g. no Hessian trace): no row
+                continue
             if k.startswith("width_x_"):  # a basin that extends past the grid: the width is a lower bound
                 texts = [("≥ " + t if t != "–" and not width_bounded(per[name][i], eps) else t) if i in per[name] else t
                          for t, i in zip(texts, ("pretrained", "scratch"))]
