@@ -78,10 +78,10 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
     ax_rel.set_title("(a) how far each layer moved")
     ax_rel.legend(fontsize=8)
     ax_rb.set_xlabel(f"{style.DEV_ERROR} after rolling back to θ0")
-    ax_rb.set_title("(b) roll-back")
+    ax_rb.set_title("(b) roll-back", loc="left")  # the legend sits at the right above the bars
     ax_rb.invert_yaxis()
     if ax_rb.get_legend_handles_labels()[0]:
-        ax_rb.legend(fontsize=8, loc="lower right", framealpha=0.9, frameon=True)
+        ax_rb.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)  # above the bars, never on them
     else:
         style.no_data(ax_rb, "no roll-back results")
     fig.suptitle(f"{task}: layer-wise analysis")
