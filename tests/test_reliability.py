@@ -75,21 +75,20 @@ def run_train_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "bertviz_landscape.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_cli_one_line_errors_and_train_log(glue_dir, tmp_path):
+@pytest.mark.parametrize("extra,message", [
+    (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
+    pytest.param(["callbacks.snapshots.dtype=int8"], "callbacks.snapshots.dtype must be one of", marks=pytest.mark.slow),
+    pytest.param(["data.max_train_samples=0"], "data.max_train_samples must be >= 1", marks=pytest.mark.slow),
+])  # one process start each (~10 s): one in make test, all in make test-all
+def test_cli_one_line_errors_and_train_log(glue_dir, tmp_path, extra, message):
     base = ["model=tiny", "init=scratch", "logger=none", f"data.glue_dir={glue_dir}", "trainer.accelerator=cpu"]
-    cases = [
-        (["callbacks.snapshots.dtype=int8"], "callbacks.snapshots.dtype must be one of"),
-        (["data.max_train_samples=0"], "data.max_train_samples must be >= 1"),
-        (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
-    ]
-    for i, (extra, message) in enumerate(cases):
-        run = tmp_path / f"run{i}"
-        proc = run_train_cli(*base, *extra, f"hydra.run.dir={run}", cwd=tmp_path)
-        assert proc.returncode == 2, (extra, proc.stderr[-2000:])
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("bertviz-train: error:")]
-        assert len(errors) == 1 and message in errors[0] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert message in (run / "train.log").read_text()  # the error is in the run's log too
-        assert not RunDir(run).theta0.exists()
+    run = tmp_path / "run"
+    proc = run_train_cli(*base, *extra, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 2, (extra, proc.stderr[-2000:])
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bertviz-train: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert message in (run / "train.log").read_text()  # the error is in the run's log too
+    assert not RunDir(run).theta0.exists()
 
 
 def test_read_only_run_directory_is_one_error_before_any_work(glue_dir, tmp_path, monkeypatch):

@@ -197,6 +197,7 @@ def test_cli_unknown_task_is_a_clear_error(tmp_path):
     assert proc.returncode != 0 and "task/cola" in proc.stderr and "mrpc" in proc.stderr
 
 
+@pytest.mark.slow  # make test-all; multirun stays in make test through the landscape shards (test_landscape_shards)
 def test_multirun_joblib_gives_one_offline_wandb_run_per_job(glue_dir, tmp_path, tiny_pretrained):
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", "task=mrpc,rte", "init=pretrained,scratch", "hydra/launcher=joblib",
