@@ -316,11 +316,12 @@ def lower_layers_invariant(analyses: dict[str, list[dict]], task: str, alpha: fl
     rb = {(e.get("kind"), e.get("k")): e for e in pr.get("rollback") or []}
     rb_txt = ""
     ks = sorted({k for (kind, k) in rb if kind == "bottom_k" and ("top_k", k) in rb and k is not None})
-    if ks:
-        k = ks[0]
-        bot, top = float(rb[("bottom_k", k)].get("dev_error", float("nan"))), float(rb[("top_k", k)].get("dev_error", float("nan")))
-        numbers["rollback"] = {"k": k, "bottom_dev_error": bot, "top_dev_error": top}
-        rb_txt = f" Rolling back the bottom {k} layers gives dev error {bot:.3f}, the top {k} layers {top:.3f}."
+    if ks:  # every k: the bottom k (embeddings first) against the top k (head first) layer groups
+        pairs = [(k, float(rb[("bottom_k", k)].get("dev_error", float("nan"))), float(rb[("top_k", k)].get("dev_error", float("nan"))))
+                 for k in ks]
+        numbers["rollback"] = [{"k": k, "bottom_dev_error": bot, "top_dev_error": top} for k, bot, top in pairs]
+        rb_txt = (f" Dev error after rolling back the bottom / top k layer groups to θ0 (k = {ks[0]}…{ks[-1]}): "
+                  + ", ".join(f"{bot:.3f}/{top:.3f}" for _, bot, top in pairs) + " (not part of the decision).")
     reason = plateau_reason(lay["pretrained"])
     if reason:
         return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + rb_txt, numbers)
