@@ -34,10 +34,10 @@ def make_run_dir(root: Path, tiny, final: Path | None = None, train_loss: bool =
     (run / "run.json").write_text(json.dumps({"task": "mrpc", "init": "scratch", "seed": 7, "model": "tiny"}))
     (run / "config.yaml").write_text("task:\n  name: mrpc\ndata:\n  max_length: 32\n")
     metrics = {"task": "mrpc", "init": "scratch", "primary_metric": "accuracy",
-               "dev": {"val/loss": 0.69, "val/accuracy": 0.6, "val/f1": 0.5},
+               "dev": {"val/loss": 0.69, "val/accuracy": 0.9, "val/f1": 0.5},  # beats 0.5556 by > 2 binomial stderr (0.33) on 9
                "majority_baseline": {"accuracy": 0.5556, "f1": 0.0, "class": 0}, "dev_examples": 9,
                "dev_per_epoch": [{"epoch": 1, "step": 3, "val/loss": 0.70, "val/accuracy": 0.6667, "val/f1": 0.5},
-                                 {"epoch": 2, "step": 6, "val/loss": 0.69, "val/accuracy": 0.6, "val/f1": 0.5}]}
+                                 {"epoch": 2, "step": 6, "val/loss": 0.69, "val/accuracy": 0.9, "val/f1": 0.5}]}
     (run / "metrics.json").write_text(json.dumps(metrics))
     return run
 

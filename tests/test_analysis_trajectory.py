@@ -97,5 +97,15 @@ def test_runs_entry_flags_the_baseline(result):
     res = result[0]
     (entry,) = res["runs"]
     assert entry["task"] == "mrpc" and entry["init"] == "scratch" and entry["seed"] == 7
-    assert entry["beat_baseline"] is True and entry["dev_metric"] == 0.6 and entry["majority_baseline"] == 0.5556
+    assert entry["beat_baseline"] is True and entry["dev_metric"] == 0.9 and entry["majority_baseline"] == 0.5556
     assert res["baseline"]["all_beat_baseline"] is True and res["format"] == "bertviz-analysis/1"
+
+
+def test_beating_the_baseline_means_beyond_the_dev_sets_noise():
+    from bertviz_landscape.analysis.common import baseline_verdict
+
+    base = {"accuracy": 0.527, "class": 0}  # RTE's majority on its 277 dev examples: 2 stderr = 0.060
+    assert baseline_verdict("accuracy", {"val/accuracy": 0.542}, base, 277) == (0.542, 0.527, False)  # 4 examples above: the plateau
+    assert baseline_verdict("accuracy", {"val/accuracy": 0.617}, base, 277)[2] is True
+    assert baseline_verdict("accuracy", {"val/accuracy": 0.542}, base, None)[2] is True  # dev size unknown: strictly above
+    assert baseline_verdict("accuracy", {"val/accuracy": 0.5}, base, 277)[2] is False

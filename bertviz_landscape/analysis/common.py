@@ -12,7 +12,9 @@ The analysis JSON (format ``bertviz-analysis/1``; written atomically to ``output
      ...analysis-specific top-level keys}
 
 ``beat_baseline``: the run's final dev primary metric is better than the majority-class
-predictor's (metrics.json ``majority_baseline``; for regression, whose constant predictor has
+predictor's (metrics.json ``majority_baseline``) — for accuracy by more than twice its binomial
+standard error on the dev set, 2·sqrt(p(1−p)/n) at the baseline's p (RTE: 0.527 + 0.060 on 277
+examples; a scratch run at 0.542 is still on the plateau) — (for regression, whose constant predictor has
 no correlation, the dev MSE is below the constant's MSE). A run that did not beat it sits on the
 constant-predictor plateau: its "wide basin" is that plateau, and every comparison flags it.
 Non-finite numbers are written as JSON ``null``. The summary's ``n`` counts the runs whose value
@@ -73,18 +75,22 @@ def run_dir(path: str | os.PathLike | None, key: str = "run") -> RunDir:
     return RunDir(p)
 
 
-def baseline_verdict(primary: str, dev: dict, baseline: dict) -> tuple[float | None, float | None, bool | None]:
+def baseline_verdict(primary: str, dev: dict, baseline: dict, n_dev: int | None = None) -> tuple[float | None, float | None, bool | None]:
     """(dev metric, the majority baseline's value of it, whether the run beat it).
 
-    `dev`: metrics.json's "dev" ({"val/<metric>": v}); `baseline`: its "majority_baseline".
-    Higher is better for every GLUE primary metric; for regression (baseline {"mse": m}: a
-    constant has no Pearson correlation) the run beat the baseline when its dev MSE (val/loss) < m.
+    `dev`: metrics.json's "dev" ({"val/<metric>": v}); `baseline`: its "majority_baseline";
+    `n_dev`: the dev examples. Higher is better for every GLUE primary metric; accuracy must
+    exceed the baseline by 2·sqrt(p(1−p)/n_dev) (its binomial standard error at the baseline's p)
+    when n_dev is known, so a run a few examples above the majority does not count as learned.
+    For regression (baseline {"mse": m}: a constant has no Pearson correlation) the run beat the
+    baseline when its dev MSE (val/loss) < m.
     """
     value = dev.get(f"val/{primary}", dev.get(primary))
     value = None if value is None else float(value)
     if primary in baseline:
         base = float(baseline[primary])
-        beat = None if value is None or not math.isfinite(value) else bool(value > base)
+        margin = 2.0 * math.sqrt(base * (1.0 - base) / n_dev) if primary == "accuracy" and n_dev and 0.0 <= base <= 1.0 else 0.0
+        beat = None if value is None or not math.isfinite(value) else bool(value > base + margin)
         return value, base, beat
     if "mse" in baseline:
         mse = dev.get("val/loss", dev.get("val/mse"))
@@ -105,7 +111,8 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise AnalysisError(f"{rd.metrics_json}: not valid JSON ({err})") from None
     primary = metrics.get("primary_metric")
-    value, base, beat = baseline_verdict(primary, metrics.get("dev") or {}, metrics.get("majority_baseline") or {})
+    value, base, beat = baseline_verdict(primary, metrics.get("dev") or {}, metrics.get("majority_baseline") or {},
+                                         metrics.get("dev_examples"))
     seed = ident.get("seed")
     return RunInfo(str(rd.root), ident.get("task") or metrics.get("task"), ident.get("init") or metrics.get("init"),
                    None if seed is None else int(seed), primary, value, base, beat)

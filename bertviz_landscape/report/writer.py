@@ -138,7 +138,10 @@ def build_report(root: str | os.PathLike) -> dict:
         metric = m.get("primary_metric", "accuracy")
         dev = (m.get("dev") or {}).get(f"val/{metric}")
         base = (m.get("majority_baseline") or {}).get(metric)
-        runs.append({"run": str(run), "task": m.get("task"), "init": m.get("init"), "metric": metric, "dev": dev, "baseline": base,
+        from bertviz_landscape.analysis.common import baseline_verdict  # the analyses' rule (beyond the dev set's noise)
+
+        beat = baseline_verdict(metric, m.get("dev") or {}, m.get("majority_baseline") or {}, m.get("dev_examples"))[2]
+        runs.append({"run": str(run), "task": m.get("task"), "init": m.get("init"), "metric": metric, "dev": dev, "baseline": base, "beat": beat,
                      "steps": m.get("steps"), "examples": m.get("train_examples"), "seconds": m.get("wall_seconds")})
     return {"root": str(root), "tasks": tasks, "tables": tables, "verdicts": verdicts, "figures": manifest.get("figures", []),
             "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]))), "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -156,7 +159,7 @@ def render_markdown(rep: dict) -> str:
     out = [f"# Report: {root.name}", "", f"Generated {rep['generated']} from `{root}` by bertviz-plot.", ""]
     out += ["## Runs", "", "| task | init | dev metric | majority baseline | beat it? | steps | train examples | wall s |", "|---|---|---|---|---|---|---|---|"]
     for r in rep["runs"]:
-        beat = "–" if r["dev"] is None or r["baseline"] is None else ("yes" if (r["dev"] < r["baseline"] if r["metric"] == "mse" else r["dev"] > r["baseline"]) else "**no**")
+        beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
         f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         out.append(f"| {r['task']} | {r['init']} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |")
     out += ["", "## The paper's claims, decided by the numbers", ""]
@@ -165,7 +168,7 @@ def render_markdown(rep: dict) -> str:
     if not rep["verdicts"]:
         out.append("- No analysis JSONs found: run bertviz-analyze first (or `make demo`).")
     out += ["", "The decision rules are in `bertviz_landscape/report/claims.py` (a difference must exceed 2 standard errors; "
-            "a run that did not beat its majority baseline leaves a claim unresolved).", ""]
+            "a run that did not beat its majority baseline — for accuracy by more than 2 binomial standard errors on the dev set — leaves a claim unresolved).", ""]
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
         if not rows:
