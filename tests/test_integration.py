@@ -12,7 +12,7 @@ from conftest import REAL_GLUE, compose_train, evaluate_with_plain_transformers
 pytestmark = pytest.mark.skipif(not REAL_GLUE.is_dir(), reason="real GLUE TSVs not found (set GLUE_DIR)")
 
 
-@pytest.mark.parametrize("init", ["pretrained", "scratch"])
+@pytest.mark.parametrize("init", ["pretrained", pytest.param("scratch", marks=pytest.mark.slow)])  # scratch: make test-all
 def test_minilm_on_real_mrpc_slice(tmp_path, init):
     cfg = compose_train([
         "task=mrpc", f"init={init}", "model=minilm", "logger=csv", f"data.glue_dir={REAL_GLUE}",

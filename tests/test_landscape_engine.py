@@ -194,6 +194,7 @@ def test_non_finite_points_are_stored_not_raised(tiny_run, tmp_path):
     assert math.isfinite(surf["dev_loss"][0]) and not math.isfinite(surf["dev_loss"][1])
 
 
+@pytest.mark.slow
 def test_bf16_deviation_is_small(tiny_run, tmp_path):
     common = dict(grid=LINE, directions={"name": "difference"}, data=data_cfg(tiny_run), progress=False)
     a = load_surface(landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "a.h5", **common).surface)

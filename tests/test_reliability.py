@@ -321,6 +321,7 @@ def test_full_disk_while_appending_a_point_keeps_the_earlier_points(tiny_run, tm
     assert (res.evaluated, res.skipped) == (1, 2)
 
 
+@pytest.mark.slow  # two processes on one shard (~17 s): make test-all
 def test_same_shard_started_twice_waits_and_evaluates_nothing_twice(tiny_run, tmp_path):
     """A requeued job whose first copy still runs: the second waits for the first, then finds
     the points done, and says so. The first copy holds its first point until the second has

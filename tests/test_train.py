@@ -192,6 +192,7 @@ def test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing(glue_di
     assert not (run / "checkpoints").exists() and not (run / "snapshots").exists()
 
 
+@pytest.mark.slow  # a process start each; make test keeps test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing
 def test_cli_unknown_task_is_a_clear_error(tmp_path):
     proc = run_cli("task=cola", "logger=none", cwd=tmp_path)
     assert proc.returncode != 0 and "task/cola" in proc.stderr and "mrpc" in proc.stderr
@@ -216,6 +217,7 @@ def test_multirun_joblib_gives_one_offline_wandb_run_per_job(glue_dir, tmp_path,
         assert (job / "checkpoints" / "final" / "config.json").is_file() and (job / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_cli_unknown_task_name_in_config_is_a_clear_error(tmp_path):
     proc = run_cli("task.name=cola", "logger=none", cwd=tmp_path)
     assert proc.returncode == 2
