@@ -4,7 +4,8 @@ One function per claim, ``claim(analyses_of_one_task) -> Verdict``; `analyses` m
 analysis name to its JSONs (format bertviz-analysis/1), for one task, pretrained and scratch.
 A verdict is "supported", "contradicted" or "not resolved" (within the noise, or because the
 numbers needed are missing, or because a run never left the majority-class plateau — its
-landscape is then the plateau's, not a learned optimum's). The rules:
+landscape is then the plateau's, not a learned optimum's; "left" means a dev accuracy more than
+2 binomial standard errors above the majority's, analysis.common.baseline_verdict). The rules:
 
 wider optima            flatness ``width_x_<ε>`` (basin width along δ1 around θ1, in units of ‖δ1‖,
                         at ε = 0.1, else the smallest ε given): pretrained − scratch beyond the noise (2·combined standard
@@ -12,7 +13,9 @@ wider optima            flatness ``width_x_<ε>`` (basin width along δ1 around 
                         the Hessian top eigenvalue, when computed, is quoted beside it.
 easier optimisation     the training loss at the end of training, as the trajectory recorded it
                         (mean of the last quarter of ``recorded_train_loss``): pretrained lower
-                        than scratch by more than 2 standard errors (of those per-step losses).
+                        than scratch by more than 2 standard errors (of those per-step losses);
+                        decided even when a run sits on the dev plateau (flagged in the sentence):
+                        training loss is what the claim is about.
 robustness to           ``drop_from_best`` of long training (dev metric, best epoch − last epoch):
 overfitting             pretrained smaller than scratch beyond 2·combined noise (spread over runs,
                         else the epoch-to-epoch fluctuation); needs ≥ 5 epochs.

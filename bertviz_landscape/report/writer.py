@@ -168,7 +168,7 @@ def render_markdown(rep: dict) -> str:
     if not rep["verdicts"]:
         out.append("- No analysis JSONs found: run bertviz-analyze first (or `make demo`).")
     out += ["", "The decision rules are in `bertviz_landscape/report/claims.py` (a difference must exceed 2 standard errors; "
-            "a run that did not beat its majority baseline — for accuracy by more than 2 binomial standard errors on the dev set — leaves a claim unresolved).", ""]
+            "a run that did not beat its majority baseline — for accuracy by more than 2 binomial standard errors on the dev set — leaves a claim unresolved, except easier optimisation, which is about training loss and flags it).", ""]
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
         if not rows:
