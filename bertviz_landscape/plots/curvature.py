@@ -77,8 +77,8 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
                 x = t_i + (k - (len(inits) - 1) / 2) * 0.38
                 ax.bar(x, mean, width=0.36, yerr=std if cnt > 1 else None, color=style.init_colour(init), capsize=3)
                 ax.annotate(f"{mean:.4g}", (x, mean), ha="center", va="bottom", fontsize=8)
-        heights = [abs(float(b.get_height())) for b in ax.patches if b.get_height() > 0]
-        if heights and max(heights) / min(heights) > 30:  # two orders of magnitude apart: a linear axis hides the small bars
+        heights = [float(b.get_height()) for b in ax.patches]
+        if heights and min(heights) > 0 and max(heights) / min(heights) > 30:  # two decades apart (and all positive: a trace can be negative)
             ax.set_yscale("log")
         ax.set_xticks(range(len(tasks)), tasks)
         ax.set_title({"hessian_top": "Hessian top eigenvalue at θ1", "hessian_trace": "Hessian trace at θ1"}[key], fontsize=9)

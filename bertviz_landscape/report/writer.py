@@ -11,8 +11,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.atomic import write_text_atomic
 from bertviz_landscape.report.claims import decide_all, width_bounded
+from bertviz_landscape.rundir import RunDir
 
 # (analysis, summary key, row label, format)
 ROWS = [
@@ -130,17 +132,14 @@ def build_report(root: str | os.PathLike) -> dict:
     runs = []
     for run in results.runs:
         try:
-            from bertviz_landscape.rundir import RunDir
-
             m = RunDir(run).read_metrics()
         except (FileNotFoundError, ValueError):
             continue
         metric = m.get("primary_metric", "accuracy")
         dev = (m.get("dev") or {}).get(f"val/{metric}")
         base = (m.get("majority_baseline") or {}).get(metric)
-        from bertviz_landscape.analysis.common import baseline_verdict  # the analyses' rule (beyond the dev set's noise)
-
-        beat = baseline_verdict(metric, m.get("dev") or {}, m.get("majority_baseline") or {}, m.get("dev_examples"))[2]
+        beat = baseline_verdict(  # the analyses' rule (beyond the dev set's noise)
+            metric, m.get("dev") or {}, m.get("majority_baseline") or {}, m.get("dev_examples"))[2]
         runs.append({"run": str(run), "task": m.get("task"), "init": m.get("init"), "metric": metric, "dev": dev, "baseline": base, "beat": beat,
                      "steps": m.get("steps"), "examples": m.get("train_examples"), "seconds": m.get("wall_seconds")})
     return {"root": str(root), "tasks": tasks, "tables": tables, "verdicts": verdicts, "figures": manifest.get("figures", []),
