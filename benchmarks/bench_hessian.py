@@ -60,10 +60,17 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--tol", type=float, default=1e-3)
-    ap.add_argument("--max-iter", type=int, default=100, help="PyHessian: power iterations; ours: ARPACK restarts")
+    ap.add_argument(
+        "--max-iter", type=int, default=100, help="PyHessian: power iterations; ours: ARPACK restarts"
+    )
     ap.add_argument("--samples", type=int, default=10, help="Hutchinson samples (both)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hvp", default="double_backward", choices=["double_backward", "jvp"], help="our Hessian-vector product")
+    ap.add_argument(
+        "--hvp",
+        default="double_backward",
+        choices=["double_backward", "jvp"],
+        help="our Hessian-vector product",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "/work/shared/data/glue"))
     ap.add_argument("--output", default="outputs/bench/bench_hessian.json")
@@ -74,7 +81,11 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     from bertviz_landscape.analysis.hessian import (
-        HessianVectorProduct, _math_attention, hessian_parameters, hutchinson_trace, top_eigenvalues,
+        HessianVectorProduct,
+        _math_attention,
+        hessian_parameters,
+        hutchinson_trace,
+        top_eigenvalues,
     )
     from bertviz_landscape.data.glue import load_glue_split
     from bertviz_landscape.data.tasks import get_task
@@ -85,21 +96,29 @@ def main() -> None:
     try:
         from pyhessian import hessian as PyHessian
     except ImportError:
-        raise SystemExit("bench_hessian: PyHessian is not installed (pip install -e '.[bench]', or pip install --no-deps pyhessian)")
+        raise SystemExit(
+            "bench_hessian: PyHessian is not installed (pip install -e '.[bench]', or pip install --no-deps pyhessian)"
+        )
 
     task = get_task("mrpc")
     model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=args.seed).eval()
     tokenizer = load_tokenizer("all-minilm-l6-v2")
     rows = load_glue_split(task, "train", args.glue_dir, args.examples, args.seed)
-    evalset = EvalSet.from_tokenized("train", tokenize(rows, tokenizer, args.max_length), args.batch_size, tokenizer.pad_token_id)
+    evalset = EvalSet.from_tokenized(
+        "train", tokenize(rows, tokenizer, args.max_length), args.batch_size, tokenizer.pad_token_id
+    )
     names = hessian_parameters(model)
     ours = HessianVectorProduct(model, evalset.batches, task, names, args.hvp)
-    print(f"MiniLM, {ours.dim / 1e6:.1f}M parameters; {evalset.num_examples} MRPC train examples, batches "
-          f"{[tuple(b.input_ids.shape) for b in evalset.batches]}; {args.threads} threads; tol {args.tol}, {args.samples} Hutchinson samples",
-          flush=True)
+    print(
+        f"MiniLM, {ours.dim / 1e6:.1f}M parameters; {evalset.num_examples} MRPC train examples, batches "
+        f"{[tuple(b.input_ids.shape) for b in evalset.batches]}; {args.threads} threads; tol {args.tol}, {args.samples} Hutchinson samples",
+        flush=True,
+    )
 
     packed = Packed(model)
-    loader = [(torch.stack([b.input_ids, b.attention_mask, b.token_type_ids], 1), b.labels) for b in evalset.batches]
+    loader = [
+        (torch.stack([b.input_ids, b.attention_mask, b.token_type_ids], 1), b.labels) for b in evalset.batches
+    ]
     with _math_attention():
         ph = PyHessian(packed, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=False)
     ph_products = {"n": 0}
@@ -112,11 +131,15 @@ def main() -> None:
 
     ph.dataloader_hv_product = counted
     ph_params = [p for p in packed.parameters() if p.requires_grad]
-    assert [id(p) for p in ph_params] == [id(p) for p in ours.params], "PyHessian and ours must take the same parameters"
+    assert [id(p) for p in ph_params] == [id(p) for p in ours.params], (
+        "PyHessian and ours must take the same parameters"
+    )
 
     # --- one product of the same vector: cost of each method's HVP, and the same J ---------
     v = torch.randn(ours.dim, generator=torch.Generator().manual_seed(1))
-    methods = {m: HessianVectorProduct(model, evalset.batches, task, names, m) for m in ("jvp", "double_backward")}
+    methods = {
+        m: HessianVectorProduct(model, evalset.batches, task, names, m) for m in ("jvp", "double_backward")
+    }
     methods["pyhessian"] = lambda x: flat(counted(list(ours.split(x.clone())))[1])
     per_hvp, products = {}, {}
     methods[args.hvp](v)  # warm-up (allocator, kernels): not timed
@@ -129,8 +152,12 @@ def main() -> None:
     hv_ours, hv_ph = products[args.hvp], products["pyhessian"]
     ph_products["n"] = 0
     agree = float((hv_ph - hv_ours).norm() / hv_ours.norm())
-    print(f"one Hessian-vector product: " + ", ".join(f"{k} {s:.1f} s" for k, s in per_hvp.items())
-          + f"; ours vs PyHessian ‖Δ‖/‖Hv‖ = {agree:.1e}", flush=True)
+    print(
+        "one Hessian-vector product: "
+        + ", ".join(f"{k} {s:.1f} s" for k, s in per_hvp.items())
+        + f"; ours vs PyHessian ‖Δ‖/‖Hv‖ = {agree:.1e}",
+        flush=True,
+    )
 
     def residual(vec: torch.Tensor, lam: float) -> float:
         vec = vec / vec.norm()
@@ -143,8 +170,11 @@ def main() -> None:
     ours_eig_s = time.perf_counter() - t
     ours_lam = eig["top_eigenvalues"][0]
     ours_res = residual(torch.from_numpy(np.ascontiguousarray(eig["eigenvectors"][:, 0])).float(), ours_lam)
-    print(f"ours: λ1 = {ours_lam:.6g} in {ours_eig_s:.0f} s, {eig['lanczos_iterations']} products, converged {eig['converged']}, "
-          f"relative residual {ours_res:.1e}", flush=True)
+    print(
+        f"ours: λ1 = {ours_lam:.6g} in {ours_eig_s:.0f} s, {eig['lanczos_iterations']} products, converged {eig['converged']}, "
+        f"relative residual {ours_res:.1e}",
+        flush=True,
+    )
 
     # ours at a looser tolerance: how many products ours needs for PyHessian's accuracy
     loose_tol = args.tol * 10
@@ -152,9 +182,14 @@ def main() -> None:
     loose = top_eigenvalues(ours, 1, loose_tol, args.max_iter, None, args.seed, vectors=True)
     loose_s = time.perf_counter() - t
     loose_lam = loose["top_eigenvalues"][0]
-    loose_res = residual(torch.from_numpy(np.ascontiguousarray(loose["eigenvectors"][:, 0])).float(), loose_lam)
-    print(f"ours at tol {loose_tol:g}: λ1 = {loose_lam:.6g} in {loose_s:.0f} s, {loose['lanczos_iterations']} products, "
-          f"relative residual {loose_res:.1e}", flush=True)
+    loose_res = residual(
+        torch.from_numpy(np.ascontiguousarray(loose["eigenvectors"][:, 0])).float(), loose_lam
+    )
+    print(
+        f"ours at tol {loose_tol:g}: λ1 = {loose_lam:.6g} in {loose_s:.0f} s, {loose['lanczos_iterations']} products, "
+        f"relative residual {loose_res:.1e}",
+        flush=True,
+    )
 
     torch.manual_seed(args.seed)
     t = time.perf_counter()
@@ -163,7 +198,10 @@ def main() -> None:
     ph_eig_s, ph_eig_n = time.perf_counter() - t, ph_products["n"]
     ph_lam = float(ph_vals[0])
     ph_res = residual(flat(ph_vecs[0]).detach().float(), ph_lam)
-    print(f"PyHessian: λ1 = {ph_lam:.6g} in {ph_eig_s:.0f} s, {ph_eig_n} products, relative residual {ph_res:.1e}", flush=True)
+    print(
+        f"PyHessian: λ1 = {ph_lam:.6g} in {ph_eig_s:.0f} s, {ph_eig_n} products, relative residual {ph_res:.1e}",
+        flush=True,
+    )
 
     # --- trace -----------------------------------------------------------------------------
     t = time.perf_counter()
@@ -178,20 +216,57 @@ def main() -> None:
         ph_samples = ph.trace(maxIter=args.samples, tol=float("-inf"))
     ph_tr_s = time.perf_counter() - t
     ph_tr, ph_se = float(np.mean(ph_samples)), float(np.std(ph_samples, ddof=1) / math.sqrt(len(ph_samples)))
-    print(f"trace: ours {tr['trace']:.6g} ± {tr['trace_stderr']:.3g} in {ours_tr_s:.0f} s; "
-          f"PyHessian {ph_tr:.6g} ± {ph_se:.3g} in {ph_tr_s:.0f} s ({tr['hutchinson_samples']} vs {len(ph_samples)} samples)", flush=True)
+    print(
+        f"trace: ours {tr['trace']:.6g} ± {tr['trace_stderr']:.3g} in {ours_tr_s:.0f} s; "
+        f"PyHessian {ph_tr:.6g} ± {ph_se:.3g} in {ph_tr_s:.0f} s ({tr['hutchinson_samples']} vs {len(ph_samples)} samples)",
+        flush=True,
+    )
 
     result = {
-        "model": "all-minilm-l6-v2 + 2-class head (seed %d)" % args.seed, "num_parameters": ours.dim,
-        "examples": evalset.num_examples, "max_length": args.max_length, "batch_size": args.batch_size, "threads": args.threads,
-        "tol": args.tol, "samples": args.samples, "ours_hvp": args.hvp, "hvp_seconds": per_hvp, "hvp_agreement": agree,
-        "top_eigenvalue": {"ours": {"value": ours_lam, "seconds": ours_eig_s, "products": eig["lanczos_iterations"],
-                                    "relative_residual": ours_res, "converged": eig["converged"], "ncv": eig["ncv"]},
-                           "ours_loose": {"tol": loose_tol, "value": loose_lam, "seconds": loose_s, "products": loose["lanczos_iterations"],
-                                          "relative_residual": loose_res, "converged": loose["converged"]},
-                           "pyhessian": {"value": ph_lam, "seconds": ph_eig_s, "products": ph_eig_n, "relative_residual": ph_res}},
-        "trace": {"ours": {"value": tr["trace"], "stderr": tr["trace_stderr"], "seconds": ours_tr_s, "samples": args.samples},
-                  "pyhessian": {"value": ph_tr, "stderr": ph_se, "seconds": ph_tr_s, "samples": len(ph_samples)}},
+        "model": "all-minilm-l6-v2 + 2-class head (seed %d)" % args.seed,
+        "num_parameters": ours.dim,
+        "examples": evalset.num_examples,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "tol": args.tol,
+        "samples": args.samples,
+        "ours_hvp": args.hvp,
+        "hvp_seconds": per_hvp,
+        "hvp_agreement": agree,
+        "top_eigenvalue": {
+            "ours": {
+                "value": ours_lam,
+                "seconds": ours_eig_s,
+                "products": eig["lanczos_iterations"],
+                "relative_residual": ours_res,
+                "converged": eig["converged"],
+                "ncv": eig["ncv"],
+            },
+            "ours_loose": {
+                "tol": loose_tol,
+                "value": loose_lam,
+                "seconds": loose_s,
+                "products": loose["lanczos_iterations"],
+                "relative_residual": loose_res,
+                "converged": loose["converged"],
+            },
+            "pyhessian": {
+                "value": ph_lam,
+                "seconds": ph_eig_s,
+                "products": ph_eig_n,
+                "relative_residual": ph_res,
+            },
+        },
+        "trace": {
+            "ours": {
+                "value": tr["trace"],
+                "stderr": tr["trace_stderr"],
+                "seconds": ours_tr_s,
+                "samples": args.samples,
+            },
+            "pyhessian": {"value": ph_tr, "stderr": ph_se, "seconds": ph_tr_s, "samples": len(ph_samples)},
+        },
     }
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -201,12 +276,18 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| top eigenvalue λ1 | {ours_lam:.5g} | {ph_lam:.5g} |")
     print(f"| relative residual ‖Hx−λx‖/λ | {ours_res:.1e} | {ph_res:.1e} |")
-    print(f"| λ1 time (products) | {ours_eig_s:.0f} s ({eig['lanczos_iterations']}) | {ph_eig_s:.0f} s ({ph_eig_n}) |")
-    print(f"| ours at tol {loose_tol:g}: λ1, residual, time (products) | {loose_lam:.5g}, {loose_res:.1e}, "
-          f"{loose_s:.0f} s ({loose['lanczos_iterations']}) | |")
+    print(
+        f"| λ1 time (products) | {ours_eig_s:.0f} s ({eig['lanczos_iterations']}) | {ph_eig_s:.0f} s ({ph_eig_n}) |"
+    )
+    print(
+        f"| ours at tol {loose_tol:g}: λ1, residual, time (products) | {loose_lam:.5g}, {loose_res:.1e}, "
+        f"{loose_s:.0f} s ({loose['lanczos_iterations']}) | |"
+    )
     print(f"| trace ± stderr | {tr['trace']:.5g} ± {tr['trace_stderr']:.2g} | {ph_tr:.5g} ± {ph_se:.2g} |")
     print(f"| trace time ({args.samples} samples) | {ours_tr_s:.0f} s | {ph_tr_s:.0f} s |")
-    print(f"| one product | {per_hvp['ours_jvp']:.1f} s (jvp), {per_hvp['ours_double_backward']:.1f} s (double backward) | {per_hvp['pyhessian']:.1f} s |")
+    print(
+        f"| one product | {per_hvp['ours_jvp']:.1f} s (jvp), {per_hvp['ours_double_backward']:.1f} s (double backward) | {per_hvp['pyhessian']:.1f} s |"
+    )
     print(f"\nwritten: {out}")
 
 

@@ -31,7 +31,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2, help="measure each method this many times, report the best")
+    ap.add_argument(
+        "--repeats", type=int, default=2, help="measure each method this many times, report the best"
+    )
     ap.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "/work/shared/data/glue"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -44,8 +46,8 @@ def main() -> None:
     from bertviz_landscape.data.tokenize import tokenize
     from bertviz_landscape.landscape.directions import difference
     from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
-    from bertviz_landscape.parameters import parameter_state, select_parameters
     from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+    from bertviz_landscape.parameters import parameter_state, select_parameters
 
     task = get_task("mrpc")
     model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=0).eval()
@@ -72,14 +74,22 @@ def main() -> None:
     def naive():
         from torch.utils.data import DataLoader
 
-        enc = tokenizer(list(rows["text_a"]), list(rows["text_b"]), truncation=True, padding="max_length",
-                        max_length=args.max_length, return_tensors="pt")
+        enc = tokenizer(
+            list(rows["text_a"]),
+            list(rows["text_b"]),
+            truncation=True,
+            padding="max_length",
+            max_length=args.max_length,
+            return_tensors="pt",
+        )
         labels = torch.tensor(rows["label"])
         data = list(zip(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"], labels))
         losses = []
         for a in alphas:
             m = copy.deepcopy(model)
-            m.load_state_dict({**m.state_dict(), **{n: theta0[n] + a * (theta1[n] - theta0[n]) for n in names}})
+            m.load_state_dict(
+                {**m.state_dict(), **{n: theta0[n] + a * (theta1[n] - theta0[n]) for n in names}}
+            )
             m.eval()
             total, count = 0.0, 0
             with torch.no_grad():
@@ -98,8 +108,13 @@ def main() -> None:
 
     # round-robin repeats: every method sees the same share of a shared machine's noise; best time wins
     methods = {
-        "plain": plain, "naive": naive, "fp32": engine(full), "bf16": engine(full, "bf16"),
-        "bf16w": engine(full, "bf16-weights"), "top_nocache": engine(top, use_cache=False), "top_cache": engine(top, use_cache=True),
+        "plain": plain,
+        "naive": naive,
+        "fp32": engine(full),
+        "bf16": engine(full, "bf16"),
+        "bf16w": engine(full, "bf16-weights"),
+        "top_nocache": engine(top, use_cache=False),
+        "top_cache": engine(top, use_cache=True),
     }
     best = {k: float("inf") for k in methods}
     outs: dict = {}
@@ -109,7 +124,12 @@ def main() -> None:
             outs[key] = fn()
             best[key] = min(best[key], time.perf_counter() - start)
     t_plain, t_naive, t_fp32, t_bf16, t_bf16w, t_top_nocache, t_top_cache = (best[k] for k in methods)
-    naive_losses, fp32_losses, bf16_losses, bf16w_losses = outs["naive"], outs["fp32"], outs["bf16"], outs["bf16w"]
+    naive_losses, fp32_losses, bf16_losses, bf16w_losses = (
+        outs["naive"],
+        outs["fp32"],
+        outs["bf16"],
+        outs["bf16w"],
+    )
     top_ref, top_cached = outs["top_nocache"], outs["top_cache"]
 
     def dev(a, b):
@@ -119,14 +139,32 @@ def main() -> None:
     table = [
         ("(a) plain forward (limit)", t_plain, "1.00× of (a)"),
         ("(b) naive per point", t_naive, f"engine fp32 is {t_naive / t_fp32:.2f}× faster (need ≥ 1.6)"),
-        ("(c) engine fp32", t_fp32, f"{t_plain / t_fp32:.2f}× of plain (need ≥ 0.95); max rel dev vs naive {dev(fp32_losses, naive_losses):.1e}"),
-        ("(d) engine bf16 autocast", t_bf16, f"{t_fp32 / t_bf16:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 {dev(bf16_losses, fp32_losses):.1e}"),
-        ("(d') engine bf16 weights", t_bf16w, f"{t_fp32 / t_bf16w:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 {dev(bf16w_losses, fp32_losses):.1e}"),
+        (
+            "(c) engine fp32",
+            t_fp32,
+            f"{t_plain / t_fp32:.2f}× of plain (need ≥ 0.95); max rel dev vs naive {dev(fp32_losses, naive_losses):.1e}",
+        ),
+        (
+            "(d) engine bf16 autocast",
+            t_bf16,
+            f"{t_fp32 / t_bf16:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 {dev(bf16_losses, fp32_losses):.1e}",
+        ),
+        (
+            "(d') engine bf16 weights",
+            t_bf16w,
+            f"{t_fp32 / t_bf16w:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 {dev(bf16w_losses, fp32_losses):.1e}",
+        ),
         ("(e) top layer, no cache", t_top_nocache, "1.00× of (e)"),
-        ("(e) top layer, hidden-state cache", t_top_cache, f"{t_top_nocache / t_top_cache:.2f}× faster (need ≥ 2.5); max rel dev {dev(top_cached, top_ref):.1e}"),
+        (
+            "(e) top layer, hidden-state cache",
+            t_top_cache,
+            f"{t_top_nocache / t_top_cache:.2f}× faster (need ≥ 2.5); max rel dev {dev(top_cached, top_ref):.1e}",
+        ),
     ]
-    print(f"\nMiniLM (6 layers) · MRPC dev, {evalset.num_examples} examples in {len(evalset.batches)} length-sorted batches · "
-          f"{n} grid points · {torch.get_num_threads()} threads · best of {args.repeats}")
+    print(
+        f"\nMiniLM (6 layers) · MRPC dev, {evalset.num_examples} examples in {len(evalset.batches)} length-sorted batches · "
+        f"{n} grid points · {torch.get_num_threads()} threads · best of {args.repeats}"
+    )
     print(f"{'method':36s} {'s/point':>9s} {'points/s':>9s} {'examples/s':>11s}  ratio")
     for name, t, note in table:
         print(f"{name:36s} {t / n:9.3f} {n / t:9.3f} {n * evalset.num_examples / t:11.1f}  {note}")
@@ -145,7 +183,9 @@ def matmul_throughput(repeats: int = 20) -> dict[str, float]:
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
-        out[str(dtype).replace("torch.", "")] = 2 * 4096 * 384 * 1536 * repeats / (time.perf_counter() - start) / 1e9
+        out[str(dtype).replace("torch.", "")] = (
+            2 * 4096 * 384 * 1536 * repeats / (time.perf_counter() - start) / 1e9
+        )
     return out
 
 

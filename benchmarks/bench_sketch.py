@@ -25,8 +25,18 @@ import numpy as np
 import torch
 
 from bertviz_landscape.config import compose
-from bertviz_landscape.sketches import (CountSketch, Sketches, SketchWriter, _dot, exact_gram, pca_from_gram, project,
-                                        sketched_gram, sketched_projection, write_meta)
+from bertviz_landscape.sketches import (
+    CountSketch,
+    Sketches,
+    SketchWriter,
+    _dot,
+    exact_gram,
+    pca_from_gram,
+    project,
+    sketched_gram,
+    sketched_projection,
+    write_meta,
+)
 from bertviz_landscape.snapshots import Snapshots
 from bertviz_landscape.train import train
 
@@ -35,12 +45,24 @@ GLUE = os.environ.get("GLUE_DIR", str(Path(__file__).resolve().parents[2] / "sha
 
 def train_run(workdir: Path, task: str, steps: int, sketch: bool) -> Path:
     run = workdir / f"{task}_run"
-    overrides = [f"task={task}", f"data.glue_dir={GLUE}", f"data.max_train_samples={32 * steps}", "data.max_eval_samples=64",
-                 "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
-                 f"paths.output_dir={workdir}"]
+    overrides = [
+        f"task={task}",
+        f"data.glue_dir={GLUE}",
+        f"data.max_train_samples={32 * steps}",
+        "data.max_eval_samples=64",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        f"paths.output_dir={workdir}",
+    ]
     if sketch:
-        overrides += ["callbacks.snapshots.every_n_steps=1", "callbacks.snapshots.dtype=float16",
-                      "callbacks.snapshots.sketch.enabled=true", "callbacks.snapshots.sketch.buckets=262144"]
+        overrides += [
+            "callbacks.snapshots.every_n_steps=1",
+            "callbacks.snapshots.dtype=float16",
+            "callbacks.snapshots.sketch.enabled=true",
+            "callbacks.snapshots.sketch.buckets=262144",
+        ]
     else:
         overrides += ["callbacks.snapshots.enabled=false"]
     train(compose("train", overrides), run)
@@ -95,7 +117,11 @@ def main() -> None:
     if not (run2 / "metrics.json").exists():
         run2 = train_run(work, "rte", args.steps2, sketch=False)
     snaps, sk = Snapshots(run), Sketches(run)
-    theta0, theta1, theta2 = state(run / "checkpoints" / "init"), state(run / "checkpoints" / "final"), state(run2 / "checkpoints" / "final")
+    theta0, theta1, theta2 = (
+        state(run / "checkpoints" / "init"),
+        state(run / "checkpoints" / "final"),
+        state(run2 / "checkpoints" / "final"),
+    )
     names = snaps.parameter_names
     delta1 = {n: theta1[n].float() - theta0[n].float() for n in names}
     delta2 = {n: theta2[n].float() - theta0[n].float() for n in names if theta2[n].shape == theta0[n].shape}
@@ -112,14 +138,26 @@ def main() -> None:
     exact_pca = pca_from_gram(exact_gram(run, steps))["explained_variance_ratio"]
     cosine = gram_dirs[0, 1] / np.sqrt(gram_dirs[0, 0] * gram_dirs[1, 1])
     n_params = sum(int(np.prod(p["shape"])) for p in snaps.meta["parameters"])
-    print(f"{len(steps)} steps, {n_params:,} parameters; full float16 delta {snaps.meta['bytes_per_snapshot'] / 1e6:.1f} MB/step; "
-          f"cos(δ1, δ2) = {cosine:.3f}; exact PCA top-2 explained variance ratio {exact_pca}")
-    print(f"norm_sq: callback (float32 delta) vs float16 deltas, max relative diff "
-          f"{np.nanmax(np.abs(sk.norm_sq - norm_sq) / np.where(norm_sq > 0, norm_sq, np.nan)):.2e} (v = 0 at step 1: the warm-up starts at lr 0)")
+    print(
+        f"{len(steps)} steps, {n_params:,} parameters; full float16 delta {snaps.meta['bytes_per_snapshot'] / 1e6:.1f} MB/step; "
+        f"cos(δ1, δ2) = {cosine:.3f}; exact PCA top-2 explained variance ratio {exact_pca}"
+    )
+    print(
+        f"norm_sq: callback (float32 delta) vs float16 deltas, max relative diff "
+        f"{np.nanmax(np.abs(sk.norm_sq - norm_sq) / np.where(norm_sq > 0, norm_sq, np.nan)):.2e} (v = 0 at step 1: the warm-up starts at lr 0)"
+    )
     anchors = list(range(args.anchor_every, steps[-1] + 1, args.anchor_every)) + [steps[-1]]
-    results = {"steps": len(steps), "parameters": n_params, "cos_delta1_delta2": cosine, "exact_pca_ratio": exact_pca,
-               "anchor_every": args.anchor_every, "by_buckets": {}}
-    print(f"\n| k | bytes/step | route | max abs error α_t | max abs error β_t | max abs error lstsq (a, b) | max abs error PCA top-2 ratio | max α stderr bound |")
+    results = {
+        "steps": len(steps),
+        "parameters": n_params,
+        "cos_delta1_delta2": cosine,
+        "exact_pca_ratio": exact_pca,
+        "anchor_every": args.anchor_every,
+        "by_buckets": {},
+    }
+    print(
+        "\n| k | bytes/step | route | max abs error α_t | max abs error β_t | max abs error lstsq (a, b) | max abs error PCA top-2 ratio | max α stderr bound |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for k in [int(x) for x in args.buckets.split(",")]:
         for route, anchor in (("plain", None), (f"anchored every {args.anchor_every}", anchors)):
@@ -140,8 +178,10 @@ def main() -> None:
                 ratio = pca_from_gram(g)["explained_variance_ratio"]
                 errs["pca"] = max(errs["pca"], float(np.max(np.abs(np.array(ratio) - np.array(exact_pca)))))
             results["by_buckets"].setdefault(str(k), {})[route] = errs
-            print(f"| 2^{int(np.log2(k))} | {4 * k / 2**20:.2f} MiB | {route} | {errs['alpha']:.2e} | {errs['beta']:.2e} | "
-                  f"{errs['lstsq']:.2e} | {errs['pca']:.2e} | {errs['bound']:.2e} |")
+            print(
+                f"| 2^{int(np.log2(k))} | {4 * k / 2**20:.2f} MiB | {route} | {errs['alpha']:.2e} | {errs['beta']:.2e} | "
+                f"{errs['lstsq']:.2e} | {errs['pca']:.2e} | {errs['bound']:.2e} |"
+            )
     # the callback's per-step cost of the sketch (index_add over every parameter), this CPU
     cs = sk.sketcher().prepare()
     d = {n: t.float() for n, t in snaps.delta(steps[-1]).items()}
@@ -154,7 +194,9 @@ def main() -> None:
         cs.finish(acc)
         times.append(time.perf_counter() - t0)
     results["sketch_seconds_per_step"] = float(np.median(times))
-    print(f"\nsketch cost per step (k=2^18, {n_params:,} parameters, this CPU): {np.median(times):.3f} s (median of 5)")
+    print(
+        f"\nsketch cost per step (k=2^18, {n_params:,} parameters, this CPU): {np.median(times):.3f} s (median of 5)"
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
 
@@ -163,7 +205,11 @@ def _view(run: Path, sketch: Path) -> Path:
     """A run-directory view whose sketches/ is `sketch` (its snapshots/ and checkpoints/ are the run's)."""
     view = sketch.parent / f"{sketch.name}_view"
     view.mkdir(exist_ok=True)
-    for name, target in (("snapshots", run / "snapshots"), ("checkpoints", run / "checkpoints"), ("sketches", sketch)):
+    for name, target in (
+        ("snapshots", run / "snapshots"),
+        ("checkpoints", run / "checkpoints"),
+        ("sketches", sketch),
+    ):
         link = view / name
         if not link.exists():
             link.symlink_to(target.resolve())

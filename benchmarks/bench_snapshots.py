@@ -53,7 +53,9 @@ def run_arm(overrides: list[str], workdir: Path) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--train-samples", type=int, default=384)
     parser.add_argument("--repeats", type=int, default=3)
@@ -61,10 +63,18 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
     base = [
-        f"model={args.model}", "init=pretrained", "logger=none", f"data.glue_dir={GLUE}",
-        f"data.max_train_samples={args.train_samples}", "data.max_eval_samples=32", "trainer.max_epochs=1",
-        "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "trainer.accelerator=cpu", "resume=false",
+        f"model={args.model}",
+        "init=pretrained",
+        "logger=none",
+        f"data.glue_dir={GLUE}",
+        f"data.max_train_samples={args.train_samples}",
+        "data.max_eval_samples=32",
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "trainer.accelerator=cpu",
+        "resume=false",
     ]
     arms = {
         "no snapshots": ["callbacks=none"],
@@ -79,12 +89,16 @@ def main() -> None:
             seconds, steps = run_arm(base + extra, root / f"r{repeat}_{i}")
             times[name].append(seconds)
     baseline = min(times["no snapshots"])
-    print(f"\nsnapshot cost | model={args.model} | {steps} optimiser steps of batch 32 | "
-          f"CPU threads={os.cpu_count()} | best of {args.repeats}")
+    print(
+        f"\nsnapshot cost | model={args.model} | {steps} optimiser steps of batch 32 | "
+        f"CPU threads={os.cpu_count()} | best of {args.repeats}"
+    )
     print(f"{'arm':<24}{'s/step':>10}{'overhead':>12}{'all repeats (s/step)':>28}")
     for name, values in times.items():
         spread = " ".join(f"{v / steps:.3f}" for v in values)
-        print(f"{name:<24}{min(values) / steps:>10.3f}{(min(values) / baseline - 1) * 100:>11.1f}%{spread:>28}")
+        print(
+            f"{name:<24}{min(values) / steps:>10.3f}{(min(values) / baseline - 1) * 100:>11.1f}%{spread:>28}"
+        )
 
 
 if __name__ == "__main__":

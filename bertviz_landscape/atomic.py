@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -54,7 +54,9 @@ def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(f"cannot write {path}: cannot create {path.parent} ({err.strerror or err})") from None
+        raise OutputError(
+            f"cannot write {path}: cannot create {path.parent} ({err.strerror or err})"
+        ) from None
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {path}: {path.parent} is not writable")
     return path
@@ -91,7 +93,10 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         else:
             os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except (OSError, RuntimeError) as err:  # a full disk, a file-size limit, a read-only file system: name the file
+    except (
+        OSError,
+        RuntimeError,
+    ) as err:  # a full disk, a file-size limit, a read-only file system: name the file
         cause = _write_failure(err)
         if cause is None:
             raise

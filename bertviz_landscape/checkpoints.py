@@ -24,8 +24,15 @@ WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes (safete
 
 # config fields that must agree for two checkpoints to live in one weight space
 ARCHITECTURE_KEYS = (
-    "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-    "vocab_size", "max_position_embeddings", "type_vocab_size", "num_labels",
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "num_labels",
 )
 
 
@@ -92,12 +99,16 @@ def check_checkpoint_dir(role: str, path: str | os.PathLike | None) -> Path:
     """The checkpoint directory `role` (theta0/theta1/theta2) as an absolute path, or a
     CheckpointError naming what is wrong with it."""
     if path in (None, "", "???"):
-        raise CheckpointError(f"checkpoint {role} is not given (set {role}=<checkpoint directory> or run=<run dir>)")
+        raise CheckpointError(
+            f"checkpoint {role} is not given (set {role}=<checkpoint directory> or run=<run dir>)"
+        )
     p = Path(str(path)).expanduser().resolve()
     if not p.is_dir():
         raise CheckpointError(f"checkpoint {role}: directory {str(p)!r} does not exist")
     if not (p / "config.json").is_file():
-        raise CheckpointError(f"checkpoint {role}: {str(p)!r} has no config.json (not a save_pretrained directory)")
+        raise CheckpointError(
+            f"checkpoint {role}: {str(p)!r} has no config.json (not a save_pretrained directory)"
+        )
     if not has_weights(p):
         raise CheckpointError(f"checkpoint {role}: {str(p)!r} has no weight files (*.safetensors or *.bin)")
     return p
@@ -116,7 +127,9 @@ def check_compatible(checkpoints: dict[str, Path]) -> None:
             raise CheckpointError(f"checkpoints {role0} and {role} have different architectures ({detail})")
         vocab = vocab_hash(path)
         if vocab0 and vocab and vocab0 != vocab:
-            raise CheckpointError(f"checkpoints {role0} and {role} have different vocabularies (tokenizer files differ)")
+            raise CheckpointError(
+                f"checkpoints {role0} and {role} have different vocabularies (tokenizer files differ)"
+            )
 
 
 # --- read -----------------------------------------------------------------------------------
@@ -127,7 +140,7 @@ class Checkpoint:
     sha256: str
     architecture: dict
     vocab_sha1: str | None
-    state: "dict[str, torch.Tensor]"  # float32 trainable parameters
+    state: dict[str, torch.Tensor]  # float32 trainable parameters
 
     def describe(self) -> dict:
         return {"path": str(self.path), "sha256": self.sha256, "vocab_sha1": self.vocab_sha1}
@@ -175,6 +188,10 @@ def load_checkpoints(theta0, theta1=None, theta2=None):
         if out:
             ref = out["theta0"].state
             if list(state) != list(ref) or any(state[k].shape != ref[k].shape for k in ref):
-                raise CheckpointError(f"checkpoints theta0 and {role} have different parameters (names or shapes)")
-        out[role] = Checkpoint(role, path, content_hash(path), read_architecture(path), vocab_hash(path), state)
+                raise CheckpointError(
+                    f"checkpoints theta0 and {role} have different parameters (names or shapes)"
+                )
+        out[role] = Checkpoint(
+            role, path, content_hash(path), read_architecture(path), vocab_hash(path), state
+        )
     return model, out

@@ -13,8 +13,9 @@ entrypoint calling another's engine all see the same defaults.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,7 +28,9 @@ def _find_conf_dir() -> str:
     for candidate in (_PACKAGE.parent / "conf", _PACKAGE / "conf"):
         if (candidate / "train.yaml").is_file():
             return str(candidate)
-    raise FileNotFoundError(f"bertviz_landscape: no configs found (looked in {_PACKAGE.parent / 'conf'} and {_PACKAGE / 'conf'}); set BVL_CONF_DIR")
+    raise FileNotFoundError(
+        f"bertviz_landscape: no configs found (looked in {_PACKAGE.parent / 'conf'} and {_PACKAGE / 'conf'}); set BVL_CONF_DIR"
+    )
 
 
 CONF_DIR = _find_conf_dir()
@@ -81,7 +84,11 @@ def unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
     """Keys of `cfg` that the composed defaults of `config_name` do not have (e.g. from `+foo=1`):
     nothing reads them."""
     base = compose(config_name)
-    out = [k for k in cfg.keys() if k not in base and k not in OPTIONAL_KEYS.get(config_name, set()) and k != "hydra"]
+    out = [
+        k
+        for k in cfg.keys()
+        if k not in base and k not in OPTIONAL_KEYS.get(config_name, set()) and k != "hydra"
+    ]
     for section in CHECKED_SECTIONS.get(config_name, ()):
         if isinstance(cfg.get(section), DictConfig) and isinstance(base.get(section), DictConfig):
             out += [f"{section}.{k}" for k in cfg[section].keys() if k not in base[section]]
@@ -93,5 +100,7 @@ def warn_unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
 
     keys = unused_keys(cfg, config_name)
     for key in keys:
-        logging.getLogger("bertviz_landscape").warning("config key %r is not used by bertviz-%s (a typo? nothing reads it)", key, config_name)
+        logging.getLogger("bertviz_landscape").warning(
+            "config key %r is not used by bertviz-%s (a typo? nothing reads it)", key, config_name
+        )
     return keys

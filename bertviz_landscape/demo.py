@@ -26,16 +26,18 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.rundir import RunDir
 
-METRICS_NAME = Path(RunDir("run").metrics_json).name  # a run's results file (the only file of a run the late stages read)
+METRICS_NAME = Path(
+    RunDir("run").metrics_json
+).name  # a run's results file (the only file of a run the late stages read)
 
 log = logging.getLogger("bertviz_landscape.demo")
 
@@ -68,7 +70,9 @@ class Pipeline:
     def __init__(self, root: Path, out=None, log_file: Path | None = None):
         self.root = Path(root)
         self.records = self.root / ".stages"
-        self.log_file = log_file  # the stages' own output (progress bars, library logs) goes here, not to the console
+        self.log_file = (
+            log_file  # the stages' own output (progress bars, library logs) goes here, not to the console
+        )
         if out is None:
             sys.stdout.flush()
             out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1) if log_file else sys.stdout
@@ -123,16 +127,35 @@ class Pipeline:
                     stage.action()
             except BaseException as err:
                 where = f" (see {self.log_file})" if self.log_file else ""
-                self._print(f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}")
+                self._print(
+                    f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+                )
                 raise
             seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-            write_json_atomic(self.record_path(stage), {"stage": stage.name, "digest": _digest(stage.spec), "spec": stage.spec,
-                                                         "outputs": [str(p) for p in stage.outputs], "seconds": round(seconds, 2),
-                                                         "cpu_seconds": round(cpu, 2),
-                                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            write_json_atomic(
+                self.record_path(stage),
+                {
+                    "stage": stage.name,
+                    "digest": _digest(stage.spec),
+                    "spec": stage.spec,
+                    "outputs": [str(p) for p in stage.outputs],
+                    "seconds": round(seconds, 2),
+                    "cpu_seconds": round(cpu, 2),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+            )
             self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s (cpu {cpu:7.1f} s)")
-            self.log.append({"stage": stage.name, "status": "done", "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2)})
-        self._print(f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}")
+            self.log.append(
+                {
+                    "stage": stage.name,
+                    "status": "done",
+                    "seconds": round(seconds, 2),
+                    "cpu_seconds": round(cpu, 2),
+                }
+            )
+        self._print(
+            f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}"
+        )
         return self.log
 
     def _print(self, text: str, end: str = "\n") -> None:
@@ -151,14 +174,24 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
     main, second = tasks
     runs = {(t, i): root / "runs" / f"{t}_{i}" for t in tasks for i in inits}
-    surf = {(kind, i): root / "surfaces" / f"{main}_{i}_{kind}.h5" for kind in ("line", "plane") for i in inits}
+    surf = {
+        (kind, i): root / "surfaces" / f"{main}_{i}_{kind}.h5" for kind in ("line", "plane") for i in inits
+    }
     stages: list[Stage] = []
-    data = [f"data.glue_dir={c['glue_dir']}"] if c.get("glue_dir") else []  # one data directory for every stage
+    data = (
+        [f"data.glue_dir={c['glue_dir']}"] if c.get("glue_dir") else []
+    )  # one data directory for every stage
 
     tr = c["train"]
     for task in tasks:
         for init in inits:
-            overrides = [f"experiment={tr['experiment']}", f"task={task}", f"init={init}", *data, *tr.get("overrides", [])]
+            overrides = [
+                f"experiment={tr['experiment']}",
+                f"task={task}",
+                f"init={init}",
+                *data,
+                *tr.get("overrides", []),
+            ]
             if task == second:
                 overrides += list(tr.get("second_task") or [])
             run_dir = runs[(task, init)]
@@ -168,59 +201,124 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
 
                 try:
                     train(compose("train", overrides), run_dir)
-                except RunConfigError:  # the demo's settings changed since this run: the demo's own run is retrained
+                except (
+                    RunConfigError
+                ):  # the demo's settings changed since this run: the demo's own run is retrained
                     log.warning("%s was trained with other settings; retraining it", run_dir)
                     train(compose("train", [*overrides, "force=true"]), run_dir)
 
-            stages.append(Stage(f"train {task}_{init}", {"overrides": overrides, "run": str(run_dir)},
-                                [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1], train_action))
+            stages.append(
+                Stage(
+                    f"train {task}_{init}",
+                    {"overrides": overrides, "run": str(run_dir)},
+                    [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
+                    train_action,
+                )
+            )
 
     ls = c["landscape"]
     _check_axis("landscape.line", ls["line"])
     _check_axis("landscape.plane.x", ls["plane"]["x"])
     for init in inits:
-        common = [f"run={runs[(main, init)]}", "overwrite=true", "progress=false", f"paths.output_dir={root}", *data,
-                  *ls.get("overrides", [])]
+        common = [
+            f"run={runs[(main, init)]}",
+            "overwrite=true",
+            "progress=false",
+            f"paths.output_dir={root}",
+            *data,
+            *ls.get("overrides", []),
+        ]
         line = dict(ls["line"])
-        line_over = common + [f"grid.x.min={line['min']}", f"grid.x.max={line['max']}", f"grid.x.num={line['num']}",
-                              f"output={surf[('line', init)]}"]
+        line_over = common + [
+            f"grid.x.min={line['min']}",
+            f"grid.x.max={line['max']}",
+            f"grid.x.num={line['num']}",
+            f"output={surf[('line', init)]}",
+        ]
         p = ls["plane"]
-        plane_over = common + [f"run2={runs[(second, init)]}", "grid=plane", f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
-                               *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
-                               f"output={surf[('plane', init)]}"]
+        plane_over = common + [
+            f"run2={runs[(second, init)]}",
+            "grid=plane",
+            f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
+            *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
+            f"output={surf[('plane', init)]}",
+        ]
         for kind, over in (("line", line_over), ("plane", plane_over)):
+
             def landscape_action(over=over):
                 from bertviz_landscape.landscape.entrypoint import run
 
                 run(compose("landscape", over))
 
             deps = [runs[(main, init)]] + ([runs[(second, init)]] if kind == "plane" else [])
-            stages.append(Stage(f"{kind} {main}_{init}", {"overrides": over, "runs": [_run_stamp(r) for r in deps]},
-                                [surf[(kind, init)]], landscape_action))
+            stages.append(
+                Stage(
+                    f"{kind} {main}_{init}",
+                    {"overrides": over, "runs": [_run_stamp(r) for r in deps]},
+                    [surf[(kind, init)]],
+                    landscape_action,
+                )
+            )
 
     for name in c.get("analyses") or []:
         for init in inits:
             out = root / "analysis" / f"{name}_{main}_{init}.json"
-            over = analysis_overrides(name, runs[(main, init)], surf[("line", init)], surf[("plane", init)], out) + data
+            over = (
+                analysis_overrides(name, runs[(main, init)], surf[("line", init)], surf[("plane", init)], out)
+                + data
+            )
             over += list((c.get("analysis_overrides") or {}).get(name) or [])
 
             def analysis_action(over=over):
                 run_analysis(over)
 
-            stages.append(Stage(f"{name} {main}_{init}", {"overrides": over, "run": _run_stamp(runs[(main, init)]),
-                                                          "surfaces": [_Lazy(lambda p=surf[(k, init)]: _file_stamp(p)) for k in ("line", "plane")]},
-                                [out], analysis_action))
+            stages.append(
+                Stage(
+                    f"{name} {main}_{init}",
+                    {
+                        "overrides": over,
+                        "run": _run_stamp(runs[(main, init)]),
+                        "surfaces": [
+                            _Lazy(lambda p=surf[(k, init)]: _file_stamp(p)) for k in ("line", "plane")
+                        ],
+                    },
+                    [out],
+                    analysis_action,
+                )
+            )
 
     upstream = [s.name for s in stages]
     if c.get("figures", True):
-        stages.append(Stage("figures", {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "runs"))},
-                            [root / "figures" / "figures.json"], lambda: _figures(root)))
+        stages.append(
+            Stage(
+                "figures",
+                {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "runs"))},
+                [root / "figures" / "figures.json"],
+                lambda: _figures(root),
+            )
+        )
     if c.get("wandb_media", True):
-        stages.append(Stage("wandb", {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis")), "wandb": c.get("wandb")},
-                            [root / "wandb" / "logged.json"], lambda: _wandb(root, c)))
+        stages.append(
+            Stage(
+                "wandb",
+                {
+                    "after": upstream,
+                    "inputs": _tree_stamp(root, ("surfaces", "analysis")),
+                    "wandb": c.get("wandb"),
+                },
+                [root / "wandb" / "logged.json"],
+                lambda: _wandb(root, c),
+            )
+        )
     if c.get("report", True):
-        stages.append(Stage("report", {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures"))},
-                            [root / "report.md", root / "report.html"], lambda: _report(root)))
+        stages.append(
+            Stage(
+                "report",
+                {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures"))},
+                [root / "report.md", root / "report.html"],
+                lambda: _report(root),
+            )
+        )
     return stages
 
 
@@ -233,8 +331,10 @@ def _check_axis(name: str, axis: dict) -> None:
     xs = np.linspace(float(axis["min"]), float(axis["max"]), int(axis["num"]))
     missing = [a for a in (0.0, 1.0) if not np.isclose(xs, a).any()]
     if missing:
-        raise BadInput(f"{name}: {axis['num']} points on [{axis['min']}, {axis['max']}] miss α = {', '.join(f'{a:g}' for a in missing)} "
-                       "(θ0 and θ1 must be grid points; e.g. num=9 on [-0.5, 1.5])")
+        raise BadInput(
+            f"{name}: {axis['num']} points on [{axis['min']}, {axis['max']}] miss α = {', '.join(f'{a:g}' for a in missing)} "
+            "(θ0 and θ1 must be grid points; e.g. num=9 on [-0.5, 1.5])"
+        )
 
 
 def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path) -> list[str]:
@@ -284,7 +384,7 @@ def _run_stamp(run: Path) -> _Lazy:
     return _Lazy(lambda: {"run": str(run), "metrics": _file_stamp(RunDir(run).metrics_json)})
 
 
-def _tree_stamp(root: Path, subdirs: tuple[str, ...]) -> "_LazyStamp":
+def _tree_stamp(root: Path, subdirs: tuple[str, ...]) -> _LazyStamp:
     """Sizes and times of the files a late stage reads, taken when the digest is taken."""
     return _LazyStamp(root, subdirs)
 
@@ -299,7 +399,11 @@ class _LazyStamp:
             d = self.root / sub
             if d.is_dir():
                 for p in sorted(d.rglob("*")):
-                    if p.is_file() and p.suffix in (".h5", ".json") and not any(x.startswith(".") for x in p.relative_to(self.root).parts):
+                    if (
+                        p.is_file()
+                        and p.suffix in (".h5", ".json")
+                        and not any(x.startswith(".") for x in p.relative_to(self.root).parts)
+                    ):
                         if sub == "runs" and p.name != METRICS_NAME:
                             continue
                         st = p.stat()

@@ -33,8 +33,11 @@ def configure_determinism(enabled: bool) -> None:
         current = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
         if current not in (":4096:8", ":16:8"):
             if torch.cuda.is_available() and torch.cuda.is_initialized():
-                log.warning("CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set; cuBLAS may not be deterministic "
-                            "in this process (set CUBLAS_WORKSPACE_CONFIG=%s in the environment)", CUBLAS_WORKSPACE)
+                log.warning(
+                    "CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set; cuBLAS may not be deterministic "
+                    "in this process (set CUBLAS_WORKSPACE_CONFIG=%s in the environment)",
+                    CUBLAS_WORKSPACE,
+                )
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
     torch.use_deterministic_algorithms(bool(enabled))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -35,13 +35,13 @@ _NORM = re.compile(r"(LayerNorm|layer_norm|layernorm|\bnorm\b|\.ln_)", re.IGNORE
 State = "OrderedDict[str, torch.Tensor]"
 
 
-def trainable_parameters(model: torch.nn.Module) -> "OrderedDict[str, torch.nn.Parameter]":
+def trainable_parameters(model: torch.nn.Module) -> OrderedDict[str, torch.nn.Parameter]:
     """name → parameter for every trainable parameter, tied ones counted once (named_parameters
     de-duplicates by identity), frozen ones excluded. The names are a Hugging Face checkpoint's keys."""
     return OrderedDict((n, p) for n, p in model.named_parameters() if p.requires_grad)
 
 
-def parameter_state(model: torch.nn.Module) -> "OrderedDict[str, torch.Tensor]":
+def parameter_state(model: torch.nn.Module) -> OrderedDict[str, torch.Tensor]:
     """A float32 copy of every trainable parameter (detached, on the model's device)."""
     return OrderedDict((n, p.detach().float().clone()) for n, p in trainable_parameters(model).items())
 
@@ -89,7 +89,7 @@ def check_layer(names: Sequence[str], layer: str) -> str:
     return layer
 
 
-def layer_map(names: Sequence[str]) -> "OrderedDict[str, list[str]]":
+def layer_map(names: Sequence[str]) -> OrderedDict[str, list[str]]:
     """layer → its parameter names, in forward order."""
     n = num_layers(names)
     groups: OrderedDict[str, list[str]] = OrderedDict()
@@ -128,5 +128,7 @@ def select_parameters(names: Sequence[str], selectors: str | Sequence[str] | Non
     n = num_layers(names)
     for s in selectors:  # validate every selector, and that it names something that exists
         if not any(_matches(s, layer_of(name), n) for name in names):
-            raise LandscapeError(f"parameter selector {s!r} matches no parameter of this model ({n} encoder layers)")
+            raise LandscapeError(
+                f"parameter selector {s!r} matches no parameter of this model ({n} encoder layers)"
+            )
     return [name for name in names if any(_matches(s, layer_of(name), n) for s in selectors)]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -62,12 +62,19 @@ class ExactProjections(pl.Callback):
             return
         self._last = step
         with torch.no_grad():
-            deltas = dict(zip(self._names, torch._foreach_sub([p.detach() for p in self._params], self._theta0)))
+            deltas = dict(
+                zip(self._names, torch._foreach_sub([p.detach() for p in self._params], self._theta0))
+            )
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-            self.rows.append({
-                "step": step, "epoch": trainer.current_epoch, "loss": None if loss is None else float(loss),
-                "dots": [_dot(deltas, d) for d in self.directions], "norm_sq": _dot(deltas, deltas),
-            })
+            self.rows.append(
+                {
+                    "step": step,
+                    "epoch": trainer.current_epoch,
+                    "loss": None if loss is None else float(loss),
+                    "dots": [_dot(deltas, d) for d in self.directions],
+                    "norm_sq": _dot(deltas, deltas),
+                }
+            )
 
 
 def replay_config(run: RunDir, overrides: Mapping | None = None):
@@ -78,7 +85,9 @@ def replay_config(run: RunDir, overrides: Mapping | None = None):
     cfg = OmegaConf.create(recorded)
     OmegaConf.set_struct(cfg, False)
     cfg.logger = {}
-    cfg.callbacks = OmegaConf.merge(cfg.get("callbacks") or {}, {"snapshots": {"enabled": False}, "epochs": {"keep_weights": False}})
+    cfg.callbacks = OmegaConf.merge(
+        cfg.get("callbacks") or {}, {"snapshots": {"enabled": False}, "epochs": {"keep_weights": False}}
+    )
     cfg.resume = False
     cfg.force = False
     cfg.trainer.enable_progress_bar = False
@@ -88,8 +97,13 @@ def replay_config(run: RunDir, overrides: Mapping | None = None):
     return cfg
 
 
-def replay_projection(run_dir, directions: Sequence[Mapping[str, torch.Tensor]], workdir: str | None = None,
-                      overrides: Mapping | None = None, keep: bool = False) -> dict:
+def replay_projection(
+    run_dir,
+    directions: Sequence[Mapping[str, torch.Tensor]],
+    workdir: str | None = None,
+    overrides: Mapping | None = None,
+    keep: bool = False,
+) -> dict:
     """Retrain `run_dir` from θ0 with its seed and record exact projections onto `directions`
     (δ1 first, optionally δ2) at every step; see the module doc. `overrides` (a nested dict) goes
     on top of the recorded config — only settings that do not change θ_t (e.g.
@@ -109,15 +123,24 @@ def replay_projection(run_dir, directions: Sequence[Mapping[str, torch.Tensor]],
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
     if not theta0_same:
-        raise ReplayError(f"replaying {run.root} started from another θ0 than {run.theta0}: the run's config does not rebuild it")
+        raise ReplayError(
+            f"replaying {run.root} started from another θ0 than {run.theta0}: the run's config does not rebuild it"
+        )
     rows = recorder.rows
     dots = np.array([r["dots"] for r in rows], dtype=np.float64).reshape(len(rows), len(directions))
     norm_sq = np.array([r["norm_sq"] for r in rows], dtype=np.float64)
     gram = np.array([[_dot(a, b) for b in directions] for a in directions])
     out = project(dots, norm_sq, gram)
-    out |= {"steps": [r["step"] for r in rows], "epochs": [r["epoch"] for r in rows], "loss": [r["loss"] for r in rows],
-            "dots": dots, "norm_sq": norm_sq, "theta1_identical": theta1_same, "theta1_max_abs_diff": theta1_diff,
-            "workdir": str(scratch) if keep else None}
+    out |= {
+        "steps": [r["step"] for r in rows],
+        "epochs": [r["epoch"] for r in rows],
+        "loss": [r["loss"] for r in rows],
+        "dots": dots,
+        "norm_sq": norm_sq,
+        "theta1_identical": theta1_same,
+        "theta1_max_abs_diff": theta1_diff,
+        "workdir": str(scratch) if keep else None,
+    }
     return out
 
 

@@ -150,7 +150,7 @@ class RunDir:
         return self.root.name
 
     @classmethod
-    def of_checkpoint(cls, checkpoint: str | os.PathLike) -> "RunDir | None":
+    def of_checkpoint(cls, checkpoint: str | os.PathLike) -> RunDir | None:
         """The run that holds `checkpoint` (its checkpoints/init, final or epoch_NNN), else None."""
         p = Path(checkpoint).expanduser().resolve()
         if p.parent.name == Path(INIT).parent.name:

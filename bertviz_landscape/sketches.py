@@ -53,9 +53,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -85,7 +85,9 @@ def parameter_key(seed: int, name: str) -> int:
     return int.from_bytes(digest, "little")
 
 
-def hash_elements(seed: int, name: str, numel: int, buckets: int, chunk: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+def hash_elements(
+    seed: int, name: str, numel: int, buckets: int, chunk: int = 1 << 24
+) -> tuple[np.ndarray, np.ndarray]:
     """(bucket int32[numel], sign int8[numel]) of one parameter's elements (flat row-major index)."""
     key = np.uint64(parameter_key(seed, name))
     bucket = np.empty(numel, dtype=np.int32)
@@ -98,8 +100,8 @@ def hash_elements(seed: int, name: str, numel: int, buckets: int, chunk: int = 1
             z = (z ^ (z >> np.uint64(30))) * _M1
             z = (z ^ (z >> np.uint64(27))) * _M2
             z ^= z >> np.uint64(31)
-            bucket[start:start + len(j)] = (z % k).astype(np.int32)
-            sign[start:start + len(j)] = (1 - 2 * (z >> np.uint64(63)).astype(np.int8))
+            bucket[start : start + len(j)] = (z % k).astype(np.int32)
+            sign[start : start + len(j)] = 1 - 2 * (z >> np.uint64(63)).astype(np.int8)
     return bucket, sign
 
 
@@ -112,7 +114,9 @@ class CountSketch:
     The indices are built lazily per parameter and kept on ``device`` (8 bytes per element).
     """
 
-    def __init__(self, shapes: Mapping[str, Sequence[int]], buckets: int, seed: int, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, shapes: Mapping[str, Sequence[int]], buckets: int, seed: int, device: str | torch.device = "cpu"
+    ) -> None:
         if int(buckets) < 1:
             raise SketchError(f"sketch buckets must be >= 1, got {buckets}")
         self.shapes = {n: tuple(int(d) for d in s) for n, s in shapes.items()}
@@ -129,25 +133,33 @@ class CountSketch:
             self._index[name] = torch.from_numpy(folded).to(self.device)
         return self._index[name]
 
-    def prepare(self) -> "CountSketch":
+    def prepare(self) -> CountSketch:
         for name in self.shapes:
             self.index(name)
         return self
 
-    def accumulator(self, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None) -> torch.Tensor:
+    def accumulator(
+        self, dtype: torch.dtype = torch.float32, device: str | torch.device | None = None
+    ) -> torch.Tensor:
         return torch.zeros(2 * self.buckets, dtype=dtype, device=device or self.device)
 
     def add(self, acc: torch.Tensor, name: str, tensor: torch.Tensor) -> None:
         """acc += the contribution of `tensor` as parameter `name` (acc: an `accumulator()`)."""
         if tuple(tensor.shape) != self.shapes[name]:
-            raise SketchError(f"parameter {name!r} has shape {tuple(tensor.shape)}, the sketch expects {self.shapes[name]}")
-        acc.scatter_add_(0, self.index(name), tensor.detach().reshape(-1).to(device=acc.device, dtype=acc.dtype))
+            raise SketchError(
+                f"parameter {name!r} has shape {tuple(tensor.shape)}, the sketch expects {self.shapes[name]}"
+            )
+        acc.scatter_add_(
+            0, self.index(name), tensor.detach().reshape(-1).to(device=acc.device, dtype=acc.dtype)
+        )
 
     def finish(self, acc: torch.Tensor) -> torch.Tensor:
         """S(x) [k] from the 2k accumulators."""
-        return acc[:self.buckets] - acc[self.buckets:]
+        return acc[: self.buckets] - acc[self.buckets :]
 
-    def sketch(self, tensors: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float64, strict: bool = False) -> torch.Tensor:
+    def sketch(
+        self, tensors: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float64, strict: bool = False
+    ) -> torch.Tensor:
         """S(x) of a dict name → tensor. Parameters the sketch does not know contribute nothing
         to an inner product with a trajectory that lacks them; `strict=True` refuses them."""
         acc = self.accumulator(dtype)
@@ -167,13 +179,23 @@ def sketch_dir(run_dir: str | os.PathLike) -> Path:
     return RunDir(run_dir).sketches
 
 
-def write_meta(directory: Path, shapes: Mapping[str, Sequence[int]], buckets: int, seed: int, theta0_relpath: str) -> None:
+def write_meta(
+    directory: Path, shapes: Mapping[str, Sequence[int]], buckets: int, seed: int, theta0_relpath: str
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(directory / META, {
-        "format": FORMAT, "buckets": int(buckets), "seed": int(seed), "hash": HASH, "dtype": "float32",
-        "parameters": [{"name": n, "shape": list(s)} for n, s in shapes.items()],
-        "bytes_per_step": 4 * int(buckets), "theta0": theta0_relpath,
-    })
+    write_json_atomic(
+        directory / META,
+        {
+            "format": FORMAT,
+            "buckets": int(buckets),
+            "seed": int(seed),
+            "hash": HASH,
+            "dtype": "float32",
+            "parameters": [{"name": n, "shape": list(s)} for n, s in shapes.items()],
+            "bytes_per_step": 4 * int(buckets),
+            "theta0": theta0_relpath,
+        },
+    )
 
 
 def _read_index(directory: Path) -> list[dict]:
@@ -183,11 +205,18 @@ def _read_index(directory: Path) -> list[dict]:
     for number, line in enumerate(lines, start=1):
         try:
             row = json.loads(line)
-            row = {"step": int(row["step"]), "epoch": int(row["epoch"]), "loss": row.get("loss"),
-                   "row": int(row["row"]), "norm_sq": float(row["norm_sq"])}
+            row = {
+                "step": int(row["step"]),
+                "epoch": int(row["epoch"]),
+                "loss": row.get("loss"),
+                "row": int(row["row"]),
+                "norm_sq": float(row["norm_sq"]),
+            }
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             if number == len(lines):
-                log.warning("%s: ignoring the torn last line %d (a crash while it was written)", index, number)
+                log.warning(
+                    "%s: ignoring the torn last line %d (a crash while it was written)", index, number
+                )
                 continue
             raise SketchError(f"{index}: line {number} is not a sketch record: {line[:80]!r}") from None
         rows.append(row)
@@ -216,8 +245,15 @@ class SketchWriter:
                 os.truncate(self.directory / name, len(kept) * width)
         self.rows = len(kept)
 
-    def append(self, step: int, epoch: int, loss: float | None, row: np.ndarray, norm_sq: float,
-               parameter_norm_sq: np.ndarray | None = None) -> None:
+    def append(
+        self,
+        step: int,
+        epoch: int,
+        loss: float | None,
+        row: np.ndarray,
+        norm_sq: float,
+        parameter_norm_sq: np.ndarray | None = None,
+    ) -> None:
         row = np.ascontiguousarray(row, dtype="<f4")
         if row.shape != (self.buckets,):
             raise SketchError(f"a sketch row has shape {row.shape}, expected ({self.buckets},)")
@@ -235,8 +271,18 @@ class SketchWriter:
             finally:
                 os.close(fd)
         with open(self.directory / INDEX, "a") as index:
-            index.write(json.dumps({"step": int(step), "epoch": int(epoch), "loss": loss, "row": self.rows,
-                                    "norm_sq": float(norm_sq)}) + "\n")
+            index.write(
+                json.dumps(
+                    {
+                        "step": int(step),
+                        "epoch": int(epoch),
+                        "loss": loss,
+                        "row": self.rows,
+                        "norm_sq": float(norm_sq),
+                    }
+                )
+                + "\n"
+            )
             index.flush()
             os.fsync(index.fileno())
         self.rows += 1
@@ -260,7 +306,9 @@ class Sketches:
         self.directory = sketch_dir(path) if (sketch_dir(path) / META).is_file() else path
         meta_path = self.directory / META
         if not meta_path.is_file():
-            raise SketchError(f"no sketches here: {meta_path} does not exist (train with callbacks.snapshots.sketch.enabled=true)")
+            raise SketchError(
+                f"no sketches here: {meta_path} does not exist (train with callbacks.snapshots.sketch.enabled=true)"
+            )
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("format") != FORMAT:
             raise SketchError(f"{meta_path}: unknown sketch format {self.meta.get('format')!r}")
@@ -274,12 +322,22 @@ class Sketches:
         need = (max((r.row for r in self.records), default=-1) + 1) * 4 * self.buckets
         have = data.stat().st_size if data.exists() else 0
         if have < need:
-            raise SketchError(f"{data}: {have} bytes, but {self.directory / INDEX} lists rows up to byte {need}")
-        self._data = np.memmap(data, dtype="<f4", mode="r", shape=(need // (4 * self.buckets), self.buckets)) if need else None
+            raise SketchError(
+                f"{data}: {have} bytes, but {self.directory / INDEX} lists rows up to byte {need}"
+            )
+        self._data = (
+            np.memmap(data, dtype="<f4", mode="r", shape=(need // (4 * self.buckets), self.buckets))
+            if need
+            else None
+        )
         norms, P = self.directory / NORMS, len(self.meta["parameters"])
         rows = need // (4 * self.buckets)
         have_norms = norms.stat().st_size if norms.exists() else 0
-        self._norms = np.memmap(norms, dtype="<f8", mode="r", shape=(rows, P)) if rows and have_norms >= rows * 8 * P else None
+        self._norms = (
+            np.memmap(norms, dtype="<f8", mode="r", shape=(rows, P))
+            if rows and have_norms >= rows * 8 * P
+            else None
+        )
 
     def __len__(self) -> int:
         return len(self.records)
@@ -305,7 +363,9 @@ class Sketches:
         if names is None or set(names) >= set(self.parameter_names):
             return self.norm_sq
         if self._norms is None:
-            raise SketchError(f"{self.directory / NORMS}: missing, so norms over a subset of parameters are unknown")
+            raise SketchError(
+                f"{self.directory / NORMS}: missing, so norms over a subset of parameters are unknown"
+            )
         pos = {n: i for i, n in enumerate(self.parameter_names)}
         unknown = [n for n in names if n not in pos]
         if unknown:
@@ -321,8 +381,11 @@ class Sketches:
         """(slice of records, float64 rows) in blocks of `size` steps: the estimates below never hold
         more than two blocks (BERT-base on SST-2 has 6.6 GB of rows)."""
         for start in range(0, len(self.records), size):
-            part = self.records[start:start + size]
-            yield slice(start, start + len(part)), np.asarray(self._data[[r.row for r in part]], dtype=np.float64)
+            part = self.records[start : start + size]
+            yield (
+                slice(start, start + len(part)),
+                np.asarray(self._data[[r.row for r in part]], dtype=np.float64),
+            )
 
     def rows(self, steps: Iterable[int] | None = None) -> np.ndarray:
         """S(θ_t − θ0) for `steps` (all recorded ones by default), float32 [T, k] (a copy in memory)."""
@@ -334,7 +397,12 @@ class Sketches:
         missing = [s for s in steps if s not in by_step and s != 0]
         if missing:
             raise SketchError(f"no sketch for steps {missing[:5]} in {self.directory}")
-        return np.stack([self._data[by_step[s].row] if s in by_step else np.zeros(self.buckets, np.float32) for s in steps])
+        return np.stack(
+            [
+                self._data[by_step[s].row] if s in by_step else np.zeros(self.buckets, np.float32)
+                for s in steps
+            ]
+        )
 
 
 # -- estimates ---------------------------------------------------------------------------------
@@ -358,7 +426,9 @@ def _anchors(sketches: Sketches, run_dir, anchors) -> np.ndarray:
     return nearest
 
 
-def _exact_dots(run_dir, steps: Sequence[int], directions: Sequence[Mapping[str, torch.Tensor]]) -> np.ndarray:
+def _exact_dots(
+    run_dir, steps: Sequence[int], directions: Sequence[Mapping[str, torch.Tensor]]
+) -> np.ndarray:
     """⟨v_a, δ_j⟩ exactly from the full snapshots, [len(steps), len(directions)] (step 0 → 0)."""
     from bertviz_landscape.snapshots import Snapshots
 
@@ -406,9 +476,17 @@ def sketched_dots(run_dir, directions: Sequence[Mapping[str, torch.Tensor]], anc
                 residual_sq[i] = r @ r  # ‖S(v_t − v_a)‖², an unbiased estimate of ‖v_t − v_a‖²
     norms_sq = np.array([_dot(d, d) for d in directions])
     bound = np.sqrt(2.0 * residual_sq[:, None] * norms_sq[None, :] / sk.buckets)
-    return {"steps": sk.steps, "epochs": [r.epoch for r in sk.records], "loss": [r.loss for r in sk.records],
-            "dots": est, "stderr_bound": bound, "norm_sq": sk.norm_sq, "direction_norm_sq": norms_sq,
-            "anchors": [int(a) for a in near], "buckets": sk.buckets}
+    return {
+        "steps": sk.steps,
+        "epochs": [r.epoch for r in sk.records],
+        "loss": [r.loss for r in sk.records],
+        "dots": est,
+        "stderr_bound": bound,
+        "norm_sq": sk.norm_sq,
+        "direction_norm_sq": norms_sq,
+        "anchors": [int(a) for a in near],
+        "buckets": sk.buckets,
+    }
 
 
 def project(dots: np.ndarray, norm_sq: np.ndarray, gram_dirs: np.ndarray) -> dict:
@@ -427,8 +505,12 @@ def project(dots: np.ndarray, norm_sq: np.ndarray, gram_dirs: np.ndarray) -> dic
     return {"alpha": alpha, "beta": beta, "lstsq": coef, "distance_from_plane": dist}
 
 
-def sketched_projection(run_dir, delta1: Mapping[str, torch.Tensor], delta2: Mapping[str, torch.Tensor] | None = None,
-                        anchors="auto") -> dict:
+def sketched_projection(
+    run_dir,
+    delta1: Mapping[str, torch.Tensor],
+    delta2: Mapping[str, torch.Tensor] | None = None,
+    anchors="auto",
+) -> dict:
     """α_t, β_t (the paper's), least-squares (a, b) and distance from the plane at every
     sketched step of `run_dir`, from the sketches and the exact ‖θ_t − θ0‖².
 
@@ -459,7 +541,12 @@ def exact_gram(run_dir, steps: Sequence[int], chunk_elements: int = 1 << 22) -> 
     sub = torch.zeros(len(real), len(real), dtype=torch.float64)
     for n, t in first.items():
         for start in range(0, t.numel(), chunk_elements):
-            block = torch.stack([snaps.delta(int(steps[i]), [n])[n].reshape(-1)[start:start + chunk_elements].double() for i in real])
+            block = torch.stack(
+                [
+                    snaps.delta(int(steps[i]), [n])[n].reshape(-1)[start : start + chunk_elements].double()
+                    for i in real
+                ]
+            )
             sub += block @ block.T
     gram[np.ix_(real, real)] = sub.numpy()
     return gram
@@ -502,9 +589,11 @@ def pca_from_gram(gram: np.ndarray, components: int = 2) -> dict:
     total = float(evals.sum())
     k = min(components, T)
     coords = evecs[:, :k] * np.sqrt(evals[:k])[None, :]
-    return {"explained_variance": evals[:k].tolist(),
-            "explained_variance_ratio": (evals[:k] / total).tolist() if total > 0 else [float("nan")] * k,
-            "coordinates": coords.tolist()}
+    return {
+        "explained_variance": evals[:k].tolist(),
+        "explained_variance_ratio": (evals[:k] / total).tolist() if total > 0 else [float("nan")] * k,
+        "coordinates": coords.tolist(),
+    }
 
 
 # -- the trajectory analysis' view -------------------------------------------------------------
@@ -512,8 +601,13 @@ def has_sketches(run_dir) -> bool:
     return (sketch_dir(run_dir) / META).is_file()
 
 
-def sketched_plane(run_dir, x: Mapping[str, torch.Tensor], y: Mapping[str, torch.Tensor] | None = None,
-                   offset: Mapping[str, torch.Tensor] | None = None, anchors="auto") -> dict:
+def sketched_plane(
+    run_dir,
+    x: Mapping[str, torch.Tensor],
+    y: Mapping[str, torch.Tensor] | None = None,
+    offset: Mapping[str, torch.Tensor] | None = None,
+    anchors="auto",
+) -> dict:
     """(⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖²) at every sketched step for v = θ_t − θ0 − offset over the
     parameters of `x` (the plane's; `offset` = centre − θ0, None for θ0) — what
     `analysis.trajectory.inner_products` computes from a full snapshot, here from the sketch
@@ -534,9 +628,18 @@ def sketched_plane(run_dir, x: Mapping[str, torch.Tensor], y: Mapping[str, torch
         if vy is not None:
             vy -= _dot(off, y)
         vv = vv - 2 * dots[:, -1] + _dot(off, off)
-    return {"steps": est["steps"], "epochs": est["epochs"], "loss": est["loss"], "vx": vx, "vy": vy, "vv": np.clip(vv, 0, None),
-            "vx_stderr": err[:, 0], "vy_stderr": err[:, 1] if y is not None else None, "anchors": est["anchors"],
-            "buckets": est["buckets"]}
+    return {
+        "steps": est["steps"],
+        "epochs": est["epochs"],
+        "loss": est["loss"],
+        "vx": vx,
+        "vy": vy,
+        "vv": np.clip(vv, 0, None),
+        "vx_stderr": err[:, 0],
+        "vy_stderr": err[:, 1] if y is not None else None,
+        "anchors": est["anchors"],
+        "buckets": est["buckets"],
+    }
 
 
 def sketched_trajectory_pca(run_dir, components: int = 2, anchors="auto") -> dict:
@@ -552,6 +655,12 @@ def sketched_trajectory_pca(run_dir, components: int = 2, anchors="auto") -> dic
     evals = np.array(pca["explained_variance"])
     coords = np.array(pca["coordinates"])
     coords = coords * np.where(coords[-1] < 0, -1.0, 1.0)
-    return {"explained_variance": (evals / (T - 1)).tolist(), "explained_variance_ratio": pca["explained_variance_ratio"],
-            "singular_values": np.sqrt(evals).tolist(), "coordinates": coords.tolist(), "num_snapshots": T,
-            "source": "sketch", "buckets": g["buckets"]}
+    return {
+        "explained_variance": (evals / (T - 1)).tolist(),
+        "explained_variance_ratio": pca["explained_variance_ratio"],
+        "singular_values": np.sqrt(evals).tolist(),
+        "coordinates": coords.tolist(),
+        "num_snapshots": T,
+        "source": "sketch",
+        "buckets": g["buckets"],
+    }

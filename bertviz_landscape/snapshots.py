@@ -23,9 +23,9 @@ import json
 import logging
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from safetensors import safe_open
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 class SnapshotError(BadInput):
     """A snapshot file or index line that is missing, truncated or corrupt (named in the message)."""
+
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 SAFETENSORS_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32"}
@@ -60,8 +61,11 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
     offset = 0
     for name, tensor in tensors.items():
         size = tensor.numel() * tensor.element_size()
-        header[name] = {"dtype": SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
-                        "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": SAFETENSORS_DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)
@@ -72,7 +76,9 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
             handle.write(memoryview(tensor.contiguous().view(torch.uint8).numpy()))
 
 
-def write_snapshot(directory: Path, step: int, epoch: int, loss: float | None, delta: dict[str, torch.Tensor]) -> None:
+def write_snapshot(
+    directory: Path, step: int, epoch: int, loss: float | None, delta: dict[str, torch.Tensor]
+) -> None:
     """Write one snapshot atomically, then record it in the index."""
     name = snapshot_file(step)
     with atomic_path(directory / name) as tmp:
@@ -98,7 +104,9 @@ def truncate_snapshots(directory: Path, last_step: int) -> None:
             kept.append(line)
         else:
             dropped.append(row["file"])
-    write_text_atomic(index, "".join(f"{line}\n" for line in kept))  # the index first: it never lists a deleted file
+    write_text_atomic(
+        index, "".join(f"{line}\n" for line in kept)
+    )  # the index first: it never lists a deleted file
     for name in dropped:
         (directory / name).unlink(missing_ok=True)
 
@@ -141,13 +149,19 @@ class Snapshots:
                 step, epoch, file = int(row["step"]), int(row["epoch"]), str(row["file"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 if number == len(lines):  # a torn last line after a crash: the format allows it
-                    log.warning("%s: ignoring the torn last line %d (a crash while it was written)", index, number)
+                    log.warning(
+                        "%s: ignoring the torn last line %d (a crash while it was written)", index, number
+                    )
                     continue
-                raise SnapshotError(f"{index}: line {number} is not a snapshot record: {line[:80]!r}") from None
+                raise SnapshotError(
+                    f"{index}: line {number} is not a snapshot record: {line[:80]!r}"
+                ) from None
             if step in seen:
                 continue
             if not (self.directory / file).is_file():
-                raise SnapshotError(f"{self.directory / file}: listed in {index} (line {number}, step {step}) but missing")
+                raise SnapshotError(
+                    f"{self.directory / file}: listed in {index} (line {number}, step {step}) but missing"
+                )
             seen.add(step)
             self.records.append(SnapshotRecord(step, epoch, row.get("loss"), file))
         self.records.sort(key=lambda r: r.step)
@@ -182,9 +196,13 @@ class Snapshots:
         except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
             if isinstance(err, KeyError):
                 raise SnapshotError(f"{path}: has no parameter {err.args[0]!r}") from None
-            raise SnapshotError(f"{path}: unreadable snapshot ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+            raise SnapshotError(
+                f"{path}: unreadable snapshot ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            ) from None
 
-    def iter_deltas(self, names: list[str] | None = None) -> Iterator[tuple[SnapshotRecord, dict[str, torch.Tensor]]]:
+    def iter_deltas(
+        self, names: list[str] | None = None
+    ) -> Iterator[tuple[SnapshotRecord, dict[str, torch.Tensor]]]:
         for r in self.records:
             yield r, self.delta(r.step, names)
 

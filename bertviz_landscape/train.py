@@ -18,8 +18,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import hydra
 import pytorch_lightning as pl
@@ -28,20 +28,28 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from bertviz_landscape.atomic import check_writable, write_json_atomic, write_text_atomic
-from bertviz_landscape.callbacks import EpochCheckpoint, EpochRecords, SnapshotBudgetError, WeightSnapshots, read_dev_per_epoch
+from bertviz_landscape.callbacks import (
+    EpochCheckpoint,
+    EpochRecords,
+    SnapshotBudgetError,
+    WeightSnapshots,
+    read_dev_per_epoch,
+)
 from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
 from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.devices import configure_determinism, configure_matmul_precision
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.data.datamodule import GlueDataModule
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
+from bertviz_landscape.devices import configure_determinism, configure_matmul_precision
+from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
 from bertviz_landscape.rundir import RunDir
 
 log = logging.getLogger("bertviz_landscape.train")
 
 
-def majority_baseline(task: GlueTask, train_labels: torch.Tensor, dev_labels: torch.Tensor) -> dict[str, float]:
+def majority_baseline(
+    task: GlueTask, train_labels: torch.Tensor, dev_labels: torch.Tensor
+) -> dict[str, float]:
     """Dev metrics of always predicting the train split's majority class (mean score for STS-B)."""
     if task.is_regression:
         constant = torch.full_like(dev_labels.float(), float(train_labels.float().mean()))
@@ -61,8 +69,15 @@ NOT_FINGERPRINTED = {
     # matmul_precision, like trainer.accelerator, says how the hardware computes, not what is trained
     "": {"logger", "callbacks", "paths", "hydra", "force", "resume", "wandb", "matmul_precision"},
     "data": {"glue_dir", "cache_dir", "num_workers", "eval_batch_size"},
-    "trainer": {"enable_progress_bar", "enable_model_summary", "log_every_n_steps", "num_sanity_val_steps",
-                "limit_val_batches", "accelerator", "devices"},
+    "trainer": {
+        "enable_progress_bar",
+        "enable_model_summary",
+        "log_every_n_steps",
+        "num_sanity_val_steps",
+        "limit_val_batches",
+        "accelerator",
+        "devices",
+    },
 }
 
 
@@ -110,13 +125,20 @@ def check_run_config(cfg: DictConfig, run: RunDir) -> dict:
     if t.get("max_steps") not in (None, -1) and int(t.max_steps) < 1:
         raise RunConfigError(f"trainer.max_steps must be >= 1 (or -1 for no limit), got {t.max_steps}")
     if t.get("max_epochs") is None and t.get("max_steps") in (None, -1):
-        raise RunConfigError("neither trainer.max_epochs nor trainer.max_steps is set: the run would never end")
+        raise RunConfigError(
+            "neither trainer.max_epochs nor trainer.max_steps is set: the run would never end"
+        )
     config = fingerprint_config(cfg)
     import hashlib
 
     identity = {
-        "task": cfg.task.name, "init": cfg.init.name, "seed": cfg.seed, "model": cfg.model.name_or_path,
-        "fingerprint": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16],
+        "task": cfg.task.name,
+        "init": cfg.init.name,
+        "seed": cfg.seed,
+        "model": cfg.model.name_or_path,
+        "fingerprint": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ],
         "config": config,
     }
     old = run.read_identity()
@@ -148,8 +170,14 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool =
     if wb:
         os.environ.setdefault("WANDB_SILENT", "true")
         logger = WandbLogger(
-            project=wb.project, entity=wb.get("entity"), group=wb.get("group"), tags=list(wb.get("tags") or []),
-            name=f"{run_name}-resumed" if resumed else run_name, save_dir=str(run.wandb_dir), offline=wb.mode == "offline", mode=wb.mode,
+            project=wb.project,
+            entity=wb.get("entity"),
+            group=wb.get("group"),
+            tags=list(wb.get("tags") or []),
+            name=f"{run_name}-resumed" if resumed else run_name,
+            save_dir=str(run.wandb_dir),
+            offline=wb.mode == "offline",
+            mode=wb.mode,
         )
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         loggers.append(logger)
@@ -175,20 +203,36 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     tokenizer = load_tokenizer(cfg.model.name_or_path)
     d = cfg.data
     datamodule = GlueDataModule(
-        task, tokenizer, glue_dir=d.glue_dir, max_train_samples=d.max_train_samples,
-        max_eval_samples=d.max_eval_samples, subset_seed=d.subset_seed, max_length=d.max_length,
-        batch_size=d.batch_size, eval_batch_size=d.eval_batch_size, num_workers=d.num_workers,
-        shuffle_seed=cfg.seed, cache_dir=d.cache_dir,
+        task,
+        tokenizer,
+        glue_dir=d.glue_dir,
+        max_train_samples=d.max_train_samples,
+        max_eval_samples=d.max_eval_samples,
+        subset_seed=d.subset_seed,
+        max_length=d.max_length,
+        batch_size=d.batch_size,
+        eval_batch_size=d.eval_batch_size,
+        num_workers=d.num_workers,
+        shuffle_seed=cfg.seed,
+        cache_dir=d.cache_dir,
     )
     datamodule.setup("fit")  # bad data fails here, before anything is written
-    labels = [torch.tensor(list(ds.with_format(None)["labels"])) for ds in (datamodule.train_set, datamodule.dev_set)]
+    labels = [
+        torch.tensor(list(ds.with_format(None)["labels"]))
+        for ds in (datamodule.train_set, datamodule.dev_set)
+    ]
     baseline = majority_baseline(task, *labels)
 
     model = build_initial_model(
-        cfg.model.name_or_path, task, cfg.init.name, seed=cfg.init.seed,
+        cfg.model.name_or_path,
+        task,
+        cfg.init.name,
+        seed=cfg.init.seed,
         config_overrides=OmegaConf.to_container(cfg.model.config_overrides, resolve=True),
     )
-    module = GlueClassifier(model, task, lr=cfg.init.lr, seed=cfg.seed, **OmegaConf.to_container(cfg.optim, resolve=True))
+    module = GlueClassifier(
+        model, task, lr=cfg.init.lr, seed=cfg.seed, **OmegaConf.to_container(cfg.optim, resolve=True)
+    )
     resume_path = run.resume_checkpoint
     resume = bool(cfg.get("resume", True))
     resumed = resume and not cfg.get("force", False) and resume_path.is_file() and is_checkpoint(run.theta0)
@@ -199,22 +243,31 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     snap = cfg.callbacks.get("snapshots")
     if snap and snap.get("enabled", True):
         snapshots = WeightSnapshots(
-            dirpath=str(run.snapshots), every_n_steps=snap.every_n_steps, dtype=snap.dtype,
-            max_disk_gb=snap.get("max_disk_gb"), min_free_gb=snap.get("min_free_gb", 1.0),
+            dirpath=str(run.snapshots),
+            every_n_steps=snap.every_n_steps,
+            dtype=snap.dtype,
+            max_disk_gb=snap.get("max_disk_gb"),
+            min_free_gb=snap.get("min_free_gb", 1.0),
             **sketch_settings(snap.get("sketch")),
         )
         if not resumed:  # the disk budget, before checkpoints/init is written
             snapshots.check_budget(model, planned_steps(cfg, len(datamodule.train_set)))
         callbacks.append(snapshots)
     epochs = cfg.callbacks.get("epochs") or {}
-    callbacks.append(EpochRecords(run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer))
+    callbacks.append(
+        EpochRecords(
+            run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer
+        )
+    )
     if resume:
         callbacks.append(EpochCheckpoint(resume_path))  # after the snapshots: they flush first
     callbacks.extend(extra_callbacks)
     run_name = f"{task.name}_{cfg.init.name}"
     loggers = build_loggers(cfg, run.root, run_name, resumed)
     trainer = pl.Trainer(
-        default_root_dir=str(run.root), logger=loggers or False, callbacks=callbacks,
+        default_root_dir=str(run.root),
+        logger=loggers or False,
+        callbacks=callbacks,
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )
     if not resumed:
@@ -227,11 +280,18 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
         save_checkpoint(model, tokenizer, run.theta1)
         dev = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         result = {
-            "task": task.name, "init": cfg.init.name, "model": cfg.model.name_or_path,
-            "primary_metric": task.primary_metric, "dev": dev, "majority_baseline": baseline,
-            "steps": trainer.global_step, "epochs": trainer.current_epoch,
-            "train_examples": len(datamodule.train_set), "dev_examples": len(datamodule.dev_set),
-            "dev_per_epoch": read_dev_per_epoch(run.dev_per_epoch), "fingerprint": identity["fingerprint"],
+            "task": task.name,
+            "init": cfg.init.name,
+            "model": cfg.model.name_or_path,
+            "primary_metric": task.primary_metric,
+            "dev": dev,
+            "majority_baseline": baseline,
+            "steps": trainer.global_step,
+            "epochs": trainer.current_epoch,
+            "train_examples": len(datamodule.train_set),
+            "dev_examples": len(datamodule.dev_set),
+            "dev_per_epoch": read_dev_per_epoch(run.dev_per_epoch),
+            "fingerprint": identity["fingerprint"],
             "wall_seconds": round(time.time() - started, 2),
         }
         for logger in loggers:

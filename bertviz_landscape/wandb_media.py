@@ -34,7 +34,9 @@ def surface_table(surface: Surface):
     if surface.two_d:
         yy, xx = np.meshgrid(surface.y, surface.x, indexing="ij")  # [ny, nx] like the values
         cols = ["alpha", "beta", *keys]
-        data = np.column_stack([xx.ravel(), yy.ravel(), *[np.asarray(surface[k], float).ravel() for k in keys]])
+        data = np.column_stack(
+            [xx.ravel(), yy.ravel(), *[np.asarray(surface[k], float).ravel() for k in keys]]
+        )
     else:
         cols = ["alpha", *keys]
         data = np.column_stack([np.asarray(surface.x, float), *[np.asarray(surface[k], float) for k in keys]])
@@ -42,8 +44,14 @@ def surface_table(surface: Surface):
     return wandb.Table(columns=cols, data=rows)
 
 
-def log_surface_media(run, path: str | os.PathLike, prefix: str = "landscape", figure_png: str | None = None,
-                      interactive_html: str | None = None, image_key: str | None = None) -> dict:
+def log_surface_media(
+    run,
+    path: str | os.PathLike,
+    prefix: str = "landscape",
+    figure_png: str | None = None,
+    interactive_html: str | None = None,
+    image_key: str | None = None,
+) -> dict:
     """Log one surface file into `run` (image, table, line plots or interactive 3D, artifact).
     The image goes to `image_key` (default ``<prefix>/<surface stem>/figure``)."""
     import wandb
@@ -61,15 +69,22 @@ def log_surface_media(run, path: str | os.PathLike, prefix: str = "landscape", f
         tmp = Path(tempfile.mkdtemp()) / f"{stem}.png"
         figure_png = str(style.save_figure(fig, tmp.with_suffix(""), formats=("png",))[0])
     table = surface_table(s)
-    payload = {image_key or f"{prefix}/{stem}/figure": wandb.Image(figure_png, caption=sf.label), f"{prefix}/{stem}/table": table}
+    payload = {
+        image_key or f"{prefix}/{stem}/figure": wandb.Image(figure_png, caption=sf.label),
+        f"{prefix}/{stem}/table": table,
+    }
     if not s.two_d:
         for key in ("train_loss", "dev_loss", "dev_error"):
             if key in s:
-                payload[f"{prefix}/{stem}/{key}"] = wandb.plot.line(table, "alpha", key, title=f"{sf.label}: {key.replace('_', ' ')} along δ1")
+                payload[f"{prefix}/{stem}/{key}"] = wandb.plot.line(
+                    table, "alpha", key, title=f"{sf.label}: {key.replace('_', ' ')} along δ1"
+                )
     else:
         if interactive_html is None:
             interactive_html = str(surface3d.interactive_html(sf, Path(tempfile.mkdtemp()) / f"{stem}.html"))
-        payload[f"{prefix}/{stem}/interactive_3d"] = wandb.Html(open(interactive_html, encoding="utf-8"), inject=False)
+        payload[f"{prefix}/{stem}/interactive_3d"] = wandb.Html(
+            open(interactive_html, encoding="utf-8"), inject=False
+        )
     run.log(payload)
     logged["keys"] = sorted(payload)
     d = s.meta.get("directions") or {}
@@ -82,12 +97,18 @@ def log_surface_media(run, path: str | os.PathLike, prefix: str = "landscape", f
         if finite.size:
             run.summary[f"{prefix}/{stem}/{key}_min"] = float(finite.min())
     name = f"surface-{stem}".replace("/", "-")
-    artifact = wandb.Artifact(name, type="surface", description=sf.label,
-                              metadata={k: v for k, v in s.meta.items() if k not in ("directions",)}
-                              | {"directions": {k: v for k, v in d.items() if not str(k).startswith("layer_norms")}})
+    artifact = wandb.Artifact(
+        name,
+        type="surface",
+        description=sf.label,
+        metadata={k: v for k, v in s.meta.items() if k not in ("directions",)}
+        | {"directions": {k: v for k, v in d.items() if not str(k).startswith("layer_norms")}},
+    )
     artifact.add_file(str(path))
     direction_file = path.with_name(f"{path.stem}.directions.h5")
-    if direction_file.is_file():  # a reference (path + checksum), not a copy: direction files are the size of a model
+    if (
+        direction_file.is_file()
+    ):  # a reference (path + checksum), not a copy: direction files are the size of a model
         artifact.add_reference(direction_file.resolve().as_uri(), name=direction_file.name)
     run.log_artifact(artifact)
     logged["artifact"] = name
@@ -98,9 +119,17 @@ def _start(opts: dict, name: str | None, group: str | None, job_type: str, confi
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    return wandb.init(project=opts.get("project", "bertviz_landscape"), entity=opts.get("entity"), name=name, group=group,
-                      mode=opts.get("mode") or os.environ.get("WANDB_MODE", "offline"), dir=str(wandb_dir) if wandb_dir else opts.get("dir"),
-                      job_type=job_type, config=config or {}, reinit="create_new")
+    return wandb.init(
+        project=opts.get("project", "bertviz_landscape"),
+        entity=opts.get("entity"),
+        name=name,
+        group=group,
+        mode=opts.get("mode") or os.environ.get("WANDB_MODE", "offline"),
+        dir=str(wandb_dir) if wandb_dir else opts.get("dir"),
+        job_type=job_type,
+        config=config or {},
+        reinit="create_new",
+    )
 
 
 def log_surface(path: str | os.PathLike, config: dict | None = None, run=None) -> None:
@@ -117,7 +146,9 @@ def log_surface(path: str | os.PathLike, config: dict | None = None, run=None) -
             run.finish()
 
 
-def log_results(root: str | os.PathLike, wandb_cfg: dict | None = None, wandb_dir: str | os.PathLike | None = None) -> dict:
+def log_results(
+    root: str | os.PathLike, wandb_cfg: dict | None = None, wandb_dir: str | os.PathLike | None = None
+) -> dict:
     """Log a results directory: one W&B run per (task, init), grouped by task (see module doc)."""
     import json
 
@@ -139,19 +170,52 @@ def log_results(root: str | os.PathLike, wandb_cfg: dict | None = None, wandb_di
             groups.setdefault(analysis_identity(d), {"surfaces": [], "analyses": []})["analyses"].append(d)
     logged = []
     for (task, init), g in sorted(groups.items()):
-        run = _start(dict(wandb_cfg or {}), f"{task}_{init}-landscape", task, "landscape",
-                     {"task": task, "init": init, "results": str(root)}, wandb_dir)
-        entry = {"task": task, "init": init, "dir": str(Path(run.dir).parent), "surfaces": [], "figures": [], "summary": {}}
+        run = _start(
+            dict(wandb_cfg or {}),
+            f"{task}_{init}-landscape",
+            task,
+            "landscape",
+            {"task": task, "init": init, "results": str(root)},
+            wandb_dir,
+        )
+        entry = {
+            "task": task,
+            "init": init,
+            "dir": str(Path(run.dir).parent),
+            "surfaces": [],
+            "figures": [],
+            "summary": {},
+        }
         try:
             for sf in g["surfaces"]:
-                fig = next((f for f in figures if sf.path.name and str(sf.path) in f.get("sources", [])
-                            and f["kind"] in ("surface2d", "curve1d")), None)
+                fig = next(
+                    (
+                        f
+                        for f in figures
+                        if sf.path.name
+                        and str(sf.path) in f.get("sources", [])
+                        and f["kind"] in ("surface2d", "curve1d")
+                    ),
+                    None,
+                )
                 png = next((p for p in (fig or {}).get("files", []) if p.endswith(".png")), None)
-                html = next((p for f in figures if f["kind"] == "interactive3d" and str(sf.path) in f.get("sources", [])
-                             for p in f["files"]), None)
-                entry["surfaces"].append(log_surface_media(run, sf.path, figure_png=png, interactive_html=html))
+                html = next(
+                    (
+                        p
+                        for f in figures
+                        if f["kind"] == "interactive3d" and str(sf.path) in f.get("sources", [])
+                        for p in f["files"]
+                    ),
+                    None,
+                )
+                entry["surfaces"].append(
+                    log_surface_media(run, sf.path, figure_png=png, interactive_html=html)
+                )
             for f in figures:  # the other figures of this (task, init), and the task's shared ones
-                if f["kind"] in ("surface2d", "curve1d", "interactive3d") or f.get("task") not in (task, "all"):
+                if f["kind"] in ("surface2d", "curve1d", "interactive3d") or f.get("task") not in (
+                    task,
+                    "all",
+                ):
                     continue
                 if f.get("init") not in (None, init):
                     continue

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.data import get_task, load_glue_split
@@ -43,12 +43,20 @@ def write_glue(root: Path, n_train: int = 24, n_dev: int = 12) -> Path:
     for split, n in (("train", n_train), ("dev", n_dev)):
         rows = {
             "MRPC": ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
-            + [f"{i % 2}\t{100 + i}\t{200 + i}\t{sentence(i)} \" quoted\t{sentence(i + 1)}" for i in range(n)],
+            + [f'{i % 2}\t{100 + i}\t{200 + i}\t{sentence(i)} " quoted\t{sentence(i + 1)}' for i in range(n)],
             "RTE": ["index\tsentence1\tsentence2\tlabel"]
-            + [f"{i}\t{sentence(i)}\t{sentence(i + 2)}\t{'entailment' if i % 3 else 'not_entailment'}" for i in range(n)],
+            + [
+                f"{i}\t{sentence(i)}\t{sentence(i + 2)}\t{'entailment' if i % 3 else 'not_entailment'}"
+                for i in range(n)
+            ],
             "SST-2": ["sentence\tlabel"] + [f"{sentence(i, 4)} \t{(i // 2) % 2}" for i in range(n)],
-            "STS-B": ["index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"]
-            + [f"{i}\tmain\tMSR\t2012\t{i:04d}\tnone\tnone\t{sentence(i)}\t{sentence(i + 3)}\t{(i % 11) / 2:.3f}" for i in range(n)],
+            "STS-B": [
+                "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+            ]
+            + [
+                f"{i}\tmain\tMSR\t2012\t{i:04d}\tnone\tnone\t{sentence(i)}\t{sentence(i + 3)}\t{(i % 11) / 2:.3f}"
+                for i in range(n)
+            ],
         }
         for task, lines in rows.items():
             (root / task).mkdir(parents=True, exist_ok=True)
@@ -68,11 +76,21 @@ def compose_train(overrides: list[str] | None = None) -> DictConfig:
 
 def tiny_train_cfg(glue_dir: Path, *overrides: str) -> DictConfig:
     """A 2-layer, hidden-32 BERT from scratch on the tiny files: seconds per run on a CPU."""
-    cfg = compose_train([
-        "model=tiny", "init=scratch", "logger=none", f"data.glue_dir={glue_dir}",
-        "data.batch_size=8", "data.eval_batch_size=8", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides,
-    ])
+    cfg = compose_train(
+        [
+            "model=tiny",
+            "init=scratch",
+            "logger=none",
+            f"data.glue_dir={glue_dir}",
+            "data.batch_size=8",
+            "data.eval_batch_size=8",
+            "trainer.max_epochs=1",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            *overrides,
+        ]
+    )
     return cfg
 
 
@@ -83,11 +101,15 @@ def tiny_pretrained(tmp_path) -> Path:
     from bertviz_landscape.data import get_task
     from bertviz_landscape.models import build_initial_model, load_tokenizer
 
-    model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL)
+    model = build_initial_model(
+        "all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL
+    )
     return save_checkpoint(model.base_model, load_tokenizer("all-minilm-l6-v2"), tmp_path / "tiny_pretrained")
 
 
-def evaluate_with_plain_transformers(checkpoint: Path, task_name: str, glue_dir: Path, max_samples: int | None = None) -> tuple[float, float]:
+def evaluate_with_plain_transformers(
+    checkpoint: Path, task_name: str, glue_dir: Path, max_samples: int | None = None
+) -> tuple[float, float]:
     """Mean dev loss and accuracy, with no project code but the TSV reader."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -95,7 +117,14 @@ def evaluate_with_plain_transformers(checkpoint: Path, task_name: str, glue_dir:
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     dev = load_glue_split(get_task(task_name), "dev", glue_dir, max_samples=max_samples)
     with torch.no_grad():
-        enc = tokenizer(list(dev["text_a"]), list(dev["text_b"]), truncation=True, max_length=128, padding=True, return_tensors="pt")
+        enc = tokenizer(
+            list(dev["text_a"]),
+            list(dev["text_b"]),
+            truncation=True,
+            max_length=128,
+            padding=True,
+            return_tensors="pt",
+        )
         logits = model(**enc).logits
     labels = torch.tensor(list(dev["label"]))
     loss = torch.nn.functional.cross_entropy(logits, labels).item()

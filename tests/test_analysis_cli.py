@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_analysis_support import analysis_run, make_run_dir  # noqa: F401  (fixture)
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
@@ -23,15 +22,25 @@ from bertviz_landscape.landscape.surface import Surface, load_surface, write_sur
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    script = Path(sys.executable).with_name("bertviz-analyze")  # the installed console script (pyproject [project.scripts])
+    script = Path(sys.executable).with_name(
+        "bertviz-analyze"
+    )  # the installed console script (pyproject [project.scripts])
     command = [str(script)] if script.is_file() else [sys.executable, "-m", "bertviz_landscape.analysis"]
-    return subprocess.run([*command, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_cli_runs_trajectory_consistency_and_flatness_on_a_run(analysis_run, tmp_path):
-    proc = run_cli("-m", "analysis=trajectory,consistency,flatness", f"run={analysis_run['run']}", f"surface={analysis_run['surface']}",
-                   f"paths.output_dir={tmp_path}", "progress=false", cwd=tmp_path)
+    proc = run_cli(
+        "-m",
+        "analysis=trajectory,consistency,flatness",
+        f"run={analysis_run['run']}",
+        f"surface={analysis_run['surface']}",
+        f"paths.output_dir={tmp_path}",
+        "progress=false",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("trajectory", "consistency", "flatness"):
         out = json.loads((tmp_path / "analysis" / f"mrpc_scratch_seed7_{name}.json").read_text())
@@ -45,8 +54,15 @@ def test_cli_runs_trajectory_consistency_and_flatness_on_a_run(analysis_run, tmp
 
 def test_several_seeds_give_mean_std_n(analysis_run, tmp_path):
     surf = analysis_run["surface"]
-    cfg = compose("analyze", ["analysis=flatness", f"surfaces=[{surf},{surf}]", f"runs=[{analysis_run['run']},{analysis_run['run']}]",
-                              f"output={tmp_path / 'f.json'}"])
+    cfg = compose(
+        "analyze",
+        [
+            "analysis=flatness",
+            f"surfaces=[{surf},{surf}]",
+            f"runs=[{analysis_run['run']},{analysis_run['run']}]",
+            f"output={tmp_path / 'f.json'}",
+        ],
+    )
     res = analyze(cfg)
     assert len(res["per_run"]) == 2 and len(res["runs"]) == 2
     w = res["per_run"][0]["width"]["x"]["0.5"]["units_delta1"]
@@ -57,8 +73,16 @@ def test_several_seeds_give_mean_std_n(analysis_run, tmp_path):
 def test_wandb_offline_summary_holds_the_numbers(analysis_run, tmp_path):
     from test_train import read_wandb_run
 
-    cfg = compose("analyze", ["analysis=consistency", f"surface={analysis_run['surface']}", f"output={tmp_path / 'c.json'}",
-                              "wandb.enabled=true", f"wandb.dir={tmp_path}"])
+    cfg = compose(
+        "analyze",
+        [
+            "analysis=consistency",
+            f"surface={analysis_run['surface']}",
+            f"output={tmp_path / 'c.json'}",
+            "wandb.enabled=true",
+            f"wandb.dir={tmp_path}",
+        ],
+    )
     res = analyze(cfg)
     summary = read_wandb_run(tmp_path)["summary"]
     assert summary["consistency/iou_50"] == pytest.approx(res["summary"]["iou_50"]["mean"])
@@ -76,38 +100,65 @@ def _expect_bad(overrides, tmp_path, match):
 def test_surface_of_another_run_is_refused(analysis_run, tmp_path):
     other = make_run_dir(tmp_path / "other", analysis_run["tiny"], final=analysis_run["tiny"]["theta2"])
     shutil.copytree(analysis_run["run"] / "snapshots", other / "snapshots")
-    _expect_bad(["analysis=trajectory", f"run={other}", f"surface={analysis_run['surface']}"], tmp_path,
-                rf"surface {analysis_run['surface']} was not computed from run {other}: its theta1 checkpoint hash")
+    _expect_bad(
+        ["analysis=trajectory", f"run={other}", f"surface={analysis_run['surface']}"],
+        tmp_path,
+        rf"surface {analysis_run['surface']} was not computed from run {other}: its theta1 checkpoint hash",
+    )
 
 
 def test_run_without_snapshots_is_refused(analysis_run, tmp_path):
     bare = make_run_dir(tmp_path / "bare", analysis_run["tiny"])
-    _expect_bad(["analysis=trajectory", f"run={bare}", f"surface={analysis_run['surface']}"], tmp_path,
-                rf"run={bare} has no snapshots")
+    _expect_bad(
+        ["analysis=trajectory", f"run={bare}", f"surface={analysis_run['surface']}"],
+        tmp_path,
+        rf"run={bare} has no snapshots",
+    )
 
 
 def test_1d_surface_given_to_a_2d_analysis_is_refused(analysis_run, tmp_path):
     s = load_surface(analysis_run["surface"])
     j = int(np.argmin(np.abs(s.y)))
-    line = write_surface(tmp_path / "line.h5", Surface(s.x, None, {k: v[j] for k, v in s.values.items()}, s.meta))
-    _expect_bad(["analysis=trajectory", f"run={analysis_run['run']}", f"surface={line}"], tmp_path,
-                rf"analysis=trajectory needs a 2D surface .*{line} is 1D")
+    line = write_surface(
+        tmp_path / "line.h5", Surface(s.x, None, {k: v[j] for k, v in s.values.items()}, s.meta)
+    )
+    _expect_bad(
+        ["analysis=trajectory", f"run={analysis_run['run']}", f"surface={line}"],
+        tmp_path,
+        rf"analysis=trajectory needs a 2D surface .*{line} is 1D",
+    )
 
 
 def test_unknown_layer_name_is_refused(analysis_run, tmp_path):
-    _expect_bad(["analysis=trajectory", f"run={analysis_run['run']}", f"surface={analysis_run['surface']}", "analysis.pca.params=[layer.9]"],
-                tmp_path, r"analysis.pca: parameter selector 'layer.9' matches no parameter")
+    _expect_bad(
+        [
+            "analysis=trajectory",
+            f"run={analysis_run['run']}",
+            f"surface={analysis_run['surface']}",
+            "analysis.pca.params=[layer.9]",
+        ],
+        tmp_path,
+        r"analysis.pca: parameter selector 'layer.9' matches no parameter",
+    )
 
 
 def test_missing_key_is_refused(analysis_run, tmp_path):
-    _expect_bad(["analysis=consistency", f"surface={analysis_run['surface']}", "analysis.dev_key=dev_pearson"], tmp_path,
-                r"has no 'dev_pearson' array \(analysis.dev_key=dev_pearson\)")
+    _expect_bad(
+        ["analysis=consistency", f"surface={analysis_run['surface']}", "analysis.dev_key=dev_pearson"],
+        tmp_path,
+        r"has no 'dev_pearson' array \(analysis.dev_key=dev_pearson\)",
+    )
 
 
 def test_cli_bad_input_is_one_line_exit_2_and_no_json(analysis_run, tmp_path):
     out = tmp_path / "x.json"
-    proc = run_cli("analysis=trajectory", f"run={tmp_path / 'nowhere'}", f"surface={analysis_run['surface']}", f"output={out}",
-                   cwd=tmp_path)
+    proc = run_cli(
+        "analysis=trajectory",
+        f"run={tmp_path / 'nowhere'}",
+        f"surface={analysis_run['surface']}",
+        f"output={out}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("bertviz-analyze: error:")]
     assert len(errors) == 1 and "nowhere: directory does not exist" in errors[0]

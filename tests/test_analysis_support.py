@@ -16,13 +16,21 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_landscape_support import build_tiny, data_cfg, write_glue
 
 # (step, epoch, a, b, off-plane scale): θ_t − θ0 = a·δ1 + b·δ2 + scale·r, r ⟂ δ1, δ2 with ‖r‖ = ‖δ1‖
-TRAJECTORY = [(1, 0, 0.0, 0.0, 0.0), (2, 0, 0.3, 0.1, 0.0), (3, 0, 0.5, 0.25, 0.0), (4, 1, 0.7, -0.2, 0.5),
-              (5, 1, 0.9, 0.05, 0.0), (6, 1, 1.0, 0.0, 0.0)]
-PLANE_GRID = {"x": {"min": 0.0, "max": 1.0, "num": 3}, "y": {"min": -0.5, "max": 0.5, "num": 3}}  # has (0,0) and (1,0)
+TRAJECTORY = [
+    (1, 0, 0.0, 0.0, 0.0),
+    (2, 0, 0.3, 0.1, 0.0),
+    (3, 0, 0.5, 0.25, 0.0),
+    (4, 1, 0.7, -0.2, 0.5),
+    (5, 1, 0.9, 0.05, 0.0),
+    (6, 1, 1.0, 0.0, 0.0),
+]
+PLANE_GRID = {
+    "x": {"min": 0.0, "max": 1.0, "num": 3},
+    "y": {"min": -0.5, "max": 0.5, "num": 3},
+}  # has (0,0) and (1,0)
 
 
 def make_run_dir(root: Path, tiny, final: Path | None = None, train_loss: bool = True) -> Path:
@@ -33,11 +41,22 @@ def make_run_dir(root: Path, tiny, final: Path | None = None, train_loss: bool =
     shutil.copytree(final or tiny["theta1"], run / "checkpoints" / "final")
     (run / "run.json").write_text(json.dumps({"task": "mrpc", "init": "scratch", "seed": 7, "model": "tiny"}))
     (run / "config.yaml").write_text("task:\n  name: mrpc\ndata:\n  max_length: 32\n")
-    metrics = {"task": "mrpc", "init": "scratch", "primary_metric": "accuracy",
-               "dev": {"val/loss": 0.69, "val/accuracy": 0.9, "val/f1": 0.5},  # beats 0.5556 by > 2 binomial stderr (0.33) on 9
-               "majority_baseline": {"accuracy": 0.5556, "f1": 0.0, "class": 0}, "dev_examples": 9,
-               "dev_per_epoch": [{"epoch": 1, "step": 3, "val/loss": 0.70, "val/accuracy": 0.6667, "val/f1": 0.5},
-                                 {"epoch": 2, "step": 6, "val/loss": 0.69, "val/accuracy": 0.9, "val/f1": 0.5}]}
+    metrics = {
+        "task": "mrpc",
+        "init": "scratch",
+        "primary_metric": "accuracy",
+        "dev": {
+            "val/loss": 0.69,
+            "val/accuracy": 0.9,
+            "val/f1": 0.5,
+        },  # beats 0.5556 by > 2 binomial stderr (0.33) on 9
+        "majority_baseline": {"accuracy": 0.5556, "f1": 0.0, "class": 0},
+        "dev_examples": 9,
+        "dev_per_epoch": [
+            {"epoch": 1, "step": 3, "val/loss": 0.70, "val/accuracy": 0.6667, "val/f1": 0.5},
+            {"epoch": 2, "step": 6, "val/loss": 0.69, "val/accuracy": 0.9, "val/f1": 0.5},
+        ],
+    }
     (run / "metrics.json").write_text(json.dumps(metrics))
     return run
 
@@ -69,11 +88,25 @@ def write_trajectory(run: Path, dx: dict, dy: dict, names: list[str], shapes: di
 
     snap = run / "snapshots"
     snap.mkdir()
-    (snap / "meta.json").write_text(json.dumps({"format": FORMAT, "dtype": "float32", "every_n_steps": 1, "theta0": "../checkpoints/init",
-                                                "parameters": [{"name": n, "shape": list(shapes[n])} for n in names]}))
+    (snap / "meta.json").write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "dtype": "float32",
+                "every_n_steps": 1,
+                "theta0": "../checkpoints/init",
+                "parameters": [{"name": n, "shape": list(shapes[n])} for n in names],
+            }
+        )
+    )
     r = off_plane(dx, dy)
     for step, epoch, a, b, s in rows:
-        delta = {n: (a * dx[n].double() + b * dy[n].double() + s * r[n]).float() if n in dx else torch.zeros(shapes[n]) for n in names}
+        delta = {
+            n: (a * dx[n].double() + b * dy[n].double() + s * r[n]).float()
+            if n in dx
+            else torch.zeros(shapes[n])
+            for n in names
+        }
         write_snapshot(snap, step, epoch, 0.7 - 0.01 * step, delta)
     return r
 
@@ -82,10 +115,15 @@ def save_point(tiny, path: Path, a: float, b: float) -> Path:
     """A checkpoint at θ0 + a·(θ1 − θ0) + b·(θ2 − θ0)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    models = [AutoModelForSequenceClassification.from_pretrained(str(tiny[k])) for k in ("theta0", "theta1", "theta2")]
+    models = [
+        AutoModelForSequenceClassification.from_pretrained(str(tiny[k]))
+        for k in ("theta0", "theta1", "theta2")
+    ]
     s0, s1, s2 = (m.state_dict() for m in models)
     with torch.no_grad():
-        models[0].load_state_dict({k: v + a * (s1[k] - v) + b * (s2[k] - v) if v.is_floating_point() else v for k, v in s0.items()})
+        models[0].load_state_dict(
+            {k: v + a * (s1[k] - v) + b * (s2[k] - v) if v.is_floating_point() else v for k, v in s0.items()}
+        )
     models[0].save_pretrained(str(path))
     AutoTokenizer.from_pretrained(str(tiny["theta0"])).save_pretrained(str(path))
     return path
@@ -109,12 +147,23 @@ def _build_analysis_run(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("analysis_run")
     # tiny_run's checkpoints (test_landscape_support's builders), built here once for every analysis test module
     theta0 = build_tiny(root / "init")
-    tiny_run = {"theta0": theta0, "theta1": build_tiny(root / "final", move_from=theta0, move_seed=1),
-                "theta2": build_tiny(root / "other", move_from=theta0, move_seed=2), "glue_dir": write_glue(root / "glue"),
-                "cache_dir": root / "cache", "root": root}
+    tiny_run = {
+        "theta0": theta0,
+        "theta1": build_tiny(root / "final", move_from=theta0, move_seed=1),
+        "theta2": build_tiny(root / "other", move_from=theta0, move_seed=2),
+        "glue_dir": write_glue(root / "glue"),
+        "cache_dir": root / "cache",
+        "root": root,
+    }
     run = make_run_dir(root / "run", tiny_run)
-    res = landscape(run=run, theta2=tiny_run["theta2"], output=root / "plane.h5", grid=PLANE_GRID, data=data_cfg(tiny_run),
-                    progress=False)
+    res = landscape(
+        run=run,
+        theta2=tiny_run["theta2"],
+        output=root / "plane.h5",
+        grid=PLANE_GRID,
+        data=data_cfg(tiny_run),
+        progress=False,
+    )
     directions, _ = read_directions(beside(res.surface))
     from safetensors.torch import load_file
 
@@ -127,5 +176,13 @@ def _build_analysis_run(tmp_path_factory) -> dict:
     r = write_trajectory(run, directions.x, directions.y, names, shapes)
     save_point(tiny_run, run / "checkpoints" / "epoch_001", 0.5, 0.25)
     shutil.copytree(tiny_run["theta1"], run / "checkpoints" / "epoch_002")
-    return {"run": run, "surface": res.surface, "r": r, "dx": directions.x, "dy": directions.y,
-            "names": names, "root": root, "tiny": tiny_run}
+    return {
+        "run": run,
+        "surface": res.surface,
+        "r": r,
+        "dx": directions.x,
+        "dy": directions.y,
+        "names": names,
+        "root": root,
+        "tiny": tiny_run,
+    }

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from test_analysis_support import analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.consistency import consistency, consistency_of
@@ -21,9 +20,17 @@ NORM_X, NORM_Y = 2.0, 3.0
 
 def quadratic_surface(path, fn, x, y=None, cos=0.0):
     """A surface file of J = fn(α, β) on the grid, centred on θ0 like the paper's axes."""
-    meta = {"task": "mrpc", "primary_metric": "accuracy",
-            "directions": {"recipe": "difference", "center": "theta0", "norm_x": NORM_X, **({"norm_y": NORM_Y, "cosine_xy": cos} if y is not None else {})},
-            "checkpoints": {}}
+    meta = {
+        "task": "mrpc",
+        "primary_metric": "accuracy",
+        "directions": {
+            "recipe": "difference",
+            "center": "theta0",
+            "norm_x": NORM_X,
+            **({"norm_y": NORM_Y, "cosine_xy": cos} if y is not None else {}),
+        },
+        "checkpoints": {},
+    }
     if y is None:
         values = {"train_loss": fn(x, 0.0)}
     else:
@@ -96,7 +103,9 @@ def test_consistency_spearman_and_iou():
 def test_consistency_of_a_1d_curve_file(tmp_path):
     x = np.linspace(-0.5, 1.5, 9)
     meta = {"task": "mrpc", "primary_metric": "accuracy", "directions": {"norm_x": 1.0}, "checkpoints": {}}
-    path = write_surface(tmp_path / "c.h5", Surface(x, None, {"train_loss": (x - 1) ** 2, "dev_error": np.abs(x - 0.9)}, meta))
+    path = write_surface(
+        tmp_path / "c.h5", Surface(x, None, {"train_loss": (x - 1) ** 2, "dev_error": np.abs(x - 0.9)}, meta)
+    )
     res = consistency([path], quantiles=[25])
     assert res["per_run"][0]["dimensions"] == 1 and res["per_run"][0]["spearman"] > 0.9
     assert res["runs"][0]["beat_baseline"] is None  # bare checkpoints: no run says it
@@ -112,9 +121,18 @@ def test_stderr_of_a_surface_point_is_the_per_example_std_over_sqrt_n(analysis_r
     tok = AutoTokenizer.from_pretrained(str(tiny["theta0"]))
     with open(tiny["glue_dir"] / "MRPC" / "train.tsv") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    enc = tok([r["#1 String"] for r in rows], [r["#2 String"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    enc = tok(
+        [r["#1 String"] for r in rows],
+        [r["#2 String"] for r in rows],
+        padding=True,
+        truncation=True,
+        max_length=32,
+        return_tensors="pt",
+    )
     with torch.no_grad():
-        losses = torch.nn.functional.cross_entropy(model(**enc).logits, torch.tensor([int(r["Quality"]) for r in rows]), reduction="none")
+        losses = torch.nn.functional.cross_entropy(
+            model(**enc).logits, torch.tensor([int(r["Quality"]) for r in rows]), reduction="none"
+        )
     expected = float(losses.double().std(correction=1)) / math.sqrt(len(rows))
     surf = load_surface(analysis_run["surface"])
     assert surf.at("train_loss_stderr", 0.0, 0.0) == pytest.approx(expected, rel=1e-4)

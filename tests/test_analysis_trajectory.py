@@ -8,11 +8,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from test_analysis_support import TRAJECTORY, analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.trajectory import trajectory, trajectory_pca
-from bertviz_landscape.landscape.directions import dot, norm
+from bertviz_landscape.landscape.directions import dot
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.snapshots import Snapshots
 
@@ -50,8 +49,12 @@ def test_known_trajectory_projects_exactly(analysis_run, result):
 def test_surface_value_at_projection_and_recorded_loss(analysis_run, result):
     p = result[0]["per_run"][0]
     surf = load_surface(analysis_run["surface"])
-    assert p["surface_train_loss_at_projection"][0] == pytest.approx(surf.at("train_loss", 0.0, 0.0), rel=1e-9)
-    assert p["surface_train_loss_at_projection"][-1] == pytest.approx(surf.at("train_loss", 1.0, 0.0), rel=1e-6)
+    assert p["surface_train_loss_at_projection"][0] == pytest.approx(
+        surf.at("train_loss", 0.0, 0.0), rel=1e-9
+    )
+    assert p["surface_train_loss_at_projection"][-1] == pytest.approx(
+        surf.at("train_loss", 1.0, 0.0), rel=1e-6
+    )
     assert p["recorded_train_loss"] == pytest.approx([0.7 - 0.01 * row[0] for row in TRAJECTORY])
 
 
@@ -70,7 +73,9 @@ def test_trajectory_pca_equals_dense_svd(analysis_run):
     names = analysis_run["names"]
     # small chunks: one parameter split over several chunks, several small ones sharing a chunk
     pca = trajectory_pca(snaps, names, components=3, chunk_elements=200_000)
-    dense = torch.stack([torch.cat([d[n].reshape(-1).double() for n in names]) for _, d in snaps.iter_deltas(names)])
+    dense = torch.stack(
+        [torch.cat([d[n].reshape(-1).double() for n in names]) for _, d in snaps.iter_deltas(names)]
+    )
     dense -= dense.mean(0)
     u, s, _ = torch.linalg.svd(dense, full_matrices=False)
     T = dense.shape[0]
@@ -88,7 +93,9 @@ def test_epoch_points_from_epoch_checkpoints(result):
     p = result[0]["per_run"][0]
     e1, e2 = p["epoch_points"]
     assert (e1["epoch"], e2["epoch"]) == (1, 2) and e1["source"].endswith("epoch_001")
-    assert e1["lstsq"] == pytest.approx([0.5, 0.25], abs=1e-5) and e1["distance_from_plane"] == pytest.approx(0, abs=1e-5)
+    assert e1["lstsq"] == pytest.approx([0.5, 0.25], abs=1e-5) and e1["distance_from_plane"] == pytest.approx(
+        0, abs=1e-5
+    )
     assert e2["lstsq"] == pytest.approx([1.0, 0.0], abs=1e-6) and e2["alpha"] == pytest.approx(1.0, abs=1e-6)
     assert e1["recorded_dev_error"] == pytest.approx(1 - 0.6667) and 0 <= e1["dev_error"] <= 1
 
@@ -97,7 +104,9 @@ def test_runs_entry_flags_the_baseline(result):
     res = result[0]
     (entry,) = res["runs"]
     assert entry["task"] == "mrpc" and entry["init"] == "scratch" and entry["seed"] == 7
-    assert entry["beat_baseline"] is True and entry["dev_metric"] == 0.9 and entry["majority_baseline"] == 0.5556
+    assert (
+        entry["beat_baseline"] is True and entry["dev_metric"] == 0.9 and entry["majority_baseline"] == 0.5556
+    )
     assert res["baseline"]["all_beat_baseline"] is True and res["format"] == "bertviz-analysis/1"
 
 
@@ -105,7 +114,13 @@ def test_beating_the_baseline_means_beyond_the_dev_sets_noise():
     from bertviz_landscape.analysis.common import baseline_verdict
 
     base = {"accuracy": 0.527, "class": 0}  # RTE's majority on its 277 dev examples: 2 stderr = 0.060
-    assert baseline_verdict("accuracy", {"val/accuracy": 0.542}, base, 277) == (0.542, 0.527, False)  # 4 examples above: the plateau
+    assert baseline_verdict("accuracy", {"val/accuracy": 0.542}, base, 277) == (
+        0.542,
+        0.527,
+        False,
+    )  # 4 examples above: the plateau
     assert baseline_verdict("accuracy", {"val/accuracy": 0.617}, base, 277)[2] is True
-    assert baseline_verdict("accuracy", {"val/accuracy": 0.542}, base, None)[2] is True  # dev size unknown: strictly above
+    assert (
+        baseline_verdict("accuracy", {"val/accuracy": 0.542}, base, None)[2] is True
+    )  # dev size unknown: strictly above
     assert baseline_verdict("accuracy", {"val/accuracy": 0.5}, base, 277)[2] is False

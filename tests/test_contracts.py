@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import ast
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.config import CONF_DIR, compose
 
-from test_landscape_support import tiny_run  # noqa: F401  (fixture)
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bertviz_landscape"
-RUN_DIR_LITERALS = ("checkpoints/init", "checkpoints/final", "checkpoints/resume.ckpt", "checkpoints/epoch_", "snapshots/",
-                    "resume.ckpt", "metrics.json", "logs/metrics.csv", "dev_per_epoch.jsonl", "run.json", "config.yaml")
+RUN_DIR_LITERALS = (
+    "checkpoints/init",
+    "checkpoints/final",
+    "checkpoints/resume.ckpt",
+    "checkpoints/epoch_",
+    "snapshots/",
+    "resume.ckpt",
+    "metrics.json",
+    "logs/metrics.csv",
+    "dev_per_epoch.jsonl",
+    "run.json",
+    "config.yaml",
+)
 
 
 def _string_constants(path: Path) -> list[str]:
@@ -31,7 +41,11 @@ def _string_constants(path: Path) -> list[str]:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 docstrings.add(id(first.value))
-    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    ]
 
 
 def test_run_directory_literals_live_only_in_rundir():
@@ -44,11 +58,20 @@ def test_run_directory_literals_live_only_in_rundir():
                 if lit == s or (len(lit) > 10 and lit in s):
                     offenders.append(f"{path.relative_to(ROOT)}: {s!r}")
         # a path joined by hand: <dir> / "snapshots" (the bare word is also a config key)
-        offenders += [f"{path.relative_to(ROOT)}: {m}" for m in re.findall(r'/\s*"(?:snapshots|checkpoints|logs)"', path.read_text())]
+        offenders += [
+            f"{path.relative_to(ROOT)}: {m}"
+            for m in re.findall(r'/\s*"(?:snapshots|checkpoints|logs)"', path.read_text())
+        ]
     for path in [ROOT / "Makefile", *(ROOT / "experiments").glob("*.sh")]:
         text = path.read_text()
-        offenders += [f"{path.relative_to(ROOT)}: {lit}" for lit in ("checkpoints/init", "checkpoints/final") if lit in text]
-    assert not offenders, "run-directory paths named outside bertviz_landscape/rundir.py:\n" + "\n".join(offenders)
+        offenders += [
+            f"{path.relative_to(ROOT)}: {lit}"
+            for lit in ("checkpoints/init", "checkpoints/final")
+            if lit in text
+        ]
+    assert not offenders, "run-directory paths named outside bertviz_landscape/rundir.py:\n" + "\n".join(
+        offenders
+    )
 
 
 def _options(group: str) -> list[str]:
@@ -74,9 +97,13 @@ def test_every_model_and_init_preset_composes(model, init):
 def test_every_grid_and_direction_preset_builds_a_request(grid, directions, tmp_path):
     from bertviz_landscape.landscape.request import LandscapeRequest
 
-    cfg = compose("landscape", [f"grid={grid}", f"directions={directions}", "task=mrpc", f"paths.output_dir={tmp_path}"])
+    cfg = compose(
+        "landscape", [f"grid={grid}", f"directions={directions}", "task=mrpc", f"paths.output_dir={tmp_path}"]
+    )
     req = LandscapeRequest.from_config(cfg)
-    assert req.directions.name == directions and req.grid.two_d == (cfg.grid.get("y") is not None and cfg.grid.y.get("num") is not None)
+    assert req.directions.name == directions and req.grid.two_d == (
+        cfg.grid.get("y") is not None and cfg.grid.y.get("num") is not None
+    )
     assert req.output.parent == (tmp_path / "surfaces").resolve()
     assert req.output.name == f"mrpc_{directions}_{grid}.h5"
 
@@ -84,7 +111,9 @@ def test_every_grid_and_direction_preset_builds_a_request(grid, directions, tmp_
 def test_giving_y_makes_the_default_grid_2d():
     from bertviz_landscape.landscape.request import LandscapeRequest
 
-    req = LandscapeRequest.from_config(compose("landscape", ["task=mrpc", "grid.y.min=-1", "grid.y.max=1", "grid.y.num=3"]))
+    req = LandscapeRequest.from_config(
+        compose("landscape", ["task=mrpc", "grid.y.min=-1", "grid.y.max=1", "grid.y.num=3"])
+    )
     assert req.grid.two_d and req.grid.shape == (21, 3)
     from bertviz_landscape.errors import LandscapeError
 
@@ -103,7 +132,9 @@ def test_default_surface_name_carries_the_run(tmp_path):
         run = RunDir(tmp_path / init)
         run.theta0.mkdir(parents=True)
         write_json_atomic(run.identity_file, {"task": "mrpc", "init": init, "seed": 42})
-        req = LandscapeRequest.from_config(compose("landscape", [f"run={run.root}", f"paths.output_dir={tmp_path}"]))
+        req = LandscapeRequest.from_config(
+            compose("landscape", [f"run={run.root}", f"paths.output_dir={tmp_path}"])
+        )
         names.add(req.output.name)
     assert names == {"mrpc_pretrained_seed42_difference_line.h5", "mrpc_scratch_seed42_difference_line.h5"}
 
@@ -112,8 +143,23 @@ def test_default_surface_name_carries_the_run(tmp_path):
 def test_wheel_installs_and_finds_its_configs(tmp_path, tiny_run):
     """`pip install .` (not editable): the configs ship in the wheel; the CLI works from any directory."""
     wheel_dir = tmp_path / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next(wheel_dir.glob("bertviz_landscape-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -122,22 +168,60 @@ def test_wheel_installs_and_finds_its_configs(tmp_path, tiny_run):
     deps = [p for p in sys.path if p.endswith("site-packages")]
     (site / "deps.pth").write_text("\n".join(deps) + "\n")
     target = tmp_path / "installed"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, timeout=300)
-    env = {k: v for k, v in os.environ.items() if k not in ("BVL_CONF_DIR", "PYTHONPATH")} | {"PYTHONPATH": str(target)}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        timeout=300,
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("BVL_CONF_DIR", "PYTHONPATH")} | {
+        "PYTHONPATH": str(target)
+    }
     py = str(venv / "bin" / "python")
-    where = subprocess.run([py, "-c", "import bertviz_landscape.config as c; print(c.__file__); print(c.CONF_DIR)"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    where = subprocess.run(
+        [py, "-c", "import bertviz_landscape.config as c; print(c.__file__); print(c.CONF_DIR)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert where.returncode == 0, where.stderr
     module_file, conf_dir = where.stdout.split()
     assert module_file.startswith(str(target)) and conf_dir.startswith(str(target)), where.stdout
-    helped = subprocess.run([py, "-m", "bertviz_landscape.landscape", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    helped = subprocess.run(
+        [py, "-m", "bertviz_landscape.landscape", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert helped.returncode == 0 and "landscape" in helped.stdout, helped.stderr[-2000:]
     # and computes a tiny surface from there, with the configs of the wheel
     out = tmp_path / "tiny.h5"
-    surface = subprocess.run([py, "-m", "bertviz_landscape.landscape", "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}",
-                              f"data.glue_dir={tiny_run['glue_dir']}", "data.max_length=32", f"data.cache_dir={tmp_path / 'cache'}",
-                              "grid.x.num=3", "splits=[dev]", f"output={out}", f"paths.output_dir={tmp_path / 'outputs'}", "progress=false"],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    surface = subprocess.run(
+        [
+            py,
+            "-m",
+            "bertviz_landscape.landscape",
+            "task=mrpc",
+            f"theta0={tiny_run['theta0']}",
+            f"theta1={tiny_run['theta1']}",
+            f"data.glue_dir={tiny_run['glue_dir']}",
+            "data.max_length=32",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "grid.x.num=3",
+            "splits=[dev]",
+            f"output={out}",
+            f"paths.output_dir={tmp_path / 'outputs'}",
+            "progress=false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert surface.returncode == 0, surface.stderr[-2000:]
     from bertviz_landscape.landscape import load_surface
 

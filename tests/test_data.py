@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REAL_GLUE
 
 from bertviz_landscape.data import GlueDataError, get_task, load_glue_split
 from bertviz_landscape.data.tokenize import tokenize
 from bertviz_landscape.models import load_tokenizer
-
-from conftest import REAL_GLUE
 
 real = pytest.mark.skipif(not REAL_GLUE.is_dir(), reason="real GLUE TSVs not found (set GLUE_DIR)")
 
@@ -16,8 +15,14 @@ real = pytest.mark.skipif(not REAL_GLUE.is_dir(), reason="real GLUE TSVs not fou
 @real
 @pytest.mark.parametrize(
     "task,split,rows,labels",
-    [("mrpc", "train", 3667, {0, 1}), ("mrpc", "dev", 408, {0, 1}), ("rte", "train", 2490, {0, 1}),
-     ("rte", "dev", 277, {0, 1}), ("sst2", "dev", 872, {0, 1}), ("stsb", "dev", 1500, None)],
+    [
+        ("mrpc", "train", 3667, {0, 1}),
+        ("mrpc", "dev", 408, {0, 1}),
+        ("rte", "train", 2490, {0, 1}),
+        ("rte", "dev", 277, {0, 1}),
+        ("sst2", "dev", 872, {0, 1}),
+        ("stsb", "dev", 1500, None),
+    ],
 )
 def test_real_glue_files_read_completely(task, split, rows, labels):
     ds = load_glue_split(get_task(task), split, REAL_GLUE)
@@ -78,6 +83,7 @@ def test_tokenise_once_then_cached(glue_dir, tmp_path):
 
 # -- bad input: one clear error naming the file, row or key ---------------------------------
 
+
 def test_missing_directory(tmp_path):
     with pytest.raises(GlueDataError, match="GLUE directory .*nope.* does not exist"):
         load_glue_split(get_task("mrpc"), "train", tmp_path / "nope")
@@ -114,7 +120,9 @@ def test_unparseable_label_names_file_line_and_column(glue_dir, task, folder, sp
         load_glue_split(get_task(task), split, glue_dir)
 
 
-@pytest.mark.parametrize("content,message", [("", "file is empty"), ("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n", "no rows")])
+@pytest.mark.parametrize(
+    "content,message", [("", "file is empty"), ("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n", "no rows")]
+)
 def test_empty_file(glue_dir, content, message):
     (glue_dir / "MRPC" / "dev.tsv").write_text(content)
     with pytest.raises(GlueDataError, match=rf"MRPC/dev.tsv: .*{message}"):
@@ -124,7 +132,9 @@ def test_empty_file(glue_dir, content, message):
 def test_ragged_row_names_file(glue_dir):
     path = glue_dir / "MRPC" / "train.tsv"
     path.write_text(path.read_text() + "1\t2\t3\tx\ty\textra\tfields\n")
-    with pytest.raises(GlueDataError, match=r"MRPC/train.tsv: line 26 has 7 tab-separated fields, the header has 5"):
+    with pytest.raises(
+        GlueDataError, match=r"MRPC/train.tsv: line 26 has 7 tab-separated fields, the header has 5"
+    ):
         load_glue_split(get_task("mrpc"), "train", glue_dir)
 
 

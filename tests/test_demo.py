@@ -9,21 +9,43 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import TINY_MODEL, write_glue
 
 from bertviz_landscape.config import compose
-from conftest import TINY_MODEL, write_glue
 
 
 def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str], **extra):
-    train = ["model=tiny", f"model.name_or_path={pretrained}", "data.batch_size=8", "data.eval_batch_size=8",
-             "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-             "data.max_train_samples=null", "logger=none", "init.lr=1e-3", "callbacks.snapshots.every_n_steps=2"]
-    overrides = [f"output_dir={root}", f"glue_dir={glue}", "tasks=[mrpc,rte]", "landscape.line.num=5", "landscape.plane.x.min=-0.5", "landscape.plane.x.max=1.5", "landscape.plane.x.num=5",
-                 "landscape.plane.y.num=4",
-                 f"analyses=[{','.join(analyses)}]", *[f"{k}={v}" for k, v in extra.items()]]
-    values = {"train": {"overrides": train, "second_task": ["trainer.max_epochs=1"]},
-              "landscape": {"overrides": ["data.max_train_samples=null", "data.eval_batch_size=8"]},
-              "analysis_overrides": {"layers": ["data.max_train_samples=null"]}}
+    train = [
+        "model=tiny",
+        f"model.name_or_path={pretrained}",
+        "data.batch_size=8",
+        "data.eval_batch_size=8",
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "data.max_train_samples=null",
+        "logger=none",
+        "init.lr=1e-3",
+        "callbacks.snapshots.every_n_steps=2",
+    ]
+    overrides = [
+        f"output_dir={root}",
+        f"glue_dir={glue}",
+        "tasks=[mrpc,rte]",
+        "landscape.line.num=5",
+        "landscape.plane.x.min=-0.5",
+        "landscape.plane.x.max=1.5",
+        "landscape.plane.x.num=5",
+        "landscape.plane.y.num=4",
+        f"analyses=[{','.join(analyses)}]",
+        *[f"{k}={v}" for k, v in extra.items()],
+    ]
+    values = {
+        "train": {"overrides": train, "second_task": ["trainer.max_epochs=1"]},
+        "landscape": {"overrides": ["data.max_train_samples=null", "data.eval_batch_size=8"]},
+        "analysis_overrides": {"layers": ["data.max_train_samples=null"]},
+    }
     return compose("demo", overrides, values)
 
 
@@ -33,7 +55,9 @@ def tiny_pretrained_model(tmp_path) -> Path:
     from bertviz_landscape.data import get_task
     from bertviz_landscape.models import build_initial_model, load_tokenizer
 
-    model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL)
+    model = build_initial_model(
+        "all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL
+    )
     return save_checkpoint(model.base_model, load_tokenizer("all-minilm-l6-v2"), tmp_path / "tiny_pretrained")
 
 
@@ -61,16 +85,26 @@ def test_demo_bad_grid_is_a_clear_error(tmp_path):
         build_stages(cfg)
     names = [s.name for s in build_stages(compose("demo", [f"output_dir={tmp_path}"]))]
     main, second = compose("demo").tasks
-    assert names[:4] == [f"train {main}_pretrained", f"train {main}_scratch", f"train {second}_pretrained", f"train {second}_scratch"]
-    assert names[-3:] == ["figures", "wandb", "report"] and f"plane {main}_scratch" in names and f"layers {main}_pretrained" in names
+    assert names[:4] == [
+        f"train {main}_pretrained",
+        f"train {main}_scratch",
+        f"train {second}_pretrained",
+        f"train {second}_scratch",
+    ]
+    assert (
+        names[-3:] == ["figures", "wandb", "report"]
+        and f"plane {main}_scratch" in names
+        and f"layers {main}_pretrained" in names
+    )
 
 
 @pytest.mark.slow
 def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, monkeypatch):
+    from test_plots import check_wandb_results
+
     from bertviz_landscape.demo import run_demo
     from bertviz_landscape.plots.results import Results
     from bertviz_landscape.report import claims
-    from test_plots import check_wandb_results
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     glue = write_glue(tmp_path / "glue", n_train=32, n_dev=16)
@@ -99,7 +133,9 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
     assert expected <= kinds, kinds
     for fig in manifest["figures"]:
         assert all(Path(f).is_file() for f in fig["files"])
-    assert any("trajectory" in s for f in manifest["figures"] if f["kind"] == "surface2d" for s in f["sources"]) == ("trajectory" in analyses)
+    assert any(
+        "trajectory" in s for f in manifest["figures"] if f["kind"] == "surface2d" for s in f["sources"]
+    ) == ("trajectory" in analyses)
 
     # each claim sentence in the report is the one the numbers in the JSONs give
     md = (root / "report.md").read_text()
@@ -110,7 +146,9 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
         assert f"**{v.title}** ({v.task}): {v.sentence}" in md
         assert v.verdict in (claims.SUPPORTED, claims.CONTRADICTED, claims.UNRESOLVED)
     html = (root / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len([f for f in manifest["figures"] if f["kind"] != "interactive3d"])
+    assert html.count("data:image/png;base64,") == len(
+        [f for f in manifest["figures"] if f["kind"] != "interactive3d"]
+    )
 
     check_wandb_results(root, task="mrpc", with_analysis=bool(analyses))
 
@@ -142,18 +180,25 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_p
         (tmp_path / "b.txt").write_text("b")
 
     def stages(lr="1"):
-        return [make("train x", tmp_path / "a.txt", {"lr": lr}, train),
-                make("curve x", tmp_path / "b.txt", {"run": _run_stamp(run)}, curve)]
+        return [
+            make("train x", tmp_path / "a.txt", {"lr": lr}, train),
+            make("curve x", tmp_path / "b.txt", {"run": _run_stamp(run)}, curve),
+        ]
 
     out = io.StringIO()
     log = Pipeline(tmp_path, out).run(stages())
     assert [e["status"] for e in log] == ["done", "done"] and calls == ["train", "curve"]
-    assert "cpu" in out.getvalue() and json.loads((tmp_path / ".stages" / "curve__x.json").read_text())["outputs"]
+    assert (
+        "cpu" in out.getvalue()
+        and json.loads((tmp_path / ".stages" / "curve__x.json").read_text())["outputs"]
+    )
     assert [e["status"] for e in Pipeline(tmp_path, io.StringIO()).run(stages())] == ["skipped", "skipped"]
     (tmp_path / "b.txt").unlink()  # an output gone: that stage again
     assert [e["status"] for e in Pipeline(tmp_path, io.StringIO()).run(stages())] == ["skipped", "done"]
     calls.clear()
-    log = Pipeline(tmp_path, io.StringIO()).run(stages(lr="2"))  # other settings: retrain, and the curve of the new run
+    log = Pipeline(tmp_path, io.StringIO()).run(
+        stages(lr="2")
+    )  # other settings: retrain, and the curve of the new run
     assert [e["status"] for e in log] == ["done", "done"] and calls == ["train", "curve"]
 
 

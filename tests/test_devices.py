@@ -7,12 +7,11 @@ import os
 
 import pytest
 import torch
+from conftest import tiny_train_cfg
 
 from bertviz_landscape.devices import CUBLAS_WORKSPACE, configure_determinism, configure_matmul_precision
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.sweep import pick_device
-
-from conftest import tiny_train_cfg
 
 
 def test_landscape_shard_n_runs_on_gpu_n_mod_count(monkeypatch):
@@ -32,7 +31,11 @@ def test_training_job_n_runs_on_gpu_n_mod_count_in_a_hydra_multirun(glue_dir, mo
 
     seen = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
-    monkeypatch.setattr(train_module, "train", lambda cfg, run_dir, **kw: seen.append((list(cfg.trainer.devices), cfg.trainer.accelerator)))
+    monkeypatch.setattr(
+        train_module,
+        "train",
+        lambda cfg, run_dir, **kw: seen.append((list(cfg.trainer.devices), cfg.trainer.accelerator)),
+    )
 
     class Job:
         def __init__(self, num):
@@ -41,6 +44,7 @@ def test_training_job_n_runs_on_gpu_n_mod_count_in_a_hydra_multirun(glue_dir, mo
     from hydra.types import RunMode
 
     for num in range(4):
+
         class Cfg:
             mode = RunMode.MULTIRUN
             job = Job(num)
@@ -97,8 +101,12 @@ def test_training_configures_determinism_before_the_trainer(glue_dir, tmp_path, 
     original = pl.Trainer.__init__
 
     def spy(self, *a, **k):
-        seen.update(env=os.environ.get("CUBLAS_WORKSPACE_CONFIG"), det=torch.are_deterministic_algorithms_enabled(),
-                    matmul=torch.get_float32_matmul_precision(), precision=k.get("precision"))
+        seen.update(
+            env=os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            det=torch.are_deterministic_algorithms_enabled(),
+            matmul=torch.get_float32_matmul_precision(),
+            precision=k.get("precision"),
+        )
         original(self, *a, **k)
 
     monkeypatch.setattr(pl.Trainer, "__init__", spy)

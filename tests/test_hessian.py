@@ -7,15 +7,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
-from bertviz_landscape.analysis.hessian import HessianError, HessianVectorProduct, _math_attention, hessian_parameters, hessian_spectrum
+from bertviz_landscape.analysis.hessian import (
+    HessianError,
+    HessianVectorProduct,
+    _math_attention,
+    hessian_parameters,
+    hessian_spectrum,
+)
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.data.tokenize import tokenize
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.evaluator import EvalSet
 from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
-from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
 # smaller than the suite's tiny BERT, so that a dense Hessian over the pooler + head (306
 # parameters) is cheap; `all` has a few thousand parameters besides the embeddings
@@ -37,7 +43,9 @@ def setup(tmp_path_factory):
             p.add_(0.3 * torch.randn(p.shape, generator=gen) * (p.std() + 0.05))
     tokenizer = load_tokenizer("all-minilm-l6-v2")
     rows = load_glue_split(task, "train", write_glue(root / "glue"), cache_dir=str(root / "cache"))
-    evalset = EvalSet.from_tokenized("train", tokenize(rows, tokenizer, 32, cache_dir=False), 6, tokenizer.pad_token_id)
+    evalset = EvalSet.from_tokenized(
+        "train", tokenize(rows, tokenizer, 32, cache_dir=False), 6, tokenizer.pad_token_id
+    )
     return model, task, evalset
 
 
@@ -48,8 +56,14 @@ def dense_hessian(model, task, evalset, names) -> np.ndarray:
 
     def loss(flat):
         values = {n: t.view(p.shape) for n, t, p in zip(names, torch.split(flat, sizes), base)}
-        total = sum(task.loss(torch.func.functional_call(model, values, (), b.inputs(), strict=False).logits, b.labels, reduction="sum")
-                    for b in evalset.batches)
+        total = sum(
+            task.loss(
+                torch.func.functional_call(model, values, (), b.inputs(), strict=False).logits,
+                b.labels,
+                reduction="sum",
+            )
+            for b in evalset.batches
+        )
         return total / evalset.num_examples
 
     x0 = torch.cat([p.reshape(-1) for p in base]).double()
@@ -71,22 +85,43 @@ def test_eigenvalues_and_trace_match_a_dense_hessian(setup):
     assert exact[0] > 1e-3  # a non-trivial curvature to measure
 
     k = 4
-    out = hessian_spectrum(model, evalset, task, k=k, tol=1e-5, max_iter=200, hutchinson_samples=100, seed=0, params=SUBSET, ncv=40)
+    out = hessian_spectrum(
+        model,
+        evalset,
+        task,
+        k=k,
+        tol=1e-5,
+        max_iter=200,
+        hutchinson_samples=100,
+        seed=0,
+        params=SUBSET,
+        ncv=40,
+    )
     assert out["num_parameters"] == dense.shape[0] == 306
     assert out["num_examples"] == evalset.num_examples == 12
     assert out["converged"] and out["lanczos_iterations"] > 0
     np.testing.assert_allclose(out["top_eigenvalues"], exact[:k], rtol=1e-2)
-    np.testing.assert_allclose(out["top_eigenvalues"], exact[:k], rtol=1e-4)  # float32 HVPs: far better than 1%
+    np.testing.assert_allclose(
+        out["top_eigenvalues"], exact[:k], rtol=1e-4
+    )  # float32 HVPs: far better than 1%
 
     # Hutchinson: the exact trace within 3 stated standard errors, and the stated standard error
     # is the true one: Var(zᵀHz) = 2(‖H‖_F² − Σ H_ii²) for Rademacher z
     trace = float(np.trace(dense))
     assert abs(out["trace"] - trace) <= 3 * out["trace_stderr"]
-    true_stderr = math.sqrt(2 * (np.sum(dense ** 2) - np.sum(np.diag(dense) ** 2)) / 100)
+    true_stderr = math.sqrt(2 * (np.sum(dense**2) - np.sum(np.diag(dense) ** 2)) / 100)
     assert out["trace_stderr"] == pytest.approx(true_stderr, rel=0.25)
     assert out["hutchinson_samples"] == 100
-    for key in ("top_eigenvalues", "trace", "trace_stderr", "lanczos_iterations", "converged", "hutchinson_samples",
-                "num_examples", "seconds"):
+    for key in (
+        "top_eigenvalues",
+        "trace",
+        "trace_stderr",
+        "lanczos_iterations",
+        "converged",
+        "hutchinson_samples",
+        "num_examples",
+        "seconds",
+    ):
         assert key in out
 
 
@@ -104,13 +139,21 @@ def test_both_hvp_methods_agree_with_finite_differences_on_every_parameter(setup
     params = [dict(model.named_parameters())[n] for n in names]
     model.double()
     try:
+
         def grad_at(shift):
             with torch.no_grad():
                 for p, d in zip(params, jvp.split(shift.double())):
                     p.add_(d)
             with _math_attention():  # the loss in float64 throughout (task.loss rounds logits to float32)
-                loss = sum(torch.nn.functional.cross_entropy(model(**b.inputs()).logits, b.labels, reduction="sum")
-                           for b in evalset.batches) / evalset.num_examples
+                loss = (
+                    sum(
+                        torch.nn.functional.cross_entropy(
+                            model(**b.inputs()).logits, b.labels, reduction="sum"
+                        )
+                        for b in evalset.batches
+                    )
+                    / evalset.num_examples
+                )
                 g = torch.autograd.grad(loss, params)
             with torch.no_grad():
                 for p, d in zip(params, jvp.split(shift.double())):
@@ -130,10 +173,16 @@ def test_deterministic_by_seed_and_bias_norm_policy(setup):
     kw = dict(k=1, tol=1e-4, ncv=8, hutchinson_samples=4, params=SUBSET)
     a = hessian_spectrum(model, evalset, task, seed=1, **kw)
     b = hessian_spectrum(model, evalset, task, seed=1, **kw)
-    assert a["top_eigenvalues"] == b["top_eigenvalues"] and a["trace"] == b["trace"] and a["lanczos_iterations"] == b["lanczos_iterations"]
+    assert (
+        a["top_eigenvalues"] == b["top_eigenvalues"]
+        and a["trace"] == b["trace"]
+        and a["lanczos_iterations"] == b["lanczos_iterations"]
+    )
     c = hessian_spectrum(model, evalset, task, seed=2, **(kw | {"k": 0}))
     assert c["trace"] != a["trace"] and c["top_eigenvalues"] == [] and c["lanczos_iterations"] == 0
-    excl = hessian_spectrum(model, evalset, task, seed=1, bias_and_norm="exclude", **(kw | {"k": 0, "hutchinson_samples": 0}))
+    excl = hessian_spectrum(
+        model, evalset, task, seed=1, bias_and_norm="exclude", **(kw | {"k": 0, "hutchinson_samples": 0})
+    )
     assert excl["num_parameters"] == 16 * 16 + 2 * 16  # pooler.dense.weight + classifier.weight
     assert excl["parameters"] == {"selectors": SUBSET, "bias_and_norm": "exclude"}
     assert excl["trace"] is None and excl["loss"] == pytest.approx(a["loss"])
@@ -154,24 +203,38 @@ def test_bad_requests_are_clear_errors(setup):
 def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_path):
     """`bertviz-analyze analysis=flatness run=RUN analysis.hessian.enabled=true`: θ1 of the run, the
     seeded train subset, the summary's hessian_top/hessian_trace; no surface needed."""
+    from test_analysis_support import make_run_dir
+    from test_landscape_support import data_cfg
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
     from bertviz_landscape.analysis.entrypoint import run as analyze
     from bertviz_landscape.checkpoints import content_hash
     from bertviz_landscape.config import compose
-    from test_analysis_support import make_run_dir
-    from test_landscape_support import data_cfg
 
     run = make_run_dir(tmp_path / "run", tiny_run)
     data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(tiny_run).items()]
-    cfg = compose("analyze", ["analysis=flatness", f"run={run}", f"output={tmp_path / 'f.json'}", "device=cpu",
-                              "analysis.hessian.enabled=true", "analysis.hessian.k=1", "analysis.hessian.samples=2",
-                              "analysis.hessian.num_examples=5", "analysis.hessian.params=[head]", *data])
+    cfg = compose(
+        "analyze",
+        [
+            "analysis=flatness",
+            f"run={run}",
+            f"output={tmp_path / 'f.json'}",
+            "device=cpu",
+            "analysis.hessian.enabled=true",
+            "analysis.hessian.k=1",
+            "analysis.hessian.samples=2",
+            "analysis.hessian.num_examples=5",
+            "analysis.hessian.params=[head]",
+            *data,
+        ],
+    )
     res = analyze(cfg)
     h = res["per_run"][0]["hessian"]
     assert h["num_examples"] == 5 and h["num_parameters"] == 2 * 32 + 2 and h["hutchinson_samples"] == 2
-    assert h["converged"] and len(h["top_eigenvalues"]) == 1 and h["top_eigenvalues"][0] > 0  # CE is convex in the head
+    assert (
+        h["converged"] and len(h["top_eigenvalues"]) == 1 and h["top_eigenvalues"][0] > 0
+    )  # CE is convex in the head
     assert h["checkpoint"]["sha256"] == content_hash(run / "checkpoints" / "final")
     assert res["summary"]["hessian_top"]["mean"] == pytest.approx(h["top_eigenvalues"][0])
     assert res["summary"]["hessian_trace"]["mean"] == pytest.approx(h["trace"])
@@ -179,7 +242,16 @@ def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_
     model = AutoModelForSequenceClassification.from_pretrained(str(run / "checkpoints" / "final")).eval()
     tok = AutoTokenizer.from_pretrained(str(run / "checkpoints" / "final"))
     rows = load_glue_split(get_task("mrpc"), "train", tiny_run["glue_dir"], 5, 0)
-    enc = tok(list(rows["text_a"]), list(rows["text_b"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
+    enc = tok(
+        list(rows["text_a"]),
+        list(rows["text_b"]),
+        truncation=True,
+        max_length=32,
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
-        plain = torch.nn.functional.cross_entropy(model(**enc).logits, torch.tensor(list(rows["label"]))).item()
+        plain = torch.nn.functional.cross_entropy(
+            model(**enc).logits, torch.tensor(list(rows["label"]))
+        ).item()
     assert h["loss"] == pytest.approx(plain, rel=1e-5)

@@ -34,15 +34,29 @@ def mrpc_run(tmp_path_factory):
     """θ0/θ1 of a real (short) `bertviz-train` run: MiniLM fine-tuned on 128 MRPC train examples."""
     run = os.environ.get("BVL_MRPC_RUN")
     if not run:
-        from bertviz_landscape.train import train
         from conftest import compose_train
 
+        from bertviz_landscape.train import train
+
         run = tmp_path_factory.mktemp("mrpc_run")
-        train(compose_train([
-            "task=mrpc", "init=pretrained", "model=minilm", "logger=none", "callbacks=none", f"data.glue_dir={GLUE}",
-            "data.max_train_samples=128", "data.max_eval_samples=32", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-            "trainer.enable_progress_bar=false",
-        ]), run)
+        train(
+            compose_train(
+                [
+                    "task=mrpc",
+                    "init=pretrained",
+                    "model=minilm",
+                    "logger=none",
+                    "callbacks=none",
+                    f"data.glue_dir={GLUE}",
+                    "data.max_train_samples=128",
+                    "data.max_eval_samples=32",
+                    "trainer.max_epochs=1",
+                    "trainer.accelerator=cpu",
+                    "trainer.enable_progress_bar=false",
+                ]
+            ),
+            run,
+        )
     return Path(run) / "checkpoints" / "init", Path(run) / "checkpoints" / "final"
 
 
@@ -51,14 +65,23 @@ def plain_transformers_dev_loss(theta0, theta1, alpha):
 
     m0 = AutoModelForSequenceClassification.from_pretrained(str(theta0)).eval()
     s1 = AutoModelForSequenceClassification.from_pretrained(str(theta1)).state_dict()
-    m0.load_state_dict({k: v + alpha * (s1[k] - v) if v.is_floating_point() else v for k, v in m0.state_dict().items()})
+    m0.load_state_dict(
+        {k: v + alpha * (s1[k] - v) if v.is_floating_point() else v for k, v in m0.state_dict().items()}
+    )
     tok = AutoTokenizer.from_pretrained(str(theta0))
     rows = _read("dev")
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(rows), 64):
-            chunk = rows[i:i + 64]
-            enc = tok([r["#1 String"] for r in chunk], [r["#2 String"] for r in chunk], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            chunk = rows[i : i + 64]
+            enc = tok(
+                [r["#1 String"] for r in chunk],
+                [r["#2 String"] for r in chunk],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
             labels = torch.tensor([int(r["Quality"]) for r in chunk])
             total += float(torch.nn.functional.cross_entropy(m0(**enc).logits, labels, reduction="sum"))
     return total / len(rows)
@@ -69,10 +92,25 @@ def test_mrpc_difference_curve_matches_plain_transformers(mrpc_run, tmp_path):
     from bertviz_landscape.landscape.sweep import landscape
 
     theta0, theta1 = mrpc_run
-    data = {"glue_dir": str(GLUE), "max_eval_samples": None, "subset_seed": 0, "max_length": 128, "eval_batch_size": 64,
-            "cache_dir": str(tmp_path / "cache")}
-    res = landscape(task="mrpc", theta0=theta0, theta1=theta1, output=tmp_path / "curve.h5", grid={"x": {"min": 0.0, "max": 1.0, "num": 3}},
-                    directions={"name": "difference"}, data=data, splits=["dev"], progress=False)
+    data = {
+        "glue_dir": str(GLUE),
+        "max_eval_samples": None,
+        "subset_seed": 0,
+        "max_length": 128,
+        "eval_batch_size": 64,
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    res = landscape(
+        task="mrpc",
+        theta0=theta0,
+        theta1=theta1,
+        output=tmp_path / "curve.h5",
+        grid={"x": {"min": 0.0, "max": 1.0, "num": 3}},
+        directions={"name": "difference"},
+        data=data,
+        splits=["dev"],
+        progress=False,
+    )
     surf = load_surface(res.surface)
     assert surf.meta["data"]["splits"]["dev"]["num_examples"] == len(_read("dev")) == 408
     for i, alpha in enumerate((0.0, 0.5, 1.0)):

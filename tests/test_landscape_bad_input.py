@@ -11,19 +11,26 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-
 from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.landscape.entrypoint import CONFIG_PATH, run
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.landscape.entrypoint import CONFIG_PATH, run
 
 
 def compose_cfg(tiny_run, tmp_path, overrides):
     d = data_cfg(tiny_run)
     base = [
-        "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"output={tmp_path / 'out.h5'}",
-        f"paths.output_dir={tmp_path}", "progress=false", f"data.glue_dir={d['glue_dir']}",
-        f"data.cache_dir={d['cache_dir']}", "data.max_length=32", "data.eval_batch_size=4", "grid.x.num=2",
+        "task=mrpc",
+        f"theta0={tiny_run['theta0']}",
+        f"theta1={tiny_run['theta1']}",
+        f"output={tmp_path / 'out.h5'}",
+        f"paths.output_dir={tmp_path}",
+        "progress=false",
+        f"data.glue_dir={d['glue_dir']}",
+        f"data.cache_dir={d['cache_dir']}",
+        "data.max_length=32",
+        "data.eval_batch_size=4",
+        "grid.x.num=2",
     ]
     with initialize_config_dir(config_dir=str(Path(CONFIG_PATH).resolve()), version_base="1.3"):
         return compose("landscape", overrides=base + overrides)
@@ -56,13 +63,25 @@ def other_vocab(tiny_run):
 CASES = {
     "different architectures": (lambda r, a, v: [f"theta1={a}"], "different architectures"),
     "different vocabularies": (lambda r, a, v: [f"theta1={v}"], "different vocabularies"),
-    "missing checkpoint": (lambda r, a, v: [f"theta1={r['root'] / 'nope'}"], "theta1: directory .* does not exist"),
+    "missing checkpoint": (
+        lambda r, a, v: [f"theta1={r['root'] / 'nope'}"],
+        "theta1: directory .* does not exist",
+    ),
     "missing theta0 files": (lambda r, a, v: [f"theta0={r['glue_dir']}"], "theta0: .* has no config.json"),
     "empty grid (no x axis)": (lambda r, a, v: ["grid.x=null"], "empty grid"),
     "num < 1": (lambda r, a, v: ["grid.x.num=0"], r"empty grid: grid.x.num = 0"),
-    "min >= max": (lambda r, a, v: ["grid.x.min=1.0", "grid.x.max=1.0"], r"grid.x.min \(1.0\) must be < grid.x.max"),
-    "min >= max on y": (lambda r, a, v: ["grid=demo", f"theta2={r['theta2']}", "grid.y.min=2", "grid.y.max=-1"], r"grid.y.min"),
-    "shard outside range": (lambda r, a, v: ["shard=3", "num_shards=3"], r"shard index 3 is outside \[0, 3\)"),
+    "min >= max": (
+        lambda r, a, v: ["grid.x.min=1.0", "grid.x.max=1.0"],
+        r"grid.x.min \(1.0\) must be < grid.x.max",
+    ),
+    "min >= max on y": (
+        lambda r, a, v: ["grid=demo", f"theta2={r['theta2']}", "grid.y.min=2", "grid.y.max=-1"],
+        r"grid.y.min",
+    ),
+    "shard outside range": (
+        lambda r, a, v: ["shard=3", "num_shards=3"],
+        r"shard index 3 is outside \[0, 3\)",
+    ),
     "negative shard": (lambda r, a, v: ["shard=-1", "num_shards=2"], r"shard index -1 is outside"),
     "num_shards < 1": (lambda r, a, v: ["num_shards=0"], "num_shards must be >= 1"),
     "theta2 missing for 2D difference": (lambda r, a, v: ["grid=demo"], "needs theta2"),
@@ -83,9 +102,20 @@ def test_bad_input_raises_and_writes_nothing(tiny_run, other_arch, other_vocab, 
 
 def test_bad_input_exits_nonzero_from_the_command_line(tiny_run, tmp_path):
     """The console path: status 2 and one line naming the problem."""
-    cmd = [sys.executable, "-m", "bertviz_landscape.landscape", "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}",
-           "grid=demo", f"output={tmp_path / 'out.h5'}", f"paths.output_dir={tmp_path}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertviz_landscape.landscape",
+        "task=mrpc",
+        f"theta0={tiny_run['theta0']}",
+        f"theta1={tiny_run['theta1']}",
+        "grid=demo",
+        f"output={tmp_path / 'out.h5'}",
+        f"paths.output_dir={tmp_path}",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert proc.returncode == 2
     assert "error: a 2D difference surface needs theta2" in proc.stderr
     assert not (tmp_path / "out.h5").exists()

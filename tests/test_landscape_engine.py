@@ -8,13 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from test_landscape_support import TINY, build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.parameters import layer_map, select_parameters
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.landscape.sweep import landscape
+from bertviz_landscape.parameters import layer_map, select_parameters
 
 LINE = {"x": {"min": -0.5, "max": 1.5, "num": 3}}
 
@@ -44,8 +43,15 @@ def reference_dev_loss(theta0, theta1, alpha, glue_dir):
     losses = []
     with torch.no_grad():
         for i in range(0, len(rows), 5):
-            chunk = rows[i:i + 5]
-            enc = tok([r["#1 String"] for r in chunk], [r["#2 String"] for r in chunk], padding=True, truncation=True, max_length=32, return_tensors="pt")
+            chunk = rows[i : i + 5]
+            enc = tok(
+                [r["#1 String"] for r in chunk],
+                [r["#2 String"] for r in chunk],
+                padding=True,
+                truncation=True,
+                max_length=32,
+                return_tensors="pt",
+            )
             labels = torch.tensor([int(r["Quality"]) for r in chunk])
             logits = m0(**enc).logits
             losses.append(torch.nn.functional.cross_entropy(logits, labels, reduction="none"))
@@ -53,8 +59,17 @@ def reference_dev_loss(theta0, theta1, alpha, glue_dir):
 
 
 def test_1d_difference_matches_plain_transformers(tiny_run, tmp_path):
-    res = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "s.h5", grid={"x": {"min": 0, "max": 1, "num": 3}},
-                    directions={"name": "difference"}, data=data_cfg(tiny_run), splits=["dev"], progress=False)
+    res = landscape(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        output=tmp_path / "s.h5",
+        grid={"x": {"min": 0, "max": 1, "num": 3}},
+        directions={"name": "difference"},
+        data=data_cfg(tiny_run),
+        splits=["dev"],
+        progress=False,
+    )
     surf = load_surface(res.surface)
     assert list(surf.x) == [0.0, 0.5, 1.0]
     for i, alpha in enumerate(surf.x):
@@ -65,8 +80,17 @@ def test_1d_difference_matches_plain_transformers(tiny_run, tmp_path):
 
 def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
     grid = {"x": {"min": -0.5, "max": 1.5, "num": 3}, "y": {"min": -1, "max": 1, "num": 2}}  # non-square
-    res = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "s.h5", grid=grid,
-                    directions={"name": "difference", "rescale_y": True}, data=data_cfg(tiny_run), theta2=tiny_run["theta2"], progress=False)
+    res = landscape(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        output=tmp_path / "s.h5",
+        grid=grid,
+        directions={"name": "difference", "rescale_y": True},
+        data=data_cfg(tiny_run),
+        theta2=tiny_run["theta2"],
+        progress=False,
+    )
     surf = load_surface(res.surface)
     assert surf.two_d and surf.x.shape == (3,) and surf.y.shape == (2,)
     for split in ("train", "dev"):
@@ -76,7 +100,13 @@ def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
     d = surf.meta["directions"]
     assert d["recipe"] == "difference" and d["center"] == "theta0"
     assert d["norm_y"] == pytest.approx(d["norm_x"], rel=1e-6)  # rescaled to ‖δ1‖
-    assert -1 <= d["cosine_xy"] <= 1 and set(d["layer_norms_x"]) == {"embeddings", "layer.0", "layer.1", "pooler", "head"}
+    assert -1 <= d["cosine_xy"] <= 1 and set(d["layer_norms_x"]) == {
+        "embeddings",
+        "layer.0",
+        "layer.1",
+        "pooler",
+        "head",
+    }
     ck = surf.meta["checkpoints"]
     assert set(ck) == {"theta0", "theta1", "theta2"} and all(len(c["sha256"]) == 64 for c in ck.values())
     assert surf.meta["data"]["splits"]["dev"]["num_examples"] == 9
@@ -89,17 +119,19 @@ def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
 
 def test_grid_point_is_set_from_fixed_base(tiny_run, tmp_path):
     """Visiting points in any order gives the same values: no cumulative steps, no drift."""
-    from bertviz_landscape.data.tasks import get_task
     from bertviz_landscape.checkpoints import load_checkpoints
-    from bertviz_landscape.landscape.sweep import build_directions, load_eval_sets
+    from bertviz_landscape.data.tasks import get_task
     from bertviz_landscape.landscape.evaluator import Evaluator
+    from bertviz_landscape.landscape.sweep import build_directions, load_eval_sets
 
     task = get_task("mrpc")
     model, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     d = build_directions(recipe({"name": "difference"}), cks, False)
     from bertviz_landscape.landscape.request import DataRequest
 
-    sets = load_eval_sets(task, DataRequest.from_config(data_cfg(tiny_run)), ["dev"], cks["theta0"].path, "cpu")
+    sets = load_eval_sets(
+        task, DataRequest.from_config(data_cfg(tiny_run)), ["dev"], cks["theta0"].path, "cpu"
+    )
     ev = Evaluator(model, task, cks["theta0"].state, d, sets)
     first = ev.evaluate(0.3)
     for a in (1.5, -0.5, 7.0, 0.3):
@@ -115,8 +147,24 @@ def test_hidden_state_cache_equals_full_forward(tiny_run, tmp_path):
     common = dict(grid=LINE, data=data_cfg(tiny_run), progress=False)
     for params in (["layer.1", "head"], ["pooler"], ["head"]):
         d = {"name": "difference", "params": params}
-        a = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / f"c{params[0]}.h5", directions=d, hidden_state_cache=True, **common)
-        b = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / f"n{params[0]}.h5", directions=d, hidden_state_cache=False, **common)
+        a = landscape(
+            task="mrpc",
+            theta0=tiny_run["theta0"],
+            theta1=tiny_run["theta1"],
+            output=tmp_path / f"c{params[0]}.h5",
+            directions=d,
+            hidden_state_cache=True,
+            **common,
+        )
+        b = landscape(
+            task="mrpc",
+            theta0=tiny_run["theta0"],
+            theta1=tiny_run["theta1"],
+            output=tmp_path / f"n{params[0]}.h5",
+            directions=d,
+            hidden_state_cache=False,
+            **common,
+        )
         sa, sb = load_surface(a.surface), load_surface(b.surface)
         assert sa.meta["evaluation"]["hidden_state_cache"] and not sb.meta["evaluation"]["hidden_state_cache"]
         for key in sa.keys():
@@ -165,13 +213,25 @@ def test_pca_directions_from_snapshots_via_gram(tmp_path, tiny_run):
     snap = tmp_path / "run" / "snapshots"
     snap.mkdir(parents=True)
     names = list(t0)
-    (snap / "meta.json").write_text(json.dumps({"format": FORMAT, "dtype": "float32", "every_n_steps": 1, "theta0": "../checkpoints/init",
-                                                "parameters": [{"name": n, "shape": list(t0[n].shape)} for n in names]}))
+    (snap / "meta.json").write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "dtype": "float32",
+                "every_n_steps": 1,
+                "theta0": "../checkpoints/init",
+                "parameters": [{"name": n, "shape": list(t0[n].shape)} for n in names],
+            }
+        )
+    )
     gen = torch.Generator().manual_seed(0)
     deltas = []
     for step in range(1, 7):
         frac = step / 6
-        d = {n: (t1[n] - t0[n]) * frac + 0.01 * frac * (1 - frac) * torch.randn(t0[n].shape, generator=gen) for n in names}
+        d = {
+            n: (t1[n] - t0[n]) * frac + 0.01 * frac * (1 - frac) * torch.randn(t0[n].shape, generator=gen)
+            for n in names
+        }
         deltas.append(torch.cat([d[n].reshape(-1) for n in names]))
         write_snapshot(snap, step, 0, None, d)
     from bertviz_landscape.snapshots import Snapshots
@@ -188,8 +248,17 @@ def test_pca_directions_from_snapshots_via_gram(tmp_path, tiny_run):
 
 
 def test_non_finite_points_are_stored_not_raised(tiny_run, tmp_path):
-    res = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "s.h5", grid={"x": {"min": 0, "max": 1e30, "num": 2}},
-                    directions={"name": "difference"}, data=data_cfg(tiny_run), splits=["dev"], progress=False)
+    res = landscape(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        output=tmp_path / "s.h5",
+        grid={"x": {"min": 0, "max": 1e30, "num": 2}},
+        directions={"name": "difference"},
+        data=data_cfg(tiny_run),
+        splits=["dev"],
+        progress=False,
+    )
     surf = load_surface(res.surface)
     assert math.isfinite(surf["dev_loss"][0]) and not math.isfinite(surf["dev_loss"][1])
 
@@ -197,9 +266,26 @@ def test_non_finite_points_are_stored_not_raised(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_bf16_deviation_is_small(tiny_run, tmp_path):
     common = dict(grid=LINE, directions={"name": "difference"}, data=data_cfg(tiny_run), progress=False)
-    a = load_surface(landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "a.h5", **common).surface)
+    a = load_surface(
+        landscape(
+            task="mrpc",
+            theta0=tiny_run["theta0"],
+            theta1=tiny_run["theta1"],
+            output=tmp_path / "a.h5",
+            **common,
+        ).surface
+    )
     for precision in ("bf16", "bf16-weights"):
-        b = load_surface(landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / f"{precision}.h5", precision=precision, **common).surface)
+        b = load_surface(
+            landscape(
+                task="mrpc",
+                theta0=tiny_run["theta0"],
+                theta1=tiny_run["theta1"],
+                output=tmp_path / f"{precision}.h5",
+                precision=precision,
+                **common,
+            ).surface
+        )
         assert b.meta["evaluation"]["precision"] == precision
         np.testing.assert_allclose(b["dev_loss"], a["dev_loss"], rtol=0.05)
 
@@ -215,10 +301,25 @@ def test_wandb_logs_image_and_artifact_offline(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     d = data_cfg(tiny_run)
-    overrides = ["task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}", "grid=demo",
-                 "grid.x.num=2", "grid.y.num=2", f"output={tmp_path / 's.h5'}", f"paths.output_dir={tmp_path}", "progress=false",
-                 f"data.glue_dir={d['glue_dir']}", f"data.cache_dir={d['cache_dir']}", "data.max_length=32", "data.eval_batch_size=4",
-                 "splits=[dev]", "wandb.enabled=true", f"wandb.dir={tmp_path}"]
+    overrides = [
+        "task=mrpc",
+        f"theta0={tiny_run['theta0']}",
+        f"theta1={tiny_run['theta1']}",
+        f"theta2={tiny_run['theta2']}",
+        "grid=demo",
+        "grid.x.num=2",
+        "grid.y.num=2",
+        f"output={tmp_path / 's.h5'}",
+        f"paths.output_dir={tmp_path}",
+        "progress=false",
+        f"data.glue_dir={d['glue_dir']}",
+        f"data.cache_dir={d['cache_dir']}",
+        "data.max_length=32",
+        "data.eval_batch_size=4",
+        "splits=[dev]",
+        "wandb.enabled=true",
+        f"wandb.dir={tmp_path}",
+    ]
     with initialize_config_dir(config_dir=str(Path(CONFIG_PATH).resolve()), version_base="1.3"):
         cfg = compose("landscape", overrides=overrides)
     assert cfg.wandb.mode == "offline"

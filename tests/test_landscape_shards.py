@@ -8,19 +8,31 @@ import sys
 
 import numpy as np
 import pytest
-
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape.shards import merge_parts
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.landscape.sweep import landscape
 
-GRID = {"x": {"min": -0.5, "max": 1.5, "num": 4}, "y": {"min": -1.0, "max": 1.0, "num": 3}}  # 12 points, non-square
+GRID = {
+    "x": {"min": -0.5, "max": 1.5, "num": 4},
+    "y": {"min": -1.0, "max": 1.0, "num": 3},
+}  # 12 points, non-square
 
 
 def _single(tiny_run, out, **kw):
-    return landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=out, grid=GRID,
-                     directions={"name": "difference"}, data=data_cfg(tiny_run), theta2=tiny_run["theta2"], progress=False, **kw)
+    return landscape(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        output=out,
+        grid=GRID,
+        directions={"name": "difference"},
+        data=data_cfg(tiny_run),
+        theta2=tiny_run["theta2"],
+        progress=False,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +53,43 @@ def assert_same_surface(a, b):
 def cli_args(tiny_run, out, tmp_path):
     d = data_cfg(tiny_run)
     return [
-        "task=mrpc", f"theta0={tiny_run['theta0']}", f"theta1={tiny_run['theta1']}", f"theta2={tiny_run['theta2']}",
-        "grid=demo", "grid.x.num=4", "grid.y.num=3", "grid.y.min=-1.0", "grid.y.max=1.0",
-        f"output={out}", f"paths.output_dir={tmp_path / 'outputs'}", "progress=false",
-        f"data.glue_dir={d['glue_dir']}", f"data.cache_dir={d['cache_dir']}", "data.max_length=32",
-        "data.eval_batch_size=4", "data.max_train_samples=null",
+        "task=mrpc",
+        f"theta0={tiny_run['theta0']}",
+        f"theta1={tiny_run['theta1']}",
+        f"theta2={tiny_run['theta2']}",
+        "grid=demo",
+        "grid.x.num=4",
+        "grid.y.num=3",
+        "grid.y.min=-1.0",
+        "grid.y.max=1.0",
+        f"output={out}",
+        f"paths.output_dir={tmp_path / 'outputs'}",
+        "progress=false",
+        f"data.glue_dir={d['glue_dir']}",
+        f"data.cache_dir={d['cache_dir']}",
+        "data.max_length=32",
+        "data.eval_batch_size=4",
+        "data.max_train_samples=null",
     ]
 
 
-@pytest.mark.parametrize("num_shards", [2, pytest.param(3, marks=pytest.mark.slow)])  # 3 shards: make test-all
+@pytest.mark.parametrize(
+    "num_shards", [2, pytest.param(3, marks=pytest.mark.slow)]
+)  # 3 shards: make test-all
 def test_joblib_shards_merge_to_single_process_surface(tiny_run, reference, tmp_path, num_shards):
     out = tmp_path / "sharded.h5"
     shards = ",".join(str(s) for s in range(num_shards))
-    cmd = [sys.executable, "-m", "bertviz_landscape.landscape", "-m", f"shard={shards}", f"num_shards={num_shards}",
-           "hydra/launcher=joblib", f"hydra.launcher.n_jobs={num_shards}", *cli_args(tiny_run, out, tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertviz_landscape.landscape",
+        "-m",
+        f"shard={shards}",
+        f"num_shards={num_shards}",
+        "hydra/launcher=joblib",
+        f"hydra.launcher.n_jobs={num_shards}",
+        *cli_args(tiny_run, out, tmp_path),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

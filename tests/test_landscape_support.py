@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY_MODEL as TINY  # the 2-layer, hidden-32 BERT of every unit test
 
 MRPC_ROWS = [
@@ -41,12 +40,21 @@ def write_glue(root: Path, rows=MRPC_ROWS) -> Path:
     return root
 
 
-def build_tiny(path: Path, seed: int = 0, overrides: dict | None = None, move_from=None, scale: float = 0.05, move_seed: int = 1):
+def build_tiny(
+    path: Path,
+    seed: int = 0,
+    overrides: dict | None = None,
+    move_from=None,
+    scale: float = 0.05,
+    move_seed: int = 1,
+):
     """Save a tiny scratch BERT for MRPC; with `move_from`, θ = that checkpoint + a seeded move."""
     from bertviz_landscape.data.tasks import get_task
     from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
 
-    model = build_initial_model("all-minilm-l6-v2", get_task("mrpc"), "scratch", seed, {**TINY, **(overrides or {})})
+    model = build_initial_model(
+        "all-minilm-l6-v2", get_task("mrpc"), "scratch", seed, {**TINY, **(overrides or {})}
+    )
     if move_from is not None:
         from transformers import AutoModelForSequenceClassification
 
@@ -68,12 +76,26 @@ def tiny_run(tmp_path_factory):
     theta1 = build_tiny(root / "final", move_from=theta0, move_seed=1)
     theta2 = build_tiny(root / "other", move_from=theta0, move_seed=2)
     glue = write_glue(root / "glue")
-    return {"theta0": theta0, "theta1": theta1, "theta2": theta2, "glue_dir": glue, "cache_dir": root / "cache", "root": root}
+    return {
+        "theta0": theta0,
+        "theta1": theta1,
+        "theta2": theta2,
+        "glue_dir": glue,
+        "cache_dir": root / "cache",
+        "root": root,
+    }
 
 
 def data_cfg(run, **kw) -> dict:
-    cfg = {"glue_dir": str(run["glue_dir"]), "max_train_samples": None, "max_eval_samples": None,
-           "subset_seed": 0, "max_length": 32, "eval_batch_size": 4, "cache_dir": str(run["cache_dir"])}
+    cfg = {
+        "glue_dir": str(run["glue_dir"]),
+        "max_train_samples": None,
+        "max_eval_samples": None,
+        "subset_seed": 0,
+        "max_length": 32,
+        "eval_batch_size": 4,
+        "cache_dir": str(run["cache_dir"]),
+    }
     cfg.update(kw)
     return cfg
 

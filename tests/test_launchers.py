@@ -19,25 +19,37 @@ import sys
 
 import pytest
 import torch
+from conftest import write_glue
 from safetensors.torch import load_file
-
 from test_landscape_shards import assert_same_surface, cli_args, reference  # noqa: F401  (fixture)
 from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape.surface import load_surface
 
-from conftest import write_glue
-
 pytestmark = pytest.mark.slow
 
 LAUNCHERS = {
     # name: (the plugin module, the extra that installs it, overrides for a CPU-only 2-core machine)
-    "slurm_local": ("hydra_plugins.hydra_submitit_launcher", "slurm",
-                    ["hydra/launcher=slurm_local", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
-                     "hydra.launcher.timeout_min=20"]),
-    "ray_local": ("hydra_plugins.hydra_ray_launcher", "ray",
-                  ["hydra/launcher=ray_local", "hydra.launcher.ray.remote.num_gpus=0", "hydra.launcher.ray.remote.num_cpus=1",
-                   "+hydra.launcher.ray.init.num_cpus=2"]),
+    "slurm_local": (
+        "hydra_plugins.hydra_submitit_launcher",
+        "slurm",
+        [
+            "hydra/launcher=slurm_local",
+            "hydra.launcher.gpus_per_node=0",
+            "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.timeout_min=20",
+        ],
+    ),
+    "ray_local": (
+        "hydra_plugins.hydra_ray_launcher",
+        "ray",
+        [
+            "hydra/launcher=ray_local",
+            "hydra.launcher.ray.remote.num_gpus=0",
+            "hydra.launcher.ray.remote.num_cpus=1",
+            "+hydra.launcher.ray.init.num_cpus=2",
+        ],
+    ),
 }
 
 
@@ -49,18 +61,39 @@ def launcher(name: str) -> list[str]:
 
 
 def run_module(module: str, args: list[str], cwd, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONWARNINGS": "ignore",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize("name", list(LAUNCHERS))
 def test_sharded_grid_equals_single_process_surface(name, tiny_run, reference, tmp_path):
     overrides = launcher(name)
     out = tmp_path / "sharded.h5"
-    proc = run_module("bertviz_landscape.landscape", ["-m", "shard=0,1", "num_shards=2", *overrides,
-                                                      f"hydra.sweep.dir={tmp_path / 'sweep'}", *cli_args(tiny_run, out, tmp_path)],
-                      cwd=tmp_path)
+    proc = run_module(
+        "bertviz_landscape.landscape",
+        [
+            "-m",
+            "shard=0,1",
+            "num_shards=2",
+            *overrides,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *cli_args(tiny_run, out, tmp_path),
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
     assert out.is_file(), "the last shard to finish merges"
     assert_same_surface(load_surface(out), reference)
@@ -68,9 +101,18 @@ def test_sharded_grid_equals_single_process_surface(name, tiny_run, reference, t
     assert len(list(parts.glob("points-*.jsonl"))) == 2  # two shards, each in its own job
 
 
-TRAIN = ["model=tiny", "init=scratch", "logger=none", "data.batch_size=8", "data.eval_batch_size=8", "trainer.max_epochs=1",
-         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-         "callbacks.snapshots.every_n_steps=2"]
+TRAIN = [
+    "model=tiny",
+    "init=scratch",
+    "logger=none",
+    "data.batch_size=8",
+    "data.eval_batch_size=8",
+    "trainer.max_epochs=1",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.snapshots.every_n_steps=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +121,18 @@ def reference_multirun(tmp_path_factory):
     count as the launched jobs (OMP_NUM_THREADS=1): floating-point results depend on it."""
     root = tmp_path_factory.mktemp("basic")
     glue = write_glue(root / "glue")
-    proc = run_module("bertviz_landscape.train", ["-m", "task=mrpc,rte", *TRAIN, f"data.glue_dir={glue}",
-                                                  "hydra/launcher=basic", f"hydra.sweep.dir={root / 'sweep'}"], cwd=root)
+    proc = run_module(
+        "bertviz_landscape.train",
+        [
+            "-m",
+            "task=mrpc,rte",
+            *TRAIN,
+            f"data.glue_dir={glue}",
+            "hydra/launcher=basic",
+            f"hydra.sweep.dir={root / 'sweep'}",
+        ],
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return {"glue": glue, "sweep": root / "sweep"}
 
@@ -89,8 +141,18 @@ def reference_multirun(tmp_path_factory):
 def test_training_multirun_equals_runs_in_one_process(name, reference_multirun, tmp_path):
     overrides = launcher(name)
     sweep = tmp_path / "sweep"
-    proc = run_module("bertviz_landscape.train", ["-m", "task=mrpc,rte", *TRAIN, f"data.glue_dir={reference_multirun['glue']}",
-                                                  *overrides, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    proc = run_module(
+        "bertviz_landscape.train",
+        [
+            "-m",
+            "task=mrpc,rte",
+            *TRAIN,
+            f"data.glue_dir={reference_multirun['glue']}",
+            *overrides,
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [j.name for j in jobs] == ["0_mrpc_scratch", "1_rte_scratch"]
@@ -98,6 +160,13 @@ def test_training_multirun_equals_runs_in_one_process(name, reference_multirun, 
         ref_job = reference_multirun["sweep"] / job.name
         got = load_file(str(job / "checkpoints" / "final" / "model.safetensors"))
         ref = load_file(str(ref_job / "checkpoints" / "final" / "model.safetensors"))
-        assert all(torch.equal(got[k], ref[k]) for k in ref), f"{job.name}: θ1 differs from the same run in one process"
-        assert json.loads((job / "metrics.json").read_text())["dev"] == json.loads((ref_job / "metrics.json").read_text())["dev"]
-        assert len(list((job / "snapshots").glob("step_*.safetensors"))) == len(list((ref_job / "snapshots").glob("step_*.safetensors")))
+        assert all(torch.equal(got[k], ref[k]) for k in ref), (
+            f"{job.name}: θ1 differs from the same run in one process"
+        )
+        assert (
+            json.loads((job / "metrics.json").read_text())["dev"]
+            == json.loads((ref_job / "metrics.json").read_text())["dev"]
+        )
+        assert len(list((job / "snapshots").glob("step_*.safetensors"))) == len(
+            list((ref_job / "snapshots").glob("step_*.safetensors"))
+        )

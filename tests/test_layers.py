@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from test_analysis_support import make_run_dir
 from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
@@ -35,7 +34,9 @@ def result(tiny_run, tmp_path_factory):
 
     model = AutoModelForSequenceClassification.from_pretrained(str(final))
     with torch.no_grad():  # a head that reads the pooled state loudly: logits of order 1
-        model.classifier.weight.copy_(torch.randn(model.classifier.weight.shape, generator=torch.Generator().manual_seed(4)))
+        model.classifier.weight.copy_(
+            torch.randn(model.classifier.weight.shape, generator=torch.Generator().manual_seed(4))
+        )
     model.save_pretrained(str(final))
     run = make_run_dir(root / "run", tiny_run, final=final)
     out = layers([run], alphas=[0.0, 0.5, 1.0], data=data_cfg(tiny_run), device="cpu")
@@ -54,7 +55,14 @@ def plain_losses(checkpoint, state: dict | None, glue_dir) -> dict:
     out = {}
     for split in ("train", "dev"):
         rows = load_glue_split(get_task("mrpc"), split, glue_dir)
-        enc = tokenizer(list(rows["text_a"]), list(rows["text_b"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
+        enc = tokenizer(
+            list(rows["text_a"]),
+            list(rows["text_b"]),
+            truncation=True,
+            max_length=32,
+            padding=True,
+            return_tensors="pt",
+        )
         labels = torch.tensor(list(rows["label"]))
         with torch.no_grad():
             logits = model(**enc).logits
@@ -65,7 +73,11 @@ def plain_losses(checkpoint, state: dict | None, glue_dir) -> dict:
 
 
 def by_kind(entry, kind, k=None, layer=None):
-    found = [r for r in entry["rollback"] if r["kind"] == kind and (k is None or r["k"] == k) and (layer is None or r["layers"] == [layer])]
+    found = [
+        r
+        for r in entry["rollback"]
+        if r["kind"] == kind and (k is None or r["k"] == k) and (layer is None or r["layers"] == [layer])
+    ]
     assert len(found) == 1, (kind, k, layer)
     return found[0]
 
@@ -86,8 +98,10 @@ def test_rollback_of_none_is_theta1_and_of_all_is_theta0(result, tiny_run):
     change = by_kind(entry, "all")["train_loss"] - by_kind(entry, "none")["train_loss"]
     assert abs(change) > 0.05
     # its paired standard error: of the per-example differences, same examples at both points
-    diff = plain_losses(run / "checkpoints" / "init", None, tiny_run["glue_dir"])["train_losses"] - \
-        plain_losses(run / "checkpoints" / "final", None, tiny_run["glue_dir"])["train_losses"]
+    diff = (
+        plain_losses(run / "checkpoints" / "init", None, tiny_run["glue_dir"])["train_losses"]
+        - plain_losses(run / "checkpoints" / "final", None, tiny_run["glue_dir"])["train_losses"]
+    )
     se = float(diff.std(correction=1)) / math.sqrt(diff.numel())
     assert by_kind(entry, "all")["train_loss_change"] == pytest.approx(change)
     assert by_kind(entry, "all")["train_loss_change_stderr"] == pytest.approx(se, rel=1e-4)
@@ -109,7 +123,9 @@ def test_single_and_top_k_rollbacks_and_curves_match_plain_transformers(result, 
     r = by_kind(entry, "single", layer="layer.1")
     assert r["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
     assert r["dev_loss"] == pytest.approx(single["dev_loss"], rel=1e-5)
-    top2 = plain_losses(run / "checkpoints" / "final", rolled(["pooler.", "classifier."]), tiny_run["glue_dir"])
+    top2 = plain_losses(
+        run / "checkpoints" / "final", rolled(["pooler.", "classifier."]), tiny_run["glue_dir"]
+    )
     r = by_kind(entry, "top_k", k=2)
     assert r["layers"] == ["pooler", "head"]
     assert r["train_loss"] == pytest.approx(top2["train_loss"], rel=1e-5)
@@ -121,7 +137,9 @@ def test_single_and_top_k_rollbacks_and_curves_match_plain_transformers(result, 
         curve = entry["curves"][layer]
         assert curve["alpha"] == [0.0, 0.5, 1.0]
         assert curve["train_loss"][2] == pytest.approx(none["train_loss"], rel=1e-5)
-        assert curve["train_loss"][0] == pytest.approx(by_kind(entry, "single", layer=layer)["train_loss"], rel=1e-6)
+        assert curve["train_loss"][0] == pytest.approx(
+            by_kind(entry, "single", layer=layer)["train_loss"], rel=1e-6
+        )
         assert len(curve["dev_error"]) == len(curve["dev_loss"]) == 3
     # every kind, k = 1 … n−1 for bottom and top
     n = len(LAYERS)
@@ -135,17 +153,31 @@ def test_relative_change_and_cosine_by_hand(result):
     entry = out["per_run"][0]
     theta0 = load_file(str(run / "checkpoints" / "init" / "model.safetensors"))
     theta1 = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
-    for layer, prefix in (("layer.0", "bert.encoder.layer.0."), ("head", "classifier."), ("embeddings", "bert.embeddings.")):
+    for layer, prefix in (
+        ("layer.0", "bert.encoder.layer.0."),
+        ("head", "classifier."),
+        ("embeddings", "bert.embeddings."),
+    ):
         keys = [k for k in theta0 if k.startswith(prefix)]
         num = sum(float(((theta1[k].double() - theta0[k].double()) ** 2).sum()) for k in keys)
         den = sum(float((theta0[k].double() ** 2).sum()) for k in keys)
         dot = sum(float((theta1[k].double() * theta0[k].double()).sum()) for k in keys)
         n1 = sum(float((theta1[k].double() ** 2).sum()) for k in keys)
-        assert entry["relative_change"][layer] == pytest.approx(math.sqrt(num / den), rel=1e-6)  # δ1 is formed in float32
+        assert entry["relative_change"][layer] == pytest.approx(
+            math.sqrt(num / den), rel=1e-6
+        )  # δ1 is formed in float32
         assert entry["cosine"][layer] == pytest.approx(dot / math.sqrt(den * n1), rel=1e-6)
     s = out["summary"]
-    assert s["relative_change_layer.0"] == {"mean": pytest.approx(entry["relative_change"]["layer.0"]), "std": 0.0, "n": 1}
-    assert "rollback_bottom_2_dev_error" in s and "rollback_top_1_train_loss" in s and "rollback_single_head_dev_error" in s
+    assert s["relative_change_layer.0"] == {
+        "mean": pytest.approx(entry["relative_change"]["layer.0"]),
+        "std": 0.0,
+        "n": 1,
+    }
+    assert (
+        "rollback_bottom_2_dev_error" in s
+        and "rollback_top_1_train_loss" in s
+        and "rollback_single_head_dev_error" in s
+    )
     assert out["runs"][0]["task"] == "mrpc" and out["analysis"] == "layers"
 
 
@@ -153,16 +185,37 @@ def test_cli_config_and_unknown_layer(tiny_run, tmp_path):
     run = make_run_dir(tmp_path / "run", tiny_run)
     data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(tiny_run).items()]
     out = tmp_path / "layers.json"
-    cfg = compose("analyze", ["analysis=layers", f"run={run}", f"output={out}", "device=cpu", "progress=false",
-                              "analysis.alpha.num=2", "analysis.alpha.min=0", "analysis.alpha.max=1", "analysis.layers=[head]",
-                              "analysis.rollback=false", "analysis.max_train_samples=null", *data])
+    cfg = compose(
+        "analyze",
+        [
+            "analysis=layers",
+            f"run={run}",
+            f"output={out}",
+            "device=cpu",
+            "progress=false",
+            "analysis.alpha.num=2",
+            "analysis.alpha.min=0",
+            "analysis.alpha.max=1",
+            "analysis.layers=[head]",
+            "analysis.rollback=false",
+            "analysis.max_train_samples=null",
+            *data,
+        ],
+    )
     res = analyze(cfg)
     written = json.loads(out.read_text())
-    assert written["per_run"][0]["curves"].keys() == {"head"} and written["per_run"][0]["curves"]["head"]["alpha"] == [0.0, 1.0]
+    assert written["per_run"][0]["curves"].keys() == {"head"} and written["per_run"][0]["curves"]["head"][
+        "alpha"
+    ] == [0.0, 1.0]
     assert "rollback" not in res["per_run"][0] and written["summary"] == res["summary"]
 
     bad = tmp_path / "bad.json"
-    cfg = compose("analyze", ["analysis=layers", f"run={run}", f"output={bad}", "device=cpu", "analysis.layers=[layer.9]", *data])
-    with pytest.raises(BadInput, match=r"unknown layer 'layer.9'; this model has embeddings, layer.0, layer.1, pooler, head"):
+    cfg = compose(
+        "analyze",
+        ["analysis=layers", f"run={run}", f"output={bad}", "device=cpu", "analysis.layers=[layer.9]", *data],
+    )
+    with pytest.raises(
+        BadInput, match=r"unknown layer 'layer.9'; this model has embeddings, layer.0, layer.1, pooler, head"
+    ):
         analyze(cfg)
     assert not bad.exists()

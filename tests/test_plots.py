@@ -24,7 +24,9 @@ def bowl(x, y, cx, cy, sx=1.0, sy=0.5):
     return 0.2 + ((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2
 
 
-def make_surface(path: Path, task="mrpc", two_d=True, cx=1.1, cy=-0.25, nx=13, ny=7, recipe="difference", nan_corner=False) -> Path:
+def make_surface(
+    path: Path, task="mrpc", two_d=True, cx=1.1, cy=-0.25, nx=13, ny=7, recipe="difference", nan_corner=False
+) -> Path:
     x = np.linspace(-0.5, 1.5, nx)
     y = np.linspace(-0.5, 1.5, ny) if two_d else None
     if two_d:
@@ -36,12 +38,26 @@ def make_surface(path: Path, task="mrpc", two_d=True, cx=1.1, cy=-0.25, nx=13, n
     else:
         loss = 0.2 + (x - cx) ** 2
         err = 0.1 + 0.3 * np.tanh((x - cx) ** 2)
-    values = {"train_loss": loss, "dev_loss": loss + 0.1, "dev_error": err, "dev_accuracy": 1 - err,
-              "train_error": err * 0.8}
+    values = {
+        "train_loss": loss,
+        "dev_loss": loss + 0.1,
+        "dev_error": err,
+        "dev_accuracy": 1 - err,
+        "train_error": err * 0.8,
+    }
     if not two_d:
         values["train_loss_stderr"] = np.full_like(loss, 0.02)
-    meta = {"task": task, "primary_metric": "accuracy",
-            "directions": {"recipe": recipe, "center": "theta0", "norm_x": 2.5, "norm_y": 2.5 if two_d else None, "cosine_xy": 0.05}}
+    meta = {
+        "task": task,
+        "primary_metric": "accuracy",
+        "directions": {
+            "recipe": recipe,
+            "center": "theta0",
+            "norm_x": 2.5,
+            "norm_y": 2.5 if two_d else None,
+            "cosine_xy": 0.05,
+        },
+    }
     return write_surface(path, Surface(x, y, values, meta))
 
 
@@ -75,7 +91,10 @@ def test_2d_contour_minimum_is_drawn_where_the_surface_minimum_is(tmp_path, cx, 
     assert ax.get_title() == style.TRAIN_LOSS and "α" in ax.get_xlabel() and "β" in ax.get_ylabel()
     mx, my = _min_colour_location(fig, ax, "viridis")
     dx, dy = np.diff(sf.surface.x)[0], np.diff(sf.surface.y)[0]
-    assert abs(mx - sf.surface.x[i]) < dx and abs(my - sf.surface.y[j]) < dy, ((mx, my), (sf.surface.x[i], sf.surface.y[j]))
+    assert abs(mx - sf.surface.x[i]) < dx and abs(my - sf.surface.y[j]) < dy, (
+        (mx, my),
+        (sf.surface.x[i], sf.surface.y[j]),
+    )
     style.plt.close(fig)
 
 
@@ -85,7 +104,9 @@ def test_difference_recipe_marks_theta0_and_theta1_and_random_marks_the_centre(t
     assert "θ0 (start)" in labels and "θ1 (end of training)" in labels
     pts = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in diff.axes[0].lines}
     assert pts["θ0 (start)"] == ([0], [0]) and pts["θ1 (end of training)"] == ([1], [0])
-    rnd = surface2d.surface_contours(read_surface(make_surface(tmp_path / "a_scratch_plane.h5", recipe="random")))
+    rnd = surface2d.surface_contours(
+        read_surface(make_surface(tmp_path / "a_scratch_plane.h5", recipe="random"))
+    )
     labels = [line.get_label() for line in rnd.axes[0].lines]
     assert "centre (θ0)" in labels and not any("θ1" in lab for lab in labels)
     assert "random" in rnd.axes[0].get_xlabel()
@@ -93,13 +114,29 @@ def test_difference_recipe_marks_theta0_and_theta1_and_random_marks_the_centre(t
 
 def test_trajectory_is_drawn_on_both_panels(tmp_path):
     sf = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5"))
-    traj = {"per_run": [{"alpha": [0, 0.4, 1.0], "beta": [0, 0.2, 0.1], "lstsq": [[0, 0], [0.4, 0.1], [1, 0]],
-                         "epoch_points": [{"epoch": 1, "alpha": 0.4, "beta": 0.2, "lstsq": [0.4, 0.1], "dev_error": 0.3}]}]}
+    traj = {
+        "per_run": [
+            {
+                "alpha": [0, 0.4, 1.0],
+                "beta": [0, 0.2, 0.1],
+                "lstsq": [[0, 0], [0.4, 0.1], [1, 0]],
+                "epoch_points": [
+                    {"epoch": 1, "alpha": 0.4, "beta": 0.2, "lstsq": [0.4, 0.1], "dev_error": 0.3}
+                ],
+            }
+        ]
+    }
     fig = surface2d.surface_contours(sf, traj)
     for ax in fig.axes[:2] if len(fig.axes) == 4 else fig.axes[::2]:
         lines = [ln for ln in ax.lines if ln.get_label().startswith("trajectory")]
-        assert lines and list(lines[0].get_xdata()) == [0, 0.4, 1.0] and list(lines[0].get_ydata()) == [0, 0.2, 0.1]
-    late = {"per_run": [{"alpha": [0.3, 1.0], "beta": [0.1, 0.0]}]}  # first snapshot after step 1: the path starts at θ0
+        assert (
+            lines
+            and list(lines[0].get_xdata()) == [0, 0.4, 1.0]
+            and list(lines[0].get_ydata()) == [0, 0.2, 0.1]
+        )
+    late = {
+        "per_run": [{"alpha": [0.3, 1.0], "beta": [0.1, 0.0]}]
+    }  # first snapshot after step 1: the path starts at θ0
     fig = surface2d.surface_contours(sf, late)
     line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("trajectory"))
     assert list(line.get_xdata()) == [0, 0.3, 1.0] and list(line.get_ydata()) == [0, 0.1, 0.0]
@@ -110,9 +147,13 @@ def test_non_finite_values_are_masked_not_a_crash(tmp_path):
     fig = surface2d.surface_contours(sf)
     style.save_figure(fig, tmp_path / "nan")
     assert (tmp_path / "nan.png").stat().st_size > 0 and (tmp_path / "nan.pdf").stat().st_size > 0
-    all_nan = Surface(sf.surface.x, sf.surface.y, {"train_loss": np.full(sf.surface.shape, np.nan)}, sf.surface.meta)
+    all_nan = Surface(
+        sf.surface.x, sf.surface.y, {"train_loss": np.full(sf.surface.shape, np.nan)}, sf.surface.meta
+    )
     write_surface(tmp_path / "mrpc_scratch_nan.h5", all_nan)
-    style.save_figure(surface2d.surface_contours(read_surface(tmp_path / "mrpc_scratch_nan.h5")), tmp_path / "allnan")
+    style.save_figure(
+        surface2d.surface_contours(read_surface(tmp_path / "mrpc_scratch_nan.h5")), tmp_path / "allnan"
+    )
 
 
 def test_1d_curves_plot_the_surface_values_with_the_stderr_band(tmp_path):
@@ -123,10 +164,15 @@ def test_1d_curves_plot_the_surface_values_with_the_stderr_band(tmp_path):
     loss_lines = {ln.get_label(): ln for ln in ax.lines if "training loss" in ln.get_label()}
     np.testing.assert_allclose(loss_lines["pretrained: training loss"].get_ydata(), pre.surface["train_loss"])
     np.testing.assert_allclose(loss_lines["from scratch: training loss"].get_xdata(), scr.surface.x)
-    np.testing.assert_allclose([ln for ln in ax_err.lines if ln.get_label() == "from scratch: dev error"][0].get_ydata(),
-                               scr.surface["dev_error"])
+    np.testing.assert_allclose(
+        [ln for ln in ax_err.lines if ln.get_label() == "from scratch: dev error"][0].get_ydata(),
+        scr.surface["dev_error"],
+    )
     assert len(ax.collections) == 2  # one ±stderr band per curve
-    assert loss_lines["pretrained: training loss"].get_color().lower() == style.INIT_COLOURS["pretrained"].lower()
+    assert (
+        loss_lines["pretrained: training loss"].get_color().lower()
+        == style.INIT_COLOURS["pretrained"].lower()
+    )
 
 
 def test_a_li_et_al_surface_file_plots(tmp_path):
@@ -152,48 +198,170 @@ def test_a_li_et_al_surface_file_plots(tmp_path):
 
 # --------------------------------------------------------------------------- analysis fixtures
 def run_entry(init, beat=True, task="mrpc", dev=0.8, base=0.684):
-    return {"run": f"/runs/{task}_{init}", "task": task, "init": init, "seed": 0, "beat_baseline": beat,
-            "dev_metric": dev if beat else base, "majority_baseline": base, "primary_metric": "accuracy"}
+    return {
+        "run": f"/runs/{task}_{init}",
+        "task": task,
+        "init": init,
+        "seed": 0,
+        "beat_baseline": beat,
+        "dev_metric": dev if beat else base,
+        "majority_baseline": base,
+        "primary_metric": "accuracy",
+    }
 
 
 def analysis(name, init, summary, per_run=None, beat=True, task="mrpc", inputs=None):
-    return {"analysis": name, "format": "bertviz-analysis/1", "inputs": inputs or {}, "runs": [run_entry(init, beat, task)],
-            "per_run": [per_run or {}], "summary": {k: {"mean": v, "std": 0.0, "n": 1} for k, v in summary.items()}}
+    return {
+        "analysis": name,
+        "format": "bertviz-analysis/1",
+        "inputs": inputs or {},
+        "runs": [run_entry(init, beat, task)],
+        "per_run": [per_run or {}],
+        "summary": {k: {"mean": v, "std": 0.0, "n": 1} for k, v in summary.items()},
+    }
 
 
 def fixture_analyses(beat_scratch=True, task="mrpc") -> dict[str, list[dict]]:
     layers = ["embeddings"] + [f"layer.{i}" for i in range(6)] + ["pooler", "head"]
 
     def lay(init, rel):
-        return analysis("layers", init, {f"relative_change_{k}": v for k, v in rel.items()}, {
-            "layers": layers, "relative_change": rel, "cosine": {k: 0.99 for k in layers},
-            "curves": {k: {"alpha": [-0.5, 0, 0.5, 1, 1.5], "train_loss": [0.9, 0.7, 0.5, 0.4, 0.5],
-                           "dev_loss": [1, .8, .6, .5, .6], "dev_error": [.4, .3, .2, .2, .25]} for k in layers},
-            "rollback": [{"layers": [], "kind": "none", "k": None, "train_loss": .3, "dev_loss": .5, "dev_accuracy": .8, "dev_error": .2},
-                         {"layers": layers[1:3], "kind": "bottom_k", "k": 2, "train_loss": .35, "dev_loss": .55, "dev_accuracy": .78, "dev_error": .22},
-                         {"layers": layers[5:7], "kind": "top_k", "k": 2, "train_loss": .6, "dev_loss": .7, "dev_accuracy": .6, "dev_error": .4}]},
-            beat=beat_scratch or init == "pretrained", task=task)
+        return analysis(
+            "layers",
+            init,
+            {f"relative_change_{k}": v for k, v in rel.items()},
+            {
+                "layers": layers,
+                "relative_change": rel,
+                "cosine": {k: 0.99 for k in layers},
+                "curves": {
+                    k: {
+                        "alpha": [-0.5, 0, 0.5, 1, 1.5],
+                        "train_loss": [0.9, 0.7, 0.5, 0.4, 0.5],
+                        "dev_loss": [1, 0.8, 0.6, 0.5, 0.6],
+                        "dev_error": [0.4, 0.3, 0.2, 0.2, 0.25],
+                    }
+                    for k in layers
+                },
+                "rollback": [
+                    {
+                        "layers": [],
+                        "kind": "none",
+                        "k": None,
+                        "train_loss": 0.3,
+                        "dev_loss": 0.5,
+                        "dev_accuracy": 0.8,
+                        "dev_error": 0.2,
+                    },
+                    {
+                        "layers": layers[1:3],
+                        "kind": "bottom_k",
+                        "k": 2,
+                        "train_loss": 0.35,
+                        "dev_loss": 0.55,
+                        "dev_accuracy": 0.78,
+                        "dev_error": 0.22,
+                    },
+                    {
+                        "layers": layers[5:7],
+                        "kind": "top_k",
+                        "k": 2,
+                        "train_loss": 0.6,
+                        "dev_loss": 0.7,
+                        "dev_accuracy": 0.6,
+                        "dev_error": 0.4,
+                    },
+                ],
+            },
+            beat=beat_scratch or init == "pretrained",
+            task=task,
+        )
 
     def traj(init, final):
         losses = list(np.linspace(0.7, final, 40) + 0.005 * np.sin(np.arange(40)))
-        return analysis("trajectory", init, {"max_distance_from_plane": 0.3, "final_alpha": 1.0, "final_beta": 0.2, "pca_top2_explained": 0.9},
-                        {"steps": list(range(1, 41)), "recorded_train_loss": losses, "alpha": list(np.linspace(0, 1, 40)),
-                         "beta": list(0.2 * np.sin(np.linspace(0, 3, 40)) ** 2), "epoch_points": []},
-                        beat=beat_scratch or init == "pretrained", task=task)
+        return analysis(
+            "trajectory",
+            init,
+            {
+                "max_distance_from_plane": 0.3,
+                "final_alpha": 1.0,
+                "final_beta": 0.2,
+                "pca_top2_explained": 0.9,
+            },
+            {
+                "steps": list(range(1, 41)),
+                "recorded_train_loss": losses,
+                "alpha": list(np.linspace(0, 1, 40)),
+                "beta": list(0.2 * np.sin(np.linspace(0, 3, 40)) ** 2),
+                "epoch_points": [],
+            },
+            beat=beat_scratch or init == "pretrained",
+            task=task,
+        )
 
     b = beat_scratch
     return {
-        "flatness": [analysis("flatness", "pretrained", {"width_x_0.1": 1.4, "area_0.1": 1.1, "hessian_top": 3.0}, task=task),
-                     analysis("flatness", "scratch", {"width_x_0.1": 0.6, "area_0.1": 0.4, "hessian_top": 40.0}, beat=b, task=task)],
-        "consistency": [analysis("consistency", "pretrained", {"spearman": 0.95, "iou_25": 0.8}, {"n_points": 81, "spearman": 0.95}, task=task),
-                        analysis("consistency", "scratch", {"spearman": 0.4, "iou_25": 0.3}, {"n_points": 81, "spearman": 0.4}, beat=b, task=task)],
+        "flatness": [
+            analysis(
+                "flatness", "pretrained", {"width_x_0.1": 1.4, "area_0.1": 1.1, "hessian_top": 3.0}, task=task
+            ),
+            analysis(
+                "flatness",
+                "scratch",
+                {"width_x_0.1": 0.6, "area_0.1": 0.4, "hessian_top": 40.0},
+                beat=b,
+                task=task,
+            ),
+        ],
+        "consistency": [
+            analysis(
+                "consistency",
+                "pretrained",
+                {"spearman": 0.95, "iou_25": 0.8},
+                {"n_points": 81, "spearman": 0.95},
+                task=task,
+            ),
+            analysis(
+                "consistency",
+                "scratch",
+                {"spearman": 0.4, "iou_25": 0.3},
+                {"n_points": 81, "spearman": 0.4},
+                beat=b,
+                task=task,
+            ),
+        ],
         "trajectory": [traj("pretrained", 0.2), traj("scratch", 0.6)],
-        "layers": [lay("pretrained", {"embeddings": 1e-4, **{f"layer.{i}": 1e-4 * (i + 1) for i in range(6)}, "pooler": 1e-3, "head": 1.0}),
-                   lay("scratch", {"embeddings": 1e-2, **{f"layer.{i}": 1e-2 for i in range(6)}, "pooler": 1e-2, "head": 1.0})],
-        "longtrain": [analysis("longtrain", "pretrained", {"best": .85, "last": .84, "drop_from_best": .01},
-                               {"dev_metric_per_epoch": [.8, .83, .85, .85, .84, .84], "primary_metric": "accuracy"}, task=task),
-                      analysis("longtrain", "scratch", {"best": .7, "last": .6, "drop_from_best": .1},
-                               {"dev_metric_per_epoch": [.65, .68, .7, .66, .62, .6], "primary_metric": "accuracy"}, beat=b, task=task)],
+        "layers": [
+            lay(
+                "pretrained",
+                {
+                    "embeddings": 1e-4,
+                    **{f"layer.{i}": 1e-4 * (i + 1) for i in range(6)},
+                    "pooler": 1e-3,
+                    "head": 1.0,
+                },
+            ),
+            lay(
+                "scratch",
+                {"embeddings": 1e-2, **{f"layer.{i}": 1e-2 for i in range(6)}, "pooler": 1e-2, "head": 1.0},
+            ),
+        ],
+        "longtrain": [
+            analysis(
+                "longtrain",
+                "pretrained",
+                {"best": 0.85, "last": 0.84, "drop_from_best": 0.01},
+                {"dev_metric_per_epoch": [0.8, 0.83, 0.85, 0.85, 0.84, 0.84], "primary_metric": "accuracy"},
+                task=task,
+            ),
+            analysis(
+                "longtrain",
+                "scratch",
+                {"best": 0.7, "last": 0.6, "drop_from_best": 0.1},
+                {"dev_metric_per_epoch": [0.65, 0.68, 0.7, 0.66, 0.62, 0.6], "primary_metric": "accuracy"},
+                beat=b,
+                task=task,
+            ),
+        ],
     }
 
 
@@ -209,17 +377,26 @@ def test_claims_supported_when_the_numbers_say_so():
 def test_claims_contradicted_when_the_numbers_are_reversed():
     a = fixture_analyses()
     for name in ("flatness", "consistency", "trajectory", "longtrain"):
-        a[name] = [a[name][0] | {"runs": [run_entry("scratch")]}, a[name][1] | {"runs": [run_entry("pretrained")]}]
+        a[name] = [
+            a[name][0] | {"runs": [run_entry("scratch")]},
+            a[name][1] | {"runs": [run_entry("pretrained")]},
+        ]
     pre_layers = a["layers"][0]["per_run"][0]
-    pre_layers["relative_change"] = {k: (1e-4 * (7 - int(k.split(".")[1])) if k.startswith("layer.") else v)
-                                     for k, v in pre_layers["relative_change"].items()}
+    pre_layers["relative_change"] = {
+        k: (1e-4 * (7 - int(k.split(".")[1])) if k.startswith("layer.") else v)
+        for k, v in pre_layers["relative_change"].items()
+    }
     verdicts = {v.claim: v.verdict for v in claims.decide_all(a)}
     assert verdicts == {k: claims.CONTRADICTED for k in claims.CLAIMS}
 
 
 def test_claims_not_resolved_within_the_noise_or_on_the_plateau():
     a = fixture_analyses()
-    a["flatness"][1]["summary"]["width_x_0.1"] = {"mean": 1.3, "std": 0.0, "n": 1}  # within one grid step (0.2)
+    a["flatness"][1]["summary"]["width_x_0.1"] = {
+        "mean": 1.3,
+        "std": 0.0,
+        "n": 1,
+    }  # within one grid step (0.2)
     a["flatness"][0]["inputs"] = {"grid_step": 0.2}
     a["consistency"][1]["summary"]["spearman"] = {"mean": 0.94, "std": 0.0, "n": 1}
     v = {x.claim: x for x in claims.decide_all(a)}
@@ -228,10 +405,16 @@ def test_claims_not_resolved_within_the_noise_or_on_the_plateau():
     plateau = {x.claim: x for x in claims.decide_all(fixture_analyses(beat_scratch=False))}
     for name in ("wider_optima", "robust_to_overfitting", "consistency"):
         assert plateau[name].verdict == claims.UNRESOLVED, name
-        assert "did not beat its majority baseline" in plateau[name].sentence and "0.684" in plateau[name].sentence
+        assert (
+            "did not beat its majority baseline" in plateau[name].sentence
+            and "0.684" in plateau[name].sentence
+        )
     # training loss is what easier optimisation is about: decided by it, the plateau flagged
     assert plateau["easier_optimisation"].verdict == v["easier_optimisation"].verdict
-    assert "Flagged:" in plateau["easier_optimisation"].sentence and "did not beat its majority baseline" in plateau["easier_optimisation"].sentence
+    assert (
+        "Flagged:" in plateau["easier_optimisation"].sentence
+        and "did not beat its majority baseline" in plateau["easier_optimisation"].sentence
+    )
     assert plateau["lower_layers_invariant"].verdict == claims.SUPPORTED  # a pretrained-only claim
     short = fixture_analyses()
     for d in short["longtrain"]:
@@ -259,7 +442,20 @@ def test_draw_all_and_report_from_a_results_directory(tmp_path):
     root = write_fixture_dir(tmp_path / "res")
     manifest = run(compose("plot", [f"results={root}"]))
     kinds = sorted(f["kind"] for f in manifest["figures"])
-    assert kinds == sorted(["curve1d", "surface2d", "surface2d", "surface3d", "surface3d", "interactive3d", "interactive3d", "layers", "dev_per_epoch", "flatness"])
+    assert kinds == sorted(
+        [
+            "curve1d",
+            "surface2d",
+            "surface2d",
+            "surface3d",
+            "surface3d",
+            "interactive3d",
+            "interactive3d",
+            "layers",
+            "dev_per_epoch",
+            "flatness",
+        ]
+    )
     for fig in manifest["figures"]:
         for f in fig["files"]:
             assert Path(f).stat().st_size > 1000, f
@@ -267,7 +463,7 @@ def test_draw_all_and_report_from_a_results_directory(tmp_path):
     assert any("trajectory_mrpc_pretrained" in s for s in traj_fig["sources"])
     html = next(f for f in manifest["figures"] if f["kind"] == "interactive3d")["files"][0]
     text = Path(html).read_text()
-    assert "plotly" in text.lower() and "<script src=\"http" not in text  # plotly.js inlined: opens offline
+    assert "plotly" in text.lower() and '<script src="http' not in text  # plotly.js inlined: opens offline
     md = (root / "report.md").read_text()
     page = (root / "report.html").read_text()
     for v in claims.decide_all(fixture_analyses()):
@@ -280,17 +476,36 @@ def test_draw_all_and_report_from_a_results_directory(tmp_path):
 
 
 def test_bertviz_plot_on_a_missing_directory_is_one_line_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bertviz_landscape.plots.entrypoint", f"results={tmp_path / 'nope'}"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("bertviz-plot: error: results=")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bertviz_landscape.plots.entrypoint", f"results={tmp_path / 'nope'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        "bertviz-plot: error: results="
+    )
 
 
 def read_offline(run_dir: Path) -> tuple[dict, list[dict]]:
     """Summary (wandb's own reader) and every record of an offline W&B run."""
     cli = Path(sys.executable).with_name("wandb")
-    summary = json.loads(subprocess.run([str(cli), "leet", "inspect", "--summary", "--json", str(run_dir)],
-                                        capture_output=True, text=True, check=True, timeout=120).stdout)
-    records = subprocess.run([str(cli), "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True, timeout=120).stdout
+    summary = json.loads(
+        subprocess.run(
+            [str(cli), "leet", "inspect", "--summary", "--json", str(run_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    )
+    records = subprocess.run(
+        [str(cli), "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     return summary, [json.loads(line) for line in records.splitlines() if line.strip()]
 
 
@@ -308,12 +523,18 @@ def check_wandb_results(root: Path, inits=("pretrained", "scratch"), task="mrpc"
         assert s[f"landscape/{task}_{init}_plane/figure"]["_type"] == "image-file"
         assert s[f"landscape/{task}_{init}_plane/table"]["_type"] == "table-file"
         assert "cosine_xy" in s
-        arts = [r["artifact"] for r in records if r.get("type") == "artifact" and r["artifact"].get("type") == "surface"]
+        arts = [
+            r["artifact"]
+            for r in records
+            if r.get("type") == "artifact" and r["artifact"].get("type") == "surface"
+        ]
         assert {a["name"] for a in arts} == {f"surface-{task}_{init}_line", f"surface-{task}_{init}_plane"}
         paths = {c["path"] for a in arts for c in a["manifest"]["contents"]}
         assert f"{task}_{init}_plane.h5" in paths
         run_dir = Path(entry["dir"])
-        assert list(run_dir.glob("files/media/html/**/*.html")) and list(run_dir.glob("files/media/images/**/*.png"))
+        assert list(run_dir.glob("files/media/html/**/*.html")) and list(
+            run_dir.glob("files/media/images/**/*.png")
+        )
         if with_analysis:
             assert any(k.startswith("analysis/") for k in s), sorted(s)
             for k, v in entry["summary"].items():
@@ -331,4 +552,7 @@ def test_wandb_results_offline_read_back(tmp_path, monkeypatch):
     check_wandb_results(root)
     logged = json.loads((root / "wandb" / "logged.json").read_text())["runs"]
     pre = next(r for r in logged if r["init"] == "pretrained")
-    assert pre["summary"]["analysis/flatness/width_x_0.1"] == 1.4 and pre["summary"]["analysis/consistency/spearman"] == 0.95
+    assert (
+        pre["summary"]["analysis/flatness/width_x_0.1"] == 1.4
+        and pre["summary"]["analysis/consistency/spearman"] == 0.95
+    )

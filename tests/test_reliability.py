@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from conftest import tiny_train_cfg
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.errors import BadInput, CheckpointError, LandscapeError, OutputError
@@ -23,8 +23,6 @@ from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.landscape.sweep import landscape
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.train import RunConfigError, train
-
-from conftest import tiny_train_cfg
 
 LINE = {"x": {"min": 0.0, "max": 1.0, "num": 3}}
 
@@ -35,14 +33,29 @@ def leftovers(root: Path) -> list[Path]:
 
 
 def curve(tiny_run, out, **kw):
-    values = dict(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=out, grid=LINE,
-                  directions={"name": "difference"}, data=data_cfg(tiny_run), splits=["dev"], progress=False)
+    values = dict(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        output=out,
+        grid=LINE,
+        directions={"name": "difference"},
+        data=data_cfg(tiny_run),
+        splits=["dev"],
+        progress=False,
+    )
     return landscape(**(values | kw))
 
 
 # --- training: a run directory is one configuration -------------------------------------------
-@pytest.mark.parametrize("override, key", [("trainer.max_epochs=0", "trainer.max_epochs"), ("trainer.max_epochs=-2", "trainer.max_epochs"),
-                                           ("trainer.max_steps=0", "trainer.max_steps")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("trainer.max_epochs=-2", "trainer.max_epochs"),
+        ("trainer.max_steps=0", "trainer.max_steps"),
+    ],
+)
 def test_zero_or_negative_epochs_or_steps_are_bad_input(glue_dir, tmp_path, override, key):
     run = RunDir(tmp_path / "run")
     with pytest.raises(RunConfigError, match=key):
@@ -53,8 +66,12 @@ def test_zero_or_negative_epochs_or_steps_are_bad_input(glue_dir, tmp_path, over
 def test_rerun_with_another_configuration_is_refused_unless_forced(glue_dir, tmp_path):
     run = RunDir(tmp_path / "run")
     first = train(tiny_train_cfg(glue_dir, "callbacks=none"), run.root)
-    assert train(tiny_train_cfg(glue_dir, "callbacks=none"), run.root) == first  # same config: the finished run
-    with pytest.raises(RunConfigError, match=r"another configuration \(init.lr: 0.0001 -> 0.001\).*force=true"):
+    assert (
+        train(tiny_train_cfg(glue_dir, "callbacks=none"), run.root) == first
+    )  # same config: the finished run
+    with pytest.raises(
+        RunConfigError, match=r"another configuration \(init.lr: 0.0001 -> 0.001\).*force=true"
+    ):
         train(tiny_train_cfg(glue_dir, "callbacks=none", "init.lr=1e-3"), run.root)
     assert run.read_metrics() == first  # nothing of the finished run is touched
     forced = train(tiny_train_cfg(glue_dir, "callbacks=none", "init.lr=1e-3", "force=true"), run.root)
@@ -72,16 +89,38 @@ def test_snapshot_budget_is_checked_before_anything_is_written(glue_dir, tmp_pat
 
 def run_train_cli(*args, cwd):
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "bertviz_landscape.train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bertviz_landscape.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
-    pytest.param(["callbacks.snapshots.dtype=int8"], "callbacks.snapshots.dtype must be one of", marks=pytest.mark.slow),
-    pytest.param(["data.max_train_samples=0"], "data.max_train_samples must be >= 1", marks=pytest.mark.slow),
-])  # one process start each (~10 s): one in make test, all in make test-all
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
+        pytest.param(
+            ["callbacks.snapshots.dtype=int8"],
+            "callbacks.snapshots.dtype must be one of",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["data.max_train_samples=0"], "data.max_train_samples must be >= 1", marks=pytest.mark.slow
+        ),
+    ],
+)  # one process start each (~10 s): one in make test, all in make test-all
 def test_cli_one_line_errors_and_train_log(glue_dir, tmp_path, extra, message):
-    base = ["model=tiny", "init=scratch", "logger=none", f"data.glue_dir={glue_dir}", "trainer.accelerator=cpu"]
+    base = [
+        "model=tiny",
+        "init=scratch",
+        "logger=none",
+        f"data.glue_dir={glue_dir}",
+        "trainer.accelerator=cpu",
+    ]
     run = tmp_path / "run"
     proc = run_train_cli(*base, *extra, f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 2, (extra, proc.stderr[-2000:])
@@ -109,7 +148,9 @@ def test_unused_config_key_is_warned_about(glue_dir, tmp_path, caplog):
     from bertviz_landscape.config import compose, unused_keys
 
     assert unused_keys(compose("train", ["+foo=1", "+data.shufle=true"]), "train") == ["foo", "data.shufle"]
-    assert unused_keys(compose("train", ["experiment=overfit", "model=tiny", "callbacks=none"]), "train") == []
+    assert (
+        unused_keys(compose("train", ["experiment=overfit", "model=tiny", "callbacks=none"]), "train") == []
+    )
     assert unused_keys(compose("landscape", ["task=mrpc", "+grid.z=1"]), "landscape") == ["grid.z"]
 
 
@@ -189,8 +230,15 @@ def test_pca_directions_refuse_a_trajectory_with_a_missing_snapshot(snapshot_run
     snaps = Snapshots(snapshot_run.root)
     (snapshot_run.snapshots / snaps.records[2].file).unlink()
     with pytest.raises(BadInput, match=snaps.records[2].file):
-        landscape(run=snapshot_run.root, directions={"name": "pca"}, grid={"x": {"min": -1, "max": 1, "num": 2}},
-                  output=tmp_path / "pca.h5", data={"glue_dir": str(glue_dir)}, splits=["dev"], progress=False)
+        landscape(
+            run=snapshot_run.root,
+            directions={"name": "pca"},
+            grid={"x": {"min": -1, "max": 1, "num": 2}},
+            output=tmp_path / "pca.h5",
+            data={"glue_dir": str(glue_dir)},
+            splits=["dev"],
+            progress=False,
+        )
     assert not (tmp_path / "pca.h5").exists() and not list(tmp_path.glob("pca.h5.parts/*"))
 
 
@@ -214,7 +262,9 @@ def _corrupt(ckpt: Path, how: str) -> str:
     raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", ["empty weights", "truncated weights", "garbage config.json", "config.json without model_type"])
+@pytest.mark.parametrize(
+    "how", ["empty weights", "truncated weights", "garbage config.json", "config.json without model_type"]
+)
 def test_corrupt_checkpoint_is_one_error_naming_the_file(tiny_run, tmp_path, how):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_run["theta1"], broken)
@@ -222,7 +272,11 @@ def test_corrupt_checkpoint_is_one_error_naming_the_file(tiny_run, tmp_path, how
     with pytest.raises(CheckpointError, match=message) as err:
         curve(tiny_run, tmp_path / "s.h5", theta1=broken)
     assert str(broken) in str(err.value)
-    assert not (tmp_path / "s.h5").exists() and not list(tmp_path.glob("s.h5.parts/*")) and not leftovers(tmp_path)
+    assert (
+        not (tmp_path / "s.h5").exists()
+        and not list(tmp_path.glob("s.h5.parts/*"))
+        and not leftovers(tmp_path)
+    )
 
 
 # --- surfaces ---------------------------------------------------------------------------------
@@ -264,7 +318,9 @@ def test_full_disk_while_writing_the_surface_keeps_the_finished_points(tiny_run,
     real = h5py.File
 
     def full_disk(path, mode="r", *a, **k):
-        if mode == "w" and str(path).endswith(".tmp") and Path(path).name.startswith(".s.h5."):  # the surface, not the direction file
+        if (
+            mode == "w" and str(path).endswith(".tmp") and Path(path).name.startswith(".s.h5.")
+        ):  # the surface, not the direction file
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, mode, *a, **k)
 
@@ -334,7 +390,7 @@ import sys, json, time, pathlib
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_landscape_support import data_cfg
 from bertviz_landscape.landscape.sweep import landscape
-run = {({k: str(v) for k, v in tiny_run.items()})!r}
+run = { ({k: str(v) for k, v in tiny_run.items()})!r}
 release = pathlib.Path({str(release)!r})
 def hold(k, v):
     deadline = time.time() + 240
@@ -347,12 +403,27 @@ print("EVALUATED", res.evaluated)
 """
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     logs = {name: open(tmp_path / f"{name}.err", "w+") for name in ("first", "second")}
-    first = subprocess.Popen([sys.executable, "-c", script, "first"], stdout=subprocess.PIPE, stderr=logs["first"], text=True, env=env)
+    first = subprocess.Popen(
+        [sys.executable, "-c", script, "first"],
+        stdout=subprocess.PIPE,
+        stderr=logs["first"],
+        text=True,
+        env=env,
+    )
     deadline = time.time() + 240
     while not list(tmp_path.glob("s.h5.parts/*/points-*.jsonl")) and time.time() < deadline:
         time.sleep(0.2)  # the first copy has evaluated a point and is holding
-    second = subprocess.Popen([sys.executable, "-c", script, "second"], stdout=subprocess.PIPE, stderr=logs["second"], text=True, env=env)
-    while "already running in another process" not in (tmp_path / "second.err").read_text() and time.time() < deadline:
+    second = subprocess.Popen(
+        [sys.executable, "-c", script, "second"],
+        stdout=subprocess.PIPE,
+        stderr=logs["second"],
+        text=True,
+        env=env,
+    )
+    while (
+        "already running in another process" not in (tmp_path / "second.err").read_text()
+        and time.time() < deadline
+    ):
         time.sleep(0.2)
     release.touch()
     (out1, _), (out2, _) = first.communicate(timeout=300), second.communicate(timeout=300)

@@ -6,13 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_train_cfg, write_glue
 
-from bertviz_landscape.sketches import (CountSketch, SketchError, Sketches, SketchWriter, exact_gram, hash_elements,
-                                        pca_from_gram, sketched_gram, sketched_projection, write_meta)
+from bertviz_landscape.sketches import (
+    CountSketch,
+    SketchError,
+    Sketches,
+    SketchWriter,
+    exact_gram,
+    hash_elements,
+    pca_from_gram,
+    sketched_gram,
+    sketched_projection,
+    write_meta,
+)
 from bertviz_landscape.snapshots import Snapshots
 from bertviz_landscape.train import train
-
-from conftest import tiny_train_cfg, write_glue
 
 SHAPES = {"a.weight": (40, 25), "b.weight": (300,), "c.bias": (7, 3, 2)}
 
@@ -20,7 +29,9 @@ SHAPES = {"a.weight": (40, 25), "b.weight": (300,), "c.bias": (7, 3, 2)}
 def _pair(seed=0):
     g = torch.Generator().manual_seed(seed)
     x = {n: torch.randn(s, generator=g, dtype=torch.float64) for n, s in SHAPES.items()}
-    y = {n: 0.6 * x[n] + torch.randn(s, generator=g, dtype=torch.float64) for n, s in SHAPES.items()}  # correlated
+    y = {
+        n: 0.6 * x[n] + torch.randn(s, generator=g, dtype=torch.float64) for n, s in SHAPES.items()
+    }  # correlated
     return x, y
 
 
@@ -39,8 +50,12 @@ def test_hash_is_a_pure_function_of_seed_name_and_index():
     x, _ = _pair()
     cs = CountSketch(SHAPES, 64, seed=3)
     reordered = dict(reversed(list(x.items())))
-    torch.testing.assert_close(cs.sketch(x), CountSketch(dict(reversed(list(SHAPES.items()))), 64, 3).sketch(reordered),
-                               rtol=1e-12, atol=1e-12)  # only the summation order differs
+    torch.testing.assert_close(
+        cs.sketch(x),
+        CountSketch(dict(reversed(list(SHAPES.items()))), 64, 3).sketch(reordered),
+        rtol=1e-12,
+        atol=1e-12,
+    )  # only the summation order differs
     assert torch.equal(cs.sketch(x), cs.sketch({**x, "other": torch.ones(3)}))
     with pytest.raises(SketchError, match="other"):
         cs.sketch({**x, "other": torch.ones(3)}, strict=True)
@@ -58,15 +73,26 @@ def test_inner_product_is_unbiased_with_variance_within_the_bound():
     nx2, ny2 = float(fx @ fx), float(fy @ fy)
     variance = (nx2 * ny2 + exact**2 - 2 * float((fx**2 * fy**2).sum())) / k
     bound = 2 * nx2 * ny2 / k
-    est = np.array([float(CountSketch(SHAPES, k, seed).sketch(x) @ CountSketch(SHAPES, k, seed).sketch(y)) for seed in range(300)])
+    est = np.array(
+        [
+            float(CountSketch(SHAPES, k, seed).sketch(x) @ CountSketch(SHAPES, k, seed).sketch(y))
+            for seed in range(300)
+        ]
+    )
     assert abs(est.mean() - exact) < 4 * np.sqrt(variance / len(est))
-    assert 0.75 * variance < est.var() < 1.3 * variance  # 300 draws: the sample variance is within ±25% (≈ 3σ)
+    assert (
+        0.75 * variance < est.var() < 1.3 * variance
+    )  # 300 draws: the sample variance is within ±25% (≈ 3σ)
     assert est.var() < bound
     assert np.max(np.abs(est - exact)) < 5 * np.sqrt(bound)
 
 
-SKETCHED = ("trainer.max_epochs=2", "callbacks.snapshots.dtype=float32", "callbacks.snapshots.sketch.enabled=true",
-            "callbacks.snapshots.sketch.buckets=4096")
+SKETCHED = (
+    "trainer.max_epochs=2",
+    "callbacks.snapshots.dtype=float32",
+    "callbacks.snapshots.sketch.enabled=true",
+    "callbacks.snapshots.sketch.buckets=4096",
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +108,10 @@ def test_callback_sketches_every_step_and_estimates_the_exact_projection(sketche
     run = sketched_run["run"]
     sk, snaps = Sketches(run), Snapshots(run)
     assert sk.steps == snaps.steps == [1, 2, 3, 4, 5, 6]
-    assert sk.meta["bytes_per_step"] == 4 * 4096 and (run / "sketches" / "sketch.f32").stat().st_size == 6 * 4 * 4096
+    assert (
+        sk.meta["bytes_per_step"] == 4 * 4096
+        and (run / "sketches" / "sketch.f32").stat().st_size == 6 * 4 * 4096
+    )
     cs = sk.sketcher()
     deltas = {s: snaps.delta(s) for s in snaps.steps}
     for i, s in enumerate(sk.steps):  # each row is S(θ_t − θ0) of the float32 delta, its norm exact
@@ -93,8 +122,12 @@ def test_callback_sketches_every_step_and_estimates_the_exact_projection(sketche
     g = torch.Generator().manual_seed(1)
     delta2 = {n: torch.randn(t.shape, generator=g) * 1e-3 for n, t in delta1.items()}
     plain = sketched_projection(run, delta1, delta2, anchors=None)
-    exact_dots = np.array([[sum(float((d[n].double() * e[n].double()).sum()) for n in e) for e in (delta1, delta2)]
-                           for d in deltas.values()])
+    exact_dots = np.array(
+        [
+            [sum(float((d[n].double() * e[n].double()).sum()) for n in e) for e in (delta1, delta2)]
+            for d in deltas.values()
+        ]
+    )
     n1 = sum(float(t.double().pow(2).sum()) for t in delta1.values())
     alpha = exact_dots[:, 0] / n1
     err = np.abs(plain["alpha"] - alpha)
@@ -103,11 +136,15 @@ def test_callback_sketches_every_step_and_estimates_the_exact_projection(sketche
     # anchored on the full snapshots (here every step): exact up to float rounding
     anchored = sketched_projection(run, delta1, delta2)
     np.testing.assert_allclose(anchored["alpha"], alpha, rtol=1e-9, atol=1e-12)
-    assert anchored["alpha"][-1] == pytest.approx(1.0) and anchored["beta"][-1] == pytest.approx(0.0, abs=1e-6)
+    assert anchored["alpha"][-1] == pytest.approx(1.0) and anchored["beta"][-1] == pytest.approx(
+        0.0, abs=1e-6
+    )
     # Gram and PCA: plain within the bound, anchored exact
     exact_g = exact_gram(run, sk.steps)
     plain_g = sketched_gram(run, anchors=None)["gram"]
-    np.testing.assert_allclose(sketched_gram(run, anchors=None, block=4)["gram"], plain_g, rtol=1e-12)  # streamed in blocks
+    np.testing.assert_allclose(
+        sketched_gram(run, anchors=None, block=4)["gram"], plain_g, rtol=1e-12
+    )  # streamed in blocks
     bound = np.sqrt(2 * np.outer(np.diag(exact_g), np.diag(exact_g)) / 4096)
     assert np.all(np.abs(plain_g - exact_g) <= 5 * bound + 1e-12)
     np.testing.assert_allclose(sketched_gram(run)["gram"], exact_g, rtol=1e-8, atol=1e-14)
@@ -163,14 +200,22 @@ def test_a_torn_row_or_index_line_after_a_crash_is_ignored_and_overwritten(tmp_p
 @pytest.mark.slow
 def test_resumed_run_sketches_equal_the_uninterrupted_ones(glue_dir, tmp_path, monkeypatch):
     import pytorch_lightning as pl
-
     from test_train import CrashAt
 
-    overrides = ("callbacks.snapshots.sketch.enabled=true", "callbacks.snapshots.sketch.buckets=512", "trainer.max_epochs=3")
+    overrides = (
+        "callbacks.snapshots.sketch.enabled=true",
+        "callbacks.snapshots.sketch.buckets=512",
+        "trainer.max_epochs=3",
+    )
     train(tiny_train_cfg(glue_dir, *overrides), tmp_path / "ref")
     original = pl.Trainer.__init__
-    monkeypatch.setattr(pl.Trainer, "__init__", lambda self, *a, callbacks=None, **k: original(
-        self, *a, callbacks=[*(callbacks or []), CrashAt(5)], **k))
+    monkeypatch.setattr(
+        pl.Trainer,
+        "__init__",
+        lambda self, *a, callbacks=None, **k: original(
+            self, *a, callbacks=[*(callbacks or []), CrashAt(5)], **k
+        ),
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(tiny_train_cfg(glue_dir, *overrides), tmp_path / "run")
     monkeypatch.setattr(pl.Trainer, "__init__", original)
@@ -185,9 +230,17 @@ def test_disk_budget_counts_the_sketches(glue_dir, tmp_path):
 
     # 6 steps × 4·2^20 bytes = 25 MB of sketches alone, over a 0.02 GB budget
     with pytest.raises(SnapshotBudgetError, match="max_disk_gb"):
-        train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2", "callbacks.snapshots.every_n_steps=100",
-                             "callbacks.snapshots.max_disk_gb=0.02", "callbacks.snapshots.sketch.enabled=true",
-                             f"callbacks.snapshots.sketch.buckets={2**20}"), tmp_path / "run")
+        train(
+            tiny_train_cfg(
+                glue_dir,
+                "trainer.max_epochs=2",
+                "callbacks.snapshots.every_n_steps=100",
+                "callbacks.snapshots.max_disk_gb=0.02",
+                "callbacks.snapshots.sketch.enabled=true",
+                f"callbacks.snapshots.sketch.buckets={2**20}",
+            ),
+            tmp_path / "run",
+        )
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -228,7 +281,9 @@ def test_sketched_plane_and_pca_match_the_trajectory_analysis(sketched_run):
     x = {n: last[n].float() for n in names}
     y = {n: torch.randn(last[n].shape, generator=g) * 1e-3 for n in names}
     offset = {n: mid[n].float() for n in names}
-    exact = np.array([inner_products(snaps.delta(s, names), Plane(x, y, offset, "theta1", Path("."))) for s in snaps.steps])
+    exact = np.array(
+        [inner_products(snaps.delta(s, names), Plane(x, y, offset, "theta1", Path("."))) for s in snaps.steps]
+    )
     anchored = sketched_plane(run, x, y, offset)
     for key, col in (("vx", 0), ("vy", 1), ("vv", 2)):
         np.testing.assert_allclose(anchored[key], exact[:, col], rtol=1e-6, atol=1e-12, err_msg=key)
@@ -247,16 +302,23 @@ def test_trajectory_analysis_reads_the_sketch(sketched_run, tmp_path):
     from bertviz_landscape.landscape.sweep import landscape
 
     run = sketched_run["run"]
-    surface = landscape(run=str(run), output=str(tmp_path / "s.h5"), splits=["train"], progress=False,
-                        grid={"x": {"min": -1, "max": 1, "num": 2}, "y": {"min": -1, "max": 1, "num": 2}},
-                        directions={"name": "random", "seed": 0, "normalization": "filter", "center": "theta1"},
-                        data={"glue_dir": str(sketched_run["glue"]), "max_train_samples": 8, "eval_batch_size": 8}).surface
+    surface = landscape(
+        run=str(run),
+        output=str(tmp_path / "s.h5"),
+        splits=["train"],
+        progress=False,
+        grid={"x": {"min": -1, "max": 1, "num": 2}, "y": {"min": -1, "max": 1, "num": 2}},
+        directions={"name": "random", "seed": 0, "normalization": "filter", "center": "theta1"},
+        data={"glue_dir": str(sketched_run["glue"]), "max_train_samples": 8, "eval_batch_size": 8},
+    ).surface
     full = trajectory([run], [surface], tmp_path / "full.json", source="full")["per_run"][0]
     sk = trajectory([run], [surface], tmp_path / "sketch.json", source="sketch")["per_run"][0]
     assert (full["source"], sk["source"], sk["pca"]["source"]) == ("full", "sketch", "sketch")
     assert sk["steps"] == full["steps"]
     for key in ("alpha", "beta", "distance_from_plane"):
         np.testing.assert_allclose(sk[key], full[key], rtol=1e-5, atol=1e-7, err_msg=key)
-    np.testing.assert_allclose(sk["pca"]["explained_variance_ratio"], full["pca"]["explained_variance_ratio"], rtol=1e-6)
+    np.testing.assert_allclose(
+        sk["pca"]["explained_variance_ratio"], full["pca"]["explained_variance_ratio"], rtol=1e-6
+    )
     with pytest.raises(Exception, match="source"):
         trajectory([run], [surface], tmp_path / "bad.json", source="sketches")

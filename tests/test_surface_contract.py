@@ -9,13 +9,15 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
 from bertviz_landscape.landscape.sweep import landscape
 
-GRID = {"x": {"min": -0.5, "max": 1.5, "num": 4}, "y": {"min": -0.5, "max": 0.5, "num": 3}}  # non-square, asymmetric
+GRID = {
+    "x": {"min": -0.5, "max": 1.5, "num": 4},
+    "y": {"min": -0.5, "max": 0.5, "num": 3},
+}  # non-square, asymmetric
 
 
 def plain_loss(theta0, theta1, theta2, alpha, beta, glue_dir, split="dev"):
@@ -24,14 +26,23 @@ def plain_loss(theta0, theta1, theta2, alpha, beta, glue_dir, split="dev"):
 
     models = [AutoModelForSequenceClassification.from_pretrained(str(p)) for p in (theta0, theta1, theta2)]
     s0, s1, s2 = (m.state_dict() for m in models)
-    state = {k: v + alpha * (s1[k] - v) + beta * (s2[k] - v) if v.is_floating_point() else v for k, v in s0.items()}
+    state = {
+        k: v + alpha * (s1[k] - v) + beta * (s2[k] - v) if v.is_floating_point() else v for k, v in s0.items()
+    }
     m = models[0]
     m.load_state_dict(state)
     m.eval()
     tok = AutoTokenizer.from_pretrained(str(theta0))
     with open(glue_dir / "MRPC" / f"{split}.tsv") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    enc = tok([r["#1 String"] for r in rows], [r["#2 String"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    enc = tok(
+        [r["#1 String"] for r in rows],
+        [r["#2 String"] for r in rows],
+        padding=True,
+        truncation=True,
+        max_length=32,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         logits = m(**enc).logits
     return float(torch.nn.functional.cross_entropy(logits, torch.tensor([int(r["Quality"]) for r in rows])))
@@ -40,8 +51,17 @@ def plain_loss(theta0, theta1, theta2, alpha, beta, glue_dir, split="dev"):
 @pytest.fixture(scope="module")
 def plane(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("plane") / "plane.h5"
-    res = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], theta2=tiny_run["theta2"], output=out,
-                    grid=GRID, directions={"name": "difference"}, data=data_cfg(tiny_run), progress=False)
+    res = landscape(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        theta2=tiny_run["theta2"],
+        output=out,
+        grid=GRID,
+        directions={"name": "difference"},
+        data=data_cfg(tiny_run),
+        progress=False,
+    )
     return res
 
 
@@ -50,10 +70,14 @@ def test_asymmetric_2d_point_matches_plain_transformers_and_rows_are_y(tiny_run,
     assert surf["dev_loss"].shape == (3, 4)  # [ny, nx]
     j, i = 0, 3  # (α, β) = (1.5, −0.5): Z[j, i] ↔ (x[i], y[j])
     assert (surf.x[i], surf.y[j]) == (1.5, -0.5)
-    ref = plain_loss(tiny_run["theta0"], tiny_run["theta1"], tiny_run["theta2"], 1.5, -0.5, tiny_run["glue_dir"])
+    ref = plain_loss(
+        tiny_run["theta0"], tiny_run["theta1"], tiny_run["theta2"], 1.5, -0.5, tiny_run["glue_dir"]
+    )
     assert surf["dev_loss"][j, i] == pytest.approx(ref, rel=1e-5)
     assert surf.at("dev_loss", 1.5, -0.5) == surf["dev_loss"][j, i]
-    swapped = plain_loss(tiny_run["theta0"], tiny_run["theta1"], tiny_run["theta2"], -0.5, 1.5, tiny_run["glue_dir"])
+    swapped = plain_loss(
+        tiny_run["theta0"], tiny_run["theta1"], tiny_run["theta2"], -0.5, 1.5, tiny_run["glue_dir"]
+    )
     assert swapped != pytest.approx(ref, rel=1e-4)  # so the check above would catch an α/β swap
     with h5py.File(plane.surface) as f:  # what Li et al.'s plot_2D.py and matplotlib read, without our loader
         assert f.attrs["layout"] == "yx" and f["test_loss"].shape == (3, 4)
@@ -71,9 +95,19 @@ def test_direction_file_sits_beside_the_surface_and_is_reused(tiny_run, plane, t
     assert directions.recipe == "difference" and directions.y is not None and "theta2" in attrs["checkpoints"]
     assert load_surface(plane.surface).meta["directions"]["file"] == str(d)
     # the same directions on another data subset: no theta2 needed, same values where the data agree
-    again = landscape(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], output=tmp_path / "again.h5", grid=GRID,
-                      directions={"name": "difference", "file": str(d)}, data=data_cfg(tiny_run), progress=False)
-    np.testing.assert_allclose(load_surface(again.surface)["dev_loss"], load_surface(plane.surface)["dev_loss"], rtol=1e-6)
+    again = landscape(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        output=tmp_path / "again.h5",
+        grid=GRID,
+        directions={"name": "difference", "file": str(d)},
+        data=data_cfg(tiny_run),
+        progress=False,
+    )
+    np.testing.assert_allclose(
+        load_surface(again.surface)["dev_loss"], load_surface(plane.surface)["dev_loss"], rtol=1e-6
+    )
 
 
 def test_directions_are_computed_once_per_surface(tiny_run, tmp_path, monkeypatch):
@@ -82,8 +116,19 @@ def test_directions_are_computed_once_per_surface(tiny_run, tmp_path, monkeypatc
     calls = []
     real = sweep.build_directions
     monkeypatch.setattr(sweep, "build_directions", lambda *a, **k: calls.append(1) or real(*a, **k))
-    common = dict(task="mrpc", theta0=tiny_run["theta0"], theta1=tiny_run["theta1"], theta2=tiny_run["theta2"], output=tmp_path / "s.h5",
-                  grid=GRID, directions={"name": "difference"}, data=data_cfg(tiny_run), progress=False, num_shards=3, merge=False)
+    common = dict(
+        task="mrpc",
+        theta0=tiny_run["theta0"],
+        theta1=tiny_run["theta1"],
+        theta2=tiny_run["theta2"],
+        output=tmp_path / "s.h5",
+        grid=GRID,
+        directions={"name": "difference"},
+        data=data_cfg(tiny_run),
+        progress=False,
+        num_shards=3,
+        merge=False,
+    )
     for shard in range(3):
         landscape(shard=shard, **common)
     merged = landscape(mode="merge", **common)
@@ -101,7 +146,12 @@ def test_load_surface_reads_the_older_layout_and_li_files(tmp_path):
     # a Li et al. file: train_loss / train_acc (percent) / test_loss / test_acc, rows are y
     with h5py.File(tmp_path / "li.h5", "w") as f:
         f["xcoordinates"], f["ycoordinates"] = x, y
-        f["train_loss"], f["train_acc"], f["test_loss"], f["test_acc"] = z, np.full((2, 3), 75.0), z + 1, np.full((2, 3), 60.0)
+        f["train_loss"], f["train_acc"], f["test_loss"], f["test_acc"] = (
+            z,
+            np.full((2, 3), 75.0),
+            z + 1,
+            np.full((2, 3), 60.0),
+        )
     li = load_surface(tmp_path / "li.h5")
     assert np.array_equal(li["train_loss"], z) and np.array_equal(li["dev_loss"], z + 1)
     assert np.allclose(li["train_accuracy"], 0.75) and np.allclose(li["dev_error"], 0.4)

@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import evaluate_with_plain_transformers, tiny_train_cfg
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bertviz_landscape.callbacks import SnapshotBudgetError
-from bertviz_landscape.data import get_task, load_glue_split
 from bertviz_landscape.snapshots import Snapshots
 from bertviz_landscape.train import train
-
-from conftest import evaluate_with_plain_transformers, tiny_train_cfg
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -50,21 +47,28 @@ def test_scratch_theta0_is_shared_across_tasks(glue_dir, tmp_path):
     b = weights(tmp_path / "rte" / "checkpoints" / "init")
     c = weights(tmp_path / "other_seed" / "checkpoints" / "init")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(a["bert.encoder.layer.0.attention.self.query.weight"],
-                           c["bert.encoder.layer.0.attention.self.query.weight"])
+    assert not torch.equal(
+        a["bert.encoder.layer.0.attention.self.query.weight"],
+        c["bert.encoder.layer.0.attention.self.query.weight"],
+    )
 
 
 def test_identical_runs_give_identical_metrics(glue_dir, tmp_path):
     first = train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), tmp_path / "a")
     second = train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), tmp_path / "b")
     assert first["dev"] == second["dev"]
-    fa, fb = weights(tmp_path / "a" / "checkpoints" / "final"), weights(tmp_path / "b" / "checkpoints" / "final")
+    fa, fb = (
+        weights(tmp_path / "a" / "checkpoints" / "final"),
+        weights(tmp_path / "b" / "checkpoints" / "final"),
+    )
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
 
 
 def test_final_checkpoint_reloads_and_reproduces_dev_metric(glue_dir, tmp_path):
     result = train(tiny_train_cfg(glue_dir, "task=rte", "trainer.max_epochs=2"), tmp_path / "run")
-    loss, accuracy = evaluate_with_plain_transformers(tmp_path / "run" / "checkpoints" / "final", "rte", glue_dir)
+    loss, accuracy = evaluate_with_plain_transformers(
+        tmp_path / "run" / "checkpoints" / "final", "rte", glue_dir
+    )
     assert accuracy == pytest.approx(result["dev"]["val/accuracy"], abs=1e-6)
     assert loss == pytest.approx(result["dev"]["val/loss"], rel=1e-4)
 
@@ -76,10 +80,14 @@ class RecordWeights(pl.Callback):
         self.by_step = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.by_step[trainer.global_step] = {n: p.detach().clone() for n, p in pl_module.model.named_parameters()}
+        self.by_step[trainer.global_step] = {
+            n: p.detach().clone() for n, p in pl_module.model.named_parameters()
+        }
 
 
-def within_stored_dtype(rebuilt: torch.Tensor, exact: torch.Tensor, theta0: torch.Tensor, rtol: float) -> bool:
+def within_stored_dtype(
+    rebuilt: torch.Tensor, exact: torch.Tensor, theta0: torch.Tensor, rtol: float
+) -> bool:
     """|θ0 + δ̂ − θ_t| ≤ rounding of δ in the stored dtype (relative to δ, plus fp16's subnormal
     spacing) + the float32 rounding of the sum θ0 + δ̂ (relative to θ)."""
     delta = exact - theta0
@@ -115,7 +123,10 @@ def test_snapshots_reconstruct_weights_at_every_step(glue_dir, tmp_path, monkeyp
 
 
 def test_snapshot_every_n_steps_keeps_the_last_step(glue_dir, tmp_path):
-    train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2", "callbacks.snapshots.every_n_steps=4"), tmp_path / "run")
+    train(
+        tiny_train_cfg(glue_dir, "trainer.max_epochs=2", "callbacks.snapshots.every_n_steps=4"),
+        tmp_path / "run",
+    )
     assert Snapshots(tmp_path / "run").steps == [4, 6]
 
 
@@ -161,8 +172,13 @@ def read_wandb_run(run_dir: Path) -> dict:
     """Read an offline W&B run back with wandb's own reader (`wandb leet inspect`)."""
     (offline,) = list((run_dir / "wandb").glob("offline-run-*"))
     wandb_cli = Path(sys.executable).with_name("wandb")
-    out = subprocess.run([str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline)],
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(out.stdout) | {"dir": offline.name}
 
 
@@ -177,16 +193,29 @@ def test_wandb_offline_run_has_config_and_metrics(glue_dir, tmp_path):
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "bertviz_landscape.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bertviz_landscape.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing(glue_dir, tmp_path):
     path = glue_dir / "RTE" / "train.tsv"
     path.write_text(path.read_text().replace("not_entailment", "contradiction", 1))
     run = tmp_path / "run"
-    proc = run_cli("task=rte", "model=tiny", "init=scratch", "logger=none", f"data.glue_dir={glue_dir}",
-                   f"hydra.run.dir={run}", cwd=tmp_path)
+    proc = run_cli(
+        "task=rte",
+        "model=tiny",
+        "init=scratch",
+        "logger=none",
+        f"data.glue_dir={glue_dir}",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "RTE/train.tsv: line 2, column 'label': label 'contradiction' is not one of" in proc.stderr
     assert not (run / "checkpoints").exists() and not (run / "snapshots").exists()
@@ -201,18 +230,39 @@ def test_cli_unknown_task_is_a_clear_error(tmp_path):
 @pytest.mark.slow  # make test-all; multirun stays in make test through the landscape shards (test_landscape_shards)
 def test_multirun_joblib_gives_one_offline_wandb_run_per_job(glue_dir, tmp_path, tiny_pretrained):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "task=mrpc,rte", "init=pretrained,scratch", "hydra/launcher=joblib",
-                   "hydra.launcher.n_jobs=2", "model=tiny", f"model.name_or_path={tiny_pretrained}",
-                   f"data.glue_dir={glue_dir}", "data.batch_size=8", "trainer.max_epochs=1",
-                   "trainer.accelerator=cpu", "callbacks.snapshots.every_n_steps=3", "logger=wandb",
-                   f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_cli(
+        "-m",
+        "task=mrpc,rte",
+        "init=pretrained,scratch",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "model=tiny",
+        f"model.name_or_path={tiny_pretrained}",
+        f"data.glue_dir={glue_dir}",
+        "data.batch_size=8",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "callbacks.snapshots.every_n_steps=3",
+        "logger=wandb",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert [j.name for j in jobs] == ["0_mrpc_pretrained", "1_mrpc_scratch", "2_rte_pretrained", "3_rte_scratch"]
+    assert [j.name for j in jobs] == [
+        "0_mrpc_pretrained",
+        "1_mrpc_scratch",
+        "2_rte_pretrained",
+        "3_rte_scratch",
+    ]
     runs = [read_wandb_run(job) for job in jobs]
     assert len({r["dir"] for r in runs}) == 4  # four separate W&B runs
     assert [(r["config"]["task"]["name"], r["config"]["init"]["name"]) for r in runs] == [
-        ("mrpc", "pretrained"), ("mrpc", "scratch"), ("rte", "pretrained"), ("rte", "scratch")]
+        ("mrpc", "pretrained"),
+        ("mrpc", "scratch"),
+        ("rte", "pretrained"),
+        ("rte", "scratch"),
+    ]
     for job in jobs:
         assert (job / "checkpoints" / "final" / "config.json").is_file() and (job / "metrics.json").is_file()
 
@@ -240,8 +290,13 @@ def test_interrupted_run_resumes_from_last_epoch_and_ends_at_the_same_theta1(glu
     reference = train(tiny_train_cfg(glue_dir, *overrides), tmp_path / "uninterrupted")
 
     original = pl.Trainer.__init__
-    monkeypatch.setattr(pl.Trainer, "__init__", lambda self, *a, callbacks=None, **k: original(
-        self, *a, callbacks=[*(callbacks or []), CrashAt(5)], **k))
+    monkeypatch.setattr(
+        pl.Trainer,
+        "__init__",
+        lambda self, *a, callbacks=None, **k: original(
+            self, *a, callbacks=[*(callbacks or []), CrashAt(5)], **k
+        ),
+    )
     run = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(tiny_train_cfg(glue_dir, *overrides), run)
@@ -251,7 +306,10 @@ def test_interrupted_run_resumes_from_last_epoch_and_ends_at_the_same_theta1(glu
 
     resumed = train(tiny_train_cfg(glue_dir, *overrides), run)
     assert resumed["dev"] == reference["dev"] and resumed["steps"] == reference["steps"] == 9
-    final, expected = weights(run / "checkpoints" / "final"), weights(tmp_path / "uninterrupted" / "checkpoints" / "final")
+    final, expected = (
+        weights(run / "checkpoints" / "final"),
+        weights(tmp_path / "uninterrupted" / "checkpoints" / "final"),
+    )
     assert all(torch.equal(final[k], expected[k]) for k in expected)
     # θ0 was kept, the trajectory is whole and equals the uninterrupted one, the resume state is gone
     assert (run / "checkpoints" / "init" / "model.safetensors").stat().st_mtime_ns == init_stamp

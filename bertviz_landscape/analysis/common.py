@@ -27,9 +27,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -71,11 +72,15 @@ def run_dir(path: str | os.PathLike | None, key: str = "run") -> RunDir:
     if not p.is_dir():
         raise AnalysisError(f"{key}={p}: directory does not exist")
     if not RunDir.is_run(p):
-        raise AnalysisError(f"{key}={p}: not a training run directory (no {RunDir(p).theta0.relative_to(RunDir(p).root)})")
+        raise AnalysisError(
+            f"{key}={p}: not a training run directory (no {RunDir(p).theta0.relative_to(RunDir(p).root)})"
+        )
     return RunDir(p)
 
 
-def baseline_verdict(primary: str, dev: dict, baseline: dict, n_dev: int | None = None) -> tuple[float | None, float | None, bool | None]:
+def baseline_verdict(
+    primary: str, dev: dict, baseline: dict, n_dev: int | None = None
+) -> tuple[float | None, float | None, bool | None]:
     """(dev metric, the majority baseline's value of it, whether the run beat it).
 
     `dev`: metrics.json's "dev" ({"val/<metric>": v}); `baseline`: its "majority_baseline";
@@ -89,7 +94,11 @@ def baseline_verdict(primary: str, dev: dict, baseline: dict, n_dev: int | None 
     value = None if value is None else float(value)
     if primary in baseline:
         base = float(baseline[primary])
-        margin = 2.0 * math.sqrt(base * (1.0 - base) / n_dev) if primary == "accuracy" and n_dev and 0.0 <= base <= 1.0 else 0.0
+        margin = (
+            2.0 * math.sqrt(base * (1.0 - base) / n_dev)
+            if primary == "accuracy" and n_dev and 0.0 <= base <= 1.0
+            else 0.0
+        )
         beat = None if value is None or not math.isfinite(value) else bool(value > base + margin)
         return value, base, beat
     if "mse" in baseline:
@@ -111,11 +120,20 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise AnalysisError(f"{rd.metrics_json}: not valid JSON ({err})") from None
     primary = metrics.get("primary_metric")
-    value, base, beat = baseline_verdict(primary, metrics.get("dev") or {}, metrics.get("majority_baseline") or {},
-                                         metrics.get("dev_examples"))
+    value, base, beat = baseline_verdict(
+        primary, metrics.get("dev") or {}, metrics.get("majority_baseline") or {}, metrics.get("dev_examples")
+    )
     seed = ident.get("seed")
-    return RunInfo(str(rd.root), ident.get("task") or metrics.get("task"), ident.get("init") or metrics.get("init"),
-                   None if seed is None else int(seed), primary, value, base, beat)
+    return RunInfo(
+        str(rd.root),
+        ident.get("task") or metrics.get("task"),
+        ident.get("init") or metrics.get("init"),
+        None if seed is None else int(seed),
+        primary,
+        value,
+        base,
+        beat,
+    )
 
 
 def unknown_run(task: str | None = None, primary: str | None = None) -> RunInfo:
@@ -128,7 +146,9 @@ def check_same_group(runs: Sequence[RunInfo]) -> None:
     groups = {(r.task, r.init) for r in runs if r.task is not None or r.init is not None}
     if len(groups) > 1:
         listing = ", ".join(f"{r.run} ({r.task}, {r.init})" for r in runs)
-        raise AnalysisError(f"runs of different (task, init) cannot be summarised together: {listing}; analyse each group on its own")
+        raise AnalysisError(
+            f"runs of different (task, init) cannot be summarised together: {listing}; analyse each group on its own"
+        )
 
 
 # --- surfaces -------------------------------------------------------------------------------
@@ -146,22 +166,32 @@ def load_surface_checked(path: str | os.PathLike | None, key: str = "surface"):
 
 def require_2d(surface, path, analysis: str, what: str = "") -> None:
     if not surface.two_d:
-        raise AnalysisError(f"analysis={analysis}{what} needs a 2D surface (δ1 and δ2); {path} is 1D (grid=line): "
-                            "compute it with grid=plane")
+        raise AnalysisError(
+            f"analysis={analysis}{what} needs a 2D surface (δ1 and δ2); {path} is 1D (grid=line): "
+            "compute it with grid=plane"
+        )
 
 
 def require_key(surface, path, key: str, option: str) -> np.ndarray:
     if key not in surface:
-        raise AnalysisError(f"surface {path} has no {key!r} array ({option}={key}); it has {', '.join(sorted(surface.keys()))}")
+        raise AnalysisError(
+            f"surface {path} has no {key!r} array ({option}={key}); it has {', '.join(sorted(surface.keys()))}"
+        )
     return np.asarray(surface[key], dtype=np.float64)
 
 
 def surface_hashes(surface) -> dict[str, str]:
     """role → sha256 of the checkpoints the surface was computed from (its meta)."""
-    return {role: c.get("sha256") for role, c in (surface.meta.get("checkpoints") or {}).items() if isinstance(c, dict)}
+    return {
+        role: c.get("sha256")
+        for role, c in (surface.meta.get("checkpoints") or {}).items()
+        if isinstance(c, dict)
+    }
 
 
-def check_surface_matches_run(surface, surface_path, run: RunDir, roles: Iterable[str] = ("theta0", "theta1")) -> None:
+def check_surface_matches_run(
+    surface, surface_path, run: RunDir, roles: Iterable[str] = ("theta0", "theta1")
+) -> None:
     """The surface must have been computed from this run's θ0 and θ1 (content hashes), else an
     AnalysisError naming the surface, the role and the run: projecting one run's trajectory on
     another run's surface would draw a path on a plane it does not lie in."""
@@ -169,18 +199,24 @@ def check_surface_matches_run(surface, surface_path, run: RunDir, roles: Iterabl
 
     recorded = surface_hashes(surface)
     if not recorded:
-        raise AnalysisError(f"surface {surface_path} records no checkpoint hashes (meta 'checkpoints'); "
-                            f"cannot check it belongs to run {run.root}")
+        raise AnalysisError(
+            f"surface {surface_path} records no checkpoint hashes (meta 'checkpoints'); "
+            f"cannot check it belongs to run {run.root}"
+        )
     paths = {"theta0": run.theta0, "theta1": run.theta1}
     for role in roles:
         if role not in recorded or not recorded[role]:
             continue
         if not paths[role].is_dir():
-            raise AnalysisError(f"run {run.root} has no {paths[role].relative_to(run.root)} to check surface {surface_path} against")
+            raise AnalysisError(
+                f"run {run.root} has no {paths[role].relative_to(run.root)} to check surface {surface_path} against"
+            )
         actual = content_hash(paths[role])
         if actual != recorded[role]:
-            raise AnalysisError(f"surface {surface_path} was not computed from run {run.root}: its {role} checkpoint hash "
-                                f"{recorded[role][:12]}… differs from the run's {paths[role].name} ({actual[:12]}…)")
+            raise AnalysisError(
+                f"surface {surface_path} was not computed from run {run.root}: its {role} checkpoint hash "
+                f"{recorded[role][:12]}… differs from the run's {paths[role].name} ({actual[:12]}…)"
+            )
 
 
 def surface_run(surface) -> str | None:
@@ -200,8 +236,12 @@ def surface_run(surface) -> str | None:
 def surface_input(surface, path) -> dict:
     from bertviz_landscape.landscape.sweep import content_hash_file
 
-    return {"path": str(Path(str(path)).expanduser().resolve()), "sha256": content_hash_file(Path(str(path)).expanduser()),
-            "checkpoints": surface_hashes(surface), "dimensions": 2 if surface.two_d else 1}
+    return {
+        "path": str(Path(str(path)).expanduser().resolve()),
+        "sha256": content_hash_file(Path(str(path)).expanduser()),
+        "checkpoints": surface_hashes(surface),
+        "dimensions": 2 if surface.two_d else 1,
+    }
 
 
 # --- the JSON -------------------------------------------------------------------------------
@@ -232,8 +272,11 @@ def summarize(scalars: Sequence[dict[str, Any]]) -> dict[str, dict]:
         keys += [k for k in row if k not in keys]
     out = {}
     for key in keys:
-        values = [float(r[key]) for r in scalars if r.get(key) is not None and not isinstance(r.get(key), bool)
-                  and math.isfinite(float(r[key]))]
+        values = [
+            float(r[key])
+            for r in scalars
+            if r.get(key) is not None and not isinstance(r.get(key), bool) and math.isfinite(float(r[key]))
+        ]
         n = len(values)
         mean = float(np.mean(values)) if n else None
         std = float(np.std(values, ddof=1)) if n > 1 else (0.0 if n == 1 else None)
@@ -241,8 +284,14 @@ def summarize(scalars: Sequence[dict[str, Any]]) -> dict[str, dict]:
     return out
 
 
-def analysis_result(name: str, inputs: dict, runs: Sequence[RunInfo], per_run: Sequence[dict], scalars: Sequence[dict],
-                    **extra: Any) -> dict:
+def analysis_result(
+    name: str,
+    inputs: dict,
+    runs: Sequence[RunInfo],
+    per_run: Sequence[dict],
+    scalars: Sequence[dict],
+    **extra: Any,
+) -> dict:
     """The analysis JSON: the shared keys, per-run results, the summary of each run's scalars."""
     if len(per_run) != len(runs) or len(scalars) != len(runs):
         raise ValueError("one per_run and one scalars entry per run")
@@ -251,11 +300,22 @@ def analysis_result(name: str, inputs: dict, runs: Sequence[RunInfo], per_run: S
     baseline = {
         "all_beat_baseline": None if any(v is None for v in verdicts) else all(verdicts),
         "not_beating_baseline": flagged,
-        "note": ("a run that did not beat its majority-class baseline sits on the constant-predictor plateau; its "
-                 "flatness numbers measure that plateau") if flagged else None,
+        "note": (
+            "a run that did not beat its majority-class baseline sits on the constant-predictor plateau; its "
+            "flatness numbers measure that plateau"
+        )
+        if flagged
+        else None,
     }
-    out = {"analysis": name, "format": FORMAT, "inputs": inputs, "runs": [r.entry() for r in runs],
-           "per_run": list(per_run), "summary": summarize(scalars), "baseline": baseline}
+    out = {
+        "analysis": name,
+        "format": FORMAT,
+        "inputs": inputs,
+        "runs": [r.entry() for r in runs],
+        "per_run": list(per_run),
+        "summary": summarize(scalars),
+        "baseline": baseline,
+    }
     out.update(extra)
     return jsonable(out)
 
@@ -293,14 +353,24 @@ def log_to_wandb(result: dict, options: dict, output: str | os.PathLike | None =
     import wandb
 
     first = (result.get("runs") or [{}])[0]
-    name = options.get("name") or f"{first.get('task') or 'analysis'}_{first.get('init') or ''}_{result['analysis']}".replace("__", "_")
+    name = options.get(
+        "name"
+    ) or f"{first.get('task') or 'analysis'}_{first.get('init') or ''}_{result['analysis']}".replace(
+        "__", "_"
+    )
     directory = options.get("dir")
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=options.get("project") or "bertviz_landscape", entity=options.get("entity"), name=name,
-                     mode=options.get("mode") or os.environ.get("WANDB_MODE", "offline"), dir=directory,
-                     job_type=f"analysis/{result['analysis']}", reinit=True,
-                     config={"analysis": result["analysis"], "inputs": result.get("inputs"), "runs": result.get("runs")})
+    run = wandb.init(
+        project=options.get("project") or "bertviz_landscape",
+        entity=options.get("entity"),
+        name=name,
+        mode=options.get("mode") or os.environ.get("WANDB_MODE", "offline"),
+        dir=directory,
+        job_type=f"analysis/{result['analysis']}",
+        reinit=True,
+        config={"analysis": result["analysis"], "inputs": result.get("inputs"), "runs": result.get("runs")},
+    )
     try:
         run.summary.update(summary_scalars(result))
         if output is not None and Path(output).is_file():
@@ -327,7 +397,11 @@ def input_name(run: Any = None, runs: Any = None, surface: Any = None, surfaces:
     def first(value, many):
         if value not in (None, "", "???", "None"):
             return str(value)
-        many = list(many) if isinstance(many, (list, tuple)) or hasattr(many, "__iter__") and not isinstance(many, str) else []
+        many = (
+            list(many)
+            if isinstance(many, (list, tuple)) or hasattr(many, "__iter__") and not isinstance(many, str)
+            else []
+        )
         return str(many[0]) if many else None
 
     r = first(run, runs or [])
@@ -351,7 +425,9 @@ def run_task(run: RunDir) -> str:
     """The task a run was trained on (run.json, else its config.yaml)."""
     task = run.read_identity().get("task") or (run.read_config().get("task") or {}).get("name")
     if not task:
-        raise AnalysisError(f"run {run.root}: neither {run.identity_file.name} nor {run.config.name} says its task")
+        raise AnalysisError(
+            f"run {run.root}: neither {run.identity_file.name} nor {run.config.name} says its task"
+        )
     return str(task)
 
 
@@ -367,13 +443,27 @@ def run_data_request(data: Any, run: RunDir, **overrides: Any):
     from bertviz_landscape.landscape.request import DataRequest
 
     values = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data or {})
-    values = {k: v for k, v in values.items() if k in ("glue_dir", "max_train_samples", "max_eval_samples", "subset_seed",
-                                                     "max_length", "eval_batch_size", "cache_dir")}
+    values = {
+        k: v
+        for k, v in values.items()
+        if k
+        in (
+            "glue_dir",
+            "max_train_samples",
+            "max_eval_samples",
+            "subset_seed",
+            "max_length",
+            "eval_batch_size",
+            "cache_dir",
+        )
+    }
     values.update({k: v for k, v in overrides.items() if v is not None})
     req = DataRequest.from_config(values)
     if req.max_length is None:
         length = (run.read_config().get("data") or {}).get("max_length")
         if length is None:
-            raise AnalysisError(f"data.max_length is not given and run {run.root} has no {run.config.name} saying it: set data.max_length=<n>")
+            raise AnalysisError(
+                f"data.max_length is not given and run {run.root} has no {run.config.name} saying it: set data.max_length=<n>"
+            )
         req = replace(req, max_length=int(length))
     return req

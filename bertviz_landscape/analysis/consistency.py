@@ -21,14 +21,24 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
-    AnalysisError, analysis_result, check_same_group, check_surface_matches_run, config_list, load_surface_checked,
-    read_run, require_key, run_dir, surface_input, surface_run, unknown_run,
+    AnalysisError,
+    analysis_result,
+    check_same_group,
+    check_surface_matches_run,
+    config_list,
+    load_surface_checked,
+    read_run,
+    require_key,
+    run_dir,
+    surface_input,
+    surface_run,
+    unknown_run,
 )
 from bertviz_landscape.analysis.registry import register
 
@@ -56,8 +66,11 @@ def consistency_of(train: np.ndarray, dev: np.ndarray, quantiles: Sequence[float
     constant = [name for name, x in (("train", t), ("dev", d)) if x.size and np.ptp(x) == 0]
     if t.size < 3 or constant:
         out["spearman"], out["spearman_pvalue"] = None, None
-        out["note"] = (f"{' and '.join(constant)} values are constant over the grid: no ranking" if constant
-                       else "fewer than 3 finite points")
+        out["note"] = (
+            f"{' and '.join(constant)} values are constant over the grid: no ranking"
+            if constant
+            else "fewer than 3 finite points"
+        )
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -75,14 +88,21 @@ def consistency_of(train: np.ndarray, dev: np.ndarray, quantiles: Sequence[float
     return out
 
 
-def consistency(surfaces: Sequence[str | os.PathLike], runs: Sequence[str | os.PathLike] = (), train_key: str = "train_loss",
-                dev_key: str = "dev_error", quantiles: Sequence[float] = (10, 25, 50)) -> dict:
+def consistency(
+    surfaces: Sequence[str | os.PathLike],
+    runs: Sequence[str | os.PathLike] = (),
+    train_key: str = "train_loss",
+    dev_key: str = "dev_error",
+    quantiles: Sequence[float] = (10, 25, 50),
+) -> dict:
     """The consistency analysis JSON over `surfaces` (one per run; `runs`, if given, in the same order)."""
     surfaces, runs = list(surfaces), list(runs)
     if not surfaces:
         raise AnalysisError("analysis=consistency needs surface=<surface .h5> (or surfaces=[...])")
     if runs and len(runs) != len(surfaces):
-        raise AnalysisError(f"analysis=consistency: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run)")
+        raise AnalysisError(
+            f"analysis=consistency: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run)"
+        )
     quantiles = [float(q) for q in quantiles]
     bad = [q for q in quantiles if not 0 < q <= 100]
     if bad:
@@ -105,11 +125,18 @@ def consistency(surfaces: Sequence[str | os.PathLike], runs: Sequence[str | os.P
         inputs.append(surface_input(surface, path))
         scalars.append({"spearman": entry["spearman"], **{f"iou_{k}": v for k, v in entry["iou"].items()}})
     check_same_group(infos)
-    return analysis_result("consistency", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars)
+    return analysis_result(
+        "consistency", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars
+    )
 
 
 @register("consistency")
 def consistency_from_config(cfg: DictConfig) -> dict:
     a = cfg.analysis
-    return consistency(config_list(cfg, "surface", "surfaces"), config_list(cfg, "run", "runs"), str(a.train_key), str(a.dev_key),
-                       list(a.quantiles))
+    return consistency(
+        config_list(cfg, "surface", "surfaces"),
+        config_list(cfg, "run", "runs"),
+        str(a.train_key),
+        str(a.dev_key),
+        list(a.quantiles),
+    )

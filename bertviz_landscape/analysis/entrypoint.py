@@ -9,7 +9,6 @@ exits with status 2 and one line naming the problem; no JSON is written.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf

@@ -29,15 +29,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
-    AnalysisError, analysis_result, check_same_group, check_surface_matches_run, config_list, load_surface_checked,
-    read_run, require_key, run_dir, surface_input, surface_run, unknown_run,
+    AnalysisError,
+    analysis_result,
+    check_same_group,
+    check_surface_matches_run,
+    config_list,
+    load_surface_checked,
+    read_run,
+    require_key,
+    run_dir,
+    surface_input,
+    surface_run,
+    unknown_run,
 )
 from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.registry import register
@@ -92,15 +102,19 @@ def basin_area(surface_values: np.ndarray, j0: int, i0: int, level: float) -> tu
         return 0, False
     labels, _ = ndimage.label(inside)
     component = labels == labels[j0, i0]
-    edge = bool(component[0, :].any() or component[-1, :].any() or component[:, 0].any() or component[:, -1].any())
+    edge = bool(
+        component[0, :].any() or component[-1, :].any() or component[:, 0].any() or component[:, -1].any()
+    )
     return int(component.sum()), edge
 
 
 def _grid_index(coords: np.ndarray, value: float, axis: str, path) -> int:
     i = int(np.argmin(np.abs(coords - value)))
     if not np.isclose(coords[i], value, atol=1e-9):
-        raise AnalysisError(f"surface {path}: the centre's {axis} = {value:g} is not a grid coordinate "
-                            f"({axis} grid: {coords.min():g} … {coords.max():g}, {len(coords)} points); set analysis.center")
+        raise AnalysisError(
+            f"surface {path}: the centre's {axis} = {value:g} is not a grid coordinate "
+            f"({axis} grid: {coords.min():g} … {coords.max():g}, {len(coords)} points); set analysis.center"
+        )
     return i
 
 
@@ -130,15 +144,23 @@ def weight_norms(surface, names_from: Path | None) -> dict:
     return out
 
 
-def flatness_of_surface(surface, path, key: str = "train_loss", epsilons: Sequence[float] = (0.01, 0.05, 0.1, 0.5),
-                        center: Sequence[float] | None = None, matched_train_loss: float | None = None) -> dict:
+def flatness_of_surface(
+    surface,
+    path,
+    key: str = "train_loss",
+    epsilons: Sequence[float] = (0.01, 0.05, 0.1, 0.5),
+    center: Sequence[float] | None = None,
+    matched_train_loss: float | None = None,
+) -> dict:
     """Widths, areas, scale and noise of one surface (see the module docstring)."""
     z = require_key(surface, path, key, "analysis.key")
     d = surface.meta.get("directions") or {}
     n1 = d.get("norm_x")
     n2 = d.get("norm_y") if surface.two_d else None
     if n1 is None or not n1 > 0:
-        raise AnalysisError(f"surface {path} records no ‖δ1‖ (meta directions.norm_x): cannot give widths in parameter distance")
+        raise AnalysisError(
+            f"surface {path} records no ‖δ1‖ (meta directions.norm_x): cannot give widths in parameter distance"
+        )
     cos = d.get("cosine_xy")
     sin = math.sqrt(max(1.0 - float(cos) ** 2, 0.0)) if cos is not None and math.isfinite(float(cos)) else 1.0
     ca, cb = (list(center) + [0.0])[:2] if center is not None else default_center(surface)
@@ -153,33 +175,59 @@ def flatness_of_surface(surface, path, key: str = "train_loss", epsilons: Sequen
     row = z[j0, :] if surface.two_d else z
     width: dict = {"x": {}, "y": {} if surface.two_d else None}
     area: dict = {} if surface.two_d else None
-    noise = {"center_value": zc, "center_stderr": se, "difference_stderr": unpaired_stderr(se, se) if se is not None else None,
-             "eps_exceeds_noise": {}}
+    noise = {
+        "center_value": zc,
+        "center_stderr": se,
+        "difference_stderr": unpaired_stderr(se, se) if se is not None else None,
+        "eps_exceeds_noise": {},
+    }
     for eps in epsilons:
         k = f"{eps:g}"
         level = zc + float(eps)
         wx = interval_width(surface.x, row, ca, level)
-        width["x"][k] = wx | {"units_delta1": wx["width"], "absolute": None if wx["width"] is None else wx["width"] * n1}
+        width["x"][k] = wx | {
+            "units_delta1": wx["width"],
+            "absolute": None if wx["width"] is None else wx["width"] * n1,
+        }
         if surface.two_d:
             wy = interval_width(surface.y, z[:, i0], cb, level)
             u = None if wy["width"] is None else wy["width"] * (n2 / n1)
-            width["y"][k] = wy | {"units_delta1": u, "absolute": None if wy["width"] is None else wy["width"] * n2}
+            width["y"][k] = wy | {
+                "units_delta1": u,
+                "absolute": None if wy["width"] is None else wy["width"] * n2,
+            }
             count, edge = basin_area(z, j0, i0, level)
             dx = float(np.mean(np.diff(surface.x))) if len(surface.x) > 1 else math.nan
             dy = float(np.mean(np.diff(surface.y))) if len(surface.y) > 1 else math.nan
             absolute = count * dx * dy * n1 * n2 * sin
-            area[k] = {"points": count, "grid_fraction": count / z.size, "bounded": not edge,
-                       "units_delta1_sq": absolute / n1 ** 2, "absolute_sq": absolute}
-        noise["eps_exceeds_noise"][k] = exceeds_noise(float(eps), noise["difference_stderr"]) if se is not None else None
-    out = {"key": key, "center": [ca, cb] if surface.two_d else [ca], "width": width, "area": area,
-           "scale": {"norm_delta1": n1, "norm_delta2": n2, "cosine_delta1_delta2": cos}, "noise": noise,
-           "matched_train_loss": None, "hessian": None}
+            area[k] = {
+                "points": count,
+                "grid_fraction": count / z.size,
+                "bounded": not edge,
+                "units_delta1_sq": absolute / n1**2,
+                "absolute_sq": absolute,
+            }
+        noise["eps_exceeds_noise"][k] = (
+            exceeds_noise(float(eps), noise["difference_stderr"]) if se is not None else None
+        )
+    out = {
+        "key": key,
+        "center": [ca, cb] if surface.two_d else [ca],
+        "width": width,
+        "area": area,
+        "scale": {"norm_delta1": n1, "norm_delta2": n2, "cosine_delta1_delta2": cos},
+        "noise": noise,
+        "matched_train_loss": None,
+        "hessian": None,
+    }
     if matched_train_loss is not None:
         out["matched_train_loss"] = matched_width(surface.x, row, float(matched_train_loss), epsilons, n1)
     return out
 
 
-def matched_width(x: np.ndarray, row: np.ndarray, target: float, epsilons: Sequence[float], norm_delta1: float) -> dict:
+def matched_width(
+    x: np.ndarray, row: np.ndarray, target: float, epsilons: Sequence[float], norm_delta1: float
+) -> dict:
     """The first α ≥ 0 along the paper axis where J ≤ target (linear between grid points), and the
     widths {J ≤ target + ε} around it."""
     x, row = np.asarray(x, dtype=np.float64), np.asarray(row, dtype=np.float64)
@@ -198,7 +246,10 @@ def matched_width(x: np.ndarray, row: np.ndarray, target: float, epsilons: Seque
         return out
     for eps in epsilons:
         w = interval_width(x, row, alpha, target + float(eps))
-        out["width"]["x"][f"{eps:g}"] = w | {"units_delta1": w["width"], "absolute": None if w["width"] is None else w["width"] * norm_delta1}
+        out["width"]["x"][f"{eps:g}"] = w | {
+            "units_delta1": w["width"],
+            "absolute": None if w["width"] is None else w["width"] * norm_delta1,
+        }
     return out
 
 
@@ -211,20 +262,32 @@ def hessian_entry(cfg: DictConfig | None, run) -> dict | None:
     try:
         from bertviz_landscape.analysis import hessian
     except ImportError as err:
-        raise AnalysisError(f"analysis.hessian.enabled: the Hessian module is not available ({err})") from None
+        raise AnalysisError(
+            f"analysis.hessian.enabled: the Hessian module is not available ({err})"
+        ) from None
     return hessian.hessian_entry(cfg, run)
 
 
-def flatness(surfaces: Sequence[str | os.PathLike] = (), runs: Sequence[str | os.PathLike] = (), key: str = "train_loss",
-             epsilons: Sequence[float] = (0.01, 0.05, 0.1, 0.5), center: Sequence[float] | None = None,
-             matched_train_loss: float | None = None, cfg: DictConfig | None = None) -> dict:
+def flatness(
+    surfaces: Sequence[str | os.PathLike] = (),
+    runs: Sequence[str | os.PathLike] = (),
+    key: str = "train_loss",
+    epsilons: Sequence[float] = (0.01, 0.05, 0.1, 0.5),
+    center: Sequence[float] | None = None,
+    matched_train_loss: float | None = None,
+    cfg: DictConfig | None = None,
+) -> dict:
     """The flatness analysis JSON (one surface per run; `cfg` only for the Hessian hook)."""
     surfaces, runs = list(surfaces), list(runs)
     hess = cfg is not None and bool((cfg.analysis.get("hessian") or {}).get("enabled", False))
     if not surfaces and not (runs and hess):
-        raise AnalysisError("analysis=flatness needs surface=<surface .h5> (or surfaces=[...]), or run= with analysis.hessian.enabled=true")
+        raise AnalysisError(
+            "analysis=flatness needs surface=<surface .h5> (or surfaces=[...]), or run= with analysis.hessian.enabled=true"
+        )
     if surfaces and runs and len(runs) != len(surfaces):
-        raise AnalysisError(f"analysis=flatness: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run)")
+        raise AnalysisError(
+            f"analysis=flatness: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run)"
+        )
     epsilons = [float(e) for e in epsilons]
     if any(not e > 0 for e in epsilons):
         raise AnalysisError(f"analysis.epsilons must be positive loss increases, got {epsilons}")
@@ -236,7 +299,11 @@ def flatness(surfaces: Sequence[str | os.PathLike] = (), runs: Sequence[str | os
         rd = run_dir(run) if run is not None else None
         if surface is not None and rd is not None:
             check_surface_matches_run(surface, path, rd)
-        info = read_run(run) if run is not None else unknown_run(surface.meta.get("task"), surface.meta.get("primary_metric"))
+        info = (
+            read_run(run)
+            if run is not None
+            else unknown_run(surface.meta.get("task"), surface.meta.get("primary_metric"))
+        )
         if surface is not None:
             entry = flatness_of_surface(surface, path, key, epsilons, center, matched_train_loss)
             from bertviz_landscape.analysis.trajectory import surface_direction_file
@@ -248,8 +315,16 @@ def flatness(surfaces: Sequence[str | os.PathLike] = (), runs: Sequence[str | os
             entry["scale"] |= weight_norms(surface, dfile)
             inputs.append(surface_input(surface, path))
         else:
-            entry = {"key": key, "center": None, "width": None, "area": None, "scale": None, "noise": None,
-                     "matched_train_loss": None, "hessian": None}
+            entry = {
+                "key": key,
+                "center": None,
+                "width": None,
+                "area": None,
+                "scale": None,
+                "noise": None,
+                "matched_train_loss": None,
+                "hessian": None,
+            }
         entry["hessian"] = hessian_entry(cfg, rd)
         infos.append(info)
         per_run.append(entry)
@@ -275,7 +350,9 @@ def flatness(surfaces: Sequence[str | os.PathLike] = (), runs: Sequence[str | os
             row["hessian_trace"] = h.get("trace")
         scalars.append(row)
     check_same_group(infos)
-    return analysis_result("flatness", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars)
+    return analysis_result(
+        "flatness", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars
+    )
 
 
 @register("flatness")
@@ -283,5 +360,12 @@ def flatness_from_config(cfg: DictConfig) -> dict:
     a = cfg.analysis
     center = None if a.get("center") is None else [float(v) for v in a.center]
     matched = a.get("matched_train_loss")
-    return flatness(config_list(cfg, "surface", "surfaces"), config_list(cfg, "run", "runs"), str(a.key), list(a.epsilons), center,
-                    None if matched is None else float(matched), cfg)
+    return flatness(
+        config_list(cfg, "surface", "surfaces"),
+        config_list(cfg, "run", "runs"),
+        str(a.key),
+        list(a.epsilons),
+        center,
+        None if matched is None else float(matched),
+        cfg,
+    )

@@ -49,7 +49,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -74,7 +74,9 @@ def _math_attention():
         return contextlib.nullcontext()
 
 
-def hessian_parameters(model: torch.nn.Module, params: str | Sequence[str] = "all", bias_and_norm: str = "include") -> list[str]:
+def hessian_parameters(
+    model: torch.nn.Module, params: str | Sequence[str] = "all", bias_and_norm: str = "include"
+) -> list[str]:
     """The names of the parameters the Hessian is taken over (model order)."""
     if bias_and_norm not in ("include", "exclude"):
         raise HessianError(f"hessian.bias_and_norm must be include or exclude, got {bias_and_norm!r}")
@@ -94,7 +96,9 @@ class HessianVectorProduct:
     tensors in the order of `names`. Counts its products.
     """
 
-    def __init__(self, model: torch.nn.Module, batches, task, names: Sequence[str], method: str = "double_backward"):
+    def __init__(
+        self, model: torch.nn.Module, batches, task, names: Sequence[str], method: str = "double_backward"
+    ):
         if method not in HVP_METHODS:
             raise HessianError(f"hessian.hvp must be one of {HVP_METHODS}, got {method!r}")
         self.model, self.task, self.method = model, task, method
@@ -134,7 +138,9 @@ class HessianVectorProduct:
         if values is None:
             logits = self.model(**batch.inputs()).logits
         else:
-            logits = torch.func.functional_call(self.model, values, args=(), kwargs=batch.inputs(), strict=False).logits
+            logits = torch.func.functional_call(
+                self.model, values, args=(), kwargs=batch.inputs(), strict=False
+            ).logits
         return self.task.loss(logits, batch.labels, reduction="sum")
 
     def loss(self) -> float:
@@ -177,8 +183,15 @@ def default_ncv(k: int, n: int) -> int:
     return min(n, max(2 * k + 1, k + 8))
 
 
-def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int, ncv: int | None, seed: int,
-                    vectors: bool = False) -> dict:
+def top_eigenvalues(
+    hvp: HessianVectorProduct,
+    k: int,
+    tol: float,
+    max_iter: int,
+    ncv: int | None,
+    seed: int,
+    vectors: bool = False,
+) -> dict:
     """ARPACK Lanczos (eigsh, which='LA') on H: the k largest eigenvalues, descending (with
     `vectors`, also "eigenvectors": an n × k float32 array, columns in the same order)."""
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -199,7 +212,9 @@ def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int
     start, products = time.perf_counter(), hvp.products
     vecs = None
     try:
-        found = eigsh(operator, k=k, which="LA", tol=tol, maxiter=max_iter, ncv=ncv, v0=v0, return_eigenvectors=vectors)
+        found = eigsh(
+            operator, k=k, which="LA", tol=tol, maxiter=max_iter, ncv=ncv, v0=v0, return_eigenvectors=vectors
+        )
         converged = True
     except ArpackNoConvergence as err:
         found, converged = ((err.eigenvalues, err.eigenvectors) if vectors else err.eigenvalues), False
@@ -207,8 +222,13 @@ def top_eigenvalues(hvp: HessianVectorProduct, k: int, tol: float, max_iter: int
         found, vecs = found
     values = np.asarray(found, dtype=np.float64).reshape(-1)
     order = np.argsort(-values)
-    out = {"top_eigenvalues": [float(values[i]) for i in order], "converged": converged, "lanczos_iterations": hvp.products - products,
-           "ncv": ncv, "lanczos_seconds": time.perf_counter() - start}
+    out = {
+        "top_eigenvalues": [float(values[i]) for i in order],
+        "converged": converged,
+        "lanczos_iterations": hvp.products - products,
+        "ncv": ncv,
+        "lanczos_seconds": time.perf_counter() - start,
+    }
     if vectors:
         out["eigenvectors"] = np.asarray(vecs)[:, order]
     return out
@@ -219,7 +239,9 @@ def hutchinson_trace(hvp: HessianVectorProduct, samples: int, seed: int) -> dict
     if samples == 0:
         return {"trace": None, "trace_stderr": None, "hutchinson_samples": 0, "hutchinson_seconds": 0.0}
     if samples < 2:
-        raise HessianError(f"hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got {samples}")
+        raise HessianError(
+            f"hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got {samples}"
+        )
     gen = torch.Generator().manual_seed(int(seed))
     start = time.perf_counter()
     values = []
@@ -227,8 +249,12 @@ def hutchinson_trace(hvp: HessianVectorProduct, samples: int, seed: int) -> dict
         z = torch.randint(0, 2, (hvp.dim,), generator=gen).to(torch.float32).mul_(2).sub_(1)
         values.append(float(torch.dot(z, hvp(z).to(z.device))))  # z is ±1: a signed sum of Hz's entries
     arr = np.asarray(values)
-    return {"trace": float(arr.mean()), "trace_stderr": float(arr.std(ddof=1) / math.sqrt(samples)),
-            "hutchinson_samples": samples, "hutchinson_seconds": time.perf_counter() - start}
+    return {
+        "trace": float(arr.mean()),
+        "trace_stderr": float(arr.std(ddof=1) / math.sqrt(samples)),
+        "hutchinson_samples": samples,
+        "hutchinson_seconds": time.perf_counter() - start,
+    }
 
 
 def hessian_spectrum(
@@ -258,7 +284,9 @@ def hessian_spectrum(
     if int(max_iter) < 1:
         raise HessianError(f"hessian.max_iter must be >= 1, got {max_iter}")
     if int(hutchinson_samples) == 1 or int(hutchinson_samples) < 0:
-        raise HessianError(f"hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got {hutchinson_samples}")
+        raise HessianError(
+            f"hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got {hutchinson_samples}"
+        )
     names = hessian_parameters(model, params, bias_and_norm)
     model.eval()
     op = HessianVectorProduct(model, batches, task, names, hvp)
@@ -266,13 +294,26 @@ def hessian_spectrum(
     if k > 0:
         out |= top_eigenvalues(op, int(k), float(tol), int(max_iter), ncv, int(seed))
     else:
-        out |= {"top_eigenvalues": [], "converged": True, "lanczos_iterations": 0, "ncv": None, "lanczos_seconds": 0.0}
+        out |= {
+            "top_eigenvalues": [],
+            "converged": True,
+            "lanczos_iterations": 0,
+            "ncv": None,
+            "lanczos_seconds": 0.0,
+        }
     out |= hutchinson_trace(op, int(hutchinson_samples), int(seed))
     out |= {
         "num_examples": op.num_examples,
         "num_parameters": op.dim,
-        "parameters": {"selectors": [params] if isinstance(params, str) else list(params), "bias_and_norm": bias_and_norm},
-        "hvp": hvp, "k": int(k), "tol": float(tol), "max_iter": int(max_iter), "seed": int(seed),
+        "parameters": {
+            "selectors": [params] if isinstance(params, str) else list(params),
+            "bias_and_norm": bias_and_norm,
+        },
+        "hvp": hvp,
+        "k": int(k),
+        "tol": float(tol),
+        "max_iter": int(max_iter),
+        "seed": int(seed),
         "hessian_vector_products": op.products,
         "seconds_per_hvp": op.seconds / op.products if op.products else None,
         "seconds": time.perf_counter() - started,
@@ -292,19 +333,33 @@ def hessian_entry(cfg, run) -> dict:
     h = cfg.analysis.hessian
     task = get_task(run_task(run))
     theta1 = check_checkpoint_dir("theta1", run.theta1)
-    data = run_data_request(cfg.get("data"), run, max_train_samples=h.get("num_examples"), eval_batch_size=h.get("batch_size"))
+    data = run_data_request(
+        cfg.get("data"), run, max_train_samples=h.get("num_examples"), eval_batch_size=h.get("batch_size")
+    )
     device = pick_device(str(cfg.get("device", "auto")), 0)
     model = load_model(theta1)
     if model.config.num_labels != task.num_labels:
-        raise HessianError(f"checkpoint {theta1} has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
+        raise HessianError(
+            f"checkpoint {theta1} has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}"
+        )
     model.to(device)
     (train,) = load_eval_sets(task, data, ["train"], theta1, device)
     params = h.get("params", "all")
     params = str(params) if isinstance(params, str) else [str(p) for p in params]
-    out = hessian_spectrum(model, train, task, k=int(h.get("k", 5)), tol=float(h.get("tol", 1e-3)), max_iter=int(h.get("max_iter", 100)),
-                           hutchinson_samples=int(h.get("samples", 50)), seed=int(h.get("seed", 0)), params=params,
-                           bias_and_norm=str(h.get("bias_and_norm", "include")), hvp=str(h.get("hvp", "double_backward")),
-                           ncv=None if h.get("ncv") is None else int(h.ncv))
+    out = hessian_spectrum(
+        model,
+        train,
+        task,
+        k=int(h.get("k", 5)),
+        tol=float(h.get("tol", 1e-3)),
+        max_iter=int(h.get("max_iter", 100)),
+        hutchinson_samples=int(h.get("samples", 50)),
+        seed=int(h.get("seed", 0)),
+        params=params,
+        bias_and_norm=str(h.get("bias_and_norm", "include")),
+        hvp=str(h.get("hvp", "double_backward")),
+        ncv=None if h.get("ncv") is None else int(h.ncv),
+    )
     out["checkpoint"] = {"role": "theta1", "path": str(theta1), "sha256": content_hash(theta1)}
     out["data"] = data.describe() | {"split": "train", "eval_batch_size": data.eval_batch_size}
     out["device"] = str(device)

@@ -41,14 +41,21 @@ import math
 import os
 import time
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
-    AnalysisError, analysis_result, check_same_group, config_list, read_run, run_data_request, run_dir, run_task,
+    AnalysisError,
+    analysis_result,
+    check_same_group,
+    config_list,
+    read_run,
+    run_data_request,
+    run_dir,
+    run_task,
 )
 from bertviz_landscape.analysis.registry import register
 from bertviz_landscape.landscape import directions as dirs
@@ -59,7 +66,7 @@ log = logging.getLogger(__name__)
 KINDS = ("none", "single", "bottom_k", "top_k", "all")
 
 
-def layer_change(theta0: dict, theta1: dict, groups: "OrderedDict[str, list[str]]") -> dict:
+def layer_change(theta0: dict, theta1: dict, groups: OrderedDict[str, list[str]]) -> dict:
     """relative_change, cosine and norms per layer (float64 sums)."""
     rel, cos, norms = {}, {}, {}
     for layer, names in groups.items():
@@ -69,7 +76,11 @@ def layer_change(theta0: dict, theta1: dict, groups: "OrderedDict[str, list[str]
         n0, nd = dirs.norm(a), dirs.norm(d)
         rel[layer] = nd / n0 if n0 > 0 else math.nan
         cos[layer] = dirs.cosine(a, b)
-        norms[layer] = {"theta0": n0, "delta": nd, "num_parameters": int(sum(theta0[n].numel() for n in names))}
+        norms[layer] = {
+            "theta0": n0,
+            "delta": nd,
+            "num_parameters": int(sum(theta0[n].numel() for n in names)),
+        }
     return {"relative_change": rel, "cosine": cos, "norms": norms}
 
 
@@ -77,9 +88,11 @@ def rollback_sets(layers: Sequence[str], singles: Sequence[str] | None = None) -
     """The roll-back sets: none, each single layer, bottom-k and top-k for k = 1 … n−1, all."""
     n = len(layers)
     sets = [{"layers": [], "kind": "none", "k": None}]
-    sets += [{"layers": [l], "kind": "single", "k": None} for l in (singles if singles is not None else layers)]
+    sets += [
+        {"layers": [l], "kind": "single", "k": None} for l in (singles if singles is not None else layers)
+    ]
     sets += [{"layers": list(layers[:k]), "kind": "bottom_k", "k": k} for k in range(1, n)]
-    sets += [{"layers": list(layers[n - k:]), "kind": "top_k", "k": k} for k in range(1, n)]
+    sets += [{"layers": list(layers[n - k :]), "kind": "top_k", "k": k} for k in range(1, n)]
     sets.append({"layers": list(layers), "kind": "all", "k": None})
     return sets
 
@@ -90,10 +103,12 @@ def _rolled_back(theta0: dict, theta1: dict, names: Sequence[str]) -> dict:
     return OrderedDict((n, theta0[n] if n in moved else theta1[n]) for n in theta1)
 
 
-def _evaluator(model, task, center: dict, direction: "OrderedDict[str, torch.Tensor]", sets, device):
+def _evaluator(model, task, center: dict, direction: OrderedDict[str, torch.Tensor], sets, device):
     from bertviz_landscape.landscape.evaluator import Evaluator
 
-    recipe = dirs.Directions("difference", OrderedDict((n, t.to(device)) for n, t in direction.items()), None, "theta0")
+    recipe = dirs.Directions(
+        "difference", OrderedDict((n, t.to(device)) for n, t in direction.items()), None, "theta0"
+    )
     return Evaluator(model, task, {k: v.to(device) for k, v in center.items()}, recipe, sets)
 
 
@@ -105,9 +120,18 @@ def _scalar_name(entry: dict) -> str:
     return f"rollback_{'bottom' if entry['kind'] == 'bottom_k' else 'top'}_{entry['k']}"
 
 
-def layers_of_run(run: str | os.PathLike, alphas: Sequence[float], data=None, selected: Sequence[str] | None = None,
-                  curves: bool = True, rollback: bool = True, device: str = "auto", progress: bool = False,
-                  max_train_samples: int | None = None, max_eval_samples: int | None = None) -> dict:
+def layers_of_run(
+    run: str | os.PathLike,
+    alphas: Sequence[float],
+    data=None,
+    selected: Sequence[str] | None = None,
+    curves: bool = True,
+    rollback: bool = True,
+    device: str = "auto",
+    progress: bool = False,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+) -> dict:
     """The per_run entry of one run (keys in the module docstring)."""
     from bertviz_landscape.analysis.noise import exceeds_noise, paired_stderr
     from bertviz_landscape.checkpoints import load_checkpoints
@@ -120,7 +144,9 @@ def layers_of_run(run: str | os.PathLike, alphas: Sequence[float], data=None, se
     req = run_data_request(data, rd, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
     model, checkpoints = load_checkpoints(rd.theta0, rd.theta1)
     if model.config.num_labels != task.num_labels:
-        raise AnalysisError(f"run {rd.root}: its model has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
+        raise AnalysisError(
+            f"run {rd.root}: its model has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}"
+        )
     theta0, theta1 = checkpoints["theta0"].state, checkpoints["theta1"].state
     groups = layer_map(list(theta0))
     names = list(groups)
@@ -168,13 +194,28 @@ def layers_of_run(run: str | os.PathLike, alphas: Sequence[float], data=None, se
         for spec in rollback_sets(names, chosen):
             moved = [n for layer in spec["layers"] for n in groups[layer]]
             # the cache needs a direction: the rolled-back layers (none: the head, evaluated at α = 0 = θ1)
-            values, per_example = point(_rolled_back(theta0, theta1, moved), moved or groups[names[-1]], [0.0])[0]
+            values, per_example = point(
+                _rolled_back(theta0, theta1, moved), moved or groups[names[-1]], [0.0]
+            )[0]
             if spec["kind"] == "none":
                 base, base_losses = values, per_example["train"]
             change = values["train_loss"] - base["train_loss"]
-            se = paired_stderr(per_example["train"].numpy(), base_losses.numpy()) if spec["kind"] != "none" else 0.0
-            entry["rollback"].append(spec | values | {"train_loss_change": change, "train_loss_change_stderr": se,
-                                                      "train_loss_change_exceeds_noise": exceeds_noise(change, se) if spec["kind"] != "none" else False})
+            se = (
+                paired_stderr(per_example["train"].numpy(), base_losses.numpy())
+                if spec["kind"] != "none"
+                else 0.0
+            )
+            entry["rollback"].append(
+                spec
+                | values
+                | {
+                    "train_loss_change": change,
+                    "train_loss_change_stderr": se,
+                    "train_loss_change_exceeds_noise": exceeds_noise(change, se)
+                    if spec["kind"] != "none"
+                    else False,
+                }
+            )
             if bar is not None:
                 bar.update()
     if bar is not None:
@@ -194,9 +235,18 @@ def _scalars(entry: dict) -> dict:
     return row
 
 
-def layers(runs: Sequence[str | os.PathLike], alphas: Sequence[float] = tuple(np.linspace(-0.5, 1.5, 9)), data=None,
-           selected: Sequence[str] | None = None, curves: bool = True, rollback: bool = True, device: str = "auto",
-           progress: bool = False, max_train_samples: int | None = None, max_eval_samples: int | None = None) -> dict:
+def layers(
+    runs: Sequence[str | os.PathLike],
+    alphas: Sequence[float] = tuple(np.linspace(-0.5, 1.5, 9)),
+    data=None,
+    selected: Sequence[str] | None = None,
+    curves: bool = True,
+    rollback: bool = True,
+    device: str = "auto",
+    progress: bool = False,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+) -> dict:
     """The layers analysis JSON for one or several runs of the same (task, init).
 
     `alphas`: the curve's α values; `data`: the analyze config's data section (glue_dir, subsets,
@@ -209,11 +259,19 @@ def layers(runs: Sequence[str | os.PathLike], alphas: Sequence[float] = tuple(np
         raise AnalysisError("analysis.alpha: the curves need at least one α")
     infos = [read_run(r) for r in runs]
     check_same_group(infos)
-    per_run = [layers_of_run(r, alphas, data, selected, curves, rollback, device, progress, max_train_samples, max_eval_samples)
-               for r in runs]
+    per_run = [
+        layers_of_run(
+            r, alphas, data, selected, curves, rollback, device, progress, max_train_samples, max_eval_samples
+        )
+        for r in runs
+    ]
     if len({tuple(p["layers"]) for p in per_run}) > 1:
-        raise AnalysisError(f"analysis=layers: runs {runs} have different layers; analyse each model on its own")
-    return analysis_result("layers", {"runs": [i.run for i in infos]}, infos, per_run, [_scalars(p) for p in per_run])
+        raise AnalysisError(
+            f"analysis=layers: runs {runs} have different layers; analyse each model on its own"
+        )
+    return analysis_result(
+        "layers", {"runs": [i.run for i in infos]}, infos, per_run, [_scalars(p) for p in per_run]
+    )
 
 
 @register("layers")
@@ -229,6 +287,15 @@ def layers_from_config(cfg: DictConfig) -> dict:
     selected = a.get("layers")
     if isinstance(selected, str):
         selected = [selected]
-    return layers(config_list(cfg, "run", "runs"), list(axis.coordinates), cfg.get("data"),
-                  None if selected is None else [str(s) for s in selected], bool(a.get("curves", True)), bool(a.get("rollback", True)),
-                  str(cfg.get("device", "auto")), bool(cfg.get("progress", False)), a.get("max_train_samples"), a.get("max_eval_samples"))
+    return layers(
+        config_list(cfg, "run", "runs"),
+        list(axis.coordinates),
+        cfg.get("data"),
+        None if selected is None else [str(s) for s in selected],
+        bool(a.get("curves", True)),
+        bool(a.get("rollback", True)),
+        str(cfg.get("device", "auto")),
+        bool(cfg.get("progress", False)),
+        a.get("max_train_samples"),
+        a.get("max_eval_samples"),
+    )

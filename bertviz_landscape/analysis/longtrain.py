@@ -16,13 +16,20 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
-    AnalysisError, analysis_result, check_same_group, check_surface_matches_run, config_list, load_surface_checked,
-    read_run, require_2d, run_dir,
+    AnalysisError,
+    analysis_result,
+    check_same_group,
+    check_surface_matches_run,
+    config_list,
+    load_surface_checked,
+    read_run,
+    require_2d,
+    run_dir,
 )
 from bertviz_landscape.analysis.noise import binomial_stderr, exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.registry import register
@@ -40,7 +47,9 @@ def dev_per_epoch(run) -> list[dict]:
             except json.JSONDecodeError:
                 raise AnalysisError(f"{run.dev_per_epoch}: line {number} is not JSON") from None
     if not rows:
-        raise AnalysisError(f"run {run.root} records no per-epoch dev metrics ({run.metrics_json.name} dev_per_epoch, {run.dev_per_epoch})")
+        raise AnalysisError(
+            f"run {run.root} records no per-epoch dev metrics ({run.metrics_json.name} dev_per_epoch, {run.dev_per_epoch})"
+        )
     return sorted(rows, key=lambda r: int(r["epoch"]))
 
 
@@ -61,15 +70,36 @@ def longtrain_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLik
     if primary == "accuracy" and n_dev:
         se_b, se_l = binomial_stderr(best, int(n_dev)), binomial_stderr(last, int(n_dev))
         se = unpaired_stderr(se_b, se_l)
-        noise = {"stderr_best": se_b, "stderr_last": se_l, "stderr_difference": se, "paired": False,
-                 "exceeds_noise": exceeds_noise(best - last, se), "num_examples": int(n_dev)}
-    entry = {"epochs": [int(r["epoch"]) for r in rows], "dev_metric_per_epoch": metric, "dev_loss_per_epoch": loss,
-             "dev_error_per_epoch": [1.0 - v for v in metric] if primary != "pearson" else None,
-             "primary_metric": primary, "best_epoch": int(rows[best_i]["epoch"]), "best": best, "last": last,
-             "drop_from_best": best - last, "drop_noise": noise, "epoch_points": None, "surface": None}
+        noise = {
+            "stderr_best": se_b,
+            "stderr_last": se_l,
+            "stderr_difference": se,
+            "paired": False,
+            "exceeds_noise": exceeds_noise(best - last, se),
+            "num_examples": int(n_dev),
+        }
+    entry = {
+        "epochs": [int(r["epoch"]) for r in rows],
+        "dev_metric_per_epoch": metric,
+        "dev_loss_per_epoch": loss,
+        "dev_error_per_epoch": [1.0 - v for v in metric] if primary != "pearson" else None,
+        "primary_metric": primary,
+        "best_epoch": int(rows[best_i]["epoch"]),
+        "best": best,
+        "last": last,
+        "drop_from_best": best - last,
+        "drop_noise": noise,
+        "epoch_points": None,
+        "surface": None,
+    }
     if surface_path is not None:
         from bertviz_landscape.analysis.trajectory import (
-            _recorded_dev_error, epoch_states, inner_products, interpolator, plane_of_surface, project_point,
+            _recorded_dev_error,
+            epoch_states,
+            inner_products,
+            interpolator,
+            plane_of_surface,
+            project_point,
         )
 
         surface = load_surface_checked(surface_path)
@@ -85,10 +115,18 @@ def longtrain_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLik
         points = []
         for epoch, source, delta, row in epoch_states(run, snaps, plane.names):
             p = project_point(*inner_products(delta, plane), plane.gram())
-            points.append({"epoch": epoch, "source": source, "alpha": p["alpha"], "beta": p["beta"], "lstsq": p["lstsq"],
-                           "distance_from_plane": p["distance_from_plane"],
-                           "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
-                           "recorded_dev_error": _recorded_dev_error(row, primary)})
+            points.append(
+                {
+                    "epoch": epoch,
+                    "source": source,
+                    "alpha": p["alpha"],
+                    "beta": p["beta"],
+                    "lstsq": p["lstsq"],
+                    "distance_from_plane": p["distance_from_plane"],
+                    "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
+                    "recorded_dev_error": _recorded_dev_error(row, primary),
+                }
+            )
         entry["epoch_points"], entry["surface"] = points, str(surface_path)
     return info, entry
 
@@ -100,17 +138,31 @@ def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pat
     if not runs:
         raise AnalysisError("analysis=longtrain needs run=<run dir of experiment=overfit> (or runs=[...])")
     if surfaces and len(surfaces) != len(runs):
-        raise AnalysisError(f"analysis=longtrain: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run, or none)")
+        raise AnalysisError(
+            f"analysis=longtrain: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run, or none)"
+        )
     infos, per_run, scalars = [], [], []
     for i, run in enumerate(runs):
         info, entry = longtrain_of_run(run, surfaces[i] if surfaces else None)
         infos.append(info)
         per_run.append(entry)
-        scalars.append({"best": entry["best"], "last": entry["last"], "drop_from_best": entry["drop_from_best"],
-                        "best_epoch": entry["best_epoch"], "num_epochs": len(entry["epochs"])})
+        scalars.append(
+            {
+                "best": entry["best"],
+                "last": entry["last"],
+                "drop_from_best": entry["drop_from_best"],
+                "best_epoch": entry["best_epoch"],
+                "num_epochs": len(entry["epochs"]),
+            }
+        )
     check_same_group(infos)
-    return analysis_result("longtrain", {"runs": [i.run for i in infos], "surfaces": [str(s) for s in surfaces]}, infos, per_run,
-                           scalars)
+    return analysis_result(
+        "longtrain",
+        {"runs": [i.run for i in infos], "surfaces": [str(s) for s in surfaces]},
+        infos,
+        per_run,
+        scalars,
+    )
 
 
 @register("longtrain")

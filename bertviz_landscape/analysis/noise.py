@@ -17,7 +17,7 @@ judged with it is conservative. Per-example losses at any point come from the ev
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,7 +30,9 @@ def stderr_of_mean(per_example: Sequence[float] | np.ndarray) -> float:
     return float(np.std(x, ddof=1) / math.sqrt(x.size))
 
 
-def paired_stderr(per_example_a: Sequence[float] | np.ndarray, per_example_b: Sequence[float] | np.ndarray) -> float:
+def paired_stderr(
+    per_example_a: Sequence[float] | np.ndarray, per_example_b: Sequence[float] | np.ndarray
+) -> float:
     """The standard error of mean(a) − mean(b) for losses of the same examples in the same order:
     the standard error of the per-example differences (ddof = 1)."""
     a = np.asarray(per_example_a, dtype=np.float64).ravel()
@@ -62,5 +64,10 @@ def exceeds_noise(difference: float, stderr: float, z: float = 2.0) -> bool | No
 
 def compare(difference: float, stderr: float, z: float = 2.0, paired: bool = True) -> dict:
     """{"difference", "stderr", "z", "exceeds_noise", "paired"}: one comparison as the JSON states it."""
-    return {"difference": difference, "stderr": stderr, "z": z, "exceeds_noise": exceeds_noise(difference, stderr, z),
-            "paired": paired}
+    return {
+        "difference": difference,
+        "stderr": stderr,
+        "z": z,
+        "exceeds_noise": exceeds_noise(difference, stderr, z),
+        "paired": paired,
+    }

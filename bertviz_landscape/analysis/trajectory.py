@@ -37,9 +37,9 @@ import math
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import h5py
 import numpy as np
@@ -47,8 +47,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.analysis.common import (
-    AnalysisError, RunInfo, analysis_result, check_same_group, check_surface_matches_run, config_list, load_surface_checked,
-    read_run, require_2d, run_dir, surface_input,
+    AnalysisError,
+    RunInfo,
+    analysis_result,
+    check_same_group,
+    check_surface_matches_run,
+    config_list,
+    load_surface_checked,
+    read_run,
+    require_2d,
+    run_dir,
+    surface_input,
 )
 from bertviz_landscape.analysis.registry import register
 from bertviz_landscape.atomic import atomic_path
@@ -63,9 +72,9 @@ log = logging.getLogger("bertviz_landscape.analysis")
 class Plane:
     """The surface's axes: δ1, δ2 over the moved parameters, and the centre's offset from θ0."""
 
-    x: "OrderedDict[str, torch.Tensor]"
-    y: "OrderedDict[str, torch.Tensor] | None"
-    offset: "OrderedDict[str, torch.Tensor] | None"  # centre − θ0 (None: centred on θ0)
+    x: OrderedDict[str, torch.Tensor]
+    y: OrderedDict[str, torch.Tensor] | None
+    offset: OrderedDict[str, torch.Tensor] | None  # centre − θ0 (None: centred on θ0)
     center: str
     direction_file: Path
 
@@ -111,8 +120,10 @@ def surface_direction_file(surface, surface_path) -> Path:
     for candidate in ([Path(recorded)] if recorded else []) + [beside(surface_path)]:
         if candidate.is_file():
             return candidate
-    raise AnalysisError(f"surface {surface_path}: its direction file is missing (looked for {recorded or ''} and "
-                        f"{beside(surface_path)}); the projection needs the surface's own δ1, δ2")
+    raise AnalysisError(
+        f"surface {surface_path}: its direction file is missing (looked for {recorded or ''} and "
+        f"{beside(surface_path)}); the projection needs the surface's own δ1, δ2"
+    )
 
 
 def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
@@ -129,7 +140,9 @@ def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
     if directions.center != "theta0":
         source = {"theta1": run.theta1}.get(directions.center)
         if source is None:
-            source = Path(((surface.meta.get("checkpoints") or {}).get(directions.center) or {}).get("path", ""))
+            source = Path(
+                ((surface.meta.get("checkpoints") or {}).get(directions.center) or {}).get("path", "")
+            )
         c, t0 = read_weights(source, names), read_weights(run.theta0, names)
         offset = OrderedDict((n, c[n] - t0[n]) for n in names)
     return Plane(directions.x, directions.y, offset, directions.center, path)
@@ -150,8 +163,13 @@ def project_point(vx: float, vy: float | None, vv: float, gram: np.ndarray) -> d
         coef = np.linalg.solve(gram, rhs)
     resid = max(vv - float(coef @ rhs), 0.0)
     distance = math.sqrt(resid) / math.sqrt(vv) if vv > 0 else 0.0
-    return {"alpha": alpha, "beta": beta, "lstsq": [float(c) for c in coef] + ([None] if vy is None else []),
-            "distance_from_plane": distance, "norm_v": math.sqrt(vv)}
+    return {
+        "alpha": alpha,
+        "beta": beta,
+        "lstsq": [float(c) for c in coef] + ([None] if vy is None else []),
+        "distance_from_plane": distance,
+        "norm_v": math.sqrt(vv),
+    }
 
 
 def inner_products(delta: dict, plane: Plane, chunk: int = 1 << 20) -> tuple[float, float | None, float]:
@@ -169,12 +187,12 @@ def inner_products(delta: dict, plane: Plane, chunk: int = 1 << 20) -> tuple[flo
         y = plane.y[n].reshape(-1) if plane.y is not None else None
         for start in range(0, d.numel(), size):
             stop = min(start + size, d.numel())
-            v = buf_v[:stop - start].copy_(d[start:stop])
+            v = buf_v[: stop - start].copy_(d[start:stop])
             if off is not None:
                 v.sub_(off[start:stop])
-            vx += float(torch.dot(v, buf_x[:stop - start].copy_(x[start:stop])))
+            vx += float(torch.dot(v, buf_x[: stop - start].copy_(x[start:stop])))
             if y is not None:
-                vy += float(torch.dot(v, buf_y[:stop - start].copy_(y[start:stop])))
+                vy += float(torch.dot(v, buf_y[: stop - start].copy_(y[start:stop])))
             vv += float(torch.dot(v, v))
     return vx, vy, vv
 
@@ -204,8 +222,10 @@ def use_sketches(run: RunDir, snapshots, source: str) -> bool:
     if source == "full" or (source == "auto" and not has_sketches(run.root)):
         return False
     if source == "sketch" and not has_sketches(run.root):
-        raise AnalysisError(f"analysis.source=sketch but {run.sketches} holds no sketches "
-                            "(train with callbacks.snapshots.sketch.enabled=true)")
+        raise AnalysisError(
+            f"analysis.source=sketch but {run.sketches} holds no sketches "
+            "(train with callbacks.snapshots.sketch.enabled=true)"
+        )
     return source == "sketch" or len(Sketches(run.root)) > len(snapshots)
 
 
@@ -217,7 +237,9 @@ def project_sketched_trajectory(run: RunDir, plane: Plane) -> tuple[list[dict], 
     gram = plane.gram()
     points = []
     for i in range(len(est["steps"])):
-        p = project_point(float(est["vx"][i]), None if est["vy"] is None else float(est["vy"][i]), float(est["vv"][i]), gram)
+        p = project_point(
+            float(est["vx"][i]), None if est["vy"] is None else float(est["vy"][i]), float(est["vv"][i]), gram
+        )
         p["alpha_stderr"] = float(est["vx_stderr"][i] / gram[0, 0])
         points.append(p)
     return points, Sketches(run.root).records
@@ -240,8 +262,13 @@ def interpolator(surface, key: str):
 
 
 # --- trajectory PCA -------------------------------------------------------------------------
-def trajectory_pca(snapshots, names: Sequence[str], components: int = 2, memory_bytes: int = 512 << 20,
-                   chunk_elements: int | None = None) -> dict:
+def trajectory_pca(
+    snapshots,
+    names: Sequence[str],
+    components: int = 2,
+    memory_bytes: int = 512 << 20,
+    chunk_elements: int | None = None,
+) -> dict:
     """Li et al.'s trajectory PCA of the snapshot deltas through their streamed T×T Gram matrix.
 
     Returns {"explained_variance" (λ_k/(T − 1)), "explained_variance_ratio", "coordinates"
@@ -277,7 +304,9 @@ def epoch_states(run: RunDir, snapshots, names: Sequence[str]):
     checkpoints = run.epoch_checkpoints()
     per_epoch = {}
     if run.metrics_json.is_file():
-        per_epoch = {int(r["epoch"]): r for r in run.read_metrics().get("dev_per_epoch") or [] if "epoch" in r}
+        per_epoch = {
+            int(r["epoch"]): r for r in run.read_metrics().get("dev_per_epoch") or [] if "epoch" in r
+        }
     epochs = sorted(set(checkpoints) | set(per_epoch))
     theta0 = read_weights(run.theta0, names) if checkpoints else None
     steps = set(snapshots.steps) if snapshots is not None else set()
@@ -313,8 +342,10 @@ def open_snapshots(run: RunDir, key: str = "run"):
     from bertviz_landscape.snapshots import Snapshots
 
     if not (run.snapshots / "meta.json").is_file():
-        raise AnalysisError(f"{key}={run.root} has no snapshots ({run.snapshots}/meta.json missing): train it with "
-                            "callbacks.snapshots.enabled=true to record the trajectory")
+        raise AnalysisError(
+            f"{key}={run.root} has no snapshots ({run.snapshots}/meta.json missing): train it with "
+            "callbacks.snapshots.enabled=true to record the trajectory"
+        )
     try:
         snaps = Snapshots(run.root)
     except (FileNotFoundError, ValueError) as err:
@@ -324,11 +355,20 @@ def open_snapshots(run: RunDir, key: str = "run"):
     return snaps
 
 
-def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLike, projection_file: str | os.PathLike,
-                      surface_key: str = "train_loss", pca_components: int = 2, pca_params: Sequence[str] = ("all",),
-                      pca_bias_and_norm: str = "include", memory_bytes: int = 512 << 20, epoch_points: bool = True,
-                      pca_surface: PcaSurfaceRequest | None = None, source: str = "auto",
-                      pca_enabled: bool = True) -> tuple[RunInfo, dict, dict]:
+def trajectory_of_run(
+    run_path: str | os.PathLike,
+    surface_path: str | os.PathLike,
+    projection_file: str | os.PathLike,
+    surface_key: str = "train_loss",
+    pca_components: int = 2,
+    pca_params: Sequence[str] = ("all",),
+    pca_bias_and_norm: str = "include",
+    memory_bytes: int = 512 << 20,
+    epoch_points: bool = True,
+    pca_surface: PcaSurfaceRequest | None = None,
+    source: str = "auto",
+    pca_enabled: bool = True,
+) -> tuple[RunInfo, dict, dict]:
     """One run on its surface: (run info, per_run entry, inputs entry). Writes the projection file.
     `source`: the trajectory from the full snapshots, the every-step sketch, or auto (`use_sketches`)."""
     from bertviz_landscape.landscape import directions as dirs
@@ -340,8 +380,10 @@ def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLi
     require_2d(surface, surface_path, "trajectory")
     check_surface_matches_run(surface, surface_path, run)
     if surface_key not in surface:
-        raise AnalysisError(f"surface {surface_path} has no {surface_key!r} array (analysis.surface_key); it has "
-                            f"{', '.join(sorted(surface.keys()))}")
+        raise AnalysisError(
+            f"surface {surface_path} has no {surface_key!r} array (analysis.surface_key); it has "
+            f"{', '.join(sorted(surface.keys()))}"
+        )
     snaps = open_snapshots(run)
     plane = plane_of_surface(surface, surface_path, run)
     sketched = use_sketches(run, snaps, source)
@@ -358,7 +400,13 @@ def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLi
     except BadInput as err:
         raise AnalysisError(f"analysis.pca: {err}") from None
     if not pca_enabled:  # projections only
-        pca = {"explained_variance": None, "explained_variance_ratio": None, "coordinates": None, "enabled": False, "source": None}
+        pca = {
+            "explained_variance": None,
+            "explained_variance_ratio": None,
+            "coordinates": None,
+            "enabled": False,
+            "source": None,
+        }
     elif sketched and set(pca_names) == set(snaps.parameter_names):  # the sketch covers all parameters only
         from bertviz_landscape.sketches import sketched_trajectory_pca
 
@@ -388,10 +436,18 @@ def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLi
         gram = plane.gram()
         for epoch, source, delta, row in epoch_states(run, snaps, plane.names):
             p = project_point(*inner_products(delta, plane), gram)
-            epochs_out.append({"epoch": epoch, "source": source, "alpha": p["alpha"], "beta": p["beta"], "lstsq": p["lstsq"],
-                               "distance_from_plane": p["distance_from_plane"],
-                               "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
-                               "recorded_dev_error": _recorded_dev_error(row, info.primary_metric)})
+            epochs_out.append(
+                {
+                    "epoch": epoch,
+                    "source": source,
+                    "alpha": p["alpha"],
+                    "beta": p["beta"],
+                    "lstsq": p["lstsq"],
+                    "distance_from_plane": p["distance_from_plane"],
+                    "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
+                    "recorded_dev_error": _recorded_dev_error(row, info.primary_metric),
+                }
+            )
 
     per_run = {
         "steps": [r.step for r in records],
@@ -409,17 +465,26 @@ def trajectory_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLi
         "surface_train_loss_at_lstsq": [at(*p["lstsq"]) for p in points],
         "pca": pca,
         "epoch_points": epochs_out,
-        "plane": {"direction_file": str(plane.direction_file), "center": plane.center, "norm_delta1": math.sqrt(plane.gram()[0, 0]),
-                  "norm_delta2": math.sqrt(plane.gram()[1, 1]),
-                  "cosine_delta1_delta2": float(plane.gram()[0, 1] / math.sqrt(plane.gram()[0, 0] * plane.gram()[1, 1]))},
+        "plane": {
+            "direction_file": str(plane.direction_file),
+            "center": plane.center,
+            "norm_delta1": math.sqrt(plane.gram()[0, 0]),
+            "norm_delta2": math.sqrt(plane.gram()[1, 1]),
+            "cosine_delta1_delta2": float(
+                plane.gram()[0, 1] / math.sqrt(plane.gram()[0, 0] * plane.gram()[1, 1])
+            ),
+        },
         "projection_file": str(Path(projection_file).resolve()),
     }
     write_projection_file(projection_file, per_run, surface_path, plane, run)
     return info, per_run, surface_input(surface, surface_path)
 
 
-def write_projection_file(path: str | os.PathLike, per_run: dict, surface_path, plane: Plane, run: RunDir) -> Path:
+def write_projection_file(
+    path: str | os.PathLike, per_run: dict, surface_path, plane: Plane, run: RunDir
+) -> Path:
     """The projection HDF5: Li et al.'s proj_xcoord/proj_ycoord plus our arrays (module docstring)."""
+
     def arr(values):
         return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
 
@@ -443,45 +508,102 @@ def write_projection_file(path: str | os.PathLike, per_run: dict, surface_path, 
     return Path(path)
 
 
-def compute_pca_surface(run: RunDir, req: PcaSurfaceRequest, params: Sequence[str], bias_and_norm: str) -> Path:
+def compute_pca_surface(
+    run: RunDir, req: PcaSurfaceRequest, params: Sequence[str], bias_and_norm: str
+) -> Path:
     """The `directions=pca` surface centred on θ1 (through the engine: conf/landscape.yaml's defaults)."""
     from bertviz_landscape.landscape.sweep import landscape
 
-    values = {"run": str(run.root), "output": str(req.output), "grid": dict(req.grid or {}), "splits": list(req.splits),
-              "directions": {"name": "pca", "params": list(params), "bias_and_norm": bias_and_norm, "center": "theta1"},
-              "device": req.device, "progress": req.progress}
+    values = {
+        "run": str(run.root),
+        "output": str(req.output),
+        "grid": dict(req.grid or {}),
+        "splits": list(req.splits),
+        "directions": {
+            "name": "pca",
+            "params": list(params),
+            "bias_and_norm": bias_and_norm,
+            "center": "theta1",
+        },
+        "device": req.device,
+        "progress": req.progress,
+    }
     if req.data:
-        values["data"] = {k: v for k, v in req.data.items() if k in ("glue_dir", "max_train_samples", "max_eval_samples", "subset_seed",
-                                                                      "max_length", "eval_batch_size", "cache_dir")}
+        values["data"] = {
+            k: v
+            for k, v in req.data.items()
+            if k
+            in (
+                "glue_dir",
+                "max_train_samples",
+                "max_eval_samples",
+                "subset_seed",
+                "max_length",
+                "eval_batch_size",
+                "cache_dir",
+            )
+        }
     result = landscape(**values)
     if result.surface is None:
         raise AnalysisError(f"the pca surface {req.output} was not completed")
     return result.surface
 
 
-def trajectory(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.PathLike], output: str | os.PathLike,
-               projection_file: str | os.PathLike | None = None, surface_key: str = "train_loss", pca_components: int = 2,
-               pca_params: Sequence[str] = ("all",), pca_bias_and_norm: str = "include", memory_bytes: int = 512 << 20,
-               epoch_points: bool = True, pca_surface: PcaSurfaceRequest | None = None, source: str = "auto",
-               pca_enabled: bool = True) -> dict:
+def trajectory(
+    runs: Sequence[str | os.PathLike],
+    surfaces: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    projection_file: str | os.PathLike | None = None,
+    surface_key: str = "train_loss",
+    pca_components: int = 2,
+    pca_params: Sequence[str] = ("all",),
+    pca_bias_and_norm: str = "include",
+    memory_bytes: int = 512 << 20,
+    epoch_points: bool = True,
+    pca_surface: PcaSurfaceRequest | None = None,
+    source: str = "auto",
+    pca_enabled: bool = True,
+) -> dict:
     """The trajectory analysis JSON for `runs[i]` on `surfaces[i]` (several seeds of one (task, init))."""
     runs, surfaces = list(runs), list(surfaces)
     if not runs:
         raise AnalysisError("analysis=trajectory needs run=<run dir> (or runs=[...])")
     if len(surfaces) != len(runs):
-        raise AnalysisError(f"analysis=trajectory needs one surface per run (each run's own δ1): {len(runs)} runs, "
-                            f"{len(surfaces)} surfaces")
+        raise AnalysisError(
+            f"analysis=trajectory needs one surface per run (each run's own δ1): {len(runs)} runs, "
+            f"{len(surfaces)} surfaces"
+        )
     output = Path(output)
     infos, per_run, inputs = [], [], []
     for i, (run, surface) in enumerate(zip(runs, surfaces)):
         suffix = f".{i}" if len(runs) > 1 else ""
-        proj = Path(projection_file) if projection_file and len(runs) == 1 else output.with_name(f"{output.stem}{suffix}.projection.h5")
+        proj = (
+            Path(projection_file)
+            if projection_file and len(runs) == 1
+            else output.with_name(f"{output.stem}{suffix}.projection.h5")
+        )
         req = pca_surface
         if req is not None and req.enabled:
-            pca_out = req.output if req.output and len(runs) == 1 else output.with_name(f"{output.stem}{suffix}.pca_surface.h5")
+            pca_out = (
+                req.output
+                if req.output and len(runs) == 1
+                else output.with_name(f"{output.stem}{suffix}.pca_surface.h5")
+            )
             req = PcaSurfaceRequest(**{**req.__dict__, "output": Path(pca_out)})
-        info, entry, surf_in = trajectory_of_run(run, surface, proj, surface_key, pca_components, pca_params, pca_bias_and_norm,
-                                                 memory_bytes, epoch_points, req, source, pca_enabled)
+        info, entry, surf_in = trajectory_of_run(
+            run,
+            surface,
+            proj,
+            surface_key,
+            pca_components,
+            pca_params,
+            pca_bias_and_norm,
+            memory_bytes,
+            epoch_points,
+            req,
+            source,
+            pca_enabled,
+        )
         infos.append(info)
         per_run.append(entry)
         inputs.append(surf_in)
@@ -489,15 +611,21 @@ def trajectory(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pa
     scalars = []
     for entry in per_run:
         ratios = entry["pca"]["explained_variance_ratio"] or [math.nan]
-        scalars.append({
-            "max_distance_from_plane": max(entry["distance_from_plane"]),
-            "final_distance_from_plane": entry["distance_from_plane"][-1],
-            "final_alpha": entry["alpha"][-1], "final_beta": entry["beta"][-1],
-            "final_lstsq_a": entry["lstsq"][-1][0], "final_lstsq_b": entry["lstsq"][-1][1],
-            "pca_top2_explained": float(sum(ratios[:2])),
-            "num_snapshots": len(entry["steps"]),
-        })
-    return analysis_result("trajectory", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars)
+        scalars.append(
+            {
+                "max_distance_from_plane": max(entry["distance_from_plane"]),
+                "final_distance_from_plane": entry["distance_from_plane"][-1],
+                "final_alpha": entry["alpha"][-1],
+                "final_beta": entry["beta"][-1],
+                "final_lstsq_a": entry["lstsq"][-1][0],
+                "final_lstsq_b": entry["lstsq"][-1][1],
+                "pca_top2_explained": float(sum(ratios[:2])),
+                "num_snapshots": len(entry["steps"]),
+            }
+        )
+    return analysis_result(
+        "trajectory", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars
+    )
 
 
 @register("trajectory")
@@ -505,14 +633,28 @@ def trajectory_from_config(cfg: DictConfig) -> dict:
     a = cfg.analysis
     ps = a.get("pca_surface") or {}
     pca_surface = PcaSurfaceRequest(
-        enabled=bool(ps.get("enabled", False)), grid=OmegaConf.to_container(ps.grid, resolve=True) if ps.get("grid") else None,
-        splits=tuple(ps.get("splits") or ("train",)), output=Path(str(ps.output)) if ps.get("output") else None,
-        data=OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None, device=str(cfg.get("device", "auto")),
-        progress=bool(cfg.get("progress", False)))
+        enabled=bool(ps.get("enabled", False)),
+        grid=OmegaConf.to_container(ps.grid, resolve=True) if ps.get("grid") else None,
+        splits=tuple(ps.get("splits") or ("train",)),
+        output=Path(str(ps.output)) if ps.get("output") else None,
+        data=OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
+        device=str(cfg.get("device", "auto")),
+        progress=bool(cfg.get("progress", False)),
+    )
     params = a.pca.get("params", "all")
     params = [params] if isinstance(params, str) else list(params)
-    return trajectory(config_list(cfg, "run", "runs"), config_list(cfg, "surface", "surfaces"), cfg.output,
-                      projection_file=a.get("projection_file"), surface_key=str(a.get("surface_key", "train_loss")),
-                      pca_components=int(a.pca.components), pca_params=params, pca_bias_and_norm=str(a.pca.bias_and_norm),
-                      memory_bytes=int(float(a.pca.memory_mb) * (1 << 20)), epoch_points=bool(a.get("epoch_points", True)),
-                      pca_surface=pca_surface, source=str(a.get("source", "auto")), pca_enabled=bool(a.pca.get("enabled", True)))
+    return trajectory(
+        config_list(cfg, "run", "runs"),
+        config_list(cfg, "surface", "surfaces"),
+        cfg.output,
+        projection_file=a.get("projection_file"),
+        surface_key=str(a.get("surface_key", "train_loss")),
+        pca_components=int(a.pca.components),
+        pca_params=params,
+        pca_bias_and_norm=str(a.pca.bias_and_norm),
+        memory_bytes=int(float(a.pca.memory_mb) * (1 << 20)),
+        epoch_points=bool(a.get("epoch_points", True)),
+        pca_surface=pca_surface,
+        source=str(a.get("source", "auto")),
+        pca_enabled=bool(a.pca.get("enabled", True)),
+    )

@@ -55,4 +55,6 @@ class EpochRecords(pl.Callback):
         if self.checkpoint_path is not None:
             from bertviz_landscape.checkpoints import save_checkpoint
 
-            save_checkpoint(getattr(pl_module, "model", pl_module), self.tokenizer, self.checkpoint_path(epoch))
+            save_checkpoint(
+                getattr(pl_module, "model", pl_module), self.tokenizer, self.checkpoint_path(epoch)
+            )

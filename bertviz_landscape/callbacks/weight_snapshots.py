@@ -30,7 +30,8 @@ from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.sketches import CountSketch, SketchWriter, write_meta as write_sketch_meta
+from bertviz_landscape.sketches import CountSketch, SketchWriter
+from bertviz_landscape.sketches import write_meta as write_sketch_meta
 from bertviz_landscape.snapshots import DTYPES, FORMAT, Snapshots, truncate_snapshots, write_snapshot
 
 
@@ -57,11 +58,15 @@ class WeightSnapshots(pl.Callback):
         sketch_dirpath: str | None = None,
     ) -> None:
         if sketch_buckets is not None and int(sketch_buckets) < 1:
-            raise SnapshotConfigError(f"callbacks.snapshots.sketch.buckets must be >= 1, got {sketch_buckets}")
+            raise SnapshotConfigError(
+                f"callbacks.snapshots.sketch.buckets must be >= 1, got {sketch_buckets}"
+            )
         if every_n_steps < 1:
             raise SnapshotConfigError(f"callbacks.snapshots.every_n_steps must be >= 1, got {every_n_steps}")
         if dtype not in DTYPES:
-            raise SnapshotConfigError(f"callbacks.snapshots.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+            raise SnapshotConfigError(
+                f"callbacks.snapshots.dtype must be one of {sorted(DTYPES)}, got {dtype!r}"
+            )
         self.dirpath = Path(dirpath) if dirpath else None
         self.every_n_steps = int(every_n_steps)
         self.dtype = DTYPES[dtype]
@@ -87,12 +92,16 @@ class WeightSnapshots(pl.Callback):
 
     # -- set-up ---------------------------------------------------------------------------
     def projected_bytes(self, trainer: pl.Trainer, bytes_per_snapshot: int) -> int:
-        return self.projected_total(int(trainer.estimated_stepping_batches), bytes_per_snapshot, len(self._params))
+        return self.projected_total(
+            int(trainer.estimated_stepping_batches), bytes_per_snapshot, len(self._params)
+        )
 
     def projected_total(self, total_steps: int, bytes_per_snapshot: int, num_tensors: int = 0) -> int:
         # one file every n steps, plus the final step when n does not divide the total; every step a sketch
         # row (4·k bytes), a row of per-parameter norms (8 bytes per tensor) and an index line
-        sketches = total_steps * (4 * self.sketch_buckets + 8 * num_tensors + 128) if self.sketch_buckets else 0
+        sketches = (
+            total_steps * (4 * self.sketch_buckets + 8 * num_tensors + 128) if self.sketch_buckets else 0
+        )
         return math.ceil(total_steps / self.every_n_steps) * bytes_per_snapshot + sketches
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -137,11 +146,20 @@ class WeightSnapshots(pl.Callback):
         if self.sketch_dirpath is None:
             self.sketch_dirpath = run.sketches
         shapes = {n: tuple(p.shape) for n, p in named}
-        self._sketch = CountSketch(shapes, self.sketch_buckets, self.sketch_seed, device=self._params[0].device).prepare()
-        write_sketch_meta(self.sketch_dirpath, shapes, self.sketch_buckets, self.sketch_seed,
-                          os.path.relpath(run.theta0, self.sketch_dirpath.resolve()))
+        self._sketch = CountSketch(
+            shapes, self.sketch_buckets, self.sketch_seed, device=self._params[0].device
+        ).prepare()
+        write_sketch_meta(
+            self.sketch_dirpath,
+            shapes,
+            self.sketch_buckets,
+            self.sketch_seed,
+            os.path.relpath(run.theta0, self.sketch_dirpath.resolve()),
+        )
         self._sketch_writer = SketchWriter(self.sketch_dirpath, self.sketch_buckets, len(shapes))
-        self._sketch_writer.truncate(global_step)  # a fresh start replaces an earlier trajectory; a resumed one redoes later steps
+        self._sketch_writer.truncate(
+            global_step
+        )  # a fresh start replaces an earlier trajectory; a resumed one redoes later steps
         self._last_sketch_step = global_step
 
     def load_theta0(self, named: list[tuple[str, torch.nn.Parameter]]) -> list[torch.Tensor]:
@@ -200,7 +218,9 @@ class WeightSnapshots(pl.Callback):
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._close(raise_errors=False)
 
-    def _record(self, step: int, epoch: int, loss: float | None, full: bool = True, sketch: bool = False) -> None:
+    def _record(
+        self, step: int, epoch: int, loss: float | None, full: bool = True, sketch: bool = False
+    ) -> None:
         self._raise_writer_error()
         with torch.no_grad():
             current = [p.detach() for p in self._params]
@@ -242,7 +262,9 @@ class WeightSnapshots(pl.Callback):
 
     def _raise_writer_error(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"writing a weight snapshot to {self.dirpath} failed: {self._error}") from self._error
+            raise RuntimeError(
+                f"writing a weight snapshot to {self.dirpath} failed: {self._error}"
+            ) from self._error
 
     def _close(self, raise_errors: bool = True) -> None:
         if self._thread is not None:

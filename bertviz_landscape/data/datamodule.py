@@ -64,7 +64,9 @@ class GlueDataModule(pl.LightningDataModule):
 
     def load(self, split: str, max_samples: int | None):
         ds = load_glue_split(self.task, split, self.glue_dir, max_samples, self.subset_seed, self.cache_dir)
-        return tokenize(ds, self.tokenizer, self.max_length, self.cache_dir).with_format("torch", columns=list(MODEL_COLUMNS))
+        return tokenize(ds, self.tokenizer, self.max_length, self.cache_dir).with_format(
+            "torch", columns=list(MODEL_COLUMNS)
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
@@ -72,9 +74,19 @@ class GlueDataModule(pl.LightningDataModule):
             self.dev_set = self.load("dev", self.max_eval_samples)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=EpochShuffle(len(self.train_set), self.shuffle_seed),
-                          collate_fn=self.collate, num_workers=self.num_workers)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=EpochShuffle(len(self.train_set), self.shuffle_seed),
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dev_set, batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=self.collate, num_workers=self.num_workers)
+        return DataLoader(
+            self.dev_set,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+        )

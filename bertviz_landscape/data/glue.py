@@ -15,8 +15,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from bertviz_landscape.errors import BadInput
 from bertviz_landscape.data.tasks import GlueTask
+from bertviz_landscape.errors import BadInput
 
 SPLITS = ("train", "dev")
 HUB_DATASET = "nyu-mll/glue"
@@ -41,7 +41,9 @@ def tsv_path(task: GlueTask, glue_dir: str | os.PathLike, split: str) -> Path:
         raise GlueDataError(f"GLUE directory {str(root)!r} does not exist (set data.glue_dir or GLUE_DIR)")
     path = root / task.tsv_dir / f"{split}.tsv"
     if path.is_dir():
-        raise GlueDataError(f"GLUE file {str(path)!r} is a directory, not a TSV file (task {task.name}, split {split})")
+        raise GlueDataError(
+            f"GLUE file {str(path)!r} is a directory, not a TSV file (task {task.name}, split {split})"
+        )
     if not path.is_file():
         raise GlueDataError(f"GLUE file {str(path)!r} does not exist (task {task.name}, split {split})")
     return path
@@ -56,7 +58,9 @@ def _check_layout(path: Path) -> list[str]:
     try:
         return _check_rows(path)
     except UnicodeDecodeError as err:
-        raise GlueDataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); GLUE files are UTF-8, re-save it as UTF-8") from None
+        raise GlueDataError(
+            f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); GLUE files are UTF-8, re-save it as UTF-8"
+        ) from None
 
 
 def _check_rows(path: Path) -> list[str]:
@@ -72,13 +76,17 @@ def _check_rows(path: Path) -> list[str]:
             rows += 1
             fields = line.count("\t") + 1
             if fields != len(header):
-                raise GlueDataError(f"{path}: line {number} has {fields} tab-separated fields, the header has {len(header)}")
+                raise GlueDataError(
+                    f"{path}: line {number} has {fields} tab-separated fields, the header has {len(header)}"
+                )
     if rows == 0:
         raise GlueDataError(f"{path}: file has a header but no rows")
     return header
 
 
-def load_tsv_split(task: GlueTask, glue_dir: str | os.PathLike, split: str, cache_dir: str | None = None) -> datasets.Dataset:
+def load_tsv_split(
+    task: GlueTask, glue_dir: str | os.PathLike, split: str, cache_dir: str | None = None
+) -> datasets.Dataset:
     path = tsv_path(task, glue_dir, split)
     header = _check_layout(path)
     wanted = [c for c in (task.text_a, task.text_b, task.label) if c is not None]
@@ -145,7 +153,9 @@ def _features(task: GlueTask) -> datasets.Features:
     )
 
 
-def select_subset(ds: datasets.Dataset, max_samples: int | None, seed: int, key: str = "max_samples") -> datasets.Dataset:
+def select_subset(
+    ds: datasets.Dataset, max_samples: int | None, seed: int, key: str = "max_samples"
+) -> datasets.Dataset:
     """A seeded, deterministic subset of `max_samples` rows (kept in file order); None = all rows.
     `key` names the setting in error messages (e.g. data.max_train_samples)."""
     if max_samples is not None and (isinstance(max_samples, bool) or int(max_samples) < 1):
@@ -172,4 +182,6 @@ def load_glue_split(
     """
     root = resolve_glue_dir(glue_dir)
     ds = load_tsv_split(task, root, split, cache_dir) if root else load_hub_split(task, split, cache_dir)
-    return select_subset(ds, max_samples, seed, key or f"data.max_{'train' if split == 'train' else 'eval'}_samples")
+    return select_subset(
+        ds, max_samples, seed, key or f"data.max_{'train' if split == 'train' else 'eval'}_samples"
+    )

@@ -48,7 +48,9 @@ class GlueTask:
                 score = float(value)
             except ValueError:
                 raise ValueError(f"score {raw!r} is not a number") from None
-            if score != score or (self.score_range and not (self.score_range[0] <= score <= self.score_range[1])):
+            if score != score or (
+                self.score_range and not (self.score_range[0] <= score <= self.score_range[1])
+            ):
                 raise ValueError(f"score {raw!r} is outside {self.score_range}")
             return score
         if self.label_names and value in self.label_names:
@@ -65,7 +67,9 @@ class GlueTask:
     def make_metrics(self, prefix: str = "") -> MetricCollection:
         """torchmetrics for this task; update with (predictions, targets) as from `predictions`."""
         table = {
-            "accuracy": lambda: torchmetrics.classification.MulticlassAccuracy(self.num_labels, average="micro"),
+            "accuracy": lambda: torchmetrics.classification.MulticlassAccuracy(
+                self.num_labels, average="micro"
+            ),
             "f1": lambda: torchmetrics.classification.BinaryF1Score(),
             "pearson": lambda: torchmetrics.PearsonCorrCoef(),
             "spearman": lambda: torchmetrics.SpearmanCorrCoef(),
@@ -79,31 +83,69 @@ class GlueTask:
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """The training objective J: cross-entropy, or MSE for STS-B (as HF computes it)."""
         if self.is_regression:
-            return torch.nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float(), reduction=reduction)
+            return torch.nn.functional.mse_loss(
+                logits.squeeze(-1).float(), labels.float(), reduction=reduction
+            )
         return torch.nn.functional.cross_entropy(logits.float(), labels.long(), reduction=reduction)
 
 
 TASKS: dict[str, GlueTask] = {
     "mrpc": GlueTask(
-        name="mrpc", tsv_dir="MRPC", text_a="#1 String", text_b="#2 String", label="Quality",
-        hub_config="mrpc", hub_text_a="sentence1", hub_text_b="sentence2",
-        problem="classification", num_labels=2, metrics=("accuracy", "f1"), primary_metric="accuracy",
+        name="mrpc",
+        tsv_dir="MRPC",
+        text_a="#1 String",
+        text_b="#2 String",
+        label="Quality",
+        hub_config="mrpc",
+        hub_text_a="sentence1",
+        hub_text_b="sentence2",
+        problem="classification",
+        num_labels=2,
+        metrics=("accuracy", "f1"),
+        primary_metric="accuracy",
     ),
     "rte": GlueTask(
-        name="rte", tsv_dir="RTE", text_a="sentence1", text_b="sentence2", label="label",
-        hub_config="rte", hub_text_a="sentence1", hub_text_b="sentence2",
-        problem="classification", num_labels=2, metrics=("accuracy",), primary_metric="accuracy",
+        name="rte",
+        tsv_dir="RTE",
+        text_a="sentence1",
+        text_b="sentence2",
+        label="label",
+        hub_config="rte",
+        hub_text_a="sentence1",
+        hub_text_b="sentence2",
+        problem="classification",
+        num_labels=2,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
         label_names=("entailment", "not_entailment"),
     ),
     "sst2": GlueTask(
-        name="sst2", tsv_dir="SST-2", text_a="sentence", text_b=None, label="label",
-        hub_config="sst2", hub_text_a="sentence", hub_text_b=None,
-        problem="classification", num_labels=2, metrics=("accuracy",), primary_metric="accuracy",
+        name="sst2",
+        tsv_dir="SST-2",
+        text_a="sentence",
+        text_b=None,
+        label="label",
+        hub_config="sst2",
+        hub_text_a="sentence",
+        hub_text_b=None,
+        problem="classification",
+        num_labels=2,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
     ),
     "stsb": GlueTask(
-        name="stsb", tsv_dir="STS-B", text_a="sentence1", text_b="sentence2", label="score",
-        hub_config="stsb", hub_text_a="sentence1", hub_text_b="sentence2",
-        problem="regression", num_labels=1, metrics=("pearson", "spearman"), primary_metric="pearson",
+        name="stsb",
+        tsv_dir="STS-B",
+        text_a="sentence1",
+        text_b="sentence2",
+        label="score",
+        hub_config="stsb",
+        hub_text_a="sentence1",
+        hub_text_b="sentence2",
+        problem="regression",
+        num_labels=1,
+        metrics=("pearson", "spearman"),
+        primary_metric="pearson",
         score_range=(0.0, 5.0),
     ),
 }

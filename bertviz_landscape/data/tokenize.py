@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import os
 from pathlib import Path
 
 import datasets
+from transformers import PreTrainedTokenizerBase
 
 from bertviz_landscape.atomic import atomic_path
-from transformers import PreTrainedTokenizerBase
 
 MODEL_COLUMNS = ("input_ids", "token_type_ids", "attention_mask", "labels")
 
@@ -50,19 +50,27 @@ def tokenize(
         return out
 
     def run() -> datasets.Dataset:
-        return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenise", load_from_cache_file=False)
+        return ds.map(
+            encode, batched=True, remove_columns=ds.column_names, desc="tokenise", load_from_cache_file=False
+        )
 
     if cache_dir is False:
         return run()
-    key = hashlib.sha1(f"{ds._fingerprint}|{_tokenizer_fingerprint(tokenizer)}|{max_length}".encode()).hexdigest()[:20]
+    key = hashlib.sha1(
+        f"{ds._fingerprint}|{_tokenizer_fingerprint(tokenizer)}|{max_length}".encode()
+    ).hexdigest()[:20]
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     target = root / "tokenized" / key
     if target.exists():
         try:
             return datasets.load_from_disk(str(target))
         except Exception as err:  # a corrupt entry (torn copy, disk error): rebuild it, and say so
-            log.warning("tokenised cache %s is unreadable (%s: %s); rebuilding it", target, type(err).__name__, err)
+            log.warning(
+                "tokenised cache %s is unreadable (%s: %s); rebuilding it", target, type(err).__name__, err
+            )
     tokenized = run()
-    with atomic_path(target, directory=True) as tmp:  # two processes may race: the last rename wins, same content
+    with atomic_path(
+        target, directory=True
+    ) as tmp:  # two processes may race: the last rename wins, same content
         tokenized.save_to_disk(str(tmp))
     return datasets.load_from_disk(str(target))

@@ -41,7 +41,9 @@ def beside(surface: str | os.PathLike) -> Path:
     return surface.with_name(f"{surface.stem}.directions.h5")
 
 
-def write_directions(path: str | os.PathLike, directions: Directions, key: str, checkpoints: dict[str, str]) -> Path:
+def write_directions(
+    path: str | os.PathLike, directions: Directions, key: str, checkpoints: dict[str, str]
+) -> Path:
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -69,22 +71,37 @@ def read_directions(path: str | os.PathLike) -> tuple[Directions, dict]:
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
-                raise LandscapeError(f"{path} is not a direction file (format {f.attrs.get('format')!r}, expected {FORMAT})")
-            attrs = {k: (json.loads(v) if k in ("info", "summary", "checkpoints") else v) for k, v in f.attrs.items()}
+                raise LandscapeError(
+                    f"{path} is not a direction file (format {f.attrs.get('format')!r}, expected {FORMAT})"
+                )
+            attrs = {
+                k: (json.loads(v) if k in ("info", "summary", "checkpoints") else v)
+                for k, v in f.attrs.items()
+            }
             x = OrderedDict((n, torch.from_numpy(np.asarray(d[...]))) for n, d in f["xdirection"].items())
-            y = OrderedDict((n, torch.from_numpy(np.asarray(d[...]))) for n, d in f["ydirection"].items()) if "ydirection" in f else None
+            y = (
+                OrderedDict((n, torch.from_numpy(np.asarray(d[...]))) for n, d in f["ydirection"].items())
+                if "ydirection" in f
+                else None
+            )
     except (OSError, KeyError) as err:
         raise LandscapeError(f"direction file {path} cannot be read ({err})") from None
     return Directions(str(attrs["recipe"]), x, y, str(attrs["center"]), dict(attrs["info"])), attrs
 
 
-def check_against(directions: Directions, attrs: dict, path: Path, state: dict, two_d: bool, center_sha: str | None) -> None:
+def check_against(
+    directions: Directions, attrs: dict, path: Path, state: dict, two_d: bool, center_sha: str | None
+) -> None:
     """A reused direction file must fit this landscape: parameters, shapes, dimensions, centre."""
     if two_d and directions.y is None:
         raise LandscapeError(f"direction file {path} has one direction; a 2D grid needs two")
     for name, t in directions.x.items():
         if name not in state or tuple(state[name].shape) != tuple(t.shape):
-            raise LandscapeError(f"direction file {path}: parameter {name!r} is not in this model or has another shape")
+            raise LandscapeError(
+                f"direction file {path}: parameter {name!r} is not in this model or has another shape"
+            )
     recorded = (attrs.get("checkpoints") or {}).get(directions.center)
     if center_sha and recorded and recorded != center_sha:
-        raise LandscapeError(f"direction file {path} is centred on a different {directions.center} (checkpoint hash differs)")
+        raise LandscapeError(
+            f"direction file {path} is centred on a different {directions.center} (checkpoint hash differs)"
+        )

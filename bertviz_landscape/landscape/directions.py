@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
@@ -35,8 +36,8 @@ class Directions:
     """δ1 (and δ2) over the moved parameters, plus how they were made and what they measure."""
 
     recipe: str
-    x: "OrderedDict[str, torch.Tensor]"  # name → δ1 slice (float32), only moved parameters
-    y: "OrderedDict[str, torch.Tensor] | None" = None
+    x: OrderedDict[str, torch.Tensor]  # name → δ1 slice (float32), only moved parameters
+    y: OrderedDict[str, torch.Tensor] | None = None
     center: str = "theta0"  # which checkpoint the grid is centred on
     info: dict = field(default_factory=dict)  # recipe parameters (seed, normalisation, ...)
 
@@ -75,7 +76,10 @@ def cosine(a: dict, b: dict) -> float:
 
 
 def layer_norms(a: dict) -> dict[str, float]:
-    return {layer: math.sqrt(sum(float(a[n].double().pow(2).sum()) for n in names)) for layer, names in layer_map(list(a)).items()}
+    return {
+        layer: math.sqrt(sum(float(a[n].double().pow(2).sum()) for n in names))
+        for layer, names in layer_map(list(a)).items()
+    }
 
 
 def _moved(names: Sequence[str], state: dict, bias_and_norm: str) -> list[str]:
@@ -83,7 +87,9 @@ def _moved(names: Sequence[str], state: dict, bias_and_norm: str) -> list[str]:
         raise LandscapeError(f"bias_and_norm must be include or exclude, got {bias_and_norm!r}")
     moved = [n for n in names if bias_and_norm == "include" or not is_bias_or_norm(n, state[n])]
     if not moved:
-        raise LandscapeError("the direction moves no parameter (selection empty after excluding biases/LayerNorm)")
+        raise LandscapeError(
+            "the direction moves no parameter (selection empty after excluding biases/LayerNorm)"
+        )
     return moved
 
 
@@ -98,7 +104,9 @@ def difference(
 ) -> Directions:
     """The paper's axes: δ1 = θ1 − θ0 and (2D) δ2 = θ2 − θ0, centred on θ0."""
     if two_d and theta2 is None:
-        raise LandscapeError("a 2D difference surface needs theta2 (θ0 trained on another task): set theta2=<checkpoint>")
+        raise LandscapeError(
+            "a 2D difference surface needs theta2 (θ0 trained on another task): set theta2=<checkpoint>"
+        )
     moved = _moved(names, theta0, bias_and_norm)
     x = OrderedDict((n, theta1[n] - theta0[n]) for n in moved)
     y = OrderedDict((n, theta2[n] - theta0[n]) for n in moved) if two_d else None
@@ -144,16 +152,27 @@ def random_directions(
 
     def draw() -> OrderedDict:
         return OrderedDict(
-            (n, _normalize(torch.randn(center[n].shape, generator=gen), center[n].cpu(), normalization).to(center[n].device))
+            (
+                n,
+                _normalize(torch.randn(center[n].shape, generator=gen), center[n].cpu(), normalization).to(
+                    center[n].device
+                ),
+            )
             for n in moved
         )
 
     x = draw()
     y = draw() if two_d else None
-    return Directions("random", x, y, center_role, {"seed": int(seed), "normalization": normalization, "bias_and_norm": bias_and_norm})
+    return Directions(
+        "random",
+        x,
+        y,
+        center_role,
+        {"seed": int(seed), "normalization": normalization, "bias_and_norm": bias_and_norm},
+    )
 
 
-def _pieces(shapes: "OrderedDict[str, tuple]", chunk_elements: int) -> list[list[tuple[str, int, int, int]]]:
+def _pieces(shapes: OrderedDict[str, tuple], chunk_elements: int) -> list[list[tuple[str, int, int, int]]]:
     """The parameters cut into chunks of at most `chunk_elements` elements (at least one row):
     each chunk a list of (name, first row, end row, elements)."""
     chunks, current, size = [], [], 0
@@ -193,14 +212,18 @@ def _read_pieces(snapshots, record, pieces) -> list[torch.Tensor]:
             out = []
             for name, r0, r1, _ in pieces:
                 part = f.get_slice(name)
-                out.append(part[r0:r1].reshape(-1) if len(part.get_shape()) else f.get_tensor(name).reshape(-1))
+                out.append(
+                    part[r0:r1].reshape(-1) if len(part.get_shape()) else f.get_tensor(name).reshape(-1)
+                )
             return out
     except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
         first = str(err).splitlines()[0] if str(err) else ""
         raise SnapshotError(f"{path}: unreadable snapshot ({type(err).__name__}: {first})") from None
 
 
-def trajectory_gram(snapshots, names: Sequence[str], memory_bytes: int = 512 << 20, chunk_elements: int | None = None) -> torch.Tensor:
+def trajectory_gram(
+    snapshots, names: Sequence[str], memory_bytes: int = 512 << 20, chunk_elements: int | None = None
+) -> torch.Tensor:
     """G[s, t] = ⟨δ_s, δ_t⟩ over the parameters `names`, for the snapshots δ_t = θ_t − θ0 (float64, T×T).
 
     Streamed: the parameters are cut into chunks of `chunk_elements` elements (default: as many
@@ -216,14 +239,18 @@ def trajectory_gram(snapshots, names: Sequence[str], memory_bytes: int = 512 << 
     shapes = OrderedDict((n, shape_of[n]) for n in names)
     gram = torch.zeros(T, T, dtype=torch.float64)
     chunks = _pieces(shapes, int(chunk_elements))
-    buffer = torch.empty(T, max((sum(p[3] for p in c) for c in chunks), default=0), dtype=torch.float64)  # reused by every chunk
+    buffer = torch.empty(
+        T, max((sum(p[3] for p in c) for c in chunks), default=0), dtype=torch.float64
+    )  # reused by every chunk
     for pieces in chunks:
         width = sum(p[3] for p in pieces)
         block = buffer[:, :width]
         for t, record in enumerate(records):
             offset = 0
             for part in _read_pieces(snapshots, record, pieces):
-                block[t, offset:offset + part.numel()].copy_(part)  # fp16/bf16 → float64, no intermediate copy
+                block[t, offset : offset + part.numel()].copy_(
+                    part
+                )  # fp16/bf16 → float64, no intermediate copy
                 offset += part.numel()
         gram += block @ block.T
     return gram
@@ -276,9 +303,13 @@ def pca_directions(
     total = float(evals.sum())
     k = 2 if two_d else 1
     if total <= 0 or float(evals[k - 1]) <= 0:
-        raise LandscapeError(f"snapshots in {snapshots.directory} do not span {k} direction(s) (zero variance)")
+        raise LandscapeError(
+            f"snapshots in {snapshots.directory} do not span {k} direction(s) (zero variance)"
+        )
     weights = [evecs[:, i] / math.sqrt(float(evals[i])) for i in range(k)]
-    dirs = [OrderedDict((n, torch.zeros_like(first[n], dtype=torch.float32)) for n in moved) for _ in range(k)]
+    dirs = [
+        OrderedDict((n, torch.zeros_like(first[n], dtype=torch.float32)) for n in moved) for _ in range(k)
+    ]
     for t, (record, delta) in enumerate(snapshots.iter_deltas(list(moved))):
         for i in range(k):
             for n in moved:

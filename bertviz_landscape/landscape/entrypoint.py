@@ -22,10 +22,9 @@ CONFIG_PATH = CONF_DIR
 
 def run(cfg: DictConfig):
     """The config → engine call, without Hydra's runtime (tests call this with a composed cfg)."""
+    from bertviz_landscape.devices import configure_determinism
     from bertviz_landscape.landscape.request import LandscapeRequest
     from bertviz_landscape.landscape.sweep import compute_landscape
-
-    from bertviz_landscape.devices import configure_determinism
 
     if cfg.get("deterministic"):  # before any CUDA work of this job
         configure_determinism(True)
@@ -37,8 +36,14 @@ def run(cfg: DictConfig):
 
             log_surface(result.surface, OmegaConf.to_container(cfg, resolve=True))
     else:
-        log.info("shard %s/%s done (%d evaluated, %d already present); parts in %s — the last shard merges",
-                 cfg.shard, cfg.num_shards, result.evaluated, result.skipped, result.parts)
+        log.info(
+            "shard %s/%s done (%d evaluated, %d already present); parts in %s — the last shard merges",
+            cfg.shard,
+            cfg.num_shards,
+            result.evaluated,
+            result.skipped,
+            result.parts,
+        )
     return result
 
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -60,7 +60,9 @@ class EvalSet:
     num_examples: int
 
     @classmethod
-    def from_tokenized(cls, name: str, rows, batch_size: int, pad_id: int, device="cpu", regression=False) -> "EvalSet":
+    def from_tokenized(
+        cls, name: str, rows, batch_size: int, pad_id: int, device="cpu", regression=False
+    ) -> EvalSet:
         """`rows`: a tokenised dataset (input_ids, attention_mask, [token_type_ids], labels)."""
         ids = list(rows["input_ids"])
         tt = list(rows["token_type_ids"]) if "token_type_ids" in rows.column_names else None
@@ -68,7 +70,7 @@ class EvalSet:
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))  # longest first, stable
         batches = []
         for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             width = max(len(ids[i]) for i in chunk)
             inp = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -80,7 +82,14 @@ class EvalSet:
                 if ttt is not None:
                     ttt[r, :n] = torch.tensor(tt[i])
             lab = torch.tensor([labels[i] for i in chunk], dtype=torch.float32 if regression else torch.long)
-            batches.append(Batch(inp.to(device), mask.to(device), ttt.to(device) if ttt is not None else None, lab.to(device)))
+            batches.append(
+                Batch(
+                    inp.to(device),
+                    mask.to(device),
+                    ttt.to(device) if ttt is not None else None,
+                    lab.to(device),
+                )
+            )
         return cls(name, batches, len(ids))
 
 
@@ -126,7 +135,11 @@ class HiddenStateCache:
 
     @staticmethod
     def supported(model) -> bool:
-        return hasattr(model, "bert") and hasattr(model, "classifier") and getattr(model.bert, "pooler", None) is not None
+        return (
+            hasattr(model, "bert")
+            and hasattr(model, "classifier")
+            and getattr(model.bert, "pooler", None) is not None
+        )
 
     def logits(self, index: int) -> torch.Tensor:
         """The classifier's logits for batch `index`, running only layers start… and the head."""
@@ -135,7 +148,7 @@ class HiddenStateCache:
         hidden = args[0]
         if kind == "layer":
             rest = args[1:]
-            for layer in bert.encoder.layer[self.start:]:
+            for layer in bert.encoder.layer[self.start :]:
                 hidden = layer(hidden, *rest, **kwargs)
                 hidden = hidden[0] if isinstance(hidden, tuple) else hidden
         pooled = bert.pooler(hidden)
@@ -174,7 +187,9 @@ class Evaluator:
         self._params = [params[n] for n in names]
         self._center = [center[n].to(self.device, torch.float32) for n in names]
         self._dx = [directions.x[n].to(self.device, torch.float32) for n in names]
-        self._dy = [directions.y[n].to(self.device, torch.float32) for n in names] if directions.two_d else None
+        self._dy = (
+            [directions.y[n].to(self.device, torch.float32) for n in names] if directions.two_d else None
+        )
         self._scratch = None
         if precision == "bf16-weights":
             model.to(torch.bfloat16)
@@ -223,7 +238,9 @@ class Evaluator:
         losses = torch.cat(per_example)
         self.last_per_example[split.name] = losses.cpu()
         # standard error of the mean loss: sample std (ddof = 1) of the per-example losses / sqrt(n)
-        out["loss_stderr"] = float(losses.std(correction=1)) / math.sqrt(losses.numel()) if losses.numel() > 1 else math.nan
+        out["loss_stderr"] = (
+            float(losses.std(correction=1)) / math.sqrt(losses.numel()) if losses.numel() > 1 else math.nan
+        )
         metrics = self.task.make_metrics()
         try:
             values = metrics(torch.cat(preds).cpu(), torch.cat(labels).cpu())
@@ -243,4 +260,6 @@ class Evaluator:
         return out
 
     def value_keys(self) -> list[str]:
-        return [f"{s.name}_{k}" for s in self.sets for k in ("loss", *self.task.metrics, "error", "loss_stderr")]
+        return [
+            f"{s.name}_{k}" for s in self.sets for k in ("loss", *self.task.metrics, "error", "loss_stderr")
+        ]

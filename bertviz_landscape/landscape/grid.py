@@ -7,8 +7,9 @@ cheap (near) and expensive (far, non-finite) points evenly over shards.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class Axis:
     num: int
 
     @classmethod
-    def parse(cls, name: str, spec: Any) -> "Axis":
+    def parse(cls, name: str, spec: Any) -> Axis:
         if spec is None:
             raise LandscapeError(f"empty grid: axis {name} is not given (set grid.{name}.min/max/num)")
         try:
@@ -35,7 +36,11 @@ class Axis:
             raise LandscapeError(f"grid.{name}.min/max must be numbers, got {lo!r}, {hi!r}") from None
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise LandscapeError(f"grid.{name}.min/max must be finite, got {lo}, {hi}")
-        if isinstance(num, bool) or not isinstance(num, (int, np.integer)) and not (isinstance(num, float) and num.is_integer()):
+        if (
+            isinstance(num, bool)
+            or not isinstance(num, (int, np.integer))
+            and not (isinstance(num, float) and num.is_integer())
+        ):
             raise LandscapeError(f"grid.{name}.num must be an integer, got {num!r}")
         num = int(num)
         if num < 1:
@@ -55,7 +60,7 @@ class Grid:
     y: Axis | None = None
 
     @classmethod
-    def parse(cls, spec: Any) -> "Grid":
+    def parse(cls, spec: Any) -> Grid:
         if spec is None:
             raise LandscapeError("empty grid: no grid given (set grid.x.min/max/num)")
         get = spec.get if hasattr(spec, "get") else (lambda k, d=None: d)
@@ -66,7 +71,9 @@ class Grid:
                 y = None  # the 1D grid's empty y axis
             elif len(given) < 3:
                 missing = [f"grid.y.{k}" for k in ("min", "max", "num") if k not in given]
-                raise LandscapeError(f"a 2D grid needs grid.y.min, grid.y.max and grid.y.num; {', '.join(missing)} not given")
+                raise LandscapeError(
+                    f"a 2D grid needs grid.y.min, grid.y.max and grid.y.num; {', '.join(missing)} not given"
+                )
         return cls(Axis.parse("x", get("x", None)), Axis.parse("y", y) if y is not None else None)
 
     @property
@@ -101,7 +108,9 @@ def check_shard(shard: Any, num_shards: Any) -> tuple[int, int]:
     try:
         s, n = int(shard), int(num_shards)
     except (TypeError, ValueError):
-        raise LandscapeError(f"shard and num_shards must be integers, got {shard!r}, {num_shards!r}") from None
+        raise LandscapeError(
+            f"shard and num_shards must be integers, got {shard!r}, {num_shards!r}"
+        ) from None
     if n < 1:
         raise LandscapeError(f"num_shards must be >= 1, got {n}")
     if not 0 <= s < n:

@@ -10,9 +10,10 @@ YAML defaults with `values` for callers outside Hydra (tests, analyses).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,8 +37,17 @@ RECIPE_KEYS = {
     "random": {"name", "params", "bias_and_norm", "normalization", "seed", "center", "file"},
     "pca": {"name", "params", "bias_and_norm", "run_dir", "scale", "center", "file"},
 }
-DATA_KEYS = {"glue_dir", "max_train_samples", "max_eval_samples", "subset_seed", "max_length", "eval_batch_size",
-             "cache_dir", "batch_size", "num_workers"}
+DATA_KEYS = {
+    "glue_dir",
+    "max_train_samples",
+    "max_eval_samples",
+    "subset_seed",
+    "max_length",
+    "eval_batch_size",
+    "cache_dir",
+    "batch_size",
+    "num_workers",
+}
 
 
 def _path(value) -> Path | None:
@@ -60,31 +70,54 @@ class DirectionsRequest:
     file: Path | None = None
 
     @classmethod
-    def from_config(cls, d: dict) -> "DirectionsRequest":
+    def from_config(cls, d: dict) -> DirectionsRequest:
         name = d.get("name")
         if name not in RECIPES:
             raise LandscapeError(f"unknown direction recipe {name!r}; expected one of {RECIPES}")
         for key in sorted(set(d) - RECIPE_KEYS[name]):
-            log.warning("directions.%s is not used by the %s recipe (its keys: %s)", key, name, ", ".join(sorted(RECIPE_KEYS[name])))
+            log.warning(
+                "directions.%s is not used by the %s recipe (its keys: %s)",
+                key,
+                name,
+                ", ".join(sorted(RECIPE_KEYS[name])),
+            )
         params = d.get("params", "all")
         params = (params,) if isinstance(params, str) else tuple(str(p) for p in (params or ["all"]))
         if d.get("bias_and_norm") not in BIAS_AND_NORM:
-            raise LandscapeError(f"directions.bias_and_norm must be include or exclude, got {d.get('bias_and_norm')!r}")
+            raise LandscapeError(
+                f"directions.bias_and_norm must be include or exclude, got {d.get('bias_and_norm')!r}"
+            )
         center = d.get("center", "theta0")
         if center not in CENTERS:
             raise LandscapeError(f"directions.center must be one of {CENTERS}, got {center!r}")
         if name == "random" and d.get("normalization") not in NORMALIZATIONS:
-            raise LandscapeError(f"directions.normalization must be one of {NORMALIZATIONS}, got {d.get('normalization')!r}")
+            raise LandscapeError(
+                f"directions.normalization must be one of {NORMALIZATIONS}, got {d.get('normalization')!r}"
+            )
         if name == "pca" and d.get("scale") not in SCALES:
             raise LandscapeError(f"directions.scale must be one of {SCALES}, got {d.get('scale')!r}")
         seed = d.get("seed")
-        return cls(name=name, params=params, bias_and_norm=d["bias_and_norm"], rescale_y=bool(d.get("rescale_y", False)),
-                   normalization=d.get("normalization"), seed=None if seed is None else int(seed), center=center,
-                   run_dir=_path(d.get("run_dir")), scale=d.get("scale"), file=_path(d.get("file")))
+        return cls(
+            name=name,
+            params=params,
+            bias_and_norm=d["bias_and_norm"],
+            rescale_y=bool(d.get("rescale_y", False)),
+            normalization=d.get("normalization"),
+            seed=None if seed is None else int(seed),
+            center=center,
+            run_dir=_path(d.get("run_dir")),
+            scale=d.get("scale"),
+            file=_path(d.get("file")),
+        )
 
     def describe(self) -> dict:
         """What decides the directions' values (the direction file's key; `file` excluded)."""
-        out = {"name": self.name, "params": list(self.params), "bias_and_norm": self.bias_and_norm, "center": self.center}
+        out = {
+            "name": self.name,
+            "params": list(self.params),
+            "bias_and_norm": self.bias_and_norm,
+            "center": self.center,
+        }
         if self.name == "difference":
             out["rescale_y"] = self.rescale_y
         if self.name == "random":
@@ -107,9 +140,11 @@ class DataRequest:
     cache_dir: str | None
 
     @classmethod
-    def from_config(cls, d: dict) -> "DataRequest":
+    def from_config(cls, d: dict) -> DataRequest:
         for key in sorted(set(d) - DATA_KEYS):
-            log.warning("data.%s is not used by the landscape (its data keys: %s)", key, ", ".join(sorted(DATA_KEYS)))
+            log.warning(
+                "data.%s is not used by the landscape (its data keys: %s)", key, ", ".join(sorted(DATA_KEYS))
+            )
 
         def count(key):
             v = d.get(key)
@@ -119,13 +154,24 @@ class DataRequest:
                 raise LandscapeError(f"data.{key} must be a positive integer or null, got {v!r}")
             return int(v)
 
-        return cls(glue_dir=d.get("glue_dir"), max_train_samples=count("max_train_samples"),
-                   max_eval_samples=count("max_eval_samples"), subset_seed=int(d.get("subset_seed") or 0),
-                   max_length=count("max_length"), eval_batch_size=count("eval_batch_size") or 1, cache_dir=d.get("cache_dir"))
+        return cls(
+            glue_dir=d.get("glue_dir"),
+            max_train_samples=count("max_train_samples"),
+            max_eval_samples=count("max_eval_samples"),
+            subset_seed=int(d.get("subset_seed") or 0),
+            max_length=count("max_length"),
+            eval_batch_size=count("eval_batch_size") or 1,
+            cache_dir=d.get("cache_dir"),
+        )
 
     def describe(self) -> dict:
-        return {"glue_dir": self.glue_dir, "max_train_samples": self.max_train_samples, "max_eval_samples": self.max_eval_samples,
-                "subset_seed": self.subset_seed, "max_length": self.max_length}
+        return {
+            "glue_dir": self.glue_dir,
+            "max_train_samples": self.max_train_samples,
+            "max_eval_samples": self.max_eval_samples,
+            "subset_seed": self.subset_seed,
+            "max_length": self.max_length,
+        }
 
 
 @dataclass(frozen=True)
@@ -153,7 +199,7 @@ class LandscapeRequest:
     notes: dict = field(default_factory=dict)  # what resolve_runs took from the runs
 
     @classmethod
-    def from_config(cls, cfg: DictConfig | dict) -> "LandscapeRequest":
+    def from_config(cls, cfg: DictConfig | dict) -> LandscapeRequest:
         c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
         grid = Grid.parse(c.get("grid"))
         shard, num_shards = check_shard(c.get("shard", 0), c.get("num_shards", 1))
@@ -178,12 +224,28 @@ class LandscapeRequest:
         output = _path(c.get("output"))
         if output is None:
             raise LandscapeError("output is not given: set output=<surface file>.h5")
-        return cls(task=task, output=output, grid=grid, directions=DirectionsRequest.from_config(c.get("directions") or {}),
-                   data=DataRequest.from_config(c.get("data") or {}), run=_path(c.get("run")), run2=_path(c.get("run2")),
-                   theta0=_path(c.get("theta0")), theta1=_path(c.get("theta1")), theta2=_path(c.get("theta2")),
-                   splits=splits, shard=shard, num_shards=num_shards, mode=mode, merge=bool(c.get("merge", True)), overwrite=bool(c.get("overwrite", False)), precision=precision,
-                   hidden_state_cache=bool(c.get("hidden_state_cache")), device=str(c.get("device")),
-                   progress=bool(c.get("progress")))
+        return cls(
+            task=task,
+            output=output,
+            grid=grid,
+            directions=DirectionsRequest.from_config(c.get("directions") or {}),
+            data=DataRequest.from_config(c.get("data") or {}),
+            run=_path(c.get("run")),
+            run2=_path(c.get("run2")),
+            theta0=_path(c.get("theta0")),
+            theta1=_path(c.get("theta1")),
+            theta2=_path(c.get("theta2")),
+            splits=splits,
+            shard=shard,
+            num_shards=num_shards,
+            mode=mode,
+            merge=bool(c.get("merge", True)),
+            overwrite=bool(c.get("overwrite", False)),
+            precision=precision,
+            hidden_state_cache=bool(c.get("hidden_state_cache")),
+            device=str(c.get("device")),
+            progress=bool(c.get("progress")),
+        )
 
 
 def _run_dir(path: Path, key: str):
@@ -192,7 +254,9 @@ def _run_dir(path: Path, key: str):
     if not path.is_dir():
         raise LandscapeError(f"{key}={path}: directory does not exist")
     if not RunDir.is_run(path):
-        raise LandscapeError(f"{key}={path}: not a training run directory (no {RunDir(path).theta0.relative_to(RunDir(path).root)})")
+        raise LandscapeError(
+            f"{key}={path}: not a training run directory (no {RunDir(path).theta0.relative_to(RunDir(path).root)})"
+        )
     return RunDir(path)
 
 
@@ -210,34 +274,64 @@ def resolve_runs(req: LandscapeRequest) -> LandscapeRequest:
     if req.run2:
         theta2 = theta2 or _run_dir(req.run2, "run2").theta1
     # the run the checkpoints come from (for the task, max_length and PCA snapshots)
-    source = run or (RunDir.of_checkpoint(theta1) if theta1 else None) or (RunDir.of_checkpoint(theta0) if theta0 else None)
+    source = (
+        run
+        or (RunDir.of_checkpoint(theta1) if theta1 else None)
+        or (RunDir.of_checkpoint(theta0) if theta0 else None)
+    )
     identity = source.read_identity() if source is not None and RunDir.is_run(source.root) else {}
     run_cfg = source.read_config() if source is not None and RunDir.is_run(source.root) else {}
     run_task = identity.get("task") or (run_cfg.get("task") or {}).get("name")
     if task is None:
         if run_task is None:
-            raise LandscapeError("task is not given and no run says it: set task=<mrpc|rte|stsb|sst2> or run=<run dir>")
+            raise LandscapeError(
+                "task is not given and no run says it: set task=<mrpc|rte|stsb|sst2> or run=<run dir>"
+            )
         task, notes["task"] = run_task, f"from run {source.root}"
     elif run_task is not None and task != run_task:
-        raise LandscapeError(f"task={task} but run {source.root} was trained on {run_task} (drop task= or give the matching run)")
+        raise LandscapeError(
+            f"task={task} but run {source.root} was trained on {run_task} (drop task= or give the matching run)"
+        )
     directions = req.directions
     if directions.name == "pca" and directions.run_dir is None:
         if source is None:
-            raise LandscapeError("pca directions need the run with snapshots: set run=<run dir> or directions.run_dir=<run dir>")
+            raise LandscapeError(
+                "pca directions need the run with snapshots: set run=<run dir> or directions.run_dir=<run dir>"
+            )
         directions = replace(directions, run_dir=source.root)
     if theta1 is None and directions.name in ("difference", "pca"):
-        raise LandscapeError(f"{directions.name} directions need theta1 (the trained checkpoint): set run=<run dir> or theta1=<checkpoint>")
+        raise LandscapeError(
+            f"{directions.name} directions need theta1 (the trained checkpoint): set run=<run dir> or theta1=<checkpoint>"
+        )
     if directions.name == "difference" and req.grid.two_d and theta2 is None and directions.file is None:
-        raise LandscapeError("a 2D difference surface needs theta2 (θ0 trained on another task): set run2=<run dir> or theta2=<checkpoint>")
+        raise LandscapeError(
+            "a 2D difference surface needs theta2 (θ0 trained on another task): set run2=<run dir> or theta2=<checkpoint>"
+        )
     if theta0 is None:
-        raise LandscapeError("checkpoint theta0 is not given (set run=<run dir> or theta0=<checkpoint directory>)")
+        raise LandscapeError(
+            "checkpoint theta0 is not given (set run=<run dir> or theta0=<checkpoint directory>)"
+        )
     data = req.data
     if data.max_length is None:
         run_len = (run_cfg.get("data") or {}).get("max_length")
         if run_len is None:
-            raise LandscapeError("data.max_length is not given and no run config says it: set data.max_length=<n> or run=<run dir>")
-        data, notes["max_length"] = replace(data, max_length=int(run_len)), f"{run_len} from run {source.root}"
-    return replace(req, task=task, theta0=theta0, theta1=theta1, theta2=theta2, data=data, directions=directions, notes=notes)
+            raise LandscapeError(
+                "data.max_length is not given and no run config says it: set data.max_length=<n> or run=<run dir>"
+            )
+        data, notes["max_length"] = (
+            replace(data, max_length=int(run_len)),
+            f"{run_len} from run {source.root}",
+        )
+    return replace(
+        req,
+        task=task,
+        theta0=theta0,
+        theta1=theta1,
+        theta2=theta2,
+        data=data,
+        directions=directions,
+        notes=notes,
+    )
 
 
 def landscape_request(overrides: Sequence[str] = (), **values: Any) -> LandscapeRequest:

@@ -84,7 +84,9 @@ class PointStore:
         try:
             self._append(k, values)
         except OSError as err:
-            raise OutputError(f"cannot write {self.shard_file}: {err.strerror or err} (finished points are kept; re-run to continue)") from err
+            raise OutputError(
+                f"cannot write {self.shard_file}: {err.strerror or err} (finished points are kept; re-run to continue)"
+            ) from err
 
     def _append(self, k: int, values: dict[str, float]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -106,7 +108,9 @@ def grid_from_spec(spec: dict) -> Grid:
     return Grid(Axis(**g["x"]), Axis(**g["y"]) if "y" in g else None)
 
 
-def merge_parts(directory: str | os.PathLike, output: str | os.PathLike | None = None, require_complete: bool = True) -> Path | None:
+def merge_parts(
+    directory: str | os.PathLike, output: str | os.PathLike | None = None, require_complete: bool = True
+) -> Path | None:
     """Merge every finished point in `directory` into the surface file.
 
     Returns the surface path, or None when points are missing and `require_complete` is
@@ -119,7 +123,9 @@ def merge_parts(directory: str | os.PathLike, output: str | os.PathLike | None =
     missing = [k for k in range(grid.size) if k not in points]
     if missing:
         if require_complete:
-            raise LandscapeError(f"cannot merge {directory}: {len(missing)} of {grid.size} points are missing (re-run their shards)")
+            raise LandscapeError(
+                f"cannot merge {directory}: {len(missing)} of {grid.size} points are missing (re-run their shards)"
+            )
         return None
     keys = spec["value_keys"]
     shape = grid.shape[::-1]  # the surface file's layout: [ny, nx] (rows are y) for 2D

@@ -97,7 +97,9 @@ def write_surface(path: str | os.PathLike, surface: Surface) -> Path:
     path = Path(path)
     for key, arr in surface.values.items():
         if np.shape(arr) != surface.shape:
-            raise ValueError(f"surface value {key!r} has shape {np.shape(arr)}, expected {surface.shape} ([ny, nx] for 2D)")
+            raise ValueError(
+                f"surface value {key!r} has shape {np.shape(arr)}, expected {surface.shape} ([ny, nx] for 2D)"
+            )
     aliases = li_aliases(surface)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -152,7 +154,9 @@ def load_surface(path: str | os.PathLike) -> Surface:
             value = value.decode() if isinstance(value, bytes) else value
             meta[key] = json.loads(value) if key in JSON_ATTRS else value
         skip = {"xcoordinates", "ycoordinates", *meta.get("li_aliases", [])}
-        values = {k: np.asarray(f[k][...]) for k in f.keys() if k not in skip and isinstance(f[k], h5py.Dataset)}
+        values = {
+            k: np.asarray(f[k][...]) for k in f.keys() if k not in skip and isinstance(f[k], h5py.Dataset)
+        }
     ours = str(meta.get("format", "")).startswith("bertviz-surface/")
     if not ours:
         values = _from_li(values)

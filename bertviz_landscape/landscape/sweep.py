@@ -14,23 +14,39 @@ import fcntl
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
 from bertviz_landscape.atomic import check_writable
-from bertviz_landscape.checkpoints import check_checkpoint_dir, check_compatible, content_hash, load_checkpoints
+from bertviz_landscape.checkpoints import (
+    check_checkpoint_dir,
+    check_compatible,
+    content_hash,
+    load_checkpoints,
+)
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.direction_file import beside, check_against, read_directions, write_directions
+from bertviz_landscape.landscape.direction_file import (
+    beside,
+    check_against,
+    read_directions,
+    write_directions,
+)
 from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
 from bertviz_landscape.landscape.grid import shard_points
-from bertviz_landscape.landscape.request import DataRequest, DirectionsRequest, LandscapeRequest, landscape_request, resolve_runs
+from bertviz_landscape.landscape.request import (
+    DataRequest,
+    DirectionsRequest,
+    LandscapeRequest,
+    landscape_request,
+    resolve_runs,
+)
 from bertviz_landscape.landscape.shards import PointStore, fingerprint, merge_parts, parts_dir
 from bertviz_landscape.parameters import select_parameters
 
@@ -65,19 +81,34 @@ def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) 
     theta0 = checkpoints["theta0"].state
     if recipe.name == "difference":
         theta2 = checkpoints["theta2"].state if "theta2" in checkpoints else None
-        return dirs.difference(theta0, checkpoints["theta1"].state, theta2, params, two_d, recipe.rescale_y, recipe.bias_and_norm)
+        return dirs.difference(
+            theta0, checkpoints["theta1"].state, theta2, params, two_d, recipe.rescale_y, recipe.bias_and_norm
+        )
     if recipe.center not in checkpoints:
-        raise LandscapeError(f"directions.center={recipe.center!r} is not one of the given checkpoints {sorted(checkpoints)}")
+        raise LandscapeError(
+            f"directions.center={recipe.center!r} is not one of the given checkpoints {sorted(checkpoints)}"
+        )
     if recipe.name == "random":
-        return dirs.random_directions(checkpoints[recipe.center].state, params, two_d, recipe.seed, recipe.normalization,
-                                      recipe.bias_and_norm, recipe.center)
+        return dirs.random_directions(
+            checkpoints[recipe.center].state,
+            params,
+            two_d,
+            recipe.seed,
+            recipe.normalization,
+            recipe.bias_and_norm,
+            recipe.center,
+        )
     from bertviz_landscape.snapshots import Snapshots
 
     try:
         snaps = Snapshots(recipe.run_dir)
     except (FileNotFoundError, ValueError) as err:
         raise LandscapeError(f"pca directions: {err}") from None
-    scale = dirs.norm({n: checkpoints["theta1"].state[n] - theta0[n] for n in params}) if recipe.scale == "delta" else None
+    scale = (
+        dirs.norm({n: checkpoints["theta1"].state[n] - theta0[n] for n in params})
+        if recipe.scale == "delta"
+        else None
+    )
     return dirs.pca_directions(snaps, params, two_d, recipe.bias_and_norm, scale, recipe.center)
 
 
@@ -93,16 +124,27 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def obtain_directions(req: LandscapeRequest, checkpoints: dict, parts: Path, key: str) -> tuple[dirs.Directions, Path]:
+def obtain_directions(
+    req: LandscapeRequest, checkpoints: dict, parts: Path, key: str
+) -> tuple[dirs.Directions, Path]:
     """The landscape's directions: from `directions.file`, else the parts directory's direction
     file, else computed now (once, under a lock) and saved there for every other shard."""
     hashes = {role: c.sha256 for role, c in checkpoints.items()}
     if req.directions.file is not None:
         recipe, attrs = read_directions(req.directions.file)
         center = checkpoints.get(recipe.center)
-        check_against(recipe, attrs, req.directions.file, checkpoints["theta0"].state, req.grid.two_d, center.sha256 if center else None)
+        check_against(
+            recipe,
+            attrs,
+            req.directions.file,
+            checkpoints["theta0"].state,
+            req.grid.two_d,
+            center.sha256 if center else None,
+        )
         if recipe.center not in checkpoints:
-            raise LandscapeError(f"direction file {req.directions.file} is centred on {recipe.center}, which is not given")
+            raise LandscapeError(
+                f"direction file {req.directions.file} is centred on {recipe.center}, which is not given"
+            )
         return recipe, req.directions.file
     path = parts / "directions.h5"
     with _locked(parts / ".directions.lock"):
@@ -117,7 +159,9 @@ def obtain_directions(req: LandscapeRequest, checkpoints: dict, parts: Path, key
     return recipe, path
 
 
-def load_eval_sets(task, data: DataRequest, splits: Sequence[str], tokenizer_dir: Path, device) -> list[EvalSet]:
+def load_eval_sets(
+    task, data: DataRequest, splits: Sequence[str], tokenizer_dir: Path, device
+) -> list[EvalSet]:
     from transformers import AutoTokenizer
 
     from bertviz_landscape.data.tokenize import tokenize
@@ -128,7 +172,11 @@ def load_eval_sets(task, data: DataRequest, splits: Sequence[str], tokenizer_dir
         limit = data.max_train_samples if split == "train" else data.max_eval_samples
         rows = load_glue_split(task, split, data.glue_dir, limit, data.subset_seed, data.cache_dir)
         tok = tokenize(rows, tokenizer, data.max_length, data.cache_dir)
-        sets.append(EvalSet.from_tokenized(split, tok, data.eval_batch_size, tokenizer.pad_token_id or 0, device, task.is_regression))
+        sets.append(
+            EvalSet.from_tokenized(
+                split, tok, data.eval_batch_size, tokenizer.pad_token_id or 0, device, task.is_regression
+            )
+        )
     return sets
 
 
@@ -148,10 +196,16 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
     recipe = req.directions.describe()
     if req.directions.file is not None:
         recipe = {"file_sha256": content_hash_file(req.directions.file)}
-    return fingerprint({
-        "task": req.task, "checkpoints": hashes, "directions": recipe, "grid": req.grid.describe(),
-        "data": req.data.describe() | {"splits": list(req.splits)}, "precision": req.precision,
-    })
+    return fingerprint(
+        {
+            "task": req.task,
+            "checkpoints": hashes,
+            "directions": recipe,
+            "grid": req.grid.describe(),
+            "data": req.data.describe() | {"splits": list(req.splits)},
+            "precision": req.precision,
+        }
+    )
 
 
 def content_hash_file(path: Path) -> str:
@@ -164,7 +218,9 @@ def content_hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def compute_landscape(request: LandscapeRequest, on_point: Callable[[int, dict], None] | None = None) -> LandscapeResult:
+def compute_landscape(
+    request: LandscapeRequest, on_point: Callable[[int, dict], None] | None = None
+) -> LandscapeResult:
     """Evaluate this shard's missing points of the landscape and merge when all are done
     (`request.mode == "merge"`: merge only)."""
     started = time.perf_counter()
@@ -180,37 +236,68 @@ def compute_landscape(request: LandscapeRequest, on_point: Callable[[int, dict],
     existing = _existing_surface(req, key)
     if existing is not None:
         log.info("%s already holds this landscape; nothing to do", req.output)
-        return LandscapeResult(req.output, store.directory, req.output, 0, len(shard_points(req.grid, req.shard, req.num_shards)),
-                               time.perf_counter() - started, direction_file=beside(req.output))
+        return LandscapeResult(
+            req.output,
+            store.directory,
+            req.output,
+            0,
+            len(shard_points(req.grid, req.shard, req.num_shards)),
+            time.perf_counter() - started,
+            direction_file=beside(req.output),
+        )
 
     if req.mode == "merge":
         if not (store.directory / "spec.json").is_file():
             raise LandscapeError(f"nothing computed yet for this configuration (no {store.directory})")
         surface = merge_parts(store.directory, req.output)
-        return LandscapeResult(req.output, store.directory, surface, 0, 0, time.perf_counter() - started,
-                               direction_file=beside(req.output))
+        return LandscapeResult(
+            req.output,
+            store.directory,
+            surface,
+            0,
+            0,
+            time.perf_counter() - started,
+            direction_file=beside(req.output),
+        )
 
     mine = shard_points(req.grid, req.shard, req.num_shards)
     done = store.done() if store.directory.exists() else {}
     todo = [k for k in mine if k not in done]
-    log.info("shard %d/%d: %d points, %d already done, %d to evaluate", req.shard, req.num_shards, len(mine), len(mine) - len(todo), len(todo))
+    log.info(
+        "shard %d/%d: %d points, %d already done, %d to evaluate",
+        req.shard,
+        req.num_shards,
+        len(mine),
+        len(mine) - len(todo),
+        len(todo),
+    )
 
     evaluator, summary, direction_path = None, {}, None
     created = not store.directory.exists()
     try:
         if todo or not (store.directory / "spec.json").exists():
-            with _shard_lock(store):  # a second copy of this shard (a requeued job) waits, then finds the points done
+            with _shard_lock(
+                store
+            ):  # a second copy of this shard (a requeued job) waits, then finds the points done
                 done = store.done() if store.directory.exists() else {}
                 todo = [k for k in mine if k not in done]
                 evaluator, summary, direction_path = _evaluate(req, task, store, key, todo, on_point)
     except BaseException:
-        if created and store.directory.exists() and not store.done():  # nothing finished: leave nothing behind
+        if (
+            created and store.directory.exists() and not store.done()
+        ):  # nothing finished: leave nothing behind
             _remove_empty_parts(store.directory)
         raise
     surface = merge_parts(store.directory, req.output, require_complete=False) if req.merge else None
     return LandscapeResult(
-        req.output, store.directory, surface, evaluator.evaluations if evaluator else 0,
-        len(mine) - len(todo), time.perf_counter() - started, summary, direction_path,
+        req.output,
+        store.directory,
+        surface,
+        evaluator.evaluations if evaluator else 0,
+        len(mine) - len(todo),
+        time.perf_counter() - started,
+        summary,
+        direction_path,
     )
 
 
@@ -229,12 +316,23 @@ def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:
         return req.output
     if old.get("key") == key or req.overwrite:
         return None
-    fields = {"grid": req.grid.describe(), "directions": req.directions.describe(), "task": req.task, "precision": req.precision}
-    before = {"grid": old.get("grid"), "directions": (old.get("directions") or {}).get("request"), "task": old.get("task"),
-              "precision": (old.get("evaluation") or {}).get("precision")}
+    fields = {
+        "grid": req.grid.describe(),
+        "directions": req.directions.describe(),
+        "task": req.task,
+        "precision": req.precision,
+    }
+    before = {
+        "grid": old.get("grid"),
+        "directions": (old.get("directions") or {}).get("request"),
+        "task": old.get("task"),
+        "precision": (old.get("evaluation") or {}).get("precision"),
+    }
     differ = [k for k in fields if before.get(k) != fields[k]] or ["checkpoints or data"]
-    raise LandscapeError(f"{req.output} already holds a surface of another configuration ({', '.join(differ)} differ); "
-                         "it is kept: choose another output= or set overwrite=true")
+    raise LandscapeError(
+        f"{req.output} already holds a surface of another configuration ({', '.join(differ)} differ); "
+        "it is kept: choose another output= or set overwrite=true"
+    )
 
 
 @contextmanager
@@ -246,8 +344,13 @@ def _shard_lock(store: PointStore):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.warning("shard %d/%d is already running in another process (lock %s): waiting for it, then "
-                        "evaluating only what it left", store.shard, store.num_shards, path)
+            log.warning(
+                "shard %d/%d is already running in another process (lock %s): waiting for it, then "
+                "evaluating only what it left",
+                store.shard,
+                store.num_shards,
+                path,
+            )
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -270,31 +373,60 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     dev = pick_device(req.device, req.shard)
     model, checkpoints = load_checkpoints(req.theta0, req.theta1, req.theta2)
     if model.config.num_labels != task.num_labels:
-        raise LandscapeError(f"checkpoint theta0 has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}")
+        raise LandscapeError(
+            f"checkpoint theta0 has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}"
+        )
     recipe, direction_path = obtain_directions(req, checkpoints, store.directory, key)
     summary = recipe.summary()
     center = checkpoints[recipe.center].state
     sets = load_eval_sets(task, req.data, req.splits, checkpoints["theta0"].path, dev)
     model.to(dev)
-    evaluator = Evaluator(model, task, {k: v.to(dev) for k, v in center.items()}, recipe, sets, req.precision, req.hidden_state_cache)
-    data_meta = req.data.describe() | {"splits": {s.name: {"num_examples": s.num_examples, "batches": len(s.batches)} for s in sets}}
+    evaluator = Evaluator(
+        model,
+        task,
+        {k: v.to(dev) for k, v in center.items()},
+        recipe,
+        sets,
+        req.precision,
+        req.hidden_state_cache,
+    )
+    data_meta = req.data.describe() | {
+        "splits": {s.name: {"num_examples": s.num_examples, "batches": len(s.batches)} for s in sets}
+    }
     meta = {
         "key": key,
         "task": task.name,
         "primary_metric": task.primary_metric,
-        "directions": summary | {"request": req.directions.describe(), "file": str(beside(req.output) if req.directions.file is None else req.directions.file)},
+        "directions": summary
+        | {
+            "request": req.directions.describe(),
+            "file": str(beside(req.output) if req.directions.file is None else req.directions.file),
+        },
         "checkpoints": {r: c.describe() for r, c in checkpoints.items()},
         "runs": {"run": str(req.run) if req.run else None, "run2": str(req.run2) if req.run2 else None},
         "data": data_meta,
         "grid": req.grid.describe(),
-        "evaluation": {"precision": req.precision, "hidden_state_cache": evaluator.caches is not None, "device": str(dev)},
+        "evaluation": {
+            "precision": req.precision,
+            "hidden_state_cache": evaluator.caches is not None,
+            "device": str(dev),
+        },
     }
-    store.write_spec({"output": str(req.output), "grid": req.grid.describe(), "value_keys": evaluator.value_keys(), "meta": meta})
+    store.write_spec(
+        {
+            "output": str(req.output),
+            "grid": req.grid.describe(),
+            "value_keys": evaluator.value_keys(),
+            "meta": meta,
+        }
+    )
     iterator = todo
     if req.progress and todo:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(todo, desc=f"landscape shard {req.shard}/{req.num_shards}", unit="pt", dynamic_ncols=True)
+        iterator = tqdm(
+            todo, desc=f"landscape shard {req.shard}/{req.num_shards}", unit="pt", dynamic_ncols=True
+        )
     for k in iterator:
         alpha, beta = req.grid.coordinate(k)
         values = evaluator.evaluate(alpha, beta)
@@ -306,7 +438,9 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     return evaluator, summary, direction_path
 
 
-def landscape(overrides: Sequence[str] = (), on_point: Callable[[int, dict], None] | None = None, **values) -> LandscapeResult:
+def landscape(
+    overrides: Sequence[str] = (), on_point: Callable[[int, dict], None] | None = None, **values
+) -> LandscapeResult:
     """`compute_landscape` of the request conf/landscape.yaml gives with `values` on top:
     ``landscape(run=RUN, grid={"x": {"min": 0, "max": 1, "num": 3}}, progress=False)``."""
     return compute_landscape(landscape_request(overrides, **values), on_point=on_point)

@@ -19,10 +19,10 @@ LINESTYLES = ["-", "--", ":", "-."]
 def _eps_series(data: dict, prefix: str, suffix: str = "") -> list[tuple[float, float, float, bool]]:
     """(ε, mean, std, bounded) for the summary keys `<prefix><ε><suffix>`."""
     out = []
-    for key in (data.get("summary") or {}):
+    for key in data.get("summary") or {}:
         if not key.startswith(prefix) or not key.endswith(suffix):
             continue
-        middle = key[len(prefix):len(key) - len(suffix)] if suffix else key[len(prefix):]
+        middle = key[len(prefix) : len(key) - len(suffix)] if suffix else key[len(prefix) :]
         try:
             eps = float(middle)
         except ValueError:
@@ -42,9 +42,11 @@ def _eps_series(data: dict, prefix: str, suffix: str = "") -> list[tuple[float, 
 def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained vs from scratch"):
     groups = sorted({analysis_identity(a) for a in analyses}, key=lambda t: (t[0], t[1] != "pretrained"))
     tasks = sorted({t for t, _ in groups})
-    panels = [("width_x_", "", "basin width along δ1 around θ1\n(units of ‖δ1‖)"),
-              ("width_x_", "_absolute", "basin width along δ1\n(parameter distance)"),
-              ("area_", "", "basin area of the 2D surface\n(units of ‖δ1‖²)")]
+    panels = [
+        ("width_x_", "", "basin width along δ1 around θ1\n(units of ‖δ1‖)"),
+        ("width_x_", "_absolute", "basin width along δ1\n(parameter distance)"),
+        ("area_", "", "basin area of the 2D surface\n(units of ‖δ1‖²)"),
+    ]
     panels = [p for p in panels if any(_eps_series(a, p[0], p[1]) for a in analyses)]
     hess = [k for k in ("hessian_top", "hessian_trace") if any(summary_value(a, k) for a in analyses)]
     n = max(1, len(panels) + len(hess))
@@ -58,14 +60,21 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
                 continue
             eps, mean, std, bounded = map(np.asarray, zip(*series))
             colour, ls = style.init_colour(init), LINESTYLES[tasks.index(task) % len(LINESTYLES)]
-            ax.errorbar(eps, mean, yerr=std if np.any(std > 0) else None, color=colour, linestyle=ls, capsize=3,
-                        label=f"{task} · {style.init_label(init)}")
+            ax.errorbar(
+                eps,
+                mean,
+                yerr=std if np.any(std > 0) else None,
+                color=colour,
+                linestyle=ls,
+                capsize=3,
+                label=f"{task} · {style.init_label(init)}",
+            )
             ax.plot(eps[bounded], mean[bounded], "o", color=colour)
             ax.plot(eps[~bounded], mean[~bounded], "o", markerfacecolor="white", markeredgecolor=colour)
         ax.set_xscale("log")
         ax.set_xlabel("ε (loss increase over J(θ1))")
         ax.set_title(label, fontsize=9)
-    for ax, key in zip(axes[len(panels):], hess):
+    for ax, key in zip(axes[len(panels) :], hess):
         for t_i, task in enumerate(tasks):
             inits = [i for (t, i) in groups if t == task]
             for k, init in enumerate(inits):
@@ -75,13 +84,25 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
                     continue
                 mean, std, cnt = vals[0]
                 x = t_i + (k - (len(inits) - 1) / 2) * 0.38
-                ax.bar(x, mean, width=0.36, yerr=std if cnt > 1 else None, color=style.init_colour(init), capsize=3)
+                ax.bar(
+                    x,
+                    mean,
+                    width=0.36,
+                    yerr=std if cnt > 1 else None,
+                    color=style.init_colour(init),
+                    capsize=3,
+                )
                 ax.annotate(f"{mean:.4g}", (x, mean), ha="center", va="bottom", fontsize=8)
         heights = [float(b.get_height()) for b in ax.patches]
-        if heights and min(heights) > 0 and max(heights) / min(heights) > 30:  # two decades apart (and all positive: a trace can be negative)
+        if (
+            heights and min(heights) > 0 and max(heights) / min(heights) > 30
+        ):  # two decades apart (and all positive: a trace can be negative)
             ax.set_yscale("log")
         ax.set_xticks(range(len(tasks)), tasks)
-        ax.set_title({"hessian_top": "Hessian top eigenvalue at θ1", "hessian_trace": "Hessian trace at θ1"}[key], fontsize=9)
+        ax.set_title(
+            {"hessian_top": "Hessian top eigenvalue at θ1", "hessian_trace": "Hessian trace at θ1"}[key],
+            fontsize=9,
+        )
         ax.margins(y=0.2)
     if not panels and not hess:
         style.no_data(axes[0], "no flatness numbers")
@@ -90,7 +111,13 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
         axes[0].legend(fontsize=7)
     fig.suptitle(title)
     if panels:  # below the axes, where no point can sit under it
-        fig.text(0.01, 0.01, "hollow marker: a lower bound (the basin reaches the grid's edge)", fontsize=7, color="0.35")
+        fig.text(
+            0.01,
+            0.01,
+            "hollow marker: a lower bound (the basin reaches the grid's edge)",
+            fontsize=7,
+            color="0.35",
+        )
         fig.tight_layout(rect=(0, 0.04, 1, 1))
     else:
         fig.tight_layout()

@@ -25,22 +25,39 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
         x = np.asarray(s.x, dtype=np.float64)
         if "train_loss" in s:
             y = style.masked(s["train_loss"])
-            (h,) = ax.plot(x, y, "-", color=colour, marker="o", markersize=3, label=f"{label}: {style.TRAIN_LOSS}")
+            (h,) = ax.plot(
+                x, y, "-", color=colour, marker="o", markersize=3, label=f"{label}: {style.TRAIN_LOSS}"
+            )
             handles.append(h)
             if "train_loss_stderr" in s:
                 se = np.asarray(s["train_loss_stderr"], dtype=np.float64)
                 ok = np.isfinite(se) & ~np.ma.getmaskarray(y)
-                ax.fill_between(x, np.where(ok, y.filled(np.nan) - se, np.nan), np.where(ok, y.filled(np.nan) + se, np.nan),
-                                color=colour, alpha=0.2, linewidth=0)
+                ax.fill_between(
+                    x,
+                    np.where(ok, y.filled(np.nan) - se, np.nan),
+                    np.where(ok, y.filled(np.nan) + se, np.nan),
+                    color=colour,
+                    alpha=0.2,
+                    linewidth=0,
+                )
         if "dev_error" in s:
-            (h,) = ax_err.plot(x, style.masked(s["dev_error"]), "--", color=colour, marker="s", markersize=3,
-                               label=f"{label}: {style.DEV_ERROR}")
+            (h,) = ax_err.plot(
+                x,
+                style.masked(s["dev_error"]),
+                "--",
+                color=colour,
+                marker="s",
+                markersize=3,
+                label=f"{label}: {style.DEV_ERROR}",
+            )
             handles.append(h)
     for a in (0.0, 1.0):
         ax.axvline(a, color="0.6", linestyle=":", linewidth=1)
     ax.set_xlabel(style.axis_labels(curves[0].recipe if curves else None)[0])
     ax.set_ylabel(f"{style.TRAIN_LOSS} (solid)")
-    ax_err.set_ylabel(f"{style.DEV_ERROR} = 1 − {curves[0].surface.meta.get('primary_metric', 'metric') if curves else 'metric'} (dashed)")
+    ax_err.set_ylabel(
+        f"{style.DEV_ERROR} = 1 − {curves[0].surface.meta.get('primary_metric', 'metric') if curves else 'metric'} (dashed)"
+    )
     rng = style.finite_range(*[c.surface["train_loss"] for c in curves if "train_loss" in c.surface])
     if rng is None:
         style.no_data(ax)

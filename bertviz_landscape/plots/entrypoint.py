@@ -44,7 +44,9 @@ def run(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig):
     try:
         manifest = run(cfg)
-        print(f"bertviz-plot: {len(manifest['figures'])} figures in {cfg.output or Path(cfg.results) / 'figures'}")
+        print(
+            f"bertviz-plot: {len(manifest['figures'])} figures in {cfg.output or Path(cfg.results) / 'figures'}"
+        )
     except BadInput as err:
         print(f"bertviz-plot: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -34,7 +34,9 @@ def _rollback_label(entry: dict) -> str:
 
 def layer_panels(analyses: dict[str, dict], task: str = ""):
     """`analyses`: init → layers analysis JSON. One figure with the four panels."""
-    inits = [i for i in ("pretrained", "scratch") if i in analyses] + [i for i in analyses if i not in ("pretrained", "scratch")]
+    inits = [i for i in ("pretrained", "scratch") if i in analyses] + [
+        i for i in analyses if i not in ("pretrained", "scratch")
+    ]
     fig = plt.figure(figsize=(12, 8.4))
     ax_rel = fig.add_subplot(2, 2, 1)
     ax_rb = fig.add_subplot(2, 2, 2)
@@ -62,8 +64,15 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
             names = [layer for layer in layers if layer in curves] or list(curves)
             for i, layer in enumerate(names):
                 c = curves[layer]
-                ax.plot(c.get("alpha", []), style.masked(c.get("train_loss", [])), "-", marker=".", markersize=3,
-                        color=cmap(i / max(1, len(names) - 1) * 0.9), label=_label(layer))
+                ax.plot(
+                    c.get("alpha", []),
+                    style.masked(c.get("train_loss", [])),
+                    "-",
+                    marker=".",
+                    markersize=3,
+                    color=cmap(i / max(1, len(names) - 1) * 0.9),
+                    label=_label(layer),
+                )
             if not names:
                 style.no_data(ax, "no per-layer curves")
             ax.axvline(0, color="0.6", linestyle=":", linewidth=1)
@@ -81,7 +90,9 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
     ax_rb.set_title("(b) roll-back", loc="left")  # the legend sits at the right above the bars
     ax_rb.invert_yaxis()
     if ax_rb.get_legend_handles_labels()[0]:
-        ax_rb.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)  # above the bars, never on them
+        ax_rb.legend(
+            fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False
+        )  # above the bars, never on them
     else:
         style.no_data(ax_rb, "no roll-back results")
     fig.suptitle(f"{task}: layer-wise analysis")

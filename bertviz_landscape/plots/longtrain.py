@@ -8,9 +8,6 @@ directory gets the figure, long-trained or not.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -26,16 +23,25 @@ def series_from_run(run_dir) -> dict:
     metric = m.get("primary_metric", "accuracy")
     values = [float(e.get(f"val/{metric}", e.get(metric, np.nan))) for e in m.get("dev_per_epoch") or []]
     base = (m.get("majority_baseline") or {}).get(metric)
-    return {"init": m.get("init"), "task": m.get("task"), "metric": metric, "values": values,
-            "baseline": None if base is None else float(base)}
+    return {
+        "init": m.get("init"),
+        "task": m.get("task"),
+        "metric": metric,
+        "values": values,
+        "baseline": None if base is None else float(base),
+    }
 
 
 def series_from_analysis(data: dict) -> dict:
     run = (data.get("runs") or [{}])[0]
     pr = (data.get("per_run") or [{}])[0]
-    return {"init": run.get("init"), "task": run.get("task"), "metric": pr.get("primary_metric") or run.get("primary_metric", "metric"),
-            "values": [float(v) if v is not None else np.nan for v in pr.get("dev_metric_per_epoch") or []],
-            "baseline": run.get("majority_baseline")}
+    return {
+        "init": run.get("init"),
+        "task": run.get("task"),
+        "metric": pr.get("primary_metric") or run.get("primary_metric", "metric"),
+        "values": [float(v) if v is not None else np.nan for v in pr.get("dev_metric_per_epoch") or []],
+        "baseline": run.get("majority_baseline"),
+    }
 
 
 def dev_per_epoch(series: list[dict], title: str | None = None):

@@ -38,7 +38,7 @@ class Results:
     skipped: list[dict] = field(default_factory=list)
 
     @classmethod
-    def scan(cls, root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> "Results":
+    def scan(cls, root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> Results:
         import json
 
         from bertviz_landscape.rundir import RunDir
@@ -53,7 +53,9 @@ class Results:
         for path in sorted(root.rglob("*")):
             if any(part.startswith(".") or part.endswith(".parts") for part in path.relative_to(root).parts):
                 continue
-            if any(path.is_relative_to(r) for r in out.runs):  # inside a run: its checkpoints, snapshots, W&B files
+            if any(
+                path.is_relative_to(r) for r in out.runs
+            ):  # inside a run: its checkpoints, snapshots, W&B files
                 continue
             if path.is_dir() and RunDir.is_run(path):
                 out.runs.append(path)
@@ -97,8 +99,12 @@ def _trajectory_for(results: Results, sf: SurfaceFile) -> dict | None:
     return next((d for d in candidates if analysis_identity(d) == (sf.task, sf.init)), None)
 
 
-def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, interactive: bool = True,
-             formats: tuple[str, ...] = ("png", "pdf")) -> dict:
+def draw_all(
+    results_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    interactive: bool = True,
+    formats: tuple[str, ...] = ("png", "pdf"),
+) -> dict:
     """Draw every figure `results_dir` supports into `out_dir` (default `<results>/figures`);
     returns (and writes) the figures.json manifest."""
     results_dir = Path(results_dir)
@@ -108,8 +114,16 @@ def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
 
     def add(kind, task, init, fig, stem, sources, caption):
         files = style.save_figure(fig, out / stem, formats)
-        figures.append({"kind": kind, "task": task, "init": init, "files": [str(f) for f in files],
-                        "sources": [str(s) for s in sources], "caption": caption})
+        figures.append(
+            {
+                "kind": kind,
+                "task": task,
+                "init": init,
+                "files": [str(f) for f in files],
+                "sources": [str(s) for s in sources],
+                "caption": caption,
+            }
+        )
 
     # 1D curves: pretrained vs scratch per (task, recipe)
     lines = defaultdict(list)
@@ -118,10 +132,22 @@ def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             lines[(sf.task, sf.recipe, _grid_name(sf))].append(sf)
     for (task, recipe, grid), group in sorted(lines.items()):
         group.sort(key=lambda s: (s.init != "pretrained", s.init))
-        add("curve1d", task, None, curves.loss_curves(group), f"curve1d_{task}_{recipe}_{grid}", [s.path for s in group],
+        add(
+            "curve1d",
+            task,
+            None,
+            curves.loss_curves(group),
+            f"curve1d_{task}_{recipe}_{grid}",
+            [s.path for s in group],
             f"{task}: training loss (solid, left) and dev error (dashed, right) along δ1 = θ1 − θ0, "
-            + " vs ".join(style.init_label(s.init) for s in group) + "; θ0 at α=0, θ1 at α=1"
-            + ("; band: ±1 standard error over the examples" if any("train_loss_stderr" in s.surface for s in group) else ""))
+            + " vs ".join(style.init_label(s.init) for s in group)
+            + "; θ0 at α=0, θ1 at α=1"
+            + (
+                "; band: ±1 standard error over the examples"
+                if any("train_loss_stderr" in s.surface for s in group)
+                else ""
+            ),
+        )
 
     # 2D surfaces: contours (+ trajectory), 3D, interactive
     for sf in results.surfaces:
@@ -129,16 +155,38 @@ def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             continue
         stem = f"{sf.task}_{sf.init}_{sf.recipe}_{_grid_name(sf)}"
         traj = _trajectory_for(results, sf)
-        add("surface2d", sf.task, sf.init, surface2d.surface_contours(sf, traj), f"surface2d_{stem}", [sf.path] + ([traj["_path"]] if traj else []),
+        add(
+            "surface2d",
+            sf.task,
+            sf.init,
+            surface2d.surface_contours(sf, traj),
+            f"surface2d_{stem}",
+            [sf.path] + ([traj["_path"]] if traj else []),
             f"{sf.task}, {style.init_label(sf.init)}: training loss and dev error on the ({sf.recipe}) plane"
-            + (", trajectory projected onto it" if traj else ""))
+            + (", trajectory projected onto it" if traj else ""),
+        )
         key = "train_loss" if "train_loss" in sf.surface else sf.surface.keys()[0]
-        add("surface3d", sf.task, sf.init, surface3d.surface_3d(sf, key), f"surface3d_{stem}", [sf.path],
-            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D")
+        add(
+            "surface3d",
+            sf.task,
+            sf.init,
+            surface3d.surface_3d(sf, key),
+            f"surface3d_{stem}",
+            [sf.path],
+            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D",
+        )
         if interactive:
             html = surface3d.interactive_html(sf, out / "interactive" / f"{stem}.html")
-            figures.append({"kind": "interactive3d", "task": sf.task, "init": sf.init, "files": [str(html)],
-                            "sources": [str(sf.path)], "caption": f"{sf.task}, {style.init_label(sf.init)}: interactive 3D surface (Plotly)"})
+            figures.append(
+                {
+                    "kind": "interactive3d",
+                    "task": sf.task,
+                    "init": sf.init,
+                    "files": [str(html)],
+                    "sources": [str(sf.path)],
+                    "caption": f"{sf.task}, {style.init_label(sf.init)}: interactive 3D surface (Plotly)",
+                }
+            )
 
     # layer-wise panels per task
     by_task = defaultdict(dict)
@@ -146,8 +194,15 @@ def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         task, init = analysis_identity(data)
         by_task[task][init] = data
     for task, group in sorted(by_task.items()):
-        add("layers", task, None, layers.layer_panels(group, task), f"layers_{task}", [d["_path"] for d in group.values()],
-            f"{task}: per-layer relative change, roll-back and per-layer 1D curves")
+        add(
+            "layers",
+            task,
+            None,
+            layers.layer_panels(group, task),
+            f"layers_{task}",
+            [d["_path"] for d in group.values()],
+            f"{task}: per-layer relative change, roll-back and per-layer 1D curves",
+        )
 
     # dev metric per epoch: longtrain analyses, else the runs' own per-epoch records
     series = defaultdict(list)
@@ -167,15 +222,34 @@ def draw_all(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             sources[s["task"]].append(str(run))
     for task, group in sorted(series.items()):
         group.sort(key=lambda s: (s["init"] != "pretrained", str(s["init"])))
-        add("dev_per_epoch", task, None, longtrain.dev_per_epoch(group), f"dev_per_epoch_{task}", sources[task],
-            f"{task}: dev {group[0]['metric']} after each epoch (★ best), majority baseline dashed")
+        add(
+            "dev_per_epoch",
+            task,
+            None,
+            longtrain.dev_per_epoch(group),
+            f"dev_per_epoch_{task}",
+            sources[task],
+            f"{task}: dev {group[0]['metric']} after each epoch (★ best), majority baseline dashed",
+        )
 
     flat = results.analyses.get("flatness", [])
     if flat:
-        add("flatness", "all", None, curvature.curvature_numbers(flat), "flatness", [d["_path"] for d in flat],
-            "basin width/area along the training directions and Hessian curvature, pretrained vs from scratch")
+        add(
+            "flatness",
+            "all",
+            None,
+            curvature.curvature_numbers(flat),
+            "flatness",
+            [d["_path"] for d in flat],
+            "basin width/area along the training directions and Hessian curvature, pretrained vs from scratch",
+        )
 
-    manifest = {"format": FIGURES_FORMAT, "results": str(results_dir), "figures": figures, "skipped": results.skipped}
+    manifest = {
+        "format": FIGURES_FORMAT,
+        "results": str(results_dir),
+        "figures": figures,
+        "skipped": results.skipped,
+    }
     write_json_atomic(out / "figures.json", manifest)
     log.info("%d figures in %s", len(figures), out)
     return manifest

@@ -20,16 +20,26 @@ import numpy as np  # noqa: E402
 from bertviz_landscape.atomic import atomic_path  # noqa: E402
 
 OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
 }
 INIT_COLOURS = {"pretrained": OKABE_ITO["blue"], "scratch": OKABE_ITO["vermillion"]}
 INIT_LABELS = {"pretrained": "pretrained", "scratch": "from scratch"}
 SERIES = [OKABE_ITO[k] for k in ("blue", "vermillion", "green", "orange", "purple", "sky", "yellow", "black")]
 CMAPS = {"loss": "viridis", "error": "cividis"}
-MARKERS = {"theta0": dict(marker="o", color="white", markeredgecolor="black", markersize=9, linestyle="none"),
-           "theta1": dict(marker="*", color=OKABE_ITO["orange"], markeredgecolor="black", markersize=15, linestyle="none"),
-           "centre": dict(marker="P", color="white", markeredgecolor="black", markersize=10, linestyle="none")}
+MARKERS = {
+    "theta0": dict(marker="o", color="white", markeredgecolor="black", markersize=9, linestyle="none"),
+    "theta1": dict(
+        marker="*", color=OKABE_ITO["orange"], markeredgecolor="black", markersize=15, linestyle="none"
+    ),
+    "centre": dict(marker="P", color="white", markeredgecolor="black", markersize=10, linestyle="none"),
+}
 
 ALPHA = "α  (θ0 + α·δ1,  δ1 = θ1 − θ0)"
 BETA = "β  (δ2 = θ2 − θ0)"
@@ -37,11 +47,19 @@ TRAIN_LOSS = "training loss"
 DEV_ERROR = "dev error"
 DEV_LOSS = "dev loss"
 
-plt.rcParams.update({
-    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11,
-    "axes.spines.top": False, "axes.grid": False, "legend.frameon": False,
-    "axes.prop_cycle": matplotlib.cycler(color=SERIES), "axes.formatter.useoffset": False,
-})
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.spines.top": False,
+        "axes.grid": False,
+        "legend.frameon": False,
+        "axes.prop_cycle": matplotlib.cycler(color=SERIES),
+        "axes.formatter.useoffset": False,
+    }
+)
 
 
 def value_label(key: str) -> str:
@@ -73,7 +91,9 @@ def masked(values) -> np.ma.MaskedArray:
 
 
 def finite_range(*arrays) -> tuple[float, float] | None:
-    vals = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays if a is not None] or [np.zeros(0)])
+    vals = np.concatenate(
+        [np.asarray(a, dtype=np.float64).ravel() for a in arrays if a is not None] or [np.zeros(0)]
+    )
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:
         return None

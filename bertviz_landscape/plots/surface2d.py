@@ -40,7 +40,11 @@ def trajectory_points(trajectory: dict | None, recipe: str, projection: str = "p
     if projection == "lstsq" and per_run.get("lstsq"):
         a, b = zip(*per_run["lstsq"])
         label = "trajectory (least-squares projection)"
-        epochs = [(p["lstsq"][0], p["lstsq"][1], p["epoch"]) for p in per_run.get("epoch_points") or [] if p.get("lstsq")]
+        epochs = [
+            (p["lstsq"][0], p["lstsq"][1], p["epoch"])
+            for p in per_run.get("epoch_points") or []
+            if p.get("lstsq")
+        ]
     else:
         a, b = per_run.get("alpha") or [], per_run.get("beta") or []
         label = "trajectory (α=⟨v,δ1⟩/‖δ1‖², β=‖v⊥‖/‖δ1‖)"
@@ -62,7 +66,9 @@ def draw_markers(ax, sf: SurfaceFile) -> list:
     return [h]
 
 
-def contour_panel(ax, fig, sf: SurfaceFile, key: str, title: str, cmap: str, levels: int = 20, traj: dict | None = None):
+def contour_panel(
+    ax, fig, sf: SurfaceFile, key: str, title: str, cmap: str, levels: int = 20, traj: dict | None = None
+):
     s = sf.surface
     z = style.masked(s[key])  # [ny, nx], rows are y
     if z.count() == 0:
@@ -74,7 +80,14 @@ def contour_panel(ax, fig, sf: SurfaceFile, key: str, title: str, cmap: str, lev
         if float(z.max()) > float(z.min()):
             ax.contour(s.x, s.y, z, levels=lv[::4], colors="white", linewidths=0.5, alpha=0.6)
         else:
-            ax.text(0.02, 0.02, f"constant: {float(z.min()):.4g}", transform=ax.transAxes, color="white", fontsize=8)
+            ax.text(
+                0.02,
+                0.02,
+                f"constant: {float(z.min()):.4g}",
+                transform=ax.transAxes,
+                color="white",
+                fontsize=8,
+            )
         cb = fig.colorbar(cs, ax=ax, shrink=0.9, format=ticker.ScalarFormatter(useOffset=False))
         cb.set_label(title)
         cb.locator = ticker.MaxNLocator(6)
@@ -88,11 +101,22 @@ def contour_panel(ax, fig, sf: SurfaceFile, key: str, title: str, cmap: str, lev
     handles += draw_markers(ax, sf)
     if traj and traj["alpha"] and traj["epochs"]:  # above θ1's star: the last epoch ends there
         ea, eb, ee = zip(*traj["epochs"])
-        (h,) = ax.plot(ea, eb, "D", color=style.OKABE_ITO["sky"], markeredgecolor="black", markersize=5, linestyle="none",
-                       label="end of each epoch" if len(ee) > 1 else f"end of epoch {ee[0]}", zorder=6)
+        (h,) = ax.plot(
+            ea,
+            eb,
+            "D",
+            color=style.OKABE_ITO["sky"],
+            markeredgecolor="black",
+            markersize=5,
+            linestyle="none",
+            label="end of each epoch" if len(ee) > 1 else f"end of epoch {ee[0]}",
+            zorder=6,
+        )
         handles.append(h)
         for a, b, e in traj["epochs"]:
-            ax.annotate(str(e), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=7, color="white", zorder=6)
+            ax.annotate(
+                str(e), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=7, color="white", zorder=6
+            )
     xlabel, ylabel = style.axis_labels(sf.recipe)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -102,7 +126,9 @@ def contour_panel(ax, fig, sf: SurfaceFile, key: str, title: str, cmap: str, lev
     return handles
 
 
-def surface_contours(sf: SurfaceFile, trajectory: dict | None = None, projection: str = "paper", levels: int = 20):
+def surface_contours(
+    sf: SurfaceFile, trajectory: dict | None = None, projection: str = "paper", levels: int = 20
+):
     """Training loss and dev error of one 2D surface side by side (whichever of the two it has),
     with the trajectory of `trajectory` (a trajectory analysis JSON) on both."""
     s = sf.surface
@@ -124,7 +150,16 @@ def surface_contours(sf: SurfaceFile, trajectory: dict | None = None, projection
         notes.append(f"‖δ1‖ = {float(d['norm_x']):.3g}")
     if d.get("norm_y") is not None:
         notes.append(f"‖δ2‖ = {float(d['norm_y']):.3g}")
-    fig.suptitle(f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions" + (f"   ({', '.join(notes)})" if notes else ""))
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(
+        f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions"
+        + (f"   ({', '.join(notes)})" if notes else "")
+    )
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(4, len(handles)),
+        fontsize=8,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

@@ -87,8 +87,10 @@ def plateau_reason(*datas: dict | None) -> str | None:
     for data in datas:
         for run in (data or {}).get("runs") or []:
             if run.get("beat_baseline") is False:
-                bad.append(f"the {run.get('init')} run ({run.get('primary_metric', 'metric')} {float(run.get('dev_metric', float('nan'))):.3f} "
-                           f"vs majority baseline {float(run.get('majority_baseline', float('nan'))):.3f}) did not beat its majority baseline")
+                bad.append(
+                    f"the {run.get('init')} run ({run.get('primary_metric', 'metric')} {float(run.get('dev_metric', float('nan'))):.3f} "
+                    f"vs majority baseline {float(run.get('majority_baseline', float('nan'))):.3f}) did not beat its majority baseline"
+                )
     if not bad:
         return None
     return "; ".join(dict.fromkeys(bad)) + " — its landscape is the plateau's, not a learned optimum's"
@@ -112,7 +114,7 @@ def _missing(claim: str, task: str, what: str) -> Verdict:
 def _combined(a, b) -> float:
     """2 × the standard error of a difference of two means (std over runs; 0 with one run each)."""
     (_, sa, na), (_, sb, nb) = a, b
-    return Z * math.sqrt((sa ** 2) / max(na, 1) + (sb ** 2) / max(nb, 1))
+    return Z * math.sqrt((sa**2) / max(na, 1) + (sb**2) / max(nb, 1))
 
 
 def _eps_keys(datas: list[dict], prefix: str) -> list[str]:
@@ -121,7 +123,7 @@ def _eps_keys(datas: list[dict], prefix: str) -> list[str]:
 
     def eps(k):
         try:
-            return float(k[len(prefix):])
+            return float(k[len(prefix) :])
         except ValueError:
             return None
 
@@ -185,14 +187,23 @@ def wider_optima(analyses: dict[str, list[dict]], task: str, eps: str = "0.1") -
         numbers["hessian_top"] = {i: v[0] for i, v in hess.items()}
         hess_txt = f" Hessian top eigenvalue: pretrained {hess['pretrained'][0]:.4g}, from scratch {hess['scratch'][0]:.4g}."
     if not numbers.get("key"):
-        return Verdict(claim, task, UNRESOLVED, "not resolved: the flatness JSONs have no basin width along δ1." + hess_txt, numbers)
-    eps = numbers["key"][len("width_x_"):]  # the ε actually used
+        return Verdict(
+            claim,
+            task,
+            UNRESOLVED,
+            "not resolved: the flatness JSONs have no basin width along δ1." + hess_txt,
+            numbers,
+        )
+    eps = numbers["key"][len("width_x_") :]  # the ε actually used
     bounded = {i: width_bounded(f[i], eps) for i in ("pretrained", "scratch")}
     numbers["bounded"] = bounded
     mark = {i: "" if bounded[i] else "≥ " for i in bounded}
-    facts = (f"basin width along δ1 around θ1 at ε={eps}: pretrained {mark['pretrained']}{numbers['pretrained']:.3g}, "
-             f"from scratch {mark['scratch']}{numbers['scratch']:.3g} (units of each run's ‖δ1‖; noise ±{numbers['noise']:.2g}"
-             + ("; ≥: the basin extends past the grid" if not all(bounded.values()) else "") + ")")
+    facts = (
+        f"basin width along δ1 around θ1 at ε={eps}: pretrained {mark['pretrained']}{numbers['pretrained']:.3g}, "
+        f"from scratch {mark['scratch']}{numbers['scratch']:.3g} (units of each run's ‖δ1‖; noise ±{numbers['noise']:.2g}"
+        + ("; ≥: the basin extends past the grid" if not all(bounded.values()) else "")
+        + ")"
+    )
     if reason:
         return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + hess_txt, numbers)
     v = _compare(numbers["pretrained"] - numbers["scratch"], numbers["noise"])
@@ -202,9 +213,18 @@ def wider_optima(analyses: dict[str, list[dict]], task: str, eps: str = "0.1") -
     if v == SUPPORTED and not bounded["scratch"]:
         v = UNRESOLVED
     if not any(bounded.values()):
-        return Verdict(claim, task, UNRESOLVED, f"not resolved: both basins extend past the grid (widen grid.x) — {facts}." + hess_txt, numbers)
-    lead = {SUPPORTED: "supported: the pretrained optimum is wider", CONTRADICTED: "contradicted: the from-scratch optimum is wider",
-            UNRESOLVED: "not resolved within the noise"}[v]
+        return Verdict(
+            claim,
+            task,
+            UNRESOLVED,
+            f"not resolved: both basins extend past the grid (widen grid.x) — {facts}." + hess_txt,
+            numbers,
+        )
+    lead = {
+        SUPPORTED: "supported: the pretrained optimum is wider",
+        CONTRADICTED: "contradicted: the from-scratch optimum is wider",
+        UNRESOLVED: "not resolved within the noise",
+    }[v]
     return Verdict(claim, task, v, f"{lead} — {facts}." + hess_txt, numbers)
 
 
@@ -214,7 +234,7 @@ def _final_loss(data: dict) -> tuple[float, float, int] | None:
     losses = losses[np.isfinite(losses)]
     if losses.size < 2:
         return None
-    tail = losses[-max(2, losses.size // 4):]
+    tail = losses[-max(2, losses.size // 4) :]
     return float(tail.mean()), float(tail.std(ddof=1) / math.sqrt(tail.size)), int(tail.size)
 
 
@@ -228,15 +248,24 @@ def easier_optimisation(analyses: dict[str, list[dict]], task: str) -> Verdict:
         return _missing(claim, task, "the trajectories recorded no training losses")
     noise = Z * math.sqrt(a[1] ** 2 + b[1] ** 2)
     numbers = {"pretrained": a[0], "scratch": b[0], "noise": noise, "steps_averaged": [a[2], b[2]]}
-    facts = (f"training loss at the end of training (mean of the last {a[2]}/{b[2]} recorded steps): pretrained {a[0]:.3f}, "
-             f"from scratch {b[0]:.3f} (noise ±{noise:.2g})")
+    facts = (
+        f"training loss at the end of training (mean of the last {a[2]}/{b[2]} recorded steps): pretrained {a[0]:.3f}, "
+        f"from scratch {b[0]:.3f} (noise ±{noise:.2g})"
+    )
     # Training loss is what this claim is about, so a run on the dev plateau still counts (a scratch
     # run that cannot leave it is the hardest optimisation of all); the plateau is flagged, not hidden.
     reason = plateau_reason(t["pretrained"], t["scratch"])
     v = _compare(b[0] - a[0], noise)
-    lead = {SUPPORTED: "supported: training reaches a lower loss from the pretrained start",
-            CONTRADICTED: "contradicted: from scratch reaches the lower training loss", UNRESOLVED: "not resolved within the noise"}[v]
-    flag = f" Flagged: {reason} (the comparison is of training loss, which it does not invalidate)." if reason else ""
+    lead = {
+        SUPPORTED: "supported: training reaches a lower loss from the pretrained start",
+        CONTRADICTED: "contradicted: from scratch reaches the lower training loss",
+        UNRESOLVED: "not resolved within the noise",
+    }[v]
+    flag = (
+        f" Flagged: {reason} (the comparison is of training loss, which it does not invalidate)."
+        if reason
+        else ""
+    )
     return Verdict(claim, task, v, f"{lead} — {facts}.{flag}", numbers)
 
 
@@ -244,27 +273,45 @@ def robust_to_overfitting(analyses: dict[str, list[dict]], task: str, min_epochs
     claim = "robust_to_overfitting"
     lt = _by_init(analyses.get("longtrain", []))
     if not {"pretrained", "scratch"} <= set(lt):
-        return _missing(claim, task, "no long-training JSONs for both runs (bertviz-train experiment=overfit, then analysis=longtrain)")
-    curves = {i: [x for x in ((lt[i].get("per_run") or [{}])[0].get("dev_metric_per_epoch") or []) if x is not None] for i in lt}
+        return _missing(
+            claim,
+            task,
+            "no long-training JSONs for both runs (bertviz-train experiment=overfit, then analysis=longtrain)",
+        )
+    curves = {
+        i: [x for x in ((lt[i].get("per_run") or [{}])[0].get("dev_metric_per_epoch") or []) if x is not None]
+        for i in lt
+    }
     epochs = min(len(curves["pretrained"]), len(curves["scratch"]))
     a, b = _summary(lt["pretrained"], "drop_from_best"), _summary(lt["scratch"], "drop_from_best")
     if not (a and b):
         return _missing(claim, task, "the long-training JSONs have no drop_from_best")
     noise = _combined(a, b)
     if a[2] == 1 or b[2] == 1:  # one run each: the epoch-to-epoch fluctuation of the dev metric
-        fluct = [float(np.std(np.diff(curves[i]), ddof=1)) for i in ("pretrained", "scratch") if len(curves[i]) > 2]
-        noise = max(noise, Z * math.sqrt(sum(f ** 2 for f in fluct) / max(1, len(fluct)))) if fluct else noise
+        fluct = [
+            float(np.std(np.diff(curves[i]), ddof=1)) for i in ("pretrained", "scratch") if len(curves[i]) > 2
+        ]
+        noise = max(noise, Z * math.sqrt(sum(f**2 for f in fluct) / max(1, len(fluct)))) if fluct else noise
     numbers = {"pretrained": a[0], "scratch": b[0], "noise": noise, "epochs": epochs}
     facts = f"dev-metric drop from the best epoch to the last ({epochs} epoch{'s' if epochs != 1 else ''}): pretrained {a[0]:.3f}, from scratch {b[0]:.3f} (noise ±{noise:.2g})"
     if epochs < min_epochs:
-        return Verdict(claim, task, UNRESOLVED, f"not resolved: only {epochs} epoch{'s' if epochs != 1 else ''} — overfitting needs long training "
-                       f"(≥ {min_epochs}; bertviz-train experiment=overfit). ({facts}.)", numbers)
+        return Verdict(
+            claim,
+            task,
+            UNRESOLVED,
+            f"not resolved: only {epochs} epoch{'s' if epochs != 1 else ''} — overfitting needs long training "
+            f"(≥ {min_epochs}; bertviz-train experiment=overfit). ({facts}.)",
+            numbers,
+        )
     reason = plateau_reason(lt["pretrained"], lt["scratch"])
     if reason:
         return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)", numbers)
     v = _compare(b[0] - a[0], noise)
-    lead = {SUPPORTED: "supported: the pretrained run loses less of its best dev metric",
-            CONTRADICTED: "contradicted: the from-scratch run loses less", UNRESOLVED: "not resolved within the noise"}[v]
+    lead = {
+        SUPPORTED: "supported: the pretrained run loses less of its best dev metric",
+        CONTRADICTED: "contradicted: the from-scratch run loses less",
+        UNRESOLVED: "not resolved within the noise",
+    }[v]
     return Verdict(claim, task, v, f"{lead} — {facts}.", numbers)
 
 
@@ -282,20 +329,31 @@ def consistency(analyses: dict[str, list[dict]], task: str) -> Verdict:
     clip = lambda r: max(-0.999999, min(0.999999, r))  # noqa: E731
     diff = math.atanh(clip(a[0])) - math.atanh(clip(b[0]))
     noise = Z * math.sqrt(1 / (n[0] - 3) + 1 / (n[1] - 3))
-    numbers = {"pretrained": a[0], "scratch": b[0], "fisher_z_difference": diff, "noise": noise, "n_points": n}
+    numbers = {
+        "pretrained": a[0],
+        "scratch": b[0],
+        "fisher_z_difference": diff,
+        "noise": noise,
+        "n_points": n,
+    }
     iou = {i: _summary(c[i], "iou_25") for i in ("pretrained", "scratch")}
     iou_txt = ""
     if all(iou.values()):
         numbers["iou_25"] = {i: v[0] for i, v in iou.items()}
         iou_txt = f" Overlap (IoU) of the lowest 25% regions: pretrained {iou['pretrained'][0]:.2f}, from scratch {iou['scratch'][0]:.2f}."
-    facts = (f"Spearman ρ(training loss, dev error) over the 2D grid: pretrained {a[0]:.3f}, from scratch {b[0]:.3f} "
-             f"(Fisher-z difference {diff:.2f}, noise ±{noise:.2f}, n = {n[0]}/{n[1]} points)")
+    facts = (
+        f"Spearman ρ(training loss, dev error) over the 2D grid: pretrained {a[0]:.3f}, from scratch {b[0]:.3f} "
+        f"(Fisher-z difference {diff:.2f}, noise ±{noise:.2f}, n = {n[0]}/{n[1]} points)"
+    )
     reason = plateau_reason(c["pretrained"], c["scratch"])
     if reason:
         return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + iou_txt, numbers)
     v = _compare(diff, noise)
-    lead = {SUPPORTED: "supported: the pretrained surfaces agree more", CONTRADICTED: "contradicted: the from-scratch surfaces agree more",
-            UNRESOLVED: "not resolved within the noise"}[v]
+    lead = {
+        SUPPORTED: "supported: the pretrained surfaces agree more",
+        CONTRADICTED: "contradicted: the from-scratch surfaces agree more",
+        UNRESOLVED: "not resolved within the noise",
+    }[v]
     return Verdict(claim, task, v, f"{lead} — {facts}." + iou_txt, numbers)
 
 
@@ -306,7 +364,14 @@ def lower_layers_invariant(analyses: dict[str, list[dict]], task: str, alpha: fl
         return _missing(claim, task, "no layers JSON for the pretrained run")
     pr = (lay["pretrained"].get("per_run") or [{}])[0]
     rel = pr.get("relative_change") or {}
-    enc = sorted(((int(k.split(".")[1]), float(v)) for k, v in rel.items() if k.startswith("layer.") and v is not None), key=lambda t: t[0])
+    enc = sorted(
+        (
+            (int(k.split(".")[1]), float(v))
+            for k, v in rel.items()
+            if k.startswith("layer.") and v is not None
+        ),
+        key=lambda t: t[0],
+    )
     if len(enc) < 3:
         return _missing(claim, task, f"{len(enc)} encoder layers — too few for a trend")
     from scipy.stats import spearmanr
@@ -314,18 +379,35 @@ def lower_layers_invariant(analyses: dict[str, list[dict]], task: str, alpha: fl
     depth, change = zip(*enc)
     res = spearmanr(depth, change)
     rho, p = float(res.statistic), float(res.pvalue)
-    numbers = {"spearman": rho, "pvalue": p, "relative_change": dict(zip([f"layer.{d}" for d in depth], change))}
-    facts = (f"relative change of the encoder layers 1…{len(enc)}: {', '.join(f'{c:.2g}' for c in change)} "
-             f"(Spearman ρ(depth, change) = {rho:.2f}, p = {p:.3f})")
+    numbers = {
+        "spearman": rho,
+        "pvalue": p,
+        "relative_change": dict(zip([f"layer.{d}" for d in depth], change)),
+    }
+    facts = (
+        f"relative change of the encoder layers 1…{len(enc)}: {', '.join(f'{c:.2g}' for c in change)} "
+        f"(Spearman ρ(depth, change) = {rho:.2f}, p = {p:.3f})"
+    )
     rb = {(e.get("kind"), e.get("k")): e for e in pr.get("rollback") or []}
     rb_txt = ""
     ks = sorted({k for (kind, k) in rb if kind == "bottom_k" and ("top_k", k) in rb and k is not None})
     if ks:  # every k: the bottom k (embeddings first) against the top k (head first) layer groups
-        pairs = [(k, float(rb[("bottom_k", k)].get("dev_error", float("nan"))), float(rb[("top_k", k)].get("dev_error", float("nan"))))
-                 for k in ks]
-        numbers["rollback"] = [{"k": k, "bottom_dev_error": bot, "top_dev_error": top} for k, bot, top in pairs]
-        rb_txt = (f" Dev error after rolling back the bottom / top k layer groups to θ0 (k = {ks[0]}…{ks[-1]}): "
-                  + ", ".join(f"{bot:.3f}/{top:.3f}" for _, bot, top in pairs) + " (not part of the decision).")
+        pairs = [
+            (
+                k,
+                float(rb[("bottom_k", k)].get("dev_error", float("nan"))),
+                float(rb[("top_k", k)].get("dev_error", float("nan"))),
+            )
+            for k in ks
+        ]
+        numbers["rollback"] = [
+            {"k": k, "bottom_dev_error": bot, "top_dev_error": top} for k, bot, top in pairs
+        ]
+        rb_txt = (
+            f" Dev error after rolling back the bottom / top k layer groups to θ0 (k = {ks[0]}…{ks[-1]}): "
+            + ", ".join(f"{bot:.3f}/{top:.3f}" for _, bot, top in pairs)
+            + " (not part of the decision)."
+        )
     reason = plateau_reason(lay["pretrained"])
     if reason:
         return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + rb_txt, numbers)
@@ -333,20 +415,33 @@ def lower_layers_invariant(analyses: dict[str, list[dict]], task: str, alpha: fl
         v = SUPPORTED if rho > 0 else CONTRADICTED
     else:
         v = UNRESOLVED
-    lead = {SUPPORTED: "supported: lower layers moved less", CONTRADICTED: "contradicted: lower layers moved more",
-            UNRESOLVED: "not resolved within the noise"}[v]
+    lead = {
+        SUPPORTED: "supported: lower layers moved less",
+        CONTRADICTED: "contradicted: lower layers moved more",
+        UNRESOLVED: "not resolved within the noise",
+    }[v]
     return Verdict(claim, task, v, f"{lead} — {facts}." + rb_txt, numbers)
 
 
-DECIDE = {"wider_optima": wider_optima, "easier_optimisation": easier_optimisation, "robust_to_overfitting": robust_to_overfitting,
-          "consistency": consistency, "lower_layers_invariant": lower_layers_invariant}
+DECIDE = {
+    "wider_optima": wider_optima,
+    "easier_optimisation": easier_optimisation,
+    "robust_to_overfitting": robust_to_overfitting,
+    "consistency": consistency,
+    "lower_layers_invariant": lower_layers_invariant,
+}
 
 
 def decide_all(analyses: dict[str, list[dict]]) -> list[Verdict]:
     """Every claim for every task the analyses cover."""
-    tasks = sorted({str(r.get("task")) for datas in analyses.values() for d in datas for r in (d.get("runs") or [])[:1]})
+    tasks = sorted(
+        {str(r.get("task")) for datas in analyses.values() for d in datas for r in (d.get("runs") or [])[:1]}
+    )
     out = []
     for task in tasks:
-        mine = {name: [d for d in datas if (d.get("runs") or [{}])[0].get("task") == task] for name, datas in analyses.items()}
+        mine = {
+            name: [d for d in datas if (d.get("runs") or [{}])[0].get("task") == task]
+            for name, datas in analyses.items()
+        }
         out += [fn(mine, task) for fn in DECIDE.values()]
     return out

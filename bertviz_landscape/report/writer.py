@@ -24,7 +24,12 @@ ROWS = [
     ("flatness", "hessian_trace", "Hessian trace", "{:.3g}"),
     ("consistency", "spearman", "Spearman ρ(train loss, dev error)", "{:.3f}"),
     ("consistency", "iou_25", "IoU of lowest-25% regions", "{:.3f}"),
-    ("trajectory", "max_distance_from_plane", "trajectory: max distance from the plane (‖v‖-relative)", "{:.3f}"),
+    (
+        "trajectory",
+        "max_distance_from_plane",
+        "trajectory: max distance from the plane (‖v‖-relative)",
+        "{:.3f}",
+    ),
     ("trajectory", "pca_top2_explained", "trajectory: PCA top-2 explained variance", "{:.3f}"),
     ("trajectory", "final_alpha", "trajectory: final α", "{:.3f}"),
     ("trajectory", "final_beta", "trajectory: final β", "{:.3f}"),
@@ -77,33 +82,68 @@ def table_rows(analyses: dict[str, list[dict]], task: str) -> list[tuple[str, st
             runs.setdefault(init, (d.get("runs") or [{}])[0])
     if runs:
         metric = next(iter(runs.values())).get("primary_metric", "metric")
-        rows.append((f"dev {metric} (final)", *(_fmt(runs.get(i, {}).get("dev_metric"), "{:.3f}") for i in ("pretrained", "scratch"))))
-        rows.append(("majority baseline", *(_fmt(runs.get(i, {}).get("majority_baseline"), "{:.3f}") for i in ("pretrained", "scratch"))))
-        rows.append(("beat the baseline", *({True: "yes", False: "**no**"}.get(runs.get(i, {}).get("beat_baseline"), "–") for i in ("pretrained", "scratch"))))
+        rows.append(
+            (
+                f"dev {metric} (final)",
+                *(_fmt(runs.get(i, {}).get("dev_metric"), "{:.3f}") for i in ("pretrained", "scratch")),
+            )
+        )
+        rows.append(
+            (
+                "majority baseline",
+                *(
+                    _fmt(runs.get(i, {}).get("majority_baseline"), "{:.3f}")
+                    for i in ("pretrained", "scratch")
+                ),
+            )
+        )
+        rows.append(
+            (
+                "beat the baseline",
+                *(
+                    {True: "yes", False: "**no**"}.get(runs.get(i, {}).get("beat_baseline"), "–")
+                    for i in ("pretrained", "scratch")
+                ),
+            )
+        )
     for name, key, label, fmt in ROWS:
         if name not in per:
             continue
         if key.endswith("*"):
-            keys = sorted({k for d in per[name].values() for k in (d.get("summary") or {}) if k.startswith(key[:-1]) and _eps(k[len(key) - 1:])},
-                          key=lambda k: _eps(k[len(key) - 1:]))
+            keys = sorted(
+                {
+                    k
+                    for d in per[name].values()
+                    for k in (d.get("summary") or {})
+                    if k.startswith(key[:-1]) and _eps(k[len(key) - 1 :])
+                },
+                key=lambda k: _eps(k[len(key) - 1 :]),
+            )
         else:
             keys = [key]
         for k in keys:
-            eps = k[len(key) - 1:] if key.endswith("*") else ""
+            eps = k[len(key) - 1 :] if key.endswith("*") else ""
             vals = [(per[name].get(i) or {}).get("summary", {}).get(k) for i in ("pretrained", "scratch")]
             texts = [_fmt(v, fmt) for v in vals]
             if all(t == "–" for t in texts):  # not computed for either run (e.g. no Hessian trace): no row
                 continue
             if k.startswith("width_x_"):  # a basin that extends past the grid: the width is a lower bound
-                texts = [("≥ " + t if t != "–" and not width_bounded(per[name][i], eps) else t) if i in per[name] else t
-                         for t, i in zip(texts, ("pretrained", "scratch"))]
+                texts = [
+                    ("≥ " + t if t != "–" and not width_bounded(per[name][i], eps) else t)
+                    if i in per[name]
+                    else t
+                    for t, i in zip(texts, ("pretrained", "scratch"))
+                ]
             rows.append((label.format(eps=eps), *texts))
     return rows
 
 
 def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
     rows = []
-    for label, key, fmt in (("cos(δ1, δ2) of the 2D plane", "cosine_xy", "{:.3f}"), ("‖δ1‖ = ‖θ1 − θ0‖", "norm_x", "{:.3g}")):
+    for label, key, fmt in (
+        ("cos(δ1, δ2) of the 2D plane", "cosine_xy", "{:.3f}"),
+        ("‖δ1‖ = ‖θ1 − θ0‖", "norm_x", "{:.3g}"),
+    ):
         vals = {}
         for sf in results.surfaces:
             if sf.task == task and sf.surface.two_d:
@@ -111,7 +151,9 @@ def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
                 if v is not None:
                     vals.setdefault(sf.init, float(v))
         if vals:
-            rows.append((label, *(fmt.format(vals[i]) if i in vals else "–" for i in ("pretrained", "scratch"))))
+            rows.append(
+                (label, *(fmt.format(vals[i]) if i in vals else "–" for i in ("pretrained", "scratch")))
+            )
     return rows
 
 
@@ -139,11 +181,31 @@ def build_report(root: str | os.PathLike) -> dict:
         dev = (m.get("dev") or {}).get(f"val/{metric}")
         base = (m.get("majority_baseline") or {}).get(metric)
         beat = baseline_verdict(  # the analyses' rule (beyond the dev set's noise)
-            metric, m.get("dev") or {}, m.get("majority_baseline") or {}, m.get("dev_examples"))[2]
-        runs.append({"run": str(run), "task": m.get("task"), "init": m.get("init"), "metric": metric, "dev": dev, "baseline": base, "beat": beat,
-                     "steps": m.get("steps"), "examples": m.get("train_examples"), "seconds": m.get("wall_seconds")})
-    return {"root": str(root), "tasks": tasks, "tables": tables, "verdicts": verdicts, "figures": manifest.get("figures", []),
-            "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]))), "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
+            metric, m.get("dev") or {}, m.get("majority_baseline") or {}, m.get("dev_examples")
+        )[2]
+        runs.append(
+            {
+                "run": str(run),
+                "task": m.get("task"),
+                "init": m.get("init"),
+                "metric": metric,
+                "dev": dev,
+                "baseline": base,
+                "beat": beat,
+                "steps": m.get("steps"),
+                "examples": m.get("train_examples"),
+                "seconds": m.get("wall_seconds"),
+            }
+        )
+    return {
+        "root": str(root),
+        "tasks": tasks,
+        "tables": tables,
+        "verdicts": verdicts,
+        "figures": manifest.get("figures", []),
+        "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]))),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def _rel(path: str, root: Path) -> str:
@@ -156,18 +218,29 @@ def _rel(path: str, root: Path) -> str:
 def render_markdown(rep: dict) -> str:
     root = Path(rep["root"])
     out = [f"# Report: {root.name}", "", f"Generated {rep['generated']} from `{root}` by bertviz-plot.", ""]
-    out += ["## Runs", "", "| task | init | dev metric | majority baseline | beat it? | steps | train examples | wall s |", "|---|---|---|---|---|---|---|---|"]
+    out += [
+        "## Runs",
+        "",
+        "| task | init | dev metric | majority baseline | beat it? | steps | train examples | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rep["runs"]:
         beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
         f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        out.append(f"| {r['task']} | {r['init']} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |")
+        out.append(
+            f"| {r['task']} | {r['init']} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |"
+        )
     out += ["", "## The paper's claims, decided by the numbers", ""]
     for v in rep["verdicts"]:
         out.append(f"- **{v.title}** ({v.task}): {v.sentence}")
     if not rep["verdicts"]:
         out.append("- No analysis JSONs found: run bertviz-analyze first (or `make demo`).")
-    out += ["", "The decision rules are in `bertviz_landscape/report/claims.py` (a difference must exceed 2 standard errors; "
-            "a run that did not beat its majority baseline — for accuracy by more than 2 binomial standard errors on the dev set — leaves a claim unresolved, except easier optimisation, which is about training loss and flags it).", ""]
+    out += [
+        "",
+        "The decision rules are in `bertviz_landscape/report/claims.py` (a difference must exceed 2 standard errors; "
+        "a run that did not beat its majority baseline — for accuracy by more than 2 binomial standard errors on the dev set — leaves a claim unresolved, except easier optimisation, which is about training loss and flags it).",
+        "",
+    ]
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
         if not rows:
@@ -189,17 +262,24 @@ def render_markdown(rep: dict) -> str:
 def render_html(rep: dict) -> str:
     root = Path(rep["root"])
     e = html.escape
-    css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-           "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-           "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}.supported{color:#0072B2}"
-           ".contradicted{color:#D55E00}.unresolved{color:#555}figure{margin:1.5em 0}figcaption{font-weight:600}")
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {e(root.name)}</title><style>{css}</style></head><body>",
-           f"<h1>Report: {e(root.name)}</h1><p>Generated {e(rep['generated'])} from <code>{e(str(root))}</code>.</p>", "<h2>Runs</h2><table>",
-           "<tr><th>task</th><th>init</th><th>dev metric</th><th>majority baseline</th><th>steps</th><th>train examples</th><th>wall s</th></tr>"]
+    css = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+        "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}.supported{color:#0072B2}"
+        ".contradicted{color:#D55E00}.unresolved{color:#555}figure{margin:1.5em 0}figcaption{font-weight:600}"
+    )
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {e(root.name)}</title><style>{css}</style></head><body>",
+        f"<h1>Report: {e(root.name)}</h1><p>Generated {e(rep['generated'])} from <code>{e(str(root))}</code>.</p>",
+        "<h2>Runs</h2><table>",
+        "<tr><th>task</th><th>init</th><th>dev metric</th><th>majority baseline</th><th>steps</th><th>train examples</th><th>wall s</th></tr>",
+    ]
     f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rep["runs"]:
-        out.append(f"<tr><td>{e(str(r['task']))}</td><td>{e(str(r['init']))}</td><td>{e(r['metric'])} {f(r['dev'])}</td><td>{f(r['baseline'])}</td>"
-                   f"<td>{r['steps']}</td><td>{r['examples']}</td><td>{r['seconds']}</td></tr>")
+        out.append(
+            f"<tr><td>{e(str(r['task']))}</td><td>{e(str(r['init']))}</td><td>{e(r['metric'])} {f(r['dev'])}</td><td>{f(r['baseline'])}</td>"
+            f"<td>{r['steps']}</td><td>{r['examples']}</td><td>{r['seconds']}</td></tr>"
+        )
     out.append("</table><h2>The paper's claims, decided by the numbers</h2><ul>")
     for v in rep["verdicts"]:
         cls = {"supported": "supported", "contradicted": "contradicted"}.get(v.verdict, "unresolved")
@@ -208,17 +288,26 @@ def render_html(rep: dict) -> str:
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
         if rows:
-            out.append(f"<h2>Numbers: {e(task)}</h2><table><tr><th></th><th>pretrained</th><th>from scratch</th></tr>")
-            out += [f"<tr><td>{e(a)}</td><td>{e(b.replace('**', ''))}</td><td>{e(c.replace('**', ''))}</td></tr>" for a, b, c in rows]
+            out.append(
+                f"<h2>Numbers: {e(task)}</h2><table><tr><th></th><th>pretrained</th><th>from scratch</th></tr>"
+            )
+            out += [
+                f"<tr><td>{e(a)}</td><td>{e(b.replace('**', ''))}</td><td>{e(c.replace('**', ''))}</td></tr>"
+                for a, b, c in rows
+            ]
             out.append("</table>")
     out.append("<h2>Figures</h2>")
     for fig in rep["figures"]:
         png = next((p for p in fig["files"] if p.endswith(".png")), None)
         if png and Path(png).is_file():
             data = base64.b64encode(Path(png).read_bytes()).decode()
-            out.append(f"<figure><figcaption>{e(fig['caption'])}</figcaption><img alt='{e(fig['kind'])}' src='data:image/png;base64,{data}'></figure>")
+            out.append(
+                f"<figure><figcaption>{e(fig['caption'])}</figcaption><img alt='{e(fig['kind'])}' src='data:image/png;base64,{data}'></figure>"
+            )
         elif fig["kind"] == "interactive3d":
-            out.append(f"<p><a href='{e(_rel(fig['files'][0], root))}'>{e(fig['caption'])}</a> (separate self-contained HTML)</p>")
+            out.append(
+                f"<p><a href='{e(_rel(fig['files'][0], root))}'>{e(fig['caption'])}</a> (separate self-contained HTML)</p>"
+            )
     out.append("</body></html>")
     return "\n".join(out)
 
