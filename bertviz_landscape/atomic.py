@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from bertviz_landscape.errors import OutputError
+
 
 def _fsync_dir(directory: Path) -> None:
     try:
@@ -46,7 +48,6 @@ def _fsync_path(path: Path) -> None:
 def check_writable(path: str | os.PathLike, directory: bool = False) -> Path:
     """Create `path`'s parent and check that `path` can be written there (before any work is
     done for it); an OutputError naming the path otherwise."""
-    from bertviz_landscape.errors import OutputError
 
     path = Path(path)
     if path.is_dir() and not directory:
@@ -75,7 +76,6 @@ def is_temp_name(path: Path) -> bool:
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path (a file, or an empty directory when `directory=True`) to write;
     then fsync it, rename it over `path` (replacing a file or a directory) and fsync the parent."""
-    from bertviz_landscape.errors import OutputError
 
     path = Path(path)
     check_writable(path, directory)

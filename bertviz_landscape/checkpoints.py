@@ -19,6 +19,7 @@ import torch
 
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import CheckpointError
+from bertviz_landscape.parameters import parameter_state
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes (safetensors) or older ones did
 
@@ -171,7 +172,6 @@ def load_checkpoints(theta0, theta1=None, theta2=None):
     Raises CheckpointError for a missing directory or mismatched architectures/vocabularies
     before any weights are read.
     """
-    from bertviz_landscape.parameters import parameter_state
 
     paths = {"theta0": check_checkpoint_dir("theta0", theta0)}
     for role, value in (("theta1", theta1), ("theta2", theta2)):

@@ -19,6 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.rundir import RunDir
+
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -39,7 +41,6 @@ CONF_DIR = _find_conf_dir()
 def run_name(run: Any = None, checkpoint: Any = None, task: Any = None) -> str:
     """A name for outputs made from a run: `<task>_<init>_seed<seed>` of the run (given, or the
     run holding `checkpoint`), else the task's name."""
-    from bertviz_landscape.rundir import RunDir
 
     for candidate in (run, checkpoint):
         if candidate in (None, "", "???"):

@@ -32,8 +32,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.config import CONF_DIR, compose
+from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.landscape.entrypoint import run as compute_surface
+from bertviz_landscape.plots.results import draw_all
+from bertviz_landscape.report import write_report
 from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.train import RunConfigError, train
+from bertviz_landscape.wandb_media import log_results
 
 METRICS_NAME = Path(
     RunDir("run").metrics_json
@@ -163,14 +171,10 @@ class Pipeline:
 
 
 def build_stages(cfg: DictConfig) -> list[Stage]:
-    from bertviz_landscape.config import compose
-
     c = OmegaConf.to_container(cfg, resolve=True)
     root = Path(c["output_dir"])
     tasks, inits = list(c["tasks"]), list(c["inits"])
     if len(tasks) != 2:
-        from bertviz_landscape.errors import BadInput
-
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
     main, second = tasks
     runs = {(t, i): root / "runs" / f"{t}_{i}" for t in tasks for i in inits}
@@ -197,8 +201,6 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
             run_dir = runs[(task, init)]
 
             def train_action(overrides=overrides, run_dir=run_dir):
-                from bertviz_landscape.train import RunConfigError, train
-
                 try:
                     train(compose("train", overrides), run_dir)
                 except (
@@ -246,9 +248,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
         for kind, over in (("line", line_over), ("plane", plane_over)):
 
             def landscape_action(over=over):
-                from bertviz_landscape.landscape.entrypoint import run
-
-                run(compose("landscape", over))
+                compute_surface(compose("landscape", over))
 
             deps = [runs[(main, init)]] + ([runs[(second, init)]] if kind == "plane" else [])
             stages.append(
@@ -326,8 +326,6 @@ def _check_axis(name: str, axis: dict) -> None:
     """θ0 (α=0) and θ1 (α=1) must be grid points: the flatness and the claims read the surface there."""
     import numpy as np
 
-    from bertviz_landscape.errors import BadInput
-
     xs = np.linspace(float(axis["min"]), float(axis["max"]), int(axis["num"]))
     missing = [a for a in (0.0, 1.0) if not np.isclose(xs, a).any()]
     if missing:
@@ -354,10 +352,7 @@ def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path)
 
 
 def run_analysis(overrides: list[str]):
-    from bertviz_landscape.analysis.entrypoint import run
-    from bertviz_landscape.config import compose
-
-    return run(compose("analyze", overrides))
+    return analyze(compose("analyze", overrides))
 
 
 def _file_stamp(path: Path) -> dict:
@@ -412,20 +407,14 @@ class _LazyStamp:
 
 
 def _figures(root: Path) -> None:
-    from bertviz_landscape.plots.results import draw_all
-
     draw_all(root, root / "figures")
 
 
 def _wandb(root: Path, c: dict) -> None:
-    from bertviz_landscape.wandb_media import log_results
-
     log_results(root, wandb_cfg=c.get("wandb") or {}, wandb_dir=root)
 
 
 def _report(root: Path) -> None:
-    from bertviz_landscape.report import write_report
-
     write_report(root)
 
 
@@ -440,9 +429,6 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
 
 def main() -> None:
     import hydra
-
-    from bertviz_landscape.config import CONF_DIR
-    from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
     def _main(cfg: DictConfig) -> None:

@@ -22,6 +22,8 @@ import os
 
 import torch
 
+from bertviz_landscape.errors import BadInput
+
 CUBLAS_WORKSPACE = ":4096:8"
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 log = logging.getLogger(__name__)
@@ -45,8 +47,6 @@ def configure_determinism(enabled: bool) -> None:
 def configure_matmul_precision(precision: str) -> None:
     """fp32 matmuls (``highest``) or TF32 (``high``) / bf16 (``medium``) inside them, where the GPU has it."""
     if precision not in MATMUL_PRECISIONS:
-        from bertviz_landscape.errors import BadInput
-
         raise BadInput(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {precision!r}")
     torch.set_float32_matmul_precision(precision)
     torch.backends.cudnn.allow_tf32 = precision != "highest"

@@ -31,6 +31,7 @@ from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.sketches import _dot, project
+from bertviz_landscape.train import train
 
 
 class ReplayError(BadInput):
@@ -108,7 +109,6 @@ def replay_projection(
     (δ1 first, optionally δ2) at every step; see the module doc. `overrides` (a nested dict) goes
     on top of the recorded config — only settings that do not change θ_t (e.g.
     ``{"data": {"glue_dir": ...}}``, ``{"trainer": {"accelerator": "cpu"}}``)."""
-    from bertviz_landscape.train import train
 
     run = RunDir(run_dir)
     cfg = replay_config(run, overrides)

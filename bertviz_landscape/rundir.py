@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.checkpoints import is_checkpoint
 
 INIT = "checkpoints/init"
 FINAL = "checkpoints/final"
@@ -118,8 +119,6 @@ class RunDir:
 
     # --- contents --------------------------------------------------------------------------
     def is_complete(self) -> bool:
-        from bertviz_landscape.checkpoints import is_checkpoint
-
         return self.metrics_json.is_file() and is_checkpoint(self.theta1)
 
     def read_metrics(self) -> dict:

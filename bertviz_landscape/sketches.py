@@ -62,6 +62,8 @@ import torch
 
 from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.snapshots import Snapshots
 
 FORMAT = "bertviz-countsketch/1"
 HASH = "splitmix64/blake2b-key"
@@ -174,8 +176,6 @@ class CountSketch:
 
 # -- writing -----------------------------------------------------------------------------------
 def sketch_dir(run_dir: str | os.PathLike) -> Path:
-    from bertviz_landscape.rundir import RunDir
-
     return RunDir(run_dir).sketches
 
 
@@ -412,8 +412,6 @@ def _anchors(sketches: Sketches, run_dir, anchors) -> np.ndarray:
     if anchors is None or anchors is False:
         return np.zeros_like(steps)
     if anchors == "auto":
-        from bertviz_landscape.snapshots import Snapshots
-
         try:
             full = Snapshots(run_dir).steps
         except FileNotFoundError:
@@ -430,7 +428,6 @@ def _exact_dots(
     run_dir, steps: Sequence[int], directions: Sequence[Mapping[str, torch.Tensor]]
 ) -> np.ndarray:
     """⟨v_a, δ_j⟩ exactly from the full snapshots, [len(steps), len(directions)] (step 0 → 0)."""
-    from bertviz_landscape.snapshots import Snapshots
 
     out = np.zeros((len(steps), len(directions)))
     snaps = None
@@ -529,7 +526,6 @@ def sketched_projection(
 
 def exact_gram(run_dir, steps: Sequence[int], chunk_elements: int = 1 << 22) -> np.ndarray:
     """⟨v_s, v_t⟩ exactly from full snapshots at `steps` (0 = θ0: zero row/column)."""
-    from bertviz_landscape.snapshots import Snapshots
 
     T = len(steps)
     gram = np.zeros((T, T))

@@ -32,6 +32,7 @@ from safetensors import safe_open
 
 from bertviz_landscape.atomic import atomic_path, write_text_atomic
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.rundir import RunDir
 
 FORMAT = "bertviz-snapshots/1"
 log = logging.getLogger(__name__)
@@ -129,8 +130,6 @@ class Snapshots:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        from bertviz_landscape.rundir import RunDir
-
         path = Path(path)
         self.directory = RunDir(path).snapshots if RunDir(path).snapshots.is_dir() else path
         meta_path = self.directory / "meta.json"

@@ -36,7 +36,7 @@ from bertviz_landscape.callbacks import (
     read_dev_per_epoch,
 )
 from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
-from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.config import CONF_DIR, warn_unused_keys
 from bertviz_landscape.data.datamodule import GlueDataModule
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
 from bertviz_landscape.devices import configure_determinism, configure_matmul_precision
@@ -328,7 +328,6 @@ def hydra_main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         assign_job_device(cfg, hydra_cfg.job.num, torch.cuda.device_count())
-    from bertviz_landscape.config import warn_unused_keys
 
     warn_unused_keys(cfg, "train")
     try:

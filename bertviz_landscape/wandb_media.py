@@ -24,6 +24,9 @@ import numpy as np
 
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.landscape.surface import Surface, load_surface
+from bertviz_landscape.plots import curves, style, surface2d, surface3d
+from bertviz_landscape.plots.inputs import analysis_identity, read_surface
+from bertviz_landscape.plots.results import Results
 
 
 def surface_table(surface: Surface):
@@ -55,9 +58,6 @@ def log_surface_media(
     """Log one surface file into `run` (image, table, line plots or interactive 3D, artifact).
     The image goes to `image_key` (default ``<prefix>/<surface stem>/figure``)."""
     import wandb
-
-    from bertviz_landscape.plots import curves, style, surface2d, surface3d
-    from bertviz_landscape.plots.inputs import read_surface
 
     path = Path(path)
     sf = read_surface(path)
@@ -153,9 +153,6 @@ def log_results(
     import json
 
     import wandb
-
-    from bertviz_landscape.plots.inputs import analysis_identity
-    from bertviz_landscape.plots.results import Results
 
     root = Path(root)
     wandb_dir = Path(wandb_dir or root)

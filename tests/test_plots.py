@@ -437,7 +437,7 @@ def write_fixture_dir(root: Path, beat_scratch=True) -> Path:
 
 def test_draw_all_and_report_from_a_results_directory(tmp_path):
     from bertviz_landscape.config import compose
-    from bertviz_landscape.plots.entrypoint import run
+    from bertviz_landscape.publish import run
 
     root = write_fixture_dir(tmp_path / "res")
     manifest = run(compose("plot", [f"results={root}"]))
@@ -477,7 +477,7 @@ def test_draw_all_and_report_from_a_results_directory(tmp_path):
 
 def test_bertviz_plot_on_a_missing_directory_is_one_line_exit_2(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "bertviz_landscape.plots.entrypoint", f"results={tmp_path / 'nope'}"],
+        [sys.executable, "-m", "bertviz_landscape.publish", f"results={tmp_path / 'nope'}"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -35,7 +35,12 @@ from typing import Any
 import numpy as np
 
 from bertviz_landscape.atomic import check_writable, write_json_atomic
+from bertviz_landscape.checkpoints import content_hash
+from bertviz_landscape.config import run_name
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.landscape.request import DataRequest
+from bertviz_landscape.landscape.surface import load_surface
+from bertviz_landscape.landscape.sweep import content_hash_file
 from bertviz_landscape.rundir import RunDir
 
 FORMAT = "bertviz-analysis/1"
@@ -154,7 +159,6 @@ def check_same_group(runs: Sequence[RunInfo]) -> None:
 # --- surfaces -------------------------------------------------------------------------------
 def load_surface_checked(path: str | os.PathLike | None, key: str = "surface"):
     """`load_surface(path)`, with any unreadable file an AnalysisError naming it."""
-    from bertviz_landscape.landscape.surface import load_surface
 
     if path in (None, "", "???"):
         raise AnalysisError(f"{key} is not given: set {key}=<surface .h5 from bertviz-landscape>")
@@ -195,7 +199,6 @@ def check_surface_matches_run(
     """The surface must have been computed from this run's θ0 and θ1 (content hashes), else an
     AnalysisError naming the surface, the role and the run: projecting one run's trajectory on
     another run's surface would draw a path on a plane it does not lie in."""
-    from bertviz_landscape.checkpoints import content_hash
 
     recorded = surface_hashes(surface)
     if not recorded:
@@ -234,8 +237,6 @@ def surface_run(surface) -> str | None:
 
 
 def surface_input(surface, path) -> dict:
-    from bertviz_landscape.landscape.sweep import content_hash_file
-
     return {
         "path": str(Path(str(path)).expanduser().resolve()),
         "sha256": content_hash_file(Path(str(path)).expanduser()),
@@ -392,7 +393,6 @@ def config_list(cfg, one: str, many: str) -> list[str]:
 # --- the default output name ----------------------------------------------------------------
 def input_name(run: Any = None, runs: Any = None, surface: Any = None, surfaces: Any = None) -> str:
     """`<task>_<init>_seed<seed>` of the (first) run, else the (first) surface's stem."""
-    from bertviz_landscape.config import run_name
 
     def first(value, many):
         if value not in (None, "", "???", "None"):
@@ -439,8 +439,6 @@ def run_data_request(data: Any, run: RunDir, **overrides: Any):
     from dataclasses import replace
 
     from omegaconf import DictConfig, OmegaConf
-
-    from bertviz_landscape.landscape.request import DataRequest
 
     values = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data or {})
     values = {

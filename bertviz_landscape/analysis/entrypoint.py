@@ -14,7 +14,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
-from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
+from bertviz_landscape.analysis.registry import get
+from bertviz_landscape.config import CONF_DIR, warn_unused_keys
 from bertviz_landscape.errors import exit_on_bad_input
 
 log = logging.getLogger("bertviz_landscape.analysis")
@@ -24,8 +26,6 @@ CONFIG_PATH = CONF_DIR
 def run(cfg: DictConfig) -> dict:
     """The config → analysis call, without Hydra's runtime (tests call this with a composed cfg).
     Returns the analysis JSON that was written to `cfg.output`."""
-    from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
-    from bertviz_landscape.analysis.registry import get
 
     name = str(cfg.analysis.name)
     analysis = get(name)
@@ -42,8 +42,6 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="analyze")
 def main(cfg: DictConfig):
-    from bertviz_landscape.config import warn_unused_keys
-
     warn_unused_keys(cfg, "analyze")
     return exit_on_bad_input("bertviz-analyze", run, cfg)
 

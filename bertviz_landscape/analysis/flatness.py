@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from bertviz_landscape.analysis import hessian
 from bertviz_landscape.analysis.common import (
     AnalysisError,
     analysis_result,
@@ -51,6 +52,7 @@ from bertviz_landscape.analysis.common import (
 )
 from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
 
 
 def _crossing(c0: float, v0: float, c1: float, v1: float, level: float) -> float:
@@ -131,8 +133,6 @@ def weight_norms(surface, names_from: Path | None) -> dict:
     if names_from is None or not Path(names_from).is_file():
         return out
     import h5py
-
-    from bertviz_landscape.analysis.trajectory import read_weights
 
     with h5py.File(names_from, "r") as f:
         names = list(f["xdirection"].keys())
@@ -259,12 +259,6 @@ def hessian_entry(cfg: DictConfig | None, run) -> dict | None:
         return None
     if run is None:
         raise AnalysisError("analysis.hessian.enabled needs the run whose θ1 it measures: set run=<run dir>")
-    try:
-        from bertviz_landscape.analysis import hessian
-    except ImportError as err:
-        raise AnalysisError(
-            f"analysis.hessian.enabled: the Hessian module is not available ({err})"
-        ) from None
     return hessian.hessian_entry(cfg, run)
 
 
@@ -306,7 +300,6 @@ def flatness(
         )
         if surface is not None:
             entry = flatness_of_surface(surface, path, key, epsilons, center, matched_train_loss)
-            from bertviz_landscape.analysis.trajectory import surface_direction_file
 
             try:
                 dfile = surface_direction_file(surface, path)

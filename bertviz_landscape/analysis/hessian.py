@@ -54,7 +54,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from bertviz_landscape.analysis.common import run_data_request, run_task
+from bertviz_landscape.checkpoints import check_checkpoint_dir, content_hash, load_model
+from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
 from bertviz_landscape.parameters import is_bias_or_norm, select_parameters, trainable_parameters
 
 HVP_METHODS = ("jvp", "double_backward")
@@ -325,10 +329,6 @@ def hessian_entry(cfg, run) -> dict:
     """`analysis=flatness` with `analysis.hessian.enabled`: the Hessian of J at the run's θ1
     (checkpoints/final) over the first `hessian.num_examples` of the landscape's seeded train
     subset (`data.subset_seed`; null: `data.max_train_samples`), in batches of `hessian.batch_size`."""
-    from bertviz_landscape.analysis.common import run_data_request, run_task
-    from bertviz_landscape.checkpoints import check_checkpoint_dir, content_hash, load_model
-    from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
 
     h = cfg.analysis.hessian
     task = get_task(run_task(run))

@@ -57,8 +57,15 @@ from bertviz_landscape.analysis.common import (
     run_dir,
     run_task,
 )
+from bertviz_landscape.analysis.noise import exceeds_noise, paired_stderr
 from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.checkpoints import load_checkpoints
+from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape import directions as dirs
+from bertviz_landscape.landscape.evaluator import Evaluator
+from bertviz_landscape.landscape.grid import Axis
+from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
 from bertviz_landscape.parameters import check_layer, layer_map
 
 log = logging.getLogger(__name__)
@@ -104,8 +111,6 @@ def _rolled_back(theta0: dict, theta1: dict, names: Sequence[str]) -> dict:
 
 
 def _evaluator(model, task, center: dict, direction: OrderedDict[str, torch.Tensor], sets, device):
-    from bertviz_landscape.landscape.evaluator import Evaluator
-
     recipe = dirs.Directions(
         "difference", OrderedDict((n, t.to(device)) for n, t in direction.items()), None, "theta0"
     )
@@ -133,10 +138,6 @@ def layers_of_run(
     max_eval_samples: int | None = None,
 ) -> dict:
     """The per_run entry of one run (keys in the module docstring)."""
-    from bertviz_landscape.analysis.noise import exceeds_noise, paired_stderr
-    from bertviz_landscape.checkpoints import load_checkpoints
-    from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
 
     started = time.perf_counter()
     rd = run_dir(run)
@@ -276,9 +277,6 @@ def layers(
 
 @register("layers")
 def layers_from_config(cfg: DictConfig) -> dict:
-    from bertviz_landscape.errors import LandscapeError
-    from bertviz_landscape.landscape.grid import Axis
-
     a = cfg.analysis
     try:
         axis = Axis.parse("alpha", a.get("alpha"))

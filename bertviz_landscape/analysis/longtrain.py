@@ -33,6 +33,15 @@ from bertviz_landscape.analysis.common import (
 )
 from bertviz_landscape.analysis.noise import binomial_stderr, exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.trajectory import (
+    _recorded_dev_error,
+    epoch_states,
+    inner_products,
+    interpolator,
+    plane_of_surface,
+    project_point,
+)
+from bertviz_landscape.snapshots import Snapshots
 
 
 def dev_per_epoch(run) -> list[dict]:
@@ -93,23 +102,12 @@ def longtrain_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLik
         "surface": None,
     }
     if surface_path is not None:
-        from bertviz_landscape.analysis.trajectory import (
-            _recorded_dev_error,
-            epoch_states,
-            inner_products,
-            interpolator,
-            plane_of_surface,
-            project_point,
-        )
-
         surface = load_surface_checked(surface_path)
         require_2d(surface, surface_path, "longtrain", " (epoch points)")
         check_surface_matches_run(surface, surface_path, run)
         plane = plane_of_surface(surface, surface_path, run)
         snaps = None
         if (run.snapshots / "meta.json").is_file():
-            from bertviz_landscape.snapshots import Snapshots
-
             snaps = Snapshots(run.root)
         dev_at = interpolator(surface, "dev_error") if "dev_error" in surface else None
         points = []

@@ -20,6 +20,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from bertviz_landscape.errors import BadInput
+
 Analysis = Callable[[DictConfig], dict[str, Any]]
 
 # analysis name -> the module defining (and registering) it
@@ -44,7 +46,6 @@ def register(name: str) -> Callable[[Analysis], Analysis]:
 
 def get(name: str) -> Analysis:
     """The registered analysis `name` (importing its module); a BadInput naming it otherwise."""
-    from bertviz_landscape.errors import BadInput
 
     if name not in REGISTRY and name in MODULES:
         importlib.import_module(MODULES[name])

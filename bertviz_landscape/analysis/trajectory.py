@@ -62,7 +62,14 @@ from bertviz_landscape.analysis.common import (
 from bertviz_landscape.analysis.registry import register
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.landscape import directions as dirs
+from bertviz_landscape.landscape.direction_file import beside, read_directions
+from bertviz_landscape.landscape.directions import dot, principal_components, trajectory_gram
+from bertviz_landscape.landscape.sweep import landscape
+from bertviz_landscape.parameters import select_parameters
 from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.sketches import Sketches, has_sketches, sketched_plane, sketched_trajectory_pca
+from bertviz_landscape.snapshots import Snapshots
 
 log = logging.getLogger("bertviz_landscape.analysis")
 
@@ -83,8 +90,6 @@ class Plane:
         return list(self.x)
 
     def gram(self) -> np.ndarray:
-        from bertviz_landscape.landscape.directions import dot
-
         if self.y is None:
             return np.array([[dot(self.x, self.x)]])
         d12 = dot(self.x, self.y)
@@ -114,7 +119,6 @@ def read_weights(checkpoint: str | os.PathLike, names: Sequence[str]) -> dict[st
 def surface_direction_file(surface, surface_path) -> Path:
     """The direction file the surface was computed with: its meta's `directions.file`, else
     `<surface stem>.directions.h5` beside it."""
-    from bertviz_landscape.landscape.direction_file import beside
 
     recorded = (surface.meta.get("directions") or {}).get("file")
     for candidate in ([Path(recorded)] if recorded else []) + [beside(surface_path)]:
@@ -128,7 +132,6 @@ def surface_direction_file(surface, surface_path) -> Path:
 
 def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
     """δ1, δ2 of `surface` from its direction file, and the offset of its centre from θ0."""
-    from bertviz_landscape.landscape.direction_file import read_directions
 
     path = surface_direction_file(surface, surface_path)
     try:
@@ -215,7 +218,6 @@ SOURCES = ("auto", "full", "sketch")
 def use_sketches(run: RunDir, snapshots, source: str) -> bool:
     """`analysis.source`: full (the snapshots), sketch (the every-step CountSketch,
     bertviz_landscape.sketches), auto (the sketch when it records more steps than the snapshots)."""
-    from bertviz_landscape.sketches import Sketches, has_sketches
 
     if source not in SOURCES:
         raise AnalysisError(f"analysis.source must be one of {SOURCES}, got {source!r}")
@@ -231,7 +233,6 @@ def use_sketches(run: RunDir, snapshots, source: str) -> bool:
 
 def project_sketched_trajectory(run: RunDir, plane: Plane) -> tuple[list[dict], list]:
     """`project_point` of every sketched step (anchored on the full snapshots), and its records."""
-    from bertviz_landscape.sketches import Sketches, sketched_plane
 
     est = sketched_plane(run.root, plane.x, plane.y, plane.offset)
     gram = plane.gram()
@@ -274,7 +275,6 @@ def trajectory_pca(
     Returns {"explained_variance" (λ_k/(T − 1)), "explained_variance_ratio", "coordinates"
     [[c_1, …, c_k] per snapshot], "singular_values", "num_snapshots", "seconds"}.
     """
-    from bertviz_landscape.landscape.directions import principal_components, trajectory_gram
 
     T = len(snapshots)
     if T < 2:
@@ -339,8 +339,6 @@ class PcaSurfaceRequest:
 
 
 def open_snapshots(run: RunDir, key: str = "run"):
-    from bertviz_landscape.snapshots import Snapshots
-
     if not (run.snapshots / "meta.json").is_file():
         raise AnalysisError(
             f"{key}={run.root} has no snapshots ({run.snapshots}/meta.json missing): train it with "
@@ -371,8 +369,6 @@ def trajectory_of_run(
 ) -> tuple[RunInfo, dict, dict]:
     """One run on its surface: (run info, per_run entry, inputs entry). Writes the projection file.
     `source`: the trajectory from the full snapshots, the every-step sketch, or auto (`use_sketches`)."""
-    from bertviz_landscape.landscape import directions as dirs
-    from bertviz_landscape.parameters import select_parameters
 
     info = read_run(run_path)
     run = run_dir(run_path)
@@ -408,8 +404,6 @@ def trajectory_of_run(
             "source": None,
         }
     elif sketched and set(pca_names) == set(snaps.parameter_names):  # the sketch covers all parameters only
-        from bertviz_landscape.sketches import sketched_trajectory_pca
-
         pca = sketched_trajectory_pca(run.root, pca_components)
     else:
         pca = trajectory_pca(snaps, pca_names, pca_components, memory_bytes)
@@ -512,7 +506,6 @@ def compute_pca_surface(
     run: RunDir, req: PcaSurfaceRequest, params: Sequence[str], bias_and_norm: str
 ) -> Path:
     """The `directions=pca` surface centred on θ1 (through the engine: conf/landscape.yaml's defaults)."""
-    from bertviz_landscape.landscape.sweep import landscape
 
     values = {
         "run": str(run.root),

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from bertviz_landscape.atomic import write_text_atomic
+from bertviz_landscape.checkpoints import save_checkpoint
 
 
 def read_dev_per_epoch(path: str | os.PathLike) -> list[dict]:
@@ -53,8 +54,6 @@ class EpochRecords(pl.Callback):
             handle.flush()
             os.fsync(handle.fileno())
         if self.checkpoint_path is not None:
-            from bertviz_landscape.checkpoints import save_checkpoint
-
             save_checkpoint(
                 getattr(pl_module, "model", pl_module), self.tokenizer, self.checkpoint_path(epoch)
             )

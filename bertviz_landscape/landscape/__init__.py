@@ -21,11 +21,11 @@ __all__ = ["LandscapeError", "Surface", "load_surface", "write_surface", "comput
 
 def __getattr__(name):  # heavy imports (torch, transformers) only when asked for
     if name == "compute_landscape":
-        from bertviz_landscape.landscape.sweep import compute_landscape
+        from bertviz_landscape.landscape.sweep import compute_landscape  # start-up time: torch on demand
 
         return compute_landscape
     if name == "merge_parts":
-        from bertviz_landscape.landscape.shards import merge_parts
+        from bertviz_landscape.landscape.shards import merge_parts  # start-up time: torch on demand
 
         return merge_parts
     raise AttributeError(name)

@@ -26,6 +26,7 @@ import torch
 
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.parameters import is_bias_or_norm, layer_map
+from bertviz_landscape.snapshots import SnapshotError
 
 Tensors = "OrderedDict[str, torch.Tensor]"
 NORMALIZATIONS = ("filter", "layer", "none")
@@ -203,8 +204,6 @@ def _pieces(shapes: OrderedDict[str, tuple], chunk_elements: int) -> list[list[t
 def _read_pieces(snapshots, record, pieces) -> list[torch.Tensor]:
     """The rows `pieces` of one snapshot file, read by slicing (memory-mapped: only those bytes)."""
     from safetensors import safe_open
-
-    from bertviz_landscape.snapshots import SnapshotError
 
     path = snapshots.directory / record.file
     try:

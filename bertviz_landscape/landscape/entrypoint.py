@@ -13,8 +13,12 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.config import CONF_DIR, warn_unused_keys
+from bertviz_landscape.devices import configure_determinism
 from bertviz_landscape.errors import exit_on_bad_input
+from bertviz_landscape.landscape.request import LandscapeRequest
+from bertviz_landscape.landscape.sweep import compute_landscape
+from bertviz_landscape.wandb_media import log_surface
 
 log = logging.getLogger("bertviz_landscape.landscape")
 CONFIG_PATH = CONF_DIR
@@ -22,9 +26,6 @@ CONFIG_PATH = CONF_DIR
 
 def run(cfg: DictConfig):
     """The config → engine call, without Hydra's runtime (tests call this with a composed cfg)."""
-    from bertviz_landscape.devices import configure_determinism
-    from bertviz_landscape.landscape.request import LandscapeRequest
-    from bertviz_landscape.landscape.sweep import compute_landscape
 
     if cfg.get("deterministic"):  # before any CUDA work of this job
         configure_determinism(True)
@@ -32,8 +33,6 @@ def run(cfg: DictConfig):
     if result.surface:
         log.info("surface written: %s (directions: %s)", result.surface, result.direction_file)
         if cfg.get("wandb") and cfg.wandb.get("enabled"):
-            from bertviz_landscape.landscape.wandb_media import log_surface
-
             log_surface(result.surface, OmegaConf.to_container(cfg, resolve=True))
     else:
         log.info(
@@ -49,8 +48,6 @@ def run(cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="landscape")
 def main(cfg: DictConfig):
-    from bertviz_landscape.config import warn_unused_keys
-
     warn_unused_keys(cfg, "landscape")
     return exit_on_bad_input("bertviz-landscape", run, cfg)
 

@@ -17,9 +17,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.config import compose
+from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape.evaluator import PRECISIONS
 from bertviz_landscape.landscape.grid import Grid, check_shard
+from bertviz_landscape.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +218,6 @@ class LandscapeRequest:
             raise LandscapeError(f"splits must be a non-empty subset of {SPLITS}, got {list(splits)}")
         task = (c.get("task") or {}).get("name") if isinstance(c.get("task"), dict) else c.get("task")
         if task is not None:
-            from bertviz_landscape.data.tasks import get_task
-
             try:
                 get_task(task)
             except KeyError as err:
@@ -249,8 +250,6 @@ class LandscapeRequest:
 
 
 def _run_dir(path: Path, key: str):
-    from bertviz_landscape.rundir import RunDir
-
     if not path.is_dir():
         raise LandscapeError(f"{key}={path}: directory does not exist")
     if not RunDir.is_run(path):
@@ -264,7 +263,6 @@ def resolve_runs(req: LandscapeRequest) -> LandscapeRequest:
     """θ0/θ1 from `run`, θ2 from `run2`, the task and max_length from the run's config; then
     the checks that need them. Explicit checkpoints win over the run's; a task other than the
     run's is an error."""
-    from bertviz_landscape.rundir import RunDir
 
     theta0, theta1, theta2, task, notes = req.theta0, req.theta1, req.theta2, req.task, {}
     run = _run_dir(req.run, "run") if req.run else None
@@ -340,7 +338,6 @@ def landscape_request(overrides: Sequence[str] = (), **values: Any) -> Landscape
 
     >>> landscape_request(run="outputs/runs/mrpc", grid={"x": {"min": 0, "max": 1, "num": 3}}, progress=False)
     """
-    from bertviz_landscape.config import compose
 
     overrides = list(overrides)
     directions = values.get("directions")

@@ -30,6 +30,7 @@ from bertviz_landscape.checkpoints import (
 )
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.data.tokenize import tokenize
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape import directions as dirs
 from bertviz_landscape.landscape.direction_file import (
@@ -48,7 +49,9 @@ from bertviz_landscape.landscape.request import (
     resolve_runs,
 )
 from bertviz_landscape.landscape.shards import PointStore, fingerprint, merge_parts, parts_dir
+from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.parameters import select_parameters
+from bertviz_landscape.snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,6 @@ def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) 
             recipe.bias_and_norm,
             recipe.center,
         )
-    from bertviz_landscape.snapshots import Snapshots
 
     try:
         snaps = Snapshots(recipe.run_dir)
@@ -163,8 +165,6 @@ def load_eval_sets(
     task, data: DataRequest, splits: Sequence[str], tokenizer_dir: Path, device
 ) -> list[EvalSet]:
     from transformers import AutoTokenizer
-
-    from bertviz_landscape.data.tokenize import tokenize
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     sets = []
@@ -307,8 +307,6 @@ def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:
     if not req.output.is_file():
         return None
     try:
-        from bertviz_landscape.landscape.surface import load_surface
-
         old = load_surface(req.output).meta
     except (OSError, KeyError, ValueError):
         old = {}

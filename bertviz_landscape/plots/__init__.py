@@ -6,7 +6,7 @@
     layers.layer_panels         relative change, roll-back, per-layer curves
     longtrain.dev_per_epoch     dev metric per epoch
     curvature.curvature_numbers basin width/area, Hessian numbers
-    results.draw_all            every figure a results directory supports (`bertviz-plot`)
+    results.draw_all            every figure a results directory supports (drawn by `bertviz-plot`)
 
 `style` holds the one style (Agg, Okabe–Ito colours, viridis/cividis, the paper's axis names)
 and `save_figure` (PNG + PDF, atomic). Nothing here talks to W&B (see bertviz_landscape.wandb_media).

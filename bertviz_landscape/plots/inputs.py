@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertviz_landscape.landscape.surface import Surface, load_surface
+from bertviz_landscape.rundir import RunDir
 
 ANALYSIS_FORMAT = "bertviz-analysis/1"
 INITS = ("pretrained", "scratch")
@@ -38,8 +39,6 @@ class SurfaceFile:
 
 
 def surface_identity(surface: Surface, path: str | os.PathLike) -> tuple[str, str]:
-    from bertviz_landscape.rundir import RunDir
-
     task = str(surface.meta.get("task") or "")
     init = ""
     ckpts = surface.meta.get("checkpoints") or {}

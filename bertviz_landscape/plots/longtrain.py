@@ -12,11 +12,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bertviz_landscape.plots import style
+from bertviz_landscape.rundir import RunDir
 
 
 def series_from_run(run_dir) -> dict:
     """{'init','task','metric','values','baseline'} from a run directory's metrics.json."""
-    from bertviz_landscape.rundir import RunDir
 
     rd = RunDir(run_dir)
     m = rd.read_metrics()

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.plots import curvature, curves, layers, longtrain, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import SurfaceFile, analysis_identity, read_analysis, read_surface
+from bertviz_landscape.rundir import RunDir
 
 log = logging.getLogger(__name__)
 FIGURES_FORMAT = "bertviz-figures/1"
@@ -41,12 +43,8 @@ class Results:
     def scan(cls, root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> Results:
         import json
 
-        from bertviz_landscape.rundir import RunDir
-
         root = Path(root)
         if not root.is_dir():
-            from bertviz_landscape.errors import BadInput
-
             raise BadInput(f"results directory {root} does not exist")
         out = cls(root)
         excluded = [Path(e).resolve() for e in exclude]

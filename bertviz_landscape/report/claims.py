@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bertviz_landscape.landscape.surface import load_surface
+from bertviz_landscape.plots.inputs import analysis_identity
+
 SUPPORTED, CONTRADICTED, UNRESOLVED = "supported", "contradicted", "not resolved"
 CLAIMS = {
     "wider_optima": "Pre-training leads to wider optima",
@@ -59,8 +62,6 @@ class Verdict:
 
 
 def _by_init(jsons: list[dict]) -> dict[str, dict]:
-    from bertviz_landscape.plots.inputs import analysis_identity
-
     out = {}
     for data in jsons or []:
         out.setdefault(analysis_identity(data)[1], data)
@@ -148,8 +149,6 @@ def _grid_step(data: dict) -> float:
             return float(inputs[key])
     for path in _surface_paths(data):
         try:
-            from bertviz_landscape.landscape.surface import load_surface
-
             x = np.asarray(load_surface(path).x, dtype=float)
             return float(np.min(np.diff(np.sort(x)))) if x.size > 1 else 0.0
         except (OSError, KeyError, ValueError):

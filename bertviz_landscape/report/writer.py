@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.atomic import write_text_atomic
+from bertviz_landscape.plots.results import Results, draw_all
 from bertviz_landscape.report.claims import decide_all, width_bounded
 from bertviz_landscape.rundir import RunDir
 
@@ -62,8 +63,6 @@ def _fmt(entry, fmt: str) -> str:
 
 
 def _load(root: Path):
-    from bertviz_landscape.plots.results import Results
-
     return Results.scan(root, exclude=(root / "figures",))
 
 
@@ -163,8 +162,6 @@ def build_report(root: str | os.PathLike) -> dict:
     results = _load(root)
     manifest_path = root / "figures" / "figures.json"
     if not manifest_path.is_file():
-        from bertviz_landscape.plots.results import draw_all
-
         draw_all(root, root / "figures")
     manifest = json.loads(manifest_path.read_text())
     analyses = {k: list(v) for k, v in results.analyses.items()}

@@ -1,4 +1,5 @@
-"""`bertviz-plot results=<dir>` (conf/plot.yaml): every figure the directory supports
+"""`bertviz-plot results=<dir>` (conf/plot.yaml), on the publish floor (above plots/, which only
+draws): every figure the directory supports
 (`plots.results.draw_all`), then the report (`report.write_report`) and, with
 ``wandb.enabled=true``, the W&B media (`wandb_media.log_results`). Bad input: one line, exit 2.
 """
@@ -14,13 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.plots.results import draw_all
+from bertviz_landscape.report import write_report
+from bertviz_landscape.wandb_media import log_results
 
 log = logging.getLogger("bertviz_landscape.plots")
 
 
 def run(cfg: DictConfig) -> dict:
-    from bertviz_landscape.plots.results import draw_all
-
     results = Path(cfg.results)
     if not results.is_dir():
         raise BadInput(f"results={results}: no such directory")
@@ -29,13 +31,9 @@ def run(cfg: DictConfig) -> dict:
     for fig in manifest["figures"]:
         log.info("%-14s %s", fig["kind"], ", ".join(fig["files"]))
     if cfg.get("report", True):
-        from bertviz_landscape.report import write_report
-
         md, page = write_report(results)
         log.info("report: %s, %s", md, page)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
-        from bertviz_landscape.wandb_media import log_results
-
         log_results(results, OmegaConf.to_container(cfg.wandb, resolve=True), cfg.wandb.get("dir") or results)
     return manifest
 
@@ -44,9 +42,8 @@ def run(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig):
     try:
         manifest = run(cfg)
-        print(
-            f"bertviz-plot: {len(manifest['figures'])} figures in {cfg.output or Path(cfg.results) / 'figures'}"
-        )
+        where = cfg.output or Path(cfg.results) / "figures"
+        print(f"bertviz-plot: {len(manifest['figures'])} figures in {where}")
     except BadInput as err:
         print(f"bertviz-plot: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
