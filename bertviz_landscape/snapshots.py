@@ -32,6 +32,7 @@ from safetensors import safe_open
 
 from bertviz_landscape.atomic import atomic_path, write_text_atomic
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.names import confine
 from bertviz_landscape.rundir import RunDir
 
 FORMAT = "bertviz-snapshots/1"
@@ -157,6 +158,11 @@ class Snapshots:
                 ) from None
             if step in seen:
                 continue
+            if file != snapshot_file(step):  # a row may name only its own step's file, in this directory
+                raise SnapshotError(
+                    f"{index}: line {number} (step {step}) names file {file[:80]!r}, not "
+                    f"{snapshot_file(step)!r}; an index lists only its own directory's step files"
+                )
             if not (self.directory / file).is_file():
                 raise SnapshotError(
                     f"{self.directory / file}: listed in {index} (line {number}, step {step}) but missing"
@@ -176,7 +182,12 @@ class Snapshots:
 
     @property
     def theta0_path(self) -> Path:
-        return (self.directory / self.meta["theta0"]).resolve()
+        """θ0 as meta.json names it, relative to the snapshots; confined to the run directory."""
+        return confine(
+            self.directory / str(self.meta["theta0"]),
+            self.directory.resolve().parent,
+            f"{self.directory / 'meta.json'}: theta0",
+        )
 
     def __len__(self) -> int:
         return len(self.records)

@@ -20,6 +20,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
         "contracts",
         (
             "errors",
+            "names",
             "atomic",
             "devices",
             "config",
@@ -65,6 +66,10 @@ def floor_of(module: str) -> int:
         if unit in members:
             return i
     return -1  # the package's own __init__ (or a module on no floor): below everything
+
+
+def floor_name(module: str) -> str:
+    return FLOORS[floor_of(module)][0] if floor_of(module) >= 0 else "no floor"
 
 
 def imports_of(path: Path, known: set[str]) -> list[tuple[str, int, bool]]:
@@ -135,8 +140,8 @@ def test_no_import_from_a_higher_floor():
         for target, line, _ in imports_of(path, known):
             if floor_of(target) > floor_of(m):
                 upward.append(
-                    f"{path.relative_to(ROOT.parent)}:{line} ({FLOORS[floor_of(m)][0]}) imports {target} "
-                    f"({FLOORS[floor_of(target)][0]})"
+                    f"{path.relative_to(ROOT.parent)}:{line} ({floor_name(m)}) imports {target} "
+                    f"({floor_name(target)})"
                 )
     assert not upward, "\n".join(dict.fromkeys(upward))
 
