@@ -27,11 +27,18 @@ def run(cfg: DictConfig) -> dict:
     if not results.is_dir():
         raise BadInput(f"results={results}: no such directory")
     out = Path(cfg.output) if cfg.get("output") else results / "figures"
-    manifest = draw_all(results, out, interactive=bool(cfg.interactive), formats=tuple(cfg.formats))
+    manifest = draw_all(
+        results,
+        out,
+        interactive=bool(cfg.interactive),
+        formats=tuple(cfg.formats),
+        trajectory_projection=str(cfg.trajectory_projection),
+    )
     for fig in manifest["figures"]:
         log.info("%-14s %s", fig["kind"], ", ".join(fig["files"]))
     if cfg.get("report", True):
-        md, page = write_report(results)
+        rule = OmegaConf.to_container(cfg.evidence, resolve=True) if cfg.get("evidence") else None
+        md, page = write_report(results, rule)
         log.info("report: %s, %s", md, page)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         log_results(results, OmegaConf.to_container(cfg.wandb, resolve=True), cfg.wandb.get("dir") or results)

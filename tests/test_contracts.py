@@ -114,7 +114,8 @@ def test_giving_y_makes_the_default_grid_2d():
     req = LandscapeRequest.from_config(
         compose("landscape", ["task=mrpc", "grid.y.min=-1", "grid.y.max=1", "grid.y.num=3"])
     )
-    assert req.grid.two_d and req.grid.shape == (21, 3)
+    assert req.grid.two_d and (req.grid.x.num, req.grid.y.num) == (21, 3)
+    assert req.grid.shape == (3, 21)  # the surface's layout, rows are y
     from bertviz_landscape.errors import LandscapeError
 
     with pytest.raises(LandscapeError, match="grid.y.max, grid.y.num not given"):

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
+from bertviz_landscape.landscape.grid import Grid
 from bertviz_landscape.landscape.shards import merge_parts
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.landscape.sweep import landscape
+from bertviz_landscape.plots.results import draw_all
 
 GRID = {
     "x": {"min": -0.5, "max": 1.5, "num": 4},
@@ -20,13 +23,13 @@ GRID = {
 }  # 12 points, non-square
 
 
-def _single(tiny_run, out, **kw):
+def _single(tiny_run, out, grid=GRID, **kw):
     return landscape(
         task="mrpc",
         theta0=tiny_run["theta0"],
         theta1=tiny_run["theta1"],
         output=out,
-        grid=GRID,
+        grid=grid,
         directions={"name": "difference"},
         data=data_cfg(tiny_run),
         theta2=tiny_run["theta2"],
@@ -141,3 +144,24 @@ def test_shards_resume_and_merge_by_command(tiny_run, reference, tmp_path):
     assert_same_surface(load_surface(out), reference)
     # a re-run with another shard count finds every point done
     assert _single(tiny_run, out, shard=0, num_shards=2).evaluated == 0
+
+
+def test_a_named_grid_names_the_surface_and_its_figures(tiny_run, tmp_path):
+    """grid=demo's name reaches the surface file (and its merge from shards), and the figures
+    drawn from it are named after it, not after the default 'plane'."""
+    root = tmp_path / "results"
+    out = root / "surfaces" / "mrpc_pretrained_demo.h5"
+    res = _single(tiny_run, out, grid={"name": "demo", **GRID})
+    surface = load_surface(res.surface)
+    assert surface.meta["grid"]["name"] == "demo"
+    assert np.shape(surface["train_loss"]) == (3, 4)  # [ny, nx]: rows are y
+    manifest = draw_all(root, interactive=False, formats=("png",))
+    names = [Path(f).name for fig in manifest["figures"] for f in fig["files"]]
+    assert names and all("demo" in n and "plane" not in n for n in names if "surface" in n), names
+
+
+def test_the_grid_shape_is_the_surface_layout():
+    grid = Grid.parse({"x": {"min": 0, "max": 1, "num": 4}, "y": {"min": 0, "max": 1, "num": 3}})
+    assert grid.shape == (3, 4) and grid.size == 12
+    assert grid.index(5) == (2, 1)  # k = i·ny + j: i = 1, j = 2 -> row j, column i
+    assert grid.coordinate(5) == (pytest.approx(1 / 3), pytest.approx(1.0))

@@ -1,13 +1,13 @@
 """The grid of (α, β) coordinates, and how it is split into shards.
 
-A 1D grid has only the x axis (α); a 2D grid adds y (β). Points are numbered row-major,
-k = i·ny + j ↔ (x[i], y[j]); shard s of n owns the points k ≡ s (mod n), which spreads the
-cheap (near) and expensive (far, non-finite) points evenly over shards.
+A 1D grid has only the x axis (α); a 2D grid adds y (β). `shape` is the surface file's layout,
+[ny, nx] (rows are y, as Li et al.'s files and matplotlib read it). Points are numbered
+k = i·ny + j ↔ (x[i], y[j]) (the shards' point numbers); shard s of n owns the points
+k ≡ s (mod n), which spreads the cheap (near) and expensive (far, non-finite) points evenly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ class Axis:
 class Grid:
     x: Axis
     y: Axis | None = None
+    name: str | None = None  # the config's name (conf/grid/<name>.yaml): figures are named after it
 
     @classmethod
     def parse(cls, spec: Any) -> Grid:
@@ -74,7 +75,12 @@ class Grid:
                 raise LandscapeError(
                     f"a 2D grid needs grid.y.min, grid.y.max and grid.y.num; {', '.join(missing)} not given"
                 )
-        return cls(Axis.parse("x", get("x", None)), Axis.parse("y", y) if y is not None else None)
+        name = get("name", None)
+        return cls(
+            Axis.parse("x", get("x", None)),
+            Axis.parse("y", y) if y is not None else None,
+            str(name) if name not in (None, "") else None,
+        )
 
     @property
     def two_d(self) -> bool:
@@ -82,26 +88,37 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self.x.num, self.y.num) if self.y else (self.x.num,)
+        """The values' layout in the surface file: (ny, nx) for 2D, (nx,) for 1D."""
+        return (self.y.num, self.x.num) if self.y else (self.x.num,)
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
 
     def index(self, k: int) -> tuple[int, ...]:
-        return tuple(int(v) for v in np.unravel_index(k, self.shape))
+        """Point k's place in the values (`shape`): (j, i) for 2D, (i,) for 1D."""
+        if self.y is None:
+            return (int(k),)
+        i, j = np.unravel_index(k, (self.x.num, self.y.num))
+        return int(j), int(i)
 
     def coordinate(self, k: int) -> tuple[float, float]:
         idx = self.index(k)
-        alpha = float(self.x.coordinates[idx[0]])
-        beta = float(self.y.coordinates[idx[1]]) if self.y else 0.0
+        alpha = float(self.x.coordinates[idx[-1]])
+        beta = float(self.y.coordinates[idx[0]]) if self.y else 0.0
         return alpha, beta
 
     def describe(self) -> dict:
-        out = {"x": dict(vars(self.x))}
+        """The surface file's ``grid`` attribute: name (when given), x and y (when 2D)."""
+        out: dict = {"name": self.name} if self.name else {}
+        out["x"] = dict(vars(self.x))
         if self.y:
             out["y"] = dict(vars(self.y))
         return out
+
+    def points(self) -> dict:
+        """The coordinates alone (what decides a point's value; the name does not)."""
+        return {k: v for k, v in self.describe().items() if k != "name"}
 
 
 def check_shard(shard: Any, num_shards: Any) -> tuple[int, int]:
@@ -122,7 +139,3 @@ def shard_points(grid: Grid, shard: int, num_shards: int) -> list[int]:
     """The point numbers shard `shard` of `num_shards` evaluates."""
     shard, num_shards = check_shard(shard, num_shards)
     return list(range(shard, grid.size, num_shards))
-
-
-def iter_points(grid: Grid) -> Iterator[int]:
-    return iter(range(grid.size))

@@ -105,7 +105,7 @@ class PointStore:
 
 def grid_from_spec(spec: dict) -> Grid:
     g = spec["grid"]
-    return Grid(Axis(**g["x"]), Axis(**g["y"]) if "y" in g else None)
+    return Grid(Axis(**g["x"]), Axis(**g["y"]) if "y" in g else None, g.get("name"))
 
 
 def merge_parts(
@@ -128,12 +128,12 @@ def merge_parts(
             )
         return None
     keys = spec["value_keys"]
-    shape = grid.shape[::-1]  # the surface file's layout: [ny, nx] (rows are y) for 2D
+    shape = grid.shape  # the surface file's layout: [ny, nx] (rows are y) for 2D
     values = {key: np.full(shape, math.nan) for key in keys}
     for k, row in points.items():
         if k >= grid.size:
             continue
-        idx = grid.index(k)[::-1]  # (i, j) → [j, i]
+        idx = grid.index(k)  # [j, i]
         for key in keys:
             values[key][idx] = row.get(key, math.nan)
     surface = Surface(grid.x.coordinates, grid.y.coordinates if grid.y else None, values, spec["meta"])

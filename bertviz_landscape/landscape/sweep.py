@@ -201,7 +201,7 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
             "task": req.task,
             "checkpoints": hashes,
             "directions": recipe,
-            "grid": req.grid.describe(),
+            "grid": req.grid.points(),
             "data": req.data.describe() | {"splits": list(req.splits)},
             "precision": req.precision,
         }
@@ -315,13 +315,13 @@ def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:
     if old.get("key") == key or req.overwrite:
         return None
     fields = {
-        "grid": req.grid.describe(),
+        "grid": req.grid.points(),
         "directions": req.directions.describe(),
         "task": req.task,
         "precision": req.precision,
     }
     before = {
-        "grid": old.get("grid"),
+        "grid": {k: v for k, v in (old.get("grid") or {}).items() if k != "name"},
         "directions": (old.get("directions") or {}).get("request"),
         "task": old.get("task"),
         "precision": (old.get("evaluation") or {}).get("precision"),
