@@ -17,6 +17,7 @@ import numpy as np
 
 from bertviz_landscape.data.tasks import GlueTask
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.fingerprints import file_fingerprint
 
 SPLITS = ("train", "dev")
 HUB_DATASET = "nyu-mll/glue"
@@ -123,6 +124,15 @@ def load_tsv_split(
         "label": labels,
     }
     return datasets.Dataset.from_dict(columns, features=_features(task))
+
+
+def data_fingerprint(task: GlueTask, glue_dir: str | os.PathLike | None, splits=SPLITS) -> dict:
+    """What decides a task's examples, by content: split → the TSV's `file_fingerprint` (no
+    path: a copied data directory is the same data), or the hub dataset it is read from."""
+    root = resolve_glue_dir(glue_dir)
+    if root is None:
+        return {split: {"hub": f"{HUB_DATASET}/{task.hub_config}:{HUB_SPLIT[split]}"} for split in splits}
+    return {split: file_fingerprint(tsv_path(task, root, split)) for split in splits}
 
 
 def load_hub_split(task: GlueTask, split: str, cache_dir: str | None = None) -> datasets.Dataset:
