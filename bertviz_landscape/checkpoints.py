@@ -165,6 +165,26 @@ def load_model(path: str | os.PathLike):
     return model.eval()
 
 
+def check_resume_state(path: str | os.PathLike) -> Path:
+    """A Lightning resume checkpoint that loads with ``weights_only=True`` (tensors and plain
+    containers only: a crafted pickle runs no code, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    says); a CheckpointError naming the file otherwise (truncated, corrupt, or holding code)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (truncated zip), EOFError, OSError ...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: cannot read the resume state ({first[:160]}); resume=false starts the run afresh"
+        ) from None
+    if not isinstance(state, dict) or not {"state_dict", "loops", "global_step"} <= set(state):
+        raise CheckpointError(
+            f"{path}: not a Lightning resume checkpoint (no state_dict/loops/global_step); "
+            "resume=false starts the run afresh"
+        )
+    return path
+
+
 def load_checkpoints(theta0, theta1=None, theta2=None):
     """Validate and load: returns (model at θ0, {role: Checkpoint}).
 

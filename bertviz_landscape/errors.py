@@ -3,6 +3,8 @@
 Anything else that escapes an entrypoint is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
 EXIT_BAD_INPUT = 2
 
 
@@ -13,10 +15,26 @@ def exit_on_bad_input(program: str, function, *args):
 
     try:
         return function(*args)
-    except BadInput as err:
-        print(f"{program}: error: {err}", file=sys.stderr)
-        logging.getLogger("bertviz_landscape").error("%s", err)
+    except Exception as err:
+        cause = bad_input_cause(err)
+        if cause is None:
+            raise
+        print(f"{program}: error: {cause}", file=sys.stderr)
+        logging.getLogger("bertviz_landscape").error("%s", cause)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def bad_input_cause(err: BaseException) -> BadInput | None:
+    """`err` when it is a BadInput, or the BadInput that a config resolver raised (OmegaConf
+    wraps it in an InterpolationResolutionError); None for anything else (a bug)."""
+    seen = 0
+    while err is not None and seen < 8:
+        if isinstance(err, BadInput):
+            return err
+        if type(err).__module__.split(".")[0] != "omegaconf":
+            return None
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
 
 
 class BadInput(ValueError):

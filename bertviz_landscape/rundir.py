@@ -26,6 +26,8 @@ import re
 from pathlib import Path
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.errors import BadInput
+from bertviz_landscape.names import check_model_name, check_name
 
 INIT = "checkpoints/init"
 FINAL = "checkpoints/final"
@@ -128,7 +130,24 @@ class RunDir:
         return json.loads(self.metrics_json.read_text())
 
     def read_identity(self) -> dict:
-        return json.loads(self.identity_file.read_text()) if self.identity_file.is_file() else {}
+        """run.json ({} when absent); its task, init, seed and model checked, since they become
+        parts of output names (a BadInput naming the file and the key otherwise)."""
+        if not self.identity_file.is_file():
+            return {}
+        try:
+            ident = json.loads(self.identity_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise BadInput(f"{self.identity_file}: not valid JSON ({err})") from None
+        if not isinstance(ident, dict):
+            raise BadInput(f"{self.identity_file}: not a JSON object")
+        for key in ("task", "init"):
+            if key in ident:
+                check_name(ident[key], key, self.identity_file)
+        if "seed" in ident and (isinstance(ident["seed"], bool) or not isinstance(ident["seed"], int)):
+            raise BadInput(f"{self.identity_file}: seed {str(ident['seed'])[:40]!r} is not an integer")
+        if "model" in ident:
+            check_model_name(ident["model"], "model", self.identity_file)
+        return ident
 
     def write_identity(self, identity: dict) -> None:
         write_json_atomic(self.identity_file, identity)

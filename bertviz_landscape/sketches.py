@@ -309,11 +309,21 @@ class Sketches:
             raise SketchError(
                 f"no sketches here: {meta_path} does not exist (train with callbacks.snapshots.sketch.enabled=true)"
             )
-        self.meta = json.loads(meta_path.read_text())
-        if self.meta.get("format") != FORMAT:
-            raise SketchError(f"{meta_path}: unknown sketch format {self.meta.get('format')!r}")
-        self.buckets = int(self.meta["buckets"])
-        self.seed = int(self.meta["seed"])
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise SketchError(f"{meta_path}: not valid JSON ({err})") from None
+        if not isinstance(self.meta, dict) or self.meta.get("format") != FORMAT:
+            fmt = self.meta.get("format") if isinstance(self.meta, dict) else None
+            raise SketchError(f"{meta_path}: unknown sketch format {fmt!r}")
+        try:
+            self.buckets = int(self.meta["buckets"])
+            self.seed = int(self.meta["seed"])
+            shapes = {str(p["name"]): tuple(int(n) for n in p["shape"]) for p in self.meta["parameters"]}
+        except (KeyError, TypeError, ValueError) as err:
+            raise SketchError(f"{meta_path}: bad or missing key ({type(err).__name__}: {err})") from None
+        if self.buckets < 1 or not shapes:
+            raise SketchError(f"{meta_path}: buckets must be >= 1 and parameters non-empty")
         by_step: dict[int, SketchRecord] = {}
         for r in _read_index(self.directory):
             by_step[r["step"]] = SketchRecord(**r)

@@ -32,6 +32,7 @@ from safetensors import safe_open
 
 from bertviz_landscape.atomic import atomic_path, write_text_atomic
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.names import confine
 
 FORMAT = "bertviz-snapshots/1"
 log = logging.getLogger(__name__)
@@ -158,6 +159,11 @@ class Snapshots:
                 ) from None
             if step in seen:
                 continue
+            if file != snapshot_file(step):  # a row may name only its own step's file, in this directory
+                raise SnapshotError(
+                    f"{index}: line {number} (step {step}) names file {file[:80]!r}, not "
+                    f"{snapshot_file(step)!r}; an index lists only its own directory's step files"
+                )
             if not (self.directory / file).is_file():
                 raise SnapshotError(
                     f"{self.directory / file}: listed in {index} (line {number}, step {step}) but missing"
@@ -177,7 +183,12 @@ class Snapshots:
 
     @property
     def theta0_path(self) -> Path:
-        return (self.directory / self.meta["theta0"]).resolve()
+        """θ0 as meta.json names it, relative to the snapshots; confined to the run directory."""
+        return confine(
+            self.directory / str(self.meta["theta0"]),
+            self.directory.resolve().parent,
+            f"{self.directory / 'meta.json'}: theta0",
+        )
 
     def __len__(self) -> int:
         return len(self.records)

@@ -35,7 +35,7 @@ from bertviz_landscape.callbacks import (
     WeightSnapshots,
     read_dev_per_epoch,
 )
-from bertviz_landscape.checkpoints import is_checkpoint, save_checkpoint
+from bertviz_landscape.checkpoints import check_resume_state, is_checkpoint, save_checkpoint
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.data.datamodule import GlueDataModule
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
@@ -237,6 +237,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     resume = bool(cfg.get("resume", True))
     resumed = resume and not cfg.get("force", False) and resume_path.is_file() and is_checkpoint(run.theta0)
     if resumed:
+        check_resume_state(resume_path)  # before any work: loads with weights_only=True, or names the file
         log.info("resuming the interrupted run in %s from %s", run_dir, resume_path)
 
     callbacks = []
@@ -276,7 +277,12 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
         run.write_identity(identity)
         save_checkpoint(model, tokenizer, run.theta0)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_path) if resumed else None)
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=str(resume_path) if resumed else None,
+            weights_only=True,  # the resume state is tensors and plain containers: no pickle of code runs
+        )
         save_checkpoint(model, tokenizer, run.theta1)
         dev = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         result = {

@@ -1,6 +1,8 @@
 """Resume an interrupted training run: a Lightning checkpoint at every epoch end, written atomically.
 
-It holds what `Trainer.fit(ckpt_path=...)` needs (weights, optimiser, scheduler, loop state);
+It holds what `Trainer.fit(ckpt_path=...)` needs (weights, optimiser, scheduler, loop state) as
+tensors and plain containers only: `train()` checks it and resumes with `weights_only=True`, so a
+crafted pickle runs no code even with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1;
 `train()` resumes from it when the run directory has one and deletes it once θ1 is saved.
 With the data order and dropout seeded per epoch, the resumed run ends at the same θ1 as one
 never interrupted.

@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from bertviz_landscape.atomic import atomic_path
+from bertviz_landscape.errors import LandscapeError
 
 FORMAT = "bertviz-surface/2"
 LAYOUT = "yx"  # 2D arrays are [ny, nx]: Z[j, i] ↔ (x[i], y[j])
@@ -147,16 +148,21 @@ def load_surface(path: str | os.PathLike) -> Surface:
     with f:
         if "xcoordinates" not in f:
             raise KeyError(f"surface file {path} has no 'xcoordinates' dataset (not a landscape surface)")
-        x = np.asarray(f["xcoordinates"][...])
-        y = np.asarray(f["ycoordinates"][...]) if "ycoordinates" in f else None
-        meta: dict = {}
-        for key, value in f.attrs.items():
-            value = value.decode() if isinstance(value, bytes) else value
-            meta[key] = json.loads(value) if key in JSON_ATTRS else value
-        skip = {"xcoordinates", "ycoordinates", *meta.get("li_aliases", [])}
-        values = {
-            k: np.asarray(f[k][...]) for k in f.keys() if k not in skip and isinstance(f[k], h5py.Dataset)
-        }
+        try:  # h5py says KeyError or OSError for a damaged object header
+            x = np.asarray(f["xcoordinates"][...])
+            y = np.asarray(f["ycoordinates"][...]) if "ycoordinates" in f else None
+            meta: dict = {}
+            for key, value in f.attrs.items():
+                value = value.decode() if isinstance(value, bytes) else value
+                meta[key] = json.loads(value) if key in JSON_ATTRS else value
+            skip = {"xcoordinates", "ycoordinates", *meta.get("li_aliases", [])}
+            values = {
+                k: np.asarray(f[k][...]) for k in f.keys() if k not in skip and isinstance(f[k], h5py.Dataset)
+            }
+        except (OSError, KeyError, ValueError, RecursionError, UnicodeDecodeError) as err:
+            # corrupt bytes inside the file, a garbage or absurdly nested JSON attribute
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise LandscapeError(f"surface file {path} is corrupt ({text[:200]})") from None
     ours = str(meta.get("format", "")).startswith("bertviz-surface/")
     if not ours:
         values = _from_li(values)

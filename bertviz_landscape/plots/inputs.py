@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertviz_landscape.landscape.surface import Surface, load_surface
+from bertviz_landscape.names import check_name, is_name
 
 ANALYSIS_FORMAT = "bertviz-analysis/1"
 INITS = ("pretrained", "scratch")
@@ -60,13 +61,22 @@ def surface_identity(surface: Surface, path: str | os.PathLike) -> tuple[str, st
         init = m.group(1) if m else "unknown"
     if not task:
         task = name.split("_")[0] if "_" in name else "unknown"
-    return task, init
+        task = task if is_name(task) else "unknown"
+    # names from the file's attributes or a run.json become parts of figure file names
+    return check_name(task, "task", path), check_name(init, "init", path)
 
 
 def read_surface(path: str | os.PathLike) -> SurfaceFile:
     surface = load_surface(path)
     task, init = surface_identity(surface, path)
-    return SurfaceFile(Path(path), surface, task, init)
+    sf = SurfaceFile(Path(path), surface, task, init)
+    check_name(sf.recipe, "directions.recipe", path)  # recipe and grid name are parts of figure names
+    grid = (
+        (surface.meta.get("grid") or {}).get("name") if isinstance(surface.meta.get("grid"), dict) else None
+    )
+    if grid is not None:
+        check_name(str(grid), "grid.name", path)
+    return sf
 
 
 def read_analysis(path: str | os.PathLike) -> dict:
@@ -78,6 +88,10 @@ def read_analysis(path: str | os.PathLike) -> dict:
     data.setdefault("runs", [])
     data.setdefault("per_run", [])
     data.setdefault("summary", {})
+    for i, run in enumerate(data["runs"] if isinstance(data["runs"], list) else []):
+        for key in ("task", "init"):
+            if isinstance(run, dict) and run.get(key) is not None:
+                check_name(run[key], f"runs[{i}].{key}", path)
     data["_path"] = str(path)
     return data
 

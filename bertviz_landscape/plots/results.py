@@ -22,8 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.names import confine
 from bertviz_landscape.plots import curvature, curves, layers, longtrain, style, surface2d, surface3d
-from bertviz_landscape.plots.inputs import SurfaceFile, analysis_identity, read_analysis, read_surface
+from bertviz_landscape.plots.inputs import (
+    SurfaceFile,
+    analysis_identity,
+    is_analysis_file,
+    read_analysis,
+    read_surface,
+)
 
 log = logging.getLogger(__name__)
 FIGURES_FORMAT = "bertviz-figures/1"
@@ -65,15 +72,26 @@ class Results:
             if path.suffix == ".h5" and not path.name.endswith(".directions.h5"):
                 try:
                     out.surfaces.append(read_surface(path))
-                except (KeyError, OSError, ValueError) as err:  # a projection file, a foreign HDF5
-                    out.skipped.append({"path": str(path), "reason": str(err).splitlines()[0]})
+                except (
+                    KeyError,
+                    OSError,
+                    ValueError,
+                    RecursionError,
+                ) as err:  # a projection file, a foreign HDF5
+                    out.skipped.append({"path": str(path), "reason": _reason(err)})
             elif path.suffix == ".json" and path.stat().st_size < 200_000_000:
                 try:
                     head = json.loads(path.read_text())
-                except (ValueError, OSError, UnicodeDecodeError):
+                except (ValueError, OSError, UnicodeDecodeError, RecursionError) as err:
+                    if is_analysis_file(path):  # a corrupt analysis JSON is named, not silently dropped
+                        out.skipped.append({"path": str(path), "reason": _reason(err)})
                     continue
                 if isinstance(head, dict) and head.get("format") == "bertviz-analysis/1":
-                    data = read_analysis(path)
+                    try:
+                        data = read_analysis(path)
+                    except (KeyError, ValueError, RecursionError) as err:
+                        out.skipped.append({"path": str(path), "reason": _reason(err)})
+                        continue
                     out.analyses[str(data["analysis"])].append(data)
         return out
 
@@ -82,6 +100,11 @@ class Results:
             if analysis_identity(data) == (task, init):
                 return data
         return None
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _grid_name(sf: SurfaceFile) -> str:
@@ -113,7 +136,7 @@ def draw_all(
     figures: list[dict] = []
 
     def add(kind, task, init, fig, stem, sources, caption):
-        files = style.save_figure(fig, out / stem, formats)
+        files = style.save_figure(fig, confine(out / stem, out, "figure file name"), formats)
         figures.append(
             {
                 "kind": kind,
