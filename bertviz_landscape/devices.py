@@ -19,12 +19,56 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 
 CUBLAS_WORKSPACE = ":4096:8"
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 log = logging.getLogger(__name__)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_support(device: torch.device, flags: set[str] | None = None) -> tuple[bool, str]:
+    """Whether bf16 compute pays on `device`, and why: on a GPU when it has bf16 kernels; on a CPU
+    only with AMX-BF16 (a bf16 GEMM at ~8x fp32's speed on a 2-core Sapphire Rapids; with AVX-512
+    BF16 alone, or without either, bf16 is emulated or converted and runs slower than fp32)."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return ok, "the GPU has bf16 kernels" if ok else "this GPU has no bf16 kernels"
+    if device.type != "cpu":
+        return False, f"no bf16 measurement for {device.type}"
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return True, "this CPU has AMX-BF16 (bf16 matmuls in the tile unit)"
+    if "avx512_bf16" in flags:
+        return False, "this CPU has AVX-512 BF16 but no AMX: bf16 matmuls are not faster than fp32"
+    return False, "this CPU has neither AMX-BF16 nor AVX-512 BF16: bf16 is emulated, slower than fp32"
+
+
+def log_precision_choice(precision: str, device: torch.device) -> None:
+    """Say in the log which precision trains and whether bf16 pays on this hardware (never switch it)."""
+    ok, why = bf16_support(device)
+    if "bf16" in precision:
+        if ok:
+            log.info("precision %s on %s, as configured: %s", precision, device, why)
+        else:
+            log.warning(
+                "precision %s on %s, as configured, but %s; it will likely be slower", precision, device, why
+            )
+    else:
+        hint = "; trainer.precision=bf16-mixed (experiment=demo_bf16) would use it" if ok else ""
+        log.info("precision %s on %s, as configured (%s%s)", precision, device, why, hint)
 
 
 def configure_determinism(enabled: bool) -> None:

@@ -37,9 +37,9 @@ from bertviz_landscape.callbacks import (
 )
 from bertviz_landscape.checkpoints import check_resume_state, is_checkpoint, save_checkpoint
 from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.data.datamodule import GlueDataModule
+from bertviz_landscape.data.datamodule import EpochShuffle, GlueDataModule, padding_ratio
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
-from bertviz_landscape.devices import configure_determinism, configure_matmul_precision
+from bertviz_landscape.devices import configure_determinism, configure_matmul_precision, log_precision_choice
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
 from bertviz_landscape.rundir import RunDir
@@ -184,6 +184,46 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool =
     return loggers
 
 
+def build_datamodule(cfg: DictConfig, task: GlueTask, tokenizer) -> GlueDataModule:
+    """The run's data (`cfg.data`; the train order is seeded by `cfg.seed`)."""
+    d = cfg.data
+    return GlueDataModule(
+        task,
+        tokenizer,
+        glue_dir=d.glue_dir,
+        max_train_samples=d.max_train_samples,
+        max_eval_samples=d.max_eval_samples,
+        subset_seed=d.subset_seed,
+        max_length=d.max_length,
+        batch_size=d.batch_size,
+        eval_batch_size=d.eval_batch_size,
+        num_workers=d.num_workers,
+        shuffle_seed=cfg.seed,
+        cache_dir=d.cache_dir,
+        group_by_length=bool(d.group_by_length),
+        length_group_batches=int(d.length_group_batches),
+    )
+
+
+def log_batching(datamodule: GlueDataModule) -> None:
+    """How much of the compute goes to padding with this run's batches (epoch 0)."""
+    lengths = datamodule.train_lengths()
+    b = datamodule.batch_size
+    order = list(EpochShuffle(len(lengths), datamodule.shuffle_seed))
+    random_ratio = padding_ratio(lengths, [order[i : i + b] for i in range(0, len(order), b)])
+    if datamodule.group_by_length:
+        sampler = datamodule.train_sampler()
+        log.info(
+            "train batches: length-grouped (mega-batches of %d batches), %.2f tokens processed per real "
+            "token (random batches: %.2f)",
+            datamodule.length_group_batches,
+            padding_ratio(lengths, sampler.batches()),
+            random_ratio,
+        )
+    else:
+        log.info("train batches: random, %.2f tokens processed per real token (padding)", random_ratio)
+
+
 def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()) -> dict:
     """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json).
     `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
@@ -201,22 +241,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     configure_matmul_precision(str(cfg.get("matmul_precision", "highest")))
     pl.seed_everything(cfg.seed, workers=True)
     tokenizer = load_tokenizer(cfg.model.name_or_path)
-    d = cfg.data
-    datamodule = GlueDataModule(
-        task,
-        tokenizer,
-        glue_dir=d.glue_dir,
-        max_train_samples=d.max_train_samples,
-        max_eval_samples=d.max_eval_samples,
-        subset_seed=d.subset_seed,
-        max_length=d.max_length,
-        batch_size=d.batch_size,
-        eval_batch_size=d.eval_batch_size,
-        num_workers=d.num_workers,
-        shuffle_seed=cfg.seed,
-        cache_dir=d.cache_dir,
-    )
+    datamodule = build_datamodule(cfg, task, tokenizer)
     datamodule.setup("fit")  # bad data fails here, before anything is written
+    log_batching(datamodule)
     labels = [
         torch.tensor(list(ds.with_format(None)["labels"]))
         for ds in (datamodule.train_set, datamodule.dev_set)
@@ -271,6 +298,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
         callbacks=callbacks,
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )
+    log_precision_choice(str(cfg.trainer.precision), trainer.strategy.root_device)
     if not resumed:
         run.logs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))

@@ -126,7 +126,7 @@ def test_trajectory_is_drawn_on_both_panels(tmp_path):
             }
         ]
     }
-    fig = surface2d.surface_contours(sf, traj)
+    fig = surface2d.surface_contours(sf, traj, projection="paper")
     for ax in fig.axes[:2] if len(fig.axes) == 4 else fig.axes[::2]:
         lines = [ln for ln in ax.lines if ln.get_label().startswith("trajectory")]
         assert (
@@ -137,7 +137,7 @@ def test_trajectory_is_drawn_on_both_panels(tmp_path):
     late = {
         "per_run": [{"alpha": [0.3, 1.0], "beta": [0.1, 0.0]}]
     }  # first snapshot after step 1: the path starts at θ0
-    fig = surface2d.surface_contours(sf, late)
+    fig = surface2d.surface_contours(sf, late, projection="paper")
     line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("trajectory"))
     assert list(line.get_xdata()) == [0, 0.3, 1.0] and list(line.get_ydata()) == [0, 0.1, 0.0]
 
@@ -447,6 +447,7 @@ def test_draw_all_and_report_from_a_results_directory(tmp_path):
             "curve1d",
             "surface2d",
             "surface2d",
+            "surface2d_compare",
             "surface3d",
             "surface3d",
             "interactive3d",

@@ -285,8 +285,11 @@ class CrashAt(pl.Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_interrupted_run_resumes_from_last_epoch_and_ends_at_the_same_theta1(glue_dir, tmp_path, monkeypatch):
-    overrides = ("trainer.max_epochs=3", "logger=csv")
+@pytest.mark.parametrize("grouped", [False, True], ids=["random-batches", "length-grouped"])
+def test_interrupted_run_resumes_from_last_epoch_and_ends_at_the_same_theta1(
+    glue_dir, tmp_path, monkeypatch, grouped
+):
+    overrides = ("trainer.max_epochs=3", "logger=csv", f"data.group_by_length={grouped}")
     reference = train(tiny_train_cfg(glue_dir, *overrides), tmp_path / "uninterrupted")
 
     original = pl.Trainer.__init__

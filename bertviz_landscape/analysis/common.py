@@ -9,7 +9,13 @@ The analysis JSON (format ``bertviz-analysis/1``; written atomically to ``output
      "per_run": [{...the analysis's numbers and arrays...}, ...],
      "summary": {"<scalar>": {"mean", "std", "n"}, ...},   # over runs; std with ddof=1 (0 for n = 1)
      "baseline": {"all_beat_baseline": bool|null, "not_beating_baseline": [run, ...]},
+     "numbers": {"<name>": float|null, ...} | null,
      ...analysis-specific top-level keys}
+
+``numbers`` (issue 14's contract with the decision code): the flat per-run quantities a claim may
+decide on, named and documented in each analysis module's docstring. Each ``per_run[i]["numbers"]``
+holds run i's; the top-level ``numbers`` is that dict when the JSON has exactly one run (one JSON per
+run, the pipeline's case), else null. A number that was not measured is absent or null.
 
 ``beat_baseline``: the run's final dev primary metric is better than the majority-class
 predictor's (metrics.json ``majority_baseline``) — for accuracy by more than twice its binomial
@@ -290,11 +296,17 @@ def analysis_result(
     runs: Sequence[RunInfo],
     per_run: Sequence[dict],
     scalars: Sequence[dict],
+    numbers: Sequence[dict] | None = None,
     **extra: Any,
 ) -> dict:
-    """The analysis JSON: the shared keys, per-run results, the summary of each run's scalars."""
+    """The analysis JSON: the shared keys, per-run results, the summary of each run's scalars,
+    each run's `numbers` (module docstring)."""
     if len(per_run) != len(runs) or len(scalars) != len(runs):
         raise ValueError("one per_run and one scalars entry per run")
+    if numbers is not None:
+        if len(numbers) != len(runs):
+            raise ValueError("one numbers entry per run")
+        per_run = [dict(entry, numbers=dict(nums)) for entry, nums in zip(per_run, numbers)]
     flagged = [r.run or f"(bare checkpoints: {r.task})" for r in runs if r.beat_baseline is not True]
     verdicts = [r.beat_baseline for r in runs]
     baseline = {
@@ -315,6 +327,7 @@ def analysis_result(
         "per_run": list(per_run),
         "summary": summarize(scalars),
         "baseline": baseline,
+        "numbers": dict(numbers[0]) if numbers is not None and len(numbers) == 1 else None,
     }
     out.update(extra)
     return jsonable(out)

@@ -23,6 +23,38 @@ Around the centre c (θ1: (1, 0) on the paper's axes, (0, 0) for surfaces centre
 
 A run that did not beat its majority baseline is flagged (common.py): its wide "basin" is the
 constant-predictor plateau.
+
+Measured at the run's θ1 (needs run=; on `analysis.examples` of the landscape's seeded train
+subset, eval mode; analysis/sharpness.py, analysis/path_loss.py):
+
+- ``invariant`` (`analysis.invariant.enabled`): widths of {J ≤ J(θ1) + ε} along m seeded
+  filter-normalised random directions (Li et al.), ε = `analysis.epsilon`;
+- ``adaptive`` (`analysis.adaptive.enabled`): Kwon et al.'s elementwise adaptive sharpness;
+- ``matched`` (`analysis.matched.run` = the scratch run): the target J_scratch(θ1_scratch) on the same
+  examples, this run's path loss, the first snapshot step at or below the target and (with
+  `matched.invariant`) the random-direction widths at that snapshot;
+- ``train_loss_theta1``: J(θ1) on those examples.
+
+``numbers`` (the per-run quantities a claim decides on; null when not measured), ε = `analysis.epsilon`:
+
+    invariant_width              mean width over the m random directions (filter-normalised units t)
+    invariant_width_std          their standard deviation (ddof = 1; null for m = 1)
+    invariant_width_bounded      1.0 when every draw's interval ended inside ±invariant.max, else 0.0
+    invariant_width_abs          mean width in parameter distance (t-width × ‖d_k‖)
+    adaptive_sharpness           worst rise of J over |δ_i| ≤ ρ|θ_i| (lower = flatter)
+    adaptive_sharpness_average   mean rise over Rademacher corners of that box
+    width_delta1                 width along δ1 around θ1 in units of ‖δ1‖ (descriptive: not invariant)
+    width_delta1_bounded         1.0 / 0.0: the δ1 interval ended inside the grid
+    width_abs                    that width in parameter distance (× ‖δ1‖)
+    width_rel_theta1             width_abs / ‖θ1‖ (over the moved parameters)
+    hessian_top_eig              λ1 of H (descriptive: not invariant)
+    hessian_top_eig_normalised   λ1 of |θ|⊙H⊙|θ| (invariant; analysis/hessian.py)
+    hessian_trace, hessian_trace_normalised
+    train_loss_theta1            J(θ1) on the measures' examples (else the surface's value at θ1)
+    matched_loss_step            first step of this run's path loss at or below the matched run's
+                                 J(θ1) (null: never, or no matched run)
+    matched_target_loss          that target
+    invariant_width_matched      invariant_width at the matched snapshot
 """
 
 from __future__ import annotations
@@ -33,6 +65,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
@@ -50,7 +83,17 @@ from bertviz_landscape.analysis.common import (
     unknown_run,
 )
 from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
+from bertviz_landscape.analysis.path_loss import matched_step as first_step_at_or_below
+from bertviz_landscape.analysis.path_loss import (
+    path_loss_of_run,
+    run_model_and_examples,
+    run_snapshots,
+    set_weights,
+)
 from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.sharpness import adaptive_sharpness, mean_loss, random_direction_widths
+from bertviz_landscape.parameters import trainable_parameters
+from bertviz_landscape.rundir import RunDir
 
 
 def _crossing(c0: float, v0: float, c1: float, v1: float, level: float) -> float:
@@ -268,6 +311,140 @@ def hessian_entry(cfg: DictConfig | None, run) -> dict | None:
     return hessian.hessian_entry(cfg, run)
 
 
+def _same_examples(a, b) -> bool:
+    return len(a.batches) == len(b.batches) and all(
+        torch.equal(x.input_ids.cpu(), y.input_ids.cpu()) and torch.equal(x.labels.cpu(), y.labels.cpu())
+        for x, y in zip(a.batches, b.batches)
+    )
+
+
+def _widths(model, train, task, eps: float, inv) -> dict:
+    return random_direction_widths(
+        model,
+        train,
+        task,
+        eps,
+        draws=int(inv.get("draws", 5)),
+        seed=int(inv.get("seed", 0)),
+        step=float(inv.get("step", 0.05)),
+        t_max=float(inv.get("max", 1.0)),
+        bisect=int(inv.get("bisect", 6)),
+        params=_selector(inv.get("params", "all")),
+        bias_and_norm=str(inv.get("bias_and_norm", "exclude")),
+    )
+
+
+def _selector(value):
+    return str(value) if isinstance(value, str) else [str(v) for v in value]
+
+
+def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
+    """The measures at θ1 that evaluate the model (module docstring): invariant, adaptive, matched,
+    train_loss_theta1. Empty when none is enabled."""
+    if cfg is None:
+        return {}
+    a = cfg.analysis
+    inv, ada, mat = a.get("invariant") or {}, a.get("adaptive") or {}, a.get("matched") or {}
+    wanted = bool(inv.get("enabled")) or bool(ada.get("enabled")) or mat.get("run") not in (None, "")
+    if not wanted:
+        return {}
+    if rd is None:
+        raise AnalysisError(
+            "analysis.invariant / adaptive / matched need the run whose θ1 they measure: set run=<run dir>"
+        )
+    eps = float(a.get("epsilon", 0.1))
+    data, device = cfg.get("data"), str(cfg.get("device", "auto"))
+    model, task, train, _ = run_model_and_examples(
+        data, rd, "theta1", a.get("examples"), a.get("batch_size"), device
+    )
+    out: dict = {"train_loss_theta1": mean_loss(model, train, task), "invariant": None, "adaptive": None}
+    if inv.get("enabled"):
+        out["invariant"] = _widths(model, train, task, eps, inv)
+    if ada.get("enabled"):
+        out["adaptive"] = adaptive_sharpness(
+            model,
+            train,
+            task,
+            rho=float(ada.get("rho", 0.005)),
+            steps=int(ada.get("steps", 3)),
+            samples=int(ada.get("samples", 5)),
+            seed=int(ada.get("seed", 0)),
+            params=_selector(ada.get("params", "all")),
+            bias_and_norm=str(ada.get("bias_and_norm", "exclude")),
+        )
+    out["matched"] = None
+    if mat.get("run") not in (None, ""):
+        other = run_dir(mat.run, "analysis.matched.run")
+        om, otask, otrain, _ = run_model_and_examples(
+            data, other, "theta1", a.get("examples"), a.get("batch_size"), device
+        )
+        if otask.name != task.name or not _same_examples(train, otrain):
+            raise AnalysisError(
+                f"analysis.matched.run={other.root}: not the same task and examples as run {rd.root} "
+                f"({otask.name} vs {task.name}); match runs of one task, tokenizer and data subset"
+            )
+        target = mean_loss(om, otrain, otask)
+        curve = path_loss_of_run(data, rd, a.get("examples"), a.get("batch_size"), None, 1, device)
+        step = first_step_at_or_below(curve["steps"], curve["loss"], target)
+        matched = {"run": str(other.root), "target_loss": target, "step": step, "path_loss": curve}
+        matched["invariant"] = None
+        if step is not None and inv.get("enabled") and mat.get("invariant", True):
+            at = curve["steps"].index(step)
+            source = curve["source"][at]
+            names = list(trainable_parameters(model))
+            if source == "theta0":
+                m0, *_ = run_model_and_examples(
+                    data, rd, "theta0", a.get("examples"), a.get("batch_size"), device
+                )
+                set_weights(model, {n: p.detach() for n, p in trainable_parameters(m0).items()})
+            elif source == "snapshot":
+                snaps = run_snapshots(rd)
+                m0, *_ = run_model_and_examples(
+                    data, rd, "theta0", a.get("examples"), a.get("batch_size"), device
+                )
+                base = trainable_parameters(m0)
+                delta = snaps.delta(step, names)
+                set_weights(model, {n: base[n].detach() + delta[n].float() for n in names})
+            matched["invariant"] = _widths(model, train, task, eps, inv)
+            matched["invariant"]["step"] = step
+        out["matched"] = matched
+    return out
+
+
+def flatness_numbers(entry: dict, eps: float) -> dict:
+    """The run's `numbers` from its per_run entry (names in the module docstring)."""
+    k = f"{eps:g}"
+    nums: dict = {}
+    inv = entry.get("invariant") or {}
+    nums["invariant_width"] = inv.get("width_mean")
+    nums["invariant_width_std"] = inv.get("width_std")
+    nums["invariant_width_bounded"] = None if not inv else float(bool(inv.get("all_bounded")))
+    nums["invariant_width_abs"] = inv.get("absolute_width_mean")
+    ada = entry.get("adaptive") or {}
+    nums["adaptive_sharpness"] = ada.get("worst")
+    nums["adaptive_sharpness_average"] = ada.get("average")
+    wx = ((entry.get("width") or {}).get("x") or {}).get(k) or {}
+    nums["width_delta1"] = wx.get("units_delta1")
+    nums["width_delta1_bounded"] = None if wx.get("bounded") is None else float(bool(wx["bounded"]))
+    nums["width_abs"] = wx.get("absolute")
+    norm1 = (entry.get("scale") or {}).get("norm_theta1")
+    nums["width_rel_theta1"] = wx["absolute"] / norm1 if wx.get("absolute") is not None and norm1 else None
+    h = entry.get("hessian") or {}
+    nums["hessian_top_eig"] = (h.get("top_eigenvalues") or [None])[0]
+    nums["hessian_top_eig_normalised"] = ((h.get("normalised") or {}).get("top_eigenvalues") or [None])[0]
+    nums["hessian_trace"] = h.get("trace")
+    nums["hessian_trace_normalised"] = (h.get("normalised") or {}).get("trace")
+    loss = entry.get("train_loss_theta1")
+    if loss is None and entry.get("key") == "train_loss":
+        loss = (entry.get("noise") or {}).get("center_value")
+    nums["train_loss_theta1"] = loss
+    m = entry.get("matched") or {}
+    nums["matched_loss_step"] = m.get("step")
+    nums["matched_target_loss"] = m.get("target_loss")
+    nums["invariant_width_matched"] = (m.get("invariant") or {}).get("width_mean")
+    return nums
+
+
 def flatness(
     surfaces: Sequence[str | os.PathLike] = (),
     runs: Sequence[str | os.PathLike] = (),
@@ -279,19 +456,28 @@ def flatness(
 ) -> dict:
     """The flatness analysis JSON (one surface per run; `cfg` only for the Hessian hook)."""
     surfaces, runs = list(surfaces), list(runs)
-    hess = cfg is not None and bool((cfg.analysis.get("hessian") or {}).get("enabled", False))
-    if not surfaces and not (runs and hess):
+    a = cfg.analysis if cfg is not None else {}
+    at_theta1 = cfg is not None and any(
+        bool((a.get(m) or {}).get("enabled", False)) for m in ("hessian", "invariant", "adaptive")
+    )
+    if not surfaces and not (runs and at_theta1):
         raise AnalysisError(
-            "analysis=flatness needs surface=<surface .h5> (or surfaces=[...]), or run= with analysis.hessian.enabled=true"
+            "analysis=flatness needs surface=<surface .h5> (or surfaces=[...]), or run= with "
+            "analysis.hessian / invariant / adaptive enabled"
         )
     if surfaces and runs and len(runs) != len(surfaces):
         raise AnalysisError(
             f"analysis=flatness: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run)"
         )
     epsilons = [float(e) for e in epsilons]
+    eps = float(a.get("epsilon", epsilons[0] if epsilons else 0.1)) if cfg is not None else None
+    if eps is not None and eps not in epsilons:
+        epsilons.append(eps)
     if any(not e > 0 for e in epsilons):
-        raise AnalysisError(f"analysis.epsilons must be positive loss increases, got {epsilons}")
-    infos, per_run, inputs, scalars = [], [], [], []
+        raise AnalysisError(
+            f"analysis.epsilons / analysis.epsilon must be positive loss increases, got {epsilons}"
+        )
+    infos, per_run, inputs, scalars, numbers = [], [], [], [], []
     for i in range(max(len(surfaces), len(runs))):
         path = surfaces[i] if surfaces else None
         surface = load_surface_checked(path) if path is not None else None
@@ -326,6 +512,8 @@ def flatness(
                 "hessian": None,
             }
         entry["hessian"] = hessian_entry(cfg, rd)
+        entry |= run_measures(cfg, rd)
+        numbers.append(flatness_numbers(entry, eps if eps is not None else epsilons[0]))
         infos.append(info)
         per_run.append(entry)
         row: dict = {}
@@ -351,7 +539,13 @@ def flatness(
         scalars.append(row)
     check_same_group(infos)
     return analysis_result(
-        "flatness", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars
+        "flatness",
+        {"runs": [i.run for i in infos], "surfaces": inputs},
+        infos,
+        per_run,
+        scalars,
+        numbers,
+        epsilon=eps,
     )
 
 

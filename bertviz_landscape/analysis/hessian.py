@@ -41,6 +41,11 @@ notes/ANALYSIS_SCHEMA.md, ``analysis=flatness``)::
     num_parameters       int      dimension of the Hessian
     parameters           {selectors, bias_and_norm}
     hvp, tol, k, ncv, max_iter, seed, hessian_vector_products, seconds_per_hvp, lanczos_seconds, hutchinson_seconds
+    normalised           {top_eigenvalues, converged, trace, trace_stderr} of |θ|⊙H⊙|θ| (`normalised`:
+                         NormalisedHessianVectorProduct — unchanged by function-preserving rescalings)
+    groups               {layer: {num_parameters, top_eigenvalue[, top_eigenvalue_normalised],
+                         hessian_vector_products}}: the top eigenvalue of each layer group's diagonal
+                         block (`groups`; layer groups of parameters.layer_map)
     checkpoint {role, path, sha256}, data {...the examples...}, device   (from `hessian_entry`)
 """
 
@@ -55,7 +60,7 @@ import numpy as np
 import torch
 
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.parameters import is_bias_or_norm, select_parameters, trainable_parameters
+from bertviz_landscape.parameters import is_bias_or_norm, layer_map, select_parameters, trainable_parameters
 
 HVP_METHODS = ("jvp", "double_backward")
 
@@ -176,6 +181,27 @@ class HessianVectorProduct:
         return result
 
 
+class NormalisedHessianVectorProduct:
+    """v ↦ |θ|⊙H(|θ|⊙v): the Hessian in the coordinates u_i = θ_i/|θ_i| of each weight's own scale
+    (the elementwise-adaptive normalisation of Kwon et al. 2021; Tsuzuku et al. 2020's normalised
+    sharpness). A rescaling θ' = Dθ (D diagonal, positive, function-preserving) gives H' = D⁻¹HD⁻¹
+    and |θ'| = D|θ|, so this operator — hence its eigenvalues and trace — is unchanged, while H's
+    are not."""
+
+    def __init__(self, hvp: HessianVectorProduct):
+        self.inner = hvp
+        self.scale = torch.cat([p.detach().abs().reshape(-1) for p in hvp.params]).to(torch.float32)
+        self.dim, self.num_examples = hvp.dim, hvp.num_examples
+
+    @property
+    def products(self) -> int:
+        return self.inner.products
+
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        v = flat.to(self.scale.device, torch.float32) * self.scale
+        return self.inner(v).mul_(self.scale)
+
+
 def default_ncv(k: int, n: int) -> int:
     """Lanczos vectors kept: max(2k+1, k+8) (scipy's default is max(2k+1, 20)): the first
     convergence check comes after ncv products, and a network's outlying top eigenvalues
@@ -270,6 +296,8 @@ def hessian_spectrum(
     bias_and_norm: str = "include",
     hvp: str = "double_backward",
     ncv: int | None = None,
+    normalised: bool = False,
+    groups: bool = False,
 ) -> dict:
     """Top-k eigenvalues (Lanczos) and trace (Hutchinson) of the Hessian of J at the model's
     current weights. `batches`: an `EvalSet` or its `.batches` (the fixed examples); `task`: the
@@ -302,6 +330,32 @@ def hessian_spectrum(
             "lanczos_seconds": 0.0,
         }
     out |= hutchinson_trace(op, int(hutchinson_samples), int(seed))
+    if normalised:  # the |θ|-normalised Hessian (NormalisedHessianVectorProduct): rescaling-invariant
+        nop = NormalisedHessianVectorProduct(op)
+        top = top_eigenvalues(nop, max(int(k), 1), float(tol), int(max_iter), ncv, int(seed))
+        tr = hutchinson_trace(nop, int(hutchinson_samples), int(seed))
+        out["normalised"] = {
+            "top_eigenvalues": top["top_eigenvalues"],
+            "converged": top["converged"],
+            "trace": tr["trace"],
+            "trace_stderr": tr["trace_stderr"],
+        }
+    if groups:  # the top eigenvalue of each layer group's diagonal block of H (and of the normalised H)
+        out["groups"] = {}
+        for layer, members in layer_map(names).items():
+            sub = HessianVectorProduct(model, batches, task, members, hvp)
+            if sub.dim < 2:
+                continue
+            entry = {"num_parameters": sub.dim}
+            entry["top_eigenvalue"] = top_eigenvalues(sub, 1, float(tol), int(max_iter), None, int(seed))[
+                "top_eigenvalues"
+            ][0]
+            if normalised:
+                entry["top_eigenvalue_normalised"] = top_eigenvalues(
+                    NormalisedHessianVectorProduct(sub), 1, float(tol), int(max_iter), None, int(seed)
+                )["top_eigenvalues"][0]
+            entry["hessian_vector_products"] = sub.products
+            out["groups"][layer] = entry
     out |= {
         "num_examples": op.num_examples,
         "num_parameters": op.dim,
@@ -359,6 +413,8 @@ def hessian_entry(cfg, run) -> dict:
         bias_and_norm=str(h.get("bias_and_norm", "include")),
         hvp=str(h.get("hvp", "double_backward")),
         ncv=None if h.get("ncv") is None else int(h.ncv),
+        normalised=bool(h.get("normalised", True)),
+        groups=bool(h.get("groups", False)),
     )
     out["checkpoint"] = {"role": "theta1", "path": str(theta1), "sha256": content_hash(theta1)}
     out["data"] = data.describe() | {"split": "train", "eval_batch_size": data.eval_batch_size}

@@ -19,6 +19,15 @@ file (so the projection uses exactly the surface's axes):
   the step metrics.json records for that epoch), projected the same way, with the surface's
   dev_error at its paper projection and the dev error the run recorded after that epoch.
 
+- the path loss (`path_loss.enabled`; analysis/path_loss.py): the eval-mode training loss on a fixed
+  train subset at θ0, every snapshot and θ1 — the loss along the actual path (the honest height of
+  the trajectory on a figure) — with the steps to `path_loss.threshold` and the area under the curve.
+
+``numbers`` (per run; null when the path loss is not enabled): ``steps_to_threshold`` (first step
+with J ≤ threshold; null if never reached), ``path_loss_auc`` (mean J over normalised steps
+s/S ∈ [0, 1], trapezoid), ``final_path_loss`` (J(θ1)), ``initial_path_loss`` (J(θ0)),
+``path_loss_threshold`` (the threshold used), ``max_distance_from_plane``, ``final_distance_from_plane``.
+
 Inner products are over the direction file's parameters (the surface's parameter space), in
 float64. Memory stays bounded: the projection reads one snapshot at a time (memory-mapped), the
 Gram one chunk of rows of every snapshot at a time (`pca.memory_mb`).
@@ -59,6 +68,7 @@ from bertviz_landscape.analysis.common import (
     run_dir,
     surface_input,
 )
+from bertviz_landscape.analysis.path_loss import path_loss_of_run
 from bertviz_landscape.analysis.registry import register
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import BadInput
@@ -563,8 +573,10 @@ def trajectory(
     pca_surface: PcaSurfaceRequest | None = None,
     source: str = "auto",
     pca_enabled: bool = True,
+    path_loss: dict | None = None,
 ) -> dict:
-    """The trajectory analysis JSON for `runs[i]` on `surfaces[i]` (several seeds of one (task, init))."""
+    """The trajectory analysis JSON for `runs[i]` on `surfaces[i]` (several seeds of one (task, init)).
+    `path_loss`: {"enabled", "examples", "batch_size", "threshold", "every", "data", "device"}."""
     runs, surfaces = list(runs), list(surfaces)
     if not runs:
         raise AnalysisError("analysis=trajectory needs run=<run dir> (or runs=[...])")
@@ -604,10 +616,36 @@ def trajectory(
             source,
             pca_enabled,
         )
+        pl = path_loss or {}
+        entry["path_loss"] = None
+        if pl.get("enabled"):
+            entry["path_loss"] = path_loss_of_run(
+                pl.get("data"),
+                run_dir(run),
+                pl.get("examples"),
+                pl.get("batch_size"),
+                pl.get("threshold"),
+                int(pl.get("every", 1)),
+                str(pl.get("device", "auto")),
+            )
         infos.append(info)
         per_run.append(entry)
         inputs.append(surf_in)
     check_same_group(infos)
+    numbers = []
+    for entry in per_run:
+        curve = entry["path_loss"] or {}
+        numbers.append(
+            {
+                "steps_to_threshold": curve.get("steps_to_threshold"),
+                "path_loss_auc": curve.get("path_loss_auc"),
+                "final_path_loss": curve.get("final_path_loss"),
+                "initial_path_loss": curve.get("initial_path_loss"),
+                "path_loss_threshold": curve.get("threshold"),
+                "max_distance_from_plane": max(entry["distance_from_plane"]),
+                "final_distance_from_plane": entry["distance_from_plane"][-1],
+            }
+        )
     scalars = []
     for entry in per_run:
         ratios = entry["pca"]["explained_variance_ratio"] or [math.nan]
@@ -624,7 +662,7 @@ def trajectory(
             }
         )
     return analysis_result(
-        "trajectory", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars
+        "trajectory", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars, numbers
     )
 
 
@@ -657,4 +695,9 @@ def trajectory_from_config(cfg: DictConfig) -> dict:
         pca_surface=pca_surface,
         source=str(a.get("source", "auto")),
         pca_enabled=bool(a.pca.get("enabled", True)),
+        path_loss={
+            **(OmegaConf.to_container(a.path_loss, resolve=True) if a.get("path_loss") else {}),
+            "data": cfg.get("data"),
+            "device": str(cfg.get("device", "auto")),
+        },
     )

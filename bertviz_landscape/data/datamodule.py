@@ -1,6 +1,14 @@
-"""The LightningDataModule: one GLUE task, tokenised once, padded per batch."""
+"""The LightningDataModule: one GLUE task, tokenised once, padded per batch.
+
+Batches are padded to their longest example, so random batches of short and long sentences
+spend most of their compute on padding (SST-2, batch 16: 2.6x the real tokens).
+``data.group_by_length=true`` draws batches of similar length instead (`LengthGroupedShuffle`):
+the same examples once per epoch, seeded, with the padding mostly gone.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -30,6 +38,50 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
+class LengthGroupedShuffle(EpochShuffle):
+    """Length-grouped batches (the ``group_by_length`` idea): a seeded random permutation is cut
+    into mega-batches of ``mega_batches * batch_size`` examples, each mega-batch is sorted by
+    length (longest first; ties keep the permutation's order) and cut into batches, and the
+    batches are then shuffled. Every example comes exactly once per epoch, and the order depends
+    only on (seed, epoch), as `EpochShuffle`'s.
+
+    It yields indices, so a DataLoader with the same ``batch_size`` (and ``drop_last=False``) cuts
+    them into exactly these batches: the one short batch (when the size is not a multiple of
+    ``batch_size``) is always last.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, mega_batches: int = 50) -> None:
+        if batch_size < 1 or mega_batches < 1:
+            raise ValueError(f"batch_size and mega_batches must be >= 1, got {batch_size}, {mega_batches}")
+        super().__init__(len(lengths), seed)
+        self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+        self.batch_size, self.mega_batches = int(batch_size), int(mega_batches)
+
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches, in the order they are drawn."""
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)
+        mega = self.mega_batches * self.batch_size
+        full, short = [], []
+        for start in range(0, self.size, mega):
+            chunk = order[start : start + mega]
+            # stable sort: equal lengths keep the random order, so the result is one fixed permutation
+            chunk = chunk[torch.sort(self.lengths[chunk], descending=True, stable=True).indices]
+            for b in range(0, len(chunk), self.batch_size):
+                (full if len(chunk) - b >= self.batch_size else short).append(chunk[b : b + self.batch_size])
+        shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+        return [b.tolist() for b in shuffled + short]
+
+    def __iter__(self):
+        return iter([i for batch in self.batches() for i in batch])
+
+
+def padding_ratio(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """Tokens the model processes (each batch padded to its longest) per real token."""
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return padded / sum(lengths[i] for b in batches for i in b)
+
+
 class GlueDataModule(pl.LightningDataModule):
     def __init__(
         self,
@@ -45,6 +97,8 @@ class GlueDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         shuffle_seed: int = 0,
         cache_dir: str | None = None,
+        group_by_length: bool = False,
+        length_group_batches: int = 50,
     ) -> None:
         super().__init__()
         self.task = task
@@ -59,6 +113,8 @@ class GlueDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.shuffle_seed = shuffle_seed
         self.cache_dir = cache_dir
+        self.group_by_length = group_by_length
+        self.length_group_batches = length_group_batches
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         self.train_set = self.dev_set = None
 
@@ -73,11 +129,22 @@ class GlueDataModule(pl.LightningDataModule):
             self.train_set = self.load("train", self.max_train_samples)
             self.dev_set = self.load("dev", self.max_eval_samples)
 
+    def train_lengths(self) -> list[int]:
+        """Tokens per train example (before padding)."""
+        return [len(ids) for ids in self.train_set.with_format(None)["input_ids"]]
+
+    def train_sampler(self) -> EpochShuffle:
+        if self.group_by_length:
+            return LengthGroupedShuffle(
+                self.train_lengths(), self.batch_size, self.shuffle_seed, self.length_group_batches
+            )
+        return EpochShuffle(len(self.train_set), self.shuffle_seed)
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            sampler=EpochShuffle(len(self.train_set), self.shuffle_seed),
+            sampler=self.train_sampler(),
             collate_fn=self.collate,
             num_workers=self.num_workers,
         )

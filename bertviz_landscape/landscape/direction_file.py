@@ -6,6 +6,9 @@ every MPI worker reads; so do we. HDF5 (format ``bertviz-directions/1``):
 Groups ``xdirection`` and (2D) ``ydirection``
     one float32 dataset per moved parameter, named by its Hugging Face parameter name
     (parameters outside the selection, or biases/LayerNorm when excluded, are absent: zero).
+Datasets (``recipe=pca`` only, Li et al.'s names, what their ``plot_2D.plot_contour_trajectory``
+reads for its axis labels): ``explained_variance_ratio_``, ``explained_variance_``,
+``singular_values_`` [k] of the trajectory PCA the directions came from.
 Attributes
     ``format``; ``recipe``; ``center`` (theta0|theta1|theta2); ``key`` (fingerprint of the
     recipe request and the checkpoints' hashes); JSON strings ``info`` (the recipe's own
@@ -33,6 +36,11 @@ from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape.directions import Directions
 
 FORMAT = "bertviz-directions/1"
+LI_PCA_KEYS = {  # Li et al.'s dataset name → our `info` key (recipe=pca)
+    "explained_variance_ratio_": "explained_variance_ratio",
+    "explained_variance_": "explained_variance",
+    "singular_values_": "singular_values",
+}
 
 
 def beside(surface: str | os.PathLike) -> Path:
@@ -53,6 +61,9 @@ def write_directions(
             f.attrs["info"] = json.dumps(directions.info, default=str)
             f.attrs["summary"] = json.dumps(directions.summary(), default=str)
             f.attrs["checkpoints"] = json.dumps(checkpoints)
+            for li, ours in LI_PCA_KEYS.items():
+                if directions.recipe == "pca" and (directions.info or {}).get(ours) is not None:
+                    f[li] = np.asarray(directions.info[ours], dtype=np.float64)
             for group, tensors in (("xdirection", directions.x), ("ydirection", directions.y)):
                 if tensors is None:
                     continue

@@ -323,6 +323,8 @@ def pca_directions(
         "snapshots": str(snapshots.directory),
         "num_snapshots": T,
         "explained_variance_ratio": [float(evals[i]) / total for i in range(k)],
+        "explained_variance": [float(evals[i]) / (T - 1) for i in range(k)],  # sklearn's λ/(n − 1)
+        "singular_values": [math.sqrt(float(evals[i])) for i in range(k)],
         "scale": scale,
         "bias_and_norm": bias_and_norm,
     }

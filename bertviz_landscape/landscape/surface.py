@@ -9,14 +9,22 @@ Datasets
     ``contour(x, y, Z)`` and Li et al.'s ``plot_2D.py`` read. Non-finite values are stored as
     they came (NaN/inf).
     Li et al.'s alias keys are written too, so their ``plot_1D.py``/``plot_2D.py`` read our
-    files: ``test_loss`` (= ``dev_loss``), and where the task has accuracy ``train_acc`` and
-    ``test_acc`` in **percent** (as Li stores them).
+    files: ``test_loss`` (= ``dev_loss``); where the task has accuracy ``train_acc`` and
+    ``test_acc`` in **percent** (as Li stores them); ``train_err`` and ``test_err``
+    (= 100 · ``train_error`` / ``dev_error``, percent: Li's error is 100 − accuracy, ours
+    1 − primary metric, so for F1/correlation tasks it is 100·(1 − that metric)).
 Attributes
     ``format`` ("bertviz-surface/2"), ``layout`` ("yx": the sentence above), ``li_aliases``
     (JSON list of the alias keys), ``task``, ``primary_metric``, ``dimensions`` (1|2) and JSON
     strings ``directions`` (recipe, centre, norms, cosine, per-layer norms, explained variance,
     the direction file), ``checkpoints`` (role → path, sha256), ``data`` (splits, subset
     sizes, seed), ``grid``, ``evaluation`` (precision, cache).
+
+`minimum_on_edge(surface, key)` says when the lowest value lies on the grid's edge (the grid
+cropped the basin) and which ``grid.*`` override widens it. `write_vts(surface, path)` exports a
+2D surface as a VTK structured grid (``.vts``, through pyvista, optional: ``pip install pyvista``)
+that ParaView opens, one point array per value, right for non-square grids (Li et al.'s
+``h52vtp.py`` assumes nx = ny).
 
 `load_surface` reads this layout, our older "bertviz-surface/1" files (stored [i, j] ↔
 (x[i], y[j]); transposed on reading) and Li et al.'s own files (``train_loss``/``train_acc``/
@@ -87,10 +95,97 @@ def li_aliases(surface: Surface) -> dict[str, np.ndarray]:
     out = {}
     if "dev_loss" in surface.values:
         out["test_loss"] = surface.values["dev_loss"]
-    for split, li in (("train", "train_acc"), ("dev", "test_acc")):
+    for split, li in (("train", "train"), ("dev", "test")):
         if f"{split}_accuracy" in surface.values:
-            out[li] = 100.0 * np.asarray(surface.values[f"{split}_accuracy"], dtype=np.float64)
+            out[f"{li}_acc"] = 100.0 * np.asarray(surface.values[f"{split}_accuracy"], dtype=np.float64)
+        if f"{split}_error" in surface.values:
+            out[f"{li}_err"] = 100.0 * np.asarray(surface.values[f"{split}_error"], dtype=np.float64)
     return out
+
+
+def _widen(coords: np.ndarray, axis: str, side: str) -> str:
+    """The override that moves one edge of `axis` out by half the span at the same spacing."""
+    c = np.asarray(coords, dtype=np.float64)
+    span = float(c.max() - c.min())
+    step = span / max(len(c) - 1, 1)
+    extra = max(1, int(round(0.5 * span / step))) if step > 0 else 1
+    new = float(c.max() + extra * step) if side == "max" else float(c.min() - extra * step)
+    return f"grid.{axis}.{side}={new:g} grid.{axis}.num={len(c) + extra}"
+
+
+def minimum_on_edge(surface: Surface, key: str = "train_loss") -> dict | None:
+    """Where the lowest finite `key` lies on the grid's edge: {"key", "alpha", "beta", "value",
+    "edges" (e.g. ["x.max"]), "override" (the Hydra overrides that widen the grid there),
+    "message"}; None when it is inside (or `key` is absent or has no finite value)."""
+    if key not in surface.values:
+        return None
+    z = np.asarray(surface.values[key], dtype=np.float64)
+    if not np.isfinite(z).any():
+        return None
+    flat = int(np.nanargmin(np.where(np.isfinite(z), z, np.nan)))
+    edges, overrides = [], []
+    if surface.two_d:
+        j, i = np.unravel_index(flat, z.shape)
+        beta = float(surface.y[j])
+        checks = [("x", i, len(surface.x), surface.x), ("y", j, len(surface.y), surface.y)]
+    else:
+        i, beta = flat, None
+        checks = [("x", i, len(surface.x), surface.x)]
+    for axis, idx, n, coords in checks:
+        if n < 2:
+            continue
+        for side, at in (("min", 0), ("max", n - 1)):
+            if idx == at:
+                edges.append(f"{axis}.{side}")
+                overrides.append(_widen(coords, axis, side))
+    if not edges:
+        return None
+    alpha = float(surface.x[i])
+    where = f"α={alpha:g}" + ("" if beta is None else f", β={beta:g}")
+    override = " ".join(overrides)
+    return {
+        "key": key,
+        "alpha": alpha,
+        "beta": beta,
+        "value": float(z.flat[flat]),
+        "edges": edges,
+        "override": override,
+        "message": (
+            f"{key.replace('train_', 'training ').replace('_', ' ')}: the lowest point ({where}) "
+            f"lies on the grid's edge ({', '.join(edges)}): "
+            f"the basin may extend past it; widen with {override}"
+        ),
+    }
+
+
+def write_vts(surface: Surface, path: str | os.PathLike, height: str = "train_loss") -> Path:
+    """The 2D surface as a VTK structured grid (XML ``.vts``) for ParaView: points (α, β, `height`),
+    dimensions (nx, ny, 1), one point array per value (non-finite values stored as NaN), written
+    atomically. Needs pyvista (optional dependency)."""
+    try:
+        import pyvista  # optional: the VTK wheel is large and only this export needs it
+    except ImportError as err:
+        raise ImportError("write_vts needs pyvista: pip install pyvista") from err
+    if not surface.two_d:
+        raise ValueError("write_vts exports 2D surfaces; this one is 1D")
+    if height not in surface.values:
+        raise KeyError(f"write_vts: no value {height!r} (has {', '.join(sorted(surface.values))})")
+    xx, yy = np.meshgrid(np.asarray(surface.x, np.float64), np.asarray(surface.y, np.float64))  # [ny, nx]
+    zz = np.asarray(surface.values[height], dtype=np.float64)
+    zz = np.where(np.isfinite(zz), zz, np.nan)
+    # VTK orders points x fastest: the Fortran ravel of [nx, ny] arrays, i.e. the C ravel of [ny, nx]
+    grid = pyvista.StructuredGrid(xx.T, yy.T, zz.T)
+    for key, arr in {**surface.values, **li_aliases(surface)}.items():
+        a = np.asarray(arr, dtype=np.float64)
+        grid.point_data[key] = np.where(np.isfinite(a), a, np.nan).ravel(order="C")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        real = Path(str(tmp))
+        target = real if real.suffix == ".vts" else real.with_suffix(".vts")
+        grid.save(str(target))
+        if target != real:
+            os.replace(target, real)
+    return path
 
 
 def write_surface(path: str | os.PathLike, surface: Surface) -> Path:

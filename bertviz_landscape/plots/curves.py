@@ -1,7 +1,9 @@
 """1D loss curves (the paper's Figure 1): J(θ0 + α·δ1) of the pretrained and the from-scratch
-run of one task on one plot — training loss on the left axis (solid), dev error on the right
-axis (dashed), a ±1 standard-error band where the surface recorded ``{split}_loss_stderr``.
-θ0 is at α = 0, θ1 at α = 1 (dotted verticals). Non-finite points are masked.
+run of one task, in two panels that share α: training loss on top, dev error below (each its
+own labelled axis, never a second y-axis over the first). A ±1 standard-error band where the
+surface recorded ``{split}_loss_stderr``, inside the axis limits (never clipped). θ0 is at
+α = 0, θ1 at α = 1 (dotted verticals). Non-finite points are masked. A lowest point on the
+grid's edge is marked and named in a note with the override that widens the grid.
 """
 
 from __future__ import annotations
@@ -9,17 +11,44 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bertviz_landscape.landscape.surface import minimum_on_edge
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
 
 
+def _band(sf: SurfaceFile, key: str):
+    """(lower, upper) of the ±1 standard-error band of `key`, or None."""
+    se_key = f"{key}_stderr"
+    if se_key not in sf.surface:
+        return None
+    y = np.asarray(sf.surface[key], dtype=np.float64)
+    se = np.asarray(sf.surface[se_key], dtype=np.float64)
+    ok = np.isfinite(se) & np.isfinite(y)
+    return np.where(ok, y - se, np.nan), np.where(ok, y + se, np.nan)
+
+
+def _limits(ax, arrays, floor: float | None = None, ceiling: float | None = None) -> bool:
+    rng = style.finite_range(*arrays)
+    if rng is None:
+        return False
+    pad = 0.05 * (rng[1] - rng[0])
+    lo, hi = rng[0] - pad, rng[1] + pad
+    if floor is not None and rng[0] >= floor:
+        lo = max(lo, floor)
+    if ceiling is not None and rng[1] <= ceiling:
+        hi = min(hi, ceiling)
+    ax.set_ylim(lo, hi)
+    return True
+
+
 def loss_curves(curves: list[SurfaceFile], title: str | None = None):
     """One figure: every 1D surface in `curves` (typically the pretrained and the scratch run of
-    one task); training loss (left axis) and dev error (right axis) against α."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax_err = ax.twinx()
-    ax_err.spines["top"].set_visible(False)
-    handles = []
+    one task); training loss (top panel) and dev error (bottom panel) against α."""
+    has_err = any("dev_error" in c.surface for c in curves)
+    nrows = 2 if has_err else 1
+    fig, axes = plt.subplots(nrows, 1, figsize=(6.4, 3.0 * nrows + 1.0), sharex=True, squeeze=False)
+    ax, ax_err = axes[0][0], (axes[1][0] if has_err else None)
+    handles, notes, loss_arrays, err_arrays = [], [], [], []
     for sf in curves:
         s, colour, label = sf.surface, style.init_colour(sf.init), style.init_label(sf.init)
         x = np.asarray(s.x, dtype=np.float64)
@@ -29,18 +58,12 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
                 x, y, "-", color=colour, marker="o", markersize=3, label=f"{label}: {style.TRAIN_LOSS}"
             )
             handles.append(h)
-            if "train_loss_stderr" in s:
-                se = np.asarray(s["train_loss_stderr"], dtype=np.float64)
-                ok = np.isfinite(se) & ~np.ma.getmaskarray(y)
-                ax.fill_between(
-                    x,
-                    np.where(ok, y.filled(np.nan) - se, np.nan),
-                    np.where(ok, y.filled(np.nan) + se, np.nan),
-                    color=colour,
-                    alpha=0.2,
-                    linewidth=0,
-                )
-        if "dev_error" in s:
+            loss_arrays.append(s["train_loss"])
+            band = _band(sf, "train_loss")
+            if band is not None:
+                ax.fill_between(x, *band, color=colour, alpha=0.2, linewidth=0)
+                loss_arrays += list(band)
+        if "dev_error" in s and ax_err is not None:
             (h,) = ax_err.plot(
                 x,
                 style.masked(s["dev_error"]),
@@ -51,28 +74,51 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
                 label=f"{label}: {style.DEV_ERROR}",
             )
             handles.append(h)
-    for a in (0.0, 1.0):
-        ax.axvline(a, color="0.6", linestyle=":", linewidth=1)
-    ax.set_xlabel(style.axis_labels(curves[0].recipe if curves else None)[0])
-    ax.set_ylabel(f"{style.TRAIN_LOSS} (solid)")
-    ax_err.set_ylabel(
-        f"{style.DEV_ERROR} = 1 − {curves[0].surface.meta.get('primary_metric', 'metric') if curves else 'metric'} (dashed)"
-    )
-    rng = style.finite_range(*[c.surface["train_loss"] for c in curves if "train_loss" in c.surface])
-    if rng is None:
+            err_arrays.append(s["dev_error"])
+        for key, target in (("train_loss", ax), ("dev_error", ax_err)):
+            edge = minimum_on_edge(s, key) if target is not None else None
+            if edge is not None:
+                target.plot(
+                    [edge["alpha"]],
+                    [edge["value"]],
+                    "X",
+                    color=colour,
+                    markeredgecolor="black",
+                    markersize=9,
+                    zorder=5,
+                )
+                notes.append(f"{label}: {edge['message']}")
+    if not _limits(ax, loss_arrays):
         style.no_data(ax)
-    else:
-        pad = 0.05 * (rng[1] - rng[0])
-        ax.set_ylim(rng[0] - pad, rng[1] + pad)
-    erng = style.finite_range(*[c.surface["dev_error"] for c in curves if "dev_error" in c.surface])
-    if erng is not None:
-        ax_err.set_ylim(max(0.0, erng[0] - 0.05), min(1.0, erng[1] + 0.05) if erng[1] <= 1 else erng[1])
+    ax.set_ylabel(style.TRAIN_LOSS)
+    if ax_err is not None:
+        _limits(ax_err, err_arrays, floor=0.0, ceiling=1.0)
+        metric = curves[0].surface.meta.get("primary_metric", "metric") if curves else "metric"
+        ax_err.set_ylabel(f"{style.DEV_ERROR} = 1 − {metric}")
+    for a_ in [a[0] for a in axes]:
+        for a in (0.0, 1.0):
+            a_.axvline(a, color="0.6", linestyle=":", linewidth=1)
+    axes[-1][0].set_xlabel(style.axis_labels(curves[0].recipe if curves else None)[0])
     ymin, ymax = ax.get_ylim()
     ax.text(0.0, ymax, " θ0", va="top", ha="left", color="0.4", fontsize=8)
     ax.text(1.0, ymax, " θ1", va="top", ha="left", color="0.4", fontsize=8)
-    if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
     task = curves[0].task if curves else ""
-    ax.set_title(title or f"{task}: 1D loss curves along δ1, pretrained vs from scratch")
-    fig.tight_layout()
+    fig.suptitle(title or f"{task}: 1D loss curves along δ1, pretrained vs from scratch")
+    if any("train_loss_stderr" in c.surface for c in curves):
+        notes.insert(0, "band: ±1 standard error of the mean loss over the examples")
+    height = fig.get_figheight()
+    for k, text in enumerate(reversed(notes)):
+        fig.text(0.01, 0.005 + k * 0.19 / height, text, fontsize=7, color="0.25", ha="left", va="bottom")
+    bottom = 0.01 + len(notes) * 0.19 / height
+    if handles:
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=2,
+            fontsize=8,
+            bbox_to_anchor=(0.5, bottom),
+            frameon=False,
+        )
+    fig.tight_layout(rect=(0, bottom + (0.55 / height if handles else 0), 1, 1))
+    fig._bertviz_notes = notes
     return fig

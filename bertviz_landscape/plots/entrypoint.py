@@ -25,7 +25,13 @@ def run(cfg: DictConfig) -> dict:
     if not results.is_dir():
         raise BadInput(f"results={results}: no such directory")
     out = Path(cfg.output) if cfg.get("output") else results / "figures"
-    manifest = draw_all(results, out, interactive=bool(cfg.interactive), formats=tuple(cfg.formats))
+    manifest = draw_all(
+        results,
+        out,
+        interactive=bool(cfg.interactive),
+        formats=tuple(cfg.formats),
+        trajectory_projection=str(cfg.trajectory_projection),
+    )
     for fig in manifest["figures"]:
         log.info("%-14s %s", fig["kind"], ", ".join(fig["files"]))
     if cfg.get("report", True):

@@ -4,7 +4,8 @@
 (a) relative change ‖θ1ˡ − θ0ˡ‖/‖θ0ˡ‖ per layer (embeddings, layer 1 … L, pooler, head);
 (b) dev error after rolling layers back to θ0 (single layers, bottom-k, top-k; "none" is θ1);
 (c, d) per-layer 1D curves: training loss when only that layer moves along its slice of δ1,
-one panel per init, layers coloured bottom (dark) to top (light).
+one panel per init, one distinct colour per layer (tab10; tab20 past ten layers).
+"bottom k" / "top k" are defined on the figure (ROLLBACK_NOTE) and name the layers they span.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bertviz_landscape.plots import style
+
+LINESTYLES = ["-", "--", ":", "-."]
+ROLLBACK_NOTE = (
+    "roll-back: the named layers set back to θ0, every other layer at θ1. bottom k = the k lowest groups "
+    "counted from the embeddings (emb, L1, …); top k = the k highest counted from the head "
+    "(head, pool, the last layer, …); "
+    "none = θ1, all = θ0"
+)
 
 
 def _label(layer: str) -> str:
@@ -23,10 +32,15 @@ def _label(layer: str) -> str:
 
 def _rollback_label(entry: dict) -> str:
     kind, k, layers = entry.get("kind"), entry.get("k"), entry.get("layers") or []
+    span = (
+        f" ({_label(layers[0])}–{_label(layers[-1])})"
+        if len(layers) > 1
+        else (f" ({_label(layers[0])})" if layers else "")
+    )
     if kind == "bottom_k":
-        return f"bottom {k}"
+        return f"bottom {k}{span}"
     if kind == "top_k":
-        return f"top {k}"
+        return f"top {k}{span}"
     if kind in ("none", "all"):
         return {"none": "none (θ1)", "all": "all (θ0)"}[kind]
     return "+".join(_label(x) for x in layers)
@@ -56,21 +70,21 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
             vals = [float(e.get("dev_error", np.nan)) for e in rb]
             pos = np.arange(len(rb)) + (n - (len(inits) - 1) / 2) * width
             ax_rb.barh(pos, vals, height=width, color=style.init_colour(init), label=style.init_label(init))
-            ax_rb.set_yticks(np.arange(len(rb)), labels, fontsize=7)
+            ax_rb.set_yticks(np.arange(len(rb)), labels, fontsize=8.5)
         if n < len(curve_axes):
             ax = curve_axes[n]
             curves = pr.get("curves") or {}
-            cmap = plt.get_cmap("viridis")
             names = [layer for layer in layers if layer in curves] or list(curves)
+            palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors  # distinct hues
             for i, layer in enumerate(names):
                 c = curves[layer]
                 ax.plot(
                     c.get("alpha", []),
                     style.masked(c.get("train_loss", [])),
-                    "-",
+                    LINESTYLES[(i // len(palette)) % len(LINESTYLES)],
                     marker=".",
                     markersize=3,
-                    color=cmap(i / max(1, len(names) - 1) * 0.9),
+                    color=palette[i % len(palette)],
                     label=_label(layer),
                 )
             if not names:
@@ -96,5 +110,6 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
     else:
         style.no_data(ax_rb, "no roll-back results")
     fig.suptitle(f"{task}: layer-wise analysis")
-    fig.tight_layout()
+    fig.text(0.01, 0.005, ROLLBACK_NOTE, fontsize=8, color="0.25", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig

@@ -7,10 +7,14 @@ and trajectory projection files are recognised and skipped), analysis JSONs (for
 ``<out>/interactive/<...>.html``; ``<out>/figures.json`` lists them:
 
     {"format": "bertviz-figures/1", "results": dir,
-     "figures": [{"kind": "curve1d"|"surface2d"|"surface3d"|"interactive3d"|"layers"|
+     "figures": [{"kind": "curve1d"|"surface2d"|"surface2d_compare"|"surface3d"|"interactive3d"|"layers"|
                   "dev_per_epoch"|"flatness"|"trajectory", "task": str, "init": str|null,
                   "files": [path, ...], "sources": [path, ...], "caption": str}, ...],
+     "warnings": [{"surface", "task", "init", "key", "edges", "override", "message"}],
      "skipped": [{"path": str, "reason": str}]}
+
+A warning is a minimum on the grid's edge (`landscape.surface.minimum_on_edge`): logged, listed
+here, noted on the figure, and repeated by the report.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.errors import BadInput
+from bertviz_landscape.landscape.surface import minimum_on_edge
 from bertviz_landscape.names import confine
 from bertviz_landscape.plots import curvature, curves, layers, longtrain, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import (
@@ -34,6 +40,7 @@ from bertviz_landscape.plots.inputs import (
 
 log = logging.getLogger(__name__)
 FIGURES_FORMAT = "bertviz-figures/1"
+EDGE_KEYS = ("train_loss", "dev_error")  # the values whose minimum a grid must not crop
 
 
 @dataclass
@@ -122,18 +129,49 @@ def _trajectory_for(results: Results, sf: SurfaceFile) -> dict | None:
     return next((d for d in candidates if analysis_identity(d) == (sf.task, sf.init)), None)
 
 
+def edge_warnings(results: Results) -> list[dict]:
+    """Every surface whose lowest training loss or dev error lies on the grid's edge, each logged
+    as a warning naming the override that widens the grid."""
+    out = []
+    for sf in results.surfaces:
+        for key in EDGE_KEYS:
+            edge = minimum_on_edge(sf.surface, key)
+            if edge is None:
+                continue
+            entry = {
+                "surface": str(sf.path),
+                "task": sf.task,
+                "init": sf.init,
+                "key": key,
+                "edges": edge["edges"],
+                "override": edge["override"],
+                "message": f"{sf.task} · {style.init_label(sf.init)} ({sf.path.name}): {edge['message']}",
+            }
+            log.warning("%s", entry["message"])
+            out.append(entry)
+    return out
+
+
 def draw_all(
     results_dir: str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
     interactive: bool = True,
     formats: tuple[str, ...] = ("png", "pdf"),
+    trajectory_projection: str = "lstsq",
 ) -> dict:
     """Draw every figure `results_dir` supports into `out_dir` (default `<results>/figures`);
-    returns (and writes) the figures.json manifest."""
+    returns (and writes) the figures.json manifest. `trajectory_projection`: ``lstsq`` (where
+    the path is on each plane) or ``paper`` (the paper's (α_t, β_t), captioned as a projection)."""
+    if trajectory_projection not in surface2d.PROJECTIONS:
+        raise BadInput(
+            f"trajectory_projection={trajectory_projection!r}: must be one of "
+            + ", ".join(surface2d.PROJECTIONS)
+        )
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir else results_dir / "figures"
     results = Results.scan(results_dir, exclude=(out,))
     figures: list[dict] = []
+    warnings = edge_warnings(results)
 
     def add(kind, task, init, fig, stem, sources, caption):
         files = style.save_figure(fig, confine(out / stem, out, "figure file name"), formats)
@@ -155,21 +193,23 @@ def draw_all(
             lines[(sf.task, sf.recipe, _grid_name(sf))].append(sf)
     for (task, recipe, grid), group in sorted(lines.items()):
         group.sort(key=lambda s: (s.init != "pretrained", s.init))
+        fig = curves.loss_curves(group)
         add(
             "curve1d",
             task,
             None,
-            curves.loss_curves(group),
+            fig,
             f"curve1d_{task}_{recipe}_{grid}",
             [s.path for s in group],
-            f"{task}: training loss (solid, left) and dev error (dashed, right) along δ1 = θ1 − θ0, "
+            f"{task}: training loss (top panel) and dev error (bottom panel) along δ1 = θ1 − θ0, "
             + " vs ".join(style.init_label(s.init) for s in group)
             + "; θ0 at α=0, θ1 at α=1"
             + (
                 "; band: ±1 standard error over the examples"
                 if any("train_loss_stderr" in s.surface for s in group)
                 else ""
-            ),
+            )
+            + "".join(f"; {n}" for n in fig._bertviz_notes if not n.startswith("band")),
         )
 
     # 2D surfaces: contours (+ trajectory), 3D, interactive
@@ -178,15 +218,25 @@ def draw_all(
             continue
         stem = f"{sf.task}_{sf.init}_{sf.recipe}_{_grid_name(sf)}"
         traj = _trajectory_for(results, sf)
+        fig = surface2d.surface_contours(sf, traj, trajectory_projection)
+        notes = fig._bertviz_notes
         add(
             "surface2d",
             sf.task,
             sf.init,
-            surface2d.surface_contours(sf, traj),
+            fig,
             f"surface2d_{stem}",
             [sf.path] + ([traj["_path"]] if traj else []),
             f"{sf.task}, {style.init_label(sf.init)}: training loss and dev error on the ({sf.recipe}) plane"
-            + (", trajectory projected onto it" if traj else ""),
+            + (
+                ", the trajectory at its least-squares coordinates on it"
+                if traj and trajectory_projection == "lstsq"
+                else ", the trajectory in the paper's (α_t, β_t) projection"
+                if traj
+                else ""
+            )
+            + ". "
+            + "; ".join(notes),
         )
         key = "train_loss" if "train_loss" in sf.surface else sf.surface.keys()[0]
         add(
@@ -210,6 +260,32 @@ def draw_all(
                     "caption": f"{sf.task}, {style.init_label(sf.init)}: interactive 3D surface (Plotly)",
                 }
             )
+
+    # pretrained vs scratch per surface kind: one colour scale and one set of levels per value
+    kinds = defaultdict(list)
+    for sf in results.surfaces:
+        if sf.surface.two_d:
+            kinds[(sf.task, sf.recipe, _grid_name(sf))].append(sf)
+    for (task, recipe, grid), group in sorted(kinds.items()):
+        inits = {sf.init for sf in group}
+        if len(inits) < 2:
+            continue
+        group.sort(key=lambda s: (s.init != "pretrained", s.init))
+        group = [next(s for s in group if s.init == i) for i in dict.fromkeys(s.init for s in group)]
+        trajs = [_trajectory_for(results, sf) for sf in group]
+        fig = surface2d.surface_comparison(group, trajs, trajectory_projection)
+        add(
+            "surface2d_compare",
+            task,
+            None,
+            fig,
+            f"surface2d_compare_{task}_{recipe}_{grid}",
+            [s.path for s in group] + [t["_path"] for t in trajs if t],
+            f"{task}: "
+            + " vs ".join(style.init_label(s.init) for s in group)
+            + f" on their ({recipe}) planes, one colour scale and one set of contour levels per row. "
+            + "; ".join(fig._bertviz_notes),
+        )
 
     # layer-wise panels per task
     by_task = defaultdict(dict)
@@ -271,6 +347,7 @@ def draw_all(
         "format": FIGURES_FORMAT,
         "results": str(results_dir),
         "figures": figures,
+        "warnings": warnings,
         "skipped": results.skipped,
     }
     write_json_atomic(out / "figures.json", manifest)

@@ -10,49 +10,145 @@ Non-finite values (diverged far points) are masked and left blank.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 
+from bertviz_landscape.landscape.surface import minimum_on_edge
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
 
 PANELS = (("train_loss", style.TRAIN_LOSS, "loss"), ("dev_error", style.DEV_ERROR, "error"))
 
 
-def trajectory_points(trajectory: dict | None, recipe: str, projection: str = "paper") -> dict | None:
-    """{'alpha','beta','epochs': [(alpha, beta, epoch)]} of a trajectory JSON (per_run[0]) in the
-    coordinates of a surface with this recipe; None when it has none for it."""
-    if not trajectory:
-        return None
-    per_run = (trajectory.get("per_run") or [None])[0]
+PROJECTIONS = ("lstsq", "paper")
+PAPER_CAPTION = (
+    "the paper's projection (α_t = ⟨v,δ1⟩/‖δ1‖², β_t = ‖v − α_t·δ1‖/‖δ1‖): β_t is the path's distance "
+    "from the δ1 axis, not its δ2 coordinate; the contours under it are not the losses along the path"
+)
+
+
+def _names_surface(entry, sf: SurfaceFile) -> bool:
+    path = entry.get("path") if isinstance(entry, dict) else entry
+    return bool(path) and Path(str(path)).name == sf.path.name
+
+
+def _run_of(trajectory: dict, sf: SurfaceFile | None) -> dict | None:
+    """The per_run entry made on this surface (the analysis' inputs name it), else the first."""
+    per_run = trajectory.get("per_run") or []
     if not per_run:
         return None
+    if sf is not None:
+        inputs = trajectory.get("inputs") or {}
+        named = [inputs.get("surface")] if inputs.get("surface") else list(inputs.get("surfaces") or [])
+        for entry, pr in zip(named, per_run):
+            if _names_surface(entry, sf):
+                return pr
+        for pr in per_run:
+            if _names_surface((pr.get("pca") or {}).get("surface"), sf):
+                return pr
+    return per_run[0]
+
+
+def _finite_max(values) -> float | None:
+    vals = [float(v) for v in values or [] if v is not None and math.isfinite(float(v))]
+    return max(vals) if vals else None
+
+
+def trajectory_points(
+    trajectory: dict | None, recipe: str | SurfaceFile, projection: str = "lstsq"
+) -> dict | None:
+    """The trajectory of a trajectory JSON in the coordinates of a surface: {'alpha', 'beta',
+    'epochs': [(alpha, beta, epoch)], 'label', 'projection', 'max_distance' (the path's largest
+    ‖v − aδ1 − bδ2‖/‖v‖ from this plane), 'caption'}; None when it has none for this surface.
+
+    `projection`: ``lstsq`` (default) — where the path really is: its least-squares coordinates on
+    the plane (for a `pca` surface, on the trajectory's own PCA-directions surface); ``paper`` —
+    the paper's (α_t, β_t), a projection (see PAPER_CAPTION), for `difference` planes only.
+    `recipe` may be the SurfaceFile itself (then the run whose surface it is is picked)."""
+    if projection not in PROJECTIONS:
+        raise ValueError(f"trajectory projection must be one of {PROJECTIONS}, got {projection!r}")
+    sf = recipe if isinstance(recipe, SurfaceFile) else None
+    recipe = sf.recipe if sf is not None else recipe
+    if not trajectory:
+        return None
+    per_run = _run_of(trajectory, sf)
+    if not per_run:
+        return None
+    epochs: list = []
     if recipe == "pca":
         pca = per_run.get("pca") or {}
-        coords = pca.get("coordinates") or []
-        if not coords:
+        coords = pca.get("surface_coordinates") or []
+        if not coords or (sf is not None and not _names_surface(pca.get("surface"), sf)):
+            return None  # the PCA scores are centred on the snapshots' mean, not on this surface's centre
+        a, b = zip(*coords)
+        ratio = pca.get("explained_variance_ratio") or []
+        label = "trajectory (least-squares coordinates on its PCA directions)"
+        dist = _finite_max(pca.get("surface_distance_from_plane"))
+        caption = "" if len(ratio) < 2 else f"PCA directions explain {100 * (ratio[0] + ratio[1]):.1f}% "
+        caption += "of the trajectory's variance" if caption else ""
+        return {
+            "alpha": list(a),
+            "beta": list(b),
+            "epochs": [],
+            "label": label,
+            "projection": "lstsq",
+            "max_distance": dist,
+            "caption": caption,
+        }
+    if recipe != "difference" and projection == "paper":
+        return None
+    dist = _finite_max(per_run.get("distance_from_plane"))
+    if projection == "lstsq":
+        coords = [c for c in per_run.get("lstsq") or [] if c is not None]
+        if not coords or any(c[1] is None for c in coords):
             return None
         a, b = zip(*coords)
-        return {"alpha": list(a), "beta": list(b), "epochs": [], "label": "trajectory (PCA coordinates)"}
-    if recipe != "difference":
-        return None
-    if projection == "lstsq" and per_run.get("lstsq"):
-        a, b = zip(*per_run["lstsq"])
-        label = "trajectory (least-squares projection)"
+        label = "trajectory (least-squares coordinates on the plane)"
         epochs = [
             (p["lstsq"][0], p["lstsq"][1], p["epoch"])
             for p in per_run.get("epoch_points") or []
-            if p.get("lstsq")
+            if p.get("lstsq") and p["lstsq"][1] is not None
         ]
+        caption = ""
     else:
         a, b = per_run.get("alpha") or [], per_run.get("beta") or []
-        label = "trajectory (α=⟨v,δ1⟩/‖δ1‖², β=‖v⊥‖/‖δ1‖)"
+        label = "trajectory, paper's projection (α_t, β_t = ‖v⊥‖/‖δ1‖)"
         epochs = [(p["alpha"], p["beta"], p["epoch"]) for p in per_run.get("epoch_points") or []]
+        caption = PAPER_CAPTION
     a, b = list(a), list(b)
-    if a and (a[0], b[0]) != (0, 0):  # the path starts at θ0 (v = 0), before the first snapshot
+    centred_on_theta0 = str((per_run.get("plane") or {}).get("center", "theta0")) == "theta0"
+    if a and centred_on_theta0 and (a[0], b[0]) != (0, 0):  # the path starts at θ0, before the first snapshot
         a, b = [0.0, *a], [0.0, *b]
-    return {"alpha": a, "beta": b, "epochs": epochs, "label": label}
+    return {
+        "alpha": a,
+        "beta": b,
+        "epochs": epochs,
+        "label": label,
+        "projection": projection,
+        "max_distance": dist,
+        "caption": caption,
+    }
+
+
+def distance_note(traj: dict | None) -> str:
+    """The sentence every 2D figure carries: how far the drawn path is from the drawn plane."""
+    if traj is None:
+        return "no trajectory recorded on this plane"
+    if traj.get("max_distance") is None:
+        return "the path's distance from this plane was not recorded"
+    return (
+        f"path's largest distance from this plane: {traj['max_distance']:.3f}·‖v‖ "
+        "(‖v − aδ1 − bδ2‖/‖v‖, v = θ_t − centre)"
+    )
+
+
+def edge_note(sf: SurfaceFile, key: str) -> str | None:
+    edge = minimum_on_edge(sf.surface, key)
+    return None if edge is None else edge["message"]
 
 
 def draw_markers(ax, sf: SurfaceFile) -> list:
@@ -66,16 +162,36 @@ def draw_markers(ax, sf: SurfaceFile) -> list:
     return [h]
 
 
+def shared_levels(arrays, levels: int = 20) -> np.ndarray | None:
+    """One set of contour levels over the finite values of every array (one colour scale)."""
+    rng = style.finite_range(*arrays)
+    return None if rng is None else np.linspace(rng[0], rng[1], levels + 1)
+
+
 def contour_panel(
-    ax, fig, sf: SurfaceFile, key: str, title: str, cmap: str, levels: int = 20, traj: dict | None = None
+    ax,
+    fig,
+    sf: SurfaceFile,
+    key: str,
+    title: str,
+    cmap: str,
+    levels: int | np.ndarray = 20,
+    traj: dict | None = None,
+    colorbar: bool = True,
 ):
+    """Filled contours of `key` on `ax` (levels: a count, or the levels themselves to share a
+    colour scale between panels), the trajectory and the markers; returns (legend handles, the
+    contour set or None)."""
     s = sf.surface
     z = style.masked(s[key])  # [ny, nx], rows are y
+    cs = None
     if z.count() == 0:
         style.no_data(ax)
     else:
-        lo, hi = style.finite_range(z.filled(np.nan))
-        lv = np.linspace(lo, hi, levels + 1)
+        if np.ndim(levels) == 0:
+            lv = shared_levels([z.filled(np.nan)], int(levels))
+        else:
+            lv = np.asarray(levels, dtype=np.float64)
         cs = ax.contourf(s.x, s.y, z, levels=lv, cmap=cmap)
         if float(z.max()) > float(z.min()):
             ax.contour(s.x, s.y, z, levels=lv[::4], colors="white", linewidths=0.5, alpha=0.6)
@@ -88,10 +204,11 @@ def contour_panel(
                 color="white",
                 fontsize=8,
             )
-        cb = fig.colorbar(cs, ax=ax, shrink=0.9, format=ticker.ScalarFormatter(useOffset=False))
-        cb.set_label(title)
-        cb.locator = ticker.MaxNLocator(6)
-        cb.update_ticks()
+        if colorbar:
+            cb = fig.colorbar(cs, ax=ax, shrink=0.9, format=ticker.ScalarFormatter(useOffset=False))
+            cb.set_label(title)
+            cb.locator = ticker.MaxNLocator(6)
+            cb.update_ticks()
         ax.set_facecolor("0.85")  # masked (non-finite) cells show as grey
     handles = []
     if traj and traj["alpha"]:
@@ -117,31 +234,36 @@ def contour_panel(
             ax.annotate(
                 str(e), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=7, color="white", zorder=6
             )
+    edge = minimum_on_edge(s, key)
+    if edge is not None:  # the grid cropped the basin: the lowest point is a bound, not a minimum
+        (h,) = ax.plot(
+            [edge["alpha"]],
+            [edge["beta"]],
+            "X",
+            color=style.OKABE_ITO["yellow"],
+            markeredgecolor="black",
+            markersize=9,
+            linestyle="none",
+            label="lowest point, on the grid's edge",
+            zorder=7,
+            clip_on=False,
+        )
+        handles.append(h)
     xlabel, ylabel = style.axis_labels(sf.recipe)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_xlim(float(np.min(s.x)), float(np.max(s.x)))
     ax.set_ylim(float(np.min(s.y)), float(np.max(s.y)))
     ax.set_title(title)
-    return handles
+    return handles, cs
 
 
-def surface_contours(
-    sf: SurfaceFile, trajectory: dict | None = None, projection: str = "paper", levels: int = 20
-):
-    """Training loss and dev error of one 2D surface side by side (whichever of the two it has),
-    with the trajectory of `trajectory` (a trajectory analysis JSON) on both."""
-    s = sf.surface
-    if not s.two_d:
-        raise ValueError(f"{sf.path} is a 1D surface; surface_contours draws 2D surfaces")
+def _panels(s) -> list[tuple[str, str, str]]:
     panels = [(k, t, c) for k, t, c in PANELS if k in s]
-    if not panels:
-        panels = [(k, k.replace("_", " "), "loss") for k in s.keys() if k.endswith("_loss")][:2]
-    traj = trajectory_points(trajectory, sf.recipe, projection)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.6), squeeze=False)
-    handles = []
-    for ax, (key, title, kind) in zip(axes[0], panels):
-        handles = contour_panel(ax, fig, sf, key, title, style.CMAPS[kind], levels, traj)
+    return panels or [(k, k.replace("_", " "), "loss") for k in s.keys() if k.endswith("_loss")][:2]
+
+
+def _direction_notes(s) -> list[str]:
     d = s.meta.get("directions") or {}
     notes = []
     if "cosine_xy" in d and d["cosine_xy"] is not None:
@@ -150,16 +272,135 @@ def surface_contours(
         notes.append(f"‖δ1‖ = {float(d['norm_x']):.3g}")
     if d.get("norm_y") is not None:
         notes.append(f"‖δ2‖ = {float(d['norm_y']):.3g}")
+    return notes
+
+
+def figure_notes(pairs: list[tuple[str, SurfaceFile, dict | None]], keys: list[str]) -> list[str]:
+    """The footnotes: each panel's path distance from its plane, the projection's caption, the
+    PCA share, and every minimum that lies on the grid's edge with the override that widens it."""
+    notes = []
+    for name, sf, traj in pairs:
+        prefix = f"{name}: " if name else ""
+        notes.append(prefix + distance_note(traj))
+        if traj and traj.get("caption"):
+            notes.append(prefix + traj["caption"])
+        for key in keys:
+            if key in sf.surface:
+                msg = edge_note(sf, key)
+                if msg:
+                    notes.append(prefix + msg)
+    out = []
+    for n in notes:  # one sentence once (the caption is the same for both inits)
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def _footer(fig, notes: list[str], legend_rows: int) -> float:
+    """Write the notes below the axes; returns the bottom of the axes' area (figure fraction)."""
+    height = fig.get_figheight()
+    line = 0.19 / height  # ≈ 14 pt per line
+    for k, text in enumerate(reversed(notes)):
+        fig.text(0.01, 0.005 + k * line, text, fontsize=7, color="0.25", ha="left", va="bottom")
+    return 0.01 + len(notes) * line + legend_rows * 0.3 / height
+
+
+def surface_contours(
+    sf: SurfaceFile, trajectory: dict | None = None, projection: str = "lstsq", levels: int = 20
+):
+    """Training loss and dev error of one 2D surface side by side (whichever of the two it has),
+    with the trajectory of `trajectory` (a trajectory analysis JSON) on both — by default where it
+    is (least-squares coordinates on the plane); ``projection="paper"`` draws the paper's
+    (α_t, β_t), captioned as the projection it is. The figure states the path's largest distance
+    from the plane and warns when a minimum lies on the grid's edge."""
+    s = sf.surface
+    if not s.two_d:
+        raise ValueError(f"{sf.path} is a 1D surface; surface_contours draws 2D surfaces")
+    panels = _panels(s)
+    traj = trajectory_points(trajectory, sf, projection)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.6), squeeze=False)
+    handles = []
+    for ax, (key, title, kind) in zip(axes[0], panels):
+        handles, _ = contour_panel(ax, fig, sf, key, title, style.CMAPS[kind], levels, traj)
+    notes = _direction_notes(s)
     fig.suptitle(
         f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions"
         + (f"   ({', '.join(notes)})" if notes else "")
     )
+    footnotes = figure_notes([("", sf, traj)], [k for k, _, _ in panels])
+    bottom = _footer(fig, footnotes, 1)
     fig.legend(
         handles=handles,
         loc="lower center",
         ncol=min(4, len(handles)),
         fontsize=8,
-        bbox_to_anchor=(0.5, -0.02),
+        bbox_to_anchor=(0.5, bottom - 0.3 / fig.get_figheight()),
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, bottom + 0.02, 1, 1))
+    fig._bertviz_notes = footnotes  # what the figure says below its axes (tests, the manifest)
+    return fig
+
+
+def surface_comparison(
+    sfs: list[SurfaceFile],
+    trajectories: list[dict | None] | None = None,
+    projection: str = "lstsq",
+    levels: int = 20,
+):
+    """Pretrained vs from scratch on one surface kind (same recipe and grid): one column per
+    init, one row per value (training loss, dev error), and per row one colour scale and one set
+    of contour levels over every panel of the row, so the basins compare by eye."""
+    if not sfs:
+        raise ValueError("surface_comparison needs at least one 2D surface")
+    for sf in sfs:
+        if not sf.surface.two_d:
+            raise ValueError(f"{sf.path} is a 1D surface; surface_comparison draws 2D surfaces")
+    trajectories = list(trajectories or [None] * len(sfs))
+    rows = [p for p in _panels(sfs[0].surface) if all(p[0] in sf.surface for sf in sfs)]
+    if not rows:
+        raise ValueError(f"{', '.join(str(sf.path) for sf in sfs)}: no value common to every surface")
+    trajs = [trajectory_points(t, sf, projection) for t, sf in zip(trajectories, sfs)]
+    fig, axes = plt.subplots(
+        len(rows), len(sfs), figsize=(4.9 * len(sfs) + 1.2, 4.1 * len(rows)), squeeze=False
+    )
+    footnotes = figure_notes(
+        [(style.init_label(sf.init), sf, t) for sf, t in zip(sfs, trajs)], [k for k, _, _ in rows]
+    )
+    bottom = _footer(fig, footnotes, 1)
+    fig.subplots_adjust(
+        bottom=bottom + 1.0 / fig.get_figheight(), top=0.92, wspace=0.3, hspace=0.35, left=0.08, right=0.97
+    )
+    handles: dict[str, object] = {}
+    for r, (key, title, kind) in enumerate(rows):
+        lv = shared_levels([sf.surface[key] for sf in sfs], levels)
+        cs_any = None
+        for c, (sf, traj) in enumerate(zip(sfs, trajs)):
+            ax = axes[r][c]
+            hs, cs = contour_panel(
+                ax, fig, sf, key, title, style.CMAPS[kind], lv if lv is not None else levels, traj, False
+            )
+            ax.set_title(f"{style.init_label(sf.init)}: {title}")
+            cs_any = cs_any or cs
+            for h in hs:
+                handles.setdefault(h.get_label(), h)
+        if cs_any is not None:
+            cb = fig.colorbar(
+                cs_any, ax=list(axes[r]), shrink=0.9, format=ticker.ScalarFormatter(useOffset=False)
+            )
+            cb.set_label(f"{title} (one scale for the row)")
+            cb.locator = ticker.MaxNLocator(6)
+            cb.update_ticks()
+    fig.suptitle(
+        f"{sfs[0].task}: "
+        + " vs ".join(style.init_label(sf.init) for sf in sfs)
+        + f" · {sfs[0].recipe} directions (same colour scale and levels per row)"
+    )
+    fig.legend(
+        handles=list(handles.values()),
+        loc="lower center",
+        ncol=min(4, len(handles)),
+        fontsize=8,
+        bbox_to_anchor=(0.5, bottom),
+    )
+    fig._bertviz_notes = footnotes
     return fig

@@ -26,19 +26,43 @@ def _grid(sf: SurfaceFile, key: str):
     return xx, yy, z
 
 
+def marker_points(sf: SurfaceFile) -> list[tuple[float, float, str]]:
+    """(α, β, name) of the checkpoints a surface is drawn around: θ0 and θ1 for the paper's
+    difference plane, the centre for random/PCA ones."""
+    if sf.recipe == "difference":
+        return [(0.0, 0.0, "θ0"), (1.0, 0.0, "θ1")]
+    d = sf.surface.meta.get("directions") or {}
+    return [(0.0, 0.0, str(d.get("center") or d.get("centre") or "theta0").replace("theta", "θ"))]
+
+
+def height_at(sf: SurfaceFile, key: str, alpha: float, beta: float) -> float | None:
+    """`key` at (α, β) by linear interpolation on the grid (exact at grid points); None outside
+    it or where the value is not finite."""
+    from scipy.interpolate import RegularGridInterpolator  # scipy's import costs ~0.3 s
+
+    s = sf.surface
+    x, y = np.asarray(s.x, np.float64), np.asarray(s.y, np.float64)
+    if len(x) < 2 or len(y) < 2:
+        return None
+    f = RegularGridInterpolator((y, x), np.asarray(s[key], np.float64), bounds_error=False, fill_value=np.nan)
+    v = float(f([[beta, alpha]])[0])
+    return v if np.isfinite(v) else None
+
+
 def surface_3d(sf: SurfaceFile, key: str = "train_loss"):
-    """A mplot3d view of `key` (default the training loss) over (α, β)."""
+    """A mplot3d view of `key` (default the training loss) over (α, β), with its colour bar and
+    the θ0/θ1 (or centre) marks at their heights on the surface."""
     from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the projection)
 
     if not sf.surface.two_d:
         raise ValueError(f"{sf.path} is a 1D surface; surface_3d draws 2D surfaces")
     xx, yy, z = _grid(sf, key)
-    fig = plt.figure(figsize=(6.4, 5.2))
+    fig = plt.figure(figsize=(7.2, 5.4))
     ax = fig.add_subplot(projection="3d")
     if np.isfinite(z).any():
         zm = np.ma.masked_invalid(z)
         cmap = style.CMAPS["error" if key.endswith("error") else "loss"]
-        ax.plot_surface(
+        surf = ax.plot_surface(
             xx,
             yy,
             zm,
@@ -48,8 +72,28 @@ def surface_3d(sf: SurfaceFile, key: str = "train_loss"):
             antialiased=True,
             vmin=float(np.nanmin(z)),
             vmax=float(np.nanmax(z)),
+            alpha=0.9,
         )
         ax.set_zlim(float(np.nanmin(z)), float(np.nanmax(z)) + 1e-9)
+        cb = fig.colorbar(surf, ax=ax, shrink=0.6, pad=0.12)
+        cb.set_label(style.value_label(key))
+        for a, b, name in marker_points(sf):
+            h = height_at(sf, key, a, b)
+            if h is None:
+                continue
+            marker = style.MARKERS["theta1" if name == "θ1" else "theta0"]
+            ax.plot(
+                [a],
+                [b],
+                [h],
+                marker=marker["marker"],
+                color=marker["color"],
+                markeredgecolor="black",
+                markersize=marker["markersize"],
+                linestyle="none",
+                zorder=10,
+            )
+            ax.text(a, b, h, f"  {name}", fontsize=9, zorder=11)
     else:
         ax.text2D(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
     xlabel, ylabel = style.axis_labels(sf.recipe)
@@ -67,12 +111,16 @@ def surface_3d(sf: SurfaceFile, key: str = "train_loss"):
 
 
 def interactive_figure(sf: SurfaceFile, keys: tuple[str, ...] = ("train_loss", "dev_error")):
-    """A Plotly figure: one 3D surface per key present (a dropdown switches between them)."""
-    import plotly.graph_objects as go
+    """A Plotly figure: one 3D surface per key present; a dropdown switches between them, and
+    with it the colour bar, the z-axis title and the θ0/θ1 markers' heights (one marker trace
+    per key). Sized by its page (responsive), the dropdown beside the title, not over it, and the
+    legend below the plot, away from the colour bar."""
+    import plotly.graph_objects as go  # plotly's import costs ~1 s: only the interactive views need it
 
     s = sf.surface
     keys = [k for k in keys if k in s] or [k for k in s.keys() if k.endswith("_loss")][:1]
     fig = go.Figure()
+    owner: list[str] = []  # the key each trace belongs to
     for i, key in enumerate(keys):
         _, _, z = _grid(sf, key)
         cmap = "Cividis" if key.endswith("error") else "Viridis"
@@ -82,60 +130,92 @@ def interactive_figure(sf: SurfaceFile, keys: tuple[str, ...] = ("train_loss", "
                 y=np.asarray(s.y, float),
                 z=z,
                 colorscale=cmap,
-                name=key,
+                name=style.value_label(key),
                 visible=(i == 0),
-                colorbar={"title": style.value_label(key)},
+                showlegend=False,
+                colorbar={"title": {"text": style.value_label(key), "side": "right"}, "x": 1.0},
                 hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>"
                 + style.value_label(key)
                 + "=%{z:.4f}<extra></extra>",
             )
         )
-    if sf.recipe == "difference":
-        for a, b, name in ((0.0, 0.0, "θ0"), (1.0, 0.0, "θ1")):
-            try:
-                zv = (
-                    [sf.surface.at(keys[0], a, b)]
-                    if (np.isclose(s.x, a).any() and np.isclose(s.y, b).any())
-                    else None
+        owner.append(key)
+        for a, b, name in marker_points(sf):
+            h = height_at(sf, key, a, b)
+            if h is None:
+                continue
+            fig.add_trace(
+                go.Scatter3d(
+                    x=[a],
+                    y=[b],
+                    z=[h],
+                    mode="markers+text",
+                    text=[name],
+                    name=f"{name} ({style.value_label(key)} {h:.4g})",
+                    marker={"size": 5, "color": "black" if name != "θ1" else style.OKABE_ITO["orange"]},
+                    visible=(i == 0),
+                    showlegend=True,
                 )
-            except KeyError:
-                zv = None
-            if zv and np.isfinite(zv[0]):
-                fig.add_trace(
-                    go.Scatter3d(
-                        x=[a],
-                        y=[b],
-                        z=zv,
-                        mode="markers+text",
-                        text=[name],
-                        name=name,
-                        marker={"size": 5, "color": "black"},
-                        visible=True,
-                    )
-                )
+            )
+            owner.append(key)
     buttons = [
         {
             "label": style.value_label(k),
             "method": "update",
-            "args": [{"visible": [tr.name == k or tr.type == "scatter3d" for tr in fig.data]}],
+            "args": [
+                {"visible": [o == k for o in owner]},
+                {"scene.zaxis.title.text": style.value_label(k)},
+            ],
         }
         for k in keys
     ]
     fig.update_layout(
-        title=f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions",
-        scene={"xaxis_title": "α (δ1)", "yaxis_title": "β (δ2)", "zaxis_title": style.value_label(keys[0])},
-        updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.1, "xanchor": "left"}] if len(keys) > 1 else [],
-        margin={"l": 0, "r": 0, "t": 50, "b": 0},
-        width=760,
-        height=620,
+        title={
+            "text": f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions",
+            "x": 0.01,
+            "xanchor": "left",
+            "y": 0.98,
+            "yanchor": "top",
+        },
+        scene={
+            "xaxis_title": "α (δ1)" if sf.recipe == "difference" else "α",
+            "yaxis_title": "β (δ2)" if sf.recipe == "difference" else "β",
+            "zaxis": {"title": {"text": style.value_label(keys[0])}},
+        },
+        updatemenus=(
+            [
+                {
+                    "buttons": buttons,
+                    "x": 0.99,
+                    "xanchor": "right",
+                    "y": 0.99,
+                    "yanchor": "top",
+                    "direction": "down",
+                    "showactive": True,
+                }
+            ]
+            if len(keys) > 1
+            else []
+        ),
+        legend={"orientation": "h", "x": 0.0, "xanchor": "left", "y": 0.0, "yanchor": "top"},
+        margin={"l": 10, "r": 10, "t": 70, "b": 40},
+        autosize=True,
     )
+    fig._bertviz_owner = owner
     return fig
 
 
 def interactive_html(
     sf: SurfaceFile, path: str | os.PathLike, keys: tuple[str, ...] = ("train_loss", "dev_error")
 ) -> Path:
-    """Write the interactive surface as one self-contained HTML file (plotly.js inlined), atomically."""
+    """Write the interactive surface as one self-contained HTML file (plotly.js inlined, sized
+    to the window), atomically."""
     fig = interactive_figure(sf, keys)
-    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    html = fig.to_html(
+        include_plotlyjs=True,
+        full_html=True,
+        config={"responsive": True},
+        default_width="100%",
+        default_height="95vh",
+    )
     return write_text_atomic(path, html)

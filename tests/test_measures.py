@@ -1,0 +1,146 @@
+"""Per-run measurements of issue 14: the path loss along the real trajectory, and the flatness and
+trajectory analyses' `numbers` (the contract the decision code reads)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_analysis_support import analysis_run  # noqa: F401  (fixture)
+from test_landscape_support import data_cfg
+
+from bertviz_landscape.analysis.path_loss import curve_numbers, path_loss_of_run
+from bertviz_landscape.analysis.trajectory import trajectory
+from bertviz_landscape.landscape.surface import load_surface
+from bertviz_landscape.rundir import RunDir
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def surface_value(surface, alpha: float, beta: float, key: str = "train_loss") -> float:
+    i = [round(float(x), 9) for x in surface.x].index(alpha)
+    j = [round(float(y), 9) for y in surface.y].index(beta)
+    return float(surface[key][j, i])
+
+
+@pytest.fixture(scope="module")
+def curve(analysis_run):
+    data = data_cfg(analysis_run["tiny"])
+    return path_loss_of_run(data, RunDir(analysis_run["run"]), None, 4, threshold=None, device="cpu")
+
+
+def test_path_loss_at_theta1_and_theta0_is_the_landscape_value(analysis_run, curve):
+    """Acceptance: the eval-mode loss at θ1 equals the landscape's value at (1, 0) on the same subset
+    (and at θ0, and at the snapshot that sits at θ0, the value at (0, 0))."""
+    surface = load_surface(analysis_run["surface"])
+    assert curve["source"][0] == "theta0" and curve["source"][-1] == "theta1"
+    assert curve["steps"] == [0, 1, 2, 3, 4, 5, 6]  # θ0, the snapshots before the last, θ1 at the last step
+    assert curve["final_path_loss"] == pytest.approx(surface_value(surface, 1.0, 0.0), rel=1e-5)
+    assert curve["loss"][0] == pytest.approx(surface_value(surface, 0.0, 0.0), rel=1e-5)
+    assert curve["loss"][1] == pytest.approx(
+        surface_value(surface, 0.0, 0.0), rel=1e-4
+    )  # δ_1 = 0 (half precision)
+    assert curve["num_examples"] == 12
+    assert len(set(round(v, 6) for v in curve["loss"])) > 2  # the intermediate snapshots are their own points
+
+
+def test_steps_to_threshold_and_area_under_the_curve():
+    numbers = curve_numbers([0, 10, 20, 40], [0.7, 0.5, 0.3, 0.1], threshold=0.35)
+    assert numbers["steps_to_threshold"] == 20
+    # trapezoid over u = 0, .25, .5, 1: .25·(.6) + .25·(.4) + .5·(.2) = 0.35
+    assert numbers["path_loss_auc"] == pytest.approx(0.35)
+    assert numbers["initial_path_loss"] == 0.7 and numbers["final_path_loss"] == 0.1
+    assert curve_numbers([0, 10], [0.7, 0.6], threshold=0.5)["steps_to_threshold"] is None
+    assert curve_numbers([0, 10], [0.7, math.nan], threshold=0.5)["path_loss_auc"] is None
+
+
+def test_trajectory_numbers_carry_the_path_loss(analysis_run, curve, tmp_path):
+    res = trajectory(
+        [analysis_run["run"]],
+        [analysis_run["surface"]],
+        tmp_path / "t.json",
+        pca_enabled=False,
+        path_loss={
+            "enabled": True,
+            "examples": None,
+            "batch_size": 4,
+            "threshold": curve["loss"][3],
+            "data": data_cfg(analysis_run["tiny"]),
+            "device": "cpu",
+        },
+    )
+    n = res["numbers"]
+    assert n == res["per_run"][0]["numbers"]
+    assert n["final_path_loss"] == pytest.approx(curve["final_path_loss"])
+    assert n["path_loss_auc"] == pytest.approx(curve["path_loss_auc"])
+    first = next(s for s, v in zip(curve["steps"], curve["loss"]) if v <= curve["loss"][3])
+    assert n["steps_to_threshold"] == first and n["path_loss_threshold"] == pytest.approx(curve["loss"][3])
+
+
+def test_flatness_numbers_from_the_run(analysis_run, tmp_path):
+    """analysis=flatness run= surface= with the invariant, adaptive and Hessian measures and a matched
+    run: every contract name is in `numbers`, and each equals the per_run value it summarises."""
+    import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
+    from bertviz_landscape.analysis.entrypoint import run as analyze
+    from bertviz_landscape.config import compose
+
+    run = analysis_run["run"]
+    data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(analysis_run["tiny"]).items()]
+    cfg = compose(
+        "analyze",
+        [
+            "analysis=flatness",
+            f"run={run}",
+            f"surface={analysis_run['surface']}",
+            f"output={tmp_path / 'f.json'}",
+            "device=cpu",
+            "analysis.epsilon=0.05",
+            "analysis.examples=null",
+            "analysis.batch_size=4",
+            "analysis.invariant.enabled=true",
+            "analysis.invariant.draws=2",
+            "analysis.invariant.step=0.25",
+            "analysis.invariant.bisect=2",
+            "analysis.adaptive.enabled=true",
+            "analysis.adaptive.steps=1",
+            "analysis.adaptive.samples=2",
+            "analysis.hessian.enabled=true",
+            "analysis.hessian.k=1",
+            "analysis.hessian.samples=2",
+            "analysis.hessian.num_examples=5",
+            "analysis.hessian.params=[head]",
+            f"analysis.matched.run={run}",
+            *data,
+        ],
+    )
+    res = analyze(cfg)
+    n, entry = res["numbers"], res["per_run"][0]
+    for name in (
+        "invariant_width",
+        "invariant_width_std",
+        "adaptive_sharpness",
+        "width_delta1",
+        "width_abs",
+        "width_rel_theta1",
+        "hessian_top_eig",
+        "hessian_top_eig_normalised",
+        "hessian_trace",
+        "train_loss_theta1",
+        "matched_loss_step",
+    ):
+        assert name in n, name
+    assert res["epsilon"] == 0.05
+    assert n["invariant_width"] == pytest.approx(sum(entry["invariant"]["widths"]) / 2)
+    assert n["width_delta1"] == entry["width"]["x"]["0.05"]["units_delta1"]
+    assert n["width_abs"] == pytest.approx(n["width_delta1"] * entry["scale"]["norm_delta1"])
+    assert n["width_rel_theta1"] == pytest.approx(n["width_abs"] / entry["scale"]["norm_theta1"])
+    assert n["hessian_top_eig"] == entry["hessian"]["top_eigenvalues"][0] > 0
+    surface = load_surface(analysis_run["surface"])
+    assert n["train_loss_theta1"] == pytest.approx(surface_value(surface, 1.0, 0.0), rel=1e-5)
+    # matched to itself: the target is its own J(θ1), reached at the latest at the last step
+    assert n["matched_target_loss"] == pytest.approx(n["train_loss_theta1"])
+    curve = entry["matched"]["path_loss"]
+    assert n["matched_loss_step"] == next(
+        s for s, v in zip(curve["steps"], curve["loss"]) if v <= n["matched_target_loss"]
+    )
+    assert n["invariant_width_matched"] is not None

@@ -1,0 +1,215 @@
+"""Views that do not mislead (issue 17): the trajectory drawn where it is, comparable panels,
+warnings for cropped basins, 3D marks, the interactive page's metric switch. Synthetic surfaces
+and hand-written analysis JSONs: no model, seconds in total."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bertviz_landscape.analysis.trajectory import project_point
+from bertviz_landscape.landscape.surface import Surface, minimum_on_edge, write_surface
+from bertviz_landscape.plots import curves, style, surface2d, surface3d
+from bertviz_landscape.plots.inputs import read_surface
+from tests.test_plots import make_surface
+
+
+def off_plane_trajectory(surface_path, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A path θ_t − θ0 = a_t·δ1 + b_t·δ2 + c_t·n that leaves the plane (c_t up to ~‖δ1‖), as the
+    trajectory analysis writes it (per_run: paper α/β, least squares, distance), and the
+    independent least-squares coordinates of every snapshot and its relative distance."""
+    rng = np.random.default_rng(seed)
+    P = 50
+    d1, d2 = rng.normal(size=P), rng.normal(size=P)
+    d2 = 0.3 * d1 + d2  # not orthogonal: least squares differs from two dot products
+    n = rng.normal(size=P)
+    D = np.stack([d1, d2], axis=1)
+    n -= D @ np.linalg.lstsq(D, n, rcond=None)[0]  # orthogonal to the plane
+    n *= np.linalg.norm(d1) / np.linalg.norm(n)
+    t = np.linspace(0.05, 1.0, 12)
+    V = [a * d1 + b * d2 + c * n for a, b, c in zip(t, 0.05 * np.sin(4 * t), 0.8 * np.sin(np.pi * t))]
+    gram = D.T @ D
+    pts = [project_point(float(v @ d1), float(v @ d2), float(v @ v), gram) for v in V]
+    expected = np.array([np.linalg.lstsq(D, v, rcond=None)[0] for v in V])
+    dist = np.array([np.linalg.norm(v - D @ c) / np.linalg.norm(v) for v, c in zip(V, expected)])
+    per_run = {
+        "alpha": [p["alpha"] for p in pts],
+        "beta": [p["beta"] for p in pts],
+        "lstsq": [p["lstsq"] for p in pts],
+        "distance_from_plane": [p["distance_from_plane"] for p in pts],
+        "plane": {"center": "theta0"},
+        "epoch_points": [],
+    }
+    traj = {
+        "format": "bertviz-analysis/1",
+        "analysis": "trajectory",
+        "inputs": {"surfaces": [{"path": str(surface_path)}]},
+        "runs": [{"task": "mrpc", "init": "pretrained"}],
+        "per_run": [per_run],
+        "summary": {},
+    }
+    return traj, expected, dist
+
+
+def _path_line(ax):
+    return next(ln for ln in ax.lines if ln.get_label().startswith("trajectory"))
+
+
+def test_default_trajectory_is_its_least_squares_projection_and_the_figure_says_how_far(tmp_path):
+    path = make_surface(tmp_path / "mrpc_pretrained_plane.h5")
+    sf = read_surface(path)
+    traj, expected, dist = off_plane_trajectory(path)
+    fig = surface2d.surface_contours(sf, traj)
+    panels = [ax for ax in fig.axes if ax.get_title() in (style.TRAIN_LOSS, style.DEV_ERROR)]
+    assert len(panels) == 2
+    for ax in panels:  # both value panels
+        line = _path_line(ax)
+        assert "least-squares" in line.get_label()
+        np.testing.assert_allclose(line.get_xdata()[1:], expected[:, 0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(line.get_ydata()[1:], expected[:, 1], rtol=1e-9, atol=1e-12)
+        assert (line.get_xdata()[0], line.get_ydata()[0]) == (0.0, 0.0)  # from θ0
+    assert dist.max() > 0.5  # the path really leaves the plane
+    texts = [t.get_text() for t in fig.texts]
+    assert any(f"largest distance from this plane: {dist.max():.3f}" in t for t in texts), texts
+    style.plt.close(fig)
+    # the paper's (α_t, β_t) is an option, and then captioned as the projection it is
+    paper = surface2d.surface_contours(sf, traj, projection="paper")
+    line = _path_line(paper.axes[0])
+    beta = np.array(traj["per_run"][0]["beta"])
+    np.testing.assert_allclose(line.get_ydata()[1:], beta)
+    assert not np.allclose(beta, expected[:, 1], atol=0.05)  # the two views differ for this path
+    assert any("not its δ2 coordinate" in t.get_text() for t in paper.texts)
+    assert any("largest distance from this plane" in t.get_text() for t in paper.texts)
+    style.plt.close(paper)
+    with pytest.raises(ValueError, match="projection"):
+        surface2d.trajectory_points(traj, sf, "cosine")
+
+
+def test_a_pca_surface_draws_the_path_on_its_own_pca_coordinates_only(tmp_path):
+    path = make_surface(tmp_path / "mrpc_pretrained_pca.h5", recipe="pca")
+    sf = read_surface(path)
+    traj = {
+        "per_run": [
+            {
+                "pca": {
+                    "coordinates": [[5.0, 5.0]],  # mean-centred scores: not this surface's coordinates
+                    "explained_variance_ratio": [0.7, 0.2],
+                    "surface": str(path),
+                    "surface_coordinates": [[-1.0, 0.1], [-0.4, 0.05], [0.0, 0.0]],
+                    "surface_distance_from_plane": [0.2, 0.1, 0.0],
+                }
+            }
+        ]
+    }
+    pts = surface2d.trajectory_points(traj, sf)
+    assert pts["alpha"] == [-1.0, -0.4, 0.0] and pts["max_distance"] == 0.2
+    assert "90.0%" in pts["caption"]
+    other = read_surface(make_surface(tmp_path / "mrpc_pretrained_pca2.h5", recipe="pca"))
+    assert surface2d.trajectory_points(traj, other) is None  # another PCA surface: not drawn
+
+
+def test_pretrained_and_scratch_share_one_colour_scale_and_one_set_of_levels(tmp_path):
+    pre = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", cx=1.0, cy=0.0))
+    x, y = pre.surface.x, pre.surface.y
+    scr_vals = {k: np.asarray(v) * 3 + 0.5 for k, v in pre.surface.values.items()}  # another range
+    write_surface(tmp_path / "mrpc_scratch_plane.h5", Surface(x, y, scr_vals, pre.surface.meta))
+    scr = read_surface(tmp_path / "mrpc_scratch_plane.h5")
+    fig = surface2d.surface_comparison([pre, scr])
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    by_row: dict[str, list] = {}
+    for ax in panels:
+        by_row.setdefault(ax.get_title().split(": ")[1], []).append(ax)
+    assert set(by_row) == {style.TRAIN_LOSS, style.DEV_ERROR}
+    for key, axes in (("train_loss", by_row[style.TRAIN_LOSS]), ("dev_error", by_row[style.DEV_ERROR])):
+        levels = [np.asarray(ax.collections[0].levels) for ax in axes]
+        np.testing.assert_allclose(levels[0], levels[1])
+        lo = min(np.nanmin(pre.surface[key]), np.nanmin(scr.surface[key]))
+        hi = max(np.nanmax(pre.surface[key]), np.nanmax(scr.surface[key]))
+        assert levels[0][0] == pytest.approx(lo) and levels[0][-1] == pytest.approx(hi)
+        assert axes[0].collections[0].get_clim() == axes[1].collections[0].get_clim()
+    assert len(fig.axes) == 4 + 2  # four panels, one colour bar per row
+    style.plt.close(fig)
+
+
+def test_a_minimum_on_the_grid_edge_is_warned_with_the_override_that_widens_it(tmp_path):
+    path = make_surface(tmp_path / "mrpc_scratch_plane.h5", cx=2.5, cy=0.3, nx=9, ny=5)
+    sf = read_surface(path)
+    edge = minimum_on_edge(sf.surface, "train_loss")
+    assert edge["edges"] == ["x.max"] and edge["alpha"] == 1.5
+    assert edge["override"] == "grid.x.max=2.5 grid.x.num=13"  # same spacing 0.25, half the span more
+    inside = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", cx=0.5, cy=0.5, nx=9, ny=5))
+    assert minimum_on_edge(inside.surface, "train_loss") is None
+    fig = surface2d.surface_contours(sf)
+    assert any("grid.x.max=2.5" in t.get_text() for t in fig.texts)
+    style.plt.close(fig)
+    from bertviz_landscape.plots.results import draw_all
+
+    manifest = draw_all(tmp_path, tmp_path / "figs", interactive=False, formats=("png",))
+    warned = [w for w in manifest["warnings"] if w["key"] == "train_loss"]
+    assert [w["init"] for w in warned] == ["scratch"] and "grid.x.max=2.5" in warned[0]["message"]
+    cap = next(f for f in manifest["figures"] if f["kind"] == "surface2d" and f["init"] == "scratch")
+    assert "grid.x.max=2.5" in cap["caption"]
+    line = make_surface(tmp_path / "line" / "mrpc_scratch_line.h5", two_d=False, cx=-1.0)
+    assert minimum_on_edge(read_surface(line).surface, "train_loss")["edges"] == ["x.min"]
+
+
+def test_1d_curves_put_loss_and_error_in_separate_panels_and_never_clip_the_band(tmp_path):
+    pre = read_surface(make_surface(tmp_path / "mrpc_pretrained_line.h5", two_d=False, cx=1.0))
+    s = pre.surface
+    s.values["train_loss_stderr"] = np.full_like(s["train_loss"], 0.3)  # wide band
+    fig = curves.loss_curves([pre])
+    ax, ax_err = fig.axes
+    assert ax.get_ylabel() == style.TRAIN_LOSS and ax_err.get_ylabel().startswith(style.DEV_ERROR)
+    assert ax.get_shared_x_axes().joined(ax, ax_err)
+    lo, hi = ax.get_ylim()
+    assert lo <= np.min(s["train_loss"] - 0.3) and hi >= np.max(s["train_loss"] + 0.3)
+    np.testing.assert_allclose(
+        next(ln for ln in ax_err.lines if ln.get_label().endswith(style.DEV_ERROR)).get_ydata(),
+        s["dev_error"],
+    )
+    style.plt.close(fig)
+
+
+def test_static_3d_has_a_colour_bar_and_theta_marks_at_their_heights(tmp_path):
+    sf = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=9))
+    fig = surface3d.surface_3d(sf)
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == style.TRAIN_LOSS  # the colour bar
+    ax = fig.axes[0]
+    marks = [ln for ln in ax.lines if ln.get_marker() in ("o", "*")]
+    heights = sorted(float(ln.get_data_3d()[2][0]) for ln in marks)
+    want = sorted([sf.surface.at("train_loss", 0.0, 0.0), sf.surface.at("train_loss", 1.0, 0.0)])
+    np.testing.assert_allclose(heights, want)
+    style.plt.close(fig)
+
+
+def test_interactive_switch_moves_markers_z_title_and_colour_bar(tmp_path):
+    sf = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=9))
+    fig = surface3d.interactive_figure(sf)
+    assert fig.layout.width is None and fig.layout.autosize  # sized by the page
+    (menu,) = fig.layout.updatemenus
+    title_y, menu_x = fig.layout.title.y, menu.x
+    assert (
+        fig.layout.title.xanchor == "left" and menu.xanchor == "right" and menu_x > 0.5 > fig.layout.title.x
+    )
+    assert title_y >= menu.y or menu.x - fig.layout.title.x > 0.5  # not over the title
+    assert fig.layout.legend.orientation == "h"  # below the plot, away from the colour bar at the right
+    for button, key in zip(menu.buttons, ("train_loss", "dev_error")):
+        visible = button.args[0]["visible"]
+        shown = [tr for tr, v in zip(fig.data, visible) if v]
+        assert button.args[1]["scene.zaxis.title.text"] == style.value_label(key)
+        surf = [tr for tr in shown if tr.type == "surface"]
+        assert len(surf) == 1 and surf[0].colorbar.title.text == style.value_label(key)
+        markers = {tr.text[0]: tr.z[0] for tr in shown if tr.type == "scatter3d"}
+        assert markers["θ0"] == pytest.approx(sf.surface.at(key, 0.0, 0.0))
+        assert markers["θ1"] == pytest.approx(sf.surface.at(key, 1.0, 0.0))
+    html = surface3d.interactive_html(sf, tmp_path / "page.html")
+    text = html.read_text()
+    assert '"responsive": true' in text and "width:100%" in text.replace(" ", "")
+
+
+def test_draw_all_rejects_an_unknown_projection(tmp_path):
+    from bertviz_landscape.errors import BadInput
+    from bertviz_landscape.plots.results import draw_all
+
+    with pytest.raises(BadInput, match="trajectory_projection"):
+        draw_all(tmp_path, trajectory_projection="cos")
