@@ -17,7 +17,9 @@ Loss is the mean over examples (sum over batches / N), metrics are the task's to
 all examples, error = 1 − primary metric, ``loss_stderr`` the standard error of that mean
 (per-example losses' sample standard deviation, ddof = 1, over sqrt(N); NaN for N = 1); the
 per-example losses of the last evaluation are kept in ``last_per_example`` (split → float64
-tensor, the EvalSet's fixed order) for paired comparisons (analysis/noise.py). Non-finite
+tensor, the EvalSet's fixed order) for paired comparisons (analysis/noise.py), and for
+classification tasks the per-example correctness in ``last_correct`` (split → bool tensor, same
+order; absent for regression). Non-finite
 values are returned, not raised.
 """
 
@@ -230,6 +232,7 @@ class Evaluator:
         self.evaluations = 0
         self.evaluations = 0
         self.last_per_example: dict[str, torch.Tensor] = {}  # split → per-example losses at the last point
+        self.last_correct: dict[str, torch.Tensor] = {}  # split → per-example correctness (classification)
 
     def inputs(self, batch: Batch) -> dict:
         return batch.inputs(self.token_type_ids)
@@ -283,6 +286,8 @@ class Evaluator:
         out = {"loss": float(total) / split.num_examples}
         losses = torch.cat(per_example)
         self.last_per_example[split.name] = losses.cpu()
+        if not self.task.is_regression:
+            self.last_correct[split.name] = (torch.cat(preds) == torch.cat(labels)).cpu()
         # standard error of the mean loss: sample std (ddof = 1) of the per-example losses / sqrt(n)
         out["loss_stderr"] = (
             float(losses.std(correction=1)) / math.sqrt(losses.numel()) if losses.numel() > 1 else math.nan

@@ -10,12 +10,10 @@ the same YAML defaults.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +46,7 @@ from bertviz_landscape.landscape.request import (
     resolve_runs,
 )
 from bertviz_landscape.landscape.shards import PointStore, fingerprint, merge_parts, parts_dir
+from bertviz_landscape.locks import held
 from bertviz_landscape.models.classifier import takes_token_type_ids
 from bertviz_landscape.parameters import select_parameters
 
@@ -113,16 +112,9 @@ def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) 
     return dirs.pca_directions(snaps, params, two_d, recipe.bias_and_norm, scale, recipe.center)
 
 
-@contextmanager
 def _locked(path: Path):
-    """An exclusive lock (flock) on `path`: shards that start together compute directions once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on `path`: shards that start together compute directions once."""
+    return held(path, f"the direction file in {path.parent}", wait=True)
 
 
 def obtain_directions(
@@ -345,27 +337,11 @@ def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:
     )
 
 
-@contextmanager
 def _shard_lock(store: PointStore):
-    """Hold this shard's lock while evaluating; say so when another process holds it."""
+    """Hold this shard's lock while evaluating; when another process holds it, say so, wait for
+    it, then evaluate only what it left."""
     path = store.directory / f".shard-{store.shard:04d}-of-{store.num_shards:04d}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning(
-                "shard %d/%d is already running in another process (lock %s): waiting for it, then "
-                "evaluating only what it left",
-                store.shard,
-                store.num_shards,
-                path,
-            )
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return held(path, f"shard {store.shard}/{store.num_shards} (already running in another process)")
 
 
 def _remove_empty_parts(directory: Path) -> None:
