@@ -297,7 +297,10 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
     epochs = cfg.callbacks.get("epochs") or {}
     callbacks.append(
         EpochRecords(
-            run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer
+            run.dev_per_epoch,
+            run.epoch_checkpoint if epochs.get("keep_weights") else None,
+            tokenizer,
+            run.dev_predictions if epochs.get("dev_predictions") else None,
         )
     )
     if resume:

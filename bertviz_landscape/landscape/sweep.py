@@ -47,6 +47,7 @@ from bertviz_landscape.landscape.request import (
 )
 from bertviz_landscape.landscape.shards import PointStore, fingerprint, merge_parts, parts_dir
 from bertviz_landscape.locks import held
+from bertviz_landscape.models.classifier import takes_token_type_ids
 from bertviz_landscape.parameters import select_parameters
 
 log = logging.getLogger(__name__)
@@ -154,16 +155,25 @@ def obtain_directions(
 def load_eval_sets(
     task, data: DataRequest, splits: Sequence[str], tokenizer_dir: Path, device
 ) -> list[EvalSet]:
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from bertviz_landscape.data.tokenize import tokenize
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    # a checkpoint directory: its config says whether the model uses token type ids
+    config_file = Path(tokenizer_dir) / "config.json"
+    token_types = (
+        takes_token_type_ids(AutoConfig.from_pretrained(str(tokenizer_dir)))
+        if config_file.is_file()
+        else True
+    )
     sets = []
     for split in splits:
         limit = data.max_train_samples if split == "train" else data.max_eval_samples
         rows = load_glue_split(task, split, data.glue_dir, limit, data.subset_seed, data.cache_dir)
         tok = tokenize(rows, tokenizer, data.max_length, data.cache_dir)
+        if not token_types and "token_type_ids" in tok.column_names:
+            tok = tok.remove_columns("token_type_ids")
         sets.append(
             EvalSet.from_tokenized(
                 split, tok, data.eval_batch_size, tokenizer.pad_token_id or 0, device, task.is_regression
