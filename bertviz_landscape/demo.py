@@ -1,15 +1,20 @@
 """`bertviz-demo` (make demo): the paper's experiments end to end, as a list of stages.
 
-Stages (one progress line each, with its time)::
+Every (task, init) is run once per seed of ``seeds`` (replicates: from scratch a seed draws θ0
+— ``init.seed`` —, pretrained it draws the head; for both it draws the data order and dropout —
+``seed``); ``<name>`` below is ``<task>_<init>_seed<seed>``. Stages (one progress line each)::
 
-    train     <task>_<init>       runs/<task>_<init>/            bertviz-train (resumes from its last epoch)
-    line      <task>_<init>       surfaces/<task>_<init>_line.h5  1D curve along δ1 (main task)
-    plane     <task>_<init>       surfaces/<task>_<init>_plane.h5 2D train+dev surface on (δ1, δ2),
-                                                                 δ2 from the second task's run
-    <analysis> <task>_<init>      analysis/<analysis>_<task>_<init>.json   bertviz-analyze
+    train     <name>              runs/<name>/                    bertviz-train (resumes from its last epoch)
+    line      <name>              surfaces/<name>_line.h5         1D curve along δ1 (main task)
+    plane     <name>              surfaces/<name>_plane.h5        2D train+dev surface on (δ1, δ2),
+                                                                 δ2 from the same seed's second-task run
+    <analysis> <name>             analysis/<analysis>_<name>.json bertviz-analyze
     figures                       figures/ (+ figures.json)       bertviz-plot
     wandb                         wandb/ (offline runs)           curves, surfaces, artifacts, numbers
-    report                        report.md, report.html
+    report                        report.md, report.html, results.md (+ the copy at ``results_doc``)
+
+Before the first stage the decision rule (``evidence``) is written to ``evidence.json``; the report
+decides every claim across the seeds with it (report/claims.py).
 
 A stage is skipped when its outputs exist and its record ``.stages/<stage>.json`` (the
 stage's full specification and outputs, written atomically after it finishes) matches the
@@ -33,6 +38,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.locks import held
 from bertviz_landscape.rundir import RunDir
 
 METRICS_NAME = Path(
@@ -114,45 +120,47 @@ class Pipeline:
         started = time.perf_counter()
         for n, stage in enumerate(stages, 1):
             head = f"[demo {n:2d}/{total}] {stage.name:<34}"
-            if self.is_done(stage):
-                self._print(f"{head} skipped (done)")
-                self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
-                continue
-            tty = getattr(self.out, "isatty", lambda: False)()
-            if tty:
-                self._print(f"{head} ...", end="")
-            t0, c0 = time.perf_counter(), _cpu_seconds()
-            try:
-                with self._captured():
-                    stage.action()
-            except BaseException as err:
-                where = f" (see {self.log_file})" if self.log_file else ""
-                self._print(
-                    f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+            # one process per stage: a second demo on this directory waits, then skips what it finished
+            with held(self.records / f".{self.record_path(stage).stem}.lock", f"demo stage {stage.name!r}"):
+                if self.is_done(stage):
+                    self._print(f"{head} skipped (done)")
+                    self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
+                    continue
+                tty = getattr(self.out, "isatty", lambda: False)()
+                if tty:
+                    self._print(f"{head} ...", end="")
+                t0, c0 = time.perf_counter(), _cpu_seconds()
+                try:
+                    with self._captured():
+                        stage.action()
+                except BaseException as err:
+                    where = f" (see {self.log_file})" if self.log_file else ""
+                    self._print(
+                        f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+                    )
+                    raise
+                seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+                write_json_atomic(
+                    self.record_path(stage),
+                    {
+                        "stage": stage.name,
+                        "digest": _digest(stage.spec),
+                        "spec": stage.spec,
+                        "outputs": [str(p) for p in stage.outputs],
+                        "seconds": round(seconds, 2),
+                        "cpu_seconds": round(cpu, 2),
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    },
                 )
-                raise
-            seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-            write_json_atomic(
-                self.record_path(stage),
-                {
-                    "stage": stage.name,
-                    "digest": _digest(stage.spec),
-                    "spec": stage.spec,
-                    "outputs": [str(p) for p in stage.outputs],
-                    "seconds": round(seconds, 2),
-                    "cpu_seconds": round(cpu, 2),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                },
-            )
-            self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s (cpu {cpu:7.1f} s)")
-            self.log.append(
-                {
-                    "stage": stage.name,
-                    "status": "done",
-                    "seconds": round(seconds, 2),
-                    "cpu_seconds": round(cpu, 2),
-                }
-            )
+                self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s (cpu {cpu:7.1f} s)")
+                self.log.append(
+                    {
+                        "stage": stage.name,
+                        "status": "done",
+                        "seconds": round(seconds, 2),
+                        "cpu_seconds": round(cpu, 2),
+                    }
+                )
         self._print(
             f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}"
         )
@@ -173,9 +181,15 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
 
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
     main, second = tasks
-    runs = {(t, i): root / "runs" / f"{t}_{i}" for t in tasks for i in inits}
+    seeds = _seeds(c.get("seeds"))
+    arms = _arms(inits, c.get("scratch_lrs"))  # arm label -> (init, lr or None: the preset's)
+    inits = list(arms)
+    runs = {(t, i, s): root / "runs" / run_name(t, i, s) for t in tasks for i in inits for s in seeds}
     surf = {
-        (kind, i): root / "surfaces" / f"{main}_{i}_{kind}.h5" for kind in ("line", "plane") for i in inits
+        (kind, i, s): root / "surfaces" / f"{run_name(main, i, s)}_{kind}.h5"
+        for kind in ("line", "plane")
+        for i in inits
+        for s in seeds
     }
     stages: list[Stage] = []
     data = (
@@ -183,109 +197,125 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     )  # one data directory for every stage
 
     tr = c["train"]
-    for task in tasks:
-        for init in inits:
-            overrides = [
-                f"experiment={tr['experiment']}",
-                f"task={task}",
-                f"init={init}",
-                *data,
-                *tr.get("overrides", []),
-            ]
-            if task == second:
-                overrides += list(tr.get("second_task") or [])
-            run_dir = runs[(task, init)]
+    for seed in seeds:
+        for task in tasks:
+            for init in inits:
+                # a seed is a replicate: from scratch it draws θ0 (init.seed), pretrained the head
+                # (init.seed), and for both the data order and dropout (seed); the second task's run
+                # of a seed shares that seed's θ0
+                overrides = [
+                    f"experiment={tr['experiment']}",
+                    f"task={task}",
+                    f"init={arms[init][0]}",
+                    *([f"init.lr={arms[init][1]}"] if arms[init][1] is not None else []),
+                    f"seed={seed}",
+                    f"init.seed={seed}",
+                    *data,
+                    *tr.get("overrides", []),
+                ]
+                if task == second:
+                    overrides += list(tr.get("second_task") or [])
+                run_dir = runs[(task, init, seed)]
 
-            def train_action(overrides=overrides, run_dir=run_dir):
-                from bertviz_landscape.train import RunConfigError, train
+                def train_action(overrides=overrides, run_dir=run_dir):
+                    from bertviz_landscape.train import RunConfigError, train
 
-                try:
-                    train(compose("train", overrides), run_dir)
-                except (
-                    RunConfigError
-                ):  # the demo's settings changed since this run: the demo's own run is retrained
-                    log.warning("%s was trained with other settings; retraining it", run_dir)
-                    train(compose("train", [*overrides, "force=true"]), run_dir)
+                    try:
+                        train(compose("train", overrides), run_dir)
+                    except (
+                        RunConfigError
+                    ):  # the demo's settings changed since this run: the demo's own run is retrained
+                        log.warning("%s was trained with other settings; retraining it", run_dir)
+                        train(compose("train", [*overrides, "force=true"]), run_dir)
 
-            stages.append(
-                Stage(
-                    f"train {task}_{init}",
-                    {"overrides": overrides, "run": str(run_dir)},
-                    [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
-                    train_action,
+                stages.append(
+                    Stage(
+                        f"train {run_name(task, init, seed)}",
+                        {"overrides": overrides, "run": str(run_dir)},
+                        [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
+                        train_action,
+                    )
                 )
-            )
 
     ls = c["landscape"]
     _check_axis("landscape.line", ls["line"])
     _check_axis("landscape.plane.x", ls["plane"]["x"])
-    for init in inits:
-        common = [
-            f"run={runs[(main, init)]}",
-            "overwrite=true",
-            "progress=false",
-            f"paths.output_dir={root}",
-            *data,
-            *ls.get("overrides", []),
-        ]
-        line = dict(ls["line"])
-        line_over = common + [
-            f"grid.x.min={line['min']}",
-            f"grid.x.max={line['max']}",
-            f"grid.x.num={line['num']}",
-            f"output={surf[('line', init)]}",
-        ]
-        p = ls["plane"]
-        plane_over = common + [
-            f"run2={runs[(second, init)]}",
-            "grid=plane",
-            f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
-            *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
-            f"output={surf[('plane', init)]}",
-        ]
-        for kind, over in (("line", line_over), ("plane", plane_over)):
+    for seed in seeds:
+        for init in inits:
+            common = [
+                f"run={runs[(main, init, seed)]}",
+                "overwrite=true",
+                "progress=false",
+                f"paths.output_dir={root}",
+                *data,
+                *ls.get("overrides", []),
+            ]
+            line = dict(ls["line"])
+            line_over = common + [
+                f"grid.x.min={line['min']}",
+                f"grid.x.max={line['max']}",
+                f"grid.x.num={line['num']}",
+                f"output={surf[('line', init, seed)]}",
+            ]
+            p = ls["plane"]
+            plane_over = common + [
+                f"run2={runs[(second, init, seed)]}",
+                "grid=plane",
+                f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
+                *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
+                f"output={surf[('plane', init, seed)]}",
+            ]
+            for kind, over in (("line", line_over), ("plane", plane_over)):
 
-            def landscape_action(over=over):
-                from bertviz_landscape.landscape.entrypoint import run
+                def landscape_action(over=over):
+                    from bertviz_landscape.landscape.entrypoint import run
 
-                run(compose("landscape", over))
+                    run(compose("landscape", over))
 
-            deps = [runs[(main, init)]] + ([runs[(second, init)]] if kind == "plane" else [])
-            stages.append(
-                Stage(
-                    f"{kind} {main}_{init}",
-                    {"overrides": over, "runs": [_run_stamp(r) for r in deps]},
-                    [surf[(kind, init)]],
-                    landscape_action,
+                deps = [runs[(main, init, seed)]] + ([runs[(second, init, seed)]] if kind == "plane" else [])
+                stages.append(
+                    Stage(
+                        f"{kind} {run_name(main, init, seed)}",
+                        {"overrides": over, "runs": [_run_stamp(r) for r in deps]},
+                        [surf[(kind, init, seed)]],
+                        landscape_action,
+                    )
                 )
-            )
 
     for name in c.get("analyses") or []:
-        for init in inits:
-            out = root / "analysis" / f"{name}_{main}_{init}.json"
-            over = (
-                analysis_overrides(name, runs[(main, init)], surf[("line", init)], surf[("plane", init)], out)
-                + data
-            )
-            over += list((c.get("analysis_overrides") or {}).get(name) or [])
-
-            def analysis_action(over=over):
-                run_analysis(over)
-
-            stages.append(
-                Stage(
-                    f"{name} {main}_{init}",
-                    {
-                        "overrides": over,
-                        "run": _run_stamp(runs[(main, init)]),
-                        "surfaces": [
-                            _Lazy(lambda p=surf[(k, init)]: _file_stamp(p)) for k in ("line", "plane")
-                        ],
-                    },
-                    [out],
-                    analysis_action,
+        for seed in seeds:
+            for init in inits:
+                out = root / "analysis" / f"{name}_{run_name(main, init, seed)}.json"
+                over = (
+                    analysis_overrides(
+                        name,
+                        runs[(main, init, seed)],
+                        surf[("line", init, seed)],
+                        surf[("plane", init, seed)],
+                        out,
+                    )
+                    + data
                 )
-            )
+                over += list((c.get("analysis_overrides") or {}).get(name) or [])
+
+                def analysis_action(over=over):
+                    run_analysis(over)
+
+                stages.append(
+                    Stage(
+                        f"{name} {run_name(main, init, seed)}",
+                        {
+                            "overrides": over,
+                            "run": _run_stamp(runs[(main, init, seed)]),
+                            "surfaces": [
+                                _Lazy(lambda p=surf[(k, init, seed)]: _file_stamp(p))
+                                for k in ("line", "plane")
+                            ],
+                        },
+                        [out],
+                        analysis_action,
+                    )
+                )
 
     upstream = [s.name for s in stages]
     if c.get("figures", True):
@@ -314,12 +344,58 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
         stages.append(
             Stage(
                 "report",
-                {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures"))},
+                {
+                    "after": upstream,
+                    "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures")),
+                    "evidence": c.get("evidence"),
+                    "results_doc": c.get("results_doc"),
+                },
                 [root / "report.md", root / "report.html"],
-                lambda: _report(root),
+                lambda: _report(root, c.get("evidence") or {}, c.get("results_doc")),
             )
         )
     return stages
+
+
+def run_name(task: str, arm: str, seed: int) -> str:
+    """A demo run's (and its surfaces' and analyses') name: `<task>_<init>_seed<seed>`, or
+    `<task>_scratch_lr<lr>_seed<seed>` in a scratch learning-rate sweep."""
+    return f"{task}_{arm}_seed{seed}"
+
+
+def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
+    """Each arm's label -> (init, learning rate): with `scratch_lrs` (a sweep, ≥ 2 rates) one scratch
+    arm per rate, labelled scratch_lr<lr> (the report compares pretrained against the best rate)."""
+    from bertviz_landscape.errors import BadInput
+
+    out: dict[str, tuple[str, float | None]] = {}
+    for init in inits:
+        if init == "scratch" and scratch_lrs:
+            try:
+                rates = [float(x) for x in scratch_lrs]
+            except (TypeError, ValueError):
+                raise BadInput(f"scratch_lrs={scratch_lrs}: give a list of learning rates") from None
+            if len(set(rates)) != len(rates) or any(r <= 0 for r in rates):
+                raise BadInput(f"scratch_lrs={scratch_lrs}: give distinct positive learning rates")
+            out |= {f"scratch_lr{r:g}": ("scratch", r) for r in rates}
+        else:
+            out[init] = (init, None)
+    return out
+
+
+def _seeds(value) -> list[int]:
+    """The demo's seeds (replicates of every (task, init)): a non-empty list of distinct integers."""
+    from bertviz_landscape.errors import BadInput
+
+    if isinstance(value, (int, str)) or value is None:
+        value = [value]
+    try:
+        seeds = [int(s) for s in value]
+    except (TypeError, ValueError):
+        raise BadInput(f"seeds={value}: give a list of integers, e.g. seeds=[0,1,2]") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise BadInput(f"seeds={value}: give a non-empty list of distinct integers, e.g. seeds=[0,1,2]")
+    return seeds
 
 
 def _check_axis(name: str, axis: dict) -> None:
@@ -423,10 +499,16 @@ def _wandb(root: Path, c: dict) -> None:
     log_results(root, wandb_cfg=c.get("wandb") or {}, wandb_dir=root)
 
 
-def _report(root: Path) -> None:
+def _report(root: Path, evidence: dict, results_doc: str | None) -> None:
     from bertviz_landscape.report import write_report
 
-    write_report(root)
+    write_report(root, evidence, results_doc)
+
+
+def write_evidence_rule(root: Path, evidence: dict) -> Path:
+    """<output_dir>/evidence.json: the decision rule, written before the first stage runs (the
+    report reads it, so a rule changed later cannot silently re-decide finished runs)."""
+    return write_json_atomic(root / "evidence.json", evidence)
 
 
 def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
@@ -435,6 +517,8 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
     root = Path(cfg.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     stages = build_stages(cfg)
+    if cfg.get("evidence"):
+        write_evidence_rule(root, OmegaConf.to_container(cfg.evidence, resolve=True))
     return Pipeline(root, out, root / "demo.log" if quiet else None).run(stages)
 
 

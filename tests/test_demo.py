@@ -83,25 +83,52 @@ def test_demo_bad_grid_is_a_clear_error(tmp_path):
     cfg = compose("demo", [f"output_dir={tmp_path}", "landscape.line.num=11"])
     with pytest.raises(BadInput, match=r"landscape.line: 11 points on \[-0.5, 1.5\] miss α = 0, 1"):
         build_stages(cfg)
-    names = [s.name for s in build_stages(compose("demo", [f"output_dir={tmp_path}"]))]
+    stages = build_stages(compose("demo", [f"output_dir={tmp_path}"]))
+    names = [s.name for s in stages]
     main, second = compose("demo").tasks
     assert names[:4] == [
-        f"train {main}_pretrained",
-        f"train {main}_scratch",
-        f"train {second}_pretrained",
-        f"train {second}_scratch",
+        f"train {main}_pretrained_seed0",
+        f"train {main}_scratch_seed0",
+        f"train {second}_pretrained_seed0",
+        f"train {second}_scratch_seed0",
     ]
     assert (
         names[-3:] == ["figures", "wandb", "report"]
-        and f"plane {main}_scratch" in names
-        and f"layers {main}_pretrained" in names
+        and f"plane {main}_scratch_seed2" in names
+        and f"layers {main}_pretrained_seed1" in names
     )
+    for bad in ("seeds=[]", "seeds=[0,0]", "seeds=[a]"):
+        with pytest.raises(BadInput, match="seeds="):
+            build_stages(compose("demo", [f"output_dir={tmp_path}", bad]))
+
+
+def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropout(tmp_path):
+    """Seed s trains every (task, init) with seed=s (data order, dropout) and init.seed=s (θ0 from
+    scratch, the head pretrained); its plane's δ2 is the same seed's second-task run."""
+    from bertviz_landscape.demo import build_stages
+
+    stages = {s.name: s for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "seeds=[3,7,11]"]))}
+    main, second = compose("demo").tasks
+    for seed in (3, 7, 11):
+        for task in (main, second):
+            for init in ("pretrained", "scratch"):
+                over = stages[f"train {task}_{init}_seed{seed}"].spec["overrides"]
+                assert f"seed={seed}" in over and f"init.seed={seed}" in over
+                assert (
+                    stages[f"train {task}_{init}_seed{seed}"]
+                    .spec["run"]
+                    .endswith(f"{task}_{init}_seed{seed}")
+                )
+        plane = stages[f"plane {main}_scratch_seed{seed}"].spec["overrides"]
+        assert any(o.startswith("run2=") and o.endswith(f"{second}_scratch_seed{seed}") for o in plane)
+        assert stages[f"flatness {main}_pretrained_seed{seed}"].outputs[0].name == (
+            f"flatness_{main}_pretrained_seed{seed}.json"
+        )
+    assert compose("demo").seeds and len(compose("demo").seeds) >= 3  # the demo decides (>= 3 per arm)
 
 
 @pytest.mark.slow
 def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, monkeypatch):
-    from test_plots import check_wandb_results
-
     from bertviz_landscape.demo import run_demo
     from bertviz_landscape.plots.results import Results
     from bertviz_landscape.report import claims
@@ -110,21 +137,31 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
     glue = write_glue(tmp_path / "glue", n_train=32, n_dev=16)
     root = tmp_path / "demo"
     analyses = available_analyses()
-    cfg = tiny_demo_cfg(root, tiny_pretrained_model, glue, analyses)
+    cfg = tiny_demo_cfg(root, tiny_pretrained_model, glue, analyses, seeds="[0,1,2]")
     console = io.StringIO()
     log = run_demo(cfg, out=console)
     lines = console.getvalue().splitlines()
     assert all(entry["status"] == "done" for entry in log)
     assert len(lines) == len(log) + 1 and all(" done in " in line for line in lines[:-1])
 
-    for task in ("mrpc", "rte"):
+    for seed in (0, 1, 2):
+        for task in ("mrpc", "rte"):
+            for init in ("pretrained", "scratch"):
+                assert (root / "runs" / f"{task}_{init}_seed{seed}" / "metrics.json").is_file()
         for init in ("pretrained", "scratch"):
-            assert (root / "runs" / f"{task}_{init}" / "metrics.json").is_file()
-    for init in ("pretrained", "scratch"):
-        for kind in ("line", "plane"):
-            assert (root / "surfaces" / f"mrpc_{init}_{kind}.h5").is_file()
-        for name in analyses:
-            assert (root / "analysis" / f"{name}_mrpc_{init}.json").is_file()
+            for kind in ("line", "plane"):
+                assert (root / "surfaces" / f"mrpc_{init}_seed{seed}_{kind}.h5").is_file()
+            for name in analyses:
+                assert (root / "analysis" / f"{name}_mrpc_{init}_seed{seed}.json").is_file()
+    # scratch seeds draw different θ0s, pretrained seeds share the encoder's; the rule is on disk
+    from bertviz_landscape.rundir import RunDir
+
+    def theta0(init, seed):
+        d = RunDir(root / "runs" / f"mrpc_{init}_seed{seed}").theta0
+        return b"".join(p.read_bytes() for p in sorted(Path(d).glob("*.safetensors")))
+
+    assert theta0("scratch", 0) and theta0("scratch", 0) != theta0("scratch", 1)
+    assert json.loads((root / "evidence.json").read_text())["min_runs"] == 3
     manifest = json.loads((root / "figures" / "figures.json").read_text())
     kinds = {f["kind"] for f in manifest["figures"]}
     expected = {"curve1d", "surface2d", "surface3d", "interactive3d", "dev_per_epoch"}
@@ -137,20 +174,30 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
         "trajectory" in s for f in manifest["figures"] if f["kind"] == "surface2d" for s in f["sources"]
     ) == ("trajectory" in analyses)
 
-    # each claim sentence in the report is the one the numbers in the JSONs give
+    # each claim sentence in the report is the one the numbers in the JSONs give, across 3 seeds
     md = (root / "report.md").read_text()
+    from bertviz_landscape.report.writer import _with_rates, load_evidence
+
     results = Results.scan(root, exclude=(root / "figures",))
-    verdicts = claims.decide_all(dict(results.analyses))
+    rule, opts = claims.rule_from(load_evidence(root))
+    verdicts = claims.decide_all(_with_rates(dict(results.analyses)), rule, opts)
     assert {v.claim for v in verdicts} == set(claims.CLAIMS)
     for v in verdicts:
         assert f"**{v.title}** ({v.task}): {v.sentence}" in md
-        assert v.verdict in (claims.SUPPORTED, claims.CONTRADICTED, claims.UNRESOLVED)
+        assert v.verdict in (claims.SUPPORTED, claims.CONTRADICTED, claims.UNRESOLVED), v.sentence
+        assert "descriptive only" not in v.sentence
+        if v.numbers.get("comparison"):
+            assert v.numbers["comparison"]["a"]["n"] == 3 == v.numbers["comparison"]["b"]["n"]
+    assert (root / "results.md").read_text().strip() in md
+    assert "| | pretrained seed 0 | pretrained seed 1 | pretrained seed 2 |" in md
     html = (root / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(
         [f for f in manifest["figures"] if f["kind"] != "interactive3d"]
     )
 
-    check_wandb_results(root, task="mrpc", with_analysis=bool(analyses))
+    # W&B: one run per (task, init) (how several seeds' surfaces are laid out in it is wandb_media's)
+    logged = json.loads((root / "wandb" / "logged.json").read_text())["runs"]
+    assert sorted({(r["task"], r["init"]) for r in logged}) == [("mrpc", "pretrained"), ("mrpc", "scratch")]
 
     # a re-run skips every stage
     console = io.StringIO()

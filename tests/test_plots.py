@@ -365,63 +365,18 @@ def fixture_analyses(beat_scratch=True, task="mrpc") -> dict[str, list[dict]]:
     }
 
 
-def test_claims_supported_when_the_numbers_say_so():
+def test_one_run_per_arm_is_descriptive_only_for_every_claim():
+    """The unit of replication is the run: one run per arm never decides (tests/test_claims.py decides
+    claims across seeds)."""
     verdicts = {v.claim: v for v in claims.decide_all(fixture_analyses())}
     assert set(verdicts) == set(claims.CLAIMS)
     for name, v in verdicts.items():
-        assert v.verdict == claims.SUPPORTED, (name, v.sentence)
-        assert v.sentence.startswith("supported")
+        if name == "lower_layers_invariant":  # the scratch fixture's equal relative changes: no rank trend
+            assert v.verdict == claims.UNRESOLVED and "not measured" in v.sentence
+            continue
+        assert v.verdict == claims.DESCRIPTIVE, (name, v.sentence)
+        assert v.sentence.startswith("descriptive only (n = 1/1 runs")
     assert "1.4" in verdicts["wider_optima"].sentence and "0.6" in verdicts["wider_optima"].sentence
-
-
-def test_claims_contradicted_when_the_numbers_are_reversed():
-    a = fixture_analyses()
-    for name in ("flatness", "consistency", "trajectory", "longtrain"):
-        a[name] = [
-            a[name][0] | {"runs": [run_entry("scratch")]},
-            a[name][1] | {"runs": [run_entry("pretrained")]},
-        ]
-    pre_layers = a["layers"][0]["per_run"][0]
-    pre_layers["relative_change"] = {
-        k: (1e-4 * (7 - int(k.split(".")[1])) if k.startswith("layer.") else v)
-        for k, v in pre_layers["relative_change"].items()
-    }
-    verdicts = {v.claim: v.verdict for v in claims.decide_all(a)}
-    assert verdicts == {k: claims.CONTRADICTED for k in claims.CLAIMS}
-
-
-def test_claims_not_resolved_within_the_noise_or_on_the_plateau():
-    a = fixture_analyses()
-    a["flatness"][1]["summary"]["width_x_0.1"] = {
-        "mean": 1.3,
-        "std": 0.0,
-        "n": 1,
-    }  # within one grid step (0.2)
-    a["flatness"][0]["inputs"] = {"grid_step": 0.2}
-    a["consistency"][1]["summary"]["spearman"] = {"mean": 0.94, "std": 0.0, "n": 1}
-    v = {x.claim: x for x in claims.decide_all(a)}
-    assert v["wider_optima"].verdict == claims.UNRESOLVED and "within the noise" in v["wider_optima"].sentence
-    assert v["consistency"].verdict == claims.UNRESOLVED
-    plateau = {x.claim: x for x in claims.decide_all(fixture_analyses(beat_scratch=False))}
-    for name in ("wider_optima", "robust_to_overfitting", "consistency"):
-        assert plateau[name].verdict == claims.UNRESOLVED, name
-        assert (
-            "did not beat its majority baseline" in plateau[name].sentence
-            and "0.684" in plateau[name].sentence
-        )
-    # training loss is what easier optimisation is about: decided by it, the plateau flagged
-    assert plateau["easier_optimisation"].verdict == v["easier_optimisation"].verdict
-    assert (
-        "Flagged:" in plateau["easier_optimisation"].sentence
-        and "did not beat its majority baseline" in plateau["easier_optimisation"].sentence
-    )
-    assert plateau["lower_layers_invariant"].verdict == claims.SUPPORTED  # a pretrained-only claim
-    short = fixture_analyses()
-    for d in short["longtrain"]:
-        d["per_run"][0]["dev_metric_per_epoch"] = d["per_run"][0]["dev_metric_per_epoch"][:3]
-    lt = claims.robust_to_overfitting(short, "mrpc")
-    assert lt.verdict == claims.UNRESOLVED and "only 3 epochs" in lt.sentence
-    assert claims.wider_optima({}, "mrpc").verdict == claims.UNRESOLVED
 
 
 def write_fixture_dir(root: Path, beat_scratch=True) -> Path:
@@ -469,7 +424,7 @@ def test_draw_all_and_report_from_a_results_directory(tmp_path):
     page = (root / "report.html").read_text()
     for v in claims.decide_all(fixture_analyses()):
         assert v.sentence in md
-    assert "| basin width along δ1, ε=0.1 (units ‖δ1‖) | 1.4 | 0.6 |" in md
+    assert "| basin width along δ1 (units ‖δ1‖) | 1.4 (n = 1) | 0.6 (n = 1) |" in md
     imgs = page.count("data:image/png;base64,")
     assert imgs == len([f for f in manifest["figures"] if f["kind"] != "interactive3d"])
     b64 = page.split("data:image/png;base64,")[1].split("'")[0]

@@ -37,7 +37,8 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("report", True):
         from bertviz_landscape.report import write_report
 
-        md, page = write_report(results)
+        rule = OmegaConf.to_container(cfg.evidence, resolve=True) if cfg.get("evidence") else None
+        md, page = write_report(results, rule)
         log.info("report: %s, %s", md, page)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         from bertviz_landscape.wandb_media import log_results

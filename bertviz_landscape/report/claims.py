@@ -1,40 +1,62 @@
-"""The paper's five claims, each decided by the numbers in the analysis JSONs.
+"""The paper's five claims, each decided across runs (seeds) by bertviz_landscape.analysis.evidence.
 
-One function per claim, ``claim(analyses_of_one_task) -> Verdict``; `analyses` maps an
-analysis name to its JSONs (format bertviz-analysis/1), for one task, pretrained and scratch.
-A verdict is "supported", "contradicted" or "not resolved" (within the noise, or because the
-numbers needed are missing, or because a run never left the majority-class plateau — its
-landscape is then the plateau's, not a learned optimum's; "left" means a dev accuracy more than
-2 binomial standard errors above the majority's, analysis.common.baseline_verdict). The rules:
+`analyses` maps an analysis name to its JSONs (format bertviz-analysis/1; one JSON per run, each
+with its per-run ``numbers``, analysis/common.py). For every task, the runs of each arm (pretrained,
+from scratch) give one number each; the two arms are compared by Welch's two-sided t-test with the
+run as the unit, the effect is the difference of means (pretrained − scratch) with its 95% Welch
+interval and Hedges' g with its interval, and the p-values of every claim decided in one report
+get Holm's correction together (evidence.py says why). With fewer than ``rule.min_runs`` runs in
+an arm a claim is "descriptive only (n = …)". A claim is decided only where every run of both arms
+beat its majority baseline (analysis.common.baseline_verdict: accuracy more than 2 binomial
+standard errors above the majority's) — otherwise "not resolved", naming the runs that did not
+(their landscape is the plateau's, not a learned optimum's). Where an arm holds runs of several
+learning rates (the replicate preset's scratch sweep), the arm is its best rate by mean dev metric
+and the sentence names the rates tried.
 
-wider optima            flatness ``width_x_<ε>`` (basin width along δ1 around θ1, in units of ‖δ1‖,
-                        at ε = 0.1, else the smallest ε given): pretrained − scratch beyond the noise (2·combined standard
-                        error over runs, and at least one grid step of the 1D curve);
-                        the Hessian top eigenvalue, when computed, is quoted beside it.
-easier optimisation     the training loss at the end of training, as the trajectory recorded it
-                        (mean of the last quarter of ``recorded_train_loss``): pretrained lower
-                        than scratch by more than 2 standard errors (of those per-step losses);
-                        decided even when a run sits on the dev plateau (flagged in the sentence):
-                        training loss is what the claim is about.
-robustness to           ``drop_from_best`` of long training (dev metric, best epoch − last epoch):
-overfitting             pretrained smaller than scratch beyond 2·combined noise (spread over runs,
-                        else the epoch-to-epoch fluctuation); needs ≥ 5 epochs.
-train/dev consistency   Spearman ρ between the train-loss and dev-error surfaces: pretrained higher
-                        than scratch; the difference of Fisher z-values beyond 2 standard errors
-                        (√(1/(n₁−3) + 1/(n₂−3)), n = grid points).
-lower layers more       pretrained: Spearman ρ between encoder-layer depth and relative change
-invariant               ‖θ1ˡ−θ0ˡ‖/‖θ0ˡ‖ over layers 1…L: supported when ρ > 0 with p < 0.05,
-                        contradicted when ρ < 0 with p < 0.05; roll-back numbers quoted beside it.
+Each claim reads the first of its numbers (in the order below) that every run of both arms has;
+a number marked *fallback* is the older per-run quantity used until the analysis writes the
+invariant one, and the sentence labels it so. ``better``: +1 when the claim says pretrained is
+higher.
+
+wider optima          invariant_width (+1; filter-normalised random directions, m ≥ 5 draws),
+                      adaptive_sharpness (−1), *fallback* width_delta1 (+1; ‖δ1‖ units, from the
+                      1D curve's width_x_<ε>; a width whose basin reaches the grid's edge is a lower
+                      bound and cannot lose/win the way it cannot be shown). Raw λmax, the absolute
+                      and ‖θ1‖-relative widths are quoted, not decided on. Flagged when the arms'
+                      mean training losses at θ1 differ by more than ``rule.matched_loss_rtol``.
+easier optimisation   path_loss_auc (−1; eval-mode training loss along the recorded path), *fallback*
+                      recorded_final_train_loss (−1; mean of the last quarter of the recorded
+                      minibatch training losses, dropout on); steps_to_threshold quoted (k of n runs
+                      reached the threshold).
+robust to overfitting dev_slope_second_half (+1), best_minus_last_dev (−1; *fallback* from the
+                      long-training drop_from_best); needs ≥ ``min_epochs`` epochs.
+consistency           spearman_train_dev (+1; Spearman ρ(train loss, dev error) over the 2D grid;
+                      the within-run bootstrap standard error is quoted as a check, not used as
+                      noise); IoU and the minima's distance quoted.
+lower layers more     rollback_depth_trend (+1; Spearman ρ(depth, rise of dev error when one encoder
+invariant             layer is rolled back to θ0); *fallback* from the layers analysis' single
+                      roll-backs), curve_rise_depth_trend (+1), *fallback* relative_change_depth_trend
+                      (+1; AdamW makes relative change nearly equal across layers): pretrained against
+                      scratch as the control (a depth trend both inits show is the architecture's).
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
+from scipy.stats import spearmanr
 
-SUPPORTED, CONTRADICTED, UNRESOLVED = "supported", "contradicted", "not resolved"
+from bertviz_landscape.analysis import evidence
+from bertviz_landscape.analysis.evidence import CONTRADICTED, DESCRIPTIVE, SUPPORTED, UNRESOLVED, Rule
+from bertviz_landscape.config import CONF_DIR
+
+__all__ = ["CLAIMS", "CONTRADICTED", "DESCRIPTIVE", "SUPPORTED", "UNRESOLVED", "Verdict", "decide_all"]
+
 CLAIMS = {
     "wider_optima": "Pre-training leads to wider optima",
     "easier_optimisation": "Pre-training eases optimisation",
@@ -42,7 +64,15 @@ CLAIMS = {
     "consistency": "Training loss and dev error surfaces are consistent for fine-tuning (less so from scratch)",
     "lower_layers_invariant": "Lower layers of the pretrained model are more invariant during fine-tuning",
 }
-Z = 2.0  # how many standard errors a difference must exceed
+ARMS = ("pretrained", "scratch")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the claims read besides the rule (conf/evidence/default.yaml)."""
+
+    width_eps: str  # ε of the fallback width along δ1 (a flatness summary key width_x_<ε>)
+    min_epochs: int  # long training shorter than this cannot show overfitting
 
 
 @dataclass
@@ -58,390 +88,542 @@ class Verdict:
         return CLAIMS[self.claim]
 
 
-def _by_init(jsons: list[dict]) -> dict[str, dict]:
-    from bertviz_landscape.plots.inputs import analysis_identity
+# --- per-run records ------------------------------------------------------------------------
+@dataclass
+class RunRecord:
+    """One run's identity, its baseline verdict and its `numbers` (with the fallbacks filled in)."""
 
-    out = {}
-    for data in jsons or []:
-        out.setdefault(analysis_identity(data)[1], data)
-    return out
+    task: str
+    init: str
+    seed: int | None
+    run: str | None
+    lr: float | None
+    beat: bool | None
+    dev_metric: float | None
+    baseline: float | None
+    metric: str
+    numbers: dict
+
+    @property
+    def label(self) -> str:
+        lr = "" if self.lr is None else f" lr {self.lr:g}"
+        return f"{self.init} seed {self.seed}{lr}"
 
 
-def _summary(data: dict | None, key: str):
-    if not data:
+def _num(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
         return None
+    return f if math.isfinite(f) else None
+
+
+def _summary_value(data: dict, key: str) -> float | None:
     entry = (data.get("summary") or {}).get(key)
-    if entry is None:
+    if isinstance(entry, dict):
+        entry = entry.get("mean")
+    return _num(entry)
+
+
+def _spearman(pairs: list[tuple[float, float]]) -> float | None:
+    if len(pairs) < 3:
         return None
-    if isinstance(entry, (int, float)):
-        entry = {"mean": entry, "std": 0.0, "n": 1}
-    m = entry.get("mean")
-    if m is None or not math.isfinite(float(m)):
+    x, y = zip(*pairs)
+    if len(set(y)) < 2:
         return None
-    return float(m), float(entry.get("std") or 0.0), int(entry.get("n") or 1)
+    return _num(spearmanr(x, y).statistic)
 
 
-def plateau_reason(*datas: dict | None) -> str | None:
-    """Why a comparison cannot be made: a run that did not beat its majority baseline (named)."""
-    bad = []
-    for data in datas:
-        for run in (data or {}).get("runs") or []:
-            if run.get("beat_baseline") is False:
-                bad.append(
-                    f"the {run.get('init')} run ({run.get('primary_metric', 'metric')} {float(run.get('dev_metric', float('nan'))):.3f} "
-                    f"vs majority baseline {float(run.get('majority_baseline', float('nan'))):.3f}) did not beat its majority baseline"
-                )
-    if not bad:
-        return None
-    return "; ".join(dict.fromkeys(bad)) + " — its landscape is the plateau's, not a learned optimum's"
-
-
-def _compare(diff: float, noise: float, better_positive: bool = True) -> str:
-    if not math.isfinite(diff) or not math.isfinite(noise):
-        return UNRESOLVED
-    d = diff if better_positive else -diff
-    if d > noise:
-        return SUPPORTED
-    if d < -noise:
-        return CONTRADICTED
-    return UNRESOLVED
-
-
-def _missing(claim: str, task: str, what: str) -> Verdict:
-    return Verdict(claim, task, UNRESOLVED, f"not resolved: {what}.")
-
-
-def _combined(a, b) -> float:
-    """2 × the standard error of a difference of two means (std over runs; 0 with one run each)."""
-    (_, sa, na), (_, sb, nb) = a, b
-    return Z * math.sqrt((sa**2) / max(na, 1) + (sb**2) / max(nb, 1))
-
-
-def _eps_keys(datas: list[dict], prefix: str) -> list[str]:
-    """`<prefix><ε>` summary keys common to all `datas`, by ε (not the `_absolute` variants)."""
-    keys = set.intersection(*[set((d.get("summary") or {}).keys()) for d in datas]) if datas else set()
-
-    def eps(k):
+def _encoder_depth(name: str) -> int | None:
+    if name.startswith("layer."):
         try:
-            return float(k[len(prefix) :])
+            return int(name.split(".")[1])
         except ValueError:
             return None
+    return None
 
-    return sorted((k for k in keys if k.startswith(prefix) and eps(k) is not None), key=eps)
+
+def fallback_numbers(analysis: str, data: dict, per_run: dict, opts: Options) -> dict:
+    """The per-run quantities older analysis JSONs hold, under the contract's names (and
+    ``recorded_final_train_loss``); a JSON's own ``numbers`` take precedence over these."""
+    out: dict = {}
+    if analysis == "flatness":
+        eps = opts.width_eps
+        widths = [
+            k
+            for k in (data.get("summary") or {})
+            if k.startswith("width_x_") and k[8:].replace(".", "", 1).isdigit()
+        ]
+        key = (
+            f"width_x_{eps}"
+            if f"width_x_{eps}" in widths
+            else (sorted(widths, key=lambda k: float(k[8:])) or [None])[0]
+        )
+        if key:
+            e = key[8:]
+            out["width_delta1"] = _summary_value(data, key)
+            out["width_delta1_eps"] = float(e)
+            entry = ((per_run.get("width") or {}).get("x") or {}).get(e) or {}
+            if entry.get("bounded") is not None:
+                out["width_delta1_bounded"] = 1.0 if entry["bounded"] else 0.0
+            out["width_abs"] = _summary_value(data, f"{key}_absolute")
+            norm1 = _summary_value(data, "norm_theta1")
+            if out["width_abs"] is not None and norm1:
+                out["width_rel_theta1"] = out["width_abs"] / norm1
+        out["hessian_top_eig"] = _summary_value(data, "hessian_top")
+        out["hessian_trace"] = _summary_value(data, "hessian_trace")
+        out["train_loss_theta1"] = _num((per_run.get("noise") or {}).get("center_value"))
+    elif analysis == "trajectory":
+        losses = np.asarray([_num(x) for x in per_run.get("recorded_train_loss") or []], dtype=float)
+        losses = losses[np.isfinite(losses)]
+        if losses.size >= 2:
+            out["recorded_final_train_loss"] = float(losses[-max(2, losses.size // 4) :].mean())
+    elif analysis == "consistency":
+        out["spearman_train_dev"] = _summary_value(data, "spearman")
+        out["iou"] = _summary_value(data, "iou_25")
+    elif analysis == "layers":
+        rel = per_run.get("relative_change") or {}
+        out["relative_change_depth_trend"] = _spearman(
+            [
+                (d, float(v))
+                for k, v in rel.items()
+                if (d := _encoder_depth(k)) is not None and _num(v) is not None
+            ]
+        )
+        rb = per_run.get("rollback") or []
+        none = next((r for r in rb if r.get("kind") == "none"), None)
+        base = _num((none or {}).get("dev_error"))
+        singles = [
+            (d, float(r["dev_error"]) - (base or 0.0))
+            for r in rb
+            if r.get("kind") == "single"
+            and len(r.get("layers") or []) == 1
+            and (d := _encoder_depth(r["layers"][0])) is not None
+            and _num(r.get("dev_error")) is not None
+        ]
+        out["rollback_depth_trend"] = _spearman(singles)
+    elif analysis == "longtrain":
+        out["best_minus_last_dev"] = _summary_value(data, "drop_from_best")
+        curve = [x for x in per_run.get("dev_metric_per_epoch") or [] if x is not None]
+        out["epochs"] = float(len(curve))
+    return {k: v for k, v in out.items() if v is not None}
 
 
-def _surface_paths(data: dict) -> list[str]:
-    inputs = data.get("inputs") or {}
-    out = []
-    for entry in [inputs.get("surface"), *(inputs.get("surfaces") or [])]:
-        path = entry.get("path") if isinstance(entry, dict) else entry
-        if path:
-            out.append(str(path))
+def run_records(analysis: str, datas: list[dict], opts: Options) -> list[RunRecord]:
+    """One record per (run) of the analysis JSONs (a JSON of several runs gives several; its
+    ``numbers`` belong to a one-run JSON only)."""
+    out, seen = [], set()
+    for data in datas or []:
+        runs = data.get("runs") or []
+        per = data.get("per_run") or []
+        for i, run in enumerate(runs):
+            pr = per[i] if i < len(per) else {}
+            numbers = fallback_numbers(analysis, data, pr, opts)
+            if len(runs) == 1:
+                # null stays: "measured, none" (e.g. steps_to_threshold of a run that never reached it)
+                numbers |= {k: _num(v) for k, v in (data.get("numbers") or {}).items()}
+            seed = run.get("seed")
+            rec = RunRecord(
+                str(run.get("task")),
+                str(run.get("init")),
+                None if seed is None else int(seed),
+                run.get("run"),
+                _num(run.get("lr")),
+                run.get("beat_baseline"),
+                _num(run.get("dev_metric")),
+                _num(run.get("majority_baseline")),
+                str(run.get("primary_metric") or "metric"),
+                numbers,
+            )
+            ident = (rec.task, rec.init, rec.seed, rec.lr, rec.run)
+            if ident not in seen:
+                seen.add(ident)
+                out.append(rec)
     return out
 
 
-def _grid_step(data: dict) -> float:
-    """The α spacing of the 1D curve the widths were measured on (inputs.grid_step or the surface), else 0."""
-    inputs = data.get("inputs") or {}
-    for key in ("grid_step", "alpha_step"):
-        if isinstance(inputs.get(key), (int, float)):
-            return float(inputs[key])
-    for path in _surface_paths(data):
-        try:
-            from bertviz_landscape.landscape.surface import load_surface
+def best_rate(records: list[RunRecord]) -> tuple[list[RunRecord], list[float], float | None]:
+    """An arm's runs at its best learning rate by mean dev metric (all runs when one rate), the
+    rates tried and the one chosen."""
+    by_lr: dict = defaultdict(list)
+    for r in records:
+        by_lr[r.lr].append(r)
+    rates = sorted(lr for lr in by_lr if lr is not None)
+    if len(by_lr) <= 1:
+        return records, rates, (rates[0] if rates else None)
 
-            x = np.asarray(load_surface(path).x, dtype=float)
-            return float(np.min(np.diff(np.sort(x)))) if x.size > 1 else 0.0
-        except (OSError, KeyError, ValueError):
-            continue
-    return 0.0
+    def score(lr):
+        vals = [r.dev_metric for r in by_lr[lr] if r.dev_metric is not None]
+        return float(np.mean(vals)) if vals else -math.inf
 
-
-def width_bounded(data: dict, eps: str) -> bool:
-    """Whether the basin along δ1 ends inside the grid on both sides (False: the width is a lower bound)."""
-    for pr in data.get("per_run") or []:
-        entry = (((pr.get("width") or {}).get("x") or {}).get(eps)) or {}
-        if entry.get("bounded") is False:
-            return False
-    return True
+    best = max(by_lr, key=score)
+    return by_lr[best], rates, best
 
 
-def wider_optima(analyses: dict[str, list[dict]], task: str, eps: str = "0.1") -> Verdict:
-    claim = "wider_optima"
-    f = _by_init(analyses.get("flatness", []))
-    if not {"pretrained", "scratch"} <= set(f):
-        return _missing(claim, task, "no flatness numbers for both the pretrained and the from-scratch run")
-    reason = plateau_reason(f["pretrained"], f["scratch"])
-    keys = _eps_keys([f["pretrained"], f["scratch"]], "width_x_")
-    numbers = {}
-    if keys:
-        key = f"width_x_{eps}" if f"width_x_{eps}" in keys else keys[0]
-        a, b = _summary(f["pretrained"], key), _summary(f["scratch"], key)
-        if a and b:
-            step = max(_grid_step(f["pretrained"]), _grid_step(f["scratch"]))
-            noise = max(_combined(a, b), step)
-            numbers = {"key": key, "pretrained": a[0], "scratch": b[0], "noise": noise, "grid_step": step}
-    hess = {i: _summary(f[i], "hessian_top") for i in ("pretrained", "scratch")}
-    hess_txt = ""
-    if all(hess.values()):
-        numbers["hessian_top"] = {i: v[0] for i, v in hess.items()}
-        hess_txt = f" Hessian top eigenvalue: pretrained {hess['pretrained'][0]:.4g}, from scratch {hess['scratch'][0]:.4g}."
-    if not numbers.get("key"):
-        return Verdict(
-            claim,
-            task,
-            UNRESOLVED,
-            "not resolved: the flatness JSONs have no basin width along δ1." + hess_txt,
-            numbers,
-        )
-    eps = numbers["key"][len("width_x_") :]  # the ε actually used
-    bounded = {i: width_bounded(f[i], eps) for i in ("pretrained", "scratch")}
-    numbers["bounded"] = bounded
-    mark = {i: "" if bounded[i] else "≥ " for i in bounded}
-    facts = (
-        f"basin width along δ1 around θ1 at ε={eps}: pretrained {mark['pretrained']}{numbers['pretrained']:.3g}, "
-        f"from scratch {mark['scratch']}{numbers['scratch']:.3g} (units of each run's ‖δ1‖; noise ±{numbers['noise']:.2g}"
-        + ("; ≥: the basin extends past the grid" if not all(bounded.values()) else "")
-        + ")"
-    )
-    if reason:
-        return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + hess_txt, numbers)
-    v = _compare(numbers["pretrained"] - numbers["scratch"], numbers["noise"])
-    # a width that is only a lower bound can only win: it cannot be shown narrower
-    if v == CONTRADICTED and not bounded["pretrained"]:
-        v = UNRESOLVED
-    if v == SUPPORTED and not bounded["scratch"]:
-        v = UNRESOLVED
-    if not any(bounded.values()):
-        return Verdict(
-            claim,
-            task,
-            UNRESOLVED,
-            f"not resolved: both basins extend past the grid (widen grid.x) — {facts}." + hess_txt,
-            numbers,
-        )
-    lead = {
-        SUPPORTED: "supported: the pretrained optimum is wider",
-        CONTRADICTED: "contradicted: the from-scratch optimum is wider",
-        UNRESOLVED: "not resolved within the noise",
-    }[v]
-    return Verdict(claim, task, v, f"{lead} — {facts}." + hess_txt, numbers)
+# --- claims -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    better: int  # +1: the claim says pretrained is higher
+    label: str
+    fallback: bool = False
 
 
-def _final_loss(data: dict) -> tuple[float, float, int] | None:
-    pr = (data.get("per_run") or [{}])[0]
-    losses = np.asarray([x for x in pr.get("recorded_train_loss") or [] if x is not None], dtype=float)
-    losses = losses[np.isfinite(losses)]
-    if losses.size < 2:
-        return None
-    tail = losses[-max(2, losses.size // 4) :]
-    return float(tail.mean()), float(tail.std(ddof=1) / math.sqrt(tail.size)), int(tail.size)
+@dataclass(frozen=True)
+class ClaimSpec:
+    claim: str
+    analysis: str
+    measures: tuple[Measure, ...]
+    supported: str  # the sentence's lead when supported
+    contradicted: str
+    quoted: tuple[tuple[str, str], ...] = ()  # (number, label) quoted beside the decision
 
 
-def easier_optimisation(analyses: dict[str, list[dict]], task: str) -> Verdict:
-    claim = "easier_optimisation"
-    t = _by_init(analyses.get("trajectory", []))
-    if not {"pretrained", "scratch"} <= set(t):
-        return _missing(claim, task, "no trajectory JSONs for both the pretrained and the from-scratch run")
-    a, b = _final_loss(t["pretrained"]), _final_loss(t["scratch"])
-    if not (a and b):
-        return _missing(claim, task, "the trajectories recorded no training losses")
-    noise = Z * math.sqrt(a[1] ** 2 + b[1] ** 2)
-    numbers = {"pretrained": a[0], "scratch": b[0], "noise": noise, "steps_averaged": [a[2], b[2]]}
-    facts = (
-        f"training loss at the end of training (mean of the last {a[2]}/{b[2]} recorded steps): pretrained {a[0]:.3f}, "
-        f"from scratch {b[0]:.3f} (noise ±{noise:.2g})"
-    )
-    # Training loss is what this claim is about, so a run on the dev plateau still counts (a scratch
-    # run that cannot leave it is the hardest optimisation of all); the plateau is flagged, not hidden.
-    reason = plateau_reason(t["pretrained"], t["scratch"])
-    v = _compare(b[0] - a[0], noise)
-    lead = {
-        SUPPORTED: "supported: training reaches a lower loss from the pretrained start",
-        CONTRADICTED: "contradicted: from scratch reaches the lower training loss",
-        UNRESOLVED: "not resolved within the noise",
-    }[v]
-    flag = (
-        f" Flagged: {reason} (the comparison is of training loss, which it does not invalidate)."
-        if reason
-        else ""
-    )
-    return Verdict(claim, task, v, f"{lead} — {facts}.{flag}", numbers)
-
-
-def robust_to_overfitting(analyses: dict[str, list[dict]], task: str, min_epochs: int = 5) -> Verdict:
-    claim = "robust_to_overfitting"
-    lt = _by_init(analyses.get("longtrain", []))
-    if not {"pretrained", "scratch"} <= set(lt):
-        return _missing(
-            claim,
-            task,
-            "no long-training JSONs for both runs (bertviz-train experiment=overfit, then analysis=longtrain)",
-        )
-    curves = {
-        i: [x for x in ((lt[i].get("per_run") or [{}])[0].get("dev_metric_per_epoch") or []) if x is not None]
-        for i in lt
-    }
-    epochs = min(len(curves["pretrained"]), len(curves["scratch"]))
-    a, b = _summary(lt["pretrained"], "drop_from_best"), _summary(lt["scratch"], "drop_from_best")
-    if not (a and b):
-        return _missing(claim, task, "the long-training JSONs have no drop_from_best")
-    noise = _combined(a, b)
-    if a[2] == 1 or b[2] == 1:  # one run each: the epoch-to-epoch fluctuation of the dev metric
-        fluct = [
-            float(np.std(np.diff(curves[i]), ddof=1)) for i in ("pretrained", "scratch") if len(curves[i]) > 2
-        ]
-        noise = max(noise, Z * math.sqrt(sum(f**2 for f in fluct) / max(1, len(fluct)))) if fluct else noise
-    numbers = {"pretrained": a[0], "scratch": b[0], "noise": noise, "epochs": epochs}
-    facts = f"dev-metric drop from the best epoch to the last ({epochs} epoch{'s' if epochs != 1 else ''}): pretrained {a[0]:.3f}, from scratch {b[0]:.3f} (noise ±{noise:.2g})"
-    if epochs < min_epochs:
-        return Verdict(
-            claim,
-            task,
-            UNRESOLVED,
-            f"not resolved: only {epochs} epoch{'s' if epochs != 1 else ''} — overfitting needs long training "
-            f"(≥ {min_epochs}; bertviz-train experiment=overfit). ({facts}.)",
-            numbers,
-        )
-    reason = plateau_reason(lt["pretrained"], lt["scratch"])
-    if reason:
-        return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)", numbers)
-    v = _compare(b[0] - a[0], noise)
-    lead = {
-        SUPPORTED: "supported: the pretrained run loses less of its best dev metric",
-        CONTRADICTED: "contradicted: the from-scratch run loses less",
-        UNRESOLVED: "not resolved within the noise",
-    }[v]
-    return Verdict(claim, task, v, f"{lead} — {facts}.", numbers)
-
-
-def consistency(analyses: dict[str, list[dict]], task: str) -> Verdict:
-    claim = "consistency"
-    c = _by_init(analyses.get("consistency", []))
-    if not {"pretrained", "scratch"} <= set(c):
-        return _missing(claim, task, "no consistency JSONs for both runs")
-    a, b = _summary(c["pretrained"], "spearman"), _summary(c["scratch"], "spearman")
-    if not (a and b):
-        return _missing(claim, task, "a consistency JSON has no finite Spearman ρ (a constant surface?)")
-    n = [int(((c[i].get("per_run") or [{}])[0]).get("n_points") or 0) for i in ("pretrained", "scratch")]
-    if min(n) <= 3:
-        return _missing(claim, task, f"too few grid points ({min(n)}) for a rank correlation")
-    clip = lambda r: max(-0.999999, min(0.999999, r))  # noqa: E731
-    diff = math.atanh(clip(a[0])) - math.atanh(clip(b[0]))
-    noise = Z * math.sqrt(1 / (n[0] - 3) + 1 / (n[1] - 3))
-    numbers = {
-        "pretrained": a[0],
-        "scratch": b[0],
-        "fisher_z_difference": diff,
-        "noise": noise,
-        "n_points": n,
-    }
-    iou = {i: _summary(c[i], "iou_25") for i in ("pretrained", "scratch")}
-    iou_txt = ""
-    if all(iou.values()):
-        numbers["iou_25"] = {i: v[0] for i, v in iou.items()}
-        iou_txt = f" Overlap (IoU) of the lowest 25% regions: pretrained {iou['pretrained'][0]:.2f}, from scratch {iou['scratch'][0]:.2f}."
-    facts = (
-        f"Spearman ρ(training loss, dev error) over the 2D grid: pretrained {a[0]:.3f}, from scratch {b[0]:.3f} "
-        f"(Fisher-z difference {diff:.2f}, noise ±{noise:.2f}, n = {n[0]}/{n[1]} points)"
-    )
-    reason = plateau_reason(c["pretrained"], c["scratch"])
-    if reason:
-        return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + iou_txt, numbers)
-    v = _compare(diff, noise)
-    lead = {
-        SUPPORTED: "supported: the pretrained surfaces agree more",
-        CONTRADICTED: "contradicted: the from-scratch surfaces agree more",
-        UNRESOLVED: "not resolved within the noise",
-    }[v]
-    return Verdict(claim, task, v, f"{lead} — {facts}." + iou_txt, numbers)
-
-
-def lower_layers_invariant(analyses: dict[str, list[dict]], task: str, alpha: float = 0.05) -> Verdict:
-    claim = "lower_layers_invariant"
-    lay = _by_init(analyses.get("layers", []))
-    if "pretrained" not in lay:
-        return _missing(claim, task, "no layers JSON for the pretrained run")
-    pr = (lay["pretrained"].get("per_run") or [{}])[0]
-    rel = pr.get("relative_change") or {}
-    enc = sorted(
+SPECS = {
+    "wider_optima": ClaimSpec(
+        "wider_optima",
+        "flatness",
         (
-            (int(k.split(".")[1]), float(v))
-            for k, v in rel.items()
-            if k.startswith("layer.") and v is not None
+            Measure(
+                "invariant_width", +1, "basin width along filter-normalised random directions (invariant)"
+            ),
+            Measure("adaptive_sharpness", -1, "adaptive sharpness (Kwon et al. 2021; lower = flatter)"),
+            Measure(
+                "width_delta1",
+                +1,
+                "basin width along δ1 around θ1 in units of each run's ‖δ1‖ (fallback: not "
+                "reparameterisation-invariant, descriptive-grade)",
+                fallback=True,
+            ),
         ),
-        key=lambda t: t[0],
-    )
-    if len(enc) < 3:
-        return _missing(claim, task, f"{len(enc)} encoder layers — too few for a trend")
-    from scipy.stats import spearmanr
-
-    depth, change = zip(*enc)
-    res = spearmanr(depth, change)
-    rho, p = float(res.statistic), float(res.pvalue)
-    numbers = {
-        "spearman": rho,
-        "pvalue": p,
-        "relative_change": dict(zip([f"layer.{d}" for d in depth], change)),
-    }
-    facts = (
-        f"relative change of the encoder layers 1…{len(enc)}: {', '.join(f'{c:.2g}' for c in change)} "
-        f"(Spearman ρ(depth, change) = {rho:.2f}, p = {p:.3f})"
-    )
-    rb = {(e.get("kind"), e.get("k")): e for e in pr.get("rollback") or []}
-    rb_txt = ""
-    ks = sorted({k for (kind, k) in rb if kind == "bottom_k" and ("top_k", k) in rb and k is not None})
-    if ks:  # every k: the bottom k (embeddings first) against the top k (head first) layer groups
-        pairs = [
-            (
-                k,
-                float(rb[("bottom_k", k)].get("dev_error", float("nan"))),
-                float(rb[("top_k", k)].get("dev_error", float("nan"))),
-            )
-            for k in ks
-        ]
-        numbers["rollback"] = [
-            {"k": k, "bottom_dev_error": bot, "top_dev_error": top} for k, bot, top in pairs
-        ]
-        rb_txt = (
-            f" Dev error after rolling back the bottom / top k layer groups to θ0 (k = {ks[0]}…{ks[-1]}): "
-            + ", ".join(f"{bot:.3f}/{top:.3f}" for _, bot, top in pairs)
-            + " (not part of the decision)."
-        )
-    reason = plateau_reason(lay["pretrained"])
-    if reason:
-        return Verdict(claim, task, UNRESOLVED, f"not resolved: {reason}. ({facts}.)" + rb_txt, numbers)
-    if math.isfinite(rho) and p < alpha:
-        v = SUPPORTED if rho > 0 else CONTRADICTED
-    else:
-        v = UNRESOLVED
-    lead = {
-        SUPPORTED: "supported: lower layers moved less",
-        CONTRADICTED: "contradicted: lower layers moved more",
-        UNRESOLVED: "not resolved within the noise",
-    }[v]
-    return Verdict(claim, task, v, f"{lead} — {facts}." + rb_txt, numbers)
-
-
-DECIDE = {
-    "wider_optima": wider_optima,
-    "easier_optimisation": easier_optimisation,
-    "robust_to_overfitting": robust_to_overfitting,
-    "consistency": consistency,
-    "lower_layers_invariant": lower_layers_invariant,
+        "the pretrained optimum is wider",
+        "the from-scratch optimum is wider",
+        (
+            ("width_delta1", "width along δ1 (‖δ1‖ units)"),
+            ("width_abs", "absolute width"),
+            ("width_rel_theta1", "width / ‖θ1‖"),
+            ("hessian_top_eig", "Hessian top eigenvalue"),
+            ("hessian_top_eig_normalised", "weight-norm-normalised top eigenvalue"),
+            ("train_loss_theta1", "training loss at θ1"),
+        ),
+    ),
+    "easier_optimisation": ClaimSpec(
+        "easier_optimisation",
+        "trajectory",
+        (
+            Measure(
+                "path_loss_auc",
+                -1,
+                "area under the eval-mode training-loss curve along the path (mean over normalised steps)",
+            ),
+            Measure(
+                "recorded_final_train_loss",
+                -1,
+                "training loss at the end of training, mean of the last quarter of the recorded minibatch "
+                "losses (fallback: dropout on, minibatch noise)",
+                fallback=True,
+            ),
+        ),
+        "training is easier from the pretrained start",
+        "training is easier from scratch",
+        (("final_path_loss", "final eval-mode training loss"),),
+    ),
+    "robust_to_overfitting": ClaimSpec(
+        "robust_to_overfitting",
+        "longtrain",
+        (
+            Measure("dev_slope_second_half", +1, "slope of the dev metric over the second half of training"),
+            Measure("best_minus_last_dev", -1, "drop of the dev metric from the best epoch to the last"),
+        ),
+        "the pretrained runs lose less of their dev metric",
+        "the from-scratch runs lose less",
+        (("dev_loss_last", "last dev loss"), ("mcnemar_p_best_vs_last", "McNemar p, best vs last epoch")),
+    ),
+    "consistency": ClaimSpec(
+        "consistency",
+        "consistency",
+        (Measure("spearman_train_dev", +1, "Spearman ρ(training loss, dev error) over the 2D grid"),),
+        "the pretrained surfaces agree more",
+        "the from-scratch surfaces agree more",
+        (
+            ("spearman_train_dev_boot_se", "within-run bootstrap s.e. of ρ (a check, not the noise)"),
+            ("iou", "IoU of the lowest-25% regions"),
+            ("minima_distance", "distance between the two surfaces' minima"),
+        ),
+    ),
+    "lower_layers_invariant": ClaimSpec(
+        "lower_layers_invariant",
+        "layers",
+        (
+            Measure(
+                "rollback_depth_trend",
+                +1,
+                "Spearman ρ(encoder depth, rise of dev error when that one layer is rolled back to θ0)",
+            ),
+            Measure(
+                "curve_rise_depth_trend", +1, "Spearman ρ(encoder depth, the per-layer curve's rise at α = 0)"
+            ),
+            Measure(
+                "relative_change_depth_trend",
+                +1,
+                "Spearman ρ(encoder depth, relative change ‖θ1ˡ−θ0ˡ‖/‖θ0ˡ‖) (fallback: AdamW makes it "
+                "nearly equal across layers)",
+                fallback=True,
+            ),
+        ),
+        "lower layers are more invariant in the pretrained runs than in the from-scratch control",
+        "the from-scratch control shows the stronger depth trend",
+        (("relative_change_depth_trend", "relative-change depth trend (descriptive)"),),
+    ),
 }
 
 
-def decide_all(analyses: dict[str, list[dict]]) -> list[Verdict]:
-    """Every claim for every task the analyses cover."""
-    tasks = sorted(
-        {str(r.get("task")) for datas in analyses.values() for d in datas for r in (d.get("runs") or [])[:1]}
-    )
-    out = []
-    for task in tasks:
-        mine = {
-            name: [d for d in datas if (d.get("runs") or [{}])[0].get("task") == task]
-            for name, datas in analyses.items()
+@dataclass
+class Assessment:
+    """A claim of one task before Holm's correction: what is compared, or why nothing is."""
+
+    spec: ClaimSpec
+    task: str
+    arms: dict = field(default_factory=dict)  # init -> [RunRecord] (best rate)
+    measure: Measure | None = None
+    comparison: evidence.Comparison | None = None
+    blocked: str | None = None  # why no decision is made (missing numbers, plateau, too short)
+    notes: list[str] = field(default_factory=list)
+    rates: dict = field(default_factory=dict)  # init -> (rates tried, chosen)
+
+    @property
+    def testable(self) -> bool:
+        return self.blocked is None and self.comparison is not None and math.isfinite(self.comparison.p)
+
+
+def _g(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
+
+
+def _arm_text(agg: evidence.Aggregate, confidence: float) -> str:
+    if agg.n == 0:
+        return "not measured"
+    if agg.n == 1:
+        return f"{_g(agg.mean)} (n = 1)"
+    return f"{_g(agg.mean)} ± {_g(agg.std, 2)} (n = {agg.n}, {confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}])"
+
+
+def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opts: Options) -> Assessment:
+    a = Assessment(spec, task)
+    mine = [r for r in records if r.task == task]
+    for init in ARMS:
+        runs = [r for r in mine if r.init == init]
+        chosen, rates, best = best_rate(runs)
+        a.arms[init] = chosen
+        if len(rates) > 1:
+            a.rates[init] = (rates, best)
+            a.notes.append(
+                f"{'from-scratch' if init == 'scratch' else init} learning rates tried "
+                f"{', '.join(f'{x:g}' for x in rates)}; compared at the best by mean dev metric, {best:g}"
+            )
+    if not all(a.arms[i] for i in ARMS):
+        missing = [i for i in ARMS if not a.arms[i]]
+        a.blocked = f"no {spec.analysis} JSONs for the {' and '.join(missing)} runs"
+        return a
+    for m in spec.measures:
+        if all(r.numbers.get(m.key) is not None for i in ARMS for r in a.arms[i]):
+            a.measure = m
+            break
+    if a.measure is None:
+        a.blocked = (
+            f"not measured: no run of both arms has any of {', '.join(m.key for m in spec.measures)} "
+            f"in its {spec.analysis} numbers"
+        )
+        return a
+    vals = {i: [r.numbers[a.measure.key] for r in a.arms[i]] for i in ARMS}
+    a.comparison = evidence.welch(vals["pretrained"], vals["scratch"], rule.confidence)
+    failed = [r for i in ARMS for r in a.arms[i] if r.beat is False]
+    if failed:
+        a.blocked = (
+            "; ".join(
+                f"the {r.label} run ({r.metric} {_g(r.dev_metric)} vs majority baseline {_g(r.baseline)})"
+                for r in failed
+            )
+            + " did not beat its majority baseline — a claim is decided only where both arms learned"
+        )
+    if spec.claim == "robust_to_overfitting":
+        epochs = [
+            r.numbers.get("epochs") for i in ARMS for r in a.arms[i] if r.numbers.get("epochs") is not None
+        ]
+        if epochs and min(epochs) < opts.min_epochs:
+            a.blocked = (
+                f"only {int(min(epochs))} epoch{'s' if min(epochs) != 1 else ''} — overfitting needs long training "
+                f"(≥ {opts.min_epochs}; bertviz-train experiment=overfit)"
+            )
+    if spec.claim == "wider_optima":
+        _flatness_notes(a, rule)
+    if spec.claim == "easier_optimisation":
+        reached = {
+            i: [r.numbers.get("steps_to_threshold") for r in a.arms[i] if "steps_to_threshold" in r.numbers]
+            for i in ARMS
         }
-        out += [fn(mine, task) for fn in DECIDE.values()]
-    return out
+        if any(reached.values()):
+            a.notes.append(
+                "runs reaching the configured path-loss threshold: "
+                + ", ".join(
+                    f"{i} {sum(x is not None for x in reached[i])}/{len(reached[i])}"
+                    + (
+                        f" (median {np.median([x for x in reached[i] if x is not None]):.0f} steps)"
+                        if any(x is not None for x in reached[i])
+                        else ""
+                    )
+                    for i in ARMS
+                )
+            )
+    return a
+
+
+def _flatness_notes(a: Assessment, rule: Rule) -> None:
+    loss = {i: [r.numbers.get("train_loss_theta1") for r in a.arms[i]] for i in ARMS}
+    if all(all(v is not None for v in loss[i]) for i in ARMS):
+        mp, ms = (float(np.mean(loss[i])) for i in ARMS)
+        if abs(mp - ms) > rule.matched_loss_rtol * max(abs(mp), abs(ms), 1e-12):
+            matched = [r.numbers.get("matched_loss_step") for r in a.arms["pretrained"]]
+            a.notes.append(
+                f"flagged: compared at different training losses (mean J(θ1) pretrained {mp:.3g}, from scratch "
+                f"{ms:.3g}; more than {rule.matched_loss_rtol:.0%} apart)"
+                + (
+                    f"; the pretrained snapshots at matched loss: steps {', '.join(_g(x) for x in matched)}"
+                    if any(x is not None for x in matched)
+                    else ""
+                )
+            )
+    else:
+        a.notes.append("training losses at θ1 not measured for every run: matched loss not checked")
+    if a.measure and a.measure.key == "width_delta1":
+        unbounded = {i: any(r.numbers.get("width_delta1_bounded") == 0.0 for r in a.arms[i]) for i in ARMS}
+        if any(unbounded.values()):
+            a.notes.append(
+                "a basin reaches the grid's edge in the "
+                + " and ".join(i for i in ARMS if unbounded[i])
+                + " runs (its width is a lower bound; widen grid.x)"
+            )
+        a.unbounded = unbounded  # type: ignore[attr-defined]
+
+
+def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict:
+    spec, c = a.spec, a.comparison
+    numbers: dict = {
+        "measure": a.measure.key if a.measure else None,
+        "per_run": {
+            i: [
+                {
+                    "seed": r.seed,
+                    "lr": r.lr,
+                    "run": r.run,
+                    "value": r.numbers.get(a.measure.key) if a.measure else None,
+                }
+                for r in a.arms.get(i) or []
+            ]
+            for i in ARMS
+        },
+        "rates": {i: {"tried": v[0], "chosen": v[1]} for i, v in a.rates.items()},
+    }
+    if a.measure is None or c is None:
+        return Verdict(spec.claim, a.task, UNRESOLVED, f"not resolved: {a.blocked}." + _notes(a), numbers)
+    numbers |= {"comparison": c.as_dict(), "p_adjusted": p_adjusted, "family": family}
+    conf = rule.confidence
+    label = a.measure.label
+    facts = f"{label}: pretrained {_arm_text(c.a, conf)}, from scratch {_arm_text(c.b, conf)}"
+    if min(c.a.n, c.b.n) < rule.min_runs:
+        v = DESCRIPTIVE
+        lead = f"descriptive only (n = {c.a.n}/{c.b.n} runs; ≥ {rule.min_runs} per arm decide)"
+        stats_txt = ""
+        if math.isfinite(c.difference):
+            stats_txt = f"; difference {_g(c.difference)}"
+    else:
+        stats_txt = (
+            f"; {c.test}, n = {c.a.n}/{c.b.n} runs, p = {_p(p_adjusted)} (Holm-adjusted over {family} "
+            f"claim{'s' if family != 1 else ''}; unadjusted {_p(c.p)}), difference pretrained − scratch "
+            f"{_g(c.difference)} ({conf:.0%} CI [{_g(c.ci_low)}, {_g(c.ci_high)}]), Hedges' g = {_g(c.hedges_g, 2)} "
+            f"[{_g(c.g_low, 2)}, {_g(c.g_high, 2)}]"
+        )
+        if a.blocked:
+            v, lead = UNRESOLVED, f"not resolved: {a.blocked}"
+            stats_txt = stats_txt.replace(
+                f"p = {_p(p_adjusted)} (Holm-adjusted over {family} claim{'s' if family != 1 else ''}; unadjusted {_p(c.p)})",
+                f"p = {_p(c.p)} (unadjusted; not in the Holm family)",
+            )
+        else:
+            v = evidence.verdict(c, p_adjusted, a.measure.better, rule)
+            unb = getattr(a, "unbounded", None)
+            if unb and (
+                (v == SUPPORTED and unb["scratch"]) or (v == CONTRADICTED and unb["pretrained"])
+            ):  # a lower-bound width can only win
+                v = UNRESOLVED
+            lead = {
+                SUPPORTED: f"supported: {spec.supported}",
+                CONTRADICTED: f"contradicted: {spec.contradicted}",
+                UNRESOLVED: f"not resolved at α = {rule.alpha:g}",
+            }[v]
+    quoted = []
+    for key, qlabel in spec.quoted:
+        if a.measure and key == a.measure.key:
+            continue
+        vals = {i: [r.numbers.get(key) for r in a.arms[i] if r.numbers.get(key) is not None] for i in ARMS}
+        if any(vals.values()):
+            quoted.append(
+                f"{qlabel}: "
+                + ", ".join(
+                    f"{'from scratch' if i == 'scratch' else i} {_arm_text(evidence.aggregate(vals[i], conf), conf)}"
+                    for i in ARMS
+                )
+            )
+    tail = (" Quoted, not decided on — " + "; ".join(quoted) + ".") if quoted else ""
+    return Verdict(spec.claim, a.task, v, f"{lead} — {facts}{stats_txt}.{_notes(a)}{tail}", numbers)
+
+
+def _notes(a: Assessment) -> str:
+    return "".join(f" {n[0].upper()}{n[1:]}." for n in a.notes)
+
+
+def _p(p: float) -> str:
+    if not math.isfinite(p):
+        return "–"
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def rule_from(cfg: dict) -> tuple[Rule, Options]:
+    """The decision rule and the claims' options from the `evidence` config (conf/evidence/default.yaml)."""
+    try:
+        rule = Rule(
+            float(cfg["alpha"]),
+            int(cfg["min_runs"]),
+            float(cfg["confidence"]),
+            float(cfg["matched_loss_rtol"]),
+        )
+        return rule, Options(f"{float(cfg['width_eps']):g}", int(cfg["min_epochs"]))
+    except KeyError as err:
+        raise ValueError(f"evidence config has no {err.args[0]!r}") from None
+
+
+def configured_rule() -> tuple[Rule, Options]:
+    """The rule of conf/evidence/default.yaml (for a caller that has no results directory's own)."""
+    return rule_from(OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "evidence" / "default.yaml")))
+
+
+def decide_all(
+    analyses: dict[str, list[dict]], rule: Rule | None = None, opts: Options | None = None
+) -> list[Verdict]:
+    """Every claim for every task the analyses cover; Holm's correction over all the claims decided
+    together (those with ≥ rule.min_runs runs per arm, both arms learned, a finite p). Without a
+    rule: conf/evidence/default.yaml's."""
+    if rule is None or opts is None:
+        rule, opts = configured_rule()
+    records = {name: run_records(name, datas, opts) for name, datas in analyses.items()}
+    tasks = sorted({r.task for recs in records.values() for r in recs})
+    assessments = [
+        assess(spec, records.get(spec.analysis, []), task, rule, opts)
+        for task in tasks
+        for spec in SPECS.values()
+    ]
+    family = [
+        a for a in assessments if a.testable and min(a.comparison.a.n, a.comparison.b.n) >= rule.min_runs
+    ]
+    adjusted = dict(zip(map(id, family), evidence.holm([a.comparison.p for a in family])))
+    return [finish(a, adjusted.get(id(a), math.nan), len(family), rule) for a in assessments]

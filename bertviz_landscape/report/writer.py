@@ -1,4 +1,7 @@
-"""Writes report.md and report.html for a results directory (see the package docstring)."""
+"""Writes report.md and report.html for a results directory (see the package docstring).
+
+One report, two renderings: `render_markdown` writes the Markdown; `render_html` renders that
+same text with a Markdown library (nothing is written twice, so the two cannot drift)."""
 
 from __future__ import annotations
 
@@ -7,135 +10,127 @@ import html
 import json
 import math
 import os
+import re
 import time
-from collections import defaultdict
 from pathlib import Path
 
+import markdown
+from omegaconf import OmegaConf
+
 from bertviz_landscape.analysis.common import baseline_verdict
+from bertviz_landscape.analysis.evidence import aggregate
 from bertviz_landscape.atomic import write_text_atomic
-from bertviz_landscape.report.claims import decide_all, width_bounded
+from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.errors import BadInput
+from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_from, run_records
 from bertviz_landscape.rundir import RunDir
 
-# (analysis, summary key, row label, format)
+EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was made with (the demo writes it)
+RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
+
+# (analysis, number, row label): the per-run numbers the table shows, in this order (a number no
+# run has gets no row); numbers not listed here follow under their own names.
 ROWS = [
-    ("flatness", "width_x_*", "basin width along δ1, ε={eps} (units ‖δ1‖)", "{:.3g}"),
-    ("flatness", "area_*", "basin area, ε={eps} (units ‖δ1‖²)", "{:.3g}"),
-    ("flatness", "hessian_top", "Hessian top eigenvalue", "{:.4g}"),
-    ("flatness", "hessian_trace", "Hessian trace", "{:.3g}"),
-    ("consistency", "spearman", "Spearman ρ(train loss, dev error)", "{:.3f}"),
-    ("consistency", "iou_25", "IoU of lowest-25% regions", "{:.3f}"),
-    (
-        "trajectory",
-        "max_distance_from_plane",
-        "trajectory: max distance from the plane (‖v‖-relative)",
-        "{:.3f}",
-    ),
-    ("trajectory", "pca_top2_explained", "trajectory: PCA top-2 explained variance", "{:.3f}"),
-    ("trajectory", "final_alpha", "trajectory: final α", "{:.3f}"),
-    ("trajectory", "final_beta", "trajectory: final β", "{:.3f}"),
-    ("longtrain", "best", "long training: best dev metric", "{:.3f}"),
-    ("longtrain", "last", "long training: last dev metric", "{:.3f}"),
-    ("longtrain", "drop_from_best", "long training: drop from best", "{:.3f}"),
+    ("flatness", "invariant_width", "basin width along filter-normalised random directions (invariant)"),
+    ("flatness", "invariant_width_std", "  its spread over the random draws"),
+    ("flatness", "adaptive_sharpness", "adaptive sharpness (Kwon et al. 2021)"),
+    ("flatness", "width_delta1", "basin width along δ1 (units ‖δ1‖)"),
+    ("flatness", "width_abs", "basin width along δ1 (absolute)"),
+    ("flatness", "width_rel_theta1", "basin width along δ1 / ‖θ1‖"),
+    ("flatness", "hessian_top_eig", "Hessian top eigenvalue"),
+    ("flatness", "hessian_top_eig_normalised", "Hessian top eigenvalue, weight-norm-normalised"),
+    ("flatness", "hessian_trace", "Hessian trace"),
+    ("flatness", "train_loss_theta1", "training loss at θ1"),
+    ("trajectory", "path_loss_auc", "path loss: area under the curve"),
+    ("trajectory", "steps_to_threshold", "path loss: steps to the threshold"),
+    ("trajectory", "final_path_loss", "path loss: final"),
+    ("trajectory", "recorded_final_train_loss", "recorded training loss, last quarter"),
+    ("consistency", "spearman_train_dev", "Spearman ρ(train loss, dev error)"),
+    ("consistency", "spearman_train_dev_boot_se", "  its bootstrap s.e. (within run)"),
+    ("consistency", "iou", "IoU of lowest-25% regions"),
+    ("consistency", "minima_distance", "distance between the surfaces' minima"),
+    ("layers", "rollback_depth_trend", "roll-back depth trend (Spearman ρ)"),
+    ("layers", "curve_rise_depth_trend", "per-layer curve rise depth trend (Spearman ρ)"),
+    ("layers", "relative_change_depth_trend", "relative-change depth trend (Spearman ρ; AdamW caveat)"),
+    ("longtrain", "dev_slope_second_half", "long training: dev slope over the second half"),
+    ("longtrain", "best_minus_last_dev", "long training: best − last dev metric"),
+    ("longtrain", "mcnemar_p_best_vs_last", "long training: McNemar p, best vs last"),
+    ("longtrain", "dev_loss_last", "long training: last dev loss"),
 ]
+HIDDEN = {"width_delta1_bounded", "width_delta1_eps", "epochs"}
 
 
-def _eps(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+def _g(v) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.4g}"
 
 
-def _fmt(entry, fmt: str) -> str:
-    if entry is None:
+def aggregate_text(values: list[float], confidence: float) -> str:
+    """'mean ± std (n = k, 95% CI [lo, hi])' of one arm's runs ('–' without a value)."""
+    agg = aggregate(values, confidence)
+    if agg.n == 0:
         return "–"
-    if isinstance(entry, (int, float)):
-        entry = {"mean": entry, "std": 0.0, "n": 1}
-    m = entry.get("mean")
-    if m is None or (isinstance(m, float) and not math.isfinite(m)):
-        return "–"
-    text = fmt.format(float(m))
-    n = int(entry.get("n") or 1)
-    if n > 1:
-        text += " ± " + fmt.format(float(entry.get("std") or 0.0)) + f" (n={n})"
-    return text
+    if agg.n == 1:
+        return f"{_g(agg.mean)} (n = 1)"
+    return f"{_g(agg.mean)} ± {_g(agg.std)} (n = {agg.n}, {confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}])"
+
+
+def _run_key(r: RunRecord) -> tuple:
+    return (
+        ARMS.index(r.init) if r.init in ARMS else 9,
+        r.init,
+        r.lr or 0.0,
+        -1 if r.seed is None else r.seed,
+    )
+
+
+def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: float):
+    """(aggregate rows (label, pretrained, scratch), per-seed header, per-seed rows) of one task."""
+    mine = {name: [r for r in recs if r.task == task] for name, recs in records.items()}
+    keys = [(a, k, label) for a, k, label in ROWS if any(k in r.numbers for r in mine.get(a, []))]
+    listed = {(a, k) for a, k, _ in ROWS}
+    keys += sorted(
+        {
+            (a, k, f"{a}: {k}")
+            for a, recs in mine.items()
+            for r in recs
+            for k in r.numbers
+            if (a, k) not in listed and k not in HIDDEN
+        }
+    )
+    runs: dict = {}
+    for recs in mine.values():
+        for r in recs:
+            runs.setdefault((r.init, r.lr, r.seed), r)
+    cols = sorted(runs.values(), key=_run_key)
+    agg_rows, seed_rows = [], []
+    for a, k, label in keys:
+        recs = mine.get(a, [])
+        texts = [
+            aggregate_text(
+                [r.numbers[k] for r in recs if r.init == i and r.numbers.get(k) is not None], confidence
+            )
+            for i in ARMS
+        ]
+        agg_rows.append((label, *texts))
+        cells = []
+        for col in cols:
+            v = next(
+                (r.numbers.get(k) for r in recs if (r.init, r.lr, r.seed) == (col.init, col.lr, col.seed)),
+                None,
+            )
+            cells.append(_g(v))
+        seed_rows.append((label, *cells))
+    several = len({(c.init, c.lr) for c in cols}) > len({c.init for c in cols})  # a learning-rate sweep
+    header = [col.label if several else f"{col.init} seed {col.seed}" for col in cols]
+    return agg_rows, header, seed_rows
 
 
 def _load(root: Path):
-    from bertviz_landscape.plots.results import Results
+    from bertviz_landscape.plots.results import (
+        Results,
+    )  # as before: plots/ imports report/ today (structure moves it)
 
     return Results.scan(root, exclude=(root / "figures",))
-
-
-def table_rows(analyses: dict[str, list[dict]], task: str) -> list[tuple[str, str, str]]:
-    """(label, pretrained, scratch) rows of one task's numbers."""
-    per = defaultdict(dict)  # name -> init -> json
-    for name, datas in analyses.items():
-        for d in datas:
-            run = (d.get("runs") or [{}])[0]
-            if run.get("task") == task:
-                per[name].setdefault(str(run.get("init")), d)
-    rows = []
-    runs = {}
-    for name in per:
-        for init, d in per[name].items():
-            runs.setdefault(init, (d.get("runs") or [{}])[0])
-    if runs:
-        metric = next(iter(runs.values())).get("primary_metric", "metric")
-        rows.append(
-            (
-                f"dev {metric} (final)",
-                *(_fmt(runs.get(i, {}).get("dev_metric"), "{:.3f}") for i in ("pretrained", "scratch")),
-            )
-        )
-        rows.append(
-            (
-                "majority baseline",
-                *(
-                    _fmt(runs.get(i, {}).get("majority_baseline"), "{:.3f}")
-                    for i in ("pretrained", "scratch")
-                ),
-            )
-        )
-        rows.append(
-            (
-                "beat the baseline",
-                *(
-                    {True: "yes", False: "**no**"}.get(runs.get(i, {}).get("beat_baseline"), "–")
-                    for i in ("pretrained", "scratch")
-                ),
-            )
-        )
-    for name, key, label, fmt in ROWS:
-        if name not in per:
-            continue
-        if key.endswith("*"):
-            keys = sorted(
-                {
-                    k
-                    for d in per[name].values()
-                    for k in (d.get("summary") or {})
-                    if k.startswith(key[:-1]) and _eps(k[len(key) - 1 :])
-                },
-                key=lambda k: _eps(k[len(key) - 1 :]),
-            )
-        else:
-            keys = [key]
-        for k in keys:
-            eps = k[len(key) - 1 :] if key.endswith("*") else ""
-            vals = [(per[name].get(i) or {}).get("summary", {}).get(k) for i in ("pretrained", "scratch")]
-            texts = [_fmt(v, fmt) for v in vals]
-            if all(t == "–" for t in texts):  # not computed for either run (e.g. no Hessian trace): no row
-                continue
-            if k.startswith("width_x_"):  # a basin that extends past the grid: the width is a lower bound
-                texts = [
-                    ("≥ " + t if t != "–" and not width_bounded(per[name][i], eps) else t)
-                    if i in per[name]
-                    else t
-                    for t, i in zip(texts, ("pretrained", "scratch"))
-                ]
-            rows.append((label.format(eps=eps), *texts))
-    return rows
 
 
 def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
@@ -157,9 +152,55 @@ def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def build_report(root: str | os.PathLike) -> dict:
+def load_evidence(root: Path, cfg: dict | None = None) -> dict:
+    """The decision rule of a results directory: its evidence.json (written by the demo before it
+    ran), else `cfg`, else conf/evidence/default.yaml."""
+    path = root / EVIDENCE_FILE
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except ValueError as err:
+            raise BadInput(f"{path}: not valid JSON ({err})") from None
+    if cfg:
+        return dict(cfg)
+    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "evidence" / "default.yaml"), resolve=True)
+
+
+def _with_rates(analyses: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The analyses with each run entry's learning rate (from its run directory) when it has none."""
+    cache: dict = {}
+
+    def lr(path):
+        if path not in cache:
+            try:
+                cache[path] = ((RunDir(path).read_identity().get("config") or {}).get("init") or {}).get("lr")
+            except (OSError, ValueError):
+                cache[path] = None
+        return cache[path]
+
+    out = {}
+    for name, datas in analyses.items():
+        out[name] = [
+            d
+            | {
+                "runs": [
+                    r if r.get("lr") is not None or not r.get("run") else r | {"lr": lr(r["run"])}
+                    for r in d.get("runs") or []
+                ]
+            }
+            for d in datas
+        ]
+    return out
+
+
+def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> dict:
     """Everything the report says, as data: tasks, tables, verdicts, figures."""
     root = Path(root)
+    ev = load_evidence(root, evidence_cfg)
+    try:
+        rule, opts = rule_from(ev)
+    except ValueError as err:
+        raise BadInput(f"{root / EVIDENCE_FILE}: {err}") from None
     results = _load(root)
     manifest_path = root / "figures" / "figures.json"
     if not manifest_path.is_file():
@@ -167,10 +208,15 @@ def build_report(root: str | os.PathLike) -> dict:
 
         draw_all(root, root / "figures")
     manifest = json.loads(manifest_path.read_text())
-    analyses = {k: list(v) for k, v in results.analyses.items()}
-    verdicts = decide_all(analyses)
+    analyses = _with_rates({k: list(v) for k, v in results.analyses.items()})
+    verdicts = decide_all(analyses, rule, opts)
+    records = {name: run_records(name, datas, opts) for name, datas in analyses.items()}
     tasks = sorted({v.task for v in verdicts} | {sf.task for sf in results.surfaces})
-    tables = {t: surface_rows(results, t) + table_rows(analyses, t) for t in tasks}
+    tables, seeds = {}, {}
+    for t in tasks:
+        agg, header, per_seed = number_tables(records, t, rule.confidence)
+        tables[t] = surface_rows(results, t) + agg
+        seeds[t] = {"header": header, "rows": per_seed}
     runs = []
     for run in results.runs:
         try:
@@ -188,6 +234,7 @@ def build_report(root: str | os.PathLike) -> dict:
                 "run": str(run),
                 "task": m.get("task"),
                 "init": m.get("init"),
+                "seed": (RunDir(run).read_identity() or {}).get("seed"),
                 "metric": metric,
                 "dev": dev,
                 "baseline": base,
@@ -201,9 +248,12 @@ def build_report(root: str | os.PathLike) -> dict:
         "root": str(root),
         "tasks": tasks,
         "tables": tables,
+        "per_seed": seeds,
+        "evidence": ev,
         "verdicts": verdicts,
         "figures": manifest.get("figures", []),
-        "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]))),
+        "warnings": manifest.get("warnings", []),
+        "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]), str(r["seed"]), str(r["run"]))),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
@@ -215,38 +265,71 @@ def _rel(path: str, root: Path) -> str:
         return str(path)
 
 
-def render_markdown(rep: dict) -> str:
-    root = Path(rep["root"])
-    out = [f"# Report: {root.name}", "", f"Generated {rep['generated']} from `{root}` by bertviz-plot.", ""]
-    out += [
-        "## Runs",
-        "",
-        "| task | init | dev metric | majority baseline | beat it? | steps | train examples | wall s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rep["runs"]:
-        beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
-        f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        out.append(
-            f"| {r['task']} | {r['init']} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |"
-        )
-    out += ["", "## The paper's claims, decided by the numbers", ""]
+def render_results(rep: dict) -> str:
+    """The results section: the claims' sentences and every task's numbers (aggregate over seeds,
+    then per seed). report.md holds it verbatim; README includes the copy the demo writes."""
+    ev = rep.get("evidence") or {}
+    conf = float(ev.get("confidence", 0.95))
+    out = ["## The paper's claims, decided across seeds", ""]
     for v in rep["verdicts"]:
         out.append(f"- **{v.title}** ({v.task}): {v.sentence}")
     if not rep["verdicts"]:
         out.append("- No analysis JSONs found: run bertviz-analyze first (or `make demo`).")
     out += [
         "",
-        "The decision rules are in `bertviz_landscape/report/claims.py` (a difference must exceed 2 standard errors; "
-        "a run that did not beat its majority baseline — for accuracy by more than 2 binomial standard errors on the dev set — leaves a claim unresolved, except easier optimisation, which is about training loss and flags it).",
+        f"Decided by `bertviz_landscape/analysis/evidence.py` with the rule fixed before the runs "
+        f"(α = {ev.get('alpha')}, ≥ {ev.get('min_runs')} runs per arm, {conf:.0%} intervals): Welch's two-sided "
+        "t-test with the run (seed) as the unit, the difference of means and Hedges' g with their intervals, "
+        "Holm's correction over the claims decided together; fewer runs per arm are descriptive only. A claim is "
+        "decided only where every run of both arms beat its majority baseline (for accuracy by more than 2 "
+        "binomial standard errors on the dev set).",
         "",
     ]
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
-        if not rows:
-            continue
-        out += [f"## Numbers: {task}", "", "| | pretrained | from scratch |", "|---|---|---|"]
-        out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+        if rows:
+            out += [
+                f"### Numbers: {task} (mean ± std over seeds, n, {conf:.0%} CI)",
+                "",
+                "| | pretrained | from scratch |",
+                "|---|---|---|",
+            ]
+            out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+            out.append("")
+        seeds = (rep.get("per_seed") or {}).get(task) or {}
+        if seeds.get("rows"):
+            out += [
+                f"### Numbers: {task}, per seed",
+                "",
+                "| | " + " | ".join(seeds["header"]) + " |",
+                "|---|" + "---|" * len(seeds["header"]),
+            ]
+            out += ["| " + " | ".join(row) + " |" for row in seeds["rows"]]
+            out.append("")
+    return "\n".join(out)
+
+
+def render_markdown(rep: dict) -> str:
+    root = Path(rep["root"])
+    out = [f"# Report: {root.name}", "", f"Generated {rep['generated']} from `{root}` by bertviz-plot.", ""]
+    out += ["## Runs", ""]
+    if rep["runs"]:
+        out += [
+            "| task | init | seed | dev metric | majority baseline | beat it? | steps | train examples | wall s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+    else:
+        out.append("No training run directories under this directory.")
+    for r in rep["runs"]:
+        beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
+        f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        out.append(
+            f"| {r['task']} | {r['init']} | {r.get('seed', '–')} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |"
+        )
+    out += ["", render_results(rep), ""]
+    if rep.get("warnings"):
+        out += ["## Warnings", ""]
+        out += [f"- {w['message']}" for w in rep["warnings"]]
         out.append("")
     out += ["## Figures", ""]
     for fig in rep["figures"]:
@@ -259,63 +342,59 @@ def render_markdown(rep: dict) -> str:
     return "\n".join(out)
 
 
-def render_html(rep: dict) -> str:
-    root = Path(rep["root"])
-    e = html.escape
-    css = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-        "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}.supported{color:#0072B2}"
-        ".contradicted{color:#D55E00}.unresolved{color:#555}figure{margin:1.5em 0}figcaption{font-weight:600}"
-    )
-    out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {e(root.name)}</title><style>{css}</style></head><body>",
-        f"<h1>Report: {e(root.name)}</h1><p>Generated {e(rep['generated'])} from <code>{e(str(root))}</code>.</p>",
-        "<h2>Runs</h2><table>",
-        "<tr><th>task</th><th>init</th><th>dev metric</th><th>majority baseline</th><th>steps</th><th>train examples</th><th>wall s</th></tr>",
-    ]
-    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-    for r in rep["runs"]:
-        out.append(
-            f"<tr><td>{e(str(r['task']))}</td><td>{e(str(r['init']))}</td><td>{e(r['metric'])} {f(r['dev'])}</td><td>{f(r['baseline'])}</td>"
-            f"<td>{r['steps']}</td><td>{r['examples']}</td><td>{r['seconds']}</td></tr>"
-        )
-    out.append("</table><h2>The paper's claims, decided by the numbers</h2><ul>")
-    for v in rep["verdicts"]:
-        cls = {"supported": "supported", "contradicted": "contradicted"}.get(v.verdict, "unresolved")
-        out.append(f"<li><b>{e(v.title)}</b> ({e(v.task)}): <span class='{cls}'>{e(v.sentence)}</span></li>")
-    out.append("</ul>")
-    for task in rep["tasks"]:
-        rows = rep["tables"].get(task) or []
-        if rows:
-            out.append(
-                f"<h2>Numbers: {e(task)}</h2><table><tr><th></th><th>pretrained</th><th>from scratch</th></tr>"
-            )
-            out += [
-                f"<tr><td>{e(a)}</td><td>{e(b.replace('**', ''))}</td><td>{e(c.replace('**', ''))}</td></tr>"
-                for a, b, c in rows
-            ]
-            out.append("</table>")
-    out.append("<h2>Figures</h2>")
-    for fig in rep["figures"]:
-        png = next((p for p in fig["files"] if p.endswith(".png")), None)
-        if png and Path(png).is_file():
-            data = base64.b64encode(Path(png).read_bytes()).decode()
-            out.append(
-                f"<figure><figcaption>{e(fig['caption'])}</figcaption><img alt='{e(fig['kind'])}' src='data:image/png;base64,{data}'></figure>"
-            )
-        elif fig["kind"] == "interactive3d":
-            out.append(
-                f"<p><a href='{e(_rel(fig['files'][0], root))}'>{e(fig['caption'])}</a> (separate self-contained HTML)</p>"
-            )
-    out.append("</body></html>")
-    return "\n".join(out)
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+    "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}code{background:#f6f6f6}"
+)
+IMG_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]+)(")')
 
 
-def write_report(root: str | os.PathLike) -> tuple[Path, Path]:
-    """Write `<root>/report.md` and `<root>/report.html` (atomically); returns their paths."""
+def _inline_image(match: re.Match, root: Path) -> str:
+    """A relative PNG under the report's directory as a data: URI (the page carries its figures)."""
+    src = html.unescape(match.group(2))
+    path = (root / src).resolve()
+    if (
+        "://" in src
+        or src.startswith("data:")
+        or not path.is_relative_to(root.resolve())
+        or not path.is_file()
+    ):
+        return match.group(0)
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"{match.group(1)}data:image/png;base64,{data}{match.group(3)}"
+
+
+def render_html(markdown_text: str, root: str | os.PathLike) -> str:
+    """report.html rendered from report.md's text by a Markdown library (Python-Markdown with its
+    `tables` extension): the same tables, sentences and figures, one source. Figures are embedded
+    as data: URIs (the page opens alone); links to the interactive 3D pages stay relative to the
+    report's directory, so they survive moving that directory."""
     root = Path(root)
-    rep = build_report(root)
-    md = write_text_atomic(root / "report.md", render_markdown(rep))
-    page = write_text_atomic(root / "report.html", render_html(rep))
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    body = IMG_SRC.sub(lambda m: _inline_image(m, root), body)
+    title = html.escape(f"Report: {root.name}")
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{title}</title>"
+        f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(
+    root: str | os.PathLike, evidence_cfg: dict | None = None, results_copy: str | os.PathLike | None = None
+) -> tuple[Path, Path]:
+    """Write `<root>/report.md`, `<root>/report.html` and `<root>/results.md` (the results section;
+    also to `results_copy`, e.g. docs/results/demo.md, when given) atomically; returns the first two."""
+    root = Path(root)
+    rep = build_report(root, evidence_cfg)
+    section = render_results(rep) + "\n"
+    write_text_atomic(root / RESULTS_FILE, section)
+    if results_copy:
+        Path(results_copy).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(results_copy), section)
+    text = render_markdown(rep)
+    page_text = render_html(text, root)  # both rendered before either is written
+    md = write_text_atomic(root / "report.md", text)
+    page = write_text_atomic(root / "report.html", page_text)
     return md, page

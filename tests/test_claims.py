@@ -1,0 +1,225 @@
+"""The claims (report/claims.py) decided across seeds from per-run `numbers`: one test per claim on
+synthetic runs, n < 3 descriptive only, Holm over the claims decided together, the plateau rule, the
+scratch learning-rate sweep compared at its best rate, the fallbacks labelled, and the report's
+results section (what README includes) equal to what report.md says."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bertviz_landscape.analysis import evidence
+from bertviz_landscape.report import claims
+from bertviz_landscape.report.claims import Options, Rule
+
+RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1)
+OPTS = Options(width_eps="0.1", min_epochs=5)
+
+# (claim, analysis, number, pretrained values, scratch values) — each supported by the numbers
+CASES = {
+    "wider_optima": ("flatness", "invariant_width", [0.52, 0.55, 0.50], [0.31, 0.29, 0.34]),
+    "easier_optimisation": ("trajectory", "path_loss_auc", [0.21, 0.25, 0.23], [0.61, 0.58, 0.66]),
+    "robust_to_overfitting": (
+        "longtrain",
+        "dev_slope_second_half",
+        [0.001, 0.0, 0.002],
+        [-0.02, -0.03, -0.025],
+    ),
+    "consistency": ("consistency", "spearman_train_dev", [0.95, 0.93, 0.96], [0.41, 0.35, 0.52]),
+    "lower_layers_invariant": ("layers", "rollback_depth_trend", [0.9, 0.8, 1.0], [0.1, -0.2, 0.0]),
+}
+
+
+def run_json(analysis, init, seed, numbers, task="sst2", beat=True, lr=None, dev=0.8, base=0.51):
+    run = {
+        "run": f"/runs/{task}_{init}_seed{seed}" + ("" if lr is None else f"_lr{lr:g}"),
+        "task": task,
+        "init": init,
+        "seed": seed,
+        "beat_baseline": beat,
+        "dev_metric": dev if beat else base,
+        "majority_baseline": base,
+        "primary_metric": "accuracy",
+    }
+    if lr is not None:
+        run["lr"] = lr
+    return {
+        "analysis": analysis,
+        "format": "bertviz-analysis/1",
+        "runs": [run],
+        "per_run": [{}],
+        "summary": {},
+        "numbers": dict(numbers),
+    }
+
+
+def synthetic(pre=None, scr=None, task="sst2", **kw) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for claim, (analysis, key, p, s) in CASES.items():
+        p = (pre or {}).get(claim, p)
+        s = (scr or {}).get(claim, s)
+        extra = {"epochs": 20.0} if analysis == "longtrain" else {}
+        if analysis == "flatness":
+            extra = {"train_loss_theta1": 0.30}
+        out.setdefault(analysis, [])
+        out[analysis] += [
+            run_json(analysis, "pretrained", i, {key: v, **extra}, task, **kw) for i, v in enumerate(p)
+        ]
+        out[analysis] += [
+            run_json(analysis, "scratch", i, {key: v, **extra}, task, **kw) for i, v in enumerate(s)
+        ]
+    return out
+
+
+def by_claim(analyses, rule=RULE):
+    return {v.claim: v for v in claims.decide_all(analyses, rule, OPTS)}
+
+
+@pytest.mark.parametrize("claim", list(CASES))
+def test_each_claim_is_decided_across_seeds_with_welch_holm_and_its_effect(claim):
+    """One test per claim: three seeds per arm, the planted direction -> supported; reversed ->
+    contradicted; the sentence states the number, the test, n, the Holm-adjusted p, the effect and
+    its interval, and they are the evidence module's numbers."""
+    v = by_claim(synthetic())[claim]
+    analysis, key, p, s = CASES[claim]
+    c = evidence.welch(p, s, 0.95)
+    ps = [evidence.welch(x[2], x[3], 0.95).p for x in CASES.values()]
+    p_adj = evidence.holm(ps)[list(CASES).index(claim)]
+    assert v.verdict == claims.SUPPORTED, v.sentence
+    assert v.numbers["p_adjusted"] == pytest.approx(p_adj) and v.numbers["family"] == 5
+    assert v.numbers["comparison"]["difference"] == pytest.approx(np.mean(p) - np.mean(s))
+    assert c.p == pytest.approx(stats.ttest_ind(p, s, equal_var=False).pvalue)
+    for text in ("Welch's t-test", "n = 3/3 runs", "Holm-adjusted over 5 claims", "Hedges' g", "95% CI"):
+        assert text in v.sentence, (text, v.sentence)
+    assert f"{p_adj:.2g}" in v.sentence and f"{c.difference:.3g}" in v.sentence
+    assert [r["value"] for r in v.numbers["per_run"]["pretrained"]] == p  # per-seed data for the figures
+    rev = by_claim(synthetic(pre={claim: s}, scr={claim: p}))[claim]
+    assert rev.verdict == claims.CONTRADICTED, rev.sentence
+
+
+def test_fewer_than_three_seeds_per_arm_is_descriptive_only_never_supported():
+    a = synthetic()
+    for name in a:
+        a[name] = [d for d in a[name] if d["runs"][0]["seed"] < 2]  # two seeds per arm
+    for v in claims.decide_all(a, RULE, OPTS):
+        assert v.verdict == claims.DESCRIPTIVE, v.sentence
+        assert v.sentence.startswith("descriptive only (n = 2/2 runs")
+    one = {k: [d for d in ds if d["runs"][0]["seed"] == 0] for k, ds in synthetic().items()}
+    assert {v.verdict for v in claims.decide_all(one, RULE, OPTS)} == {claims.DESCRIPTIVE}
+
+
+def test_within_the_noise_is_not_resolved_and_holm_counts_only_decided_claims():
+    same = [0.50, 0.52, 0.51]
+    v = by_claim(synthetic(pre={"wider_optima": same}, scr={"wider_optima": [0.51, 0.49, 0.53]}))
+    assert (
+        v["wider_optima"].verdict == claims.UNRESOLVED
+        and "not resolved at α = 0.05" in v["wider_optima"].sentence
+    )
+    # drop the long-training runs: four claims decided together
+    a = synthetic()
+    del a["longtrain"]
+    v = by_claim(a)
+    assert v["robust_to_overfitting"].verdict == claims.UNRESOLVED
+    assert "no longtrain JSONs" in v["robust_to_overfitting"].sentence
+    assert v["consistency"].numbers["family"] == 4
+
+
+def test_a_claim_is_decided_only_where_both_arms_learned():
+    a = synthetic()
+    for name in a:
+        for d in a[name]:
+            if d["runs"][0]["init"] == "scratch" and d["runs"][0]["seed"] == 1:
+                d["runs"][0] |= {"beat_baseline": False, "dev_metric": 0.509}
+    for v in claims.decide_all(a, RULE, OPTS):
+        assert v.verdict == claims.UNRESOLVED, v.sentence
+        assert "scratch seed 1 run (accuracy 0.509 vs majority baseline 0.51) did not beat" in v.sentence
+        assert "not in the Holm family" in v.sentence
+
+
+def test_the_scratch_arm_is_its_best_learning_rate_and_the_rates_are_named():
+    a = synthetic()
+    sweep = []
+    for lr, dev, auc in ((1e-4, 0.70, 0.40), (3e-4, 0.78, 0.30), (1e-3, 0.60, 0.70)):
+        sweep += [
+            run_json("trajectory", "scratch", i, {"path_loss_auc": auc + 0.01 * i}, lr=lr, dev=dev)
+            for i in range(3)
+        ]
+    a["trajectory"] = [d for d in a["trajectory"] if d["runs"][0]["init"] == "pretrained"] + sweep
+    v = by_claim(a)["easier_optimisation"]
+    assert (
+        "learning rates tried 0.0001, 0.0003, 0.001; compared at the best by mean dev metric, 0.0003"
+        in v.sentence
+    )
+    assert [r["value"] for r in v.numbers["per_run"]["scratch"]] == pytest.approx([0.30, 0.31, 0.32])
+    assert v.numbers["rates"]["scratch"] == {"tried": [1e-4, 3e-4, 1e-3], "chosen": 3e-4}
+
+
+def test_flatness_at_different_training_losses_is_flagged_and_fallbacks_are_labelled():
+    a = synthetic()
+    for d in a["flatness"]:
+        if d["runs"][0]["init"] == "scratch":
+            d["numbers"]["train_loss_theta1"] = 0.6
+    v = by_claim(a)["wider_optima"]
+    assert "Flagged: compared at different training losses" in v.sentence
+    # older JSONs without `numbers`: the ‖δ1‖-unit width from the summary decides, labelled fallback
+    for d in a["flatness"]:
+        w = d["numbers"]["invariant_width"]
+        d["numbers"] = {}
+        d["summary"] = {"width_x_0.1": {"mean": w * 3, "std": 0.0, "n": 1}}
+        d["per_run"] = [{"width": {"x": {"0.1": {"bounded": True}}}, "noise": {"center_value": 0.3}}]
+    v = by_claim(a)["wider_optima"]
+    assert (
+        v.numbers["measure"] == "width_delta1" and "fallback: not reparameterisation-invariant" in v.sentence
+    )
+    assert v.verdict == claims.SUPPORTED
+
+
+def test_the_layers_fallback_is_the_depth_trend_of_single_layer_rollbacks():
+    rb = [{"kind": "none", "layers": [], "dev_error": 0.2}] + [
+        {"kind": "single", "layers": [f"layer.{i}"], "dev_error": 0.2 + 0.01 * i} for i in range(4)
+    ]
+    data = {"runs": [{"task": "sst2", "init": "pretrained", "seed": 0}], "per_run": [{"rollback": rb}]}
+    (rec,) = claims.run_records("layers", [data], OPTS)
+    assert rec.numbers["rollback_depth_trend"] == pytest.approx(1.0)
+
+
+def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
+    """write_report writes results.md (and its copy for README); report.md holds it verbatim, with
+    every verdict sentence and the per-seed table."""
+    from bertviz_landscape.report.writer import RESULTS_FILE, write_report
+
+    root = tmp_path / "res"
+    (root / "analysis").mkdir(parents=True)
+    for name, datas in synthetic().items():
+        for d in datas:
+            r = d["runs"][0]
+            (root / "analysis" / f"{name}_{r['task']}_{r['init']}_seed{r['seed']}.json").write_text(
+                json.dumps(d)
+            )
+    (root / "evidence.json").write_text(
+        json.dumps(
+            {
+                "alpha": 0.05,
+                "min_runs": 3,
+                "confidence": 0.95,
+                "matched_loss_rtol": 0.1,
+                "width_eps": 0.1,
+                "min_epochs": 5,
+            }
+        )
+    )
+    (root / "figures").mkdir()
+    (root / "figures" / "figures.json").write_text(json.dumps({"figures": []}))
+    copy = tmp_path / "docs" / "results" / "demo.md"
+    write_report(root, None, copy)
+    section = (root / RESULTS_FILE).read_text()
+    assert copy.read_text() == section
+    md = (root / "report.md").read_text()
+    assert section.strip() in md
+    for v in claims.decide_all(synthetic(), RULE, OPTS):
+        assert f"**{v.title}** ({v.task}): {v.sentence}" in section
+    assert "| | pretrained seed 0 | pretrained seed 1 | pretrained seed 2 | scratch seed 0 |" in section
+    assert "| Spearman ρ(train loss, dev error) | 0.9467 ± 0.01528 (n = 3, 95% CI [" in section
