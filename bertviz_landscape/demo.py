@@ -38,6 +38,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.locks import held
 from bertviz_landscape.rundir import RunDir
 
 METRICS_NAME = Path(
@@ -119,45 +120,47 @@ class Pipeline:
         started = time.perf_counter()
         for n, stage in enumerate(stages, 1):
             head = f"[demo {n:2d}/{total}] {stage.name:<34}"
-            if self.is_done(stage):
-                self._print(f"{head} skipped (done)")
-                self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
-                continue
-            tty = getattr(self.out, "isatty", lambda: False)()
-            if tty:
-                self._print(f"{head} ...", end="")
-            t0, c0 = time.perf_counter(), _cpu_seconds()
-            try:
-                with self._captured():
-                    stage.action()
-            except BaseException as err:
-                where = f" (see {self.log_file})" if self.log_file else ""
-                self._print(
-                    f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+            # one process per stage: a second demo on this directory waits, then skips what it finished
+            with held(self.records / f".{self.record_path(stage).stem}.lock", f"demo stage {stage.name!r}"):
+                if self.is_done(stage):
+                    self._print(f"{head} skipped (done)")
+                    self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
+                    continue
+                tty = getattr(self.out, "isatty", lambda: False)()
+                if tty:
+                    self._print(f"{head} ...", end="")
+                t0, c0 = time.perf_counter(), _cpu_seconds()
+                try:
+                    with self._captured():
+                        stage.action()
+                except BaseException as err:
+                    where = f" (see {self.log_file})" if self.log_file else ""
+                    self._print(
+                        f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+                    )
+                    raise
+                seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+                write_json_atomic(
+                    self.record_path(stage),
+                    {
+                        "stage": stage.name,
+                        "digest": _digest(stage.spec),
+                        "spec": stage.spec,
+                        "outputs": [str(p) for p in stage.outputs],
+                        "seconds": round(seconds, 2),
+                        "cpu_seconds": round(cpu, 2),
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    },
                 )
-                raise
-            seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-            write_json_atomic(
-                self.record_path(stage),
-                {
-                    "stage": stage.name,
-                    "digest": _digest(stage.spec),
-                    "spec": stage.spec,
-                    "outputs": [str(p) for p in stage.outputs],
-                    "seconds": round(seconds, 2),
-                    "cpu_seconds": round(cpu, 2),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                },
-            )
-            self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s (cpu {cpu:7.1f} s)")
-            self.log.append(
-                {
-                    "stage": stage.name,
-                    "status": "done",
-                    "seconds": round(seconds, 2),
-                    "cpu_seconds": round(cpu, 2),
-                }
-            )
+                self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s (cpu {cpu:7.1f} s)")
+                self.log.append(
+                    {
+                        "stage": stage.name,
+                        "status": "done",
+                        "seconds": round(seconds, 2),
+                        "cpu_seconds": round(cpu, 2),
+                    }
+                )
         self._print(
             f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}"
         )

@@ -41,6 +41,7 @@ from bertviz_landscape.data.datamodule import EpochShuffle, GlueDataModule, padd
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
 from bertviz_landscape.devices import configure_determinism, configure_matmul_precision, log_precision_choice
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.locks import held
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
 from bertviz_landscape.rundir import RunDir
 
@@ -228,12 +229,24 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json).
     `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
     run = RunDir(run_dir)
-    identity = check_run_config(cfg, run)
+    check_run_config(cfg, run)
     if run.is_complete() and not cfg.get("force", False):
         log.info("run in %s is already complete; skipping (force=true to train again)", run.root)
         return run.read_metrics()
     check_writable(run.identity_file)  # a read-only or full place fails here, before any work
+    # one training per run directory: a second one exits with one line naming the holder
+    with held(run.lock_file, f"run directory {run.root}", wait=False):
+        identity = check_run_config(cfg, run)  # again, under the lock: another one may have finished
+        if run.is_complete() and not cfg.get("force", False):
+            log.info("run in %s is already complete; skipping (force=true to train again)", run.root)
+            return run.read_metrics()
+        for leftover in run.remove_temporaries():  # no live writer holds the lock: a dead one's
+            log.warning("removed %s, left by a writer that died", leftover)
+        return _train(cfg, run, identity, extra_callbacks)
 
+
+def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequence[pl.Callback]) -> dict:
+    run_dir = run.root
     task = get_task(cfg.task.name)
     started = time.time()
     # before anything touches CUDA: cuBLAS reads its workspace setting once (bertviz_landscape.devices)
@@ -284,7 +297,10 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     epochs = cfg.callbacks.get("epochs") or {}
     callbacks.append(
         EpochRecords(
-            run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer
+            run.dev_per_epoch,
+            run.epoch_checkpoint if epochs.get("keep_weights") else None,
+            tokenizer,
+            run.dev_predictions if epochs.get("dev_predictions") else None,
         )
     )
     if resume:
@@ -300,6 +316,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     )
     log_precision_choice(str(cfg.trainer.precision), trainer.strategy.root_device)
     if not resumed:
+        # a fresh start (first, forced, or resume=false): nothing of an earlier run may pass as this one's
+        for old in run.discard_results():
+            log.info("discarded %s of the earlier run", old)
         run.logs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
         run.write_identity(identity)

@@ -37,6 +37,12 @@ def test_run_writes_documented_outputs(glue_dir, tmp_path):
     # the trained weights moved away from θ0
     init, final = weights(run / "checkpoints" / "init"), weights(run / "checkpoints" / "final")
     assert any(not torch.equal(init[k], final[k]) for k in init)
+    # per-example dev results of every epoch, in the dev set's order: they give back the epoch's accuracy
+    (row,) = [json.loads(line) for line in (run / "logs" / "dev_predictions.jsonl").read_text().splitlines()]
+    assert row["epoch"] == 1 and row["step"] == 3 and len(row["predictions"]) == len(row["losses"]) == 12
+    right = [p == y for p, y in zip(row["predictions"], row["labels"])]
+    assert sum(right) / 12 == pytest.approx(result["dev"]["val/accuracy"])
+    assert sum(row["losses"]) / 12 == pytest.approx(result["dev"]["val/loss"], rel=1e-5)
 
 
 def test_scratch_theta0_is_shared_across_tasks(glue_dir, tmp_path):

@@ -4,6 +4,13 @@ and hand-written analysis JSONs: no model, seconds in total."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -213,3 +220,188 @@ def test_draw_all_rejects_an_unknown_projection(tmp_path):
 
     with pytest.raises(BadInput, match="trajectory_projection"):
         draw_all(tmp_path, trajectory_projection="cos")
+
+
+# --------------------------------------------------------------------------- the report in a browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MARK_IMAGES = (
+    "<script>window.addEventListener('load', () => {"
+    "for (const i of document.images)"
+    " i.setAttribute('data-loaded', String(i.complete && i.naturalWidth > 0));"
+    "document.body.setAttribute('data-ready', '1');});</script>"
+)
+
+
+class _Dom(HTMLParser):
+    """Table header cells, image attributes, links and the text of a dumped DOM."""
+
+    def __init__(self):
+        super().__init__()
+        self.th, self.imgs, self.links, self.text, self._in_th = [], [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "th":
+            self._in_th = True
+            self.th.append("")
+        elif tag == "img":
+            self.imgs.append(attrs)
+        elif tag == "a":
+            self.links.append(attrs.get("href", ""))
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self._in_th = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_th:
+            self.th[-1] += data
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def markdown_table_columns(md: str) -> list[str]:
+    """Every header cell of every table of a Markdown text."""
+    lines = md.splitlines()
+    cols = []
+    for head, rule in zip(lines, lines[1:]):
+        if head.startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", rule.strip()):
+            cols += [c.strip() for c in head.strip().strip("|").split("|")]
+    return cols
+
+
+def write_run(root: Path, task: str, init: str, dev: float, base: float) -> Path:
+    run = root / "runs" / f"{task}_{init}"
+    (run / "checkpoints" / "init").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"task": task, "init": init, "seed": 1, "model": "tiny"}))
+    metrics = {
+        "task": task,
+        "init": init,
+        "primary_metric": "accuracy",
+        "dev": {"val/accuracy": dev},
+        "majority_baseline": {"accuracy": base},
+        "dev_examples": 408,
+        "steps": 40,
+        "train_examples": 640,
+        "wall_seconds": 12.5,
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install -y chromium)")
+def test_report_html_in_headless_chromium_has_every_column_sentence_and_image(tmp_path):
+    from bertviz_landscape.plots.results import draw_all
+    from bertviz_landscape.report import claims, write_report
+    from tests.test_plots import write_fixture_dir
+
+    root = write_fixture_dir(tmp_path / "res")
+    write_run(root, "mrpc", "pretrained", 0.81, 0.684)
+    write_run(root, "mrpc", "scratch", 0.684, 0.684)  # exactly at its majority baseline: "beat it?" no
+    make_surface(root / "surfaces" / "mrpc_scratch_plane.h5", cx=1.9, nx=9, ny=9)  # basin past the grid
+    draw_all(root, formats=("png",))
+    md_path, page = write_report(root)
+    md = md_path.read_text()
+    moved = tmp_path / "elsewhere" / "res"  # the report's directory moved: links must still resolve
+    moved.parent.mkdir()
+    shutil.move(root, moved)
+    harness = moved / "report.chromium.html"
+    harness.write_text((moved / "report.html").read_text().replace("</body>", MARK_IMAGES + "</body>"))
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            harness.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = _Dom()
+    dom.feed(proc.stdout)
+    assert 'data-ready="1"' in proc.stdout  # the page loaded and the marker script ran
+    text = _squash(" ".join(dom.text))
+    columns = markdown_table_columns(md)
+    assert "beat it?" in columns and "from scratch" in columns
+    th = {_squash(c) for c in dom.th}
+    assert {_squash(c) for c in columns if c} <= th, sorted(set(columns) - th)
+    verdicts = claims.decide_all({k: list(v) for k, v in fixture_analyses_by_name(moved).items()})
+    assert verdicts
+    for v in verdicts:
+        assert _squash(v.sentence) in text, v.sentence
+    assert "Decided by" in text and "2 binomial standard errors" in text  # the decision rules
+    assert "grid.x.max=" in text  # the grid-edge warning, in both renderings
+    scratch_row = next(line for line in md.splitlines() if line.startswith("| mrpc | scratch |"))
+    assert "accuracy 0.684 | 0.684 | **no** |" in scratch_row
+    n_png = sum(1 for line in md.splitlines() if line.startswith("![") and ".png)" in line)
+    assert n_png > 0 and len(dom.imgs) == n_png
+    assert all(i.get("data-loaded") == "true" for i in dom.imgs), [i.get("alt") for i in dom.imgs]
+    assert all(i["src"].startswith("data:image/png;base64,") for i in dom.imgs)  # the page carries them
+    interactive = [h for h in dom.links if h.endswith(".html")]
+    assert interactive and all((moved / h).is_file() and not Path(h).is_absolute() for h in interactive)
+
+
+def fixture_analyses_by_name(root: Path) -> dict[str, list[dict]]:
+    from bertviz_landscape.plots.results import Results
+
+    return Results.scan(root, exclude=(root / "figures",)).analyses
+
+
+# --------------------------------------------------------------------------- W&B read back
+def test_wandb_pretrained_and_scratch_log_the_same_keys_linked_to_their_training_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from bertviz_landscape.plots.results import draw_all
+    from bertviz_landscape.wandb_media import log_results
+    from tests.test_plots import read_offline, write_fixture_dir
+
+    root = write_fixture_dir(tmp_path / "res")
+    for init in ("pretrained", "scratch"):
+        run = write_run(root, "mrpc", init, 0.8, 0.684)
+        (run / "config.yaml").write_text(
+            f"init: {init}\noptim:\n  lr: {2e-5 if init == 'pretrained' else 1e-4}\n"
+        )
+        (run / "wandb" / f"offline-run-20261201_000000-train{init[:3]}").mkdir(parents=True)
+        (root / "surfaces" / f"mrpc_{init}_plane.directions.h5").write_bytes(
+            b"direction file " + init.encode()
+        )
+    draw_all(root, formats=("png",))
+    out = log_results(root)
+    runs = {(r["job_type"], r["init"]): r for r in out["runs"]}
+    pre, scr = runs[("landscape", "pretrained")], runs[("landscape", "scratch")]
+    keysets = {}
+    for entry in (pre, scr):
+        summary, records = read_offline(Path(entry["dir"]))
+        keys = {k for k in summary["summary"] if k.split("/")[0] in ("landscape", "figures", "analysis")}
+        assert not any("pretrained" in k or "scratch" in k for k in keys), sorted(keys)
+        keysets[entry["init"]] = keys
+        run_rec = next(r for r in records if r.get("type") == "run")["run"]
+        assert run_rec.get("run_group") == "mrpc" and entry["init"] in json.dumps(run_rec)  # name and config
+        config = json.dumps(run_rec.get("config") or {})
+        assert f'"{entry["init"]}"' in config  # the init is in the config, not in the keys
+        assert f"train{entry['init'][:3]}" in config and ("0.0001" in config or "2e-05" in config)
+        arts = [r["artifact"] for r in records if r.get("type") == "artifact"]
+        contents = [c for a in arts for c in a["manifest"]["contents"]]
+        assert f"mrpc_{entry['init']}_plane.directions.h5" in {c["path"] for c in contents}
+        assert not any(str(c.get("ref", "")).startswith("file://") for c in contents)  # uploaded, not linked
+    assert keysets["pretrained"] == keysets["scratch"]
+    assert {"landscape/mrpc_difference_line/train_loss_table", "landscape/mrpc_difference_plane/figure"} <= (
+        keysets["pretrained"]
+    )
+    # every figure once: the shared ones in the task's figures run, the per-init ones in their run
+    logged_pngs = [p for r in out["runs"] for p in r["figures"]]
+    assert len(logged_pngs) == len(set(logged_pngs))
+    shared = runs[("figures", None)]["keys"]
+    assert "figures/curve1d/mrpc_difference_line" in shared and any(
+        k.startswith("figures/layers") for k in shared
+    )
+    # one command syncs every run, the training runs included
+    assert "offline-run-20261201_000000-trainpre" in out["sync"] and pre["dir"] in out["sync"]
