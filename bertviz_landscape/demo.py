@@ -42,6 +42,7 @@ from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.config import CONF_DIR, compose
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.landscape.entrypoint import run as compute_surface
+from bertviz_landscape.locks import held
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.report import write_report
 from bertviz_landscape.rundir import RunDir
@@ -127,45 +128,47 @@ class Pipeline:
         started = time.perf_counter()
         for n, stage in enumerate(stages, 1):
             head = f"[demo {n:2d}/{total}] {stage.name:<34}"
-            if self.is_done(stage):
-                self._print(f"{head} skipped (done)")
-                self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
-                continue
-            tty = getattr(self.out, "isatty", lambda: False)()
-            if tty:
-                self._print(f"{head} ...", end="")
-            t0, c0 = time.perf_counter(), _cpu_seconds()
-            try:
-                with self._captured():
-                    stage.action()
-            except BaseException as err:
-                where = f" (see {self.log_file})" if self.log_file else ""
-                self._print(
-                    f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+            # one process per stage: a second demo on this directory waits, then skips what it finished
+            with held(self.records / f".{self.record_path(stage).stem}.lock", f"demo stage {stage.name!r}"):
+                if self.is_done(stage):
+                    self._print(f"{head} skipped (done)")
+                    self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
+                    continue
+                tty = getattr(self.out, "isatty", lambda: False)()
+                if tty:
+                    self._print(f"{head} ...", end="")
+                t0, c0 = time.perf_counter(), _cpu_seconds()
+                try:
+                    with self._captured():
+                        stage.action()
+                except BaseException as err:
+                    where = f" (see {self.log_file})" if self.log_file else ""
+                    self._print(
+                        f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+                    )
+                    raise
+                seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+                write_json_atomic(
+                    self.record_path(stage),
+                    {
+                        "stage": stage.name,
+                        "digest": _digest(stage.spec),
+                        "spec": stage.spec,
+                        "outputs": [str(p) for p in stage.outputs],
+                        "seconds": round(seconds, 2),
+                        "cpu_seconds": round(cpu, 2),
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    },
                 )
-                raise
-            seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-            write_json_atomic(
-                self.record_path(stage),
-                {
-                    "stage": stage.name,
-                    "digest": _digest(stage.spec),
-                    "spec": stage.spec,
-                    "outputs": [str(p) for p in stage.outputs],
-                    "seconds": round(seconds, 2),
-                    "cpu_seconds": round(cpu, 2),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                },
-            )
-            self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s (cpu {cpu:7.1f} s)")
-            self.log.append(
-                {
-                    "stage": stage.name,
-                    "status": "done",
-                    "seconds": round(seconds, 2),
-                    "cpu_seconds": round(cpu, 2),
-                }
-            )
+                self._print(f"{chr(13) if tty else ''}{head} done in {seconds:7.1f} s (cpu {cpu:7.1f} s)")
+                self.log.append(
+                    {
+                        "stage": stage.name,
+                        "status": "done",
+                        "seconds": round(seconds, 2),
+                        "cpu_seconds": round(cpu, 2),
+                    }
+                )
         self._print(
             f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}"
         )
@@ -294,6 +297,9 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                     + data
                 )
                 over += list((c.get("analysis_overrides") or {}).get(name) or [])
+                control = matched_control(name, init, arms)
+                if control is not None:  # the pretrained run measured where the same seed's scratch run ends
+                    over.append(f"analysis.matched.run={runs[(main, control, seed)]}")
 
                 def analysis_action(over=over):
                     run_analysis(over)
@@ -304,6 +310,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                         {
                             "overrides": over,
                             "run": _run_stamp(runs[(main, init, seed)]),
+                            "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
                             "surfaces": [
                                 _Lazy(lambda p=surf[(k, init, seed)]: _file_stamp(p))
                                 for k in ("line", "plane")
@@ -420,6 +427,15 @@ def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path)
     if name == "longtrain":
         return base + [f"run={run}", f"surface={plane}"]
     return base + [f"run={run}"]
+
+
+def matched_control(name: str, arm: str, arms: dict[str, tuple[str, float | None]]) -> str | None:
+    """The scratch arm a pretrained run's flatness is matched against (its training loss at θ1): the
+    preset's rate when it is one of the arms, else the first rate of the sweep; None otherwise."""
+    if name != "flatness" or arms[arm][0] != "pretrained":
+        return None
+    scratch = [a for a, (init, _) in arms.items() if init == "scratch"]
+    return "scratch" if "scratch" in scratch else (scratch[0] if scratch else None)
 
 
 def run_analysis(overrides: list[str]):

@@ -8,12 +8,32 @@ Parameters are those of ``model.named_parameters()`` that require grad (tied par
 frozen ones excluded), i.e. the keys of a Hugging Face checkpoint and of the snapshot files.
 Every parameter belongs to one *layer* of the paper's layer-wise analysis:
 
-``embeddings`` · ``layer.0`` … ``layer.{L-1}`` (Hugging Face's 0-based encoder layers) ·
+``embeddings`` · ``layer.0`` … ``layer.{L-1}`` (the encoder's ordered transformer blocks, 0-based) ·
 ``pooler`` · ``head`` (the task classifier)
 
 and a *depth* along the forward pass (embeddings 0, layer i → i+1, pooler L+1, head L+2), which
 tells the evaluator how much of the forward pass a direction confined to those layers leaves
 unchanged.
+
+The map from names to layers, per architecture (every `AutoModelForSequenceClassification` in
+`SUPPORTED_ARCHITECTURES`; ``<base>`` is the model's base prefix, ``bert.``, ``roberta.``, …):
+
+- blocks: ``<base>.encoder.layer.<i>.`` (BERT, RoBERTa/XLM-R, ELECTRA, DeBERTa-v2/v3),
+  ``<base>.transformer.layer.<i>.`` (DistilBERT), ``<base>.layers.<i>.`` (ModernBERT),
+  ``<base>.encoder.albert_layer_groups.<g>.`` (ALBERT: one block per *parameter group*, applied
+  num_hidden_layers / num_hidden_groups times — see `shared_block_note`);
+- ``pooler``: what runs between the last block and the task head: BERT/ALBERT's ``pooler``,
+  DeBERTa's ``pooler`` (ContextPooler), ModernBERT's ``final_norm`` and prediction ``head``;
+- ``head``: ``classifier.*`` (RoBERTa/ELECTRA's two-layer head included) and DistilBERT's
+  ``pre_classifier``;
+- ``embeddings``: the rest of the base model — the embeddings and what feeds every block
+  (ELECTRA's ``embeddings_project``, ALBERT's ``embedding_hidden_mapping_in``, DeBERTa's relative
+  position embeddings ``encoder.rel_embeddings`` and their LayerNorm), so depth 0 is conservative.
+
+`check_architecture(model)` checks this against the model's module structure (its ordered
+list of transformer blocks, found as the outermost `nn.ModuleList` of identical parameterised
+modules): every block's parameters must map to that block's layer. An architecture where they
+do not is an `UnsupportedArchitecture` error naming it, raised before any training or evaluation.
 
 Selectors restrict a direction to a subset: ``all``, ``embeddings``, ``encoder``, ``layer.<i>``,
 ``layers.<i>-<j>`` (inclusive), ``pooler``, ``head``; a list is their union.
@@ -27,9 +47,24 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.errors import BadInput, LandscapeError
 
-_LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
+# a transformer block: <...>.layer.<i>. | <...>.layers.<i>. | ALBERT's <...>.albert_layer_groups.<g>.
+_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|albert_layer_groups)\.(\d+)\.")
+_HEAD_ROOTS = ("classifier", "pre_classifier", "score")  # top-level modules of the task head
+_POOLER = re.compile(r"(?:^|\.)(?:pooler|final_norm)\.|^head\.")
+
+# model_type → architecture name, for the tests' and README's table; see check_architecture
+SUPPORTED_ARCHITECTURES = {
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "xlm-roberta": "XLM-R",
+    "distilbert": "DistilBERT",
+    "electra": "ELECTRA",
+    "albert": "ALBERT",
+    "deberta-v2": "DeBERTa-v2/v3",
+    "modernbert": "ModernBERT",
+}
 _NORM = re.compile(r"(LayerNorm|layer_norm|layernorm|\bnorm\b|\.ln_)", re.IGNORECASE)
 
 State = "OrderedDict[str, torch.Tensor]"
@@ -47,19 +82,20 @@ def parameter_state(model: torch.nn.Module) -> OrderedDict[str, torch.Tensor]:
 
 
 def num_layers(names: Iterable[str]) -> int:
-    found = [int(m.group(1)) for n in names if (m := _LAYER.search(n))]
+    """The number of transformer blocks (distinct parameter sets: ALBERT's shared layer counts once)."""
+    found = [int(layer[6:]) for n in names if (layer := layer_of(n)).startswith("layer.")]
     return max(found) + 1 if found else 0
 
 
 def layer_of(name: str) -> str:
     """The paper's layer a parameter belongs to: embeddings, layer.<i>, pooler or head."""
+    if name.split(".", 1)[0] in _HEAD_ROOTS:
+        return "head"
+    if _POOLER.search(name):
+        return "pooler"
     if m := _LAYER.search(name):
         return f"layer.{int(m.group(1))}"
-    if "embeddings" in name:
-        return "embeddings"
-    if "pooler" in name:
-        return "pooler"
-    return "head"
+    return "embeddings"
 
 
 def depth_of(name: str, n_layers: int) -> int:
@@ -132,3 +168,80 @@ def select_parameters(names: Sequence[str], selectors: str | Sequence[str] | Non
                 f"parameter selector {s!r} matches no parameter of this model ({n} encoder layers)"
             )
     return [name for name in names if any(_matches(s, layer_of(name), n) for s in selectors)]
+
+
+class UnsupportedArchitecture(BadInput):
+    """A model whose module structure the layer map does not know."""
+
+
+def _architecture(model: torch.nn.Module) -> str:
+    config = getattr(model, "config", None)
+    kind = getattr(config, "model_type", None) or "unknown model_type"
+    return f"{kind} ({type(model).__name__})"
+
+
+def transformer_blocks(model: torch.nn.Module) -> tuple[str, list[torch.nn.Module]]:
+    """(prefix, blocks): the encoder's ordered transformer blocks, found from the module structure.
+
+    The outermost `nn.ModuleList` whose items are modules of one class with parameters, e.g.
+    ``bert.encoder.layer``, ``distilbert.transformer.layer``, ``model.layers``,
+    ``albert.encoder.albert_layer_groups``. ("", []) when the model has none.
+    """
+    for prefix, module in model.named_modules():
+        if not isinstance(module, torch.nn.ModuleList) or len(module) == 0:
+            continue
+        kinds = {type(m) for m in module}
+        if len(kinds) == 1 and all(any(True for _ in m.parameters()) for m in module):
+            return prefix, list(module)
+    return "", []
+
+
+def check_architecture(model: torch.nn.Module) -> int:
+    """The number of transformer blocks, after checking that the layer map knows this model.
+
+    Every block's trainable parameters must map to its layer (``layer.<i>``) and nothing else may;
+    otherwise an `UnsupportedArchitecture` naming the architecture (model_type and class).
+    """
+    prefix, blocks = transformer_blocks(model)
+    names = list(trainable_parameters(model))
+    supported = ", ".join(sorted(set(SUPPORTED_ARCHITECTURES.values())))
+    if not blocks:
+        raise UnsupportedArchitecture(
+            f"architecture {_architecture(model)} is not supported: no ordered list of transformer "
+            f"blocks in its module structure (supported: {supported})"
+        )
+    in_blocks = set()
+    ids = {id(p): n for n, p in trainable_parameters(model).items()}
+    for i, block in enumerate(blocks):
+        for p in block.parameters():
+            name = ids.get(id(p))
+            if name is None:
+                continue
+            in_blocks.add(name)
+            if layer_of(name) != f"layer.{i}":
+                raise UnsupportedArchitecture(
+                    f"architecture {_architecture(model)} is not supported: parameter {name!r} of block "
+                    f"{prefix}.{i} maps to {layer_of(name)!r}, not layer.{i} (supported: {supported})"
+                )
+    stray = [n for n in names if n not in in_blocks and layer_of(n).startswith("layer.")]
+    if stray:
+        raise UnsupportedArchitecture(
+            f"architecture {_architecture(model)} is not supported: parameter {stray[0]!r} looks like "
+            f"a block's but is outside {prefix} (supported: {supported})"
+        )
+    return len(blocks)
+
+
+def shared_block_note(config) -> str | None:
+    """What the layer-wise analyses mean when blocks share parameters (ALBERT); None otherwise.
+
+    `config`: the model's Hugging Face config (or a dict of it)."""
+    get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+    groups, applied = get("num_hidden_groups"), get("num_hidden_layers")
+    if get("model_type") != "albert" or not groups or not applied:
+        return None
+    return (
+        f"ALBERT shares parameters across depth: {applied} layers use {groups} parameter group(s), so "
+        f"layer.<g> is a parameter group applied {applied // groups} times; its change, curve and roll-back "
+        "move every application at once, and 'lower vs upper layers' cannot be separated within a group"
+    )

@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
-from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.atomic import is_temp_name, write_json_atomic
 from bertviz_landscape.checkpoints import is_checkpoint
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.names import check_model_name, check_name
@@ -39,9 +40,15 @@ SKETCHES = "sketches"
 LOGS = "logs"
 METRICS_CSV = "logs/metrics.csv"
 DEV_PER_EPOCH = "logs/dev_per_epoch.jsonl"
+DEV_PREDICTIONS = (
+    "logs/dev_predictions.jsonl"  # per-example dev predictions after every epoch (callbacks/epochs.py)
+)
 METRICS_JSON = "metrics.json"
 CONFIG = "config.yaml"
 IDENTITY = "run.json"
+LOCK = ".train.lock"
+# where the training's writers put their temporaries (`.<name>.<hex>.tmp`, bertviz_landscape.atomic)
+WRITTEN = ("", "checkpoints", SNAPSHOTS, SKETCHES, LOGS)
 
 
 class RunDir:
@@ -103,6 +110,10 @@ class RunDir:
         return self.root / DEV_PER_EPOCH
 
     @property
+    def dev_predictions(self) -> Path:
+        return self.root / DEV_PREDICTIONS
+
+    @property
     def metrics_json(self) -> Path:
         return self.root / METRICS_JSON
 
@@ -115,11 +126,54 @@ class RunDir:
         return self.root / IDENTITY
 
     @property
+    def lock_file(self) -> Path:
+        """Held (flock) by the one training that writes this directory (bertviz_landscape.locks)."""
+        return self.root / LOCK
+
+    @property
     def wandb_dir(self) -> Path:
         """Where W&B writes (its `save_dir`; the run lands in `wandb/` below it)."""
         return self.root
 
     # --- contents --------------------------------------------------------------------------
+    def discard_results(self) -> list[Path]:
+        """Delete what a training writes after θ0 (metrics.json first, so a crash midway never
+        leaves a run that looks complete): θ1, epoch checkpoints, the resume state, snapshots,
+        sketches, per-epoch records. A fresh start calls it, so none of them outlives its run."""
+        doomed = [
+            self.metrics_json,
+            self.theta1,
+            *self.epoch_checkpoints().values(),
+            self.resume_checkpoint,
+            self.snapshots,
+            self.sketches,
+            self.dev_per_epoch,
+        ]
+        removed = []
+        for p in doomed:
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+            else:
+                continue
+            removed.append(p)
+        return removed
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the temporaries of atomic writes that a dead writer left (a `kill -9` in the
+        middle of a snapshot leaves `.step_….safetensors.<hex>.tmp`); call it holding `lock_file`."""
+        removed = []
+        for sub in WRITTEN:
+            folder = self.root / sub
+            if not folder.is_dir():
+                continue
+            for p in folder.iterdir():
+                if is_temp_name(p):
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                    removed.append(p)
+        return removed
+
     def is_complete(self) -> bool:
         return self.metrics_json.is_file() and is_checkpoint(self.theta1)
 

@@ -12,7 +12,6 @@ results.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -38,9 +37,12 @@ from bertviz_landscape.callbacks import (
 from bertviz_landscape.checkpoints import check_resume_state, is_checkpoint, save_checkpoint
 from bertviz_landscape.config import CONF_DIR, warn_unused_keys
 from bertviz_landscape.data.datamodule import EpochShuffle, GlueDataModule, padding_ratio
+from bertviz_landscape.data.glue import data_fingerprint
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
 from bertviz_landscape.devices import configure_determinism, configure_matmul_precision, log_precision_choice
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.fingerprints import digest
+from bertviz_landscape.locks import held
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
 from bertviz_landscape.rundir import RunDir
 
@@ -128,28 +130,48 @@ def check_run_config(cfg: DictConfig, run: RunDir) -> dict:
         raise RunConfigError(
             "neither trainer.max_epochs nor trainer.max_steps is set: the run would never end"
         )
+    check_data_config(cfg.data)
     config = fingerprint_config(cfg)
-    import hashlib
-
+    # the examples by content (the TSVs' hashes, not data.glue_dir's path): other data is another run
+    data = data_fingerprint(get_task(cfg.task.name), cfg.data.get("glue_dir"))
     identity = {
         "task": cfg.task.name,
         "init": cfg.init.name,
         "seed": cfg.seed,
         "model": cfg.model.name_or_path,
-        "fingerprint": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
-            :16
-        ],
+        "fingerprint": digest({"config": config, "data": data}),
         "config": config,
+        "data": data,
     }
     old = run.read_identity()
-    if old and old.get("fingerprint") != identity["fingerprint"] and not cfg.get("force", False):
-        a, b = _flat(old.get("config") or {}), _flat(config)
-        diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    # a run recorded before its data were fingerprinted is compared by its config alone
+    expected = identity["fingerprint"] if "data" in old else digest(config)
+    if old and old.get("fingerprint") != expected and not cfg.get("force", False):
+        a = _flat({"config": old.get("config") or {}, "data": old.get("data") or {}})
+        b = _flat({"config": config, "data": data if "data" in old else {}})
+        diff = [
+            f"{k.removeprefix('config.')}: {a.get(k)!r} -> {b.get(k)!r}"
+            for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)
+        ]
         raise RunConfigError(
-            f"run directory {run.root} holds a run of another configuration ({'; '.join(diff[:4]) or 'fingerprint differs'}); "
+            f"run directory {run.root} holds a run of another configuration "
+            f"({'; '.join(diff[:4]) or 'fingerprint differs'}); "
             "use another directory (hydra.run.dir=...) or force=true to replace it"
         )
     return identity
+
+
+def check_data_config(d: DictConfig) -> None:
+    """data.* values that cannot work, named before anything is read or written."""
+    for key, least in (("max_length", 2), ("batch_size", 1), ("eval_batch_size", 1)):
+        value = d.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise RunConfigError(f"data.{key} must be an integer >= {least}, got {value!r}")
+    for key in ("max_train_samples", "max_eval_samples"):
+        value = d.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise RunConfigError(f"data.{key} must be null or an integer >= 1, got {value!r}")
 
 
 def sketch_settings(sketch) -> dict:
@@ -228,12 +250,24 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json).
     `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
     run = RunDir(run_dir)
-    identity = check_run_config(cfg, run)
+    check_run_config(cfg, run)
     if run.is_complete() and not cfg.get("force", False):
         log.info("run in %s is already complete; skipping (force=true to train again)", run.root)
         return run.read_metrics()
     check_writable(run.identity_file)  # a read-only or full place fails here, before any work
+    # one training per run directory: a second one exits with one line naming the holder
+    with held(run.lock_file, f"run directory {run.root}", wait=False):
+        identity = check_run_config(cfg, run)  # again, under the lock: another one may have finished
+        if run.is_complete() and not cfg.get("force", False):
+            log.info("run in %s is already complete; skipping (force=true to train again)", run.root)
+            return run.read_metrics()
+        for leftover in run.remove_temporaries():  # no live writer holds the lock: a dead one's
+            log.warning("removed %s, left by a writer that died", leftover)
+        return _train(cfg, run, identity, extra_callbacks)
 
+
+def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequence[pl.Callback]) -> dict:
+    run_dir = run.root
     task = get_task(cfg.task.name)
     started = time.time()
     # before anything touches CUDA: cuBLAS reads its workspace setting once (bertviz_landscape.devices)
@@ -284,7 +318,10 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     epochs = cfg.callbacks.get("epochs") or {}
     callbacks.append(
         EpochRecords(
-            run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer
+            run.dev_per_epoch,
+            run.epoch_checkpoint if epochs.get("keep_weights") else None,
+            tokenizer,
+            run.dev_predictions if epochs.get("dev_predictions") else None,
         )
     )
     if resume:
@@ -300,6 +337,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     )
     log_precision_choice(str(cfg.trainer.precision), trainer.strategy.root_device)
     if not resumed:
+        # a fresh start (first, forced, or resume=false): nothing of an earlier run may pass as this one's
+        for old in run.discard_results():
+            log.info("discarded %s of the earlier run", old)
         run.logs.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.config, OmegaConf.to_yaml(cfg, resolve=True))
         run.write_identity(identity)

@@ -21,6 +21,8 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
         (
             "errors",
             "names",
+            "locks",
+            "fingerprints",
             "atomic",
             "devices",
             "config",

@@ -69,6 +69,7 @@ def plain_losses(checkpoint, state: dict | None, glue_dir) -> dict:
         out[f"{split}_loss"] = torch.nn.functional.cross_entropy(logits, labels).item()
         out[f"{split}_losses"] = torch.nn.functional.cross_entropy(logits, labels, reduction="none").double()
         out[f"{split}_accuracy"] = (logits.argmax(-1) == labels).float().mean().item()
+        out[f"{split}_wrong"] = (logits.argmax(-1) != labels).double()
     return out
 
 
@@ -146,6 +147,46 @@ def test_single_and_top_k_rollbacks_and_curves_match_plain_transformers(result, 
     assert [r["kind"] for r in entry["rollback"]] == [s["kind"] for s in rollback_sets(LAYERS)]
     assert len(entry["rollback"]) == 1 + n + 2 * (n - 1) + 1
     assert all(isinstance(r["train_loss_change_stderr"], float) for r in entry["rollback"])
+
+
+def test_depth_trends_and_paired_dev_changes(result, tiny_run):
+    """numbers: the single roll-backs' dev-error change paired over the same dev examples (by hand
+    with plain transformers), and Spearman ρ over depth (embeddings 0, layer.0 1, layer.1 2)."""
+    from scipy.stats import spearmanr
+
+    run, out = result
+    entry, n = out["per_run"][0], out["numbers"]
+    theta0 = load_file(str(run / "checkpoints" / "init" / "model.safetensors"))
+    theta1 = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
+    base = plain_losses(run / "checkpoints" / "final", None, tiny_run["glue_dir"])
+    rolled = plain_losses(
+        run / "checkpoints" / "final",
+        {k: (theta0[k] if "encoder.layer.1." in k else v) for k, v in theta1.items()},
+        tiny_run["glue_dir"],
+    )
+    diff = rolled["dev_wrong"] - base["dev_wrong"]
+    r = by_kind(entry, "single", layer="layer.1")
+    assert r["dev_mistake_change"] == pytest.approx(float(diff.mean()))
+    assert r["dev_error_change"] == pytest.approx(
+        base["dev_accuracy"] - rolled["dev_accuracy"]
+    )  # primary: accuracy
+    se = float(diff.std(correction=1)) / math.sqrt(diff.numel())
+    assert r["dev_mistake_change_stderr"] == pytest.approx(se)
+    assert n["rollback_dev_mistake_change_layer.1_stderr"] == pytest.approx(se)
+    below = ["embeddings", "layer.0", "layer.1"]
+    singles = {x: by_kind(entry, "single", layer=x) for x in below}
+    want = spearmanr([0, 1, 2], [singles[x]["train_loss_change"] for x in below]).statistic
+    assert n["rollback_train_depth_trend"] == pytest.approx(want)
+    rises = [entry["curves"][x]["train_loss"][0] - entry["curves"][x]["train_loss"][2] for x in below]
+    assert n["curve_rise_depth_trend"] == pytest.approx(spearmanr([0, 1, 2], rises).statistic)
+    changes = [singles[x]["dev_error_change"] for x in below]
+    if len(set(changes)) > 1:
+        assert n["rollback_depth_trend"] == pytest.approx(spearmanr([0, 1, 2], changes).statistic)
+    else:
+        assert n["rollback_depth_trend"] is None  # no variation over depth: no trend to rank
+    rel = [entry["relative_change"][x] for x in below]
+    assert n["relative_change_depth_trend"] == pytest.approx(spearmanr([0, 1, 2], rel).statistic)
+    assert -1.0 <= n["curve_rise_depth_trend"] <= 1.0
 
 
 def test_relative_change_and_cosine_by_hand(result):

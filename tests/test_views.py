@@ -4,6 +4,13 @@ and hand-written analysis JSONs: no model, seconds in total."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -213,3 +220,294 @@ def test_draw_all_rejects_an_unknown_projection(tmp_path):
 
     with pytest.raises(BadInput, match="trajectory_projection"):
         draw_all(tmp_path, trajectory_projection="cos")
+
+
+# --------------------------------------------------------------------------- the report in a browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MARK_IMAGES = (
+    "<script>window.addEventListener('load', () => {"
+    "for (const i of document.images)"
+    " i.setAttribute('data-loaded', String(i.complete && i.naturalWidth > 0));"
+    "document.body.setAttribute('data-ready', '1');});</script>"
+)
+
+
+class _Dom(HTMLParser):
+    """Table header cells, image attributes, links and the text of a dumped DOM."""
+
+    def __init__(self):
+        super().__init__()
+        self.th, self.imgs, self.links, self.text, self._in_th = [], [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "th":
+            self._in_th = True
+            self.th.append("")
+        elif tag == "img":
+            self.imgs.append(attrs)
+        elif tag == "a":
+            self.links.append(attrs.get("href", ""))
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self._in_th = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_th:
+            self.th[-1] += data
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def markdown_table_columns(md: str) -> list[str]:
+    """Every header cell of every table of a Markdown text."""
+    lines = md.splitlines()
+    cols = []
+    for head, rule in zip(lines, lines[1:]):
+        if head.startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", rule.strip()):
+            cols += [c.strip() for c in head.strip().strip("|").split("|")]
+    return cols
+
+
+def write_run(root: Path, task: str, init: str, dev: float, base: float) -> Path:
+    run = root / "runs" / f"{task}_{init}"
+    (run / "checkpoints" / "init").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"task": task, "init": init, "seed": 1, "model": "tiny"}))
+    metrics = {
+        "task": task,
+        "init": init,
+        "primary_metric": "accuracy",
+        "dev": {"val/accuracy": dev},
+        "majority_baseline": {"accuracy": base},
+        "dev_examples": 408,
+        "steps": 40,
+        "train_examples": 640,
+        "wall_seconds": 12.5,
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install -y chromium)")
+def test_report_html_in_headless_chromium_has_every_column_sentence_and_image(tmp_path):
+    from bertviz_landscape.plots.results import draw_all
+    from bertviz_landscape.report import claims, write_report
+    from tests.test_plots import write_fixture_dir
+
+    root = write_fixture_dir(tmp_path / "res")
+    write_run(root, "mrpc", "pretrained", 0.81, 0.684)
+    write_run(root, "mrpc", "scratch", 0.684, 0.684)  # exactly at its majority baseline: "beat it?" no
+    make_surface(root / "surfaces" / "mrpc_scratch_plane.h5", cx=1.9, nx=9, ny=9)  # basin past the grid
+    draw_all(root, formats=("png",))
+    md_path, page = write_report(root)
+    md = md_path.read_text()
+    moved = tmp_path / "elsewhere" / "res"  # the report's directory moved: links must still resolve
+    moved.parent.mkdir()
+    shutil.move(root, moved)
+    harness = moved / "report.chromium.html"
+    harness.write_text((moved / "report.html").read_text().replace("</body>", MARK_IMAGES + "</body>"))
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            harness.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = _Dom()
+    dom.feed(proc.stdout)
+    assert 'data-ready="1"' in proc.stdout  # the page loaded and the marker script ran
+    text = _squash(" ".join(dom.text))
+    columns = markdown_table_columns(md)
+    assert "beat it?" in columns and "from scratch" in columns
+    th = {_squash(c) for c in dom.th}
+    assert {_squash(c) for c in columns if c} <= th, sorted(set(columns) - th)
+    verdicts = claims.decide_all({k: list(v) for k, v in fixture_analyses_by_name(moved).items()})
+    assert verdicts
+    for v in verdicts:
+        assert _squash(v.sentence) in text, v.sentence
+    assert "Decided by" in text and "2 binomial standard errors" in text  # the decision rules
+    assert "grid.x.max=" in text  # the grid-edge warning, in both renderings
+    scratch_row = next(line for line in md.splitlines() if line.startswith("| mrpc | scratch |"))
+    assert "accuracy 0.684 | 0.684 | **no** |" in scratch_row
+    n_png = sum(1 for line in md.splitlines() if line.startswith("![") and ".png)" in line)
+    assert n_png > 0 and len(dom.imgs) == n_png
+    assert all(i.get("data-loaded") == "true" for i in dom.imgs), [i.get("alt") for i in dom.imgs]
+    assert all(i["src"].startswith("data:image/png;base64,") for i in dom.imgs)  # the page carries them
+    interactive = [h for h in dom.links if h.endswith(".html")]
+    assert interactive and all((moved / h).is_file() and not Path(h).is_absolute() for h in interactive)
+
+
+def fixture_analyses_by_name(root: Path) -> dict[str, list[dict]]:
+    from bertviz_landscape.plots.results import Results
+
+    return Results.scan(root, exclude=(root / "figures",)).analyses
+
+
+# --------------------------------------------------------------------------- W&B read back
+def test_wandb_pretrained_and_scratch_log_the_same_keys_linked_to_their_training_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from bertviz_landscape.plots.results import draw_all
+    from bertviz_landscape.wandb_media import log_results
+    from tests.test_plots import read_offline, write_fixture_dir
+
+    root = write_fixture_dir(tmp_path / "res")
+    for init in ("pretrained", "scratch"):
+        run = write_run(root, "mrpc", init, 0.8, 0.684)
+        (run / "config.yaml").write_text(
+            f"init: {init}\noptim:\n  lr: {2e-5 if init == 'pretrained' else 1e-4}\n"
+        )
+        (run / "wandb" / f"offline-run-20261201_000000-train{init[:3]}").mkdir(parents=True)
+        (root / "surfaces" / f"mrpc_{init}_plane.directions.h5").write_bytes(
+            b"direction file " + init.encode()
+        )
+    draw_all(root, formats=("png",))
+    out = log_results(root)
+    runs = {(r["job_type"], r["init"]): r for r in out["runs"]}
+    pre, scr = runs[("landscape", "pretrained")], runs[("landscape", "scratch")]
+    keysets = {}
+    for entry in (pre, scr):
+        summary, records = read_offline(Path(entry["dir"]))
+        keys = {k for k in summary["summary"] if k.split("/")[0] in ("landscape", "figures", "analysis")}
+        assert not any("pretrained" in k or "scratch" in k for k in keys), sorted(keys)
+        keysets[entry["init"]] = keys
+        run_rec = next(r for r in records if r.get("type") == "run")["run"]
+        assert run_rec.get("run_group") == "mrpc" and entry["init"] in json.dumps(run_rec)  # name and config
+        config = json.dumps(run_rec.get("config") or {})
+        assert f'"{entry["init"]}"' in config  # the init is in the config, not in the keys
+        assert f"train{entry['init'][:3]}" in config and ("0.0001" in config or "2e-05" in config)
+        arts = [r["artifact"] for r in records if r.get("type") == "artifact"]
+        contents = [c for a in arts for c in a["manifest"]["contents"]]
+        assert f"mrpc_{entry['init']}_plane.directions.h5" in {c["path"] for c in contents}
+        assert not any(str(c.get("ref", "")).startswith("file://") for c in contents)  # uploaded, not linked
+    assert keysets["pretrained"] == keysets["scratch"]
+    assert {"landscape/mrpc_difference_line/train_loss_table", "landscape/mrpc_difference_plane/figure"} <= (
+        keysets["pretrained"]
+    )
+    # every figure once: the shared ones in the task's figures run, the per-init ones in their run
+    logged_pngs = [p for r in out["runs"] for p in r["figures"]]
+    assert len(logged_pngs) == len(set(logged_pngs))
+    shared = runs[("figures", None)]["keys"]
+    assert "figures/curve1d/mrpc_difference_line" in shared and any(
+        k.startswith("figures/layers") for k in shared
+    )
+    # one command syncs every run, the training runs included
+    assert "offline-run-20261201_000000-trainpre" in out["sync"] and pre["dir"] in out["sync"]
+
+
+# --------------------------------------------------------------------------- Li et al.'s tools
+# What tomgoldstein/loss-landscape's scripts read (checked against their HEAD by hand):
+#   plot_2D.plot_2d_contour: f['xcoordinates'], f['ycoordinates'], X, Y = meshgrid(x, y),
+#       Z = f[surf_name] (train_loss | test_loss | train_err | test_err ...), contour(X, Y, Z)
+#   plot_1D.plot_1d_loss_err: f['train_loss'], f['train_acc'] (percent, ylim 0..100), and when
+#       'test_loss' is present f['test_loss'], f['test_acc']
+#   plot_2D.plot_contour_trajectory / plot_trajectory: proj_file['proj_xcoord'], ['proj_ycoord'];
+#       dir_file['explained_variance_ratio_'][0], [1]
+#   h52vtp.h5_to_vtp: meshgrid(x, y) raveled against f[surf_name].ravel(), matrix_size = sqrt(N)
+#       (square grids only: our .vts export is the non-square replacement)
+def test_li_plot_2d_and_plot_1d_read_our_surfaces_in_their_units(tmp_path):
+    import h5py
+
+    def with_train_accuracy(path):  # what the engine records for accuracy tasks
+        s = read_surface(path).surface
+        s.values["train_accuracy"] = 1 - s.values["train_error"]
+        return write_surface(path, s)
+
+    path = with_train_accuracy(
+        make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=5, cx=0.7, cy=0.3)
+    )
+    sf = read_surface(path)
+    with h5py.File(path, "r") as f:
+        x, y = np.array(f["xcoordinates"][:]), np.array(f["ycoordinates"][:])
+        X, Y = np.meshgrid(x, y)
+        for name in ("train_loss", "test_loss", "train_err", "test_err", "train_acc", "test_acc"):
+            assert name in f.keys(), name
+            Z = np.array(f[name][:])
+            assert Z.shape == X.shape  # contour(X, Y, Z) draws Z[j, i] at (x[i], y[j])
+        np.testing.assert_allclose(f["train_err"][:], 100 * sf.surface["train_error"])  # percent
+        np.testing.assert_allclose(f["test_err"][:], 100 * sf.surface["dev_error"])
+        np.testing.assert_allclose(f["test_acc"][:], 100 - np.array(f["test_err"][:]))
+        j, i = np.unravel_index(np.argmin(f["train_loss"][:]), X.shape)
+        assert (X[j, i], Y[j, i]) == (0.75, 0.5)  # their picture's minimum is where ours is (0.7, 0.3 → grid)
+    line = with_train_accuracy(make_surface(tmp_path / "mrpc_pretrained_line.h5", two_d=False))
+    with h5py.File(line, "r") as f:
+        x = f["xcoordinates"][:]
+        assert "train_loss" in f.keys() and "test_loss" in f.keys()
+        for name in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert f[name][:].shape == x.shape
+        assert 0 <= f["train_acc"][:].min() and f["test_acc"][:].max() <= 100
+
+
+def test_li_contour_trajectory_reads_our_pca_direction_and_projection_files(tmp_path):
+    from collections import OrderedDict
+
+    import h5py
+    import torch
+
+    from bertviz_landscape.analysis.trajectory import Plane, write_li_projection
+    from bertviz_landscape.landscape.direction_file import read_directions, write_directions
+    from bertviz_landscape.landscape.directions import Directions
+
+    x = OrderedDict(w=torch.tensor([1.0, 0.0, 0.0]))
+    y = OrderedDict(w=torch.tensor([0.0, 1.0, 0.0]))
+    info = {
+        "explained_variance_ratio": [0.81, 0.12],
+        "explained_variance": [4.0, 0.6],
+        "singular_values": [2, 0.7],
+    }
+    dir_file = write_directions(
+        tmp_path / "pca.directions.h5", Directions("pca", x, y, "theta1", info), "k", {}
+    )
+    points = [{"lstsq": [-1.0 + 0.25 * t, 0.1 * t], "distance_from_plane": 0.01 * t} for t in range(5)]
+    plane = Plane(x, y, None, "theta1", dir_file)
+    proj = write_li_projection(tmp_path / "pca.projection.h5", points, tmp_path / "pca.h5", plane)
+    with h5py.File(dir_file, "r") as df, h5py.File(proj, "r") as pf:
+        assert (df["explained_variance_ratio_"][0], df["explained_variance_ratio_"][1]) == (0.81, 0.12)
+        assert list(df["explained_variance_"][:]) == [4.0, 0.6] and "xdirection" in df and "ydirection" in df
+        np.testing.assert_allclose(pf["proj_xcoord"][:], [p["lstsq"][0] for p in points])
+        np.testing.assert_allclose(pf["proj_ycoord"][:], [p["lstsq"][1] for p in points])
+    assert read_directions(dir_file)[0].recipe == "pca"  # still our direction file
+    rnd = write_directions(
+        tmp_path / "rnd.directions.h5", Directions("random", x, y, "theta0", info), "k", {}
+    )
+    with h5py.File(rnd, "r") as df:
+        assert "explained_variance_ratio_" not in df  # only PCA directions have it
+
+
+def test_paraview_export_is_right_for_non_square_grids(tmp_path):
+    pyvista = pytest.importorskip("pyvista", reason="pyvista (the paraview extra) is not installed")
+    from bertviz_landscape.landscape.surface import write_vts
+
+    path = make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=5, nan_corner=True)
+    s = read_surface(path).surface
+    out = write_vts(s, tmp_path / "surface.vts")
+    grid = pyvista.read(str(out))
+    assert tuple(grid.dimensions) == (9, 5, 1)
+    pts = np.asarray(grid.points)
+    for j in range(5):
+        for i in range(9):
+            k = i + 9 * j  # VTK's order: x fastest
+            assert pts[k, 0] == pytest.approx(s.x[i]) and pts[k, 1] == pytest.approx(s.y[j])
+            want = s["train_loss"][j, i]
+            got = grid.point_data["train_loss"][k]
+            assert (np.isnan(got) and not np.isfinite(want)) or got == pytest.approx(want)
+            if np.isfinite(want):
+                assert pts[k, 2] == pytest.approx(want)
+    assert grid.point_data["test_err"][0] == pytest.approx(100 * s["dev_error"][0, 0])
+    from bertviz_landscape.plots.results import draw_all
+
+    manifest = draw_all(tmp_path, tmp_path / "figs", interactive=False, formats=("png",), paraview=True)
+    (vts,) = [f["files"][0] for f in manifest["figures"] if f["kind"] == "paraview"]
+    assert tuple(pyvista.read(vts).dimensions) == (9, 5, 1)

@@ -29,6 +29,26 @@ JSON (bertviz-analysis/1; notes/ANALYSIS_SCHEMA.md), per_run[i]::
                   "train_loss_change_exceeds_noise": bool (|change| > 2 paired stderr)}],
     "data": {...the examples...}, "evaluations": int, "seconds": float
 
+Each single-layer (and bottom/top-k) roll-back also carries, paired over the same dev examples:
+``dev_error_change`` (its dev error − θ1's, primary metric), ``dev_mistake_change`` (the change in
+the fraction of dev examples misclassified, = the accuracy error's change) with
+``dev_mistake_change_stderr`` (standard error of the per-example differences of the 0/1 mistakes;
+null for regression), and ``train_loss_change`` with its paired standard error (above).
+
+``numbers`` (per run; the depth trends run over the layers below the pooler — embeddings, layer.0 …
+layer.{L−1} — at depth 0, 1, …, L):
+
+    rollback_depth_trend          Spearman ρ(depth, dev_error_change of the single roll-back):
+                                  > 0 = rolling back a higher layer hurts more = lower layers more invariant
+    rollback_train_depth_trend    the same with train_loss_change
+    curve_rise_depth_trend        Spearman ρ(depth, the layer's 1D curve's rise at α = 0,
+                                  J(α = 0) − J(α = 1); from the roll-back when α = 0 or 1 is off the grid)
+    relative_change_depth_trend   Spearman ρ(depth, ‖Δθˡ‖/‖θ0ˡ‖): descriptive — AdamW's per-coordinate
+                                  steps make the relative change nearly equal across layers
+    rollback_dev_error_change_<layer>, rollback_dev_mistake_change_<layer>(_stderr),
+    rollback_train_loss_change_<layer>(_stderr), curve_rise_<layer>: the per-layer values
+    (null when a measure is off or its layer was not selected; a trend needs >= 3 layers)
+
 summary scalars: ``relative_change_<layer>``, ``cosine_<layer>``, ``rollback_single_<layer>_dev_error`` and
 ``_train_loss``, ``rollback_bottom_<k>_dev_error`` / ``_train_loss``, ``rollback_top_<k>_…``,
 ``rollback_none_…``, ``rollback_all_…``.
@@ -46,6 +66,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from scipy.stats import spearmanr
 
 from bertviz_landscape.analysis.common import (
     AnalysisError,
@@ -167,7 +188,9 @@ def layers_of_run(
         out = []
         for a in alpha_values:
             values = ev.evaluate(float(a))
-            out.append((values, {k: v.clone() for k, v in ev.last_per_example.items()}))
+            per_example = {k: v.clone() for k, v in ev.last_per_example.items()}
+            per_example |= {f"{k}_correct": v.clone() for k, v in ev.last_correct.items()}
+            out.append((values, per_example))
         evaluations += ev.evaluations
         return out
 
@@ -191,7 +214,7 @@ def layers_of_run(
                 bar.update()
     if rollback:
         entry["rollback"] = []
-        base_losses = None
+        base_losses = base_correct = None
         for spec in rollback_sets(names, chosen):
             moved = [n for layer in spec["layers"] for n in groups[layer]]
             # the cache needs a direction: the rolled-back layers (none: the head, evaluated at α = 0 = θ1)
@@ -199,8 +222,16 @@ def layers_of_run(
                 _rolled_back(theta0, theta1, moved), moved or groups[names[-1]], [0.0]
             )[0]
             if spec["kind"] == "none":
-                base, base_losses = values, per_example["train"]
+                base, base_losses, base_correct = values, per_example["train"], per_example.get("dev_correct")
             change = values["train_loss"] - base["train_loss"]
+            dev_change: dict = {"dev_error_change": values["dev_error"] - base["dev_error"]}
+            if base_correct is not None:
+                wrong = (~per_example["dev_correct"]).double().numpy()
+                base_wrong = (~base_correct).double().numpy()
+                dev_change["dev_mistake_change"] = float(wrong.mean() - base_wrong.mean())
+                dev_change["dev_mistake_change_stderr"] = (
+                    paired_stderr(wrong, base_wrong) if spec["kind"] != "none" else 0.0
+                )
             se = (
                 paired_stderr(per_example["train"].numpy(), base_losses.numpy())
                 if spec["kind"] != "none"
@@ -209,6 +240,7 @@ def layers_of_run(
             entry["rollback"].append(
                 spec
                 | values
+                | dev_change
                 | {
                     "train_loss_change": change,
                     "train_loss_change_stderr": se,
@@ -234,6 +266,49 @@ def _scalars(entry: dict) -> dict:
         row[f"{name}_dev_error"] = r["dev_error"]
         row[f"{name}_train_loss"] = r["train_loss"]
     return row
+
+
+def depth_trend(depths: Sequence[int], values: Sequence[float | None]) -> float | None:
+    """Spearman ρ between depth and value over the layers that have a finite value (>= 3 of them,
+    not all equal; else None)."""
+    pairs = [(d, float(v)) for d, v in zip(depths, values) if v is not None and math.isfinite(float(v))]
+    if len(pairs) < 3 or len({v for _, v in pairs}) < 2:
+        return None
+    rho = spearmanr([d for d, _ in pairs], [v for _, v in pairs]).statistic
+    return float(rho) if math.isfinite(float(rho)) else None
+
+
+def layers_numbers(entry: dict) -> dict:
+    """The run's `numbers` (module docstring) from its per_run entry."""
+    below = [layer for layer in entry["layers"] if layer == "embeddings" or layer.startswith("layer.")]
+    depths = list(range(len(below)))
+    singles = {r["layers"][0]: r for r in entry.get("rollback", []) if r["kind"] == "single"}
+    rise = {}
+    for layer, curve in (entry.get("curves") or {}).items():
+        alpha = [round(float(a), 9) for a in curve["alpha"]]
+        if 0.0 in alpha and 1.0 in alpha:
+            rise[layer] = curve["train_loss"][alpha.index(0.0)] - curve["train_loss"][alpha.index(1.0)]
+        elif layer in singles:
+            rise[layer] = singles[layer]["train_loss_change"]
+    nums: dict = {
+        "rollback_depth_trend": depth_trend(
+            depths, [singles.get(x, {}).get("dev_error_change") for x in below]
+        ),
+        "rollback_train_depth_trend": depth_trend(
+            depths, [singles.get(x, {}).get("train_loss_change") for x in below]
+        ),
+        "curve_rise_depth_trend": depth_trend(depths, [rise.get(x) for x in below]),
+        "relative_change_depth_trend": depth_trend(depths, [entry["relative_change"].get(x) for x in below]),
+    }
+    for layer in entry["layers"]:
+        r = singles.get(layer, {})
+        nums[f"rollback_dev_error_change_{layer}"] = r.get("dev_error_change")
+        nums[f"rollback_dev_mistake_change_{layer}"] = r.get("dev_mistake_change")
+        nums[f"rollback_dev_mistake_change_{layer}_stderr"] = r.get("dev_mistake_change_stderr")
+        nums[f"rollback_train_loss_change_{layer}"] = r.get("train_loss_change")
+        nums[f"rollback_train_loss_change_{layer}_stderr"] = r.get("train_loss_change_stderr")
+        nums[f"curve_rise_{layer}"] = rise.get(layer)
+    return nums
 
 
 def layers(
@@ -271,7 +346,12 @@ def layers(
             f"analysis=layers: runs {runs} have different layers; analyse each model on its own"
         )
     return analysis_result(
-        "layers", {"runs": [i.run for i in infos]}, infos, per_run, [_scalars(p) for p in per_run]
+        "layers",
+        {"runs": [i.run for i in infos]},
+        infos,
+        per_run,
+        [_scalars(p) for p in per_run],
+        [layers_numbers(p) for p in per_run],
     )
 
 

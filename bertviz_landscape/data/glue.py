@@ -15,15 +15,16 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from bertviz_landscape.data.sources import DataError, load_source_split
 from bertviz_landscape.data.tasks import GlueTask
-from bertviz_landscape.errors import BadInput
+from bertviz_landscape.fingerprints import file_fingerprint
 
 SPLITS = ("train", "dev")
 HUB_DATASET = "nyu-mll/glue"
-HUB_SPLIT = {"train": "train", "dev": "validation"}
+HUB_SPLIT = {"train": "train", "dev": "validation"}  # the dev split: GlueTask.hub_dev_split
 
 
-class GlueDataError(BadInput):
+class GlueDataError(DataError):
     """Bad GLUE input: a missing file or column, an unparseable label, an empty file."""
 
 
@@ -39,7 +40,7 @@ def tsv_path(task: GlueTask, glue_dir: str | os.PathLike, split: str) -> Path:
     root = Path(glue_dir).expanduser()
     if not root.is_dir():
         raise GlueDataError(f"GLUE directory {str(root)!r} does not exist (set data.glue_dir or GLUE_DIR)")
-    path = root / task.tsv_dir / f"{split}.tsv"
+    path = root / task.tsv_dir / ("train.tsv" if split == "train" else task.dev_file)
     if path.is_dir():
         raise GlueDataError(
             f"GLUE file {str(path)!r} is a directory, not a TSV file (task {task.name}, split {split})"
@@ -49,35 +50,39 @@ def tsv_path(task: GlueTask, glue_dir: str | os.PathLike, split: str) -> Path:
     return path
 
 
-def _check_layout(path: Path) -> list[str]:
+def _check_layout(path: Path, columns: tuple[str, ...] | None = None) -> list[str]:
     """The header's columns, after checking that every row has as many tab-separated fields.
 
     An empty or header-only file, or a row with a different number of fields (a tab inside a
     field, a truncated line), is an error naming the line.
     """
     try:
-        return _check_rows(path)
+        return _check_rows(path, columns)
     except UnicodeDecodeError as err:
         raise GlueDataError(
             f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); GLUE files are UTF-8, re-save it as UTF-8"
         ) from None
 
 
-def _check_rows(path: Path) -> list[str]:
+def _check_rows(path: Path, columns: tuple[str, ...] | None = None) -> list[str]:
+    """`columns`: the names of a header-less file's fields (its first line is a row)."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
         if not first.strip():
-            raise GlueDataError(f"{path}: file is empty (no header row)")
-        header = first.rstrip("\r\n").split("\t")
+            raise GlueDataError(f"{path}: file is empty (no {'rows' if columns else 'header row'})")
+        header = list(columns) if columns else first.rstrip("\r\n").split("\t")
         rows = 0
-        for number, line in enumerate(handle, start=2):
+        if columns:
+            handle.seek(0)
+        for number, line in enumerate(handle, start=1 if columns else 2):
             if not line.strip():
                 continue
             rows += 1
             fields = line.count("\t") + 1
             if fields != len(header):
                 raise GlueDataError(
-                    f"{path}: line {number} has {fields} tab-separated fields, the header has {len(header)}"
+                    f"{path}: line {number} has {fields} tab-separated fields, "
+                    f"{'the task has' if columns else 'the header has'} {len(header)}"
                 )
     if rows == 0:
         raise GlueDataError(f"{path}: file has a header but no rows")
@@ -88,7 +93,7 @@ def load_tsv_split(
     task: GlueTask, glue_dir: str | os.PathLike, split: str, cache_dir: str | None = None
 ) -> datasets.Dataset:
     path = tsv_path(task, glue_dir, split)
-    header = _check_layout(path)
+    header = _check_layout(path, task.tsv_columns)
     wanted = [c for c in (task.text_a, task.text_b, task.label) if c is not None]
     missing = [c for c in wanted if c not in header]
     if missing:
@@ -104,6 +109,7 @@ def load_tsv_split(
             keep_default_na=False,
             na_filter=False,
             usecols=wanted,
+            **({"column_names": list(task.tsv_columns)} if task.tsv_columns else {}),
             features=datasets.Features({c: datasets.Value("string") for c in header if c in wanted}),
             cache_dir=cache_dir,
         )
@@ -116,7 +122,8 @@ def load_tsv_split(
             labels.append(task.parse_label(value))
         except ValueError as err:
             # row numbers as a text editor shows them: the header is line 1
-            raise GlueDataError(f"{path}: line {index + 2}, column {task.label!r}: {err}") from None
+            line = index + (1 if task.tsv_columns else 2)
+            raise GlueDataError(f"{path}: line {line}, column {task.label!r}: {err}") from None
     columns = {
         "text_a": raw[task.text_a],
         "text_b": raw[task.text_b] if task.text_b else [None] * len(raw),
@@ -125,14 +132,41 @@ def load_tsv_split(
     return datasets.Dataset.from_dict(columns, features=_features(task))
 
 
+def data_fingerprint(task: GlueTask, glue_dir: str | os.PathLike | None, splits=SPLITS) -> dict:
+    """What decides a task's examples, by content: split → the TSV's `file_fingerprint` (no
+    path: a copied data directory is the same data), or the hub dataset it is read from."""
+    if task.source is not None:
+        return {split: _source_fingerprint(task.source, split) for split in splits}
+    root = resolve_glue_dir(glue_dir)
+    if root is None:
+        return {split: {"hub": f"{HUB_DATASET}/{task.hub_config}:{HUB_SPLIT[split]}"} for split in splits}
+    return {split: file_fingerprint(tsv_path(task, root, split)) for split in splits}
+
+
+def _source_fingerprint(source, split: str) -> dict:
+    """A task spec's data: the file's content, a save_to_disk directory's files, or the hub name."""
+    part = source.train if split == "train" else source.dev
+    if source.format == "hub":
+        return {"hub": f"{source.path}/{source.config or ''}:{part}"}
+    if source.format == "disk":
+        root = Path(str(source.path))
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        return {"split": part, "files": {str(p.relative_to(root)): file_fingerprint(p) for p in files}}
+    path = Path(part)
+    if not path.is_file():
+        raise GlueDataError(f"data file {str(path)!r} ({split} split) does not exist")
+    return file_fingerprint(path)
+
+
 def load_hub_split(task: GlueTask, split: str, cache_dir: str | None = None) -> datasets.Dataset:
     if split not in SPLITS:
         raise GlueDataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    hub_split = "train" if split == "train" else task.hub_dev_split
     try:
-        raw = datasets.load_dataset(HUB_DATASET, task.hub_config, split=HUB_SPLIT[split], cache_dir=cache_dir)
+        raw = datasets.load_dataset(HUB_DATASET, task.hub_config, split=hub_split, cache_dir=cache_dir)
     except Exception as err:
         raise GlueDataError(
-            f"could not load {HUB_DATASET}/{task.hub_config} ({HUB_SPLIT[split]}) from the hub: {err}. "
+            f"could not load {HUB_DATASET}/{task.hub_config} ({hub_split}) from the hub: {err}. "
             "Offline? Point data.glue_dir (or GLUE_DIR) at GLUE's TSV directory."
         ) from err
     columns = {
@@ -178,10 +212,15 @@ def load_glue_split(
 ) -> datasets.Dataset:
     """One split of one task (columns text_a, text_b, label), optionally a seeded subset.
 
-    Reads GLUE's TSV layout under `glue_dir` (or env GLUE_DIR); with neither, the hub.
+    A task with its own `source` reads it (`data/sources.py`; `glue_dir` does not apply); a GLUE
+    task reads GLUE's TSV layout under `glue_dir` (or env GLUE_DIR); with neither, the hub.
     """
-    root = resolve_glue_dir(glue_dir)
-    ds = load_tsv_split(task, root, split, cache_dir) if root else load_hub_split(task, split, cache_dir)
+    if task.source is not None:
+        ds = load_source_split(task, split, cache_dir)
+    elif root := resolve_glue_dir(glue_dir):
+        ds = load_tsv_split(task, root, split, cache_dir)
+    else:
+        ds = load_hub_split(task, split, cache_dir)
     return select_subset(
         ds, max_samples, seed, key or f"data.max_{'train' if split == 'train' else 'eval'}_samples"
     )

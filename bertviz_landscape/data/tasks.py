@@ -1,93 +1,25 @@
-"""The GLUE task registry: what each task studied in the paper is, in one place.
+"""The task registry: what each task is, in one place — every GLUE task, and your own.
 
-A task says where its text and label live (in GLUE's original TSV layout and on the hub),
-how labels map to integers, how many outputs the head has, which loss trains it and which
-metrics judge it. Everything else (data module, model, landscape evaluator) reads it from here.
+A task says where its text and label live (in GLUE's original TSV layout and on the hub, or
+any source of `data/sources.py`), how labels map to integers, how many outputs the head has,
+which loss trains it (cross-entropy for classification, MSE for regression) and which metrics
+judge it (accuracy, f1, mcc, pearson, spearman: torchmetrics). Everything else (data module,
+model, landscape evaluator) reads it from here.
+
+`get_task(name)` knows the GLUE tasks (`TASKS`), tasks registered in this process
+(`register_task`), and task spec files ``<name>.yaml`` on the task path: the directories of
+env ``BVL_TASK_PATH`` (``:``-separated), then the package's conf/task/. A spec file with a
+``source`` section defines a task of your own (keys: `data/sources.py`), so every stage — train,
+landscape, analyses — resolves the same name to the same task.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import os
+from pathlib import Path
 
-import torch
-import torchmetrics
-from torchmetrics import MetricCollection
-
-
-@dataclass(frozen=True)
-class GlueTask:
-    name: str
-    tsv_dir: str  # directory name under GLUE_DIR
-    text_a: str  # TSV column of the first sentence
-    text_b: str | None  # TSV column of the second sentence (None: single sentence)
-    label: str  # TSV column of the label / score
-    hub_config: str  # config name of nyu-mll/glue
-    hub_text_a: str
-    hub_text_b: str | None
-    problem: Literal["classification", "regression"]
-    num_labels: int
-    metrics: tuple[str, ...]
-    primary_metric: str
-    label_names: tuple[str, ...] = field(default_factory=tuple)  # string labels, in index order
-    score_range: tuple[float, float] | None = None  # regression targets must lie in it
-
-    @property
-    def is_regression(self) -> bool:
-        return self.problem == "regression"
-
-    @property
-    def loss_name(self) -> str:
-        return "mse" if self.is_regression else "cross_entropy"
-
-    def parse_label(self, raw: str) -> int | float:
-        """Turn a TSV label field into the model's target; ValueError names what is wrong."""
-        value = raw.strip()
-        if self.is_regression:
-            try:
-                score = float(value)
-            except ValueError:
-                raise ValueError(f"score {raw!r} is not a number") from None
-            if score != score or (
-                self.score_range and not (self.score_range[0] <= score <= self.score_range[1])
-            ):
-                raise ValueError(f"score {raw!r} is outside {self.score_range}")
-            return score
-        if self.label_names and value in self.label_names:
-            return self.label_names.index(value)
-        try:
-            index = int(value)
-        except ValueError:
-            allowed = list(self.label_names) or list(range(self.num_labels))
-            raise ValueError(f"label {raw!r} is not one of {allowed}") from None
-        if not 0 <= index < self.num_labels:
-            raise ValueError(f"label {raw!r} is outside 0..{self.num_labels - 1}")
-        return index
-
-    def make_metrics(self, prefix: str = "") -> MetricCollection:
-        """torchmetrics for this task; update with (predictions, targets) as from `predictions`."""
-        table = {
-            "accuracy": lambda: torchmetrics.classification.MulticlassAccuracy(
-                self.num_labels, average="micro"
-            ),
-            "f1": lambda: torchmetrics.classification.BinaryF1Score(),
-            "pearson": lambda: torchmetrics.PearsonCorrCoef(),
-            "spearman": lambda: torchmetrics.SpearmanCorrCoef(),
-        }
-        return MetricCollection({m: table[m]() for m in self.metrics}, prefix=prefix)
-
-    def predictions(self, logits: torch.Tensor) -> torch.Tensor:
-        """What metrics are computed on: class indices, or the regression output."""
-        return logits.squeeze(-1).float() if self.is_regression else logits.argmax(-1)
-
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """The training objective J: cross-entropy, or MSE for STS-B (as HF computes it)."""
-        if self.is_regression:
-            return torch.nn.functional.mse_loss(
-                logits.squeeze(-1).float(), labels.float(), reduction=reduction
-            )
-        return torch.nn.functional.cross_entropy(logits.float(), labels.long(), reduction=reduction)
-
+from bertviz_landscape.data.sources import task_from_spec_file
+from bertviz_landscape.data.task import GlueTask
 
 TASKS: dict[str, GlueTask] = {
     "mrpc": GlueTask(
@@ -148,8 +80,108 @@ TASKS: dict[str, GlueTask] = {
         primary_metric="pearson",
         score_range=(0.0, 5.0),
     ),
+    "cola": GlueTask(
+        name="cola",
+        tsv_dir="CoLA",
+        text_a="sentence",
+        text_b=None,
+        label="label",
+        hub_config="cola",
+        hub_text_a="sentence",
+        hub_text_b=None,
+        problem="classification",
+        num_labels=2,
+        metrics=("mcc", "accuracy"),
+        primary_metric="mcc",
+        tsv_columns=("source", "label", "label_notes", "sentence"),  # GLUE's CoLA files have no header
+    ),
+    "qnli": GlueTask(
+        name="qnli",
+        tsv_dir="QNLI",
+        text_a="question",
+        text_b="sentence",
+        label="label",
+        hub_config="qnli",
+        hub_text_a="question",
+        hub_text_b="sentence",
+        problem="classification",
+        num_labels=2,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
+        label_names=("entailment", "not_entailment"),
+    ),
+    "qqp": GlueTask(
+        name="qqp",
+        tsv_dir="QQP",
+        text_a="question1",
+        text_b="question2",
+        label="is_duplicate",
+        hub_config="qqp",
+        hub_text_a="question1",
+        hub_text_b="question2",
+        problem="classification",
+        num_labels=2,
+        metrics=("accuracy", "f1"),
+        primary_metric="accuracy",
+    ),
+    "mnli": GlueTask(  # dev = matched (in-genre)
+        name="mnli",
+        tsv_dir="MNLI",
+        text_a="sentence1",
+        text_b="sentence2",
+        label="gold_label",
+        hub_config="mnli",
+        hub_text_a="premise",
+        hub_text_b="hypothesis",
+        problem="classification",
+        num_labels=3,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
+        label_names=("entailment", "neutral", "contradiction"),  # the hub's label order
+        dev_file="dev_matched.tsv",
+        hub_dev_split="validation_matched",
+    ),
+    "mnli-mm": GlueTask(  # the same training set; dev = mismatched (cross-genre)
+        name="mnli-mm",
+        tsv_dir="MNLI",
+        text_a="sentence1",
+        text_b="sentence2",
+        label="gold_label",
+        hub_config="mnli",
+        hub_text_a="premise",
+        hub_text_b="hypothesis",
+        problem="classification",
+        num_labels=3,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
+        label_names=("entailment", "neutral", "contradiction"),
+        dev_file="dev_mismatched.tsv",
+        hub_dev_split="validation_mismatched",
+    ),
+    "wnli": GlueTask(
+        name="wnli",
+        tsv_dir="WNLI",
+        text_a="sentence1",
+        text_b="sentence2",
+        label="label",
+        hub_config="wnli",
+        hub_text_a="sentence1",
+        hub_text_b="sentence2",
+        problem="classification",
+        num_labels=2,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
+    ),
 }
-ALIASES = {"sst-2": "sst2", "sts-b": "stsb"}
+ALIASES = {
+    "sst-2": "sst2",
+    "sts-b": "stsb",
+    "mnli-m": "mnli",
+    "mnli_mismatched": "mnli-mm",
+    "mnli_matched": "mnli",
+}
+
+_REGISTERED: dict[str, GlueTask] = {}
 
 
 class UnknownTaskError(KeyError):
@@ -157,8 +189,42 @@ class UnknownTaskError(KeyError):
         return str(self.args[0])
 
 
+def register_task(task: GlueTask) -> GlueTask:
+    """Make `task` known to `get_task` in this process (a GLUE name cannot be taken)."""
+    if task.name.lower() in TASKS or task.name.lower() in ALIASES:
+        raise UnknownTaskError(f"task name {task.name!r} is a GLUE task's; give your task another name")
+    _REGISTERED[task.name.lower()] = task
+    return task
+
+
+def task_path() -> list[Path]:
+    """Where `get_task` looks for ``<name>.yaml`` spec files: $BVL_TASK_PATH, then conf/task."""
+    dirs = [Path(d).expanduser() for d in os.environ.get("BVL_TASK_PATH", "").split(os.pathsep) if d]
+    return [*dirs, Path(__file__).resolve().parents[1] / "conf" / "task"]
+
+
 def get_task(name: str) -> GlueTask:
     key = ALIASES.get(str(name).lower(), str(name).lower())
-    if key not in TASKS:
-        raise UnknownTaskError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[key]
+    if key in TASKS:
+        return TASKS[key]
+    if key in _REGISTERED:
+        return _REGISTERED[key]
+    for folder in task_path():
+        spec = folder / f"{name}.yaml"
+        if spec.is_file() and _has_source(spec):
+            return register_task(task_from_spec_file(spec))
+    known = sorted(TASKS) + sorted(_REGISTERED)
+    raise UnknownTaskError(
+        f"unknown task {name!r}; known tasks: {', '.join(known)} "
+        f"(your own: a {name}.yaml task spec in $BVL_TASK_PATH or conf/task)"
+    )
+
+
+def _has_source(spec: Path) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    except Exception:
+        return True  # let the spec reader name the problem
+    return isinstance(data, dict) and "source" in data

@@ -17,13 +17,16 @@ Loss is the mean over examples (sum over batches / N), metrics are the task's to
 all examples, error = 1 − primary metric, ``loss_stderr`` the standard error of that mean
 (per-example losses' sample standard deviation, ddof = 1, over sqrt(N); NaN for N = 1); the
 per-example losses of the last evaluation are kept in ``last_per_example`` (split → float64
-tensor, the EvalSet's fixed order) for paired comparisons (analysis/noise.py). Non-finite
+tensor, the EvalSet's fixed order) for paired comparisons (analysis/noise.py), and for
+classification tasks the per-example correctness in ``last_correct`` (split → bool tensor, same
+order; absent for regression). Non-finite
 values are returned, not raised.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +35,10 @@ import torch
 
 from bertviz_landscape.data.tasks import GlueTask
 from bertviz_landscape.landscape.directions import Directions
-from bertviz_landscape.parameters import depth_of, num_layers, trainable_parameters
+from bertviz_landscape.models.classifier import takes_token_type_ids
+from bertviz_landscape.parameters import depth_of, num_layers, trainable_parameters, transformer_blocks
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "bf16-weights", "tf32")
 
@@ -44,9 +50,10 @@ class Batch:
     token_type_ids: torch.Tensor | None
     labels: torch.Tensor
 
-    def inputs(self) -> dict:
+    def inputs(self, token_type_ids: bool = True) -> dict:
+        """The model's inputs; `token_type_ids=False` for models that do not use them."""
         out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
-        if self.token_type_ids is not None:
+        if token_type_ids and self.token_type_ids is not None:
             out["token_type_ids"] = self.token_type_ids
         return out
 
@@ -98,61 +105,75 @@ class _Stop(Exception):
 
 
 class HiddenStateCache:
-    """Hidden states entering encoder layer `start` (or the encoder's output, start = L), per batch.
+    """The output of transformer block `start - 1` (the hidden states entering block `start`), per batch.
 
-    Valid while nothing below `start` changes. Works for BERT-family sequence classifiers
-    (`model.bert` + `model.classifier`); `supported(model)` says whether it applies.
+    Valid while nothing below block `start` changes (1 ≤ start ≤ number of blocks). Replaying a
+    batch runs the model's own forward with blocks 0 … start−1 replaced by the cached output, so
+    whatever the architecture does around its blocks (masks, position embeddings, a final norm,
+    the pooler and head) is the model's own code; only the skipped blocks' work is saved. The
+    blocks come from the layer map (`parameters.transformer_blocks`). `supported(model)` says
+    whether the architecture's blocks are an ordered list the encoder runs once each, and the
+    evaluator checks the replay against the full forward on the first batch before trusting it.
     """
 
-    def __init__(self, model, start: int, batches: Sequence[Batch]):
+    def __init__(self, model, start: int, batches: Sequence[Batch], inputs=None):
         self.model, self.start = model, start
-        self.entries: list[tuple] = []
-        bert = model.bert
-        target = bert.encoder.layer[start] if start < len(bert.encoder.layer) else bert.encoder
+        self.inputs = inputs or (lambda b: b.inputs())
+        _, self.blocks = transformer_blocks(model)
+        if not 1 <= start <= len(self.blocks):
+            raise ValueError(f"cache start {start} outside 1..{len(self.blocks)}")
+        self.batches = list(batches)
+        self.entries: list = []
+        last = self.blocks[start - 1]
+        box: list = []
 
-        def grab_pre(module, args, kwargs):
-            self.entries.append(("layer", args, kwargs))
+        def grab(module, args, output):
+            box[:] = [output]
+
+        def stop(module, args):
             raise _Stop
 
-        def grab_post(module, args, kwargs, output):
-            self.entries.append(("output", (output.last_hidden_state,), {}))
-            raise _Stop
-
-        if start < len(bert.encoder.layer):
-            handle = target.register_forward_pre_hook(grab_pre, with_kwargs=True)
-        else:
-            handle = target.register_forward_hook(grab_post, with_kwargs=True)
+        handles = [last.register_forward_hook(grab)]
+        if start < len(self.blocks):  # no need to run the blocks above
+            handles.append(self.blocks[start].register_forward_pre_hook(stop))
         try:
             with torch.inference_mode():
                 for b in batches:
+                    box.clear()
                     try:
-                        model(**b.inputs())
+                        model(**self.inputs(b))
                     except _Stop:
                         pass
+                    self.entries.append(box[0])
         finally:
-            handle.remove()
-        assert len(self.entries) == len(batches)
+            for h in handles:
+                h.remove()
 
     @staticmethod
     def supported(model) -> bool:
-        return (
-            hasattr(model, "bert")
-            and hasattr(model, "classifier")
-            and getattr(model.bert, "pooler", None) is not None
-        )
+        """Blocks that form an ordered list run once each (not ALBERT's shared groups, not DeBERTa's
+        convolution after block 0, which the encoder applies outside the blocks)."""
+        _, blocks = transformer_blocks(model)
+        config = getattr(model, "config", None)
+        if not blocks or getattr(config, "model_type", None) == "albert":
+            return False
+        return not int(getattr(config, "conv_kernel_size", 0) or 0)
 
     def logits(self, index: int) -> torch.Tensor:
-        """The classifier's logits for batch `index`, running only layers start… and the head."""
-        kind, args, kwargs = self.entries[index]
-        bert = self.model.bert
-        hidden = args[0]
-        if kind == "layer":
-            rest = args[1:]
-            for layer in bert.encoder.layer[self.start :]:
-                hidden = layer(hidden, *rest, **kwargs)
-                hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-        pooled = bert.pooler(hidden)
-        return self.model.classifier(self.model.dropout(pooled))
+        """The classifier's logits for batch `index`, running only blocks start… and what follows."""
+        cached = self.entries[index]
+        skipped = self.blocks[: self.start]
+
+        def replay(*args, **kwargs):
+            return cached
+
+        for block in skipped:
+            block.forward = replay
+        try:
+            return self.model(**self.inputs(self.batches[index])).logits
+        finally:
+            for block in skipped:
+                del block.forward
 
 
 def _precision_context(precision: str, device: torch.device):
@@ -199,13 +220,41 @@ class Evaluator:
             torch.backends.cudnn.allow_tf32 = True
         n_layers = num_layers(list(params))
         self.start_depth = min(depth_of(n, n_layers) for n in names)
+        self.token_type_ids = takes_token_type_ids(model.config) if hasattr(model, "config") else True
         self.caches: dict[str, HiddenStateCache] | None = None
         if use_cache and self.start_depth >= 2 and HiddenStateCache.supported(model):
-            start = self.start_depth - 1  # depth i+1 ↔ encoder layer i; pooler/head → encoder output
+            start = self.start_depth - 1  # depth i+1 ↔ block i; pooler/head → after the last block
             start = min(start, n_layers)
-            self.caches = {s.name: HiddenStateCache(model, start, s.batches) for s in self.sets}
+            self.caches = {
+                s.name: HiddenStateCache(model, start, s.batches, self.inputs) for s in self.sets if s.batches
+            }
+            self._check_cache()
+        self.evaluations = 0
         self.evaluations = 0
         self.last_per_example: dict[str, torch.Tensor] = {}  # split → per-example losses at the last point
+        self.last_correct: dict[str, torch.Tensor] = {}  # split → per-example correctness (classification)
+
+    def inputs(self, batch: Batch) -> dict:
+        return batch.inputs(self.token_type_ids)
+
+    def _check_cache(self) -> None:
+        """The cached replay must give the full forward's logits (first batch of each set); else fall
+        back to the full forward, and say so."""
+        with torch.inference_mode():
+            for s in self.sets:
+                if not s.batches:
+                    continue
+                full = self.model(**self.inputs(s.batches[0])).logits
+                cached = self.caches[s.name].logits(0)
+                if full.shape != cached.shape or not torch.allclose(full, cached, rtol=1e-5, atol=1e-6):
+                    log.warning(
+                        "hidden-state cache disagrees with the full forward for %s (max |diff| %.3g); "
+                        "using the full forward",
+                        type(self.model).__name__,
+                        float((full - cached).abs().max()) if full.shape == cached.shape else math.inf,
+                    )
+                    self.caches = None
+                    return
 
     @torch.no_grad()
     def set_point(self, alpha: float, beta: float = 0.0) -> None:
@@ -222,7 +271,7 @@ class Evaluator:
     def logits(self, split: EvalSet, index: int) -> torch.Tensor:
         if self.caches is not None:
             return self.caches[split.name].logits(index)
-        return self.model(**split.batches[index].inputs()).logits
+        return self.model(**self.inputs(split.batches[index])).logits
 
     def evaluate_set(self, split: EvalSet) -> dict[str, float]:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -237,6 +286,8 @@ class Evaluator:
         out = {"loss": float(total) / split.num_examples}
         losses = torch.cat(per_example)
         self.last_per_example[split.name] = losses.cpu()
+        if not self.task.is_regression:
+            self.last_correct[split.name] = (torch.cat(preds) == torch.cat(labels)).cpu()
         # standard error of the mean loss: sample std (ddof = 1) of the per-example losses / sqrt(n)
         out["loss_stderr"] = (
             float(losses.std(correction=1)) / math.sqrt(losses.numel()) if losses.numel() > 1 else math.nan

@@ -10,12 +10,10 @@ the same YAML defaults.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from bertviz_landscape.checkpoints import (
     content_hash,
     load_checkpoints,
 )
-from bertviz_landscape.data.glue import load_glue_split
+from bertviz_landscape.data.glue import data_fingerprint, load_glue_split
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.data.tokenize import tokenize
 from bertviz_landscape.errors import LandscapeError
@@ -50,6 +48,8 @@ from bertviz_landscape.landscape.request import (
 )
 from bertviz_landscape.landscape.shards import PointStore, fingerprint, merge_parts, parts_dir
 from bertviz_landscape.landscape.surface import load_surface
+from bertviz_landscape.locks import held
+from bertviz_landscape.models.classifier import takes_token_type_ids
 from bertviz_landscape.parameters import select_parameters
 from bertviz_landscape.snapshots import Snapshots
 
@@ -114,16 +114,9 @@ def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) 
     return dirs.pca_directions(snaps, params, two_d, recipe.bias_and_norm, scale, recipe.center)
 
 
-@contextmanager
 def _locked(path: Path):
-    """An exclusive lock (flock) on `path`: shards that start together compute directions once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive lock on `path`: shards that start together compute directions once."""
+    return held(path, f"the direction file in {path.parent}", wait=True)
 
 
 def obtain_directions(
@@ -164,14 +157,23 @@ def obtain_directions(
 def load_eval_sets(
     task, data: DataRequest, splits: Sequence[str], tokenizer_dir: Path, device
 ) -> list[EvalSet]:
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    # a checkpoint directory: its config says whether the model uses token type ids
+    config_file = Path(tokenizer_dir) / "config.json"
+    token_types = (
+        takes_token_type_ids(AutoConfig.from_pretrained(str(tokenizer_dir)))
+        if config_file.is_file()
+        else True
+    )
     sets = []
     for split in splits:
         limit = data.max_train_samples if split == "train" else data.max_eval_samples
         rows = load_glue_split(task, split, data.glue_dir, limit, data.subset_seed, data.cache_dir)
         tok = tokenize(rows, tokenizer, data.max_length, data.cache_dir)
+        if not token_types and "token_type_ids" in tok.column_names:
+            tok = tok.remove_columns("token_type_ids")
         sets.append(
             EvalSet.from_tokenized(
                 split, tok, data.eval_batch_size, tokenizer.pad_token_id or 0, device, task.is_regression
@@ -202,7 +204,12 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
             "checkpoints": hashes,
             "directions": recipe,
             "grid": req.grid.points(),
-            "data": req.data.describe() | {"splits": list(req.splits)},
+            # the examples by content, not data.glue_dir's path: edited TSVs are another landscape
+            "data": req.data.describe()
+            | {
+                "splits": list(req.splits),
+                "glue_dir": data_fingerprint(get_task(req.task), req.data.glue_dir, tuple(req.splits)),
+            },
             "precision": req.precision,
         }
     )
@@ -234,6 +241,11 @@ def compute_landscape(
     store = PointStore(parts_dir(req.output, key), req.shard, req.num_shards)
     check_writable(req.output)
     existing = _existing_surface(req, key)
+    if req.overwrite and req.mode != "merge":  # overwrite discards the points of what it replaces
+        for other in store.directory.parent.glob("*"):
+            if other.is_dir() and other.name != key and (other / "spec.json").is_file():
+                log.info("overwrite=true: discarding the finished points in %s", other)
+                _remove_empty_parts(other)
     if existing is not None:
         log.info("%s already holds this landscape; nothing to do", req.output)
         return LandscapeResult(
@@ -333,27 +345,11 @@ def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:
     )
 
 
-@contextmanager
 def _shard_lock(store: PointStore):
-    """Hold this shard's lock while evaluating; say so when another process holds it."""
+    """Hold this shard's lock while evaluating; when another process holds it, say so, wait for
+    it, then evaluate only what it left."""
     path = store.directory / f".shard-{store.shard:04d}-of-{store.num_shards:04d}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning(
-                "shard %d/%d is already running in another process (lock %s): waiting for it, then "
-                "evaluating only what it left",
-                store.shard,
-                store.num_shards,
-                path,
-            )
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return held(path, f"shard {store.shard}/{store.num_shards} (already running in another process)")
 
 
 def _remove_empty_parts(directory: Path) -> None:

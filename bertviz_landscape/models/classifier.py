@@ -7,12 +7,14 @@ evaluator measure the same J.
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import pytorch_lightning as pl
 import torch
 import torchmetrics
-from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+from transformers import PretrainedConfig, PreTrainedModel, get_linear_schedule_with_warmup
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
 
 from bertviz_landscape.data.tasks import GlueTask
 from bertviz_landscape.errors import BadInput
@@ -53,6 +55,23 @@ def _fused_devices() -> tuple[str, ...]:
         return ("cuda",)
 
 
+def takes_token_type_ids(config: PretrainedConfig) -> bool:
+    """Whether the sequence classifier of `config` uses token type ids: its forward takes them and
+    it has more than one type embedding (RoBERTa's single type, DeBERTa's none, DistilBERT and
+    ModernBERT's missing argument: not fed, the same as feeding zeros where the argument exists)."""
+    try:
+        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+    except KeyError:
+        return True
+    takes = "token_type_ids" in inspect.signature(cls.forward).parameters
+    return takes and int(getattr(config, "type_vocab_size", 2) or 0) > 1
+
+
+def model_inputs(batch: dict[str, torch.Tensor], token_type_ids: bool) -> dict[str, torch.Tensor]:
+    """The batch's model inputs: everything but the labels, token type ids only if the model uses them."""
+    return {k: v for k, v in batch.items() if k != "labels" and (token_type_ids or k != "token_type_ids")}
+
+
 class GlueClassifier(pl.LightningModule):
     def __init__(
         self,
@@ -75,12 +94,12 @@ class GlueClassifier(pl.LightningModule):
         # from_pretrained returns eval mode; Lightning keeps whatever mode it is given
         self.model = model.train()
         self.task = task
+        self.token_type_ids = takes_token_type_ids(model.config)
         self.val_metrics = task.make_metrics(prefix="val/")
         self.val_loss = torchmetrics.MeanMetric()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        return self.model(**inputs).logits
+        return self.model(**model_inputs(batch, self.token_type_ids)).logits
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # dropout's randomness depends only on (seed, step), as the data order depends only on
@@ -94,12 +113,19 @@ class GlueClassifier(pl.LightningModule):
         )
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         logits = self(batch)
         labels = batch["labels"]
         # mean over examples, not over batches: weight each batch's mean by its size
         self.val_loss.update(self.task.loss(logits, labels), weight=len(labels))
-        self.val_metrics.update(self.task.predictions(logits), labels)
+        predictions = self.task.predictions(logits)
+        self.val_metrics.update(predictions, labels)
+        # per example, in the dev set's fixed order, for the callbacks (EpochRecords: McNemar between epochs)
+        return {
+            "predictions": predictions.detach(),
+            "labels": labels.detach(),
+            "losses": self.task.loss(logits.float(), labels, reduction="none").detach(),
+        }
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)

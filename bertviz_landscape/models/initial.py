@@ -1,8 +1,10 @@
 """θ0: the starting point of a run, either pretrained BERT or the same architecture at random.
 
 `init=pretrained` loads the encoder's weights; `init=scratch` builds the same config from a
-seeded random initialisation. In both cases the task head is initialised from `seed`, and the
-encoder's random init depends only on `seed`, so scratch runs on different tasks share θ0.
+seeded random initialisation (the architecture's own `_init_weights`, for every supported
+architecture: `parameters.SUPPORTED_ARCHITECTURES`). In both cases the task head is initialised
+from `seed`, and the encoder's random init depends only on `seed`, so scratch runs on different
+tasks share θ0.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from bertviz_landscape.data.tasks import GlueTask
 from bertviz_landscape.models.source import resolve_model_source
+from bertviz_landscape.parameters import check_architecture
 
 INITS = ("pretrained", "scratch")
 
@@ -45,4 +48,5 @@ def build_initial_model(
             model = AutoModelForSequenceClassification.from_pretrained(source, config=config)
         else:
             model = AutoModelForSequenceClassification.from_config(config)
+    check_architecture(model)  # an architecture the layer map does not know: an error before any training
     return model

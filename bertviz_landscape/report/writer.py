@@ -1,4 +1,7 @@
-"""Writes report.md and report.html for a results directory (see the package docstring)."""
+"""Writes report.md and report.html for a results directory (see the package docstring).
+
+One report, two renderings: `render_markdown` writes the Markdown; `render_html` renders that
+same text with a Markdown library (nothing is written twice, so the two cannot drift)."""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ import html
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
+import markdown
 from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.evidence import aggregate
-from bertviz_landscape.atomic import write_text_atomic
+from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.plots.results import Results, draw_all
@@ -22,6 +27,7 @@ from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_fr
 from bertviz_landscape.rundir import RunDir
 
 EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was made with (the demo writes it)
+CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
 RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
 
 # (analysis, number, row label): the per-run numbers the table shows, in this order (a number no
@@ -67,7 +73,8 @@ def aggregate_text(values: list[float], confidence: float) -> str:
         return "–"
     if agg.n == 1:
         return f"{_g(agg.mean)} (n = 1)"
-    return f"{_g(agg.mean)} ± {_g(agg.std)} (n = {agg.n}, {confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}])"
+    ci = f"{confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}]"
+    return f"{_g(agg.mean)} ± {_g(agg.std)} (n = {agg.n}, {ci})"
 
 
 def _run_key(r: RunRecord) -> tuple:
@@ -242,6 +249,7 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
         "evidence": ev,
         "verdicts": verdicts,
         "figures": manifest.get("figures", []),
+        "warnings": manifest.get("warnings", []),
         "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]), str(r["seed"]), str(r["run"]))),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -267,11 +275,11 @@ def render_results(rep: dict) -> str:
     out += [
         "",
         f"Decided by `bertviz_landscape/analysis/evidence.py` with the rule fixed before the runs "
-        f"(α = {ev.get('alpha')}, ≥ {ev.get('min_runs')} runs per arm, {conf:.0%} intervals): Welch's two-sided "
-        "t-test with the run (seed) as the unit, the difference of means and Hedges' g with their intervals, "
-        "Holm's correction over the claims decided together; fewer runs per arm are descriptive only. A claim is "
-        "decided only where every run of both arms beat its majority baseline (for accuracy by more than 2 "
-        "binomial standard errors on the dev set).",
+        f"(α = {ev.get('alpha')}, ≥ {ev.get('min_runs')} runs per arm, {conf:.0%} intervals): Welch's "
+        "two-sided t-test with the run (seed) as the unit, the difference of means and Hedges' g with their "
+        "intervals, Holm's correction over the claims decided together; fewer runs per arm are descriptive "
+        "only. A claim is decided only where every run of both arms beat its majority baseline (for accuracy "
+        "by more than 2 binomial standard errors on the dev set).",
         "",
     ]
     for task in rep["tasks"]:
@@ -301,19 +309,25 @@ def render_results(rep: dict) -> str:
 def render_markdown(rep: dict) -> str:
     root = Path(rep["root"])
     out = [f"# Report: {root.name}", "", f"Generated {rep['generated']} from `{root}` by bertviz-plot.", ""]
-    out += [
-        "## Runs",
-        "",
-        "| task | init | seed | dev metric | majority baseline | beat it? | steps | train examples | wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    out += ["## Runs", ""]
+    if rep["runs"]:
+        out += [
+            "| task | init | seed | dev metric | majority baseline | beat it? | steps | train examples | wall s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+    else:
+        out.append("No training run directories under this directory.")
     for r in rep["runs"]:
         beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
         f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        out.append(
-            f"| {r['task']} | {r['init']} | {r.get('seed', '–')} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |"
-        )
+        cells = [r["task"], r["init"], r.get("seed", "–"), f"{r['metric']} {f(r['dev'])}", f(r["baseline"])]
+        cells += [beat, r["steps"], r["examples"], r["seconds"]]
+        out.append("| " + " | ".join(str(x) for x in cells) + " |")
     out += ["", render_results(rep), ""]
+    if rep.get("warnings"):
+        out += ["## Warnings", ""]
+        out += [f"- {w['message']}" for w in rep["warnings"]]
+        out.append("")
     out += ["## Figures", ""]
     for fig in rep["figures"]:
         png = next((f for f in fig["files"] if f.endswith(".png")), None)
@@ -325,80 +339,70 @@ def render_markdown(rep: dict) -> str:
     return "\n".join(out)
 
 
-def render_html(rep: dict) -> str:
-    root = Path(rep["root"])
-    e = html.escape
-    css = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-        "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}.supported{color:#0072B2}"
-        ".contradicted{color:#D55E00}.unresolved{color:#555}figure{margin:1.5em 0}figcaption{font-weight:600}"
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+    "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}code{background:#f6f6f6}"
+)
+IMG_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]+)(")')
+
+
+def _inline_image(match: re.Match, root: Path) -> str:
+    """A relative PNG under the report's directory as a data: URI (the page carries its figures)."""
+    src = html.unescape(match.group(2))
+    path = (root / src).resolve()
+    if (
+        "://" in src
+        or src.startswith("data:")
+        or not path.is_relative_to(root.resolve())
+        or not path.is_file()
+    ):
+        return match.group(0)
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"{match.group(1)}data:image/png;base64,{data}{match.group(3)}"
+
+
+def render_html(markdown_text: str, root: str | os.PathLike) -> str:
+    """report.html rendered from report.md's text by a Markdown library (Python-Markdown with its
+    `tables` extension): the same tables, sentences and figures, one source. Figures are embedded
+    as data: URIs (the page opens alone); links to the interactive 3D pages stay relative to the
+    report's directory, so they survive moving that directory."""
+    root = Path(root)
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    body = IMG_SRC.sub(lambda m: _inline_image(m, root), body)
+    title = html.escape(f"Report: {root.name}")
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{title}</title>"
+        f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
     )
-    out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {e(root.name)}</title><style>{css}</style></head><body>",
-        f"<h1>Report: {e(root.name)}</h1><p>Generated {e(rep['generated'])} from <code>{e(str(root))}</code>.</p>",
-        "<h2>Runs</h2><table>",
-        "<tr><th>task</th><th>init</th><th>dev metric</th><th>majority baseline</th><th>steps</th><th>train examples</th><th>wall s</th></tr>",
-    ]
-    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-    for r in rep["runs"]:
-        out.append(
-            f"<tr><td>{e(str(r['task']))}</td><td>{e(str(r['init']))} seed {e(str(r.get('seed')))}</td><td>{e(r['metric'])} {f(r['dev'])}</td><td>{f(r['baseline'])}</td>"
-            f"<td>{r['steps']}</td><td>{r['examples']}</td><td>{r['seconds']}</td></tr>"
-        )
-    out.append("</table><h2>The paper's claims, decided by the numbers</h2><ul>")
-    for v in rep["verdicts"]:
-        cls = {"supported": "supported", "contradicted": "contradicted"}.get(v.verdict, "unresolved")
-        out.append(f"<li><b>{e(v.title)}</b> ({e(v.task)}): <span class='{cls}'>{e(v.sentence)}</span></li>")
-    out.append("</ul>")
-    for task in rep["tasks"]:
-        rows = rep["tables"].get(task) or []
-        if rows:
-            out.append(
-                f"<h2>Numbers: {e(task)}</h2><table><tr><th></th><th>pretrained</th><th>from scratch</th></tr>"
-            )
-            out += [
-                f"<tr><td>{e(a)}</td><td>{e(b.replace('**', ''))}</td><td>{e(c.replace('**', ''))}</td></tr>"
-                for a, b, c in rows
-            ]
-            out.append("</table>")
-        seeds = (rep.get("per_seed") or {}).get(task) or {}
-        if seeds.get("rows"):
-            out.append(
-                f"<h2>Numbers: {e(task)}, per seed</h2><table><tr><th></th>"
-                + "".join(f"<th>{e(h)}</th>" for h in seeds["header"])
-                + "</tr>"
-            )
-            out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in seeds["rows"]]
-            out.append("</table>")
-    out.append("<h2>Figures</h2>")
-    for fig in rep["figures"]:
-        png = next((p for p in fig["files"] if p.endswith(".png")), None)
-        if png and Path(png).is_file():
-            data = base64.b64encode(Path(png).read_bytes()).decode()
-            out.append(
-                f"<figure><figcaption>{e(fig['caption'])}</figcaption><img alt='{e(fig['kind'])}' src='data:image/png;base64,{data}'></figure>"
-            )
-        elif fig["kind"] == "interactive3d":
-            out.append(
-                f"<p><a href='{e(_rel(fig['files'][0], root))}'>{e(fig['caption'])}</a> (separate self-contained HTML)</p>"
-            )
-    out.append("</body></html>")
-    return "\n".join(out)
 
 
 def write_report(
     root: str | os.PathLike, evidence_cfg: dict | None = None, results_copy: str | os.PathLike | None = None
 ) -> tuple[Path, Path]:
-    """Write `<root>/report.md`, `<root>/report.html` and `<root>/results.md` (the results section;
-    also to `results_copy`, e.g. docs/results/demo.md, when given) atomically; returns the first two."""
+    """Write `<root>/report.md`, `<root>/report.html`, `<root>/results.md` (the results section; also
+    to `results_copy`, e.g. docs/results/demo.md, when given) and `<root>/claims.json` (the verdicts
+    as data) atomically; returns the first two."""
     root = Path(root)
     rep = build_report(root, evidence_cfg)
     section = render_results(rep) + "\n"
     write_text_atomic(root / RESULTS_FILE, section)
+    write_json_atomic(  # the verdicts as data: per-seed values, the comparison, the adjusted p (for figures)
+        root / CLAIMS_FILE,
+        {
+            "evidence": rep["evidence"],
+            "verdicts": [
+                {"claim": v.claim, "task": v.task, "verdict": v.verdict, "sentence": v.sentence, **v.numbers}
+                for v in rep["verdicts"]
+            ],
+        },
+    )
     if results_copy:
         Path(results_copy).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(Path(results_copy), section)
-    md = write_text_atomic(root / "report.md", render_markdown(rep))
-    page = write_text_atomic(root / "report.html", render_html(rep))
+    text = render_markdown(rep)
+    page_text = render_html(text, root)  # both rendered before either is written
+    md = write_text_atomic(root / "report.md", text)
+    page = write_text_atomic(root / "report.html", page_text)
     return md, page
