@@ -209,3 +209,39 @@ def test_longtrain_without_predictions_has_no_mcnemar_and_short_runs_no_slope(an
     n = longtrain([write_long_run(tmp_path / "a", analysis_run["tiny"], [0.6, 0.7, 0.65, 0.66])])["numbers"]
     assert n["mcnemar_p_best_vs_last"] is None and n["dev_slope_second_half"] is None  # 2 epochs in the half
     assert n["best_minus_last_dev"] == pytest.approx(0.04)
+
+
+def test_consistency_numbers_minima_distance_by_hand(tmp_path):
+    """Two known bowls on a 2D grid: train minimum at (1, 0), dev minimum at (0.5, 0.5); the
+    distance in parameter space uses ‖δ1‖ = 2, ‖δ2‖ = 3 and cos = 0.2; a flat-bottomed dev error
+    gives the mean position of its tied minima."""
+    import numpy as np
+
+    from bertviz_landscape.analysis.consistency import consistency
+    from bertviz_landscape.landscape.surface import Surface, write_surface
+
+    x, y = np.linspace(0.0, 1.5, 7), np.linspace(-0.5, 1.0, 7)
+    a, b = np.meshgrid(x, y)
+    meta = {
+        "task": "mrpc",
+        "primary_metric": "accuracy",
+        "directions": {"norm_x": 2.0, "norm_y": 3.0, "cosine_xy": 0.2},
+        "checkpoints": {},
+    }
+    train = (a - 1.0) ** 2 + b**2
+    dev = (a - 0.5) ** 2 + (b - 0.5) ** 2
+    path = write_surface(tmp_path / "s.h5", Surface(x, y, {"train_loss": train, "dev_error": dev}, meta))
+    res = consistency([path], quantiles=[10, 50], iou_quantile=25)
+    n = res["numbers"]
+    da, db = -0.5, 0.5
+    absolute = math.sqrt((da * 2) ** 2 + (db * 3) ** 2 + 2 * da * db * 2 * 3 * 0.2)
+    assert n["minima_distance_abs"] == pytest.approx(absolute)
+    assert n["minima_distance"] == pytest.approx(absolute / 2)
+    assert n["spearman_train_dev"] == res["per_run"][0]["spearman"]
+    assert n["iou"] == res["per_run"][0]["iou"]["25"] and "iou_10" in n and res["iou_quantile"] == 25
+    # a plateau of tied dev minima at α ∈ {0.75, 1.0}, β = 0: their mean position is (0.875, 0)
+    flat = np.where((np.isclose(b, 0.0)) & ((np.isclose(a, 0.75)) | np.isclose(a, 1.0)), 0.0, 1.0 + a)
+    path = write_surface(tmp_path / "p.h5", Surface(x, y, {"train_loss": train, "dev_error": flat}, meta))
+    m = consistency([path])["per_run"][0]["minima"]
+    assert m["dev"] == [pytest.approx(0.875), pytest.approx(0.0)] and m["train"] == [1.0, 0.0]
+    assert consistency([path])["numbers"]["minima_distance"] == pytest.approx(0.125)
