@@ -54,7 +54,8 @@ analyses: ## every analysis, pretrained vs scratch, on MRPC and RTE (MiniLM, 5 e
 plots: ## figures + report of a results directory: make plots RESULTS=outputs/demo
 	$(BIN)/bertviz-plot results=$(or $(RESULTS),$(DEMO))
 
-bench: ## speed: snapshot callback cost, landscape engine vs forward-pass limit, Hessian vs PyHessian
+bench: ## speed: training vs a plain loop and the matmul peak, snapshot callback cost, landscape engine vs forward-pass limit, Hessian vs PyHessian
+	$(BIN)/python benchmarks/bench_train.py  # per step: forward, backward, optimiser, Lightning, snapshots, data; real vs padded tokens
 	$(BIN)/python benchmarks/bench_snapshots.py
 	@if [ -f benchmarks/bench_landscape.py ]; then $(BIN)/python benchmarks/bench_landscape.py; fi
 	$(BIN)/python benchmarks/bench_hessian.py  # Hessian top eigenvalue + trace, ours vs PyHessian (needs the bench extra)

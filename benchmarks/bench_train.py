@@ -430,7 +430,7 @@ def main() -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench_train_"))
     print(f"bench_train | {cpu_description()}")
-    for name in args.presets.split(","):
+    for name in filter(None, args.presets.split(",")):
         bench_preset(name, args, root)
     if args.dev_seeds:
         dev_effect(args, root)

@@ -39,6 +39,9 @@ SKETCHES = "sketches"
 LOGS = "logs"
 METRICS_CSV = "logs/metrics.csv"
 DEV_PER_EPOCH = "logs/dev_per_epoch.jsonl"
+DEV_PREDICTIONS = (
+    "logs/dev_predictions.jsonl"  # per-example dev predictions after every epoch (callbacks/epochs.py)
+)
 METRICS_JSON = "metrics.json"
 CONFIG = "config.yaml"
 IDENTITY = "run.json"
@@ -104,6 +107,10 @@ class RunDir:
     @property
     def dev_per_epoch(self) -> Path:
         return self.root / DEV_PER_EPOCH
+
+    @property
+    def dev_predictions(self) -> Path:
+        return self.root / DEV_PREDICTIONS
 
     @property
     def metrics_json(self) -> Path:

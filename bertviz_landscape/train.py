@@ -12,7 +12,6 @@ results.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -38,9 +37,11 @@ from bertviz_landscape.callbacks import (
 from bertviz_landscape.checkpoints import check_resume_state, is_checkpoint, save_checkpoint
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.data.datamodule import EpochShuffle, GlueDataModule, padding_ratio
+from bertviz_landscape.data.glue import data_fingerprint
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
 from bertviz_landscape.devices import configure_determinism, configure_matmul_precision, log_precision_choice
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.fingerprints import digest
 from bertviz_landscape.locks import held
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
 from bertviz_landscape.rundir import RunDir
@@ -129,28 +130,48 @@ def check_run_config(cfg: DictConfig, run: RunDir) -> dict:
         raise RunConfigError(
             "neither trainer.max_epochs nor trainer.max_steps is set: the run would never end"
         )
+    check_data_config(cfg.data)
     config = fingerprint_config(cfg)
-    import hashlib
-
+    # the examples by content (the TSVs' hashes, not data.glue_dir's path): other data is another run
+    data = data_fingerprint(get_task(cfg.task.name), cfg.data.get("glue_dir"))
     identity = {
         "task": cfg.task.name,
         "init": cfg.init.name,
         "seed": cfg.seed,
         "model": cfg.model.name_or_path,
-        "fingerprint": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
-            :16
-        ],
+        "fingerprint": digest({"config": config, "data": data}),
         "config": config,
+        "data": data,
     }
     old = run.read_identity()
-    if old and old.get("fingerprint") != identity["fingerprint"] and not cfg.get("force", False):
-        a, b = _flat(old.get("config") or {}), _flat(config)
-        diff = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    # a run recorded before its data were fingerprinted is compared by its config alone
+    expected = identity["fingerprint"] if "data" in old else digest(config)
+    if old and old.get("fingerprint") != expected and not cfg.get("force", False):
+        a = _flat({"config": old.get("config") or {}, "data": old.get("data") or {}})
+        b = _flat({"config": config, "data": data if "data" in old else {}})
+        diff = [
+            f"{k.removeprefix('config.')}: {a.get(k)!r} -> {b.get(k)!r}"
+            for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)
+        ]
         raise RunConfigError(
-            f"run directory {run.root} holds a run of another configuration ({'; '.join(diff[:4]) or 'fingerprint differs'}); "
+            f"run directory {run.root} holds a run of another configuration "
+            f"({'; '.join(diff[:4]) or 'fingerprint differs'}); "
             "use another directory (hydra.run.dir=...) or force=true to replace it"
         )
     return identity
+
+
+def check_data_config(d: DictConfig) -> None:
+    """data.* values that cannot work, named before anything is read or written."""
+    for key, least in (("max_length", 2), ("batch_size", 1), ("eval_batch_size", 1)):
+        value = d.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise RunConfigError(f"data.{key} must be an integer >= {least}, got {value!r}")
+    for key in ("max_train_samples", "max_eval_samples"):
+        value = d.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise RunConfigError(f"data.{key} must be null or an integer >= 1, got {value!r}")
 
 
 def sketch_settings(sketch) -> dict:
@@ -297,7 +318,10 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
     epochs = cfg.callbacks.get("epochs") or {}
     callbacks.append(
         EpochRecords(
-            run.dev_per_epoch, run.epoch_checkpoint if epochs.get("keep_weights") else None, tokenizer
+            run.dev_per_epoch,
+            run.epoch_checkpoint if epochs.get("keep_weights") else None,
+            tokenizer,
+            run.dev_predictions if epochs.get("dev_predictions") else None,
         )
     )
     if resume:

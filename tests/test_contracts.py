@@ -27,6 +27,7 @@ RUN_DIR_LITERALS = (
     "metrics.json",
     "logs/metrics.csv",
     "dev_per_epoch.jsonl",
+    "dev_predictions.jsonl",
     "run.json",
     "config.yaml",
 )

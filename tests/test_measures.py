@@ -144,3 +144,104 @@ def test_flatness_numbers_from_the_run(analysis_run, tmp_path):
         s for s, v in zip(curve["steps"], curve["loss"]) if v <= n["matched_target_loss"]
     )
     assert n["invariant_width_matched"] is not None
+
+
+def write_long_run(root, tiny, metric, predictions=None):
+    """A run dir whose metrics.json records `metric` (dev accuracy) per epoch, optionally with the
+    per-example dev predictions file the epochs callback writes."""
+    import json
+
+    from test_analysis_support import make_run_dir
+
+    run = make_run_dir(root, tiny)
+    m = json.loads((run / "metrics.json").read_text())
+    m["dev_per_epoch"] = [
+        {"epoch": e + 1, "step": 3 * (e + 1), "val/loss": 0.5 + 0.01 * e, "val/accuracy": v}
+        for e, v in enumerate(metric)
+    ]
+    (run / "metrics.json").write_text(json.dumps(m))
+    if predictions is not None:
+        lines = [json.dumps({"epoch": e + 1, "step": 3 * (e + 1), **p}) for e, p in enumerate(predictions)]
+        (run / "logs").mkdir(exist_ok=True)
+        (run / "logs" / "dev_predictions.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def test_longtrain_slope_interval_and_mcnemar_by_hand(analysis_run, tmp_path):
+    import numpy as np
+    from scipy.stats import t as student_t
+
+    from bertviz_landscape.analysis.longtrain import longtrain
+
+    metric = [0.5, 0.6, 0.7, 0.8, 0.78, 0.8, 0.74, 0.76, 0.7, 0.72]
+    labels = [0] * 10 + [1] * 10
+    best_preds = labels[:]  # epoch 4 (0.8, the first best): all 20 right
+    last_preds = labels[:]
+    for i in (0, 1, 2, 3, 4, 15):  # the last epoch gets 6 wrong that the best got right, and none back
+        last_preds[i] = 1 - labels[i]
+    other = {"predictions": labels, "labels": labels, "losses": [0.1] * 20}
+    preds = [other] * 10
+    preds[3] = {"predictions": best_preds, "labels": labels, "losses": [0.1] * 20}
+    preds[9] = {"predictions": last_preds, "labels": labels, "losses": [0.2] * 20}
+    run = write_long_run(tmp_path / "run", analysis_run["tiny"], metric, preds)
+    res = longtrain([run])
+    n = res["numbers"]
+    # second half: epochs 6..10 (> 10/2)
+    x, y = np.arange(6, 11, dtype=float), np.array(metric[5:])
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    se = np.sqrt(resid @ resid / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+    half = student_t.ppf(0.975, len(x) - 2) * se
+    assert n["dev_slope_second_half"] == pytest.approx(slope)
+    assert n["dev_slope_second_half_ci_low"] == pytest.approx(slope - half)
+    assert n["dev_slope_second_half_ci_high"] == pytest.approx(slope + half)
+    assert n["best_minus_last_dev"] == pytest.approx(0.8 - 0.72)
+    # exact McNemar: 6 discordant, all one way: p = 2 · 0.5^6
+    assert n["mcnemar_discordant_best_only"] == 6 and n["mcnemar_discordant_last_only"] == 0
+    assert n["mcnemar_p_best_vs_last"] == pytest.approx(2 * 0.5**6)
+    assert n["dev_loss_last"] == pytest.approx(0.59) and n["dev_loss_min"] == pytest.approx(0.5)
+    assert res["per_run"][0]["mcnemar"]["best_epoch"] == 4
+
+
+def test_longtrain_without_predictions_has_no_mcnemar_and_short_runs_no_slope(analysis_run, tmp_path):
+    from bertviz_landscape.analysis.longtrain import longtrain
+
+    n = longtrain([write_long_run(tmp_path / "a", analysis_run["tiny"], [0.6, 0.7, 0.65, 0.66])])["numbers"]
+    assert n["mcnemar_p_best_vs_last"] is None and n["dev_slope_second_half"] is None  # 2 epochs in the half
+    assert n["best_minus_last_dev"] == pytest.approx(0.04)
+
+
+def test_consistency_numbers_minima_distance_by_hand(tmp_path):
+    """Two known bowls on a 2D grid: train minimum at (1, 0), dev minimum at (0.5, 0.5); the
+    distance in parameter space uses ‖δ1‖ = 2, ‖δ2‖ = 3 and cos = 0.2; a flat-bottomed dev error
+    gives the mean position of its tied minima."""
+    import numpy as np
+
+    from bertviz_landscape.analysis.consistency import consistency
+    from bertviz_landscape.landscape.surface import Surface, write_surface
+
+    x, y = np.linspace(0.0, 1.5, 7), np.linspace(-0.5, 1.0, 7)
+    a, b = np.meshgrid(x, y)
+    meta = {
+        "task": "mrpc",
+        "primary_metric": "accuracy",
+        "directions": {"norm_x": 2.0, "norm_y": 3.0, "cosine_xy": 0.2},
+        "checkpoints": {},
+    }
+    train = (a - 1.0) ** 2 + b**2
+    dev = (a - 0.5) ** 2 + (b - 0.5) ** 2
+    path = write_surface(tmp_path / "s.h5", Surface(x, y, {"train_loss": train, "dev_error": dev}, meta))
+    res = consistency([path], quantiles=[10, 50], iou_quantile=25)
+    n = res["numbers"]
+    da, db = -0.5, 0.5
+    absolute = math.sqrt((da * 2) ** 2 + (db * 3) ** 2 + 2 * da * db * 2 * 3 * 0.2)
+    assert n["minima_distance_abs"] == pytest.approx(absolute)
+    assert n["minima_distance"] == pytest.approx(absolute / 2)
+    assert n["spearman_train_dev"] == res["per_run"][0]["spearman"]
+    assert n["iou"] == res["per_run"][0]["iou"]["25"] and "iou_10" in n and res["iou_quantile"] == 25
+    # a plateau of tied dev minima at α ∈ {0.75, 1.0}, β = 0: their mean position is (0.875, 0)
+    flat = np.where((np.isclose(b, 0.0)) & ((np.isclose(a, 0.75)) | np.isclose(a, 1.0)), 0.0, 1.0 + a)
+    path = write_surface(tmp_path / "p.h5", Surface(x, y, {"train_loss": train, "dev_error": flat}, meta))
+    m = consistency([path])["per_run"][0]["minima"]
+    assert m["dev"] == [pytest.approx(0.875), pytest.approx(0.0)] and m["train"] == [1.0, 0.0]
+    assert consistency([path])["numbers"]["minima_distance"] == pytest.approx(0.125)

@@ -467,6 +467,7 @@ def read_offline(run_dir: Path) -> tuple[dict, list[dict]]:
 
 def check_wandb_results(root: Path, inits=("pretrained", "scratch"), task="mrpc", with_analysis=True) -> None:
     logged = json.loads((root / "wandb" / "logged.json").read_text())["runs"]
+    logged = [r for r in logged if r["job_type"] == "landscape"]  # the figures runs: tests/test_views.py
     assert sorted((r["task"], r["init"]) for r in logged) == sorted((task, i) for i in inits)
     for entry in logged:
         summary, records = read_offline(Path(entry["dir"]))
@@ -474,10 +475,10 @@ def check_wandb_results(root: Path, inits=("pretrained", "scratch"), task="mrpc"
         init = entry["init"]
         run_rec = next(r for r in records if r.get("type") == "run")["run"]
         assert run_rec.get("run_group") == task and run_rec.get("job_type") == "landscape"
-        assert s[f"landscape/{task}_{init}_line/train_loss_table"]  # the native line plot's table
-        assert s[f"landscape/{task}_{init}_plane/interactive_3d"]["_type"] == "html-file"
-        assert s[f"landscape/{task}_{init}_plane/figure"]["_type"] == "image-file"
-        assert s[f"landscape/{task}_{init}_plane/table"]["_type"] == "table-file"
+        assert s[f"landscape/{task}_difference_line/train_loss_table"]  # the native line plot's table
+        assert s[f"landscape/{task}_difference_plane/interactive_3d"]["_type"] == "html-file"
+        assert s[f"landscape/{task}_difference_plane/figure"]["_type"] == "image-file"
+        assert s[f"landscape/{task}_difference_plane/table"]["_type"] == "table-file"
         assert "cosine_xy" in s
         arts = [
             r["artifact"]

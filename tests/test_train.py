@@ -37,6 +37,12 @@ def test_run_writes_documented_outputs(glue_dir, tmp_path):
     # the trained weights moved away from θ0
     init, final = weights(run / "checkpoints" / "init"), weights(run / "checkpoints" / "final")
     assert any(not torch.equal(init[k], final[k]) for k in init)
+    # per-example dev results of every epoch, in the dev set's order: they give back the epoch's accuracy
+    (row,) = [json.loads(line) for line in (run / "logs" / "dev_predictions.jsonl").read_text().splitlines()]
+    assert row["epoch"] == 1 and row["step"] == 3 and len(row["predictions"]) == len(row["losses"]) == 12
+    right = [p == y for p, y in zip(row["predictions"], row["labels"])]
+    assert sum(right) / 12 == pytest.approx(result["dev"]["val/accuracy"])
+    assert sum(row["losses"]) / 12 == pytest.approx(result["dev"]["val/loss"], rel=1e-5)
 
 
 def test_scratch_theta0_is_shared_across_tasks(glue_dir, tmp_path):
@@ -120,6 +126,45 @@ def test_snapshots_reconstruct_weights_at_every_step(glue_dir, tmp_path, monkeyp
     last = snaps.weights(snaps.steps[-1], theta0)
     for name, value in last.items():
         assert within_stored_dtype(value, final[name], theta0[name], rtol), name
+
+
+@pytest.mark.parametrize("sketch", [False, True], ids=["deltas", "deltas+sketch"])
+def test_snapshot_buffers_are_reused_and_deltas_are_exactly_the_rounded_difference(
+    glue_dir, tmp_path, monkeypatch, sketch
+):
+    """Each stored delta is exactly (θ_t − θ0) rounded once to float16, although the host
+    buffers are reused across steps (at most queue_size + 2 sets are ever allocated)."""
+    from bertviz_landscape.callbacks import WeightSnapshots
+
+    recorder, created = RecordWeights(), []
+    original, take = pl.Trainer.__init__, WeightSnapshots._take_buffers
+
+    def counting(self):
+        before = self._free.qsize()
+        out = take(self)
+        if before == 0:
+            created.append(id(next(iter(out.values()))))
+        return out
+
+    monkeypatch.setattr(WeightSnapshots, "_take_buffers", counting)
+    monkeypatch.setattr(
+        pl.Trainer,
+        "__init__",
+        lambda self, *a, callbacks=None, **k: original(
+            self, *a, callbacks=[*(callbacks or []), recorder], **k
+        ),
+    )
+    extra = (
+        ["callbacks.snapshots.sketch.enabled=true", "callbacks.snapshots.sketch.buckets=64"] if sketch else []
+    )
+    train(tiny_train_cfg(glue_dir, "trainer.max_epochs=4", *extra), tmp_path / "run")
+    snaps = Snapshots(tmp_path / "run")
+    assert snaps.steps == list(range(1, 13)) and len(created) <= 4 + 2
+    theta0 = snaps.theta0()
+    for step in snaps.steps:
+        stored = snaps.delta(step)
+        for name, value in recorder.by_step[step].items():
+            assert torch.equal(stored[name], (value - theta0[name]).to(torch.float16)), (step, name)
 
 
 def test_snapshot_every_n_steps_keeps_the_last_step(glue_dir, tmp_path):

@@ -354,3 +354,54 @@ def fixture_analyses_by_name(root: Path) -> dict[str, list[dict]]:
     from bertviz_landscape.plots.results import Results
 
     return Results.scan(root, exclude=(root / "figures",)).analyses
+
+
+# --------------------------------------------------------------------------- W&B read back
+def test_wandb_pretrained_and_scratch_log_the_same_keys_linked_to_their_training_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from bertviz_landscape.plots.results import draw_all
+    from bertviz_landscape.wandb_media import log_results
+    from tests.test_plots import read_offline, write_fixture_dir
+
+    root = write_fixture_dir(tmp_path / "res")
+    for init in ("pretrained", "scratch"):
+        run = write_run(root, "mrpc", init, 0.8, 0.684)
+        (run / "config.yaml").write_text(
+            f"init: {init}\noptim:\n  lr: {2e-5 if init == 'pretrained' else 1e-4}\n"
+        )
+        (run / "wandb" / f"offline-run-20261201_000000-train{init[:3]}").mkdir(parents=True)
+        (root / "surfaces" / f"mrpc_{init}_plane.directions.h5").write_bytes(
+            b"direction file " + init.encode()
+        )
+    draw_all(root, formats=("png",))
+    out = log_results(root)
+    runs = {(r["job_type"], r["init"]): r for r in out["runs"]}
+    pre, scr = runs[("landscape", "pretrained")], runs[("landscape", "scratch")]
+    keysets = {}
+    for entry in (pre, scr):
+        summary, records = read_offline(Path(entry["dir"]))
+        keys = {k for k in summary["summary"] if k.split("/")[0] in ("landscape", "figures", "analysis")}
+        assert not any("pretrained" in k or "scratch" in k for k in keys), sorted(keys)
+        keysets[entry["init"]] = keys
+        run_rec = next(r for r in records if r.get("type") == "run")["run"]
+        assert run_rec.get("run_group") == "mrpc" and entry["init"] in json.dumps(run_rec)  # name and config
+        config = json.dumps(run_rec.get("config") or {})
+        assert f'"{entry["init"]}"' in config  # the init is in the config, not in the keys
+        assert f"train{entry['init'][:3]}" in config and ("0.0001" in config or "2e-05" in config)
+        arts = [r["artifact"] for r in records if r.get("type") == "artifact"]
+        contents = [c for a in arts for c in a["manifest"]["contents"]]
+        assert f"mrpc_{entry['init']}_plane.directions.h5" in {c["path"] for c in contents}
+        assert not any(str(c.get("ref", "")).startswith("file://") for c in contents)  # uploaded, not linked
+    assert keysets["pretrained"] == keysets["scratch"]
+    assert {"landscape/mrpc_difference_line/train_loss_table", "landscape/mrpc_difference_plane/figure"} <= (
+        keysets["pretrained"]
+    )
+    # every figure once: the shared ones in the task's figures run, the per-init ones in their run
+    logged_pngs = [p for r in out["runs"] for p in r["figures"]]
+    assert len(logged_pngs) == len(set(logged_pngs))
+    shared = runs[("figures", None)]["keys"]
+    assert "figures/curve1d/mrpc_difference_line" in shared and any(
+        k.startswith("figures/layers") for k in shared
+    )
+    # one command syncs every run, the training runs included
+    assert "offline-run-20261201_000000-trainpre" in out["sync"] and pre["dir"] in out["sync"]

@@ -12,8 +12,17 @@ one surface (1D or 2D) where both arrays are finite:
   (ties included, so a region can hold more than q% of the points; its size is reported in
   ``region_fraction``).
 
+- ``minima``: where each array is lowest on the grid (ties — a dev error flat at its minimum over
+  several points — give the mean position of the tied points), and ``minima_distance`` between
+  the two: in grid units (Δα, Δβ of the surface's axes), in parameter distance
+  ‖Δα·δ1 + Δβ·δ2‖ = sqrt(Δα²‖δ1‖² + Δβ²‖δ2‖² + 2ΔαΔβ‖δ1‖‖δ2‖cos∠(δ1, δ2)) and in units of ‖δ1‖.
+
 One surface per run (several seeds: `surfaces=[...]`); the runs come from `runs=` or from what
 the surface's meta records (runs.run).
+
+``numbers`` (per run): ``spearman_train_dev`` (ρ above), ``iou`` (at the quantile
+`analysis.iou_quantile`, fixed in the config), ``iou_<q>`` for every q, ``minima_distance`` (units of
+‖δ1‖), ``minima_distance_abs`` (parameter distance), ``n_points``.
 """
 
 from __future__ import annotations
@@ -88,12 +97,47 @@ def consistency_of(train: np.ndarray, dev: np.ndarray, quantiles: Sequence[float
     return out
 
 
+def _argmin_position(values: np.ndarray, surface) -> tuple[float, float] | None:
+    """The (α, β) of the lowest finite value (mean position of tied minima); None when none is finite."""
+    z = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(z)
+    if not finite.any():
+        return None
+    low = finite & (z == np.min(z[finite]))
+    if surface.two_d:
+        jj, ii = np.nonzero(low)
+        return float(np.mean(surface.x[ii])), float(np.mean(surface.y[jj]))
+    (ii,) = np.nonzero(low)
+    return float(np.mean(surface.x[ii])), 0.0
+
+
+def minima_distance(train: np.ndarray, dev: np.ndarray, surface) -> dict:
+    """The two arrays' grid minima and the distance between them (module docstring)."""
+    a, b = _argmin_position(train, surface), _argmin_position(dev, surface)
+    out = {"train": a, "dev": b, "grid_units": None, "absolute": None, "units_delta1": None}
+    if a is None or b is None:
+        return out
+    d = surface.meta.get("directions") or {}
+    n1, n2 = d.get("norm_x"), d.get("norm_y") if surface.two_d else 0.0
+    cos = d.get("cosine_xy") if surface.two_d else 0.0
+    da, db = b[0] - a[0], b[1] - a[1]
+    out["grid_units"] = math.hypot(da, db)
+    if n1:
+        n2 = float(n2 or 0.0)
+        c = float(cos) if cos is not None and math.isfinite(float(cos)) else 0.0
+        sq = (da * n1) ** 2 + (db * n2) ** 2 + 2 * da * db * n1 * n2 * c
+        out["absolute"] = math.sqrt(max(sq, 0.0))
+        out["units_delta1"] = out["absolute"] / n1
+    return out
+
+
 def consistency(
     surfaces: Sequence[str | os.PathLike],
     runs: Sequence[str | os.PathLike] = (),
     train_key: str = "train_loss",
     dev_key: str = "dev_error",
     quantiles: Sequence[float] = (10, 25, 50),
+    iou_quantile: float = 25,
 ) -> dict:
     """The consistency analysis JSON over `surfaces` (one per run; `runs`, if given, in the same order)."""
     surfaces, runs = list(surfaces), list(runs)
@@ -107,7 +151,9 @@ def consistency(
     bad = [q for q in quantiles if not 0 < q <= 100]
     if bad:
         raise AnalysisError(f"analysis.quantiles must lie in (0, 100] (percent), got {bad}")
-    infos, per_run, inputs, scalars = [], [], [], []
+    if float(iou_quantile) not in quantiles:
+        quantiles.append(float(iou_quantile))
+    infos, per_run, inputs, scalars, numbers = [], [], [], [], []
     for i, path in enumerate(surfaces):
         surface = load_surface_checked(path, "surface")
         train = require_key(surface, path, train_key, "analysis.train_key")
@@ -120,13 +166,30 @@ def consistency(
             info = unknown_run(surface.meta.get("task"), surface.meta.get("primary_metric"))
         entry = consistency_of(train, dev, quantiles)
         entry |= {"train_key": train_key, "dev_key": dev_key, "dimensions": 2 if surface.two_d else 1}
+        entry["minima"] = minima_distance(train, dev, surface)
+        numbers.append(
+            {
+                "spearman_train_dev": entry["spearman"],
+                "iou": entry["iou"][f"{float(iou_quantile):g}"],
+                **{f"iou_{k}": v for k, v in entry["iou"].items()},
+                "minima_distance": entry["minima"]["units_delta1"],
+                "minima_distance_abs": entry["minima"]["absolute"],
+                "n_points": float(entry["n_points"]),
+            }
+        )
         infos.append(info)
         per_run.append(entry)
         inputs.append(surface_input(surface, path))
         scalars.append({"spearman": entry["spearman"], **{f"iou_{k}": v for k, v in entry["iou"].items()}})
     check_same_group(infos)
     return analysis_result(
-        "consistency", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars
+        "consistency",
+        {"runs": [i.run for i in infos], "surfaces": inputs},
+        infos,
+        per_run,
+        scalars,
+        numbers,
+        iou_quantile=float(iou_quantile),
     )
 
 
@@ -139,4 +202,5 @@ def consistency_from_config(cfg: DictConfig) -> dict:
         str(a.train_key),
         str(a.dev_key),
         list(a.quantiles),
+        float(a.get("iou_quantile", 25)),
     )

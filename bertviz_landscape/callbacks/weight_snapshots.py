@@ -1,7 +1,8 @@
 """Record θ_t − θ0 every n optimiser steps (and, optionally, its CountSketch at every step), written in the background.
 
-The delta is computed on the training thread (one fused foreach subtraction, cast to the
-storage dtype, copied off the accelerator), then handed to a writer thread through a
+The delta is computed on the training thread (on a CPU one pass per tensor, θ_t − θ0 rounded
+straight into a reused host buffer of the storage dtype; on an accelerator one fused foreach
+subtraction there, then one copy off it), then handed to a writer thread through a
 bounded queue, so disk I/O overlaps the next steps; when the writer falls behind, the queue
 applies back-pressure instead of buffering snapshots without limit. Format: see
 `bertviz_landscape.snapshots`.
@@ -79,6 +80,7 @@ class WeightSnapshots(pl.Callback):
         self._names: list[str] = []
         self._params: list[torch.Tensor] = []
         self._queue: queue.Queue | None = None
+        self._free: queue.SimpleQueue = queue.SimpleQueue()  # host buffers the writer is done with
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._last_step = 0
@@ -224,7 +226,7 @@ class WeightSnapshots(pl.Callback):
         self._raise_writer_error()
         with torch.no_grad():
             current = [p.detach() for p in self._params]
-            deltas = torch._foreach_sub(current, self._theta0)
+            deltas = torch._foreach_sub(current, self._theta0) if sketch else None
             if sketch:
                 acc = self._sketch.accumulator(torch.float32)
                 for n, d in zip(self._names, deltas):
@@ -234,9 +236,31 @@ class WeightSnapshots(pl.Callback):
                 self._last_sketch_step = step
                 self._queue.put(("sketch", (step, epoch, loss, row.cpu().numpy(), float(norms.sum()), norms)))
             if full:
-                payload = {n: d.to(device="cpu", dtype=self.dtype) for n, d in zip(self._names, deltas)}
+                payload = self._take_buffers()
+                if deltas is not None:  # the float32 deltas are there already: one cast into the buffers
+                    for buffer, d in zip(payload.values(), deltas):
+                        buffer.copy_(d)
+                elif current[0].device.type == "cpu":
+                    # one pass: θ_t − θ0 computed in float32 and rounded once into the storage dtype,
+                    # as the float32 delta's cast would (no float32 intermediate to allocate and fill)
+                    for buffer, p, p0 in zip(payload.values(), current, self._theta0):
+                        torch.sub(p, p0, out=buffer)
+                else:  # on an accelerator: the delta there, then one copy (and cast) off it
+                    for buffer, d in zip(payload.values(), torch._foreach_sub(current, self._theta0)):
+                        buffer.copy_(d)
                 self._last_step = step
                 self._queue.put(("snapshot", (step, epoch, loss, payload)))
+
+    def _take_buffers(self) -> dict[str, torch.Tensor]:
+        """Host buffers for one snapshot: one the writer has finished with, else new ones (at most
+        queue_size + 2 sets ever exist: queued, being written, being filled)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return {
+                n: torch.empty(p.shape, dtype=self.dtype, device="cpu")
+                for n, p in zip(self._names, self._params)
+            }
 
     # -- the writer thread ------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -255,6 +279,7 @@ class WeightSnapshots(pl.Callback):
                         self._sketch_writer.append(*args)
                     else:
                         write_snapshot(self.dirpath, *args)
+                        self._free.put(args[3])  # written: its buffers can take the next snapshot
             except BaseException as err:  # surfaced on the training thread
                 self._error = err
             finally:
@@ -272,6 +297,7 @@ class WeightSnapshots(pl.Callback):
             self._thread.join()
             self._thread = None
         self._theta0 = []
+        self._free = queue.SimpleQueue()
         self._sketch = None  # its hash indices take 8 bytes per parameter on the device
         if raise_errors:
             self._raise_writer_error()

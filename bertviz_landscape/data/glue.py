@@ -17,6 +17,7 @@ import numpy as np
 
 from bertviz_landscape.data.sources import DataError, load_source_split
 from bertviz_landscape.data.tasks import GlueTask
+from bertviz_landscape.fingerprints import file_fingerprint
 
 SPLITS = ("train", "dev")
 HUB_DATASET = "nyu-mll/glue"
@@ -129,6 +130,32 @@ def load_tsv_split(
         "label": labels,
     }
     return datasets.Dataset.from_dict(columns, features=_features(task))
+
+
+def data_fingerprint(task: GlueTask, glue_dir: str | os.PathLike | None, splits=SPLITS) -> dict:
+    """What decides a task's examples, by content: split → the TSV's `file_fingerprint` (no
+    path: a copied data directory is the same data), or the hub dataset it is read from."""
+    if task.source is not None:
+        return {split: _source_fingerprint(task.source, split) for split in splits}
+    root = resolve_glue_dir(glue_dir)
+    if root is None:
+        return {split: {"hub": f"{HUB_DATASET}/{task.hub_config}:{HUB_SPLIT[split]}"} for split in splits}
+    return {split: file_fingerprint(tsv_path(task, root, split)) for split in splits}
+
+
+def _source_fingerprint(source, split: str) -> dict:
+    """A task spec's data: the file's content, a save_to_disk directory's files, or the hub name."""
+    part = source.train if split == "train" else source.dev
+    if source.format == "hub":
+        return {"hub": f"{source.path}/{source.config or ''}:{part}"}
+    if source.format == "disk":
+        root = Path(str(source.path))
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        return {"split": part, "files": {str(p.relative_to(root)): file_fingerprint(p) for p in files}}
+    path = Path(part)
+    if not path.is_file():
+        raise GlueDataError(f"data file {str(path)!r} ({split} split) does not exist")
+    return file_fingerprint(path)
 
 
 def load_hub_split(task: GlueTask, split: str, cache_dir: str | None = None) -> datasets.Dataset:

@@ -26,7 +26,7 @@ from bertviz_landscape.checkpoints import (
     content_hash,
     load_checkpoints,
 )
-from bertviz_landscape.data.glue import load_glue_split
+from bertviz_landscape.data.glue import data_fingerprint, load_glue_split
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape import directions as dirs
@@ -204,7 +204,12 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
             "checkpoints": hashes,
             "directions": recipe,
             "grid": req.grid.describe(),
-            "data": req.data.describe() | {"splits": list(req.splits)},
+            # the examples by content, not data.glue_dir's path: edited TSVs are another landscape
+            "data": req.data.describe()
+            | {
+                "splits": list(req.splits),
+                "glue_dir": data_fingerprint(get_task(req.task), req.data.glue_dir, tuple(req.splits)),
+            },
             "precision": req.precision,
         }
     )
@@ -236,6 +241,11 @@ def compute_landscape(
     store = PointStore(parts_dir(req.output, key), req.shard, req.num_shards)
     check_writable(req.output)
     existing = _existing_surface(req, key)
+    if req.overwrite and req.mode != "merge":  # overwrite discards the points of what it replaces
+        for other in store.directory.parent.glob("*"):
+            if other.is_dir() and other.name != key and (other / "spec.json").is_file():
+                log.info("overwrite=true: discarding the finished points in %s", other)
+                _remove_empty_parts(other)
     if existing is not None:
         log.info("%s already holds this landscape; nothing to do", req.output)
         return LandscapeResult(

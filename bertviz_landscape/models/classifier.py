@@ -113,12 +113,19 @@ class GlueClassifier(pl.LightningModule):
         )
         return loss
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         logits = self(batch)
         labels = batch["labels"]
         # mean over examples, not over batches: weight each batch's mean by its size
         self.val_loss.update(self.task.loss(logits, labels), weight=len(labels))
-        self.val_metrics.update(self.task.predictions(logits), labels)
+        predictions = self.task.predictions(logits)
+        self.val_metrics.update(predictions, labels)
+        # per example, in the dev set's fixed order, for the callbacks (EpochRecords: McNemar between epochs)
+        return {
+            "predictions": predictions.detach(),
+            "labels": labels.detach(),
+            "losses": self.task.loss(logits.float(), labels, reduction="none").detach(),
+        }
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)

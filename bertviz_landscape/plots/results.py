@@ -114,7 +114,8 @@ def _reason(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _grid_name(sf: SurfaceFile) -> str:
+def grid_name(sf: SurfaceFile) -> str:
+    """The grid's name (conf/grid/*.yaml), else plane/line."""
     g = sf.surface.meta.get("grid") or {}
     return str(g.get("name") or ("plane" if sf.surface.two_d else "line"))
 
@@ -190,7 +191,7 @@ def draw_all(
     lines = defaultdict(list)
     for sf in results.surfaces:
         if not sf.surface.two_d:
-            lines[(sf.task, sf.recipe, _grid_name(sf))].append(sf)
+            lines[(sf.task, sf.recipe, grid_name(sf))].append(sf)
     for (task, recipe, grid), group in sorted(lines.items()):
         group.sort(key=lambda s: (s.init != "pretrained", s.init))
         fig = curves.loss_curves(group)
@@ -216,7 +217,7 @@ def draw_all(
     for sf in results.surfaces:
         if not sf.surface.two_d:
             continue
-        stem = f"{sf.task}_{sf.init}_{sf.recipe}_{_grid_name(sf)}"
+        stem = f"{sf.task}_{sf.init}_{sf.recipe}_{grid_name(sf)}"
         traj = _trajectory_for(results, sf)
         fig = surface2d.surface_contours(sf, traj, trajectory_projection)
         notes = fig._bertviz_notes
@@ -265,7 +266,7 @@ def draw_all(
     kinds = defaultdict(list)
     for sf in results.surfaces:
         if sf.surface.two_d:
-            kinds[(sf.task, sf.recipe, _grid_name(sf))].append(sf)
+            kinds[(sf.task, sf.recipe, grid_name(sf))].append(sf)
     for (task, recipe, grid), group in sorted(kinds.items()):
         inits = {sf.init for sf in group}
         if len(inits) < 2:
