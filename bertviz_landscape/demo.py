@@ -297,6 +297,9 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                     + data
                 )
                 over += list((c.get("analysis_overrides") or {}).get(name) or [])
+                control = matched_control(name, init, arms)
+                if control is not None:  # the pretrained run measured where the same seed's scratch run ends
+                    over.append(f"analysis.matched.run={runs[(main, control, seed)]}")
 
                 def analysis_action(over=over):
                     run_analysis(over)
@@ -307,6 +310,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                         {
                             "overrides": over,
                             "run": _run_stamp(runs[(main, init, seed)]),
+                            "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
                             "surfaces": [
                                 _Lazy(lambda p=surf[(k, init, seed)]: _file_stamp(p))
                                 for k in ("line", "plane")
@@ -427,6 +431,15 @@ def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path)
     if name == "longtrain":
         return base + [f"run={run}", f"surface={plane}"]
     return base + [f"run={run}"]
+
+
+def matched_control(name: str, arm: str, arms: dict[str, tuple[str, float | None]]) -> str | None:
+    """The scratch arm a pretrained run's flatness is matched against (its training loss at θ1): the
+    preset's rate when it is one of the arms, else the first rate of the sweep; None otherwise."""
+    if name != "flatness" or arms[arm][0] != "pretrained":
+        return None
+    scratch = [a for a, (init, _) in arms.items() if init == "scratch"]
+    return "scratch" if "scratch" in scratch else (scratch[0] if scratch else None)
 
 
 def run_analysis(overrides: list[str]):

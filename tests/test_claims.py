@@ -222,4 +222,8 @@ def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
     for v in claims.decide_all(synthetic(), RULE, OPTS):
         assert f"**{v.title}** ({v.task}): {v.sentence}" in section
     assert "| | pretrained seed 0 | pretrained seed 1 | pretrained seed 2 | scratch seed 0 |" in section
+    data = json.loads((root / "claims.json").read_text())
+    wider = next(v for v in data["verdicts"] if v["claim"] == "wider_optima")
+    assert [r["value"] for r in wider["per_run"]["scratch"]] == CASES["wider_optima"][3]
+    assert wider["verdict"] == "supported" and wider["p_adjusted"] < 0.05
     assert "| Spearman ρ(train loss, dev error) | 0.9467 ± 0.01528 (n = 3, 95% CI [" in section

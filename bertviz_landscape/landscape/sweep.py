@@ -238,6 +238,13 @@ def compute_landscape(
     task = get_task(req.task)
     paths = _checkpoint_paths(req)
     hashes = {role: content_hash(p) for role, p in paths.items()}
+    if "theta2" in hashes and hashes["theta2"] in (hashes.get("theta1"), hashes.get("theta0")):
+        same = "theta1" if hashes["theta2"] == hashes.get("theta1") else "theta0"
+        log.warning(
+            "theta2 has the same weights as %s (run2 = run?): δ2 is %s, the plane is degenerate",
+            same,
+            "δ1 (cos = 1)" if same == "theta1" else "zero",
+        )
     key = landscape_key(req, hashes)
     store = PointStore(parts_dir(req.output, key), req.shard, req.num_shards)
     check_writable(req.output)
