@@ -139,11 +139,12 @@ def surface_direction_file(surface, surface_path) -> Path:
 
 def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
     """δ1, δ2 of `surface` from its direction file, and the offset of its centre from θ0."""
-    from bertviz_landscape.landscape.direction_file import read_directions
+    from bertviz_landscape.landscape.direction_file import check_matches_surface, read_directions
 
     path = surface_direction_file(surface, surface_path)
     try:
-        directions, _ = read_directions(path)
+        directions, attrs = read_directions(path)
+        check_matches_surface(directions, attrs, path, surface, surface_path)
     except BadInput as err:
         raise AnalysisError(str(err)) from None
     names = directions.names
@@ -156,7 +157,16 @@ def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
             )
         c, t0 = read_weights(source, names), read_weights(run.theta0, names)
         offset = OrderedDict((n, c[n] - t0[n]) for n in names)
-    return Plane(directions.x, directions.y, offset, directions.center, path)
+    plane = Plane(directions.x, directions.y, offset, directions.center, path)
+    if plane.y is not None:
+        g = plane.gram()
+        cos = g[0, 1] / math.sqrt(g[0, 0] * g[1, 1]) if g[0, 0] > 0 and g[1, 1] > 0 else float("nan")
+        if not math.isfinite(cos) or abs(cos) > 1 - 1e-9:
+            raise AnalysisError(
+                f"surface {surface_path}: its axes are parallel or zero (cos(δ1, δ2) = {cos:.9g}; "
+                "run2 = run?): no plane to project the trajectory onto"
+            )
+    return plane
 
 
 # --- projections ----------------------------------------------------------------------------
@@ -406,7 +416,8 @@ def trajectory_of_run(
 
     try:
         pca_names = select_parameters(snaps.parameter_names, list(pca_params))
-        first = snaps.delta(records[0].step, pca_names)
+        # the first full snapshot (sketched records are every step; full ones every n steps)
+        first = snaps.delta(snaps.records[0].step, pca_names)
         pca_names = dirs._moved(pca_names, first, pca_bias_and_norm)
     except BadInput as err:
         raise AnalysisError(f"analysis.pca: {err}") from None
