@@ -535,3 +535,28 @@ def test_3d_views_draw_the_path_at_its_measured_loss_and_only_then(tmp_path):
     fig = surface3d.surface_3d(sf, "train_loss", traj)
     assert not any(ln.get_label().startswith("trajectory") for ln in fig.axes[0].lines)  # no invented height
     style.plt.close(fig)
+
+
+def test_1d_curves_draw_several_seeds_of_one_init_as_mean_and_spread(tmp_path):
+    seeds = [
+        read_surface(
+            make_surface(tmp_path / f"mrpc_pretrained_seed{k}_line.h5", two_d=False, cx=0.8 + 0.1 * k)
+        )
+        for k in range(3)
+    ]
+    scratch = read_surface(make_surface(tmp_path / "mrpc_scratch_line.h5", two_d=False, cx=0.5))
+    fig = curves.loss_curves([*seeds, scratch])
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.lines if style.TRAIN_LOSS in ln.get_label()}
+    assert set(lines) == {
+        f"pretrained (mean of 3 seeds): {style.TRAIN_LOSS}",
+        f"from scratch: {style.TRAIN_LOSS}",
+    }
+    stack = np.stack([s.surface["train_loss"] for s in seeds])
+    np.testing.assert_allclose(
+        lines[f"pretrained (mean of 3 seeds): {style.TRAIN_LOSS}"].get_ydata(), stack.mean(0)
+    )
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]  # the seeds' shaded spread
+    assert band.min() == pytest.approx(stack.min()) and band.max() == pytest.approx(stack.max())
+    assert any("min–max over the runs" in t.get_text() for t in fig.texts)
+    style.plt.close(fig)
