@@ -38,6 +38,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.locks import held
 from bertviz_landscape.rundir import RunDir
 
@@ -177,8 +178,6 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     root = Path(c["output_dir"])
     tasks, inits = list(c["tasks"]), list(c["inits"])
     if len(tasks) != 2:
-        from bertviz_landscape.errors import BadInput
-
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
     main, second = tasks
     seeds = _seeds(c.get("seeds"))
@@ -264,6 +263,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
                 *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
                 f"output={surf[('plane', init, seed)]}",
+                *(ls.get("plane_overrides") or []),
             ]
             for kind, over in (("line", line_over), ("plane", plane_over)):
 
@@ -297,6 +297,9 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                     + data
                 )
                 over += list((c.get("analysis_overrides") or {}).get(name) or [])
+                control = matched_control(name, init, arms)
+                if control is not None:  # the pretrained run measured where the same seed's scratch run ends
+                    over.append(f"analysis.matched.run={runs[(main, control, seed)]}")
 
                 def analysis_action(over=over):
                     run_analysis(over)
@@ -307,6 +310,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                         {
                             "overrides": over,
                             "run": _run_stamp(runs[(main, init, seed)]),
+                            "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
                             "surfaces": [
                                 _Lazy(lambda p=surf[(k, init, seed)]: _file_stamp(p))
                                 for k in ("line", "plane")
@@ -366,8 +370,6 @@ def run_name(task: str, arm: str, seed: int) -> str:
 def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
     """Each arm's label -> (init, learning rate): with `scratch_lrs` (a sweep, ≥ 2 rates) one scratch
     arm per rate, labelled scratch_lr<lr> (the report compares pretrained against the best rate)."""
-    from bertviz_landscape.errors import BadInput
-
     out: dict[str, tuple[str, float | None]] = {}
     for init in inits:
         if init == "scratch" and scratch_lrs:
@@ -385,8 +387,6 @@ def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
 
 def _seeds(value) -> list[int]:
     """The demo's seeds (replicates of every (task, init)): a non-empty list of distinct integers."""
-    from bertviz_landscape.errors import BadInput
-
     if isinstance(value, (int, str)) or value is None:
         value = [value]
     try:
@@ -401,8 +401,6 @@ def _seeds(value) -> list[int]:
 def _check_axis(name: str, axis: dict) -> None:
     """θ0 (α=0) and θ1 (α=1) must be grid points: the flatness and the claims read the surface there."""
     import numpy as np
-
-    from bertviz_landscape.errors import BadInput
 
     xs = np.linspace(float(axis["min"]), float(axis["max"]), int(axis["num"]))
     missing = [a for a in (0.0, 1.0) if not np.isclose(xs, a).any()]
@@ -427,6 +425,15 @@ def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path)
     if name == "longtrain":
         return base + [f"run={run}", f"surface={plane}"]
     return base + [f"run={run}"]
+
+
+def matched_control(name: str, arm: str, arms: dict[str, tuple[str, float | None]]) -> str | None:
+    """The scratch arm a pretrained run's flatness is matched against (its training loss at θ1): the
+    preset's rate when it is one of the arms, else the first rate of the sweep; None otherwise."""
+    if name != "flatness" or arms[arm][0] != "pretrained":
+        return None
+    scratch = [a for a, (init, _) in arms.items() if init == "scratch"]
+    return "scratch" if "scratch" in scratch else (scratch[0] if scratch else None)
 
 
 def run_analysis(overrides: list[str]):
@@ -526,7 +533,6 @@ def main() -> None:
     import hydra
 
     from bertviz_landscape.config import CONF_DIR
-    from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
     def _main(cfg: DictConfig) -> None:

@@ -125,6 +125,38 @@ def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropo
             f"flatness_{main}_pretrained_seed{seed}.json"
         )
     assert compose("demo").seeds and len(compose("demo").seeds) >= 3  # the demo decides (>= 3 per arm)
+    # the pretrained flatness is matched against the same seed's scratch run
+    over = stages[f"flatness {main}_pretrained_seed7"].spec["overrides"]
+    assert over[-1].startswith("analysis.matched.run=") and over[-1].endswith(f"{main}_scratch_seed7")
+    assert not any("matched.run" in o for o in stages[f"flatness {main}_scratch_seed7"].spec["overrides"])
+
+
+def test_the_replicate_preset_has_five_seeds_a_scratch_sweep_and_a_256_example_hessian(tmp_path):
+    from bertviz_landscape.demo import build_stages
+
+    cfg = compose("replicate", [f"output_dir={tmp_path}", "tasks=[stsb,sst2]"])
+    assert len(cfg.seeds) >= 5 and len(cfg.scratch_lrs) >= 3
+    names = {s.name for s in build_stages(cfg)}
+    assert {f"train stsb_scratch_lr{lr:g}_seed4" for lr in cfg.scratch_lrs} <= names
+    assert "analysis.hessian.num_examples=256" in cfg.analysis_overrides.flatness
+
+
+def test_a_scratch_learning_rate_sweep_is_one_arm_per_rate(tmp_path):
+    from bertviz_landscape.demo import build_stages
+    from bertviz_landscape.errors import BadInput
+
+    cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[0,1,2]", "scratch_lrs=[1e-4,3e-4,1e-3]"])
+    stages = {s.name: s for s in build_stages(cfg)}
+    main = cfg.tasks[0]
+    for lr in ("0.0001", "0.0003", "0.001"):
+        over = stages[f"train {main}_scratch_lr{lr}_seed2"].spec["overrides"]
+        assert "init=scratch" in over and f"init.lr={lr}" in over and "seed=2" in over
+        assert f"consistency {main}_scratch_lr{lr}_seed2" in stages
+    assert not any(
+        o.startswith("init.lr=") for o in stages[f"train {main}_pretrained_seed2"].spec["overrides"]
+    )
+    with pytest.raises(BadInput, match="scratch_lrs="):
+        build_stages(compose("demo", [f"output_dir={tmp_path}", "scratch_lrs=[1e-4,1e-4]"]))
 
 
 @pytest.mark.slow

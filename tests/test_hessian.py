@@ -255,3 +255,33 @@ def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_
             model(**enc).logits, torch.tensor(list(rows["label"]))
         ).item()
     assert h["loss"] == pytest.approx(plain, rel=1e-5)
+
+
+def test_spectral_density_is_the_quadrature_of_the_dense_spectrum(setup):
+    """SLQ on the pooler + head block: with the same start vector v, the quadrature's moments
+    Σ w_i λ_i^k equal vᵀH^k v (k < 2·iterations) of the dense Hessian, the extreme nodes are its extreme
+    eigenvalues, and the weights sum to 1."""
+    from bertviz_landscape.analysis.hessian import density_on_grid, spectral_density
+
+    model, task, evalset = setup
+    names = hessian_parameters(model, SUBSET)
+    h = dense_hessian(model, task, evalset, names)
+    op = HessianVectorProduct(model, evalset.batches, task, names)
+    v = torch.randint(0, 2, (op.dim,), generator=torch.Generator().manual_seed(3)).float().mul_(2).sub_(1)
+    res = spectral_density(op, iterations=40, runs=2, seed=0, start=v)
+    lam, w = np.array(res["nodes"][0]), np.array(res["weights"][0])
+    assert w.sum() == pytest.approx(1.0, abs=1e-6) and res["hessian_vector_products"] == 80
+    u = v.double().numpy() / np.linalg.norm(v.double().numpy())
+    hk = u.copy()
+    for k in range(1, 5):
+        hk = h @ hk
+        exact = float(u @ hk)
+        scale = max(abs(float(np.max(np.linalg.eigvalsh(h)))) ** k, 1e-12)
+        assert float(np.sum(w * lam**k)) == pytest.approx(exact, abs=1e-4 * scale), k
+    eig = np.linalg.eigvalsh(h)
+    assert lam.max() == pytest.approx(eig.max(), rel=1e-3) and lam.min() == pytest.approx(
+        eig.min(), abs=1e-3 * abs(eig).max()
+    )
+    grid = np.linspace(eig.min() - 1, eig.max() + 1, 2001)
+    dens = density_on_grid(res["nodes"], res["weights"], grid, sigma=0.05)
+    assert float(np.sum(dens) * (grid[1] - grid[0])) == pytest.approx(1.0, abs=1e-3)

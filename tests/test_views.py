@@ -405,3 +405,158 @@ def test_wandb_pretrained_and_scratch_log_the_same_keys_linked_to_their_training
     )
     # one command syncs every run, the training runs included
     assert "offline-run-20261201_000000-trainpre" in out["sync"] and pre["dir"] in out["sync"]
+
+
+# --------------------------------------------------------------------------- Li et al.'s tools
+# What tomgoldstein/loss-landscape's scripts read (checked against their HEAD by hand):
+#   plot_2D.plot_2d_contour: f['xcoordinates'], f['ycoordinates'], X, Y = meshgrid(x, y),
+#       Z = f[surf_name] (train_loss | test_loss | train_err | test_err ...), contour(X, Y, Z)
+#   plot_1D.plot_1d_loss_err: f['train_loss'], f['train_acc'] (percent, ylim 0..100), and when
+#       'test_loss' is present f['test_loss'], f['test_acc']
+#   plot_2D.plot_contour_trajectory / plot_trajectory: proj_file['proj_xcoord'], ['proj_ycoord'];
+#       dir_file['explained_variance_ratio_'][0], [1]
+#   h52vtp.h5_to_vtp: meshgrid(x, y) raveled against f[surf_name].ravel(), matrix_size = sqrt(N)
+#       (square grids only: our .vts export is the non-square replacement)
+def test_li_plot_2d_and_plot_1d_read_our_surfaces_in_their_units(tmp_path):
+    import h5py
+
+    def with_train_accuracy(path):  # what the engine records for accuracy tasks
+        s = read_surface(path).surface
+        s.values["train_accuracy"] = 1 - s.values["train_error"]
+        return write_surface(path, s)
+
+    path = with_train_accuracy(
+        make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=5, cx=0.7, cy=0.3)
+    )
+    sf = read_surface(path)
+    with h5py.File(path, "r") as f:
+        x, y = np.array(f["xcoordinates"][:]), np.array(f["ycoordinates"][:])
+        X, Y = np.meshgrid(x, y)
+        for name in ("train_loss", "test_loss", "train_err", "test_err", "train_acc", "test_acc"):
+            assert name in f.keys(), name
+            Z = np.array(f[name][:])
+            assert Z.shape == X.shape  # contour(X, Y, Z) draws Z[j, i] at (x[i], y[j])
+        np.testing.assert_allclose(f["train_err"][:], 100 * sf.surface["train_error"])  # percent
+        np.testing.assert_allclose(f["test_err"][:], 100 * sf.surface["dev_error"])
+        np.testing.assert_allclose(f["test_acc"][:], 100 - np.array(f["test_err"][:]))
+        j, i = np.unravel_index(np.argmin(f["train_loss"][:]), X.shape)
+        assert (X[j, i], Y[j, i]) == (0.75, 0.5)  # their picture's minimum is where ours is (0.7, 0.3 → grid)
+    line = with_train_accuracy(make_surface(tmp_path / "mrpc_pretrained_line.h5", two_d=False))
+    with h5py.File(line, "r") as f:
+        x = f["xcoordinates"][:]
+        assert "train_loss" in f.keys() and "test_loss" in f.keys()
+        for name in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert f[name][:].shape == x.shape
+        assert 0 <= f["train_acc"][:].min() and f["test_acc"][:].max() <= 100
+
+
+def test_li_contour_trajectory_reads_our_pca_direction_and_projection_files(tmp_path):
+    from collections import OrderedDict
+
+    import h5py
+    import torch
+
+    from bertviz_landscape.analysis.trajectory import Plane, write_li_projection
+    from bertviz_landscape.landscape.direction_file import read_directions, write_directions
+    from bertviz_landscape.landscape.directions import Directions
+
+    x = OrderedDict(w=torch.tensor([1.0, 0.0, 0.0]))
+    y = OrderedDict(w=torch.tensor([0.0, 1.0, 0.0]))
+    info = {
+        "explained_variance_ratio": [0.81, 0.12],
+        "explained_variance": [4.0, 0.6],
+        "singular_values": [2, 0.7],
+    }
+    dir_file = write_directions(
+        tmp_path / "pca.directions.h5", Directions("pca", x, y, "theta1", info), "k", {}
+    )
+    points = [{"lstsq": [-1.0 + 0.25 * t, 0.1 * t], "distance_from_plane": 0.01 * t} for t in range(5)]
+    plane = Plane(x, y, None, "theta1", dir_file)
+    proj = write_li_projection(tmp_path / "pca.projection.h5", points, tmp_path / "pca.h5", plane)
+    with h5py.File(dir_file, "r") as df, h5py.File(proj, "r") as pf:
+        assert (df["explained_variance_ratio_"][0], df["explained_variance_ratio_"][1]) == (0.81, 0.12)
+        assert list(df["explained_variance_"][:]) == [4.0, 0.6] and "xdirection" in df and "ydirection" in df
+        np.testing.assert_allclose(pf["proj_xcoord"][:], [p["lstsq"][0] for p in points])
+        np.testing.assert_allclose(pf["proj_ycoord"][:], [p["lstsq"][1] for p in points])
+    assert read_directions(dir_file)[0].recipe == "pca"  # still our direction file
+    rnd = write_directions(
+        tmp_path / "rnd.directions.h5", Directions("random", x, y, "theta0", info), "k", {}
+    )
+    with h5py.File(rnd, "r") as df:
+        assert "explained_variance_ratio_" not in df  # only PCA directions have it
+
+
+def test_paraview_export_is_right_for_non_square_grids(tmp_path):
+    pyvista = pytest.importorskip("pyvista", reason="pyvista (the paraview extra) is not installed")
+    from bertviz_landscape.landscape.surface import write_vts
+
+    path = make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=5, nan_corner=True)
+    s = read_surface(path).surface
+    out = write_vts(s, tmp_path / "surface.vts")
+    grid = pyvista.read(str(out))
+    assert tuple(grid.dimensions) == (9, 5, 1)
+    pts = np.asarray(grid.points)
+    for j in range(5):
+        for i in range(9):
+            k = i + 9 * j  # VTK's order: x fastest
+            assert pts[k, 0] == pytest.approx(s.x[i]) and pts[k, 1] == pytest.approx(s.y[j])
+            want = s["train_loss"][j, i]
+            got = grid.point_data["train_loss"][k]
+            assert (np.isnan(got) and not np.isfinite(want)) or got == pytest.approx(want)
+            if np.isfinite(want):
+                assert pts[k, 2] == pytest.approx(want)
+    assert grid.point_data["test_err"][0] == pytest.approx(100 * s["dev_error"][0, 0])
+    from bertviz_landscape.plots.results import draw_all
+
+    manifest = draw_all(tmp_path, tmp_path / "figs", interactive=False, formats=("png",), paraview=True)
+    (vts,) = [f["files"][0] for f in manifest["figures"] if f["kind"] == "paraview"]
+    assert tuple(pyvista.read(vts).dimensions) == (9, 5, 1)
+
+
+def test_3d_views_draw_the_path_at_its_measured_loss_and_only_then(tmp_path):
+    path = make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=9)
+    sf = read_surface(path)
+    traj, expected, _ = off_plane_trajectory(path)
+    pr = traj["per_run"][0]
+    pr["steps"] = list(range(10, 130, 10))
+    measured = [0.9 - 0.05 * k for k in range(12)]
+    pr["path_loss"] = {"steps": [0, *pr["steps"]], "loss": [1.2, *measured]}
+    fig = surface3d.surface_3d(sf, "train_loss", traj)
+    line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("trajectory"))
+    xs, ys, zs = line.get_data_3d()
+    np.testing.assert_allclose(zs, [1.2, *measured])  # the measured loss, not the surface under the path
+    np.testing.assert_allclose(xs[1:], expected[:, 0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ys[1:], expected[:, 1], rtol=1e-9, atol=1e-12)
+    style.plt.close(fig)
+    page = surface3d.interactive_figure(sf, trajectory=traj)
+    (tr,) = [t for t in page.data if t.name and t.name.startswith("trajectory")]
+    np.testing.assert_allclose(tr.z, [1.2, *measured])
+    del pr["path_loss"]
+    fig = surface3d.surface_3d(sf, "train_loss", traj)
+    assert not any(ln.get_label().startswith("trajectory") for ln in fig.axes[0].lines)  # no invented height
+    style.plt.close(fig)
+
+
+def test_1d_curves_draw_several_seeds_of_one_init_as_mean_and_spread(tmp_path):
+    seeds = [
+        read_surface(
+            make_surface(tmp_path / f"mrpc_pretrained_seed{k}_line.h5", two_d=False, cx=0.8 + 0.1 * k)
+        )
+        for k in range(3)
+    ]
+    scratch = read_surface(make_surface(tmp_path / "mrpc_scratch_line.h5", two_d=False, cx=0.5))
+    fig = curves.loss_curves([*seeds, scratch])
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.lines if style.TRAIN_LOSS in ln.get_label()}
+    assert set(lines) == {
+        f"pretrained (mean of 3 seeds): {style.TRAIN_LOSS}",
+        f"from scratch: {style.TRAIN_LOSS}",
+    }
+    stack = np.stack([s.surface["train_loss"] for s in seeds])
+    np.testing.assert_allclose(
+        lines[f"pretrained (mean of 3 seeds): {style.TRAIN_LOSS}"].get_ydata(), stack.mean(0)
+    )
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]  # the seeds' shaded spread
+    assert band.min() == pytest.approx(stack.min()) and band.max() == pytest.approx(stack.max())
+    assert any("min–max over the runs" in t.get_text() for t in fig.texts)
+    style.plt.close(fig)

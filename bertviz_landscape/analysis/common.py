@@ -42,6 +42,7 @@ import numpy as np
 
 from bertviz_landscape.atomic import check_writable, write_json_atomic
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.rundir import RunDir
 
 FORMAT = "bertviz-analysis/1"
@@ -399,7 +400,27 @@ def config_list(cfg, one: str, many: str) -> list[str]:
     values = [str(v) for v in (cfg.get(many) or [])]
     if cfg.get(one) not in (None, "", "???"):
         values = [str(cfg.get(one))] + values
+    refuse_repeats(values, f"{one}/{many}")
     return values
+
+
+def refuse_repeats(paths: Sequence[str], key: str) -> None:
+    """The same run or surface given twice (by path, or a file by content) would count as two
+    seeds (n = 2, std 0): an AnalysisError naming both."""
+    seen: dict[str, str] = {}
+    for p in paths:
+        path = Path(p).expanduser()
+        ids = [f"path:{path.resolve()}"]
+        if path.is_file():
+            ids.append(f"content:{file_fingerprint(path)}")
+        for ident in ids:
+            if ident in seen:
+                how = "the same file" if ident.startswith("path") else "identical files"
+                raise AnalysisError(
+                    f"{key}: {seen[ident]} and {p} are {how}: one input given twice would count as "
+                    "two seeds (n = 2, std 0)"
+                )
+            seen[ident] = p
 
 
 # --- the default output name ----------------------------------------------------------------

@@ -12,8 +12,29 @@ one surface (1D or 2D) where both arrays are finite:
   (ties included, so a region can hold more than q% of the points; its size is reported in
   ``region_fraction``).
 
+- ``minima``: where each array is lowest on the grid (ties — a dev error flat at its minimum over
+  several points — give the mean position of the tied points), and ``minima_distance`` between
+  the two: in grid units (Δα, Δβ of the surface's axes), in parameter distance
+  ‖Δα·δ1 + Δβ·δ2‖ = sqrt(Δα²‖δ1‖² + Δβ²‖δ2‖² + 2ΔαΔβ‖δ1‖‖δ2‖cos∠(δ1, δ2)) and in units of ‖δ1‖.
+
 One surface per run (several seeds: `surfaces=[...]`); the runs come from `runs=` or from what
 the surface's meta records (runs.run).
+
+- ``bootstrap`` (when the surface stores per-example values: landscape ``per_example=true``, the
+  surface's ``per_example`` group): the noise of these three numbers over the examples. Each of
+  `bootstrap.samples` replicates resamples the train examples and, independently, the dev
+  examples with replacement (the same resample at every grid point: the points share their
+  examples), recomputes J (mean per-example loss) and the dev error (1 − the mean 0/1
+  correctness; needs accuracy as the primary metric, or `dev_key=dev_loss`) at every point, and
+  the three numbers on the resampled surfaces; the standard error is their standard deviation
+  (ddof = 1) over the replicates where they are defined, with the 2.5/97.5 percentiles. The grid
+  points are not independent samples, so no standard error is computed from their count.
+
+``numbers`` (per run): ``spearman_train_dev`` (ρ above), ``iou`` (at the quantile
+`analysis.iou_quantile`, fixed in the config), ``iou_<q>`` for every q, ``minima_distance`` (units of
+‖δ1‖), ``minima_distance_abs`` (parameter distance), ``n_points``; with the bootstrap
+``spearman_train_dev_boot_se``, ``iou_boot_se``, ``minima_distance_boot_se`` and
+``bootstrap_samples`` (replicates drawn; null without per-example values).
 """
 
 from __future__ import annotations
@@ -88,12 +109,97 @@ def consistency_of(train: np.ndarray, dev: np.ndarray, quantiles: Sequence[float
     return out
 
 
+def _argmin_position(values: np.ndarray, surface) -> tuple[float, float] | None:
+    """The (α, β) of the lowest finite value (mean position of tied minima); None when none is finite."""
+    z = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(z)
+    if not finite.any():
+        return None
+    low = finite & (z == np.min(z[finite]))
+    if surface.two_d:
+        jj, ii = np.nonzero(low)
+        return float(np.mean(surface.x[ii])), float(np.mean(surface.y[jj]))
+    (ii,) = np.nonzero(low)
+    return float(np.mean(surface.x[ii])), 0.0
+
+
+def minima_distance(train: np.ndarray, dev: np.ndarray, surface) -> dict:
+    """The two arrays' grid minima and the distance between them (module docstring)."""
+    a, b = _argmin_position(train, surface), _argmin_position(dev, surface)
+    out = {"train": a, "dev": b, "grid_units": None, "absolute": None, "units_delta1": None}
+    if a is None or b is None:
+        return out
+    d = surface.meta.get("directions") or {}
+    n1, n2 = d.get("norm_x"), d.get("norm_y") if surface.two_d else 0.0
+    cos = d.get("cosine_xy") if surface.two_d else 0.0
+    da, db = b[0] - a[0], b[1] - a[1]
+    out["grid_units"] = math.hypot(da, db)
+    if n1:
+        n2 = float(n2 or 0.0)
+        c = float(cos) if cos is not None and math.isfinite(float(cos)) else 0.0
+        sq = (da * n1) ** 2 + (db * n2) ** 2 + 2 * da * db * n1 * n2 * c
+        out["absolute"] = math.sqrt(max(sq, 0.0))
+        out["units_delta1"] = out["absolute"] / n1
+    return out
+
+
+def bootstrap_consistency(
+    surface, train_key: str, dev_key: str, quantile: float, samples: int, seed: int
+) -> dict | None:
+    """The bootstrap over examples of Spearman ρ, IoU at `quantile` and the minima distance (module
+    docstring); None, or a dict with a "note", when the surface lacks what it needs."""
+    pe = surface.per_example
+    if not pe or samples < 2:
+        return None
+    if train_key != "train_loss" or "train_loss" not in pe:
+        return {"note": f"no per-example values for train_key={train_key} (needs train_loss)"}
+    if dev_key == "dev_loss" and "dev_loss" in pe:
+        dev_pe, to_dev = pe["dev_loss"], (lambda m: m)
+    elif dev_key == "dev_error" and "dev_correct" in pe and surface.meta.get("primary_metric") == "accuracy":
+        dev_pe, to_dev = pe["dev_correct"], (lambda m: 1.0 - m)
+    else:
+        return {
+            "note": f"dev_key={dev_key} cannot be recomputed from per-example values "
+            f"(primary metric {surface.meta.get('primary_metric')}): use dev_key=dev_loss"
+        }
+    train_pe = np.asarray(pe["train_loss"], dtype=np.float64)
+    dev_pe = np.asarray(dev_pe, dtype=np.float64)
+    nt, nd = train_pe.shape[-1], dev_pe.shape[-1]
+    rng = np.random.default_rng(int(seed))
+    reps: dict[str, list[float]] = {"spearman": [], "iou": [], "minima_distance": []}
+    for _ in range(int(samples)):
+        t = train_pe[..., rng.integers(0, nt, nt)].mean(axis=-1)
+        d = to_dev(dev_pe[..., rng.integers(0, nd, nd)].mean(axis=-1))
+        c = consistency_of(t, d, [quantile])
+        m = minima_distance(t, d, surface)
+        for key, value in (
+            ("spearman", c["spearman"]),
+            ("iou", c["iou"][f"{float(quantile):g}"]),
+            ("minima_distance", m["units_delta1"]),
+        ):
+            if value is not None and math.isfinite(value):
+                reps[key].append(float(value))
+    out: dict = {"samples": int(samples), "seed": int(seed), "train_examples": nt, "dev_examples": nd}
+    for key, values in reps.items():
+        v = np.asarray(values)
+        out[key] = {
+            "stderr": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "low": float(np.percentile(v, 2.5)) if len(v) else None,
+            "high": float(np.percentile(v, 97.5)) if len(v) else None,
+            "defined": len(v),
+        }
+    return out
+
+
 def consistency(
     surfaces: Sequence[str | os.PathLike],
     runs: Sequence[str | os.PathLike] = (),
     train_key: str = "train_loss",
     dev_key: str = "dev_error",
     quantiles: Sequence[float] = (10, 25, 50),
+    iou_quantile: float = 25,
+    bootstrap_samples: int = 200,
+    bootstrap_seed: int = 0,
 ) -> dict:
     """The consistency analysis JSON over `surfaces` (one per run; `runs`, if given, in the same order)."""
     surfaces, runs = list(surfaces), list(runs)
@@ -107,7 +213,9 @@ def consistency(
     bad = [q for q in quantiles if not 0 < q <= 100]
     if bad:
         raise AnalysisError(f"analysis.quantiles must lie in (0, 100] (percent), got {bad}")
-    infos, per_run, inputs, scalars = [], [], [], []
+    if float(iou_quantile) not in quantiles:
+        quantiles.append(float(iou_quantile))
+    infos, per_run, inputs, scalars, numbers = [], [], [], [], []
     for i, path in enumerate(surfaces):
         surface = load_surface_checked(path, "surface")
         train = require_key(surface, path, train_key, "analysis.train_key")
@@ -120,13 +228,39 @@ def consistency(
             info = unknown_run(surface.meta.get("task"), surface.meta.get("primary_metric"))
         entry = consistency_of(train, dev, quantiles)
         entry |= {"train_key": train_key, "dev_key": dev_key, "dimensions": 2 if surface.two_d else 1}
+        entry["minima"] = minima_distance(train, dev, surface)
+        boot = bootstrap_consistency(
+            surface, train_key, dev_key, float(iou_quantile), int(bootstrap_samples), int(bootstrap_seed)
+        )
+        entry["bootstrap"] = boot
+        boot_ok = boot is not None and "note" not in boot
+        numbers.append(
+            {
+                "spearman_train_dev": entry["spearman"],
+                "iou": entry["iou"][f"{float(iou_quantile):g}"],
+                **{f"iou_{k}": v for k, v in entry["iou"].items()},
+                "minima_distance": entry["minima"]["units_delta1"],
+                "minima_distance_abs": entry["minima"]["absolute"],
+                "n_points": float(entry["n_points"]),
+                "spearman_train_dev_boot_se": boot["spearman"]["stderr"] if boot_ok else None,
+                "iou_boot_se": boot["iou"]["stderr"] if boot_ok else None,
+                "minima_distance_boot_se": boot["minima_distance"]["stderr"] if boot_ok else None,
+                "bootstrap_samples": float(boot["samples"]) if boot_ok else None,
+            }
+        )
         infos.append(info)
         per_run.append(entry)
         inputs.append(surface_input(surface, path))
         scalars.append({"spearman": entry["spearman"], **{f"iou_{k}": v for k, v in entry["iou"].items()}})
     check_same_group(infos)
     return analysis_result(
-        "consistency", {"runs": [i.run for i in infos], "surfaces": inputs}, infos, per_run, scalars
+        "consistency",
+        {"runs": [i.run for i in infos], "surfaces": inputs},
+        infos,
+        per_run,
+        scalars,
+        numbers,
+        iou_quantile=float(iou_quantile),
     )
 
 
@@ -139,4 +273,7 @@ def consistency_from_config(cfg: DictConfig) -> dict:
         str(a.train_key),
         str(a.dev_key),
         list(a.quantiles),
+        float(a.get("iou_quantile", 25)),
+        int((a.get("bootstrap") or {}).get("samples", 200)),
+        int((a.get("bootstrap") or {}).get("seed", 0)),
     )

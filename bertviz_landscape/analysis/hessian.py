@@ -43,6 +43,9 @@ notes/ANALYSIS_SCHEMA.md, ``analysis=flatness``)::
     hvp, tol, k, ncv, max_iter, seed, hessian_vector_products, seconds_per_hvp, lanczos_seconds, hutchinson_seconds
     normalised           {top_eigenvalues, converged, trace, trace_stderr} of |θ|⊙H⊙|θ| (`normalised`:
                          NormalisedHessianVectorProduct — unchanged by function-preserving rescalings)
+    density              {nodes, weights (per run), iterations, runs, hessian_vector_products, seconds}:
+                         the stochastic Lanczos quadrature of H's spectral density (`density_iterations`
+                         > 0; `spectral_density`, drawn with `density_on_grid`)
     groups               {layer: {num_parameters, top_eigenvalue[, top_eigenvalue_normalised],
                          hessian_vector_products}}: the top eigenvalue of each layer group's diagonal
                          block (`groups`; layer groups of parameters.layer_map)
@@ -58,6 +61,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from scipy.linalg import eigh_tridiagonal
 
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import is_bias_or_norm, layer_map, select_parameters, trainable_parameters
@@ -283,6 +287,84 @@ def hutchinson_trace(hvp: HessianVectorProduct, samples: int, seed: int) -> dict
     }
 
 
+def lanczos(hvp, start: torch.Tensor, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """`iterations` Lanczos steps on H from `start` with full reorthogonalisation (classical
+    Gram–Schmidt against the whole basis as matrix products over a float32 basis held on the
+    vector's device, repeated once when the pass cancelled more than 1/√2 of the vector's norm —
+    Kahan–Parlett's "twice is enough"): the
+    tridiagonal's diagonal α and off-diagonal β. Stops early (fewer steps) when β vanishes (the
+    Krylov space is invariant: its Ritz values are exact eigenvalues)."""
+    n = hvp.dim
+    m = min(int(iterations), n)
+    v = start.to(torch.float32).reshape(-1)
+    v = v / v.norm()
+    basis = torch.empty((m, n), dtype=torch.float32, device=v.device)
+    alphas, betas = [], []
+    for i in range(m):
+        basis[i] = v
+        w = hvp(v).to(v.device, torch.float32)
+        alphas.append(float(torch.dot(w.double(), v.double())))
+        before = float(w.double().norm())
+        for _ in range(2):  # w ← w − V(Vᵀw) over the basis so far; again only when it cancelled much
+            coef = basis[: i + 1] @ w
+            w = w - coef @ basis[: i + 1]
+            beta = float(w.double().norm())
+            if beta > 0.7071 * before:  # Kahan–Parlett: a second pass only after a large cancellation
+                break
+            before = beta
+        if i == m - 1 or beta <= 1e-10 * max(abs(alphas[-1]), 1.0):
+            break
+        betas.append(beta)
+        v = w / beta
+    return np.asarray(alphas, dtype=np.float64), np.asarray(betas, dtype=np.float64)
+
+
+def spectral_density(
+    hvp, iterations: int = 100, runs: int = 1, seed: int = 0, start: torch.Tensor | None = None
+) -> dict:
+    """Stochastic Lanczos quadrature (Lin, Saad & Yang 2016; Ghorbani et al. 2019, PyHessian's
+    `density`): for each of `runs` normalised Rademacher start vectors v (seeded; or `start`),
+    `iterations` Lanczos steps give T = UΛUᵀ; the nodes λ_i = Λ and weights w_i = U[0, i]² are
+    the Gauss quadrature of v's spectral measure Σ_j (q_jᵀv)² δ(λ − λ_j), exact for polynomials of
+    degree < 2·iterations. The density estimate is the average over runs of Σ_i w_i·g_σ(t − λ_i)
+    (`density_on_grid`). Returns {"nodes": [[...]] per run, "weights": [[...]], "iterations",
+    "runs", "hessian_vector_products", "seconds"}."""
+    if int(iterations) < 1 or int(runs) < 1:
+        raise HessianError(f"density iterations and runs must be >= 1, got {iterations}, {runs}")
+    started, products = time.perf_counter(), hvp.products
+    gen = torch.Generator().manual_seed(int(seed))
+    nodes, weights = [], []
+    for r in range(int(runs)):
+        if start is not None and r == 0:
+            v = start
+        else:
+            v = torch.randint(0, 2, (hvp.dim,), generator=gen).to(torch.float32).mul_(2).sub_(1)
+        a, b = lanczos(hvp, v, int(iterations))
+        lam, vecs = eigh_tridiagonal(a, b) if len(a) > 1 else (a.copy(), np.ones((1, 1)))
+        nodes.append([float(x) for x in lam])
+        weights.append([float(x) for x in vecs[0, :] ** 2])
+    return {
+        "nodes": nodes,
+        "weights": weights,
+        "iterations": int(iterations),
+        "runs": int(runs),
+        "hessian_vector_products": hvp.products - products,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def density_on_grid(
+    nodes: list[list[float]], weights: list[list[float]], grid: np.ndarray, sigma: float
+) -> np.ndarray:
+    """The SLQ density on `grid`: mean over runs of Σ_i w_i·N(t; λ_i, σ²) (integrates to ≈ 1)."""
+    grid = np.asarray(grid, dtype=np.float64)
+    out = np.zeros_like(grid)
+    for lam, w in zip(nodes, weights):
+        lam, w = np.asarray(lam)[:, None], np.asarray(w)[:, None]
+        out += np.sum(w * np.exp(-((grid[None, :] - lam) ** 2) / (2 * sigma**2)), axis=0)
+    return out / (len(nodes) * math.sqrt(2 * math.pi) * sigma)
+
+
 def hessian_spectrum(
     model: torch.nn.Module,
     batches,
@@ -298,6 +380,8 @@ def hessian_spectrum(
     ncv: int | None = None,
     normalised: bool = False,
     groups: bool = False,
+    density_iterations: int = 0,
+    density_runs: int = 1,
 ) -> dict:
     """Top-k eigenvalues (Lanczos) and trace (Hutchinson) of the Hessian of J at the model's
     current weights. `batches`: an `EvalSet` or its `.batches` (the fixed examples); `task`: the
@@ -340,6 +424,8 @@ def hessian_spectrum(
             "trace": tr["trace"],
             "trace_stderr": tr["trace_stderr"],
         }
+    if density_iterations:  # the stochastic Lanczos quadrature spectral density of H
+        out["density"] = spectral_density(op, int(density_iterations), int(density_runs), int(seed))
     if groups:  # the top eigenvalue of each layer group's diagonal block of H (and of the normalised H)
         out["groups"] = {}
         for layer, members in layer_map(names).items():
@@ -415,6 +501,8 @@ def hessian_entry(cfg, run) -> dict:
         ncv=None if h.get("ncv") is None else int(h.ncv),
         normalised=bool(h.get("normalised", True)),
         groups=bool(h.get("groups", False)),
+        density_iterations=int((h.get("density") or {}).get("iterations", 0) or 0),
+        density_runs=int((h.get("density") or {}).get("runs", 1) or 1),
     )
     out["checkpoint"] = {"role": "theta1", "path": str(theta1), "sha256": content_hash(theta1)}
     out["data"] = data.describe() | {"split": "train", "eval_batch_size": data.eval_batch_size}

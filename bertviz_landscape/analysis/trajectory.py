@@ -14,7 +14,8 @@ file (so the projection uses exactly the surface's axes):
   diagonalised: explained variance λ_k/(T − 1), its ratio, and each snapshot's coordinates
   u_k[t]·sqrt(λ_k) on the principal directions (the SVD scores of the mean-centred snapshots;
   sign fixed so the last snapshot's coordinate is ≥ 0). With `pca_surface.enabled`, the engine
-  computes the `directions=pca` surface centred on θ1 and every snapshot is projected on it too;
+  computes the `directions=pca` surface centred on θ1 and every snapshot is projected on it too
+  (written also as Li et al.'s projection file ``<pca surface stem>.projection.h5``);
 - per-epoch points (issue item 5): θ after each epoch (checkpoints/epoch_NNN, else the snapshot at
   the step metrics.json records for that epoch), projected the same way, with the surface's
   dev_error at its paper projection and the dev error the run recorded after that epoch.
@@ -138,11 +139,12 @@ def surface_direction_file(surface, surface_path) -> Path:
 
 def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
     """δ1, δ2 of `surface` from its direction file, and the offset of its centre from θ0."""
-    from bertviz_landscape.landscape.direction_file import read_directions
+    from bertviz_landscape.landscape.direction_file import check_matches_surface, read_directions
 
     path = surface_direction_file(surface, surface_path)
     try:
-        directions, _ = read_directions(path)
+        directions, attrs = read_directions(path)
+        check_matches_surface(directions, attrs, path, surface, surface_path)
     except BadInput as err:
         raise AnalysisError(str(err)) from None
     names = directions.names
@@ -155,7 +157,16 @@ def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
             )
         c, t0 = read_weights(source, names), read_weights(run.theta0, names)
         offset = OrderedDict((n, c[n] - t0[n]) for n in names)
-    return Plane(directions.x, directions.y, offset, directions.center, path)
+    plane = Plane(directions.x, directions.y, offset, directions.center, path)
+    if plane.y is not None:
+        g = plane.gram()
+        cos = g[0, 1] / math.sqrt(g[0, 0] * g[1, 1]) if g[0, 0] > 0 and g[1, 1] > 0 else float("nan")
+        if not math.isfinite(cos) or abs(cos) > 1 - 1e-9:
+            raise AnalysisError(
+                f"surface {surface_path}: its axes are parallel or zero (cos(δ1, δ2) = {cos:.9g}; "
+                "run2 = run?): no plane to project the trajectory onto"
+            )
+    return plane
 
 
 # --- projections ----------------------------------------------------------------------------
@@ -405,7 +416,8 @@ def trajectory_of_run(
 
     try:
         pca_names = select_parameters(snaps.parameter_names, list(pca_params))
-        first = snaps.delta(records[0].step, pca_names)
+        # the first full snapshot (sketched records are every step; full ones every n steps)
+        first = snaps.delta(snaps.records[0].step, pca_names)
         pca_names = dirs._moved(pca_names, first, pca_bias_and_norm)
     except BadInput as err:
         raise AnalysisError(f"analysis.pca: {err}") from None
@@ -439,6 +451,11 @@ def trajectory_of_run(
         pca_at = interpolator(pca_surf, key)
         pca["surface_value_key"] = key
         pca["surface_value_at_coordinates"] = [pca_at(*p["lstsq"]) for p in on_pca]
+        pca["projection_file"] = str(
+            write_li_projection(
+                pca_path.with_name(f"{pca_path.stem}.projection.h5"), on_pca, pca_path, pca_plane
+            )
+        )
 
     dev_at = interpolator(surface, "dev_error") if "dev_error" in surface else None
     epochs_out = []
@@ -515,6 +532,25 @@ def write_projection_file(
             if per_run["pca"]["coordinates"] is not None:
                 f["pca_coordinates"] = np.asarray(per_run["pca"]["coordinates"], dtype=np.float64)
                 f["pca_explained_variance_ratio"] = arr(per_run["pca"]["explained_variance_ratio"])
+    return Path(path)
+
+
+def write_li_projection(path: str | os.PathLike, points: list[dict], surface_path, plane: Plane) -> Path:
+    """The trajectory on the PCA surface as Li et al.'s projection file: ``proj_xcoord``,
+    ``proj_ycoord`` (least-squares coordinates on the surface's PCA directions, centred on its
+    centre) and ``distance_from_plane`` — with the PCA surface and its direction file (which holds
+    ``explained_variance_ratio_``) what their ``plot_2D.py --surf_file --dir_file --proj_file``
+    (plot_contour_trajectory) reads."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = "bertviz-projection/1"
+            f.attrs["surface"] = str(Path(surface_path).resolve())
+            f.attrs["direction_file"] = str(plane.direction_file)
+            f["proj_xcoord"] = np.asarray([float(p["lstsq"][0]) for p in points], dtype=np.float64)
+            f["proj_ycoord"] = np.asarray([float(p["lstsq"][1]) for p in points], dtype=np.float64)
+            f["distance_from_plane"] = np.asarray(
+                [p["distance_from_plane"] for p in points], dtype=np.float64
+            )
     return Path(path)
 
 

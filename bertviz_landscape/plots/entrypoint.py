@@ -31,6 +31,7 @@ def run(cfg: DictConfig) -> dict:
         interactive=bool(cfg.interactive),
         formats=tuple(cfg.formats),
         trajectory_projection=str(cfg.trajectory_projection),
+        paraview=bool(cfg.get("paraview", False)),
     )
     for fig in manifest["figures"]:
         log.info("%-14s %s", fig["kind"], ", ".join(fig["files"]))

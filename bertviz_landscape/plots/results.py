@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.surface import minimum_on_edge
+from bertviz_landscape.landscape.surface import minimum_on_edge, write_vts
 from bertviz_landscape.names import confine
 from bertviz_landscape.plots import curvature, curves, layers, longtrain, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import (
@@ -159,10 +159,12 @@ def draw_all(
     interactive: bool = True,
     formats: tuple[str, ...] = ("png", "pdf"),
     trajectory_projection: str = "lstsq",
+    paraview: bool = False,
 ) -> dict:
     """Draw every figure `results_dir` supports into `out_dir` (default `<results>/figures`);
     returns (and writes) the figures.json manifest. `trajectory_projection`: ``lstsq`` (where
-    the path is on each plane) or ``paper`` (the paper's (α_t, β_t), captioned as a projection)."""
+    the path is on each plane) or ``paper`` (the paper's (α_t, β_t), captioned as a projection).
+    `paraview`: also export every 2D surface as ``<out>/paraview/<...>.vts`` (needs pyvista)."""
     if trajectory_projection not in surface2d.PROJECTIONS:
         raise BadInput(
             f"trajectory_projection={trajectory_projection!r}: must be one of "
@@ -244,13 +246,37 @@ def draw_all(
             "surface3d",
             sf.task,
             sf.init,
-            surface3d.surface_3d(sf, key),
+            surface3d.surface_3d(sf, key, traj, trajectory_projection),
             f"surface3d_{stem}",
-            [sf.path],
-            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D",
+            [sf.path] + ([traj["_path"]] if traj else []),
+            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D"
+            + (
+                ", the trajectory at its measured (eval-mode) training loss"
+                if key == "train_loss" and surface2d.path_heights(traj, sf, trajectory_projection)
+                else ""
+            ),
         )
+        if paraview:  # ParaView's structured grid (Li et al.'s h52vtp.py assumes nx = ny)
+            try:
+                vts = write_vts(
+                    sf.surface, confine(out / "paraview" / f"{stem}.vts", out, "figure file name")
+                )
+            except ImportError as err:
+                raise BadInput(f"paraview=true: {err}") from None
+            figures.append(
+                {
+                    "kind": "paraview",
+                    "task": sf.task,
+                    "init": sf.init,
+                    "files": [str(vts)],
+                    "sources": [str(sf.path)],
+                    "caption": f"{sf.task}, {style.init_label(sf.init)}: the surface as a ParaView grid",
+                }
+            )
         if interactive:
-            html = surface3d.interactive_html(sf, out / "interactive" / f"{stem}.html")
+            html = surface3d.interactive_html(
+                sf, out / "interactive" / f"{stem}.html", trajectory=traj, projection=trajectory_projection
+            )
             figures.append(
                 {
                     "kind": "interactive3d",

@@ -61,7 +61,9 @@ CLAIMS = {
     "wider_optima": "Pre-training leads to wider optima",
     "easier_optimisation": "Pre-training eases optimisation",
     "robust_to_overfitting": "Fine-tuning is robust to overfitting",
-    "consistency": "Training loss and dev error surfaces are consistent for fine-tuning (less so from scratch)",
+    "consistency": (
+        "Training loss and dev error surfaces are consistent for fine-tuning (less so from scratch)"
+    ),
     "lower_layers_invariant": "Lower layers of the pretrained model are more invariant during fine-tuning",
 }
 ARMS = ("pretrained", "scratch")
@@ -107,7 +109,7 @@ class RunRecord:
     @property
     def label(self) -> str:
         lr = "" if self.lr is None else f" lr {self.lr:g}"
-        return f"{self.init} seed {self.seed}{lr}"
+        return f"{self.init} seed {self.seed}{lr}"  # the per-seed table names the rate only in a sweep
 
 
 def _num(v) -> float | None:
@@ -210,18 +212,20 @@ def fallback_numbers(analysis: str, data: dict, per_run: dict, opts: Options) ->
 
 
 def run_records(analysis: str, datas: list[dict], opts: Options) -> list[RunRecord]:
-    """One record per (run) of the analysis JSONs (a JSON of several runs gives several; its
-    ``numbers`` belong to a one-run JSON only)."""
+    """One record per run of the analysis JSONs: its ``per_run[i]["numbers"]`` (else, for a one-run
+    JSON, the top-level ``numbers``), over the fallbacks from a one-run JSON's summary."""
     out, seen = [], set()
     for data in datas or []:
         runs = data.get("runs") or []
         per = data.get("per_run") or []
         for i, run in enumerate(runs):
             pr = per[i] if i < len(per) else {}
-            numbers = fallback_numbers(analysis, data, pr, opts)
-            if len(runs) == 1:
-                # null stays: "measured, none" (e.g. steps_to_threshold of a run that never reached it)
-                numbers |= {k: _num(v) for k, v in (data.get("numbers") or {}).items()}
+            numbers = fallback_numbers(analysis, data, pr, opts) if len(runs) == 1 else {}
+            own = pr.get("numbers") if isinstance(pr.get("numbers"), dict) else None
+            if own is None and len(runs) == 1:
+                own = data.get("numbers")
+            # null stays: "measured, none" (e.g. steps_to_threshold of a run that never reached it)
+            numbers |= {k: _num(v) for k, v in (own or {}).items()}
             seed = run.get("seed")
             rec = RunRecord(
                 str(run.get("task")),
@@ -405,7 +409,8 @@ def _arm_text(agg: evidence.Aggregate, confidence: float) -> str:
         return "not measured"
     if agg.n == 1:
         return f"{_g(agg.mean)} (n = 1)"
-    return f"{_g(agg.mean)} ± {_g(agg.std, 2)} (n = {agg.n}, {confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}])"
+    ci = f"{confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}]"
+    return f"{_g(agg.mean)} ± {_g(agg.std, 2)} (n = {agg.n}, {ci})"
 
 
 def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opts: Options) -> Assessment:
@@ -437,14 +442,25 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
         return a
     vals = {i: [r.numbers[a.measure.key] for r in a.arms[i]] for i in ARMS}
     a.comparison = evidence.welch(vals["pretrained"], vals["scratch"], rule.confidence)
-    failed = [r for i in ARMS for r in a.arms[i] if r.beat is False]
-    if failed:
+    failed = {i: [r for r in a.arms[i] if r.beat is False] for i in ARMS}
+    if any(failed.values()):
+        parts = []
+        for i, runs in failed.items():
+            if runs:
+                lr = f" at lr {runs[0].lr:g}" if i in a.rates and runs[0].lr is not None else ""
+                metric = runs[0].metric
+                parts.append(
+                    f"{len(runs)} of {len(a.arms[i])} {_arm_name(i)} runs{lr} (seed "
+                    + ", ".join(str(r.seed) for r in runs)
+                    + f": {metric} "
+                    + ", ".join(_g(r.dev_metric) for r in runs)
+                    + " vs majority baseline "
+                    + ", ".join(dict.fromkeys(_g(r.baseline) for r in runs))
+                    + ")"
+                )
         a.blocked = (
-            "; ".join(
-                f"the {r.label} run ({r.metric} {_g(r.dev_metric)} vs majority baseline {_g(r.baseline)})"
-                for r in failed
-            )
-            + " did not beat its majority baseline — a claim is decided only where both arms learned"
+            " and ".join(parts)
+            + " did not beat their majority baseline — a claim is decided only where both arms learned"
         )
     if spec.claim == "robust_to_overfitting":
         epochs = [
@@ -452,8 +468,8 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
         ]
         if epochs and min(epochs) < opts.min_epochs:
             a.blocked = (
-                f"only {int(min(epochs))} epoch{'s' if min(epochs) != 1 else ''} — overfitting needs long training "
-                f"(≥ {opts.min_epochs}; bertviz-train experiment=overfit)"
+                f"only {int(min(epochs))} epoch{'s' if min(epochs) != 1 else ''} — overfitting needs long "
+                f"training (≥ {opts.min_epochs}; bertviz-train experiment=overfit)"
             )
     if spec.claim == "wider_optima":
         _flatness_notes(a, rule)
@@ -485,8 +501,8 @@ def _flatness_notes(a: Assessment, rule: Rule) -> None:
         if abs(mp - ms) > rule.matched_loss_rtol * max(abs(mp), abs(ms), 1e-12):
             matched = [r.numbers.get("matched_loss_step") for r in a.arms["pretrained"]]
             a.notes.append(
-                f"flagged: compared at different training losses (mean J(θ1) pretrained {mp:.3g}, from scratch "
-                f"{ms:.3g}; more than {rule.matched_loss_rtol:.0%} apart)"
+                f"flagged: compared at different training losses (mean J(θ1) pretrained {mp:.3g}, from "
+                f"scratch {ms:.3g}; more than {rule.matched_loss_rtol:.0%} apart)"
                 + (
                     f"; the pretrained snapshots at matched loss: steps {', '.join(_g(x) for x in matched)}"
                     if any(x is not None for x in matched)
@@ -495,13 +511,15 @@ def _flatness_notes(a: Assessment, rule: Rule) -> None:
             )
     else:
         a.notes.append("training losses at θ1 not measured for every run: matched loss not checked")
-    if a.measure and a.measure.key == "width_delta1":
-        unbounded = {i: any(r.numbers.get("width_delta1_bounded") == 0.0 for r in a.arms[i]) for i in ARMS}
+    if a.measure and a.measure.key in ("width_delta1", "invariant_width"):
+        flag = f"{a.measure.key}_bounded"  # 0.0: the interval reached the grid's end (a lower bound)
+        unbounded = {i: any(r.numbers.get(flag) == 0.0 for r in a.arms[i]) for i in ARMS}
         if any(unbounded.values()):
+            widen = "grid.x" if a.measure.key == "width_delta1" else "analysis.invariant.max"
             a.notes.append(
-                "a basin reaches the grid's edge in the "
-                + " and ".join(i for i in ARMS if unbounded[i])
-                + " runs (its width is a lower bound; widen grid.x)"
+                "a basin reaches the grid's end in the "
+                + " and ".join(_arm_name(i) for i in ARMS if unbounded[i])
+                + f" runs (its width is a lower bound; widen {widen})"
             )
         a.unbounded = unbounded  # type: ignore[attr-defined]
 
@@ -537,17 +555,17 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict
         if math.isfinite(c.difference):
             stats_txt = f"; difference {_g(c.difference)}"
     else:
+        holm_txt = f"Holm-adjusted over {family} claim{'s' if family != 1 else ''}; unadjusted {_p(c.p)}"
+        effect = f"{_g(c.difference)} ({conf:.0%} CI [{_g(c.ci_low)}, {_g(c.ci_high)}])"
+        g_txt = f"Hedges' g = {_g(c.hedges_g, 2)} [{_g(c.g_low, 2)}, {_g(c.g_high, 2)}]"
         stats_txt = (
-            f"; {c.test}, n = {c.a.n}/{c.b.n} runs, p = {_p(p_adjusted)} (Holm-adjusted over {family} "
-            f"claim{'s' if family != 1 else ''}; unadjusted {_p(c.p)}), difference pretrained − scratch "
-            f"{_g(c.difference)} ({conf:.0%} CI [{_g(c.ci_low)}, {_g(c.ci_high)}]), Hedges' g = {_g(c.hedges_g, 2)} "
-            f"[{_g(c.g_low, 2)}, {_g(c.g_high, 2)}]"
+            f"; {c.test}, n = {c.a.n}/{c.b.n} runs, p = {_p(p_adjusted)} ({holm_txt}), "
+            f"difference pretrained − scratch {effect}, {g_txt}"
         )
         if a.blocked:
             v, lead = UNRESOLVED, f"not resolved: {a.blocked}"
             stats_txt = stats_txt.replace(
-                f"p = {_p(p_adjusted)} (Holm-adjusted over {family} claim{'s' if family != 1 else ''}; unadjusted {_p(c.p)})",
-                f"p = {_p(c.p)} (unadjusted; not in the Holm family)",
+                f"p = {_p(p_adjusted)} ({holm_txt})", f"p = {_p(c.p)} (unadjusted; not in the Holm family)"
             )
         else:
             v = evidence.verdict(c, p_adjusted, a.measure.better, rule)
@@ -570,12 +588,15 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict
             quoted.append(
                 f"{qlabel}: "
                 + ", ".join(
-                    f"{'from scratch' if i == 'scratch' else i} {_arm_text(evidence.aggregate(vals[i], conf), conf)}"
-                    for i in ARMS
+                    f"{_arm_name(i)} {_arm_text(evidence.aggregate(vals[i], conf), conf)}" for i in ARMS
                 )
             )
     tail = (" Quoted, not decided on — " + "; ".join(quoted) + ".") if quoted else ""
     return Verdict(spec.claim, a.task, v, f"{lead} — {facts}{stats_txt}.{_notes(a)}{tail}", numbers)
+
+
+def _arm_name(init: str) -> str:
+    return "from scratch" if init == "scratch" else init
 
 
 def _notes(a: Assessment) -> str:

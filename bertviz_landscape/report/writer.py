@@ -19,13 +19,14 @@ from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.evidence import aggregate
-from bertviz_landscape.atomic import write_text_atomic
+from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_from, run_records
 from bertviz_landscape.rundir import RunDir
 
 EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was made with (the demo writes it)
+CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
 RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
 
 # (analysis, number, row label): the per-run numbers the table shows, in this order (a number no
@@ -71,7 +72,8 @@ def aggregate_text(values: list[float], confidence: float) -> str:
         return "–"
     if agg.n == 1:
         return f"{_g(agg.mean)} (n = 1)"
-    return f"{_g(agg.mean)} ± {_g(agg.std)} (n = {agg.n}, {confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}])"
+    ci = f"{confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}]"
+    return f"{_g(agg.mean)} ± {_g(agg.std)} (n = {agg.n}, {ci})"
 
 
 def _run_key(r: RunRecord) -> tuple:
@@ -278,11 +280,11 @@ def render_results(rep: dict) -> str:
     out += [
         "",
         f"Decided by `bertviz_landscape/analysis/evidence.py` with the rule fixed before the runs "
-        f"(α = {ev.get('alpha')}, ≥ {ev.get('min_runs')} runs per arm, {conf:.0%} intervals): Welch's two-sided "
-        "t-test with the run (seed) as the unit, the difference of means and Hedges' g with their intervals, "
-        "Holm's correction over the claims decided together; fewer runs per arm are descriptive only. A claim is "
-        "decided only where every run of both arms beat its majority baseline (for accuracy by more than 2 "
-        "binomial standard errors on the dev set).",
+        f"(α = {ev.get('alpha')}, ≥ {ev.get('min_runs')} runs per arm, {conf:.0%} intervals): Welch's "
+        "two-sided t-test with the run (seed) as the unit, the difference of means and Hedges' g with their "
+        "intervals, Holm's correction over the claims decided together; fewer runs per arm are descriptive "
+        "only. A claim is decided only where every run of both arms beat its majority baseline (for accuracy "
+        "by more than 2 binomial standard errors on the dev set).",
         "",
     ]
     for task in rep["tasks"]:
@@ -323,9 +325,9 @@ def render_markdown(rep: dict) -> str:
     for r in rep["runs"]:
         beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
         f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        out.append(
-            f"| {r['task']} | {r['init']} | {r.get('seed', '–')} | {r['metric']} {f(r['dev'])} | {f(r['baseline'])} | {beat} | {r['steps']} | {r['examples']} | {r['seconds']} |"
-        )
+        cells = [r["task"], r["init"], r.get("seed", "–"), f"{r['metric']} {f(r['dev'])}", f(r["baseline"])]
+        cells += [beat, r["steps"], r["examples"], r["seconds"]]
+        out.append("| " + " | ".join(str(x) for x in cells) + " |")
     out += ["", render_results(rep), ""]
     if rep.get("warnings"):
         out += ["## Warnings", ""]
@@ -384,12 +386,23 @@ def render_html(markdown_text: str, root: str | os.PathLike) -> str:
 def write_report(
     root: str | os.PathLike, evidence_cfg: dict | None = None, results_copy: str | os.PathLike | None = None
 ) -> tuple[Path, Path]:
-    """Write `<root>/report.md`, `<root>/report.html` and `<root>/results.md` (the results section;
-    also to `results_copy`, e.g. docs/results/demo.md, when given) atomically; returns the first two."""
+    """Write `<root>/report.md`, `<root>/report.html`, `<root>/results.md` (the results section; also
+    to `results_copy`, e.g. docs/results/demo.md, when given) and `<root>/claims.json` (the verdicts
+    as data) atomically; returns the first two."""
     root = Path(root)
     rep = build_report(root, evidence_cfg)
     section = render_results(rep) + "\n"
     write_text_atomic(root / RESULTS_FILE, section)
+    write_json_atomic(  # the verdicts as data: per-seed values, the comparison, the adjusted p (for figures)
+        root / CLAIMS_FILE,
+        {
+            "evidence": rep["evidence"],
+            "verdicts": [
+                {"claim": v.claim, "task": v.task, "verdict": v.verdict, "sentence": v.sentence, **v.numbers}
+                for v in rep["verdicts"]
+            ],
+        },
+    )
     if results_copy:
         Path(results_copy).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(Path(results_copy), section)
