@@ -283,6 +283,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
                 *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
                 f"output={surf[('plane', init, seed)]}",
+                *(ls.get("plane_overrides") or []),
             ]
             for kind, over in (("line", line_over), ("plane", plane_over)):
 

@@ -212,6 +212,7 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
             },
             "precision": req.precision,
         }
+        | ({"per_example": True} if req.per_example else {})  # stored per point: its own parts directory
     )
 
 
@@ -421,6 +422,7 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
             "grid": req.grid.describe(),
             "value_keys": evaluator.value_keys(),
             "meta": meta,
+            "per_example": bool(req.per_example),
         }
     )
     iterator = todo
@@ -433,7 +435,13 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     for k in iterator:
         alpha, beta = req.grid.coordinate(k)
         values = evaluator.evaluate(alpha, beta)
-        store.append(k, values)
+        per_example = None
+        if req.per_example:  # the surface's per_example group (surface.py): losses and 0/1 correctness
+            per_example = {f"{split}_loss": t.tolist() for split, t in evaluator.last_per_example.items()}
+            per_example |= {
+                f"{split}_correct": t.float().tolist() for split, t in evaluator.last_correct.items()
+            }
+        store.append(k, values, per_example)
         if on_point is not None:
             on_point(k, values)
         if not all(math.isfinite(v) for v in values.values()):

@@ -253,10 +253,15 @@ def draw_all(
             "surface3d",
             sf.task,
             sf.init,
-            surface3d.surface_3d(sf, key),
+            surface3d.surface_3d(sf, key, traj, trajectory_projection),
             f"surface3d_{stem}",
-            [sf.path],
-            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D",
+            [sf.path] + ([traj["_path"]] if traj else []),
+            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D"
+            + (
+                ", the trajectory at its measured (eval-mode) training loss"
+                if key == "train_loss" and surface2d.path_heights(traj, sf, trajectory_projection)
+                else ""
+            ),
         )
         if paraview:  # ParaView's structured grid (Li et al.'s h52vtp.py assumes nx = ny)
             try:
@@ -276,7 +281,9 @@ def draw_all(
                 }
             )
         if interactive:
-            html = surface3d.interactive_html(sf, out / "interactive" / f"{stem}.html")
+            html = surface3d.interactive_html(
+                sf, out / "interactive" / f"{stem}.html", trajectory=traj, projection=trajectory_projection
+            )
             figures.append(
                 {
                     "kind": "interactive3d",
