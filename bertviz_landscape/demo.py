@@ -38,6 +38,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.locks import held
 from bertviz_landscape.rundir import RunDir
@@ -192,8 +193,6 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     root = Path(c["output_dir"])
     tasks, inits = list(c["tasks"]), list(c["inits"])
     if len(tasks) != 2:
-        from bertviz_landscape.errors import BadInput
-
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
     main, second = tasks
     seeds = _seeds(c.get("seeds"))
@@ -395,8 +394,6 @@ def run_name(task: str, arm: str, seed: int) -> str:
 def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
     """Each arm's label -> (init, learning rate): with `scratch_lrs` (a sweep, ≥ 2 rates) one scratch
     arm per rate, labelled scratch_lr<lr> (the report compares pretrained against the best rate)."""
-    from bertviz_landscape.errors import BadInput
-
     out: dict[str, tuple[str, float | None]] = {}
     for init in inits:
         if init == "scratch" and scratch_lrs:
@@ -414,8 +411,6 @@ def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
 
 def _seeds(value) -> list[int]:
     """The demo's seeds (replicates of every (task, init)): a non-empty list of distinct integers."""
-    from bertviz_landscape.errors import BadInput
-
     if isinstance(value, (int, str)) or value is None:
         value = [value]
     try:
@@ -430,8 +425,6 @@ def _seeds(value) -> list[int]:
 def _check_axis(name: str, axis: dict) -> None:
     """θ0 (α=0) and θ1 (α=1) must be grid points: the flatness and the claims read the surface there."""
     import numpy as np
-
-    from bertviz_landscape.errors import BadInput
 
     xs = np.linspace(float(axis["min"]), float(axis["max"]), int(axis["num"]))
     missing = [a for a in (0.0, 1.0) if not np.isclose(xs, a).any()]
@@ -562,7 +555,6 @@ def main() -> None:
     import hydra
 
     from bertviz_landscape.config import CONF_DIR
-    from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
     def _main(cfg: DictConfig) -> None:
