@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,74 @@ def test_full_disk_while_writing_snapshots_is_one_error_naming_them(runs, tmp_pa
         train(tiny_train_cfg(runs["glue"], "trainer.max_epochs=2"), run.root)
     assert isinstance(OutputError("x"), BadInput)  # exit status 2 at the CLI
     assert not list(run.root.rglob(".*.tmp")) and not run.metrics_json.exists()
+
+
+def test_an_analysis_json_of_other_runs_is_kept_unless_overwrite(tmp_path):
+    from bertviz_landscape.analysis.common import write_result
+
+    out = tmp_path / "analysis" / "mrpc_scratch_seed0_flatness.json"
+
+    def result(run):
+        return {
+            "format": "bertviz-analysis/1",
+            "analysis": "flatness",
+            "inputs": {"runs": [run]},
+            "per_run": [],
+        }
+
+    write_result(out, result("/a/runs/mrpc_scratch_seed0"))
+    write_result(out, result("/a/runs/mrpc_scratch_seed0"))  # the same inputs again: replaced
+    with pytest.raises(AnalysisError, match=r"already holds the flatness of other runs .*overwrite=true"):
+        write_result(out, result("/b/runs/mrpc_scratch_seed0"))  # another run of the same name
+    assert json.loads(out.read_text())["inputs"]["runs"] == ["/a/runs/mrpc_scratch_seed0"]
+    write_result(out, result("/b/runs/mrpc_scratch_seed0"), overwrite=True)
+    assert json.loads(out.read_text())["inputs"]["runs"] == ["/b/runs/mrpc_scratch_seed0"]
+
+
+def test_two_surfaces_of_one_task_init_recipe_grid_get_their_own_figures(tmp_path):
+    from bertviz_landscape.landscape.surface import Surface, write_surface
+    from bertviz_landscape.plots.results import draw_all
+
+    x, y = np.linspace(-0.5, 1.5, 5), np.linspace(-0.5, 0.5, 3)
+    X, Y = np.meshgrid(x, y)
+    for seed in (0, 1):
+        z = (X - 1) ** 2 + Y**2 + seed
+        values = {"train_loss": z, "dev_loss": z + 0.1, "dev_error": np.clip(z / 10, 0, 1)}
+        write_surface(
+            tmp_path / "r" / f"mrpc_pretrained_seed{seed}_plane.h5",
+            Surface(x, y, values, {"task": "mrpc", "grid": {"name": "plane"}}),
+        )
+    manifest = draw_all(tmp_path / "r", interactive=False, formats=("png",))
+    planes = [f for f in manifest["figures"] if f["kind"] == "surface2d"]
+    assert len(planes) == 2
+    files = [tuple(f["files"]) for f in planes]
+    assert len(set(files)) == 2  # not one image attributed to both
+    assert {Path(f["sources"][0]).name for f in planes} == {
+        "mrpc_pretrained_seed0_plane.h5",
+        "mrpc_pretrained_seed1_plane.h5",
+    }
+
+
+def test_a_negative_loss_in_a_surface_is_refused_naming_the_key(tmp_path):
+    from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
+
+    x = np.linspace(0, 1, 3)
+    path = write_surface(tmp_path / "s.h5", Surface(x, None, {"train_loss": np.array([0.7, -5.0, 0.6])}))
+    with pytest.raises(LandscapeError, match=r"s.h5: train_loss has negative values \(min -5\)"):
+        load_surface(path)
+
+
+def test_nan_in_a_sketch_names_the_file_and_the_steps(runs, tmp_path):
+    d = tmp_path / "sketches"
+    shutil.copytree(RunDir(runs["a"]).sketches, d)
+    sk = Sketches(d)
+    data = np.memmap(d / "sketch.f32", dtype="<f4", mode="r+")
+    data[sk.records[2].row * sk.buckets + 5] = np.nan
+    data.flush()
+    del data
+    for read in (lambda s: s.rows(), lambda s: list(s.blocks()), lambda s: s.rows([sk.records[2].step])):
+        with pytest.raises(
+            SketchError,
+            match=rf"sketch.f32: the sketch rows of steps \[{sk.records[2].step}\] are not finite",
+        ):
+            read(Sketches(d))

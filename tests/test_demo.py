@@ -249,10 +249,14 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_p
     def make(name, out, spec, action):
         return Stage(name, spec, [out], action)
 
+    trainings = []
+
     def train():
         calls.append("train")
+        trainings.append(1)
         run.mkdir(exist_ok=True)
-        (run / "metrics.json").write_text('{"steps": %d}' % len(calls))
+        # each training's metrics.json differs (a real one holds its fingerprint and wall time)
+        (run / "metrics.json").write_text('{"training": %d}' % len(trainings))
         (tmp_path / "a.txt").write_text("a")
 
     def curve():

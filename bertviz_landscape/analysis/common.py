@@ -334,8 +334,37 @@ def analysis_result(
     return jsonable(out)
 
 
-def write_result(path: str | os.PathLike, result: dict) -> Path:
-    """Write the analysis JSON atomically (complete or absent)."""
+def input_identity(result: dict) -> dict:
+    """What an analysis JSON was computed from: its analysis, runs and surfaces (by path)."""
+    inputs = result.get("inputs") or {}
+    surfaces = inputs.get("surfaces") or ([inputs["surface"]] if inputs.get("surface") else [])
+    return {
+        "analysis": result.get("analysis"),
+        "runs": sorted(
+            str(r) for r in inputs.get("runs") or [r.get("run") for r in result.get("runs") or []]
+        ),
+        "surfaces": sorted(str(s.get("path") if isinstance(s, dict) else s) for s in surfaces),
+    }
+
+
+def write_result(path: str | os.PathLike, result: dict, overwrite: bool = False) -> Path:
+    """Write the analysis JSON atomically (complete or absent). An existing JSON of other inputs
+    (two runs of one (task, init, seed) in one output directory) is kept, an AnalysisError naming
+    both, unless `overwrite`."""
+    path = Path(path)
+    if path.is_file() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+        except (ValueError, OSError, RecursionError):
+            old = None  # a torn or foreign file: replaced
+        if isinstance(old, dict) and old.get("format") == result.get("format"):
+            before, now = input_identity(old), input_identity(jsonable(result))
+            if before != now:
+                what = next(k for k in ("analysis", "runs", "surfaces") if before[k] != now[k])
+                raise AnalysisError(
+                    f"{path} already holds the {old.get('analysis')} of other {what} ({before[what]} vs "
+                    f"{now[what]}); it is kept: choose another output= or set overwrite=true"
+                )
     return write_json_atomic(path, jsonable(result))
 
 

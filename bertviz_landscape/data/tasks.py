@@ -24,6 +24,8 @@ import torch
 import torchmetrics
 from torchmetrics import MetricCollection
 
+from bertviz_landscape.names import is_name
+
 
 @dataclass(frozen=True)
 class GlueTask:
@@ -299,6 +301,10 @@ def get_task(name: str) -> GlueTask:
         return TASKS[key]
     if key in _REGISTERED:
         return _REGISTERED[key]
+    if not is_name(str(name)):  # it names a spec file below the task path: no climbing out
+        raise UnknownTaskError(
+            f"unknown task {name!r}: a task name is a plain name (letters, digits, '_.+-')"
+        )
     for folder in task_path():
         spec = folder / f"{name}.yaml"
         if spec.is_file() and _has_source(spec):

@@ -289,4 +289,13 @@ def load_surface(path: str | os.PathLike) -> Surface:
             elif arr.shape == (len(x), len(y)) and len(x) != len(y):
                 values[key] = arr.T  # Li's non-square grids come out [nx, ny]
         meta["layout"] = LAYOUT
+    for key in ("train_loss", "dev_loss", "test_loss"):  # a cross-entropy or an MSE is never negative
+        arr = values.get(key)
+        if arr is not None and np.issubdtype(np.asarray(arr).dtype, np.number):
+            finite = np.asarray(arr, dtype=np.float64)[np.isfinite(arr)]
+            if finite.size and finite.min() < 0:
+                raise LandscapeError(
+                    f"surface file {path}: {key} has negative values (min {finite.min():.4g}); "
+                    "a cross-entropy or mean squared error cannot be negative"
+                )
     return Surface(x, y, values, meta, per_example)

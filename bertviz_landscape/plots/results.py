@@ -176,7 +176,14 @@ def draw_all(
     figures: list[dict] = []
     warnings = edge_warnings(results)
 
+    used: set[str] = set()
+
     def add(kind, task, init, fig, stem, sources, caption):
+        if stem in used:  # two surfaces of one (task, init, recipe, grid): two seeds, two grid sizes
+            stem = f"{stem}_{Path(str(sources[0])).stem}" if sources else stem
+            if stem in used:
+                raise BadInput(f"figure {stem}: two inputs would write the same figure files ({sources})")
+        used.add(stem)
         files = style.save_figure(fig, confine(out / stem, out, "figure file name"), formats)
         figures.append(
             {
