@@ -20,10 +20,20 @@ float32, every trainable parameter (22.7M). What is made equal, so the compariso
   tol = 0 so it draws exactly `--samples`; its default relative-change stop is not an error
   bound either); both standard errors are std(zᵀHz, ddof=1)/√m.
 
+- **the spectral density** (stochastic Lanczos quadrature, PyHessian's `density(iter, n_v=1)` vs
+  ours `spectral_density`): the same Rademacher start vector v (PyHessian's own draw, reproduced),
+  the same number of Lanczos steps. Exactness is measured against what the quadrature must
+  reproduce: with m steps, Σ_i w_i λ_i^k = vᵀH^k v for every k < 2m; the reference moments
+  vᵀH^k v (k = 1 … 4) come from k extra products (float64 accumulation, not timed), and each
+  method's relative moment error is printed, with its largest node against our λ1. PyHessian
+  calls `torch.eig`, which current torch no longer has: it gets `torch.linalg.eigh` of its (symmetric)
+  tridiagonal in the old return format, which only helps it.
+
 Time is wall-clock on this machine; a Hessian-vector product's cost dominates everything, so
 the product count is printed beside each time.
 
     python benchmarks/bench_hessian.py [--examples 64] [--max-length 128] [--tol 1e-3] [--samples 10] [--threads 2]
+                                       [--density-iter 20] [--only eigen,trace,density]
 """
 
 from __future__ import annotations
@@ -72,6 +82,8 @@ def main() -> None:
         help="our Hessian-vector product",
     )
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--density-iter", type=int, default=20, help="Lanczos steps of the SLQ density (both)")
+    ap.add_argument("--only", default="eigen,trace,density", help="comma-separated parts to run")
     ap.add_argument("--glue-dir", default=os.environ.get("GLUE_DIR", "/work/shared/data/glue"))
     ap.add_argument("--output", default="outputs/bench/bench_hessian.json")
     args = ap.parse_args()
@@ -85,6 +97,7 @@ def main() -> None:
         _math_attention,
         hessian_parameters,
         hutchinson_trace,
+        spectral_density,
         top_eigenvalues,
     )
     from bertviz_landscape.data.glue import load_glue_split
@@ -163,6 +176,26 @@ def main() -> None:
         vec = vec / vec.norm()
         return float((ours(vec) - lam * vec).norm() / abs(lam))
 
+    parts = set(args.only.split(","))
+    result = {
+        "model": "all-minilm-l6-v2 + 2-class head (seed %d)" % args.seed,
+        "num_parameters": ours.dim,
+        "examples": evalset.num_examples,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "ours_hvp": args.hvp,
+        "hvp_seconds": per_hvp,
+        "hvp_agreement": agree,
+    }
+    if "density" in parts:
+        result["density"] = density_comparison(
+            args, ours, ph, ph_products, packed, spectral_density, _math_attention
+        )
+    if not {"eigen", "trace"} <= parts:
+        write(result, args.output)
+        return
+
     # --- top eigenvalue --------------------------------------------------------------------
     torch.manual_seed(args.seed)
     t = time.perf_counter()
@@ -222,18 +255,9 @@ def main() -> None:
         flush=True,
     )
 
-    result = {
-        "model": "all-minilm-l6-v2 + 2-class head (seed %d)" % args.seed,
-        "num_parameters": ours.dim,
-        "examples": evalset.num_examples,
-        "max_length": args.max_length,
-        "batch_size": args.batch_size,
-        "threads": args.threads,
+    result |= {
         "tol": args.tol,
         "samples": args.samples,
-        "ours_hvp": args.hvp,
-        "hvp_seconds": per_hvp,
-        "hvp_agreement": agree,
         "top_eigenvalue": {
             "ours": {
                 "value": ours_lam,
@@ -268,9 +292,7 @@ def main() -> None:
             "pyhessian": {"value": ph_tr, "stderr": ph_se, "seconds": ph_tr_s, "samples": len(ph_samples)},
         },
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = write(result, args.output)
     print()
     print("| quantity | ours | PyHessian |")
     print("|---|---|---|")
@@ -289,6 +311,81 @@ def main() -> None:
         f"| one product | {per_hvp['ours_jvp']:.1f} s (jvp), {per_hvp['ours_double_backward']:.1f} s (double backward) | {per_hvp['pyhessian']:.1f} s |"
     )
     print(f"\nwritten: {out}")
+
+
+def write(result: dict, output: str) -> Path:
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return out
+
+
+def density_comparison(args, ours, ph, ph_products, packed, spectral_density, math_attention) -> dict:
+    """SLQ density, ours vs PyHessian, from PyHessian's own start vector (module docstring)."""
+    # torch.eig is removed from torch (it raises); PyHessian's density calls it on its tridiagonal
+
+    def eig(t, eigenvectors=True):
+        lam, vec = torch.linalg.eigh(t)
+        return torch.stack([lam, torch.zeros_like(lam)], 1), vec
+
+    torch.eig = eig
+    params = [p for p in packed.parameters() if p.requires_grad]
+    torch.manual_seed(args.seed)
+    v = [torch.randint_like(p, high=2) for p in params]  # PyHessian's draw, reproduced
+    for t in v:
+        t[t == 0] = -1
+    start = flat(v).float()
+    m = int(args.density_iter)
+    t0 = time.perf_counter()
+    mine = spectral_density(ours, m, 1, args.seed, start=start)
+    ours_s = time.perf_counter() - t0
+    print(f"density (ours): {m} Lanczos steps in {ours_s:.0f} s", flush=True)
+    ph_products["n"] = 0
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    with math_attention():
+        ph_nodes, ph_weights = ph.density(iter=m, n_v=1)
+    ph_s, ph_n = time.perf_counter() - t0, ph_products["n"]
+    # the reference moments vᵀH^k v (v normalised), k = 1 … 4, float64 accumulation (not timed)
+    u = start / start.norm()
+    moments, w = [], u.clone()
+    for _ in range(4):
+        w = ours(w)
+        moments.append(float(torch.dot(u.double(), w.double())))
+
+    def errors(nodes, weights):
+        lam, wt = np.asarray(nodes, dtype=np.float64), np.asarray(weights, dtype=np.float64)
+        return [
+            abs(float(np.sum(wt * lam ** (k + 1))) - mk) / max(abs(mk), 1e-30) for k, mk in enumerate(moments)
+        ]
+
+    out = {
+        "iterations": m,
+        "reference_moments": moments,
+        "ours": {
+            "seconds": ours_s,
+            "products": mine["hessian_vector_products"],
+            "moment_relative_errors": errors(mine["nodes"][0], mine["weights"][0]),
+            "max_node": max(mine["nodes"][0]),
+            "weights_sum": float(np.sum(mine["weights"][0])),
+        },
+        "pyhessian": {
+            "seconds": ph_s,
+            "products": ph_n,
+            "moment_relative_errors": errors(ph_nodes[0], ph_weights[0]),
+            "max_node": float(max(ph_nodes[0])),
+            "weights_sum": float(np.sum(ph_weights[0])),
+        },
+    }
+    for who in ("ours", "pyhessian"):
+        r = out[who]
+        print(
+            f"density ({who}): {m} Lanczos steps in {r['seconds']:.0f} s ({r['products']} products); moment errors "
+            + ", ".join(f"k={k + 1} {e:.1e}" for k, e in enumerate(r["moment_relative_errors"]))
+            + f"; largest node {r['max_node']:.6g}; weights sum {r['weights_sum']:.6f}",
+            flush=True,
+        )
+    return out
 
 
 if __name__ == "__main__":

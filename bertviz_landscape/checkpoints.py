@@ -147,6 +147,22 @@ class Checkpoint:
         return {"path": str(self.path), "sha256": self.sha256, "vocab_sha1": self.vocab_sha1}
 
 
+def unreadable_weight_file(path: str | os.PathLike) -> Path | None:
+    """The first weight file of checkpoint `path` that does not open (truncated, corrupt), else None."""
+    from safetensors import safe_open
+
+    for f in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as handle:
+                for key in handle.keys():
+                    handle.get_slice(key)
+            if f.stat().st_size < 8:
+                return f
+        except Exception:  # safetensors raises its own error types
+            return f
+    return None
+
+
 def load_model(path: str | os.PathLike):
     """The sequence classifier at `path`, float32, eval mode; a CheckpointError naming the file
     when its weights or config cannot be read."""
@@ -160,7 +176,10 @@ def load_model(path: str | os.PathLike):
         model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
     except Exception as err:  # OSError, safetensors' SafetensorError, ValueError ...: a corrupt file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path}: cannot read its weights ({first})") from None
+        where = unreadable_weight_file(path)
+        raise CheckpointError(
+            f"checkpoint {where or path}: cannot read its weights ({first[:200]})"
+        ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     return model.eval()

@@ -41,6 +41,7 @@ from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.config import CONF_DIR, compose
 from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
 from bertviz_landscape.plots.results import draw_all
@@ -74,8 +75,21 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _digest(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _digest(spec: dict, root: Path | None = None) -> str:
+    """The stage's fingerprint; paths inside the demo's directory count relative to it (a copied
+    or moved demo directory is the same demo)."""
+    text = json.dumps(spec, sort_keys=True, default=str)
+    if root is not None:
+        for prefix in sorted({str(Path(root).resolve()), str(Path(root))}, key=len, reverse=True):
+            text = text.replace(prefix, "<output_dir>")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _composed(config_name: str, overrides: list[str]) -> _Lazy:
+    """The config a stage composes, as the YAML files say it now (unresolved): an edit to any
+    file it reads (conf/experiment/demo.yaml, conf/analysis/*.yaml ...) changes the stage."""
+
+    return _Lazy(lambda: OmegaConf.to_container(compose(config_name, overrides), resolve=False))
 
 
 class Pipeline:
@@ -119,7 +133,7 @@ class Pipeline:
         if not rec.is_file() or not all(Path(p).exists() for p in stage.outputs):
             return False
         try:
-            return json.loads(rec.read_text()).get("digest") == _digest(stage.spec)
+            return json.loads(rec.read_text()).get("digest") == _digest(stage.spec, self.root)
         except ValueError:
             return False
 
@@ -152,7 +166,7 @@ class Pipeline:
                     self.record_path(stage),
                     {
                         "stage": stage.name,
-                        "digest": _digest(stage.spec),
+                        "digest": _digest(stage.spec, self.root),
                         "spec": stage.spec,
                         "outputs": [str(p) for p in stage.outputs],
                         "seconds": round(seconds, 2),
@@ -233,7 +247,11 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 stages.append(
                     Stage(
                         f"train {run_name(task, init, seed)}",
-                        {"overrides": overrides, "run": str(run_dir)},
+                        {
+                            "overrides": overrides,
+                            "run": str(run_dir),
+                            "config": _composed("train", overrides),
+                        },
                         [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
                         train_action,
                     )
@@ -266,6 +284,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
                 *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
                 f"output={surf[('plane', init, seed)]}",
+                *(ls.get("plane_overrides") or []),
             ]
             for kind, over in (("line", line_over), ("plane", plane_over)):
 
@@ -276,7 +295,11 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 stages.append(
                     Stage(
                         f"{kind} {run_name(main, init, seed)}",
-                        {"overrides": over, "runs": [_run_stamp(r) for r in deps]},
+                        {
+                            "overrides": over,
+                            "runs": [_run_stamp(r) for r in deps],
+                            "config": _composed("landscape", over),
+                        },
                         [surf[(kind, init, seed)]],
                         landscape_action,
                     )
@@ -309,6 +332,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                         f"{name} {run_name(main, init, seed)}",
                         {
                             "overrides": over,
+                            "config": _composed("analyze", over),
                             "run": _run_stamp(runs[(main, init, seed)]),
                             "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
                             "surfaces": [
@@ -370,7 +394,6 @@ def run_name(task: str, arm: str, seed: int) -> str:
 def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
     """Each arm's label -> (init, learning rate): with `scratch_lrs` (a sweep, ≥ 2 rates) one scratch
     arm per rate, labelled scratch_lr<lr> (the report compares pretrained against the best rate)."""
-
     out: dict[str, tuple[str, float | None]] = {}
     for init in inits:
         if init == "scratch" and scratch_lrs:
@@ -388,7 +411,6 @@ def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
 
 def _seeds(value) -> list[int]:
     """The demo's seeds (replicates of every (task, init)): a non-empty list of distinct integers."""
-
     if isinstance(value, (int, str)) or value is None:
         value = [value]
     try:
@@ -446,8 +468,7 @@ def _file_stamp(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
         return {"path": str(path), "exists": False}
-    st = path.stat()
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": str(path), **file_fingerprint(path)}  # by content: a copy is the same file
 
 
 class _Lazy:
@@ -467,7 +488,7 @@ def _run_stamp(run: Path) -> _Lazy:
 
 
 def _tree_stamp(root: Path, subdirs: tuple[str, ...]) -> _LazyStamp:
-    """Sizes and times of the files a late stage reads, taken when the digest is taken."""
+    """The contents of the files a late stage reads, taken when the digest is taken."""
     return _LazyStamp(root, subdirs)
 
 
@@ -488,8 +509,7 @@ class _LazyStamp:
                     ):
                         if sub == "runs" and p.name != METRICS_NAME:
                             continue
-                        st = p.stat()
-                        parts.append(f"{p.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns}")
+                        parts.append(f"{p.relative_to(self.root)}:{json.dumps(file_fingerprint(p))}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

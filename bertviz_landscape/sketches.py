@@ -392,9 +392,18 @@ class Sketches:
         more than two blocks (BERT-base on SST-2 has 6.6 GB of rows)."""
         for start in range(0, len(self.records), size):
             part = self.records[start : start + size]
-            yield (
-                slice(start, start + len(part)),
-                np.asarray(self._data[[r.row for r in part]], dtype=np.float64),
+            block = np.asarray(self._data[[r.row for r in part]], dtype=np.float64)
+            self._check_finite(block, part)
+            yield slice(start, start + len(part)), block
+
+    def _check_finite(self, block: np.ndarray, part: Sequence[SketchRecord]) -> None:
+        """A sketch of a finite delta is finite: NaN/inf rows are a corrupt file (or a diverged run)."""
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            steps = [r.step for r, b in zip(part, bad) if b]
+            raise SketchError(
+                f"{self.directory / DATA}: the sketch rows of steps {steps[:5]} are not finite (NaN/inf); "
+                "the trajectory cannot be estimated from them"
             )
 
     def rows(self, steps: Iterable[int] | None = None) -> np.ndarray:
@@ -402,17 +411,22 @@ class Sketches:
         if self._data is None:
             return np.zeros((0, self.buckets), dtype=np.float32)
         if steps is None:
-            return self._data[[r.row for r in self.records]]
+            out = self._data[[r.row for r in self.records]]
+            self._check_finite(out, self.records)
+            return out
+        steps = list(steps)
         by_step = {r.step: r for r in self.records}
         missing = [s for s in steps if s not in by_step and s != 0]
         if missing:
             raise SketchError(f"no sketch for steps {missing[:5]} in {self.directory}")
-        return np.stack(
+        out = np.stack(
             [
                 self._data[by_step[s].row] if s in by_step else np.zeros(self.buckets, np.float32)
                 for s in steps
             ]
         )
+        self._check_finite(out, [by_step.get(s, SketchRecord(s, 0, None, -1, 0.0)) for s in steps])
+        return out
 
 
 # -- estimates ---------------------------------------------------------------------------------

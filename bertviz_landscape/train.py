@@ -44,6 +44,7 @@ from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
 from bertviz_landscape.fingerprints import digest
 from bertviz_landscape.locks import held
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
+from bertviz_landscape.models.initial import check_model_architecture
 from bertviz_landscape.rundir import RunDir
 
 log = logging.getLogger("bertviz_landscape.train")
@@ -250,6 +251,10 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json).
     `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
     run = RunDir(run_dir)
+    # an architecture the layer map does not know: one line before any data is read (config only)
+    check_model_architecture(
+        cfg.model.name_or_path, OmegaConf.to_container(cfg.model.config_overrides, resolve=True)
+    )
     check_run_config(cfg, run)
     if run.is_complete() and not cfg.get("force", False):
         log.info("run in %s is already complete; skipping (force=true to train again)", run.root)

@@ -54,19 +54,38 @@ def test_cli_runs_trajectory_consistency_and_flatness_on_a_run(analysis_run, tmp
 
 def test_several_seeds_give_mean_std_n(analysis_run, tmp_path):
     surf = analysis_run["surface"]
-    cfg = compose(
-        "analyze",
-        [
-            "analysis=flatness",
-            f"surfaces=[{surf},{surf}]",
-            f"runs=[{analysis_run['run']},{analysis_run['run']}]",
-            f"output={tmp_path / 'f.json'}",
-        ],
-    )
-    res = analyze(cfg)
+    # a second seed's surface: the same grid, a steeper loss along δ1 (so its basin is another width)
+    other = load_surface(surf)
+    bowl = 5.0 * (other.x - 1.0) ** 2  # broadcasts along x (the last axis) in 1D and 2D
+    other.values = {k: v + bowl if k == "train_loss" else v for k, v in other.values.items()}
+    surf2 = write_surface(tmp_path / "seed2.h5", other)
+    for d in (Path(surf).parent,):
+        for f in d.glob(Path(surf).stem + ".directions.h5"):
+            shutil.copy(f, tmp_path / "seed2.directions.h5")
+    run2 = shutil.copytree(analysis_run["run"], tmp_path / "run_seed2")
+
+    def flatness(surfaces, runs):
+        return analyze(
+            compose(
+                "analyze",
+                [
+                    "analysis=flatness",
+                    f"surfaces=[{','.join(map(str, surfaces))}]",
+                    f"runs=[{','.join(map(str, runs))}]",
+                    f"output={tmp_path / 'f.json'}",
+                ],
+            )
+        )
+
+    with pytest.raises(BadInput, match=r"are the same file: one input given twice would count as two seeds"):
+        flatness([surf, surf], [analysis_run["run"], run2])  # the same surface as two seeds: n = 2, std 0
+    assert not (tmp_path / "f.json").exists()
+    res = flatness([surf, surf2], [analysis_run["run"], run2])
     assert len(res["per_run"]) == 2 and len(res["runs"]) == 2
-    w = res["per_run"][0]["width"]["x"]["0.5"]["units_delta1"]
-    assert res["summary"]["width_x_0.5"] == {"mean": pytest.approx(w), "std": 0.0, "n": 2}
+    w = [p["width"]["x"]["0.5"]["units_delta1"] for p in res["per_run"]]
+    summary = res["summary"]["width_x_0.5"]
+    assert summary["n"] == 2 and summary["mean"] == pytest.approx(np.mean(w))
+    assert summary["std"] == pytest.approx(np.std(w, ddof=1)) and w[0] != w[1]
     assert json.loads((tmp_path / "f.json").read_text())["summary"] == res["summary"]
 
 

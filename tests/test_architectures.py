@@ -65,9 +65,24 @@ def test_unsupported_architecture_is_named_before_any_work(tmp_path):
         check_architecture(gpt2)
     with pytest.raises(UnsupportedArchitecture, match="no ordered list of transformer blocks"):
         check_architecture(torch.nn.Sequential(torch.nn.Linear(2, 2)))
-    gpt2.config.save_pretrained(tmp_path / "gpt2")  # a run would fail here, before any training
+    gpt2.config.save_pretrained(tmp_path / "gpt2")
     with pytest.raises(UnsupportedArchitecture, match="architecture gpt2"):
         build_initial_model(str(tmp_path / "gpt2"), get_task("mrpc"), "scratch")
+
+
+def test_train_names_an_unsupported_architecture_before_reading_data(tmp_path):
+    import transformers as T
+    from conftest import tiny_train_cfg
+
+    from bertviz_landscape.train import train
+
+    T.GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100).save_pretrained(tmp_path / "gpt2")
+    tokenizer = load_tokenizer("all-minilm-l6-v2")
+    tokenizer.save_pretrained(tmp_path / "gpt2")
+    cfg = tiny_train_cfg(tmp_path / "no-glue-here", f"model.name_or_path={tmp_path / 'gpt2'}")
+    with pytest.raises(UnsupportedArchitecture, match=r"architecture gpt2 \(GPT2ForSequenceClassification\)"):
+        train(cfg, tmp_path / "run")  # the GLUE directory does not exist: the model is checked first
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -135,7 +135,10 @@ def test_a_claim_is_decided_only_where_both_arms_learned():
                 d["runs"][0] |= {"beat_baseline": False, "dev_metric": 0.509}
     for v in claims.decide_all(a, RULE, OPTS):
         assert v.verdict == claims.UNRESOLVED, v.sentence
-        assert "scratch seed 1 run (accuracy 0.509 vs majority baseline 0.51) did not beat" in v.sentence
+        assert (
+            "1 of 3 from scratch runs (seed 1: accuracy 0.509 vs majority baseline 0.51) did not beat"
+            in v.sentence
+        )
         assert "not in the Holm family" in v.sentence
 
 
@@ -164,6 +167,11 @@ def test_flatness_at_different_training_losses_is_flagged_and_fallbacks_are_labe
             d["numbers"]["train_loss_theta1"] = 0.6
     v = by_claim(a)["wider_optima"]
     assert "Flagged: compared at different training losses" in v.sentence
+    # an invariant width at the end of its grid is a lower bound: it cannot lose, and is said so
+    a["flatness"][3]["numbers"]["invariant_width_bounded"] = 0.0  # a scratch run
+    v = by_claim(a)["wider_optima"]
+    assert v.verdict == claims.UNRESOLVED and "lower bound; widen analysis.invariant.max" in v.sentence
+    a["flatness"][3]["numbers"]["invariant_width_bounded"] = 1.0
     # older JSONs without `numbers`: the ‖δ1‖-unit width from the summary decides, labelled fallback
     for d in a["flatness"]:
         w = d["numbers"]["invariant_width"]
@@ -227,3 +235,20 @@ def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
     assert [r["value"] for r in wider["per_run"]["scratch"]] == CASES["wider_optima"][3]
     assert wider["verdict"] == "supported" and wider["p_adjusted"] < 0.05
     assert "| Spearman ρ(train loss, dev error) | 0.9467 ± 0.01528 (n = 3, 95% CI [" in section
+
+
+def test_a_over_a_through_the_claims_decides_no_more_than_alpha_of_the_time():
+    """Both arms of every claim drawn from one distribution, 300 seeded repetitions of a whole report
+    (five claims, Holm together): a report with any supported or contradicted claim at most α of the
+    time (within 3 binomial standard errors)."""
+    rng = np.random.default_rng(2024)
+    reps, any_decided = 300, 0
+    for _ in range(reps):
+        draws = {c: (list(rng.normal(0.5, 0.1, 3)), list(rng.normal(0.5, 0.1, 3))) for c in CASES}
+        verdicts = claims.decide_all(
+            synthetic(pre={c: d[0] for c, d in draws.items()}, scr={c: d[1] for c, d in draws.items()}),
+            RULE,
+            OPTS,
+        )
+        any_decided += any(v.verdict in (claims.SUPPORTED, claims.CONTRADICTED) for v in verdicts)
+    assert any_decided / reps <= RULE.alpha + 3 * np.sqrt(RULE.alpha * (1 - RULE.alpha) / reps)

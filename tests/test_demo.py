@@ -131,6 +131,16 @@ def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropo
     assert not any("matched.run" in o for o in stages[f"flatness {main}_scratch_seed7"].spec["overrides"])
 
 
+def test_the_replicate_preset_has_five_seeds_a_scratch_sweep_and_a_256_example_hessian(tmp_path):
+    from bertviz_landscape.demo import build_stages
+
+    cfg = compose("replicate", [f"output_dir={tmp_path}", "tasks=[stsb,sst2]"])
+    assert len(cfg.seeds) >= 5 and len(cfg.scratch_lrs) >= 3
+    names = {s.name for s in build_stages(cfg)}
+    assert {f"train stsb_scratch_lr{lr:g}_seed4" for lr in cfg.scratch_lrs} <= names
+    assert "analysis.hessian.num_examples=256" in cfg.analysis_overrides.flatness
+
+
 def test_a_scratch_learning_rate_sweep_is_one_arm_per_rate(tmp_path):
     from bertviz_landscape.demo import build_stages
     from bertviz_landscape.errors import BadInput
@@ -239,10 +249,14 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_p
     def make(name, out, spec, action):
         return Stage(name, spec, [out], action)
 
+    trainings = []
+
     def train():
         calls.append("train")
+        trainings.append(1)
         run.mkdir(exist_ok=True)
-        (run / "metrics.json").write_text('{"steps": %d}' % len(calls))
+        # each training's metrics.json differs (a real one holds its fingerprint and wall time)
+        (run / "metrics.json").write_text('{"training": %d}' % len(trainings))
         (tmp_path / "a.txt").write_text("a")
 
     def curve():

@@ -245,3 +245,60 @@ def test_consistency_numbers_minima_distance_by_hand(tmp_path):
     m = consistency([path])["per_run"][0]["minima"]
     assert m["dev"] == [pytest.approx(0.875), pytest.approx(0.0)] and m["train"] == [1.0, 0.0]
     assert consistency([path])["numbers"]["minima_distance"] == pytest.approx(0.125)
+
+
+def test_surface_stores_per_example_values_and_consistency_bootstraps_over_examples(analysis_run, tmp_path):
+    """landscape per_example=true: each point's per-example losses average to its train_loss and its
+    0/1 correctness to its accuracy; the consistency bootstrap resamples those examples (identical
+    examples: zero spread; the engine's surface: a finite standard error, deterministic by seed)."""
+    import numpy as np
+
+    from bertviz_landscape.analysis.consistency import consistency
+    from bertviz_landscape.landscape.surface import Surface, write_surface
+    from bertviz_landscape.landscape.sweep import landscape
+
+    grid = {"x": {"min": 0.0, "max": 1.0, "num": 3}, "y": {"min": -0.5, "max": 0.5, "num": 3}}
+    res = landscape(
+        run=analysis_run["run"],
+        theta2=analysis_run["tiny"]["theta2"],
+        output=tmp_path / "pe.h5",
+        grid=grid,
+        data=data_cfg(analysis_run["tiny"]),
+        progress=False,
+        per_example=True,
+    )
+    s = load_surface(res.surface)
+    assert s.per_example["train_loss"].shape == (3, 3, 12) and s.per_example["dev_correct"].shape == (3, 3, 9)
+    np.testing.assert_allclose(s.per_example["train_loss"].mean(-1), s["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(s.per_example["dev_correct"].mean(-1), s["dev_accuracy"], rtol=1e-6)
+    assert set(np.unique(s.per_example["dev_correct"])) <= {0.0, 1.0}
+    one = consistency([res.surface], bootstrap_samples=50, bootstrap_seed=1)
+    two = consistency([res.surface], bootstrap_samples=50, bootstrap_seed=1)
+    assert one["numbers"]["bootstrap_samples"] == 50
+    assert one["numbers"]["minima_distance_boot_se"] == two["numbers"]["minima_distance_boot_se"]
+    assert one["per_run"][0]["bootstrap"]["dev_examples"] == 9
+
+    # every example alike: resampling them changes nothing
+    x, y = s.x, s.y
+    a, b = np.meshgrid(x, y)
+    train, dev = (a - 1.0) ** 2 + b**2, 1.0 / (1.0 + np.exp(-((a - 0.5) ** 2 + b**2)))
+    meta = {"task": "mrpc", "primary_metric": "accuracy", "directions": {"norm_x": 1.0, "norm_y": 1.0}}
+    same = Surface(x, y, {"train_loss": train, "dev_error": dev}, meta)
+    same.per_example = {
+        "train_loss": np.repeat(train[..., None], 20, -1),
+        "dev_correct": np.repeat((dev < 0.6)[..., None].astype(float), 10, -1),
+    }
+    same.values["dev_error"] = 1.0 - same.per_example["dev_correct"].mean(-1)
+    n = consistency([write_surface(tmp_path / "same.h5", same)], bootstrap_samples=30)["numbers"]
+    assert n["minima_distance_boot_se"] == 0.0 and n["iou_boot_se"] == 0.0
+    # examples that disagree about where the minimum is: the distance between minima has a spread
+    gen = np.random.default_rng(0)
+    shift = gen.normal(0, 0.6, 20)
+    differ = Surface(x, y, dict(same.values), meta)
+    differ.per_example = {
+        "train_loss": np.stack([(a - 1.0 - d) ** 2 + b**2 for d in shift], -1),
+        "dev_correct": same.per_example["dev_correct"],
+    }
+    differ.values["train_loss"] = differ.per_example["train_loss"].mean(-1)
+    n = consistency([write_surface(tmp_path / "differ.h5", differ)], bootstrap_samples=100)["numbers"]
+    assert n["minima_distance_boot_se"] > 0.05

@@ -363,11 +363,11 @@ def test_full_disk_while_appending_a_point_keeps_the_earlier_points(tiny_run, tm
 
     real, calls = PointStore._append, []
 
-    def fails_on_third(self, k, values):
+    def fails_on_third(self, k, values, *rest):
         calls.append(k)
         if len(calls) == 3:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, k, values)
+        return real(self, k, values, *rest)
 
     monkeypatch.setattr(PointStore, "_append", fails_on_third)
     with pytest.raises(OutputError, match=r"points-0000-of-0001.jsonl: No space left on device"):

@@ -268,8 +268,8 @@ def test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing(glue_di
 
 @pytest.mark.slow  # a process start each; make test keeps test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing
 def test_cli_unknown_task_is_a_clear_error(tmp_path):
-    proc = run_cli("task=cola", "logger=none", cwd=tmp_path)
-    assert proc.returncode != 0 and "task/cola" in proc.stderr and "mrpc" in proc.stderr
+    proc = run_cli("task=imdb", "logger=none", cwd=tmp_path)
+    assert proc.returncode != 0 and "task/imdb" in proc.stderr and "mrpc" in proc.stderr
 
 
 @pytest.mark.slow  # make test-all; multirun stays in make test through the landscape shards (test_landscape_shards)
@@ -314,9 +314,10 @@ def test_multirun_joblib_gives_one_offline_wandb_run_per_job(glue_dir, tmp_path,
 
 @pytest.mark.slow
 def test_cli_unknown_task_name_in_config_is_a_clear_error(tmp_path):
-    proc = run_cli("task.name=cola", "logger=none", cwd=tmp_path)
+    proc = run_cli("task.name=imdb", "logger=none", cwd=tmp_path)
     assert proc.returncode == 2
-    assert "bertviz-train: error: unknown task 'cola'; known tasks: mrpc, rte, sst2, stsb" in proc.stderr
+    assert "bertviz-train: error: unknown task 'imdb'; known tasks: cola, mnli, mnli-mm, mrpc" in proc.stderr
+    assert "a imdb.yaml task spec in $BVL_TASK_PATH" in proc.stderr
 
 
 class CrashAt(pl.Callback):

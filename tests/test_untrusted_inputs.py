@@ -250,3 +250,16 @@ def test_compose_resolves_a_crafted_run_name_into_one_bad_input(run_copy):
     with pytest.raises(Exception) as info:
         cfg.output  # noqa: B018  (resolving it is the point)
     assert "run.json: init '../x'" in str(bad_input_cause(info.value))
+
+
+def test_a_task_spec_name_or_task_argument_that_is_a_path_is_refused(tmp_path):
+    from bertviz_landscape.data.sources import task_from_spec
+    from bertviz_landscape.data.tasks import UnknownTaskError, get_task
+
+    (tmp_path / "train.csv").write_text("text,label\na,0\nb,1\n")
+    spec = {"name": "../../escape", "source": {"format": "csv", "train": "train.csv", "dev": "train.csv"}}
+    spec["columns"] = {"text": "text", "label": "label"}
+    with pytest.raises(BadInput, match=r"my.yaml: name '../../escape' is not a plain name"):
+        task_from_spec(spec, tmp_path, "my.yaml")
+    with pytest.raises(UnknownTaskError, match="a task name is a plain name"):
+        get_task("../../etc/escape")

@@ -511,3 +511,52 @@ def test_paraview_export_is_right_for_non_square_grids(tmp_path):
     manifest = draw_all(tmp_path, tmp_path / "figs", interactive=False, formats=("png",), paraview=True)
     (vts,) = [f["files"][0] for f in manifest["figures"] if f["kind"] == "paraview"]
     assert tuple(pyvista.read(vts).dimensions) == (9, 5, 1)
+
+
+def test_3d_views_draw_the_path_at_its_measured_loss_and_only_then(tmp_path):
+    path = make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=9)
+    sf = read_surface(path)
+    traj, expected, _ = off_plane_trajectory(path)
+    pr = traj["per_run"][0]
+    pr["steps"] = list(range(10, 130, 10))
+    measured = [0.9 - 0.05 * k for k in range(12)]
+    pr["path_loss"] = {"steps": [0, *pr["steps"]], "loss": [1.2, *measured]}
+    fig = surface3d.surface_3d(sf, "train_loss", traj)
+    line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("trajectory"))
+    xs, ys, zs = line.get_data_3d()
+    np.testing.assert_allclose(zs, [1.2, *measured])  # the measured loss, not the surface under the path
+    np.testing.assert_allclose(xs[1:], expected[:, 0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ys[1:], expected[:, 1], rtol=1e-9, atol=1e-12)
+    style.plt.close(fig)
+    page = surface3d.interactive_figure(sf, trajectory=traj)
+    (tr,) = [t for t in page.data if t.name and t.name.startswith("trajectory")]
+    np.testing.assert_allclose(tr.z, [1.2, *measured])
+    del pr["path_loss"]
+    fig = surface3d.surface_3d(sf, "train_loss", traj)
+    assert not any(ln.get_label().startswith("trajectory") for ln in fig.axes[0].lines)  # no invented height
+    style.plt.close(fig)
+
+
+def test_1d_curves_draw_several_seeds_of_one_init_as_mean_and_spread(tmp_path):
+    seeds = [
+        read_surface(
+            make_surface(tmp_path / f"mrpc_pretrained_seed{k}_line.h5", two_d=False, cx=0.8 + 0.1 * k)
+        )
+        for k in range(3)
+    ]
+    scratch = read_surface(make_surface(tmp_path / "mrpc_scratch_line.h5", two_d=False, cx=0.5))
+    fig = curves.loss_curves([*seeds, scratch])
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.lines if style.TRAIN_LOSS in ln.get_label()}
+    assert set(lines) == {
+        f"pretrained (mean of 3 seeds): {style.TRAIN_LOSS}",
+        f"from scratch: {style.TRAIN_LOSS}",
+    }
+    stack = np.stack([s.surface["train_loss"] for s in seeds])
+    np.testing.assert_allclose(
+        lines[f"pretrained (mean of 3 seeds): {style.TRAIN_LOSS}"].get_ydata(), stack.mean(0)
+    )
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]  # the seeds' shaded spread
+    assert band.min() == pytest.approx(stack.min()) and band.max() == pytest.approx(stack.max())
+    assert any("min–max over the runs" in t.get_text() for t in fig.texts)
+    style.plt.close(fig)

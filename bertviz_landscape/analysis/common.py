@@ -44,6 +44,7 @@ from bertviz_landscape.atomic import check_writable, write_json_atomic
 from bertviz_landscape.checkpoints import content_hash
 from bertviz_landscape.config import run_name
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.landscape.request import DataRequest
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.landscape.sweep import content_hash_file
@@ -334,8 +335,37 @@ def analysis_result(
     return jsonable(out)
 
 
-def write_result(path: str | os.PathLike, result: dict) -> Path:
-    """Write the analysis JSON atomically (complete or absent)."""
+def input_identity(result: dict) -> dict:
+    """What an analysis JSON was computed from: its analysis, runs and surfaces (by path)."""
+    inputs = result.get("inputs") or {}
+    surfaces = inputs.get("surfaces") or ([inputs["surface"]] if inputs.get("surface") else [])
+    return {
+        "analysis": result.get("analysis"),
+        "runs": sorted(
+            str(r) for r in inputs.get("runs") or [r.get("run") for r in result.get("runs") or []]
+        ),
+        "surfaces": sorted(str(s.get("path") if isinstance(s, dict) else s) for s in surfaces),
+    }
+
+
+def write_result(path: str | os.PathLike, result: dict, overwrite: bool = False) -> Path:
+    """Write the analysis JSON atomically (complete or absent). An existing JSON of other inputs
+    (two runs of one (task, init, seed) in one output directory) is kept, an AnalysisError naming
+    both, unless `overwrite`."""
+    path = Path(path)
+    if path.is_file() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+        except (ValueError, OSError, RecursionError):
+            old = None  # a torn or foreign file: replaced
+        if isinstance(old, dict) and old.get("format") == result.get("format"):
+            before, now = input_identity(old), input_identity(jsonable(result))
+            if before != now:
+                what = next(k for k in ("analysis", "runs", "surfaces") if before[k] != now[k])
+                raise AnalysisError(
+                    f"{path} already holds the {old.get('analysis')} of other {what} ({before[what]} vs "
+                    f"{now[what]}); it is kept: choose another output= or set overwrite=true"
+                )
     return write_json_atomic(path, jsonable(result))
 
 
@@ -400,7 +430,27 @@ def config_list(cfg, one: str, many: str) -> list[str]:
     values = [str(v) for v in (cfg.get(many) or [])]
     if cfg.get(one) not in (None, "", "???"):
         values = [str(cfg.get(one))] + values
+    refuse_repeats(values, f"{one}/{many}")
     return values
+
+
+def refuse_repeats(paths: Sequence[str], key: str) -> None:
+    """The same run or surface given twice (by path, or a file by content) would count as two
+    seeds (n = 2, std 0): an AnalysisError naming both."""
+    seen: dict[str, str] = {}
+    for p in paths:
+        path = Path(p).expanduser()
+        ids = [f"path:{path.resolve()}"]
+        if path.is_file():
+            ids.append(f"content:{file_fingerprint(path)}")
+        for ident in ids:
+            if ident in seen:
+                how = "the same file" if ident.startswith("path") else "identical files"
+                raise AnalysisError(
+                    f"{key}: {seen[ident]} and {p} are {how}: one input given twice would count as "
+                    "two seeds (n = 2, std 0)"
+                )
+            seen[ident] = p
 
 
 # --- the default output name ----------------------------------------------------------------

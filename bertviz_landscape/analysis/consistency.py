@@ -20,9 +20,21 @@ one surface (1D or 2D) where both arrays are finite:
 One surface per run (several seeds: `surfaces=[...]`); the runs come from `runs=` or from what
 the surface's meta records (runs.run).
 
+- ``bootstrap`` (when the surface stores per-example values: landscape ``per_example=true``, the
+  surface's ``per_example`` group): the noise of these three numbers over the examples. Each of
+  `bootstrap.samples` replicates resamples the train examples and, independently, the dev
+  examples with replacement (the same resample at every grid point: the points share their
+  examples), recomputes J (mean per-example loss) and the dev error (1 − the mean 0/1
+  correctness; needs accuracy as the primary metric, or `dev_key=dev_loss`) at every point, and
+  the three numbers on the resampled surfaces; the standard error is their standard deviation
+  (ddof = 1) over the replicates where they are defined, with the 2.5/97.5 percentiles. The grid
+  points are not independent samples, so no standard error is computed from their count.
+
 ``numbers`` (per run): ``spearman_train_dev`` (ρ above), ``iou`` (at the quantile
 `analysis.iou_quantile`, fixed in the config), ``iou_<q>`` for every q, ``minima_distance`` (units of
-‖δ1‖), ``minima_distance_abs`` (parameter distance), ``n_points``.
+‖δ1‖), ``minima_distance_abs`` (parameter distance), ``n_points``; with the bootstrap
+``spearman_train_dev_boot_se``, ``iou_boot_se``, ``minima_distance_boot_se`` and
+``bootstrap_samples`` (replicates drawn; null without per-example values).
 """
 
 from __future__ import annotations
@@ -131,6 +143,54 @@ def minima_distance(train: np.ndarray, dev: np.ndarray, surface) -> dict:
     return out
 
 
+def bootstrap_consistency(
+    surface, train_key: str, dev_key: str, quantile: float, samples: int, seed: int
+) -> dict | None:
+    """The bootstrap over examples of Spearman ρ, IoU at `quantile` and the minima distance (module
+    docstring); None, or a dict with a "note", when the surface lacks what it needs."""
+    pe = surface.per_example
+    if not pe or samples < 2:
+        return None
+    if train_key != "train_loss" or "train_loss" not in pe:
+        return {"note": f"no per-example values for train_key={train_key} (needs train_loss)"}
+    if dev_key == "dev_loss" and "dev_loss" in pe:
+        dev_pe, to_dev = pe["dev_loss"], (lambda m: m)
+    elif dev_key == "dev_error" and "dev_correct" in pe and surface.meta.get("primary_metric") == "accuracy":
+        dev_pe, to_dev = pe["dev_correct"], (lambda m: 1.0 - m)
+    else:
+        return {
+            "note": f"dev_key={dev_key} cannot be recomputed from per-example values "
+            f"(primary metric {surface.meta.get('primary_metric')}): use dev_key=dev_loss"
+        }
+    train_pe = np.asarray(pe["train_loss"], dtype=np.float64)
+    dev_pe = np.asarray(dev_pe, dtype=np.float64)
+    nt, nd = train_pe.shape[-1], dev_pe.shape[-1]
+    rng = np.random.default_rng(int(seed))
+    reps: dict[str, list[float]] = {"spearman": [], "iou": [], "minima_distance": []}
+    for _ in range(int(samples)):
+        t = train_pe[..., rng.integers(0, nt, nt)].mean(axis=-1)
+        d = to_dev(dev_pe[..., rng.integers(0, nd, nd)].mean(axis=-1))
+        c = consistency_of(t, d, [quantile])
+        m = minima_distance(t, d, surface)
+        for key, value in (
+            ("spearman", c["spearman"]),
+            ("iou", c["iou"][f"{float(quantile):g}"]),
+            ("minima_distance", m["units_delta1"]),
+        ):
+            if value is not None and math.isfinite(value):
+                reps[key].append(float(value))
+    out: dict = {"samples": int(samples), "seed": int(seed), "train_examples": nt, "dev_examples": nd}
+    for key, values in reps.items():
+        v = np.asarray(values)
+        out[key] = {
+            "stderr": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "low": float(np.percentile(v, 2.5)) if len(v) else None,
+            "high": float(np.percentile(v, 97.5)) if len(v) else None,
+            "defined": len(v),
+        }
+    return out
+
+
 def consistency(
     surfaces: Sequence[str | os.PathLike],
     runs: Sequence[str | os.PathLike] = (),
@@ -138,6 +198,8 @@ def consistency(
     dev_key: str = "dev_error",
     quantiles: Sequence[float] = (10, 25, 50),
     iou_quantile: float = 25,
+    bootstrap_samples: int = 200,
+    bootstrap_seed: int = 0,
 ) -> dict:
     """The consistency analysis JSON over `surfaces` (one per run; `runs`, if given, in the same order)."""
     surfaces, runs = list(surfaces), list(runs)
@@ -167,6 +229,11 @@ def consistency(
         entry = consistency_of(train, dev, quantiles)
         entry |= {"train_key": train_key, "dev_key": dev_key, "dimensions": 2 if surface.two_d else 1}
         entry["minima"] = minima_distance(train, dev, surface)
+        boot = bootstrap_consistency(
+            surface, train_key, dev_key, float(iou_quantile), int(bootstrap_samples), int(bootstrap_seed)
+        )
+        entry["bootstrap"] = boot
+        boot_ok = boot is not None and "note" not in boot
         numbers.append(
             {
                 "spearman_train_dev": entry["spearman"],
@@ -175,6 +242,10 @@ def consistency(
                 "minima_distance": entry["minima"]["units_delta1"],
                 "minima_distance_abs": entry["minima"]["absolute"],
                 "n_points": float(entry["n_points"]),
+                "spearman_train_dev_boot_se": boot["spearman"]["stderr"] if boot_ok else None,
+                "iou_boot_se": boot["iou"]["stderr"] if boot_ok else None,
+                "minima_distance_boot_se": boot["minima_distance"]["stderr"] if boot_ok else None,
+                "bootstrap_samples": float(boot["samples"]) if boot_ok else None,
             }
         )
         infos.append(info)
@@ -203,4 +274,6 @@ def consistency_from_config(cfg: DictConfig) -> dict:
         str(a.dev_key),
         list(a.quantiles),
         float(a.get("iou_quantile", 25)),
+        int((a.get("bootstrap") or {}).get("samples", 200)),
+        int((a.get("bootstrap") or {}).get("seed", 0)),
     )

@@ -31,7 +31,7 @@ def run(cfg: DictConfig) -> dict:
     analysis = get(name)
     output = prepare_output(cfg.get("output"))
     result = analysis(cfg)
-    write_result(output, result)
+    write_result(output, result, overwrite=bool(cfg.get("overwrite", False)))
     log.info("analysis=%s written: %s", name, output)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         options = OmegaConf.to_container(cfg.wandb, resolve=True)

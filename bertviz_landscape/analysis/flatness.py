@@ -136,15 +136,17 @@ def interval_width(coords: np.ndarray, values: np.ndarray, center: float, level:
     return {"left": float(left), "right": float(right), "width": float(right - left), "bounded": bounded}
 
 
-def basin_area(surface_values: np.ndarray, j0: int, i0: int, level: float) -> tuple[int, bool]:
+def basin_area(surface_values: np.ndarray, j0: int, i0: int, level: float) -> tuple[int | None, bool | None]:
     """(grid points in the connected component of {Z ≤ level} containing [j0, i0], whether it
-    touches the grid's edge) — 4-connectivity (scipy.ndimage.label)."""
+    touches the grid's edge) — 4-connectivity (scipy.ndimage.label). (None, None) when the
+    centre itself is not in the set (a non-finite loss there): no basin is measured, not a
+    zero-area one."""
     from scipy import ndimage
 
     z = np.asarray(surface_values, dtype=np.float64)
     inside = np.isfinite(z) & (z <= level)
     if not inside[j0, i0]:
-        return 0, False
+        return None, None
     labels, _ = ndimage.label(inside)
     component = labels == labels[j0, i0]
     edge = bool(
@@ -242,12 +244,12 @@ def flatness_of_surface(
             count, edge = basin_area(z, j0, i0, level)
             dx = float(np.mean(np.diff(surface.x))) if len(surface.x) > 1 else math.nan
             dy = float(np.mean(np.diff(surface.y))) if len(surface.y) > 1 else math.nan
-            absolute = count * dx * dy * n1 * n2 * sin
+            absolute = None if count is None else count * dx * dy * n1 * n2 * sin
             area[k] = {
                 "points": count,
-                "grid_fraction": count / z.size,
-                "bounded": not edge,
-                "units_delta1_sq": absolute / n1**2,
+                "grid_fraction": None if count is None else count / z.size,
+                "bounded": None if edge is None else not edge,
+                "units_delta1_sq": None if absolute is None else absolute / n1**2,
                 "absolute_sq": absolute,
             }
         noise["eps_exceeds_noise"][k] = (

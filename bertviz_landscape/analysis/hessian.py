@@ -293,8 +293,9 @@ def hutchinson_trace(hvp: HessianVectorProduct, samples: int, seed: int) -> dict
 
 def lanczos(hvp, start: torch.Tensor, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """`iterations` Lanczos steps on H from `start` with full reorthogonalisation (classical
-    Gram–Schmidt against the whole basis, twice — "twice is enough" — as matrix products over a
-    float32 basis held on the vector's device, coefficients accumulated in float64): the
+    Gram–Schmidt against the whole basis as matrix products over a float32 basis held on the
+    vector's device, repeated once when the pass cancelled more than 1/√2 of the vector's norm —
+    Kahan–Parlett's "twice is enough"): the
     tridiagonal's diagonal α and off-diagonal β. Stops early (fewer steps) when β vanishes (the
     Krylov space is invariant: its Ritz values are exact eigenvalues)."""
     n = hvp.dim
@@ -307,10 +308,14 @@ def lanczos(hvp, start: torch.Tensor, iterations: int) -> tuple[np.ndarray, np.n
         basis[i] = v
         w = hvp(v).to(v.device, torch.float32)
         alphas.append(float(torch.dot(w.double(), v.double())))
-        for _ in range(2):  # w ← w − V(Vᵀw) over the basis so far
+        before = float(w.double().norm())
+        for _ in range(2):  # w ← w − V(Vᵀw) over the basis so far; again only when it cancelled much
             coef = basis[: i + 1] @ w
             w = w - coef @ basis[: i + 1]
-        beta = float(w.double().norm())
+            beta = float(w.double().norm())
+            if beta > 0.7071 * before:  # Kahan–Parlett: a second pass only after a large cancellation
+                break
+            before = beta
         if i == m - 1 or beta <= 1e-10 * max(abs(alphas[-1]), 1.0):
             break
         betas.append(beta)

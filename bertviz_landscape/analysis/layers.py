@@ -27,7 +27,8 @@ JSON (bertviz-analysis/1; notes/ANALYSIS_SCHEMA.md), per_run[i]::
                   "train_loss", "train_loss_stderr", "dev_loss", "dev_loss_stderr", "dev_<metric>", "dev_error",
                   "train_loss_change": J − J(θ1), "train_loss_change_stderr": its paired standard error,
                   "train_loss_change_exceeds_noise": bool (|change| > 2 paired stderr)}],
-    "data": {...the examples...}, "evaluations": int, "seconds": float
+    "data": {...the examples...}, "evaluations": int, "seconds": float,
+    "parameter_sharing": str  (only when blocks share parameters, ALBERT: what the layers can mean)
 
 Each single-layer (and bottom/top-k) roll-back also carries, paired over the same dev examples:
 ``dev_error_change`` (its dev error − θ1's, primary metric), ``dev_mistake_change`` (the change in
@@ -87,7 +88,7 @@ from bertviz_landscape.landscape import directions as dirs
 from bertviz_landscape.landscape.evaluator import Evaluator
 from bertviz_landscape.landscape.grid import Axis
 from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
-from bertviz_landscape.parameters import check_layer, layer_map
+from bertviz_landscape.parameters import check_layer, layer_map, shared_block_note
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,9 @@ def layers_of_run(
     names = list(groups)
     chosen = names if selected is None else [check_layer(list(theta0), str(l)) for l in selected]
     entry: dict = {"layers": names, **layer_change(theta0, theta1, groups)}
+    if note := shared_block_note(model.config):  # ALBERT: a block is a parameter group applied many times
+        entry["parameter_sharing"] = note
+        log.warning("run %s: %s", rd.root, note)
 
     dev = pick_device(device, 0)
     model.to(dev)

@@ -74,7 +74,7 @@ from bertviz_landscape.analysis.registry import register
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.direction_file import beside, read_directions
+from bertviz_landscape.landscape.direction_file import beside, check_matches_surface, read_directions
 from bertviz_landscape.landscape.directions import dot, principal_components, trajectory_gram
 from bertviz_landscape.landscape.sweep import landscape
 from bertviz_landscape.parameters import select_parameters
@@ -146,7 +146,8 @@ def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
 
     path = surface_direction_file(surface, surface_path)
     try:
-        directions, _ = read_directions(path)
+        directions, attrs = read_directions(path)
+        check_matches_surface(directions, attrs, path, surface, surface_path)
     except BadInput as err:
         raise AnalysisError(str(err)) from None
     names = directions.names
@@ -159,7 +160,16 @@ def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
             )
         c, t0 = read_weights(source, names), read_weights(run.theta0, names)
         offset = OrderedDict((n, c[n] - t0[n]) for n in names)
-    return Plane(directions.x, directions.y, offset, directions.center, path)
+    plane = Plane(directions.x, directions.y, offset, directions.center, path)
+    if plane.y is not None:
+        g = plane.gram()
+        cos = g[0, 1] / math.sqrt(g[0, 0] * g[1, 1]) if g[0, 0] > 0 and g[1, 1] > 0 else float("nan")
+        if not math.isfinite(cos) or abs(cos) > 1 - 1e-9:
+            raise AnalysisError(
+                f"surface {surface_path}: its axes are parallel or zero (cos(δ1, δ2) = {cos:.9g}; "
+                "run2 = run?): no plane to project the trajectory onto"
+            )
+    return plane
 
 
 # --- projections ----------------------------------------------------------------------------
@@ -402,7 +412,8 @@ def trajectory_of_run(
 
     try:
         pca_names = select_parameters(snaps.parameter_names, list(pca_params))
-        first = snaps.delta(records[0].step, pca_names)
+        # the first full snapshot (sketched records are every step; full ones every n steps)
+        first = snaps.delta(snaps.records[0].step, pca_names)
         pca_names = dirs._moved(pca_names, first, pca_bias_and_norm)
     except BadInput as err:
         raise AnalysisError(f"analysis.pca: {err}") from None

@@ -28,7 +28,7 @@ import pytorch_lightning as pl
 import torch
 
 from bertviz_landscape.atomic import write_json_atomic
-from bertviz_landscape.errors import BadInput
+from bertviz_landscape.errors import BadInput, OutputError
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.sketches import CountSketch, SketchWriter
@@ -286,10 +286,15 @@ class WeightSnapshots(pl.Callback):
                 self._queue.task_done()
 
     def _raise_writer_error(self) -> None:
-        if self._error is not None:
-            raise RuntimeError(
+        if self._error is None:
+            return
+        if isinstance(self._error, (BadInput, OSError)):  # a full disk, a read-only place: bad input
+            raise OutputError(
                 f"writing a weight snapshot to {self.dirpath} failed: {self._error}"
             ) from self._error
+        raise RuntimeError(
+            f"writing a weight snapshot to {self.dirpath} failed: {self._error}"
+        ) from self._error
 
     def _close(self, raise_errors: bool = True) -> None:
         if self._thread is not None:

@@ -139,7 +139,12 @@ def data_fingerprint(task: GlueTask, glue_dir: str | os.PathLike | None, splits=
         return {split: _source_fingerprint(task.source, split) for split in splits}
     root = resolve_glue_dir(glue_dir)
     if root is None:
-        return {split: {"hub": f"{HUB_DATASET}/{task.hub_config}:{HUB_SPLIT[split]}"} for split in splits}
+        return {
+            split: {
+                "hub": f"{HUB_DATASET}/{task.hub_config}:{'train' if split == 'train' else task.hub_dev_split}"
+            }
+            for split in splits
+        }
     return {split: file_fingerprint(tsv_path(task, root, split)) for split in splits}
 
 

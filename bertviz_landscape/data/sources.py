@@ -38,6 +38,7 @@ import yaml
 
 from bertviz_landscape.data.task import GlueTask
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.names import check_name
 
 FORMATS = ("csv", "tsv", "json", "parquet", "disk", "hub")
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -270,6 +271,7 @@ def task_from_spec(
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise DataError(f"{where}: name is required")
+    check_name(name, "name", where)  # the task's name becomes part of run, surface and figure names
     source = _source(spec, Path(base_dir), where)
     columns = spec.get("columns") or {}
     if not isinstance(columns, dict) or not columns.get("text") or not columns.get("label"):

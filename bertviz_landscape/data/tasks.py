@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bertviz_landscape.data.sources import task_from_spec_file
 from bertviz_landscape.data.task import GlueTask
+from bertviz_landscape.names import is_name
 
 TASKS: dict[str, GlueTask] = {
     "mrpc": GlueTask(
@@ -209,6 +210,10 @@ def get_task(name: str) -> GlueTask:
         return TASKS[key]
     if key in _REGISTERED:
         return _REGISTERED[key]
+    if not is_name(str(name)):  # it names a spec file below the task path: no climbing out
+        raise UnknownTaskError(
+            f"unknown task {name!r}: a task name is a plain name (letters, digits, '_.+-')"
+        )
     for folder in task_path():
         spec = folder / f"{name}.yaml"
         if spec.is_file() and _has_source(spec):

@@ -23,6 +23,7 @@ surface (the same random directions at another precision, on another data subset
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -33,7 +34,7 @@ import torch
 
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import LandscapeError
-from bertviz_landscape.landscape.directions import Directions
+from bertviz_landscape.landscape.directions import Directions, cosine, norm
 
 FORMAT = "bertviz-directions/1"
 LI_PCA_KEYS = {  # Li et al.'s dataset name → our `info` key (recipe=pca)
@@ -98,6 +99,40 @@ def read_directions(path: str | os.PathLike) -> tuple[Directions, dict]:
     except (OSError, KeyError) as err:
         raise LandscapeError(f"direction file {path} cannot be read ({err})") from None
     return Directions(str(attrs["recipe"]), x, y, str(attrs["center"]), dict(attrs["info"])), attrs
+
+
+def check_matches_surface(directions: Directions, attrs: dict, path: Path, surface, surface_path) -> None:
+    """A direction file read for a finished surface must be that surface's: the same dimensions,
+    recipe and centre, the norms and cosine the surface recorded (recomputed from the file's
+    tensors, not its attributes) and the checkpoints' hashes; a LandscapeError naming both."""
+    meta = surface.meta.get("directions") or {}
+    problems = []
+    if surface.two_d != (directions.y is not None):
+        problems.append(
+            f"a {'2D' if directions.y is not None else '1D'} direction file for a "
+            f"{'2D' if surface.two_d else '1D'} surface"
+        )
+    for key, have in (("recipe", directions.recipe), ("center", directions.center)):
+        if meta.get(key) not in (None, have):
+            problems.append(f"{key} {have!r} vs {meta.get(key)!r}")
+    measured = {"norm_x": norm(directions.x)}
+    if directions.y is not None:
+        measured |= {"norm_y": norm(directions.y), "cosine_xy": cosine(directions.x, directions.y)}
+    for key, have in measured.items():
+        want = meta.get(key)
+        if isinstance(want, (int, float)) and not math.isclose(have, want, rel_tol=1e-4, abs_tol=1e-9):
+            problems.append(f"{key} {have:.6g} vs the surface's {want:.6g}")
+    recorded = surface.meta.get("checkpoints") or {}
+    for role, sha in (attrs.get("checkpoints") or {}).items():
+        entry = recorded.get(role)
+        want = entry.get("sha256") if isinstance(entry, dict) else None
+        if sha and want and sha != want:
+            problems.append(f"checkpoint {role} {str(sha)[:12]} vs the surface's {str(want)[:12]}")
+    if problems:
+        raise LandscapeError(
+            f"direction file {path} is not the one surface {surface_path} was computed with "
+            f"({'; '.join(problems[:3])})"
+        )
 
 
 def check_against(

@@ -15,6 +15,9 @@ import numpy as np
 
 from bertviz_landscape.errors import LandscapeError
 
+MAX_POINTS = 10_000_000  # 1e7 forward passes: far beyond any landscape (the paper's are ~1e3-1e4)
+ARRAYS_PER_SURFACE = 8  # float64 arrays of a surface: train/dev loss, error, metrics, accuracy
+
 
 @dataclass(frozen=True)
 class Axis:
@@ -76,11 +79,19 @@ class Grid:
                     f"a 2D grid needs grid.y.min, grid.y.max and grid.y.num; {', '.join(missing)} not given"
                 )
         name = get("name", None)
-        return cls(
+        grid = cls(
             Axis.parse("x", get("x", None)),
             Axis.parse("y", y) if y is not None else None,
             str(name) if name not in (None, "") else None,
         )
+        if grid.size > MAX_POINTS:  # refused before a point list or a surface array is allocated
+            shape = " × ".join(str(n) for n in grid.shape)
+            gb = grid.size * 8 * ARRAYS_PER_SURFACE / 1e9
+            raise LandscapeError(
+                f"grid {shape} = {grid.size:.3g} points: its arrays alone would take ~{gb:.3g} GB and it "
+                f"would need as many forward passes; at most {MAX_POINTS:.0e} points (grid.x.num × grid.y.num)"
+            )
+        return grid
 
     @property
     def two_d(self) -> bool:

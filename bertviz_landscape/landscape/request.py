@@ -197,6 +197,7 @@ class LandscapeRequest:
     overwrite: bool = False
     precision: str = "fp32"
     hidden_state_cache: bool = True
+    per_example: bool = False  # also store each point's per-example losses and correctness (surface.py)
     device: str = "auto"
     progress: bool = True
     notes: dict = field(default_factory=dict)  # what resolve_runs took from the runs
@@ -244,6 +245,7 @@ class LandscapeRequest:
             overwrite=bool(c.get("overwrite", False)),
             precision=precision,
             hidden_state_cache=bool(c.get("hidden_state_cache")),
+            per_example=bool(c.get("per_example")),
             device=str(c.get("device")),
             progress=bool(c.get("progress")),
         )

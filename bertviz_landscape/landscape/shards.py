@@ -78,19 +78,36 @@ class PointStore:
                     continue  # a torn line from a killed job
         return points
 
-    def append(self, k: int, values: dict[str, float]) -> None:
+    def per_example(self) -> dict[int, dict[str, list[float]]]:
+        """k → {"<split>_loss": [...], "<split>_correct": [...]} of the finished points that stored
+        per-example values (`append(..., per_example=...)`)."""
+        points: dict[int, dict[str, list[float]]] = {}
+        for f in sorted(self.directory.glob("points-*.jsonl")):
+            for line in f.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    if "per_example" in row:
+                        points[int(row["k"])] = row["per_example"]
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+        return points
+
+    def append(
+        self, k: int, values: dict[str, float], per_example: dict[str, list[float]] | None = None
+    ) -> None:
         """Append one finished point, fsynced; a full disk is an OutputError naming the file (the
         points before it stay, a torn line is ignored on reading)."""
         try:
-            self._append(k, values)
+            self._append(k, values, per_example)
         except OSError as err:
             raise OutputError(
                 f"cannot write {self.shard_file}: {err.strerror or err} (finished points are kept; re-run to continue)"
             ) from err
 
-    def _append(self, k: int, values: dict[str, float]) -> None:
+    def _append(self, k: int, values: dict[str, float], per_example: dict | None = None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"k": int(k), "values": values})  # NaN/Infinity are written as such
+        row = {"k": int(k), "values": values} | ({"per_example": per_example} if per_example else {})
+        line = json.dumps(row)  # NaN/Infinity are written as such
         with open(self.shard_file, "a") as handle:
             # a previous run killed mid-line leaves a torn line: start ours on a fresh one
             if handle.tell() > 0:
@@ -137,6 +154,14 @@ def merge_parts(
         for key in keys:
             values[key][idx] = row.get(key, math.nan)
     surface = Surface(grid.x.coordinates, grid.y.coordinates if grid.y else None, values, spec["meta"])
+    per_example = store.per_example() if spec.get("per_example") else {}
+    if per_example and all(k in per_example for k in range(grid.size)):
+        for key in per_example[0]:
+            n = len(per_example[0][key])
+            arr = np.full((*shape, n), math.nan, dtype=np.float32)
+            for k in range(grid.size):
+                arr[grid.index(k)[::-1]] = per_example[k][key]
+            surface.per_example[key] = arr
     output = Path(output or spec["output"])
     directions = Path(directory) / "directions.h5"
     if directions.is_file():

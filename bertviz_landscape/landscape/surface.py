@@ -13,6 +13,12 @@ Datasets
     ``test_acc`` in **percent** (as Li stores them); ``train_err`` and ``test_err``
     (= 100 · ``train_error`` / ``dev_error``, percent: Li's error is 100 − accuracy, ours
     1 − primary metric, so for F1/correlation tasks it is 100·(1 − that metric)).
+Group ``per_example`` (optional; landscape ``per_example=true``)
+    ``{train,dev}_loss`` [ny, nx, n] (1D: [nx, n]) float32: each point's per-example task losses,
+    and for classification ``{train,dev}_correct`` (1.0 / 0.0: the prediction was right), the
+    examples in the split's fixed evaluation order (the same at every point: the `EvalSet`'s
+    length-sorted order). What a bootstrap over examples needs (analysis/consistency.py); the mean
+    over the last axis of ``train_loss`` is the ``train_loss`` dataset. Read into `Surface.per_example`.
 Attributes
     ``format`` ("bertviz-surface/2"), ``layout`` ("yx": the sentence above), ``li_aliases``
     (JSON list of the alias keys), ``task``, ``primary_metric``, ``dimensions`` (1|2) and JSON
@@ -55,6 +61,7 @@ class Surface:
     y: np.ndarray | None
     values: dict[str, np.ndarray]  # key (e.g. "dev_loss") → array [nx] (1D) or [ny, nx] (2D)
     meta: dict = field(default_factory=dict)  # task, primary_metric, and the JSON_ATTRS
+    per_example: dict[str, np.ndarray] = field(default_factory=dict)  # the optional per_example group
 
     @property
     def two_d(self) -> bool:
@@ -214,6 +221,14 @@ def write_surface(path: str | os.PathLike, surface: Surface) -> Path:
                 f.create_dataset("ycoordinates", data=np.asarray(surface.y, dtype=np.float64))
             for key, arr in {**surface.values, **aliases}.items():
                 f.create_dataset(key, data=np.asarray(arr, dtype=np.float64))
+            if surface.per_example:
+                group = f.create_group("per_example")
+                for key, arr in surface.per_example.items():
+                    if np.shape(arr)[:-1] != surface.shape:
+                        raise ValueError(
+                            f"per-example {key!r} has shape {np.shape(arr)}, expected {surface.shape} + (n,)"
+                        )
+                    group.create_dataset(key, data=np.asarray(arr, dtype=np.float32))
     return path
 
 
@@ -254,6 +269,10 @@ def load_surface(path: str | os.PathLike) -> Surface:
             values = {
                 k: np.asarray(f[k][...]) for k in f.keys() if k not in skip and isinstance(f[k], h5py.Dataset)
             }
+            group = f.get("per_example")
+            per_example = (
+                {k: np.asarray(group[k][...]) for k in group.keys()} if isinstance(group, h5py.Group) else {}
+            )
         except (OSError, KeyError, ValueError, RecursionError, UnicodeDecodeError) as err:
             # corrupt bytes inside the file, a garbage or absurdly nested JSON attribute
             text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -270,4 +289,13 @@ def load_surface(path: str | os.PathLike) -> Surface:
             elif arr.shape == (len(x), len(y)) and len(x) != len(y):
                 values[key] = arr.T  # Li's non-square grids come out [nx, ny]
         meta["layout"] = LAYOUT
-    return Surface(x, y, values, meta)
+    for key in ("train_loss", "dev_loss", "test_loss"):  # a cross-entropy or an MSE is never negative
+        arr = values.get(key)
+        if arr is not None and np.issubdtype(np.asarray(arr).dtype, np.number):
+            finite = np.asarray(arr, dtype=np.float64)[np.isfinite(arr)]
+            if finite.size and finite.min() < 0:
+                raise LandscapeError(
+                    f"surface file {path}: {key} has negative values (min {finite.min():.4g}); "
+                    "a cross-entropy or mean squared error cannot be negative"
+                )
+    return Surface(x, y, values, meta, per_example)

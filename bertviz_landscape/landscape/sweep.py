@@ -212,6 +212,7 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
             },
             "precision": req.precision,
         }
+        | ({"per_example": True} if req.per_example else {})  # stored per point: its own parts directory
     )
 
 
@@ -237,6 +238,13 @@ def compute_landscape(
     task = get_task(req.task)
     paths = _checkpoint_paths(req)
     hashes = {role: content_hash(p) for role, p in paths.items()}
+    if "theta2" in hashes and hashes["theta2"] in (hashes.get("theta1"), hashes.get("theta0")):
+        same = "theta1" if hashes["theta2"] == hashes.get("theta1") else "theta0"
+        log.warning(
+            "theta2 has the same weights as %s (run2 = run?): δ2 is %s, the plane is degenerate",
+            same,
+            "δ1 (cos = 1)" if same == "theta1" else "zero",
+        )
     key = landscape_key(req, hashes)
     store = PointStore(parts_dir(req.output, key), req.shard, req.num_shards)
     check_writable(req.output)
@@ -412,6 +420,7 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
             "grid": req.grid.describe(),
             "value_keys": evaluator.value_keys(),
             "meta": meta,
+            "per_example": bool(req.per_example),
         }
     )
     iterator = todo
@@ -424,7 +433,13 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     for k in iterator:
         alpha, beta = req.grid.coordinate(k)
         values = evaluator.evaluate(alpha, beta)
-        store.append(k, values)
+        per_example = None
+        if req.per_example:  # the surface's per_example group (surface.py): losses and 0/1 correctness
+            per_example = {f"{split}_loss": t.tolist() for split, t in evaluator.last_per_example.items()}
+            per_example |= {
+                f"{split}_correct": t.float().tolist() for split, t in evaluator.last_correct.items()
+            }
+        store.append(k, values, per_example)
         if on_point is not None:
             on_point(k, values)
         if not all(math.isfinite(v) for v in values.values()):

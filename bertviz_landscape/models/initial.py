@@ -16,13 +16,29 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from bertviz_landscape.data.tasks import GlueTask
 from bertviz_landscape.models.source import resolve_model_source
-from bertviz_landscape.parameters import check_architecture
+from bertviz_landscape.parameters import UnsupportedArchitecture, check_architecture
 
 INITS = ("pretrained", "scratch")
 
 
 def load_tokenizer(name_or_path: str):
     return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path))
+
+
+def check_model_architecture(name_or_path: str, config_overrides: dict[str, Any] | None = None) -> int:
+    """The number of transformer blocks of the model `name_or_path` names, or an
+    `UnsupportedArchitecture` naming it: from its config alone (weights on the meta device, so
+    nothing is loaded or allocated), for entrypoints to call before reading any data."""
+    config = AutoConfig.from_pretrained(resolve_model_source(name_or_path), **dict(config_overrides or {}))
+    try:
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config)
+    except ValueError as err:  # no sequence-classification class for this model_type
+        raise UnsupportedArchitecture(
+            f"architecture {getattr(config, 'model_type', '?')} ({type(config).__name__}) has no sequence "
+            f"classifier in transformers: {str(err).splitlines()[0]}"
+        ) from None
+    return check_architecture(model)
 
 
 def build_initial_model(

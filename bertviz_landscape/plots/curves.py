@@ -3,7 +3,8 @@ run of one task, in two panels that share α: training loss on top, dev error be
 own labelled axis, never a second y-axis over the first). A ±1 standard-error band where the
 surface recorded ``{split}_loss_stderr``, inside the axis limits (never clipped). θ0 is at
 α = 0, θ1 at α = 1 (dotted verticals). Non-finite points are masked. A lowest point on the
-grid's edge is marked and named in a note with the override that widens the grid.
+grid's edge is marked and named in a note with the override that widens the grid. Several runs
+(seeds) of one init on one grid are drawn as their mean with the min–max over the runs shaded.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bertviz_landscape.landscape.surface import minimum_on_edge
+from bertviz_landscape.landscape.surface import Surface, minimum_on_edge
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
 
@@ -25,6 +26,31 @@ def _band(sf: SurfaceFile, key: str):
     se = np.asarray(sf.surface[se_key], dtype=np.float64)
     ok = np.isfinite(se) & np.isfinite(y)
     return np.where(ok, y - se, np.nan), np.where(ok, y + se, np.nan)
+
+
+def seed_groups(curves: list[SurfaceFile]) -> list[tuple[SurfaceFile, dict | None]]:
+    """Several runs (seeds) of one init on the same α grid become one curve: (a SurfaceFile of
+    their mean, {"n", "<key>": (min, max) over the runs}); a single run stays as it is (None)."""
+    by_init: dict[str, list[SurfaceFile]] = {}
+    for sf in curves:
+        by_init.setdefault(sf.init, []).append(sf)
+    out = []
+    for init, group in by_init.items():
+        same_grid = all(np.array_equal(g.surface.x, group[0].surface.x) for g in group)
+        if len(group) < 2 or not same_grid:
+            out += [(g, None) for g in group]
+            continue
+        keys = [k for k in ("train_loss", "dev_error") if all(k in g.surface for g in group)]
+        values, spread = {}, {"n": len(group)}
+        for k in keys:
+            stack = np.stack([np.asarray(g.surface[k], dtype=np.float64) for g in group])
+            with np.errstate(all="ignore"):
+                values[k] = np.nanmean(np.where(np.isfinite(stack), stack, np.nan), axis=0)
+                spread[k] = (np.nanmin(stack, axis=0), np.nanmax(stack, axis=0))
+        first = group[0]
+        mean = Surface(first.surface.x, None, values, dict(first.surface.meta))
+        out.append((SurfaceFile(first.path, mean, first.task, init), spread))
+    return out
 
 
 def _limits(ax, arrays, floor: float | None = None, ceiling: float | None = None) -> bool:
@@ -49,8 +75,10 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
     fig, axes = plt.subplots(nrows, 1, figsize=(6.4, 3.0 * nrows + 1.0), sharex=True, squeeze=False)
     ax, ax_err = axes[0][0], (axes[1][0] if has_err else None)
     handles, notes, loss_arrays, err_arrays = [], [], [], []
-    for sf in curves:
+    for sf, spread in seed_groups(curves):
         s, colour, label = sf.surface, style.init_colour(sf.init), style.init_label(sf.init)
+        if spread is not None:
+            label = f"{label} (mean of {spread['n']} seeds)"
         x = np.asarray(s.x, dtype=np.float64)
         if "train_loss" in s:
             y = style.masked(s["train_loss"])
@@ -59,10 +87,13 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
             )
             handles.append(h)
             loss_arrays.append(s["train_loss"])
-            band = _band(sf, "train_loss")
+            band = spread.get("train_loss") if spread else _band(sf, "train_loss")
             if band is not None:
                 ax.fill_between(x, *band, color=colour, alpha=0.2, linewidth=0)
                 loss_arrays += list(band)
+        if spread is not None and "dev_error" in spread and ax_err is not None:
+            ax_err.fill_between(x, *spread["dev_error"], color=colour, alpha=0.2, linewidth=0)
+            err_arrays += list(spread["dev_error"])
         if "dev_error" in s and ax_err is not None:
             (h,) = ax_err.plot(
                 x,
@@ -104,8 +135,11 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
     ax.text(1.0, ymax, " θ1", va="top", ha="left", color="0.4", fontsize=8)
     task = curves[0].task if curves else ""
     fig.suptitle(title or f"{task}: 1D loss curves along δ1, pretrained vs from scratch")
-    if any("train_loss_stderr" in c.surface for c in curves):
+    groups = seed_groups(curves)
+    if any(spread is None and "train_loss_stderr" in c.surface for c, spread in groups):
         notes.insert(0, "band: ±1 standard error of the mean loss over the examples")
+    if any(spread is not None for _, spread in groups):
+        notes.insert(0, "shaded (seeds): min–max over the runs of that init; line: their mean")
     height = fig.get_figheight()
     for k, text in enumerate(reversed(notes)):
         fig.text(0.01, 0.005 + k * 0.19 / height, text, fontsize=7, color="0.25", ha="left", va="bottom")

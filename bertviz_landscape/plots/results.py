@@ -173,7 +173,14 @@ def draw_all(
     figures: list[dict] = []
     warnings = edge_warnings(results)
 
+    used: set[str] = set()
+
     def add(kind, task, init, fig, stem, sources, caption):
+        if stem in used:  # two surfaces of one (task, init, recipe, grid): two seeds, two grid sizes
+            stem = f"{stem}_{Path(str(sources[0])).stem}" if sources else stem
+            if stem in used:
+                raise BadInput(f"figure {stem}: two inputs would write the same figure files ({sources})")
+        used.add(stem)
         files = style.save_figure(fig, confine(out / stem, out, "figure file name"), formats)
         figures.append(
             {
@@ -243,10 +250,15 @@ def draw_all(
             "surface3d",
             sf.task,
             sf.init,
-            surface3d.surface_3d(sf, key),
+            surface3d.surface_3d(sf, key, traj, trajectory_projection),
             f"surface3d_{stem}",
-            [sf.path],
-            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D",
+            [sf.path] + ([traj["_path"]] if traj else []),
+            f"{sf.task}, {style.init_label(sf.init)}: {style.value_label(key)} in 3D"
+            + (
+                ", the trajectory at its measured (eval-mode) training loss"
+                if key == "train_loss" and surface2d.path_heights(traj, sf, trajectory_projection)
+                else ""
+            ),
         )
         if paraview:  # ParaView's structured grid (Li et al.'s h52vtp.py assumes nx = ny)
             try:
@@ -266,7 +278,9 @@ def draw_all(
                 }
             )
         if interactive:
-            html = surface3d.interactive_html(sf, out / "interactive" / f"{stem}.html")
+            html = surface3d.interactive_html(
+                sf, out / "interactive" / f"{stem}.html", trajectory=traj, projection=trajectory_projection
+            )
             figures.append(
                 {
                     "kind": "interactive3d",

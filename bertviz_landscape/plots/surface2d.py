@@ -134,6 +134,32 @@ def trajectory_points(
     }
 
 
+def path_heights(trajectory: dict | None, sf: SurfaceFile, projection: str = "lstsq") -> dict | None:
+    """The path in 3D: {'alpha', 'beta', 'loss', 'label'} — each point's coordinates on the plane
+    (`trajectory_points`) at the height of its *measured* loss (the trajectory analysis' path
+    loss: the eval-mode training loss at that snapshot, analysis/path_loss.py), matched by step;
+    θ0 (step 0) at the start. None when the path loss was not measured (no height is invented)."""
+    pts = trajectory_points(trajectory, sf, projection)
+    per_run = _run_of(trajectory, sf) if trajectory else None
+    pl = (per_run or {}).get("path_loss") or {}
+    if pts is None or not pl.get("steps") or sf.recipe == "pca":
+        return None
+    by_step = {int(s): float(v) for s, v in zip(pl["steps"], pl["loss"]) if v is not None}
+    steps = [int(s) for s in per_run.get("steps") or []]
+    offset = len(pts["alpha"]) - len(steps)  # 1 when the path was prefixed with θ0
+    out = {"alpha": [], "beta": [], "loss": [], "label": "trajectory at its measured (eval-mode) loss"}
+    if offset == 1 and 0 in by_step:
+        out["alpha"].append(pts["alpha"][0])
+        out["beta"].append(pts["beta"][0])
+        out["loss"].append(by_step[0])
+    for k, step in enumerate(steps):
+        if step in by_step and math.isfinite(by_step[step]):
+            out["alpha"].append(pts["alpha"][k + offset])
+            out["beta"].append(pts["beta"][k + offset])
+            out["loss"].append(by_step[step])
+    return out if out["loss"] else None
+
+
 def distance_note(traj: dict | None) -> str:
     """The sentence every 2D figure carries: how far the drawn path is from the drawn plane."""
     if traj is None:

@@ -14,6 +14,7 @@ import numpy as np
 from bertviz_landscape.atomic import write_text_atomic
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
+from bertviz_landscape.plots.surface2d import path_heights
 
 
 def _grid(sf: SurfaceFile, key: str):
@@ -49,9 +50,12 @@ def height_at(sf: SurfaceFile, key: str, alpha: float, beta: float) -> float | N
     return v if np.isfinite(v) else None
 
 
-def surface_3d(sf: SurfaceFile, key: str = "train_loss"):
+def surface_3d(
+    sf: SurfaceFile, key: str = "train_loss", trajectory: dict | None = None, projection: str = "lstsq"
+):
     """A mplot3d view of `key` (default the training loss) over (α, β), with its colour bar and
-    the θ0/θ1 (or centre) marks at their heights on the surface."""
+    the θ0/θ1 (or centre) marks at their heights on the surface; on the training loss, the path at
+    its measured loss (`surface2d.path_heights`) when the trajectory analysis measured it."""
     from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the projection)
 
     if not sf.surface.two_d:
@@ -94,6 +98,20 @@ def surface_3d(sf: SurfaceFile, key: str = "train_loss"):
                 zorder=10,
             )
             ax.text(a, b, h, f"  {name}", fontsize=9, zorder=11)
+        path = path_heights(trajectory, sf, projection) if key == "train_loss" else None
+        if path is not None:
+            ax.plot(path["alpha"], path["beta"], path["loss"], "-", color="white", linewidth=2.2, zorder=12)
+            ax.plot(
+                path["alpha"],
+                path["beta"],
+                path["loss"],
+                "-",
+                color="black",
+                linewidth=1.0,
+                zorder=13,
+                label=path["label"],
+            )
+            ax.legend(loc="upper left", fontsize=8)
     else:
         ax.text2D(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
     xlabel, ylabel = style.axis_labels(sf.recipe)
@@ -110,7 +128,12 @@ def surface_3d(sf: SurfaceFile, key: str = "train_loss"):
     return fig
 
 
-def interactive_figure(sf: SurfaceFile, keys: tuple[str, ...] = ("train_loss", "dev_error")):
+def interactive_figure(
+    sf: SurfaceFile,
+    keys: tuple[str, ...] = ("train_loss", "dev_error"),
+    trajectory: dict | None = None,
+    projection: str = "lstsq",
+):
     """A Plotly figure: one 3D surface per key present; a dropdown switches between them, and
     with it the colour bar, the z-axis title and the θ0/θ1 markers' heights (one marker trace
     per key). Sized by its page (responsive), the dropdown beside the title, not over it, and the
@@ -155,6 +178,21 @@ def interactive_figure(sf: SurfaceFile, keys: tuple[str, ...] = ("train_loss", "
                     marker={"size": 5, "color": "black" if name != "θ1" else style.OKABE_ITO["orange"]},
                     visible=(i == 0),
                     showlegend=True,
+                )
+            )
+            owner.append(key)
+        path = path_heights(trajectory, sf, projection) if key == "train_loss" else None
+        if path is not None:
+            fig.add_trace(
+                go.Scatter3d(
+                    x=path["alpha"],
+                    y=path["beta"],
+                    z=path["loss"],
+                    mode="lines+markers",
+                    name=path["label"],
+                    line={"color": "black", "width": 4},
+                    marker={"size": 2, "color": "black"},
+                    visible=(i == 0),
                 )
             )
             owner.append(key)
@@ -206,11 +244,15 @@ def interactive_figure(sf: SurfaceFile, keys: tuple[str, ...] = ("train_loss", "
 
 
 def interactive_html(
-    sf: SurfaceFile, path: str | os.PathLike, keys: tuple[str, ...] = ("train_loss", "dev_error")
+    sf: SurfaceFile,
+    path: str | os.PathLike,
+    keys: tuple[str, ...] = ("train_loss", "dev_error"),
+    trajectory: dict | None = None,
+    projection: str = "lstsq",
 ) -> Path:
     """Write the interactive surface as one self-contained HTML file (plotly.js inlined, sized
     to the window), atomically."""
-    fig = interactive_figure(sf, keys)
+    fig = interactive_figure(sf, keys, trajectory, projection)
     html = fig.to_html(
         include_plotlyjs=True,
         full_html=True,

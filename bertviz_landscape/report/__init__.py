@@ -1,9 +1,10 @@
 """The report of one experiment directory: ``report.md`` and a self-contained ``report.html``
 (figures embedded as base64 PNGs; the interactive 3D surfaces linked beside it).
 
-Contents: the runs (dev metric vs majority baseline), a table of numbers pretrained vs
-scratch per task (mean ± std over runs, n), one sentence per claim of the paper decided by
-`bertviz_landscape.report.claims` from the analysis JSONs, and every figure of
+Contents: the runs (dev metric vs majority baseline), one sentence per claim of the paper decided
+across seeds by `bertviz_landscape.report.claims` (statistics: `analysis.evidence`) from the
+analysis JSONs' per-run numbers, the numbers per task pretrained vs scratch (mean ± std, n, 95% CI
+over seeds) and per seed, and every figure of
 ``figures/figures.json`` (drawn first by `bertviz_landscape.plots.results.draw_all` when absent).
 """
 

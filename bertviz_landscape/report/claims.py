@@ -109,7 +109,7 @@ class RunRecord:
     @property
     def label(self) -> str:
         lr = "" if self.lr is None else f" lr {self.lr:g}"
-        return f"{self.init} seed {self.seed}{lr}"
+        return f"{self.init} seed {self.seed}{lr}"  # the per-seed table names the rate only in a sweep
 
 
 def _num(v) -> float | None:
@@ -442,14 +442,25 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
         return a
     vals = {i: [r.numbers[a.measure.key] for r in a.arms[i]] for i in ARMS}
     a.comparison = evidence.welch(vals["pretrained"], vals["scratch"], rule.confidence)
-    failed = [r for i in ARMS for r in a.arms[i] if r.beat is False]
-    if failed:
+    failed = {i: [r for r in a.arms[i] if r.beat is False] for i in ARMS}
+    if any(failed.values()):
+        parts = []
+        for i, runs in failed.items():
+            if runs:
+                lr = f" at lr {runs[0].lr:g}" if i in a.rates and runs[0].lr is not None else ""
+                metric = runs[0].metric
+                parts.append(
+                    f"{len(runs)} of {len(a.arms[i])} {_arm_name(i)} runs{lr} (seed "
+                    + ", ".join(str(r.seed) for r in runs)
+                    + f": {metric} "
+                    + ", ".join(_g(r.dev_metric) for r in runs)
+                    + " vs majority baseline "
+                    + ", ".join(dict.fromkeys(_g(r.baseline) for r in runs))
+                    + ")"
+                )
         a.blocked = (
-            "; ".join(
-                f"the {r.label} run ({r.metric} {_g(r.dev_metric)} vs majority baseline {_g(r.baseline)})"
-                for r in failed
-            )
-            + " did not beat its majority baseline — a claim is decided only where both arms learned"
+            " and ".join(parts)
+            + " did not beat their majority baseline — a claim is decided only where both arms learned"
         )
     if spec.claim == "robust_to_overfitting":
         epochs = [
@@ -500,13 +511,15 @@ def _flatness_notes(a: Assessment, rule: Rule) -> None:
             )
     else:
         a.notes.append("training losses at θ1 not measured for every run: matched loss not checked")
-    if a.measure and a.measure.key == "width_delta1":
-        unbounded = {i: any(r.numbers.get("width_delta1_bounded") == 0.0 for r in a.arms[i]) for i in ARMS}
+    if a.measure and a.measure.key in ("width_delta1", "invariant_width"):
+        flag = f"{a.measure.key}_bounded"  # 0.0: the interval reached the grid's end (a lower bound)
+        unbounded = {i: any(r.numbers.get(flag) == 0.0 for r in a.arms[i]) for i in ARMS}
         if any(unbounded.values()):
+            widen = "grid.x" if a.measure.key == "width_delta1" else "analysis.invariant.max"
             a.notes.append(
-                "a basin reaches the grid's edge in the "
-                + " and ".join(i for i in ARMS if unbounded[i])
-                + " runs (its width is a lower bound; widen grid.x)"
+                "a basin reaches the grid's end in the "
+                + " and ".join(_arm_name(i) for i in ARMS if unbounded[i])
+                + f" runs (its width is a lower bound; widen {widen})"
             )
         a.unbounded = unbounded  # type: ignore[attr-defined]
 

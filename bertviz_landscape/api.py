@@ -1,0 +1,147 @@
+"""The Python API: train a run, compute a 1D curve or a 2D surface, run an analysis, draw the figures.
+
+The same functions the entrypoints call (`train.train`, `landscape.entrypoint.run`,
+`analysis.entrypoint.run`, `publish.run`), on the same composed configs: every default
+comes from conf/*.yaml, and a keyword argument is a value on top of it (a nested dict for a
+section: ``grid={"x": {"min": -1, "max": 2, "num": 31}}``; a string for a config group picks its
+option: ``logger="csv"``), so a notebook and the command line
+compute the same numbers. `overrides` takes command-line style strings as well
+(``["data.max_train_samples=256"]``). No Hydra runtime, no working-directory change::
+
+    from bertviz_landscape import api
+
+    run = api.train_run("runs/sst2", task="sst2", model="distilbert-base-uncased", init="pretrained")
+    curve = api.loss_curve("runs/sst2")                          # 1D: J(θ0 + α·δ1), a surface file
+    plane = api.loss_surface("runs/sst2", run2="runs/mrpc")      # 2D: the paper's axes
+    layers = api.analyze("layers", run="runs/sst2")              # the analysis JSON, as a dict
+    figures = api.draw("outputs")                                # every figure the directory supports
+
+`task` is a GLUE task or your own task spec's name (`data/sources.py`); `model` a preset of
+conf/model/ (``roberta-base``, ``tiny`` …), a hub id or a ``save_pretrained`` directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from bertviz_landscape import publish
+from bertviz_landscape.analysis import entrypoint as analysis_entrypoint
+from bertviz_landscape.config import CONF_DIR, compose
+from bertviz_landscape.landscape import entrypoint as landscape_entrypoint
+from bertviz_landscape.landscape.sweep import LandscapeResult
+from bertviz_landscape.train import train
+
+PathLike = str | os.PathLike
+
+
+def _preset(group: str, name: str) -> bool:
+    return (Path(CONF_DIR) / group / f"{name}.yaml").is_file()
+
+
+def _task_values(task: str | None) -> tuple[list[str], dict]:
+    if task is None:
+        return [], {}
+    if _preset("task", task):
+        return [f"task={task}"], {}
+    return [], {"task": {"name": task}}  # your own task: found by name (BVL_TASK_PATH)
+
+
+def _model_values(model: str | None) -> tuple[list[str], dict]:
+    if model is None:
+        return [], {}
+    if _preset("model", model):
+        return [f"model={model}"], {}
+    return [], {"model": {"name": Path(str(model)).name, "name_or_path": str(model)}}
+
+
+def _compose(config_name: str, args: list[str], values: dict):
+    """compose(config_name) with `args`; a string value for a config group (``logger="none"``,
+    ``grid="plane"``) selects that group's option, every other value is merged on top."""
+    groups = [f"{k}={v}" for k, v in values.items() if isinstance(v, str) and (Path(CONF_DIR) / k).is_dir()]
+    rest = {k: v for k, v in values.items() if not (isinstance(v, str) and (Path(CONF_DIR) / k).is_dir())}
+    return compose(config_name, [*args, *groups], rest or None)
+
+
+def _merge(*dicts: dict) -> dict:
+    out = OmegaConf.create({})
+    for d in dicts:
+        if d:
+            out = OmegaConf.merge(out, OmegaConf.create(d))
+    return OmegaConf.to_container(out)
+
+
+def _paths(**paths) -> dict:
+    return {k: str(v) for k, v in paths.items() if v is not None}
+
+
+def train_run(
+    run_dir: PathLike,
+    task: str | None = None,
+    model: str | None = None,
+    init: str | None = None,
+    overrides: Sequence[str] = (),
+    **values,
+) -> dict:
+    """Train one run into `run_dir` (conf/train.yaml); returns its final metrics (metrics.json).
+
+    `init`: ``pretrained`` or ``scratch``; None keeps the YAML's default for every argument."""
+    task_args, task_vals = _task_values(task)
+    model_args, model_vals = _model_values(model)
+    args = [*task_args, *model_args, *([f"init={init}"] if init else []), *overrides]
+    return train(_compose("train", args, _merge(task_vals, model_vals, values)), run_dir)
+
+
+def _landscape(args: list[str], values: dict) -> LandscapeResult:
+    return landscape_entrypoint.run(_compose("landscape", args, values))
+
+
+def loss_curve(
+    run: PathLike | None = None, output: PathLike | None = None, overrides: Sequence[str] = (), **values
+) -> LandscapeResult:
+    """The 1D curve J(θ0 + α·δ1) of `run` (grid=line, directions=difference unless given);
+    ``.surface`` is the surface file. Checkpoints outside runs: ``theta0=…, theta1=…, task=…``."""
+    return _landscape(["grid=line", *overrides], _merge(_paths(run=run, output=output), values))
+
+
+def loss_surface(
+    run: PathLike | None = None,
+    run2: PathLike | None = None,
+    output: PathLike | None = None,
+    directions: str | None = None,
+    overrides: Sequence[str] = (),
+    **values,
+) -> LandscapeResult:
+    """The 2D surface J(θ0 + α·δ1 + β·δ2) of `run` (grid=plane): δ2 from `run2` (the paper's axes),
+    or ``directions="random"`` / ``"pca"`` (conf/directions/)."""
+    args = ["grid=plane", *([f"directions={directions}"] if directions else []), *overrides]
+    return _landscape(args, _merge(_paths(run=run, run2=run2, output=output), values))
+
+
+def analyze(
+    name: str,
+    run: PathLike | None = None,
+    runs: Sequence[PathLike] = (),
+    surface: PathLike | None = None,
+    surfaces: Sequence[PathLike] = (),
+    output: PathLike | None = None,
+    overrides: Sequence[str] = (),
+    **values,
+) -> dict:
+    """Run analysis `name` (conf/analysis/<name>.yaml: trajectory, consistency, flatness, longtrain,
+    layers, …); writes and returns its JSON. Its own options go under ``analysis={...}``."""
+    inputs = _paths(run=run, surface=surface, output=output)
+    inputs |= {"runs": [str(r) for r in runs]} if runs else {}
+    inputs |= {"surfaces": [str(s) for s in surfaces]} if surfaces else {}
+    cfg = _compose("analyze", [f"analysis={name}", *overrides], _merge(inputs, values))
+    return analysis_entrypoint.run(cfg)
+
+
+def draw(results: PathLike, output: PathLike | None = None, overrides: Sequence[str] = (), **values) -> dict:
+    """Every figure the results directory supports (surfaces, analysis JSONs, runs), and the report
+    unless ``report=False``; returns the figure manifest."""
+    cfg = _compose("plot", list(overrides), _merge(_paths(results=results, output=output), values))
+    return publish.run(cfg)

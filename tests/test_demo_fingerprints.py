@@ -1,0 +1,72 @@
+"""The demo's stage records (issue 19): an edit to a YAML file a stage composes re-runs it; a
+copied demo directory is the same demo (paths count relative to it, files by content)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import bertviz_landscape.config as config_module
+from bertviz_landscape.demo import Pipeline, Stage, _composed, _file_stamp, _Lazy
+
+
+def run_pipeline(root: Path, stages: list[Stage]) -> list[str]:
+    with open(os.devnull, "w") as devnull:
+        return [entry["status"] for entry in Pipeline(root, out=devnull).run(stages)]
+
+
+def test_an_edit_to_a_composed_yaml_reruns_the_stage(tmp_path, monkeypatch):
+    conf = shutil.copytree(config_module.CONF_DIR, tmp_path / "conf")
+    monkeypatch.setattr(config_module, "CONF_DIR", str(conf))
+    root, out = tmp_path / "demo", tmp_path / "demo" / "a.json"
+    calls = []
+
+    def stages():
+        def action():
+            calls.append(1)
+            out.write_text("{}")
+
+        over = ["analysis=consistency"]
+        return [
+            Stage("consistency x", {"overrides": over, "config": _composed("analyze", over)}, [out], action)
+        ]
+
+    assert run_pipeline(root, stages()) == ["done"]
+    assert run_pipeline(root, stages()) == ["skipped"]  # nothing changed
+    yaml = conf / "analysis" / "consistency.yaml"
+    text = yaml.read_text()
+    assert "quantile" in text
+    yaml.write_text(text + "\nextra_setting_for_the_test: 1\n")  # the same overrides, another YAML
+    assert run_pipeline(root, stages()) == ["done"] and len(calls) == 2
+
+
+def test_a_copied_demo_directory_skips_what_it_finished(tmp_path):
+    def stages(root: Path):
+        surface = root / "surfaces" / "s.h5"
+
+        def make():
+            surface.parent.mkdir(parents=True, exist_ok=True)
+            surface.write_bytes(b"surface")
+
+        def analyse():
+            (root / "a.json").write_text("{}")
+
+        return [
+            Stage("line", {"output": str(surface)}, [surface], make),
+            Stage(
+                "flatness",
+                {"surface": str(surface), "stamp": _Lazy(lambda: _file_stamp(surface))},
+                [root / "a.json"],
+                analyse,
+            ),
+        ]
+
+    first = tmp_path / "first"
+    assert run_pipeline(first, stages(first)) == ["done", "done"]
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)  # new paths, new mtimes, the same content
+    os.utime(copy / "surfaces" / "s.h5", (1, 1))
+    assert run_pipeline(copy, stages(copy)) == ["skipped", "skipped"]
+    (copy / "surfaces" / "s.h5").write_bytes(b"another")  # a changed input re-runs its readers
+    assert run_pipeline(copy, stages(copy))[1] == "done"
