@@ -102,10 +102,6 @@ class RunDir:
         return self.root / LOGS
 
     @property
-    def metrics_csv(self) -> Path:
-        return self.root / METRICS_CSV
-
-    @property
     def dev_per_epoch(self) -> Path:
         return self.root / DEV_PER_EPOCH
 

@@ -40,10 +40,6 @@ class GlueTask:
     def is_regression(self) -> bool:
         return self.problem == "regression"
 
-    @property
-    def loss_name(self) -> str:
-        return "mse" if self.is_regression else "cross_entropy"
-
     def parse_label(self, raw: str) -> int | float:
         """Turn a TSV label field into the model's target; ValueError names what is wrong."""
         value = raw.strip()

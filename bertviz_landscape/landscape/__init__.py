@@ -2,15 +2,18 @@
 
 Modules, in the paper's words:
 
-- `parameters`  — which weights move, and the layer map (embeddings, layer.i, pooler, head)
-- `checkpoints` — θ0, θ1, θ2 loaded and checked against each other
+(θ0, θ1, θ2 are read by `bertviz_landscape.checkpoints`; which weights move and the layer map
+are `bertviz_landscape.parameters`: both on the contracts floor below this one.)
+
+- `request`     — the typed `LandscapeRequest`, composed from conf/landscape.yaml and validated once
+- `direction_file` — the direction file (Li et al.'s): computed once per surface, loaded by every shard
 - `directions`  — δ1, δ2: difference (the paper), random (filter/layer-normalised), pca
 - `grid`        — the (α, β) grid and its split into shards
 - `evaluator`   — J and metrics at one grid point, at the forward-pass limit
 - `shards`      — finished points on disk, resume, merge
 - `surface`     — the HDF5 surface file (Li et al.'s key names) and its loader
 - `sweep`       — `compute_landscape`: one shard of one landscape as a plain function
-- `entrypoint`  — the Hydra edge (`bertviz-landscape`)
+- `entrypoint`  — the Hydra edge (`bertviz-landscape`); on the publish floor: it logs W&B media
 """
 
 from bertviz_landscape.errors import LandscapeError

@@ -99,12 +99,6 @@ class Results:
                     out.analyses[str(data["analysis"])].append(data)
         return out
 
-    def analysis_for(self, name: str, task: str, init: str) -> dict | None:
-        for data in self.analyses.get(name, []):
-            if analysis_identity(data) == (task, init):
-                return data
-        return None
-
 
 def _reason(err: BaseException) -> str:
     text = str(err).strip()
