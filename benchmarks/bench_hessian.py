@@ -32,8 +32,9 @@ float32, every trainable parameter (22.7M). What is made equal, so the compariso
 Time is wall-clock on this machine; a Hessian-vector product's cost dominates everything, so
 the product count is printed beside each time.
 
-    python benchmarks/bench_hessian.py [--examples 64] [--max-length 128] [--tol 1e-3] [--samples 10] [--threads 2]
-                                       [--density-iter 20] [--only eigen,trace,density]
+    python benchmarks/bench_hessian.py [--examples 64] [--max-length 128] [--tol 1e-3]
+                                       [--samples 10] [--threads 2] [--density-iter 20]
+                                       [--only eigen,trace,density]
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ def main() -> None:
         from pyhessian import hessian as PyHessian
     except ImportError:
         raise SystemExit(
-            "bench_hessian: PyHessian is not installed (pip install -e '.[bench]', or pip install --no-deps pyhessian)"
-        )
+            "bench_hessian: PyHessian is not installed (pip install -e '.[bench]', or pip install --no-deps "
+            "pyhessian)"
+        ) from None
 
     task = get_task("mrpc")
     model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=args.seed).eval()
@@ -124,7 +126,8 @@ def main() -> None:
     ours = HessianVectorProduct(model, evalset.batches, task, names, args.hvp)
     print(
         f"MiniLM, {ours.dim / 1e6:.1f}M parameters; {evalset.num_examples} MRPC train examples, batches "
-        f"{[tuple(b.input_ids.shape) for b in evalset.batches]}; {args.threads} threads; tol {args.tol}, {args.samples} Hutchinson samples",
+        f"{[tuple(b.input_ids.shape) for b in evalset.batches]}; {args.threads} threads; tol {args.tol}, "
+        f"{args.samples} Hutchinson samples",
         flush=True,
     )
 
@@ -178,7 +181,7 @@ def main() -> None:
 
     parts = set(args.only.split(","))
     result = {
-        "model": "all-minilm-l6-v2 + 2-class head (seed %d)" % args.seed,
+        "model": f"all-minilm-l6-v2 + 2-class head (seed {args.seed:d})",
         "num_parameters": ours.dim,
         "examples": evalset.num_examples,
         "max_length": args.max_length,
@@ -204,7 +207,8 @@ def main() -> None:
     ours_lam = eig["top_eigenvalues"][0]
     ours_res = residual(torch.from_numpy(np.ascontiguousarray(eig["eigenvectors"][:, 0])).float(), ours_lam)
     print(
-        f"ours: λ1 = {ours_lam:.6g} in {ours_eig_s:.0f} s, {eig['lanczos_iterations']} products, converged {eig['converged']}, "
+        f"ours: λ1 = {ours_lam:.6g} in {ours_eig_s:.0f} s, {eig['lanczos_iterations']} products, converged "
+        f"{eig['converged']}, "
         f"relative residual {ours_res:.1e}",
         flush=True,
     )
@@ -219,7 +223,8 @@ def main() -> None:
         torch.from_numpy(np.ascontiguousarray(loose["eigenvectors"][:, 0])).float(), loose_lam
     )
     print(
-        f"ours at tol {loose_tol:g}: λ1 = {loose_lam:.6g} in {loose_s:.0f} s, {loose['lanczos_iterations']} products, "
+        f"ours at tol {loose_tol:g}: λ1 = {loose_lam:.6g} in {loose_s:.0f} s, {loose['lanczos_iterations']} "
+        "products, "
         f"relative residual {loose_res:.1e}",
         flush=True,
     )
@@ -232,7 +237,8 @@ def main() -> None:
     ph_lam = float(ph_vals[0])
     ph_res = residual(flat(ph_vecs[0]).detach().float(), ph_lam)
     print(
-        f"PyHessian: λ1 = {ph_lam:.6g} in {ph_eig_s:.0f} s, {ph_eig_n} products, relative residual {ph_res:.1e}",
+        f"PyHessian: λ1 = {ph_lam:.6g} in {ph_eig_s:.0f} s, {ph_eig_n} products, relative residual "
+        f"{ph_res:.1e}",
         flush=True,
     )
 
@@ -251,7 +257,8 @@ def main() -> None:
     ph_tr, ph_se = float(np.mean(ph_samples)), float(np.std(ph_samples, ddof=1) / math.sqrt(len(ph_samples)))
     print(
         f"trace: ours {tr['trace']:.6g} ± {tr['trace_stderr']:.3g} in {ours_tr_s:.0f} s; "
-        f"PyHessian {ph_tr:.6g} ± {ph_se:.3g} in {ph_tr_s:.0f} s ({tr['hutchinson_samples']} vs {len(ph_samples)} samples)",
+        f"PyHessian {ph_tr:.6g} ± {ph_se:.3g} in {ph_tr_s:.0f} s ({tr['hutchinson_samples']} vs "
+        f"{len(ph_samples)} samples)",
         flush=True,
     )
 
@@ -299,7 +306,8 @@ def main() -> None:
     print(f"| top eigenvalue λ1 | {ours_lam:.5g} | {ph_lam:.5g} |")
     print(f"| relative residual ‖Hx−λx‖/λ | {ours_res:.1e} | {ph_res:.1e} |")
     print(
-        f"| λ1 time (products) | {ours_eig_s:.0f} s ({eig['lanczos_iterations']}) | {ph_eig_s:.0f} s ({ph_eig_n}) |"
+        f"| λ1 time (products) | {ours_eig_s:.0f} s ({eig['lanczos_iterations']}) | {ph_eig_s:.0f} s "
+        f"({ph_eig_n}) |"
     )
     print(
         f"| ours at tol {loose_tol:g}: λ1, residual, time (products) | {loose_lam:.5g}, {loose_res:.1e}, "
@@ -308,7 +316,8 @@ def main() -> None:
     print(f"| trace ± stderr | {tr['trace']:.5g} ± {tr['trace_stderr']:.2g} | {ph_tr:.5g} ± {ph_se:.2g} |")
     print(f"| trace time ({args.samples} samples) | {ours_tr_s:.0f} s | {ph_tr_s:.0f} s |")
     print(
-        f"| one product | {per_hvp['ours_jvp']:.1f} s (jvp), {per_hvp['ours_double_backward']:.1f} s (double backward) | {per_hvp['pyhessian']:.1f} s |"
+        f"| one product | {per_hvp['ours_jvp']:.1f} s (jvp), {per_hvp['ours_double_backward']:.1f} s (double "
+        f"backward) | {per_hvp['pyhessian']:.1f} s |"
     )
     print(f"\nwritten: {out}")
 
@@ -380,7 +389,8 @@ def density_comparison(args, ours, ph, ph_products, packed, spectral_density, ma
     for who in ("ours", "pyhessian"):
         r = out[who]
         print(
-            f"density ({who}): {m} Lanczos steps in {r['seconds']:.0f} s ({r['products']} products); moment errors "
+            f"density ({who}): {m} Lanczos steps in {r['seconds']:.0f} s ({r['products']} products); moment "
+            "errors "
             + ", ".join(f"k={k + 1} {e:.1e}" for k, e in enumerate(r["moment_relative_errors"]))
             + f"; largest node {r['max_node']:.6g}; weights sum {r['weights_sum']:.6f}",
             flush=True,

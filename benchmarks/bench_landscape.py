@@ -142,27 +142,32 @@ def main() -> None:
         (
             "(c) engine fp32",
             t_fp32,
-            f"{t_plain / t_fp32:.2f}× of plain (need ≥ 0.95); max rel dev vs naive {dev(fp32_losses, naive_losses):.1e}",
+            f"{t_plain / t_fp32:.2f}× of plain (need ≥ 0.95); max rel dev vs naive "
+            f"{dev(fp32_losses, naive_losses):.1e}",
         ),
         (
             "(d) engine bf16 autocast",
             t_bf16,
-            f"{t_fp32 / t_bf16:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 {dev(bf16_losses, fp32_losses):.1e}",
+            f"{t_fp32 / t_bf16:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 "
+            f"{dev(bf16_losses, fp32_losses):.1e}",
         ),
         (
             "(d') engine bf16 weights",
             t_bf16w,
-            f"{t_fp32 / t_bf16w:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 {dev(bf16w_losses, fp32_losses):.1e}",
+            f"{t_fp32 / t_bf16w:.2f}× engine fp32 (need ≥ 2); max rel loss dev vs fp32 "
+            f"{dev(bf16w_losses, fp32_losses):.1e}",
         ),
         ("(e) top layer, no cache", t_top_nocache, "1.00× of (e)"),
         (
             "(e) top layer, hidden-state cache",
             t_top_cache,
-            f"{t_top_nocache / t_top_cache:.2f}× faster (need ≥ 2.5); max rel dev {dev(top_cached, top_ref):.1e}",
+            f"{t_top_nocache / t_top_cache:.2f}× faster (need ≥ 2.5); max rel dev "
+            f"{dev(top_cached, top_ref):.1e}",
         ),
     ]
     print(
-        f"\nMiniLM (6 layers) · MRPC dev, {evalset.num_examples} examples in {len(evalset.batches)} length-sorted batches · "
+        f"\nMiniLM (6 layers) · MRPC dev, {evalset.num_examples} examples in {len(evalset.batches)} "
+        "length-sorted batches · "
         f"{n} grid points · {torch.get_num_threads()} threads · best of {args.repeats}"
     )
     print(f"{'method':36s} {'s/point':>9s} {'points/s':>9s} {'examples/s':>11s}  ratio")

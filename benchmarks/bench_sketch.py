@@ -129,7 +129,7 @@ def main() -> None:
     # exact reference from the full deltas
     dots = np.zeros((len(steps), 2))
     norm_sq = np.zeros(len(steps))
-    for i, (r, d) in enumerate(snaps.iter_deltas()):
+    for i, (_r, d) in enumerate(snaps.iter_deltas()):
         d = {n: t.float() for n, t in d.items()}
         dots[i] = [_dot(d, delta1), _dot(d, delta2)]
         norm_sq[i] = _dot(d, d)
@@ -139,12 +139,14 @@ def main() -> None:
     cosine = gram_dirs[0, 1] / np.sqrt(gram_dirs[0, 0] * gram_dirs[1, 1])
     n_params = sum(int(np.prod(p["shape"])) for p in snaps.meta["parameters"])
     print(
-        f"{len(steps)} steps, {n_params:,} parameters; full float16 delta {snaps.meta['bytes_per_snapshot'] / 1e6:.1f} MB/step; "
+        f"{len(steps)} steps, {n_params:,} parameters; full float16 delta "
+        f"{snaps.meta['bytes_per_snapshot'] / 1e6:.1f} MB/step; "
         f"cos(δ1, δ2) = {cosine:.3f}; exact PCA top-2 explained variance ratio {exact_pca}"
     )
     print(
         f"norm_sq: callback (float32 delta) vs float16 deltas, max relative diff "
-        f"{np.nanmax(np.abs(sk.norm_sq - norm_sq) / np.where(norm_sq > 0, norm_sq, np.nan)):.2e} (v = 0 at step 1: the warm-up starts at lr 0)"
+        f"{np.nanmax(np.abs(sk.norm_sq - norm_sq) / np.where(norm_sq > 0, norm_sq, np.nan)):.2e} (v = 0 at "
+        "step 1: the warm-up starts at lr 0)"
     )
     anchors = list(range(args.anchor_every, steps[-1] + 1, args.anchor_every)) + [steps[-1]]
     results = {
@@ -156,7 +158,8 @@ def main() -> None:
         "by_buckets": {},
     }
     print(
-        "\n| k | bytes/step | route | max abs error α_t | max abs error β_t | max abs error lstsq (a, b) | max abs error PCA top-2 ratio | max α stderr bound |"
+        "\n| k | bytes/step | route | max abs error α_t | max abs error β_t | max abs error lstsq (a, b) | "
+        "max abs error PCA top-2 ratio | max α stderr bound |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for k in [int(x) for x in args.buckets.split(",")]:
@@ -179,7 +182,8 @@ def main() -> None:
                 errs["pca"] = max(errs["pca"], float(np.max(np.abs(np.array(ratio) - np.array(exact_pca)))))
             results["by_buckets"].setdefault(str(k), {})[route] = errs
             print(
-                f"| 2^{int(np.log2(k))} | {4 * k / 2**20:.2f} MiB | {route} | {errs['alpha']:.2e} | {errs['beta']:.2e} | "
+                f"| 2^{int(np.log2(k))} | {4 * k / 2**20:.2f} MiB | {route} | {errs['alpha']:.2e} | "
+                f"{errs['beta']:.2e} | "
                 f"{errs['lstsq']:.2e} | {errs['pca']:.2e} | {errs['bound']:.2e} |"
             )
     # the callback's per-step cost of the sketch (index_add over every parameter), this CPU
@@ -195,7 +199,8 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     results["sketch_seconds_per_step"] = float(np.median(times))
     print(
-        f"\nsketch cost per step (k=2^18, {n_params:,} parameters, this CPU): {np.median(times):.3f} s (median of 5)"
+        f"\nsketch cost per step (k=2^18, {n_params:,} parameters, this CPU): {np.median(times):.3f} s "
+        "(median of 5)"
     )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))

@@ -31,7 +31,8 @@ def _find_conf_dir() -> str:
         if (candidate / "train.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(
-        f"bertviz_landscape: no configs found (looked in {_PACKAGE.parent / 'conf'} and {_PACKAGE / 'conf'}); set BVL_CONF_DIR"
+        f"bertviz_landscape: no configs found (looked in {_PACKAGE.parent / 'conf'} and "
+        f"{_PACKAGE / 'conf'}); set BVL_CONF_DIR"
     )
 
 

@@ -158,7 +158,8 @@ class Pipeline:
                 except BaseException as err:
                     where = f" (see {self.log_file})" if self.log_file else ""
                     self._print(
-                        f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
+                        f"{chr(13) if tty else ''}{head} FAILED after {time.perf_counter() - t0:.1f} s: "
+                        f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}{where}"
                     )
                     raise
                 seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
@@ -184,7 +185,8 @@ class Pipeline:
                     }
                 )
         self._print(
-            f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in {self.root}"
+            f"[demo] all {total} stages finished in {time.perf_counter() - started:.1f} s; results in "
+            f"{self.root}"
         )
         return self.log
 
@@ -430,7 +432,8 @@ def _check_axis(name: str, axis: dict) -> None:
     missing = [a for a in (0.0, 1.0) if not np.isclose(xs, a).any()]
     if missing:
         raise BadInput(
-            f"{name}: {axis['num']} points on [{axis['min']}, {axis['max']}] miss α = {', '.join(f'{a:g}' for a in missing)} "
+            f"{name}: {axis['num']} points on [{axis['min']}, {axis['max']}] miss α = "
+            f"{', '.join(f'{a:g}' for a in missing)} "
             "(θ0 and θ1 must be grid points; e.g. num=9 on [-0.5, 1.5])"
         )
 

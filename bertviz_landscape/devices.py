@@ -80,7 +80,8 @@ def configure_determinism(enabled: bool) -> None:
         if current not in (":4096:8", ":16:8"):
             if torch.cuda.is_available() and torch.cuda.is_initialized():
                 log.warning(
-                    "CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set; cuBLAS may not be deterministic "
+                    "CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set; cuBLAS may not be "
+                    "deterministic "
                     "in this process (set CUBLAS_WORKSPACE_CONFIG=%s in the environment)",
                     CUBLAS_WORKSPACE,
                 )

@@ -124,7 +124,8 @@ def replay_projection(
             shutil.rmtree(scratch, ignore_errors=True)
     if not theta0_same:
         raise ReplayError(
-            f"replaying {run.root} started from another θ0 than {run.theta0}: the run's config does not rebuild it"
+            f"replaying {run.root} started from another θ0 than {run.theta0}: the run's config does not "
+            "rebuild it"
         )
     rows = recorder.rows
     dots = np.array([r["dots"] for r in rows], dtype=np.float64).reshape(len(rows), len(directions))

@@ -36,8 +36,9 @@ Layout of ``<run_dir>/sketches/`` (format ``bertviz-countsketch/1``):
     One JSON line per finished row: ``{"step", "epoch", "loss", "row", "norm_sq"}``, where
     ``norm_sq`` = ‖θ_t − θ0‖² computed exactly (float64), so β_t and the diagonal of the Gram
     matrix need no estimate. A line is appended (and fsynced) only after its rows (sketch and
-    norms) are written and fsynced, so the index never lists a torn row; a torn last line is ignored on reading, and a
-    row beyond the index (a crash between the two writes) is overwritten by the next one.
+    norms) are written and fsynced, so the index never lists a torn row; a torn last line is
+    ignored on reading, and a row beyond the index (a crash between the two writes) is
+    overwritten by the next one.
 
 Reading: ``Sketches(run_dir)`` (``.steps``, ``.rows()``, ``.norm_sq``, ``.sketcher()``);
 `sketched_projection(run_dir, delta1, delta2)` gives the paper's α_t, β_t, least-squares
@@ -307,7 +308,8 @@ class Sketches:
         meta_path = self.directory / META
         if not meta_path.is_file():
             raise SketchError(
-                f"no sketches here: {meta_path} does not exist (train with callbacks.snapshots.sketch.enabled=true)"
+                f"no sketches here: {meta_path} does not exist (train with "
+                "callbacks.snapshots.sketch.enabled=true)"
             )
         try:
             self.meta = json.loads(meta_path.read_text())

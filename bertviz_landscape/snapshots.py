@@ -207,7 +207,8 @@ class Snapshots:
             if isinstance(err, KeyError):
                 raise SnapshotError(f"{path}: has no parameter {err.args[0]!r}") from None
             raise SnapshotError(
-                f"{path}: unreadable snapshot ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                f"{path}: unreadable snapshot ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''})"
             ) from None
 
     def iter_deltas(

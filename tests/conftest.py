@@ -54,7 +54,8 @@ def write_glue(root: Path, n_train: int = 24, n_dev: int = 12) -> Path:
                 "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
             ]
             + [
-                f"{i}\tmain\tMSR\t2012\t{i:04d}\tnone\tnone\t{sentence(i)}\t{sentence(i + 3)}\t{(i % 11) / 2:.3f}"
+                f"{i}\tmain\tMSR\t2012\t{i:04d}\tnone\tnone\t"
+                f"{sentence(i)}\t{sentence(i + 3)}\t{(i % 11) / 2:.3f}"
                 for i in range(n)
             ],
         }

@@ -1,4 +1,5 @@
-"""bertviz-analyze as users call it: the CLI, W&B offline summaries, and bad input (one line, exit 2, no JSON)."""
+"""bertviz-analyze as users call it: the CLI, W&B offline summaries, and bad input (one line,
+exit 2, no JSON)."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ def runs(tmp_path_factory):
 
 
 def test_sketched_trajectory_with_sparse_full_snapshots_projects_every_step(runs, tmp_path):
-    """sketch.enabled + every_n_steps > 1, then the default trajectory (was KeyError: 'no snapshot for step 1')."""
+    """sketch.enabled + every_n_steps > 1, then the default trajectory (was KeyError: 'no snapshot
+    for step 1')."""
     for source in ("auto", "sketch"):
         out = trajectory([runs["a"]], [runs["plane"]], tmp_path / f"{source}.json", source=source)
         per_run = out["per_run"][0]

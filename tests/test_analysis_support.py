@@ -1,8 +1,9 @@
 """Shared builders for the analysis tests: a run directory with a known trajectory, and its surface.
 
 No tests here; test_analysis_*.py import the fixtures. The run is made from checkpoints built
-like `tiny_run`'s (no training, so it costs seconds; built once per session): θ0 = init, θ1 = final, θ2 = other (for δ2);
-after the paper-axes surface is computed, snapshots are written whose deltas are known
+like `tiny_run`'s (no training, so it costs seconds; built once per session): θ0 = init,
+θ1 = final, θ2 = other (for δ2); after the paper-axes surface is computed, snapshots are
+written whose deltas are known
 combinations of that surface's own δ1, δ2 (read back from its direction file) — so their
 projections are known exactly — plus one with a known component off the plane. Epoch 1's
 checkpoint is θ0 + 0.5 δ1 + 0.25 δ2, epoch 2's is θ1.
@@ -134,7 +135,8 @@ _BUILT: dict = {}  # one build per test session, however many test modules impor
 
 @pytest.fixture(scope="session")
 def analysis_run(tmp_path_factory):
-    """{"run", "surface", "r", "dx", "dy", "names", "tiny", ...}: a run with a known trajectory on its 2D surface."""
+    """{"run", "surface", "r", "dx", "dy", "names", "tiny", ...}: a run with a known trajectory on
+    its 2D surface."""
     if "analysis_run" not in _BUILT:
         _BUILT["analysis_run"] = _build_analysis_run(tmp_path_factory)
     return _BUILT["analysis_run"]
@@ -145,7 +147,8 @@ def _build_analysis_run(tmp_path_factory) -> dict:
     from bertviz_landscape.landscape.sweep import landscape
 
     root = tmp_path_factory.mktemp("analysis_run")
-    # tiny_run's checkpoints (test_landscape_support's builders), built here once for every analysis test module
+    # tiny_run's checkpoints (test_landscape_support's builders), built here once for every
+    # analysis test module
     theta0 = build_tiny(root / "init")
     tiny_run = {
         "theta0": theta0,

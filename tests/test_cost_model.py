@@ -17,7 +17,8 @@ spec.loader.exec_module(cost_model)
 
 
 def test_parameter_counts_match_the_real_models():
-    # the MiniLM the project trains (Lightning's model summary: 22,713,986) and bert-base-uncased + a 2-way head
+    # the MiniLM the project trains (Lightning's model summary: 22,713,986) and
+    # bert-base-uncased + a 2-way head
     assert cost_model.MODELS["minilm"].parameters == 22_713_986
     assert cost_model.MODELS["bert_base"].parameters == 109_483_778
 

@@ -256,7 +256,7 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_p
         trainings.append(1)
         run.mkdir(exist_ok=True)
         # each training's metrics.json differs (a real one holds its fingerprint and wall time)
-        (run / "metrics.json").write_text('{"training": %d}' % len(trainings))
+        (run / "metrics.json").write_text(f'{{"training": {len(trainings):d}}}')
         (tmp_path / "a.txt").write_text("a")
 
     def curve():

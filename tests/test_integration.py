@@ -68,7 +68,6 @@ def test_training_run_feeds_the_landscape(glue_dir, tmp_path):
         "eval_batch_size": 8,
         "cache_dir": str(tmp_path / "cache"),
     }
-    ckpt = run / "checkpoints"
     curve = landscape(
         run=run,
         output=tmp_path / "curve.h5",

@@ -19,7 +19,8 @@ import torch
 GLUE = Path(os.environ.get("GLUE_DIR", "/work/shared/data/glue"))
 
 pytestmark = [
-    pytest.mark.slow,  # ~70 s (a real MiniLM run + curve); make test-all. make test keeps the tiny-model equivalence tests
+    # ~70 s (a real MiniLM run + curve); make test-all. make test keeps the tiny-model equivalence tests
+    pytest.mark.slow,
     pytest.mark.skipif(not (GLUE / "MRPC" / "dev.tsv").is_file(), reason="real GLUE MRPC not available"),
 ]
 

@@ -110,7 +110,8 @@ def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
     ck = surf.meta["checkpoints"]
     assert set(ck) == {"theta0", "theta1", "theta2"} and all(len(c["sha256"]) == 64 for c in ck.values())
     assert surf.meta["data"]["splits"]["dev"]["num_examples"] == 9
-    # [i, j] ↔ (x[i], y[j]): the point (x=0.5, y=-1) is θ0 + 0.5 δ1 − δ2; check against a 1D run along δ1 at y=0 elsewhere
+    # [i, j] ↔ (x[i], y[j]): the point (x=0.5, y=-1) is θ0 + 0.5 δ1 − δ2; check against a 1D run
+    # along δ1 at y=0 elsewhere
     import h5py
 
     with h5py.File(res.surface) as f:  # Li et al.'s key names, readable without our loader

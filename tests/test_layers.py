@@ -1,4 +1,5 @@
-"""analysis=layers on a tiny run: roll-backs and curves against plain transformers, relative change by hand."""
+"""analysis=layers on a tiny run: roll-backs and curves against plain transformers, relative
+change by hand."""
 
 from __future__ import annotations
 

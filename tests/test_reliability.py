@@ -344,7 +344,8 @@ from bertviz_landscape.errors import OutputError
 from bertviz_landscape.landscape.surface import Surface, write_surface
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
 x, y = np.linspace(-1, 1, 200), np.linspace(-1, 1, 150)
-surface = Surface(x, y, {{"train_loss": np.random.rand(150, 200), "dev_loss": np.random.rand(150, 200)}}, {{"task": "mrpc"}})
+arrays = {{"train_loss": np.random.rand(150, 200), "dev_loss": np.random.rand(150, 200)}}
+surface = Surface(x, y, arrays, {{"task": "mrpc"}})
 resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
 try:
     write_surface({str(tmp_path / "big.h5")!r}, surface)
@@ -396,9 +397,11 @@ def hold(k, v):
     deadline = time.time() + 240
     while not release.exists() and time.time() < deadline:
         time.sleep(0.1)
-res = landscape(task="mrpc", theta0=run["theta0"], theta1=run["theta1"], output={str(out)!r}, grid={LINE!r},
-                directions={{"name": "difference"}}, data=data_cfg({{"glue_dir": run["glue_dir"], "cache_dir": run["cache_dir"]}}),
-                splits=["dev"], progress=False, merge=False, on_point=hold if sys.argv[1] == "first" else None)
+res = landscape(task="mrpc", theta0=run["theta0"], theta1=run["theta1"], output={str(out)!r},
+                grid={LINE!r}, directions={{"name": "difference"}},
+                data=data_cfg({{"glue_dir": run["glue_dir"], "cache_dir": run["cache_dir"]}}),
+                splits=["dev"], progress=False, merge=False,
+                on_point=hold if sys.argv[1] == "first" else None)
 print("EVALUATED", res.evaluated)
 """
     env = os.environ | {"OMP_NUM_THREADS": "1"}

@@ -267,7 +267,8 @@ def test_replay_reproduces_the_exact_every_step_projection_on_cpu(sketched_run, 
 
 def test_sketched_plane_and_pca_match_the_trajectory_analysis(sketched_run):
     """The sketch route gives the trajectory analysis' own quantities: inner products over a plane
-    confined to one layer and centred off θ0, and its trajectory PCA (anchored: exact; plain: within the bound)."""
+    confined to one layer and centred off θ0, and its trajectory PCA (anchored: exact; plain:
+    within the bound)."""
     from pathlib import Path
 
     from bertviz_landscape.analysis.trajectory import Plane, inner_products, trajectory_pca

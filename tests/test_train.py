@@ -228,7 +228,7 @@ def read_wandb_run(run_dir: Path) -> dict:
 
 
 def test_wandb_offline_run_has_config_and_metrics(glue_dir, tmp_path):
-    result = train(tiny_train_cfg(glue_dir, "logger=wandb"), tmp_path / "run")
+    train(tiny_train_cfg(glue_dir, "logger=wandb"), tmp_path / "run")
     run = read_wandb_run(tmp_path / "run")
     assert run["config"]["task"]["name"] == "mrpc" and run["config"]["init"]["name"] == "scratch"
     summary = json.dumps(run)
@@ -266,13 +266,15 @@ def test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing(glue_di
     assert not (run / "checkpoints").exists() and not (run / "snapshots").exists()
 
 
-@pytest.mark.slow  # a process start each; make test keeps test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing
+# a process start each; make test keeps test_cli_bad_input_exits_nonzero_with_named_error_and_writes_nothing
+@pytest.mark.slow
 def test_cli_unknown_task_is_a_clear_error(tmp_path):
     proc = run_cli("task=imdb", "logger=none", cwd=tmp_path)
     assert proc.returncode != 0 and "task/imdb" in proc.stderr and "mrpc" in proc.stderr
 
 
-@pytest.mark.slow  # make test-all; multirun stays in make test through the landscape shards (test_landscape_shards)
+# make test-all; multirun stays in make test through the landscape shards (test_landscape_shards)
+@pytest.mark.slow
 def test_multirun_joblib_gives_one_offline_wandb_run_per_job(glue_dir, tmp_path, tiny_pretrained):
     sweep = tmp_path / "sweep"
     proc = run_cli(

@@ -159,7 +159,8 @@ def check_same_group(runs: Sequence[RunInfo]) -> None:
     if len(groups) > 1:
         listing = ", ".join(f"{r.run} ({r.task}, {r.init})" for r in runs)
         raise AnalysisError(
-            f"runs of different (task, init) cannot be summarised together: {listing}; analyse each group on its own"
+            f"runs of different (task, init) cannot be summarised together: {listing}; analyse each group on "
+            "its own"
         )
 
 
@@ -186,7 +187,8 @@ def require_2d(surface, path, analysis: str, what: str = "") -> None:
 def require_key(surface, path, key: str, option: str) -> np.ndarray:
     if key not in surface:
         raise AnalysisError(
-            f"surface {path} has no {key!r} array ({option}={key}); it has {', '.join(sorted(surface.keys()))}"
+            f"surface {path} has no {key!r} array ({option}={key}); it has "
+            f"{', '.join(sorted(surface.keys()))}"
         )
     return np.asarray(surface[key], dtype=np.float64)
 
@@ -219,7 +221,8 @@ def check_surface_matches_run(
             continue
         if not paths[role].is_dir():
             raise AnalysisError(
-                f"run {run.root} has no {paths[role].relative_to(run.root)} to check surface {surface_path} against"
+                f"run {run.root} has no {paths[role].relative_to(run.root)} to check surface {surface_path} "
+                "against"
             )
         actual = content_hash(paths[role])
         if actual != recorded[role]:
@@ -524,7 +527,8 @@ def run_data_request(data: Any, run: RunDir, **overrides: Any):
         length = (run.read_config().get("data") or {}).get("max_length")
         if length is None:
             raise AnalysisError(
-                f"data.max_length is not given and run {run.root} has no {run.config.name} saying it: set data.max_length=<n>"
+                f"data.max_length is not given and run {run.root} has no {run.config.name} saying it: set "
+                "data.max_length=<n>"
             )
         req = replace(req, max_length=int(length))
     return req

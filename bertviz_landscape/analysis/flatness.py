@@ -204,7 +204,8 @@ def flatness_of_surface(
     n2 = d.get("norm_y") if surface.two_d else None
     if n1 is None or not n1 > 0:
         raise AnalysisError(
-            f"surface {path} records no ‖δ1‖ (meta directions.norm_x): cannot give widths in parameter distance"
+            f"surface {path} records no ‖δ1‖ (meta directions.norm_x): cannot give widths in parameter "
+            "distance"
         )
     cos = d.get("cosine_xy")
     sin = math.sqrt(max(1.0 - float(cos) ** 2, 0.0)) if cos is not None and math.isfinite(float(cos)) else 1.0

@@ -40,7 +40,8 @@ notes/ANALYSIS_SCHEMA.md, ``analysis=flatness``)::
     loss                 float    J at the point
     num_parameters       int      dimension of the Hessian
     parameters           {selectors, bias_and_norm}
-    hvp, tol, k, ncv, max_iter, seed, hessian_vector_products, seconds_per_hvp, lanczos_seconds, hutchinson_seconds
+    hvp, tol, k, ncv, max_iter, seed, hessian_vector_products, seconds_per_hvp, lanczos_seconds,
+    hutchinson_seconds
     normalised           {top_eigenvalues, converged, trace, trace_stderr} of |θ|⊙H⊙|θ| (`normalised`:
                          NormalisedHessianVectorProduct — unchanged by function-preserving rescalings)
     density              {nodes, weights (per run), iterations, runs, hessian_vector_products, seconds}:
@@ -401,7 +402,8 @@ def hessian_spectrum(
         raise HessianError(f"hessian.max_iter must be >= 1, got {max_iter}")
     if int(hutchinson_samples) == 1 or int(hutchinson_samples) < 0:
         raise HessianError(
-            f"hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got {hutchinson_samples}"
+            "hessian.hutchinson_samples must be 0 (no trace) or >= 2 (for a standard error), got "
+            f"{hutchinson_samples}"
         )
     names = hessian_parameters(model, params, bias_and_norm)
     model.eval()
@@ -480,7 +482,8 @@ def hessian_entry(cfg, run) -> dict:
     model = load_model(theta1)
     if model.config.num_labels != task.num_labels:
         raise HessianError(
-            f"checkpoint {theta1} has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}"
+            f"checkpoint {theta1} has {model.config.num_labels} outputs but task {task.name} needs "
+            f"{task.num_labels}"
         )
     model.to(device)
     (train,) = load_eval_sets(task, data, ["train"], theta1, device)

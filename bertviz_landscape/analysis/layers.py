@@ -21,10 +21,12 @@ JSON (bertviz-analysis/1; notes/ANALYSIS_SCHEMA.md), per_run[i]::
     "layers": ["embeddings", "layer.0", ..., "pooler", "head"],
     "relative_change": {layer: float}, "cosine": {layer: float},
     "norms": {layer: {"theta0": ‖θ0ˡ‖, "delta": ‖δ1ˡ‖, "num_parameters": int}},
-    "curves": {layer: {"alpha": [float], "train_loss": [...], "train_<metric>": [...], "train_error": [...],
-                       "train_loss_stderr": [...], "dev_loss": [...], "dev_<metric>": [...], "dev_error": [...], ...}},
-    "rollback": [{"layers": [layer, ...], "kind": "none"|"single"|"bottom_k"|"top_k"|"all", "k": int|null,
-                  "train_loss", "train_loss_stderr", "dev_loss", "dev_loss_stderr", "dev_<metric>", "dev_error",
+    "curves": {layer: {"alpha": [float], "train_loss": [...], "train_<metric>": [...],
+                       "train_error": [...], "train_loss_stderr": [...], "dev_loss": [...],
+                       "dev_<metric>": [...], "dev_error": [...], ...}},
+    "rollback": [{"layers": [layer, ...], "kind": "none"|"single"|"bottom_k"|"top_k"|"all",
+                  "k": int|null, "train_loss", "train_loss_stderr", "dev_loss", "dev_loss_stderr",
+                  "dev_<metric>", "dev_error",
                   "train_loss_change": J − J(θ1), "train_loss_change_stderr": its paired standard error,
                   "train_loss_change_exceeds_noise": bool (|change| > 2 paired stderr)}],
     "data": {...the examples...}, "evaluations": int, "seconds": float,
@@ -118,7 +120,8 @@ def rollback_sets(layers: Sequence[str], singles: Sequence[str] | None = None) -
     n = len(layers)
     sets = [{"layers": [], "kind": "none", "k": None}]
     sets += [
-        {"layers": [l], "kind": "single", "k": None} for l in (singles if singles is not None else layers)
+        {"layers": [layer], "kind": "single", "k": None}
+        for layer in (singles if singles is not None else layers)
     ]
     sets += [{"layers": list(layers[:k]), "kind": "bottom_k", "k": k} for k in range(1, n)]
     sets += [{"layers": list(layers[n - k :]), "kind": "top_k", "k": k} for k in range(1, n)]
@@ -168,12 +171,13 @@ def layers_of_run(
     model, checkpoints = load_checkpoints(rd.theta0, rd.theta1)
     if model.config.num_labels != task.num_labels:
         raise AnalysisError(
-            f"run {rd.root}: its model has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}"
+            f"run {rd.root}: its model has {model.config.num_labels} outputs but task {task.name} needs "
+            f"{task.num_labels}"
         )
     theta0, theta1 = checkpoints["theta0"].state, checkpoints["theta1"].state
     groups = layer_map(list(theta0))
     names = list(groups)
-    chosen = names if selected is None else [check_layer(list(theta0), str(l)) for l in selected]
+    chosen = names if selected is None else [check_layer(list(theta0), str(layer)) for layer in selected]
     entry: dict = {"layers": names, **layer_change(theta0, theta1, groups)}
     if note := shared_block_note(model.config):  # ALBERT: a block is a parameter group applied many times
         entry["parameter_sharing"] = note
@@ -263,8 +267,8 @@ def layers_of_run(
 
 
 def _scalars(entry: dict) -> dict:
-    row = {f"relative_change_{l}": v for l, v in entry["relative_change"].items()}
-    row |= {f"cosine_{l}": v for l, v in entry["cosine"].items()}
+    row = {f"relative_change_{layer}": v for layer, v in entry["relative_change"].items()}
+    row |= {f"cosine_{layer}": v for layer, v in entry["cosine"].items()}
     for r in entry.get("rollback", []):
         name = _scalar_name(r)
         row[f"{name}_dev_error"] = r["dev_error"]

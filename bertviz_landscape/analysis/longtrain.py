@@ -80,7 +80,8 @@ def dev_per_epoch(run) -> list[dict]:
                 raise AnalysisError(f"{run.dev_per_epoch}: line {number} is not JSON") from None
     if not rows:
         raise AnalysisError(
-            f"run {run.root} records no per-epoch dev metrics ({run.metrics_json.name} dev_per_epoch, {run.dev_per_epoch})"
+            f"run {run.root} records no per-epoch dev metrics ({run.metrics_json.name} dev_per_epoch, "
+            f"{run.dev_per_epoch})"
         )
     return sorted(rows, key=lambda r: int(r["epoch"]))
 
@@ -251,7 +252,8 @@ def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pat
         raise AnalysisError("analysis=longtrain needs run=<run dir of experiment=overfit> (or runs=[...])")
     if surfaces and len(surfaces) != len(runs):
         raise AnalysisError(
-            f"analysis=longtrain: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run, or none)"
+            f"analysis=longtrain: {len(runs)} runs but {len(surfaces)} surfaces (one surface per run, or "
+            "none)"
         )
     infos, per_run, scalars, numbers = [], [], [], []
     for i, run in enumerate(runs):

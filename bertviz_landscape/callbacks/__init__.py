@@ -1,4 +1,5 @@
-"""Lightning callbacks: per-step weight snapshots (the trajectory), per-epoch records, epoch checkpoints for resuming."""
+"""Lightning callbacks: per-step weight snapshots (the trajectory), per-epoch records, epoch
+checkpoints for resuming."""
 
 from bertviz_landscape.callbacks.epochs import EpochRecords, read_dev_per_epoch
 from bertviz_landscape.callbacks.resume import EpochCheckpoint

@@ -1,4 +1,5 @@
-"""Record θ_t − θ0 every n optimiser steps (and, optionally, its CountSketch at every step), written in the background.
+"""Record θ_t − θ0 every n optimiser steps (and, optionally, its CountSketch at every step),
+written in the background.
 
 The delta is computed on the training thread (on a CPU one pass per tensor, θ_t − θ0 rounded
 straight into a reused host buffer of the storage dtype; on an accelerator one fused foreach
@@ -188,7 +189,8 @@ class WeightSnapshots(pl.Callback):
         if projected + self.min_free_gb * 1e9 > free:
             raise SnapshotBudgetError(
                 f"snapshots would take {gb:.2f} GB in {self.dirpath} but only {free / 1e9:.2f} GB is free "
-                f"(keeping {self.min_free_gb} GB spare); snapshot less often (callbacks.snapshots.every_n_steps) "
+                f"(keeping {self.min_free_gb} GB spare); snapshot less often "
+                "(callbacks.snapshots.every_n_steps) "
                 "or write elsewhere"
             )
 

@@ -60,7 +60,8 @@ def _check_layout(path: Path, columns: tuple[str, ...] | None = None) -> list[st
         return _check_rows(path, columns)
     except UnicodeDecodeError as err:
         raise GlueDataError(
-            f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); GLUE files are UTF-8, re-save it as UTF-8"
+            f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); GLUE files are UTF-8, re-save it as "
+            "UTF-8"
         ) from None
 
 
@@ -139,11 +140,9 @@ def data_fingerprint(task: GlueTask, glue_dir: str | os.PathLike | None, splits=
         return {split: _source_fingerprint(task.source, split) for split in splits}
     root = resolve_glue_dir(glue_dir)
     if root is None:
+        hub = f"{HUB_DATASET}/{task.hub_config}"
         return {
-            split: {
-                "hub": f"{HUB_DATASET}/{task.hub_config}:{'train' if split == 'train' else task.hub_dev_split}"
-            }
-            for split in splits
+            split: {"hub": f"{hub}:{'train' if split == 'train' else task.hub_dev_split}"} for split in splits
         }
     return {split: file_fingerprint(tsv_path(task, root, split)) for split in splits}
 

@@ -25,7 +25,8 @@ def default_cache_dir() -> Path:
 def _tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     vocab = tokenizer.get_vocab()
     digest = hashlib.sha1(json.dumps(sorted(vocab.items())).encode()).hexdigest()
-    return f"{type(tokenizer).__name__}:{digest}:{tokenizer.do_lower_case if hasattr(tokenizer, 'do_lower_case') else ''}"
+    lower = tokenizer.do_lower_case if hasattr(tokenizer, "do_lower_case") else ""
+    return f"{type(tokenizer).__name__}:{digest}:{lower}"
 
 
 def tokenize(

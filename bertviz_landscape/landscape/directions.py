@@ -309,7 +309,7 @@ def pca_directions(
     dirs = [
         OrderedDict((n, torch.zeros_like(first[n], dtype=torch.float32)) for n in moved) for _ in range(k)
     ]
-    for t, (record, delta) in enumerate(snapshots.iter_deltas(list(moved))):
+    for t, (_record, delta) in enumerate(snapshots.iter_deltas(list(moved))):
         for i in range(k):
             for n in moved:
                 dirs[i][n].add_(delta[n].float(), alpha=float(weights[i][t]))

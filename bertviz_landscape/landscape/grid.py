@@ -89,7 +89,8 @@ class Grid:
             gb = grid.size * 8 * ARRAYS_PER_SURFACE / 1e9
             raise LandscapeError(
                 f"grid {shape} = {grid.size:.3g} points: its arrays alone would take ~{gb:.3g} GB and it "
-                f"would need as many forward passes; at most {MAX_POINTS:.0e} points (grid.x.num × grid.y.num)"
+                f"would need as many forward passes; at most {MAX_POINTS:.0e} points (grid.x.num × "
+                "grid.y.num)"
             )
         return grid
 

@@ -256,7 +256,8 @@ def _run_dir(path: Path, key: str):
         raise LandscapeError(f"{key}={path}: directory does not exist")
     if not RunDir.is_run(path):
         raise LandscapeError(
-            f"{key}={path}: not a training run directory (no {RunDir(path).theta0.relative_to(RunDir(path).root)})"
+            f"{key}={path}: not a training run directory (no "
+            f"{RunDir(path).theta0.relative_to(RunDir(path).root)})"
         )
     return RunDir(path)
 
@@ -290,22 +291,26 @@ def resolve_runs(req: LandscapeRequest) -> LandscapeRequest:
         task, notes["task"] = run_task, f"from run {source.root}"
     elif run_task is not None and task != run_task:
         raise LandscapeError(
-            f"task={task} but run {source.root} was trained on {run_task} (drop task= or give the matching run)"
+            f"task={task} but run {source.root} was trained on {run_task} (drop task= or give the matching "
+            "run)"
         )
     directions = req.directions
     if directions.name == "pca" and directions.run_dir is None:
         if source is None:
             raise LandscapeError(
-                "pca directions need the run with snapshots: set run=<run dir> or directions.run_dir=<run dir>"
+                "pca directions need the run with snapshots: set run=<run dir> or directions.run_dir=<run "
+                "dir>"
             )
         directions = replace(directions, run_dir=source.root)
     if theta1 is None and directions.name in ("difference", "pca"):
         raise LandscapeError(
-            f"{directions.name} directions need theta1 (the trained checkpoint): set run=<run dir> or theta1=<checkpoint>"
+            f"{directions.name} directions need theta1 (the trained checkpoint): set run=<run dir> or "
+            "theta1=<checkpoint>"
         )
     if directions.name == "difference" and req.grid.two_d and theta2 is None and directions.file is None:
         raise LandscapeError(
-            "a 2D difference surface needs theta2 (θ0 trained on another task): set run2=<run dir> or theta2=<checkpoint>"
+            "a 2D difference surface needs theta2 (θ0 trained on another task): set run2=<run dir> or "
+            "theta2=<checkpoint>"
         )
     if theta0 is None:
         raise LandscapeError(
@@ -316,7 +321,8 @@ def resolve_runs(req: LandscapeRequest) -> LandscapeRequest:
         run_len = (run_cfg.get("data") or {}).get("max_length")
         if run_len is None:
             raise LandscapeError(
-                "data.max_length is not given and no run config says it: set data.max_length=<n> or run=<run dir>"
+                "data.max_length is not given and no run config says it: set data.max_length=<n> or run=<run "
+                "dir>"
             )
         data, notes["max_length"] = (
             replace(data, max_length=int(run_len)),

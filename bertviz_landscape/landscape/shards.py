@@ -101,7 +101,8 @@ class PointStore:
             self._append(k, values, per_example)
         except OSError as err:
             raise OutputError(
-                f"cannot write {self.shard_file}: {err.strerror or err} (finished points are kept; re-run to continue)"
+                f"cannot write {self.shard_file}: {err.strerror or err} (finished points are kept; re-run to "
+                "continue)"
             ) from err
 
     def _append(self, k: int, values: dict[str, float], per_example: dict | None = None) -> None:
@@ -141,7 +142,8 @@ def merge_parts(
     if missing:
         if require_complete:
             raise LandscapeError(
-                f"cannot merge {directory}: {len(missing)} of {grid.size} points are missing (re-run their shards)"
+                f"cannot merge {directory}: {len(missing)} of {grid.size} points are missing (re-run their "
+                "shards)"
             )
         return None
     keys = spec["value_keys"]

@@ -376,7 +376,8 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     model, checkpoints = load_checkpoints(req.theta0, req.theta1, req.theta2)
     if model.config.num_labels != task.num_labels:
         raise LandscapeError(
-            f"checkpoint theta0 has {model.config.num_labels} outputs but task {task.name} needs {task.num_labels}"
+            f"checkpoint theta0 has {model.config.num_labels} outputs but task {task.name} needs "
+            f"{task.num_labels}"
         )
     recipe, direction_path = obtain_directions(req, checkpoints, store.directory, key)
     summary = recipe.summary()

@@ -365,7 +365,8 @@ def draw_all(
             curvature.curvature_numbers(flat),
             "flatness",
             [d["_path"] for d in flat],
-            "basin width/area along the training directions and Hessian curvature, pretrained vs from scratch",
+            "basin width/area along the training directions and Hessian curvature, pretrained vs from "
+            "scratch",
         )
 
     manifest = {

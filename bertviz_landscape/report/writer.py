@@ -312,7 +312,8 @@ def render_markdown(rep: dict) -> str:
     out += ["## Runs", ""]
     if rep["runs"]:
         out += [
-            "| task | init | seed | dev metric | majority baseline | beat it? | steps | train examples | wall s |",
+            "| task | init | seed | dev metric | majority baseline | beat it? | steps | train examples | "
+            "wall s |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
     else:
