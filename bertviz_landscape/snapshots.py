@@ -184,7 +184,7 @@ class Snapshots:
     def theta0_path(self) -> Path:
         """θ0 as meta.json names it, relative to the snapshots; confined to the run directory."""
         return confine(
-            self.directory / str(self.meta["theta0"]),
+            self.directory.resolve() / str(self.meta["theta0"]),
             self.directory.resolve().parent,
             f"{self.directory / 'meta.json'}: theta0",
         )

@@ -560,3 +560,16 @@ def test_1d_curves_draw_several_seeds_of_one_init_as_mean_and_spread(tmp_path):
     assert band.min() == pytest.approx(stack.min()) and band.max() == pytest.approx(stack.max())
     assert any("min–max over the runs" in t.get_text() for t in fig.texts)
     style.plt.close(fig)
+
+
+def test_figures_of_a_relative_results_directory_land_in_its_figures_directory(tmp_path, monkeypatch):
+    """`make demo` passes a relative output_dir: the figures go to <results>/figures/<name>, not to a
+    copy of the relative path below it (they went to figures/outputs/demo/figures/)."""
+    from bertviz_landscape.plots.results import draw_all
+
+    make_surface(tmp_path / "res" / "mrpc_scratch_plane.h5", cx=0.5, cy=0.3, nx=5, ny=3)
+    monkeypatch.chdir(tmp_path)
+    manifest = draw_all(Path("res"), interactive=False, formats=("png",))
+    pngs = sorted(p.relative_to(tmp_path / "res" / "figures") for p in (tmp_path / "res").rglob("*.png"))
+    assert pngs and all(len(p.parts) == 1 for p in pngs), pngs
+    assert manifest["figures"]

@@ -107,8 +107,14 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
     if not panels and not hess:
         style.no_data(axes[0], "no flatness numbers")
     handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        axes[0].legend(fontsize=7)
+    if handles:  # one entry per (task, init): the seeds of one arm share its colour
+        unique = dict(zip(labels, handles))
+        n_runs = {lab: labels.count(lab) for lab in unique}
+        axes[0].legend(
+            list(unique.values()),
+            [lab if n_runs[lab] == 1 else f"{lab} ({n_runs[lab]} seeds)" for lab in unique],
+            fontsize=7,
+        )
     fig.suptitle(title)
     if panels:  # below the axes, where no point can sit under it
         fig.text(

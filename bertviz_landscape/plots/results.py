@@ -175,7 +175,7 @@ def draw_all(
             if stem in used:
                 raise BadInput(f"figure {stem}: two inputs would write the same figure files ({sources})")
         used.add(stem)
-        files = style.save_figure(fig, confine(out / stem, out, "figure file name"), formats)
+        files = style.save_figure(fig, confine(out.resolve() / stem, out, "figure file name"), formats)
         figures.append(
             {
                 "kind": kind,
@@ -257,7 +257,7 @@ def draw_all(
         if paraview:  # ParaView's structured grid (Li et al.'s h52vtp.py assumes nx = ny)
             try:
                 vts = write_vts(
-                    sf.surface, confine(out / "paraview" / f"{stem}.vts", out, "figure file name")
+                    sf.surface, confine(out.resolve() / "paraview" / f"{stem}.vts", out, "figure file name")
                 )
             except ImportError as err:
                 raise BadInput(f"paraview=true: {err}") from None

@@ -114,6 +114,8 @@ def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: fl
             )
             for i in ARMS
         ]
+        if all(t == "–" for t in texts):  # measured for no run (e.g. a layer the analysis skipped): no row
+            continue
         agg_rows.append((label, *texts))
         cells = []
         for col in cols:
