@@ -144,6 +144,12 @@ def edge_warnings(results: Results) -> list[dict]:
     return out
 
 
+def _seed_of(data: dict):
+    """The seed of a one-run analysis JSON ('?' when it does not say)."""
+    runs = data.get("runs") or [{}]
+    return runs[0].get("seed", "?")
+
+
 def draw_all(
     results_dir: str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
@@ -313,20 +319,21 @@ def draw_all(
         )
 
     # layer-wise panels per task
-    by_task = defaultdict(dict)
-    for data in results.analyses.get("layers", []):
+    by_task = defaultdict(lambda: defaultdict(list))
+    for data in sorted(results.analyses.get("layers", []), key=lambda d: str(d.get("_path", ""))):
         task, init = analysis_identity(data)
-        by_task[task][init] = data
-    for task, group in sorted(by_task.items()):
-        add(
-            "layers",
-            task,
-            None,
-            layers.layer_panels(group, task),
-            f"layers_{task}",
-            [d["_path"] for d in group.values()],
-            f"{task}: per-layer relative change, roll-back and per-layer 1D curves",
-        )
+        by_task[task][init].append(data)
+    for task, arms in sorted(by_task.items()):
+        group = {init: datas[0] for init, datas in arms.items()}  # one run per init: the first seed
+        fig = layers.layer_panels(group, task)
+        caption = f"{task}: per-layer relative change, roll-back and per-layer 1D curves"
+        if any(len(datas) > 1 for datas in arms.values()):
+            shown = ", ".join(f"{init} seed {_seed_of(d)}" for init, d in group.items())
+            runs = ", ".join(f"{len(datas)} {init}" for init, datas in arms.items())
+            note = f"one run per init is drawn ({shown}) of {runs} runs; the report's tables give every seed"
+            fig.suptitle(f"{task}: layer-wise analysis — {shown}")
+            caption += f"; {note}"
+        add("layers", task, None, fig, f"layers_{task}", [d["_path"] for d in group.values()], caption)
 
     # dev metric per epoch: longtrain analyses, else the runs' own per-epoch records
     series = defaultdict(list)
