@@ -109,7 +109,9 @@ def run_train_cli(*args, cwd):
             marks=pytest.mark.slow,
         ),
         pytest.param(
-            ["data.max_train_samples=0"], "data.max_train_samples must be >= 1", marks=pytest.mark.slow
+            ["data.max_train_samples=0"],
+            "data.max_train_samples must be null or an integer >= 1",
+            marks=pytest.mark.slow,
         ),
     ],
 )  # one process start each (~10 s): one in make test, all in make test-all

@@ -162,7 +162,7 @@ def merge_parts(
             n = len(per_example[0][key])
             arr = np.full((*shape, n), math.nan, dtype=np.float32)
             for k in range(grid.size):
-                arr[grid.index(k)[::-1]] = per_example[k][key]
+                arr[grid.index(k)] = per_example[k][key]  # grid.index is already the [j, i] of `shape`
             surface.per_example[key] = arr
     output = Path(output or spec["output"])
     directions = Path(directory) / "directions.h5"
