@@ -453,7 +453,7 @@ def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple
                 "dev_metric": values,
                 "beat_baseline": [i.beat_baseline for _, i in infos],
                 "mean": sum(finite) / len(finite) if finite else None,
-                "runs": [str(Path(i.run).relative_to(root)) for _, i in infos],
+                "runs": [os.path.relpath(Path(i.run).resolve(), Path(root).resolve()) for _, i in infos],
             }
         )
     scored = [r for r in rows if r["mean"] is not None and len(r["runs"]) > 0]

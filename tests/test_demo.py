@@ -174,7 +174,9 @@ def _sweep_run(root, name: str, seed: int, dev: float):
     return run
 
 
-def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_names_every_rate(tmp_path):
+def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_names_every_rate(
+    tmp_path, monkeypatch
+):
     from bertviz_landscape.demo import build_stages, read_sweep, write_sweep
     from bertviz_landscape.errors import BadInput
     from bertviz_landscape.report.writer import render_results, sweep_lines
@@ -199,7 +201,12 @@ def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_
                 tmp_path, f"sst2_scratch_lr{arm}_seed{seed}", seed, dev
             )
     rates = {f"scratch_lr{a}": float(a) for a in devs}
-    sweep = write_sweep(tmp_path, "sst2", rates, runs)
+    monkeypatch.chdir(tmp_path.parent)  # a relative output_dir (make replicate's) with absolute run paths
+    sweep = write_sweep(Path(tmp_path.name), "sst2", rates, runs)
+    assert sweep["rates"][0]["runs"] == [
+        "runs/sst2_scratch_lr0.0001_seed0",
+        "runs/sst2_scratch_lr0.0001_seed1",
+    ]
     assert read_sweep(tmp_path)["chosen_arm"] == sweep["chosen_arm"] == "scratch_lr0.0003"
     assert [r["mean"] for r in sweep["rates"]] == pytest.approx([0.56, 0.65, 0.605])
     rest = {s.name: s for s in build_stages(cfg, selected="scratch_lr0.0003")}
