@@ -393,22 +393,22 @@ def figure_names() -> set[str]:
 
 @analysis_figure("layers")
 def _layers_figures(datas: list[dict], results: Results) -> Iterable[Drawn]:
-    """Layer-wise panels per task: the first seed of each init (the report's tables give every seed)."""
+    """Layer-wise panels per task: bars the mean over seeds, a dot per seed, the first seed's 1D curves."""
     by_task = defaultdict(lambda: defaultdict(list))
     for data in sorted(datas, key=lambda d: str(d.get("_path", ""))):
         task, init = analysis_identity(data)
         by_task[task][init].append(data)
     for task, arms in sorted(by_task.items()):
-        group = {init: datas[0] for init, datas in arms.items()}  # one run per init: the first seed
-        fig = layers.layer_panels(group, task)
+        fig = layers.layer_panels(dict(arms), task)
         caption = f"{task}: per-layer relative change, roll-back and per-layer 1D curves"
         if any(len(datas) > 1 for datas in arms.values()):
-            shown = ", ".join(f"{init} seed {_seed_of(d)}" for init, d in group.items())
             runs = ", ".join(f"{len(datas)} {init}" for init, datas in arms.items())
-            note = f"one run per init is drawn ({shown}) of {runs} runs; the report's tables give every seed"
-            fig.suptitle(f"{task}: layer-wise analysis — {shown}")
+            first = ", ".join(f"{init} seed {_seed_of(datas[0])}" for init, datas in arms.items())
+            note = f"bars: mean over seeds ({runs} runs), dots: each seed; the 1D curves of {first}"
+            fig.suptitle(f"{task}: layer-wise analysis — {runs} runs")
             caption += f"; {note}"
-        yield Drawn("layers", task, fig, f"layers_{task}", [d["_path"] for d in group.values()], caption)
+        sources = [d["_path"] for datas in arms.values() for d in datas]
+        yield Drawn("layers", task, fig, f"layers_{task}", sources, caption)
 
 
 @analysis_figure("dev_per_epoch")
