@@ -211,7 +211,9 @@ def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_
     text = "\n".join(sweep_lines(sweep))
     for lr in ("0.0001", "0.0003 (chosen)", "0.001"):
         assert f"| {lr} |" in text
-    assert "0: 0.7, 1: 0.51" in text and "at 0.0003" in text
+    assert "0: 0.7, 1: 0.51" in text and "at 0.0003" in text and "beyond" not in text
+    edge = sweep | {"chosen_arm": "scratch_lr0.001", "chosen_lr": 0.001}
+    assert "the largest rate tried: the best rate may lie beyond the sweep" in "\n".join(sweep_lines(edge))
     assert "at 0.0003" in render_results(
         {"verdicts": [], "tasks": [], "tables": {}, "evidence": {}, "sweep": sweep}
     )

@@ -320,11 +320,16 @@ def sweep_lines(sweep: dict | None) -> list[str]:
             f"| {r.get('lr'):g}{chosen} | {_g(r.get('mean'))} | {per_seed} | "
             f"{beat}/{len(r.get('seeds') or [])} |"
         )
+    tried = sorted(float(r["lr"]) for r in sweep.get("rates") or [] if r.get("lr") is not None)
+    edge = ""
+    if len(tried) > 1 and sweep.get("chosen_lr") in (tried[0], tried[-1]):
+        side = "largest" if sweep.get("chosen_lr") == tried[-1] else "smallest"
+        edge = f" It is the {side} rate tried: the best rate may lie beyond the sweep."
     out += [
         "",
         "The claims compare the pretrained runs against the from-scratch runs at "
         f"{sweep.get('chosen_lr'):g}; "
-        "surfaces and analyses were computed at that rate only.",
+        f"surfaces and analyses were computed at that rate only.{edge}",
         "",
     ]
     return out
