@@ -5,7 +5,7 @@ The analysis JSON (format ``bertviz-analysis/1``; written atomically to ``output
     {"analysis": "<name>", "format": "bertviz-analysis/1",
      "inputs": {"runs": [path], "surfaces": [{"path", "sha256", "checkpoints": {role: sha256}}], ...},
      "runs": [{"run", "task", "init", "seed", "beat_baseline", "dev_metric", "majority_baseline",
-               "primary_metric"}, ...],            # one per run analysed (same order as per_run)
+               "primary_metric", "fingerprint"}, ...],  # one per run analysed (same order as per_run)
      "per_run": [{...the analysis's numbers and arrays...}, ...],
      "summary": {"<scalar>": {"mean", "std", "n"}, ...},   # over runs; std with ddof=1 (0 for n = 1)
      "baseline": {"all_beat_baseline": bool|null, "not_beating_baseline": [run, ...]},
@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 
 from bertviz_landscape.atomic import check_writable, write_json_atomic
-from bertviz_landscape.checkpoints import content_hash
+from bertviz_landscape.checkpoints import WEIGHT_FILES, content_hash
 from bertviz_landscape.config import run_name
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.fingerprints import file_fingerprint
+from bertviz_landscape.fingerprints import digest, file_fingerprint
 from bertviz_landscape.landscape.request import DataRequest
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.landscape.sweep import content_hash_file
@@ -71,6 +71,7 @@ class RunInfo:
     dev_metric: float | None
     majority_baseline: float | None
     beat_baseline: bool | None
+    fingerprint: str | None = None  # its θ1 weights by content (run_fingerprint): a copied run has the same
 
     def entry(self) -> dict:
         return jsonable(asdict(self))
@@ -88,6 +89,15 @@ def run_dir(path: str | os.PathLike | None, key: str = "run") -> RunDir:
             f"{key}={p}: not a training run directory (no {RunDir(p).theta0.relative_to(RunDir(p).root)})"
         )
     return RunDir(p)
+
+
+def run_fingerprint(run: RunDir) -> str | None:
+    """The run's θ1 weight files by content (fingerprints.file_fingerprint of each, names included):
+    a copied run directory has the same one, another training (another seed) another. None without θ1."""
+    files = sorted({f for pattern in WEIGHT_FILES for f in run.theta1.glob(pattern)})
+    if not files:
+        return None
+    return digest({f.name: file_fingerprint(f) for f in files})
 
 
 def baseline_verdict(
@@ -149,6 +159,7 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
         value,
         base,
         beat,
+        run_fingerprint(rd),
     )
 
 
@@ -442,17 +453,23 @@ def config_list(cfg, one: str, many: str) -> list[str]:
 
 
 def refuse_repeats(paths: Sequence[str], key: str) -> None:
-    """The same run or surface given twice (by path, or a file by content) would count as two
-    seeds (n = 2, std 0): an AnalysisError naming both."""
+    """The same run or surface given twice (by path, a file by content, a run directory by its θ1
+    weights: a copy) would count as two seeds (n = 2, std 0): an AnalysisError naming both."""
     seen: dict[str, str] = {}
     for p in paths:
         path = Path(p).expanduser()
         ids = [f"path:{path.resolve()}"]
         if path.is_file():
             ids.append(f"content:{file_fingerprint(path)}")
+        elif path.is_dir() and RunDir.is_run(path) and (fp := run_fingerprint(RunDir(path))):
+            ids.append(f"run:{fp}")
         for ident in ids:
             if ident in seen:
-                how = "the same file" if ident.startswith("path") else "identical files"
+                how = {
+                    "path": "the same file",
+                    "content": "identical files",
+                    "run": f"copies of one run (the same θ1 weights, fingerprint {ident[4:]})",
+                }[ident.split(":")[0]]
                 raise AnalysisError(
                     f"{key}: {seen[ident]} and {p} are {how}: one input given twice would count as "
                     "two seeds (n = 2, std 0)"

@@ -57,7 +57,7 @@ def _per_seed(runs: list[dict], rows: list, value) -> np.ndarray:
 def _bars_with_seeds(bar, dots, pos, values: np.ndarray, colour, label: str, width: float) -> None:
     """A bar at the mean over seeds, one dot per seed on it (the spread, not a stand-in for it)."""
     with np.errstate(invalid="ignore"):
-        mean = np.nanmean(values, axis=0) if values.size else values
+        mean = np.nanmean(values, axis=0) if values.size else np.zeros(values.shape[1:])  # no layers: no bars
     n = values.shape[0]
     bar(pos, mean, width, color=colour, label=label + (f" (mean of {n} seeds)" if n > 1 else ""), alpha=0.85)
     if n > 1:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertviz_landscape.analysis import registry
+from bertviz_landscape.analysis.common import run_fingerprint
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.surface import minimum_on_edge, write_vts
@@ -104,7 +105,68 @@ class Results:
                         out.skipped.append({"path": str(path), "reason": _reason(err)})
                         continue
                     out.analyses[str(data["analysis"])].append(data)
+        refuse_mixed_analyses(out)
         return out
+
+
+def _rel(path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _run_text(run: dict) -> str:
+    where = run.get("run") or "no run directory"
+    lr = "" if run.get("lr") is None else f", lr {run['lr']}"
+    return f"{where}: {run.get('task')}, {run.get('init')}, seed {run.get('seed')}{lr}"
+
+
+def refuse_mixed_analyses(results: Results) -> None:
+    """One result per analysis and run in a results directory, or a BadInput naming both files:
+
+    - two JSONs of one analysis holding the same run (other settings, another surface, a stale copy):
+      the report would count one and silently drop the other, a figure would draw both;
+    - two runs that are copies of one run (the same task, init, seed and θ1 weights under two
+      paths, `analysis.common.run_fingerprint`): they would count as two seeds (n = 2, std 0)."""
+    fingerprints: dict[str, str | None] = {}
+
+    def fingerprint(run: dict) -> str | None:
+        path = run.get("run")
+        if run.get("fingerprint") or not path:
+            return run.get("fingerprint")
+        if path not in fingerprints:  # a JSON from before runs carried it: the run directory as it is now
+            fingerprints[path] = run_fingerprint(RunDir(path)) if RunDir.is_run(path) else None
+        return fingerprints[path]
+
+    for name, datas in sorted(results.analyses.items()):
+        same_run: dict[tuple, str] = {}
+        same_seed: dict[tuple, list[tuple[str, dict]]] = {}
+        for data in sorted(datas, key=lambda d: str(d.get("_path"))):
+            for run in data.get("runs") or []:
+                if not isinstance(run, dict):
+                    continue
+                ident = tuple(str(run.get(k)) for k in ("task", "init", "seed", "lr"))
+                here = _rel(data["_path"], results.root)
+                if (*ident, str(run.get("run"))) in same_run:
+                    there = same_run[(*ident, str(run.get("run")))]
+                    raise BadInput(
+                        f"{there} and {here}: two {name} results of one run ({_run_text(run)}) in "
+                        f"{results.root}; the report would count one and drop the other: keep one of them "
+                        "(move the other out of the results directory)"
+                    )
+                same_run[(*ident, str(run.get("run")))] = here
+                if not run.get("run"):
+                    continue
+                for there, other in same_seed.get(ident, []):
+                    fp = fingerprint(run)
+                    if fp is not None and fp == fingerprint(other):
+                        raise BadInput(
+                            f"{there} and {here}: {name} of {other.get('run')} and of {run.get('run')}, "
+                            f"copies of one run (same task, init, seed and θ1 weights, fingerprint {fp}): "
+                            "it would count as two seeds (n = 2, std 0); remove the copy"
+                        )
+                same_seed.setdefault(ident, []).append((here, run))
 
 
 def _reason(err: BaseException) -> str:

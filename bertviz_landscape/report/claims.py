@@ -120,6 +120,7 @@ class RunRecord:
     baseline: float | None
     metric: str
     numbers: dict
+    source: str | None = None  # the analysis JSON its numbers came from
 
     @property
     def label(self) -> str:
@@ -168,6 +169,7 @@ def run_records(analysis: str, datas: list[dict], opts: Options) -> list[RunReco
                 _num(run.get("majority_baseline")),
                 str(run.get("primary_metric") or "metric"),
                 numbers,
+                data.get("_path"),
             )
             ident = (rec.task, rec.init, rec.seed, rec.lr, rec.run)
             if ident not in seen:
@@ -367,6 +369,7 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict
                     "lr": r.lr,
                     "run": r.run,
                     "value": r.numbers.get(a.measure.key) if a.measure else None,
+                    "source": r.source,
                 }
                 for r in a.arms.get(i) or []
             ]

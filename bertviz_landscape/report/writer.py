@@ -68,8 +68,12 @@ def _run_key(r: RunRecord) -> tuple:
     )
 
 
-def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: float):
-    """(aggregate rows (label, pretrained, scratch), per-seed header, per-seed rows) of one task."""
+def number_tables(
+    records: dict[str, list[RunRecord]], task: str, confidence: float, root: Path | None = None
+):
+    """(aggregate rows (label, pretrained, scratch), per-seed header, per-seed rows) of one task.
+    Before an analysis's first per-seed row, its source row: the JSON each run's numbers of that
+    analysis came from (relative to `root`)."""
     mine = {name: [r for r in recs if r.task == task] for name, recs in records.items()}
     listed = rows()
     unshown = hidden() | {(a, k) for a, k, _ in listed}
@@ -89,6 +93,7 @@ def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: fl
             runs.setdefault((r.init, r.lr, r.seed), r)
     cols = sorted(runs.values(), key=_run_key)
     agg_rows, seed_rows = [], []
+    sourced: set[str] = set()
     for a, k, label in keys:
         recs = mine.get(a, [])
         texts = [
@@ -100,14 +105,19 @@ def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: fl
         if all(t == "–" for t in texts):  # measured for no run (e.g. a layer the analysis skipped): no row
             continue
         agg_rows.append((label, *texts))
-        cells = []
-        for col in cols:
-            v = next(
-                (r.numbers.get(k) for r in recs if (r.init, r.lr, r.seed) == (col.init, col.lr, col.seed)),
-                None,
+        of_col = [
+            next((r for r in recs if (r.init, r.lr, r.seed) == (col.init, col.lr, col.seed)), None)
+            for col in cols
+        ]
+        if a not in sourced:
+            sourced.add(a)
+            seed_rows.append(
+                (
+                    f"**{a}**: source",
+                    *(f"`{_rel(r.source, root)}`" if r is not None and r.source else "–" for r in of_col),
+                )
             )
-            cells.append(_g(v))
-        seed_rows.append((label, *cells))
+        seed_rows.append((label, *(_g(None if r is None else r.numbers.get(k)) for r in of_col)))
     several = len({(c.init, c.lr) for c in cols}) > len({c.init for c in cols})  # a learning-rate sweep
     header = [col.label if several else f"{col.init} seed {col.seed}" for col in cols]
     return agg_rows, header, seed_rows
@@ -195,8 +205,12 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
     records = {name: run_records(name, datas, opts) for name, datas in analyses.items()}
     tasks = sorted({v.task for v in verdicts} | {sf.task for sf in results.surfaces})
     tables, seeds = {}, {}
+    for v in verdicts:  # claims.json names each value's JSON relative to the results directory
+        for entries in (v.numbers.get("per_run") or {}).values():
+            for e in entries:
+                e["source"] = _rel(e["source"], root) if e.get("source") else None
     for t in tasks:
-        agg, header, per_seed = number_tables(records, t, rule.confidence)
+        agg, header, per_seed = number_tables(records, t, rule.confidence, root)
         tables[t] = surface_rows(results, t) + agg
         seeds[t] = {"header": header, "rows": per_seed}
     runs = []
@@ -247,7 +261,9 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
     }
 
 
-def _rel(path: str, root: Path) -> str:
+def _rel(path: str, root: Path | None) -> str:
+    if root is None:
+        return str(path)
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))
     except ValueError:
@@ -290,6 +306,9 @@ def render_results(rep: dict) -> str:
         if seeds.get("rows"):
             out += [
                 f"### Numbers: {task}, per seed",
+                "",
+                "Each analysis's **source** row names the JSON its numbers below come from, per run "
+                "(relative to the results directory).",
                 "",
                 "| | " + " | ".join(seeds["header"]) + " |",
                 "|---|" + "---|" * len(seeds["header"]),
