@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -200,13 +201,17 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     tasks, inits = list(c["tasks"]), list(c["inits"])
     if len(tasks) != 2:
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
-    main, second = tasks
+    # (main task, second task) pairs: the main task's surfaces and analyses, δ2 from the second's
+    # runs; `both_ways` adds the swapped pair (every surface and analysis on both tasks in one call)
+    pairs = [(tasks[0], tasks[1])] + ([(tasks[1], tasks[0])] if c.get("both_ways") else [])
+    mains = [m for m, _ in pairs]
     seeds = _seeds(c.get("seeds"))
     arms = _arms(inits, c.get("scratch_lrs"))  # arm label -> (init, lr or None: the preset's)
     inits = list(arms)
     runs = {(t, i, s): root / "runs" / run_name(t, i, s) for t in tasks for i in inits for s in seeds}
     surf = {
-        (kind, i, s): root / "surfaces" / f"{run_name(main, i, s)}_{kind}.h5"
+        (m, kind, i, s): root / "surfaces" / f"{run_name(m, i, s)}_{kind}.h5"
+        for m in mains
         for kind in ("line", "plane")
         for i in inits
         for s in seeds
@@ -233,7 +238,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                     *data,
                     *tr.get("overrides", []),
                 ]
-                if task == second:
+                if task not in mains:  # only spans δ2 (a main task's runs train in full)
                     overrides += list(tr.get("second_task") or [])
                 run_dir = runs[(task, init, seed)]
 
@@ -262,7 +267,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     ls = c["landscape"]
     _check_axis("landscape.line", ls["line"])
     _check_axis("landscape.plane.x", ls["plane"]["x"])
-    for seed in seeds:
+    for (main, second), seed in itertools.product(pairs, seeds):
         for init in inits:
             common = [
                 f"run={runs[(main, init, seed)]}",
@@ -277,7 +282,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 f"grid.x.min={line['min']}",
                 f"grid.x.max={line['max']}",
                 f"grid.x.num={line['num']}",
-                f"output={surf[('line', init, seed)]}",
+                f"output={surf[(main, 'line', init, seed)]}",
             ]
             p = ls["plane"]
             plane_over = common + [
@@ -285,7 +290,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 "grid=plane",
                 f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
                 *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
-                f"output={surf[('plane', init, seed)]}",
+                f"output={surf[(main, 'plane', init, seed)]}",
                 *(ls.get("plane_overrides") or []),
             ]
             for kind, over in (("line", line_over), ("plane", plane_over)):
@@ -302,21 +307,21 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                             "runs": [_run_stamp(r) for r in deps],
                             "config": _composed("landscape", over),
                         },
-                        [surf[(kind, init, seed)]],
+                        [surf[(main, kind, init, seed)]],
                         landscape_action,
                     )
                 )
 
     for name in c.get("analyses") or []:
-        for seed in seeds:
+        for main, seed in itertools.product(mains, seeds):
             for init in inits:
                 out = root / "analysis" / f"{name}_{run_name(main, init, seed)}.json"
                 over = (
                     analysis_overrides(
                         name,
                         runs[(main, init, seed)],
-                        surf[("line", init, seed)],
-                        surf[("plane", init, seed)],
+                        surf[(main, "line", init, seed)],
+                        surf[(main, "plane", init, seed)],
                         out,
                     )
                     + data
@@ -338,7 +343,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                             "run": _run_stamp(runs[(main, init, seed)]),
                             "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
                             "surfaces": [
-                                _Lazy(lambda p=surf[(k, init, seed)]: _file_stamp(p))
+                                _Lazy(lambda p=surf[(main, k, init, seed)]: _file_stamp(p))
                                 for k in ("line", "plane")
                             ],
                         },
