@@ -40,8 +40,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
-from bertviz_landscape.config import CONF_DIR, compose
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.cli import command
+from bertviz_landscape.config import compose
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
@@ -550,21 +551,15 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
     return Pipeline(root, out, root / "demo.log" if quiet else None).run(stages)
 
 
-def main() -> None:
-    import hydra
+def run_quietly(cfg: DictConfig) -> list[dict]:
+    """`run_demo` with the libraries' logs at WARNING (the console gets one line per stage)."""
+    for name in ("bertviz_landscape", "pytorch_lightning", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return run_demo(cfg)
 
-    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
-    def _main(cfg: DictConfig) -> None:
-        for name in ("bertviz_landscape", "pytorch_lightning", "lightning", "lightning.pytorch"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        try:
-            run_demo(cfg)
-        except BadInput as err:
-            print(f"bertviz-demo: error: {err}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
 
-    _main()
+main = command("bertviz-demo", "demo", run_quietly)
 
 
 if __name__ == "__main__":
