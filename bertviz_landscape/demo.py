@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.analysis.common import read_run
 from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.cli import command
@@ -48,6 +50,7 @@ from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.report import write_report
+from bertviz_landscape.report.writer import SWEEP_FILE
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.train import RunConfigError, train
 from bertviz_landscape.wandb_media import log_results
@@ -196,7 +199,12 @@ class Pipeline:
         print(text, end=end, file=self.out, flush=True)
 
 
-def build_stages(cfg: DictConfig) -> list[Stage]:
+def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
+    """The demo's stages. With a scratch learning-rate sweep analysed at its best rate only
+    (``scratch_sweep.analyse=best``) this is two lists: without `selected`, the selection stages
+    (the main task trained at every rate on ``scratch_sweep.select_seeds``, then ``select scratch lr``
+    writing lr_sweep.json); with `selected` (the chosen arm, e.g. ``scratch_lr0.0003``), everything
+    else, for the pretrained arm and the chosen rate (run_demo runs one, then the other)."""
     c = OmegaConf.to_container(cfg, resolve=True)
     root = Path(c["output_dir"])
     tasks, inits = list(c["tasks"]), list(c["inits"])
@@ -208,6 +216,17 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
     mains = [m for m, _ in pairs]
     seeds = _seeds(c.get("seeds"))
     arms = _arms(inits, c.get("scratch_lrs"))  # arm label -> (init, lr or None: the preset's)
+    select_seeds = sweep_select_seeds(c, arms, seeds)
+    data = (
+        [f"data.glue_dir={c['glue_dir']}"] if c.get("glue_dir") else []
+    )  # one data directory for every stage
+    if select_seeds is not None:
+        rates = [a for a, (init, lr) in arms.items() if init == "scratch" and lr is not None]
+        if selected is None:
+            return _selection_stages(c, root, tasks[0], arms, rates, select_seeds, data)
+        if selected not in rates:
+            raise BadInput(f"{root / SWEEP_FILE}: chosen arm {selected!r} is not one of {', '.join(rates)}")
+        arms = {a: v for a, v in arms.items() if a not in rates or a == selected}
     inits = list(arms)
     runs = {(t, i, s): root / "runs" / run_name(t, i, s) for t in tasks for i in inits for s in seeds}
     surf = {
@@ -217,53 +236,12 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
         for i in inits
         for s in seeds
     }
-    stages: list[Stage] = []
-    data = (
-        [f"data.glue_dir={c['glue_dir']}"] if c.get("glue_dir") else []
-    )  # one data directory for every stage
-
-    tr = c["train"]
-    for seed in seeds:
-        for task in tasks:
-            for init in inits:
-                # a seed is a replicate: from scratch it draws θ0 (init.seed), pretrained the head
-                # (init.seed), and for both the data order and dropout (seed); the second task's run
-                # of a seed shares that seed's θ0
-                overrides = [
-                    f"experiment={tr['experiment']}",
-                    f"task={task}",
-                    f"init={arms[init][0]}",
-                    *([f"init.lr={arms[init][1]}"] if arms[init][1] is not None else []),
-                    f"seed={seed}",
-                    f"init.seed={seed}",
-                    *data,
-                    *tr.get("overrides", []),
-                ]
-                if task not in mains:  # only spans δ2 (a main task's runs train in full)
-                    overrides += list(tr.get("second_task") or [])
-                run_dir = runs[(task, init, seed)]
-
-                def train_action(overrides=overrides, run_dir=run_dir):
-                    try:
-                        train(compose("train", overrides), run_dir)
-                    except (
-                        RunConfigError
-                    ):  # the demo's settings changed since this run: the demo's own run is retrained
-                        log.warning("%s was trained with other settings; retraining it", run_dir)
-                        train(compose("train", [*overrides, "force=true"]), run_dir)
-
-                stages.append(
-                    Stage(
-                        f"train {run_name(task, init, seed)}",
-                        {
-                            "overrides": overrides,
-                            "run": str(run_dir),
-                            "config": _composed("train", overrides),
-                        },
-                        [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
-                        train_action,
-                    )
-                )
+    stages: list[Stage] = [
+        _train_stage(c, task, arm, seed, arms, runs[(task, arm, seed)], data, second=task not in mains)
+        for seed in seeds
+        for task in tasks
+        for arm in inits
+    ]
 
     ls = c["landscape"]
     _check_axis("landscape.line", ls["line"])
@@ -391,6 +369,123 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
             )
         )
     return stages
+
+
+def _train_stage(
+    c: dict, task: str, arm: str, seed: int, arms: dict, run_dir: Path, data: list[str], second: bool
+) -> Stage:
+    """bertviz-train of one (task, arm, seed). A seed is a replicate: from scratch it draws θ0
+    (init.seed), pretrained the head (init.seed), and for both the data order and dropout (seed);
+    the second task's run of a seed shares that seed's θ0."""
+    tr = c["train"]
+    overrides = [
+        f"experiment={tr['experiment']}",
+        f"task={task}",
+        f"init={arms[arm][0]}",
+        *([f"init.lr={arms[arm][1]}"] if arms[arm][1] is not None else []),
+        f"seed={seed}",
+        f"init.seed={seed}",
+        *data,
+        *tr.get("overrides", []),
+    ]
+    if second:
+        overrides += list(tr.get("second_task") or [])
+
+    def train_action():
+        try:
+            train(compose("train", overrides), run_dir)
+        except RunConfigError:  # the demo's settings changed since this run: the demo's own run is retrained
+            log.warning("%s was trained with other settings; retraining it", run_dir)
+            train(compose("train", [*overrides, "force=true"]), run_dir)
+
+    return Stage(
+        f"train {run_name(task, arm, seed)}",
+        {"overrides": overrides, "run": str(run_dir), "config": _composed("train", overrides)},
+        [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
+        train_action,
+    )
+
+
+def sweep_select_seeds(c: dict, arms: dict, seeds: list[int]) -> list[int] | None:
+    """The seeds that train every rate when a sweep is analysed at its best rate only; None when
+    every arm is analysed (no sweep, or ``scratch_sweep.analyse=all``)."""
+    sweep = c.get("scratch_sweep") or {}
+    mode = sweep.get("analyse", "all")
+    if mode not in ("all", "best"):
+        raise BadInput(f"scratch_sweep.analyse={mode!r}: give all or best")
+    if mode == "all" or not any(init == "scratch" and lr is not None for init, lr in arms.values()):
+        return None
+    chosen = sweep.get("select_seeds")
+    if chosen is None:
+        return seeds
+    picked = _seeds(chosen)
+    if not set(picked) <= set(seeds):
+        raise BadInput(f"scratch_sweep.select_seeds={picked}: not a subset of seeds={seeds}")
+    return picked
+
+
+def _selection_stages(
+    c: dict, root: Path, main: str, arms: dict, rates: list[str], seeds: list[int], data: list[str]
+) -> list[Stage]:
+    runs = {(a, s): root / "runs" / run_name(main, a, s) for a in rates for s in seeds}
+    stages = [
+        _train_stage(c, main, a, s, arms, runs[(a, s)], data, second=False) for s in seeds for a in rates
+    ]
+    stages.append(
+        Stage(
+            f"select scratch lr {main}",
+            {"runs": [_run_stamp(r) for r in runs.values()], "rule": "best mean dev metric"},
+            [root / SWEEP_FILE],
+            lambda: write_sweep(root, main, {a: arms[a][1] for a in rates}, runs),
+        )
+    )
+    return stages
+
+
+def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple[str, int], Path]) -> dict:
+    """lr_sweep.json: each rate's dev metric per seed (the runs' metrics.json), their mean, and the
+    rate chosen — the best mean (every GLUE primary metric is higher-is-better); a rate whose runs
+    have no finite dev metric is never chosen."""
+    rows = []
+    for arm, lr in rates.items():
+        infos = [(s, read_run(path)) for (a, s), path in sorted(runs.items()) if a == arm]
+        values = [i.dev_metric for _, i in infos]
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        rows.append(
+            {
+                "arm": arm,
+                "lr": lr,
+                "seeds": [s for s, _ in infos],
+                "dev_metric": values,
+                "beat_baseline": [i.beat_baseline for _, i in infos],
+                "mean": sum(finite) / len(finite) if finite else None,
+                "runs": [str(Path(i.run).relative_to(root)) for _, i in infos],
+            }
+        )
+    scored = [r for r in rows if r["mean"] is not None and len(r["runs"]) > 0]
+    if not scored:
+        raise BadInput(f"{root / 'runs'}: no from-scratch run of the sweep has a finite dev metric")
+    best = max(scored, key=lambda r: r["mean"])  # the first of equals: rates in the order given
+    metrics = {read_run(p).primary_metric for p in runs.values()}
+    out = {
+        "task": task,
+        "metric": sorted(m for m in metrics if m)[0] if any(metrics) else None,
+        "rule": "the rate with the best mean dev metric over the selection seeds",
+        "rates": rows,
+        "chosen_arm": best["arm"],
+        "chosen_lr": best["lr"],
+    }
+    write_json_atomic(root / SWEEP_FILE, out)
+    return out
+
+
+def read_sweep(root: Path) -> dict:
+    path = Path(root) / SWEEP_FILE
+    try:
+        out = json.loads(path.read_text())
+        return out | {"chosen_arm": str(out["chosen_arm"])}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"{path}: not a learning-rate sweep record ({err})") from None
 
 
 def run_name(task: str, arm: str, seed: int) -> str:
@@ -548,7 +643,21 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
     stages = build_stages(cfg)
     if cfg.get("evidence"):
         write_evidence_rule(root, OmegaConf.to_container(cfg.evidence, resolve=True))
-    return Pipeline(root, out, root / "demo.log" if quiet else None).run(stages)
+    pipeline = Pipeline(root, out, root / "demo.log" if quiet else None)
+    done = pipeline.run(stages)
+    if stages and stages[-1].name.startswith("select scratch lr"):  # the sweep's best rate, then the rest
+        sweep = read_sweep(root)
+        pipeline._print(
+            f"[demo] from-scratch learning rates on {sweep['task']}: "
+            + ", ".join(f"{r['lr']:g} (mean dev {_g(r['mean'])})" for r in sweep["rates"])
+            + f"; analysing {sweep['chosen_lr']:g}"
+        )
+        done += pipeline.run(build_stages(cfg, selected=sweep["chosen_arm"]))
+    return done
+
+
+def _g(v) -> str:
+    return "–" if v is None else f"{v:.4f}"
 
 
 def run_quietly(cfg: DictConfig) -> list[dict]:

@@ -26,6 +26,7 @@ from bertviz_landscape.plots.results import Results, draw_all
 from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_from, run_records
 from bertviz_landscape.rundir import RunDir
 
+SWEEP_FILE = "lr_sweep.json"  # a from-scratch learning-rate sweep: every rate's dev metric, the chosen rate
 EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was made with (the demo writes it)
 CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
 RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
@@ -243,8 +244,15 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
                 "seconds": m.get("wall_seconds"),
             }
         )
+    sweep = None
+    if (root / SWEEP_FILE).is_file():
+        try:
+            sweep = json.loads((root / SWEEP_FILE).read_text())
+        except ValueError as err:
+            raise BadInput(f"{root / SWEEP_FILE}: not valid JSON ({err})") from None
     return {
         "root": str(root),
+        "sweep": sweep,
         "tasks": tasks,
         "tables": tables,
         "per_seed": seeds,
@@ -284,6 +292,7 @@ def render_results(rep: dict) -> str:
         "by more than 2 binomial standard errors on the dev set).",
         "",
     ]
+    out += sweep_lines(rep.get("sweep"))
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
         if rows:
@@ -306,6 +315,37 @@ def render_results(rep: dict) -> str:
             out += ["| " + " | ".join(row) + " |" for row in seeds["rows"]]
             out.append("")
     return "\n".join(out)
+
+
+def sweep_lines(sweep: dict | None) -> list[str]:
+    """The from-scratch learning-rate sweep (lr_sweep.json, bertviz-demo with
+    scratch_sweep.analyse=best): every rate tried, its dev metric per seed, the rate compared."""
+    if not sweep:
+        return []
+    metric = sweep.get("metric") or "metric"
+    out = [
+        f"From-scratch learning rates tried on {sweep.get('task')} (dev {metric} per seed; "
+        f"{sweep.get('rule', 'best mean')}):",
+        "",
+        f"| learning rate | mean dev {metric} | per seed | beat the majority baseline |",
+        "|---|---|---|---|",
+    ]
+    for r in sweep.get("rates") or []:
+        per_seed = ", ".join(f"{s}: {_g(v)}" for s, v in zip(r.get("seeds") or [], r.get("dev_metric") or []))
+        beat = sum(1 for b in r.get("beat_baseline") or [] if b)
+        chosen = " (chosen)" if r.get("arm") == sweep.get("chosen_arm") else ""
+        out.append(
+            f"| {r.get('lr'):g}{chosen} | {_g(r.get('mean'))} | {per_seed} | "
+            f"{beat}/{len(r.get('seeds') or [])} |"
+        )
+    out += [
+        "",
+        "The claims compare the pretrained runs against the from-scratch runs at "
+        f"{sweep.get('chosen_lr'):g}; "
+        "surfaces and analyses were computed at that rate only.",
+        "",
+    ]
+    return out
 
 
 def render_markdown(rep: dict) -> str:
