@@ -9,12 +9,12 @@ import pytest
 import torch
 from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
+from bertviz_landscape.analysis.flatness import hessian_request
 from bertviz_landscape.analysis.hessian import (
     HessianError,
     HessianVectorProduct,
     _math_attention,
     hessian_parameters,
-    hessian_request,
     hessian_spectrum,
 )
 from bertviz_landscape.data.eval_sets import EvalSet

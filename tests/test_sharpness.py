@@ -12,16 +12,14 @@ import pytest
 import torch
 from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
-from bertviz_landscape.analysis.flatness import interval_width
+from bertviz_landscape.analysis.flatness import adaptive_request, interval_width, invariant_request
 from bertviz_landscape.analysis.hessian import (
     HessianVectorProduct,
     NormalisedHessianVectorProduct,
     top_eigenvalues,
 )
 from bertviz_landscape.analysis.sharpness import (
-    adaptive_request,
     adaptive_sharpness,
-    invariant_request,
     mean_loss,
     random_direction_widths,
 )

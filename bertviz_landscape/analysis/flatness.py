@@ -63,6 +63,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,6 +85,7 @@ from bertviz_landscape.analysis.common import (
     surface_run,
     unknown_run,
 )
+from bertviz_landscape.analysis.hessian import HessianRequest
 from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.path_loss import matched_step as first_step_at_or_below
 from bertviz_landscape.analysis.path_loss import (
@@ -100,6 +102,7 @@ from bertviz_landscape.analysis.sharpness import (
     random_direction_widths,
 )
 from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
+from bertviz_landscape.config import compose
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
 
@@ -319,6 +322,26 @@ def _same_examples(a, b) -> bool:
         torch.equal(x.input_ids.cpu(), y.input_ids.cpu()) and torch.equal(x.labels.cpu(), y.labels.cpu())
         for x, y in zip(a.batches, b.batches)
     )
+
+
+def _section(name: str, values: dict) -> Any:
+    """conf/analysis/flatness.yaml's section `name` with `values` (its key names) on top."""
+    return compose("analyze", ["analysis=flatness"], {"analysis": {name: values}}).analysis[name]
+
+
+def hessian_request(**values: Any) -> HessianRequest:
+    """The `hessian` section as a request (``k=``, ``samples=``, ``density={"iterations": 8}``, …)."""
+    return HessianRequest.from_config(_section("hessian", values))
+
+
+def invariant_request(**values: Any) -> InvariantRequest:
+    """The `invariant` section as a request (``draws=``, ``step=``, ``max=``, …)."""
+    return InvariantRequest.from_config(_section("invariant", values))
+
+
+def adaptive_request(**values: Any) -> AdaptiveRequest:
+    """The `adaptive` section as a request (``rho=``, ``steps=``, ``samples=``, …)."""
+    return AdaptiveRequest.from_config(_section("adaptive", values))
 
 
 def _widths(model, train, task, eps: float, inv) -> dict:

@@ -68,7 +68,6 @@ from scipy.linalg import eigh_tridiagonal
 
 from bertviz_landscape.analysis.common import run_data_request, run_task
 from bertviz_landscape.checkpoints import check_checkpoint_dir, content_hash, load_model
-from bertviz_landscape.config import compose
 from bertviz_landscape.data.eval_sets import load_eval_sets
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.devices import pick_device
@@ -412,14 +411,6 @@ class HessianRequest:
             density_iterations=int(density.get("iterations") or 0),
             density_runs=int(density.get("runs") or 1),
         )
-
-
-def hessian_request(**values: Any) -> HessianRequest:
-    """conf/analysis/flatness.yaml's `hessian` section with `values` on top (its key names:
-    ``k=``, ``samples=``, ``density={"iterations": 8}``, …)."""
-    return HessianRequest.from_config(
-        compose("analyze", ["analysis=flatness"], {"analysis": {"hessian": values}}).analysis.hessian
-    )
 
 
 def hessian_spectrum(model: torch.nn.Module, batches, task, req: HessianRequest) -> dict:

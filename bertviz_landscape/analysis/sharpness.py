@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from bertviz_landscape.config import compose
 from bertviz_landscape.data.eval_sets import EvalSet
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.directions import Directions, norm, random_directions
@@ -156,20 +155,6 @@ class AdaptiveRequest:
             params=_selector(ada["params"]),
             bias_and_norm=str(ada["bias_and_norm"]),
         )
-
-
-def _flatness_section(name: str, values: dict) -> Any:
-    return compose("analyze", ["analysis=flatness"], {"analysis": {name: values}}).analysis[name]
-
-
-def invariant_request(**values: Any) -> InvariantRequest:
-    """conf/analysis/flatness.yaml's `invariant` section with `values` (its key names) on top."""
-    return InvariantRequest.from_config(_flatness_section("invariant", values))
-
-
-def adaptive_request(**values: Any) -> AdaptiveRequest:
-    """conf/analysis/flatness.yaml's `adaptive` section with `values` (its key names) on top."""
-    return AdaptiveRequest.from_config(_flatness_section("adaptive", values))
 
 
 def random_direction_widths(
