@@ -103,14 +103,15 @@ def unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
     """Keys of `cfg` that the composed defaults of `config_name` do not have (e.g. from `+foo=1`):
     nothing reads them."""
     base = compose(config_name)
+    known = set(base.keys())  # `in` would miss a required key ('???', e.g. bertviz-plot's results)
     out = [
         k
         for k in cfg.keys()
-        if k not in base and k not in OPTIONAL_KEYS.get(config_name, set()) and k != "hydra"
+        if k not in known and k not in OPTIONAL_KEYS.get(config_name, set()) and k != "hydra"
     ]
     for section in CHECKED_SECTIONS.get(config_name, ()):
         if isinstance(cfg.get(section), DictConfig) and isinstance(base.get(section), DictConfig):
-            out += [f"{section}.{k}" for k in cfg[section].keys() if k not in base[section]]
+            out += [f"{section}.{k}" for k in cfg[section].keys() if k not in set(base[section].keys())]
     return out
 
 
