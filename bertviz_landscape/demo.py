@@ -39,6 +39,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import read_run
 from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
@@ -459,7 +460,7 @@ def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple
                 "dev_metric": values,
                 "beat_baseline": [i.beat_baseline for _, i in infos],
                 "mean": sum(finite) / len(finite) if finite else None,
-                "runs": [str(Path(i.run).relative_to(root)) for _, i in infos],
+                "runs": [os.path.relpath(Path(i.run).resolve(), Path(root).resolve()) for _, i in infos],
             }
         )
     scored = [r for r in rows if r["mean"] is not None and len(r["runs"]) > 0]
@@ -540,25 +541,17 @@ def _check_axis(name: str, axis: dict) -> None:
 
 
 def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path) -> list[str]:
-    """The bertviz-analyze overrides of one analysis of the demo's main-task run."""
-    base = [f"analysis={name}", f"output={out}"]
-    if name == "trajectory":
-        return base + [f"run={run}", f"surface={plane}"]
-    if name == "consistency":
-        return base + [f"surface={plane}", f"run={run}"]
-    if name == "flatness":
-        return base + [f"surface={line}", f"run={run}"]
-    if name == "layers":
-        return base + [f"run={run}"]
-    if name == "longtrain":
-        return base + [f"run={run}", f"surface={plane}"]
-    return base + [f"run={run}"]
+    """The bertviz-analyze overrides of one analysis of the demo's main-task run: what its spec
+    reads (analysis/spec.py), in its order — the run, and its surface (the line or the plane)."""
+    given = {"run": f"run={run}", "line": f"surface={line}", "plane": f"surface={plane}"}
+    return [f"analysis={name}", f"output={out}", *(given[r] for r in registry.get(name).reads)]
 
 
 def matched_control(name: str, arm: str, arms: dict[str, tuple[str, float | None]]) -> str | None:
-    """The scratch arm a pretrained run's flatness is matched against (its training loss at θ1): the
-    preset's rate when it is one of the arms, else the first rate of the sweep; None otherwise."""
-    if name != "flatness" or arms[arm][0] != "pretrained":
+    """The scratch arm a pretrained run is matched against (an analysis whose spec says `matched`,
+    e.g. flatness: its training loss at θ1): the preset's rate when it is one of the arms, else the
+    first rate of the sweep; None otherwise."""
+    if not registry.get(name).matched or arms[arm][0] != "pretrained":
         return None
     scratch = [a for a, (init, _) in arms.items() if init == "scratch"]
     return "scratch" if "scratch" in scratch else (scratch[0] if scratch else None)

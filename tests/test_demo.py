@@ -62,18 +62,10 @@ def tiny_pretrained_model(tmp_path) -> Path:
 
 
 def available_analyses() -> list[str]:
-    import importlib
+    from bertviz_landscape.analysis import registry
 
-    from bertviz_landscape.analysis.registry import MODULES
-
-    out = []
-    for name in ("trajectory", "consistency", "flatness", "layers", "longtrain"):
-        try:
-            importlib.import_module(MODULES[name])
-            out.append(name)
-        except ImportError:
-            pass
-    return out
+    known = registry.names()  # an analysis whose module could not be imported is not registered
+    return [n for n in ("trajectory", "consistency", "flatness", "layers", "longtrain") if n in known]
 
 
 def test_demo_bad_grid_is_a_clear_error(tmp_path):
@@ -211,7 +203,9 @@ def _sweep_run(root, name: str, seed: int, dev: float):
     return run
 
 
-def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_names_every_rate(tmp_path):
+def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_names_every_rate(
+    tmp_path, monkeypatch
+):
     from bertviz_landscape.demo import build_stages, read_sweep, write_sweep
     from bertviz_landscape.errors import BadInput
     from bertviz_landscape.report.writer import render_results, sweep_lines
@@ -236,7 +230,12 @@ def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_
                 tmp_path, f"sst2_scratch_lr{arm}_seed{seed}", seed, dev
             )
     rates = {f"scratch_lr{a}": float(a) for a in devs}
-    sweep = write_sweep(tmp_path, "sst2", rates, runs)
+    monkeypatch.chdir(tmp_path.parent)  # a relative output_dir (make replicate's) with absolute run paths
+    sweep = write_sweep(Path(tmp_path.name), "sst2", rates, runs)
+    assert sweep["rates"][0]["runs"] == [
+        "runs/sst2_scratch_lr0.0001_seed0",
+        "runs/sst2_scratch_lr0.0001_seed1",
+    ]
     assert read_sweep(tmp_path)["chosen_arm"] == sweep["chosen_arm"] == "scratch_lr0.0003"
     assert [r["mean"] for r in sweep["rates"]] == pytest.approx([0.56, 0.65, 0.605])
     rest = {s.name: s for s in build_stages(cfg, selected="scratch_lr0.0003")}
@@ -249,7 +248,9 @@ def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_
     text = "\n".join(sweep_lines(sweep))
     for lr in ("0.0001", "0.0003 (chosen)", "0.001"):
         assert f"| {lr} |" in text
-    assert "0: 0.7, 1: 0.51" in text and "at 0.0003" in text
+    assert "0: 0.7, 1: 0.51" in text and "at 0.0003" in text and "beyond" not in text
+    edge = sweep | {"chosen_arm": "scratch_lr0.001", "chosen_lr": 0.001}
+    assert "the largest rate tried: the best rate may lie beyond the sweep" in "\n".join(sweep_lines(edge))
     assert "at 0.0003" in render_results(
         {"verdicts": [], "tasks": [], "tables": {}, "evidence": {}, "sweep": sweep}
     )

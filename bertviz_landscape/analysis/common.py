@@ -91,7 +91,9 @@ def baseline_verdict(
     exceed the baseline by 2·sqrt(p(1−p)/n_dev) (its binomial standard error at the baseline's p)
     when n_dev is known, so a run a few examples above the majority does not count as learned.
     For regression (baseline {"mse": m}: a constant has no Pearson correlation) the run beat the
-    baseline when its dev MSE (val/loss) < m.
+    baseline when its dev MSE (val/loss) < m and, when n_dev is known, its correlation (the
+    primary metric) exceeds 2/sqrt(n_dev), twice a zero correlation's standard error — a model that
+    learned only the mean is on the plateau however small its MSE gain.
     """
     value = dev.get(f"val/{primary}", dev.get(primary))
     value = None if value is None else float(value)
@@ -108,6 +110,8 @@ def baseline_verdict(
         mse = dev.get("val/loss", dev.get("val/mse"))
         base = float(baseline["mse"])
         beat = None if mse is None or not math.isfinite(float(mse)) else bool(float(mse) < base)
+        if beat and n_dev and primary in ("pearson", "spearman"):
+            beat = value is not None and math.isfinite(value) and value > 2.0 / math.sqrt(n_dev)
         return value, base, beat
     return value, None, None
 

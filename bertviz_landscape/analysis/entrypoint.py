@@ -1,7 +1,7 @@
 """`bertviz-analyze` (python -m bertviz_landscape.analysis): the Hydra edge of the analyses.
 
 Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), looks the
-analysis up in analysis/registry.py and calls its plain function, writes the JSON atomically to
+analysis up in analysis/registry.py and calls its spec's adapter, writes the JSON atomically to
 ``output=`` and, with ``wandb.enabled=true``, puts its numbers in a W&B run's summary. Bad input
 exits with status 2 and one line naming the problem; no JSON is written.
 """
@@ -27,9 +27,9 @@ def run(cfg: DictConfig) -> dict:
     Returns the analysis JSON that was written to `cfg.output`."""
 
     name = str(cfg.analysis.name)
-    analysis = get(name)
+    spec = get(name)
     output = prepare_output(cfg.get("output"))
-    result = analysis(cfg)
+    result = spec.run(cfg)
     write_result(output, result, overwrite=bool(cfg.get("overwrite", False)))
     log.info("analysis=%s written: %s", name, output)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):

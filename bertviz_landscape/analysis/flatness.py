@@ -93,13 +93,21 @@ from bertviz_landscape.analysis.path_loss import (
     run_model_and_examples,
     set_weights,
 )
-from bertviz_landscape.analysis.registry import register
 from bertviz_landscape.analysis.sharpness import (
     AdaptiveRequest,
     InvariantRequest,
     adaptive_sharpness,
     mean_loss,
     random_direction_widths,
+)
+from bertviz_landscape.analysis.spec import (
+    AnalysisSpec,
+    ClaimSpec,
+    Measure,
+    Options,
+    Row,
+    finite,
+    summary_mean,
 )
 from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
 from bertviz_landscape.config import compose
@@ -548,7 +556,6 @@ def flatness(
     )
 
 
-@register("flatness")
 def flatness_from_config(cfg: DictConfig) -> dict:
     a = cfg.analysis
     center = None if a.get("center") is None else [float(v) for v in a.center]
@@ -562,3 +569,91 @@ def flatness_from_config(cfg: DictConfig) -> dict:
         None if matched is None else float(matched),
         cfg,
     )
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """A JSON without ``numbers``: the width along δ1 at ε = `opts.width_eps` (else the smallest ε
+    it has) in units of ‖δ1‖, absolute and over ‖θ1‖, the Hessian's top eigenvalue and trace, the
+    training loss at the centre."""
+    out: dict = {}
+    summary = data.get("summary") or {}
+    widths = [k for k in summary if k.startswith("width_x_") and k[8:].replace(".", "", 1).isdigit()]
+    key = (
+        f"width_x_{opts.width_eps}"
+        if f"width_x_{opts.width_eps}" in widths
+        else (sorted(widths, key=lambda k: float(k[8:])) or [None])[0]
+    )
+    if key:
+        e = key[8:]
+        out["width_delta1"] = summary_mean(data, key)
+        out["width_delta1_eps"] = float(e)
+        entry = ((per_run.get("width") or {}).get("x") or {}).get(e) or {}
+        if entry.get("bounded") is not None:
+            out["width_delta1_bounded"] = 1.0 if entry["bounded"] else 0.0
+        out["width_abs"] = summary_mean(data, f"{key}_absolute")
+        norm1 = summary_mean(data, "norm_theta1")
+        if out["width_abs"] is not None and norm1:
+            out["width_rel_theta1"] = out["width_abs"] / norm1
+    out["hessian_top_eig"] = summary_mean(data, "hessian_top")
+    out["hessian_trace"] = summary_mean(data, "hessian_trace")
+    out["train_loss_theta1"] = finite((per_run.get("noise") or {}).get("center_value"))
+    return out
+
+
+SPEC = AnalysisSpec(
+    "flatness",
+    flatness_from_config,
+    reads=("line", "run"),
+    matched=True,  # the pretrained run's matched-loss step against the same seed's scratch run
+    rows=(
+        Row("invariant_width", "basin width along filter-normalised random directions (invariant)"),
+        Row("invariant_width_std", "  its spread over the random draws"),
+        Row("adaptive_sharpness", "adaptive sharpness (Kwon et al. 2021)"),
+        Row("width_delta1", "basin width along δ1 (units ‖δ1‖)"),
+        Row("width_abs", "basin width along δ1 (absolute)"),
+        Row("width_rel_theta1", "basin width along δ1 / ‖θ1‖"),
+        Row("hessian_top_eig", "Hessian top eigenvalue"),
+        Row("hessian_top_eig_normalised", "Hessian top eigenvalue, weight-norm-normalised"),
+        Row("hessian_trace", "Hessian trace"),
+        Row("train_loss_theta1", "training loss at θ1"),
+    ),
+    hidden=("width_delta1_bounded", "width_delta1_eps"),
+    figures=("flatness",),
+    claims=(
+        ClaimSpec(
+            "wider_optima",
+            "Pre-training leads to wider optima",
+            1,
+            (
+                Measure(
+                    "invariant_width",
+                    +1,
+                    "basin width along filter-normalised random directions (invariant)",
+                    widen="analysis.invariant.max",
+                ),
+                Measure("adaptive_sharpness", -1, "adaptive sharpness (Kwon et al. 2021; lower = flatter)"),
+                Measure(
+                    "width_delta1",
+                    +1,
+                    "basin width along δ1 around θ1 in units of each run's ‖δ1‖ (fallback: not "
+                    "reparameterisation-invariant, descriptive-grade)",
+                    fallback=True,
+                    widen="grid.x",
+                ),
+            ),
+            "the pretrained optimum is wider",
+            "the from-scratch optimum is wider",
+            (
+                ("width_delta1", "width along δ1 (‖δ1‖ units)"),
+                ("width_abs", "absolute width"),
+                ("width_rel_theta1", "width / ‖θ1‖"),
+                ("hessian_top_eig", "Hessian top eigenvalue"),
+                ("hessian_top_eig_normalised", "weight-norm-normalised top eigenvalue"),
+                ("train_loss_theta1", "training loss at θ1"),
+            ),
+            checks=("matched_loss",),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=10,
+)

@@ -83,7 +83,7 @@ from bertviz_landscape.analysis.common import (
     run_task,
 )
 from bertviz_landscape.analysis.noise import exceeds_noise, paired_stderr
-from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.checkpoints import load_checkpoints
 from bertviz_landscape.config import compose
 from bertviz_landscape.data.eval_sets import load_eval_sets
@@ -393,6 +393,94 @@ def compute_layers(req: LayersRequest) -> dict:
     )
 
 
-@register("layers")
 def layers_from_config(cfg: DictConfig) -> dict:
     return compute_layers(LayersRequest.from_config(cfg))
+
+
+def _encoder_depth(name: str) -> int | None:
+    if name.startswith("layer."):
+        try:
+            return int(name.split(".")[1])
+        except ValueError:
+            return None
+    return None
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """A JSON without ``numbers``: the depth trends of the relative change and of the single
+    layers' roll-backs (rise of the dev error over no roll-back), over the encoder layers."""
+    rel = per_run.get("relative_change") or {}
+    rb = per_run.get("rollback") or []
+    none = next((r for r in rb if r.get("kind") == "none"), None)
+    base = finite((none or {}).get("dev_error"))
+    singles = [
+        (d, float(r["dev_error"]) - (base or 0.0))
+        for r in rb
+        if r.get("kind") == "single"
+        and len(r.get("layers") or []) == 1
+        and (d := _encoder_depth(r["layers"][0])) is not None
+        and finite(r.get("dev_error")) is not None
+    ]
+    changes = [
+        (d, float(v))
+        for k, v in rel.items()
+        if (d := _encoder_depth(k)) is not None and finite(v) is not None
+    ]
+    return {
+        "relative_change_depth_trend": _pair_trend(changes),
+        "rollback_depth_trend": _pair_trend(singles),
+    }
+
+
+def _pair_trend(pairs: list[tuple[int, float]]) -> float | None:
+    """Spearman ρ of (depth, value) pairs: >= 3 pairs with at least two distinct values, else None."""
+    if len(pairs) < 3:
+        return None
+    x, y = zip(*pairs)
+    if len(set(y)) < 2:
+        return None
+    return finite(spearmanr(x, y).statistic)
+
+
+SPEC = AnalysisSpec(
+    "layers",
+    layers_from_config,
+    reads=("run",),
+    rows=(
+        Row("rollback_depth_trend", "roll-back depth trend (Spearman ρ)"),
+        Row("curve_rise_depth_trend", "per-layer curve rise depth trend (Spearman ρ)"),
+        Row("relative_change_depth_trend", "relative-change depth trend (Spearman ρ; AdamW caveat)"),
+    ),
+    figures=("layers",),
+    claims=(
+        ClaimSpec(
+            "lower_layers_invariant",
+            "Lower layers of the pretrained model are more invariant during fine-tuning",
+            5,
+            (
+                Measure(
+                    "rollback_depth_trend",
+                    +1,
+                    "Spearman ρ(encoder depth, rise of dev error when that one layer is rolled back to θ0)",
+                ),
+                Measure(
+                    "curve_rise_depth_trend",
+                    +1,
+                    "Spearman ρ(encoder depth, the per-layer curve's rise at α = 0)",
+                ),
+                Measure(
+                    "relative_change_depth_trend",
+                    +1,
+                    "Spearman ρ(encoder depth, relative change ‖θ1ˡ−θ0ˡ‖/‖θ0ˡ‖) (fallback: AdamW makes it "
+                    "nearly equal across layers)",
+                    fallback=True,
+                ),
+            ),
+            "lower layers are more invariant in the pretrained runs than in the from-scratch control",
+            "the from-scratch control shows the stronger depth trend",
+            (("relative_change_depth_trend", "relative-change depth trend (descriptive)"),),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=40,
+)

@@ -72,7 +72,7 @@ from bertviz_landscape.analysis.common import (
     surface_input,
 )
 from bertviz_landscape.analysis.path_loss import path_loss_of_run
-from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.config import compose
 from bertviz_landscape.data.eval_sets import eval_data
@@ -754,6 +754,57 @@ def compute_trajectory(req: TrajectoryRequest) -> dict:
     )
 
 
-@register("trajectory")
 def trajectory_from_config(cfg: DictConfig) -> dict:
     return compute_trajectory(TrajectoryRequest.from_config(cfg))
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """What a JSON without the path loss still tells: ``recorded_final_train_loss``, the mean of the
+    last quarter (at least 2) of the recorded minibatch training losses."""
+    losses = np.asarray([finite(x) for x in per_run.get("recorded_train_loss") or []], dtype=float)
+    losses = losses[np.isfinite(losses)]
+    if losses.size < 2:
+        return {}
+    return {"recorded_final_train_loss": float(losses[-max(2, losses.size // 4) :].mean())}
+
+
+SPEC = AnalysisSpec(
+    "trajectory",
+    trajectory_from_config,
+    reads=("run", "plane"),
+    rows=(
+        Row("path_loss_auc", "path loss: area under the curve"),
+        Row("steps_to_threshold", "path loss: steps to the threshold"),
+        Row("final_path_loss", "path loss: final"),
+        Row("recorded_final_train_loss", "recorded training loss, last quarter"),
+    ),
+    figures=("surface_path",),  # the path on every 2D surface figure of the run
+    claims=(
+        ClaimSpec(
+            "easier_optimisation",
+            "Pre-training eases optimisation",
+            2,
+            (
+                Measure(
+                    "path_loss_auc",
+                    -1,
+                    "area under the eval-mode training-loss curve along the path "
+                    "(mean over normalised steps)",
+                ),
+                Measure(
+                    "recorded_final_train_loss",
+                    -1,
+                    "training loss at the end of training, mean of the last quarter of the recorded "
+                    "minibatch losses (fallback: dropout on, minibatch noise)",
+                    fallback=True,
+                ),
+            ),
+            "training is easier from the pretrained start",
+            "training is easier from scratch",
+            (("final_path_loss", "final eval-mode training loss"),),
+            checks=("threshold_reached",),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=20,
+)

@@ -17,6 +17,7 @@ from pathlib import Path
 import markdown
 from omegaconf import OmegaConf
 
+from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.evidence import aggregate
 from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
@@ -31,36 +32,16 @@ EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was mad
 CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
 RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
 
-# (analysis, number, row label): the per-run numbers the table shows, in this order (a number no
-# run has gets no row); numbers not listed here follow under their own names.
-ROWS = [
-    ("flatness", "invariant_width", "basin width along filter-normalised random directions (invariant)"),
-    ("flatness", "invariant_width_std", "  its spread over the random draws"),
-    ("flatness", "adaptive_sharpness", "adaptive sharpness (Kwon et al. 2021)"),
-    ("flatness", "width_delta1", "basin width along δ1 (units ‖δ1‖)"),
-    ("flatness", "width_abs", "basin width along δ1 (absolute)"),
-    ("flatness", "width_rel_theta1", "basin width along δ1 / ‖θ1‖"),
-    ("flatness", "hessian_top_eig", "Hessian top eigenvalue"),
-    ("flatness", "hessian_top_eig_normalised", "Hessian top eigenvalue, weight-norm-normalised"),
-    ("flatness", "hessian_trace", "Hessian trace"),
-    ("flatness", "train_loss_theta1", "training loss at θ1"),
-    ("trajectory", "path_loss_auc", "path loss: area under the curve"),
-    ("trajectory", "steps_to_threshold", "path loss: steps to the threshold"),
-    ("trajectory", "final_path_loss", "path loss: final"),
-    ("trajectory", "recorded_final_train_loss", "recorded training loss, last quarter"),
-    ("consistency", "spearman_train_dev", "Spearman ρ(train loss, dev error)"),
-    ("consistency", "spearman_train_dev_boot_se", "  its bootstrap s.e. (within run)"),
-    ("consistency", "iou", "IoU of lowest-25% regions"),
-    ("consistency", "minima_distance", "distance between the surfaces' minima"),
-    ("layers", "rollback_depth_trend", "roll-back depth trend (Spearman ρ)"),
-    ("layers", "curve_rise_depth_trend", "per-layer curve rise depth trend (Spearman ρ)"),
-    ("layers", "relative_change_depth_trend", "relative-change depth trend (Spearman ρ; AdamW caveat)"),
-    ("longtrain", "dev_slope_second_half", "long training: dev slope over the second half"),
-    ("longtrain", "best_minus_last_dev", "long training: best − last dev metric"),
-    ("longtrain", "mcnemar_p_best_vs_last", "long training: McNemar p, best vs last"),
-    ("longtrain", "dev_loss_last", "long training: last dev loss"),
-]
-HIDDEN = {"width_delta1_bounded", "width_delta1_eps", "epochs"}
+
+def rows() -> list[tuple[str, str, str]]:
+    """(analysis, number, row label): the per-run numbers the table shows, in the analyses' order
+    and each analysis's `rows` order (a number no run has gets no row); numbers not listed follow
+    under their own names, except each analysis's `hidden` ones."""
+    return [(spec.name, row.key, row.label) for spec in registry.specs() for row in spec.rows]
+
+
+def hidden() -> set[tuple[str, str]]:
+    return {(spec.name, key) for spec in registry.specs() for key in spec.hidden}
 
 
 def _g(v) -> str:
@@ -90,15 +71,16 @@ def _run_key(r: RunRecord) -> tuple:
 def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: float):
     """(aggregate rows (label, pretrained, scratch), per-seed header, per-seed rows) of one task."""
     mine = {name: [r for r in recs if r.task == task] for name, recs in records.items()}
-    keys = [(a, k, label) for a, k, label in ROWS if any(k in r.numbers for r in mine.get(a, []))]
-    listed = {(a, k) for a, k, _ in ROWS}
+    listed = rows()
+    unshown = hidden() | {(a, k) for a, k, _ in listed}
+    keys = [(a, k, label) for a, k, label in listed if any(k in r.numbers for r in mine.get(a, []))]
     keys += sorted(
         {
             (a, k, f"{a}: {k}")
             for a, recs in mine.items()
             for r in recs
             for k in r.numbers
-            if (a, k) not in listed and k not in HIDDEN
+            if (a, k) not in unshown
         }
     )
     runs: dict = {}
@@ -338,11 +320,16 @@ def sweep_lines(sweep: dict | None) -> list[str]:
             f"| {r.get('lr'):g}{chosen} | {_g(r.get('mean'))} | {per_seed} | "
             f"{beat}/{len(r.get('seeds') or [])} |"
         )
+    tried = sorted(float(r["lr"]) for r in sweep.get("rates") or [] if r.get("lr") is not None)
+    edge = ""
+    if len(tried) > 1 and sweep.get("chosen_lr") in (tried[0], tried[-1]):
+        side = "largest" if sweep.get("chosen_lr") == tried[-1] else "smallest"
+        edge = f" It is the {side} rate tried: the best rate may lie beyond the sweep."
     out += [
         "",
         "The claims compare the pretrained runs against the from-scratch runs at "
         f"{sweep.get('chosen_lr'):g}; "
-        "surfaces and analyses were computed at that rate only.",
+        f"surfaces and analyses were computed at that rate only.{edge}",
         "",
     ]
     return out
