@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -42,8 +43,9 @@ from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import read_run
 from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
-from bertviz_landscape.config import CONF_DIR, compose
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.cli import command
+from bertviz_landscape.config import compose
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
@@ -209,7 +211,10 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
     tasks, inits = list(c["tasks"]), list(c["inits"])
     if len(tasks) != 2:
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
-    main, second = tasks
+    # (main task, second task) pairs: the main task's surfaces and analyses, δ2 from the second's
+    # runs; `both_ways` adds the swapped pair (every surface and analysis on both tasks in one call)
+    pairs = [(tasks[0], tasks[1])] + ([(tasks[1], tasks[0])] if c.get("both_ways") else [])
+    mains = [m for m, _ in pairs]
     seeds = _seeds(c.get("seeds"))
     arms = _arms(inits, c.get("scratch_lrs"))  # arm label -> (init, lr or None: the preset's)
     select_seeds = sweep_select_seeds(c, arms, seeds)
@@ -219,20 +224,21 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
     if select_seeds is not None:
         rates = [a for a, (init, lr) in arms.items() if init == "scratch" and lr is not None]
         if selected is None:
-            return _selection_stages(c, root, main, arms, rates, select_seeds, data)
+            return _selection_stages(c, root, tasks[0], arms, rates, select_seeds, data)
         if selected not in rates:
             raise BadInput(f"{root / SWEEP_FILE}: chosen arm {selected!r} is not one of {', '.join(rates)}")
         arms = {a: v for a, v in arms.items() if a not in rates or a == selected}
     inits = list(arms)
     runs = {(t, i, s): root / "runs" / run_name(t, i, s) for t in tasks for i in inits for s in seeds}
     surf = {
-        (kind, i, s): root / "surfaces" / f"{run_name(main, i, s)}_{kind}.h5"
+        (m, kind, i, s): root / "surfaces" / f"{run_name(m, i, s)}_{kind}.h5"
+        for m in mains
         for kind in ("line", "plane")
         for i in inits
         for s in seeds
     }
     stages: list[Stage] = [
-        _train_stage(c, task, arm, seed, arms, runs[(task, arm, seed)], data, second=task == second)
+        _train_stage(c, task, arm, seed, arms, runs[(task, arm, seed)], data, second=task not in mains)
         for seed in seeds
         for task in tasks
         for arm in inits
@@ -241,7 +247,7 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
     ls = c["landscape"]
     _check_axis("landscape.line", ls["line"])
     _check_axis("landscape.plane.x", ls["plane"]["x"])
-    for seed in seeds:
+    for (main, second), seed in itertools.product(pairs, seeds):
         for init in inits:
             common = [
                 f"run={runs[(main, init, seed)]}",
@@ -256,7 +262,7 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                 f"grid.x.min={line['min']}",
                 f"grid.x.max={line['max']}",
                 f"grid.x.num={line['num']}",
-                f"output={surf[('line', init, seed)]}",
+                f"output={surf[(main, 'line', init, seed)]}",
             ]
             p = ls["plane"]
             plane_over = common + [
@@ -264,7 +270,7 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                 "grid=plane",
                 f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
                 *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
-                f"output={surf[('plane', init, seed)]}",
+                f"output={surf[(main, 'plane', init, seed)]}",
                 *(ls.get("plane_overrides") or []),
             ]
             for kind, over in (("line", line_over), ("plane", plane_over)):
@@ -281,21 +287,21 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                             "runs": [_run_stamp(r) for r in deps],
                             "config": _composed("landscape", over),
                         },
-                        [surf[(kind, init, seed)]],
+                        [surf[(main, kind, init, seed)]],
                         landscape_action,
                     )
                 )
 
     for name in c.get("analyses") or []:
-        for seed in seeds:
+        for main, seed in itertools.product(mains, seeds):
             for init in inits:
                 out = root / "analysis" / f"{name}_{run_name(main, init, seed)}.json"
                 over = (
                     analysis_overrides(
                         name,
                         runs[(main, init, seed)],
-                        surf[("line", init, seed)],
-                        surf[("plane", init, seed)],
+                        surf[(main, "line", init, seed)],
+                        surf[(main, "plane", init, seed)],
                         out,
                     )
                     + data
@@ -317,7 +323,7 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                             "run": _run_stamp(runs[(main, init, seed)]),
                             "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
                             "surfaces": [
-                                _Lazy(lambda p=surf[(k, init, seed)]: _file_stamp(p))
+                                _Lazy(lambda p=surf[(main, k, init, seed)]: _file_stamp(p))
                                 for k in ("line", "plane")
                             ],
                         },
@@ -647,21 +653,15 @@ def _g(v) -> str:
     return "–" if v is None else f"{v:.4f}"
 
 
-def main() -> None:
-    import hydra
+def run_quietly(cfg: DictConfig) -> list[dict]:
+    """`run_demo` with the libraries' logs at WARNING (the console gets one line per stage)."""
+    for name in ("bertviz_landscape", "pytorch_lightning", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return run_demo(cfg)
 
-    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
-    def _main(cfg: DictConfig) -> None:
-        for name in ("bertviz_landscape", "pytorch_lightning", "lightning", "lightning.pytorch"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        try:
-            run_demo(cfg)
-        except BadInput as err:
-            print(f"bertviz-demo: error: {err}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
 
-    _main()
+main = command("bertviz-demo", "demo", run_quietly)
 
 
 if __name__ == "__main__":

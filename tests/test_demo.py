@@ -123,6 +123,43 @@ def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropo
     assert not any("matched.run" in o for o in stages[f"flatness {main}_scratch_seed7"].spec["overrides"])
 
 
+def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
+    """make analyses: with both_ways=true every task gets its surfaces and analyses, δ2 from the
+    other task's run of the same seed and init; each run trains once and in full (the second-task
+    overrides only shorten runs that only span δ2); figures, W&B and report once at the end."""
+    from bertviz_landscape.demo import build_stages
+
+    cfg = compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]", "both_ways=true"])
+    stages = build_stages(cfg)
+    names = [s.name for s in stages]
+    by_name = {s.name: s for s in stages}
+    assert len(names) == len(set(names))
+    trains = [n for n in names if n.startswith("train ")]
+    assert sorted(trains) == sorted(
+        f"train {t}_{i}_seed0" for t in ("mrpc", "rte") for i in ("pretrained", "scratch")
+    )
+    for task, other in (("mrpc", "rte"), ("rte", "mrpc")):
+        assert not set(cfg.train.second_task) & set(by_name[f"train {task}_scratch_seed0"].spec["overrides"])
+        plane = by_name[f"plane {task}_scratch_seed0"].spec["overrides"]
+        assert any(o.startswith("run2=") and o.endswith(f"{other}_scratch_seed0") for o in plane)
+        assert any(o.endswith(f"surfaces/{task}_scratch_seed0_plane.h5") for o in plane)
+        for name in cfg.analyses:
+            assert by_name[f"{name} {task}_pretrained_seed0"].outputs[0].name == (
+                f"{name}_{task}_pretrained_seed0.json"
+            )
+    assert names[-3:] == ["figures", "wandb", "report"]
+    one_way = [
+        s.name
+        for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]"]))
+    ]
+    assert not any(n.endswith("rte_scratch_seed0") and not n.startswith("train") for n in one_way)
+    rte = {
+        s.name: s
+        for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]"]))
+    }
+    assert set(cfg.train.second_task) <= set(rte["train rte_scratch_seed0"].spec["overrides"])
+
+
 def test_the_replicate_preset_has_five_seeds_a_scratch_sweep_and_a_256_example_hessian(tmp_path):
     from bertviz_landscape.demo import build_stages
 

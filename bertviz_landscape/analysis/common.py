@@ -43,12 +43,12 @@ import numpy as np
 from bertviz_landscape.atomic import check_writable, write_json_atomic
 from bertviz_landscape.checkpoints import WEIGHT_FILES, content_hash
 from bertviz_landscape.config import run_name
+from bertviz_landscape.data.eval_sets import DataRequest, eval_data
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.fingerprints import digest, file_fingerprint
-from bertviz_landscape.landscape.request import DataRequest
+from bertviz_landscape.fingerprints import digest, file_fingerprint, sha256_file
 from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import content_hash_file
 from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.snapshots import Snapshots
 
 FORMAT = "bertviz-analysis/1"
 log = logging.getLogger("bertviz_landscape.analysis")
@@ -79,16 +79,7 @@ class RunInfo:
 
 def run_dir(path: str | os.PathLike | None, key: str = "run") -> RunDir:
     """The training run at `path`; an AnalysisError naming `key` when it is not one."""
-    if path in (None, "", "???"):
-        raise AnalysisError(f"{key} is not given: set {key}=<training run directory>")
-    p = Path(str(path)).expanduser()
-    if not p.is_dir():
-        raise AnalysisError(f"{key}={p}: directory does not exist")
-    if not RunDir.is_run(p):
-        raise AnalysisError(
-            f"{key}={p}: not a training run directory (no {RunDir(p).theta0.relative_to(RunDir(p).root)})"
-        )
-    return RunDir(p)
+    return RunDir.open(path, key, AnalysisError)
 
 
 def run_fingerprint(run: RunDir) -> str | None:
@@ -179,6 +170,22 @@ def check_same_group(runs: Sequence[RunInfo]) -> None:
         )
 
 
+def open_snapshots(run: RunDir, key: str = "run", need: str = "the analysis") -> Snapshots:
+    """The run's snapshots (θ_t − θ0), or an AnalysisError naming `key`, the run and what `need`s them."""
+    if not (run.snapshots / "meta.json").is_file():
+        raise AnalysisError(
+            f"{key}={run.root} has no snapshots ({run.snapshots}/meta.json missing): {need} needs the "
+            "trajectory (train with callbacks.snapshots.enabled=true)"
+        )
+    try:
+        snaps = Snapshots(run.root)
+    except (FileNotFoundError, ValueError) as err:
+        raise AnalysisError(f"{key}={run.root}: {err}") from None
+    if len(snaps) == 0:
+        raise AnalysisError(f"{key}={run.root}: snapshots/index.jsonl lists no snapshot")
+    return snaps
+
+
 # --- surfaces -------------------------------------------------------------------------------
 def load_surface_checked(path: str | os.PathLike | None, key: str = "surface"):
     """`load_surface(path)`, with any unreadable file an AnalysisError naming it."""
@@ -264,7 +271,7 @@ def surface_run(surface) -> str | None:
 def surface_input(surface, path) -> dict:
     return {
         "path": str(Path(str(path)).expanduser().resolve()),
-        "sha256": content_hash_file(Path(str(path)).expanduser()),
+        "sha256": sha256_file(Path(str(path)).expanduser()),
         "checkpoints": surface_hashes(surface),
         "dimensions": 2 if surface.two_d else 1,
     }
@@ -510,12 +517,12 @@ def register_resolvers() -> None:
 # --- the examples of analyses that evaluate a model (A2: hessian, layers) --------------------
 def run_task(run: RunDir) -> str:
     """The task a run was trained on (run.json, else its config.yaml)."""
-    task = run.read_identity().get("task") or (run.read_config().get("task") or {}).get("name")
+    task = run.task()
     if not task:
         raise AnalysisError(
             f"run {run.root}: neither {run.identity_file.name} nor {run.config.name} says its task"
         )
-    return str(task)
+    return task
 
 
 def run_data_request(data: Any, run: RunDir, **overrides: Any):
@@ -527,25 +534,11 @@ def run_data_request(data: Any, run: RunDir, **overrides: Any):
 
     from omegaconf import DictConfig, OmegaConf
 
-    values = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data or {})
-    values = {
-        k: v
-        for k, v in values.items()
-        if k
-        in (
-            "glue_dir",
-            "max_train_samples",
-            "max_eval_samples",
-            "subset_seed",
-            "max_length",
-            "eval_batch_size",
-            "cache_dir",
-        )
-    }
+    values = eval_data(OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else data)
     values.update({k: v for k, v in overrides.items() if v is not None})
     req = DataRequest.from_config(values)
     if req.max_length is None:
-        length = (run.read_config().get("data") or {}).get("max_length")
+        length = run.max_length()
         if length is None:
             raise AnalysisError(
                 f"data.max_length is not given and run {run.root} has no {run.config.name} saying it: set "

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
 from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
 from bertviz_landscape.analysis.registry import get
-from bertviz_landscape.config import CONF_DIR, warn_unused_keys
-from bertviz_landscape.errors import exit_on_bad_input
+from bertviz_landscape.cli import command
+from bertviz_landscape.config import CONF_DIR
 
 log = logging.getLogger("bertviz_landscape.analysis")
 CONFIG_PATH = CONF_DIR
@@ -40,10 +39,7 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="analyze")
-def main(cfg: DictConfig):
-    warn_unused_keys(cfg, "analyze")
-    return exit_on_bad_input("bertviz-analyze", run, cfg)
+main = command("bertviz-analyze", "analyze", run)
 
 
 if __name__ == "__main__":

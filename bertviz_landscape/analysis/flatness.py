@@ -63,6 +63,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +77,7 @@ from bertviz_landscape.analysis.common import (
     check_surface_matches_run,
     config_list,
     load_surface_checked,
+    open_snapshots,
     read_run,
     require_key,
     run_dir,
@@ -83,15 +85,21 @@ from bertviz_landscape.analysis.common import (
     surface_run,
     unknown_run,
 )
+from bertviz_landscape.analysis.hessian import HessianRequest
 from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.path_loss import matched_step as first_step_at_or_below
 from bertviz_landscape.analysis.path_loss import (
     path_loss_of_run,
     run_model_and_examples,
-    run_snapshots,
     set_weights,
 )
-from bertviz_landscape.analysis.sharpness import adaptive_sharpness, mean_loss, random_direction_widths
+from bertviz_landscape.analysis.sharpness import (
+    AdaptiveRequest,
+    InvariantRequest,
+    adaptive_sharpness,
+    mean_loss,
+    random_direction_widths,
+)
 from bertviz_landscape.analysis.spec import (
     AnalysisSpec,
     ClaimSpec,
@@ -102,6 +110,7 @@ from bertviz_landscape.analysis.spec import (
     summary_mean,
 )
 from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
+from bertviz_landscape.config import compose
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
 
@@ -323,24 +332,28 @@ def _same_examples(a, b) -> bool:
     )
 
 
+def _section(name: str, values: dict) -> Any:
+    """conf/analysis/flatness.yaml's section `name` with `values` (its key names) on top."""
+    return compose("analyze", ["analysis=flatness"], {"analysis": {name: values}}).analysis[name]
+
+
+def hessian_request(**values: Any) -> HessianRequest:
+    """The `hessian` section as a request (``k=``, ``samples=``, ``density={"iterations": 8}``, …)."""
+    return HessianRequest.from_config(_section("hessian", values))
+
+
+def invariant_request(**values: Any) -> InvariantRequest:
+    """The `invariant` section as a request (``draws=``, ``step=``, ``max=``, …)."""
+    return InvariantRequest.from_config(_section("invariant", values))
+
+
+def adaptive_request(**values: Any) -> AdaptiveRequest:
+    """The `adaptive` section as a request (``rho=``, ``steps=``, ``samples=``, …)."""
+    return AdaptiveRequest.from_config(_section("adaptive", values))
+
+
 def _widths(model, train, task, eps: float, inv) -> dict:
-    return random_direction_widths(
-        model,
-        train,
-        task,
-        eps,
-        draws=int(inv.get("draws", 5)),
-        seed=int(inv.get("seed", 0)),
-        step=float(inv.get("step", 0.05)),
-        t_max=float(inv.get("max", 1.0)),
-        bisect=int(inv.get("bisect", 6)),
-        params=_selector(inv.get("params", "all")),
-        bias_and_norm=str(inv.get("bias_and_norm", "exclude")),
-    )
-
-
-def _selector(value):
-    return str(value) if isinstance(value, str) else [str(v) for v in value]
+    return random_direction_widths(model, train, task, eps, InvariantRequest.from_config(inv))
 
 
 def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
@@ -366,17 +379,7 @@ def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
     if inv.get("enabled"):
         out["invariant"] = _widths(model, train, task, eps, inv)
     if ada.get("enabled"):
-        out["adaptive"] = adaptive_sharpness(
-            model,
-            train,
-            task,
-            rho=float(ada.get("rho", 0.005)),
-            steps=int(ada.get("steps", 3)),
-            samples=int(ada.get("samples", 5)),
-            seed=int(ada.get("seed", 0)),
-            params=_selector(ada.get("params", "all")),
-            bias_and_norm=str(ada.get("bias_and_norm", "exclude")),
-        )
+        out["adaptive"] = adaptive_sharpness(model, train, task, AdaptiveRequest.from_config(ada))
     out["matched"] = None
     if mat.get("run") not in (None, ""):
         other = run_dir(mat.run, "analysis.matched.run")
@@ -403,7 +406,7 @@ def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
                 )
                 set_weights(model, {n: p.detach() for n, p in trainable_parameters(m0).items()})
             elif source == "snapshot":
-                snaps = run_snapshots(rd)
+                snaps = open_snapshots(rd, need="the matched-loss step")
                 m0, *_ = run_model_and_examples(
                     data, rd, "theta0", a.get("examples"), a.get("batch_size"), device
                 )

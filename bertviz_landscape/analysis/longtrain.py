@@ -56,14 +56,7 @@ from bertviz_landscape.analysis.common import (
 )
 from bertviz_landscape.analysis.noise import binomial_stderr, exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, summary_mean
-from bertviz_landscape.analysis.trajectory import (
-    _recorded_dev_error,
-    epoch_states,
-    inner_products,
-    interpolator,
-    plane_of_surface,
-    project_point,
-)
+from bertviz_landscape.analysis.trajectory import plane_of_surface, project_epochs
 from bertviz_landscape.snapshots import Snapshots
 
 
@@ -223,22 +216,7 @@ def longtrain_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLik
         snaps = None
         if (run.snapshots / "meta.json").is_file():
             snaps = Snapshots(run.root)
-        dev_at = interpolator(surface, "dev_error") if "dev_error" in surface else None
-        points = []
-        for epoch, source, delta, row in epoch_states(run, snaps, plane.names):
-            p = project_point(*inner_products(delta, plane), plane.gram())
-            points.append(
-                {
-                    "epoch": epoch,
-                    "source": source,
-                    "alpha": p["alpha"],
-                    "beta": p["beta"],
-                    "lstsq": p["lstsq"],
-                    "distance_from_plane": p["distance_from_plane"],
-                    "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
-                    "recorded_dev_error": _recorded_dev_error(row, primary),
-                }
-            )
+        points = project_epochs(run, snaps, plane, surface, primary)
         entry["epoch_points"], entry["surface"] = points, str(surface_path)
     entry["numbers"] = longtrain_numbers(entry, run, primary in ("pearson", "spearman"))
     return info, entry
