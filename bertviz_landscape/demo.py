@@ -434,7 +434,7 @@ def _selection_stages(
     ]
     stages.append(
         Stage(
-            f"select scratch lr {main}",
+            f"{SELECT_STAGE} {main}",
             {"runs": [_run_stamp(r) for r in runs.values()], "rule": "best mean dev metric"},
             [root / SWEEP_FILE],
             lambda: write_sweep(root, main, {a: arms[a][1] for a in rates}, runs),
@@ -443,13 +443,19 @@ def _selection_stages(
     return stages
 
 
+SELECT_STAGE = (
+    "select scratch lr"  # the stage that ends the sweep's first phase (run_demo then runs the rest)
+)
+
+
 def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple[str, int], Path]) -> dict:
     """lr_sweep.json: each rate's dev metric per seed (the runs' metrics.json), their mean, and the
     rate chosen — the best mean (every GLUE primary metric is higher-is-better); a rate whose runs
     have no finite dev metric is never chosen."""
+    read = {key: read_run(path) for key, path in sorted(runs.items())}  # each run's metrics.json once
     rows = []
     for arm, lr in rates.items():
-        infos = [(s, read_run(path)) for (a, s), path in sorted(runs.items()) if a == arm]
+        infos = [(s, info) for (a, s), info in read.items() if a == arm]
         values = [i.dev_metric for _, i in infos]
         finite = [v for v in values if v is not None and math.isfinite(v)]
         rows.append(
@@ -463,14 +469,14 @@ def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple
                 "runs": [os.path.relpath(Path(i.run).resolve(), Path(root).resolve()) for _, i in infos],
             }
         )
-    scored = [r for r in rows if r["mean"] is not None and len(r["runs"]) > 0]
+    scored = [r for r in rows if r["mean"] is not None]
     if not scored:
         raise BadInput(f"{root / 'runs'}: no from-scratch run of the sweep has a finite dev metric")
     best = max(scored, key=lambda r: r["mean"])  # the first of equals: rates in the order given
-    metrics = {read_run(p).primary_metric for p in runs.values()}
+    metrics = sorted({i.primary_metric for i in read.values() if i.primary_metric})
     out = {
         "task": task,
-        "metric": sorted(m for m in metrics if m)[0] if any(metrics) else None,
+        "metric": metrics[0] if metrics else None,
         "rule": "the rate with the best mean dev metric over the selection seeds",
         "rates": rows,
         "chosen_arm": best["arm"],
@@ -638,7 +644,7 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
         write_evidence_rule(root, OmegaConf.to_container(cfg.evidence, resolve=True))
     pipeline = Pipeline(root, out, root / "demo.log" if quiet else None)
     done = pipeline.run(stages)
-    if stages and stages[-1].name.startswith("select scratch lr"):  # the sweep's best rate, then the rest
+    if stages and stages[-1].name.startswith(SELECT_STAGE):  # the sweep's best rate, then the rest
         sweep = read_sweep(root)
         pipeline._print(
             f"[demo] from-scratch learning rates on {sweep['task']}: "
