@@ -51,8 +51,7 @@ from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.report import write_report
-from bertviz_landscape.report.writer import NOTES_FILE
-from bertviz_landscape.report.writer import SWEEP_FILE
+from bertviz_landscape.report.writer import NOTES_FILE, SWEEP_FILE
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.train import RunConfigError, train
 from bertviz_landscape.wandb_media import log_results
