@@ -17,8 +17,8 @@ conf/evidence before running) it is excluded from the comparison and named in th
 (``exclude``; the claim is then decided on the runs that learned), or it leaves the claim "not
 resolved" (``block``). A claim whose number is the optimisation outcome itself
 (``ClaimSpec.keeps_plateau_runs``: easier optimisation) keeps every run either way. Where an arm
-holds runs of several learning rates (the replicate preset's scratch sweep), the arm is its best rate by mean dev metric
-and the sentence names the rates tried.
+holds runs of several learning rates (the replicate preset's scratch sweep), the arm is its best
+rate by mean dev metric and the sentence names the rates tried.
 
 Each claim reads the first of its measures that every run of both arms has; a measure marked
 *fallback* is the older per-run quantity used until the analysis writes the invariant one (an
