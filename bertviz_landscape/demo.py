@@ -51,7 +51,7 @@ from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.report import write_report
-from bertviz_landscape.report.writer import SWEEP_FILE
+from bertviz_landscape.report.writer import NOTES_FILE, SWEEP_FILE
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.train import RunConfigError, train
 from bertviz_landscape.wandb_media import log_results
@@ -364,6 +364,7 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                     "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures")),
                     "evidence": c.get("evidence"),
                     "results_doc": c.get("results_doc"),
+                    "notes": list(c.get("report_notes") or []),
                 },
                 [root / "report.md", root / "report.html"],
                 lambda: _report(root, c.get("evidence") or {}, c.get("results_doc")),
@@ -642,6 +643,7 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
     stages = build_stages(cfg)
     if cfg.get("evidence"):
         write_evidence_rule(root, OmegaConf.to_container(cfg.evidence, resolve=True))
+    write_json_atomic(root / NOTES_FILE, [str(n) for n in cfg.get("report_notes") or []])
     pipeline = Pipeline(root, out, root / "demo.log" if quiet else None)
     done = pipeline.run(stages)
     if stages and stages[-1].name.startswith(SELECT_STAGE):  # the sweep's best rate, then the rest

@@ -5,6 +5,7 @@ results section (what README includes) equal to what report.md says."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ from bertviz_landscape.analysis import evidence
 from bertviz_landscape.report import claims
 from bertviz_landscape.report.claims import Options, Rule
 
-RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1)
+RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1, plateau_runs="exclude")
 OPTS = Options(width_eps="0.1", min_epochs=5)
 
 # (claim, analysis, number, pretrained values, scratch values) — each supported by the numbers
@@ -127,19 +128,70 @@ def test_within_the_noise_is_not_resolved_and_holm_counts_only_decided_claims():
     assert v["consistency"].numbers["family"] == 4
 
 
-def test_a_claim_is_decided_only_where_both_arms_learned():
-    a = synthetic()
+def _plateau_seed(a, seed, init="scratch"):
     for name in a:
         for d in a[name]:
-            if d["runs"][0]["init"] == "scratch" and d["runs"][0]["seed"] == 1:
+            if d["runs"][0]["init"] == init and d["runs"][0]["seed"] == seed:
                 d["runs"][0] |= {"beat_baseline": False, "dev_metric": 0.509}
-    for v in claims.decide_all(a, RULE, OPTS):
+    return a
+
+
+BLOCK = dataclasses.replace(RULE, plateau_runs="block")
+
+
+def test_with_the_block_rule_a_claim_is_decided_only_where_both_arms_learned():
+    a = _plateau_seed(synthetic(), 1)
+    for v in claims.decide_all(a, BLOCK, OPTS):
+        if v.claim == "easier_optimisation":  # its number is the optimisation outcome: every run stays
+            assert v.verdict == claims.SUPPORTED, v.sentence
+            assert "stay in the comparison" in v.sentence
+            continue
         assert v.verdict == claims.UNRESOLVED, v.sentence
         assert (
             "1 of 3 from scratch runs (seed 1: accuracy 0.509 vs majority baseline 0.51) did not beat"
             in v.sentence
         )
         assert "not in the Holm family" in v.sentence
+
+
+def test_with_the_exclude_rule_a_plateau_run_leaves_the_comparison_and_is_named():
+    # four scratch seeds, seed 1 on the plateau with a value that would flip the wider-optima claim
+    a = synthetic(
+        pre={c: v + [v[0]] for c, (_, _, v, _) in CASES.items()},
+        scr={c: s + [s[1]] for c, (_, _, _, s) in CASES.items()},
+    )
+    for d in a["flatness"]:
+        if d["runs"][0]["init"] == "scratch" and d["runs"][0]["seed"] == 1:
+            d["numbers"]["invariant_width"] = 50.0  # the plateau's "width"
+    _plateau_seed(a, 1)
+    v = by_claim(a)
+    wide = v["wider_optima"]
+    assert wide.verdict == claims.SUPPORTED, wide.sentence
+    assert "n = 4/3 runs" in wide.sentence
+    assert "Excluded by the rule fixed before running" in wide.sentence
+    assert "1 of 4 from scratch runs (seed 1: accuracy 0.509" in wide.sentence
+    assert [r["seed"] for r in wide.numbers["per_run"]["scratch"]] == [0, 2, 3]
+    easy = v["easier_optimisation"]  # keeps every run
+    assert "n = 4/4 runs" in easy.sentence and "stay in the comparison" in easy.sentence
+    # fewer than min_runs learned: descriptive only, never supported
+    _plateau_seed(a, 2)
+    assert by_claim(a)["wider_optima"].verdict == claims.DESCRIPTIVE
+    # no run of an arm learned: not resolved, saying so
+    for s in (0, 3):
+        _plateau_seed(a, s)
+    v = by_claim(a)["consistency"]
+    assert v.verdict == claims.UNRESOLVED and "no run of the from scratch arm beat" in v.sentence
+
+
+def test_an_undefined_number_names_the_run():
+    a = synthetic()
+    d = next(d for d in a["consistency"] if d["runs"][0]["init"] == "scratch" and d["runs"][0]["seed"] == 2)
+    d["numbers"]["spearman_train_dev"] = None
+    v = by_claim(a)["consistency"]
+    assert v.verdict == claims.UNRESOLVED
+    assert "not measured: spearman_train_dev is undefined for scratch seed 2 (the consistency numbers)" in (
+        v.sentence
+    )
 
 
 def test_the_scratch_arm_is_its_best_learning_rate_and_the_rates_are_named():

@@ -13,7 +13,7 @@ from scipy import stats
 from bertviz_landscape.analysis import evidence
 from bertviz_landscape.analysis.evidence import CONTRADICTED, DESCRIPTIVE, SUPPORTED, UNRESOLVED, Rule
 
-RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1)
+RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1, plateau_runs="exclude")
 
 
 def _decide(a, b, better=+1, rule=RULE):
@@ -102,6 +102,6 @@ def test_welch_numbers_are_scipys_and_hedges_g_is_the_textbook_one():
 
 def test_the_rule_rejects_impossible_thresholds():
     with pytest.raises(ValueError, match="min_runs"):
-        Rule(alpha=0.05, min_runs=1, confidence=0.95, matched_loss_rtol=0.1)
+        Rule(alpha=0.05, min_runs=1, confidence=0.95, matched_loss_rtol=0.1, plateau_runs="exclude")
     with pytest.raises(ValueError, match="alpha"):
-        Rule(alpha=1.5, min_runs=3, confidence=0.95, matched_loss_rtol=0.1)
+        Rule(alpha=1.5, min_runs=3, confidence=0.95, matched_loss_rtol=0.1, plateau_runs="exclude")

@@ -550,3 +550,26 @@ def test_the_layer_figure_draws_the_mean_over_seeds_and_a_dot_per_seed():
     assert [b.get_width() for b in rb] == pytest.approx([0.21, 0.23, 0.41])  # mean dev error over seeds
     assert "mean of 3 seeds" in ax_rel.get_legend_handles_labels()[1][0]
     assert "seed 0" in fig.axes[2].get_title()
+
+
+def test_the_layer_figure_without_per_layer_curves_has_no_empty_panels():
+    import copy
+
+    from bertviz_landscape.plots.layers import layer_panels
+
+    runs = {}
+    for d in fixture_analyses()["layers"]:
+        s = copy.deepcopy(d)
+        s["per_run"][0].pop("curves", None)  # analysis.curves=false
+        runs[s["runs"][0]["init"]] = [s]
+    fig = layer_panels(runs, "mrpc")
+    assert [ax.get_title(loc="left") or ax.get_title() for ax in fig.axes] == [
+        "(a) how far each layer moved",
+        "(b) roll-back",
+    ]
+    assert any("analysis.curves=false" in t.get_text() for t in fig.texts)
+    legend = fig.axes[1].get_legend()
+    assert (
+        legend is not None
+        and legend.get_bbox_to_anchor().y0 < fig.axes[1].get_position().y0 * fig.bbox.height
+    )

@@ -46,6 +46,9 @@ SUPPORTED, CONTRADICTED, UNRESOLVED, DESCRIPTIVE = (
 )
 
 
+PLATEAU_RULES = ("exclude", "block")
+
+
 @dataclass(frozen=True)
 class Rule:
     """The decision's thresholds (conf/evidence/default.yaml; fixed before running)."""
@@ -54,6 +57,7 @@ class Rule:
     min_runs: int  # runs per arm below which a comparison is descriptive only
     confidence: float  # of every interval (effects and per-arm means)
     matched_loss_rtol: float  # training losses at θ1 differing by more than this (relative): flagged
+    plateau_runs: str  # runs that did not beat their majority baseline: "exclude" them or "block" the claim
 
     def __post_init__(self):
         if not 0.0 < self.alpha < 1.0:
@@ -64,6 +68,10 @@ class Rule:
             raise ValueError(f"evidence.confidence must be in (0, 1), got {self.confidence}")
         if self.matched_loss_rtol < 0:
             raise ValueError(f"evidence.matched_loss_rtol must be >= 0, got {self.matched_loss_rtol}")
+        if self.plateau_runs not in PLATEAU_RULES:
+            raise ValueError(
+                f"evidence.plateau_runs must be one of {', '.join(PLATEAU_RULES)}, got {self.plateau_runs!r}"
+            )
 
 
 @dataclass(frozen=True)

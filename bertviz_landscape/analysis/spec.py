@@ -62,6 +62,9 @@ class ClaimSpec:
     so). ``measures``: the first that every run of both arms has is decided on. ``quoted``:
     (number, label) quoted beside the decision. ``checks``: named checks of report/claims.py that
     this claim also applies (``matched_loss``, ``min_epochs``, ``threshold_reached``).
+    ``keeps_plateau_runs``: the claim's number is the optimisation outcome itself, so a run that did
+    not beat its majority baseline stays in the comparison (the rule's ``plateau_runs`` applies to
+    the others).
     ``analysis``: filled in by the AnalysisSpec that declares the claim."""
 
     claim: str
@@ -72,6 +75,7 @@ class ClaimSpec:
     contradicted: str
     quoted: tuple[tuple[str, str], ...] = ()
     checks: tuple[str, ...] = ()
+    keeps_plateau_runs: bool = False
     analysis: str = ""
 
 

@@ -74,10 +74,17 @@ def layer_panels(analyses: dict, task: str = ""):
     inits = [i for i in ("pretrained", "scratch") if i in analyses] + [
         i for i in analyses if i not in ("pretrained", "scratch")
     ]
-    fig = plt.figure(figsize=(12, 8.4))
-    ax_rel = fig.add_subplot(2, 2, 1)
-    ax_rb = fig.add_subplot(2, 2, 2)
-    curve_axes = [fig.add_subplot(2, len(inits) or 1, (len(inits) or 1) + k + 1) for k in range(len(inits))]
+    # the per-layer curves' row only where some run has curves (analysis.curves=false: none to draw)
+    has_curves = any((d.get("per_run") or [{}])[0].get("curves") for runs in analyses.values() for d in runs)
+    rows = 2 if has_curves else 1
+    fig = plt.figure(figsize=(12, 8.4 if has_curves else 5.0))
+    ax_rel = fig.add_subplot(rows, 2, 1)
+    ax_rb = fig.add_subplot(rows, 2, 2)
+    curve_axes = (
+        [fig.add_subplot(2, len(inits) or 1, (len(inits) or 1) + k + 1) for k in range(len(inits))]
+        if has_curves
+        else []
+    )
 
     width = 0.8 / max(1, len(inits))
     for n, init in enumerate(inits):
@@ -144,15 +151,22 @@ def layer_panels(analyses: dict, task: str = ""):
     ax_rel.set_title("(a) how far each layer moved")
     ax_rel.legend(fontsize=8)
     ax_rb.set_xlabel(f"{style.DEV_ERROR} after rolling back to θ0")
-    ax_rb.set_title("(b) roll-back", loc="left")  # the legend sits at the right above the bars
+    ax_rb.set_title("(b) roll-back", loc="left")
     ax_rb.invert_yaxis()
     if ax_rb.get_legend_handles_labels()[0]:
-        ax_rb.legend(
-            fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False
-        )  # above the bars, never on them
+        ax_rb.legend(  # below the axis label: never on the bars or the title
+            fontsize=8,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.1 if has_curves else -0.14),
+            ncol=2,
+            frameon=False,
+        )
     else:
         style.no_data(ax_rb, "no roll-back results")
     fig.suptitle(f"{task}: layer-wise analysis")
-    fig.text(0.01, 0.005, ROLLBACK_NOTE, fontsize=8, color="0.25", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    note = ROLLBACK_NOTE + (
+        "" if has_curves else "\nno per-layer 1D curves in these runs (analysis.curves=false)"
+    )
+    fig.text(0.01, 0.005, note, fontsize=8, color="0.25", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.03 if has_curves else 0.07, 1, 1))
     return fig

@@ -10,12 +10,15 @@ from scratch) give one number each; the two arms are compared by Welch's two-sid
 run as the unit, the effect is the difference of means (pretrained − scratch) with its 95% Welch
 interval and Hedges' g with its interval, and the p-values of every claim decided in one report
 get Holm's correction together (evidence.py says why). With fewer than ``rule.min_runs`` runs in
-an arm a claim is "descriptive only (n = …)". A claim is decided only where every run of both arms
-beat its majority baseline (analysis.common.baseline_verdict: accuracy more than 2 binomial
-standard errors above the majority's) — otherwise "not resolved", naming the runs that did not
-(their landscape is the plateau's, not a learned optimum's). Where an arm holds runs of several
-learning rates (the replicate preset's scratch sweep), the arm is its best rate by mean dev metric
-and the sentence names the rates tried.
+an arm a claim is "descriptive only (n = …)". A run that did not beat its majority baseline
+(analysis.common.baseline_verdict: accuracy more than 2 binomial standard errors above the
+majority's) has no learned optimum to measure: by the rule's ``plateau_runs`` (fixed in
+conf/evidence before running) it is excluded from the comparison and named in the sentence
+(``exclude``; the claim is then decided on the runs that learned), or it leaves the claim "not
+resolved" (``block``). A claim whose number is the optimisation outcome itself
+(``ClaimSpec.keeps_plateau_runs``: easier optimisation) keeps every run either way. Where an arm
+holds runs of several learning rates (the replicate preset's scratch sweep), the arm is its best
+rate by mean dev metric and the sentence names the rates tried.
 
 Each claim reads the first of its measures that every run of both arms has; a measure marked
 *fallback* is the older per-run quantity used until the analysis writes the invariant one (an
@@ -245,36 +248,49 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
         missing = [i for i in ARMS if not a.arms[i]]
         a.blocked = f"no {spec.analysis} JSONs for the {' and '.join(missing)} runs"
         return a
+    failed = {i: [r for r in a.arms[i] if r.beat is False] for i in ARMS}
+    plateau = _plateau_text(a, failed) if any(failed.values()) else None
+    if plateau and spec.keeps_plateau_runs:
+        a.notes.append(
+            f"{plateau} did not beat their majority baseline and stay in the comparison (failing to "
+            "train is this claim's outcome)"
+        )
+    elif plateau and rule.plateau_runs == "exclude":
+        a.arms = {i: [r for r in a.arms[i] if r.beat is not False] for i in ARMS}
+        a.notes.append(
+            f"excluded by the rule fixed before running (evidence.plateau_runs = exclude): {plateau}, "
+            "which did not beat their majority baseline (a plateau has no learned optimum to measure)"
+        )
+        if not all(a.arms[i] for i in ARMS):
+            a.blocked = (
+                "no run of the "
+                + " and ".join(_arm_name(i) for i in ARMS if not a.arms[i])
+                + " arm beat its majority baseline — a claim is decided only where both arms learned"
+            )
+            return a
     for m in spec.measures:
         if all(r.numbers.get(m.key) is not None for i in ARMS for r in a.arms[i]):
             a.measure = m
             break
     if a.measure is None:
+        first = spec.measures[0].key
+        missing = [r for i in ARMS for r in a.arms[i] if r.numbers.get(first) is None]
         a.blocked = (
-            f"not measured: no run of both arms has any of {', '.join(m.key for m in spec.measures)} "
-            f"in its {spec.analysis} numbers"
+            f"not measured: {first} is undefined for "
+            + ", ".join(r.label for r in missing)  # the report's source row names each run's file
+            + (
+                f", and no other of {', '.join(m.key for m in spec.measures[1:])} is in every run's numbers"
+                if len(spec.measures) > 1
+                else ""
+            )
+            + f" (the {spec.analysis} numbers)"
         )
         return a
     vals = {i: [r.numbers[a.measure.key] for r in a.arms[i]] for i in ARMS}
     a.comparison = evidence.welch(vals["pretrained"], vals["scratch"], rule.confidence)
-    failed = {i: [r for r in a.arms[i] if r.beat is False] for i in ARMS}
-    if any(failed.values()):
-        parts = []
-        for i, runs in failed.items():
-            if runs:
-                lr = f" at lr {runs[0].lr:g}" if i in a.rates and runs[0].lr is not None else ""
-                metric = runs[0].metric
-                parts.append(
-                    f"{len(runs)} of {len(a.arms[i])} {_arm_name(i)} runs{lr} (seed "
-                    + ", ".join(str(r.seed) for r in runs)
-                    + f": {metric} "
-                    + ", ".join(_g(r.dev_metric) for r in runs)
-                    + " vs majority baseline "
-                    + ", ".join(dict.fromkeys(_g(r.baseline) for r in runs))
-                    + ")"
-                )
+    if plateau and not spec.keeps_plateau_runs and rule.plateau_runs == "block":
         a.blocked = (
-            " and ".join(parts)
+            plateau
             + " did not beat their majority baseline — a claim is decided only where both arms learned"
         )
     for check in spec.checks:
@@ -286,6 +302,24 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
         CHECKS[check](a, rule, opts)
     _lower_bound(a)
     return a
+
+
+def _plateau_text(a: Assessment, failed: dict) -> str:
+    """The runs of each arm that did not beat their majority baseline, named with their metric."""
+    parts = []
+    for i, runs in failed.items():
+        if runs:
+            lr = f" at lr {runs[0].lr:g}" if i in a.rates and runs[0].lr is not None else ""
+            parts.append(
+                f"{len(runs)} of {len(a.arms[i])} {_arm_name(i)} runs{lr} (seed "
+                + ", ".join(str(r.seed) for r in runs)
+                + f": {runs[0].metric} "
+                + ", ".join(_g(r.dev_metric) for r in runs)
+                + " vs majority baseline "
+                + ", ".join(dict.fromkeys(_g(r.baseline) for r in runs))
+                + ")"
+            )
+    return " and ".join(parts)
 
 
 def _min_epochs(a: Assessment, rule: Rule, opts: Options) -> None:
@@ -452,6 +486,8 @@ def rule_from(cfg: dict) -> tuple[Rule, Options]:
             int(cfg["min_runs"]),
             float(cfg["confidence"]),
             float(cfg["matched_loss_rtol"]),
+            # an evidence.json written before the key existed was decided under "block"
+            str(cfg.get("plateau_runs", "block")),
         )
         return rule, Options(f"{float(cfg['width_eps']):g}", int(cfg["min_epochs"]))
     except KeyError as err:

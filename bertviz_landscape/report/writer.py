@@ -28,6 +28,7 @@ from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_fr
 from bertviz_landscape.rundir import RunDir
 
 SWEEP_FILE = "lr_sweep.json"  # a from-scratch learning-rate sweep: every rate's dev metric, the chosen rate
+NOTES_FILE = "report_notes.json"  # the preset's own notes for its report (bertviz-demo report_notes)
 EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was made with (the demo writes it)
 CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
 RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
@@ -160,6 +161,21 @@ def load_evidence(root: Path, cfg: dict | None = None) -> dict:
     return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "evidence" / "default.yaml"), resolve=True)
 
 
+def load_notes(root: Path) -> list[str]:
+    """The preset's notes for its report (<root>/report_notes.json, a list of sentences; none when
+    absent): what the preset chose and why, e.g. why it has no second task."""
+    path = root / NOTES_FILE
+    if not path.is_file():
+        return []
+    try:
+        notes = json.loads(path.read_text())
+    except ValueError as err:
+        raise BadInput(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise BadInput(f"{path}: expected a list of sentences")
+    return notes
+
+
 def _with_rates(analyses: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """The analyses with each run entry's learning rate (from its run directory) when it has none."""
     cache: dict = {}
@@ -249,6 +265,7 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
     return {
         "root": str(root),
         "sweep": sweep,
+        "notes": load_notes(root),
         "tasks": tasks,
         "tables": tables,
         "per_seed": seeds,
@@ -286,10 +303,19 @@ def render_results(rep: dict) -> str:
         f"(α = {ev.get('alpha')}, ≥ {ev.get('min_runs')} runs per arm, {conf:.0%} intervals): Welch's "
         "two-sided t-test with the run (seed) as the unit, the difference of means and Hedges' g with their "
         "intervals, Holm's correction over the claims decided together; fewer runs per arm are descriptive "
-        "only. A claim is decided only where every run of both arms beat its majority baseline (for accuracy "
-        "by more than 2 binomial standard errors on the dev set).",
+        "only. "
+        + (
+            "A run that did not beat its majority baseline (for accuracy by more than 2 binomial standard "
+            "errors on the dev set) is excluded from a claim's comparison and named in its sentence, except "
+            "where its failure to train is the claim's outcome (easier optimisation keeps every run)."
+            if ev.get("plateau_runs", "block") == "exclude"
+            else "A claim is decided only where every run of both arms beat its majority baseline (for "
+            "accuracy by more than 2 binomial standard errors on the dev set)."
+        ),
         "",
     ]
+    if rep.get("notes"):
+        out += ["### About this preset", ""] + [f"- {n}" for n in rep["notes"]] + [""]
     out += sweep_lines(rep.get("sweep"))
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
