@@ -29,6 +29,7 @@ from bertviz_landscape.callbacks import (
     EpochCheckpoint,
     EpochRecords,
     SnapshotBudgetError,
+    SnapshotRequest,
     WeightSnapshots,
     read_dev_per_epoch,
 )
@@ -41,7 +42,7 @@ from bertviz_landscape.devices import configure_determinism, configure_matmul_pr
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.fingerprints import digest
 from bertviz_landscape.locks import held
-from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
+from bertviz_landscape.models import GlueClassifier, OptimRequest, build_initial_model, load_tokenizer
 from bertviz_landscape.models.initial import check_model_architecture
 from bertviz_landscape.rundir import RunDir
 
@@ -173,13 +174,6 @@ def check_data_config(d: DictConfig) -> None:
             raise RunConfigError(f"data.{key} must be null or an integer >= 1, got {value!r}")
 
 
-def sketch_settings(sketch) -> dict:
-    """WeightSnapshots' keyword arguments for `callbacks.snapshots.sketch` (off when absent or disabled)."""
-    if not sketch or not sketch.get("enabled", False):
-        return {}
-    return {"sketch_buckets": int(sketch.get("buckets")), "sketch_seed": int(sketch.get("seed", 0))}
-
-
 def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool = False) -> list:
     loggers = []
     run = RunDir(run_dir)
@@ -278,9 +272,7 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
         seed=cfg.init.seed,
         config_overrides=OmegaConf.to_container(cfg.model.config_overrides, resolve=True),
     )
-    module = GlueClassifier(
-        model, task, lr=cfg.init.lr, seed=cfg.seed, **OmegaConf.to_container(cfg.optim, resolve=True)
-    )
+    module = GlueClassifier(model, task, OptimRequest.from_config(cfg))
     resume_path = run.resume_checkpoint
     resume = bool(cfg.get("resume", True))
     resumed = resume and not cfg.get("force", False) and resume_path.is_file() and is_checkpoint(run.theta0)
@@ -291,14 +283,7 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
     callbacks = []
     snap = cfg.callbacks.get("snapshots")
     if snap and snap.get("enabled", True):
-        snapshots = WeightSnapshots(
-            dirpath=str(run.snapshots),
-            every_n_steps=snap.every_n_steps,
-            dtype=snap.dtype,
-            max_disk_gb=snap.get("max_disk_gb"),
-            min_free_gb=snap.get("min_free_gb", 1.0),
-            **sketch_settings(snap.get("sketch")),
-        )
+        snapshots = WeightSnapshots(SnapshotRequest.from_config(snap), dirpath=run.snapshots)
         if not resumed:  # the disk budget, before checkpoints/init is written
             snapshots.check_budget(model, planned_steps(cfg, len(datamodule.train_set)))
         callbacks.append(snapshots)

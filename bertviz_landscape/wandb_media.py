@@ -41,6 +41,7 @@ from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.evidence import Options
+from bertviz_landscape.analysis.spec import summary_mean
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.direction_file import beside
@@ -220,10 +221,10 @@ def analysis_summary(analyses: list[dict], opts: Options) -> tuple[dict[str, flo
     for name in [n for n in known if n in by_name] + sorted(n for n in by_name if n not in known):
         values: dict[str, list[float]] = defaultdict(list)
         for d in by_name[name]:
-            for key, val in (d.get("summary") or {}).items():
-                mean = val.get("mean") if isinstance(val, dict) else val
-                if isinstance(mean, (int, float)) and np.isfinite(mean):
-                    values[key].append(float(mean))
+            for key in d.get("summary") or {}:
+                mean = summary_mean(d, key)
+                if mean is not None:
+                    values[key].append(mean)
         summary |= {f"analysis/{name}/{key}": float(np.mean(vals)) for key, vals in values.items()}
         if name not in known:
             continue

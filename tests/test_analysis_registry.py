@@ -13,9 +13,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
-from bertviz_landscape.analysis.common import RunInfo, analysis_result
+from bertviz_landscape.analysis.common import RunInfo, analysis_result, summarize, summary_scalars
 from bertviz_landscape.analysis.evidence import Options
-from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Row
+from bertviz_landscape.analysis.spec import (
+    AnalysisSpec,
+    ClaimSpec,
+    Measure,
+    Row,
+    SummaryEntry,
+    summary_entry,
+    summary_mean,
+)
 from bertviz_landscape.config import CONF_DIR, compose
 from bertviz_landscape.plots import results as figures
 from bertviz_landscape.report import claims
@@ -187,3 +195,16 @@ def test_a_new_analysis_has_its_rows_claim_figure_and_wandb_numbers(toy, tmp_pat
 def test_without_the_toy_nothing_of_it_remains(tmp_path):
     assert "toy" not in registry.names() and "toy_bars" not in figures.ANALYSIS_FIGURES
     assert "toy_wider" not in claims.CLAIMS
+
+
+def test_one_reader_of_a_summary_entry_reads_what_summarize_writes():
+    """summary_entry is the one parser of {mean, std, n} (figures, report numbers, W&B summaries)."""
+    data = {"summary": summarize([{"w": 1.0, "gone": None}, {"w": 3.0, "gone": float("nan")}])}
+    data["summary"] |= {"bare": 2.5, "inf": {"mean": float("inf"), "std": 0.0, "n": 1}}
+    assert summary_entry(data, "w") == SummaryEntry(2.0, 2.0**0.5, 2)
+    assert summary_entry(data, "bare") == SummaryEntry(2.5, 0.0, 1)  # an old JSON's bare number
+    assert summary_entry(data, "gone") is None and summary_entry(data, "inf") is None
+    assert summary_entry(data, "absent") is None and summary_entry({}, "w") is None
+    assert summary_mean(data, "w") == 2.0 and summary_mean(data, "gone") is None
+    flat = summary_scalars({"analysis": "toy", "runs": [{}, {}], "summary": data["summary"]})
+    assert flat["toy/w"] == 2.0 and flat["toy/w_std"] == 2.0**0.5 and "toy/gone" not in flat

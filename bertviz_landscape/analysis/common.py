@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from bertviz_landscape.analysis.spec import summary_entry
 from bertviz_landscape.atomic import check_writable, write_json_atomic
 from bertviz_landscape.checkpoints import WEIGHT_FILES, content_hash
 from bertviz_landscape.config import run_name
@@ -406,10 +407,11 @@ def summary_scalars(result: dict) -> dict[str, float]:
     the baseline flag and the number of runs."""
     name = result["analysis"]
     out: dict[str, Any] = {f"{name}/num_runs": len(result.get("runs", []))}
-    for key, stats in (result.get("summary") or {}).items():
-        if stats.get("mean") is not None:
-            out[f"{name}/{key}"] = stats["mean"]
-            out[f"{name}/{key}_std"] = stats["std"]
+    for key in result.get("summary") or {}:
+        entry = summary_entry(result, key)
+        if entry is not None:
+            out[f"{name}/{key}"] = entry.mean
+            out[f"{name}/{key}_std"] = entry.std
     flag = (result.get("baseline") or {}).get("all_beat_baseline")
     if flag is not None:
         out[f"{name}/all_beat_baseline"] = bool(flag)

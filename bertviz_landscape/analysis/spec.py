@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from omegaconf import DictConfig
 
@@ -121,9 +121,28 @@ def finite(v) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def summary_mean(data: dict, key: str) -> float | None:
-    """The mean of an analysis JSON's summary entry `key` (a bare number counts), or None."""
+class SummaryEntry(NamedTuple):
+    """One scalar of an analysis JSON's summary: its mean over runs, std (ddof=1) and n
+    (`analysis.common.summarize` writes them)."""
+
+    mean: float
+    std: float
+    n: int
+
+
+def summary_entry(data: dict, key: str) -> SummaryEntry | None:
+    """The summary entry `key` of an analysis JSON (a bare number counts: std 0, n 1), or None when
+    it is absent or its mean is not a finite number. The one reader of the summary's entries."""
     entry = (data.get("summary") or {}).get(key)
-    if isinstance(entry, dict):
-        entry = entry.get("mean")
-    return finite(entry)
+    if not isinstance(entry, dict):
+        entry = {"mean": entry}
+    mean = finite(entry.get("mean"))
+    if mean is None:
+        return None
+    return SummaryEntry(mean, float(entry.get("std") or 0.0), int(entry.get("n") or 1))
+
+
+def summary_mean(data: dict, key: str) -> float | None:
+    """The mean of an analysis JSON's summary entry `key` (`summary_entry`), or None."""
+    entry = summary_entry(data, key)
+    return None if entry is None else entry.mean

@@ -3,6 +3,17 @@ checkpoints for resuming."""
 
 from bertviz_landscape.callbacks.epochs import EpochRecords, read_dev_per_epoch
 from bertviz_landscape.callbacks.resume import EpochCheckpoint
-from bertviz_landscape.callbacks.weight_snapshots import SnapshotBudgetError, WeightSnapshots
+from bertviz_landscape.callbacks.weight_snapshots import (
+    SnapshotBudgetError,
+    SnapshotRequest,
+    WeightSnapshots,
+)
 
-__all__ = ["EpochCheckpoint", "EpochRecords", "WeightSnapshots", "SnapshotBudgetError", "read_dev_per_epoch"]
+__all__ = [
+    "EpochCheckpoint",
+    "EpochRecords",
+    "WeightSnapshots",
+    "SnapshotRequest",
+    "SnapshotBudgetError",
+    "read_dev_per_epoch",
+]

@@ -8,7 +8,7 @@ bounded queue, so disk I/O overlaps the next steps; when the writer falls behind
 applies back-pressure instead of buffering snapshots without limit. Format: see
 `bertviz_landscape.snapshots`.
 
-With ``sketch_buckets`` set (``callbacks.snapshots.sketch.enabled=true``), every optimiser step
+With a sketch requested (``callbacks.snapshots.sketch.enabled=true``), every optimiser step
 also records a k-bucket CountSketch of the float32 delta and its exact squared norm
 (`bertviz_landscape.sketches`): 4·k bytes per step whatever the model, computed on the
 training device with one ``scatter_add_`` per parameter (8 bytes of hash index per parameter
@@ -23,7 +23,10 @@ import os
 import queue
 import shutil
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -45,36 +48,68 @@ class SnapshotConfigError(BadInput):
     """callbacks.snapshots settings that cannot work (a dtype that is not a float, n < 1)."""
 
 
+@dataclass(frozen=True)
+class SketchRequest:
+    """callbacks.snapshots.sketch when enabled: k buckets and the hash seed (`bertviz_landscape.sketches`)."""
+
+    buckets: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    """callbacks.snapshots as conf/callbacks/default.yaml says it (the defaults live there only):
+    built once by `from_config`, validated when it is made."""
+
+    every_n_steps: int
+    dtype: str  # of the stored delta: a key of DTYPES
+    max_disk_gb: float | None
+    min_free_gb: float
+    sketch: SketchRequest | None  # None: no per-step sketch
+
+    def __post_init__(self) -> None:
+        if self.sketch is not None and self.sketch.buckets < 1:
+            raise SnapshotConfigError(
+                f"callbacks.snapshots.sketch.buckets must be >= 1, got {self.sketch.buckets}"
+            )
+        if self.every_n_steps < 1:
+            raise SnapshotConfigError(
+                f"callbacks.snapshots.every_n_steps must be >= 1, got {self.every_n_steps}"
+            )
+        if self.dtype not in DTYPES:
+            raise SnapshotConfigError(
+                f"callbacks.snapshots.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}"
+            )
+
+    @classmethod
+    def from_config(cls, snap: Mapping[str, Any]) -> SnapshotRequest:
+        """From a composed ``callbacks.snapshots`` section (every key present: the YAML has them all)."""
+        sketch = snap["sketch"]
+        return cls(
+            every_n_steps=int(snap["every_n_steps"]),
+            dtype=snap["dtype"],
+            max_disk_gb=None if snap["max_disk_gb"] is None else float(snap["max_disk_gb"]),
+            min_free_gb=float(snap["min_free_gb"]),
+            sketch=SketchRequest(int(sketch["buckets"]), int(sketch["seed"])) if sketch["enabled"] else None,
+        )
+
+
 class WeightSnapshots(pl.Callback):
     def __init__(
         self,
-        dirpath: str | None = None,
-        every_n_steps: int = 1,
-        dtype: str = "float16",
-        max_disk_gb: float | None = None,
-        min_free_gb: float = 1.0,
-        queue_size: int = 4,
+        request: SnapshotRequest,
+        dirpath: str | os.PathLike | None = None,
+        sketch_dirpath: str | os.PathLike | None = None,
         theta0_relpath: str | None = None,
-        sketch_buckets: int | None = None,
-        sketch_seed: int = 0,
-        sketch_dirpath: str | None = None,
+        queue_size: int = 4,
     ) -> None:
-        if sketch_buckets is not None and int(sketch_buckets) < 1:
-            raise SnapshotConfigError(
-                f"callbacks.snapshots.sketch.buckets must be >= 1, got {sketch_buckets}"
-            )
-        if every_n_steps < 1:
-            raise SnapshotConfigError(f"callbacks.snapshots.every_n_steps must be >= 1, got {every_n_steps}")
-        if dtype not in DTYPES:
-            raise SnapshotConfigError(
-                f"callbacks.snapshots.dtype must be one of {sorted(DTYPES)}, got {dtype!r}"
-            )
+        """`request` says what to record; the paths default to the run directory's (`RunDir`)."""
         self.dirpath = Path(dirpath) if dirpath else None
-        self.every_n_steps = int(every_n_steps)
-        self.dtype = DTYPES[dtype]
-        self.dtype_name = dtype
-        self.max_disk_gb = max_disk_gb
-        self.min_free_gb = min_free_gb
+        self.every_n_steps = request.every_n_steps
+        self.dtype = DTYPES[request.dtype]
+        self.dtype_name = request.dtype
+        self.max_disk_gb = request.max_disk_gb
+        self.min_free_gb = request.min_free_gb
         self.queue_size = queue_size
         self.theta0_relpath = theta0_relpath
         self._theta0: list[torch.Tensor] = []
@@ -86,8 +121,8 @@ class WeightSnapshots(pl.Callback):
         self._error: BaseException | None = None
         self._last_step = 0
         self._last_epoch = 0
-        self.sketch_buckets = int(sketch_buckets) if sketch_buckets is not None else None
-        self.sketch_seed = int(sketch_seed)
+        self.sketch_buckets = request.sketch.buckets if request.sketch else None
+        self.sketch_seed = request.sketch.seed if request.sketch else None
         self.sketch_dirpath = Path(sketch_dirpath) if sketch_dirpath else None
         self._sketch: CountSketch | None = None
         self._sketch_writer: SketchWriter | None = None

@@ -8,10 +8,12 @@ evaluator measure the same J.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 
 import pytorch_lightning as pl
 import torch
 import torchmetrics
+from omegaconf import DictConfig
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from bertviz_landscape.data.tasks import GlueTask
@@ -59,25 +61,49 @@ def model_inputs(batch: dict[str, torch.Tensor], token_type_ids: bool) -> dict[s
     return {k: v for k, v in batch.items() if k != "labels" and (token_type_ids or k != "token_type_ids")}
 
 
-class GlueClassifier(pl.LightningModule):
-    def __init__(
-        self,
-        model: PreTrainedModel,
-        task: GlueTask,
-        lr: float = 2e-5,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
-        adam_eps: float = 1e-6,
-        betas: tuple[float, float] = (0.9, 0.999),
-        seed: int = 0,
-        implementation: str = "fused",
-    ) -> None:
-        if implementation not in ADAMW_IMPLEMENTATIONS:
+@dataclass(frozen=True)
+class OptimRequest:
+    """The run's optimisation, as conf/optim/adamw.yaml, the init's ``lr`` and the run's ``seed``
+    say it (the defaults live there only); validated once, when it is made."""
+
+    lr: float
+    weight_decay: float
+    warmup_ratio: float
+    adam_eps: float
+    betas: tuple[float, float]
+    seed: int  # dropout's randomness depends only on (seed, step)
+    implementation: str  # torch's AdamW kernel: one of ADAMW_IMPLEMENTATIONS
+
+    def __post_init__(self) -> None:
+        if self.implementation not in ADAMW_IMPLEMENTATIONS:
             raise OptimConfigError(
-                f"optim.implementation must be one of {ADAMW_IMPLEMENTATIONS}, got {implementation!r}"
+                f"optim.implementation must be one of {ADAMW_IMPLEMENTATIONS}, got {self.implementation!r}"
             )
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> OptimRequest:
+        """From a composed train config: ``optim.*``, ``init.lr`` and ``seed``."""
+        o = cfg.optim
+        return cls(
+            lr=float(cfg.init.lr),
+            weight_decay=float(o.weight_decay),
+            warmup_ratio=float(o.warmup_ratio),
+            adam_eps=float(o.adam_eps),
+            betas=tuple(float(b) for b in o.betas),
+            seed=int(cfg.seed),
+            implementation=str(o.implementation),
+        )
+
+    def hparams(self) -> dict:
+        """The request as the hyperparameters Lightning saves (checkpoint, hparams.yaml): plain values."""
+        return asdict(self) | {"betas": list(self.betas)}
+
+
+class GlueClassifier(pl.LightningModule):
+    def __init__(self, model: PreTrainedModel, task: GlueTask, optim: OptimRequest) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "task"])
+        self.optim = optim
+        self.save_hyperparameters(optim.hparams())
         # from_pretrained returns eval mode; Lightning keeps whatever mode it is given
         self.model = model.train()
         self.task = task
@@ -91,7 +117,7 @@ class GlueClassifier(pl.LightningModule):
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # dropout's randomness depends only on (seed, step), as the data order depends only on
         # (seed, epoch) (EpochShuffle): a resumed run continues exactly as if never stopped
-        torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+        torch.manual_seed(self.optim.seed * 1_000_003 + self.global_step)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.task.loss(self(batch), batch["labels"])
@@ -146,14 +172,14 @@ class GlueClassifier(pl.LightningModule):
             (no_decay if is_bias_or_norm(name, param) else decay).append(param)
         optimizer = torch.optim.AdamW(
             [
-                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": decay, "weight_decay": self.optim.weight_decay},
                 {"params": no_decay, "weight_decay": 0.0},
             ],
-            lr=self.hparams.lr,
-            eps=self.hparams.adam_eps,
-            betas=tuple(self.hparams.betas),
-            **adamw_kernel(self.hparams.implementation, self.device, self._grad_scaler() is not None),
+            lr=self.optim.lr,
+            eps=self.optim.adam_eps,
+            betas=self.optim.betas,
+            **adamw_kernel(self.optim.implementation, self.device, self._grad_scaler() is not None),
         )
         total = int(self.trainer.estimated_stepping_batches)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.optim.warmup_ratio * total), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bertviz_landscape.analysis.spec import summary_entry
 from bertviz_landscape.plots import style
-from bertviz_landscape.plots.inputs import analysis_identity, summary_value
+from bertviz_landscape.plots.inputs import analysis_identity
 
 LINESTYLES = ["-", "--", ":", "-."]
 
@@ -27,7 +28,7 @@ def _eps_series(data: dict, prefix: str, suffix: str = "") -> list[tuple[float, 
             eps = float(middle)
         except ValueError:
             continue
-        v = summary_value(data, key)
+        v = summary_entry(data, key)
         if v is None:
             continue
         bounded = True
@@ -48,7 +49,7 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
         ("area_", "", "basin area of the 2D surface\n(units of ‖δ1‖²)"),
     ]
     panels = [p for p in panels if any(_eps_series(a, p[0], p[1]) for a in analyses)]
-    hess = [k for k in ("hessian_top", "hessian_trace") if any(summary_value(a, k) for a in analyses)]
+    hess = [k for k in ("hessian_top", "hessian_trace") if any(summary_entry(a, k) for a in analyses)]
     n = max(1, len(panels) + len(hess))
     fig, axes = plt.subplots(1, n, figsize=(3.8 * n, 3.6), squeeze=False)
     axes = list(axes[0])
@@ -78,7 +79,7 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
         for t_i, task in enumerate(tasks):
             inits = [i for (t, i) in groups if t == task]
             for k, init in enumerate(inits):
-                vals = [summary_value(a, key) for a in analyses if analysis_identity(a) == (task, init)]
+                vals = [summary_entry(a, key) for a in analyses if analysis_identity(a) == (task, init)]
                 vals = [v for v in vals if v is not None]
                 if not vals:
                     continue

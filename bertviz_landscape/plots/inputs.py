@@ -115,19 +115,6 @@ def analysis_identity(data: dict) -> tuple[str, str]:
     return str(task or "unknown"), str(init or "unknown")
 
 
-def summary_value(data: dict, key: str) -> tuple[float, float, int] | None:
-    """(mean, std, n) of a summary scalar, or None when absent / not finite."""
-    entry = (data.get("summary") or {}).get(key)
-    if entry is None:
-        return None
-    if isinstance(entry, (int, float)):
-        entry = {"mean": entry, "std": 0.0, "n": 1}
-    mean = entry.get("mean")
-    if mean is None or not isinstance(mean, (int, float)) or mean != mean:
-        return None
-    return float(mean), float(entry.get("std") or 0.0), int(entry.get("n") or 1)
-
-
 def is_analysis_file(path: Path) -> bool:
     if path.suffix != ".json" or path.name.startswith("."):
         return False

@@ -11,6 +11,7 @@ Non-finite values (diverged far points) are masked and left blank.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -194,20 +195,23 @@ def shared_levels(arrays, levels: int = 20) -> np.ndarray | None:
     return None if rng is None else np.linspace(rng[0], rng[1], levels + 1)
 
 
-def contour_panel(
-    ax,
-    fig,
-    sf: SurfaceFile,
-    key: str,
-    title: str,
-    cmap: str,
-    levels: int | np.ndarray = 20,
-    traj: dict | None = None,
-    colorbar: bool = True,
-):
-    """Filled contours of `key` on `ax` (levels: a count, or the levels themselves to share a
-    colour scale between panels), the trajectory and the markers; returns (legend handles, the
-    contour set or None)."""
+@dataclass(frozen=True)
+class Panel:
+    """What one contour panel draws: the surface value `key`, titled `title`, in colour map `cmap`;
+    `levels` a count, or the levels themselves to share a colour scale between panels; its own
+    colour bar unless `colorbar` is false (a row sharing one)."""
+
+    key: str
+    title: str
+    cmap: str
+    levels: int | np.ndarray
+    colorbar: bool = True
+
+
+def contour_panel(ax, fig, sf: SurfaceFile, panel: Panel, traj: dict | None = None):
+    """Filled contours of `panel.key` on `ax`, the trajectory and the markers; returns (legend
+    handles, the contour set or None)."""
+    key, title, levels = panel.key, panel.title, panel.levels
     s = sf.surface
     z = style.masked(s[key])  # [ny, nx], rows are y
     cs = None
@@ -218,7 +222,7 @@ def contour_panel(
             lv = shared_levels([z.filled(np.nan)], int(levels))
         else:
             lv = np.asarray(levels, dtype=np.float64)
-        cs = ax.contourf(s.x, s.y, z, levels=lv, cmap=cmap)
+        cs = ax.contourf(s.x, s.y, z, levels=lv, cmap=panel.cmap)
         if float(z.max()) > float(z.min()):
             ax.contour(s.x, s.y, z, levels=lv[::4], colors="white", linewidths=0.5, alpha=0.6)
         else:
@@ -230,7 +234,7 @@ def contour_panel(
                 color="white",
                 fontsize=8,
             )
-        if colorbar:
+        if panel.colorbar:
             cb = fig.colorbar(cs, ax=ax, shrink=0.9, format=ticker.ScalarFormatter(useOffset=False))
             cb.set_label(title)
             cb.locator = ticker.MaxNLocator(6)
@@ -347,7 +351,7 @@ def surface_contours(
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.6), squeeze=False)
     handles = []
     for ax, (key, title, kind) in zip(axes[0], panels):
-        handles, _ = contour_panel(ax, fig, sf, key, title, style.CMAPS[kind], levels, traj)
+        handles, _ = contour_panel(ax, fig, sf, Panel(key, title, style.CMAPS[kind], levels), traj)
     notes = _direction_notes(s)
     fig.suptitle(
         f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions"
@@ -402,9 +406,8 @@ def surface_comparison(
         cs_any = None
         for c, (sf, traj) in enumerate(zip(sfs, trajs)):
             ax = axes[r][c]
-            hs, cs = contour_panel(
-                ax, fig, sf, key, title, style.CMAPS[kind], lv if lv is not None else levels, traj, False
-            )
+            panel = Panel(key, title, style.CMAPS[kind], lv if lv is not None else levels, colorbar=False)
+            hs, cs = contour_panel(ax, fig, sf, panel, traj)
             ax.set_title(f"{style.init_label(sf.init)}: {title}")
             cs_any = cs_any or cs
             for h in hs:
