@@ -45,6 +45,8 @@ from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.cli import command
 from bertviz_landscape.config import compose
+from bertviz_landscape.data.glue import data_fingerprint
+from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.landscape.entrypoint import run as compute_surface
@@ -402,7 +404,12 @@ def _train_stage(
 
     return Stage(
         f"train {run_name(task, arm, seed)}",
-        {"overrides": overrides, "run": str(run_dir), "config": _composed("train", overrides)},
+        {
+            "overrides": overrides,
+            "run": str(run_dir),
+            "config": _composed("train", overrides),
+            "data": _train_data(overrides),
+        },
         [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
         train_action,
     )
@@ -566,6 +573,17 @@ def matched_control(name: str, arm: str, arms: dict[str, tuple[str, float | None
 
 def run_analysis(overrides: list[str]):
     return analyze(compose("analyze", overrides))
+
+
+def _train_data(overrides: list[str]) -> _Lazy:
+    """The examples a train stage reads, by content (the TSVs' hashes, as the run's own fingerprint
+    takes them): data edited in place re-run the stage (was: every stage skipped, a stale demo)."""
+
+    def stamp() -> dict:
+        cfg = compose("train", overrides)
+        return data_fingerprint(get_task(cfg.task.name), cfg.data.get("glue_dir"))
+
+    return _Lazy(stamp)
 
 
 def _file_stamp(path: Path) -> dict:

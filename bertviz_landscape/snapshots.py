@@ -32,7 +32,7 @@ from safetensors import safe_open
 
 from bertviz_landscape.atomic import atomic_path, write_text_atomic
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.names import confine
+from bertviz_landscape.names import ConfinementError, confine
 from bertviz_landscape.rundir import RunDir
 
 FORMAT = "bertviz-snapshots/1"
@@ -136,9 +136,16 @@ class Snapshots:
         meta_path = self.directory / "meta.json"
         if not meta_path.is_file():
             raise FileNotFoundError(f"no snapshots here: {meta_path} does not exist")
-        self.meta = json.loads(meta_path.read_text())
-        if self.meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: unknown snapshot format {self.meta.get('format')!r}")
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except (ValueError, RecursionError) as err:  # garbage, truncated, not UTF-8, absurdly nested
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SnapshotError(f"{meta_path}: not valid JSON ({text[:120]})") from None
+        if not isinstance(self.meta, dict) or self.meta.get("format") != FORMAT:
+            found = self.meta.get("format") if isinstance(self.meta, dict) else type(self.meta).__name__
+            raise SnapshotError(
+                f"{meta_path}: unknown snapshot format {str(found)[:80]!r} (expected {FORMAT})"
+            )
         self.records: list[SnapshotRecord] = []
         seen = set()
         index = self.directory / "index.jsonl"
@@ -167,6 +174,10 @@ class Snapshots:
                 raise SnapshotError(
                     f"{self.directory / file}: listed in {index} (line {number}, step {step}) but missing"
                 )
+            try:  # its own name, but a symlink to another run's (or any) file is not this run's step
+                confine(self.directory / file, self.directory, f"{index}: line {number} (step {step}) file")
+            except ConfinementError as err:
+                raise SnapshotError(str(err)) from None
             seen.add(step)
             self.records.append(SnapshotRecord(step, epoch, row.get("loss"), file))
         self.records.sort(key=lambda r: r.step)

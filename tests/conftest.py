@@ -155,3 +155,57 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --- issue 19's four checks: exit status 2, one line naming the file or key, nothing written
+# outside the intended directory, nothing finished lost or silently reused ---------------------
+def exits_2_with_one_line(function, *names: str, program: str = "bertviz-test") -> str:
+    """Call `function()` the way every entrypoint calls its plain function
+    (`errors.exit_on_bad_input`, what `cli.command` wraps each command's `run` in); assert it exits
+    with status 2, printing exactly one error line ``<program>: error: ...`` (a library's progress
+    bar may share stderr) that contains each of `names` (the file, the key), and no traceback.
+    The line."""
+    import contextlib
+    import io
+
+    from bertviz_landscape.errors import EXIT_BAD_INPUT, exit_on_bad_input
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as info:
+        exit_on_bad_input(program, function)
+    text = stderr.getvalue()
+    assert info.value.code == EXIT_BAD_INPUT, text
+    lines = [line for line in text.splitlines() if ": error: " in line]  # not progress bars
+    assert len(lines) == 1 and lines[0].startswith(f"{program}: error: "), text
+    assert "Traceback" not in text
+    for name in names:
+        assert str(name) in lines[0], (name, lines[0])
+    return lines[0]
+
+
+def tree_state(root: Path) -> dict[Path, str]:
+    """Every file below `root` (symlinks as their target's name) → a digest of its content."""
+    import hashlib
+
+    out: dict[Path, str] = {}
+    for p in Path(root).rglob("*"):
+        if p.is_symlink():
+            out[p] = "link:" + os.readlink(p)
+        elif p.is_file():
+            out[p] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def changes(before: dict[Path, str], root: Path) -> set[Path]:
+    """The files below `root` created, changed or removed since `tree_state(root)` was `before`."""
+    after = tree_state(root)
+    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+
+
+def assert_changes_only_under(before: dict[Path, str], root: Path, *allowed: Path) -> set[Path]:
+    """Nothing below `root` changed except below one of `allowed` (none: nothing changed at all);
+    the changed files."""
+    changed = changes(before, root)
+    stray = {p for p in changed if not any(p.is_relative_to(a) for a in allowed)}
+    assert not stray, sorted(stray)
+    return changed

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_train_cfg, write_glue
+from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_train_cfg, tree_state, write_glue
 
 from bertviz_landscape.analysis.common import AnalysisError, refuse_repeats
 from bertviz_landscape.analysis.flatness import basin_area
@@ -97,6 +97,13 @@ def test_a_direction_file_that_is_not_the_surfaces_is_refused(runs, tmp_path, sw
         AnalysisError, match=rf"direction file .*plane.directions.h5 is not the one surface .*({expect})"
     ):
         trajectory([runs["a"]], [plane], tmp_path / "t.json")
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(
+        lambda: trajectory([runs["a"]], [plane], tmp_path / "t.json"),
+        f"direction file {directions}",
+        str(plane),
+    )
+    assert_changes_only_under(before, tmp_path)  # no t.json, the surface and its files as they were
     assert not (tmp_path / "t.json").exists()
 
 
@@ -114,6 +121,11 @@ def test_run2_equal_to_run_warns_and_its_plane_is_one_error_not_linalg(runs, tmp
     assert "theta2 has the same weights as theta1" in caplog.text
     with pytest.raises(AnalysisError, match=r"same.h5: its axes are parallel or zero \(cos\(δ1, δ2\) = 1"):
         trajectory([runs["a"]], [surface], tmp_path / "t.json")
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(
+        lambda: trajectory([runs["a"]], [surface], tmp_path / "t.json"), f"{surface}: its axes are parallel"
+    )
+    assert_changes_only_under(before, tmp_path)
 
 
 def test_the_same_input_twice_is_not_two_seeds(runs, tmp_path):
@@ -125,6 +137,24 @@ def test_the_same_input_twice_is_not_two_seeds(runs, tmp_path):
     refuse_repeats([str(runs["plane"]), str(runs["line"])], "surfaces")  # two surfaces: fine
 
 
+@pytest.mark.parametrize("twice", ["the same path", "a copy"])
+def test_bertviz_analyze_refuses_one_surface_given_as_two_seeds(runs, tmp_path, twice):
+    """Was: n = 2, std 0 — a spread that is no spread. At the command: exit 2, no JSON."""
+    from bertviz_landscape.analysis.entrypoint import run as analyze
+    from bertviz_landscape.config import compose
+
+    second = runs["plane"] if twice == "the same path" else shutil.copy(runs["plane"], tmp_path / "copy.h5")
+    out = tmp_path / "out" / "consistency.json"
+    cfg = compose(
+        "analyze", ["analysis=consistency", f"surfaces=[{runs['plane']},{second}]", f"output={out}"]
+    )
+    before, shared = tree_state(tmp_path), tree_state(runs["root"])
+    exits_2_with_one_line(lambda: analyze(cfg), "surfaces: ", str(second), "n = 2")
+    assert_changes_only_under(before, tmp_path)
+    assert_changes_only_under(shared, runs["root"])  # the surface and its runs as they were
+    assert not out.exists()
+
+
 def test_nan_at_theta1_is_no_basin_not_a_zero_area_one():
     z = np.ones((3, 3))
     z[1, 1] = np.nan
@@ -133,10 +163,29 @@ def test_nan_at_theta1_is_no_basin_not_a_zero_area_one():
     assert basin_area(z, 1, 1, 0.7) == (1, False)  # a real one-point basin stays one point
 
 
+def test_a_surface_with_nan_at_theta1_reports_no_area_and_no_bound():
+    """Was: `area_ε = 0.0, bounded: true` with every width null, a false zero-area basin."""
+    from bertviz_landscape.analysis.flatness import flatness_of_surface
+    from bertviz_landscape.landscape.surface import Surface
+
+    x, y = np.linspace(-0.5, 1.5, 5), np.linspace(-0.5, 0.5, 3)
+    z = np.ones((3, 5))
+    z[1, 3] = np.nan  # (α, β) = (1, 0): θ1
+    meta = {"directions": {"norm_x": 2.0, "norm_y": 2.0, "cosine_xy": 0.0}}
+    out = flatness_of_surface(Surface(x, y, {"train_loss": z}, meta), "s.h5", epsilons=(0.1, 0.5))
+    assert out["center"] == [1.0, 0.0]
+    for k in ("0.1", "0.5"):
+        assert out["area"][k]["points"] is None and out["area"][k]["bounded"] is None
+        assert out["area"][k]["absolute_sq"] is None
+        assert out["width"]["x"][k]["width"] is None and out["width"]["x"][k]["bounded"] is None
+        assert out["width"]["y"][k]["width"] is None
+
+
 def test_a_grid_that_cannot_fit_is_refused_with_its_size():
     big = {"x": {"min": -1, "max": 1, "num": 100_000}, "y": {"min": -1, "max": 1, "num": 100_000}}
     with pytest.raises(LandscapeError, match=r"grid 100000 × 100000 = 1e\+10 points.*GB.*at most 1e\+07"):
         Grid.parse(big)
+    exits_2_with_one_line(lambda: Grid.parse(big), "grid 100000 × 100000 = 1e+10 points", "GB")
     assert Grid.parse({"x": {"min": -1, "max": 1, "num": 101}, "y": {"min": -1, "max": 1, "num": 101}}).size
 
 
@@ -149,6 +198,9 @@ def test_truncated_model_safetensors_names_the_file(runs, tmp_path):
         CheckpointError, match=r"checkpoint .*final/model.safetensors: cannot read its weights"
     ):
         load_model(ckpt)
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: load_model(ckpt), f"checkpoint {weights}: cannot read its weights")
+    assert_changes_only_under(before, tmp_path)
 
 
 @pytest.mark.parametrize("meta", ["{not json", '{"format": "bertviz-sketches/1"}', "[1, 2]"])
@@ -159,6 +211,9 @@ def test_garbage_sketch_meta_names_the_file(runs, tmp_path, meta):
     (d / "meta.json").write_text(meta.replace("bertviz-sketches/1", fmt))
     with pytest.raises(SketchError, match=r"sketches/meta.json: "):
         Sketches(d)
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: Sketches(d), f"{d / 'meta.json'}: ")
+    assert_changes_only_under(before, tmp_path)
 
 
 def test_full_disk_while_writing_snapshots_is_one_error_naming_them(runs, tmp_path, monkeypatch):
@@ -173,12 +228,17 @@ def test_full_disk_while_writing_snapshots_is_one_error_naming_them(runs, tmp_pa
 
     monkeypatch.setattr(snapshot_module, "write_safetensors", full_disk)
     run = RunDir(tmp_path / "run")
-    with pytest.raises(
-        OutputError, match=r"writing a weight snapshot to .*snapshots failed: .*No space left"
-    ):
-        train(tiny_train_cfg(runs["glue"], "trainer.max_epochs=2"), run.root)
+    before = tree_state(runs["root"])
+    exits_2_with_one_line(
+        lambda: train(tiny_train_cfg(runs["glue"], "trainer.max_epochs=2"), run.root),
+        f"writing a weight snapshot to {run.snapshots}",
+        "No space left",
+    )
     assert isinstance(OutputError("x"), BadInput)  # exit status 2 at the CLI
     assert not list(run.root.rglob(".*.tmp")) and not run.metrics_json.exists()
+    assert_changes_only_under(before, runs["root"])  # the data and the other runs untouched
+    kept = [json.loads(line)["step"] for line in (run.snapshots / "index.jsonl").read_text().splitlines()]
+    assert kept and max(kept) < 3  # the snapshots finished before the disk filled are still listed
 
 
 def test_an_analysis_json_of_other_runs_is_kept_unless_overwrite(tmp_path):
@@ -198,6 +258,11 @@ def test_an_analysis_json_of_other_runs_is_kept_unless_overwrite(tmp_path):
     write_result(out, result("/a/runs/mrpc_scratch_seed0"))  # the same inputs again: replaced
     with pytest.raises(AnalysisError, match=r"already holds the flatness of other runs .*overwrite=true"):
         write_result(out, result("/b/runs/mrpc_scratch_seed0"))  # another run of the same name
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(
+        lambda: write_result(out, result("/b/runs/mrpc_scratch_seed0")), str(out), "overwrite=true"
+    )
+    assert_changes_only_under(before, tmp_path)
     assert json.loads(out.read_text())["inputs"]["runs"] == ["/a/runs/mrpc_scratch_seed0"]
     write_result(out, result("/b/runs/mrpc_scratch_seed0"), overwrite=True)
     assert json.loads(out.read_text())["inputs"]["runs"] == ["/b/runs/mrpc_scratch_seed0"]
@@ -234,6 +299,11 @@ def test_a_negative_loss_in_a_surface_is_refused_naming_the_key(tmp_path):
     path = write_surface(tmp_path / "s.h5", Surface(x, None, {"train_loss": np.array([0.7, -5.0, 0.6])}))
     with pytest.raises(LandscapeError, match=r"s.h5: train_loss has negative values \(min -5\)"):
         load_surface(path)
+    exits_2_with_one_line(lambda: load_surface(path), f"surface file {path}: train_loss has negative values")
+    from bertviz_landscape.plots.results import draw_all
+
+    manifest = draw_all(tmp_path, interactive=False, formats=("png",))  # a plot skips it, naming it
+    assert [Path(s["path"]).name for s in manifest["skipped"]] == ["s.h5"] and not manifest["figures"]
 
 
 def test_nan_in_a_sketch_names_the_file_and_the_steps(runs, tmp_path):
@@ -250,3 +320,51 @@ def test_nan_in_a_sketch_names_the_file_and_the_steps(runs, tmp_path):
             match=rf"sketch.f32: the sketch rows of steps \[{sk.records[2].step}\] are not finite",
         ):
             read(Sketches(d))
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(
+        lambda: Sketches(d).rows(),
+        f"sketch.f32: the sketch rows of steps [{sk.records[2].step}] are not finite",
+    )
+    assert_changes_only_under(before, tmp_path)
+
+
+@pytest.mark.parametrize("two_d", [False, True], ids=["line", "plane"])
+def test_a_direction_file_of_the_same_shape_but_another_seed_is_refused(tmp_path, two_d):
+    """Filter-normalised random axes of another seed have the same shapes and the same norms: only
+    the recipe's settings tell them apart (was: accepted for a line, α ≈ 0 throughout)."""
+    import torch
+
+    from bertviz_landscape.landscape.direction_file import (
+        check_matches_surface,
+        read_directions,
+        write_directions,
+    )
+    from bertviz_landscape.landscape.directions import random_directions
+    from bertviz_landscape.landscape.surface import Surface, write_surface
+
+    gen = torch.Generator().manual_seed(0)
+    center = {"encoder.w": torch.randn(8, 16, generator=gen), "head.w": torch.randn(2, 16, generator=gen)}
+    own, other = (random_directions(center, list(center), two_d, seed=s) for s in (0, 1))
+    assert abs(own.summary()["norm_x"] - other.summary()["norm_x"]) < 1e-4 * own.summary()["norm_x"]
+    x = np.linspace(-1, 1, 3)
+    y = np.linspace(-1, 1, 2) if two_d else None
+    z = np.ones((2, 3)) if two_d else np.ones(3)
+    surface_path = write_surface(
+        tmp_path / "s.h5", Surface(x, y, {"train_loss": z}, {"task": "mrpc", "directions": own.summary()})
+    )
+    from bertviz_landscape.landscape.surface import load_surface
+
+    surface = load_surface(surface_path)
+    for directions, name in ((own, "own.h5"), (other, "other.h5")):
+        write_directions(tmp_path / name, directions, "key", {})
+    check_matches_surface(*read_directions(tmp_path / "own.h5"), tmp_path / "own.h5", surface, surface_path)
+    before = tree_state(tmp_path)
+    line = exits_2_with_one_line(
+        lambda: check_matches_surface(
+            *read_directions(tmp_path / "other.h5"), tmp_path / "other.h5", surface, surface_path
+        ),
+        f"direction file {tmp_path / 'other.h5'} is not the one surface {surface_path}",
+        "seed 1 vs the surface's 0",
+    )
+    assert "\n" not in line
+    assert_changes_only_under(before, tmp_path)

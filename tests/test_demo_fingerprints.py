@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+from conftest import changes, tree_state
+
 import bertviz_landscape.config as config_module
 from bertviz_landscape.demo import Pipeline, Stage, _composed, _file_stamp, _Lazy
 
@@ -67,6 +69,48 @@ def test_a_copied_demo_directory_skips_what_it_finished(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(first, copy)  # new paths, new mtimes, the same content
     os.utime(copy / "surfaces" / "s.h5", (1, 1))
+    before = tree_state(first)
     assert run_pipeline(copy, stages(copy)) == ["skipped", "skipped"]
+    assert not changes(before, first)  # the copy neither reads its records from nor writes into the first
     (copy / "surfaces" / "s.h5").write_bytes(b"another")  # a changed input re-runs its readers
     assert run_pipeline(copy, stages(copy))[1] == "done"
+
+
+def test_data_edited_in_place_rerun_the_train_stage(tmp_path):
+    """Was: a finished demo re-run on edited data skipped every stage (the train stage's record held
+    the overrides and the composed YAML, not the examples): the old runs, a stale report."""
+    from conftest import write_glue
+    from test_fingerprints import flip_labels
+
+    from bertviz_landscape.demo import _train_stage
+
+    glue = write_glue(tmp_path / "glue")
+    root, out = tmp_path / "demo", tmp_path / "demo" / "runs" / "x" / "metrics.json"
+    calls = []
+
+    def stages(data_dir: Path) -> list[Stage]:
+        real = _train_stage(
+            {"train": {"experiment": "demo"}},
+            "mrpc",
+            "scratch",
+            0,
+            {"scratch": ("scratch", None)},
+            root / "runs" / "x",
+            [f"data.glue_dir={data_dir}"],
+            second=False,
+        )
+
+        def action():  # the stage's own record, without training
+            calls.append(1)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("{}")
+
+        return [Stage(real.name, real.spec, [out], action)]
+
+    assert run_pipeline(root, stages(glue)) == ["done"]
+    assert run_pipeline(root, stages(glue)) == ["skipped"]
+    flip_labels(glue / "MRPC" / "train.tsv")  # same names, same sizes, other labels
+    assert run_pipeline(root, stages(glue)) == ["done"] and len(calls) == 2
+    before = tree_state(glue)
+    assert run_pipeline(root, stages(glue)) == ["skipped"]
+    assert not changes(before, glue)  # the data are read, never written

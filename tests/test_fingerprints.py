@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_train_cfg
+from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_train_cfg, tree_state
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.errors import LandscapeError
@@ -55,6 +55,14 @@ def test_finished_run_on_edited_data_is_refused_and_copied_data_are_the_same(glu
     flip_labels(copy / "MRPC" / "train.tsv")
     with pytest.raises(RunConfigError, match=r"another configuration \(data.train.sha256: '[0-9a-f]+' -> "):
         train(tiny_train_cfg(copy, "callbacks=none"), run.root)
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(
+        lambda: train(tiny_train_cfg(copy, "callbacks=none"), run.root),
+        f"{run.root}",
+        "data.train.sha256",
+        "force=true",
+    )
+    assert_changes_only_under(before, tmp_path, run.lock_file)  # not "already complete; skipping"
     assert run.read_metrics() == first  # the finished run is untouched
     forced = train(tiny_train_cfg(copy, "callbacks=none", "force=true"), run.root)
     assert forced["fingerprint"] != first["fingerprint"]
@@ -89,6 +97,9 @@ def test_impossible_data_settings_are_one_error_naming_the_key(glue_dir, tmp_pat
     with pytest.raises(RunConfigError, match=rf"{key} must be"):
         train(tiny_train_cfg(glue_dir, override, "callbacks=none"), run.root)
     assert not run.root.exists() or not any(run.root.iterdir())
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: train(tiny_train_cfg(glue_dir, override, "callbacks=none"), run.root), key)
+    assert_changes_only_under(before, tmp_path)
 
 
 def test_surface_points_are_not_reused_after_the_data_changed_in_place(tiny_run, tmp_path):
@@ -114,6 +125,9 @@ def test_surface_points_are_not_reused_after_the_data_changed_in_place(tiny_run,
     flip_labels(glue / "MRPC" / "dev.tsv")
     with pytest.raises(LandscapeError, match="another configuration.*it is kept.*overwrite=true"):
         curve()
+    state = tree_state(tmp_path)
+    exits_2_with_one_line(curve, str(out), "another configuration", "overwrite=true")
+    assert_changes_only_under(state, tmp_path, tmp_path / "cache")  # the surface, its parts: as they were
     np.testing.assert_array_equal(load_surface(out)["dev_error"], before)  # the old surface is intact
     result = curve(overwrite=True)
     assert result.evaluated == 3  # nothing reused

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_changes_only_under, exits_2_with_one_line, tree_state
 from test_claims import synthetic
 
 from bertviz_landscape.analysis import registry
@@ -68,10 +69,13 @@ def test_two_results_of_one_analysis_for_one_run_are_refused_naming_both(tmp_pat
         rf"^{re.escape(pair[0])} and {re.escape(pair[1])}: two flatness results of one run "
         r"\(/runs/sst2_pretrained_seed0: sst2, pretrained, seed 0\) in .*: keep one of them"
     )
+    before = tree_state(tmp_path)
     for call in (lambda: write_report(root), lambda: draw_all(root)):
         with pytest.raises(BadInput, match=expect):
             call()
+        exits_2_with_one_line(call, pair[0], pair[1], "keep one of them")
     assert nothing_written(root)
+    assert_changes_only_under(before, tmp_path)  # both JSONs kept: the user chooses
 
 
 def test_bertviz_plot_refuses_them_in_one_line_with_exit_2(tmp_path):
@@ -115,6 +119,9 @@ def test_bertviz_analyze_refuses_a_copied_run_as_a_second_seed(tmp_path):
     cfg = compose("analyze", ["analysis=longtrain", f"runs=[{run},{copy}]", f"output={out}"])
     with pytest.raises(BadInput, match=r"copies of one run .*would count as two seeds \(n = 2, std 0\)"):
         analyze(cfg)
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: analyze(cfg), str(run), str(copy), "would count as two seeds")
+    assert_changes_only_under(before, tmp_path)
     assert not out.exists()
 
 
@@ -186,3 +193,21 @@ def test_the_report_names_the_json_of_every_number(tmp_path):
             for e in entries:
                 data = json.loads((root / e["source"]).read_text())
                 assert data["numbers"][v["measure"]] == e["value"] and not Path(e["source"]).is_absolute()
+
+
+def test_a_corrupt_analysis_json_is_named_in_the_report_not_dropped_silently(tmp_path):
+    """Was: the seed's numbers were missing from the report with no word why (exit 0)."""
+    root = results_dir(tmp_path / "res")
+    broken = root / "analysis" / "layers_sst2_scratch_seed1.json"
+    broken.write_text(broken.read_text()[:100])  # truncated mid-file
+    before = tree_state(tmp_path)
+    write_report(root)
+    md = (root / "report.md").read_text()
+    assert "## Files not read" in md
+    line = next(x for x in md.splitlines() if "layers_sst2_scratch_seed1.json" in x and x.startswith("- "))
+    assert line.startswith("- `analysis/layers_sst2_scratch_seed1.json`: ")
+    manifest = json.loads((root / "figures" / "figures.json").read_text())
+    assert any(Path(s["path"]).name == broken.name for s in manifest["skipped"])
+    outputs = ("figures", "report.md", "report.html", "claims.json", "results.md")
+    changed = assert_changes_only_under(before, tmp_path, *(root / n for n in outputs))
+    assert broken not in changed  # the corrupt file is left for its owner to look at

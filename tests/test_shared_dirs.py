@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import tiny_train_cfg
+from conftest import exits_2_with_one_line, tiny_train_cfg
 
 from bertviz_landscape.demo import Pipeline, Stage
 from bertviz_landscape.locks import BusyError, held, holder
@@ -45,6 +45,10 @@ def test_second_training_into_a_busy_run_directory_exits_naming_the_holder(glue_
     with held(run.lock_file, "another training"):
         with pytest.raises(BusyError, match=rf"run directory {run.root} is in use by pid {os.getpid()}"):
             train(tiny_train_cfg(glue_dir, "callbacks=none"), run.root)
+        exits_2_with_one_line(
+            lambda: train(tiny_train_cfg(glue_dir, "callbacks=none", "init.lr=1e-3"), run.root),
+            f"run directory {run.root} is in use by pid {os.getpid()}",
+        )
         assert [p.name for p in run.root.iterdir()] == [run.lock_file.name]  # nothing else written
     first = train(tiny_train_cfg(glue_dir, "callbacks=none"), run.root)  # free again: it trains
     assert run.read_metrics() == first

@@ -96,15 +96,19 @@ def read_directions(path: str | os.PathLike) -> tuple[Directions, dict]:
                 if "ydirection" in f
                 else None
             )
-    except (OSError, KeyError) as err:
-        raise LandscapeError(f"direction file {path} cannot be read ({err})") from None
+    except LandscapeError:
+        raise
+    except (OSError, KeyError, ValueError, RecursionError) as err:  # corrupt bytes, a garbage JSON attribute
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LandscapeError(f"direction file {path} cannot be read ({text[:200]})") from None
     return Directions(str(attrs["recipe"]), x, y, str(attrs["center"]), dict(attrs["info"])), attrs
 
 
 def check_matches_surface(directions: Directions, attrs: dict, path: Path, surface, surface_path) -> None:
     """A direction file read for a finished surface must be that surface's: the same dimensions,
-    recipe and centre, the norms and cosine the surface recorded (recomputed from the file's
-    tensors, not its attributes) and the checkpoints' hashes; a LandscapeError naming both."""
+    recipe and centre, the recipe's settings (a random recipe's seed and normalisation), the norms
+    and cosine the surface recorded (recomputed from the file's tensors, not its attributes) and
+    the checkpoints' hashes; a LandscapeError naming both."""
     meta = surface.meta.get("directions") or {}
     problems = []
     if surface.two_d != (directions.y is not None):
@@ -115,6 +119,18 @@ def check_matches_surface(directions: Directions, attrs: dict, path: Path, surfa
     for key, have in (("recipe", directions.recipe), ("center", directions.center)):
         if meta.get(key) not in (None, have):
             problems.append(f"{key} {have!r} vs {meta.get(key)!r}")
+    for key, have in sorted((directions.info or {}).items()):  # the recipe's settings: seed, normalisation
+        want = meta.get(key)
+        scalars = (str, int, float, bool)
+        if not (isinstance(have, scalars) and isinstance(want, scalars)):
+            continue
+        same = (
+            math.isclose(float(have), float(want), rel_tol=1e-9)
+            if isinstance(have, (int, float)) and isinstance(want, (int, float))
+            else have == want
+        )
+        if not same:  # filter-normalised random axes of another seed have the very same norms
+            problems.append(f"{key} {have!r} vs the surface's {want!r}")
     measured = {"norm_x": norm(directions.x)}
     if directions.y is not None:
         measured |= {"norm_y": norm(directions.y), "cosine_xy": cosine(directions.x, directions.y)}

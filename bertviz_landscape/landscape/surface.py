@@ -249,15 +249,18 @@ def _from_li(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def load_surface(path: str | os.PathLike) -> Surface:
     """Read a surface file: ours (either layout) or a Li et al. loss-landscape file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"surface file {path} does not exist")
+    if not path.is_file():  # every refusal below is a LandscapeError (bad input) naming the file
+        raise LandscapeError(f"surface file {path} does not exist")
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        raise OSError(f"surface file {path} is not a readable HDF5 file ({err})") from None
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LandscapeError(f"surface file {path} is not a readable HDF5 file ({text[:200]})") from None
     with f:
         if "xcoordinates" not in f:
-            raise KeyError(f"surface file {path} has no 'xcoordinates' dataset (not a landscape surface)")
+            raise LandscapeError(
+                f"surface file {path} has no 'xcoordinates' dataset (not a landscape surface)"
+            )
         try:  # h5py says KeyError or OSError for a damaged object header
             x = np.asarray(f["xcoordinates"][...])
             y = np.asarray(f["ycoordinates"][...]) if "ycoordinates" in f else None

@@ -273,6 +273,8 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
         "verdicts": verdicts,
         "figures": manifest.get("figures", []),
         "warnings": manifest.get("warnings", []),
+        # files the numbers could not come from (a corrupt analysis JSON, a foreign .h5): named, not dropped
+        "skipped": [{"path": _rel(s["path"], root), "reason": s["reason"]} for s in results.skipped],
         "runs": sorted(runs, key=lambda r: (str(r["task"]), str(r["init"]), str(r["seed"]), str(r["run"]))),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -402,6 +404,10 @@ def render_markdown(rep: dict) -> str:
     if rep.get("warnings"):
         out += ["## Warnings", ""]
         out += [f"- {w['message']}" for w in rep["warnings"]]
+        out.append("")
+    if rep.get("skipped"):
+        out += ["## Files not read", "", "No number or figure above comes from these files:", ""]
+        out += [f"- `{s['path']}`: {s['reason']}" for s in rep["skipped"]]
         out.append("")
     out += ["## Figures", ""]
     for fig in rep["figures"]:
