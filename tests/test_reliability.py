@@ -203,6 +203,44 @@ def snapshot_run(glue_dir, tmp_path):
     return run
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["O_DIRECT", "buffered fallback"])
+def test_a_snapshot_file_image_writes_the_bytes_write_safetensors_writes(tmp_path, monkeypatch, direct):
+    """The callback's page-aligned file image, written unbuffered (or, where the file system
+    refuses O_DIRECT, buffered), is byte for byte the file `write_safetensors` writes, also
+    after its header grows (a reused image, a step with more digits)."""
+    import torch
+    from safetensors import safe_open
+
+    from bertviz_landscape import snapshots as snapshot_module
+    from bertviz_landscape.snapshots import SafetensorsImage, write_image, write_safetensors
+
+    if not direct:
+        real_open = os.open
+
+        def no_direct(path, flags, *args):
+            if flags & getattr(os, "O_DIRECT", 0):
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(snapshot_module.os, "open", no_direct)
+    shapes = {"embeddings.weight": (1000, 7), "layer.bias": (3,), "scalar": (), "head.weight": (5, 2049)}
+    image = SafetensorsImage(shapes, torch.float16)
+    gen = torch.Generator().manual_seed(0)
+    for step in (7, 12345678901234):
+        metadata = {"step": str(step), "epoch": "0"}
+        views = image.lay_out(metadata)
+        for view in views.values():
+            view.copy_(torch.randn(view.shape, generator=gen))
+        write_image(tmp_path / "image.safetensors", image)
+        write_safetensors(tmp_path / "plain.safetensors", views, metadata)
+        written = (tmp_path / "image.safetensors").read_bytes()
+        assert written == (tmp_path / "plain.safetensors").read_bytes()
+        assert len(written) == image.size and image.size % 4096  # cut back from the padded write
+        with safe_open(str(tmp_path / "image.safetensors"), framework="pt") as f:
+            assert f.metadata() == metadata
+            assert all(torch.equal(f.get_tensor(k), v) for k, v in views.items())
+
+
 def test_missing_or_truncated_snapshot_is_an_error_naming_the_file(snapshot_run, caplog):
     from bertviz_landscape.snapshots import SnapshotError, Snapshots
 
