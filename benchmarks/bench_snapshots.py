@@ -140,30 +140,30 @@ def floors(dtype: torch.dtype, workdir: Path) -> None:
 
 
 class StepClock(pl.Callback):
-    """The last callback: the end of each step, after every other callback's on_train_batch_end."""
+    """The last callback: the end of each step (wall and process CPU time, all threads), after
+    every other callback's on_train_batch_end."""
 
     def __init__(self) -> None:
-        self.ends: list[float] = []
+        self.ends: list[tuple[float, float]] = []
         self.fit = 0.0
 
     def on_train_start(self, trainer, pl_module):
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.ends.append(time.perf_counter())
+        self.ends.append((time.perf_counter(), time.process_time()))
 
     def on_train_end(self, trainer, pl_module):  # after the snapshot writer's final flush
         self.fit = time.perf_counter() - self.start
 
 
-def run_arm(overrides: list[str], workdir: Path, overlap: bool = True) -> dict[str, float]:
+def run_arm(overrides: list[str], workdir: Path, overlap: bool = True) -> dict:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"data.glue_dir={GLUE}", *overrides])
-    clock, on_thread, writes = StepClock(), [], []
+    clock, on_thread, barrier, writes = StepClock(), [], [], []
     original_init, original_end = pl.Trainer.__init__, WeightSnapshots.on_train_batch_end
     original_before = WeightSnapshots.on_before_optimizer_step
     original_write, original_overlap = callback_module.write_snapshot, WeightSnapshots.overlap
-    barrier = []
 
     def with_clock(self, *args, callbacks=None, **kwargs):
         original_init(self, *args, callbacks=[*(callbacks or []), clock], **kwargs)
@@ -195,16 +195,29 @@ def run_arm(overrides: list[str], workdir: Path, overlap: bool = True) -> dict[s
         WeightSnapshots.on_before_optimizer_step = original_before
         callback_module.write_snapshot, WeightSnapshots.overlap = original_write, original_overlap
         shutil.rmtree(workdir, ignore_errors=True)
-    steps = max(result["steps"], 1)
-    gaps = [b - a for a, b in zip(clock.ends[WARM_UP:], clock.ends[WARM_UP + 1 :])]
+    ends = clock.ends[WARM_UP:]
     return {
-        "step": statistics.mean(gaps),
-        "fit": clock.fit / steps,
+        "steps": [b[0] - a[0] for a, b in zip(ends, ends[1:])],  # wall seconds of steps WARM_UP+2..N
+        "cpu": [b[1] - a[1] for a, b in zip(ends, ends[1:])],  # process CPU seconds, all threads
+        "fit": clock.fit / max(result["steps"], 1),
         "on_thread": (statistics.mean(on_thread) if on_thread else 0.0)
         + (statistics.mean(barrier) if barrier else 0.0),
         "write_wall": statistics.mean(w for w, _ in writes) if writes else 0.0,
         "write_cpu": statistics.mean(c for _, c in writes) if writes else 0.0,
         "snapshots": len(writes),
+    }
+
+
+def summary(runs: list[dict]) -> dict[str, float]:
+    """Best of the repeats: the lowest mean step; per step, the lowest over repeats (the same
+    batch in every repeat and arm: a step slowed by a burst of load in one repeat counts at its
+    quietest); fit; process CPU per step."""
+    per_step = [min(values) for values in zip(*(r["steps"] for r in runs))]
+    return {
+        "step": min(statistics.mean(r["steps"]) for r in runs),
+        "per_step": statistics.mean(per_step),
+        "fit": min(r["fit"] for r in runs),
+        "cpu": min(statistics.mean(r["cpu"]) for r in runs),
     }
 
 
@@ -220,7 +233,7 @@ def main() -> None:
     parser.add_argument(
         "--serial",
         action="store_true",
-        help="also each arm with the delta pass on the training thread (WeightSnapshots.overlap=False)",
+        help="also every step with the delta pass on the training thread (WeightSnapshots.overlap=False)",
     )
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
@@ -238,43 +251,46 @@ def main() -> None:
             f"callbacks.snapshots.dtype={args.dtype}",
         ]
         arms[f"every {n} step{'s' if n > 1 else ''}"] = (overrides, True)
-        if args.serial:
-            arms[f"every {n}, serial"] = (overrides, False)
+        if args.serial and n == 1:
+            arms["every step, serial"] = (overrides, False)
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     for repeat in range(args.repeats):
         for i, (arm, (overrides, overlap)) in enumerate(arms.items()):
             results[arm].append(run_arm(overrides, root / f"r{repeat}_{i}", overlap))
-    base_arm = results["no snapshots"]
+    best = {arm: summary(runs) for arm, runs in results.items()}
+    none = best["no snapshots"]
     print(
-        f"\nsnapshot overhead | demo preset, {args.steps} steps of batch 16, {args.dtype} deltas | "
-        f"arms interleaved, best of {args.repeats} (ratios per repeat in brackets)"
+        f"\nsnapshot overhead | demo preset, steps {WARM_UP + 2}..{args.steps} of batch 16, {args.dtype} "
+        f"deltas | arms interleaved in each of {args.repeats} repeats, best of {args.repeats}; "
+        "ratio = arm / no snapshots"
     )
     print(
-        f"{'arm':<16}{'step ms':>8}{'vs none':>9}{'fit ms':>8}{'vs none':>9}"
-        f"{'on thread':>11}{'write wall':>11}{'write CPU':>10}  per-repeat step ratios"
+        f"{'arm':<20}{'step ms':>8}{'ratio':>7}{'per-step best':>14}{'ratio':>7}{'fit ms':>8}{'ratio':>7}"
+        f"{'CPU ms':>8}{'ratio':>7}{'on thread':>10}{'write':>8}{'w. CPU':>8}  step ratio per repeat"
     )
-    best_none = {k: min(r[k] for r in base_arm) for k in ("step", "fit")}
     for arm, runs in results.items():
-        step, fit = min(r["step"] for r in runs), min(r["fit"] for r in runs)
-        per_repeat = " ".join(f"{r['step'] / b['step']:.3f}" for r, b in zip(runs, base_arm))
-        snap = [r for r in runs if r["snapshots"]]
-        cols = (
-            (
-                statistics.median(r["on_thread"] for r in snap) * 1e3,
-                statistics.median(r["write_wall"] for r in snap) * 1e3,
-                statistics.median(r["write_cpu"] for r in snap) * 1e3,
-            )
-            if snap
-            else (0.0, 0.0, 0.0)
+        b = best[arm]
+        per_repeat = " ".join(
+            f"{statistics.mean(r['steps']) / statistics.mean(n['steps']):.3f}"
+            for r, n in zip(runs, results["no snapshots"])
         )
+        snap = [r for r in runs if r["snapshots"]]
+        cols = [
+            statistics.median(r[k] for r in snap) * 1e3 if snap else 0.0
+            for k in ("on_thread", "write_wall", "write_cpu")
+        ]
         print(
-            f"{arm:<16}{step * 1e3:>8.1f}{(step / best_none['step'] - 1) * 100:>+8.1f}%"
-            f"{fit * 1e3:>8.1f}{(fit / best_none['fit'] - 1) * 100:>+8.1f}%"
-            f"{cols[0]:>9.1f}ms{cols[1]:>9.1f}ms{cols[2]:>8.1f}ms  [{per_repeat}]"
+            f"{arm:<20}{b['step'] * 1e3:>8.1f}{b['step'] / none['step']:>7.3f}"
+            f"{b['per_step'] * 1e3:>14.1f}{b['per_step'] / none['per_step']:>7.3f}"
+            f"{b['fit'] * 1e3:>8.1f}{b['fit'] / none['fit']:>7.3f}"
+            f"{b['cpu'] * 1e3:>8.1f}{b['cpu'] / none['cpu']:>7.3f}"
+            f"{cols[0]:>8.1f}ms{cols[1]:>6.1f}ms{cols[2]:>6.1f}ms  [{per_repeat}]"
         )
     print(
-        "step: mean end-to-end step (steps 4..N), fit: training loop per step incl. the final flush; "
-        "on thread / write: medians per snapshot"
+        "step: mean wall time from one step's end to the next; per-step best: each step's lowest over "
+        "the repeats, averaged; fit: the training loop per step incl. the final flush; CPU: process CPU "
+        "seconds per step, all threads; on thread: the training thread's time in the callback per "
+        "snapshot; write / w. CPU: the writer's wall and CPU time per file (medians)"
     )
 
 
