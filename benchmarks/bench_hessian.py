@@ -101,10 +101,10 @@ def main() -> None:
         spectral_density,
         top_eigenvalues,
     )
+    from bertviz_landscape.data.eval_sets import EvalSet
     from bertviz_landscape.data.glue import load_glue_split
     from bertviz_landscape.data.tasks import get_task
     from bertviz_landscape.data.tokenize import tokenize
-    from bertviz_landscape.landscape.evaluator import EvalSet
     from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
 
     try:

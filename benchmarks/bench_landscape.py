@@ -41,11 +41,12 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    from bertviz_landscape.data.eval_sets import EvalSet
     from bertviz_landscape.data.glue import load_glue_split
     from bertviz_landscape.data.tasks import get_task
     from bertviz_landscape.data.tokenize import tokenize
     from bertviz_landscape.landscape.directions import difference
-    from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
+    from bertviz_landscape.landscape.evaluator import Evaluator
     from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
     from bertviz_landscape.parameters import parameter_state, select_parameters
 

@@ -19,6 +19,7 @@ import torch
 
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import CheckpointError
+from bertviz_landscape.fingerprints import update_with_file
 from bertviz_landscape.parameters import parameter_state
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes (safetensors) or older ones did
@@ -63,9 +64,7 @@ def content_hash(path: str | os.PathLike) -> str:
     files = sorted({f for pattern in WEIGHT_FILES for f in path.glob(pattern)})
     for f in files:
         digest.update(f.name.encode())
-        with open(f, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
+        update_with_file(digest, f)
     return digest.hexdigest()
 
 

@@ -6,18 +6,23 @@ top-level ``conf/`` by pyproject.toml) — so a plain ``pip install .`` finds it
 any directory.
 
 `compose(name, overrides)` composes a config exactly as the entrypoint would (defaults only
-in YAML), without touching Hydra's global state — so plain functions, tests and one
-entrypoint calling another's engine all see the same defaults.
+in YAML) through Hydra's public compose API, leaving Hydra's global state as it found it — so
+plain functions, tests and one entrypoint calling another's engine (the demo) all see the same
+defaults.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bertviz_landscape.rundir import RunDir
 
@@ -63,18 +68,30 @@ register_resolvers()
 def compose(config_name: str, overrides: Sequence[str] = (), values: dict | None = None) -> DictConfig:
     """Compose `conf/<config_name>.yaml` with command-line style `overrides`, then merge `values`
     (a nested dict, e.g. {"grid": {...}}) on top; the `hydra` node is dropped."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
-    from hydra.types import RunMode
-
-    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONF_DIR))
-    cfg = loader.load_configuration(config_name=config_name, overrides=list(overrides), run_mode=RunMode.RUN)
-    with __import__("omegaconf").open_dict(cfg):
+    with _hydra_on_conf_dir():
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    with open_dict(cfg):
         cfg.pop("hydra", None)
     if values:
         OmegaConf.set_struct(cfg, False)
         cfg = OmegaConf.merge(cfg, OmegaConf.create(values))
     return cfg
+
+
+@contextlib.contextmanager
+def _hydra_on_conf_dir() -> Iterator[None]:
+    """Hydra initialised on CONF_DIR for one compose; a Hydra already running (an entrypoint that
+    composes another command's config, a test's own `initialize_config_dir`) is put back after."""
+    running = GlobalHydra.instance()
+    saved = running.hydra if running.is_initialized() else None
+    running.clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="compose"):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+        if saved is not None:
+            GlobalHydra.instance().initialize(saved)
 
 
 # the sections whose keys are fixed by one config file (other groups have options with other keys)
@@ -86,14 +103,15 @@ def unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
     """Keys of `cfg` that the composed defaults of `config_name` do not have (e.g. from `+foo=1`):
     nothing reads them."""
     base = compose(config_name)
+    known = set(base.keys())  # `in` would miss a required key ('???', e.g. bertviz-plot's results)
     out = [
         k
         for k in cfg.keys()
-        if k not in base and k not in OPTIONAL_KEYS.get(config_name, set()) and k != "hydra"
+        if k not in known and k not in OPTIONAL_KEYS.get(config_name, set()) and k != "hydra"
     ]
     for section in CHECKED_SECTIONS.get(config_name, ()):
         if isinstance(cfg.get(section), DictConfig) and isinstance(base.get(section), DictConfig):
-            out += [f"{section}.{k}" for k in cfg[section].keys() if k not in base[section]]
+            out += [f"{section}.{k}" for k in cfg[section].keys() if k not in set(base[section].keys())]
     return out
 
 

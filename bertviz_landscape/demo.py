@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -37,15 +39,19 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.analysis import registry
+from bertviz_landscape.analysis.common import read_run
 from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.atomic import write_json_atomic
-from bertviz_landscape.config import CONF_DIR, compose
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.cli import command
+from bertviz_landscape.config import compose
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.fingerprints import file_fingerprint
 from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.report import write_report
+from bertviz_landscape.report.writer import SWEEP_FILE
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.train import RunConfigError, train
 from bertviz_landscape.wandb_media import log_results
@@ -194,75 +200,54 @@ class Pipeline:
         print(text, end=end, file=self.out, flush=True)
 
 
-def build_stages(cfg: DictConfig) -> list[Stage]:
+def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
+    """The demo's stages. With a scratch learning-rate sweep analysed at its best rate only
+    (``scratch_sweep.analyse=best``) this is two lists: without `selected`, the selection stages
+    (the main task trained at every rate on ``scratch_sweep.select_seeds``, then ``select scratch lr``
+    writing lr_sweep.json); with `selected` (the chosen arm, e.g. ``scratch_lr0.0003``), everything
+    else, for the pretrained arm and the chosen rate (run_demo runs one, then the other)."""
     c = OmegaConf.to_container(cfg, resolve=True)
     root = Path(c["output_dir"])
     tasks, inits = list(c["tasks"]), list(c["inits"])
     if len(tasks) != 2:
         raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
-    main, second = tasks
+    # (main task, second task) pairs: the main task's surfaces and analyses, δ2 from the second's
+    # runs; `both_ways` adds the swapped pair (every surface and analysis on both tasks in one call)
+    pairs = [(tasks[0], tasks[1])] + ([(tasks[1], tasks[0])] if c.get("both_ways") else [])
+    mains = [m for m, _ in pairs]
     seeds = _seeds(c.get("seeds"))
     arms = _arms(inits, c.get("scratch_lrs"))  # arm label -> (init, lr or None: the preset's)
+    select_seeds = sweep_select_seeds(c, arms, seeds)
+    data = (
+        [f"data.glue_dir={c['glue_dir']}"] if c.get("glue_dir") else []
+    )  # one data directory for every stage
+    if select_seeds is not None:
+        rates = [a for a, (init, lr) in arms.items() if init == "scratch" and lr is not None]
+        if selected is None:
+            return _selection_stages(c, root, tasks[0], arms, rates, select_seeds, data)
+        if selected not in rates:
+            raise BadInput(f"{root / SWEEP_FILE}: chosen arm {selected!r} is not one of {', '.join(rates)}")
+        arms = {a: v for a, v in arms.items() if a not in rates or a == selected}
     inits = list(arms)
     runs = {(t, i, s): root / "runs" / run_name(t, i, s) for t in tasks for i in inits for s in seeds}
     surf = {
-        (kind, i, s): root / "surfaces" / f"{run_name(main, i, s)}_{kind}.h5"
+        (m, kind, i, s): root / "surfaces" / f"{run_name(m, i, s)}_{kind}.h5"
+        for m in mains
         for kind in ("line", "plane")
         for i in inits
         for s in seeds
     }
-    stages: list[Stage] = []
-    data = (
-        [f"data.glue_dir={c['glue_dir']}"] if c.get("glue_dir") else []
-    )  # one data directory for every stage
-
-    tr = c["train"]
-    for seed in seeds:
-        for task in tasks:
-            for init in inits:
-                # a seed is a replicate: from scratch it draws θ0 (init.seed), pretrained the head
-                # (init.seed), and for both the data order and dropout (seed); the second task's run
-                # of a seed shares that seed's θ0
-                overrides = [
-                    f"experiment={tr['experiment']}",
-                    f"task={task}",
-                    f"init={arms[init][0]}",
-                    *([f"init.lr={arms[init][1]}"] if arms[init][1] is not None else []),
-                    f"seed={seed}",
-                    f"init.seed={seed}",
-                    *data,
-                    *tr.get("overrides", []),
-                ]
-                if task == second:
-                    overrides += list(tr.get("second_task") or [])
-                run_dir = runs[(task, init, seed)]
-
-                def train_action(overrides=overrides, run_dir=run_dir):
-                    try:
-                        train(compose("train", overrides), run_dir)
-                    except (
-                        RunConfigError
-                    ):  # the demo's settings changed since this run: the demo's own run is retrained
-                        log.warning("%s was trained with other settings; retraining it", run_dir)
-                        train(compose("train", [*overrides, "force=true"]), run_dir)
-
-                stages.append(
-                    Stage(
-                        f"train {run_name(task, init, seed)}",
-                        {
-                            "overrides": overrides,
-                            "run": str(run_dir),
-                            "config": _composed("train", overrides),
-                        },
-                        [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
-                        train_action,
-                    )
-                )
+    stages: list[Stage] = [
+        _train_stage(c, task, arm, seed, arms, runs[(task, arm, seed)], data, second=task not in mains)
+        for seed in seeds
+        for task in tasks
+        for arm in inits
+    ]
 
     ls = c["landscape"]
     _check_axis("landscape.line", ls["line"])
     _check_axis("landscape.plane.x", ls["plane"]["x"])
-    for seed in seeds:
+    for (main, second), seed in itertools.product(pairs, seeds):
         for init in inits:
             common = [
                 f"run={runs[(main, init, seed)]}",
@@ -277,7 +262,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 f"grid.x.min={line['min']}",
                 f"grid.x.max={line['max']}",
                 f"grid.x.num={line['num']}",
-                f"output={surf[('line', init, seed)]}",
+                f"output={surf[(main, 'line', init, seed)]}",
             ]
             p = ls["plane"]
             plane_over = common + [
@@ -285,7 +270,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                 "grid=plane",
                 f"directions.rescale_y={str(bool(ls.get('rescale_y'))).lower()}",
                 *[f"grid.{ax}.{k}={p[ax][k]}" for ax in ("x", "y") for k in ("min", "max", "num")],
-                f"output={surf[('plane', init, seed)]}",
+                f"output={surf[(main, 'plane', init, seed)]}",
                 *(ls.get("plane_overrides") or []),
             ]
             for kind, over in (("line", line_over), ("plane", plane_over)):
@@ -302,21 +287,21 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                             "runs": [_run_stamp(r) for r in deps],
                             "config": _composed("landscape", over),
                         },
-                        [surf[(kind, init, seed)]],
+                        [surf[(main, kind, init, seed)]],
                         landscape_action,
                     )
                 )
 
     for name in c.get("analyses") or []:
-        for seed in seeds:
+        for main, seed in itertools.product(mains, seeds):
             for init in inits:
                 out = root / "analysis" / f"{name}_{run_name(main, init, seed)}.json"
                 over = (
                     analysis_overrides(
                         name,
                         runs[(main, init, seed)],
-                        surf[("line", init, seed)],
-                        surf[("plane", init, seed)],
+                        surf[(main, "line", init, seed)],
+                        surf[(main, "plane", init, seed)],
                         out,
                     )
                     + data
@@ -338,7 +323,7 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
                             "run": _run_stamp(runs[(main, init, seed)]),
                             "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
                             "surfaces": [
-                                _Lazy(lambda p=surf[(k, init, seed)]: _file_stamp(p))
+                                _Lazy(lambda p=surf[(main, k, init, seed)]: _file_stamp(p))
                                 for k in ("line", "plane")
                             ],
                         },
@@ -385,6 +370,129 @@ def build_stages(cfg: DictConfig) -> list[Stage]:
             )
         )
     return stages
+
+
+def _train_stage(
+    c: dict, task: str, arm: str, seed: int, arms: dict, run_dir: Path, data: list[str], second: bool
+) -> Stage:
+    """bertviz-train of one (task, arm, seed). A seed is a replicate: from scratch it draws θ0
+    (init.seed), pretrained the head (init.seed), and for both the data order and dropout (seed);
+    the second task's run of a seed shares that seed's θ0."""
+    tr = c["train"]
+    overrides = [
+        f"experiment={tr['experiment']}",
+        f"task={task}",
+        f"init={arms[arm][0]}",
+        *([f"init.lr={arms[arm][1]}"] if arms[arm][1] is not None else []),
+        f"seed={seed}",
+        f"init.seed={seed}",
+        *data,
+        *tr.get("overrides", []),
+    ]
+    if second:
+        overrides += list(tr.get("second_task") or [])
+
+    def train_action():
+        try:
+            train(compose("train", overrides), run_dir)
+        except RunConfigError:  # the demo's settings changed since this run: the demo's own run is retrained
+            log.warning("%s was trained with other settings; retraining it", run_dir)
+            train(compose("train", [*overrides, "force=true"]), run_dir)
+
+    return Stage(
+        f"train {run_name(task, arm, seed)}",
+        {"overrides": overrides, "run": str(run_dir), "config": _composed("train", overrides)},
+        [RunDir(run_dir).metrics_json, RunDir(run_dir).theta1],
+        train_action,
+    )
+
+
+def sweep_select_seeds(c: dict, arms: dict, seeds: list[int]) -> list[int] | None:
+    """The seeds that train every rate when a sweep is analysed at its best rate only; None when
+    every arm is analysed (no sweep, or ``scratch_sweep.analyse=all``)."""
+    sweep = c.get("scratch_sweep") or {}
+    mode = sweep.get("analyse", "all")
+    if mode not in ("all", "best"):
+        raise BadInput(f"scratch_sweep.analyse={mode!r}: give all or best")
+    if mode == "all" or not any(init == "scratch" and lr is not None for init, lr in arms.values()):
+        return None
+    chosen = sweep.get("select_seeds")
+    if chosen is None:
+        return seeds
+    picked = _seeds(chosen)
+    if not set(picked) <= set(seeds):
+        raise BadInput(f"scratch_sweep.select_seeds={picked}: not a subset of seeds={seeds}")
+    return picked
+
+
+def _selection_stages(
+    c: dict, root: Path, main: str, arms: dict, rates: list[str], seeds: list[int], data: list[str]
+) -> list[Stage]:
+    runs = {(a, s): root / "runs" / run_name(main, a, s) for a in rates for s in seeds}
+    stages = [
+        _train_stage(c, main, a, s, arms, runs[(a, s)], data, second=False) for s in seeds for a in rates
+    ]
+    stages.append(
+        Stage(
+            f"{SELECT_STAGE} {main}",
+            {"runs": [_run_stamp(r) for r in runs.values()], "rule": "best mean dev metric"},
+            [root / SWEEP_FILE],
+            lambda: write_sweep(root, main, {a: arms[a][1] for a in rates}, runs),
+        )
+    )
+    return stages
+
+
+SELECT_STAGE = (
+    "select scratch lr"  # the stage that ends the sweep's first phase (run_demo then runs the rest)
+)
+
+
+def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple[str, int], Path]) -> dict:
+    """lr_sweep.json: each rate's dev metric per seed (the runs' metrics.json), their mean, and the
+    rate chosen — the best mean (every GLUE primary metric is higher-is-better); a rate whose runs
+    have no finite dev metric is never chosen."""
+    read = {key: read_run(path) for key, path in sorted(runs.items())}  # each run's metrics.json once
+    rows = []
+    for arm, lr in rates.items():
+        infos = [(s, info) for (a, s), info in read.items() if a == arm]
+        values = [i.dev_metric for _, i in infos]
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        rows.append(
+            {
+                "arm": arm,
+                "lr": lr,
+                "seeds": [s for s, _ in infos],
+                "dev_metric": values,
+                "beat_baseline": [i.beat_baseline for _, i in infos],
+                "mean": sum(finite) / len(finite) if finite else None,
+                "runs": [os.path.relpath(Path(i.run).resolve(), Path(root).resolve()) for _, i in infos],
+            }
+        )
+    scored = [r for r in rows if r["mean"] is not None]
+    if not scored:
+        raise BadInput(f"{root / 'runs'}: no from-scratch run of the sweep has a finite dev metric")
+    best = max(scored, key=lambda r: r["mean"])  # the first of equals: rates in the order given
+    metrics = sorted({i.primary_metric for i in read.values() if i.primary_metric})
+    out = {
+        "task": task,
+        "metric": metrics[0] if metrics else None,
+        "rule": "the rate with the best mean dev metric over the selection seeds",
+        "rates": rows,
+        "chosen_arm": best["arm"],
+        "chosen_lr": best["lr"],
+    }
+    write_json_atomic(root / SWEEP_FILE, out)
+    return out
+
+
+def read_sweep(root: Path) -> dict:
+    path = Path(root) / SWEEP_FILE
+    try:
+        out = json.loads(path.read_text())
+        return out | {"chosen_arm": str(out["chosen_arm"])}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BadInput(f"{path}: not a learning-rate sweep record ({err})") from None
 
 
 def run_name(task: str, arm: str, seed: int) -> str:
@@ -439,25 +547,17 @@ def _check_axis(name: str, axis: dict) -> None:
 
 
 def analysis_overrides(name: str, run: Path, line: Path, plane: Path, out: Path) -> list[str]:
-    """The bertviz-analyze overrides of one analysis of the demo's main-task run."""
-    base = [f"analysis={name}", f"output={out}"]
-    if name == "trajectory":
-        return base + [f"run={run}", f"surface={plane}"]
-    if name == "consistency":
-        return base + [f"surface={plane}", f"run={run}"]
-    if name == "flatness":
-        return base + [f"surface={line}", f"run={run}"]
-    if name == "layers":
-        return base + [f"run={run}"]
-    if name == "longtrain":
-        return base + [f"run={run}", f"surface={plane}"]
-    return base + [f"run={run}"]
+    """The bertviz-analyze overrides of one analysis of the demo's main-task run: what its spec
+    reads (analysis/spec.py), in its order — the run, and its surface (the line or the plane)."""
+    given = {"run": f"run={run}", "line": f"surface={line}", "plane": f"surface={plane}"}
+    return [f"analysis={name}", f"output={out}", *(given[r] for r in registry.get(name).reads)]
 
 
 def matched_control(name: str, arm: str, arms: dict[str, tuple[str, float | None]]) -> str | None:
-    """The scratch arm a pretrained run's flatness is matched against (its training loss at θ1): the
-    preset's rate when it is one of the arms, else the first rate of the sweep; None otherwise."""
-    if name != "flatness" or arms[arm][0] != "pretrained":
+    """The scratch arm a pretrained run is matched against (an analysis whose spec says `matched`,
+    e.g. flatness: its training loss at θ1): the preset's rate when it is one of the arms, else the
+    first rate of the sweep; None otherwise."""
+    if not registry.get(name).matched or arms[arm][0] != "pretrained":
         return None
     scratch = [a for a, (init, _) in arms.items() if init == "scratch"]
     return "scratch" if "scratch" in scratch else (scratch[0] if scratch else None)
@@ -542,24 +642,32 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
     stages = build_stages(cfg)
     if cfg.get("evidence"):
         write_evidence_rule(root, OmegaConf.to_container(cfg.evidence, resolve=True))
-    return Pipeline(root, out, root / "demo.log" if quiet else None).run(stages)
+    pipeline = Pipeline(root, out, root / "demo.log" if quiet else None)
+    done = pipeline.run(stages)
+    if stages and stages[-1].name.startswith(SELECT_STAGE):  # the sweep's best rate, then the rest
+        sweep = read_sweep(root)
+        pipeline._print(
+            f"[demo] from-scratch learning rates on {sweep['task']}: "
+            + ", ".join(f"{r['lr']:g} (mean dev {_g(r['mean'])})" for r in sweep["rates"])
+            + f"; analysing {sweep['chosen_lr']:g}"
+        )
+        done += pipeline.run(build_stages(cfg, selected=sweep["chosen_arm"]))
+    return done
 
 
-def main() -> None:
-    import hydra
+def _g(v) -> str:
+    return "–" if v is None else f"{v:.4f}"
 
-    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
-    def _main(cfg: DictConfig) -> None:
-        for name in ("bertviz_landscape", "pytorch_lightning", "lightning", "lightning.pytorch"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        try:
-            run_demo(cfg)
-        except BadInput as err:
-            print(f"bertviz-demo: error: {err}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
 
-    _main()
+def run_quietly(cfg: DictConfig) -> list[dict]:
+    """`run_demo` with the libraries' logs at WARNING (the console gets one line per stage)."""
+    for name in ("bertviz_landscape", "pytorch_lightning", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return run_demo(cfg)
+
+
+main = command("bertviz-demo", "demo", run_quietly)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
   ``trainer.precision=bf16-mixed`` (fp32 weights, so the snapshots' deltas stay exact); for the
   landscape, ``precision=bf16|tf32`` (`landscape.evaluator`).
 - One job, one GPU: training multiruns put job n on GPU n mod #GPUs (`train.assign_job_device`),
-  landscape shards shard n on GPU n mod #GPUs (`landscape.sweep.pick_device`); under SLURM or
+  landscape shards shard n on GPU n mod #GPUs (`pick_device`); under SLURM or
   Ray each job sees only the GPU it was given, so both reduce to GPU 0 of that job.
 """
 
@@ -95,3 +95,12 @@ def configure_matmul_precision(precision: str) -> None:
         raise BadInput(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {precision!r}")
     torch.set_float32_matmul_precision(precision)
     torch.backends.cudnn.allow_tf32 = precision != "highest"
+
+
+def pick_device(device: str, shard: int) -> torch.device:
+    """`auto`: GPU `shard mod #GPUs` when GPUs exist (one device per multirun job), else CPU."""
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", shard % torch.cuda.device_count())
+        return torch.device("cpu")
+    return torch.device(device)

@@ -8,15 +8,16 @@ from __future__ import annotations
 EXIT_BAD_INPUT = 2
 
 
-def exit_on_bad_input(program: str, function, *args):
-    """`function(*args)`; a BadInput becomes one line on stderr (and in the log), exit status 2."""
+def exit_on_bad_input(program: str, function, *args, errors: tuple[type[BaseException], ...] = ()):
+    """`function(*args)`; a BadInput (or one of `errors`, what a command also counts as bad input)
+    becomes one line on stderr (and in the log), exit status 2."""
     import logging
     import sys
 
     try:
         return function(*args)
     except Exception as err:
-        cause = bad_input_cause(err)
+        cause = err if isinstance(err, errors) else bad_input_cause(err)
         if cause is None:
             raise
         print(f"{program}: error: {cause}", file=sys.stderr)

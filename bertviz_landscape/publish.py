@@ -7,14 +7,12 @@ draws): every figure the directory supports
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.cli import command
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.report import write_report
 from bertviz_landscape.wandb_media import log_results
@@ -46,15 +44,15 @@ def run(cfg: DictConfig) -> dict:
     return manifest
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="plot")
-def main(cfg: DictConfig):
-    try:
-        manifest = run(cfg)
-        where = cfg.output or Path(cfg.results) / "figures"
-        print(f"bertviz-plot: {len(manifest['figures'])} figures in {where}")
-    except BadInput as err:
-        print(f"bertviz-plot: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+def run_and_say(cfg: DictConfig) -> dict:
+    """`run`, then one line saying how many figures and where."""
+    manifest = run(cfg)
+    where = cfg.output or Path(cfg.results) / "figures"
+    print(f"bertviz-plot: {len(manifest['figures'])} figures in {where}")
+    return manifest
+
+
+main = command("bertviz-plot", "plot", run_and_say)
 
 
 if __name__ == "__main__":

@@ -228,3 +228,29 @@ class RunDir:
     @staticmethod
     def is_run(path: str | os.PathLike) -> bool:
         return (Path(path) / INIT).is_dir()
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike | None, key: str = "run", error: type[BadInput] = BadInput
+    ) -> RunDir:
+        """The training run at `path` (the one opener of a run given as `key=`): an `error` (a
+        BadInput of the caller's kind) naming `key` when it is not given, missing or not a run."""
+        if path in (None, "", "???"):
+            raise error(f"{key} is not given: set {key}=<training run directory>")
+        p = Path(str(path)).expanduser()
+        if not p.is_dir():
+            raise error(f"{key}={p}: directory does not exist")
+        if not cls.is_run(p):
+            raise error(f"{key}={p}: not a training run directory (no {INIT})")
+        return cls(p)
+
+    # --- what the run says about itself: the task and max_length every later stage takes -----
+    def task(self) -> str | None:
+        """The task the run was trained on: run.json's, else its config.yaml's (None: neither says)."""
+        task = self.read_identity().get("task") or (self.read_config().get("task") or {}).get("name")
+        return None if task in (None, "") else str(task)
+
+    def max_length(self) -> int | None:
+        """The run's data.max_length (its config.yaml; None for runs made before it was recorded)."""
+        length = (self.read_config().get("data") or {}).get("max_length")
+        return None if length is None else int(length)

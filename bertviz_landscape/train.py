@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -35,12 +33,12 @@ from bertviz_landscape.callbacks import (
     read_dev_per_epoch,
 )
 from bertviz_landscape.checkpoints import check_resume_state, is_checkpoint, save_checkpoint
-from bertviz_landscape.config import CONF_DIR, warn_unused_keys
-from bertviz_landscape.data.datamodule import EpochShuffle, GlueDataModule, padding_ratio
+from bertviz_landscape.cli import command
+from bertviz_landscape.data.datamodule import EpochShuffle, GlueDataModule, TrainingData, padding_ratio
 from bertviz_landscape.data.glue import data_fingerprint
 from bertviz_landscape.data.tasks import GlueTask, UnknownTaskError, get_task
 from bertviz_landscape.devices import configure_determinism, configure_matmul_precision, log_precision_choice
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.fingerprints import digest
 from bertviz_landscape.locks import held
 from bertviz_landscape.models import GlueClassifier, build_initial_model, load_tokenizer
@@ -209,37 +207,21 @@ def build_loggers(cfg: DictConfig, run_dir: Path, run_name: str, resumed: bool =
 
 def build_datamodule(cfg: DictConfig, task: GlueTask, tokenizer) -> GlueDataModule:
     """The run's data (`cfg.data`; the train order is seeded by `cfg.seed`)."""
-    d = cfg.data
-    return GlueDataModule(
-        task,
-        tokenizer,
-        glue_dir=d.glue_dir,
-        max_train_samples=d.max_train_samples,
-        max_eval_samples=d.max_eval_samples,
-        subset_seed=d.subset_seed,
-        max_length=d.max_length,
-        batch_size=d.batch_size,
-        eval_batch_size=d.eval_batch_size,
-        num_workers=d.num_workers,
-        shuffle_seed=cfg.seed,
-        cache_dir=d.cache_dir,
-        group_by_length=bool(d.group_by_length),
-        length_group_batches=int(d.length_group_batches),
-    )
+    return GlueDataModule(task, tokenizer, TrainingData.from_config(cfg.data, shuffle_seed=cfg.seed))
 
 
 def log_batching(datamodule: GlueDataModule) -> None:
     """How much of the compute goes to padding with this run's batches (epoch 0)."""
     lengths = datamodule.train_lengths()
-    b = datamodule.batch_size
-    order = list(EpochShuffle(len(lengths), datamodule.shuffle_seed))
+    b = datamodule.data.batch_size
+    order = list(EpochShuffle(len(lengths), datamodule.data.shuffle_seed))
     random_ratio = padding_ratio(lengths, [order[i : i + b] for i in range(0, len(order), b)])
-    if datamodule.group_by_length:
+    if datamodule.data.group_by_length:
         sampler = datamodule.train_sampler()
         log.info(
             "train batches: length-grouped (mega-batches of %d batches), %.2f tokens processed per real "
             "token (random batches: %.2f)",
-            datamodule.length_group_batches,
+            datamodule.data.length_group_batches,
             padding_ratio(lengths, sampler.batches()),
             random_ratio,
         )
@@ -395,26 +377,24 @@ def assign_job_device(cfg: DictConfig, job_num: int, gpu_count: int) -> None:
             cfg.trainer.accelerator = "gpu"
 
 
-# bad input, reported as one line and exit status 2; anything else is a bug and keeps its traceback
-USER_ERRORS = (BadInput, SnapshotBudgetError, UnknownTaskError, OSError)
+# bad input besides BadInput, reported as one line and exit status 2 (also in the run's train.log);
+# anything else is a bug and keeps its traceback
+USER_ERRORS = (SnapshotBudgetError, UnknownTaskError, OSError)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def hydra_main(cfg: DictConfig) -> None:
+def train_job(cfg: DictConfig) -> dict:
+    """One Hydra job of bertviz-train: in a multirun its GPU (`assign_job_device`), then `train`
+    into the job's output directory."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
         assign_job_device(cfg, hydra_cfg.job.num, torch.cuda.device_count())
+    return train(cfg, hydra_cfg.runtime.output_dir)
 
-    warn_unused_keys(cfg, "train")
-    try:
-        train(cfg, hydra_cfg.runtime.output_dir)
-    except USER_ERRORS as err:
-        log.error("%s", err)  # also in the run's train.log
-        print(f"bertviz-train: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+
+hydra_main = command("bertviz-train", "train", train_job, USER_ERRORS)
 
 
 def main() -> None:

@@ -17,10 +17,13 @@ the same keys and W&B overlays them in one panel. Each run's config links it to 
 run(s): ``training_runs`` = [{"dir", "wandb_id", "seed", "config" (the run's config.yaml: its
 hyper-parameters)}]. Figures drawn for both inits together (1D curves, the pretrained-vs-scratch
 panels, layers, dev per epoch) are logged once, in one ``job_type="figures"`` run per task
-(``<task>-figures``; figures of all tasks, e.g. flatness, in ``all-figures``). Analysis numbers
-go to the run summary (``analysis/<name>/<key>`` = the mean over runs). ``<root>/wandb/logged.json``
+(``<task>-figures``; figures of all tasks, e.g. flatness, in ``all-figures``): every figure
+drawn for no single init. Analysis numbers go to the run summary, analysis by analysis in the
+registry's order (`analysis_summary`): ``analysis/<name>/<key>`` = the mean over the runs (seeds)
+of each summary scalar, ``numbers/<name>/<key>`` = the mean over the runs of each number the
+report's tables show (the analysis's rows; their labels in logged.json). ``<root>/wandb/logged.json``
 lists what was logged: {"runs": [{"task", "init", "job_type", "dir", "keys", "surfaces",
-"figures", "summary", "training_runs"}], "sync": str}.
+"figures", "summary", "numbers", "training_runs"}], "sync": str}.
 Figures come from `bertviz_landscape.plots`; nothing here draws except a missing surface figure.
 """
 
@@ -30,26 +33,24 @@ import json
 import os
 import shlex
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
 
+from bertviz_landscape.analysis import registry
+from bertviz_landscape.analysis.evidence import Options
 from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.direction_file import beside
 from bertviz_landscape.landscape.surface import Surface, load_surface
 from bertviz_landscape.plots import curves, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import SurfaceFile, analysis_identity, read_surface
 from bertviz_landscape.plots.results import Results, grid_name
+from bertviz_landscape.report.claims import rule_from, run_records
+from bertviz_landscape.report.writer import EVIDENCE_FILE, load_evidence
 from bertviz_landscape.rundir import RunDir
-
-SHARED_KINDS = (
-    "curve1d",
-    "surface2d_compare",
-    "layers",
-    "dev_per_epoch",
-    "flatness",
-)  # one figure, both inits
 
 
 def panel_name(sf: SurfaceFile) -> str:
@@ -204,6 +205,38 @@ def training_link(run: Path) -> dict:
     }
 
 
+def analysis_summary(analyses: list[dict], opts: Options) -> tuple[dict[str, float], dict[str, dict]]:
+    """The W&B summary of one (task, init)'s analysis JSONs, analysis by analysis in the registry's
+    order (then any analysis this version does not know, by name): ``analysis/<name>/<key>`` = the
+    mean of the JSONs' summary means (one JSON per seed: the mean over the seeds), and
+    ``numbers/<name>/<key>`` = the mean over the runs of each number the report's tables show (the
+    analysis's rows); `numbers` gives each of those its label and n."""
+    by_name: dict[str, list[dict]] = defaultdict(list)
+    for d in analyses:
+        by_name[str(d.get("analysis"))].append(d)
+    known = registry.names()
+    summary: dict[str, float] = {}
+    numbers: dict[str, dict] = {}
+    for name in [n for n in known if n in by_name] + sorted(n for n in by_name if n not in known):
+        values: dict[str, list[float]] = defaultdict(list)
+        for d in by_name[name]:
+            for key, val in (d.get("summary") or {}).items():
+                mean = val.get("mean") if isinstance(val, dict) else val
+                if isinstance(mean, (int, float)) and np.isfinite(mean):
+                    values[key].append(float(mean))
+        summary |= {f"analysis/{name}/{key}": float(np.mean(vals)) for key, vals in values.items()}
+        if name not in known:
+            continue
+        records = run_records(name, by_name[name], opts)
+        for row in registry.get(name).rows:
+            vals = [r.numbers[row.key] for r in records if r.numbers.get(row.key) is not None]
+            if vals:
+                key = f"numbers/{name}/{row.key}"
+                summary[key] = float(np.mean(vals))
+                numbers[key] = {"label": row.label.strip(), "mean": summary[key], "n": len(vals)}
+    return summary, numbers
+
+
 def _figure_png(fig: dict) -> str | None:
     return next((p for p in fig.get("files", []) if p.endswith(".png")), None)
 
@@ -224,6 +257,10 @@ def log_results(
 
     root = Path(root)
     wandb_dir = Path(wandb_dir or root)
+    try:
+        _, opts = rule_from(load_evidence(root))  # the rule the report reads the numbers with
+    except ValueError as err:
+        raise BadInput(f"{root / EVIDENCE_FILE}: {err}") from None
     results = Results.scan(root, exclude=(root / "figures", root / "wandb"))
     manifest_path = root / "figures" / "figures.json"
     figures = json.loads(manifest_path.read_text())["figures"] if manifest_path.is_file() else []
@@ -293,12 +330,12 @@ def log_results(
                     run.log({key: wandb.Image(png, caption=f["caption"])})
                     entry["figures"].append(png)
                     entry["keys"].append(key)
+            summary, numbers = analysis_summary(g["analyses"], opts)
+            for key, value in summary.items():
+                run.summary[key] = value
+            entry["summary"] = summary
+            entry["numbers"] = numbers
             for d in g["analyses"]:
-                for key, val in (d.get("summary") or {}).items():
-                    mean = val.get("mean") if isinstance(val, dict) else val
-                    if isinstance(mean, (int, float)) and np.isfinite(mean):
-                        run.summary[f"analysis/{d['analysis']}/{key}"] = float(mean)
-                        entry["summary"][f"analysis/{d['analysis']}/{key}"] = float(mean)
                 for r in (d.get("runs") or [])[:1]:
                     for k in ("dev_metric", "majority_baseline", "beat_baseline"):
                         if r.get(k) is not None:
@@ -309,7 +346,7 @@ def log_results(
         logged.append(entry)
     shared: dict[str, list[dict]] = {}
     for f in figures:  # drawn for both inits together: logged once, in the task's figures run
-        if f.get("init") is None and f["kind"] in SHARED_KINDS and _figure_png(f):
+        if f.get("init") is None and _figure_png(f):
             shared.setdefault(str(f.get("task") or "all"), []).append(f)
     for task, figs in sorted(shared.items()):
         run = _start(
@@ -321,12 +358,17 @@ def log_results(
             wandb_dir,
         )
         entry = {"task": task, "init": None, "job_type": "figures", "dir": str(Path(run.dir).parent)}
-        entry |= {"figures": [], "keys": [], "surfaces": [], "summary": {}, "training_runs": []}
+        entry |= {
+            "figures": [],
+            "keys": [],
+            "surfaces": [],
+            "summary": {},
+            "numbers": {},
+            "training_runs": [],
+        }
         try:
             for f in figs:
-                key = (
-                    f"figures/{f['kind']}/{_panel_of_figure(f, panels) if f['kind'] != 'flatness' else task}"
-                )
+                key = f"figures/{f['kind']}/{_panel_of_figure(f, panels)}"
                 run.log({key: wandb.Image(_figure_png(f), caption=f["caption"])})
                 entry["figures"].append(_figure_png(f))
                 entry["keys"].append(key)

@@ -34,6 +34,20 @@ def _isolated_env(tmp_path_factory):
     yield
 
 
+def require_extra(module: str, extra: str):
+    """Import an optional extra's module, or skip saying which extra installs it — or fail, with
+    BVL_REQUIRE_EXTRAS=1 (.ci/run installs every extra, so a skip there would hide a test that rots)."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+        why = f"{module} is not installed: pip install 'bertviz-landscape[{extra}]'"
+        if os.environ.get("BVL_REQUIRE_EXTRAS"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return importlib.import_module(module)
+
+
 def sentence(i: int, n: int = 6) -> str:
     return " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(n))
 

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.torch
 from test_analysis_support import analysis_run, make_run_dir  # noqa: F401  (fixture)
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
 from bertviz_landscape.analysis.entrypoint import run as analyze
+from bertviz_landscape.checkpoints import content_hash
 from bertviz_landscape.config import compose
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
+from bertviz_landscape.rundir import RunDir
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -59,11 +62,19 @@ def test_several_seeds_give_mean_std_n(analysis_run, tmp_path):
     other = load_surface(surf)
     bowl = 5.0 * (other.x - 1.0) ** 2  # broadcasts along x (the last axis) in 1D and 2D
     other.values = {k: v + bowl if k == "train_loss" else v for k, v in other.values.items()}
+    # a second seed's run: another θ1 (a plain copy of the run would be one run twice, refused), and
+    # its surface records that θ1
+    run2 = shutil.copytree(analysis_run["run"], tmp_path / "run_seed2")
+    theta1 = RunDir(run2).theta1 / "model.safetensors"
+    weights = safetensors.torch.load_file(theta1)
+    first = sorted(weights)[0]
+    weights[first] = weights[first] + 1e-3
+    safetensors.torch.save_file(weights, theta1, metadata={"format": "pt"})
+    other.meta["checkpoints"]["theta1"]["sha256"] = content_hash(RunDir(run2).theta1)
     surf2 = write_surface(tmp_path / "seed2.h5", other)
     for d in (Path(surf).parent,):
         for f in d.glob(Path(surf).stem + ".directions.h5"):
             shutil.copy(f, tmp_path / "seed2.directions.h5")
-    run2 = shutil.copytree(analysis_run["run"], tmp_path / "run_seed2")
 
     def flatness(surfaces, runs):
         return analyze(

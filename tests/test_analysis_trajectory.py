@@ -124,3 +124,9 @@ def test_beating_the_baseline_means_beyond_the_dev_sets_noise():
         baseline_verdict("accuracy", {"val/accuracy": 0.542}, base, None)[2] is True
     )  # dev size unknown: strictly above
     assert baseline_verdict("accuracy", {"val/accuracy": 0.5}, base, 277)[2] is False
+    # regression: below the constant's MSE and a correlation beyond 2/sqrt(n) (STS-B dev: 1500, 0.052)
+    stsb = {"mse": 2.329}
+    plateau = {"val/loss": 2.253, "val/pearson": 0.051}  # measured from scratch after 128 steps
+    assert baseline_verdict("pearson", plateau, stsb, 1500)[2] is False
+    assert baseline_verdict("pearson", plateau | {"val/pearson": 0.3}, stsb, 1500)[2] is True
+    assert baseline_verdict("pearson", {"val/loss": 2.4, "val/pearson": 0.3}, stsb, 1500)[2] is False

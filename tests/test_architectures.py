@@ -14,10 +14,11 @@ import pytest
 import torch
 from tiny_archs import ARCHS, BLOCKS, HAS_POOLER, tiny_config, tiny_model
 
+from bertviz_landscape.data.eval_sets import EvalSet
 from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.data.tokenize import takes_token_type_ids
 from bertviz_landscape.landscape.directions import Directions
-from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator, HiddenStateCache
-from bertviz_landscape.models.classifier import takes_token_type_ids
+from bertviz_landscape.landscape.evaluator import Evaluator, HiddenStateCache
 from bertviz_landscape.models.initial import load_tokenizer
 from bertviz_landscape.parameters import (
     UnsupportedArchitecture,

@@ -16,9 +16,9 @@ from tiny_archs import ARCHS, BLOCKS, HAS_POOLER, save_tiny
 from bertviz_landscape.analysis.layers import layers
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.data.tokenize import takes_token_type_ids
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.landscape.sweep import landscape
-from bertviz_landscape.models.classifier import takes_token_type_ids
 from bertviz_landscape.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # ~10 s per architecture
@@ -84,7 +84,15 @@ def test_trains_and_landscapes_every_architecture(arch, tmp_path):
     # training moved the loss far beyond the tolerance: the comparison can tell α = 0.5 from its neighbours
     assert abs(surf["dev_loss"][0] - surf["dev_loss"][2]) > 1e-2 * ref
 
-    out = layers([run], alphas=[0.0, 1.0], data=data, device="cpu", rollback=False)
+    out = layers(
+        [run],
+        alpha={"min": 0.0, "max": 1.0, "num": 2},
+        max_train_samples=None,
+        max_eval_samples=None,
+        data=data,
+        device="cpu",
+        rollback=False,
+    )
     entry = out["per_run"][0]
     blocks = [f"layer.{i}" for i in range(BLOCKS[arch])]
     assert entry["layers"] == ["embeddings", *blocks, *(["pooler"] if HAS_POOLER.get(arch) else []), "head"]

@@ -62,18 +62,10 @@ def tiny_pretrained_model(tmp_path) -> Path:
 
 
 def available_analyses() -> list[str]:
-    import importlib
+    from bertviz_landscape.analysis import registry
 
-    from bertviz_landscape.analysis.registry import MODULES
-
-    out = []
-    for name in ("trajectory", "consistency", "flatness", "layers", "longtrain"):
-        try:
-            importlib.import_module(MODULES[name])
-            out.append(name)
-        except ImportError:
-            pass
-    return out
+    known = registry.names()  # an analysis whose module could not be imported is not registered
+    return [n for n in ("trajectory", "consistency", "flatness", "layers", "longtrain") if n in known]
 
 
 def test_demo_bad_grid_is_a_clear_error(tmp_path):
@@ -131,14 +123,139 @@ def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropo
     assert not any("matched.run" in o for o in stages[f"flatness {main}_scratch_seed7"].spec["overrides"])
 
 
+def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
+    """make analyses: with both_ways=true every task gets its surfaces and analyses, δ2 from the
+    other task's run of the same seed and init; each run trains once and in full (the second-task
+    overrides only shorten runs that only span δ2); figures, W&B and report once at the end."""
+    from bertviz_landscape.demo import build_stages
+
+    cfg = compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]", "both_ways=true"])
+    stages = build_stages(cfg)
+    names = [s.name for s in stages]
+    by_name = {s.name: s for s in stages}
+    assert len(names) == len(set(names))
+    trains = [n for n in names if n.startswith("train ")]
+    assert sorted(trains) == sorted(
+        f"train {t}_{i}_seed0" for t in ("mrpc", "rte") for i in ("pretrained", "scratch")
+    )
+    for task, other in (("mrpc", "rte"), ("rte", "mrpc")):
+        assert not set(cfg.train.second_task) & set(by_name[f"train {task}_scratch_seed0"].spec["overrides"])
+        plane = by_name[f"plane {task}_scratch_seed0"].spec["overrides"]
+        assert any(o.startswith("run2=") and o.endswith(f"{other}_scratch_seed0") for o in plane)
+        assert any(o.endswith(f"surfaces/{task}_scratch_seed0_plane.h5") for o in plane)
+        for name in cfg.analyses:
+            assert by_name[f"{name} {task}_pretrained_seed0"].outputs[0].name == (
+                f"{name}_{task}_pretrained_seed0.json"
+            )
+    assert names[-3:] == ["figures", "wandb", "report"]
+    one_way = [
+        s.name
+        for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]"]))
+    ]
+    assert not any(n.endswith("rte_scratch_seed0") and not n.startswith("train") for n in one_way)
+    rte = {
+        s.name: s
+        for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]"]))
+    }
+    assert set(cfg.train.second_task) <= set(rte["train rte_scratch_seed0"].spec["overrides"])
+
+
 def test_the_replicate_preset_has_five_seeds_a_scratch_sweep_and_a_256_example_hessian(tmp_path):
     from bertviz_landscape.demo import build_stages
 
-    cfg = compose("replicate", [f"output_dir={tmp_path}", "tasks=[stsb,sst2]"])
+    cfg = compose("replicate", [f"output_dir={tmp_path}"])
     assert len(cfg.seeds) >= 5 and len(cfg.scratch_lrs) >= 3
-    names = {s.name for s in build_stages(cfg)}
-    assert {f"train stsb_scratch_lr{lr:g}_seed4" for lr in cfg.scratch_lrs} <= names
+    # first every rate on the selection seeds, then the best rate on every seed
+    select = cfg.scratch_sweep.select_seeds or cfg.seeds
+    first = [s.name for s in build_stages(cfg)]
+    assert first[-1] == "select scratch lr sst2"
+    assert {f"train sst2_scratch_lr{lr:g}_seed{s}" for lr in cfg.scratch_lrs for s in select} == set(
+        first[:-1]
+    )
+    chosen = f"scratch_lr{cfg.scratch_lrs[1]:g}"
+    names = {s.name for s in build_stages(cfg, selected=chosen)}
+    assert {f"train sst2_{chosen}_seed{s}" for s in cfg.seeds} <= names
+    assert {f"train sst2_pretrained_seed{s}" for s in cfg.seeds} <= names
+    assert {f"flatness sst2_{chosen}_seed{s}" for s in cfg.seeds} <= names
+    others = {f"scratch_lr{lr:g}" for lr in cfg.scratch_lrs} - {chosen}
+    assert not any(o in n for o in others for n in names)
     assert "analysis.hessian.num_examples=256" in cfg.analysis_overrides.flatness
+
+
+def _sweep_run(root, name: str, seed: int, dev: float):
+    run = root / "runs" / name
+    (run / "checkpoints" / "init").mkdir(parents=True)
+    (run / "run.json").write_text(
+        json.dumps({"task": "sst2", "init": "scratch", "seed": seed, "model": "tiny"})
+    )
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "task": "sst2",
+                "init": "scratch",
+                "primary_metric": "accuracy",
+                "dev": {"val/accuracy": dev},
+                "majority_baseline": {"accuracy": 0.5},
+                "dev_examples": 872,
+            }
+        )
+    )
+    return run
+
+
+def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_names_every_rate(
+    tmp_path, monkeypatch
+):
+    from bertviz_landscape.demo import build_stages, read_sweep, write_sweep
+    from bertviz_landscape.errors import BadInput
+    from bertviz_landscape.report.writer import render_results, sweep_lines
+
+    over = [
+        f"output_dir={tmp_path}",
+        "seeds=[0,1,2]",
+        "scratch_lrs=[1e-4,3e-4,1e-3]",
+        "scratch_sweep.analyse=best",
+        "scratch_sweep.select_seeds=[0,1]",
+    ]
+    cfg = compose("demo", over)
+    stages = build_stages(cfg)
+    assert [s.name for s in stages][-1] == "select scratch lr sst2"
+    assert len(stages) == 3 * 2 + 1  # every rate on seeds 0 and 1, no pretrained run, no second task yet
+    # a dev metric per (rate, seed): 3e-4 has the best mean though 1e-3 has the best single run
+    devs = {"0.0001": (0.55, 0.57), "0.0003": (0.66, 0.64), "0.001": (0.70, 0.51)}
+    runs = {}
+    for arm, (a, b) in devs.items():
+        for seed, dev in ((0, a), (1, b)):
+            runs[(f"scratch_lr{arm}", seed)] = _sweep_run(
+                tmp_path, f"sst2_scratch_lr{arm}_seed{seed}", seed, dev
+            )
+    rates = {f"scratch_lr{a}": float(a) for a in devs}
+    monkeypatch.chdir(tmp_path.parent)  # a relative output_dir (make replicate's) with absolute run paths
+    sweep = write_sweep(Path(tmp_path.name), "sst2", rates, runs)
+    assert sweep["rates"][0]["runs"] == [
+        "runs/sst2_scratch_lr0.0001_seed0",
+        "runs/sst2_scratch_lr0.0001_seed1",
+    ]
+    assert read_sweep(tmp_path)["chosen_arm"] == sweep["chosen_arm"] == "scratch_lr0.0003"
+    assert [r["mean"] for r in sweep["rates"]] == pytest.approx([0.56, 0.65, 0.605])
+    rest = {s.name: s for s in build_stages(cfg, selected="scratch_lr0.0003")}
+    assert "train sst2_scratch_lr0.0003_seed2" in rest and "train mrpc_scratch_lr0.0003_seed2" in rest
+    assert not any("lr0.001" in n or "lr0.0001_" in n for n in rest)
+    over_flat = rest["flatness sst2_pretrained_seed2"].spec["overrides"]
+    assert over_flat[-1].endswith("sst2_scratch_lr0.0003_seed2")  # matched against the chosen rate
+    with pytest.raises(BadInput, match="not one of"):
+        build_stages(cfg, selected="scratch_lr0.1")
+    text = "\n".join(sweep_lines(sweep))
+    for lr in ("0.0001", "0.0003 (chosen)", "0.001"):
+        assert f"| {lr} |" in text
+    assert "0: 0.7, 1: 0.51" in text and "at 0.0003" in text and "beyond" not in text
+    edge = sweep | {"chosen_arm": "scratch_lr0.001", "chosen_lr": 0.001}
+    assert "the largest rate tried: the best rate may lie beyond the sweep" in "\n".join(sweep_lines(edge))
+    assert "at 0.0003" in render_results(
+        {"verdicts": [], "tasks": [], "tables": {}, "evidence": {}, "sweep": sweep}
+    )
+    with pytest.raises(BadInput, match="select_seeds"):
+        build_stages(compose("demo", [*over[:-1], "scratch_sweep.select_seeds=[5]"]))
 
 
 def test_a_scratch_learning_rate_sweep_is_one_arm_per_rate(tmp_path):
@@ -297,3 +414,40 @@ def test_a_failing_stage_is_named_and_leaves_no_record(tmp_path):
         Pipeline(tmp_path, out).run([Stage("train x", {}, [tmp_path / "a"], boom)])
     assert "train x" in out.getvalue() and "FAILED" in out.getvalue() and "disk on fire" in out.getvalue()
     assert not (tmp_path / ".stages" / "train__x.json").exists()
+
+
+@pytest.mark.slow
+def test_demo_with_a_sweep_analysed_at_its_best_rate_end_to_end(tmp_path, tiny_pretrained_model, monkeypatch):
+    from bertviz_landscape.demo import read_sweep, run_demo
+    from bertviz_landscape.plots.results import Results
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    glue = write_glue(tmp_path / "glue", n_train=32, n_dev=16)
+    root = tmp_path / "demo"
+    cfg = tiny_demo_cfg(
+        root,
+        tiny_pretrained_model,
+        glue,
+        ["flatness"],
+        seeds="[0,1]",
+        scratch_lrs="[1e-3,3e-3]",
+        **{"scratch_sweep.analyse": "best", "scratch_sweep.select_seeds": "[0]", "wandb_media": "false"},
+    )
+    console = io.StringIO()
+    run_demo(cfg, out=console)
+    sweep = read_sweep(root)
+    chosen = sweep["chosen_arm"]
+    assert [r["seeds"] for r in sweep["rates"]] == [[0], [0]]
+    assert "analysing" in console.getvalue()
+    # the chosen rate trained on both seeds, the other on the selection seed only
+    trained = sorted(p.name for p in (root / "runs").iterdir() if p.name.startswith("mrpc_scratch"))
+    other = next(r["arm"] for r in sweep["rates"] if r["arm"] != chosen)
+    assert trained == sorted([f"mrpc_{chosen}_seed0", f"mrpc_{chosen}_seed1", f"mrpc_{other}_seed0"])
+    flat = {Path(d["_path"]).name for d in Results.scan(root).analyses["flatness"]}
+    assert flat == {f"flatness_mrpc_{a}_seed{s}.json" for a in ("pretrained", chosen) for s in (0, 1)}
+    report = (root / "report.md").read_text()
+    assert "learning rates tried on mrpc" in report and "(chosen)" in report
+    # a re-run skips every stage of both phases
+    again = io.StringIO()
+    run_demo(cfg, out=again)
+    assert "done in" not in again.getvalue()

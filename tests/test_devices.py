@@ -9,9 +9,13 @@ import pytest
 import torch
 from conftest import tiny_train_cfg
 
-from bertviz_landscape.devices import CUBLAS_WORKSPACE, configure_determinism, configure_matmul_precision
+from bertviz_landscape.devices import (
+    CUBLAS_WORKSPACE,
+    configure_determinism,
+    configure_matmul_precision,
+    pick_device,
+)
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.sweep import pick_device
 
 
 def test_landscape_shard_n_runs_on_gpu_n_mod_count(monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
+from bertviz_landscape.analysis.flatness import hessian_request
 from bertviz_landscape.analysis.hessian import (
     HessianError,
     HessianVectorProduct,
@@ -16,11 +17,11 @@ from bertviz_landscape.analysis.hessian import (
     hessian_parameters,
     hessian_spectrum,
 )
+from bertviz_landscape.data.eval_sets import EvalSet
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.data.tokenize import tokenize
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.evaluator import EvalSet
 from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
 
 # smaller than the suite's tiny BERT, so that a dense Hessian over the pooler + head (306
@@ -89,13 +90,9 @@ def test_eigenvalues_and_trace_match_a_dense_hessian(setup):
         model,
         evalset,
         task,
-        k=k,
-        tol=1e-5,
-        max_iter=200,
-        hutchinson_samples=100,
-        seed=0,
-        params=SUBSET,
-        ncv=40,
+        hessian_request(
+            k=k, tol=1e-5, max_iter=200, samples=100, seed=0, params=SUBSET, ncv=40, normalised=False
+        ),
     )
     assert out["num_parameters"] == dense.shape[0] == 306
     assert out["num_examples"] == evalset.num_examples == 12
@@ -170,18 +167,21 @@ def test_both_hvp_methods_agree_with_finite_differences_on_every_parameter(setup
 
 def test_deterministic_by_seed_and_bias_norm_policy(setup):
     model, task, evalset = setup
-    kw = dict(k=1, tol=1e-4, ncv=8, hutchinson_samples=4, params=SUBSET)
-    a = hessian_spectrum(model, evalset, task, seed=1, **kw)
-    b = hessian_spectrum(model, evalset, task, seed=1, **kw)
+    kw = dict(k=1, tol=1e-4, ncv=8, samples=4, params=SUBSET, normalised=False)
+    a = hessian_spectrum(model, evalset, task, hessian_request(seed=1, **kw))
+    b = hessian_spectrum(model, evalset, task, hessian_request(seed=1, **kw))
     assert (
         a["top_eigenvalues"] == b["top_eigenvalues"]
         and a["trace"] == b["trace"]
         and a["lanczos_iterations"] == b["lanczos_iterations"]
     )
-    c = hessian_spectrum(model, evalset, task, seed=2, **(kw | {"k": 0}))
+    c = hessian_spectrum(model, evalset, task, hessian_request(seed=2, **(kw | {"k": 0})))
     assert c["trace"] != a["trace"] and c["top_eigenvalues"] == [] and c["lanczos_iterations"] == 0
     excl = hessian_spectrum(
-        model, evalset, task, seed=1, bias_and_norm="exclude", **(kw | {"k": 0, "hutchinson_samples": 0})
+        model,
+        evalset,
+        task,
+        hessian_request(seed=1, bias_and_norm="exclude", **(kw | {"k": 0, "samples": 0})),
     )
     assert excl["num_parameters"] == 16 * 16 + 2 * 16  # pooler.dense.weight + classifier.weight
     assert excl["parameters"] == {"selectors": SUBSET, "bias_and_norm": "exclude"}
@@ -191,13 +191,13 @@ def test_deterministic_by_seed_and_bias_norm_policy(setup):
 def test_bad_requests_are_clear_errors(setup):
     model, task, evalset = setup
     with pytest.raises(HessianError, match="hessian.k"):
-        hessian_spectrum(model, evalset, task, k=400, params=SUBSET)
+        hessian_spectrum(model, evalset, task, hessian_request(k=400, params=SUBSET))
     with pytest.raises(HessianError, match="hutchinson_samples"):
-        hessian_spectrum(model, evalset, task, k=1, hutchinson_samples=1, params=SUBSET)
+        hessian_spectrum(model, evalset, task, hessian_request(k=1, samples=1, params=SUBSET))
     with pytest.raises(BadInput, match="layer.7"):
-        hessian_spectrum(model, evalset, task, params=["layer.7"])
+        hessian_spectrum(model, evalset, task, hessian_request(params=["layer.7"]))
     with pytest.raises(HessianError, match="bias_and_norm"):
-        hessian_spectrum(model, evalset, task, params=SUBSET, bias_and_norm="maybe")
+        hessian_spectrum(model, evalset, task, hessian_request(params=SUBSET, bias_and_norm="maybe"))
 
 
 def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_path):

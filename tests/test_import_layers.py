@@ -26,6 +26,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "atomic",
             "devices",
             "config",
+            "cli",
             "rundir",
             "parameters",
             "checkpoints",

@@ -121,14 +121,15 @@ def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
 def test_grid_point_is_set_from_fixed_base(tiny_run, tmp_path):
     """Visiting points in any order gives the same values: no cumulative steps, no drift."""
     from bertviz_landscape.checkpoints import load_checkpoints
+    from bertviz_landscape.data.eval_sets import load_eval_sets
     from bertviz_landscape.data.tasks import get_task
     from bertviz_landscape.landscape.evaluator import Evaluator
-    from bertviz_landscape.landscape.sweep import build_directions, load_eval_sets
+    from bertviz_landscape.landscape.sweep import build_directions
 
     task = get_task("mrpc")
     model, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     d = build_directions(recipe({"name": "difference"}), cks, False)
-    from bertviz_landscape.landscape.request import DataRequest
+    from bertviz_landscape.data.eval_sets import DataRequest
 
     sets = load_eval_sets(
         task, DataRequest.from_config(data_cfg(tiny_run)), ["dev"], cks["theta0"].path, "cpu"

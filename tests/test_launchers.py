@@ -6,12 +6,12 @@ presets are overridden to 0 here (a CPU-only machine): `hydra.launcher.gpus_per_
 `hydra.launcher.ray.remote.num_gpus=0`.
 
 The plugins are optional extras (`pip install bertviz-landscape[slurm]` / `[ray]`); without them
-these tests are skipped, saying which extra to install.
+these tests are skipped, saying which extra to install (they fail instead with BVL_REQUIRE_EXTRAS=1,
+as in .ci/run, which installs the extras).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,7 +19,7 @@ import sys
 
 import pytest
 import torch
-from conftest import write_glue
+from conftest import require_extra, write_glue
 from safetensors.torch import load_file
 from test_landscape_shards import assert_same_surface, cli_args, reference  # noqa: F401  (fixture)
 from test_landscape_support import tiny_run  # noqa: F401  (fixture)
@@ -55,8 +55,7 @@ LAUNCHERS = {
 
 def launcher(name: str) -> list[str]:
     module, extra, overrides = LAUNCHERS[name]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"the {name} launcher needs its Hydra plugin: pip install 'bertviz-landscape[{extra}]'")
+    require_extra(module, extra)  # the launcher's Hydra plugin
     return overrides
 
 

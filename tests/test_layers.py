@@ -40,7 +40,14 @@ def result(tiny_run, tmp_path_factory):
         )
     model.save_pretrained(str(final))
     run = make_run_dir(root / "run", tiny_run, final=final)
-    out = layers([run], alphas=[0.0, 0.5, 1.0], data=data_cfg(tiny_run), device="cpu")
+    out = layers(
+        [run],
+        alpha={"min": 0.0, "max": 1.0, "num": 3},
+        max_train_samples=None,
+        max_eval_samples=None,
+        data=data_cfg(tiny_run),
+        device="cpu",
+    )
     return run, out
 
 

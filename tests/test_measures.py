@@ -59,15 +59,10 @@ def test_trajectory_numbers_carry_the_path_loss(analysis_run, curve, tmp_path):
         [analysis_run["run"]],
         [analysis_run["surface"]],
         tmp_path / "t.json",
-        pca_enabled=False,
-        path_loss={
-            "enabled": True,
-            "examples": None,
-            "batch_size": 4,
-            "threshold": curve["loss"][3],
-            "data": data_cfg(analysis_run["tiny"]),
-            "device": "cpu",
-        },
+        pca={"enabled": False},
+        path_loss={"enabled": True, "examples": None, "batch_size": 4, "threshold": curve["loss"][3]},
+        data=data_cfg(analysis_run["tiny"]),
+        device="cpu",
     )
     n = res["numbers"]
     assert n == res["per_run"][0]["numbers"]

@@ -513,3 +513,40 @@ def test_wandb_results_offline_read_back(tmp_path, monkeypatch):
         pre["summary"]["analysis/flatness/width_x_0.1"] == 1.4
         and pre["summary"]["analysis/consistency/spearman"] == 0.95
     )
+
+
+def test_the_layer_figure_draws_the_mean_over_seeds_and_a_dot_per_seed():
+    import copy
+
+    from matplotlib.container import BarContainer
+
+    from bertviz_landscape.plots.layers import layer_panels
+
+    base = {d["runs"][0]["init"]: d for d in fixture_analyses()["layers"]}
+    seeds = {}
+    for init, d in base.items():
+        runs = []
+        for k, scale in enumerate((1.0, 2.0, 3.0)):  # three seeds: relative change x1, x2, x3
+            s = copy.deepcopy(d)
+            s["runs"][0]["seed"] = k
+            pr = s["per_run"][0]
+            pr["relative_change"] = {layer: v * scale for layer, v in pr["relative_change"].items()}
+            for e in pr["rollback"]:
+                e["dev_error"] = e["dev_error"] + 0.01 * k
+            runs.append(s)
+        seeds[init] = runs
+    fig = layer_panels(seeds, "mrpc")
+    ax_rel, ax_rb = fig.axes[0], fig.axes[1]
+    bars = [c for c in ax_rel.containers if isinstance(c, BarContainer)]
+    first = base["pretrained"]["per_run"][0]["relative_change"]
+    heights = [b.get_height() for b in bars[0]]
+    assert heights == pytest.approx([2.0 * v for v in first.values()])  # the mean of x1, x2, x3
+    dots = [line for line in ax_rel.lines if line.get_marker() == "o"]
+    assert len(dots) == 3 * len(base)  # one dot series per seed and init
+    assert sorted(np.concatenate([d.get_ydata() for d in dots[:3]])) == pytest.approx(
+        sorted([s * v for s in (1.0, 2.0, 3.0) for v in first.values()])
+    )
+    rb = [c for c in ax_rb.containers if isinstance(c, BarContainer)][0]
+    assert [b.get_width() for b in rb] == pytest.approx([0.21, 0.23, 0.41])  # mean dev error over seeds
+    assert "mean of 3 seeds" in ax_rel.get_legend_handles_labels()[1][0]
+    assert "seed 0" in fig.axes[2].get_title()

@@ -12,18 +12,23 @@ import pytest
 import torch
 from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
-from bertviz_landscape.analysis.flatness import interval_width
+from bertviz_landscape.analysis.flatness import adaptive_request, interval_width, invariant_request
 from bertviz_landscape.analysis.hessian import (
     HessianVectorProduct,
     NormalisedHessianVectorProduct,
     top_eigenvalues,
 )
-from bertviz_landscape.analysis.sharpness import adaptive_sharpness, mean_loss, random_direction_widths
+from bertviz_landscape.analysis.sharpness import (
+    adaptive_sharpness,
+    mean_loss,
+    random_direction_widths,
+)
+from bertviz_landscape.data.eval_sets import EvalSet
 from bertviz_landscape.data.glue import load_glue_split
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.data.tokenize import tokenize
 from bertviz_landscape.landscape.directions import Directions
-from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
+from bertviz_landscape.landscape.evaluator import Evaluator
 from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
 
 SMALL = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
@@ -110,18 +115,18 @@ def test_rescaling_leaves_invariant_measures_and_moves_raw_ones(trained):
             )
     assert mean_loss(other, train, task) == pytest.approx(mean_loss(model, train, task), rel=1e-6)
 
-    kw = dict(draws=5, seed=0, step=0.1, t_max=1.0, bisect=8)
+    inv = invariant_request(draws=5, seed=0, step=0.1, max=1.0, bisect=8)
     w, w2 = (
-        random_direction_widths(model, train, task, EPS, **kw),
-        random_direction_widths(other, train, task, EPS, **kw),
+        random_direction_widths(model, train, task, EPS, inv),
+        random_direction_widths(other, train, task, EPS, inv),
     )
     assert (
         w["draws"] == 5 and len(w["widths"]) == 5 and sum(w["bounded"]) >= 3
     )  # the basin ends inside the grid
     assert w["width_std"] is not None and w["width_std"] > 0  # the draws differ: the spread is real
     assert moved(w["width_mean"], w2["width_mean"]) < 0.01  # invariant
-    a = adaptive_sharpness(model, train, task, rho=0.05, steps=3, samples=3)
-    a2 = adaptive_sharpness(other, train, task, rho=0.05, steps=3, samples=3)
+    ada = adaptive_request(rho=0.05, steps=3, samples=3)
+    a, a2 = adaptive_sharpness(model, train, task, ada), adaptive_sharpness(other, train, task, ada)
     assert a["worst"] > 0 and moved(a["worst"], a2["worst"]) < 0.01
     assert moved(a["average"], a2["average"]) < 0.01 or abs(a["average"] - a2["average"]) < 1e-6
     n1, n2 = qk_block_lambda1(model, task, train, True), qk_block_lambda1(other, task, train, True)
@@ -137,8 +142,8 @@ def test_rescaling_leaves_invariant_measures_and_moves_raw_ones(trained):
 def test_invariant_measures_leave_the_weights_at_theta(trained):
     model, _, task, train = trained
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    random_direction_widths(model, train, task, EPS, draws=2, step=0.2, bisect=2)
-    adaptive_sharpness(model, train, task, rho=0.05, steps=2, samples=2)
+    random_direction_widths(model, train, task, EPS, invariant_request(draws=2, step=0.2, bisect=2))
+    adaptive_sharpness(model, train, task, adaptive_request(rho=0.05, steps=2, samples=2))
     for n, p in model.named_parameters():
         assert torch.equal(p.detach(), before[n]), n
         assert p.requires_grad

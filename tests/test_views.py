@@ -5,6 +5,7 @@ and hand-written analysis JSONs: no model, seconds in total."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_extra
 
 from bertviz_landscape.analysis.trajectory import project_point
 from bertviz_landscape.landscape.surface import Surface, minimum_on_edge, write_surface
@@ -292,8 +294,12 @@ def write_run(root: Path, task: str, init: str, dev: float, base: float) -> Path
     return run
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install -y chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("BVL_REQUIRE_EXTRAS"),  # .ci/run installs it: no skip there
+    reason="no chromium on PATH (Debian: apt-get install -y chromium)",
+)
 def test_report_html_in_headless_chromium_has_every_column_sentence_and_image(tmp_path):
+    assert CHROMIUM is not None, "no chromium on PATH (Debian: apt-get install -y chromium)"
     from bertviz_landscape.plots.results import draw_all
     from bertviz_landscape.report import claims, write_report
     from tests.test_plots import write_fixture_dir
@@ -487,7 +493,7 @@ def test_li_contour_trajectory_reads_our_pca_direction_and_projection_files(tmp_
 
 
 def test_paraview_export_is_right_for_non_square_grids(tmp_path):
-    pyvista = pytest.importorskip("pyvista", reason="pyvista (the paraview extra) is not installed")
+    pyvista = require_extra("pyvista", "paraview")
     from bertviz_landscape.landscape.surface import write_vts
 
     path = make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=5, nan_corner=True)

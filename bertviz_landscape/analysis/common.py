@@ -5,7 +5,7 @@ The analysis JSON (format ``bertviz-analysis/1``; written atomically to ``output
     {"analysis": "<name>", "format": "bertviz-analysis/1",
      "inputs": {"runs": [path], "surfaces": [{"path", "sha256", "checkpoints": {role: sha256}}], ...},
      "runs": [{"run", "task", "init", "seed", "beat_baseline", "dev_metric", "majority_baseline",
-               "primary_metric"}, ...],            # one per run analysed (same order as per_run)
+               "primary_metric", "fingerprint"}, ...],  # one per run analysed (same order as per_run)
      "per_run": [{...the analysis's numbers and arrays...}, ...],
      "summary": {"<scalar>": {"mean", "std", "n"}, ...},   # over runs; std with ddof=1 (0 for n = 1)
      "baseline": {"all_beat_baseline": bool|null, "not_beating_baseline": [run, ...]},
@@ -41,14 +41,14 @@ from typing import Any
 import numpy as np
 
 from bertviz_landscape.atomic import check_writable, write_json_atomic
-from bertviz_landscape.checkpoints import content_hash
+from bertviz_landscape.checkpoints import WEIGHT_FILES, content_hash
 from bertviz_landscape.config import run_name
+from bertviz_landscape.data.eval_sets import DataRequest, eval_data
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.fingerprints import file_fingerprint
-from bertviz_landscape.landscape.request import DataRequest
+from bertviz_landscape.fingerprints import digest, file_fingerprint, sha256_file
 from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import content_hash_file
 from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.snapshots import Snapshots
 
 FORMAT = "bertviz-analysis/1"
 log = logging.getLogger("bertviz_landscape.analysis")
@@ -71,6 +71,7 @@ class RunInfo:
     dev_metric: float | None
     majority_baseline: float | None
     beat_baseline: bool | None
+    fingerprint: str | None = None  # its θ1 weights by content (run_fingerprint): a copied run has the same
 
     def entry(self) -> dict:
         return jsonable(asdict(self))
@@ -78,16 +79,16 @@ class RunInfo:
 
 def run_dir(path: str | os.PathLike | None, key: str = "run") -> RunDir:
     """The training run at `path`; an AnalysisError naming `key` when it is not one."""
-    if path in (None, "", "???"):
-        raise AnalysisError(f"{key} is not given: set {key}=<training run directory>")
-    p = Path(str(path)).expanduser()
-    if not p.is_dir():
-        raise AnalysisError(f"{key}={p}: directory does not exist")
-    if not RunDir.is_run(p):
-        raise AnalysisError(
-            f"{key}={p}: not a training run directory (no {RunDir(p).theta0.relative_to(RunDir(p).root)})"
-        )
-    return RunDir(p)
+    return RunDir.open(path, key, AnalysisError)
+
+
+def run_fingerprint(run: RunDir) -> str | None:
+    """The run's θ1 weight files by content (fingerprints.file_fingerprint of each, names included):
+    a copied run directory has the same one, another training (another seed) another. None without θ1."""
+    files = sorted({f for pattern in WEIGHT_FILES for f in run.theta1.glob(pattern)})
+    if not files:
+        return None
+    return digest({f.name: file_fingerprint(f) for f in files})
 
 
 def baseline_verdict(
@@ -100,7 +101,9 @@ def baseline_verdict(
     exceed the baseline by 2·sqrt(p(1−p)/n_dev) (its binomial standard error at the baseline's p)
     when n_dev is known, so a run a few examples above the majority does not count as learned.
     For regression (baseline {"mse": m}: a constant has no Pearson correlation) the run beat the
-    baseline when its dev MSE (val/loss) < m.
+    baseline when its dev MSE (val/loss) < m and, when n_dev is known, its correlation (the
+    primary metric) exceeds 2/sqrt(n_dev), twice a zero correlation's standard error — a model that
+    learned only the mean is on the plateau however small its MSE gain.
     """
     value = dev.get(f"val/{primary}", dev.get(primary))
     value = None if value is None else float(value)
@@ -117,6 +120,8 @@ def baseline_verdict(
         mse = dev.get("val/loss", dev.get("val/mse"))
         base = float(baseline["mse"])
         beat = None if mse is None or not math.isfinite(float(mse)) else bool(float(mse) < base)
+        if beat and n_dev and primary in ("pearson", "spearman"):
+            beat = value is not None and math.isfinite(value) and value > 2.0 / math.sqrt(n_dev)
         return value, base, beat
     return value, None, None
 
@@ -145,6 +150,7 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
         value,
         base,
         beat,
+        run_fingerprint(rd),
     )
 
 
@@ -162,6 +168,22 @@ def check_same_group(runs: Sequence[RunInfo]) -> None:
             f"runs of different (task, init) cannot be summarised together: {listing}; analyse each group on "
             "its own"
         )
+
+
+def open_snapshots(run: RunDir, key: str = "run", need: str = "the analysis") -> Snapshots:
+    """The run's snapshots (θ_t − θ0), or an AnalysisError naming `key`, the run and what `need`s them."""
+    if not (run.snapshots / "meta.json").is_file():
+        raise AnalysisError(
+            f"{key}={run.root} has no snapshots ({run.snapshots}/meta.json missing): {need} needs the "
+            "trajectory (train with callbacks.snapshots.enabled=true)"
+        )
+    try:
+        snaps = Snapshots(run.root)
+    except (FileNotFoundError, ValueError) as err:
+        raise AnalysisError(f"{key}={run.root}: {err}") from None
+    if len(snaps) == 0:
+        raise AnalysisError(f"{key}={run.root}: snapshots/index.jsonl lists no snapshot")
+    return snaps
 
 
 # --- surfaces -------------------------------------------------------------------------------
@@ -249,7 +271,7 @@ def surface_run(surface) -> str | None:
 def surface_input(surface, path) -> dict:
     return {
         "path": str(Path(str(path)).expanduser().resolve()),
-        "sha256": content_hash_file(Path(str(path)).expanduser()),
+        "sha256": sha256_file(Path(str(path)).expanduser()),
         "checkpoints": surface_hashes(surface),
         "dimensions": 2 if surface.two_d else 1,
     }
@@ -438,17 +460,23 @@ def config_list(cfg, one: str, many: str) -> list[str]:
 
 
 def refuse_repeats(paths: Sequence[str], key: str) -> None:
-    """The same run or surface given twice (by path, or a file by content) would count as two
-    seeds (n = 2, std 0): an AnalysisError naming both."""
+    """The same run or surface given twice (by path, a file by content, a run directory by its θ1
+    weights: a copy) would count as two seeds (n = 2, std 0): an AnalysisError naming both."""
     seen: dict[str, str] = {}
     for p in paths:
         path = Path(p).expanduser()
         ids = [f"path:{path.resolve()}"]
         if path.is_file():
             ids.append(f"content:{file_fingerprint(path)}")
+        elif path.is_dir() and RunDir.is_run(path) and (fp := run_fingerprint(RunDir(path))):
+            ids.append(f"run:{fp}")
         for ident in ids:
             if ident in seen:
-                how = "the same file" if ident.startswith("path") else "identical files"
+                how = {
+                    "path": "the same file",
+                    "content": "identical files",
+                    "run": f"copies of one run (the same θ1 weights, fingerprint {ident[4:]})",
+                }[ident.split(":")[0]]
                 raise AnalysisError(
                     f"{key}: {seen[ident]} and {p} are {how}: one input given twice would count as "
                     "two seeds (n = 2, std 0)"
@@ -489,12 +517,12 @@ def register_resolvers() -> None:
 # --- the examples of analyses that evaluate a model (A2: hessian, layers) --------------------
 def run_task(run: RunDir) -> str:
     """The task a run was trained on (run.json, else its config.yaml)."""
-    task = run.read_identity().get("task") or (run.read_config().get("task") or {}).get("name")
+    task = run.task()
     if not task:
         raise AnalysisError(
             f"run {run.root}: neither {run.identity_file.name} nor {run.config.name} says its task"
         )
-    return str(task)
+    return task
 
 
 def run_data_request(data: Any, run: RunDir, **overrides: Any):
@@ -506,25 +534,11 @@ def run_data_request(data: Any, run: RunDir, **overrides: Any):
 
     from omegaconf import DictConfig, OmegaConf
 
-    values = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data or {})
-    values = {
-        k: v
-        for k, v in values.items()
-        if k
-        in (
-            "glue_dir",
-            "max_train_samples",
-            "max_eval_samples",
-            "subset_seed",
-            "max_length",
-            "eval_batch_size",
-            "cache_dir",
-        )
-    }
+    values = eval_data(OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else data)
     values.update({k: v for k, v in overrides.items() if v is not None})
     req = DataRequest.from_config(values)
     if req.max_length is None:
-        length = (run.read_config().get("data") or {}).get("max_length")
+        length = run.max_length()
         if length is None:
             raise AnalysisError(
                 f"data.max_length is not given and run {run.root} has no {run.config.name} saying it: set "

@@ -61,7 +61,7 @@ from bertviz_landscape.analysis.common import (
     surface_run,
     unknown_run,
 )
-from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, summary_mean
 
 
 def lowest_region(values: np.ndarray, q: float) -> np.ndarray:
@@ -264,7 +264,6 @@ def consistency(
     )
 
 
-@register("consistency")
 def consistency_from_config(cfg: DictConfig) -> dict:
     a = cfg.analysis
     return consistency(
@@ -277,3 +276,38 @@ def consistency_from_config(cfg: DictConfig) -> dict:
         int((a.get("bootstrap") or {}).get("samples", 200)),
         int((a.get("bootstrap") or {}).get("seed", 0)),
     )
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """A JSON without ``numbers``: ρ and the IoU at q = 25 from its summary."""
+    return {"spearman_train_dev": summary_mean(data, "spearman"), "iou": summary_mean(data, "iou_25")}
+
+
+SPEC = AnalysisSpec(
+    "consistency",
+    consistency_from_config,
+    reads=("plane", "run"),
+    rows=(
+        Row("spearman_train_dev", "Spearman ρ(train loss, dev error)"),
+        Row("spearman_train_dev_boot_se", "  its bootstrap s.e. (within run)"),
+        Row("iou", "IoU of lowest-25% regions"),
+        Row("minima_distance", "distance between the surfaces' minima"),
+    ),
+    claims=(
+        ClaimSpec(
+            "consistency",
+            "Training loss and dev error surfaces are consistent for fine-tuning (less so from scratch)",
+            4,
+            (Measure("spearman_train_dev", +1, "Spearman ρ(training loss, dev error) over the 2D grid"),),
+            "the pretrained surfaces agree more",
+            "the from-scratch surfaces agree more",
+            (
+                ("spearman_train_dev_boot_se", "within-run bootstrap s.e. of ρ (a check, not the noise)"),
+                ("iou", "IoU of the lowest-25% regions"),
+                ("minima_distance", "distance between the two surfaces' minima"),
+            ),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=30,
+)

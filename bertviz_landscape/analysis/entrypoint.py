@@ -1,7 +1,7 @@
 """`bertviz-analyze` (python -m bertviz_landscape.analysis): the Hydra edge of the analyses.
 
 Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), looks the
-analysis up in analysis/registry.py and calls its plain function, writes the JSON atomically to
+analysis up in analysis/registry.py and calls its spec's adapter, writes the JSON atomically to
 ``output=`` and, with ``wandb.enabled=true``, puts its numbers in a W&B run's summary. Bad input
 exits with status 2 and one line naming the problem; no JSON is written.
 """
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
 from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
 from bertviz_landscape.analysis.registry import get
-from bertviz_landscape.config import CONF_DIR, warn_unused_keys
-from bertviz_landscape.errors import exit_on_bad_input
+from bertviz_landscape.cli import command
+from bertviz_landscape.config import CONF_DIR
 
 log = logging.getLogger("bertviz_landscape.analysis")
 CONFIG_PATH = CONF_DIR
@@ -28,9 +27,9 @@ def run(cfg: DictConfig) -> dict:
     Returns the analysis JSON that was written to `cfg.output`."""
 
     name = str(cfg.analysis.name)
-    analysis = get(name)
+    spec = get(name)
     output = prepare_output(cfg.get("output"))
-    result = analysis(cfg)
+    result = spec.run(cfg)
     write_result(output, result, overwrite=bool(cfg.get("overwrite", False)))
     log.info("analysis=%s written: %s", name, output)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
@@ -40,10 +39,7 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="analyze")
-def main(cfg: DictConfig):
-    warn_unused_keys(cfg, "analyze")
-    return exit_on_bad_input("bertviz-analyze", run, cfg)
+main = command("bertviz-analyze", "analyze", run)
 
 
 if __name__ == "__main__":

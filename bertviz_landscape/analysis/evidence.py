@@ -67,6 +67,14 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Options:
+    """What the claims read besides the rule (conf/evidence/default.yaml)."""
+
+    width_eps: str  # ε of the fallback width along δ1 (a flatness summary key width_x_<ε>)
+    min_epochs: int  # long training shorter than this cannot show overfitting
+
+
+@dataclass(frozen=True)
 class Aggregate:
     """One arm's number over its runs: mean, sample std (ddof = 1), n and the t interval of the mean."""
 

@@ -63,6 +63,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +77,7 @@ from bertviz_landscape.analysis.common import (
     check_surface_matches_run,
     config_list,
     load_surface_checked,
+    open_snapshots,
     read_run,
     require_key,
     run_dir,
@@ -83,17 +85,32 @@ from bertviz_landscape.analysis.common import (
     surface_run,
     unknown_run,
 )
+from bertviz_landscape.analysis.hessian import HessianRequest
 from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.path_loss import matched_step as first_step_at_or_below
 from bertviz_landscape.analysis.path_loss import (
     path_loss_of_run,
     run_model_and_examples,
-    run_snapshots,
     set_weights,
 )
-from bertviz_landscape.analysis.registry import register
-from bertviz_landscape.analysis.sharpness import adaptive_sharpness, mean_loss, random_direction_widths
+from bertviz_landscape.analysis.sharpness import (
+    AdaptiveRequest,
+    InvariantRequest,
+    adaptive_sharpness,
+    mean_loss,
+    random_direction_widths,
+)
+from bertviz_landscape.analysis.spec import (
+    AnalysisSpec,
+    ClaimSpec,
+    Measure,
+    Options,
+    Row,
+    finite,
+    summary_mean,
+)
 from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
+from bertviz_landscape.config import compose
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
 
@@ -315,24 +332,28 @@ def _same_examples(a, b) -> bool:
     )
 
 
+def _section(name: str, values: dict) -> Any:
+    """conf/analysis/flatness.yaml's section `name` with `values` (its key names) on top."""
+    return compose("analyze", ["analysis=flatness"], {"analysis": {name: values}}).analysis[name]
+
+
+def hessian_request(**values: Any) -> HessianRequest:
+    """The `hessian` section as a request (``k=``, ``samples=``, ``density={"iterations": 8}``, …)."""
+    return HessianRequest.from_config(_section("hessian", values))
+
+
+def invariant_request(**values: Any) -> InvariantRequest:
+    """The `invariant` section as a request (``draws=``, ``step=``, ``max=``, …)."""
+    return InvariantRequest.from_config(_section("invariant", values))
+
+
+def adaptive_request(**values: Any) -> AdaptiveRequest:
+    """The `adaptive` section as a request (``rho=``, ``steps=``, ``samples=``, …)."""
+    return AdaptiveRequest.from_config(_section("adaptive", values))
+
+
 def _widths(model, train, task, eps: float, inv) -> dict:
-    return random_direction_widths(
-        model,
-        train,
-        task,
-        eps,
-        draws=int(inv.get("draws", 5)),
-        seed=int(inv.get("seed", 0)),
-        step=float(inv.get("step", 0.05)),
-        t_max=float(inv.get("max", 1.0)),
-        bisect=int(inv.get("bisect", 6)),
-        params=_selector(inv.get("params", "all")),
-        bias_and_norm=str(inv.get("bias_and_norm", "exclude")),
-    )
-
-
-def _selector(value):
-    return str(value) if isinstance(value, str) else [str(v) for v in value]
+    return random_direction_widths(model, train, task, eps, InvariantRequest.from_config(inv))
 
 
 def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
@@ -358,17 +379,7 @@ def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
     if inv.get("enabled"):
         out["invariant"] = _widths(model, train, task, eps, inv)
     if ada.get("enabled"):
-        out["adaptive"] = adaptive_sharpness(
-            model,
-            train,
-            task,
-            rho=float(ada.get("rho", 0.005)),
-            steps=int(ada.get("steps", 3)),
-            samples=int(ada.get("samples", 5)),
-            seed=int(ada.get("seed", 0)),
-            params=_selector(ada.get("params", "all")),
-            bias_and_norm=str(ada.get("bias_and_norm", "exclude")),
-        )
+        out["adaptive"] = adaptive_sharpness(model, train, task, AdaptiveRequest.from_config(ada))
     out["matched"] = None
     if mat.get("run") not in (None, ""):
         other = run_dir(mat.run, "analysis.matched.run")
@@ -395,7 +406,7 @@ def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
                 )
                 set_weights(model, {n: p.detach() for n, p in trainable_parameters(m0).items()})
             elif source == "snapshot":
-                snaps = run_snapshots(rd)
+                snaps = open_snapshots(rd, need="the matched-loss step")
                 m0, *_ = run_model_and_examples(
                     data, rd, "theta0", a.get("examples"), a.get("batch_size"), device
                 )
@@ -545,7 +556,6 @@ def flatness(
     )
 
 
-@register("flatness")
 def flatness_from_config(cfg: DictConfig) -> dict:
     a = cfg.analysis
     center = None if a.get("center") is None else [float(v) for v in a.center]
@@ -559,3 +569,91 @@ def flatness_from_config(cfg: DictConfig) -> dict:
         None if matched is None else float(matched),
         cfg,
     )
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """A JSON without ``numbers``: the width along δ1 at ε = `opts.width_eps` (else the smallest ε
+    it has) in units of ‖δ1‖, absolute and over ‖θ1‖, the Hessian's top eigenvalue and trace, the
+    training loss at the centre."""
+    out: dict = {}
+    summary = data.get("summary") or {}
+    widths = [k for k in summary if k.startswith("width_x_") and k[8:].replace(".", "", 1).isdigit()]
+    key = (
+        f"width_x_{opts.width_eps}"
+        if f"width_x_{opts.width_eps}" in widths
+        else (sorted(widths, key=lambda k: float(k[8:])) or [None])[0]
+    )
+    if key:
+        e = key[8:]
+        out["width_delta1"] = summary_mean(data, key)
+        out["width_delta1_eps"] = float(e)
+        entry = ((per_run.get("width") or {}).get("x") or {}).get(e) or {}
+        if entry.get("bounded") is not None:
+            out["width_delta1_bounded"] = 1.0 if entry["bounded"] else 0.0
+        out["width_abs"] = summary_mean(data, f"{key}_absolute")
+        norm1 = summary_mean(data, "norm_theta1")
+        if out["width_abs"] is not None and norm1:
+            out["width_rel_theta1"] = out["width_abs"] / norm1
+    out["hessian_top_eig"] = summary_mean(data, "hessian_top")
+    out["hessian_trace"] = summary_mean(data, "hessian_trace")
+    out["train_loss_theta1"] = finite((per_run.get("noise") or {}).get("center_value"))
+    return out
+
+
+SPEC = AnalysisSpec(
+    "flatness",
+    flatness_from_config,
+    reads=("line", "run"),
+    matched=True,  # the pretrained run's matched-loss step against the same seed's scratch run
+    rows=(
+        Row("invariant_width", "basin width along filter-normalised random directions (invariant)"),
+        Row("invariant_width_std", "  its spread over the random draws"),
+        Row("adaptive_sharpness", "adaptive sharpness (Kwon et al. 2021)"),
+        Row("width_delta1", "basin width along δ1 (units ‖δ1‖)"),
+        Row("width_abs", "basin width along δ1 (absolute)"),
+        Row("width_rel_theta1", "basin width along δ1 / ‖θ1‖"),
+        Row("hessian_top_eig", "Hessian top eigenvalue"),
+        Row("hessian_top_eig_normalised", "Hessian top eigenvalue, weight-norm-normalised"),
+        Row("hessian_trace", "Hessian trace"),
+        Row("train_loss_theta1", "training loss at θ1"),
+    ),
+    hidden=("width_delta1_bounded", "width_delta1_eps"),
+    figures=("flatness",),
+    claims=(
+        ClaimSpec(
+            "wider_optima",
+            "Pre-training leads to wider optima",
+            1,
+            (
+                Measure(
+                    "invariant_width",
+                    +1,
+                    "basin width along filter-normalised random directions (invariant)",
+                    widen="analysis.invariant.max",
+                ),
+                Measure("adaptive_sharpness", -1, "adaptive sharpness (Kwon et al. 2021; lower = flatter)"),
+                Measure(
+                    "width_delta1",
+                    +1,
+                    "basin width along δ1 around θ1 in units of each run's ‖δ1‖ (fallback: not "
+                    "reparameterisation-invariant, descriptive-grade)",
+                    fallback=True,
+                    widen="grid.x",
+                ),
+            ),
+            "the pretrained optimum is wider",
+            "the from-scratch optimum is wider",
+            (
+                ("width_delta1", "width along δ1 (‖δ1‖ units)"),
+                ("width_abs", "absolute width"),
+                ("width_rel_theta1", "width / ‖θ1‖"),
+                ("hessian_top_eig", "Hessian top eigenvalue"),
+                ("hessian_top_eig_normalised", "weight-norm-normalised top eigenvalue"),
+                ("train_loss_theta1", "training loss at θ1"),
+            ),
+            checks=("matched_loss",),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=10,
+)

@@ -58,7 +58,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,9 +68,10 @@ from scipy.linalg import eigh_tridiagonal
 
 from bertviz_landscape.analysis.common import run_data_request, run_task
 from bertviz_landscape.checkpoints import check_checkpoint_dir, content_hash, load_model
+from bertviz_landscape.data.eval_sets import load_eval_sets
 from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.devices import pick_device
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
 from bertviz_landscape.parameters import is_bias_or_norm, layer_map, select_parameters, trainable_parameters
 
 HVP_METHODS = ("jvp", "double_backward")
@@ -370,29 +373,67 @@ def density_on_grid(
     return out / (len(nodes) * math.sqrt(2 * math.pi) * sigma)
 
 
-def hessian_spectrum(
-    model: torch.nn.Module,
-    batches,
-    task,
-    k: int = 5,
-    tol: float = 1e-3,
-    max_iter: int = 100,
-    hutchinson_samples: int = 100,
-    seed: int = 0,
-    params: str | Sequence[str] = "all",
-    bias_and_norm: str = "include",
-    hvp: str = "double_backward",
-    ncv: int | None = None,
-    normalised: bool = False,
-    groups: bool = False,
-    density_iterations: int = 0,
-    density_runs: int = 1,
-) -> dict:
+@dataclass(frozen=True)
+class HessianRequest:
+    """`analysis.hessian` as conf/analysis/flatness.yaml says it (its defaults live there only):
+    `max_iter`: ARPACK's restarts of the Lanczos factorisation (each about ncv − k products);
+    `ncv`: Lanczos vectors kept (None: `default_ncv`, max(2k+1, k+8)); `samples`: Hutchinson's."""
+
+    k: int
+    tol: float
+    max_iter: int
+    ncv: int | None
+    samples: int
+    seed: int
+    params: str | tuple[str, ...]
+    bias_and_norm: str
+    hvp: str
+    normalised: bool
+    groups: bool
+    density_iterations: int
+    density_runs: int
+
+    @classmethod
+    def from_config(cls, h: Mapping[str, Any]) -> HessianRequest:
+        params, density = h["params"], h["density"] or {}
+        return cls(
+            k=int(h["k"]),
+            tol=float(h["tol"]),
+            max_iter=int(h["max_iter"]),
+            ncv=None if h["ncv"] is None else int(h["ncv"]),
+            samples=int(h["samples"]),
+            seed=int(h["seed"]),
+            params=str(params) if isinstance(params, str) else tuple(str(p) for p in params),
+            bias_and_norm=str(h["bias_and_norm"]),
+            hvp=str(h["hvp"]),
+            normalised=bool(h["normalised"]),
+            groups=bool(h["groups"]),
+            density_iterations=int(density.get("iterations") or 0),
+            density_runs=int(density.get("runs") or 1),
+        )
+
+
+def hessian_spectrum(model: torch.nn.Module, batches, task, req: HessianRequest) -> dict:
     """Top-k eigenvalues (Lanczos) and trace (Hutchinson) of the Hessian of J at the model's
     current weights. `batches`: an `EvalSet` or its `.batches` (the fixed examples); `task`: the
-    GlueTask whose loss J is; `max_iter`: ARPACK's restarts of the Lanczos factorisation (each
-    about ncv − k products); `ncv`: Lanczos vectors kept (None: `default_ncv`, max(2k+1, k+8)).
-    Returns the analysis JSON's "hessian" object (keys in the module docstring)."""
+    GlueTask whose loss J is. Returns the analysis JSON's "hessian" object (keys in the module
+    docstring)."""
+    k, tol, max_iter, hutchinson_samples, seed, ncv = (
+        req.k,
+        req.tol,
+        req.max_iter,
+        req.samples,
+        req.seed,
+        req.ncv,
+    )
+    params, bias_and_norm, hvp, normalised, groups = (
+        list(req.params) if isinstance(req.params, tuple) else req.params,
+        req.bias_and_norm,
+        req.hvp,
+        req.normalised,
+        req.groups,
+    )
+    density_iterations, density_runs = req.density_iterations, req.density_runs
     started = time.perf_counter()
     if hasattr(batches, "batches"):
         batches = batches.batches
@@ -487,26 +528,7 @@ def hessian_entry(cfg, run) -> dict:
         )
     model.to(device)
     (train,) = load_eval_sets(task, data, ["train"], theta1, device)
-    params = h.get("params", "all")
-    params = str(params) if isinstance(params, str) else [str(p) for p in params]
-    out = hessian_spectrum(
-        model,
-        train,
-        task,
-        k=int(h.get("k", 5)),
-        tol=float(h.get("tol", 1e-3)),
-        max_iter=int(h.get("max_iter", 100)),
-        hutchinson_samples=int(h.get("samples", 50)),
-        seed=int(h.get("seed", 0)),
-        params=params,
-        bias_and_norm=str(h.get("bias_and_norm", "include")),
-        hvp=str(h.get("hvp", "double_backward")),
-        ncv=None if h.get("ncv") is None else int(h.ncv),
-        normalised=bool(h.get("normalised", True)),
-        groups=bool(h.get("groups", False)),
-        density_iterations=int((h.get("density") or {}).get("iterations", 0) or 0),
-        density_runs=int((h.get("density") or {}).get("runs", 1) or 1),
-    )
+    out = hessian_spectrum(model, train, task, HessianRequest.from_config(h))
     out["checkpoint"] = {"role": "theta1", "path": str(theta1), "sha256": content_hash(theta1)}
     out["data"] = data.describe() | {"split": "train", "eval_batch_size": data.eval_batch_size}
     out["device"] = str(device)

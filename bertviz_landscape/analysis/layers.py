@@ -65,10 +65,11 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from scipy.stats import spearmanr
 
 from bertviz_landscape.analysis.common import (
@@ -82,14 +83,16 @@ from bertviz_landscape.analysis.common import (
     run_task,
 )
 from bertviz_landscape.analysis.noise import exceeds_noise, paired_stderr
-from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.checkpoints import load_checkpoints
+from bertviz_landscape.config import compose
+from bertviz_landscape.data.eval_sets import load_eval_sets
 from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.devices import pick_device
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape import directions as dirs
 from bertviz_landscape.landscape.evaluator import Evaluator
 from bertviz_landscape.landscape.grid import Axis
-from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
 from bertviz_landscape.parameters import check_layer, layer_map, shared_block_note
 
 log = logging.getLogger(__name__)
@@ -150,20 +153,58 @@ def _scalar_name(entry: dict) -> str:
     return f"rollback_{'bottom' if entry['kind'] == 'bottom_k' else 'top'}_{entry['k']}"
 
 
-def layers_of_run(
-    run: str | os.PathLike,
-    alphas: Sequence[float],
-    data=None,
-    selected: Sequence[str] | None = None,
-    curves: bool = True,
-    rollback: bool = True,
-    device: str = "auto",
-    progress: bool = False,
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-) -> dict:
-    """The per_run entry of one run (keys in the module docstring)."""
+@dataclass(frozen=True)
+class LayersRequest:
+    """analysis=layers as conf/analyze.yaml and conf/analysis/layers.yaml say it (the defaults live
+    there only): `alphas`, the curves' α values; `data`, the analyze config's data section
+    (glue_dir, subsets, eval_batch_size; max_length null = the run's); `selected`, layer names for
+    the curves and single roll-backs (None: every layer; an unknown name is an error listing the
+    model's layers)."""
 
+    runs: tuple[str, ...]
+    alphas: tuple[float, ...]
+    data: Any
+    selected: tuple[str, ...] | None
+    curves: bool
+    rollback: bool
+    device: str
+    progress: bool
+    max_train_samples: int | None
+    max_eval_samples: int | None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> LayersRequest:
+        a = cfg.analysis
+        try:
+            axis = Axis.parse("alpha", OmegaConf.to_container(a.alpha, resolve=True))
+        except LandscapeError as err:
+            raise AnalysisError(f"analysis.alpha: {err}".replace("grid.alpha", "analysis.alpha")) from None
+        selected = a.layers
+        if isinstance(selected, str):
+            selected = [selected]
+        return cls(
+            runs=tuple(config_list(cfg, "run", "runs")),
+            alphas=tuple(float(x) for x in axis.coordinates),
+            data=OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
+            selected=None if selected is None else tuple(str(x) for x in selected),
+            curves=bool(a.curves),
+            rollback=bool(a.rollback),
+            device=str(cfg.device),
+            progress=bool(cfg.progress),
+            max_train_samples=a.max_train_samples,
+            max_eval_samples=a.max_eval_samples,
+        )
+
+
+def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
+    """The per_run entry of one run (keys in the module docstring)."""
+    alphas, data, selected, curves, rollback = req.alphas, req.data, req.selected, req.curves, req.rollback
+    device, progress, max_train_samples, max_eval_samples = (
+        req.device,
+        req.progress,
+        req.max_train_samples,
+        req.max_eval_samples,
+    )
     started = time.perf_counter()
     rd = run_dir(run)
     task = get_task(run_task(rd))
@@ -319,36 +360,25 @@ def layers_numbers(entry: dict) -> dict:
     return nums
 
 
-def layers(
-    runs: Sequence[str | os.PathLike],
-    alphas: Sequence[float] = tuple(np.linspace(-0.5, 1.5, 9)),
-    data=None,
-    selected: Sequence[str] | None = None,
-    curves: bool = True,
-    rollback: bool = True,
-    device: str = "auto",
-    progress: bool = False,
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-) -> dict:
-    """The layers analysis JSON for one or several runs of the same (task, init).
+def layers(runs: Sequence[str | os.PathLike], **values: Any) -> dict:
+    """The layers analysis JSON for one or several runs of the same (task, init): `values` on top of
+    the YAML — the analysis's keys (``alpha={"min", "max", "num"}``, ``layers=[...]``,
+    ``rollback=false``, …) and the analyze config's ``data=``, ``device=``, ``progress=``."""
+    top = {k: values.pop(k) for k in ("data", "device", "progress") if k in values}
+    cfg = compose("analyze", ["analysis=layers"], {**top, "runs": [str(r) for r in runs], "analysis": values})
+    return compute_layers(LayersRequest.from_config(cfg))
 
-    `alphas`: the curve's α values; `data`: the analyze config's data section (glue_dir, subsets,
-    eval_batch_size; max_length null = the run's); `selected`: layer names for the curves and
-    single roll-backs (None: every layer; an unknown name is an error listing the model's layers)."""
-    runs = [str(r) for r in runs]
+
+def compute_layers(req: LayersRequest) -> dict:
+    """The layers analysis JSON of the request."""
+    runs = list(req.runs)
     if not runs:
         raise AnalysisError("analysis=layers needs run=<run dir> (or runs=[...])")
-    if not len(alphas):
+    if not len(req.alphas):
         raise AnalysisError("analysis.alpha: the curves need at least one α")
     infos = [read_run(r) for r in runs]
     check_same_group(infos)
-    per_run = [
-        layers_of_run(
-            r, alphas, data, selected, curves, rollback, device, progress, max_train_samples, max_eval_samples
-        )
-        for r in runs
-    ]
+    per_run = [layers_of_run(r, req) for r in runs]
     if len({tuple(p["layers"]) for p in per_run}) > 1:
         raise AnalysisError(
             f"analysis=layers: runs {runs} have different layers; analyse each model on its own"
@@ -363,25 +393,94 @@ def layers(
     )
 
 
-@register("layers")
 def layers_from_config(cfg: DictConfig) -> dict:
-    a = cfg.analysis
-    try:
-        axis = Axis.parse("alpha", a.get("alpha"))
-    except LandscapeError as err:
-        raise AnalysisError(f"analysis.alpha: {err}".replace("grid.alpha", "analysis.alpha")) from None
-    selected = a.get("layers")
-    if isinstance(selected, str):
-        selected = [selected]
-    return layers(
-        config_list(cfg, "run", "runs"),
-        list(axis.coordinates),
-        cfg.get("data"),
-        None if selected is None else [str(s) for s in selected],
-        bool(a.get("curves", True)),
-        bool(a.get("rollback", True)),
-        str(cfg.get("device", "auto")),
-        bool(cfg.get("progress", False)),
-        a.get("max_train_samples"),
-        a.get("max_eval_samples"),
-    )
+    return compute_layers(LayersRequest.from_config(cfg))
+
+
+def _encoder_depth(name: str) -> int | None:
+    if name.startswith("layer."):
+        try:
+            return int(name.split(".")[1])
+        except ValueError:
+            return None
+    return None
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """A JSON without ``numbers``: the depth trends of the relative change and of the single
+    layers' roll-backs (rise of the dev error over no roll-back), over the encoder layers."""
+    rel = per_run.get("relative_change") or {}
+    rb = per_run.get("rollback") or []
+    none = next((r for r in rb if r.get("kind") == "none"), None)
+    base = finite((none or {}).get("dev_error"))
+    singles = [
+        (d, float(r["dev_error"]) - (base or 0.0))
+        for r in rb
+        if r.get("kind") == "single"
+        and len(r.get("layers") or []) == 1
+        and (d := _encoder_depth(r["layers"][0])) is not None
+        and finite(r.get("dev_error")) is not None
+    ]
+    changes = [
+        (d, float(v))
+        for k, v in rel.items()
+        if (d := _encoder_depth(k)) is not None and finite(v) is not None
+    ]
+    return {
+        "relative_change_depth_trend": _pair_trend(changes),
+        "rollback_depth_trend": _pair_trend(singles),
+    }
+
+
+def _pair_trend(pairs: list[tuple[int, float]]) -> float | None:
+    """Spearman ρ of (depth, value) pairs: >= 3 pairs with at least two distinct values, else None."""
+    if len(pairs) < 3:
+        return None
+    x, y = zip(*pairs)
+    if len(set(y)) < 2:
+        return None
+    return finite(spearmanr(x, y).statistic)
+
+
+SPEC = AnalysisSpec(
+    "layers",
+    layers_from_config,
+    reads=("run",),
+    rows=(
+        Row("rollback_depth_trend", "roll-back depth trend (Spearman ρ)"),
+        Row("curve_rise_depth_trend", "per-layer curve rise depth trend (Spearman ρ)"),
+        Row("relative_change_depth_trend", "relative-change depth trend (Spearman ρ; AdamW caveat)"),
+    ),
+    figures=("layers",),
+    claims=(
+        ClaimSpec(
+            "lower_layers_invariant",
+            "Lower layers of the pretrained model are more invariant during fine-tuning",
+            5,
+            (
+                Measure(
+                    "rollback_depth_trend",
+                    +1,
+                    "Spearman ρ(encoder depth, rise of dev error when that one layer is rolled back to θ0)",
+                ),
+                Measure(
+                    "curve_rise_depth_trend",
+                    +1,
+                    "Spearman ρ(encoder depth, the per-layer curve's rise at α = 0)",
+                ),
+                Measure(
+                    "relative_change_depth_trend",
+                    +1,
+                    "Spearman ρ(encoder depth, relative change ‖θ1ˡ−θ0ˡ‖/‖θ0ˡ‖) (fallback: AdamW makes it "
+                    "nearly equal across layers)",
+                    fallback=True,
+                ),
+            ),
+            "lower layers are more invariant in the pretrained runs than in the from-scratch control",
+            "the from-scratch control shows the stronger depth trend",
+            (("relative_change_depth_trend", "relative-change depth trend (descriptive)"),),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=40,
+)

@@ -55,15 +55,8 @@ from bertviz_landscape.analysis.common import (
     run_dir,
 )
 from bertviz_landscape.analysis.noise import binomial_stderr, exceeds_noise, unpaired_stderr
-from bertviz_landscape.analysis.registry import register
-from bertviz_landscape.analysis.trajectory import (
-    _recorded_dev_error,
-    epoch_states,
-    inner_products,
-    interpolator,
-    plane_of_surface,
-    project_point,
-)
+from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, summary_mean
+from bertviz_landscape.analysis.trajectory import plane_of_surface, project_epochs
 from bertviz_landscape.snapshots import Snapshots
 
 
@@ -223,22 +216,7 @@ def longtrain_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLik
         snaps = None
         if (run.snapshots / "meta.json").is_file():
             snaps = Snapshots(run.root)
-        dev_at = interpolator(surface, "dev_error") if "dev_error" in surface else None
-        points = []
-        for epoch, source, delta, row in epoch_states(run, snaps, plane.names):
-            p = project_point(*inner_products(delta, plane), plane.gram())
-            points.append(
-                {
-                    "epoch": epoch,
-                    "source": source,
-                    "alpha": p["alpha"],
-                    "beta": p["beta"],
-                    "lstsq": p["lstsq"],
-                    "distance_from_plane": p["distance_from_plane"],
-                    "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
-                    "recorded_dev_error": _recorded_dev_error(row, primary),
-                }
-            )
+        points = project_epochs(run, snaps, plane, surface, primary)
         entry["epoch_points"], entry["surface"] = points, str(surface_path)
     entry["numbers"] = longtrain_numbers(entry, run, primary in ("pearson", "spearman"))
     return info, entry
@@ -281,6 +259,48 @@ def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pat
     )
 
 
-@register("longtrain")
 def longtrain_from_config(cfg: DictConfig) -> dict:
     return longtrain(config_list(cfg, "run", "runs"), config_list(cfg, "surface", "surfaces"))
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """A JSON without ``numbers``: the drop from the best epoch, and how many epochs it saw."""
+    curve = [x for x in per_run.get("dev_metric_per_epoch") or [] if x is not None]
+    return {"best_minus_last_dev": summary_mean(data, "drop_from_best"), "epochs": float(len(curve))}
+
+
+SPEC = AnalysisSpec(
+    "longtrain",
+    longtrain_from_config,
+    reads=("run", "plane"),
+    rows=(
+        Row("dev_slope_second_half", "long training: dev slope over the second half"),
+        Row("best_minus_last_dev", "long training: best − last dev metric"),
+        Row("mcnemar_p_best_vs_last", "long training: McNemar p, best vs last"),
+        Row("dev_loss_last", "long training: last dev loss"),
+    ),
+    hidden=("epochs",),
+    figures=("dev_per_epoch",),
+    claims=(
+        ClaimSpec(
+            "robust_to_overfitting",
+            "Fine-tuning is robust to overfitting",
+            3,
+            (
+                Measure(
+                    "dev_slope_second_half", +1, "slope of the dev metric over the second half of training"
+                ),
+                Measure("best_minus_last_dev", -1, "drop of the dev metric from the best epoch to the last"),
+            ),
+            "the pretrained runs lose less of their dev metric",
+            "the from-scratch runs lose less",
+            (
+                ("dev_loss_last", "last dev loss"),
+                ("mcnemar_p_best_vs_last", "McNemar p, best vs last epoch"),
+            ),
+            checks=("min_epochs",),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=50,
+)

@@ -25,15 +25,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from bertviz_landscape.analysis.common import AnalysisError, run_data_request, run_task
+from bertviz_landscape.analysis.common import AnalysisError, open_snapshots, run_data_request, run_task
 from bertviz_landscape.analysis.sharpness import mean_loss
 from bertviz_landscape.checkpoints import check_checkpoint_dir, load_model
+from bertviz_landscape.data.eval_sets import load_eval_sets
 from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.devices import pick_device
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.sweep import load_eval_sets, pick_device
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.snapshots import Snapshots
 
 
 class PathLossError(BadInput):
@@ -148,27 +148,11 @@ def run_model_and_examples(data, run: RunDir, role: str, examples, batch_size, d
     return model, task, train, dev
 
 
-def run_snapshots(run: RunDir) -> Snapshots:
-    """The run's snapshots, or an AnalysisError naming the run when it has none."""
-    if not (run.snapshots / "meta.json").is_file():
-        raise AnalysisError(
-            f"run={run.root} has no snapshots ({run.snapshots}/meta.json missing): the path loss needs "
-            "the trajectory (train with callbacks.snapshots.enabled=true)"
-        )
-    try:
-        snaps = Snapshots(run.root)
-    except (FileNotFoundError, ValueError) as err:
-        raise AnalysisError(f"run={run.root}: {err}") from None
-    if len(snaps) == 0:
-        raise AnalysisError(f"run={run.root}: snapshots/index.jsonl lists no snapshot")
-    return snaps
-
-
 def path_loss_of_run(
     data, run: RunDir, examples=256, batch_size=32, threshold=None, every=1, device="auto"
 ) -> dict:
     """`path_loss` of a run from its files (θ0, snapshots, θ1, metrics.json's final step)."""
-    snaps = run_snapshots(run)
+    snaps = open_snapshots(run, need="the path loss")
     model, task, train, _ = run_model_and_examples(data, run, "theta0", examples, batch_size, device)
     theta1 = {n: p.detach().clone() for n, p in trainable_parameters(load_model(run.theta1)).items()}
     final = run.read_metrics().get("steps") if run.metrics_json.is_file() else None

@@ -35,15 +35,20 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from bertviz_landscape.data.eval_sets import EvalSet
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.directions import Directions, norm, random_directions
-from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
+from bertviz_landscape.landscape.evaluator import Evaluator
 from bertviz_landscape.parameters import is_bias_or_norm, select_parameters, trainable_parameters
+
+NORMALIZATION = "filter"  # Li et al.'s filter-normalised directions: invariant to rescaling a filter
 
 
 class SharpnessError(BadInput):
@@ -100,21 +105,65 @@ def _side(evaluator: Evaluator, key: str, sign: float, step: float, t_max: float
         n += 1
 
 
+def _selector(value) -> str | tuple[str, ...]:
+    return str(value) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class InvariantRequest:
+    """`analysis.invariant` as conf/analysis/flatness.yaml says it (its defaults live there only)."""
+
+    draws: int
+    seed: int
+    step: float
+    max: float  # the grid's end |t|
+    bisect: int
+    params: str | tuple[str, ...]
+    bias_and_norm: str
+
+    @classmethod
+    def from_config(cls, inv: Mapping[str, Any]) -> InvariantRequest:
+        return cls(
+            draws=int(inv["draws"]),
+            seed=int(inv["seed"]),
+            step=float(inv["step"]),
+            max=float(inv["max"]),
+            bisect=int(inv["bisect"]),
+            params=_selector(inv["params"]),
+            bias_and_norm=str(inv["bias_and_norm"]),
+        )
+
+
+@dataclass(frozen=True)
+class AdaptiveRequest:
+    """`analysis.adaptive` as conf/analysis/flatness.yaml says it (its defaults live there only)."""
+
+    rho: float
+    steps: int
+    samples: int
+    seed: int
+    params: str | tuple[str, ...]
+    bias_and_norm: str
+
+    @classmethod
+    def from_config(cls, ada: Mapping[str, Any]) -> AdaptiveRequest:
+        return cls(
+            rho=float(ada["rho"]),
+            steps=int(ada["steps"]),
+            samples=int(ada["samples"]),
+            seed=int(ada["seed"]),
+            params=_selector(ada["params"]),
+            bias_and_norm=str(ada["bias_and_norm"]),
+        )
+
+
 def random_direction_widths(
-    model: torch.nn.Module,
-    train: EvalSet,
-    task,
-    epsilon: float,
-    draws: int = 5,
-    seed: int = 0,
-    step: float = 0.05,
-    t_max: float = 1.0,
-    bisect: int = 6,
-    params: str | Sequence[str] = "all",
-    bias_and_norm: str = "exclude",
-    normalization: str = "filter",
+    model: torch.nn.Module, train: EvalSet, task, epsilon: float, req: InvariantRequest
 ) -> dict:
     """Widths of {J ≤ J(θ) + ε} along `draws` seeded filter-normalised directions (module docstring)."""
+    draws, seed, step, t_max, bisect = req.draws, req.seed, req.step, req.max, req.bisect
+    params = list(req.params) if isinstance(req.params, tuple) else req.params
+    bias_and_norm, normalization = req.bias_and_norm, NORMALIZATION
     if draws < 1:
         raise SharpnessError(f"invariant.draws must be >= 1, got {draws}")
     if not epsilon > 0:
@@ -182,19 +231,12 @@ def random_direction_widths(
     }
 
 
-def adaptive_sharpness(
-    model: torch.nn.Module,
-    train: EvalSet,
-    task,
-    rho: float = 0.01,
-    steps: int = 5,
-    samples: int = 5,
-    seed: int = 0,
-    params: str | Sequence[str] = "all",
-    bias_and_norm: str = "exclude",
-) -> dict:
+def adaptive_sharpness(model: torch.nn.Module, train: EvalSet, task, req: AdaptiveRequest) -> dict:
     """Kwon et al.'s elementwise adaptive sharpness: the worst and the average rise of J over the box
     |δ_i| ≤ ρ·|θ_i| (module docstring). The weights are back at θ afterwards."""
+    rho, steps, samples, seed = req.rho, req.steps, req.samples, req.seed
+    params = list(req.params) if isinstance(req.params, tuple) else req.params
+    bias_and_norm = req.bias_and_norm
     if not rho > 0:
         raise SharpnessError(f"adaptive.rho must be > 0, got {rho}")
     if steps < 1 or samples < 0:

@@ -48,8 +48,9 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -64,14 +65,17 @@ from bertviz_landscape.analysis.common import (
     check_surface_matches_run,
     config_list,
     load_surface_checked,
+    open_snapshots,
     read_run,
     require_2d,
     run_dir,
     surface_input,
 )
 from bertviz_landscape.analysis.path_loss import path_loss_of_run
-from bertviz_landscape.analysis.registry import register
+from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.atomic import atomic_path
+from bertviz_landscape.config import compose
+from bertviz_landscape.data.eval_sets import eval_data
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape import directions as dirs
 from bertviz_landscape.landscape.direction_file import beside, check_matches_surface, read_directions
@@ -80,7 +84,6 @@ from bertviz_landscape.landscape.sweep import landscape
 from bertviz_landscape.parameters import select_parameters
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.sketches import Sketches, has_sketches, sketched_plane, sketched_trajectory_pca
-from bertviz_landscape.snapshots import Snapshots
 
 log = logging.getLogger("bertviz_landscape.analysis")
 
@@ -347,49 +350,162 @@ def _recorded_dev_error(row: dict | None, primary: str | None) -> float | None:
     return None if value is None else 1.0 - float(value)
 
 
+def project_epochs(run: RunDir, snapshots, plane: Plane, surface, primary: str | None) -> list[dict]:
+    """Every epoch's θ (`epoch_states`) projected on the plane: the paper's (α, β), least squares,
+    the distance from the plane, the surface's dev_error there and the dev error the run recorded."""
+    dev_at = interpolator(surface, "dev_error") if "dev_error" in surface else None
+    gram, points = plane.gram(), []
+    for epoch, source, delta, row in epoch_states(run, snapshots, plane.names):
+        p = project_point(*inner_products(delta, plane), gram)
+        points.append(
+            {
+                "epoch": epoch,
+                "source": source,
+                "alpha": p["alpha"],
+                "beta": p["beta"],
+                "lstsq": p["lstsq"],
+                "distance_from_plane": p["distance_from_plane"],
+                "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
+                "recorded_dev_error": _recorded_dev_error(row, primary),
+            }
+        )
+    return points
+
+
 # --- the analysis ---------------------------------------------------------------------------
 @dataclass(frozen=True)
+class PcaRequest:
+    """`analysis.pca`: the trajectory PCA (Li et al.) of the snapshot deltas."""
+
+    enabled: bool
+    components: int
+    params: tuple[str, ...]
+    bias_and_norm: str
+    memory_bytes: int  # analysis.pca.memory_mb, in bytes
+
+
+@dataclass(frozen=True)
 class PcaSurfaceRequest:
-    enabled: bool = False
-    grid: dict | None = None
-    splits: tuple[str, ...] = ("train",)
-    output: Path | None = None
-    data: dict | None = None
-    device: str = "auto"
-    progress: bool = False
+    """`analysis.pca_surface`: the directions=pca surface centred on θ1, through the engine."""
+
+    enabled: bool
+    grid: dict | None
+    splits: tuple[str, ...]
+    output: Path | None
+    data: dict | None  # the analyze config's data section
+    device: str
+    progress: bool
 
 
-def open_snapshots(run: RunDir, key: str = "run"):
-    if not (run.snapshots / "meta.json").is_file():
-        raise AnalysisError(
-            f"{key}={run.root} has no snapshots ({run.snapshots}/meta.json missing): train it with "
-            "callbacks.snapshots.enabled=true to record the trajectory"
+@dataclass(frozen=True)
+class PathLossRequest:
+    """`analysis.path_loss` (analysis/path_loss.py): J along the actual path on fixed train examples."""
+
+    enabled: bool
+    examples: int | None
+    batch_size: int
+    threshold: float | None
+    every: int
+    data: Any  # the analyze config's data section
+    device: str
+
+
+@dataclass(frozen=True)
+class TrajectoryRequest:
+    """analysis=trajectory as conf/analyze.yaml and conf/analysis/trajectory.yaml say it (the
+    defaults live there only): built once by `from_config`, or by `trajectory_request`."""
+
+    runs: tuple[str, ...]
+    surfaces: tuple[str, ...]
+    output: Path
+    projection_file: Path | None
+    surface_key: str
+    source: str
+    epoch_points: bool
+    pca: PcaRequest
+    pca_surface: PcaSurfaceRequest
+    path_loss: PathLossRequest
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> TrajectoryRequest:
+        a = cfg.analysis
+        data = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None
+        device = str(cfg.device)
+        params = a.pca.params
+        ps, pl = a.pca_surface, a.path_loss
+        return cls(
+            runs=tuple(config_list(cfg, "run", "runs")),
+            surfaces=tuple(config_list(cfg, "surface", "surfaces")),
+            output=Path(str(cfg.output)),
+            projection_file=Path(str(a.projection_file)) if a.projection_file else None,
+            surface_key=str(a.surface_key),
+            source=str(a.source),
+            epoch_points=bool(a.epoch_points),
+            pca=PcaRequest(
+                enabled=bool(a.pca.enabled),
+                components=int(a.pca.components),
+                params=(str(params),) if isinstance(params, str) else tuple(str(p) for p in params),
+                bias_and_norm=str(a.pca.bias_and_norm),
+                memory_bytes=int(float(a.pca.memory_mb) * (1 << 20)),
+            ),
+            pca_surface=PcaSurfaceRequest(
+                enabled=bool(ps.enabled),
+                grid=OmegaConf.to_container(ps.grid, resolve=True) if ps.grid else None,
+                splits=tuple(ps.splits),
+                output=Path(str(ps.output)) if ps.output else None,
+                data=data,
+                device=device,
+                progress=bool(cfg.progress),
+            ),
+            path_loss=PathLossRequest(
+                enabled=bool(pl.enabled),
+                examples=None if pl.examples is None else int(pl.examples),
+                batch_size=int(pl.batch_size),
+                threshold=None if pl.threshold is None else float(pl.threshold),
+                every=int(pl.every),
+                data=data,
+                device=device,
+            ),
         )
-    try:
-        snaps = Snapshots(run.root)
-    except (FileNotFoundError, ValueError) as err:
-        raise AnalysisError(f"{key}={run.root}: {err}") from None
-    if len(snaps) == 0:
-        raise AnalysisError(f"{key}={run.root}: snapshots/index.jsonl lists no snapshot")
-    return snaps
+
+
+def trajectory_request(
+    runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.PathLike], output, **values: Any
+) -> TrajectoryRequest:
+    """The request bertviz-analyze would build for `runs[i]` on `surfaces[i]`, with `values` on
+    top of the YAML: the analysis's keys (``surface_key=``, ``source=``, ``pca={"enabled": False}``,
+    ``path_loss={...}``, …) and the analyze config's ``data=``, ``device=``, ``progress=``."""
+    top = {k: values.pop(k) for k in ("data", "device", "progress") if k in values}
+    cfg = compose(
+        "analyze",
+        ["analysis=trajectory"],
+        {
+            **top,
+            "runs": [str(r) for r in runs],
+            "surfaces": [str(s) for s in surfaces],
+            "output": str(output),
+            "analysis": values,
+        },
+    )
+    return TrajectoryRequest.from_config(cfg)
 
 
 def trajectory_of_run(
     run_path: str | os.PathLike,
     surface_path: str | os.PathLike,
     projection_file: str | os.PathLike,
-    surface_key: str = "train_loss",
-    pca_components: int = 2,
-    pca_params: Sequence[str] = ("all",),
-    pca_bias_and_norm: str = "include",
-    memory_bytes: int = 512 << 20,
-    epoch_points: bool = True,
-    pca_surface: PcaSurfaceRequest | None = None,
-    source: str = "auto",
-    pca_enabled: bool = True,
+    req: TrajectoryRequest,
+    pca_surface: PcaSurfaceRequest,
 ) -> tuple[RunInfo, dict, dict]:
     """One run on its surface: (run info, per_run entry, inputs entry). Writes the projection file.
-    `source`: the trajectory from the full snapshots, the every-step sketch, or auto (`use_sketches`)."""
+    `req.source`: the trajectory from the full snapshots, the every-step sketch, or auto
+    (`use_sketches`); `pca_surface`: the request's, with this run's output."""
+    surface_key, source, pca_params, pca_bias_and_norm = (
+        req.surface_key,
+        req.source,
+        req.pca.params,
+        req.pca.bias_and_norm,
+    )
 
     info = read_run(run_path)
     run = run_dir(run_path)
@@ -401,7 +517,7 @@ def trajectory_of_run(
             f"surface {surface_path} has no {surface_key!r} array (analysis.surface_key); it has "
             f"{', '.join(sorted(surface.keys()))}"
         )
-    snaps = open_snapshots(run)
+    snaps = open_snapshots(run, need="the trajectory")
     plane = plane_of_surface(surface, surface_path, run)
     sketched = use_sketches(run, snaps, source)
     if sketched:
@@ -417,7 +533,7 @@ def trajectory_of_run(
         pca_names = dirs._moved(pca_names, first, pca_bias_and_norm)
     except BadInput as err:
         raise AnalysisError(f"analysis.pca: {err}") from None
-    if not pca_enabled:  # projections only
+    if not req.pca.enabled:  # projections only
         pca = {
             "explained_variance": None,
             "explained_variance_ratio": None,
@@ -426,14 +542,14 @@ def trajectory_of_run(
             "source": None,
         }
     elif sketched and set(pca_names) == set(snaps.parameter_names):  # the sketch covers all parameters only
-        pca = sketched_trajectory_pca(run.root, pca_components)
+        pca = sketched_trajectory_pca(run.root, req.pca.components)
     else:
-        pca = trajectory_pca(snaps, pca_names, pca_components, memory_bytes)
+        pca = trajectory_pca(snaps, pca_names, req.pca.components, req.pca.memory_bytes)
         pca["source"] = "full"
     pca["params"] = list(pca_params)
     pca["bias_and_norm"] = pca_bias_and_norm
     pca["surface"] = None
-    if pca_surface is not None and pca_surface.enabled:
+    if pca_surface.enabled:
         pca_path = compute_pca_surface(run, pca_surface, pca_params, pca_bias_and_norm)
         pca["surface"] = str(pca_path)
         pca_surf = load_surface_checked(pca_path, "pca surface")
@@ -451,24 +567,7 @@ def trajectory_of_run(
             )
         )
 
-    dev_at = interpolator(surface, "dev_error") if "dev_error" in surface else None
-    epochs_out = []
-    if epoch_points:
-        gram = plane.gram()
-        for epoch, source, delta, row in epoch_states(run, snaps, plane.names):
-            p = project_point(*inner_products(delta, plane), gram)
-            epochs_out.append(
-                {
-                    "epoch": epoch,
-                    "source": source,
-                    "alpha": p["alpha"],
-                    "beta": p["beta"],
-                    "lstsq": p["lstsq"],
-                    "distance_from_plane": p["distance_from_plane"],
-                    "dev_error": dev_at(p["alpha"], p["beta"]) if dev_at else None,
-                    "recorded_dev_error": _recorded_dev_error(row, info.primary_metric),
-                }
-            )
+    epochs_out = project_epochs(run, snaps, plane, surface, info.primary_metric) if req.epoch_points else []
 
     per_run = {
         "steps": [r.step for r in records],
@@ -568,20 +667,7 @@ def compute_pca_surface(
         "progress": req.progress,
     }
     if req.data:
-        values["data"] = {
-            k: v
-            for k, v in req.data.items()
-            if k
-            in (
-                "glue_dir",
-                "max_train_samples",
-                "max_eval_samples",
-                "subset_seed",
-                "max_length",
-                "eval_batch_size",
-                "cache_dir",
-            )
-        }
+        values["data"] = eval_data(req.data)
     result = landscape(**values)
     if result.surface is None:
         raise AnalysisError(f"the pca surface {req.output} was not completed")
@@ -589,24 +675,16 @@ def compute_pca_surface(
 
 
 def trajectory(
-    runs: Sequence[str | os.PathLike],
-    surfaces: Sequence[str | os.PathLike],
-    output: str | os.PathLike,
-    projection_file: str | os.PathLike | None = None,
-    surface_key: str = "train_loss",
-    pca_components: int = 2,
-    pca_params: Sequence[str] = ("all",),
-    pca_bias_and_norm: str = "include",
-    memory_bytes: int = 512 << 20,
-    epoch_points: bool = True,
-    pca_surface: PcaSurfaceRequest | None = None,
-    source: str = "auto",
-    pca_enabled: bool = True,
-    path_loss: dict | None = None,
+    runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.PathLike], output, **values: Any
 ) -> dict:
-    """The trajectory analysis JSON for `runs[i]` on `surfaces[i]` (several seeds of one (task, init)).
-    `path_loss`: {"enabled", "examples", "batch_size", "threshold", "every", "data", "device"}."""
-    runs, surfaces = list(runs), list(surfaces)
+    """The trajectory analysis JSON for `runs[i]` on `surfaces[i]` (several seeds of one (task,
+    init)); `values` on top of the YAML as `trajectory_request` takes them."""
+    return compute_trajectory(trajectory_request(runs, surfaces, output, **values))
+
+
+def compute_trajectory(req: TrajectoryRequest) -> dict:
+    """The trajectory analysis JSON of the request (module docstring)."""
+    runs, surfaces, projection_file = list(req.runs), list(req.surfaces), req.projection_file
     if not runs:
         raise AnalysisError("analysis=trajectory needs run=<run dir> (or runs=[...])")
     if len(surfaces) != len(runs):
@@ -614,7 +692,7 @@ def trajectory(
             f"analysis=trajectory needs one surface per run (each run's own δ1): {len(runs)} runs, "
             f"{len(surfaces)} surfaces"
         )
-    output = Path(output)
+    output = req.output
     infos, per_run, inputs = [], [], []
     for i, (run, surface) in enumerate(zip(runs, surfaces)):
         suffix = f".{i}" if len(runs) > 1 else ""
@@ -623,39 +701,20 @@ def trajectory(
             if projection_file and len(runs) == 1
             else output.with_name(f"{output.stem}{suffix}.projection.h5")
         )
-        req = pca_surface
-        if req is not None and req.enabled:
+        pca_surface = req.pca_surface
+        if pca_surface.enabled:
             pca_out = (
-                req.output
-                if req.output and len(runs) == 1
+                pca_surface.output
+                if pca_surface.output and len(runs) == 1
                 else output.with_name(f"{output.stem}{suffix}.pca_surface.h5")
             )
-            req = PcaSurfaceRequest(**{**req.__dict__, "output": Path(pca_out)})
-        info, entry, surf_in = trajectory_of_run(
-            run,
-            surface,
-            proj,
-            surface_key,
-            pca_components,
-            pca_params,
-            pca_bias_and_norm,
-            memory_bytes,
-            epoch_points,
-            req,
-            source,
-            pca_enabled,
-        )
-        pl = path_loss or {}
+            pca_surface = replace(pca_surface, output=Path(pca_out))
+        info, entry, surf_in = trajectory_of_run(run, surface, proj, req, pca_surface)
+        pl = req.path_loss
         entry["path_loss"] = None
-        if pl.get("enabled"):
+        if pl.enabled:
             entry["path_loss"] = path_loss_of_run(
-                pl.get("data"),
-                run_dir(run),
-                pl.get("examples"),
-                pl.get("batch_size"),
-                pl.get("threshold"),
-                int(pl.get("every", 1)),
-                str(pl.get("device", "auto")),
+                pl.data, run_dir(run), pl.examples, pl.batch_size, pl.threshold, pl.every, pl.device
             )
         infos.append(info)
         per_run.append(entry)
@@ -695,38 +754,57 @@ def trajectory(
     )
 
 
-@register("trajectory")
 def trajectory_from_config(cfg: DictConfig) -> dict:
-    a = cfg.analysis
-    ps = a.get("pca_surface") or {}
-    pca_surface = PcaSurfaceRequest(
-        enabled=bool(ps.get("enabled", False)),
-        grid=OmegaConf.to_container(ps.grid, resolve=True) if ps.get("grid") else None,
-        splits=tuple(ps.get("splits") or ("train",)),
-        output=Path(str(ps.output)) if ps.get("output") else None,
-        data=OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
-        device=str(cfg.get("device", "auto")),
-        progress=bool(cfg.get("progress", False)),
-    )
-    params = a.pca.get("params", "all")
-    params = [params] if isinstance(params, str) else list(params)
-    return trajectory(
-        config_list(cfg, "run", "runs"),
-        config_list(cfg, "surface", "surfaces"),
-        cfg.output,
-        projection_file=a.get("projection_file"),
-        surface_key=str(a.get("surface_key", "train_loss")),
-        pca_components=int(a.pca.components),
-        pca_params=params,
-        pca_bias_and_norm=str(a.pca.bias_and_norm),
-        memory_bytes=int(float(a.pca.memory_mb) * (1 << 20)),
-        epoch_points=bool(a.get("epoch_points", True)),
-        pca_surface=pca_surface,
-        source=str(a.get("source", "auto")),
-        pca_enabled=bool(a.pca.get("enabled", True)),
-        path_loss={
-            **(OmegaConf.to_container(a.path_loss, resolve=True) if a.get("path_loss") else {}),
-            "data": cfg.get("data"),
-            "device": str(cfg.get("device", "auto")),
-        },
-    )
+    return compute_trajectory(TrajectoryRequest.from_config(cfg))
+
+
+def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
+    """What a JSON without the path loss still tells: ``recorded_final_train_loss``, the mean of the
+    last quarter (at least 2) of the recorded minibatch training losses."""
+    losses = np.asarray([finite(x) for x in per_run.get("recorded_train_loss") or []], dtype=float)
+    losses = losses[np.isfinite(losses)]
+    if losses.size < 2:
+        return {}
+    return {"recorded_final_train_loss": float(losses[-max(2, losses.size // 4) :].mean())}
+
+
+SPEC = AnalysisSpec(
+    "trajectory",
+    trajectory_from_config,
+    reads=("run", "plane"),
+    rows=(
+        Row("path_loss_auc", "path loss: area under the curve"),
+        Row("steps_to_threshold", "path loss: steps to the threshold"),
+        Row("final_path_loss", "path loss: final"),
+        Row("recorded_final_train_loss", "recorded training loss, last quarter"),
+    ),
+    figures=("surface_path",),  # the path on every 2D surface figure of the run
+    claims=(
+        ClaimSpec(
+            "easier_optimisation",
+            "Pre-training eases optimisation",
+            2,
+            (
+                Measure(
+                    "path_loss_auc",
+                    -1,
+                    "area under the eval-mode training-loss curve along the path "
+                    "(mean over normalised steps)",
+                ),
+                Measure(
+                    "recorded_final_train_loss",
+                    -1,
+                    "training loss at the end of training, mean of the last quarter of the recorded "
+                    "minibatch losses (fallback: dropout on, minibatch noise)",
+                    fallback=True,
+                ),
+            ),
+            "training is easier from the pretrained start",
+            "training is easier from scratch",
+            (("final_path_loss", "final eval-mode training loss"),),
+            checks=("threshold_reached",),
+        ),
+    ),
+    legacy=legacy_numbers,
+    order=20,
+)

@@ -8,7 +8,9 @@ the same examples once per epoch, seeded, with the padding mostly gone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -82,78 +84,92 @@ def padding_ratio(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> f
     return padded / sum(lengths[i] for b in batches for i in b)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """A run's data, as conf/data/glue.yaml says it (the defaults live there only): which examples,
+    how they are tokenised and batched; `shuffle_seed` (the run's `seed`) orders the train set."""
+
+    glue_dir: str | None
+    max_train_samples: int | None
+    max_eval_samples: int | None
+    subset_seed: int
+    max_length: int
+    batch_size: int
+    eval_batch_size: int
+    num_workers: int
+    cache_dir: str | None
+    group_by_length: bool
+    length_group_batches: int
+    shuffle_seed: int
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any], shuffle_seed: int) -> TrainingData:
+        """From a composed `data` section (every key present: the YAML has them all)."""
+        count = {
+            k: None if data[k] is None else int(data[k]) for k in ("max_train_samples", "max_eval_samples")
+        }
+        return cls(
+            glue_dir=data["glue_dir"],
+            subset_seed=int(data["subset_seed"]),
+            max_length=int(data["max_length"]),
+            batch_size=int(data["batch_size"]),
+            eval_batch_size=int(data["eval_batch_size"]),
+            num_workers=int(data["num_workers"]),
+            cache_dir=data["cache_dir"],
+            group_by_length=bool(data["group_by_length"]),
+            length_group_batches=int(data["length_group_batches"]),
+            shuffle_seed=int(shuffle_seed),
+            **count,
+        )
+
+
 class GlueDataModule(pl.LightningDataModule):
-    def __init__(
-        self,
-        task: GlueTask,
-        tokenizer: PreTrainedTokenizerBase,
-        glue_dir: str | None = None,
-        max_train_samples: int | None = None,
-        max_eval_samples: int | None = None,
-        subset_seed: int = 0,
-        max_length: int = 128,
-        batch_size: int = 32,
-        eval_batch_size: int = 64,
-        num_workers: int = 0,
-        shuffle_seed: int = 0,
-        cache_dir: str | None = None,
-        group_by_length: bool = False,
-        length_group_batches: int = 50,
-    ) -> None:
+    def __init__(self, task: GlueTask, tokenizer: PreTrainedTokenizerBase, data: TrainingData) -> None:
         super().__init__()
         self.task = task
         self.tokenizer = tokenizer
-        self.glue_dir = glue_dir
-        self.max_train_samples = max_train_samples
-        self.max_eval_samples = max_eval_samples
-        self.subset_seed = subset_seed
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-        self.shuffle_seed = shuffle_seed
-        self.cache_dir = cache_dir
-        self.group_by_length = group_by_length
-        self.length_group_batches = length_group_batches
+        self.data = data
         self.collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         self.train_set = self.dev_set = None
 
     def load(self, split: str, max_samples: int | None):
-        ds = load_glue_split(self.task, split, self.glue_dir, max_samples, self.subset_seed, self.cache_dir)
-        return tokenize(ds, self.tokenizer, self.max_length, self.cache_dir).with_format(
+        d = self.data
+        ds = load_glue_split(self.task, split, d.glue_dir, max_samples, d.subset_seed, d.cache_dir)
+        return tokenize(ds, self.tokenizer, d.max_length, d.cache_dir).with_format(
             "torch", columns=list(MODEL_COLUMNS)
         )
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = self.load("train", self.max_train_samples)
-            self.dev_set = self.load("dev", self.max_eval_samples)
+            self.train_set = self.load("train", self.data.max_train_samples)
+            self.dev_set = self.load("dev", self.data.max_eval_samples)
 
     def train_lengths(self) -> list[int]:
         """Tokens per train example (before padding)."""
         return [len(ids) for ids in self.train_set.with_format(None)["input_ids"]]
 
     def train_sampler(self) -> EpochShuffle:
-        if self.group_by_length:
+        d = self.data
+        if d.group_by_length:
             return LengthGroupedShuffle(
-                self.train_lengths(), self.batch_size, self.shuffle_seed, self.length_group_batches
+                self.train_lengths(), d.batch_size, d.shuffle_seed, d.length_group_batches
             )
-        return EpochShuffle(len(self.train_set), self.shuffle_seed)
+        return EpochShuffle(len(self.train_set), d.shuffle_seed)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
             self.train_set,
-            batch_size=self.batch_size,
+            batch_size=self.data.batch_size,
             sampler=self.train_sampler(),
             collate_fn=self.collate,
-            num_workers=self.num_workers,
+            num_workers=self.data.num_workers,
         )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(
             self.dev_set,
-            batch_size=self.eval_batch_size,
+            batch_size=self.data.eval_batch_size,
             shuffle=False,
             collate_fn=self.collate,
-            num_workers=self.num_workers,
+            num_workers=self.data.num_workers,
         )

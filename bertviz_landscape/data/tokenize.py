@@ -1,15 +1,18 @@
-"""Tokenise a GLUE split once and keep it: a disk cache keyed by the source and the tokenizer."""
+"""Tokenise a GLUE split once and keep it: a disk cache keyed by the source and the tokenizer; and
+which of the tokenised columns a model takes (`takes_token_type_ids`)."""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
 from pathlib import Path
 
 import datasets
-from transformers import PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
 
 from bertviz_landscape.atomic import atomic_path
 
@@ -75,3 +78,15 @@ def tokenize(
     ) as tmp:  # two processes may race: the last rename wins, same content
         tokenized.save_to_disk(str(tmp))
     return datasets.load_from_disk(str(target))
+
+
+def takes_token_type_ids(config: PretrainedConfig) -> bool:
+    """Whether the sequence classifier of `config` uses token type ids: its forward takes them and
+    it has more than one type embedding (RoBERTa's single type, DeBERTa's none, DistilBERT and
+    ModernBERT's missing argument: not fed, the same as feeding zeros where the argument exists)."""
+    try:
+        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+    except KeyError:
+        return True
+    takes = "token_type_ids" in inspect.signature(cls.forward).parameters
+    return takes and int(getattr(config, "type_vocab_size", 2) or 0) > 1

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from bertviz_landscape.config import CONF_DIR, warn_unused_keys
+from bertviz_landscape.cli import command
+from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.devices import configure_determinism
-from bertviz_landscape.errors import exit_on_bad_input
 from bertviz_landscape.landscape.request import LandscapeRequest
 from bertviz_landscape.landscape.sweep import compute_landscape
 from bertviz_landscape.wandb_media import log_surface
@@ -46,10 +45,7 @@ def run(cfg: DictConfig):
     return result
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="landscape")
-def main(cfg: DictConfig):
-    warn_unused_keys(cfg, "landscape")
-    return exit_on_bad_input("bertviz-landscape", run, cfg)
+main = command("bertviz-landscape", "landscape", run)
 
 
 if __name__ == "__main__":

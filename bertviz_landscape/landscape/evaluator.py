@@ -29,75 +29,18 @@ import contextlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
+from bertviz_landscape.data.eval_sets import Batch, EvalSet
 from bertviz_landscape.data.tasks import GlueTask
+from bertviz_landscape.data.tokenize import takes_token_type_ids
 from bertviz_landscape.landscape.directions import Directions
-from bertviz_landscape.models.classifier import takes_token_type_ids
 from bertviz_landscape.parameters import depth_of, num_layers, trainable_parameters, transformer_blocks
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "bf16-weights", "tf32")
-
-
-@dataclass
-class Batch:
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    token_type_ids: torch.Tensor | None
-    labels: torch.Tensor
-
-    def inputs(self, token_type_ids: bool = True) -> dict:
-        """The model's inputs; `token_type_ids=False` for models that do not use them."""
-        out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
-        if token_type_ids and self.token_type_ids is not None:
-            out["token_type_ids"] = self.token_type_ids
-        return out
-
-
-@dataclass
-class EvalSet:
-    """One split's fixed examples as length-sorted, per-batch-padded batches on the device."""
-
-    name: str
-    batches: list[Batch]
-    num_examples: int
-
-    @classmethod
-    def from_tokenized(
-        cls, name: str, rows, batch_size: int, pad_id: int, device="cpu", regression=False
-    ) -> EvalSet:
-        """`rows`: a tokenised dataset (input_ids, attention_mask, [token_type_ids], labels)."""
-        ids = list(rows["input_ids"])
-        tt = list(rows["token_type_ids"]) if "token_type_ids" in rows.column_names else None
-        labels = list(rows["labels"])
-        order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))  # longest first, stable
-        batches = []
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in chunk)
-            inp = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            ttt = torch.zeros((len(chunk), width), dtype=torch.long) if tt is not None else None
-            for r, i in enumerate(chunk):
-                n = len(ids[i])
-                inp[r, :n] = torch.tensor(ids[i])
-                mask[r, :n] = 1
-                if ttt is not None:
-                    ttt[r, :n] = torch.tensor(tt[i])
-            lab = torch.tensor([labels[i] for i in chunk], dtype=torch.float32 if regression else torch.long)
-            batches.append(
-                Batch(
-                    inp.to(device),
-                    mask.to(device),
-                    ttt.to(device) if ttt is not None else None,
-                    lab.to(device),
-                )
-            )
-        return cls(name, batches, len(ids))
 
 
 class _Stop(Exception):

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.config import compose
+from bertviz_landscape.data.eval_sets import DataRequest
 from bertviz_landscape.data.tasks import get_task
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape.evaluator import PRECISIONS
@@ -39,17 +40,6 @@ RECIPE_KEYS = {
     "difference": {"name", "params", "bias_and_norm", "rescale_y", "file"},
     "random": {"name", "params", "bias_and_norm", "normalization", "seed", "center", "file"},
     "pca": {"name", "params", "bias_and_norm", "run_dir", "scale", "center", "file"},
-}
-DATA_KEYS = {
-    "glue_dir",
-    "max_train_samples",
-    "max_eval_samples",
-    "subset_seed",
-    "max_length",
-    "eval_batch_size",
-    "cache_dir",
-    "batch_size",
-    "num_workers",
 }
 
 
@@ -131,82 +121,38 @@ class DirectionsRequest:
 
 
 @dataclass(frozen=True)
-class DataRequest:
-    """Which examples every grid point is evaluated on (the same ones, in the same order)."""
-
-    glue_dir: str | None
-    max_train_samples: int | None
-    max_eval_samples: int | None
-    subset_seed: int
-    max_length: int | None
-    eval_batch_size: int
-    cache_dir: str | None
-
-    @classmethod
-    def from_config(cls, d: dict) -> DataRequest:
-        for key in sorted(set(d) - DATA_KEYS):
-            log.warning(
-                "data.%s is not used by the landscape (its data keys: %s)", key, ", ".join(sorted(DATA_KEYS))
-            )
-
-        def count(key):
-            v = d.get(key)
-            if v is None:
-                return None
-            if isinstance(v, bool) or int(v) != v or int(v) < 1:
-                raise LandscapeError(f"data.{key} must be a positive integer or null, got {v!r}")
-            return int(v)
-
-        return cls(
-            glue_dir=d.get("glue_dir"),
-            max_train_samples=count("max_train_samples"),
-            max_eval_samples=count("max_eval_samples"),
-            subset_seed=int(d.get("subset_seed") or 0),
-            max_length=count("max_length"),
-            eval_batch_size=count("eval_batch_size") or 1,
-            cache_dir=d.get("cache_dir"),
-        )
-
-    def describe(self) -> dict:
-        return {
-            "glue_dir": self.glue_dir,
-            "max_train_samples": self.max_train_samples,
-            "max_eval_samples": self.max_eval_samples,
-            "subset_seed": self.subset_seed,
-            "max_length": self.max_length,
-        }
-
-
-@dataclass(frozen=True)
 class LandscapeRequest:
+    """One landscape, as conf/landscape.yaml says it (its defaults live there only: build it with
+    `from_config` or `landscape_request`)."""
+
     task: str | None
     output: Path
     grid: Grid
     directions: DirectionsRequest
     data: DataRequest
-    run: Path | None = None
-    run2: Path | None = None
-    theta0: Path | None = None
-    theta1: Path | None = None
-    theta2: Path | None = None
-    splits: tuple[str, ...] = SPLITS
-    shard: int = 0
-    num_shards: int = 1
-    mode: str = "compute"
-    merge: bool = True
-    overwrite: bool = False
-    precision: str = "fp32"
-    hidden_state_cache: bool = True
-    per_example: bool = False  # also store each point's per-example losses and correctness (surface.py)
-    device: str = "auto"
-    progress: bool = True
-    notes: dict = field(default_factory=dict)  # what resolve_runs took from the runs
+    run: Path | None
+    run2: Path | None
+    theta0: Path | None
+    theta1: Path | None
+    theta2: Path | None
+    splits: tuple[str, ...]
+    shard: int
+    num_shards: int
+    mode: str
+    merge: bool
+    overwrite: bool
+    precision: str
+    hidden_state_cache: bool
+    per_example: bool  # also store each point's per-example losses and correctness (surface.py)
+    device: str
+    progress: bool
+    notes: dict = field(default_factory=dict)  # what resolve_runs took from the runs (not from YAML)
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> LandscapeRequest:
         c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
         grid = Grid.parse(c.get("grid"))
-        shard, num_shards = check_shard(c.get("shard", 0), c.get("num_shards", 1))
+        shard, num_shards = check_shard(c.get("shard"), c.get("num_shards"))
         precision = c.get("precision")
         if precision not in PRECISIONS:
             raise LandscapeError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
@@ -241,8 +187,8 @@ class LandscapeRequest:
             shard=shard,
             num_shards=num_shards,
             mode=mode,
-            merge=bool(c.get("merge", True)),
-            overwrite=bool(c.get("overwrite", False)),
+            merge=bool(c.get("merge")),
+            overwrite=bool(c.get("overwrite")),
             precision=precision,
             hidden_state_cache=bool(c.get("hidden_state_cache")),
             per_example=bool(c.get("per_example")),
@@ -251,38 +197,26 @@ class LandscapeRequest:
         )
 
 
-def _run_dir(path: Path, key: str):
-    if not path.is_dir():
-        raise LandscapeError(f"{key}={path}: directory does not exist")
-    if not RunDir.is_run(path):
-        raise LandscapeError(
-            f"{key}={path}: not a training run directory (no "
-            f"{RunDir(path).theta0.relative_to(RunDir(path).root)})"
-        )
-    return RunDir(path)
-
-
 def resolve_runs(req: LandscapeRequest) -> LandscapeRequest:
     """θ0/θ1 from `run`, θ2 from `run2`, the task and max_length from the run's config; then
     the checks that need them. Explicit checkpoints win over the run's; a task other than the
     run's is an error."""
 
     theta0, theta1, theta2, task, notes = req.theta0, req.theta1, req.theta2, req.task, {}
-    run = _run_dir(req.run, "run") if req.run else None
+    run = RunDir.open(req.run, "run", LandscapeError) if req.run else None
     if run is not None:
         theta0 = theta0 or run.theta0
         theta1 = theta1 or run.theta1
     if req.run2:
-        theta2 = theta2 or _run_dir(req.run2, "run2").theta1
+        theta2 = theta2 or RunDir.open(req.run2, "run2", LandscapeError).theta1
     # the run the checkpoints come from (for the task, max_length and PCA snapshots)
     source = (
         run
         or (RunDir.of_checkpoint(theta1) if theta1 else None)
         or (RunDir.of_checkpoint(theta0) if theta0 else None)
     )
-    identity = source.read_identity() if source is not None and RunDir.is_run(source.root) else {}
-    run_cfg = source.read_config() if source is not None and RunDir.is_run(source.root) else {}
-    run_task = identity.get("task") or (run_cfg.get("task") or {}).get("name")
+    told = source if source is not None and RunDir.is_run(source.root) else None  # a run says its task
+    run_task = told.task() if told is not None else None
     if task is None:
         if run_task is None:
             raise LandscapeError(
@@ -318,7 +252,7 @@ def resolve_runs(req: LandscapeRequest) -> LandscapeRequest:
         )
     data = req.data
     if data.max_length is None:
-        run_len = (run_cfg.get("data") or {}).get("max_length")
+        run_len = told.max_length() if told is not None else None
         if run_len is None:
             raise LandscapeError(
                 "data.max_length is not given and no run config says it: set data.max_length=<n> or run=<run "

@@ -20,7 +20,6 @@ it; ``merge_parts`` does it by hand), and the direction file is placed beside it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -33,10 +32,6 @@ from bertviz_landscape.errors import LandscapeError, OutputError
 from bertviz_landscape.landscape.direction_file import beside
 from bertviz_landscape.landscape.grid import Axis, Grid
 from bertviz_landscape.landscape.surface import Surface, write_surface
-
-
-def fingerprint(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def parts_dir(output: str | os.PathLike, key: str) -> Path:

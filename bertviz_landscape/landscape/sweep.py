@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from bertviz_landscape.atomic import check_writable
 from bertviz_landscape.checkpoints import (
     check_checkpoint_dir,
@@ -26,10 +24,12 @@ from bertviz_landscape.checkpoints import (
     content_hash,
     load_checkpoints,
 )
-from bertviz_landscape.data.glue import data_fingerprint, load_glue_split
+from bertviz_landscape.data.eval_sets import load_eval_sets
+from bertviz_landscape.data.glue import data_fingerprint
 from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.data.tokenize import tokenize
+from bertviz_landscape.devices import pick_device
 from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.fingerprints import digest, sha256_file
 from bertviz_landscape.landscape import directions as dirs
 from bertviz_landscape.landscape.direction_file import (
     beside,
@@ -37,19 +37,17 @@ from bertviz_landscape.landscape.direction_file import (
     read_directions,
     write_directions,
 )
-from bertviz_landscape.landscape.evaluator import EvalSet, Evaluator
+from bertviz_landscape.landscape.evaluator import Evaluator
 from bertviz_landscape.landscape.grid import shard_points
 from bertviz_landscape.landscape.request import (
-    DataRequest,
     DirectionsRequest,
     LandscapeRequest,
     landscape_request,
     resolve_runs,
 )
-from bertviz_landscape.landscape.shards import PointStore, fingerprint, merge_parts, parts_dir
+from bertviz_landscape.landscape.shards import PointStore, merge_parts, parts_dir
 from bertviz_landscape.landscape.surface import load_surface
 from bertviz_landscape.locks import held
-from bertviz_landscape.models.classifier import takes_token_type_ids
 from bertviz_landscape.parameters import select_parameters
 from bertviz_landscape.snapshots import Snapshots
 
@@ -66,15 +64,6 @@ class LandscapeResult:
     seconds: float
     directions: dict = field(default_factory=dict)
     direction_file: Path | None = None
-
-
-def pick_device(device: str, shard: int) -> torch.device:
-    """`auto`: GPU `shard mod #GPUs` when GPUs exist (one device per multirun job), else CPU."""
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", shard % torch.cuda.device_count())
-        return torch.device("cpu")
-    return torch.device(device)
 
 
 def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) -> dirs.Directions:
@@ -114,11 +103,6 @@ def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) 
     return dirs.pca_directions(snaps, params, two_d, recipe.bias_and_norm, scale, recipe.center)
 
 
-def _locked(path: Path):
-    """An exclusive lock on `path`: shards that start together compute directions once."""
-    return held(path, f"the direction file in {path.parent}", wait=True)
-
-
 def obtain_directions(
     req: LandscapeRequest, checkpoints: dict, parts: Path, key: str
 ) -> tuple[dirs.Directions, Path]:
@@ -142,7 +126,8 @@ def obtain_directions(
             )
         return recipe, req.directions.file
     path = parts / "directions.h5"
-    with _locked(parts / ".directions.lock"):
+    # shards that start together compute the directions once: the others wait, then load them
+    with held(parts / ".directions.lock", f"the direction file in {parts}", wait=True):
         if path.is_file():
             recipe, _ = read_directions(path)
             log.info("directions loaded from %s", path)
@@ -152,34 +137,6 @@ def obtain_directions(
             write_directions(path, recipe, key, hashes)
             log.info("directions computed in %.1f s and saved to %s", time.perf_counter() - started, path)
     return recipe, path
-
-
-def load_eval_sets(
-    task, data: DataRequest, splits: Sequence[str], tokenizer_dir: Path, device
-) -> list[EvalSet]:
-    from transformers import AutoConfig, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    # a checkpoint directory: its config says whether the model uses token type ids
-    config_file = Path(tokenizer_dir) / "config.json"
-    token_types = (
-        takes_token_type_ids(AutoConfig.from_pretrained(str(tokenizer_dir)))
-        if config_file.is_file()
-        else True
-    )
-    sets = []
-    for split in splits:
-        limit = data.max_train_samples if split == "train" else data.max_eval_samples
-        rows = load_glue_split(task, split, data.glue_dir, limit, data.subset_seed, data.cache_dir)
-        tok = tokenize(rows, tokenizer, data.max_length, data.cache_dir)
-        if not token_types and "token_type_ids" in tok.column_names:
-            tok = tok.remove_columns("token_type_ids")
-        sets.append(
-            EvalSet.from_tokenized(
-                split, tok, data.eval_batch_size, tokenizer.pad_token_id or 0, device, task.is_regression
-            )
-        )
-    return sets
 
 
 def _checkpoint_paths(req: LandscapeRequest) -> dict[str, Path]:
@@ -197,8 +154,8 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
     """The fingerprint of everything that decides a point's value: the parts directory's name."""
     recipe = req.directions.describe()
     if req.directions.file is not None:
-        recipe = {"file_sha256": content_hash_file(req.directions.file)}
-    return fingerprint(
+        recipe = {"file_sha256": sha256_file(req.directions.file)}
+    return digest(
         {
             "task": req.task,
             "checkpoints": hashes,
@@ -214,16 +171,6 @@ def landscape_key(req: LandscapeRequest, hashes: dict[str, str]) -> str:
         }
         | ({"per_example": True} if req.per_example else {})  # stored per point: its own parts directory
     )
-
-
-def content_hash_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def compute_landscape(
@@ -296,9 +243,9 @@ def compute_landscape(
     created = not store.directory.exists()
     try:
         if todo or not (store.directory / "spec.json").exists():
-            with _shard_lock(
-                store
-            ):  # a second copy of this shard (a requeued job) waits, then finds the points done
+            # a second copy of this shard (a requeued job) says so, waits, then finds the points done
+            lock = store.directory / f".shard-{store.shard:04d}-of-{store.num_shards:04d}.lock"
+            with held(lock, f"shard {store.shard}/{store.num_shards} (already running in another process)"):
                 done = store.done() if store.directory.exists() else {}
                 todo = [k for k in mine if k not in done]
                 evaluator, summary, direction_path = _evaluate(req, task, store, key, todo, on_point)
@@ -351,13 +298,6 @@ def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:
         f"{req.output} already holds a surface of another configuration ({', '.join(differ)} differ); "
         "it is kept: choose another output= or set overwrite=true"
     )
-
-
-def _shard_lock(store: PointStore):
-    """Hold this shard's lock while evaluating; when another process holds it, say so, wait for
-    it, then evaluate only what it left."""
-    path = store.directory / f".shard-{store.shard:04d}-of-{store.num_shards:04d}.lock"
-    return held(path, f"shard {store.shard}/{store.num_shards} (already running in another process)")
 
 
 def _remove_empty_parts(directory: Path) -> None:

@@ -7,16 +7,15 @@ evaluator measure the same J.
 
 from __future__ import annotations
 
-import inspect
 import logging
 
 import pytorch_lightning as pl
 import torch
 import torchmetrics
-from transformers import PretrainedConfig, PreTrainedModel, get_linear_schedule_with_warmup
-from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from bertviz_landscape.data.tasks import GlueTask
+from bertviz_landscape.data.tokenize import takes_token_type_ids
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import is_bias_or_norm, trainable_parameters
 
@@ -53,18 +52,6 @@ def _fused_devices() -> tuple[str, ...]:
         return tuple(_get_fused_kernels_supported_devices())
     except ImportError:
         return ("cuda",)
-
-
-def takes_token_type_ids(config: PretrainedConfig) -> bool:
-    """Whether the sequence classifier of `config` uses token type ids: its forward takes them and
-    it has more than one type embedding (RoBERTa's single type, DeBERTa's none, DistilBERT and
-    ModernBERT's missing argument: not fed, the same as feeding zeros where the argument exists)."""
-    try:
-        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
-    except KeyError:
-        return True
-    takes = "token_type_ids" in inspect.signature(cls.forward).parameters
-    return takes and int(getattr(config, "type_vocab_size", 2) or 0) > 1
 
 
 def model_inputs(batch: dict[str, torch.Tensor], token_type_ids: bool) -> dict[str, torch.Tensor]:

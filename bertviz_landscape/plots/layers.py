@@ -3,6 +3,7 @@
 
 (a) relative change ‖θ1ˡ − θ0ˡ‖/‖θ0ˡ‖ per layer (embeddings, layer 1 … L, pooler, head);
 (b) dev error after rolling layers back to θ0 (single layers, bottom-k, top-k; "none" is θ1);
+(a) and (b) with several seeds: the bar is the mean, a dot each seed;
 (c, d) per-layer 1D curves: training loss when only that layer moves along its slice of δ1,
 one panel per init, one distinct colour per layer (tab10; tab20 past ten layers).
 "bottom k" / "top k" are defined on the figure (ROLLBACK_NOTE) and name the layers they span.
@@ -46,8 +47,30 @@ def _rollback_label(entry: dict) -> str:
     return "+".join(_label(x) for x in layers)
 
 
-def layer_panels(analyses: dict[str, dict], task: str = ""):
-    """`analyses`: init → layers analysis JSON. One figure with the four panels."""
+def _per_seed(runs: list[dict], rows: list, value) -> np.ndarray:
+    """[seed, row] values (NaN where a seed lacks a row): `value(per_run, row)`."""
+    return np.array([[value(pr, row) for row in rows] for pr in runs], dtype=float).reshape(
+        len(runs), len(rows)
+    )
+
+
+def _bars_with_seeds(bar, dots, pos, values: np.ndarray, colour, label: str, width: float) -> None:
+    """A bar at the mean over seeds, one dot per seed on it (the spread, not a stand-in for it)."""
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(values, axis=0) if values.size else np.zeros(values.shape[1:])  # no layers: no bars
+    n = values.shape[0]
+    bar(pos, mean, width, color=colour, label=label + (f" (mean of {n} seeds)" if n > 1 else ""), alpha=0.85)
+    if n > 1:
+        jitter = (np.arange(n) - (n - 1) / 2) * width / max(n, 2) * 0.8
+        for k in range(n):
+            dots(pos + jitter[k], values[k], "o", color="0.1", markersize=2.6, zorder=3)
+
+
+def layer_panels(analyses: dict, task: str = ""):
+    """`analyses`: init → the layers analysis JSON of each seed (a list; one JSON is one seed).
+    (a) and (b) draw the mean over seeds as bars and every seed as a dot; (c) the first seed's
+    per-layer curves. One figure with the four panels."""
+    analyses = {init: (runs if isinstance(runs, list) else [runs]) for init, runs in analyses.items()}
     inits = [i for i in ("pretrained", "scratch") if i in analyses] + [
         i for i in analyses if i not in ("pretrained", "scratch")
     ]
@@ -58,18 +81,36 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
 
     width = 0.8 / max(1, len(inits))
     for n, init in enumerate(inits):
-        pr = (analyses[init].get("per_run") or [{}])[0]
+        runs = [(d.get("per_run") or [{}])[0] for d in analyses[init]]
+        pr = runs[0]
         layers = pr.get("layers") or list((pr.get("relative_change") or {}).keys())
-        rel = [float((pr.get("relative_change") or {}).get(layer, np.nan)) for layer in layers]
+        rel = _per_seed(runs, layers, lambda r, layer: (r.get("relative_change") or {}).get(layer, np.nan))
         pos = np.arange(len(layers)) + (n - (len(inits) - 1) / 2) * width
-        ax_rel.bar(pos, rel, width=width, color=style.init_colour(init), label=style.init_label(init))
+        colour, label = style.init_colour(init), style.init_label(init)
+        _bars_with_seeds(ax_rel.bar, ax_rel.plot, pos, rel, colour, label, width)
         ax_rel.set_xticks(np.arange(len(layers)), [_label(x) for x in layers], rotation=0)
         rb = pr.get("rollback") or []
         if rb:
             labels = [_rollback_label(e) for e in rb]
-            vals = [float(e.get("dev_error", np.nan)) for e in rb]
+            keys = [(e.get("kind"), tuple(e.get("layers") or [])) for e in rb]
+
+            def dev_error(r, key):
+                hit = [
+                    e for e in r.get("rollback") or [] if (e.get("kind"), tuple(e.get("layers") or [])) == key
+                ]
+                return float(hit[0].get("dev_error", np.nan)) if hit else np.nan
+
+            vals = _per_seed(runs, keys, dev_error)
             pos = np.arange(len(rb)) + (n - (len(inits) - 1) / 2) * width
-            ax_rb.barh(pos, vals, height=width, color=style.init_colour(init), label=style.init_label(init))
+            _bars_with_seeds(
+                lambda p, v, w, **kw: ax_rb.barh(p, v, height=w, **kw),
+                lambda p, v, *a, **kw: ax_rb.plot(v, p, *a, **kw),
+                pos,
+                vals,
+                colour,
+                label,
+                width,
+            )
             ax_rb.set_yticks(np.arange(len(rb)), labels, fontsize=8.5)
         if n < len(curve_axes):
             ax = curve_axes[n]
@@ -93,7 +134,9 @@ def layer_panels(analyses: dict[str, dict], task: str = ""):
             ax.axvline(1, color="0.6", linestyle=":", linewidth=1)
             ax.set_xlabel("α (only this layer moves along its slice of δ1)")
             ax.set_ylabel(style.TRAIN_LOSS)
-            ax.set_title(f"(c{n + 1}) per-layer 1D curves, {style.init_label(init)}")
+            seed = ((analyses[init][0].get("runs") or [{}])[0]).get("seed")
+            first = f" (seed {seed})" if len(runs) > 1 and seed is not None else ""
+            ax.set_title(f"(c{n + 1}) per-layer 1D curves, {style.init_label(init)}{first}")
             if names:
                 ax.legend(fontsize=7, ncol=2)
     ax_rel.set_yscale("log")

@@ -7,11 +7,16 @@ and trajectory projection files are recognised and skipped), analysis JSONs (for
 ``<out>/interactive/<...>.html``; ``<out>/figures.json`` lists them:
 
     {"format": "bertviz-figures/1", "results": dir,
-     "figures": [{"kind": "curve1d"|"surface2d"|"surface2d_compare"|"surface3d"|"interactive3d"|"layers"|
-                  "dev_per_epoch"|"flatness"|"trajectory", "task": str, "init": str|null,
+     "figures": [{"kind": "curve1d"|"surface2d"|"surface2d_compare"|"surface3d"|"interactive3d"|
+                  "paraview"|<an analysis figure: "layers"|"dev_per_epoch"|"flatness"|...>,
+                  "task": str, "init": str|null,
                   "files": [path, ...], "sources": [path, ...], "caption": str}, ...],
      "warnings": [{"surface", "task", "init", "key", "edges", "override", "message"}],
      "skipped": [{"path": str, "reason": str}]}
+
+The surface figures come first (the path of an analysis that declares ``surface_path``, the
+trajectory, drawn on each 2D one), then every analysis figure: each AnalysisSpec names its figures
+(analysis/spec.py), `ANALYSIS_FIGURES` maps a name to its drawer (`@analysis_figure(name)`).
 
 A warning is a minimum on the grid's edge (`landscape.surface.minimum_on_edge`): logged, listed
 here, noted on the figure, and repeated by the report.
@@ -22,9 +27,12 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bertviz_landscape.analysis import registry
+from bertviz_landscape.analysis.common import run_fingerprint
 from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.surface import minimum_on_edge, write_vts
@@ -97,7 +105,68 @@ class Results:
                         out.skipped.append({"path": str(path), "reason": _reason(err)})
                         continue
                     out.analyses[str(data["analysis"])].append(data)
+        refuse_mixed_analyses(out)
         return out
+
+
+def _rel(path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _run_text(run: dict) -> str:
+    where = run.get("run") or "no run directory"
+    lr = "" if run.get("lr") is None else f", lr {run['lr']}"
+    return f"{where}: {run.get('task')}, {run.get('init')}, seed {run.get('seed')}{lr}"
+
+
+def refuse_mixed_analyses(results: Results) -> None:
+    """One result per analysis and run in a results directory, or a BadInput naming both files:
+
+    - two JSONs of one analysis holding the same run (other settings, another surface, a stale copy):
+      the report would count one and silently drop the other, a figure would draw both;
+    - two runs that are copies of one run (the same task, init, seed and θ1 weights under two
+      paths, `analysis.common.run_fingerprint`): they would count as two seeds (n = 2, std 0)."""
+    fingerprints: dict[str, str | None] = {}
+
+    def fingerprint(run: dict) -> str | None:
+        path = run.get("run")
+        if run.get("fingerprint") or not path:
+            return run.get("fingerprint")
+        if path not in fingerprints:  # a JSON from before runs carried it: the run directory as it is now
+            fingerprints[path] = run_fingerprint(RunDir(path)) if RunDir.is_run(path) else None
+        return fingerprints[path]
+
+    for name, datas in sorted(results.analyses.items()):
+        same_run: dict[tuple, str] = {}
+        same_seed: dict[tuple, list[tuple[str, dict]]] = {}
+        for data in sorted(datas, key=lambda d: str(d.get("_path"))):
+            for run in data.get("runs") or []:
+                if not isinstance(run, dict):
+                    continue
+                ident = tuple(str(run.get(k)) for k in ("task", "init", "seed", "lr"))
+                here = _rel(data["_path"], results.root)
+                if (*ident, str(run.get("run"))) in same_run:
+                    there = same_run[(*ident, str(run.get("run")))]
+                    raise BadInput(
+                        f"{there} and {here}: two {name} results of one run ({_run_text(run)}) in "
+                        f"{results.root}; the report would count one and drop the other: keep one of them "
+                        "(move the other out of the results directory)"
+                    )
+                same_run[(*ident, str(run.get("run")))] = here
+                if not run.get("run"):
+                    continue
+                for there, other in same_seed.get(ident, []):
+                    fp = fingerprint(run)
+                    if fp is not None and fp == fingerprint(other):
+                        raise BadInput(
+                            f"{there} and {here}: {name} of {other.get('run')} and of {run.get('run')}, "
+                            f"copies of one run (same task, init, seed and θ1 weights, fingerprint {fp}): "
+                            "it would count as two seeds (n = 2, std 0); remove the copy"
+                        )
+                same_seed.setdefault(ident, []).append((here, run))
 
 
 def _reason(err: BaseException) -> str:
@@ -112,8 +181,14 @@ def grid_name(sf: SurfaceFile) -> str:
 
 
 def _trajectory_for(results: Results, sf: SurfaceFile) -> dict | None:
-    """The trajectory JSON made on this surface (its inputs name it), else one of the same run."""
-    candidates = results.analyses.get("trajectory", [])
+    """The path drawn on this surface: the JSON of an analysis whose figures include the surface
+    path (the trajectory) made on this surface (its inputs name it), else one of the same run."""
+    candidates = [
+        d
+        for spec in registry.specs()
+        if SURFACE_PATH in spec.figures
+        for d in results.analyses.get(spec.name, [])
+    ]
     for data in candidates:
         surf = str((data.get("inputs") or {}).get("surface") or "")
         if surf and Path(surf).name == sf.path.name:
@@ -318,27 +393,92 @@ def draw_all(
             + "; ".join(fig._bertviz_notes),
         )
 
-    # layer-wise panels per task
+    # the analyses' own figures (each AnalysisSpec names them; ANALYSIS_FIGURES draws them)
+    for spec in registry.specs():
+        for kind in sorted(set(spec.figures) - figure_names()):
+            log.warning(
+                "analysis %s: no figure %r in plots/ (known: %s)", spec.name, kind, sorted(figure_names())
+            )
+            results.skipped.append({"path": spec.name, "reason": f"no figure {kind!r} in plots/"})
+    for kind, drawer in ANALYSIS_FIGURES.items():
+        for spec in registry.specs():
+            if kind in spec.figures:
+                for f in drawer(results.analyses.get(spec.name, []), results):
+                    add(f.kind, f.task, None, f.fig, f.stem, f.sources, f.caption)
+
+    manifest = {
+        "format": FIGURES_FORMAT,
+        "results": str(results_dir),
+        "figures": figures,
+        "warnings": warnings,
+        "skipped": results.skipped,
+    }
+    write_json_atomic(out / "figures.json", manifest)
+    log.info("%d figures in %s", len(figures), out)
+    return manifest
+
+
+@dataclass
+class Drawn:
+    """One figure an analysis's drawer made: saved as ``<out>/<stem>.{png,pdf}`` by draw_all."""
+
+    kind: str
+    task: str
+    fig: object  # matplotlib Figure
+    stem: str
+    sources: list
+    caption: str
+
+
+Drawer = Callable[[list[dict], Results], Iterable[Drawn]]  # (the analysis's JSONs, the directory) -> figures
+
+# figure name (AnalysisSpec.figures) -> its drawer, in the order the figures are drawn; "surface_path" (the
+# analysis's path drawn on every 2D surface figure) is drawn by the surface figures above
+ANALYSIS_FIGURES: dict[str, Drawer] = {}
+SURFACE_PATH = "surface_path"
+
+
+def analysis_figure(kind: str) -> Callable[[Drawer], Drawer]:
+    """Register a drawer of the analysis figure `kind` (an AnalysisSpec names it in `figures`)."""
+
+    def decorate(fn: Drawer) -> Drawer:
+        ANALYSIS_FIGURES[kind] = fn
+        return fn
+
+    return decorate
+
+
+def figure_names() -> set[str]:
+    """Every figure name an AnalysisSpec may declare."""
+    return set(ANALYSIS_FIGURES) | {SURFACE_PATH}
+
+
+@analysis_figure("layers")
+def _layers_figures(datas: list[dict], results: Results) -> Iterable[Drawn]:
+    """Layer-wise panels per task: bars the mean over seeds, a dot per seed, the first seed's 1D curves."""
     by_task = defaultdict(lambda: defaultdict(list))
-    for data in sorted(results.analyses.get("layers", []), key=lambda d: str(d.get("_path", ""))):
+    for data in sorted(datas, key=lambda d: str(d.get("_path", ""))):
         task, init = analysis_identity(data)
         by_task[task][init].append(data)
     for task, arms in sorted(by_task.items()):
-        group = {init: datas[0] for init, datas in arms.items()}  # one run per init: the first seed
-        fig = layers.layer_panels(group, task)
+        fig = layers.layer_panels(dict(arms), task)
         caption = f"{task}: per-layer relative change, roll-back and per-layer 1D curves"
         if any(len(datas) > 1 for datas in arms.values()):
-            shown = ", ".join(f"{init} seed {_seed_of(d)}" for init, d in group.items())
             runs = ", ".join(f"{len(datas)} {init}" for init, datas in arms.items())
-            note = f"one run per init is drawn ({shown}) of {runs} runs; the report's tables give every seed"
-            fig.suptitle(f"{task}: layer-wise analysis — {shown}")
+            first = ", ".join(f"{init} seed {_seed_of(datas[0])}" for init, datas in arms.items())
+            note = f"bars: mean over seeds ({runs} runs), dots: each seed; the 1D curves of {first}"
+            fig.suptitle(f"{task}: layer-wise analysis — {runs} runs")
             caption += f"; {note}"
-        add("layers", task, None, fig, f"layers_{task}", [d["_path"] for d in group.values()], caption)
+        sources = [d["_path"] for datas in arms.values() for d in datas]
+        yield Drawn("layers", task, fig, f"layers_{task}", sources, caption)
 
-    # dev metric per epoch: longtrain analyses, else the runs' own per-epoch records
+
+@analysis_figure("dev_per_epoch")
+def _dev_per_epoch_figures(datas: list[dict], results: Results) -> Iterable[Drawn]:
+    """Dev metric per epoch per task: from the analysis JSONs, else the runs' own per-epoch records."""
     series = defaultdict(list)
     sources = defaultdict(list)
-    for data in results.analyses.get("longtrain", []):
+    for data in datas:
         s = longtrain.series_from_analysis(data)
         series[s["task"]].append(s)
         sources[s["task"]].append(data["_path"])
@@ -353,36 +493,26 @@ def draw_all(
             sources[s["task"]].append(str(run))
     for task, group in sorted(series.items()):
         group.sort(key=lambda s: (s["init"] != "pretrained", str(s["init"])))
-        add(
+        yield Drawn(
             "dev_per_epoch",
             task,
-            None,
             longtrain.dev_per_epoch(group),
             f"dev_per_epoch_{task}",
             sources[task],
             f"{task}: dev {group[0]['metric']} after each epoch (★ best), majority baseline dashed",
         )
 
-    flat = results.analyses.get("flatness", [])
-    if flat:
-        add(
+
+@analysis_figure("flatness")
+def _flatness_figures(datas: list[dict], results: Results) -> Iterable[Drawn]:
+    """Basin widths and curvature of every task, pretrained vs from scratch, in one figure."""
+    if datas:
+        yield Drawn(
             "flatness",
             "all",
-            None,
-            curvature.curvature_numbers(flat),
+            curvature.curvature_numbers(datas),
             "flatness",
-            [d["_path"] for d in flat],
+            [d["_path"] for d in datas],
             "basin width/area along the training directions and Hessian curvature, pretrained vs from "
             "scratch",
         )
-
-    manifest = {
-        "format": FIGURES_FORMAT,
-        "results": str(results_dir),
-        "figures": figures,
-        "warnings": warnings,
-        "skipped": results.skipped,
-    }
-    write_json_atomic(out / "figures.json", manifest)
-    log.info("%d figures in %s", len(figures), out)
-    return manifest

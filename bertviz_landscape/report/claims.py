@@ -1,4 +1,8 @@
-"""The paper's five claims, each decided across runs (seeds) by bertviz_landscape.analysis.evidence.
+"""The paper's claims, each decided across runs (seeds) by bertviz_landscape.analysis.evidence.
+
+Each claim is declared by the analysis whose numbers decide it (its ``ClaimSpec`` in the
+analysis module's ``SPEC``, analysis/spec.py); this module decides them all, in the paper's order
+(analysis.registry.claims()).
 
 `analyses` maps an analysis name to its JSONs (format bertviz-analysis/1; one JSON per run, each
 with its per-run ``numbers``, analysis/common.py). For every task, the runs of each arm (pretrained,
@@ -13,68 +17,79 @@ standard errors above the majority's) — otherwise "not resolved", naming the r
 learning rates (the replicate preset's scratch sweep), the arm is its best rate by mean dev metric
 and the sentence names the rates tried.
 
-Each claim reads the first of its numbers (in the order below) that every run of both arms has;
-a number marked *fallback* is the older per-run quantity used until the analysis writes the
-invariant one, and the sentence labels it so. ``better``: +1 when the claim says pretrained is
-higher.
+Each claim reads the first of its measures that every run of both arms has; a measure marked
+*fallback* is the older per-run quantity used until the analysis writes the invariant one (an
+older JSON's numbers come from its analysis's ``legacy`` reader), and the sentence labels it so.
+A width whose interval reached the end of its grid (``<key>_bounded`` = 0) is a lower bound: it
+cannot lose the way it cannot be shown (the measure's ``widen`` names the override). The named
+``checks`` a claim applies:
 
-wider optima          invariant_width (+1; filter-normalised random directions, m ≥ 5 draws),
-                      adaptive_sharpness (−1), *fallback* width_delta1 (+1; ‖δ1‖ units, from the
-                      1D curve's width_x_<ε>; a width whose basin reaches the grid's edge is a lower
-                      bound and cannot lose/win the way it cannot be shown). Raw λmax, the absolute
-                      and ‖θ1‖-relative widths are quoted, not decided on. Flagged when the arms'
-                      mean training losses at θ1 differ by more than ``rule.matched_loss_rtol``.
-easier optimisation   path_loss_auc (−1; eval-mode training loss along the recorded path), *fallback*
-                      recorded_final_train_loss (−1; mean of the last quarter of the recorded
-                      minibatch training losses, dropout on); steps_to_threshold quoted (k of n runs
-                      reached the threshold).
-robust to overfitting dev_slope_second_half (+1), best_minus_last_dev (−1; *fallback* from the
-                      long-training drop_from_best); needs ≥ ``min_epochs`` epochs.
-consistency           spearman_train_dev (+1; Spearman ρ(train loss, dev error) over the 2D grid;
-                      the within-run bootstrap standard error is quoted as a check, not used as
-                      noise); IoU and the minima's distance quoted.
-lower layers more     rollback_depth_trend (+1; Spearman ρ(depth, rise of dev error when one encoder
-invariant             layer is rolled back to θ0); *fallback* from the layers analysis' single
-                      roll-backs), curve_rise_depth_trend (+1), *fallback* relative_change_depth_trend
-                      (+1; AdamW makes relative change nearly equal across layers): pretrained against
-                      scratch as the control (a depth trend both inits show is the architecture's).
+matched_loss          flagged when the arms' mean training losses at θ1 (``train_loss_theta1``)
+                      differ by more than ``rule.matched_loss_rtol`` (with the pretrained runs'
+                      ``matched_loss_step``s when measured).
+min_epochs            not resolved when a run has fewer than ``min_epochs`` epochs (``epochs``).
+threshold_reached     quotes how many runs of each arm reached the path-loss threshold
+                      (``steps_to_threshold``) and their median steps.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
-from scipy.stats import spearmanr
 
-from bertviz_landscape.analysis import evidence
-from bertviz_landscape.analysis.evidence import CONTRADICTED, DESCRIPTIVE, SUPPORTED, UNRESOLVED, Rule
+from bertviz_landscape.analysis import evidence, registry
+from bertviz_landscape.analysis.evidence import (
+    CONTRADICTED,
+    DESCRIPTIVE,
+    SUPPORTED,
+    UNRESOLVED,
+    Options,
+    Rule,
+)
+from bertviz_landscape.analysis.spec import ClaimSpec, Measure, finite
 from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.errors import BadInput
 
-__all__ = ["CLAIMS", "CONTRADICTED", "DESCRIPTIVE", "SUPPORTED", "UNRESOLVED", "Verdict", "decide_all"]
+__all__ = [
+    "CLAIMS",
+    "CONTRADICTED",
+    "DESCRIPTIVE",
+    "SUPPORTED",
+    "UNRESOLVED",
+    "ClaimSpec",
+    "Measure",
+    "Options",
+    "Rule",
+    "Verdict",
+    "decide_all",
+]
 
-CLAIMS = {
-    "wider_optima": "Pre-training leads to wider optima",
-    "easier_optimisation": "Pre-training eases optimisation",
-    "robust_to_overfitting": "Fine-tuning is robust to overfitting",
-    "consistency": (
-        "Training loss and dev error surfaces are consistent for fine-tuning (less so from scratch)"
-    ),
-    "lower_layers_invariant": "Lower layers of the pretrained model are more invariant during fine-tuning",
-}
+
+class _Titles(Mapping):
+    """claim -> its title, of every registered analysis's claims (read when asked: an analysis
+    registered later is in it)."""
+
+    def _all(self) -> dict[str, str]:
+        return {c.claim: c.title for c in registry.claims()}
+
+    def __getitem__(self, claim: str) -> str:
+        return self._all()[claim]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+CLAIMS: Mapping[str, str] = _Titles()
 ARMS = ("pretrained", "scratch")
-
-
-@dataclass(frozen=True)
-class Options:
-    """What the claims read besides the rule (conf/evidence/default.yaml)."""
-
-    width_eps: str  # ε of the fallback width along δ1 (a flatness summary key width_x_<ε>)
-    min_epochs: int  # long training shorter than this cannot show overfitting
 
 
 @dataclass
@@ -105,6 +120,7 @@ class RunRecord:
     baseline: float | None
     metric: str
     numbers: dict
+    source: str | None = None  # the analysis JSON its numbers came from
 
     @property
     def label(self) -> str:
@@ -112,102 +128,17 @@ class RunRecord:
         return f"{self.init} seed {self.seed}{lr}"  # the per-seed table names the rate only in a sweep
 
 
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _summary_value(data: dict, key: str) -> float | None:
-    entry = (data.get("summary") or {}).get(key)
-    if isinstance(entry, dict):
-        entry = entry.get("mean")
-    return _num(entry)
-
-
-def _spearman(pairs: list[tuple[float, float]]) -> float | None:
-    if len(pairs) < 3:
-        return None
-    x, y = zip(*pairs)
-    if len(set(y)) < 2:
-        return None
-    return _num(spearmanr(x, y).statistic)
-
-
-def _encoder_depth(name: str) -> int | None:
-    if name.startswith("layer."):
-        try:
-            return int(name.split(".")[1])
-        except ValueError:
-            return None
-    return None
+_num = finite
 
 
 def fallback_numbers(analysis: str, data: dict, per_run: dict, opts: Options) -> dict:
-    """The per-run quantities older analysis JSONs hold, under the contract's names (and
-    ``recorded_final_train_loss``); a JSON's own ``numbers`` take precedence over these."""
-    out: dict = {}
-    if analysis == "flatness":
-        eps = opts.width_eps
-        widths = [
-            k
-            for k in (data.get("summary") or {})
-            if k.startswith("width_x_") and k[8:].replace(".", "", 1).isdigit()
-        ]
-        key = (
-            f"width_x_{eps}"
-            if f"width_x_{eps}" in widths
-            else (sorted(widths, key=lambda k: float(k[8:])) or [None])[0]
-        )
-        if key:
-            e = key[8:]
-            out["width_delta1"] = _summary_value(data, key)
-            out["width_delta1_eps"] = float(e)
-            entry = ((per_run.get("width") or {}).get("x") or {}).get(e) or {}
-            if entry.get("bounded") is not None:
-                out["width_delta1_bounded"] = 1.0 if entry["bounded"] else 0.0
-            out["width_abs"] = _summary_value(data, f"{key}_absolute")
-            norm1 = _summary_value(data, "norm_theta1")
-            if out["width_abs"] is not None and norm1:
-                out["width_rel_theta1"] = out["width_abs"] / norm1
-        out["hessian_top_eig"] = _summary_value(data, "hessian_top")
-        out["hessian_trace"] = _summary_value(data, "hessian_trace")
-        out["train_loss_theta1"] = _num((per_run.get("noise") or {}).get("center_value"))
-    elif analysis == "trajectory":
-        losses = np.asarray([_num(x) for x in per_run.get("recorded_train_loss") or []], dtype=float)
-        losses = losses[np.isfinite(losses)]
-        if losses.size >= 2:
-            out["recorded_final_train_loss"] = float(losses[-max(2, losses.size // 4) :].mean())
-    elif analysis == "consistency":
-        out["spearman_train_dev"] = _summary_value(data, "spearman")
-        out["iou"] = _summary_value(data, "iou_25")
-    elif analysis == "layers":
-        rel = per_run.get("relative_change") or {}
-        out["relative_change_depth_trend"] = _spearman(
-            [
-                (d, float(v))
-                for k, v in rel.items()
-                if (d := _encoder_depth(k)) is not None and _num(v) is not None
-            ]
-        )
-        rb = per_run.get("rollback") or []
-        none = next((r for r in rb if r.get("kind") == "none"), None)
-        base = _num((none or {}).get("dev_error"))
-        singles = [
-            (d, float(r["dev_error"]) - (base or 0.0))
-            for r in rb
-            if r.get("kind") == "single"
-            and len(r.get("layers") or []) == 1
-            and (d := _encoder_depth(r["layers"][0])) is not None
-            and _num(r.get("dev_error")) is not None
-        ]
-        out["rollback_depth_trend"] = _spearman(singles)
-    elif analysis == "longtrain":
-        out["best_minus_last_dev"] = _summary_value(data, "drop_from_best")
-        curve = [x for x in per_run.get("dev_metric_per_epoch") or [] if x is not None]
-        out["epochs"] = float(len(curve))
+    """The per-run quantities an older analysis JSON holds, under the contract's names (its
+    analysis's ``legacy`` reader); a JSON's own ``numbers`` take precedence over these."""
+    try:
+        legacy = registry.get(analysis).legacy
+    except BadInput:  # a JSON of an analysis this version does not know: its own numbers only
+        return {}
+    out = legacy(data, per_run, opts) if legacy else {}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -238,6 +169,7 @@ def run_records(analysis: str, datas: list[dict], opts: Options) -> list[RunReco
                 _num(run.get("majority_baseline")),
                 str(run.get("primary_metric") or "metric"),
                 numbers,
+                data.get("_path"),
             )
             ident = (rec.task, rec.init, rec.seed, rec.lr, rec.run)
             if ident not in seen:
@@ -264,124 +196,6 @@ def best_rate(records: list[RunRecord]) -> tuple[list[RunRecord], list[float], f
     return by_lr[best], rates, best
 
 
-# --- claims -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Measure:
-    key: str
-    better: int  # +1: the claim says pretrained is higher
-    label: str
-    fallback: bool = False
-
-
-@dataclass(frozen=True)
-class ClaimSpec:
-    claim: str
-    analysis: str
-    measures: tuple[Measure, ...]
-    supported: str  # the sentence's lead when supported
-    contradicted: str
-    quoted: tuple[tuple[str, str], ...] = ()  # (number, label) quoted beside the decision
-
-
-SPECS = {
-    "wider_optima": ClaimSpec(
-        "wider_optima",
-        "flatness",
-        (
-            Measure(
-                "invariant_width", +1, "basin width along filter-normalised random directions (invariant)"
-            ),
-            Measure("adaptive_sharpness", -1, "adaptive sharpness (Kwon et al. 2021; lower = flatter)"),
-            Measure(
-                "width_delta1",
-                +1,
-                "basin width along δ1 around θ1 in units of each run's ‖δ1‖ (fallback: not "
-                "reparameterisation-invariant, descriptive-grade)",
-                fallback=True,
-            ),
-        ),
-        "the pretrained optimum is wider",
-        "the from-scratch optimum is wider",
-        (
-            ("width_delta1", "width along δ1 (‖δ1‖ units)"),
-            ("width_abs", "absolute width"),
-            ("width_rel_theta1", "width / ‖θ1‖"),
-            ("hessian_top_eig", "Hessian top eigenvalue"),
-            ("hessian_top_eig_normalised", "weight-norm-normalised top eigenvalue"),
-            ("train_loss_theta1", "training loss at θ1"),
-        ),
-    ),
-    "easier_optimisation": ClaimSpec(
-        "easier_optimisation",
-        "trajectory",
-        (
-            Measure(
-                "path_loss_auc",
-                -1,
-                "area under the eval-mode training-loss curve along the path (mean over normalised steps)",
-            ),
-            Measure(
-                "recorded_final_train_loss",
-                -1,
-                "training loss at the end of training, mean of the last quarter of the recorded minibatch "
-                "losses (fallback: dropout on, minibatch noise)",
-                fallback=True,
-            ),
-        ),
-        "training is easier from the pretrained start",
-        "training is easier from scratch",
-        (("final_path_loss", "final eval-mode training loss"),),
-    ),
-    "robust_to_overfitting": ClaimSpec(
-        "robust_to_overfitting",
-        "longtrain",
-        (
-            Measure("dev_slope_second_half", +1, "slope of the dev metric over the second half of training"),
-            Measure("best_minus_last_dev", -1, "drop of the dev metric from the best epoch to the last"),
-        ),
-        "the pretrained runs lose less of their dev metric",
-        "the from-scratch runs lose less",
-        (("dev_loss_last", "last dev loss"), ("mcnemar_p_best_vs_last", "McNemar p, best vs last epoch")),
-    ),
-    "consistency": ClaimSpec(
-        "consistency",
-        "consistency",
-        (Measure("spearman_train_dev", +1, "Spearman ρ(training loss, dev error) over the 2D grid"),),
-        "the pretrained surfaces agree more",
-        "the from-scratch surfaces agree more",
-        (
-            ("spearman_train_dev_boot_se", "within-run bootstrap s.e. of ρ (a check, not the noise)"),
-            ("iou", "IoU of the lowest-25% regions"),
-            ("minima_distance", "distance between the two surfaces' minima"),
-        ),
-    ),
-    "lower_layers_invariant": ClaimSpec(
-        "lower_layers_invariant",
-        "layers",
-        (
-            Measure(
-                "rollback_depth_trend",
-                +1,
-                "Spearman ρ(encoder depth, rise of dev error when that one layer is rolled back to θ0)",
-            ),
-            Measure(
-                "curve_rise_depth_trend", +1, "Spearman ρ(encoder depth, the per-layer curve's rise at α = 0)"
-            ),
-            Measure(
-                "relative_change_depth_trend",
-                +1,
-                "Spearman ρ(encoder depth, relative change ‖θ1ˡ−θ0ˡ‖/‖θ0ˡ‖) (fallback: AdamW makes it "
-                "nearly equal across layers)",
-                fallback=True,
-            ),
-        ),
-        "lower layers are more invariant in the pretrained runs than in the from-scratch control",
-        "the from-scratch control shows the stronger depth trend",
-        (("relative_change_depth_trend", "relative-change depth trend (descriptive)"),),
-    ),
-}
-
-
 @dataclass
 class Assessment:
     """A claim of one task before Holm's correction: what is compared, or why nothing is."""
@@ -394,6 +208,7 @@ class Assessment:
     blocked: str | None = None  # why no decision is made (missing numbers, plateau, too short)
     notes: list[str] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # init -> (rates tried, chosen)
+    unbounded: dict | None = None  # init -> a lower-bound width in some run (measures with `widen`)
 
     @property
     def testable(self) -> bool:
@@ -462,39 +277,50 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
             " and ".join(parts)
             + " did not beat their majority baseline — a claim is decided only where both arms learned"
         )
-    if spec.claim == "robust_to_overfitting":
-        epochs = [
-            r.numbers.get("epochs") for i in ARMS for r in a.arms[i] if r.numbers.get("epochs") is not None
-        ]
-        if epochs and min(epochs) < opts.min_epochs:
-            a.blocked = (
-                f"only {int(min(epochs))} epoch{'s' if min(epochs) != 1 else ''} — overfitting needs long "
-                f"training (≥ {opts.min_epochs}; bertviz-train experiment=overfit)"
+    for check in spec.checks:
+        if check not in CHECKS:
+            raise ValueError(
+                f"claim {spec.claim!r} ({spec.analysis}): unknown check {check!r} "
+                f"(known: {', '.join(CHECKS)})"
             )
-    if spec.claim == "wider_optima":
-        _flatness_notes(a, rule)
-    if spec.claim == "easier_optimisation":
-        reached = {
-            i: [r.numbers.get("steps_to_threshold") for r in a.arms[i] if "steps_to_threshold" in r.numbers]
-            for i in ARMS
-        }
-        if any(reached.values()):
-            a.notes.append(
-                "runs reaching the configured path-loss threshold: "
-                + ", ".join(
-                    f"{i} {sum(x is not None for x in reached[i])}/{len(reached[i])}"
-                    + (
-                        f" (median {np.median([x for x in reached[i] if x is not None]):.0f} steps)"
-                        if any(x is not None for x in reached[i])
-                        else ""
-                    )
-                    for i in ARMS
-                )
-            )
+        CHECKS[check](a, rule, opts)
+    _lower_bound(a)
     return a
 
 
-def _flatness_notes(a: Assessment, rule: Rule) -> None:
+def _min_epochs(a: Assessment, rule: Rule, opts: Options) -> None:
+    """Long training shorter than `opts.min_epochs` cannot show overfitting: not resolved."""
+    epochs = [r.numbers.get("epochs") for i in ARMS for r in a.arms[i] if r.numbers.get("epochs") is not None]
+    if epochs and min(epochs) < opts.min_epochs:
+        a.blocked = (
+            f"only {int(min(epochs))} epoch{'s' if min(epochs) != 1 else ''} — overfitting needs long "
+            f"training (≥ {opts.min_epochs}; bertviz-train experiment=overfit)"
+        )
+
+
+def _threshold_reached(a: Assessment, rule: Rule, opts: Options) -> None:
+    """How many runs of each arm reached the path-loss threshold, and their median steps."""
+    reached = {
+        i: [r.numbers.get("steps_to_threshold") for r in a.arms[i] if "steps_to_threshold" in r.numbers]
+        for i in ARMS
+    }
+    if any(reached.values()):
+        a.notes.append(
+            "runs reaching the configured path-loss threshold: "
+            + ", ".join(
+                f"{i} {sum(x is not None for x in reached[i])}/{len(reached[i])}"
+                + (
+                    f" (median {np.median([x for x in reached[i] if x is not None]):.0f} steps)"
+                    if any(x is not None for x in reached[i])
+                    else ""
+                )
+                for i in ARMS
+            )
+        )
+
+
+def _matched_loss(a: Assessment, rule: Rule, opts: Options) -> None:
+    """Flagged when the arms' mean training losses at θ1 are more than rule.matched_loss_rtol apart."""
     loss = {i: [r.numbers.get("train_loss_theta1") for r in a.arms[i]] for i in ARMS}
     if all(all(v is not None for v in loss[i]) for i in ARMS):
         mp, ms = (float(np.mean(loss[i])) for i in ARMS)
@@ -511,17 +337,25 @@ def _flatness_notes(a: Assessment, rule: Rule) -> None:
             )
     else:
         a.notes.append("training losses at θ1 not measured for every run: matched loss not checked")
-    if a.measure and a.measure.key in ("width_delta1", "invariant_width"):
-        flag = f"{a.measure.key}_bounded"  # 0.0: the interval reached the grid's end (a lower bound)
-        unbounded = {i: any(r.numbers.get(flag) == 0.0 for r in a.arms[i]) for i in ARMS}
-        if any(unbounded.values()):
-            widen = "grid.x" if a.measure.key == "width_delta1" else "analysis.invariant.max"
-            a.notes.append(
-                "a basin reaches the grid's end in the "
-                + " and ".join(_arm_name(i) for i in ARMS if unbounded[i])
-                + f" runs (its width is a lower bound; widen {widen})"
-            )
-        a.unbounded = unbounded  # type: ignore[attr-defined]
+
+
+def _lower_bound(a: Assessment) -> None:
+    """A width measure (one with `widen`) whose interval reached its grid's end in some run
+    (``<key>_bounded`` = 0.0) is a lower bound there: noted, and it can only win (`finish`)."""
+    if a.measure is None or a.measure.widen is None:
+        return
+    flag = f"{a.measure.key}_bounded"
+    a.unbounded = {i: any(r.numbers.get(flag) == 0.0 for r in a.arms[i]) for i in ARMS}
+    if any(a.unbounded.values()):
+        a.notes.append(
+            "a basin reaches the grid's end in the "
+            + " and ".join(_arm_name(i) for i in ARMS if a.unbounded[i])
+            + f" runs (its width is a lower bound; widen {a.measure.widen})"
+        )
+
+
+# the checks a ClaimSpec may name (analysis/spec.py), applied in its order after the baseline rule
+CHECKS = {"matched_loss": _matched_loss, "min_epochs": _min_epochs, "threshold_reached": _threshold_reached}
 
 
 def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict:
@@ -535,6 +369,7 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict
                     "lr": r.lr,
                     "run": r.run,
                     "value": r.numbers.get(a.measure.key) if a.measure else None,
+                    "source": r.source,
                 }
                 for r in a.arms.get(i) or []
             ]
@@ -569,7 +404,7 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict
             )
         else:
             v = evidence.verdict(c, p_adjusted, a.measure.better, rule)
-            unb = getattr(a, "unbounded", None)
+            unb = a.unbounded
             if unb and (
                 (v == SUPPORTED and unb["scratch"]) or (v == CONTRADICTED and unb["pretrained"])
             ):  # a lower-bound width can only win
@@ -641,7 +476,7 @@ def decide_all(
     assessments = [
         assess(spec, records.get(spec.analysis, []), task, rule, opts)
         for task in tasks
-        for spec in SPECS.values()
+        for spec in registry.claims()
     ]
     family = [
         a for a in assessments if a.testable and min(a.comparison.a.n, a.comparison.b.n) >= rule.min_runs

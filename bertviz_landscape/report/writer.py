@@ -17,6 +17,7 @@ from pathlib import Path
 import markdown
 from omegaconf import OmegaConf
 
+from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.evidence import aggregate
 from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
@@ -26,40 +27,21 @@ from bertviz_landscape.plots.results import Results, draw_all
 from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_from, run_records
 from bertviz_landscape.rundir import RunDir
 
+SWEEP_FILE = "lr_sweep.json"  # a from-scratch learning-rate sweep: every rate's dev metric, the chosen rate
 EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was made with (the demo writes it)
 CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
 RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
 
-# (analysis, number, row label): the per-run numbers the table shows, in this order (a number no
-# run has gets no row); numbers not listed here follow under their own names.
-ROWS = [
-    ("flatness", "invariant_width", "basin width along filter-normalised random directions (invariant)"),
-    ("flatness", "invariant_width_std", "  its spread over the random draws"),
-    ("flatness", "adaptive_sharpness", "adaptive sharpness (Kwon et al. 2021)"),
-    ("flatness", "width_delta1", "basin width along δ1 (units ‖δ1‖)"),
-    ("flatness", "width_abs", "basin width along δ1 (absolute)"),
-    ("flatness", "width_rel_theta1", "basin width along δ1 / ‖θ1‖"),
-    ("flatness", "hessian_top_eig", "Hessian top eigenvalue"),
-    ("flatness", "hessian_top_eig_normalised", "Hessian top eigenvalue, weight-norm-normalised"),
-    ("flatness", "hessian_trace", "Hessian trace"),
-    ("flatness", "train_loss_theta1", "training loss at θ1"),
-    ("trajectory", "path_loss_auc", "path loss: area under the curve"),
-    ("trajectory", "steps_to_threshold", "path loss: steps to the threshold"),
-    ("trajectory", "final_path_loss", "path loss: final"),
-    ("trajectory", "recorded_final_train_loss", "recorded training loss, last quarter"),
-    ("consistency", "spearman_train_dev", "Spearman ρ(train loss, dev error)"),
-    ("consistency", "spearman_train_dev_boot_se", "  its bootstrap s.e. (within run)"),
-    ("consistency", "iou", "IoU of lowest-25% regions"),
-    ("consistency", "minima_distance", "distance between the surfaces' minima"),
-    ("layers", "rollback_depth_trend", "roll-back depth trend (Spearman ρ)"),
-    ("layers", "curve_rise_depth_trend", "per-layer curve rise depth trend (Spearman ρ)"),
-    ("layers", "relative_change_depth_trend", "relative-change depth trend (Spearman ρ; AdamW caveat)"),
-    ("longtrain", "dev_slope_second_half", "long training: dev slope over the second half"),
-    ("longtrain", "best_minus_last_dev", "long training: best − last dev metric"),
-    ("longtrain", "mcnemar_p_best_vs_last", "long training: McNemar p, best vs last"),
-    ("longtrain", "dev_loss_last", "long training: last dev loss"),
-]
-HIDDEN = {"width_delta1_bounded", "width_delta1_eps", "epochs"}
+
+def rows() -> list[tuple[str, str, str]]:
+    """(analysis, number, row label): the per-run numbers the table shows, in the analyses' order
+    and each analysis's `rows` order (a number no run has gets no row); numbers not listed follow
+    under their own names, except each analysis's `hidden` ones."""
+    return [(spec.name, row.key, row.label) for spec in registry.specs() for row in spec.rows]
+
+
+def hidden() -> set[tuple[str, str]]:
+    return {(spec.name, key) for spec in registry.specs() for key in spec.hidden}
 
 
 def _g(v) -> str:
@@ -86,18 +68,23 @@ def _run_key(r: RunRecord) -> tuple:
     )
 
 
-def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: float):
-    """(aggregate rows (label, pretrained, scratch), per-seed header, per-seed rows) of one task."""
+def number_tables(
+    records: dict[str, list[RunRecord]], task: str, confidence: float, root: Path | None = None
+):
+    """(aggregate rows (label, pretrained, scratch), per-seed header, per-seed rows) of one task.
+    Before an analysis's first per-seed row, its source row: the JSON each run's numbers of that
+    analysis came from (relative to `root`)."""
     mine = {name: [r for r in recs if r.task == task] for name, recs in records.items()}
-    keys = [(a, k, label) for a, k, label in ROWS if any(k in r.numbers for r in mine.get(a, []))]
-    listed = {(a, k) for a, k, _ in ROWS}
+    listed = rows()
+    unshown = hidden() | {(a, k) for a, k, _ in listed}
+    keys = [(a, k, label) for a, k, label in listed if any(k in r.numbers for r in mine.get(a, []))]
     keys += sorted(
         {
             (a, k, f"{a}: {k}")
             for a, recs in mine.items()
             for r in recs
             for k in r.numbers
-            if (a, k) not in listed and k not in HIDDEN
+            if (a, k) not in unshown
         }
     )
     runs: dict = {}
@@ -106,6 +93,7 @@ def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: fl
             runs.setdefault((r.init, r.lr, r.seed), r)
     cols = sorted(runs.values(), key=_run_key)
     agg_rows, seed_rows = [], []
+    sourced: set[str] = set()
     for a, k, label in keys:
         recs = mine.get(a, [])
         texts = [
@@ -117,14 +105,19 @@ def number_tables(records: dict[str, list[RunRecord]], task: str, confidence: fl
         if all(t == "–" for t in texts):  # measured for no run (e.g. a layer the analysis skipped): no row
             continue
         agg_rows.append((label, *texts))
-        cells = []
-        for col in cols:
-            v = next(
-                (r.numbers.get(k) for r in recs if (r.init, r.lr, r.seed) == (col.init, col.lr, col.seed)),
-                None,
+        of_col = [
+            next((r for r in recs if (r.init, r.lr, r.seed) == (col.init, col.lr, col.seed)), None)
+            for col in cols
+        ]
+        if a not in sourced:
+            sourced.add(a)
+            seed_rows.append(
+                (
+                    f"**{a}**: source",
+                    *(f"`{_rel(r.source, root)}`" if r is not None and r.source else "–" for r in of_col),
+                )
             )
-            cells.append(_g(v))
-        seed_rows.append((label, *cells))
+        seed_rows.append((label, *(_g(None if r is None else r.numbers.get(k)) for r in of_col)))
     several = len({(c.init, c.lr) for c in cols}) > len({c.init for c in cols})  # a learning-rate sweep
     header = [col.label if several else f"{col.init} seed {col.seed}" for col in cols]
     return agg_rows, header, seed_rows
@@ -212,8 +205,12 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
     records = {name: run_records(name, datas, opts) for name, datas in analyses.items()}
     tasks = sorted({v.task for v in verdicts} | {sf.task for sf in results.surfaces})
     tables, seeds = {}, {}
+    for v in verdicts:  # claims.json names each value's JSON relative to the results directory
+        for entries in (v.numbers.get("per_run") or {}).values():
+            for e in entries:
+                e["source"] = _rel(e["source"], root) if e.get("source") else None
     for t in tasks:
-        agg, header, per_seed = number_tables(records, t, rule.confidence)
+        agg, header, per_seed = number_tables(records, t, rule.confidence, root)
         tables[t] = surface_rows(results, t) + agg
         seeds[t] = {"header": header, "rows": per_seed}
     runs = []
@@ -243,8 +240,15 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
                 "seconds": m.get("wall_seconds"),
             }
         )
+    sweep = None
+    if (root / SWEEP_FILE).is_file():
+        try:
+            sweep = json.loads((root / SWEEP_FILE).read_text())
+        except ValueError as err:
+            raise BadInput(f"{root / SWEEP_FILE}: not valid JSON ({err})") from None
     return {
         "root": str(root),
+        "sweep": sweep,
         "tasks": tasks,
         "tables": tables,
         "per_seed": seeds,
@@ -257,7 +261,9 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
     }
 
 
-def _rel(path: str, root: Path) -> str:
+def _rel(path: str, root: Path | None) -> str:
+    if root is None:
+        return str(path)
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))
     except ValueError:
@@ -284,6 +290,7 @@ def render_results(rep: dict) -> str:
         "by more than 2 binomial standard errors on the dev set).",
         "",
     ]
+    out += sweep_lines(rep.get("sweep"))
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
         if rows:
@@ -300,12 +307,51 @@ def render_results(rep: dict) -> str:
             out += [
                 f"### Numbers: {task}, per seed",
                 "",
+                "Each analysis's **source** row names the JSON its numbers below come from, per run "
+                "(relative to the results directory).",
+                "",
                 "| | " + " | ".join(seeds["header"]) + " |",
                 "|---|" + "---|" * len(seeds["header"]),
             ]
             out += ["| " + " | ".join(row) + " |" for row in seeds["rows"]]
             out.append("")
     return "\n".join(out)
+
+
+def sweep_lines(sweep: dict | None) -> list[str]:
+    """The from-scratch learning-rate sweep (lr_sweep.json, bertviz-demo with
+    scratch_sweep.analyse=best): every rate tried, its dev metric per seed, the rate compared."""
+    if not sweep:
+        return []
+    metric = sweep.get("metric") or "metric"
+    out = [
+        f"From-scratch learning rates tried on {sweep.get('task')} (dev {metric} per seed; "
+        f"{sweep.get('rule', 'best mean')}):",
+        "",
+        f"| learning rate | mean dev {metric} | per seed | beat the majority baseline |",
+        "|---|---|---|---|",
+    ]
+    for r in sweep.get("rates") or []:
+        per_seed = ", ".join(f"{s}: {_g(v)}" for s, v in zip(r.get("seeds") or [], r.get("dev_metric") or []))
+        beat = sum(1 for b in r.get("beat_baseline") or [] if b)
+        chosen = " (chosen)" if r.get("arm") == sweep.get("chosen_arm") else ""
+        out.append(
+            f"| {r.get('lr'):g}{chosen} | {_g(r.get('mean'))} | {per_seed} | "
+            f"{beat}/{len(r.get('seeds') or [])} |"
+        )
+    tried = sorted(float(r["lr"]) for r in sweep.get("rates") or [] if r.get("lr") is not None)
+    edge = ""
+    if len(tried) > 1 and sweep.get("chosen_lr") in (tried[0], tried[-1]):
+        side = "largest" if sweep.get("chosen_lr") == tried[-1] else "smallest"
+        edge = f" It is the {side} rate tried: the best rate may lie beyond the sweep."
+    out += [
+        "",
+        "The claims compare the pretrained runs against the from-scratch runs at "
+        f"{sweep.get('chosen_lr'):g}; "
+        f"surfaces and analyses were computed at that rate only.{edge}",
+        "",
+    ]
+    return out
 
 
 def render_markdown(rep: dict) -> str:
