@@ -1,104 +1,297 @@
-"""What the weight-snapshot callback costs: training time with vs without snapshots every step.
+"""What the weight-snapshot callback costs a training step: every step and every 16 steps, as a
+ratio to the same run without snapshots, measured side by side in one process.
 
-    python benchmarks/bench_snapshots.py [--train-samples 256] [--repeats 2] [--model minilm]
+    python benchmarks/bench_snapshots.py [--steps 40] [--repeats 3] [--every 1,16] [--dtype float16]
 
-Same model, data, seed and steps in each arm; the timed span is Lightning's training loop
-(on_train_start → on_train_end, so the writer thread's final flush is included); validation
-is off. Arms alternate, and each reports its best repeat (machine noise here is ±10%
-between repeats of the same arm, larger than the effect measured).
+The demo preset (MiniLM, SST-2, batch 16, length-grouped; README "Training speed") with
+validation off; arms in one process, interleaved within each repeat (no snapshots, then each
+every_n_steps), so a repeat's ratios share the machine's load of the moment. Absolute times on
+a shared 2-core host vary 2x with load: compare the ratios. Per arm:
+
+- step: mean time from one step's end to the next (steps 4..N, the same batches in every arm);
+- fit: Lightning's training loop per step including the writer's final flush;
+- on the training thread: the callback's time per snapshot (θ_t − θ0 rounded into the file's
+  buffer); in the writer thread: wall and CPU seconds per snapshot file.
+
+First, the floor on this machine for the bytes a snapshot must move (θ_t and θ0 read, 4 B each
+per parameter; the delta written, 2 B in float16): a plain memcpy of θ, torch.sub(out=) of the
+same bytes, the callback's delta pass alone, and one snapshot file written buffered vs unbuffered
+(O_DIRECT), with the CPU time each costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
+from bench_train import cpu_description  # the sibling script (its directory is on sys.path)
 from hydra import compose, initialize_config_dir
 
+from bertviz_landscape.callbacks import WeightSnapshots
+from bertviz_landscape.callbacks import weight_snapshots as callback_module
 from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.data.tasks import get_task
+from bertviz_landscape.models import build_initial_model
+from bertviz_landscape.parameters import trainable_parameters
+from bertviz_landscape.snapshots import DTYPES, write_safetensors
 from bertviz_landscape.train import train
 
 GLUE = os.environ.get("GLUE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
+COMMON = [
+    "experiment=demo",
+    "init=pretrained",
+    "logger=none",
+    "trainer.limit_val_batches=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+    "callbacks.epochs.dev_predictions=false",
+    "resume=false",
+]
+WARM_UP = 3
 
 
-class FitTimer(pl.Callback):
-    last = None
+def best_ms(fn, repeats: int = 9) -> tuple[float, float, float]:
+    """(best wall ms, median wall ms, CPU ms of the best) of fn over `repeats` calls after one warm-up."""
+    fn()
+    runs = []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        runs.append(((time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3))
+    best = min(runs)
+    return best[0], statistics.median(r[0] for r in runs), best[1]
+
+
+def floors(dtype: torch.dtype, workdir: Path) -> None:
+    from bertviz_landscape.snapshots import SafetensorsImage, write_image
+
+    model = build_initial_model("all-minilm-l6-v2", get_task("sst2"), "pretrained")
+    named = trainable_parameters(model)
+    theta0 = [p.detach().clone() for p in named.values()]
+    current = [p.detach() for p in named.values()]
+    with torch.no_grad():
+        for p in current:
+            p.add_(torch.randn_like(p), alpha=1e-3)
+    n = sum(p.numel() for p in current)
+    element = torch.empty((), dtype=dtype).element_size()
+    flat = torch.cat([p.reshape(-1) for p in current])
+    flat0, out32, out16 = flat.clone(), torch.empty_like(flat), torch.empty(n, dtype=dtype)
+    image = SafetensorsImage({k: tuple(p.shape) for k, p in named.items()}, dtype)
+    views = list(image.lay_out({"step": "1", "epoch": "0"}).values())
+    scratch = callback_module.delta_scratch(current)
+    delta_pass = callback_module.DeltaPass(current, theta0)
+    task_scratch = delta_pass.scratch()
+    moved = (8 + element) * n / 1e6
+    print(
+        f"\nfloor: {len(current)} tensors, {n / 1e6:.1f}M parameters; a snapshot reads θ_t and θ0 "
+        f"({8 * n / 1e6:.0f} MB) and writes {element * n / 1e6:.0f} MB ({moved:.0f} MB moved)"
+    )
+    print(f"{'operation (best of 9, ms)':<58}{'best':>7}{'median':>8}{'CPU':>7}{'GB/s':>7}")
+    ops = {
+        f"memcpy of θ ({4 * n / 1e6:.0f} MB read + written)": (lambda: out32.copy_(flat), 8 * n),
+        "torch.sub(θ_t, θ0, out=float32), flat": (lambda: torch.sub(flat, flat0, out=out32), 12 * n),
+        f"cast θ float32 -> {dtype}, flat": (lambda: out16.copy_(flat), (4 + element) * n),
+        f"torch.sub(θ_t, θ0, out={dtype}) per tensor (before)": (
+            lambda: [torch.sub(p, p0, out=v) for v, p, p0 in zip(views, current, theta0)],
+            (8 + element) * n,
+        ),
+        "the callback's delta pass (chunked, into the file image)": (
+            lambda: callback_module.round_delta_into(views, current, theta0, scratch),
+            (8 + element) * n,
+        ),
+        "the overlapped pass's tasks (32K-element ops), one thread": (
+            lambda: callback_module.Job(delta_pass, [v.view(-1) for v in views]).finish(task_scratch),
+            (8 + element) * n,
+        ),
+    }
+    for name, (fn, nbytes) in ops.items():
+        b, m, c = best_ms(fn)
+        print(f"{name:<58}{b:>7.1f}{m:>8.1f}{c:>7.1f}{nbytes / b / 1e6:>7.1f}")
+    tensors = image.lay_out({"step": "1", "epoch": "0"})
+    target = workdir / "floor"
+    target.mkdir(parents=True, exist_ok=True)
+    writes = {
+        "write one snapshot file, buffered (page cache)": lambda path: write_safetensors(
+            path, tensors, {"step": "1", "epoch": "0"}
+        ),
+        "write one snapshot file, unbuffered (O_DIRECT, the callback)": lambda path: write_image(path, image),
+    }
+    for name, write in writes.items():
+        counter = iter(range(10**6))
+
+        def one(write=write, counter=counter):
+            path = target / f"f{next(counter)}.safetensors"
+            write(path)
+            fd = os.open(path, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+
+        b, m, c = best_ms(one, 5)
+        print(f"{name + ' + fsync':<58}{b:>7.1f}{m:>8.1f}{c:>7.1f}{element * n / b / 1e6:>7.1f}")
+    shutil.rmtree(target, ignore_errors=True)
+
+
+class StepClock(pl.Callback):
+    """The last callback: the end of each step (wall and process CPU time, all threads), after
+    every other callback's on_train_batch_end."""
+
+    def __init__(self) -> None:
+        self.ends: list[tuple[float, float]] = []
+        self.fit = 0.0
 
     def on_train_start(self, trainer, pl_module):
         self.start = time.perf_counter()
 
-    def on_train_end(self, trainer, pl_module):
-        FitTimer.last = (time.perf_counter() - self.start, trainer.global_step)
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.ends.append((time.perf_counter(), time.process_time()))
+
+    def on_train_end(self, trainer, pl_module):  # after the snapshot writer's final flush
+        self.fit = time.perf_counter() - self.start
 
 
-def run_arm(overrides: list[str], workdir: Path) -> tuple[float, int]:
+def run_arm(overrides: list[str], workdir: Path, overlap: bool = True) -> dict:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    original = pl.Trainer.__init__
+        cfg = compose("train", overrides=[f"data.glue_dir={GLUE}", *overrides])
+    clock, on_thread, barrier, writes = StepClock(), [], [], []
+    original_init, original_end = pl.Trainer.__init__, WeightSnapshots.on_train_batch_end
+    original_before = WeightSnapshots.on_before_optimizer_step
+    original_write, original_overlap = callback_module.write_snapshot, WeightSnapshots.overlap
 
-    def with_timer(self, *args, callbacks=None, **kwargs):
-        # the timer goes last, so its on_train_end runs after the snapshot writer has flushed
-        original(self, *args, callbacks=[*(callbacks or []), FitTimer()], **kwargs)
+    def with_clock(self, *args, callbacks=None, **kwargs):
+        original_init(self, *args, callbacks=[*(callbacks or []), clock], **kwargs)
 
-    pl.Trainer.__init__ = with_timer
+    def timed_end(self, trainer, *args, **kwargs):
+        start, step = time.perf_counter(), trainer.global_step
+        original_end(self, trainer, *args, **kwargs)
+        if self._last_step == step and step > WARM_UP:  # a snapshot was taken at this step
+            on_thread.append(time.perf_counter() - start)
+
+    def timed_before(self, trainer, *args, **kwargs):  # the training thread's share of an overlapped pass
+        start, pending = time.perf_counter(), self._pending is not None
+        original_before(self, trainer, *args, **kwargs)
+        if pending and trainer.global_step > WARM_UP:
+            barrier.append(time.perf_counter() - start)
+
+    def timed_write(*args, **kwargs):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        original_write(*args, **kwargs)
+        writes.append((time.perf_counter() - wall, time.thread_time() - cpu))
+
+    pl.Trainer.__init__, WeightSnapshots.on_train_batch_end = with_clock, timed_end
+    WeightSnapshots.on_before_optimizer_step, WeightSnapshots.overlap = timed_before, overlap
+    callback_module.write_snapshot = timed_write
     try:
-        train(cfg, workdir)
+        result = train(cfg, workdir)
     finally:
-        pl.Trainer.__init__ = original
-    return FitTimer.last
+        pl.Trainer.__init__, WeightSnapshots.on_train_batch_end = original_init, original_end
+        WeightSnapshots.on_before_optimizer_step = original_before
+        callback_module.write_snapshot, WeightSnapshots.overlap = original_write, original_overlap
+        shutil.rmtree(workdir, ignore_errors=True)
+    ends = clock.ends[WARM_UP:]
+    return {
+        "steps": [b[0] - a[0] for a, b in zip(ends, ends[1:])],  # wall seconds of steps WARM_UP+2..N
+        "cpu": [b[1] - a[1] for a, b in zip(ends, ends[1:])],  # process CPU seconds, all threads
+        "fit": clock.fit / max(result["steps"], 1),
+        "on_thread": (statistics.mean(on_thread) if on_thread else 0.0)
+        + (statistics.mean(barrier) if barrier else 0.0),
+        "write_wall": statistics.mean(w for w, _ in writes) if writes else 0.0,
+        "write_cpu": statistics.mean(c for _, c in writes) if writes else 0.0,
+        "snapshots": len(writes),
+    }
+
+
+def summary(runs: list[dict]) -> dict[str, float]:
+    """Best of the repeats: the lowest mean step; per step, the lowest over repeats (the same
+    batch in every repeat and arm: a step slowed by a burst of load in one repeat counts at its
+    quietest); fit; process CPU per step."""
+    per_step = [min(values) for values in zip(*(r["steps"] for r in runs))]
+    return {
+        "step": min(statistics.mean(r["steps"]) for r in runs),
+        "per_step": statistics.mean(per_step),
+        "fit": min(r["fit"] for r in runs),
+        "cpu": min(statistics.mean(r["cpu"]) for r in runs),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--train-samples", type=int, default=384)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--every", default="1,16", help="every_n_steps of the snapshot arms")
+    parser.add_argument("--dtype", default="float16", choices=sorted(DTYPES))
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor measurements")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="also every step with the delta pass on the training thread (WeightSnapshots.overlap=False)",
+    )
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
-    base = [
-        f"model={args.model}",
-        "init=pretrained",
-        "logger=none",
-        f"data.glue_dir={GLUE}",
-        f"data.max_train_samples={args.train_samples}",
-        "data.max_eval_samples=32",
-        "trainer.max_epochs=1",
-        "trainer.limit_val_batches=0",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        "trainer.accelerator=cpu",
-        "resume=false",
-    ]
-    arms = {
-        "no snapshots": ["callbacks=none"],
-        "every step, float16": ["callbacks.snapshots.every_n_steps=1", "callbacks.snapshots.dtype=float16"],
-        "every step, float32": ["callbacks.snapshots.every_n_steps=1", "callbacks.snapshots.dtype=float32"],
-    }
-    times: dict[str, list[float]] = {name: [] for name in arms}
-    steps = 0
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench_snapshots_"))
+    print(f"bench_snapshots | {cpu_description()}")
+    if not args.no_floor:
+        floors(DTYPES[args.dtype], root)
+    base = [*COMMON, f"trainer.max_steps={args.steps}"]
+    arms = {"no snapshots": ([*base, "callbacks.snapshots.enabled=false"], True)}
+    for n in (int(x) for x in args.every.split(",")):
+        overrides = [
+            *base,
+            f"callbacks.snapshots.every_n_steps={n}",
+            f"callbacks.snapshots.dtype={args.dtype}",
+        ]
+        arms[f"every {n} step{'s' if n > 1 else ''}"] = (overrides, True)
+        if args.serial and n == 1:
+            arms["every step, serial"] = (overrides, False)
+    results: dict[str, list[dict]] = {arm: [] for arm in arms}
     for repeat in range(args.repeats):
-        for i, (name, extra) in enumerate(arms.items()):
-            seconds, steps = run_arm(base + extra, root / f"r{repeat}_{i}")
-            times[name].append(seconds)
-    baseline = min(times["no snapshots"])
+        for i, (arm, (overrides, overlap)) in enumerate(arms.items()):
+            results[arm].append(run_arm(overrides, root / f"r{repeat}_{i}", overlap))
+    best = {arm: summary(runs) for arm, runs in results.items()}
+    none = best["no snapshots"]
     print(
-        f"\nsnapshot cost | model={args.model} | {steps} optimiser steps of batch 32 | "
-        f"CPU threads={os.cpu_count()} | best of {args.repeats}"
+        f"\nsnapshot overhead | demo preset, steps {WARM_UP + 2}..{args.steps} of batch 16, {args.dtype} "
+        f"deltas | arms interleaved in each of {args.repeats} repeats, best of {args.repeats}; "
+        "ratio = arm / no snapshots"
     )
-    print(f"{'arm':<24}{'s/step':>10}{'overhead':>12}{'all repeats (s/step)':>28}")
-    for name, values in times.items():
-        spread = " ".join(f"{v / steps:.3f}" for v in values)
-        print(
-            f"{name:<24}{min(values) / steps:>10.3f}{(min(values) / baseline - 1) * 100:>11.1f}%{spread:>28}"
+    print(
+        f"{'arm':<20}{'step ms':>8}{'ratio':>7}{'per-step best':>14}{'ratio':>7}{'fit ms':>8}{'ratio':>7}"
+        f"{'CPU ms':>8}{'ratio':>7}{'on thread':>10}{'write':>8}{'w. CPU':>8}  step ratio per repeat"
+    )
+    for arm, runs in results.items():
+        b = best[arm]
+        per_repeat = " ".join(
+            f"{statistics.mean(r['steps']) / statistics.mean(n['steps']):.3f}"
+            for r, n in zip(runs, results["no snapshots"])
         )
+        snap = [r for r in runs if r["snapshots"]]
+        cols = [
+            statistics.median(r[k] for r in snap) * 1e3 if snap else 0.0
+            for k in ("on_thread", "write_wall", "write_cpu")
+        ]
+        print(
+            f"{arm:<20}{b['step'] * 1e3:>8.1f}{b['step'] / none['step']:>7.3f}"
+            f"{b['per_step'] * 1e3:>14.1f}{b['per_step'] / none['per_step']:>7.3f}"
+            f"{b['fit'] * 1e3:>8.1f}{b['fit'] / none['fit']:>7.3f}"
+            f"{b['cpu'] * 1e3:>8.1f}{b['cpu'] / none['cpu']:>7.3f}"
+            f"{cols[0]:>8.1f}ms{cols[1]:>6.1f}ms{cols[2]:>6.1f}ms  [{per_repeat}]"
+        )
+    print(
+        "step: mean wall time from one step's end to the next; per-step best: each step's lowest over "
+        "the repeats, averaged; fit: the training loop per step incl. the final flush; CPU: process CPU "
+        "seconds per step, all threads; on thread: the training thread's time in the callback per "
+        "snapshot; write / w. CPU: the writer's wall and CPU time per file (medians)"
+    )
 
 
 if __name__ == "__main__":

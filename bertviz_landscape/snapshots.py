@@ -19,8 +19,10 @@ Layout of ``<run_dir>/snapshots/`` (format ``bertviz-snapshots/1``):
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import os
 import struct
 from collections.abc import Iterator
@@ -51,40 +53,143 @@ def snapshot_file(step: int) -> str:
     return f"step_{step:08d}.safetensors"
 
 
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """A safetensors file written tensor by tensor from the tensors' own memory (callers wrap it
-    in `atomic_path`, which fsyncs and renames).
-
-    Readable by `safetensors.safe_open` / `load_file` like any other; unlike
-    `safetensors.torch.save_file` it does not first assemble the whole payload in one buffer,
-    which halves the writer thread's time (it shares the CPU with training).
-    """
+def safetensors_header(
+    tensors: dict[str, tuple[torch.dtype, tuple[int, ...]]], metadata: dict[str, str]
+) -> bytes:
+    """A safetensors file's first bytes: the header's length (8 bytes, little-endian), then the JSON
+    header padded with spaces to a multiple of 8; the tensors' bytes follow, in this order."""
     header: dict[str, dict] = {"__metadata__": metadata}
     offset = 0
-    for name, tensor in tensors.items():
-        size = tensor.numel() * tensor.element_size()
+    for name, (dtype, shape) in tensors.items():
+        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         header[name] = {
-            "dtype": SAFETENSORS_DTYPES[tensor.dtype],
-            "shape": list(tensor.shape),
+            "dtype": SAFETENSORS_DTYPES[dtype],
+            "shape": list(shape),
             "data_offsets": [offset, offset + size],
         }
         offset += size
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """A safetensors file written tensor by tensor from the tensors' own memory (callers wrap it
+    in `atomic_path`, which fsyncs and renames).
+
+    Readable by `safetensors.safe_open` / `load_file` like any other; unlike
+    `safetensors.torch.save_file` it does not first assemble the whole payload in one buffer.
+    The weight-snapshot callback writes the same bytes from a `SafetensorsImage` instead.
+    """
     with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(encoded)))
-        handle.write(encoded)
+        handle.write(safetensors_header({n: (t.dtype, tuple(t.shape)) for n, t in tensors.items()}, metadata))
         for tensor in tensors.values():
-            handle.write(memoryview(tensor.contiguous().view(torch.uint8).numpy()))
+            handle.write(memoryview(tensor.contiguous().reshape(-1).view(torch.uint8).numpy()))
+
+
+PAGE = 4096  # the alignment of an unbuffered (O_DIRECT) write: address, length, file offset
+
+
+class SafetensorsImage:
+    """One safetensors file laid out in one page-aligned host buffer, header first and the
+    tensors at their file offsets, so that whoever fills the tensors writes the file's bytes
+    themselves and `write_image` hands the buffer to the disk unbuffered (no copy into the page
+    cache: on the 2-core VM that copy cost ~130 ms of CPU per 45 MB file, O_DIRECT ~1 ms).
+
+    >>> image = SafetensorsImage({"w": (3, 4)}, torch.float16)
+    >>> views = image.lay_out({"step": "7"})   # {"w": a (3, 4) float16 view into the buffer}
+    """
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], dtype: torch.dtype) -> None:
+        self.shapes = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
+        self.dtype = dtype
+        self.element = torch.empty((), dtype=dtype).element_size()
+        self.data_bytes = sum(math.prod(s) for s in self.shapes.values()) * self.element
+        self.size = 0  # the file's length for the current header
+        self._raw: torch.Tensor | None = None
+        self._buffer = torch.empty(0, dtype=torch.uint8)
+
+    def lay_out(self, metadata: dict[str, str]) -> dict[str, torch.Tensor]:
+        """Write the header for `metadata` at the buffer's start; the tensors' views behind it
+        (their contents are whatever the buffer held: the caller fills every element)."""
+        header = safetensors_header({n: (self.dtype, s) for n, s in self.shapes.items()}, metadata)
+        self.size = len(header) + self.data_bytes
+        padded = -(-self.size // PAGE) * PAGE
+        if self._buffer.numel() < padded:  # room for a longer header later without reallocating
+            self._raw = torch.empty(padded + 2 * PAGE, dtype=torch.uint8)
+            start = -self._raw.data_ptr() % PAGE
+            self._buffer = self._raw[start : start + padded + PAGE]
+        self._buffer[: len(header)] = torch.frombuffer(bytearray(header), dtype=torch.uint8)
+        views, offset = {}, len(header)
+        for name, shape in self.shapes.items():
+            size = math.prod(shape) * self.element
+            views[name] = self._buffer[offset : offset + size].view(self.dtype).view(shape)
+            offset += size
+        return views
+
+    def file_bytes(self) -> memoryview:
+        return memoryview(self._buffer[: self.size].numpy())
+
+    def padded_bytes(self) -> memoryview:
+        """The file's bytes and what follows them up to the next page boundary (cut off again)."""
+        return memoryview(self._buffer[: -(-self.size // PAGE) * PAGE].numpy())
+
+
+def write_image(path: Path, image: SafetensorsImage) -> None:
+    """Write `image` to `path` unbuffered (O_DIRECT: the disk reads the buffer itself), falling
+    back to an ordinary write where the file system refuses O_DIRECT (tmpfs, some network file
+    systems) or the platform lacks it. Callers wrap it in `atomic_path`, as `write_safetensors`."""
+    direct = getattr(os, "O_DIRECT", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    if direct:
+        try:
+            fd = os.open(path, flags | direct, 0o666)
+        except OSError as err:
+            if err.errno != errno.EINVAL:
+                raise
+        else:
+            try:
+                _write_all(fd, image.padded_bytes())
+                os.ftruncate(fd, image.size)
+                return
+            except OSError as err:
+                if err.errno != errno.EINVAL:  # EINVAL: an alignment this device does not take
+                    raise
+            finally:
+                os.close(fd)
+    fd = os.open(path, flags, 0o666)
+    try:
+        _write_all(fd, image.file_bytes())
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
 
 
 def write_snapshot(
-    directory: Path, step: int, epoch: int, loss: float | None, delta: dict[str, torch.Tensor]
+    directory: Path,
+    step: int,
+    epoch: int,
+    loss: float | None,
+    delta: dict[str, torch.Tensor] | SafetensorsImage,
 ) -> None:
-    """Write one snapshot atomically, then record it in the index."""
+    """Write one snapshot atomically, then record it in the index. `delta` is a dict of tensors,
+    or a `SafetensorsImage` whose header `lay_out` wrote for this step and epoch."""
     name = snapshot_file(step)
+    # The file is fsynced before its rename and the index line after it (atomic_path, below):
+    # without the first, a crash could leave an index line naming a file whose blocks never
+    # reached the disk (ext4 allocates them late). Measured on the 2-core VM: the fsync of an
+    # O_DIRECT-written file costs ~3 ms of the writer thread's wall time and ~0.2 ms CPU, off
+    # the training thread, so it stays.
     with atomic_path(directory / name) as tmp:
-        write_safetensors(tmp, delta, {"step": str(step), "epoch": str(epoch)})
+        if isinstance(delta, SafetensorsImage):
+            write_image(tmp, delta)
+        else:
+            write_safetensors(tmp, delta, {"step": str(step), "epoch": str(epoch)})
     with open(directory / "index.jsonl", "a") as index:
         index.write(json.dumps({"step": step, "epoch": epoch, "loss": loss, "file": name}) + "\n")
         index.flush()

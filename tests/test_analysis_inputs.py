@@ -219,14 +219,14 @@ def test_garbage_sketch_meta_names_the_file(runs, tmp_path, meta):
 def test_full_disk_while_writing_snapshots_is_one_error_naming_them(runs, tmp_path, monkeypatch):
     from bertviz_landscape import snapshots as snapshot_module
 
-    real = snapshot_module.write_safetensors
+    real = snapshot_module.write_image
 
-    def full_disk(path, tensors, metadata):
+    def full_disk(path, image):
         if "00000003" in str(path):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, tensors, metadata)
+        return real(path, image)
 
-    monkeypatch.setattr(snapshot_module, "write_safetensors", full_disk)
+    monkeypatch.setattr(snapshot_module, "write_image", full_disk)
     run = RunDir(tmp_path / "run")
     before = tree_state(runs["root"])
     exits_2_with_one_line(

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +202,120 @@ def snapshot_run(glue_dir, tmp_path):
     run = RunDir(tmp_path / "run")
     train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), run.root)
     return run
+
+
+@pytest.fixture
+def tmpfs_dir():
+    """A fresh directory on a real tmpfs (/dev/shm on Linux), removed afterwards; skips elsewhere."""
+    try:
+        with open("/proc/mounts") as mounts:
+            kinds = {f[1]: f[2] for f in (line.split() for line in mounts) if len(f) > 2}
+    except OSError:
+        kinds = {}
+    if kinds.get("/dev/shm") != "tmpfs" or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable tmpfs at /dev/shm")
+    where = Path(tempfile.mkdtemp(prefix="bvl-test-", dir="/dev/shm"))
+    yield where
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "mode",
+    ["O_DIRECT", "refused at open", "refused at write", "tmpfs"],
+    ids=["O_DIRECT", "refused at open (fallback)", "refused at write (fallback)", "on a real tmpfs"],
+)
+def test_a_snapshot_file_image_writes_the_bytes_write_safetensors_writes(
+    tmp_path, monkeypatch, request, mode
+):
+    """The callback's page-aligned file image, written unbuffered (or, where the file system
+    refuses O_DIRECT — tmpfs before Linux 6.6 at open, a device with another alignment at the
+    write — buffered), is byte for byte the file `write_safetensors` writes, also after its
+    header grows (a reused image, a step with more digits); on a real tmpfs too, whichever of
+    the two it takes there."""
+    import torch
+    from safetensors import safe_open
+
+    from bertviz_landscape import snapshots as snapshot_module
+    from bertviz_landscape.snapshots import SafetensorsImage, write_image, write_safetensors
+
+    direct = getattr(os, "O_DIRECT", 0)
+    if not direct and mode.startswith("refused"):
+        pytest.skip("no O_DIRECT on this platform: nothing to refuse")
+    where = request.getfixturevalue("tmpfs_dir") if mode == "tmpfs" else tmp_path
+    real_open, real_write, opened, direct_fds = os.open, os.write, [], set()
+
+    def watched_open(path, flags, *args):
+        if mode == "refused at open" and flags & direct:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fd = real_open(path, flags, *args)
+        opened.append(bool(flags & direct))
+        (direct_fds.add if flags & direct else direct_fds.discard)(fd)  # a closed fd's number is reused
+        return fd
+
+    def watched_write(fd, data):
+        if mode == "refused at write" and fd in direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(snapshot_module.os, "open", watched_open)
+    monkeypatch.setattr(snapshot_module.os, "write", watched_write)
+    shapes = {"embeddings.weight": (1000, 7), "layer.bias": (3,), "scalar": (), "head.weight": (5, 2049)}
+    image = SafetensorsImage(shapes, torch.float16)
+    gen = torch.Generator().manual_seed(0)
+    for step in (7, 12345678901234):
+        metadata = {"step": str(step), "epoch": "0"}
+        views = image.lay_out(metadata)
+        for view in views.values():
+            view.copy_(torch.randn(view.shape, generator=gen))
+        opened.clear()
+        write_image(where / "image.safetensors", image)
+        if mode == "O_DIRECT" and direct:
+            assert opened == [True]  # unbuffered, no second open
+        elif mode == "refused at open":
+            assert opened == [False]  # the buffered open only
+        elif mode == "refused at write":
+            assert opened == [True, False]  # unbuffered refused mid-write, then the whole file buffered
+        write_safetensors(where / "plain.safetensors", views, metadata)
+        written = (where / "image.safetensors").read_bytes()
+        assert written == (where / "plain.safetensors").read_bytes()
+        assert len(written) == image.size and image.size % 4096  # cut back from the padded write
+        with safe_open(str(where / "image.safetensors"), framework="pt") as f:
+            assert f.metadata() == metadata
+            assert all(torch.equal(f.get_tensor(k), v) for k, v in views.items())
+
+
+def test_snapshot_write_errors_other_than_a_refused_o_direct_are_not_swallowed(tmp_path, monkeypatch):
+    """Only EINVAL (O_DIRECT refused) falls back to a buffered write; a full disk at the
+    unbuffered write is the error it is, not retried buffered."""
+    import torch
+
+    from bertviz_landscape import snapshots as snapshot_module
+    from bertviz_landscape.snapshots import SafetensorsImage, write_image
+
+    if not getattr(os, "O_DIRECT", 0):
+        pytest.skip("no O_DIRECT on this platform")
+    real_open, real_write, direct_fds, calls = os.open, os.write, set(), []
+
+    def watched_open(path, flags, *args):
+        fd = real_open(path, flags, *args)
+        if flags & os.O_DIRECT:
+            direct_fds.add(fd)
+        calls.append("open")
+        return fd
+
+    def full_disk(fd, data):
+        if fd not in direct_fds:
+            return real_write(fd, data)
+        calls.append("write")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(snapshot_module.os, "open", watched_open)
+    monkeypatch.setattr(snapshot_module.os, "write", full_disk)
+    image = SafetensorsImage({"w": (300, 7)}, torch.float16)
+    image.lay_out({"step": "1", "epoch": "0"})["w"].fill_(1.0)
+    with pytest.raises(OSError, match="No space left"):
+        write_image(tmp_path / "f.safetensors", image)
+    assert calls == ["open", "write"]  # no buffered retry
 
 
 def test_missing_or_truncated_snapshot_is_an_error_naming_the_file(snapshot_run, caplog):

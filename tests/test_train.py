@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -143,7 +144,7 @@ def test_snapshot_buffers_are_reused_and_deltas_are_exactly_the_rounded_differen
         before = self._free.qsize()
         out = take(self)
         if before == 0:
-            created.append(id(next(iter(out.values()))))
+            created.append(id(out))
         return out
 
     monkeypatch.setattr(WeightSnapshots, "_take_buffers", counting)
@@ -162,6 +163,218 @@ def test_snapshot_buffers_are_reused_and_deltas_are_exactly_the_rounded_differen
     assert snaps.steps == list(range(1, 13)) and len(created) <= 4 + 2
     theta0 = snaps.theta0()
     for step in snaps.steps:
+        stored = snaps.delta(step)
+        for name, value in recorder.by_step[step].items():
+            assert torch.equal(stored[name], (value - theta0[name]).to(torch.float16)), (step, name)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_delta_pass_is_bit_identical_to_the_rounded_difference(monkeypatch, dtype):
+    """The chunked delta pass (through a scratch, into views of a file image) stores exactly
+    (θ_t − θ0).to(dtype): tensors below, at and across the chunk and small-tensor sizes, float32
+    and bfloat16 parameters (the subtraction in the parameters' dtype, as before)."""
+    from bertviz_landscape.callbacks import weight_snapshots as ws
+    from bertviz_landscape.snapshots import DTYPES, SafetensorsImage
+
+    monkeypatch.setattr(ws, "CHUNK", 64)
+    monkeypatch.setattr(ws, "SMALL", 16)
+    gen = torch.Generator().manual_seed(0)
+    shapes = {"a": (3,), "b": (16,), "c": (17,), "d": (64,), "e": (65,), "f": (7, 31), "g": (130, 3), "h": ()}
+    for param_dtype in (torch.float32, torch.bfloat16):
+        theta0 = [torch.randn(s, generator=gen).to(param_dtype) for s in shapes.values()]
+        # deltas of every magnitude: fp16's subnormals and overflow, exact zeros
+        current = [
+            (p0.float() + torch.randn(p0.shape, generator=gen) * 10.0 ** torch.randint(-9, 6, p0.shape)).to(
+                param_dtype
+            )
+            for p0 in theta0
+        ]
+        current[0] = theta0[0].clone()
+        image = SafetensorsImage(shapes, DTYPES[dtype])
+        views = image.lay_out({"step": "5", "epoch": "0"})
+        for v in views.values():
+            v.fill_(float("nan"))  # a reused buffer's old contents never leak through
+        ws.round_delta_into(list(views.values()), current, theta0, ws.delta_scratch(current))
+        for view, p, p0 in zip(views.values(), current, theta0):
+            expected = (p - p0).to(DTYPES[dtype])
+            same_bits = torch.equal(
+                view.reshape(-1).view(torch.uint8), expected.reshape(-1).view(torch.uint8)
+            )
+            assert same_bits, (param_dtype, view.shape)
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "on the training thread"])
+def test_chunked_deltas_of_a_run_are_exactly_the_rounded_difference(glue_dir, tmp_path, monkeypatch, overlap):
+    """A run whose tensors are larger than the delta pass's chunks (the tiny model's are not at
+    the real sizes) stores exactly (θ_t − θ0) rounded once to float16 — also when the helper
+    thread is slow, so that the training thread must finish the pass before the optimiser
+    moves θ (without that wait, a later step's θ would leak into the delta)."""
+    import threading
+    import time
+
+    from bertviz_landscape.callbacks import WeightSnapshots
+    from bertviz_landscape.callbacks import weight_snapshots as ws
+
+    monkeypatch.setattr(ws, "CHUNK", 100)
+    monkeypatch.setattr(ws, "SMALL", 40)
+    monkeypatch.setattr(ws, "PIECE", 100)
+    monkeypatch.setattr(ws, "GROUP", 3)
+    monkeypatch.setattr(WeightSnapshots, "overlap", overlap)
+    run_task, helper_tasks = ws.DeltaPass.run, []
+
+    def slow_helper(self, k, out, scratch):
+        if threading.current_thread().name == "weight-snapshot-deltas":
+            helper_tasks.append(k)
+            time.sleep(0.002)
+        run_task(self, k, out, scratch)
+
+    monkeypatch.setattr(ws.DeltaPass, "run", slow_helper)
+    recorder, original = RecordWeights(), pl.Trainer.__init__
+    monkeypatch.setattr(
+        pl.Trainer,
+        "__init__",
+        lambda self, *a, callbacks=None, **k: original(
+            self, *a, callbacks=[*(callbacks or []), recorder], **k
+        ),
+    )
+    train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), tmp_path / "run")
+    snaps = Snapshots(tmp_path / "run")
+    theta0 = snaps.theta0()
+    assert snaps.steps == list(range(1, 7))
+    assert max(t.numel() for t in theta0.values()) > 100 and min(t.numel() for t in theta0.values()) <= 40
+    assert bool(helper_tasks) == overlap  # the helper did part of the work (and only when overlapping)
+    for step in snaps.steps:
+        stored = snaps.delta(step)
+        for name, value in recorder.by_step[step].items():
+            assert torch.equal(stored[name], (value - theta0[name]).to(torch.float16)), (step, name)
+
+
+def test_shared_delta_pass_is_bit_identical_to_the_rounded_difference(monkeypatch):
+    """The overlapped pass's tasks, taken by two threads in turn, store (θ_t − θ0).to(dtype)."""
+    import threading
+
+    from bertviz_landscape.callbacks import weight_snapshots as ws
+    from bertviz_landscape.snapshots import SafetensorsImage
+
+    monkeypatch.setattr(ws, "PIECE", 50)
+    monkeypatch.setattr(ws, "GROUP", 2)
+    gen = torch.Generator().manual_seed(1)
+    shapes = {"a": (3,), "b": (50,), "c": (51,), "d": (7, 31), "e": (0,), "f": ()}
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        theta0 = [torch.randn(s, generator=gen) for s in shapes.values()]
+        current = [p0 + torch.randn(p0.shape, generator=gen) * 1e-4 for p0 in theta0]
+        delta_pass = ws.DeltaPass(current, theta0)
+        image = SafetensorsImage(shapes, dtype)
+        views = image.lay_out({"step": "1", "epoch": "0"})
+        job = ws.Job(delta_pass, [v.view(-1) for v in views.values()])
+        helper = threading.Thread(target=job.work, args=(delta_pass.scratch(),))
+        helper.start()
+        job.finish(delta_pass.scratch())
+        helper.join()
+        for view, p, p0 in zip(views.values(), current, theta0):
+            assert torch.equal(view, (p - p0).to(dtype)), (dtype, view.shape)
+
+
+def with_callback(monkeypatch, callback: pl.Callback) -> None:
+    original = pl.Trainer.__init__
+    monkeypatch.setattr(
+        pl.Trainer,
+        "__init__",
+        lambda self, *a, callbacks=None, **k: original(
+            self, *a, callbacks=[*(callbacks or []), callback], **k
+        ),
+    )
+
+
+def test_a_run_where_the_file_system_refuses_o_direct_stores_every_snapshot(glue_dir, tmp_path, monkeypatch):
+    """Where O_DIRECT is refused (tmpfs before Linux 6.6, some network file systems), every
+    snapshot file is written buffered instead: the whole trajectory, exactly the rounded
+    differences, no temporary left; the refusal is met at every file, never an error."""
+    from bertviz_landscape import snapshots as snapshot_module
+
+    direct, real_open, refused = getattr(os, "O_DIRECT", 0), os.open, []
+    if not direct:
+        pytest.skip("no O_DIRECT on this platform: nothing to refuse")
+
+    def no_direct(path, flags, *args):
+        if flags & direct:
+            refused.append(Path(path).name)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(snapshot_module.os, "open", no_direct)
+    recorder = RecordWeights()
+    with_callback(monkeypatch, recorder)
+    train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), tmp_path / "run")
+    snaps = Snapshots(tmp_path / "run")
+    theta0 = snaps.theta0()
+    assert snaps.steps == list(range(1, 7)) and len(refused) == 6
+    assert all(".step_0000000" in name and name.endswith(".tmp") for name in refused)
+    for step in snaps.steps:
+        stored = snaps.delta(step)
+        for name, value in recorder.by_step[step].items():
+            assert torch.equal(stored[name], (value - theta0[name]).to(torch.float16)), (step, name)
+    assert not list((tmp_path / "run").rglob(".*.tmp"))
+
+
+KILLED_MID_SNAPSHOT = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from conftest import tiny_train_cfg
+from bertviz_landscape import snapshots
+from bertviz_landscape.train import train
+
+real = snapshots.write_image
+
+def killed_mid_write(path, image):
+    if ".step_00000005." in str(path):  # half of step 5's file on disk, then SIGKILL: no cleanup runs
+        data = image.file_bytes()
+        with open(path, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(path, image)
+
+snapshots.write_image = killed_mid_write
+train(tiny_train_cfg(Path(sys.argv[2]), "trainer.max_epochs=2"), Path(sys.argv[3]))
+"""
+
+
+def test_a_run_killed_while_writing_a_snapshot_resumes_without_its_temporary(
+    glue_dir, tmp_path, monkeypatch, caplog
+):
+    """kill -9 while the writer thread is in the middle of a snapshot file: the half-written
+    temporary stays behind (nothing can clean up in a killed process) and the index never lists
+    it; the next run of the directory removes it, saying so, resumes from the last epoch and
+    ends with the whole trajectory, each delta exactly the rounded difference."""
+    import logging
+    import signal
+
+    run = tmp_path / "run"
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_SNAPSHOT, str(Path(__file__).parent), str(glue_dir), str(run)],
+        env=env | {"PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    (temporary,) = list((run / "snapshots").glob(".step_00000005.safetensors.*.tmp"))
+    assert Snapshots(run).steps[-1] == 4 and (run / "checkpoints" / "resume.ckpt").is_file()
+
+    recorder = RecordWeights()
+    with_callback(monkeypatch, recorder)
+    with caplog.at_level(logging.WARNING):
+        train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2"), run)
+    assert f"removed {temporary}" in caplog.text and "left by a writer that died" in caplog.text
+    assert not list(run.rglob(".*.tmp"))
+    snaps = Snapshots(run)
+    theta0 = snaps.theta0()
+    assert snaps.steps == list(range(1, 7)) and sorted(recorder.by_step) == [4, 5, 6]  # resumed at 3
+    for step in (4, 5, 6):
         stored = snaps.delta(step)
         for name, value in recorder.by_step[step].items():
             assert torch.equal(stored[name], (value - theta0[name]).to(torch.float16)), (step, name)
