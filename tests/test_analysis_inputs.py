@@ -268,28 +268,36 @@ def test_an_analysis_json_of_other_runs_is_kept_unless_overwrite(tmp_path):
     assert json.loads(out.read_text())["inputs"]["runs"] == ["/b/runs/mrpc_scratch_seed0"]
 
 
-def test_two_surfaces_of_one_task_init_recipe_grid_get_their_own_figures(tmp_path):
+@pytest.mark.parametrize("differ", ["two seeds", "two grid sizes"])
+def test_two_surfaces_of_one_task_init_recipe_grid_get_their_own_figures(tmp_path, differ):
+    """Was: the second overwrote the first one's figures and the report gave one image to both."""
     from bertviz_landscape.landscape.surface import Surface, write_surface
     from bertviz_landscape.plots.results import draw_all
 
-    x, y = np.linspace(-0.5, 1.5, 5), np.linspace(-0.5, 0.5, 3)
-    X, Y = np.meshgrid(x, y)
-    for seed in (0, 1):
+    names = []
+    for k in (0, 1):
+        seed, size = (k, (5, 3)) if differ == "two seeds" else (0, ((5, 3), (9, 5))[k])
+        x, y = np.linspace(-0.5, 1.5, size[0]), np.linspace(-0.5, 0.5, size[1])
+        X, Y = np.meshgrid(x, y)
         z = (X - 1) ** 2 + Y**2 + seed
         values = {"train_loss": z, "dev_loss": z + 0.1, "dev_error": np.clip(z / 10, 0, 1)}
+        names.append(
+            f"mrpc_pretrained_seed{seed}_plane" + ("" if differ == "two seeds" else f"_{size[0]}x{size[1]}")
+        )
         write_surface(
-            tmp_path / "r" / f"mrpc_pretrained_seed{seed}_plane.h5",
+            tmp_path / "r" / f"{names[-1]}.h5",
             Surface(x, y, values, {"task": "mrpc", "grid": {"name": "plane"}}),
         )
+    before = tree_state(tmp_path)
     manifest = draw_all(tmp_path / "r", interactive=False, formats=("png",))
+    assert_changes_only_under(before, tmp_path, tmp_path / "r" / "figures")  # the surfaces as they were
     planes = [f for f in manifest["figures"] if f["kind"] == "surface2d"]
     assert len(planes) == 2
     files = [tuple(f["files"]) for f in planes]
-    assert len(set(files)) == 2  # not one image attributed to both
-    assert {Path(f["sources"][0]).name for f in planes} == {
-        "mrpc_pretrained_seed0_plane.h5",
-        "mrpc_pretrained_seed1_plane.h5",
-    }
+    assert len(set(files)) == 2 and not set(files[0]) & set(files[1])  # not one image attributed to both
+    figures = tmp_path / "r" / "figures"
+    assert all(Path(f).is_file() and Path(f).is_relative_to(figures) for t in files for f in t)
+    assert {Path(f["sources"][0]).name for f in planes} == {f"{n}.h5" for n in names}
 
 
 def test_a_negative_loss_in_a_surface_is_refused_naming_the_key(tmp_path):
@@ -302,8 +310,10 @@ def test_a_negative_loss_in_a_surface_is_refused_naming_the_key(tmp_path):
     exits_2_with_one_line(lambda: load_surface(path), f"surface file {path}: train_loss has negative values")
     from bertviz_landscape.plots.results import draw_all
 
+    before = tree_state(tmp_path)
     manifest = draw_all(tmp_path, interactive=False, formats=("png",))  # a plot skips it, naming it
     assert [Path(s["path"]).name for s in manifest["skipped"]] == ["s.h5"] and not manifest["figures"]
+    assert path not in assert_changes_only_under(before, tmp_path, tmp_path / "figures")  # left as it was
 
 
 def test_nan_in_a_sketch_names_the_file_and_the_steps(runs, tmp_path):

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import changes, tree_state
 
 import bertviz_landscape.config as config_module
@@ -18,7 +19,29 @@ def run_pipeline(root: Path, stages: list[Stage]) -> list[str]:
         return [entry["status"] for entry in Pipeline(root, out=devnull).run(stages)]
 
 
-def test_an_edit_to_a_composed_yaml_reruns_the_stage(tmp_path, monkeypatch):
+EDITS = {  # issue 19's two cases: (command, overrides, YAML file, old text, new text)
+    "consistency quantiles": (
+        "analyze",
+        ["analysis=consistency"],
+        "analysis/consistency.yaml",
+        "quantiles: [10, 25, 50]",
+        "quantiles: [10, 20, 50]",
+    ),
+    "demo max_length": (
+        "train",
+        ["experiment=demo", "task=sst2", "init=scratch"],
+        "experiment/demo.yaml",
+        "max_length: 64 ",
+        "max_length: 48 ",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_an_edit_to_a_composed_yaml_reruns_the_stage(tmp_path, monkeypatch, edit):
+    """Was: "all 21 stages finished in 0.0 s" after an edit to a YAML file a stage composes (the
+    record held the command-line overrides only): a stale report."""
+    command, over, name, old, new = EDITS[edit]
     conf = shutil.copytree(config_module.CONF_DIR, tmp_path / "conf")
     monkeypatch.setattr(config_module, "CONF_DIR", str(conf))
     root, out = tmp_path / "demo", tmp_path / "demo" / "a.json"
@@ -29,18 +52,19 @@ def test_an_edit_to_a_composed_yaml_reruns_the_stage(tmp_path, monkeypatch):
             calls.append(1)
             out.write_text("{}")
 
-        over = ["analysis=consistency"]
-        return [
-            Stage("consistency x", {"overrides": over, "config": _composed("analyze", over)}, [out], action)
-        ]
+        return [Stage(f"{edit} x", {"overrides": over, "config": _composed(command, over)}, [out], action)]
 
     assert run_pipeline(root, stages()) == ["done"]
     assert run_pipeline(root, stages()) == ["skipped"]  # nothing changed
-    yaml = conf / "analysis" / "consistency.yaml"
+    yaml = conf / name
     text = yaml.read_text()
-    assert "quantile" in text
-    yaml.write_text(text + "\nextra_setting_for_the_test: 1\n")  # the same overrides, another YAML
+    assert text.count(old) == 1, (name, old)
+    before = tree_state(tmp_path)
+    yaml.write_text(text.replace(old, new))  # the same overrides, another YAML value
     assert run_pipeline(root, stages()) == ["done"] and len(calls) == 2
+    changed = changes(before, tmp_path) - {yaml}
+    assert changed and all(p.is_relative_to(root) for p in changed), changed  # only the demo's own files
+    assert run_pipeline(root, stages()) == ["skipped"]  # and the new record is kept
 
 
 def test_a_copied_demo_directory_skips_what_it_finished(tmp_path):

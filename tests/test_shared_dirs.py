@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import exits_2_with_one_line, tiny_train_cfg
+from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_train_cfg, tree_state
 
 from bertviz_landscape.demo import Pipeline, Stage
 from bertviz_landscape.locks import BusyError, held, holder
@@ -84,6 +84,7 @@ def test_force_with_fewer_epochs_keeps_no_epoch_checkpoint_of_the_old_run(glue_d
     train(tiny_train_cfg(glue_dir, "trainer.max_epochs=2", keep), run.root)
     assert sorted(run.epoch_checkpoints()) == [1, 2]
     steps_before = json.loads(run.metrics_json.read_text())["steps"]
+    before = tree_state(tmp_path)
     forced = train(tiny_train_cfg(glue_dir, "trainer.max_epochs=1", keep, "force=true"), run.root)
     assert sorted(run.epoch_checkpoints()) == [1]  # epoch 2 was the old run's: gone
     assert forced["steps"] == steps_before // 2
@@ -91,6 +92,7 @@ def test_force_with_fewer_epochs_keeps_no_epoch_checkpoint_of_the_old_run(glue_d
     assert [r["epoch"] for r in rows] == [1]
     index = [json.loads(line) for line in (run.snapshots / "index.jsonl").read_text().splitlines()]
     assert max(r["step"] for r in index) == forced["steps"]
+    assert_changes_only_under(before, tmp_path, run.root)  # force discards the old run, nothing else
 
 
 def test_two_demos_on_one_directory_run_each_stage_once(tmp_path):
