@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_train_cfg, tree_state, write_glue
+from conftest import (
+    assert_changes_only_under,
+    changes,
+    exits_2_with_one_line,
+    tiny_train_cfg,
+    tree_state,
+    write_glue,
+)
 
 from bertviz_landscape.analysis.common import AnalysisError, refuse_repeats
 from bertviz_landscape.analysis.flatness import basin_area
@@ -62,11 +69,16 @@ def runs(tmp_path_factory):
 def test_sketched_trajectory_with_sparse_full_snapshots_projects_every_step(runs, tmp_path):
     """sketch.enabled + every_n_steps > 1, then the default trajectory (was KeyError: 'no snapshot
     for step 1')."""
+    shared = tree_state(runs["root"])
     for source in ("auto", "sketch"):
+        before = tree_state(tmp_path)
         out = trajectory([runs["a"]], [runs["plane"]], tmp_path / f"{source}.json", source=source)
         per_run = out["per_run"][0]
         assert per_run["source"] == "sketch" and per_run["steps"] == list(range(1, 7))
         assert all(math.isfinite(a) for a in per_run["alpha"])
+        new = changes(before, tmp_path)  # the projection beside the output it was given, nothing else
+        assert new == {tmp_path / f"{source}.projection.h5"}, new
+    assert_changes_only_under(shared, runs["root"])  # the run, its snapshots and sketches as they were
 
 
 @pytest.mark.parametrize("swap", ["line's file beside the plane", "another plane's file"])
@@ -108,6 +120,7 @@ def test_a_direction_file_that_is_not_the_surfaces_is_refused(runs, tmp_path, sw
 
 
 def test_run2_equal_to_run_warns_and_its_plane_is_one_error_not_linalg(runs, tmp_path, caplog):
+    shared = tree_state(runs["root"])
     with caplog.at_level(logging.WARNING):
         surface = landscape(
             run=str(runs["a"]),
@@ -119,6 +132,7 @@ def test_run2_equal_to_run_warns_and_its_plane_is_one_error_not_linalg(runs, tmp
             data=runs["data"],
         ).surface
     assert "theta2 has the same weights as theta1" in caplog.text
+    assert_changes_only_under(shared, runs["root"])  # the surface went to output=, the run is untouched
     with pytest.raises(AnalysisError, match=r"same.h5: its axes are parallel or zero \(cos\(δ1, δ2\) = 1"):
         trajectory([runs["a"]], [surface], tmp_path / "t.json")
     before = tree_state(tmp_path)
