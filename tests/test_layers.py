@@ -268,3 +268,36 @@ def test_cli_config_and_unknown_layer(tiny_run, tmp_path):
     ):
         analyze(cfg)
     assert not bad.exists()
+
+
+def test_rollback_spans_false_keeps_the_singles_and_the_depth_trend(result, tiny_run, tmp_path):
+    """analysis.rollback_spans=false (the demo's budget): only none, each single layer and all are
+    evaluated, each equal to the full analysis's value, and the depth trend is unchanged."""
+    run, full = result
+    data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(tiny_run).items()]
+    out = tmp_path / "layers.json"
+    cfg = compose(
+        "analyze",
+        [
+            "analysis=layers",
+            f"run={run}",
+            f"output={out}",
+            "device=cpu",
+            "progress=false",
+            "analysis.curves=false",
+            "analysis.rollback_spans=false",
+            "analysis.max_train_samples=null",
+            *data,
+        ],
+    )
+    res = analyze(cfg)
+    entry, reference = res["per_run"][0], full["per_run"][0]
+    assert [r["kind"] for r in entry["rollback"]] == ["none", *["single"] * len(LAYERS), "all"]
+    for r in entry["rollback"]:
+        layer = r["layers"][0] if r["kind"] == "single" else None
+        assert r["dev_loss"] == pytest.approx(
+            by_kind(reference, r["kind"], layer=layer)["dev_loss"], rel=1e-6
+        )
+    trend, expected = res["numbers"]["rollback_depth_trend"], full["numbers"]["rollback_depth_trend"]
+    assert trend == (pytest.approx(expected) if expected is not None else None)
+    assert not any(k.startswith(("rollback_bottom_", "rollback_top_")) for k in res["summary"])

@@ -118,16 +118,20 @@ def layer_change(theta0: dict, theta1: dict, groups: OrderedDict[str, list[str]]
     return {"relative_change": rel, "cosine": cos, "norms": norms}
 
 
-def rollback_sets(layers: Sequence[str], singles: Sequence[str] | None = None) -> list[dict]:
-    """The roll-back sets: none, each single layer, bottom-k and top-k for k = 1 … n−1, all."""
+def rollback_sets(
+    layers: Sequence[str], singles: Sequence[str] | None = None, spans: bool = True
+) -> list[dict]:
+    """The roll-back sets: none, each single layer, bottom-k and top-k for k = 1 … n−1 (unless
+    `spans` is false), all."""
     n = len(layers)
     sets = [{"layers": [], "kind": "none", "k": None}]
     sets += [
         {"layers": [layer], "kind": "single", "k": None}
         for layer in (singles if singles is not None else layers)
     ]
-    sets += [{"layers": list(layers[:k]), "kind": "bottom_k", "k": k} for k in range(1, n)]
-    sets += [{"layers": list(layers[n - k :]), "kind": "top_k", "k": k} for k in range(1, n)]
+    if spans:
+        sets += [{"layers": list(layers[:k]), "kind": "bottom_k", "k": k} for k in range(1, n)]
+        sets += [{"layers": list(layers[n - k :]), "kind": "top_k", "k": k} for k in range(1, n)]
     sets.append({"layers": list(layers), "kind": "all", "k": None})
     return sets
 
@@ -167,6 +171,7 @@ class LayersRequest:
     selected: tuple[str, ...] | None
     curves: bool
     rollback: bool
+    rollback_spans: bool
     device: str
     progress: bool
     max_train_samples: int | None
@@ -189,6 +194,7 @@ class LayersRequest:
             selected=None if selected is None else tuple(str(x) for x in selected),
             curves=bool(a.curves),
             rollback=bool(a.rollback),
+            rollback_spans=bool(a.rollback_spans),
             device=str(cfg.device),
             progress=bool(cfg.progress),
             max_train_samples=a.max_train_samples,
@@ -199,6 +205,7 @@ class LayersRequest:
 def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
     """The per_run entry of one run (keys in the module docstring)."""
     alphas, data, selected, curves, rollback = req.alphas, req.data, req.selected, req.curves, req.rollback
+    spans = req.rollback_spans
     device, progress, max_train_samples, max_eval_samples = (
         req.device,
         req.progress,
@@ -243,7 +250,7 @@ def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
         evaluations += ev.evaluations
         return out
 
-    todo = (len(chosen) if curves else 0) + (len(rollback_sets(names, chosen)) if rollback else 0)
+    todo = (len(chosen) if curves else 0) + (len(rollback_sets(names, chosen, spans)) if rollback else 0)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -264,7 +271,7 @@ def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
     if rollback:
         entry["rollback"] = []
         base_losses = base_correct = None
-        for spec in rollback_sets(names, chosen):
+        for spec in rollback_sets(names, chosen, spans):
             moved = [n for layer in spec["layers"] for n in groups[layer]]
             # the cache needs a direction: the rolled-back layers (none: the head, evaluated at α = 0 = θ1)
             values, per_example = point(
