@@ -1,5 +1,6 @@
 """What the weight-snapshot callback costs a training step: every step and every 16 steps, as a
-ratio to the same run without snapshots, measured side by side in one process.
+ratio to the same run without snapshots, measured side by side in one process, with the run
+without snapshots repeated last as an A/A control.
 
     python benchmarks/bench_snapshots.py [--steps 40] [--repeats 3] [--every 1,16] [--dtype float16]
 
@@ -253,6 +254,9 @@ def main() -> None:
         arms[f"every {n} step{'s' if n > 1 else ''}"] = (overrides, True)
         if args.serial and n == 1:
             arms["every step, serial"] = (overrides, False)
+    # the control: the baseline again, last in each repeat (an A/A ratio; how far from 1.000 it
+    # lands is what order and load alone do to a ratio in this run)
+    arms["no snapshots, again"] = arms["no snapshots"]
     results: dict[str, list[dict]] = {arm: [] for arm in arms}
     for repeat in range(args.repeats):
         for i, (arm, (overrides, overlap)) in enumerate(arms.items()):

@@ -573,3 +573,75 @@ def test_the_layer_figure_without_per_layer_curves_has_no_empty_panels():
         legend is not None
         and legend.get_bbox_to_anchor().y0 < fig.axes[1].get_position().y0 * fig.bbox.height
     )
+
+
+def test_a_plateau_seed_is_a_red_cross_outside_the_layer_bars_mean():
+    """With one scratch seed at the majority plateau (beat_baseline false), the layer figure's bars
+    are the mean of the other seeds, the plateau seed is drawn as × (not as a dot), and the legend
+    and the caption name it."""
+    import copy
+
+    from matplotlib.container import BarContainer
+
+    from bertviz_landscape.plots.layers import layer_panels
+
+    base = {d["runs"][0]["init"]: d for d in fixture_analyses()["layers"]}
+    seeds = {}
+    for init, d in base.items():
+        runs = []
+        for k, scale in enumerate(
+            (1.0, 2.0, 30.0)
+        ):  # scratch seed 2 is the plateau run (×30: would move the mean)
+            s = copy.deepcopy(d)
+            s["runs"][0]["seed"] = k
+            s["runs"][0]["beat_baseline"] = not (init == "scratch" and k == 2)
+            pr = s["per_run"][0]
+            pr["relative_change"] = {layer: v * scale for layer, v in pr["relative_change"].items()}
+            runs.append(s)
+        seeds[init] = runs
+    fig = layer_panels(seeds, "mrpc")
+    ax_rel = fig.axes[0]
+    bars = [c for c in ax_rel.containers if isinstance(c, BarContainer)]
+    scratch = base["scratch"]["per_run"][0]["relative_change"]
+    pretrained = base["pretrained"]["per_run"][0]["relative_change"]
+    assert [b.get_height() for b in bars[1]] == pytest.approx(
+        [1.5 * v for v in scratch.values()]
+    )  # seeds 0, 1
+    assert [b.get_height() for b in bars[0]] == pytest.approx(
+        [11.0 * v for v in pretrained.values()]
+    )  # all 3
+    crosses = [line for line in ax_rel.lines if line.get_marker() == "x"]
+    dots = [line for line in ax_rel.lines if line.get_marker() == "o"]
+    assert len(crosses) == 1 and len(dots) == 5
+    assert list(crosses[0].get_ydata()) == pytest.approx([30.0 * v for v in scratch.values()])
+    labels = ax_rel.get_legend_handles_labels()[1]
+    assert "mean of 3 seeds" in labels[0] and "mean of 2 seeds; × 1 plateau, not in the mean" in labels[1]
+
+
+def test_the_flatness_bars_are_the_mean_over_seeds_without_the_plateau_seed():
+    """One flatness JSON per seed: the Hessian bar of an arm is the mean over the seeds that beat
+    their majority baseline (it used to be the first seed's value), each seed a dot, a plateau seed
+    a red ×; its width curve is drawn thin and labelled as a plateau run."""
+    import copy
+
+    from bertviz_landscape.plots.curvature import curvature_numbers
+
+    pre, scr = fixture_analyses()["flatness"]
+    datas = []
+    for k, (top_p, top_s) in enumerate(((3.0, 40.0), (5.0, 60.0), (4.0, 900.0))):
+        for d, top in ((pre, top_p), (scr, top_s)):
+            s = copy.deepcopy(d)
+            s["runs"][0]["seed"] = k
+            s["runs"][0]["beat_baseline"] = not (d is scr and k == 2)
+            s["summary"]["hessian_top"]["mean"] = top
+            datas.append(s)
+    fig = curvature_numbers(datas)
+    ax_h = fig.axes[-1]
+    heights = sorted(b.get_height() for b in ax_h.patches)
+    assert heights == pytest.approx([4.0, 50.0])  # pretrained 3, 5, 4; scratch 40, 60 (900: the plateau seed)
+    crosses = [line for line in ax_h.lines if line.get_marker() == "x"]
+    assert [list(c.get_ydata()) for c in crosses] == [[900.0]]
+    assert sum(line.get_marker() == "o" for line in ax_h.lines) == 5
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "mrpc · from scratch, plateau" in labels
+    assert any("red ×" in t.get_text() for t in fig.texts)

@@ -2,7 +2,9 @@
 task, from the `flatness` analysis JSONs: the basin width along δ1 around θ1 against the
 tolerance ε (in units of ‖δ1‖, and in absolute parameter distance), the basin area of the 2D
 surface when measured, and the Hessian's top eigenvalue and trace where computed. Widths that
-reach the grid's edge are lower bounds: hollow markers. Error bars: std over runs (n > 1).
+reach the grid's edge are lower bounds: hollow markers. Error bars: std over runs (n > 1); with
+one JSON per seed, the bars are the mean over the seeds that learned and each seed is a dot; a
+run that did not beat its majority baseline is a red × outside the mean.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import analysis_identity
 
 LINESTYLES = ["-", "--", ":", "-."]
+PLATEAU = "#d62728"  # a run that did not beat its majority baseline (evidence.plateau_runs)
+
+
+def _learned(data: dict) -> bool:
+    """Whether the JSON's (first) run beat its majority baseline (unknown: yes)."""
+    return ((data.get("runs") or [{}])[0]).get("beat_baseline") is not False
 
 
 def _eps_series(data: dict, prefix: str, suffix: str = "") -> list[tuple[float, float, float, bool]]:
@@ -61,6 +69,13 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
                 continue
             eps, mean, std, bounded = map(np.asarray, zip(*series))
             colour, ls = style.init_colour(init), LINESTYLES[tasks.index(task) % len(LINESTYLES)]
+            if not _learned(data):  # a plateau run: thin, red ×, its own legend entry
+                ax.plot(eps, mean, linestyle=ls, color=colour, linewidth=0.8, alpha=0.6)
+                ax.plot(
+                    eps, mean, "x", color=PLATEAU, markersize=5, mew=1.4,
+                    label=f"{task} · {style.init_label(init)}, plateau",
+                )  # fmt: skip
+                continue
             ax.errorbar(
                 eps,
                 mean,
@@ -79,12 +94,27 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
         for t_i, task in enumerate(tasks):
             inits = [i for (t, i) in groups if t == task]
             for k, init in enumerate(inits):
-                vals = [summary_entry(a, key) for a in analyses if analysis_identity(a) == (task, init)]
-                vals = [v for v in vals if v is not None]
+                mine = [a for a in analyses if analysis_identity(a) == (task, init)]
+                vals = [(summary_entry(a, key), _learned(a)) for a in mine]
+                vals = [(v, ok) for v, ok in vals if v is not None]
                 if not vals:
                     continue
-                mean, std, cnt = vals[0]
                 x = t_i + (k - (len(inits) - 1) / 2) * 0.38
+                if len(vals) == 1:  # one JSON (one run, or several runs summarised in it)
+                    mean, std, cnt = vals[0][0]
+                else:  # one JSON per seed: the mean over the seeds that learned, a dot per seed
+                    kept = [v[0] for v, ok in vals if ok] or [v[0] for v, _ in vals]
+                    mean, std, cnt = (
+                        float(np.mean(kept)),
+                        float(np.std(kept, ddof=1)) if len(kept) > 1 else 0.0,
+                        len(kept),
+                    )
+                    jitter = np.linspace(-0.12, 0.12, len(vals))
+                    for dx, (v, ok) in zip(jitter, vals):
+                        if ok:
+                            ax.plot(x + dx, v[0], "o", color="0.1", markersize=2.6, zorder=3)
+                        else:
+                            ax.plot(x + dx, v[0], "x", color=PLATEAU, markersize=5, mew=1.4, zorder=4)
                 ax.bar(
                     x,
                     mean,
@@ -121,11 +151,13 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
         fig.text(
             0.01,
             0.01,
-            "hollow marker: a lower bound (the basin reaches the grid's edge)",
+            "hollow marker: a lower bound (the basin reaches the grid's edge); bars with several seeds: "
+            "mean ± sd over seeds, a dot per seed\nred ×: a run that did not beat its majority baseline, "
+            "not in the bars' means (the report's plateau rule says how its claims treat it)",
             fontsize=7,
             color="0.35",
         )
-        fig.tight_layout(rect=(0, 0.04, 1, 1))
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
     else:
         fig.tight_layout()
     return fig

@@ -3,7 +3,8 @@
 
 (a) relative change ‖θ1ˡ − θ0ˡ‖/‖θ0ˡ‖ per layer (embeddings, layer 1 … L, pooler, head);
 (b) dev error after rolling layers back to θ0 (single layers, bottom-k, top-k; "none" is θ1);
-(a) and (b) with several seeds: the bar is the mean, a dot each seed;
+(a) and (b) with several seeds: the bar is the mean, a dot each seed; a seed whose run sat at
+its majority-class plateau is a red × left out of the mean (the claims' rule for it: evidence.plateau_runs);
 (c, d) per-layer 1D curves: training loss when only that layer moves along its slice of δ1,
 one panel per init, one distinct colour per layer (tab10; tab20 past ten layers).
 "bottom k" / "top k" are defined on the figure (ROLLBACK_NOTE) and name the layers they span.
@@ -54,16 +55,37 @@ def _per_seed(runs: list[dict], rows: list, value) -> np.ndarray:
     )
 
 
-def _bars_with_seeds(bar, dots, pos, values: np.ndarray, colour, label: str, width: float) -> None:
-    """A bar at the mean over seeds, one dot per seed on it (the spread, not a stand-in for it)."""
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(values, axis=0) if values.size else np.zeros(values.shape[1:])  # no layers: no bars
+def _bars_with_seeds(
+    bar, dots, pos, values: np.ndarray, colour, label: str, width: float, learned: np.ndarray | None = None
+) -> None:
+    """A bar at the mean over the seeds that learned, one dot per seed on it (the spread, not a
+    stand-in for it); a seed at its majority-class plateau (`learned` false) is a red × outside
+    the mean (the claims' rule for such runs: evidence.plateau_runs)."""
     n = values.shape[0]
-    bar(pos, mean, width, color=colour, label=label + (f" (mean of {n} seeds)" if n > 1 else ""), alpha=0.85)
+    learned = np.ones(n, dtype=bool) if learned is None else np.asarray(learned, dtype=bool)
+    kept = values[learned] if learned.any() else values
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(kept, axis=0) if kept.size else np.zeros(values.shape[1:])  # no layers: no bars
+    plateau = int((~learned).sum())
+    label += (
+        f" (mean of {n - plateau} seeds" + (f"; × {plateau} plateau, not in the mean)" if plateau else ")")
+        if n > 1
+        else ""
+    )
+    bar(pos, mean, width, color=colour, label=label, alpha=0.85)
     if n > 1:
         jitter = (np.arange(n) - (n - 1) / 2) * width / max(n, 2) * 0.8
         for k in range(n):
-            dots(pos + jitter[k], values[k], "o", color="0.1", markersize=2.6, zorder=3)
+            if learned[k]:
+                dots(pos + jitter[k], values[k], "o", color="0.1", markersize=2.6, zorder=3)
+            else:
+                dots(pos + jitter[k], values[k], "x", color="#d62728", markersize=5, mew=1.4, zorder=4)
+
+
+def plateau_seeds(analyses: list[dict]) -> np.ndarray:
+    """Per analysis JSON (one seed each): whether its run beat its majority baseline (the JSON's
+    runs[0].beat_baseline; unknown counts as learned)."""
+    return np.array([((d.get("runs") or [{}])[0]).get("beat_baseline") is not False for d in analyses])
 
 
 def layer_panels(analyses: dict, task: str = ""):
@@ -89,12 +111,13 @@ def layer_panels(analyses: dict, task: str = ""):
     width = 0.8 / max(1, len(inits))
     for n, init in enumerate(inits):
         runs = [(d.get("per_run") or [{}])[0] for d in analyses[init]]
+        learned = plateau_seeds(analyses[init])
         pr = runs[0]
         layers = pr.get("layers") or list((pr.get("relative_change") or {}).keys())
         rel = _per_seed(runs, layers, lambda r, layer: (r.get("relative_change") or {}).get(layer, np.nan))
         pos = np.arange(len(layers)) + (n - (len(inits) - 1) / 2) * width
         colour, label = style.init_colour(init), style.init_label(init)
-        _bars_with_seeds(ax_rel.bar, ax_rel.plot, pos, rel, colour, label, width)
+        _bars_with_seeds(ax_rel.bar, ax_rel.plot, pos, rel, colour, label, width, learned)
         ax_rel.set_xticks(np.arange(len(layers)), [_label(x) for x in layers], rotation=0)
         rb = pr.get("rollback") or []
         if rb:
@@ -117,6 +140,7 @@ def layer_panels(analyses: dict, task: str = ""):
                 colour,
                 label,
                 width,
+                learned,
             )
             ax_rb.set_yticks(np.arange(len(rb)), labels, fontsize=8.5)
         if n < len(curve_axes):

@@ -467,6 +467,17 @@ def _layers_figures(datas: list[dict], results: Results) -> Iterable[Drawn]:
             runs = ", ".join(f"{len(datas)} {init}" for init, datas in arms.items())
             first = ", ".join(f"{init} seed {_seed_of(datas[0])}" for init, datas in arms.items())
             note = f"bars: mean over seeds ({runs} runs), dots: each seed; the 1D curves of {first}"
+            plateau = [
+                f"{init} seed {_seed_of(d)}"
+                for init, datas in arms.items()
+                for d, ok in zip(datas, layers.plateau_seeds(datas))
+                if not ok
+            ]
+            if plateau:
+                note += (
+                    f"; ×, not in the bars' mean: {', '.join(plateau)}, which did not beat the majority "
+                    "baseline (the report says how the claims treat it: evidence.plateau_runs)"
+                )
             fig.suptitle(f"{task}: layer-wise analysis — {runs} runs")
             caption += f"; {note}"
         sources = [d["_path"] for datas in arms.values() for d in datas]
