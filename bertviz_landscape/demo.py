@@ -631,8 +631,21 @@ class _LazyStamp:
                     ):
                         if sub == "runs" and p.name != METRICS_NAME:
                             continue
-                        parts.append(f"{p.relative_to(self.root)}:{json.dumps(file_fingerprint(p))}")
+                        parts.append(f"{p.relative_to(self.root)}:{json.dumps(_known_fingerprint(p))}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+_FINGERPRINTS: dict[tuple, dict] = {}  # this process's file_fingerprint by (path, inode, size, mtime)
+
+
+def _known_fingerprint(path: Path) -> dict:
+    """file_fingerprint(path), hashed once per version of the file in this process: the late
+    stages (figures, W&B, report) stamp the same surfaces and analyses (was ~4 s each)."""
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = file_fingerprint(path)
+    return _FINGERPRINTS[key]
 
 
 def _figures(root: Path) -> None:

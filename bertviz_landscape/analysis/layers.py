@@ -142,11 +142,17 @@ def _rolled_back(theta0: dict, theta1: dict, names: Sequence[str]) -> dict:
     return OrderedDict((n, theta0[n] if n in moved else theta1[n]) for n in theta1)
 
 
-def _evaluator(model, task, center: dict, direction: OrderedDict[str, torch.Tensor], sets, device):
+def _evaluator(
+    model, task, center: dict, direction: OrderedDict[str, torch.Tensor], sets, device, points: int
+):
+    """An evaluator of J(center + α·direction). The hidden-state cache (the layers below the moved
+    ones run once) pays only over several α: its prefix forward and its check against the full
+    forward cost more than one full forward, so a single roll-back point goes without it."""
     recipe = dirs.Directions(
         "difference", OrderedDict((n, t.to(device)) for n, t in direction.items()), None, "theta0"
     )
-    return Evaluator(model, task, {k: v.to(device) for k, v in center.items()}, recipe, sets)
+    center = {k: v.to(device) for k, v in center.items()}
+    return Evaluator(model, task, center, recipe, sets, use_cache=points > 1)
 
 
 def _scalar_name(entry: dict) -> str:
@@ -240,7 +246,9 @@ def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
 
     def point(center: dict, moved: Sequence[str], alpha_values: Sequence[float]) -> list[tuple[dict, dict]]:
         nonlocal evaluations
-        ev = _evaluator(model, task, center, OrderedDict((n, delta[n]) for n in moved), sets, dev)
+        ev = _evaluator(
+            model, task, center, OrderedDict((n, delta[n]) for n in moved), sets, dev, len(alpha_values)
+        )
         out = []
         for a in alpha_values:
             values = ev.evaluate(float(a))
