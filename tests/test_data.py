@@ -69,6 +69,17 @@ def test_seeded_subsets_are_deterministic(glue_dir):
     assert len(load_glue_split(task, "train", glue_dir, max_samples=None)) == 24
 
 
+def test_a_split_is_parsed_once_per_content(glue_dir):
+    """The demo's ~40 stages share one parse of a TSV; a file edited in place is read again."""
+    task, path = get_task("rte"), glue_dir / "RTE" / "train.tsv"
+    first = load_glue_split(task, "train", glue_dir)
+    assert load_glue_split(task, "train", glue_dir) is first  # unchanged file: the same parse
+    old = first["text_a"][0]
+    path.write_text(path.read_text().replace(old, "An edited sentence.", 1))
+    edited = load_glue_split(task, "train", glue_dir)
+    assert edited["text_a"][0] == "An edited sentence." and first["text_a"][0] == old
+
+
 def test_tokenise_once_then_cached(glue_dir, tmp_path):
     ds = load_glue_split(get_task("mrpc"), "dev", glue_dir)
     tok = load_tokenizer("all-minilm-l6-v2")
