@@ -42,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import read_run
 from bertviz_landscape.analysis.entrypoint import run as analyze
-from bertviz_landscape.atomic import write_json_atomic
+from bertviz_landscape.atomic import open_in_place, write_json_atomic
 from bertviz_landscape.cli import command
 from bertviz_landscape.config import compose
 from bertviz_landscape.data.glue import data_fingerprint
@@ -124,7 +124,7 @@ class Pipeline:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         sys.stdout.flush(), sys.stderr.flush()
         saved = [os.dup(1), os.dup(2)]
-        with open(self.log_file, "a") as logf:
+        with open_in_place(self.log_file, "a") as logf:
             os.dup2(logf.fileno(), 1), os.dup2(logf.fileno(), 2)
             try:
                 yield

@@ -3,7 +3,9 @@
 `held(path, what)` takes an exclusive ``flock`` on `path` (created if needed) and writes the
 holder (pid, host, start time) into it; the kernel drops the lock when the holder dies, so a
 ``kill -9`` never leaves a stale lock. When another process holds it, `wait=True` logs who and
-blocks until it is free; `wait=False` raises a `BusyError` (one line naming the holder).
+blocks until it is free; `wait=False` raises a `BusyError` (one line naming the holder). The
+lock file is opened by `atomic.open_in_place`: a symbolic (or hard) link planted at its name is
+refused, never followed, so its target is not truncated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bertviz_landscape.atomic import open_in_place
 from bertviz_landscape.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,7 @@ def held(path: str | os.PathLike, what: str, wait: bool = True) -> Iterator[Path
     """Hold the exclusive lock `path` for `what` (e.g. "run directory /x") while the block runs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with open_in_place(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

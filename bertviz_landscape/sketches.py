@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
+from bertviz_landscape.atomic import open_fd_in_place, open_in_place, write_json_atomic, write_text_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.snapshots import Snapshots
@@ -265,13 +265,13 @@ class SketchWriter:
                 raise SketchError(f"a norms row has shape {norms.shape}, expected ({self.num_parameters},)")
             writes.append((NORMS, norms.tobytes(), 8 * self.num_parameters))
         for name, payload, width in writes:
-            fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_fd_in_place(self.directory / name, os.O_RDWR)
             try:
                 os.pwrite(fd, payload, self.rows * width)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        with open(self.directory / INDEX, "a") as index:
+        with open_in_place(self.directory / INDEX, "a") as index:
             index.write(
                 json.dumps(
                     {

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from bertviz_landscape.atomic import atomic_path, write_text_atomic
+from bertviz_landscape.atomic import atomic_path, open_in_place, write_text_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.names import ConfinementError, confine
 from bertviz_landscape.rundir import RunDir
@@ -140,7 +140,7 @@ def write_image(path: Path, image: SafetensorsImage) -> None:
     back to an ordinary write where the file system refuses O_DIRECT (tmpfs, some network file
     systems) or the platform lacks it. Callers wrap it in `atomic_path`, as `write_safetensors`."""
     direct = getattr(os, "O_DIRECT", 0)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     if direct:
         try:
             fd = os.open(path, flags | direct, 0o666)
@@ -190,7 +190,7 @@ def write_snapshot(
             write_image(tmp, delta)
         else:
             write_safetensors(tmp, delta, {"step": str(step), "epoch": str(epoch)})
-    with open(directory / "index.jsonl", "a") as index:
+    with open_in_place(directory / "index.jsonl", "a") as index:
         index.write(json.dumps({"step": step, "epoch": epoch, "loss": loss, "file": name}) + "\n")
         index.flush()
         os.fsync(index.fileno())

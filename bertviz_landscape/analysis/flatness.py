@@ -194,9 +194,9 @@ def weight_norms(surface, names_from: Path | None) -> dict:
     checkpoints = surface.meta.get("checkpoints") or {}
     if names_from is None or not Path(names_from).is_file():
         return out
-    import h5py
+    from bertviz_landscape.landscape.h5file import open_self_contained
 
-    with h5py.File(names_from, "r") as f:
+    with open_self_contained(names_from, "direction file") as f:  # nothing outside the file is read
         names = list(f["xdirection"].keys())
     for role in ("theta0", "theta1"):
         path = (checkpoints.get(role) or {}).get("path")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from bertviz_landscape.atomic import write_text_atomic
+from bertviz_landscape.atomic import open_in_place, write_text_atomic
 from bertviz_landscape.checkpoints import save_checkpoint
 
 
@@ -39,7 +39,7 @@ def read_dev_per_epoch(path: str | os.PathLike) -> list[dict]:
 
 
 def _append_line(path: Path, row: dict) -> None:
-    with open(path, "a") as handle:
+    with open_in_place(path, "a") as handle:
         handle.write(json.dumps(row) + "\n")
         handle.flush()
         os.fsync(handle.fileno())

@@ -35,6 +35,7 @@ import torch
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.landscape.directions import Directions, cosine, norm
+from bertviz_landscape.landscape.h5file import open_self_contained
 
 FORMAT = "bertviz-directions/1"
 LI_PCA_KEYS = {  # Li et al.'s dataset name → our `info` key (recipe=pca)
@@ -78,10 +79,9 @@ def read_directions(path: str | os.PathLike) -> tuple[Directions, dict]:
     """(Directions, attributes) from a direction file; a LandscapeError naming the file if it is
     not one."""
     path = Path(path)
-    if not path.is_file():
-        raise LandscapeError(f"direction file {path} does not exist")
+    f = open_self_contained(path, "direction file")  # nothing outside the file is ever read
     try:
-        with h5py.File(path, "r") as f:
+        with f:
             if f.attrs.get("format") != FORMAT:
                 raise LandscapeError(
                     f"{path} is not a direction file (format {f.attrs.get('format')!r}, expected {FORMAT})"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bertviz_landscape.atomic import atomic_path, write_json_atomic
+from bertviz_landscape.atomic import atomic_path, open_fd_in_place, write_json_atomic
 from bertviz_landscape.errors import LandscapeError, OutputError
 from bertviz_landscape.landscape.direction_file import beside
 from bertviz_landscape.landscape.grid import Axis, Grid
@@ -104,16 +104,17 @@ class PointStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         row = {"k": int(k), "values": values} | ({"per_example": per_example} if per_example else {})
         line = json.dumps(row)  # NaN/Infinity are written as such
-        with open(self.shard_file, "a") as handle:
+        fd = open_fd_in_place(self.shard_file, os.O_RDWR | os.O_APPEND)  # never through a planted link
+        try:
+            size = os.fstat(fd).st_size
             # a previous run killed mid-line leaves a torn line: start ours on a fresh one
-            if handle.tell() > 0:
-                with open(self.shard_file, "rb") as check:
-                    check.seek(-1, os.SEEK_END)
-                    if check.read(1) != b"\n":
-                        handle.write("\n")
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+            torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+            data = (("\n" if torn else "") + line + "\n").encode()
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def grid_from_spec(spec: dict) -> Grid:

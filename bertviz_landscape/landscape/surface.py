@@ -32,9 +32,11 @@ cropped the basin) and which ``grid.*`` override widens it. `write_vts(surface, 
 that ParaView opens, one point array per value, right for non-square grids (Li et al.'s
 ``h52vtp.py`` assumes nx = ny).
 
-`load_surface` reads this layout, our older "bertviz-surface/1" files (stored [i, j] ↔
-(x[i], y[j]); transposed on reading) and Li et al.'s own files (``train_loss``/``train_acc``/
-``test_loss``/``test_acc``, accuracies in percent, mapped to ``dev_*`` and fractions).
+`load_surface` reads a file only when it refers to nothing outside itself (landscape/h5file.py:
+no external storage, virtual dataset, external or soft link). It reads this layout, our older
+"bertviz-surface/1" files (stored [i, j] ↔ (x[i], y[j]); transposed on reading) and Li et al.'s
+own files (``train_loss``/``train_acc``/``test_loss``/``test_acc``, accuracies in percent,
+mapped to ``dev_*`` and fractions).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import numpy as np
 
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import LandscapeError
+from bertviz_landscape.landscape.h5file import open_self_contained
 
 FORMAT = "bertviz-surface/2"
 LAYOUT = "yx"  # 2D arrays are [ny, nx]: Z[j, i] ↔ (x[i], y[j])
@@ -249,13 +252,8 @@ def _from_li(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def load_surface(path: str | os.PathLike) -> Surface:
     """Read a surface file: ours (either layout) or a Li et al. loss-landscape file."""
     path = Path(path)
-    if not path.is_file():  # every refusal below is a LandscapeError (bad input) naming the file
-        raise LandscapeError(f"surface file {path} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LandscapeError(f"surface file {path} is not a readable HDF5 file ({text[:200]})") from None
+    # every refusal below is a LandscapeError (bad input) naming the file; nothing outside it is read
+    f = open_self_contained(path, "surface file")
     with f:
         if "xcoordinates" not in f:
             raise LandscapeError(
