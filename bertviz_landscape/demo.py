@@ -123,8 +123,8 @@ class Pipeline:
             return
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         sys.stdout.flush(), sys.stderr.flush()
-        saved = [os.dup(1), os.dup(2)]
-        with open_in_place(self.log_file, "a") as logf:
+        with open_in_place(self.log_file, "a") as logf:  # a link planted as the log: refused
+            saved = [os.dup(1), os.dup(2)]
             os.dup2(logf.fileno(), 1), os.dup2(logf.fileno(), 2)
             try:
                 yield

@@ -109,6 +109,17 @@ class Results:
         return out
 
 
+def figures_dir(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Where the figures of `results_dir` go: `out_dir`, default `<results>/figures`. One inside
+    the results directory must stay inside it: a `figures` that is a link to a directory elsewhere
+    is refused (a ConfinementError naming it), not followed."""
+    results_dir = Path(results_dir)
+    out = Path(out_dir) if out_dir else results_dir / "figures"
+    if out.is_relative_to(results_dir):
+        confine(out, results_dir, f"figures directory {out}")
+    return out
+
+
 def _rel(path, root: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))
@@ -243,7 +254,7 @@ def draw_all(
             + ", ".join(surface2d.PROJECTIONS)
         )
     results_dir = Path(results_dir)
-    out = Path(out_dir) if out_dir else results_dir / "figures"
+    out = figures_dir(results_dir, out_dir)
     results = Results.scan(results_dir, exclude=(out,))
     figures: list[dict] = []
     warnings = edge_warnings(results)

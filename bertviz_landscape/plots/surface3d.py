@@ -1,10 +1,13 @@
 """3D views of a 2D surface: a static one (matplotlib mplot3d) and an interactive one (Plotly,
 one self-contained HTML file with plotly.js inlined — opens offline, and renders interactively
-in W&B as ``wandb.Html``). Non-finite values become gaps (NaN), never a crash.
+in W&B as ``wandb.Html``). Non-finite values become gaps (NaN), never a crash. Plotly renders
+its texts as (a subset of) HTML: every text the page shows goes through `_plain`, so a name
+from the surface file (a dataset's name, the centre it records) is shown, never run.
 """
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -15,6 +18,11 @@ from bertviz_landscape.atomic import write_text_atomic
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
 from bertviz_landscape.plots.surface2d import path_heights
+
+
+def _plain(text) -> str:
+    """`text` for a Plotly text field: HTML-escaped (Plotly shows `&lt;` as `<`)."""
+    return html.escape(str(text), quote=True)
 
 
 def _grid(sf: SurfaceFile, key: str):
@@ -142,6 +150,7 @@ def interactive_figure(
 
     s = sf.surface
     keys = [k for k in keys if k in s] or [k for k in s.keys() if k.endswith("_loss")][:1]
+    label = {k: _plain(style.value_label(k)) for k in keys}  # a key is a dataset name from the file
     fig = go.Figure()
     owner: list[str] = []  # the key each trace belongs to
     for i, key in enumerate(keys):
@@ -153,13 +162,11 @@ def interactive_figure(
                 y=np.asarray(s.y, float),
                 z=z,
                 colorscale=cmap,
-                name=style.value_label(key),
+                name=label[key],
                 visible=(i == 0),
                 showlegend=False,
-                colorbar={"title": {"text": style.value_label(key), "side": "right"}, "x": 1.0},
-                hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>"
-                + style.value_label(key)
-                + "=%{z:.4f}<extra></extra>",
+                colorbar={"title": {"text": label[key], "side": "right"}, "x": 1.0},
+                hovertemplate="α=%{x:.3f}<br>β=%{y:.3f}<br>" + label[key] + "=%{z:.4f}<extra></extra>",
             )
         )
         owner.append(key)
@@ -173,8 +180,8 @@ def interactive_figure(
                     y=[b],
                     z=[h],
                     mode="markers+text",
-                    text=[name],
-                    name=f"{name} ({style.value_label(key)} {h:.4g})",
+                    text=[_plain(name)],
+                    name=f"{_plain(name)} ({label[key]} {h:.4g})",
                     marker={"size": 5, "color": "black" if name != "θ1" else style.OKABE_ITO["orange"]},
                     visible=(i == 0),
                     showlegend=True,
@@ -189,7 +196,7 @@ def interactive_figure(
                     y=path["beta"],
                     z=path["loss"],
                     mode="lines+markers",
-                    name=path["label"],
+                    name=_plain(path["label"]),
                     line={"color": "black", "width": 4},
                     marker={"size": 2, "color": "black"},
                     visible=(i == 0),
@@ -198,18 +205,18 @@ def interactive_figure(
             owner.append(key)
     buttons = [
         {
-            "label": style.value_label(k),
+            "label": label[k],
             "method": "update",
             "args": [
                 {"visible": [o == k for o in owner]},
-                {"scene.zaxis.title.text": style.value_label(k)},
+                {"scene.zaxis.title.text": label[k]},
             ],
         }
         for k in keys
     ]
     fig.update_layout(
         title={
-            "text": f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions",
+            "text": _plain(f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions"),
             "x": 0.01,
             "xanchor": "left",
             "y": 0.98,
@@ -218,7 +225,7 @@ def interactive_figure(
         scene={
             "xaxis_title": "α (δ1)" if sf.recipe == "difference" else "α",
             "yaxis_title": "β (δ2)" if sf.recipe == "difference" else "β",
-            "zaxis": {"title": {"text": style.value_label(keys[0])}},
+            "zaxis": {"title": {"text": label[keys[0]]}},
         },
         updatemenus=(
             [

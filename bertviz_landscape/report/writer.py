@@ -1,7 +1,8 @@
 """Writes report.md and report.html for a results directory (see the package docstring).
 
 One report, two renderings: `render_markdown` writes the Markdown; `render_html` renders that
-same text with a Markdown library (nothing is written twice, so the two cannot drift)."""
+same text with a Markdown library (nothing is written twice, so the two cannot drift). Every
+string from a file reaches both as text, never as markup (report/markup.py)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,17 @@ import re
 import time
 from pathlib import Path
 
-import markdown
 from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.evidence import aggregate
-from bertviz_landscape.atomic import write_json_atomic, write_text_atomic
+from bertviz_landscape.atomic import write_json_atomic, write_text_atomic, write_texts_atomic
 from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.errors import BadInput
-from bertviz_landscape.plots.results import Results, draw_all
+from bertviz_landscape.plots.results import Results, draw_all, figures_dir
 from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_from, run_records
+from bertviz_landscape.report.markup import md_code, md_text, md_url, to_html
 from bertviz_landscape.rundir import RunDir
 
 SWEEP_FILE = "lr_sweep.json"  # a from-scratch learning-rate sweep: every rate's dev metric, the chosen rate
@@ -47,6 +48,16 @@ def hidden() -> set[tuple[str, str]]:
 
 def _g(v) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.4g}"
+
+
+def _num(v, fmt: str) -> str:
+    """A number from a file as `fmt`; '–' for none; anything else (a string where a number
+    belongs) as escaped text."""
+    if v is None:
+        return "–"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return format(v, fmt)
+    return md_text(v)
 
 
 def aggregate_text(values: list[float], confidence: float) -> str:
@@ -81,7 +92,7 @@ def number_tables(
     keys = [(a, k, label) for a, k, label in listed if any(k in r.numbers for r in mine.get(a, []))]
     keys += sorted(
         {
-            (a, k, f"{a}: {k}")
+            (a, k, f"{md_text(a)}: {md_text(k)}")
             for a, recs in mine.items()
             for r in recs
             for k in r.numbers
@@ -114,13 +125,13 @@ def number_tables(
             sourced.add(a)
             seed_rows.append(
                 (
-                    f"**{a}**: source",
-                    *(f"`{_rel(r.source, root)}`" if r is not None and r.source else "–" for r in of_col),
+                    f"**{md_text(a)}**: source",
+                    *(md_code(_rel(r.source, root)) if r is not None and r.source else "–" for r in of_col),
                 )
             )
         seed_rows.append((label, *(_g(None if r is None else r.numbers.get(k)) for r in of_col)))
     several = len({(c.init, c.lr) for c in cols}) > len({c.init for c in cols})  # a learning-rate sweep
-    header = [col.label if several else f"{col.init} seed {col.seed}" for col in cols]
+    header = [md_text(col.label if several else f"{col.init} seed {col.seed}") for col in cols]
     return agg_rows, header, seed_rows
 
 
@@ -212,7 +223,7 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
     except ValueError as err:
         raise BadInput(f"{root / EVIDENCE_FILE}: {err}") from None
     results = _load(root)
-    manifest_path = root / "figures" / "figures.json"
+    manifest_path = figures_dir(root) / "figures.json"  # a `figures` linked outside is refused
     if not manifest_path.is_file():
         draw_all(root, root / "figures")
     manifest = json.loads(manifest_path.read_text())
@@ -296,7 +307,7 @@ def render_results(rep: dict) -> str:
     conf = float(ev.get("confidence", 0.95))
     out = ["## The paper's claims, decided across seeds", ""]
     for v in rep["verdicts"]:
-        out.append(f"- **{v.title}** ({v.task}): {v.sentence}")
+        out.append(f"- **{v.title}** ({md_text(v.task)}): {v.sentence}")  # to_html keeps it text
     if not rep["verdicts"]:
         out.append("- No analysis JSONs found: run bertviz-analyze first (or `make demo`).")
     out += [
@@ -317,13 +328,13 @@ def render_results(rep: dict) -> str:
         "",
     ]
     if rep.get("notes"):
-        out += ["### About this preset", ""] + [f"- {n}" for n in rep["notes"]] + [""]
+        out += ["### About this preset", ""] + [f"- {md_text(n)}" for n in rep["notes"]] + [""]
     out += sweep_lines(rep.get("sweep"))
     for task in rep["tasks"]:
         rows = rep["tables"].get(task) or []
         if rows:
             out += [
-                f"### Numbers: {task} (mean ± std over seeds, n, {conf:.0%} CI)",
+                f"### Numbers: {md_text(task)} (mean ± std over seeds, n, {conf:.0%} CI)",
                 "",
                 "| | pretrained | from scratch |",
                 "|---|---|---|",
@@ -333,7 +344,7 @@ def render_results(rep: dict) -> str:
         seeds = (rep.get("per_seed") or {}).get(task) or {}
         if seeds.get("rows"):
             out += [
-                f"### Numbers: {task}, per seed",
+                f"### Numbers: {md_text(task)}, per seed",
                 "",
                 "Each analysis's **source** row names the JSON its numbers below come from, per run "
                 "(relative to the results directory).",
@@ -351,23 +362,25 @@ def sweep_lines(sweep: dict | None) -> list[str]:
     scratch_sweep.analyse=best): every rate tried, its dev metric per seed, the rate compared."""
     if not sweep:
         return []
-    metric = sweep.get("metric") or "metric"
+    metric = md_text(sweep.get("metric") or "metric")
     out = [
-        f"From-scratch learning rates tried on {sweep.get('task')} (dev {metric} per seed; "
-        f"{sweep.get('rule', 'best mean')}):",
+        f"From-scratch learning rates tried on {md_text(sweep.get('task'))} (dev {metric} per seed; "
+        f"{md_text(sweep.get('rule', 'best mean'))}):",
         "",
         f"| learning rate | mean dev {metric} | per seed | beat the majority baseline |",
         "|---|---|---|---|",
     ]
     for r in sweep.get("rates") or []:
-        per_seed = ", ".join(f"{s}: {_g(v)}" for s, v in zip(r.get("seeds") or [], r.get("dev_metric") or []))
+        per_seed = ", ".join(
+            f"{md_text(s)}: {_num(v, '.4g')}" for s, v in zip(r.get("seeds") or [], r.get("dev_metric") or [])
+        )
         beat = sum(1 for b in r.get("beat_baseline") or [] if b)
         chosen = " (chosen)" if r.get("arm") == sweep.get("chosen_arm") else ""
         out.append(
-            f"| {r.get('lr'):g}{chosen} | {_g(r.get('mean'))} | {per_seed} | "
+            f"| {_num(r.get('lr'), 'g')}{chosen} | {_num(r.get('mean'), '.4g')} | {per_seed} | "
             f"{beat}/{len(r.get('seeds') or [])} |"
         )
-    tried = sorted(float(r["lr"]) for r in sweep.get("rates") or [] if r.get("lr") is not None)
+    tried = sorted(float(r["lr"]) for r in sweep.get("rates") or [] if isinstance(r.get("lr"), (int, float)))
     edge = ""
     if len(tried) > 1 and sweep.get("chosen_lr") in (tried[0], tried[-1]):
         side = "largest" if sweep.get("chosen_lr") == tried[-1] else "smallest"
@@ -375,7 +388,7 @@ def sweep_lines(sweep: dict | None) -> list[str]:
     out += [
         "",
         "The claims compare the pretrained runs against the from-scratch runs at "
-        f"{sweep.get('chosen_lr'):g}; "
+        f"{_num(sweep.get('chosen_lr'), 'g')}; "
         f"surfaces and analyses were computed at that rate only.{edge}",
         "",
     ]
@@ -383,8 +396,15 @@ def sweep_lines(sweep: dict | None) -> list[str]:
 
 
 def render_markdown(rep: dict) -> str:
+    """report.md: every string from a file goes in through `md_text`/`md_code`/`md_url` (text,
+    never markup); `figure_links(rep)` are the only links and images it makes."""
     root = Path(rep["root"])
-    out = [f"# Report: {root.name}", "", f"Generated {rep['generated']} from `{root}` by bertviz-plot.", ""]
+    out = [
+        f"# Report: {md_text(root.name)}",
+        "",
+        f"Generated {rep['generated']} from {md_code(root)} by bertviz-plot.",
+        "",
+    ]
     out += ["## Runs", ""]
     if rep["runs"]:
         out += [
@@ -396,28 +416,49 @@ def render_markdown(rep: dict) -> str:
         out.append("No training run directories under this directory.")
     for r in rep["runs"]:
         beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
-        f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        cells = [r["task"], r["init"], r.get("seed", "–"), f"{r['metric']} {f(r['dev'])}", f(r["baseline"])]
-        cells += [beat, r["steps"], r["examples"], r["seconds"]]
-        out.append("| " + " | ".join(str(x) for x in cells) + " |")
+        cells = [md_text(r["task"]), md_text(r["init"]), md_text(r.get("seed", "–"))]
+        cells += [f"{md_text(r['metric'])} {_num(r['dev'], '.3f')}", _num(r["baseline"], ".3f"), beat]
+        cells += [md_text(r["steps"]), md_text(r["examples"]), md_text(r["seconds"])]
+        out.append("| " + " | ".join(cells) + " |")
     out += ["", render_results(rep), ""]
     if rep.get("warnings"):
         out += ["## Warnings", ""]
-        out += [f"- {w['message']}" for w in rep["warnings"]]
+        out += [f"- {md_text(w.get('message') if isinstance(w, dict) else w)}" for w in rep["warnings"]]
         out.append("")
     if rep.get("skipped"):
         out += ["## Files not read", "", "No number or figure above comes from these files:", ""]
-        out += [f"- `{s['path']}`: {s['reason']}" for s in rep["skipped"]]
+        out += [f"- {md_code(s['path'])}: {md_text(s['reason'])}" for s in rep["skipped"]]
         out.append("")
     out += ["## Figures", ""]
-    for fig in rep["figures"]:
-        png = next((f for f in fig["files"] if f.endswith(".png")), None)
-        if png:
-            out += [f"**{fig['caption']}**", "", f"![{fig['kind']}]({_rel(png, root)})", ""]
-        elif fig["kind"] == "interactive3d":
-            out += [f"- [{fig['caption']}]({_rel(fig['files'][0], root)})"]
+    for fig, kind, url in _figure_targets(rep):
+        if kind == "png":
+            out += [f"**{md_text(fig['caption'])}**", "", f"![{md_text(fig['kind'])}]({url})", ""]
+        else:
+            out += [f"- [{md_text(fig['caption'])}]({url})"]
     out.append("")
     return "\n".join(out)
+
+
+def _figure_targets(rep: dict):
+    """(figure, "png" | "interactive", link target) of every figure the report shows: its PNG, or
+    the page of an interactive one, when that file lies inside the results directory."""
+    root = Path(rep["root"])
+    for fig in rep["figures"]:
+        files = [str(f) for f in fig.get("files") or []]
+        png = next((f for f in files if f.endswith(".png")), None)
+        if png:
+            url = md_url(png, root)
+            if url:
+                yield fig, "png", url
+        elif fig.get("kind") == "interactive3d" and files:
+            url = md_url(files[0], root)
+            if url:
+                yield fig, "interactive", url
+
+
+def figure_links(rep: dict) -> set[str]:
+    """The link targets and image sources report.md makes (what `render_html` keeps)."""
+    return {url for _, _, url in _figure_targets(rep)}
 
 
 CSS = (
@@ -443,13 +484,14 @@ def _inline_image(match: re.Match, root: Path) -> str:
     return f"{match.group(1)}data:image/png;base64,{data}{match.group(3)}"
 
 
-def render_html(markdown_text: str, root: str | os.PathLike) -> str:
+def render_html(markdown_text: str, root: str | os.PathLike, links=()) -> str:
     """report.html rendered from report.md's text by a Markdown library (Python-Markdown with its
-    `tables` extension): the same tables, sentences and figures, one source. Figures are embedded
-    as data: URIs (the page opens alone); links to the interactive 3D pages stay relative to the
-    report's directory, so they survive moving that directory."""
+    `tables` extension, through `markup.to_html`: raw HTML is text, and only `links` (the
+    figures' `figure_links`) stay links and images): the same tables, sentences and figures, one
+    source. Figures are embedded as data: URIs (the page opens alone); links to the interactive
+    3D pages stay relative to the report's directory, so they survive moving that directory."""
     root = Path(root)
-    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    body = to_html(markdown_text, links)
     body = IMG_SRC.sub(lambda m: _inline_image(m, root), body)
     title = html.escape(f"Report: {root.name}")
     return (
@@ -483,7 +525,6 @@ def write_report(
         Path(results_copy).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(Path(results_copy), section)
     text = render_markdown(rep)
-    page_text = render_html(text, root)  # both rendered before either is written
-    md = write_text_atomic(root / "report.md", text)
-    page = write_text_atomic(root / "report.html", page_text)
+    page_text = render_html(text, root, figure_links(rep))  # both rendered before either is written
+    md, page = write_texts_atomic({root / "report.md": text, root / "report.html": page_text})  # as a pair
     return md, page
