@@ -14,6 +14,7 @@ import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import unquote
 
 from omegaconf import OmegaConf
 
@@ -471,7 +472,7 @@ IMG_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]+)(")')
 
 def _inline_image(match: re.Match, root: Path) -> str:
     """A relative PNG under the report's directory as a data: URI (the page carries its figures)."""
-    src = html.unescape(match.group(2))
+    src = unquote(html.unescape(match.group(2)))  # markup.md_url percent-encoded it
     path = (root / src).resolve()
     if (
         "://" in src
