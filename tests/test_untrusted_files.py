@@ -35,6 +35,7 @@ PLANTED = [  # each as a whole string, and each inside a longer one
     "<http://evil.example/a7>",
     "<iframe src=//evil.example/f8></iframe>",
 ]
+SENTENCE_MARKUP = "acc<script>alert('c1')</script>[x](javascript:alert('c2'))<img src=x onerror=alert('c3')>"
 PLANTED_TAGS = {"script", "svg", "iframe"}  # element types the report never makes itself
 
 
@@ -146,6 +147,12 @@ def _plant_results(root: Path) -> dict:
     data = json.loads(path.read_text())
     data.setdefault("numbers", {})[markup(1)] = 1.5
     path.write_text(json.dumps(data))
+    # a run that did not beat its baseline: the claims' sentences name its metric (from the JSON)
+    for path in (root / "analysis").glob("*_mrpc_scratch*.json"):
+        data = json.loads(path.read_text())
+        for entry in data["runs"]:
+            entry |= {"beat_baseline": False, "primary_metric": SENTENCE_MARKUP}
+        path.write_text(json.dumps(data))
     # files that are refused, named with markup; their refusal messages quote it
     (root / "analysis" / f"bad{markup(1)}.json").write_text('{"format": "bertviz-analysis/1", "analysis": ')
     sneaky = make_surface(root / "surfaces" / "sneaky_plane.h5", nx=5, ny=5)
@@ -187,6 +194,8 @@ def test_markup_planted_in_every_file_string_reaches_report_and_pages_as_text(tm
     runs = [r for r in dom.rows if r and "<script>" in r[0]]
     assert len(runs) == 1 and len(runs[0]) == 9, runs  # one row of 9 cells: no cell split by `|`
     assert root.name in text and "is not a plain name" in text  # the directory; a refusal, quoting it
+    assert SENTENCE_MARKUP in (root / "report.md").read_text()  # a claim's sentence quotes it ...
+    assert "acc<script>alert('c1')</script>" in text and "<img src=x onerror=alert('c3')>" in text  # as text
     for page in pages:  # the interactive pages: plotly's own scripts, nothing planted
         path = Path(page["files"][0])
         pdom = parse(path)
