@@ -242,8 +242,12 @@ class SketchWriter:
             raise SketchError(f"{self.directory / INDEX}: rows are not in order")
         write_text_atomic(self.directory / INDEX, "".join(json.dumps(r) + "\n" for r in kept))
         for name, width in ((DATA, 4 * self.buckets), (NORMS, 8 * (self.num_parameters or 0))):
-            if (self.directory / name).exists():
-                os.truncate(self.directory / name, len(kept) * width)
+            if (self.directory / name).exists() or (self.directory / name).is_symlink():
+                fd = open_fd_in_place(self.directory / name, os.O_RDWR)  # never a planted link's target
+                try:
+                    os.ftruncate(fd, len(kept) * width)
+                finally:
+                    os.close(fd)
         self.rows = len(kept)
 
     def append(

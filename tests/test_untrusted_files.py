@@ -392,6 +392,7 @@ def _in_place_writers(tmp_path: Path):
             d / "sk" / "index.jsonl",
             lambda: SketchWriter(d / "sk", 4).append(1, 0, 0.5, np.zeros(4), 0.0),
         ),
+        "sketch-truncate": (d / "sk" / "sketch.f32", lambda: SketchWriter(d / "sk", 4).truncate(0)),
         "sketch-data": (
             d / "sk" / "sketch.f32",
             lambda: SketchWriter(d / "sk", 4).append(1, 0, 0.5, np.zeros(4), 0.0),
@@ -399,7 +400,16 @@ def _in_place_writers(tmp_path: Path):
     }
 
 
-WRITERS = ["lock", "demo-stage-lock", "demo-log", "epochs", "snapshot-index", "sketch-index", "sketch-data"]
+WRITERS = [
+    "lock",
+    "demo-stage-lock",
+    "demo-log",
+    "epochs",
+    "snapshot-index",
+    "sketch-index",
+    "sketch-data",
+    "sketch-truncate",
+]
 
 
 @pytest.mark.parametrize("kind", ["symlink", "hardlink"])
