@@ -111,6 +111,7 @@ from bertviz_landscape.analysis.spec import (
 )
 from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
 from bertviz_landscape.config import compose
+from bertviz_landscape.landscape.h5file import open_self_contained
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
 
@@ -194,8 +195,6 @@ def weight_norms(surface, names_from: Path | None) -> dict:
     checkpoints = surface.meta.get("checkpoints") or {}
     if names_from is None or not Path(names_from).is_file():
         return out
-    from bertviz_landscape.landscape.h5file import open_self_contained
-
     with open_self_contained(names_from, "direction file") as f:  # nothing outside the file is read
         names = list(f["xdirection"].keys())
     for role in ("theta0", "theta1"):
