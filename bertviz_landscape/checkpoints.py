@@ -162,6 +162,88 @@ def unreadable_weight_file(path: str | os.PathLike) -> Path | None:
     return None
 
 
+# safetensors' dtype names of the floating tensors a checkpoint, a snapshot or a direction holds
+FLOAT_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+
+
+def read_tensors(
+    path: str | os.PathLike,
+    names: list[str] | None = None,
+    expected: dict[str, tuple[tuple[int, ...], torch.dtype | None]] | None = None,
+    *,
+    error: type[Exception] = CheckpointError,
+) -> dict[str, torch.Tensor]:
+    """The tensors `names` (default: all) of the safetensors file `path`, each checked from the
+    header before its bytes are read: a floating dtype, and where `expected` gives one
+    (``{name: (shape, dtype or None)}``) that name, shape and dtype; a tensor the file lacks, or
+    one `expected` does not list, is refused too. Anything else is `error` naming the file and
+    the tensor: a transposed tensor with the same element count never passes as the other."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+            wanted = list(names) if names is not None else keys
+            missing = [n for n in wanted if n not in set(keys)]
+            if missing:
+                raise error(f"{path}: has no tensor {missing[0]!r}")
+            out = {}
+            for name in wanted:
+                piece = f.get_slice(name)
+                shape, dtype = tuple(int(d) for d in piece.get_shape()), str(piece.get_dtype())
+                check_tensor(path, name, shape, FLOAT_DTYPES.get(dtype, dtype), expected, error)
+                out[name] = f.get_tensor(name)
+            return out
+    except error:
+        raise
+    except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise error(f"{path}: unreadable tensor file ({type(err).__name__}: {first[:160]})") from None
+
+
+def check_tensor(
+    path: str | os.PathLike,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: torch.dtype | str,
+    expected: dict[str, tuple[tuple[int, ...], torch.dtype | None]] | None,
+    error: type[Exception] = CheckpointError,
+) -> None:
+    """One tensor `name` of file `path` against what it claims to be (see `read_tensors`)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise error(f"{path}: tensor {name!r} has dtype {dtype}, not a floating-point weight")
+    if expected is None:
+        return
+    if name not in expected:
+        raise error(f"{path}: tensor {name!r} is not one of the parameters it should hold")
+    want_shape, want_dtype = expected[name]
+    if tuple(shape) != tuple(want_shape):
+        raise error(
+            f"{path}: tensor {name!r} has shape {list(shape)}, expected {list(want_shape)} "
+            "(the parameter's shape in θ0)"
+        )
+    if want_dtype is not None and dtype != want_dtype:
+        raise error(f"{path}: tensor {name!r} has dtype {dtype}, expected {want_dtype}")
+
+
+def weight_specs(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], None]]:
+    """{name: (shape, None)} of every tensor in checkpoint `path`'s safetensors files, from their
+    headers alone (no weights read); a CheckpointError naming an unreadable file."""
+    from safetensors import safe_open
+
+    specs: dict[str, tuple[tuple[int, ...], None]] = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as handle:
+                for key in handle.keys():
+                    specs[key] = (tuple(int(d) for d in handle.get_slice(key).get_shape()), None)
+        except Exception as err:  # safetensors raises its own error types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"checkpoint {f}: cannot read its header ({first[:160]})") from None
+    return specs
+
+
 def load_model(path: str | os.PathLike):
     """The sequence classifier at `path`, float32, eval mode; a CheckpointError naming the file
     when its weights or config cannot be read."""

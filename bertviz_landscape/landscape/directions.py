@@ -205,7 +205,7 @@ def _read_pieces(snapshots, record, pieces) -> list[torch.Tensor]:
     """The rows `pieces` of one snapshot file, read by slicing (memory-mapped: only those bytes)."""
     from safetensors import safe_open
 
-    path = snapshots.directory / record.file
+    path = snapshots.check_file(record.step)  # its tensors' names, shapes and dtypes before slicing
     try:
         with safe_open(str(path), framework="pt") as f:
             out = []

@@ -1,0 +1,224 @@
+"""Files that pass as numbers they are not (issue 29, causes 4-8 and its weak cases): a tensor of
+another shape, an empty label, a non-finite loss or target, a killed job, two grids on one output.
+Each is one line naming the file, row, key or tensor, a non-zero exit, and nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+from conftest import assert_changes_only_under, exits_2_with_one_line, tree_state
+from test_analysis_support import analysis_run  # noqa: F401  (fixture)
+
+from bertviz_landscape.analysis.entrypoint import run as analyze
+from bertviz_landscape.config import compose
+from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.snapshots import Snapshots
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+
+
+# --- 4: every tensor read against θ0 is checked for name, shape and dtype ----------------------
+def _non_square(state: dict) -> str:
+    return next(n for n, t in sorted(state.items()) if t.dim() == 2 and t.shape[0] != t.shape[1])
+
+
+def _trajectory(run: Path, surface: Path, out: Path):
+    cfg = compose(
+        "analyze",
+        ["analysis=trajectory", f"run={run}", f"surface={surface}", f"output={out}", "progress=false"],
+    )
+    return lambda: analyze(cfg)
+
+
+@pytest.mark.parametrize("how", ["transposed", "transposed-meta-too", "float-as-int", "extra-tensor"])
+def test_trajectory_refuses_a_snapshot_tensor_that_is_not_what_it_claims(analysis_run, tmp_path, how):
+    """Was: the last snapshot's tensor transposed (same element count) gave last α 0.81 instead of
+    1.00 and exit 0. Now the trajectory command names the file and the tensor, exit 2, no JSON."""
+    run = Path(shutil.copytree(analysis_run["run"], tmp_path / "box" / "run"))
+    snaps = Snapshots(run)
+    last = run / "snapshots" / snaps.records[-1].file
+    state = safetensors.torch.load_file(last)
+    name = _non_square(state)
+    if how.startswith("transposed"):
+        state[name] = state[name].t().contiguous()
+    elif how == "float-as-int":
+        state[name] = state[name].to(__import__("torch").int32)
+    else:
+        state["bert.extra.weight"] = state[name].clone()
+    safetensors.torch.save_file(state, last, metadata={"step": "6", "epoch": "1"})
+    if how == "transposed-meta-too":  # meta.json edited to claim the transposed shape as well
+        meta_path = run / "snapshots" / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        for p in meta["parameters"]:
+            if p["name"] == name:
+                p["shape"] = p["shape"][::-1]
+        meta_path.write_text(json.dumps(meta))
+    out = tmp_path / "box" / "traj.json"
+    before = tree_state(tmp_path)
+    wanted = {
+        "transposed": (str(last), repr(name), "shape"),
+        "transposed-meta-too": ("meta.json", repr(name), "θ0"),
+        "float-as-int": (str(last), repr(name), "dtype"),
+        "extra-tensor": (str(last), "'bert.extra.weight'"),
+    }[how]
+    exits_2_with_one_line(_trajectory(run, analysis_run["surface"], out), *wanted)
+    assert_changes_only_under(before, tmp_path)  # no JSON, no projection file
+
+
+def test_landscape_trajectory_directions_refuse_a_transposed_snapshot(analysis_run, tmp_path):
+    """The PCA directions slice snapshot files without `Snapshots.delta`: checked the same way."""
+    from bertviz_landscape.landscape.directions import trajectory_gram
+    from bertviz_landscape.snapshots import SnapshotError
+
+    run = Path(shutil.copytree(analysis_run["run"], tmp_path / "run"))
+    snaps = Snapshots(run)
+    first = run / "snapshots" / snaps.records[0].file
+    state = safetensors.torch.load_file(first)
+    name = _non_square(state)
+    state[name] = state[name].t().contiguous()
+    safetensors.torch.save_file(state, first)
+    with pytest.raises(SnapshotError, match=rf"{first}: tensor '{name}' has shape"):
+        trajectory_gram(Snapshots(run), list(snaps.expected))
+
+
+def test_direction_file_with_a_transposed_y_axis_is_refused(analysis_run, tmp_path):
+    """Every reader of a direction file (the landscape reusing it, the trajectory's plane) opens it
+    with `read_directions`: δ2's tensors must be δ1's parameters in δ1's shapes."""
+    import h5py
+
+    from bertviz_landscape.landscape.direction_file import beside, read_directions
+
+    dirs = Path(shutil.copy(beside(analysis_run["surface"]), tmp_path / "plane.directions.h5"))
+    with h5py.File(dirs, "r+") as f:
+        name = next(n for n, d in f["ydirection"].items() if d.ndim == 2 and d.shape[0] != d.shape[1])
+        data = f["ydirection"][name][...].T.copy()
+        del f["ydirection"][name]
+        f["ydirection"][name] = data
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: read_directions(dirs), str(dirs), f"ydirection/{name}", "shape")
+    assert_changes_only_under(before, tmp_path)
+
+
+def test_untouched_run_still_projects(analysis_run, tmp_path):
+    """The control for the cases above: the same copy, unedited, gives α = 1 at θ1."""
+    run = Path(shutil.copytree(analysis_run["run"], tmp_path / "run"))
+    res = _trajectory(run, analysis_run["surface"], tmp_path / "t.json")()
+    assert res["per_run"][0]["alpha"][-1] == pytest.approx(1.0, abs=1e-6)
+    assert RunDir(run).snapshots.is_dir()
+
+
+# --- 5: an empty or NaN label cell is refused, never a class; non-finite targets too -----------
+def _spec_csv(tmp_path: Path, labels: list[str], problem: str = "classification", header=None) -> Path:
+    """A CSV task spec `reviews` whose train file has `labels` (one row each) in column `stars`."""
+    import csv
+
+    from conftest import sentence
+
+    folder = tmp_path / "tasks"
+    folder.mkdir(exist_ok=True)
+    for split in ("train", "dev"):
+        with open(folder / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header or ["review", "stars"])
+            w.writerows([sentence(i), label] for i, label in enumerate(labels))
+    spec = {
+        "name": "reviews",
+        "source": {"format": "csv", "train": "train.csv", "dev": "dev.csv"},
+        "columns": {"text": "review", "label": "stars"},
+        "problem": problem,
+    }
+    if problem == "regression":
+        spec["metrics"] = ["pearson"]
+    (folder / "reviews.yaml").write_text(json.dumps(spec))
+    return folder / "reviews.yaml"
+
+
+@pytest.mark.parametrize("cell", ["", "NaN", "nan", " ", "#N/A"])
+def test_csv_task_spec_with_an_empty_or_nan_label_is_refused(tmp_path, cell):
+    """Was: '' or 'NaN' became a third class beside neg/pos, silently."""
+    from bertviz_landscape.data.glue import load_glue_split
+    from bertviz_landscape.data.sources import task_from_spec_file
+
+    spec = _spec_csv(tmp_path, ["neg", "pos", "neg", cell, "pos", "neg"])
+    train = spec.parent / "train.csv"
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: task_from_spec_file(spec), str(train), "line 5", "'stars'")
+    given = json.loads(spec.read_text()) | {"labels": ["neg", "pos"]}
+    spec.write_text(json.dumps(given))  # with the labels given, the split's reader refuses it too
+    task = task_from_spec_file(spec)
+    exits_2_with_one_line(lambda: load_glue_split(task, "train"), str(train), "line 5", "'stars'")
+    assert_changes_only_under(before, tmp_path, spec)
+
+
+@pytest.mark.parametrize(
+    "task, folder, cell", [("sst2", "SST-2", ""), ("rte", "RTE", "NaN"), ("sst2", "SST-2", "nan")]
+)
+def test_glue_tsv_with_an_empty_or_nan_label_stops_training_before_it_starts(tmp_path, task, folder, cell):
+    from conftest import tiny_train_cfg, write_glue
+
+    from bertviz_landscape.train import train
+
+    glue = write_glue(tmp_path / "glue")
+    path = glue / folder / "train.tsv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].rsplit("\t", 1)[0] + f"\t{cell}"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    before = tree_state(tmp_path)
+    why = "empty label" if not cell else f"missing value {cell!r}"  # said as such, not "not one of"
+    exits_2_with_one_line(lambda: train(tiny_train_cfg(glue, f"task={task}"), out), str(path), "line 4", why)
+    assert not (out / "metrics.json").exists() and not (out / "checkpoints" / "final").exists()
+    changed = assert_changes_only_under(before, tmp_path, out)
+    assert not any("final" in p.parts for p in changed)
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "nan", "NaN", "Infinity"])
+def test_non_finite_regression_target_is_refused_naming_the_row(tmp_path, cell):
+    """Was: 'inf' accepted as a target; 'nan' said "score 'nan' is outside None"."""
+    from bertviz_landscape.data.glue import load_glue_split
+    from bertviz_landscape.data.sources import task_from_spec_file
+
+    spec = _spec_csv(tmp_path, ["0.5", "1.5", cell, "2.0"], problem="regression")
+    task = task_from_spec_file(spec)
+    line = exits_2_with_one_line(
+        lambda: load_glue_split(task, "train"), str(spec.parent / "train.csv"), "line 4"
+    )
+    assert "None" not in line
+
+
+def test_stsb_tsv_inf_score_is_refused(tmp_path):
+    from conftest import write_glue
+
+    from bertviz_landscape.data import get_task
+    from bertviz_landscape.data.glue import load_glue_split
+
+    glue = write_glue(tmp_path / "glue")
+    path = glue / "STS-B" / "dev.tsv"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].rsplit("\t", 1)[0] + "\tinf"
+    path.write_text("\n".join(lines) + "\n")
+    exits_2_with_one_line(
+        lambda: load_glue_split(get_task("stsb"), "dev", glue), str(path), "line 3", "finite"
+    )
+
+
+def test_csv_task_spec_with_a_duplicated_header_column_is_refused(tmp_path):
+    """Was: the first `stars` column was used silently."""
+    from bertviz_landscape.data.sources import task_from_spec_file
+
+    spec = _spec_csv(tmp_path, ["neg", "pos", "neg", "pos"], header=["review", "stars"])
+    train = spec.parent / "train.csv"
+    rows = train.read_text().splitlines()
+    train.write_text("\n".join([rows[0] + ",stars"] + [r + ",pos" for r in rows[1:]]) + "\n")
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: task_from_spec_file(spec), str(train), "'stars'", "more than once")
+    assert_changes_only_under(before, tmp_path)
