@@ -193,7 +193,7 @@ def read_tensors(
                 piece = f.get_slice(name)
                 shape, dtype = tuple(int(d) for d in piece.get_shape()), str(piece.get_dtype())
                 check_tensor(path, name, shape, FLOAT_DTYPES.get(dtype, dtype), expected, error)
-                out[name] = f.get_tensor(name)
+                out[name] = check_finite(path, name, f.get_tensor(name), error)
             return out
     except error:
         raise
@@ -225,6 +225,17 @@ def check_tensor(
         )
     if want_dtype is not None and dtype != want_dtype:
         raise error(f"{path}: tensor {name!r} has dtype {dtype}, expected {want_dtype}")
+
+
+def check_finite(
+    path: str | os.PathLike, name: str, tensor: torch.Tensor, error: type[Exception] = CheckpointError
+) -> torch.Tensor:
+    """`tensor` (parameter `name` of `path`) when every value is finite; else `error` naming both:
+    a diverged training's NaN weights never pass as a landscape's centre or a trajectory's point."""
+    if not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise error(f"{path}: tensor {name!r} holds {bad} non-finite value(s) (NaN or inf): a diverged run?")
+    return tensor
 
 
 def weight_specs(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], None]]:
@@ -305,6 +316,8 @@ def load_checkpoints(theta0, theta1=None, theta2=None):
         if model is None:
             model = m
         state = parameter_state(m)
+        for name, tensor in state.items():
+            check_finite(f"checkpoint {role} {path}", name, tensor)
         if out:
             ref = out["theta0"].state
             if list(state) != list(ref) or any(state[k].shape != ref[k].shape for k in ref):

@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -222,3 +226,133 @@ def test_csv_task_spec_with_a_duplicated_header_column_is_refused(tmp_path):
     before = tree_state(tmp_path)
     exits_2_with_one_line(lambda: task_from_spec_file(spec), str(train), "'stars'", "more than once")
     assert_changes_only_under(before, tmp_path)
+
+
+# --- 6: a non-finite training loss stops training; non-finite weights are refused -------------
+def test_diverging_training_stops_with_one_line_and_writes_no_theta1(tmp_path):
+    """Was: init.lr=1e30 exited 0 with θ1 all NaN (and the landscape, analyses, plot ran on it)."""
+    from conftest import tiny_train_cfg, write_glue
+
+    from bertviz_landscape.train import train
+
+    glue = write_glue(tmp_path / "glue")
+    run = tmp_path / "run"
+    line = exits_2_with_one_line(
+        lambda: train(tiny_train_cfg(glue, "init.lr=1e30", "trainer.max_epochs=2"), run),
+        "training loss is",
+        "at step",
+    )
+    assert "nan" in line or "inf" in line
+    assert not (run / "checkpoints" / "final").exists() and not (run / "metrics.json").exists()
+    assert not (run / "checkpoints" / "resume.ckpt").exists()  # no diverged epoch to resume from
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from conftest import tiny_train_cfg, write_glue
+
+    from bertviz_landscape.train import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    glue = write_glue(root / "glue")
+    train(tiny_train_cfg(glue), root / "run")
+    return root / "run", glue
+
+
+def _poison(checkpoint: Path, value: float) -> str:
+    path = checkpoint / "model.safetensors"
+    state = safetensors.torch.load_file(path)
+    name = _non_square(state)
+    state[name][0, 0] = value
+    safetensors.torch.save_file(state, path, metadata={"format": "pt"})
+    return name
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_landscape_refuses_a_theta1_with_non_finite_weights(tiny_run, tmp_path, value):
+    from bertviz_landscape.landscape.entrypoint import run as compute
+
+    run = Path(shutil.copytree(tiny_run[0], tmp_path / "box" / "run"))
+    name = _poison(RunDir(run).theta1, value)
+    out = tmp_path / "box" / "out.h5"
+    cfg = compose(
+        "landscape",
+        [
+            f"run={run}",
+            f"output={out}",
+            "grid=line",
+            "grid.x.num=3",
+            f"data.glue_dir={tiny_run[1]}",
+            "progress=false",
+        ],
+    )
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: compute(cfg), str(RunDir(run).theta1), repr(name), "non-finite")
+    assert_changes_only_under(before, tmp_path)
+
+
+def test_analyses_refuse_a_snapshot_with_non_finite_weights(analysis_run, tmp_path):
+    run = Path(shutil.copytree(analysis_run["run"], tmp_path / "box" / "run"))
+    last = run / "snapshots" / Snapshots(run).records[-1].file
+    state = safetensors.torch.load_file(last)
+    name = _non_square(state)
+    state[name][1, 1] = float("nan")
+    safetensors.torch.save_file(state, last)
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(
+        _trajectory(run, analysis_run["surface"], tmp_path / "box" / "t.json"),
+        str(last),
+        repr(name),
+        "non-finite",
+    )
+    assert_changes_only_under(before, tmp_path)
+
+
+# --- 7: a killed training exits non-zero, writes nothing final, and resumes --------------------
+def _train_cli(glue: Path, run: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bertviz_landscape.train",
+        "model=tiny",
+        "init=scratch",
+        "logger=none",
+        f"data.glue_dir={glue}",
+        "data.batch_size=8",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"hydra.run.dir={run}",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)], ids=["SIGTERM", "SIGINT"]
+)
+def test_killed_training_exits_nonzero_and_a_rerun_resumes(tmp_path, signum):
+    """Was: SIGTERM (a scheduler's) exited 0 with no metrics.json: Lightning's exception has no code."""
+    from conftest import write_glue
+
+    glue = write_glue(tmp_path / "glue", n_train=48, n_dev=8)
+    run = tmp_path / "run"
+    command = _train_cli(glue, run, "trainer.max_epochs=15")
+    proc = subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    resume = run / "checkpoints" / "resume.ckpt"
+    deadline = time.monotonic() + 120
+    while not resume.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first epoch is done: steps are running
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 128 + signum, (proc.returncode, err[-2000:])
+    lines = [line for line in err.splitlines() if "bertviz-train: error:" in line]
+    assert len(lines) == 1 and signal.Signals(signum).name in lines[0] and "Traceback" not in err, err[-2000:]
+    assert not (run / "metrics.json").exists() and not (run / "checkpoints" / "final").exists()
+    assert resume.is_file()
+    done = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming the interrupted run" in done.stderr + done.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 15 and metrics["steps"] == 15 * 6
