@@ -356,3 +356,122 @@ def test_killed_training_exits_nonzero_and_a_rerun_resumes(tmp_path, signum):
     assert "resuming the interrupted run" in done.stderr + done.stdout
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 15 and metrics["steps"] == 15 * 6
+
+
+# --- 8: two grids never race on one output ----------------------------------------------------
+def _landscape_cli(run: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bertviz_landscape.landscape",
+        f"run={run}",
+        f"output={out}",
+        "grid=line",
+        "progress=false",
+        f"hydra.run.dir={out.parent / 'hydra'}",
+        *extra,
+    ]
+
+
+@pytest.mark.slow  # two landscapes, one through the CLI: ~90 s on the shared 2-core VM
+def test_a_second_grid_on_a_busy_output_refuses_and_the_first_finishes(tiny_run, tmp_path):
+    """Was: two bertviz-landscape processes with different grids and the same output= both exited
+    0 ("surface written"); the file held one of them. Now the second refuses with one line while
+    the first computes, and the first's surface is whole."""
+    from bertviz_landscape.landscape.entrypoint import run as compute
+    from bertviz_landscape.landscape.surface import load_surface
+    from bertviz_landscape.locks import held_by_another
+
+    run, _ = tiny_run
+    out = tmp_path / "box" / "s.h5"
+    first = subprocess.Popen(
+        _landscape_cli(run, out, "grid.x.num=24", "splits=[train]"),
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    parts = out.with_name(out.name + ".parts")
+    while first.poll() is None and time.monotonic() < deadline:
+        if any(held_by_another(lock) for lock in parts.glob("*/.shard-*.lock")):
+            break  # the first one is computing its points
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()[1].decode()[-2000:]
+    try:
+        cfg = compose(
+            "landscape", [f"run={run}", f"output={out}", "grid=line", "grid.x.num=5", "progress=false"]
+        )
+        exits_2_with_one_line(lambda: compute(cfg), str(out), "another configuration")
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err.decode()[-2000:]
+    assert len(load_surface(out).x) == 24  # the first one's surface, whole
+    assert len([p for p in parts.iterdir() if p.is_dir()]) == 1  # the second wrote no points
+
+
+def test_a_surface_finished_by_another_grid_meanwhile_is_never_replaced(tiny_run, tmp_path):
+    """The other order: another grid's surface lands on the output while this one computes (here:
+    written from this landscape's own per-point callback, after its start-up checks passed). The
+    merge checks again under the claim and refuses; this grid's finished points are kept."""
+    from bertviz_landscape.landscape.surface import load_surface
+    from bertviz_landscape.landscape.sweep import landscape
+
+    run, _ = tiny_run
+    out = tmp_path / "s.h5"
+    other = tmp_path / "other" / "s.h5"
+    landscape(
+        run=run, output=other, grid={"x": {"min": 0, "max": 1, "num": 4}}, splits=["train"], progress=False
+    )
+
+    def land(k, row):
+        if k == 0:
+            shutil.copy(other, out)
+
+    grid = {"x": {"min": 0, "max": 1, "num": 3}}
+    exits_2_with_one_line(
+        lambda: landscape(run=run, output=out, grid=grid, splits=["train"], progress=False, on_point=land),
+        str(out),
+        "another configuration",
+    )
+    assert len(load_surface(out).x) == 4  # the other grid's surface, not replaced
+    parts = out.with_name(out.name + ".parts")
+    assert [p.name for p in parts.iterdir()], "this grid's finished points are kept"
+    done = landscape(
+        run=run, output=out, grid=grid, splits=["train"], progress=False, mode="merge", overwrite=True
+    )
+    assert done.evaluated == 0 and len(load_surface(out).x) == 3  # overwrite=true: merged, nothing recomputed
+
+
+def test_a_grid_refuses_while_another_process_holds_another_grids_shard_lock(tiny_run, tmp_path):
+    """The fast twin of the two-process test above: a real lock, held by another process, on a
+    shard of another configuration's points in `<output>.parts`; the landscape refuses at once."""
+    from bertviz_landscape.landscape.entrypoint import run as compute
+
+    run, _ = tiny_run
+    out = tmp_path / "s.h5"
+    lock = out.with_name(out.name + ".parts") / "0123456789abcdef" / ".shard-0000-of-0001.lock"
+    script = (
+        "import sys, time\n"
+        "from bertviz_landscape.locks import held\n"
+        f"with held({str(lock)!r}, 'another grid'):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = tree_state(tmp_path)
+        cfg = compose(
+            "landscape", [f"run={run}", f"output={out}", "grid=line", "grid.x.num=3", "progress=false"]
+        )
+        line = exits_2_with_one_line(lambda: compute(cfg), str(out), "another configuration")
+        assert f"pid {holder.pid}" in line
+        assert_changes_only_under(before, tmp_path)  # no points, no surface
+    finally:
+        holder.communicate("", timeout=30)
+    assert holder.returncode == 0
+    compute(cfg)  # the lock let go (its holder finished): this grid computes
+    assert out.is_file()
