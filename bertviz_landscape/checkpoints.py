@@ -80,6 +80,35 @@ def vocab_hash(path: str | os.PathLike) -> str | None:
     return None
 
 
+def refuse_custom_code(path: str | os.PathLike) -> None:
+    """A local model directory whose config.json names a model_type transformers does not know (with
+    an ``auto_map``: one that asks to run the directory's own Python code) is a CheckpointError
+    naming it — before transformers would ask "trust remote code?" on a terminal and wait. The
+    tool never runs a checkpoint's code; every load also says ``trust_remote_code=False``."""
+    config_path = Path(path) / "config.json"
+    if not config_path.is_file():
+        return
+    try:
+        config = json.loads(config_path.read_text())
+    except (ValueError, OSError):
+        return  # read_architecture names a garbage config
+    if not isinstance(config, dict) or not config.get("model_type"):
+        return
+    from transformers import CONFIG_MAPPING
+
+    model_type = config["model_type"]
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        code = (
+            "; its auto_map asks to run the checkpoint's own code, which is never done"
+            if "auto_map" in config
+            else ""
+        )
+        raise CheckpointError(
+            f"{config_path}: model_type {str(model_type)[:60]!r} is not an architecture transformers "
+            f"knows{code}"
+        )
+
+
 def read_architecture(path: str | os.PathLike) -> dict:
     config_path = Path(path) / "config.json"
     try:
@@ -88,6 +117,7 @@ def read_architecture(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{config_path}: not valid JSON ({err})") from None
     if not isinstance(config, dict) or not config.get("model_type"):
         raise CheckpointError(f"{config_path}: no model_type (not a transformers model config)")
+    refuse_custom_code(path)
     arch = {k: config.get(k) for k in ARCHITECTURE_KEYS}
     if arch["num_labels"] is None:
         arch["num_labels"] = len(config.get("id2label") or {}) or 2
@@ -265,7 +295,9 @@ def load_model(path: str | os.PathLike):
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), dtype=torch.float32, trust_remote_code=False
+        )
     except Exception as err:  # OSError, safetensors' SafetensorError, ValueError ...: a corrupt file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = unreadable_weight_file(path)

@@ -475,3 +475,128 @@ def test_a_grid_refuses_while_another_process_holds_another_grids_shard_lock(tin
     assert holder.returncode == 0
     compute(cfg)  # the lock let go (its holder finished): this grid computes
     assert out.is_file()
+
+
+# --- weak cases -------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_a_grid_axis_of_one_point_is_refused_at_the_grid(tiny_run, tmp_path, axis):
+    """Was: grid.x.num=1 was computed, then bertviz-plot crashed in matplotlib."""
+    from bertviz_landscape.landscape.entrypoint import run as compute
+
+    run, _ = tiny_run
+    out = tmp_path / "s.h5"
+    grid = ["grid=line", "grid.x.num=1"] if axis == "x" else [f"run2={run}", "grid=plane", "grid.y.num=1"]
+    cfg = compose("landscape", [f"run={run}", f"output={out}", *grid, "progress=false"])
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: compute(cfg), f"grid.{axis}.num = 1", "at least 2 points")
+    assert_changes_only_under(before, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "!!python/object/apply:os.system ['touch {marker}']",
+        "${{oc.env:BVL_SECRET_FOR_TEST}}",
+        "${{bvl.run_name:x,y,z}}",
+    ],
+    ids=["python-tag", "oc.env", "resolver"],
+)
+def test_a_run_config_yaml_with_a_tag_or_interpolation_is_one_line(tiny_run, tmp_path, monkeypatch, value):
+    """Was: a traceback (the tag), or the environment variable resolved from a file."""
+    from bertviz_landscape.landscape.entrypoint import run as compute
+
+    monkeypatch.setenv("BVL_SECRET_FOR_TEST", "128")
+    run = Path(shutil.copytree(tiny_run[0], tmp_path / "box" / "run"))
+    marker = tmp_path / "ran"
+    config = RunDir(run).config
+    text = config.read_text()
+    assert "max_length: 128" in text
+    config.write_text(text.replace("max_length: 128", "max_length: " + value.format(marker=marker), 1))
+    out = tmp_path / "box" / "s.h5"
+    cfg = compose("landscape", [f"run={run}", f"output={out}", "grid=line", "grid.x.num=3", "progress=false"])
+    before = tree_state(tmp_path)
+    line = exits_2_with_one_line(lambda: compute(cfg), str(config))
+    assert ("data.max_length" in line) if "$" in value else ("not a plain YAML config" in line)
+    assert_changes_only_under(before, tmp_path)
+    assert not marker.exists()
+
+
+def _custom_code_checkpoint(source: Path, dest: Path) -> Path:
+    """A copy of checkpoint `source` whose config.json asks for its own code (auto_map) for a
+    model_type transformers does not know; the code would leave a marker file if it ever ran."""
+    shutil.copytree(source, dest)
+    config = json.loads((dest / "config.json").read_text())
+    config |= {
+        "model_type": "evilbert",
+        "auto_map": {"AutoConfig": "evil.EvilConfig", "AutoModelForSequenceClassification": "evil.EvilModel"},
+    }
+    (dest / "config.json").write_text(json.dumps(config))
+    (dest / "evil.py").write_text(f"open({str(dest / 'RAN')!r}, 'w').write('ran')\n")
+    return dest
+
+
+def test_custom_code_checkpoint_is_refused_in_one_line_by_train_and_landscape(tiny_run, tmp_path):
+    from conftest import tiny_train_cfg
+
+    from bertviz_landscape.landscape.entrypoint import run as compute
+    from bertviz_landscape.train import train
+
+    run, glue = tiny_run
+    evil = _custom_code_checkpoint(RunDir(run).theta1, tmp_path / "evil")
+    before = tree_state(tmp_path)
+    cfg = tiny_train_cfg(glue, "init=pretrained", f"model.name_or_path={evil}")
+    exits_2_with_one_line(
+        lambda: train(cfg, tmp_path / "run"), str(evil / "config.json"), "'evilbert'", "auto_map"
+    )
+    land = compose(
+        "landscape",
+        [
+            f"theta0={RunDir(run).theta0}",
+            f"theta1={evil}",
+            "task=mrpc",
+            f"output={tmp_path / 's.h5'}",
+            "grid=line",
+        ],
+    )
+    exits_2_with_one_line(lambda: compute(land), str(evil / "config.json"), "auto_map")
+    assert_changes_only_under(before, tmp_path)
+    assert not (evil / "RAN").exists()
+
+
+@pytest.mark.slow  # a CLI process on the shared VM: ~25 s
+def test_custom_code_checkpoint_never_reaches_the_trust_remote_code_prompt(tiny_run, tmp_path):
+    """Was: transformers asked "Do you wish to run the custom code? [y/N]" and waited for an answer
+    (on a terminal). Here stdin is a pipe that never answers: one line, exit 2, no question."""
+    run, _ = tiny_run
+    evil = _custom_code_checkpoint(RunDir(run).theta1, tmp_path / "evil")
+    out = tmp_path / "s.h5"
+    command = [
+        sys.executable,
+        "-m",
+        "bertviz_landscape.landscape",
+        f"theta0={RunDir(run).theta0}",
+        f"theta1={evil}",
+        "task=mrpc",
+        f"output={out}",
+        "grid=line",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=120)  # stdin stays open: nobody answers
+    finally:
+        proc.kill()
+    text = stdout.decode() + stderr.decode()
+    assert proc.returncode == 2, text[-2000:]
+    assert "custom code" not in text.lower() or "never done" in text, text[-2000:]
+    assert "[y/N]" not in text and "Do you wish" not in text
+    errors = [line for line in text.splitlines() if "bertviz-landscape: error:" in line]
+    assert len(errors) == 1 and str(evil / "config.json") in errors[0] and "Traceback" not in text
+    assert not out.exists() and not (evil / "RAN").exists()

@@ -18,7 +18,13 @@ PACKAGED_MODELS = {"all-minilm-l6-v2": _minilm_path}
 
 
 def resolve_model_source(name_or_path: str) -> str:
+    """What `from_pretrained` is given; a local directory whose config asks for its own code (or
+    names an architecture transformers does not know) is refused first
+    (`checkpoints.refuse_custom_code`): one line, never transformers' interactive prompt."""
+    from bertviz_landscape.checkpoints import refuse_custom_code
+
     key = str(name_or_path).lower().split("/")[-1]
     if key in PACKAGED_MODELS:
         return PACKAGED_MODELS[key]()
+    refuse_custom_code(name_or_path)
     return str(name_or_path)
