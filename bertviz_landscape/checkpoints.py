@@ -204,10 +204,12 @@ def read_tensors(
     error: type[Exception] = CheckpointError,
 ) -> dict[str, torch.Tensor]:
     """The tensors `names` (default: all) of the safetensors file `path`, each checked from the
-    header before its bytes are read: a floating dtype, and where `expected` gives one
-    (``{name: (shape, dtype or None)}``) that name, shape and dtype; a tensor the file lacks, or
-    one `expected` does not list, is refused too. Anything else is `error` naming the file and
-    the tensor: a transposed tensor with the same element count never passes as the other."""
+    header before its bytes are read: where `expected` gives one (``{name: (shape, dtype or
+    None)}``) that name, shape and dtype; a tensor the file lacks, or one `expected` does not
+    list, is refused too; a named or expected tensor must be a float (a checkpoint's integer
+    buffers pass only when all tensors are read without expectations). Every float read must be
+    finite. Anything else is `error` naming the file and the tensor: a transposed tensor with the
+    same element count never passes as the other."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -222,8 +224,12 @@ def read_tensors(
             for name in wanted:
                 piece = f.get_slice(name)
                 shape, dtype = tuple(int(d) for d in piece.get_shape()), str(piece.get_dtype())
-                check_tensor(path, name, shape, FLOAT_DTYPES.get(dtype, dtype), expected, error)
-                out[name] = check_finite(path, name, f.get_tensor(name), error)
+                dtype = FLOAT_DTYPES.get(dtype, dtype)
+                if names is not None or expected is not None or isinstance(dtype, torch.dtype):
+                    check_tensor(path, name, shape, dtype, expected, error)
+                out[name] = f.get_tensor(name)
+                if out[name].is_floating_point():
+                    check_finite(path, name, out[name], error)
             return out
     except error:
         raise

@@ -330,6 +330,10 @@ class Snapshots:
                     )
         self._theta0_checked = True
 
+    def theta0_expected(self) -> dict[str, tuple[tuple[int, ...], None]]:
+        """{name: (shape, any float dtype)} of θ0's tensors, as meta.json claims them."""
+        return {n: (shape, None) for n, (shape, _) in self.expected.items()}
+
     def check_file(self, step: int) -> Path:
         """The snapshot file of `step`, its header checked (every parameter of meta.json, in its
         shape and dtype, and nothing else) before a reader slices it; a SnapshotError naming
@@ -408,9 +412,9 @@ class Snapshots:
             raise FileNotFoundError(f"θ0 checkpoint {self.theta0_path} has no safetensors weights")
         self.check_theta0()  # the names and shapes meta.json claims are θ0's
         state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(read_tensors(f))
         names = self.parameter_names
+        for f in files:  # only the trajectory's parameters (a checkpoint may hold integer buffers)
+            state.update(read_tensors(f, [n for n in _keys(f) if n in set(names)], self.theta0_expected()))
         missing = [n for n in names if n not in state]
         if missing:
             raise KeyError(f"θ0 checkpoint {self.theta0_path} lacks parameters {missing[:5]}")
@@ -420,3 +424,15 @@ class Snapshots:
         """θ_step = θ0 + δ_step in float32."""
         base = theta0 if theta0 is not None else self.theta0()
         return {k: base[k].float() + v.float() for k, v in self.delta(step).items()}
+
+
+def _keys(path: Path) -> list[str]:
+    """The tensor names of θ0's weight file `path`; a SnapshotError naming it when unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return list(f.keys())
+    except Exception as err:  # safetensors raises its own error types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SnapshotError(f"{path}: unreadable θ0 weights ({first[:160]})") from None
