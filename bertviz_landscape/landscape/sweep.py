@@ -305,8 +305,8 @@ def _check_no_other_configuration(req: LandscapeRequest, key: str) -> None:
             if who is not None:
                 raise LandscapeError(
                     f"{req.output} is being computed with another configuration by {who} (parts "
-                    f"{other}); nothing is written: wait for it and choose another output=, or re-run "
-                    "after it to compare"
+                    f"{other}); nothing is written: choose another output=, or re-run when it has "
+                    "finished (overwrite=true to replace its surface)"
                 )
 
 
