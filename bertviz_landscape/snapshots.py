@@ -395,7 +395,11 @@ class Snapshots:
 
         self.check_theta0()
         path = self.directory / self.record(step).file
-        return read_tensors(path, names or None, self.expected, error=SnapshotError)
+        out = read_tensors(path, names or None, self.expected, error=SnapshotError)
+        missing = [] if names else [n for n in self.expected if n not in out]
+        if missing:  # every parameter meta.json lists, when all are asked for
+            raise SnapshotError(f"{path}: has no parameter {missing[0]!r}")
+        return out
 
     def iter_deltas(
         self, names: list[str] | None = None
