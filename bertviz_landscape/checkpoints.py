@@ -20,7 +20,7 @@ import torch
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import CheckpointError
 from bertviz_landscape.fingerprints import update_with_file
-from bertviz_landscape.parameters import parameter_state
+from bertviz_landscape.parameters import parameter_state, trainable_parameters
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes (safetensors) or older ones did
 
@@ -312,6 +312,8 @@ def load_model(path: str | os.PathLike):
         ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+    for name, parameter in trainable_parameters(model).items():  # a diverged run's θ1 is no centre
+        check_finite(f"checkpoint {path}", name, parameter.detach())
     return model.eval()
 
 
@@ -354,8 +356,6 @@ def load_checkpoints(theta0, theta1=None, theta2=None):
         if model is None:
             model = m
         state = parameter_state(m)
-        for name, tensor in state.items():
-            check_finite(f"checkpoint {role} {path}", name, tensor)
         if out:
             ref = out["theta0"].state
             if list(state) != list(ref) or any(state[k].shape != ref[k].shape for k in ref):

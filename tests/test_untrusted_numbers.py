@@ -291,6 +291,18 @@ def test_landscape_refuses_a_theta1_with_non_finite_weights(tiny_run, tmp_path, 
     assert_changes_only_under(before, tmp_path)
 
 
+def test_layers_analysis_refuses_a_theta1_with_non_finite_weights(tiny_run, tmp_path):
+    """Every analysis that loads θ1 as a model (layers, Hessian, path loss) goes through
+    `checkpoints.load_model`, which refuses non-finite weights by name."""
+    run = Path(shutil.copytree(tiny_run[0], tmp_path / "box" / "run"))
+    name = _poison(RunDir(run).theta1, float("nan"))
+    out = tmp_path / "box" / "layers.json"
+    cfg = compose("analyze", ["analysis=layers", f"run={run}", f"output={out}", "progress=false"])
+    before = tree_state(tmp_path)
+    exits_2_with_one_line(lambda: analyze(cfg), str(RunDir(run).theta1), repr(name), "non-finite")
+    assert_changes_only_under(before, tmp_path)
+
+
 def test_analyses_refuse_a_snapshot_with_non_finite_weights(analysis_run, tmp_path):
     run = Path(shutil.copytree(analysis_run["run"], tmp_path / "box" / "run"))
     last = run / "snapshots" / Snapshots(run).records[-1].file
