@@ -27,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from bertviz_landscape.checkpoints import read_tensors, weight_specs
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
@@ -146,8 +147,6 @@ def replay_projection(
 
 
 def _weights(path: Path, expected: dict | None = None) -> dict[str, torch.Tensor]:
-    from bertviz_landscape.checkpoints import read_tensors
-
     state: dict[str, torch.Tensor] = {}
     for f in sorted(Path(path).glob("*.safetensors")):
         state.update(read_tensors(f, None, expected))
@@ -155,8 +154,6 @@ def _weights(path: Path, expected: dict | None = None) -> dict[str, torch.Tensor
 
 
 def _weights_names(path: Path) -> set[str]:
-    from bertviz_landscape.checkpoints import weight_specs
-
     return set(weight_specs(path))
 
 

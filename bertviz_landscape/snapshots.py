@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from bertviz_landscape.atomic import atomic_path, write_text_atomic
+from bertviz_landscape.checkpoints import FLOAT_DTYPES, check_tensor, read_tensors, weight_specs
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.names import ConfinementError, confine
 from bertviz_landscape.rundir import RunDir
@@ -316,8 +317,6 @@ class Snapshots:
         names and shapes, so a delta is always added to the tensor it was taken from; once."""
         if self._theta0_checked:
             return
-        from bertviz_landscape.checkpoints import weight_specs
-
         path = self.theta0_path
         if path.is_dir():
             theta0 = weight_specs(path)
@@ -339,8 +338,6 @@ class Snapshots:
         shape and dtype, and nothing else) before a reader slices it; a SnapshotError naming
         the file and the tensor otherwise."""
         from safetensors import safe_open
-
-        from bertviz_landscape.checkpoints import FLOAT_DTYPES, check_tensor
 
         self.check_theta0()
         path = self.directory / self.record(step).file
@@ -391,8 +388,6 @@ class Snapshots:
 
     def delta(self, step: int, names: list[str] | None = None) -> dict[str, torch.Tensor]:
         """θ_step − θ0 in the stored dtype (memory-mapped; `names` selects parameters)."""
-        from bertviz_landscape.checkpoints import read_tensors
-
         self.check_theta0()
         path = self.directory / self.record(step).file
         out = read_tensors(path, names or None, self.expected, error=SnapshotError)
@@ -409,8 +404,6 @@ class Snapshots:
 
     def theta0(self) -> dict[str, torch.Tensor]:
         """θ0 of the trajectory's parameters (float32), read from checkpoints/init."""
-        from bertviz_landscape.checkpoints import read_tensors
-
         files = sorted(self.theta0_path.glob("*.safetensors"))
         if not files:
             raise FileNotFoundError(f"θ0 checkpoint {self.theta0_path} has no safetensors weights")

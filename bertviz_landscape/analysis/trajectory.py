@@ -74,6 +74,7 @@ from bertviz_landscape.analysis.common import (
 from bertviz_landscape.analysis.path_loss import path_loss_of_run
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.atomic import atomic_path
+from bertviz_landscape.checkpoints import read_tensors
 from bertviz_landscape.config import compose
 from bertviz_landscape.data.eval_sets import eval_data
 from bertviz_landscape.errors import BadInput
@@ -116,8 +117,6 @@ def read_weights(
     """Only the parameters `names` of a save_pretrained checkpoint (float32), memory-mapped; each
     checked against its shape in `shapes` (the plane's, θ0's) when given."""
     from safetensors import safe_open
-
-    from bertviz_landscape.checkpoints import read_tensors
 
     files = sorted(Path(checkpoint).glob("*.safetensors"))
     if not files:
