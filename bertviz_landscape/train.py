@@ -369,7 +369,7 @@ def killed(run: RunDir, step: int, signum: int) -> None:
 
     name = signal.Signals(signum).name
     message = (
-        f"training in {run.root} stopped by {name} at step {step}: no θ1 or metrics.json written; "
+        f"training in {run.root} stopped by {name} at step {step}: no θ1 or {run.metrics_json.name} written; "
         "run the same command again to resume"
     )
     log.error("%s", message)
