@@ -20,7 +20,7 @@ import torch
 from bertviz_landscape.atomic import atomic_path
 from bertviz_landscape.errors import CheckpointError
 from bertviz_landscape.fingerprints import update_with_file
-from bertviz_landscape.parameters import parameter_state
+from bertviz_landscape.parameters import parameter_state, trainable_parameters
 
 WEIGHT_FILES = ("*.safetensors", "*.bin")  # what save_pretrained writes (safetensors) or older ones did
 
@@ -80,6 +80,35 @@ def vocab_hash(path: str | os.PathLike) -> str | None:
     return None
 
 
+def refuse_custom_code(path: str | os.PathLike) -> None:
+    """A local model directory whose config.json names a model_type transformers does not know (with
+    an ``auto_map``: one that asks to run the directory's own Python code) is a CheckpointError
+    naming it — before transformers would ask "trust remote code?" on a terminal and wait. The
+    tool never runs a checkpoint's code; every load also says ``trust_remote_code=False``."""
+    config_path = Path(path) / "config.json"
+    if not config_path.is_file():
+        return
+    try:
+        config = json.loads(config_path.read_text())
+    except (ValueError, OSError):
+        return  # read_architecture names a garbage config
+    if not isinstance(config, dict) or not config.get("model_type"):
+        return
+    from transformers import CONFIG_MAPPING
+
+    model_type = config["model_type"]
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        code = (
+            "; its auto_map asks to run the checkpoint's own code, which is never done"
+            if "auto_map" in config
+            else ""
+        )
+        raise CheckpointError(
+            f"{config_path}: model_type {str(model_type)[:60]!r} is not an architecture transformers "
+            f"knows{code}"
+        )
+
+
 def read_architecture(path: str | os.PathLike) -> dict:
     config_path = Path(path) / "config.json"
     try:
@@ -88,6 +117,7 @@ def read_architecture(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{config_path}: not valid JSON ({err})") from None
     if not isinstance(config, dict) or not config.get("model_type"):
         raise CheckpointError(f"{config_path}: no model_type (not a transformers model config)")
+    refuse_custom_code(path)
     arch = {k: config.get(k) for k in ARCHITECTURE_KEYS}
     if arch["num_labels"] is None:
         arch["num_labels"] = len(config.get("id2label") or {}) or 2
@@ -162,6 +192,105 @@ def unreadable_weight_file(path: str | os.PathLike) -> Path | None:
     return None
 
 
+# safetensors' dtype names of the floating tensors a checkpoint, a snapshot or a direction holds
+FLOAT_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+
+
+def read_tensors(
+    path: str | os.PathLike,
+    names: list[str] | None = None,
+    expected: dict[str, tuple[tuple[int, ...], torch.dtype | None]] | None = None,
+    *,
+    error: type[Exception] = CheckpointError,
+) -> dict[str, torch.Tensor]:
+    """The tensors `names` (default: all) of the safetensors file `path`, each checked from the
+    header before its bytes are read: where `expected` gives one (``{name: (shape, dtype or
+    None)}``) that name, shape and dtype; a tensor the file lacks, or one `expected` does not
+    list, is refused too; a named or expected tensor must be a float (a checkpoint's integer
+    buffers pass only when all tensors are read without expectations). Every float read must be
+    finite. Anything else is `error` naming the file and the tensor: a transposed tensor with the
+    same element count never passes as the other."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+            wanted = list(names) if names is not None else keys
+            missing = [n for n in wanted if n not in set(keys)]
+            if missing:
+                raise error(f"{path}: has no tensor {missing[0]!r}")
+            out = {}
+            for name in wanted:
+                piece = f.get_slice(name)
+                shape, dtype = tuple(int(d) for d in piece.get_shape()), str(piece.get_dtype())
+                dtype = FLOAT_DTYPES.get(dtype, dtype)
+                if names is not None or expected is not None or isinstance(dtype, torch.dtype):
+                    check_tensor(path, name, shape, dtype, expected, error)
+                out[name] = f.get_tensor(name)
+                if out[name].is_floating_point():
+                    check_finite(path, name, out[name], error)
+            return out
+    except error:
+        raise
+    except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise error(f"{path}: unreadable tensor file ({type(err).__name__}: {first[:160]})") from None
+
+
+def check_tensor(
+    path: str | os.PathLike,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: torch.dtype | str,
+    expected: dict[str, tuple[tuple[int, ...], torch.dtype | None]] | None,
+    error: type[Exception] = CheckpointError,
+) -> None:
+    """One tensor `name` of file `path` against what it claims to be (see `read_tensors`)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise error(f"{path}: tensor {name!r} has dtype {dtype}, not a floating-point weight")
+    if expected is None:
+        return
+    if name not in expected:
+        raise error(f"{path}: tensor {name!r} is not one of the parameters it should hold")
+    want_shape, want_dtype = expected[name]
+    if tuple(shape) != tuple(want_shape):
+        raise error(
+            f"{path}: tensor {name!r} has shape {list(shape)}, expected {list(want_shape)} "
+            "(the parameter's shape in θ0)"
+        )
+    if want_dtype is not None and dtype != want_dtype:
+        raise error(f"{path}: tensor {name!r} has dtype {dtype}, expected {want_dtype}")
+
+
+def check_finite(
+    path: str | os.PathLike, name: str, tensor: torch.Tensor, error: type[Exception] = CheckpointError
+) -> torch.Tensor:
+    """`tensor` (parameter `name` of `path`) when every value is finite; else `error` naming both:
+    a diverged training's NaN weights never pass as a landscape's centre or a trajectory's point."""
+    if not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise error(f"{path}: tensor {name!r} holds {bad} non-finite value(s) (NaN or inf): a diverged run?")
+    return tensor
+
+
+def weight_specs(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], None]]:
+    """{name: (shape, None)} of every tensor in checkpoint `path`'s safetensors files, from their
+    headers alone (no weights read); a CheckpointError naming an unreadable file."""
+    from safetensors import safe_open
+
+    specs: dict[str, tuple[tuple[int, ...], None]] = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as handle:
+                for key in handle.keys():
+                    specs[key] = (tuple(int(d) for d in handle.get_slice(key).get_shape()), None)
+        except Exception as err:  # safetensors raises its own error types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"checkpoint {f}: cannot read its header ({first[:160]})") from None
+    return specs
+
+
 def load_model(path: str | os.PathLike):
     """The sequence classifier at `path`, float32, eval mode; a CheckpointError naming the file
     when its weights or config cannot be read."""
@@ -172,7 +301,9 @@ def load_model(path: str | os.PathLike):
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(path), dtype=torch.float32, trust_remote_code=False
+        )
     except Exception as err:  # OSError, safetensors' SafetensorError, ValueError ...: a corrupt file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = unreadable_weight_file(path)
@@ -181,6 +312,8 @@ def load_model(path: str | os.PathLike):
         ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+    for name, parameter in trainable_parameters(model).items():  # a diverged run's θ1 is no centre
+        check_finite(f"checkpoint {path}", name, parameter.detach())
     return model.eval()
 
 

@@ -69,3 +69,41 @@ def held(path: str | os.PathLike, what: str, wait: bool = True) -> Iterator[Path
             yield path
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def held_by_another(path: str | os.PathLike) -> str | None:
+    """Who holds the lock at `path` right now, in words (`holder`), or None when no live process
+    does (or there is no such file). Asks the kernel without taking the lock for long and without
+    writing to the file; a lock this process holds through another open file counts as held."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return holder(path)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def held_directory(path: str | os.PathLike, what: str) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on the directory `path` itself (created if needed; no file is
+    written into it) while the block runs, waiting for another holder: for short claims on what
+    a directory will hold (e.g. which configuration writes a surface file there)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("%s is being claimed by another process: waiting", what)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)  # closing the only descriptor drops the lock

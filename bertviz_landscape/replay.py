@@ -27,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from bertviz_landscape.checkpoints import read_tensors, weight_specs
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.parameters import trainable_parameters
 from bertviz_landscape.rundir import RunDir
@@ -145,20 +146,24 @@ def replay_projection(
     return out
 
 
-def _weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
+def _weights(path: Path, expected: dict | None = None) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for f in sorted(Path(path).glob("*.safetensors")):
-        state.update(load_file(str(f)))
+        state.update(read_tensors(f, None, expected))
     return state
 
 
+def _weights_names(path: Path) -> set[str]:
+    return set(weight_specs(path))
+
+
 def _compare(a: Path, b: Path) -> tuple[bool, float]:
-    """(bitwise equal, largest absolute difference) of two checkpoints' weights."""
-    sa, sb = _weights(a), _weights(b)
-    if sa.keys() != sb.keys():
+    """(bitwise equal, largest absolute difference) of two checkpoints' weights (`b`'s tensors
+    checked against `a`'s names, shapes and dtypes)."""
+    sa = _weights(a)
+    if sa.keys() != _weights_names(b):
         return False, float("inf")
+    sb = _weights(b, {k: (tuple(t.shape), t.dtype) for k, t in sa.items()})
     same = all(torch.equal(sa[k], sb[k]) for k in sa)
     diff = max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa) if sa else 0.0
     return same, diff

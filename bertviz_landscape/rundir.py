@@ -202,12 +202,25 @@ class RunDir:
         write_json_atomic(self.identity_file, identity)
 
     def read_config(self) -> dict:
-        """The resolved config that made the run ({} for runs made before it was recorded)."""
+        """The resolved config that made the run ({} for runs made before it was recorded).
+
+        Training writes it resolved, so it is read as plain data: a YAML tag that would build an
+        object (``!!python/...``) or an interpolation (``${oc.env:...}``, any resolver) is a
+        BadInput naming the file and the key — a file never reads the environment or runs a
+        resolver."""
         if not self.config.is_file():
             return {}
         from omegaconf import OmegaConf
 
-        return OmegaConf.to_container(OmegaConf.load(self.config), resolve=True)
+        try:
+            loaded = OmegaConf.to_container(OmegaConf.load(self.config), resolve=False)
+        except Exception as err:  # yaml's ConstructorError/ScannerError, UnicodeDecodeError, omegaconf's
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise BadInput(f"{self.config}: not a plain YAML config ({first[:160]})") from None
+        if not isinstance(loaded, dict):
+            raise BadInput(f"{self.config}: not a mapping of config keys")
+        _refuse_interpolations(loaded, self.config)
+        return loaded
 
     @property
     def name(self) -> str:
@@ -254,3 +267,16 @@ class RunDir:
         """The run's data.max_length (its config.yaml; None for runs made before it was recorded)."""
         length = (self.read_config().get("data") or {}).get("max_length")
         return None if length is None else int(length)
+
+
+def _refuse_interpolations(node, path: Path, key: str = "") -> None:
+    """A BadInput naming the first key of a loaded config whose value is an interpolation."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, value in items:
+        where = f"{key}.{k}" if key and isinstance(k, str) else f"{key}[{k}]" if key else str(k)
+        if isinstance(value, str) and "${" in value:
+            raise BadInput(
+                f"{path}: key {where} holds an interpolation {value[:60]!r}; a run's config.yaml is "
+                "written resolved and is never resolved again (no environment variables, no resolvers)"
+            )
+        _refuse_interpolations(value, path, where)

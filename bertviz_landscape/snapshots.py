@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from bertviz_landscape.atomic import atomic_path, open_in_place, write_text_atomic
+from bertviz_landscape.checkpoints import FLOAT_DTYPES, check_tensor, read_tensors, weight_specs
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.names import ConfinementError, confine
 from bertviz_landscape.rundir import RunDir
@@ -251,6 +251,8 @@ class Snapshots:
             raise SnapshotError(
                 f"{meta_path}: unknown snapshot format {str(found)[:80]!r} (expected {FORMAT})"
             )
+        self.expected = self._parameter_specs(meta_path)
+        self._theta0_checked = False
         self.records: list[SnapshotRecord] = []
         seen = set()
         index = self.directory / "index.jsonl"
@@ -288,6 +290,77 @@ class Snapshots:
         self.records.sort(key=lambda r: r.step)
         self._by_step = {r.step: r for r in self.records}
 
+    def _parameter_specs(self, meta_path: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """{name: (shape, dtype)} that every snapshot file claims to hold (meta.json's parameters
+        and dtype); a SnapshotError naming meta.json when they are malformed."""
+        dtype = DTYPES.get(str(self.meta.get("dtype")))
+        if dtype is None:
+            raise SnapshotError(
+                f"{meta_path}: dtype {str(self.meta.get('dtype'))[:40]!r} is not one of {sorted(DTYPES)}"
+            )
+        params = self.meta.get("parameters")
+        specs: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+        for i, p in enumerate(params if isinstance(params, list) else [None]):
+            shape = p.get("shape") if isinstance(p, dict) else None
+            if not (
+                isinstance(p, dict)
+                and isinstance(p.get("name"), str)
+                and isinstance(shape, list)
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            ):
+                raise SnapshotError(f"{meta_path}: parameters[{i}] is not a {{name, shape}} record")
+            specs[p["name"]] = (tuple(shape), dtype)
+        return specs
+
+    def check_theta0(self) -> None:
+        """meta.json's parameters against θ0's (checkpoints/init, from its headers): the same
+        names and shapes, so a delta is always added to the tensor it was taken from; once."""
+        if self._theta0_checked:
+            return
+        path = self.theta0_path
+        if path.is_dir():
+            theta0 = weight_specs(path)
+            for name, (shape, _) in self.expected.items():
+                if name not in theta0 or theta0[name][0] != shape:
+                    raise SnapshotError(
+                        f"{self.directory / 'meta.json'}: parameter {name!r} "
+                        f"{'is not in' if name not in theta0 else f'has shape {list(shape)}, not that of'}"
+                        f" θ0 ({path}{'' if name not in theta0 else f': {list(theta0[name][0])}'})"
+                    )
+        self._theta0_checked = True
+
+    def theta0_expected(self) -> dict[str, tuple[tuple[int, ...], None]]:
+        """{name: (shape, any float dtype)} of θ0's tensors, as meta.json claims them."""
+        return {n: (shape, None) for n, (shape, _) in self.expected.items()}
+
+    def check_file(self, step: int) -> Path:
+        """The snapshot file of `step`, its header checked (every parameter of meta.json, in its
+        shape and dtype, and nothing else) before a reader slices it; a SnapshotError naming
+        the file and the tensor otherwise."""
+        from safetensors import safe_open
+
+        self.check_theta0()
+        path = self.directory / self.record(step).file
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                keys = list(f.keys())
+                for name in keys:
+                    piece = f.get_slice(name)
+                    dtype = str(piece.get_dtype())
+                    shape = tuple(int(d) for d in piece.get_shape())
+                    check_tensor(
+                        path, name, shape, FLOAT_DTYPES.get(dtype, dtype), self.expected, SnapshotError
+                    )
+        except SnapshotError:
+            raise
+        except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise SnapshotError(f"{path}: unreadable snapshot ({type(err).__name__}: {first})") from None
+        missing = [n for n in self.expected if n not in keys]
+        if missing:
+            raise SnapshotError(f"{path}: has no parameter {missing[0]!r}")
+        return path
+
     @property
     def steps(self) -> list[int]:
         return [r.step for r in self.records]
@@ -315,17 +388,13 @@ class Snapshots:
 
     def delta(self, step: int, names: list[str] | None = None) -> dict[str, torch.Tensor]:
         """θ_step − θ0 in the stored dtype (memory-mapped; `names` selects parameters)."""
+        self.check_theta0()
         path = self.directory / self.record(step).file
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                return {k: f.get_tensor(k) for k in (names or f.keys())}
-        except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
-            if isinstance(err, KeyError):
-                raise SnapshotError(f"{path}: has no parameter {err.args[0]!r}") from None
-            raise SnapshotError(
-                f"{path}: unreadable snapshot ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''})"
-            ) from None
+        out = read_tensors(path, names or None, self.expected, error=SnapshotError)
+        missing = [] if names else [n for n in self.expected if n not in out]
+        if missing:  # every parameter meta.json lists, when all are asked for
+            raise SnapshotError(f"{path}: has no parameter {missing[0]!r}")
+        return out
 
     def iter_deltas(
         self, names: list[str] | None = None
@@ -335,15 +404,14 @@ class Snapshots:
 
     def theta0(self) -> dict[str, torch.Tensor]:
         """θ0 of the trajectory's parameters (float32), read from checkpoints/init."""
-        from safetensors.torch import load_file
-
         files = sorted(self.theta0_path.glob("*.safetensors"))
         if not files:
             raise FileNotFoundError(f"θ0 checkpoint {self.theta0_path} has no safetensors weights")
+        self.check_theta0()  # the names and shapes meta.json claims are θ0's
         state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(load_file(str(f)))
         names = self.parameter_names
+        for f in files:  # only the trajectory's parameters (a checkpoint may hold integer buffers)
+            state.update(read_tensors(f, [n for n in _keys(f) if n in set(names)], self.theta0_expected()))
         missing = [n for n in names if n not in state]
         if missing:
             raise KeyError(f"θ0 checkpoint {self.theta0_path} lacks parameters {missing[:5]}")
@@ -353,3 +421,15 @@ class Snapshots:
         """θ_step = θ0 + δ_step in float32."""
         base = theta0 if theta0 is not None else self.theta0()
         return {k: base[k].float() + v.float() for k, v in self.delta(step).items()}
+
+
+def _keys(path: Path) -> list[str]:
+    """The tensor names of θ0's weight file `path`; a SnapshotError naming it when unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return list(f.keys())
+    except Exception as err:  # safetensors raises its own error types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SnapshotError(f"{path}: unreadable θ0 weights ({first[:160]})") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from bertviz_landscape.atomic import check_writable, write_json_atomic, write_text_atomic
 from bertviz_landscape.callbacks import (
@@ -317,12 +319,19 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
         run.write_identity(identity)
         save_checkpoint(model, tokenizer, run.theta0)
     try:
-        trainer.fit(
-            module,
-            datamodule=datamodule,
-            ckpt_path=str(resume_path) if resumed else None,
-            weights_only=True,  # the resume state is tensors and plain containers: no pickle of code runs
-        )
+        try:
+            trainer.fit(
+                module,
+                datamodule=datamodule,
+                ckpt_path=str(resume_path) if resumed else None,
+                weights_only=True,  # the resume state is tensors and plain containers: no pickle of code runs
+            )
+        except SIGTERMException:
+            killed(run, trainer.global_step, signal.SIGTERM)
+        except SystemExit as err:  # Lightning turns Ctrl-C (SIGINT) into sys.exit(1) after its teardown
+            if err.code == 1 and trainer.interrupted:
+                killed(run, trainer.global_step, signal.SIGINT)
+            raise
         save_checkpoint(model, tokenizer, run.theta1)
         dev = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         result = {
@@ -350,6 +359,22 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
                 logger.experiment.finish()
     log.info("dev %s | majority baseline %s", dev, baseline)
     return result
+
+
+def killed(run: RunDir, step: int, signum: int) -> None:
+    """A training stopped by `signum` (a scheduler's SIGTERM, Ctrl-C): one line, and the exit
+    status of a process killed by it (128 + signum: 143, 130), never 0; Lightning's own exception
+    carries no code. Nothing final is written; a re-run resumes from the last epoch's state."""
+    import sys
+
+    name = signal.Signals(signum).name
+    message = (
+        f"training in {run.root} stopped by {name} at step {step}: no θ1 or {run.metrics_json.name} written; "
+        "run the same command again to resume"
+    )
+    log.error("%s", message)
+    print(f"bertviz-train: error: {message}", file=sys.stderr)
+    raise SystemExit(128 + signum)
 
 
 def assign_job_device(cfg: DictConfig, job_num: int, gpu_count: int) -> None:

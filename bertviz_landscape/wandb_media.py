@@ -37,7 +37,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.evidence import Options
@@ -194,9 +193,7 @@ def training_link(run: Path) -> dict:
     rd = RunDir(run)
     ident = rd.read_identity()
     ids = sorted(p.name.rsplit("-", 1)[-1] for p in (rd.wandb_dir / "wandb").glob("*run-*-*") if p.is_dir())
-    config = {}
-    if rd.config.is_file():
-        config = OmegaConf.to_container(OmegaConf.load(rd.config), resolve=False)
+    config = rd.read_config()  # plain data: no tag builds an object, no interpolation resolves
     return {
         "dir": str(rd.root),
         "wandb_id": ids[-1] if ids else None,

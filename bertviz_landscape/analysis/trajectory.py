@@ -74,6 +74,7 @@ from bertviz_landscape.analysis.common import (
 from bertviz_landscape.analysis.path_loss import path_loss_of_run
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.atomic import atomic_path
+from bertviz_landscape.checkpoints import read_tensors
 from bertviz_landscape.config import compose
 from bertviz_landscape.data.eval_sets import eval_data
 from bertviz_landscape.errors import BadInput
@@ -110,8 +111,11 @@ class Plane:
         return np.array([[dot(self.x, self.x), d12], [d12, dot(self.y, self.y)]])
 
 
-def read_weights(checkpoint: str | os.PathLike, names: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Only the parameters `names` of a save_pretrained checkpoint (float32), memory-mapped."""
+def read_weights(
+    checkpoint: str | os.PathLike, names: Sequence[str], shapes: dict[str, torch.Size] | None = None
+) -> dict[str, torch.Tensor]:
+    """Only the parameters `names` of a save_pretrained checkpoint (float32), memory-mapped; each
+    checked against its shape in `shapes` (the plane's, θ0's) when given."""
     from safetensors import safe_open
 
     files = sorted(Path(checkpoint).glob("*.safetensors"))
@@ -119,11 +123,11 @@ def read_weights(checkpoint: str | os.PathLike, names: Sequence[str]) -> dict[st
         raise AnalysisError(f"checkpoint {checkpoint} has no safetensors weights")
     out: dict[str, torch.Tensor] = {}
     wanted = set(names)
+    expected = {n: (tuple(shapes[n]), None) for n in names} if shapes is not None else None
     for f in files:
         with safe_open(str(f), framework="pt") as handle:
-            for k in handle.keys():
-                if k in wanted:
-                    out[k] = handle.get_tensor(k).float()
+            here = [k for k in handle.keys() if k in wanted]
+        out |= {k: t.float() for k, t in read_tensors(f, here, expected, error=AnalysisError).items()}
     missing = [n for n in names if n not in out]
     if missing:
         raise AnalysisError(f"checkpoint {checkpoint} lacks parameters {missing[:3]}")
@@ -161,7 +165,8 @@ def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
             source = Path(
                 ((surface.meta.get("checkpoints") or {}).get(directions.center) or {}).get("path", "")
             )
-        c, t0 = read_weights(source, names), read_weights(run.theta0, names)
+        shapes = {n: t.shape for n, t in directions.x.items()}
+        c, t0 = read_weights(source, names, shapes), read_weights(run.theta0, names, shapes)
         offset = OrderedDict((n, c[n] - t0[n]) for n in names)
     plane = Plane(directions.x, directions.y, offset, directions.center, path)
     if plane.y is not None:
@@ -229,6 +234,13 @@ def project_trajectory(snapshots, plane: Plane) -> list[dict]:
     missing = [n for n in plane.names if n not in set(snapshots.parameter_names)]
     if missing:
         raise AnalysisError(f"snapshots in {snapshots.directory} lack the surface's parameters {missing[:3]}")
+    snapshots.check_theta0()  # meta.json's shapes are θ0's; each file is checked against them on reading
+    for n in plane.names:
+        if tuple(plane.x[n].shape) != snapshots.expected[n][0]:
+            raise AnalysisError(
+                f"direction file {plane.direction_file}: tensor {n!r} has shape {list(plane.x[n].shape)}, "
+                f"the run's θ0 {list(snapshots.expected[n][0])}"
+            )
     gram = plane.gram()
     out = []
     for record in snapshots.records:

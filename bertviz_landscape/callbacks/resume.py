@@ -23,5 +23,8 @@ class EpochCheckpoint(pl.Callback):
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        check = getattr(pl_module, "check_finite_loss", None)
+        if check is not None:  # a diverged epoch is never the state a re-run resumes from
+            check()
         with atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loop state are the point

@@ -155,11 +155,11 @@ def load_eval_sets(
     token type ids; the column is dropped when it does not), its batches on `device`."""
     from transformers import AutoConfig, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), trust_remote_code=False)
     # a checkpoint directory: its config says whether the model uses token type ids
     config_file = Path(tokenizer_dir) / "config.json"
     token_types = (
-        takes_token_type_ids(AutoConfig.from_pretrained(str(tokenizer_dir)))
+        takes_token_type_ids(AutoConfig.from_pretrained(str(tokenizer_dir), trust_remote_code=False))
         if config_file.is_file()
         else True
     )

@@ -36,7 +36,7 @@ from typing import Any
 import datasets
 import yaml
 
-from bertviz_landscape.data.task import GlueTask
+from bertviz_landscape.data.task import GlueTask, missing_label
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.names import check_name
 
@@ -89,6 +89,9 @@ def _read_raw(source: Source, split: str, cache_dir: str | None) -> datasets.Dat
                 header = next(csv.reader(handle, delimiter=delimiter), None)
             if not header:
                 raise DataError(f"{where}: file is empty (no header row)")
+            twice = sorted({c for c in header if header.count(c) > 1})
+            if twice:  # a reader would silently use one of them (pandas renames the others)
+                raise DataError(f"{where}: line 1 (header) names column {twice[0]!r} more than once")
             return datasets.load_dataset(  # every column as text: labels are parsed by the task
                 "csv",
                 data_files={split: part},
@@ -204,8 +207,9 @@ def _infer_labels(source: Source, label: str, text: str, pair: str | None, cache
     values = set()
     for i, value in enumerate(raw[label]):
         text_value = _label_value(value)
-        if text_value is None:
-            raise DataError(f"{where}: {source.row(i)}, column {label!r}: empty label")
+        why = "empty label" if text_value is None else missing_label(text_value)
+        if why:
+            raise DataError(f"{where}: {source.row(i)}, column {label!r}: {why}")
         values.add(text_value)
     if len(values) < 2:
         raise DataError(

@@ -6,12 +6,26 @@ The registry of tasks by name is `data/tasks.py`; task spec files are read by `d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 import torchmetrics
 from torchmetrics import MetricCollection
+
+# what a spreadsheet or pandas writes for a missing cell: never a class or a score
+MISSING_MARKERS = frozenset({"", "nan", "-nan", "+nan", "<na>", "#n/a", "n/a", "null", "#na"})
+
+
+def missing_label(raw: str) -> str | None:
+    """Why the label cell `raw` is missing ("empty label", "missing value 'NaN'"), else None."""
+    value = raw.strip()
+    if not value:
+        return "empty label"
+    if value.lower() in MISSING_MARKERS:
+        return f"missing value {raw!r} (an empty or NaN cell is not a label)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -43,14 +57,16 @@ class GlueTask:
     def parse_label(self, raw: str) -> int | float:
         """Turn a TSV label field into the model's target; ValueError names what is wrong."""
         value = raw.strip()
+        if why := missing_label(raw):
+            raise ValueError(why)
         if self.is_regression:
             try:
                 score = float(value)
             except ValueError:
                 raise ValueError(f"score {raw!r} is not a number") from None
-            if score != score or (
-                self.score_range and not (self.score_range[0] <= score <= self.score_range[1])
-            ):
+            if not math.isfinite(score):
+                raise ValueError(f"score {raw!r} is not a finite number")
+            if self.score_range and not (self.score_range[0] <= score <= self.score_range[1]):
                 raise ValueError(f"score {raw!r} is outside {self.score_range}")
             return score
         if self.label_names and value in self.label_names:

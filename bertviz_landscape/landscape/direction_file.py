@@ -101,6 +101,17 @@ def read_directions(path: str | os.PathLike) -> tuple[Directions, dict]:
     except (OSError, KeyError, ValueError, RecursionError) as err:  # corrupt bytes, a garbage JSON attribute
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LandscapeError(f"direction file {path} cannot be read ({text[:200]})") from None
+    for axis, tensors in (("xdirection", x), ("ydirection", y or {})):
+        for name, t in tensors.items():  # what a direction claims to be: a float tensor of δ1's parameters
+            if not t.dtype.is_floating_point:
+                raise LandscapeError(f"direction file {path}: {axis}/{name} has dtype {t.dtype}, not a float")
+            if axis == "ydirection" and (name not in x or x[name].shape != t.shape):
+                raise LandscapeError(
+                    f"direction file {path}: {axis}/{name} has shape {list(t.shape)}, xdirection "
+                    f"{list(x[name].shape) if name in x else 'has no such parameter'}"
+                )
+    if y is not None and list(y) != list(x):
+        raise LandscapeError(f"direction file {path}: ydirection and xdirection name other parameters")
     return Directions(str(attrs["recipe"]), x, y, str(attrs["center"]), dict(attrs["info"])), attrs
 
 
@@ -157,7 +168,7 @@ def check_against(
     """A reused direction file must fit this landscape: parameters, shapes, dimensions, centre."""
     if two_d and directions.y is None:
         raise LandscapeError(f"direction file {path} has one direction; a 2D grid needs two")
-    for name, t in directions.x.items():
+    for name, t in [*directions.x.items(), *(directions.y or {}).items()]:
         if name not in state or tuple(state[name].shape) != tuple(t.shape):
             raise LandscapeError(
                 f"direction file {path}: parameter {name!r} is not in this model or has another shape"

@@ -24,6 +24,7 @@ from typing import Literal
 
 import torch
 
+from bertviz_landscape.checkpoints import check_finite
 from bertviz_landscape.errors import LandscapeError
 from bertviz_landscape.parameters import is_bias_or_norm, layer_map
 from bertviz_landscape.snapshots import SnapshotError
@@ -205,16 +206,17 @@ def _read_pieces(snapshots, record, pieces) -> list[torch.Tensor]:
     """The rows `pieces` of one snapshot file, read by slicing (memory-mapped: only those bytes)."""
     from safetensors import safe_open
 
-    path = snapshots.directory / record.file
+    path = snapshots.check_file(record.step)  # its tensors' names, shapes and dtypes before slicing
     try:
         with safe_open(str(path), framework="pt") as f:
             out = []
             for name, r0, r1, _ in pieces:
                 part = f.get_slice(name)
-                out.append(
-                    part[r0:r1].reshape(-1) if len(part.get_shape()) else f.get_tensor(name).reshape(-1)
-                )
+                piece = part[r0:r1].reshape(-1) if len(part.get_shape()) else f.get_tensor(name).reshape(-1)
+                out.append(check_finite(path, name, piece, SnapshotError))
             return out
+    except SnapshotError:
+        raise
     except Exception as err:  # truncated or corrupt file (safetensors raises its own error types)
         first = str(err).splitlines()[0] if str(err) else ""
         raise SnapshotError(f"{path}: unreadable snapshot ({type(err).__name__}: {first})") from None

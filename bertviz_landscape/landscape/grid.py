@@ -84,6 +84,11 @@ class Grid:
             Axis.parse("y", y) if y is not None else None,
             str(name) if name not in (None, "") else None,
         )
+        for axis_name, axis in (("x", grid.x), ("y", grid.y)):
+            if axis is not None and axis.num < 2:  # a curve of one point has no shape to draw or measure
+                raise LandscapeError(
+                    f"grid.{axis_name}.num = {axis.num}: a curve or surface needs at least 2 points per axis"
+                )
         if grid.size > MAX_POINTS:  # refused before a point list or a surface array is allocated
             shape = " × ".join(str(n) for n in grid.shape)
             gb = grid.size * 8 * ARRAYS_PER_SURFACE / 1e9

@@ -10,6 +10,7 @@ the same YAML defaults.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -47,7 +48,7 @@ from bertviz_landscape.landscape.request import (
 )
 from bertviz_landscape.landscape.shards import PointStore, merge_parts, parts_dir
 from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.locks import held
+from bertviz_landscape.locks import BusyError, held, held_by_another, held_directory
 from bertviz_landscape.parameters import select_parameters
 from bertviz_landscape.snapshots import Snapshots
 
@@ -196,6 +197,8 @@ def compute_landscape(
     store = PointStore(parts_dir(req.output, key), req.shard, req.num_shards)
     check_writable(req.output)
     existing = _existing_surface(req, key)
+    if existing is None:  # another configuration computing into this output now: never two at once
+        _check_no_other_configuration(req, key)
     if req.overwrite and req.mode != "merge":  # overwrite discards the points of what it replaces
         for other in store.directory.parent.glob("*"):
             if other.is_dir() and other.name != key and (other / "spec.json").is_file():
@@ -216,7 +219,7 @@ def compute_landscape(
     if req.mode == "merge":
         if not (store.directory / "spec.json").is_file():
             raise LandscapeError(f"nothing computed yet for this configuration (no {store.directory})")
-        surface = merge_parts(store.directory, req.output)
+        surface = _merge(req, key, store, require_complete=True)
         return LandscapeResult(
             req.output,
             store.directory,
@@ -245,7 +248,8 @@ def compute_landscape(
         if todo or not (store.directory / "spec.json").exists():
             # a second copy of this shard (a requeued job) says so, waits, then finds the points done
             lock = store.directory / f".shard-{store.shard:04d}-of-{store.num_shards:04d}.lock"
-            with held(lock, f"shard {store.shard}/{store.num_shards} (already running in another process)"):
+            with contextlib.ExitStack() as stack:
+                _claim_shard(req, key, lock, stack)
                 done = store.done() if store.directory.exists() else {}
                 todo = [k for k in mine if k not in done]
                 evaluator, summary, direction_path = _evaluate(req, task, store, key, todo, on_point)
@@ -255,7 +259,7 @@ def compute_landscape(
         ):  # nothing finished: leave nothing behind
             _remove_empty_parts(store.directory)
         raise
-    surface = merge_parts(store.directory, req.output, require_complete=False) if req.merge else None
+    surface = _merge(req, key, store, require_complete=False) if req.merge else None
     return LandscapeResult(
         req.output,
         store.directory,
@@ -266,6 +270,55 @@ def compute_landscape(
         summary,
         direction_path,
     )
+
+
+def _claim_shard(req: LandscapeRequest, key: str, lock: Path, stack: contextlib.ExitStack) -> None:
+    """Take this shard's lock into `stack`, under the claim on the output's directory and only
+    when no other configuration is computing into the same output (a LandscapeError otherwise):
+    two grids never race on one surface file, while the shards of one configuration run side by
+    side (the claim is held only for the check). A copy of this very shard (a requeued job) is
+    waited for outside the claim."""
+    what = f"shard {req.shard}/{req.num_shards} (already running in another process)"
+    while True:
+        with held_directory(req.output.parent, f"the directory of {req.output}"):
+            _check_no_other_configuration(req, key)
+            try:
+                stack.enter_context(held(lock, what, wait=False))
+                return
+            except BusyError:
+                pass
+        with held(lock, what, wait=True):  # the other copy has finished (or died): claim again
+            pass
+
+
+def _check_no_other_configuration(req: LandscapeRequest, key: str) -> None:
+    """A LandscapeError when a live process computes another configuration into `req.output`
+    (it holds a shard lock in another directory of ``<output>.parts``)."""
+    root = parts_dir(req.output, key).parent
+    if not root.is_dir():
+        return
+    for other in sorted(root.iterdir()):
+        if other.name == key or not other.is_dir():
+            continue
+        for lock in sorted(other.glob(".shard-*.lock")):
+            who = held_by_another(lock)
+            if who is not None:
+                raise LandscapeError(
+                    f"{req.output} is being computed with another configuration by {who} (parts "
+                    f"{other}); nothing is written: choose another output=, or re-run when it has "
+                    "finished (overwrite=true to replace its surface)"
+                )
+
+
+def _merge(req: LandscapeRequest, key: str, store: PointStore, require_complete: bool) -> Path | None:
+    """Merge this configuration's points into `req.output` under the claim on its directory,
+    checking again what the output holds now: another configuration's surface, finished since
+    this one started, is never replaced silently (overwrite=true says to)."""
+    with held_directory(req.output.parent, f"the directory of {req.output}"):
+        existing = _existing_surface(req, key)
+        if existing is not None:  # another shard of this configuration merged it already
+            return existing
+        return merge_parts(store.directory, req.output, require_complete=require_complete)
 
 
 def _existing_surface(req: LandscapeRequest, key: str) -> Path | None:

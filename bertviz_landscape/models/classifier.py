@@ -34,6 +34,11 @@ class OptimConfigError(BadInput):
     """optim settings that cannot work."""
 
 
+class TrainingDiverged(BadInput):
+    """A non-finite training loss (the settings diverge: the learning rate, the data): training
+    stops there, and no θ1 or metrics are written."""
+
+
 def adamw_kernel(implementation: str, device: torch.device, grad_scaler: bool = False) -> dict[str, bool]:
     """torch.optim.AdamW's keyword arguments for `implementation` on `device`; "fused" falls back
     to "foreach" (logged) on a device without a fused kernel, or under fp16's gradient scaler
@@ -110,6 +115,7 @@ class GlueClassifier(pl.LightningModule):
         self.token_type_ids = takes_token_type_ids(model.config)
         self.val_metrics = task.make_metrics(prefix="val/")
         self.val_loss = torchmetrics.MeanMetric()
+        self._unchecked_loss: tuple[int, int, torch.Tensor] | None = None  # (step, epoch, loss)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(**model_inputs(batch, self.token_type_ids)).logits
@@ -118,9 +124,35 @@ class GlueClassifier(pl.LightningModule):
         # dropout's randomness depends only on (seed, step), as the data order depends only on
         # (seed, epoch) (EpochShuffle): a resumed run continues exactly as if never stopped
         torch.manual_seed(self.optim.seed * 1_000_003 + self.global_step)
+        self.check_finite_loss()
+
+    def check_finite_loss(self) -> None:
+        """Stop at the first non-finite training loss (a TrainingDiverged naming the step and the
+        loss). The previous step's loss is checked when the next step starts (and at the end of
+        each epoch and of training, before θ1 is written): by then the device has computed it, so
+        the check costs no wait for the current step's forward pass."""
+        if self._unchecked_loss is None:
+            return
+        step, epoch, loss = self._unchecked_loss
+        self._unchecked_loss = None
+        if not bool(torch.isfinite(loss)):
+            raise TrainingDiverged(
+                f"training loss is {float(loss)} at step {step} (epoch {epoch}): training stopped, "
+                "no θ1 written (the settings diverge: lower optim.lr, or check the data)"
+            )
+
+    def on_validation_start(self) -> None:  # an epoch's last step, before its records are written
+        self.check_finite_loss()
+
+    def on_train_epoch_end(self) -> None:
+        self.check_finite_loss()
+
+    def on_train_end(self) -> None:
+        self.check_finite_loss()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.task.loss(self(batch), batch["labels"])
+        self._unchecked_loss = (self.global_step + 1, self.current_epoch, loss.detach())
         self.log(
             "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["labels"])
         )

@@ -22,14 +22,16 @@ INITS = ("pretrained", "scratch")
 
 
 def load_tokenizer(name_or_path: str):
-    return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path))
+    return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path), trust_remote_code=False)
 
 
 def check_model_architecture(name_or_path: str, config_overrides: dict[str, Any] | None = None) -> int:
     """The number of transformer blocks of the model `name_or_path` names, or an
     `UnsupportedArchitecture` naming it: from its config alone (weights on the meta device, so
     nothing is loaded or allocated), for entrypoints to call before reading any data."""
-    config = AutoConfig.from_pretrained(resolve_model_source(name_or_path), **dict(config_overrides or {}))
+    config = AutoConfig.from_pretrained(
+        resolve_model_source(name_or_path), trust_remote_code=False, **dict(config_overrides or {})
+    )
     try:
         with torch.device("meta"):
             model = AutoModelForSequenceClassification.from_config(config)
@@ -56,12 +58,14 @@ def build_initial_model(
         "problem_type": "regression" if task.is_regression else "single_label_classification",
     }
     overrides = dict(config_overrides or {})
-    config = AutoConfig.from_pretrained(source, **head, **overrides)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=False, **head, **overrides)
     # one seeded generator for every random draw of the init (head, and encoder when scratch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if init == "pretrained":
-            model = AutoModelForSequenceClassification.from_pretrained(source, config=config)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, config=config, trust_remote_code=False
+            )
         else:
             model = AutoModelForSequenceClassification.from_config(config)
     check_architecture(model)  # an architecture the layer map does not know: an error before any training
