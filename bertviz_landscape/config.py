@@ -24,8 +24,6 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bertviz_landscape.rundir import RunDir
-
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -47,6 +45,7 @@ CONF_DIR = _find_conf_dir()
 def run_name(run: Any = None, checkpoint: Any = None, task: Any = None) -> str:
     """A name for outputs made from a run: `<task>_<init>_seed<seed>` of the run (given, or the
     run holding `checkpoint`), else the task's name."""
+    from bertviz_landscape.rundir import RunDir  # start-up time: rundir imports torch; a typo fails first
 
     for candidate in (run, checkpoint):
         if candidate in (None, "", "???"):

@@ -229,7 +229,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     run = RunDir(run_dir)
     # an architecture the layer map does not know: one line before any data is read (config only)
     check_model_architecture(
-        cfg.model.name_or_path, OmegaConf.to_container(cfg.model.config_overrides, resolve=True)
+        cfg.model.name_or_path,
+        OmegaConf.to_container(cfg.model.config_overrides, resolve=True),
+        cfg.init.get("name"),
     )
     check_run_config(cfg, run)
     if run.is_complete() and not cfg.get("force", False):

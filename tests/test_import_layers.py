@@ -40,7 +40,16 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("figures", ("plots",)),
     (
         "publish",
-        ("report", "wandb_media", "publish", "demo", "api", "landscape.entrypoint", "landscape.__main__"),
+        (
+            "report",
+            "wandb_media",
+            "publish",
+            "demo",
+            "api",
+            "landscape.entrypoint",
+            "landscape.__main__",
+            "commands",
+        ),
     ),
 ]
 # why a package import may sit inside a function: the comment on its line names one of these
