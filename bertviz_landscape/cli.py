@@ -235,7 +235,7 @@ def command_help(program: str, config_name: str) -> str:
     out.append("main keys (key=value; the default, then what it does):")
     for line in lines:
         found = re.match(r"^([A-Za-z_][\w-]*):\s*(.*?)\s*(?:#\s*(.*))?$", line)
-        if not found or found.group(1) in ("defaults", "hydra") or found.group(1) not in cfg:
+        if not found or found.group(1) in ("defaults", "hydra") or found.group(1) not in cfg.keys():
             continue
         key, value, comment = found.groups()
         if not value and key in CHECKED_SECTIONS.get(config_name, ()):
@@ -248,7 +248,8 @@ def command_help(program: str, config_name: str) -> str:
             for key in node.keys():
                 if not isinstance(node._get_node(key), DictConfig):
                     value = node._get_node(key)._value()
-                    out.append(f"  {section}.{key}={_YAML_WORDS.get(value, value)}")
+                    shown = _YAML_WORDS[value] if value is None or isinstance(value, bool) else value
+                    out.append(f"  {section}.{key}={shown}")
     out += [
         "",
         "any nested key works the same way (e.g. trainer.max_epochs=3); `--cfg job` prints the whole",

@@ -64,7 +64,8 @@ def check_model_source(
         )
     if path.is_dir() and not (path / "config.json").is_file():
         raise ModelSourceError(
-            f"model.name_or_path={name_or_path}: the directory has no config.json (not a save_pretrained model)"
+            f"model.name_or_path={name_or_path}: the directory has no config.json "
+            "(not a save_pretrained model)"
         )
     overrides = dict(config_overrides or {})
     if init == "pretrained" and path.is_dir() and any(k in overrides for k in SHAPE_KEYS):
