@@ -14,6 +14,7 @@ from conftest import exits_2_with_one_line, tiny_train_cfg
 
 from bertviz_landscape import api, commands
 from bertviz_landscape.cli import check_command_line
+from bertviz_landscape.errors import exit_on_bad_input
 
 
 def run_command(monkeypatch, capsys, entry, *args: str):
@@ -129,10 +130,12 @@ def test_an_unknown_task_names_the_nearest_spec(tmp_path, monkeypatch, glue_dir)
     write_spec(tmp_path / "specs")
     monkeypatch.setenv("BVL_TASK_PATH", str(tmp_path / "specs"))
     cfg = tiny_train_cfg(glue_dir, "task.name=reveiws")
-    from bertviz_landscape.errors import exit_on_bad_input
-
-    with pytest.raises(SystemExit):
-        exit_on_bad_input("bertviz-train", train, cfg, tmp_path / "run", errors=USER_ERRORS)
+    line = exits_2_with_one_line(
+        lambda: exit_on_bad_input("bertviz-train", train, cfg, tmp_path / "run", errors=USER_ERRORS),
+        "did you mean reviews?",
+        program="bertviz-train",
+    )
+    assert "reviews" in line.split("task specs:")[1]
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
