@@ -23,7 +23,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.config import CHECKED_SECTIONS, CONF_DIR, compose, warn_unused_keys
-from bertviz_landscape.errors import EXIT_BAD_INPUT, exit_on_bad_input
+from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput, exit_on_bad_input
 
 
 def command(
@@ -57,8 +57,6 @@ def check_command_line(program: str, config_name: str, argv: Sequence[str]) -> l
     of a task spec file (no conf/task preset) becomes ``task.name=<name>`` (`data/tasks.py` finds
     the spec on $BVL_TASK_PATH)."""
     import sys
-
-    from bertviz_landscape.errors import BadInput
 
     argv = list(argv)
     overrides, i = [], 0
@@ -131,8 +129,6 @@ def _compose_first_job(config_name: str, overrides: list[str]) -> None:
     """Compose the first job of the command line (a sweep's first value); Hydra's errors for an
     unknown key or option become one BadInput line with the nearest valid spelling."""
     from hydra.errors import ConfigCompositionException, MissingConfigException
-
-    from bertviz_landscape.errors import BadInput
 
     first = []
     for text, parsed in zip(overrides, _parse(overrides)):

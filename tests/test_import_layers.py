@@ -144,7 +144,9 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 def test_every_module_has_a_floor():
     unplaced = sorted(m for m in modules() if m != PACKAGE and not unit_of(m))
-    assert not unplaced, f"modules on no floor (add them to FLOORS and docs/development.md's layout): {unplaced}"
+    assert not unplaced, (
+        f"modules on no floor (add them to FLOORS and docs/development.md's layout): {unplaced}"
+    )
 
 
 def test_no_import_from_a_higher_floor():
