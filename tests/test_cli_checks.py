@@ -217,3 +217,19 @@ def test_the_snapshot_size_is_printed_before_training(tmp_path, glue_dir, caplog
         r for r in caplog.records if "train batches" in r.getMessage() or "snapshots: ~" in r.getMessage()
     ]
     assert first_step, caplog.text
+
+
+def test_without_network_and_without_a_glue_directory_fails_at_once(tmp_path, monkeypatch):
+    """Not marked offline, but the hub's host does not answer: the same one line, no retries."""
+    import time
+
+    from bertviz_landscape.train import train
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://unreachable.invalid")
+    cfg = tiny_train_cfg(tmp_path, "data.glue_dir=null")
+    start = time.perf_counter()
+    exits_2_with_one_line(lambda: train(cfg, tmp_path / "run"), "GLUE_DIR", "not reachable")
+    assert time.perf_counter() - start < 10

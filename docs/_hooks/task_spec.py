@@ -67,7 +67,7 @@ def table() -> str:
     missing = sorted(wanted - keys)
     if missing:
         raise ValueError(f"data/sources.py's docstring does not describe task-spec key(s) {missing}")
-    described = {"columns.text": "the column holding the text", "columns.pair": "the second text of pair tasks (null: none)",
+    described = {"source": "where the data is (the keys below)", "columns.text": "the column holding the text", "columns.pair": "the second text of pair tasks (null: none)",
                  "columns.label": "the column holding the label"}
     lines = ["| key | example | meaning |", "|---|---|---|"]
     for key, value, comment in rows:
