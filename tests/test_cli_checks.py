@@ -233,3 +233,31 @@ def test_without_network_and_without_a_glue_directory_fails_at_once(tmp_path, mo
     start = time.perf_counter()
     exits_2_with_one_line(lambda: train(cfg, tmp_path / "run"), "GLUE_DIR", "not reachable")
     assert time.perf_counter() - start < 10
+
+
+def test_an_appended_typo_is_warned_with_the_right_spelling(caplog):
+    """``+trainer.max_epoch=2`` (Hydra's own advice) composes; the warning names the key meant."""
+    from bertviz_landscape.config import compose, warn_unused_keys
+
+    with caplog.at_level(logging.WARNING, logger="bertviz_landscape"):
+        warn_unused_keys(compose("train", ["+trainer.max_epoch=2"]), "train")
+    assert "did you mean trainer.max_epochs?" in caplog.text, caplog.text
+
+
+def test_the_docs_task_spec_table_covers_every_key_the_reader_accepts():
+    """docs/_hooks/task_spec.py (run by `make docs`) builds the own-data page's table from
+    data/sources.py; every key the reader accepts is a row."""
+    import importlib.util
+    from pathlib import Path
+
+    from bertviz_landscape.data import sources
+
+    hook = Path(__file__).resolve().parents[1] / "docs" / "_hooks" / "task_spec.py"
+    spec = importlib.util.spec_from_file_location("task_spec_hook", hook)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.on_page_markdown(f"x\n{module.MARKER}\n")
+    for key in [*sources.SPEC_KEYS, *(f"source.{k}" for k in module.SOURCE_KEYS), "columns.pair"]:
+        assert f"| `{key}` |" in table, key
+    for fmt in sources.FORMATS:
+        assert f"`{fmt}`" in table
