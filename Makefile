@@ -10,12 +10,14 @@ export TOKENIZERS_PARALLELISM ?= false
 DEMO ?= outputs/demo
 # torch is pinned here only (pyproject.toml allows a range): the CPU build from the local wheels / index
 TORCH ?= 2.13.0
-# the optional extras every test needs (no launcher test skips with them): tests/test_launchers.py, tests/test_views.py
-EXTRAS ?= slurm,ray,paraview
-.PHONY: help install install-extras test test-slow test-all demo replicate analyses plots bench clean
+# the optional extras every test needs (no launcher test skips with them): tests/test_launchers.py,
+# tests/test_views.py, tests/test_notebook.py; and the docs site's
+EXTRAS ?= slurm,ray,paraview,notebook,docs
+.PHONY: help install install-extras test test-slow test-all notebook docs demo replicate analyses plots bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/$$(TORCH)/$(TORCH)/g' -e 's/$$(EXTRAS)/$(EXTRAS)/g' \
+		| awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +27,23 @@ install: $(BIN)/python ## create .venv and install the project (CPU torch $(TORC
 	$(BIN)/pip install -q torch==$(TORCH)
 	$(BIN)/pip install -q -e '.[test]'
 
-install-extras: install ## add the launcher plugins (submitit, Ray) and pyvista: what the slow tests use
+install-extras: install ## add the extras $(EXTRAS): launchers, pyvista, nbclient, MkDocs (what the slow tests and make docs use)
 	$(BIN)/pip install -q torch==$(TORCH) -e '.[test,$(EXTRAS)]'
 
 test: ## the default test suite (unit + a few integration tests on real GLUE and MiniLM)
 	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider
 
-test-slow: ## the slow tests only (launchers, wheel install, the tiny end-to-end demo, real-MiniLM acceptance)
-	$(BIN)/python -m pytest -m slow -p no:cacheprovider
+test-slow: ## the slow tests only (launchers, wheel install, the tiny end-to-end demo, real-MiniLM acceptance); the notebook: make notebook
+	$(BIN)/python -m pytest -m slow -p no:cacheprovider --deselect tests/test_notebook.py::test_the_quickstart_notebook_runs_end_to_end
+
+notebook: ## execute examples/quickstart.ipynb end to end (nbclient; fails on any cell error)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/test_notebook.py
+
+$(BIN)/mkdocs:
+	$(BIN)/pip install -q torch==$(TORCH) -e '.[docs]'
+
+docs: $(BIN)/mkdocs ## build the documentation site strictly (mkdocs.yml -> site/; a broken link or reference fails)
+	$(BIN)/mkdocs build --strict
 
 test-all: ## every test, slow ones included
 	$(BIN)/python -m pytest -p no:cacheprovider
@@ -65,4 +76,4 @@ bench: ## speed: training vs a plain loop and the matmul peak, snapshot callback
 	$(BIN)/python benchmarks/bench_hessian.py  # Hessian top eigenvalue + trace, ours vs PyHessian (needs the bench extra)
 
 clean: ## remove outputs and caches (not the venv)
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun .pytest_cache site

@@ -4,7 +4,7 @@ without snapshots repeated last as an A/A control.
 
     python benchmarks/bench_snapshots.py [--steps 40] [--repeats 3] [--every 1,16] [--dtype float16]
 
-The demo preset (MiniLM, SST-2, batch 16, length-grouped; README "Training speed") with
+The demo preset (MiniLM, SST-2, batch 16, length-grouped; docs/measured/benchmarks.md "Training speed") with
 validation off; arms in one process, interleaved within each repeat (no snapshots, then each
 every_n_steps), so a repeat's ratios share the machine's load of the moment. Absolute times on
 a shared 2-core host vary 2x with load: compare the ratios. Per arm:

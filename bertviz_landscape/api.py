@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 from bertviz_landscape import publish
 from bertviz_landscape.analysis import entrypoint as analysis_entrypoint
-from bertviz_landscape.config import CONF_DIR, compose
+from bertviz_landscape.config import CONF_DIR, OPTIONAL_KEYS, compose
 from bertviz_landscape.landscape import entrypoint as landscape_entrypoint
 from bertviz_landscape.landscape.sweep import LandscapeResult
 from bertviz_landscape.train import train
@@ -56,6 +56,20 @@ def _model_values(model: str | None) -> tuple[list[str], dict]:
     if _preset("model", model):
         return [f"model={model}"], {}
     return [], {"model": {"name": Path(str(model)).name, "name_or_path": str(model)}}
+
+
+def _check_keywords(function: str, config_name: str, values: dict) -> None:
+    """A keyword that names no key of conf/`config_name`.yaml is a TypeError naming the nearest
+    valid one, as Python's own for a misspelt argument (else ``gird=`` would merge a key that
+    nothing reads and compute the default grid)."""
+    import difflib
+
+    valid = set(compose(config_name).keys()) | OPTIONAL_KEYS.get(config_name, set())
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(sorted(valid))}"
+            raise TypeError(f"{function}() got an unexpected keyword argument {key!r}{hint}")
 
 
 def _compose(config_name: str, args: list[str], values: dict):
@@ -92,6 +106,7 @@ def train_run(
     task_args, task_vals = _task_values(task)
     model_args, model_vals = _model_values(model)
     args = [*task_args, *model_args, *([f"init={init}"] if init else []), *overrides]
+    _check_keywords("train_run", "train", values)
     return train(_compose("train", args, _merge(task_vals, model_vals, values)), run_dir)
 
 
@@ -104,6 +119,7 @@ def loss_curve(
 ) -> LandscapeResult:
     """The 1D curve J(θ0 + α·δ1) of `run` (grid=line, directions=difference unless given);
     ``.surface`` is the surface file. Checkpoints outside runs: ``theta0=…, theta1=…, task=…``."""
+    _check_keywords("loss_curve", "landscape", values)
     return _landscape(["grid=line", *overrides], _merge(_paths(run=run, output=output), values))
 
 
@@ -117,6 +133,7 @@ def loss_surface(
 ) -> LandscapeResult:
     """The 2D surface J(θ0 + α·δ1 + β·δ2) of `run` (grid=plane): δ2 from `run2` (the paper's axes),
     or ``directions="random"`` / ``"pca"`` (conf/directions/)."""
+    _check_keywords("loss_surface", "landscape", values)
     args = ["grid=plane", *([f"directions={directions}"] if directions else []), *overrides]
     return _landscape(args, _merge(_paths(run=run, run2=run2, output=output), values))
 
@@ -133,6 +150,7 @@ def analyze(
 ) -> dict:
     """Run analysis `name` (conf/analysis/<name>.yaml: trajectory, consistency, flatness, longtrain,
     layers, …); writes and returns its JSON. Its own options go under ``analysis={...}``."""
+    _check_keywords("analyze", "analyze", values)
     inputs = _paths(run=run, surface=surface, output=output)
     inputs |= {"runs": [str(r) for r in runs]} if runs else {}
     inputs |= {"surfaces": [str(s) for s in surfaces]} if surfaces else {}
@@ -143,5 +161,6 @@ def analyze(
 def draw(results: PathLike, output: PathLike | None = None, overrides: Sequence[str] = (), **values) -> dict:
     """Every figure the results directory supports (surfaces, analysis JSONs, runs), and the report
     unless ``report=False``; returns the figure manifest."""
+    _check_keywords("draw", "plot", values)
     cfg = _compose("plot", list(overrides), _merge(_paths(results=results, output=output), values))
     return publish.run(cfg)

@@ -24,8 +24,6 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bertviz_landscape.rundir import RunDir
-
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -47,6 +45,7 @@ CONF_DIR = _find_conf_dir()
 def run_name(run: Any = None, checkpoint: Any = None, task: Any = None) -> str:
     """A name for outputs made from a run: `<task>_<init>_seed<seed>` of the run (given, or the
     run holding `checkpoint`), else the task's name."""
+    from bertviz_landscape.rundir import RunDir  # start-up time: rundir imports torch; a typo fails first
 
     for candidate in (run, checkpoint):
         if candidate in (None, "", "???"):
@@ -116,11 +115,19 @@ def unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
 
 
 def warn_unused_keys(cfg: DictConfig, config_name: str) -> list[str]:
+    """Warn about each of `unused_keys`, naming the nearest key the config has (difflib)."""
+    import difflib
     import logging
 
     keys = unused_keys(cfg, config_name)
+    base = compose(config_name) if keys else None
     for key in keys:
+        parent, _, leaf = key.rpartition(".")
+        section = base.get(parent) if parent else base
+        known = [str(k) for k in section.keys()] if isinstance(section, DictConfig) else []
+        close = difflib.get_close_matches(leaf, known, n=1)
+        hint = f"; did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
         logging.getLogger("bertviz_landscape").warning(
-            "config key %r is not used by bertviz-%s (a typo? nothing reads it)", key, config_name
+            "config key %r is not used by bertviz-%s (a typo? nothing reads it)%s", key, config_name, hint
         )
     return keys

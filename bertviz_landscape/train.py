@@ -46,6 +46,7 @@ from bertviz_landscape.fingerprints import digest
 from bertviz_landscape.locks import held
 from bertviz_landscape.models import GlueClassifier, OptimRequest, build_initial_model, load_tokenizer
 from bertviz_landscape.models.initial import check_model_architecture
+from bertviz_landscape.models.source import check_model_source
 from bertviz_landscape.rundir import RunDir
 
 log = logging.getLogger("bertviz_landscape.train")
@@ -230,10 +231,10 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
     `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
     run = RunDir(run_dir)
     # an architecture the layer map does not know: one line before any data is read (config only)
-    check_model_architecture(
-        cfg.model.name_or_path, OmegaConf.to_container(cfg.model.config_overrides, resolve=True)
-    )
+    overrides = OmegaConf.to_container(cfg.model.config_overrides, resolve=True)
+    check_model_architecture(cfg.model.name_or_path, overrides)
     check_run_config(cfg, run)
+    check_model_source(cfg.model.name_or_path, cfg.init.get("name"), overrides)  # before anything is written
     if run.is_complete() and not cfg.get("force", False):
         log.info("run in %s is already complete; skipping (force=true to train again)", run.root)
         return run.read_metrics()

@@ -7,7 +7,7 @@
 Where each number comes from (printed with the table):
 
 * MEASURED on this project's 2-core CPU (AVX512-BF16, no AMX) with the MiniLM, by `make bench`
-  (README "Tests and benchmarks"): one training step of batch 32 on MRPC, 1.149 s; one landscape
+  (docs/measured/benchmarks.md): one training step of batch 32 on MRPC, 1.149 s; one landscape
   grid point over 128 MRPC dev examples with the fp32 engine, 0.742 s; float16 snapshots every
   step, +2%; the every-step CountSketch (k = 2^18), `benchmarks/bench_sketch.py`.
 * MEASURED token lengths (MiniLM's uncased WordPiece = bert-base-uncased's vocabulary, max

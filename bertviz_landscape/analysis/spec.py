@@ -14,7 +14,7 @@ the analysis:
     claims      the paper's claims decided on its numbers (report/claims.py decides them)
     legacy      the numbers an older JSON of it (without ``numbers``) still gives, from its summary
 
-Figures are names, not functions: plots/ sits above analysis/ in the floors (README "Layout"), so
+Figures are names, not functions: plots/ sits above analysis/ in the floors (docs/development.md), so
 an analysis cannot import a figure; the figure floor maps the names it declares.
 """
 

@@ -20,6 +20,7 @@ stay on the device), while full deltas are kept every
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import queue
@@ -47,6 +48,8 @@ from bertviz_landscape.snapshots import (
     truncate_snapshots,
     write_snapshot,
 )
+
+log = logging.getLogger("bertviz_landscape.snapshots")
 
 # float32 elements per chunk of the delta pass: its 1 MiB scratch stays in a core's L2 (2 MiB on
 # the 2-core EPYC VM), so θ_t and θ0 are read from memory once and only the rounded delta is
@@ -370,7 +373,20 @@ class WeightSnapshots(pl.Callback):
         element = torch.empty((), dtype=self.dtype).element_size()
         params = trainable_parameters(model)
         per_snapshot = sum(p.numel() for p in params.values()) * element
-        self.check_disk(self.projected_total(total_steps, per_snapshot, len(params)))
+        projected = self.projected_total(total_steps, per_snapshot, len(params))
+        log.info(
+            "snapshots: ~%s in %s (%d of %d steps × %.1f MB: every %d steps, %s%s); "
+            "callbacks.snapshots.every_n_steps=<n> changes it",
+            f"{projected / 1e9:.2f} GB" if projected >= 1e9 else f"{projected / 1e6:.0f} MB",
+            self.dirpath,
+            math.ceil(total_steps / self.every_n_steps),
+            total_steps,
+            per_snapshot / 1e6,
+            self.every_n_steps,
+            self.dtype_name,
+            ", + a sketch every step" if self.sketch_buckets else "",
+        )
+        self.check_disk(projected)
 
     def check_disk(self, projected: int) -> None:
         gb = projected / 1e9

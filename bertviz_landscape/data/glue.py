@@ -175,10 +175,39 @@ def _source_fingerprint(source, split: str) -> dict:
     return file_fingerprint(path)
 
 
+def check_hub_reachable(task: GlueTask, cache_dir: str | None = None) -> None:
+    """No cached copy of the task's hub dataset and the hub offline (HF_HUB_OFFLINE /
+    HF_DATASETS_OFFLINE) or unreachable (no connection to its host within 3 s): one line naming
+    GLUE_DIR at once, instead of the hub client's retries (half a minute) first."""
+    import socket
+    from urllib.parse import urlparse
+
+    cache = Path(cache_dir or datasets.config.HF_DATASETS_CACHE)
+    if any(cache.glob(f"{HUB_DATASET.replace('/', '___')}/{task.hub_config}")):
+        return  # a cached copy: the hub client reads it offline
+    offline = ("1", "ON", "YES", "TRUE")  # read now: the env may change after datasets is imported
+    why = None
+    if any(os.environ.get(v, "").upper() in offline for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        why = "is offline (HF_HUB_OFFLINE)"
+    else:
+        host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+        try:
+            socket.create_connection((host, 443), timeout=3).close()
+        except OSError:
+            why = f"is not reachable ({host})"
+    if why:
+        raise GlueDataError(
+            f"no GLUE data for task {task.name}: data.glue_dir and env GLUE_DIR are unset, and the hub "
+            f"({HUB_DATASET}) {why} with no cached copy; set GLUE_DIR=<GLUE's TSV directory> or "
+            "data.glue_dir=<dir>"
+        )
+
+
 def load_hub_split(task: GlueTask, split: str, cache_dir: str | None = None) -> datasets.Dataset:
     if split not in SPLITS:
         raise GlueDataError(f"unknown split {split!r}; expected one of {SPLITS}")
     hub_split = "train" if split == "train" else task.hub_dev_split
+    check_hub_reachable(task, cache_dir)
     try:
         raw = datasets.load_dataset(HUB_DATASET, task.hub_config, split=hub_split, cache_dir=cache_dir)
     except Exception as err:

@@ -15,6 +15,7 @@ landscape, analyses — resolves the same name to the same task.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -219,8 +220,11 @@ def get_task(name: str) -> GlueTask:
         if spec.is_file() and _has_source(spec):
             return register_task(task_from_spec_file(spec))
     known = sorted(TASKS) + sorted(_REGISTERED)
+    specs = sorted({p.stem for folder in task_path() for p in folder.glob("*.yaml") if p.stem not in TASKS})
+    close = difflib.get_close_matches(str(name), [*known, *specs], n=1)
     raise UnknownTaskError(
-        f"unknown task {name!r}; known tasks: {', '.join(known)} "
+        f"unknown task {name!r}{f' (did you mean {close[0]}?)' if close else ''}; known tasks: "
+        f"{', '.join(known)}{f', task specs: {chr(44).join(specs)}' if specs else ''} "
         f"(your own: a {name}.yaml task spec in $BVL_TASK_PATH or conf/task)"
     )
 

@@ -15,7 +15,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from bertviz_landscape.data.tasks import GlueTask
-from bertviz_landscape.models.source import resolve_model_source
+from bertviz_landscape.models.source import check_model_source, resolve_model_source
 from bertviz_landscape.parameters import UnsupportedArchitecture, check_architecture
 
 INITS = ("pretrained", "scratch")
@@ -25,13 +25,15 @@ def load_tokenizer(name_or_path: str):
     return AutoTokenizer.from_pretrained(resolve_model_source(name_or_path), trust_remote_code=False)
 
 
-def check_model_architecture(name_or_path: str, config_overrides: dict[str, Any] | None = None) -> int:
+def check_model_architecture(
+    name_or_path: str, config_overrides: dict[str, Any] | None = None, init: str | None = None
+) -> int:
     """The number of transformer blocks of the model `name_or_path` names, or an
     `UnsupportedArchitecture` naming it: from its config alone (weights on the meta device, so
-    nothing is loaded or allocated), for entrypoints to call before reading any data."""
-    config = AutoConfig.from_pretrained(
-        resolve_model_source(name_or_path), trust_remote_code=False, **dict(config_overrides or {})
-    )
+    nothing is loaded or allocated), for entrypoints to call before reading any data. A model that
+    cannot load as `init` asks is a `ModelSourceError` (`source.check_model_source`)."""
+    source = check_model_source(name_or_path, init, config_overrides)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=False, **dict(config_overrides or {}))
     try:
         with torch.device("meta"):
             model = AutoModelForSequenceClassification.from_config(config)
@@ -52,7 +54,7 @@ def build_initial_model(
 ) -> PreTrainedModel:
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
-    source = resolve_model_source(name_or_path)
+    source = check_model_source(name_or_path, init, config_overrides)
     head = {
         "num_labels": task.num_labels,
         "problem_type": "regression" if task.is_regression else "single_label_classification",

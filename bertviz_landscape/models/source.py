@@ -7,7 +7,11 @@ handed to `from_pretrained` unchanged (a hub name such as `bert-base-uncased`, o
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from bertviz_landscape.checkpoints import refuse_custom_code
+from bertviz_landscape.errors import BadInput
 
 
 def _minilm_path() -> str:
@@ -28,3 +32,58 @@ def resolve_model_source(name_or_path: str) -> str:
         return PACKAGED_MODELS[key]()
     refuse_custom_code(name_or_path)
     return str(name_or_path)
+
+
+# config keys that change the shape of a weight: an override of one makes pretrained weights unloadable
+SHAPE_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "embedding_size",
+)
+
+
+class ModelSourceError(BadInput):
+    """A model that cannot be loaded as asked: no such directory, or pretrained weights of another shape."""
+
+
+def check_model_source(
+    name_or_path: str, init: str | None = None, config_overrides: dict | None = None
+) -> str:
+    """The model's source (`resolve_model_source`), or one line saying why it cannot load: a path
+    that is not a ``save_pretrained`` directory (the hub would answer "Repo id must be in the form
+    …"), or ``init=pretrained`` with `config_overrides` that change a weight's shape (a preset such as
+    ``model=tiny`` sized for ``init=scratch``; transformers would answer with a size-mismatch
+    traceback). Reads config.json only: no torch, no hub."""
+    source = resolve_model_source(name_or_path)
+    path = Path(source).expanduser()
+    local = path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1
+    if local and not path.is_dir():
+        raise ModelSourceError(
+            f"model.name_or_path={name_or_path}: no such directory (give a save_pretrained directory, "
+            "a hub id such as bert-base-uncased, or a preset: model=<name> from conf/model/)"
+        )
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ModelSourceError(
+            f"model.name_or_path={name_or_path}: the directory has no config.json "
+            "(not a save_pretrained model)"
+        )
+    overrides = dict(config_overrides or {})
+    if init == "pretrained" and path.is_dir() and any(k in overrides for k in SHAPE_KEYS):
+        saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        differ = [
+            f"{k} {saved.get(k)} -> {overrides[k]}"
+            for k in SHAPE_KEYS
+            if k in overrides and saved.get(k) != overrides[k]
+        ]
+        if differ:
+            raise ModelSourceError(
+                f"init=pretrained cannot load the weights of {name_or_path}: model.config_overrides changes "
+                f"their shape ({', '.join(differ)}); use init=scratch, or model.name_or_path=<a saved "
+                "model of that shape>"
+            )
+    return source
