@@ -352,7 +352,9 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
     assert (root / "results.md").read_text().strip() in md
     assert "| | pretrained seed 0 | pretrained seed 1 | pretrained seed 2 |" in md
     html = (root / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(
+    claim_figures = md.count(": the deciding metric per seed](")  # one per decidable claim, beside the table
+    assert claim_figures == len(list((root / "figures" / "claims").glob("claim_*.png")))
+    assert html.count("data:image/png;base64,") == claim_figures + len(
         [f for f in manifest["figures"] if f["kind"] != "interactive3d"]
     )
 
