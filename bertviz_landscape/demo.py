@@ -13,8 +13,11 @@ Every (task, init) is run once per seed of ``seeds`` (replicates: from scratch a
     wandb                         wandb/ (offline runs)           curves, surfaces, artifacts, numbers
     report                        report.md, report.html, results.md (+ the copy at ``results_doc``)
 
-Before the first stage the decision rule (``evidence``) is written to ``evidence.json``; the report
-decides every claim across the seeds with it (report/claims.py).
+Before the first stage the analysis plan (``plan``: conf/plan/<preset>.yaml, with the design it
+registers — seeds, the seeds that select the from-scratch rate, tasks, the analyses' thresholds) is
+frozen into ``plan.yaml`` + ``plan.json`` (its SHA-256 and UTC time; report/plan.py). A different
+frozen plan is never overwritten: the demo says what changed, and the report, decided under the new
+plan, is exploratory and names the change (report/claims.py decides every claim across the seeds).
 
 A stage is skipped when its outputs exist and its record ``.stages/<stage>.json`` (the
 stage's full specification and outputs, written atomically after it finishes) matches the
@@ -53,6 +56,7 @@ from bertviz_landscape.landscape.entrypoint import run as compute_surface
 from bertviz_landscape.locks import held
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.report import write_report
+from bertviz_landscape.report.plan import PLAN_FILE, fmt_value, freeze
 from bertviz_landscape.report.writer import NOTES_FILE, SWEEP_FILE
 from bertviz_landscape.rundir import RunDir
 from bertviz_landscape.train import RunConfigError, train
@@ -364,12 +368,12 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                 {
                     "after": upstream,
                     "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures")),
-                    "evidence": c.get("evidence"),
+                    "plan": plan_document(c),
                     "results_doc": c.get("results_doc"),
                     "notes": list(c.get("report_notes") or []),
                 },
                 [root / "report.md", root / "report.html"],
-                lambda: _report(root, c.get("evidence") or {}, c.get("results_doc")),
+                lambda: _report(root, plan_document(c), c.get("results_doc")),
             )
         )
     return stages
@@ -656,14 +660,41 @@ def _wandb(root: Path, c: dict) -> None:
     log_results(root, wandb_cfg=c.get("wandb") or {}, wandb_dir=root)
 
 
-def _report(root: Path, evidence: dict, results_doc: str | None) -> None:
-    write_report(root, evidence, results_doc)
+def _report(root: Path, plan: dict | None, results_doc: str | None) -> None:
+    write_report(root, plan, results_doc)
 
 
-def write_evidence_rule(root: Path, evidence: dict) -> Path:
-    """<output_dir>/evidence.json: the decision rule, written before the first stage runs (the
-    report reads it, so a rule changed later cannot silently re-decide finished runs)."""
-    return write_json_atomic(root / "evidence.json", evidence)
+def plan_document(c: dict) -> dict | None:
+    """The analysis plan this configuration registers: the preset's plan (``plan``) and the design it
+    runs — seeds, selection seeds, tasks, inits, learning rates, the analyses and their thresholds."""
+    if not c.get("plan"):
+        return None
+    design = {
+        "seeds": list(c.get("seeds") or []),
+        "select_seeds": (c.get("scratch_sweep") or {}).get("select_seeds") if c.get("scratch_lrs") else None,
+        "scratch_lrs": c.get("scratch_lrs"),
+        "tasks": list(c.get("tasks") or []),
+        "inits": list(c.get("inits") or []),
+        "analyses": list(c.get("analyses") or []),
+        "analysis_overrides": c.get("analysis_overrides") or {},
+    }
+    return dict(c["plan"]) | {"design": design}
+
+
+def freeze_plan(root: Path, c: dict, say=print) -> None:
+    """Freeze the plan into <root> before the first stage; a different frozen plan stays and its
+    changes are said (the report under the new plan is exploratory and names them)."""
+    doc = plan_document(c)
+    if doc is None:
+        return
+    changed = freeze(root, doc)
+    if changed:
+        say(
+            f"[demo] the analysis plan differs from the one frozen in {root / PLAN_FILE} (not overwritten): "
+            + "; ".join(f"{k}: {fmt_value(a)} -> {fmt_value(b)}" for k, a, b in changed[:8])
+            + (f"; +{len(changed) - 8} more" if len(changed) > 8 else "")
+            + " — the report will be exploratory"
+        )
 
 
 def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
@@ -672,10 +703,9 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
     root = Path(cfg.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     stages = build_stages(cfg)
-    if cfg.get("evidence"):
-        write_evidence_rule(root, OmegaConf.to_container(cfg.evidence, resolve=True))
-    write_json_atomic(root / NOTES_FILE, [str(n) for n in cfg.get("report_notes") or []])
     pipeline = Pipeline(root, out, root / "demo.log" if quiet else None)
+    freeze_plan(root, OmegaConf.to_container(cfg, resolve=True), pipeline._print)
+    write_json_atomic(root / NOTES_FILE, [str(n) for n in cfg.get("report_notes") or []])
     done = pipeline.run(stages)
     if stages and stages[-1].name.startswith(SELECT_STAGE):  # the sweep's best rate, then the rest
         sweep = read_sweep(root)

@@ -36,8 +36,8 @@ def run(cfg: DictConfig) -> dict:
     for fig in manifest["figures"]:
         log.info("%-14s %s", fig["kind"], ", ".join(fig["files"]))
     if cfg.get("report", True):
-        rule = OmegaConf.to_container(cfg.evidence, resolve=True) if cfg.get("evidence") else None
-        md, page = write_report(results, rule)
+        plan = OmegaConf.to_container(cfg.plan, resolve=True) if cfg.get("plan") else None
+        md, page = write_report(results, plan)
         log.info("report: %s, %s", md, page)
     if cfg.get("wandb") and cfg.wandb.get("enabled"):
         log_results(results, OmegaConf.to_container(cfg.wandb, resolve=True), cfg.wandb.get("dir") or results)

@@ -42,14 +42,13 @@ from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.evidence import Options
 from bertviz_landscape.analysis.spec import summary_mean
 from bertviz_landscape.atomic import write_json_atomic
-from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.direction_file import beside
 from bertviz_landscape.landscape.surface import Surface, load_surface
 from bertviz_landscape.plots import curves, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import SurfaceFile, analysis_identity, read_surface
 from bertviz_landscape.plots.results import Results, grid_name
-from bertviz_landscape.report.claims import rule_from, run_records
-from bertviz_landscape.report.writer import EVIDENCE_FILE, load_evidence
+from bertviz_landscape.report.claims import run_records
+from bertviz_landscape.report.plan import resolve as resolve_plan
 from bertviz_landscape.rundir import RunDir
 
 
@@ -255,10 +254,7 @@ def log_results(
 
     root = Path(root)
     wandb_dir = Path(wandb_dir or root)
-    try:
-        _, opts = rule_from(load_evidence(root))  # the rule the report reads the numbers with
-    except ValueError as err:
-        raise BadInput(f"{root / EVIDENCE_FILE}: {err}") from None
+    opts = resolve_plan(root)[0].opts  # the plan the report reads the numbers with
     results = Results.scan(root, exclude=(root / "figures", root / "wandb"))
     manifest_path = root / "figures" / "figures.json"
     figures = json.loads(manifest_path.read_text())["figures"] if manifest_path.is_file() else []

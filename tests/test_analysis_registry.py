@@ -168,10 +168,12 @@ def test_a_new_analysis_has_its_rows_claim_figure_and_wandb_numbers(toy, tmp_pat
     # the report's tables: its rows with their labels, an unlisted number under its name, no hidden one
     assert "| toy basin width | 0.5233 ± 0.02517 (n = 3, 95% CI [" in md
     assert "|   its spread | 0.05233 ± " in md
-    assert "| toy: toy_extra | 2 ± 0 (n = 3" in md and "toy_bounded" not in md
+    # a constant number (toy_extra = 2.0 in every run) is a setting: no row (issue 27)
+    assert "toy: toy_extra" not in md and "toy_bounded" not in md
     assert "| toy basin width | 0.52 | 0.55 | 0.5 | 0.31 | 0.29 | 0.34 |" in md  # per seed
     # its claim, decided with the others (the paper's five have no JSONs here)
-    assert "- **Toys are wider** (sst2): supported: the pretrained toy is wider — toy basin width:" in md
+    # a claim the frozen/default plan does not register is described, never decided (issue 27)
+    assert "- **Toys are wider** (sst2): descriptive only: the claim is not registered in the plan" in md
     verdicts = json.loads((root / "claims.json").read_text())["verdicts"]
     assert [v["claim"] for v in verdicts][-1] == "toy_wider"
     # its figure, in the manifest and the report

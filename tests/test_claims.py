@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -20,17 +21,39 @@ RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1, plat
 OPTS = Options(width_eps="0.1", min_epochs=5)
 
 # (claim, analysis, number, pretrained values, scratch values) — each supported by the numbers
+# six seeds per arm: the smallest exact two-sided p, 2/C(12, 6) = 0.0022, survives Holm over the five
+# registered claims (three seeds cannot: 2/C(6, 3) = 0.1)
 CASES = {
-    "wider_optima": ("flatness", "invariant_width", [0.52, 0.55, 0.50], [0.31, 0.29, 0.34]),
-    "easier_optimisation": ("trajectory", "path_loss_auc", [0.21, 0.25, 0.23], [0.61, 0.58, 0.66]),
+    "wider_optima": (
+        "flatness",
+        "invariant_width",
+        [0.52, 0.55, 0.50, 0.53, 0.51, 0.54],
+        [0.31, 0.29, 0.34, 0.30, 0.33, 0.32],
+    ),
+    "easier_optimisation": (
+        "trajectory",
+        "path_loss_auc",
+        [0.21, 0.25, 0.23, 0.22, 0.24, 0.26],
+        [0.61, 0.58, 0.66, 0.60, 0.63, 0.59],
+    ),
     "robust_to_overfitting": (
         "longtrain",
         "dev_slope_second_half",
-        [0.001, 0.0, 0.002],
-        [-0.02, -0.03, -0.025],
+        [0.001, 0.0, 0.002, 0.0015, 0.0005, 0.001],
+        [-0.02, -0.03, -0.025, -0.022, -0.028, -0.026],
     ),
-    "consistency": ("consistency", "spearman_train_dev", [0.95, 0.93, 0.96], [0.41, 0.35, 0.52]),
-    "lower_layers_invariant": ("layers", "rollback_depth_trend", [0.9, 0.8, 1.0], [0.1, -0.2, 0.0]),
+    "consistency": (
+        "consistency",
+        "spearman_train_dev",
+        [0.95, 0.93, 0.96, 0.94, 0.95, 0.97],
+        [0.41, 0.35, 0.52, 0.45, 0.38, 0.49],
+    ),
+    "lower_layers_invariant": (
+        "layers",
+        "rollback_depth_trend",
+        [0.9, 0.8, 1.0, 0.85, 0.95, 0.9],
+        [0.1, -0.2, 0.0, 0.05, -0.1, 0.15],
+    ),
 }
 
 
@@ -80,20 +103,32 @@ def by_claim(analyses, rule=RULE):
 
 
 @pytest.mark.parametrize("claim", list(CASES))
-def test_each_claim_is_decided_across_seeds_with_welch_holm_and_its_effect(claim):
-    """One test per claim: three seeds per arm, the planted direction -> supported; reversed ->
+def test_each_claim_is_decided_across_seeds_with_the_exact_test_holm_and_its_effect(claim):
+    """One test per claim: six seeds per arm, the planted direction -> supported; reversed ->
     contradicted; the sentence states the number, the test, n, the Holm-adjusted p, the effect and
     its interval, and they are the evidence module's numbers."""
     v = by_claim(synthetic())[claim]
     analysis, key, p, s = CASES[claim]
-    c = evidence.welch(p, s, 0.95)
-    ps = [evidence.welch(x[2], x[3], 0.95).p for x in CASES.values()]
+    test = "rank" if claim == "wider_optima" else "permutation"
+    c = evidence.compare(p, s, RULE, test)
+    ps = [
+        evidence.compare(x[2], x[3], RULE, "rank" if k == "wider_optima" else "permutation").p
+        for k, x in CASES.items()
+    ]
     p_adj = evidence.holm(ps)[list(CASES).index(claim)]
     assert v.verdict == claims.SUPPORTED, v.sentence
     assert v.numbers["p_adjusted"] == pytest.approx(p_adj) and v.numbers["family"] == 5
-    assert v.numbers["comparison"]["difference"] == pytest.approx(np.mean(p) - np.mean(s))
-    assert c.p == pytest.approx(stats.ttest_ind(p, s, equal_var=False).pvalue)
-    for text in ("Welch's t-test", "n = 3/3 runs", "Holm-adjusted over 5 claims", "Hedges' g", "95% CI"):
+    assert c.p_min == pytest.approx(2 / 924) and c.p >= c.p_min
+    assert v.numbers["comparison"]["difference"] == pytest.approx(np.median(np.subtract.outer(p, s)))
+    assert v.numbers["comparison"]["mean_difference"] == pytest.approx(np.mean(p) - np.mean(s))
+    assert c.welch_p == pytest.approx(stats.ttest_ind(p, s, equal_var=False).pvalue)
+    for text in (
+        "exact permutation test",
+        "n = 6/6 runs",
+        "Holm over 5",
+        "Hodges–Lehmann shift",
+        "Hedges' g",
+    ):
         assert text in v.sentence, (text, v.sentence)
     assert f"{p_adj:.2g}" in v.sentence and f"{c.difference:.3g}" in v.sentence
     assert [r["value"] for r in v.numbers["per_run"]["pretrained"]] == p  # per-seed data for the figures
@@ -112,20 +147,23 @@ def test_fewer_than_three_seeds_per_arm_is_descriptive_only_never_supported():
     assert {v.verdict for v in claims.decide_all(one, RULE, OPTS)} == {claims.DESCRIPTIVE}
 
 
-def test_within_the_noise_is_not_resolved_and_holm_counts_only_decided_claims():
-    same = [0.50, 0.52, 0.51]
-    v = by_claim(synthetic(pre={"wider_optima": same}, scr={"wider_optima": [0.51, 0.49, 0.53]}))
+def test_within_the_noise_is_not_resolved_and_holm_counts_every_registered_claim():
+    same = [0.50, 0.52, 0.51, 0.50, 0.52, 0.51]
+    v = by_claim(
+        synthetic(pre={"wider_optima": same}, scr={"wider_optima": [0.51, 0.49, 0.53, 0.5, 0.52, 0.5]})
+    )
     assert (
         v["wider_optima"].verdict == claims.UNRESOLVED
         and "not resolved at α = 0.05" in v["wider_optima"].sentence
     )
-    # drop the long-training runs: four claims decided together
+    # drop the long-training runs: the family is still the five registered claims (the untestable one
+    # enters with p = 1), not the four that happened to be testable (this pinned 4 before issue 27)
     a = synthetic()
     del a["longtrain"]
     v = by_claim(a)
     assert v["robust_to_overfitting"].verdict == claims.UNRESOLVED
     assert "no longtrain JSONs" in v["robust_to_overfitting"].sentence
-    assert v["consistency"].numbers["family"] == 4
+    assert v["consistency"].numbers["family"] == 5
 
 
 def _plateau_seed(a, seed, init="scratch"):
@@ -148,10 +186,10 @@ def test_with_the_block_rule_a_claim_is_decided_only_where_both_arms_learned():
             continue
         assert v.verdict == claims.UNRESOLVED, v.sentence
         assert (
-            "1 of 3 from scratch runs (seed 1: accuracy 0.509 vs majority baseline 0.51) did not beat"
+            "1 of 6 from scratch runs (seed 1: accuracy 0.509 vs majority baseline 0.51) did not beat"
             in v.sentence
         )
-        assert "not in the Holm family" in v.sentence
+        assert "enters Holm with p = 1" in v.sentence
 
 
 def test_with_the_exclude_rule_a_plateau_run_leaves_the_comparison_and_is_named():
@@ -167,17 +205,20 @@ def test_with_the_exclude_rule_a_plateau_run_leaves_the_comparison_and_is_named(
     v = by_claim(a)
     wide = v["wider_optima"]
     assert wide.verdict == claims.SUPPORTED, wide.sentence
-    assert "n = 4/3 runs" in wide.sentence
-    assert "Excluded by the rule fixed before running" in wide.sentence
-    assert "1 of 4 from scratch runs (seed 1: accuracy 0.509" in wide.sentence
-    assert [r["seed"] for r in wide.numbers["per_run"]["scratch"]] == [0, 2, 3]
+    assert "n = 7/6 runs" in wide.sentence
+    assert "Excluded by the plan's rule (plateau_runs = exclude)" in wide.sentence
+    assert "1 of 7 from scratch runs (seed 1: accuracy 0.509" in wide.sentence
+    # the figure's per-seed data: the excluded run is kept, marked
+    kept = [r["seed"] for r in wide.numbers["per_run"]["scratch"] if not r["excluded"]]
+    assert kept == [0, 2, 3, 4, 5, 6] and wide.numbers["per_run"]["scratch"][-1]["excluded"]
     easy = v["easier_optimisation"]  # keeps every run
-    assert "n = 4/4 runs" in easy.sentence and "stay in the comparison" in easy.sentence
+    assert "n = 7/7 runs" in easy.sentence and "stay in the comparison" in easy.sentence
     # fewer than min_runs learned: descriptive only, never supported
-    _plateau_seed(a, 2)
+    for s in (2, 3, 4, 5):
+        _plateau_seed(a, s)
     assert by_claim(a)["wider_optima"].verdict == claims.DESCRIPTIVE
     # no run of an arm learned: not resolved, saying so
-    for s in (0, 3):
+    for s in (0, 6):
         _plateau_seed(a, s)
     v = by_claim(a)["consistency"]
     assert v.verdict == claims.UNRESOLVED and "no run of the from scratch arm beat" in v.sentence
@@ -217,13 +258,26 @@ def test_flatness_at_different_training_losses_is_flagged_and_fallbacks_are_labe
     for d in a["flatness"]:
         if d["runs"][0]["init"] == "scratch":
             d["numbers"]["train_loss_theta1"] = 0.6
+    v = by_claim(a)["wider_optima"]  # issue 27: no longer decided at unmatched loss (was flagged only)
+    assert v.verdict == claims.NOT_COMPARABLE and "differ in training loss" in v.sentence
+    # the registered matched-loss width of every pretrained run (partner in the comparison) decides
+    for d in a["flatness"]:
+        if d["runs"][0]["init"] == "pretrained":
+            d["numbers"]["invariant_width_matched"] = d["numbers"]["invariant_width"]
     v = by_claim(a)["wider_optima"]
-    assert "Flagged: compared at different training losses" in v.sentence
-    # an invariant width at the end of its grid is a lower bound: it cannot lose, and is said so
-    a["flatness"][3]["numbers"]["invariant_width_bounded"] = 0.0  # a scratch run
+    assert v.verdict == claims.SUPPORTED and "ompared at matched training loss" in v.sentence
+    for d in a["flatness"]:
+        d["numbers"]["train_loss_theta1"] = 0.3
+    # an invariant width at the end of its grid is a lower bound: ranked (Gehan), said so
+    a["flatness"][6]["numbers"]["invariant_width_bounded"] = 0.0  # a scratch run
     v = by_claim(a)["wider_optima"]
-    assert v.verdict == claims.UNRESOLVED and "lower bound; widen analysis.invariant.max" in v.sentence
-    a["flatness"][3]["numbers"]["invariant_width_bounded"] = 1.0
+    assert "lower bound; widen analysis.invariant.max" in v.sentence and "Gehan" in v.sentence
+    # censored in both arms, every run: nothing can be ordered -> not comparable
+    for d in a["flatness"]:
+        d["numbers"]["invariant_width_bounded"] = 0.0
+    assert by_claim(a)["wider_optima"].verdict == claims.NOT_COMPARABLE
+    for d in a["flatness"]:
+        d["numbers"]["invariant_width_bounded"] = 1.0
     # older JSONs without `numbers`: the ‖δ1‖-unit width from the summary decides, labelled fallback
     for d in a["flatness"]:
         w = d["numbers"]["invariant_width"]
@@ -234,7 +288,8 @@ def test_flatness_at_different_training_losses_is_flagged_and_fallbacks_are_labe
     assert (
         v.numbers["measure"] == "width_delta1" and "fallback: not reparameterisation-invariant" in v.sentence
     )
-    assert v.verdict == claims.SUPPORTED
+    # not the registered metric: shown, never decided (issue 27: was supported)
+    assert v.verdict == claims.UNRESOLVED and "registered metric invariant_width" in v.sentence
 
 
 def test_the_layers_fallback_is_the_depth_trend_of_single_layer_rollbacks():
@@ -276,17 +331,24 @@ def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
     copy = tmp_path / "docs" / "results" / "demo.md"
     write_report(root, None, copy)
     section = (root / RESULTS_FILE).read_text()
-    assert copy.read_text() == section
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", section)
+    copied = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", copy.read_text())
+    assert images and len(copied) == len(images)  # the claims' figures, beside the copy
+    assert all((root / i).is_file() for i in images) and all((copy.parent / c).is_file() for c in copied)
+    assert all((copy.parent / c).read_bytes() == (root / i).read_bytes() for i, c in zip(images, copied))
+    assert copy.read_text().replace("figures/demo/", "figures/claims/") == section  # else the same text
     md = (root / "report.md").read_text()
     assert section.strip() in md
-    for v in claims.decide_all(synthetic(), RULE, OPTS):
+    for v in claims.decide_all(synthetic()):
         assert f"**{v.title}** ({v.task}): {v.sentence}" in section
-    assert "| | pretrained seed 0 | pretrained seed 1 | pretrained seed 2 | scratch seed 0 |" in section
+    assert section.index("| claim | verdict | registered metric |") < section.index("<details")
+    assert "exploratory** — no analysis plan was frozen" in section  # only an evidence.json
+    assert "| | pretrained seed 0 | pretrained seed 1 | pretrained seed 2 | pretrained seed 3 |" in section
     data = json.loads((root / "claims.json").read_text())
     wider = next(v for v in data["verdicts"] if v["claim"] == "wider_optima")
     assert [r["value"] for r in wider["per_run"]["scratch"]] == CASES["wider_optima"][3]
     assert wider["verdict"] == "supported" and wider["p_adjusted"] < 0.05
-    assert "| Spearman ρ(train loss, dev error) | 0.9467 ± 0.01528 (n = 3, 95% CI [" in section
+    assert "| Spearman ρ(train loss, dev error) | 0.95 ± 0.01414 (n = 6, 95% CI [" in section
 
 
 def test_a_over_a_through_the_claims_decides_no_more_than_alpha_of_the_time():

@@ -310,7 +310,17 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
         return b"".join(p.read_bytes() for p in sorted(Path(d).glob("*.safetensors")))
 
     assert theta0("scratch", 0) and theta0("scratch", 0) != theta0("scratch", 1)
-    assert json.loads((root / "evidence.json").read_text())["min_runs"] == 3
+    # the analysis plan is frozen before any stage runs (plan.json: its SHA-256, UTC time) and kept
+    import yaml
+
+    from bertviz_landscape.report import plan as plan_mod
+
+    frozen = json.loads((root / plan_mod.PLAN_FILE).read_text())
+    assert frozen["plan"]["min_runs"] == 3 and frozen["sha256"] == plan_mod.digest(frozen["plan"])
+    assert yaml.safe_load((root / plan_mod.PLAN_YAML).read_text()) == frozen["plan"]
+    runs_made = min(p.stat().st_mtime for p in (root / "runs").rglob("metrics.json"))
+    assert (root / plan_mod.PLAN_FILE).stat().st_mtime <= runs_made
+    assert not (root / "evidence.json").exists()
     manifest = json.loads((root / "figures" / "figures.json").read_text())
     kinds = {f["kind"] for f in manifest["figures"]}
     expected = {"curve1d", "surface2d", "surface3d", "interactive3d", "dev_per_epoch"}
@@ -325,22 +335,26 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
 
     # each claim sentence in the report is the one the numbers in the JSONs give, across 3 seeds
     md = (root / "report.md").read_text()
-    from bertviz_landscape.report.writer import _with_rates, load_evidence
+    from bertviz_landscape.report.writer import _with_rates
 
     results = Results.scan(root, exclude=(root / "figures",))
-    rule, opts = claims.rule_from(load_evidence(root))
-    verdicts = claims.decide_all(_with_rates(dict(results.analyses)), rule, opts)
+    plan, status = plan_mod.resolve(root)  # the report decides under the frozen plan: confirmatory
+    assert status.mode == "confirmatory" and status.sha256 == frozen["sha256"]
+    assert f"SHA-256 `{frozen['sha256'][:16]}`" in md and "**confirmatory**" in md
+    verdicts = claims.decide_all(_with_rates(dict(results.analyses)), plan=plan)
     assert {v.claim for v in verdicts} == set(claims.CLAIMS)
     for v in verdicts:
         assert f"**{v.title}** ({v.task}): {v.sentence}" in md
-        assert v.verdict in (claims.SUPPORTED, claims.CONTRADICTED, claims.UNRESOLVED), v.sentence
+        assert v.verdict != claims.DESCRIPTIVE, v.sentence  # 3 runs per arm reach the plan's min_runs
         assert "descriptive only" not in v.sentence
         if v.numbers.get("comparison"):
             assert v.numbers["comparison"]["a"]["n"] == 3 == v.numbers["comparison"]["b"]["n"]
     assert (root / "results.md").read_text().strip() in md
     assert "| | pretrained seed 0 | pretrained seed 1 | pretrained seed 2 |" in md
     html = (root / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(
+    claim_figures = md.count(": the deciding metric per seed](")  # one per decidable claim, beside the table
+    assert claim_figures == len(list((root / "figures" / "claims").glob("claim_*.png")))
+    assert html.count("data:image/png;base64,") == claim_figures + len(
         [f for f in manifest["figures"] if f["kind"] != "interactive3d"]
     )
 

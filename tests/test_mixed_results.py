@@ -153,12 +153,12 @@ def test_the_report_refuses_the_analyses_of_a_copied_run_as_two_seeds(tmp_path, 
         d = json.loads((root / "analysis" / "consistency_1.json").read_text())
         d["runs"][0]["fingerprint"] = run_fingerprint(RunDir(copy))
         (root / "analysis" / "consistency_1.json").write_text(json.dumps(d))
-    assert len(Results.scan(root).analyses["consistency"]) == 6
+    assert len(Results.scan(root).analyses["consistency"]) == 12  # six seeds per arm (test_claims.CASES)
 
 
 # --------------------------------------------------------------------------- which file each number came from
 def _table(md: str, heading: str) -> list[list[str]]:
-    block = md.split(heading, 1)[1].split("\n\n### ", 1)[0]
+    block = md.split(heading, 1)[1].split("</details>", 1)[0]  # the folded table
     return [
         [c.strip() for c in line.strip().strip("|").split("|")]
         for line in block.splitlines()
@@ -170,7 +170,7 @@ def test_the_report_names_the_json_of_every_number(tmp_path):
     root = results_dir(tmp_path / "res")
     write_report(root)
     md = (root / "report.md").read_text()
-    rows = _table(md, "### Numbers: sst2, per seed")
+    rows = _table(md, "Numbers: sst2, per seed</summary>")
     header, body = rows[0][1:], rows[1:]
     keys = {row.label.strip(): row.key for spec in registry.specs() for row in spec.rows}
     source, analysis, checked = None, None, 0
@@ -185,7 +185,7 @@ def test_the_report_names_the_json_of_every_number(tmp_path):
             )
             assert f"{data['numbers'][keys[label]]:.4g}" == cell, (label, header[col], source[col])
             checked += 1
-    assert checked == 6 * 6  # six numbers (flatness two, the other analyses one each), six runs each
+    assert checked == 5 * 12  # five numbers (train_loss_theta1, constant, has no row), twelve runs each
     assert "| **flatness**: source | `analysis/flatness_sst2_pretrained_seed0.json` |" in md
     claims = json.loads((root / "claims.json").read_text())
     for v in claims["verdicts"]:

@@ -23,6 +23,7 @@ from test_plots import make_surface, write_fixture_dir
 
 from bertviz_landscape.config import compose
 from bertviz_landscape.landscape.surface import load_surface, write_surface
+from bertviz_landscape.report import plan as plan_mod
 
 # --- 1. strings from files reach HTML as text ----------------------------------------------------
 PLANTED = [  # each as a whole string, and each inside a longer one
@@ -102,6 +103,19 @@ def _plant_results(root: Path) -> dict:
     run = root / "runs" / "mrpc_pretrained"
     (run / "checkpoints" / "init").mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"task": "mrpc", "init": "pretrained", "seed": 1}))
+    # a frozen plan whose preset name and time hold markup (the report's first line quotes both)
+    doc = plan_mod.preset("demo") | {"preset": markup(3)}
+    (root / plan_mod.PLAN_FILE).write_text(
+        json.dumps(
+            {
+                "format": plan_mod.FORMAT,
+                "preset": markup(3),
+                "sha256": plan_mod.digest(doc),
+                "frozen_utc": markup(5),
+                "plan": doc,
+            }
+        )
+    )
     (run / "metrics.json").write_text(
         json.dumps(
             {
@@ -151,7 +165,7 @@ def _plant_results(root: Path) -> dict:
     for path in (root / "analysis").glob("*_mrpc_scratch*.json"):
         data = json.loads(path.read_text())
         for entry in data["runs"]:
-            entry |= {"beat_baseline": False, "primary_metric": SENTENCE_MARKUP}
+            entry |= {"beat_baseline": False, "primary_metric": SENTENCE_MARKUP, "model": markup(6)}
         path.write_text(json.dumps(data))
     # files that are refused, named with markup; their refusal messages quote it
     (root / "analysis" / f"bad{markup(1)}.json").write_text('{"format": "bertviz-analysis/1", "analysis": ')
@@ -181,7 +195,9 @@ def test_markup_planted_in_every_file_string_reaches_report_and_pages_as_text(tm
     assert not dom.scripts  # the report has no script of its own
     pngs = [f for f in manifest["figures"] if any(p.endswith(".png") for p in f["files"])]
     imgs = [a for t, a in dom.elements if t == "img"]
-    assert len(imgs) == len(pngs) and all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+    claim_pngs = list((root / "figures" / "claims").glob("*.png"))
+    assert len(imgs) == len(pngs) + len(claim_pngs)
+    assert all(a["src"].startswith("data:image/png;base64,") for a in imgs)
     links = [a.get("href", "") for t, a in dom.elements if t == "a"]
     pages = [f for f in manifest["figures"] if f["kind"] == "interactive3d"]
     assert len(links) == len(pages) == 3  # the figures' pages, nothing else
@@ -192,7 +208,9 @@ def test_markup_planted_in_every_file_string_reaches_report_and_pages_as_text(tm
     for m in PLANTED:
         assert m in text, m
     runs = [r for r in dom.rows if r and "<script>" in r[0]]
-    assert len(runs) == 1 and len(runs[0]) == 9, runs  # one row of 9 cells: no cell split by `|`
+    assert len(runs) == 1 and len(runs[0]) == 10, (
+        runs
+    )  # one row of 10 cells (model column): no cell split by `|`
     assert root.name in text and "is not a plain name" in text  # the directory; a refusal, quoting it
     assert SENTENCE_MARKUP in (root / "report.md").read_text()  # a claim's sentence quotes it ...
     assert "acc<script>alert('c1')</script>" in text and "<img src=x onerror=alert('c3')>" in text  # as text
@@ -501,3 +519,23 @@ def test_a_failed_report_html_write_leaves_both_reports_as_they_were(tmp_path, m
     )
     assert root / "report.md" not in changed and root / "report.html" not in changed
     assert not [p for p in root.iterdir() if atomic.is_temp_name(p)]
+
+
+def test_only_the_reports_own_folds_become_details_elements():
+    """report.md folds its details in `<details markdown="1">` lines (markup.DETAILS_OPEN); the HTML
+    builds those elements itself. A fold planted in a string from a file (it reaches the Markdown
+    through md_text) stays text, a stray close is text, and the fold's content is still Markdown."""
+    from bertviz_landscape.report.markup import DETAILS_OPEN, md_text, to_html
+
+    planted = md_text(DETAILS_OPEN.format("<img src=x onerror=alert(1)>"))
+    text = "\n".join(
+        [DETAILS_OPEN.format("Numbers"), "", "| a | b |", "|---|---|", "| 1 | 2 |", "", "</details>", ""]
+        + [f"- {planted}", "", "</details>", "", "<details><summary>raw</summary>", ""]
+    )
+    body = to_html(text)
+    dom = Dom()
+    dom.feed(body)
+    assert [t for t, _ in dom.elements].count("details") == 1
+    assert [t for t, _ in dom.elements].count("table") == 1 and not any(t == "img" for t, _ in dom.elements)
+    assert body.index("<details>") < body.index("<table>") < body.index("</details>")
+    assert "&lt;details" in body and "&lt;/details&gt;" in body  # the planted, stray and raw ones as text

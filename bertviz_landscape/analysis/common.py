@@ -73,6 +73,7 @@ class RunInfo:
     majority_baseline: float | None
     beat_baseline: bool | None
     fingerprint: str | None = None  # its θ1 weights by content (run_fingerprint): a copied run has the same
+    model: str | None = None  # run.json's model: the claims never compare arms of different models
 
     def entry(self) -> dict:
         return jsonable(asdict(self))
@@ -152,6 +153,7 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
         base,
         beat,
         run_fingerprint(rd),
+        ident.get("model"),
     )
 
 

@@ -1,38 +1,36 @@
-"""The paper's claims, each decided across runs (seeds) by bertviz_landscape.analysis.evidence.
+"""The paper's claims, each decided across runs (seeds) under the analysis plan (report/plan.py)
+by bertviz_landscape.analysis.evidence.
 
 Each claim is declared by the analysis whose numbers decide it (its ``ClaimSpec`` in the
-analysis module's ``SPEC``, analysis/spec.py); this module decides them all, in the paper's order
-(analysis.registry.claims()).
+analysis module's ``SPEC``, analysis/spec.py); the plan registers, per claim, the metric that
+decides it, the direction the paper predicts and the test; this module decides them all, in the
+paper's order (analysis.registry.claims()). `decide_all` is the one entry point (the report and
+the calibration tests call it).
 
 `analyses` maps an analysis name to its JSONs (format bertviz-analysis/1; one JSON per run, each
-with its per-run ``numbers``, analysis/common.py). For every task, the runs of each arm (pretrained,
-from scratch) give one number each; the two arms are compared by Welch's two-sided t-test with the
-run as the unit, the effect is the difference of means (pretrained − scratch) with its 95% Welch
-interval and Hedges' g with its interval, and the p-values of every claim decided in one report
-get Holm's correction together (evidence.py says why). With fewer than ``rule.min_runs`` runs in
-an arm a claim is "descriptive only (n = …)". A run that did not beat its majority baseline
-(analysis.common.baseline_verdict: accuracy more than 2 binomial standard errors above the
-majority's) has no learned optimum to measure: by the rule's ``plateau_runs`` (fixed in
-conf/evidence before running) it is excluded from the comparison and named in the sentence
-(``exclude``; the claim is then decided on the runs that learned), or it leaves the claim "not
-resolved" (``block``). A claim whose number is the optimisation outcome itself
-(``ClaimSpec.keeps_plateau_runs``: easier optimisation) keeps every run either way. Where an arm
-holds runs of several learning rates (the replicate preset's scratch sweep), the arm is its best
-rate by mean dev metric and the sentence names the rates tried.
+with its per-run ``numbers``). For every task, the runs of each arm give one number each; the
+registered test (evidence.compare) compares them with the run as the unit; Holm's correction runs
+over every registered claim of every task. The verdicts:
 
-Each claim reads the first of its measures that every run of both arms has; a measure marked
-*fallback* is the older per-run quantity used until the analysis writes the invariant one (an
-older JSON's numbers come from its analysis's ``legacy`` reader), and the sentence labels it so.
-A width whose interval reached the end of its grid (``<key>_bounded`` = 0) is a lower bound: it
-cannot lose the way it cannot be shown (the measure's ``widen`` names the override). The named
-``checks`` a claim applies:
+supported / contradicted   the Holm-adjusted p is below α; contradicted only on the registered
+                           metric, at matched conditions (evidence.py: three decisions)
+not resolved               no decision at α (the sentence says when n cannot reach it and which
+                           preset decides), a missing number, too short a training, the ``block`` rule
+not comparable             arms of different models; training losses further apart than
+                           ``matched_loss_rtol`` without the registered matched-loss measurement
+                           (paired only with runs in the comparison); censored in both arms
+descriptive only           fewer than ``min_runs`` runs per arm (or a claim the plan does not register)
 
-matched_loss          flagged when the arms' mean training losses at θ1 (``train_loss_theta1``)
-                      differ by more than ``rule.matched_loss_rtol`` (with the pretrained runs'
-                      ``matched_loss_step``s when measured).
-min_epochs            not resolved when a run has fewer than ``min_epochs`` epochs (``epochs``).
-threshold_reached     quotes how many runs of each arm reached the path-loss threshold
-                      (``steps_to_threshold``) and their median steps.
+A run that did not beat its majority baseline (analysis.common.baseline_verdict) has no learned
+optimum to measure: by the plan's ``plateau_runs`` it is excluded from the comparison and named
+(``exclude``), or it leaves the claim "not resolved" (``block``). A claim whose number is the
+optimisation outcome itself (``ClaimSpec.keeps_plateau_runs``: easier optimisation) keeps every run.
+Where an arm holds runs of several learning rates, the arm is its best rate by mean dev metric and
+the sentence names the rates tried. Each claim reads its registered metric; when a run lacks it,
+another of the claim's measures is shown and the claim is not resolved. A width whose interval
+reached the end of its grid (``<key>_bounded`` = 0) is a right-censored lower bound: the claim is
+then tested on Gehan ranks. The named ``checks`` a claim applies: ``matched_loss``, ``min_epochs``,
+``threshold_reached``.
 """
 
 from __future__ import annotations
@@ -40,29 +38,30 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import evidence, registry
 from bertviz_landscape.analysis.evidence import (
     CONTRADICTED,
     DESCRIPTIVE,
+    NOT_COMPARABLE,
     SUPPORTED,
     UNRESOLVED,
     Options,
     Rule,
 )
 from bertviz_landscape.analysis.spec import ClaimSpec, Measure, finite
-from bertviz_landscape.config import CONF_DIR
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.report import plan as plan_mod
+from bertviz_landscape.report.plan import Plan, Registration, rule_from
 
 __all__ = [
     "CLAIMS",
     "CONTRADICTED",
     "DESCRIPTIVE",
+    "NOT_COMPARABLE",
     "SUPPORTED",
     "UNRESOLVED",
     "ClaimSpec",
@@ -71,6 +70,7 @@ __all__ = [
     "Rule",
     "Verdict",
     "decide_all",
+    "rule_from",
 ]
 
 
@@ -124,6 +124,7 @@ class RunRecord:
     metric: str
     numbers: dict
     source: str | None = None  # the analysis JSON its numbers came from
+    model: str | None = None  # the model it trained (run.json's); arms of different models are not compared
 
     @property
     def label(self) -> str:
@@ -173,8 +174,9 @@ def run_records(analysis: str, datas: list[dict], opts: Options) -> list[RunReco
                 str(run.get("primary_metric") or "metric"),
                 numbers,
                 data.get("_path"),
+                run.get("model"),
             )
-            ident = (rec.task, rec.init, rec.seed, rec.lr, rec.run)
+            ident = (rec.task, rec.init, rec.seed, rec.lr, rec.run, rec.model)
             if ident not in seen:
                 seen.add(ident)
                 out.append(rec)
@@ -205,17 +207,31 @@ class Assessment:
 
     spec: ClaimSpec
     task: str
-    arms: dict = field(default_factory=dict)  # init -> [RunRecord] (best rate)
+    reg: Registration | None = None
+    arms: dict = field(default_factory=dict)  # init -> [RunRecord] (best rate, exclusions applied)
+    excluded: dict = field(default_factory=dict)  # init -> [RunRecord] left out by the plateau rule
     measure: Measure | None = None
+    values: dict = field(default_factory=dict)  # init -> [value] compared (matched-loss values when used)
+    censored: dict = field(default_factory=dict)  # init -> [bool] (a lower bound)
     comparison: evidence.Comparison | None = None
     blocked: str | None = None  # why no decision is made (missing numbers, plateau, too short)
+    not_comparable: str | None = None  # why the arms cannot be compared at all
     notes: list[str] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # init -> (rates tried, chosen)
-    unbounded: dict | None = None  # init -> a lower-bound width in some run (measures with `widen`)
+
+    @property
+    def registered(self) -> bool:
+        return self.reg is not None and self.measure is not None and self.measure.key == self.reg.metric
 
     @property
     def testable(self) -> bool:
-        return self.blocked is None and self.comparison is not None and math.isfinite(self.comparison.p)
+        return (
+            self.blocked is None
+            and self.not_comparable is None
+            and self.registered
+            and self.comparison is not None
+            and math.isfinite(self.comparison.p)
+        )
 
 
 def _g(v: float | None, digits: int = 3) -> str:
@@ -227,12 +243,47 @@ def _arm_text(agg: evidence.Aggregate, confidence: float) -> str:
         return "not measured"
     if agg.n == 1:
         return f"{_g(agg.mean)} (n = 1)"
-    ci = f"{confidence:.0%} CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}]"
-    return f"{_g(agg.mean)} ± {_g(agg.std, 2)} (n = {agg.n}, {ci})"
+    cens = f", {agg.censored} censored" if agg.censored else ""
+    ci = f"{confidence:.0%} bootstrap CI [{_g(agg.ci_low)}, {_g(agg.ci_high)}]"
+    return f"{_g(agg.mean)} ± {_g(agg.std, 2)} (n = {agg.n}{cens}, {ci})"
 
 
-def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opts: Options) -> Assessment:
-    a = Assessment(spec, task)
+def default_registrations() -> dict[str, Registration]:
+    """The demo plan's registrations (conf/plan/demo.yaml); a claim it does not name as its analysis
+    would register it: its first measure, its direction, the rank test where the measure can be
+    censored (a width with `widen`)."""
+    regs = {
+        c.claim: Registration(
+            c.claim, c.measures[0].key, c.measures[0].better, "rank" if c.measures[0].widen else "permutation"
+        )
+        for c in registry.claims()
+    }
+    return regs | plan_mod.plan_from(plan_mod.preset("demo")).claims
+
+
+def _models(a: Assessment) -> str | None:
+    """Why the arms are not comparable by their models (None: one model, or not recorded)."""
+    known = {i: sorted({r.model for r in a.arms[i] if r.model}) for i in ARMS}
+    if not any(known.values()):
+        return None
+    if len(set(known["pretrained"]) | set(known["scratch"])) > 1:
+        return (
+            "arms of different models ("
+            + "; ".join(f"{_arm_name(i)}: {', '.join(known[i]) or '?'}" for i in ARMS)
+            + ")"
+        )
+    return None
+
+
+def assess(
+    spec: ClaimSpec,
+    records: list[RunRecord],
+    task: str,
+    rule: Rule,
+    opts: Options,
+    reg: Registration | None = None,
+) -> Assessment:
+    a = Assessment(spec, task, reg)
     mine = [r for r in records if r.task == task]
     for init in ARMS:
         runs = [r for r in mine if r.init == init]
@@ -248,6 +299,9 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
         missing = [i for i in ARMS if not a.arms[i]]
         a.blocked = f"no {spec.analysis} JSONs for the {' and '.join(missing)} runs"
         return a
+    a.not_comparable = _models(a)
+    if a.not_comparable:
+        return a
     failed = {i: [r for r in a.arms[i] if r.beat is False] for i in ARMS}
     plateau = _plateau_text(a, failed) if any(failed.values()) else None
     if plateau and spec.keeps_plateau_runs:
@@ -256,10 +310,11 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
             "train is this claim's outcome)"
         )
     elif plateau and rule.plateau_runs == "exclude":
+        a.excluded = failed
         a.arms = {i: [r for r in a.arms[i] if r.beat is not False] for i in ARMS}
         a.notes.append(
-            f"excluded by the rule fixed before running (evidence.plateau_runs = exclude): {plateau}, "
-            "which did not beat their majority baseline (a plateau has no learned optimum to measure)"
+            f"excluded by the plan's rule (plateau_runs = exclude): {plateau}, which did not beat their "
+            "majority baseline (a plateau has no learned optimum to measure)"
         )
         if not all(a.arms[i] for i in ARMS):
             a.blocked = (
@@ -268,26 +323,35 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
                 + " arm beat its majority baseline — a claim is decided only where both arms learned"
             )
             return a
-    for m in spec.measures:
+    measures = list(spec.measures)
+    if reg is not None:
+        own = next((m for m in measures if m.key == reg.metric), None) or Measure(
+            reg.metric, reg.direction, reg.metric
+        )
+        measures = [replace(own, better=reg.direction, fallback=False)] + [
+            m for m in measures if m.key != reg.metric
+        ]
+    for m in measures:
         if all(r.numbers.get(m.key) is not None for i in ARMS for r in a.arms[i]):
             a.measure = m
             break
     if a.measure is None:
-        first = spec.measures[0].key
+        first = measures[0].key
         missing = [r for i in ARMS for r in a.arms[i] if r.numbers.get(first) is None]
         a.blocked = (
             f"not measured: {first} is undefined for "
             + ", ".join(r.label for r in missing)  # the report's source row names each run's file
             + (
-                f", and no other of {', '.join(m.key for m in spec.measures[1:])} is in every run's numbers"
-                if len(spec.measures) > 1
+                f", and no other of {', '.join(m.key for m in measures[1:])} is in every run's numbers"
+                if len(measures) > 1
                 else ""
             )
             + f" (the {spec.analysis} numbers)"
         )
         return a
-    vals = {i: [r.numbers[a.measure.key] for r in a.arms[i]] for i in ARMS}
-    a.comparison = evidence.welch(vals["pretrained"], vals["scratch"], rule.confidence)
+    key = a.measure.key
+    a.values = {i: [r.numbers[key] for r in a.arms[i]] for i in ARMS}
+    a.censored = {i: [r.numbers.get(f"{key}_bounded") == 0.0 for r in a.arms[i]] for i in ARMS}
     if plateau and not spec.keeps_plateau_runs and rule.plateau_runs == "block":
         a.blocked = (
             plateau
@@ -300,7 +364,30 @@ def assess(spec: ClaimSpec, records: list[RunRecord], task: str, rule: Rule, opt
                 f"(known: {', '.join(CHECKS)})"
             )
         CHECKS[check](a, rule, opts)
-    _lower_bound(a)
+    if any(any(c) for c in a.censored.values()):
+        a.notes.append(
+            "censored (the basin reached the grid's end: a lower bound"
+            + (f"; widen {a.measure.widen}" if a.measure.widen else "")
+            + "): "
+            + ", ".join(f"{_arm_name(i)} {sum(a.censored[i])} of {len(a.censored[i])}" for i in ARMS)
+            + " — compared on Gehan ranks"
+        )
+        if not evidence.orderable(
+            a.values["pretrained"], a.values["scratch"], a.censored["pretrained"], a.censored["scratch"]
+        ):
+            a.not_comparable = (
+                a.not_comparable
+                or "censored in both arms: no run of one arm can be ordered against the other's"
+            )
+    test = reg.test if reg is not None else ("rank" if a.measure.widen else "permutation")
+    a.comparison = evidence.compare(
+        a.values["pretrained"],
+        a.values["scratch"],
+        rule,
+        test,
+        a.censored["pretrained"],
+        a.censored["scratch"],
+    )
     return a
 
 
@@ -354,114 +441,192 @@ def _threshold_reached(a: Assessment, rule: Rule, opts: Options) -> None:
 
 
 def _matched_loss(a: Assessment, rule: Rule, opts: Options) -> None:
-    """Flagged when the arms' mean training losses at θ1 are more than rule.matched_loss_rtol apart."""
+    """Arms whose mean training losses at θ1 are more than rule.matched_loss_rtol apart are compared
+    at matched loss — the pretrained runs' registered matched measurement (taken where their path
+    reaches the same seed's from-scratch J(θ1)), each paired with a from-scratch run that is in the
+    comparison — or not at all ("not comparable")."""
     loss = {i: [r.numbers.get("train_loss_theta1") for r in a.arms[i]] for i in ARMS}
-    if all(all(v is not None for v in loss[i]) for i in ARMS):
-        mp, ms = (float(np.mean(loss[i])) for i in ARMS)
-        if abs(mp - ms) > rule.matched_loss_rtol * max(abs(mp), abs(ms), 1e-12):
-            matched = [r.numbers.get("matched_loss_step") for r in a.arms["pretrained"]]
-            a.notes.append(
-                f"flagged: compared at different training losses (mean J(θ1) pretrained {mp:.3g}, from "
-                f"scratch {ms:.3g}; more than {rule.matched_loss_rtol:.0%} apart)"
-                + (
-                    f"; the pretrained snapshots at matched loss: steps {', '.join(_g(x) for x in matched)}"
-                    if any(x is not None for x in matched)
-                    else ""
-                )
-            )
-    else:
+    if not all(all(v is not None for v in loss[i]) for i in ARMS):
         a.notes.append("training losses at θ1 not measured for every run: matched loss not checked")
-
-
-def _lower_bound(a: Assessment) -> None:
-    """A width measure (one with `widen`) whose interval reached its grid's end in some run
-    (``<key>_bounded`` = 0.0) is a lower bound there: noted, and it can only win (`finish`)."""
-    if a.measure is None or a.measure.widen is None:
         return
-    flag = f"{a.measure.key}_bounded"
-    a.unbounded = {i: any(r.numbers.get(flag) == 0.0 for r in a.arms[i]) for i in ARMS}
-    if any(a.unbounded.values()):
-        a.notes.append(
-            "a basin reaches the grid's end in the "
-            + " and ".join(_arm_name(i) for i in ARMS if a.unbounded[i])
-            + f" runs (its width is a lower bound; widen {a.measure.widen})"
+    mp, ms = (float(np.mean(loss[i])) for i in ARMS)
+    if abs(mp - ms) <= rule.matched_loss_rtol * max(abs(mp), abs(ms), 1e-12):
+        return
+    apart = (
+        f"mean J(θ1) pretrained {mp:.3g}, from scratch {ms:.3g}: more than {rule.matched_loss_rtol:.0%} apart"
+    )
+    key = a.reg.matched if a.reg is not None else None
+    partners = {r.seed for r in a.arms["scratch"]}
+    if key and a.measure is not None and a.measure.key == (a.reg.metric if a.reg else None):
+        matched = [r.numbers.get(key) for r in a.arms["pretrained"]]
+        unpaired = [r.seed for r in a.arms["pretrained"] if r.seed not in partners]
+        if all(v is not None for v in matched) and not unpaired:
+            a.values["pretrained"] = matched
+            a.censored["pretrained"] = [r.numbers.get(f"{key}_bounded") == 0.0 for r in a.arms["pretrained"]]
+            a.notes.append(f"compared at matched training loss ({apart} at θ1): the pretrained runs' {key}")
+            return
+        why = (
+            f"its partner from-scratch run is not in the comparison (seed {', '.join(map(str, unpaired))})"
+            if all(v is not None for v in matched)
+            else f"{key} is not measured for every pretrained run"
         )
+        a.not_comparable = (
+            f"the arms differ in training loss ({apart}) and no matched-loss measurement exists: {why}"
+        )
+        return
+    a.not_comparable = (
+        f"the arms differ in training loss ({apart}) and no matched-loss measurement is registered"
+    )
 
 
 # the checks a ClaimSpec may name (analysis/spec.py), applied in its order after the baseline rule
 CHECKS = {"matched_loss": _matched_loss, "min_epochs": _min_epochs, "threshold_reached": _threshold_reached}
 
 
-def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule) -> Verdict:
-    spec, c = a.spec, a.comparison
-    numbers: dict = {
-        "measure": a.measure.key if a.measure else None,
-        "per_run": {
-            i: [
+def _per_run(a: Assessment) -> dict:
+    out = {}
+    for i in ARMS:
+        rows = []
+        kept = {id(r) for r in a.arms.get(i) or []}
+        vals = dict(zip(map(id, a.arms.get(i) or []), a.values.get(i) or []))
+        cens = dict(zip(map(id, a.arms.get(i) or []), a.censored.get(i) or []))
+        for r in list(a.arms.get(i) or []) + list(a.excluded.get(i) or []):
+            rows.append(
                 {
                     "seed": r.seed,
                     "lr": r.lr,
                     "run": r.run,
-                    "value": r.numbers.get(a.measure.key) if a.measure else None,
+                    "model": r.model,
+                    "value": vals.get(id(r), r.numbers.get(a.measure.key) if a.measure else None),
+                    "censored": bool(cens.get(id(r), False)),
+                    "excluded": None if id(r) in kept else "did not beat its majority baseline",
                     "source": r.source,
                 }
-                for r in a.arms.get(i) or []
-            ]
-            for i in ARMS
-        },
-        "rates": {i: {"tried": v[0], "chosen": v[1]} for i, v in a.rates.items()},
-    }
-    if a.measure is None or c is None:
-        return Verdict(spec.claim, a.task, UNRESOLVED, f"not resolved: {a.blocked}." + _notes(a), numbers)
-    numbers |= {"comparison": c.as_dict(), "p_adjusted": p_adjusted, "family": family}
-    conf = rule.confidence
-    label = a.measure.label
-    facts = f"{label}: pretrained {_arm_text(c.a, conf)}, from scratch {_arm_text(c.b, conf)}"
-    if min(c.a.n, c.b.n) < rule.min_runs:
-        v = DESCRIPTIVE
-        lead = f"descriptive only (n = {c.a.n}/{c.b.n} runs; ≥ {rule.min_runs} per arm decide)"
-        stats_txt = ""
-        if math.isfinite(c.difference):
-            stats_txt = f"; difference {_g(c.difference)}"
-    else:
-        holm_txt = f"Holm-adjusted over {family} claim{'s' if family != 1 else ''}; unadjusted {_p(c.p)}"
-        effect = f"{_g(c.difference)} ({conf:.0%} CI [{_g(c.ci_low)}, {_g(c.ci_high)}])"
-        g_txt = f"Hedges' g = {_g(c.hedges_g, 2)} [{_g(c.g_low, 2)}, {_g(c.g_high, 2)}]"
-        stats_txt = (
-            f"; {c.test}, n = {c.a.n}/{c.b.n} runs, p = {_p(p_adjusted)} ({holm_txt}), "
-            f"difference pretrained − scratch {effect}, {g_txt}"
-        )
-        if a.blocked:
-            v, lead = UNRESOLVED, f"not resolved: {a.blocked}"
-            stats_txt = stats_txt.replace(
-                f"p = {_p(p_adjusted)} ({holm_txt})", f"p = {_p(c.p)} (unadjusted; not in the Holm family)"
             )
-        else:
-            v = evidence.verdict(c, p_adjusted, a.measure.better, rule)
-            unb = a.unbounded
-            if unb and (
-                (v == SUPPORTED and unb["scratch"]) or (v == CONTRADICTED and unb["pretrained"])
-            ):  # a lower-bound width can only win
-                v = UNRESOLVED
-            lead = {
-                SUPPORTED: f"supported: {spec.supported}",
-                CONTRADICTED: f"contradicted: {spec.contradicted}",
-                UNRESOLVED: f"not resolved at α = {rule.alpha:g}",
-            }[v]
+        out[i] = rows
+    return out
+
+
+def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by: str = "") -> Verdict:
+    spec, c = a.spec, a.comparison
+    numbers: dict = {
+        "measure": a.measure.key if a.measure else None,
+        "registered": a.reg.metric if a.reg else None,
+        "per_run": _per_run(a),
+        "rates": {i: {"tried": v[0], "chosen": v[1]} for i, v in a.rates.items()},
+        "family": family,
+        "p_adjusted": p_adjusted,
+    }
+    label = a.measure.label if a.measure else (a.reg.metric if a.reg else spec.measures[0].label)
+    caveat = ""
+    if a.not_comparable:
+        v, lead, caveat = NOT_COMPARABLE, f"not comparable: {a.not_comparable}", a.not_comparable
+    elif a.measure is not None and min(len(a.values.get(i) or []) for i in ARMS) < rule.min_runs:
+        n = "/".join(str(len(a.values.get(i) or [])) for i in ARMS)
+        v = DESCRIPTIVE
+        lead = f"descriptive only (n = {n} runs; ≥ {rule.min_runs} per arm decide)"
+        caveat = f"n below the plan's minimum of {rule.min_runs} per arm"
+    elif a.blocked or c is None:
+        v, lead, caveat = UNRESOLVED, f"not resolved: {a.blocked}", a.blocked or ""
+    elif a.reg is None:
+        v, lead, caveat = (
+            DESCRIPTIVE,
+            "descriptive only: the claim is not registered in the plan",
+            "not registered",
+        )
+    elif not a.registered:
+        v = UNRESOLVED
+        lead = f"not resolved: the registered metric {a.reg.metric} is not measured in every run"
+        caveat = f"{a.measure.key} shown, not the registered {a.reg.metric}"
+    else:
+        v = evidence.verdict(c, p_adjusted, a.reg.direction, rule)
+        lead = {
+            SUPPORTED: f"supported: {spec.supported}",
+            CONTRADICTED: f"contradicted: {spec.contradicted}",
+            UNRESOLVED: f"not resolved at α = {rule.alpha:g}",
+        }[v]
+        if v == UNRESOLVED and c.p_min * family >= rule.alpha:
+            caveat = (
+                f"n = {c.a.n}/{c.b.n} cannot reach α = {rule.alpha:g} after Holm over {family}: "
+                "its smallest exact "
+                f"p is {_p(c.p_min)} (× {family} = {_p(c.p_min * family)})"
+                + (f"; {decided_by} decides" if decided_by else "")
+            )
+            lead += f" — {caveat}"
+    if not caveat and a.excluded and any(a.excluded.values()):
+        caveat = "plateau runs excluded: " + ", ".join(
+            f"{_arm_name(i)} seed {', '.join(str(r.seed) for r in a.excluded[i])}"
+            for i in ARMS
+            if a.excluded.get(i)
+        )
+    if not caveat and any(any(x) for x in a.censored.values()):
+        caveat = "censored widths (lower bounds), ranked"
+    facts = stats_txt = ""
+    row = {"claim": spec.title, "task": a.task, "verdict": v, "metric": label, "caveat": caveat}
+    if c is not None:
+        conf = rule.confidence
+        facts = f" — {label}: pretrained {_arm_text(c.a, conf)}, from scratch {_arm_text(c.b, conf)}"
+        numbers["comparison"] = c.as_dict()
+        in_family = a.testable and v != DESCRIPTIVE
+        level = f" ({c.ci_level:.0%} exact)" if math.isfinite(c.ci_level) else ""
+        interval = f" [{_g(c.ci_low)}, {_g(c.ci_high)}]{level}" if math.isfinite(c.ci_low) else ""
+        p_txt = (
+            f"p = {_p(c.p)} ({c.test_name}, two-sided), Holm over {family}: {_p(p_adjusted)}"
+            if in_family
+            else f"p = {_p(c.p)} ({c.test_name}; not decided, enters Holm with p = 1)"
+        )
+        stats_txt = (
+            f"; n = {c.a.n}/{c.b.n} runs, {p_txt}; "
+            f"{c.effect} pretrained − scratch {_g(c.difference)}{interval}; "
+            f"described: difference of means {_g(c.mean_difference)}, Welch p {_p(c.welch_p)}, "
+            f"Hedges' g {_g(c.hedges_g, 2)} [{_g(c.g_low, 2)}, {_g(c.g_high, 2)}]"
+        )
+        row |= {
+            "pretrained": _cell(c.a),
+            "scratch": _cell(c.b),
+            "difference": f"{_g(c.difference)}{interval}"
+            + (" (concordance)" if c.effect.startswith("Gehan") else ""),
+            "p": f"{_p(c.p)} ({'rank' if c.test == 'rank' else 'perm. ∧ Welch'}; "
+            f"Holm {_p(p_adjusted) if in_family else '–'})",
+            "n": f"{c.a.n}/{c.b.n}",
+        }
+    else:
+        n = {i: len(a.arms.get(i) or []) for i in ARMS}
+        row |= {
+            "pretrained": "–",
+            "scratch": "–",
+            "difference": "–",
+            "p": "–",
+            "n": f"{n['pretrained']}/{n['scratch']}",
+        }
+    numbers["row"] = row
     quoted = []
     for key, qlabel in spec.quoted:
         if a.measure and key == a.measure.key:
             continue
-        vals = {i: [r.numbers.get(key) for r in a.arms[i] if r.numbers.get(key) is not None] for i in ARMS}
+        vals = {
+            i: [r.numbers.get(key) for r in a.arms.get(i) or [] if r.numbers.get(key) is not None]
+            for i in ARMS
+        }
         if any(vals.values()):
             quoted.append(
                 f"{qlabel}: "
                 + ", ".join(
-                    f"{_arm_name(i)} {_arm_text(evidence.aggregate(vals[i], conf), conf)}" for i in ARMS
+                    f"{_arm_name(i)} "
+                    + _arm_text(evidence.aggregate(vals[i], rule.confidence), rule.confidence)
+                    for i in ARMS
                 )
             )
     tail = (" Quoted, not decided on — " + "; ".join(quoted) + ".") if quoted else ""
-    return Verdict(spec.claim, a.task, v, f"{lead} — {facts}{stats_txt}.{_notes(a)}{tail}", numbers)
+    return Verdict(spec.claim, a.task, v, f"{lead}{facts}{stats_txt}.{_notes(a)}{tail}", numbers)
+
+
+def _cell(agg: evidence.Aggregate) -> str:
+    if agg.n == 0:
+        return "–"
+    cens = f", {agg.censored} ≥" if agg.censored else ""
+    sd = f" ± {_g(agg.std, 2)}" if agg.n > 1 else ""
+    return f"{_g(agg.mean)}{sd}{cens}"
 
 
 def _arm_name(init: str) -> str:
@@ -478,44 +643,38 @@ def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
 
 
-def rule_from(cfg: dict) -> tuple[Rule, Options]:
-    """The decision rule and the claims' options from the `evidence` config (conf/evidence/default.yaml)."""
-    try:
-        rule = Rule(
-            float(cfg["alpha"]),
-            int(cfg["min_runs"]),
-            float(cfg["confidence"]),
-            float(cfg["matched_loss_rtol"]),
-            # an evidence.json written before the key existed was decided under "block"
-            str(cfg.get("plateau_runs", "block")),
-        )
-        return rule, Options(f"{float(cfg['width_eps']):g}", int(cfg["min_epochs"]))
-    except KeyError as err:
-        raise ValueError(f"evidence config has no {err.args[0]!r}") from None
-
-
 def configured_rule() -> tuple[Rule, Options]:
-    """The rule of conf/evidence/default.yaml (for a caller that has no results directory's own)."""
-    return rule_from(OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "evidence" / "default.yaml")))
+    """The rule of the demo's plan (conf/plan/demo.yaml), for a caller without a results directory's own."""
+    return rule_from(plan_mod.preset("demo"))
 
 
 def decide_all(
-    analyses: dict[str, list[dict]], rule: Rule | None = None, opts: Options | None = None
+    analyses: dict[str, list[dict]],
+    rule: Rule | None = None,
+    opts: Options | None = None,
+    plan: Plan | None = None,
 ) -> list[Verdict]:
-    """Every claim for every task the analyses cover; Holm's correction over all the claims decided
-    together (those with ≥ rule.min_runs runs per arm, both arms learned, a finite p). Without a
-    rule: conf/evidence/default.yaml's."""
-    if rule is None or opts is None:
-        rule, opts = configured_rule()
+    """Every registered claim for every task the analyses cover, decided under `plan` (default: the
+    demo's plan, conf/plan/demo.yaml; with `rule` and `opts` only, the registry's first measures as
+    the registrations). Holm's correction runs over the whole registered family — every registered
+    claim of every task, decidable or not: a claim without a test enters with p = 1."""
+    if plan is None:
+        if rule is None or opts is None:
+            plan = plan_mod.plan_from(plan_mod.preset("demo"))
+        else:
+            plan = Plan(rule, opts, default_registrations())
+    rule, opts = plan.rule, plan.opts
     records = {name: run_records(name, datas, opts) for name, datas in analyses.items()}
     tasks = sorted({r.task for recs in records.values() for r in recs})
     assessments = [
-        assess(spec, records.get(spec.analysis, []), task, rule, opts)
+        assess(spec, records.get(spec.analysis, []), task, rule, opts, plan.claims.get(spec.claim))
         for task in tasks
         for spec in registry.claims()
     ]
-    family = [
-        a for a in assessments if a.testable and min(a.comparison.a.n, a.comparison.b.n) >= rule.min_runs
+    family = [a for a in assessments if a.reg is not None]
+    ps = [
+        a.comparison.p if a.testable and min(a.comparison.a.n, a.comparison.b.n) >= rule.min_runs else 1.0
+        for a in family
     ]
-    adjusted = dict(zip(map(id, family), evidence.holm([a.comparison.p for a in family])))
-    return [finish(a, adjusted.get(id(a), math.nan), len(family), rule) for a in assessments]
+    adjusted = dict(zip(map(id, family), evidence.holm(ps)))
+    return [finish(a, adjusted.get(id(a), math.nan), len(family), rule, plan.decided_by) for a in assessments]

@@ -115,9 +115,39 @@ class _SafeMarkdown(Extension):
         md.treeprocessors.register(_OnlyOwnLinks(md, self.links), "only_own_links", -10)
 
 
+# The report's own folds: a line exactly `<details markdown="1"><summary>TEXT</summary>` (TEXT without
+# `<`, `>`: a string from a file reaches the Markdown through `md_text`, which makes `<` an entity and
+# never starts a line) opens one, a line `</details>` closes it. Nothing else of raw HTML is markup.
+DETAILS_OPEN = '<details markdown="1"><summary>{}</summary>'
+DETAILS_CLOSE = "</details>"
+_FOLD = re.compile(r'^(?:<details markdown="1"><summary>([^<>\n]*)</summary>|(</details>))[ \t]*$', re.M)
+
+
+def _convert(text: str, links: frozenset[str]) -> str:
+    return markdown.markdown(text, extensions=["tables", _SafeMarkdown(links)], output_format="html")
+
+
 def to_html(text: str, links=()) -> str:
     """The HTML body of the Markdown `text` (Python-Markdown with its `tables` extension), with
-    raw HTML shown as text and only the links and image sources in `links` kept."""
-    return markdown.markdown(
-        text, extensions=["tables", _SafeMarkdown(frozenset(links))], output_format="html"
-    )
+    raw HTML shown as text and only the links and image sources in `links` kept. The report's own
+    folds (`DETAILS_OPEN` / `DETAILS_CLOSE` lines) become ``<details>`` elements, built here, not
+    parsed from the text: each part between them is converted on its own; an unmatched close is
+    text, an unclosed fold is closed at the end."""
+    links = frozenset(links)
+    out, depth, pos = [], 0, 0
+    for m in _FOLD.finditer(text):
+        if m.group(2) and depth == 0:
+            continue  # a close without an open: left in the text
+        out.append(_convert(text[pos : m.start()], links))
+        pos = m.end()
+        if m.group(2):
+            out.append("</details>")
+            depth -= 1
+        else:
+            summary = _convert(m.group(1), links)
+            summary = re.sub(r"^<p>(.*)</p>$", r"\1", summary.strip(), flags=re.S)
+            out.append(f"<details><summary>{summary}</summary>")
+            depth += 1
+    out.append(_convert(text[pos:], links))
+    out.append("</details>" * depth)
+    return "\n".join(part for part in out if part)

@@ -14,24 +14,28 @@ import os
 import re
 import time
 from pathlib import Path
-from urllib.parse import unquote
-
-from omegaconf import OmegaConf
+from urllib.parse import quote, unquote
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.evidence import aggregate
-from bertviz_landscape.atomic import write_json_atomic, write_text_atomic, write_texts_atomic
-from bertviz_landscape.config import CONF_DIR
+from bertviz_landscape.atomic import (
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+    write_texts_atomic,
+)
 from bertviz_landscape.errors import BadInput
+from bertviz_landscape.plots.claims import claim_figure
 from bertviz_landscape.plots.results import Results, draw_all, figures_dir
-from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, rule_from, run_records
+from bertviz_landscape.report import plan as plan_mod
+from bertviz_landscape.report.claims import ARMS, RunRecord, decide_all, run_records
 from bertviz_landscape.report.markup import md_code, md_text, md_url, to_html
 from bertviz_landscape.rundir import RunDir
 
 SWEEP_FILE = "lr_sweep.json"  # a from-scratch learning-rate sweep: every rate's dev metric, the chosen rate
 NOTES_FILE = "report_notes.json"  # the preset's own notes for its report (bertviz-demo report_notes)
-EVIDENCE_FILE = "evidence.json"  # the decision rule a results directory was made with (the demo writes it)
+PLAN_FILE = plan_mod.PLAN_FILE  # the analysis plan frozen before the runs (report/plan.py)
 CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
 RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
 
@@ -107,6 +111,7 @@ def number_tables(
     cols = sorted(runs.values(), key=_run_key)
     agg_rows, seed_rows = [], []
     sourced: set[str] = set()
+    seen_values: set = set()
     for a, k, label in keys:
         recs = mine.get(a, [])
         texts = [
@@ -117,6 +122,20 @@ def number_tables(
         ]
         if all(t == "–" for t in texts):  # measured for no run (e.g. a layer the analysis skipped): no row
             continue
+        values = tuple(
+            (r.init, r.lr, r.seed, r.numbers.get(k))
+            for r in sorted(recs, key=_run_key)
+            if r.numbers.get(k) is not None
+        )
+        if (
+            len({v[-1] for v in values}) == 1 and len(values) > 1
+        ):  # a setting (e.g. bootstrap_samples): no row
+            continue
+        if (
+            values in seen_values
+        ):  # the same number under another name (dev_mistake_change = dev_error_change)
+            continue
+        seen_values.add(values)
         agg_rows.append((label, *texts))
         of_col = [
             next((r for r in recs if (r.init, r.lr, r.seed) == (col.init, col.lr, col.seed)), None)
@@ -159,20 +178,6 @@ def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def load_evidence(root: Path, cfg: dict | None = None) -> dict:
-    """The decision rule of a results directory: its evidence.json (written by the demo before it
-    ran), else `cfg`, else conf/evidence/default.yaml."""
-    path = root / EVIDENCE_FILE
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except ValueError as err:
-            raise BadInput(f"{path}: not valid JSON ({err})") from None
-    if cfg:
-        return dict(cfg)
-    return OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "evidence" / "default.yaml"), resolve=True)
-
-
 def load_notes(root: Path) -> list[str]:
     """The preset's notes for its report (<root>/report_notes.json, a list of sentences; none when
     absent): what the preset chose and why, e.g. why it has no second task."""
@@ -189,47 +194,47 @@ def load_notes(root: Path) -> list[str]:
 
 
 def _with_rates(analyses: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """The analyses with each run entry's learning rate (from its run directory) when it has none."""
+    """The analyses with each run entry's learning rate and model (from its run directory) when it
+    has none."""
     cache: dict = {}
 
-    def lr(path):
+    def ident(path):
         if path not in cache:
             try:
-                cache[path] = ((RunDir(path).read_identity().get("config") or {}).get("init") or {}).get("lr")
+                cache[path] = RunDir(path).read_identity()
             except (OSError, ValueError):
-                cache[path] = None
+                cache[path] = {}
         return cache[path]
+
+    def lr(path):
+        return ((ident(path).get("config") or {}).get("init") or {}).get("lr")
+
+    def fill(r):
+        if r.get("run") and r.get("lr") is None:
+            r = r | {"lr": lr(r["run"])}
+        if r.get("run") and not r.get("model") and ident(r["run"]).get("model"):
+            r = r | {"model": ident(r["run"])["model"]}
+        return r
 
     out = {}
     for name, datas in analyses.items():
-        out[name] = [
-            d
-            | {
-                "runs": [
-                    r if r.get("lr") is not None or not r.get("run") else r | {"lr": lr(r["run"])}
-                    for r in d.get("runs") or []
-                ]
-            }
-            for d in datas
-        ]
+        out[name] = [d | {"runs": [fill(r) for r in d.get("runs") or []]} for d in datas]
     return out
 
 
-def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> dict:
-    """Everything the report says, as data: tasks, tables, verdicts, figures."""
+def build_report(root: str | os.PathLike, plan_doc: dict | None = None) -> dict:
+    """Everything the report says, as data: tasks, tables, verdicts, figures. Decided under
+    `plan_doc` (else the directory's frozen plan; report/plan.py says when it is exploratory)."""
     root = Path(root)
-    ev = load_evidence(root, evidence_cfg)
-    try:
-        rule, opts = rule_from(ev)
-    except ValueError as err:
-        raise BadInput(f"{root / EVIDENCE_FILE}: {err}") from None
+    plan, status = plan_mod.resolve(root, plan_doc)
+    rule, opts = plan.rule, plan.opts
     results = _load(root)
     manifest_path = figures_dir(root) / "figures.json"  # a `figures` linked outside is refused
     if not manifest_path.is_file():
         draw_all(root, root / "figures")
     manifest = json.loads(manifest_path.read_text())
     analyses = _with_rates({k: list(v) for k, v in results.analyses.items()})
-    verdicts = decide_all(analyses, rule, opts)
+    verdicts = decide_all(analyses, plan=plan)
     records = {name: run_records(name, datas, opts) for name, datas in analyses.items()}
     tasks = sorted({v.task for v in verdicts} | {sf.task for sf in results.surfaces})
     tables, seeds = {}, {}
@@ -258,6 +263,7 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
                 "run": str(run),
                 "task": m.get("task"),
                 "init": m.get("init"),
+                "model": (RunDir(run).read_identity() or {}).get("model"),
                 "seed": (RunDir(run).read_identity() or {}).get("seed"),
                 "metric": metric,
                 "dev": dev,
@@ -274,14 +280,21 @@ def build_report(root: str | os.PathLike, evidence_cfg: dict | None = None) -> d
             sweep = json.loads((root / SWEEP_FILE).read_text())
         except ValueError as err:
             raise BadInput(f"{root / SWEEP_FILE}: not valid JSON ({err})") from None
+    claim_figures = {}
+    for v in verdicts:
+        png = figures_dir(root) / "claims" / f"claim_{v.claim}_{v.task}.png"
+        if claim_figure({"verdict": v.verdict, **v.numbers}, v.title, png):
+            claim_figures[f"{v.claim}/{v.task}"] = _rel(str(png), root)
     return {
         "root": str(root),
+        "claim_figures": claim_figures,
         "sweep": sweep,
         "notes": load_notes(root),
         "tasks": tasks,
         "tables": tables,
         "per_seed": seeds,
-        "evidence": ev,
+        "evidence": plan.doc,
+        "plan": status.as_dict() | {"preset": plan.doc.get("preset")},
         "verdicts": verdicts,
         "figures": manifest.get("figures", []),
         "warnings": manifest.get("warnings", []),
@@ -301,33 +314,112 @@ def _rel(path: str, root: Path | None) -> str:
         return str(path)
 
 
-def render_results(rep: dict) -> str:
-    """The results section: the claims' sentences and every task's numbers (aggregate over seeds,
-    then per seed). report.md holds it verbatim; README includes the copy the demo writes."""
+TABLE_HEAD = (
+    "| claim | verdict | registered metric | pretrained | scratch | difference [interval] | p (test, Holm) | "
+    "n per arm | main caveat |"
+)
+
+
+def _cell(text) -> str:
+    """A claims-table cell as text (its parts may quote names from files): escaped, one line."""
+    return "–" if text in (None, "") else md_text(text)
+
+
+def _one_line(text: str) -> str:
+    """A claim's sentence on one line of report.md (a name from a file never starts a line)."""
+    return " ".join(str(text).split("\n"))
+
+
+def plan_lines(rep: dict) -> list[str]:
+    """Which plan decided, its hash, and whether the report is confirmatory or exploratory (what
+    changed, when)."""
+    st = rep.get("plan") or {}
+    sha = st.get("sha256") or ""
+    frozen = st.get("frozen_sha256")
+    out = [
+        f"**Analysis plan** {md_code(st.get('preset') or '?')}, SHA-256 {md_code(str(sha)[:16])}"
+        + (
+            f" (frozen {md_text(st.get('frozen_utc'))}, {md_code(str(frozen)[:16])})"
+            if frozen and frozen != sha
+            else ""
+        )
+        + (f", frozen {md_text(st.get('frozen_utc'))} before the runs" if frozen and frozen == sha else "")
+        + f": **{md_text(st.get('mode', 'exploratory'))}**"
+        + (f" — {md_text(st['reason'])}" if st.get("reason") else "")
+        + "."
+    ]
+    changes = st.get("changes") or []
+    if changes:
+        shown = changes[:12]
+        out.append(
+            "Changed from the frozen plan: "
+            + "; ".join(
+                f"{md_code(c['key'])} {md_text(plan_mod.fmt_value(c['frozen']))} → "
+                f"{md_text(plan_mod.fmt_value(c['now']))}"
+                for c in shown
+            )
+            + (f"; and {len(changes) - len(shown)} more" if len(changes) > len(shown) else "")
+            + "."
+        )
+    return out + [""]
+
+
+def method_sentence(ev: dict) -> str:
+    plateau = ev.get("plateau_runs", "block")
+    parts = [
+        f"Method (the plan): per claim its registered metric and direction; α = {ev.get('alpha')}",
+        "family-wise, Holm over every registered claim (an undecidable one enters with p = 1);",
+        "exact permutation tests over every relabelling of the runs (seeds) — of the difference of",
+        "means, its p the larger of the permutation p and Welch's (unequal spread), or on Gehan ranks",
+        "where a value is censored (a width at its grid's end: a lower bound) — with three decisions:",
+        "two-sided p = 2 × the smaller one-sided p, supported when that side is the paper's",
+        "prediction, contradicted when it is the mirror, so any verdict has probability ≤ α under",
+        "the null (tests/test_calibration.py). Equal means with both skew and unequal spread cannot",
+        f"be tested at these n by any test. Fewer than {ev.get('min_runs')} runs per arm: descriptive",
+        "only. Effect: the Hodges–Lehmann shift with its exact interval (achieved level stated).",
+        "Runs that did not beat their majority baseline are excluded (named), except where failing"
+        " to train is the claim's outcome."
+        if plateau == "exclude"
+        else "A plateau run leaves a claim not resolved (rule `block`).",
+    ]
+    return " ".join(parts)
+
+
+def render_results(rep: dict, claim_urls: dict[str, str] | None = None) -> str:
+    """The results section: the claims table (the first screen), one figure per claim of the metric
+    that decides it, then the details folded: every claim's sentence and every task's numbers.
+    `claim_urls` ("<claim>/<task>" -> link target) places the claims' figures elsewhere (a copy of
+    the section beside its own copies of the figures); by default they lie in the results directory."""
     ev = rep.get("evidence") or {}
     conf = float(ev.get("confidence", 0.95))
     out = ["## The paper's claims, decided across seeds", ""]
-    for v in rep["verdicts"]:
-        out.append(f"- **{v.title}** ({md_text(v.task)}): {v.sentence}")  # to_html keeps it text
-    if not rep["verdicts"]:
+    out += plan_lines(rep)
+    if rep["verdicts"]:
+        out += [TABLE_HEAD, "|---|---|---|---|---|---|---|---|---|"]
+        several = len({v.task for v in rep["verdicts"]}) > 1
+        for v in rep["verdicts"]:
+            row = v.numbers.get("row") or {}
+            title = v.title + (f" ({v.task})" if several else "")
+            cells = [title, row.get("metric"), row.get("pretrained"), row.get("scratch")]
+            cells += [row.get("difference"), row.get("p"), row.get("n"), row.get("caveat")]
+            cells = [_cell(c) for c in cells]
+            cells.insert(1, f"**{_cell(v.verdict)}**")
+            out.append("| " + " | ".join(cells) + " |")
+    else:
         out.append("- No analysis JSONs found: run bertviz-analyze first (or `make demo`).")
-    out += [
-        "",
-        f"Decided by `bertviz_landscape/analysis/evidence.py` with the rule fixed before the runs "
-        f"(α = {ev.get('alpha')}, ≥ {ev.get('min_runs')} runs per arm, {conf:.0%} intervals): Welch's "
-        "two-sided t-test with the run (seed) as the unit, the difference of means and Hedges' g with their "
-        "intervals, Holm's correction over the claims decided together; fewer runs per arm are descriptive "
-        "only. "
-        + (
-            "A run that did not beat its majority baseline (for accuracy by more than 2 binomial standard "
-            "errors on the dev set) is excluded from a claim's comparison and named in its sentence, except "
-            "where its failure to train is the claim's outcome (easier optimisation keeps every run)."
-            if ev.get("plateau_runs", "block") == "exclude"
-            else "A claim is decided only where every run of both arms beat its majority baseline (for "
-            "accuracy by more than 2 binomial standard errors on the dev set)."
-        ),
-        "",
-    ]
+    out += ["", method_sentence(ev), ""]
+    for v in rep["verdicts"]:
+        fig = (rep.get("claim_figures") or {}).get(f"{v.claim}/{v.task}")
+        if claim_urls is not None:
+            url = claim_urls.get(f"{v.claim}/{v.task}")
+        else:
+            url = md_url(fig, rep["root"]) if fig else None
+        if url:
+            out += [f"![{md_text(v.title)}: the deciding metric per seed]({url})", ""]
+    out += ['<details markdown="1"><summary>Details: each claim in full</summary>', ""]
+    for v in rep["verdicts"]:
+        out.append(f"- **{v.title}** ({md_text(v.task)}): {_one_line(v.sentence)}")  # to_html keeps it text
+    out += ["", "</details>", ""]
     if rep.get("notes"):
         out += ["### About this preset", ""] + [f"- {md_text(n)}" for n in rep["notes"]] + [""]
     out += sweep_lines(rep.get("sweep"))
@@ -335,17 +427,18 @@ def render_results(rep: dict) -> str:
         rows = rep["tables"].get(task) or []
         if rows:
             out += [
-                f"### Numbers: {md_text(task)} (mean ± std over seeds, n, {conf:.0%} CI)",
+                f'<details markdown="1"><summary>Numbers: {md_text(task)} '
+                f"(mean ± sd over seeds, n, {conf:.0%} bootstrap CI)</summary>",
                 "",
                 "| | pretrained | from scratch |",
                 "|---|---|---|",
             ]
             out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-            out.append("")
+            out += ["", "</details>", ""]
         seeds = (rep.get("per_seed") or {}).get(task) or {}
         if seeds.get("rows"):
             out += [
-                f"### Numbers: {md_text(task)}, per seed",
+                f'<details markdown="1"><summary>Numbers: {md_text(task)}, per seed</summary>',
                 "",
                 "Each analysis's **source** row names the JSON its numbers below come from, per run "
                 "(relative to the results directory).",
@@ -354,7 +447,7 @@ def render_results(rep: dict) -> str:
                 "|---|" + "---|" * len(seeds["header"]),
             ]
             out += ["| " + " | ".join(row) + " |" for row in seeds["rows"]]
-            out.append("")
+            out += ["", "</details>", ""]
     return "\n".join(out)
 
 
@@ -397,31 +490,28 @@ def sweep_lines(sweep: dict | None) -> list[str]:
 
 
 def render_markdown(rep: dict) -> str:
-    """report.md: every string from a file goes in through `md_text`/`md_code`/`md_url` (text,
-    never markup); `figure_links(rep)` are the only links and images it makes."""
+    """report.md: the claims first (render_results), then the runs, warnings, files not read and
+    figures. Every string from a file goes in through `md_text`/`md_code`/`md_url` (text, never
+    markup); `figure_links(rep)` are the only links and images it makes."""
     root = Path(rep["root"])
-    out = [
-        f"# Report: {md_text(root.name)}",
-        "",
-        f"Generated {rep['generated']} from {md_code(root)} by bertviz-plot.",
-        "",
-    ]
-    out += ["## Runs", ""]
+    out = [f"# Report: {md_text(root.name)}", "", render_results(rep), ""]
+    out += [f"Generated {rep['generated']} from {md_code(root)} by bertviz-plot.", "", "## Runs", ""]
     if rep["runs"]:
         out += [
-            "| task | init | seed | dev metric | majority baseline | beat it? | steps | train examples | "
-            "wall s |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| task | model | init | seed | dev metric | majority baseline | beat it? | steps | "
+            "train examples | wall s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
     else:
         out.append("No training run directories under this directory.")
     for r in rep["runs"]:
         beat = {True: "yes", False: "**no**"}.get(r.get("beat"), "–")
-        cells = [md_text(r["task"]), md_text(r["init"]), md_text(r.get("seed", "–"))]
-        cells += [f"{md_text(r['metric'])} {_num(r['dev'], '.3f')}", _num(r["baseline"], ".3f"), beat]
+        cells = [md_text(r["task"]), md_text(r.get("model") or "–"), md_text(r["init"])]
+        cells += [md_text(r.get("seed", "–")), f"{md_text(r['metric'])} {_num(r['dev'], '.3f')}"]
+        cells += [_num(r["baseline"], ".3f"), beat]
         cells += [md_text(r["steps"]), md_text(r["examples"]), md_text(r["seconds"])]
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", render_results(rep), ""]
+    out.append("")
     if rep.get("warnings"):
         out += ["## Warnings", ""]
         out += [f"- {md_text(w.get('message') if isinstance(w, dict) else w)}" for w in rep["warnings"]]
@@ -458,8 +548,10 @@ def _figure_targets(rep: dict):
 
 
 def figure_links(rep: dict) -> set[str]:
-    """The link targets and image sources report.md makes (what `render_html` keeps)."""
-    return {url for _, _, url in _figure_targets(rep)}
+    """The link targets and image sources report.md makes (what `render_html` keeps): the
+    figures' and the claims' figures."""
+    claims = {md_url(f, rep["root"]) for f in (rep.get("claim_figures") or {}).values()}
+    return {url for _, _, url in _figure_targets(rep)} | {u for u in claims if u}
 
 
 CSS = (
@@ -503,28 +595,38 @@ def render_html(markdown_text: str, root: str | os.PathLike, links=()) -> str:
 
 
 def write_report(
-    root: str | os.PathLike, evidence_cfg: dict | None = None, results_copy: str | os.PathLike | None = None
+    root: str | os.PathLike, plan_doc: dict | None = None, results_copy: str | os.PathLike | None = None
 ) -> tuple[Path, Path]:
     """Write `<root>/report.md`, `<root>/report.html`, `<root>/results.md` (the results section; also
     to `results_copy`, e.g. docs/results/demo.md, when given) and `<root>/claims.json` (the verdicts
     as data) atomically; returns the first two."""
     root = Path(root)
-    rep = build_report(root, evidence_cfg)
+    rep = build_report(root, plan_doc)
     section = render_results(rep) + "\n"
     write_text_atomic(root / RESULTS_FILE, section)
     write_json_atomic(  # the verdicts as data: per-seed values, the comparison, the adjusted p (for figures)
         root / CLAIMS_FILE,
         {
             "evidence": rep["evidence"],
+            "plan": rep["plan"],
             "verdicts": [
                 {"claim": v.claim, "task": v.task, "verdict": v.verdict, "sentence": v.sentence, **v.numbers}
                 for v in rep["verdicts"]
             ],
         },
     )
-    if results_copy:
-        Path(results_copy).parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(Path(results_copy), section)
+    if results_copy:  # e.g. docs/results/demo.md, its claims' figures in docs/results/figures/demo/
+        copy = Path(results_copy)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        urls = {}
+        for key, rel in (rep.get("claim_figures") or {}).items():
+            src = root / rel
+            if src.is_file():
+                dst = copy.parent / "figures" / copy.stem / src.name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(dst, src.read_bytes())
+                urls[key] = quote(dst.relative_to(copy.parent).as_posix(), safe="/-._~")
+        write_text_atomic(copy, render_results(rep, urls) + "\n")
     text = render_markdown(rep)
     page_text = render_html(text, root, figure_links(rep))  # both rendered before either is written
     md, page = write_texts_atomic({root / "report.md": text, root / "report.html": page_text})  # as a pair

@@ -1,0 +1,60 @@
+"""The claims' figure: per claim, the number that decides it, one dot per seed, both arms.
+
+`claim_figure(verdict, path)` draws claims.json's entry of one verdict (``per_run``: each run's
+value, whether it is censored — a lower bound, drawn as an upward triangle — and whether the plan's
+rule excluded it — a red cross outside the comparison), with each arm's median as a bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bertviz_landscape.atomic import atomic_path  # noqa: E402
+
+ARMS = ("pretrained", "scratch")
+COLOURS = {"pretrained": "#1f77b4", "scratch": "#ff7f0e"}
+EXCLUDED = "#d62728"
+
+
+def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
+    """One PNG at `path` of the deciding metric per seed (None when no run has a value)."""
+    per_run = verdict.get("per_run") or {}
+    if not any(r.get("value") is not None for i in ARMS for r in per_run.get(i) or []):
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 3.0), dpi=110)
+    for x, init in enumerate(ARMS):
+        rows = [r for r in per_run.get(init) or [] if r.get("value") is not None]
+        kept = [r for r in rows if not r.get("excluded")]
+        for j, r in enumerate(rows):
+            dx = x + 0.08 * (j - (len(rows) - 1) / 2)
+            if r.get("excluded"):
+                ax.scatter(dx, r["value"], marker="x", color=EXCLUDED, zorder=3)
+            else:
+                ax.scatter(
+                    dx, r["value"], marker="^" if r.get("censored") else "o", color=COLOURS[init], zorder=3
+                )
+        if kept:
+            vals = sorted(r["value"] for r in kept)
+            med = (
+                vals[len(vals) // 2]
+                if len(vals) % 2
+                else 0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
+            )
+            ax.hlines(med, x - 0.3, x + 0.3, color=COLOURS[init], lw=2)
+    ax.set_xticks(
+        range(len(ARMS)),
+        [f"{i}\n(n = {sum(not r.get('excluded') for r in per_run.get(i) or [])})" for i in ARMS],
+    )
+    ax.set_xlim(-0.6, len(ARMS) - 0.4)
+    ax.set_ylabel(str(verdict.get("measure")))
+    ax.set_title(f"{title}\n{verdict.get('verdict')} (▲ censored: lower bound, × excluded)", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

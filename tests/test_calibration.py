@@ -1,0 +1,182 @@
+"""Calibration of the decision through the claims layer (report/claims.decide_all, the code path the
+report uses): A/A data built as analysis JSONs — equal means with sd ratio up to 10, lognormal skew,
+n = 5/4 and 5/5, values quantised to 1/128, censored widths, constant arms, plateau runs excluded by
+the rule — decide a claim (supported or contradicted) at most α + 3 binomial standard errors of the
+time, and the planted effect the plan states is detected at the power it states.
+
+Each setting registers one claim (a plan whose family is that claim alone: the most sensitive
+calibration, Holm multiplies by 1) — except the family setting, which fills all five claims."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bertviz_landscape.report import claims
+from bertviz_landscape.report import plan as plan_mod
+
+REPS = 2000
+PLAN = plan_mod.preset("demo")
+
+
+def _plan(claim: str | None, min_runs: int = 3):
+    doc = dict(PLAN, min_runs=min_runs)
+    if claim is not None:
+        doc["claims"] = {claim: PLAN["claims"][claim]}
+    return plan_mod.plan_from(doc)
+
+
+def _run(analysis, init, seed, numbers, beat=True):
+    return {
+        "analysis": analysis,
+        "runs": [
+            {
+                "run": f"/r/{init}{seed}",
+                "task": "sst2",
+                "init": init,
+                "seed": seed,
+                "beat_baseline": beat,
+                "dev_metric": 0.8 if beat else 0.5,
+                "majority_baseline": 0.51,
+                "primary_metric": "accuracy",
+            }
+        ],
+        "per_run": [{}],
+        "numbers": numbers,
+    }
+
+
+def _analyses(pre, scr, analysis="consistency", key="spearman_train_dev", extra=None, beat=None):
+    """One analysis's JSONs: a run per value; `extra(init, i)` adds numbers; `beat(init, i)` the baseline."""
+    out = []
+    for init, vals in (("pretrained", pre), ("scratch", scr)):
+        for i, v in enumerate(vals):
+            nums = {key: float(v)} | (extra(init, i) if extra else {})
+            out.append(_run(analysis, init, i, nums, True if beat is None else beat(init, i)))
+    return {analysis: out}
+
+
+def _rate(draw, plan, reps=REPS, seed=0, want=(claims.SUPPORTED, claims.CONTRADICTED)):
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(reps):
+        verdicts = claims.decide_all(draw(rng), plan=plan)
+        hits += any(v.verdict in want for v in verdicts)
+    return hits / reps
+
+
+ALPHA = PLAN["alpha"]
+LIMIT = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / REPS)
+
+
+def _lognormal(rng, sigma, size, scale=1.0):
+    """Lognormal values centred to mean 0 (sd `scale`): equal means whatever σ and scale."""
+    x = rng.lognormal(0.0, sigma, size)
+    return scale * (x - math.exp(sigma**2 / 2)) / math.sqrt((math.exp(sigma**2) - 1) * math.exp(sigma**2))
+
+
+CONS = _plan("consistency")
+SETTINGS = {
+    # equal means, unequal spread (normal), both orientations, n = 5/4 and 5/5
+    **{
+        f"normal sd ratio {r:g} n={na}/{nb}": (
+            lambda rng, r=r, na=na, nb=nb: _analyses(
+                rng.normal(0.5, 0.01, na), rng.normal(0.5, 0.01 * r, nb)
+            ),
+            CONS,
+        )
+        for r in (1, 3, 10, 0.1)
+        for na, nb in ((5, 4), (5, 5))
+    },
+    # skew: both arms one lognormal
+    **{
+        f"lognormal σ {s:g} n={na}/{nb}": (
+            lambda rng, s=s, na=na, nb=nb: _analyses(_lognormal(rng, s, na), _lognormal(rng, s, nb)),
+            CONS,
+        )
+        for s in (0.3, 0.5, 1.0)
+        for na, nb in ((5, 4), (5, 5))
+    },
+    # values on a 1/128 grid (dev error on 128 examples): many ties
+    "quantised 1/128 n=5/5": (
+        lambda rng: _analyses(*(np.round(rng.normal(0.2, 0.015, 5) * 128) / 128 for _ in range(2))),
+        CONS,
+    ),
+    # dev error on 128 examples with a run-to-run spread under one example, its mean half-way between
+    # two grid points, 6 runs against 3: the smaller arm is often constant, and Welch (the old rule,
+    # commit c50a317) then tests the larger arm against a noisy constant — through its claims layer it
+    # decided 8.45% of 2000 (limit 6.46%; benchmarks/calibration_welch_vs_plan.py); the exact test 0.4%
+    "quantised 1/128 sd 0.4 example, smaller arm often constant n=6/3": (
+        lambda rng: _analyses(*(np.round(rng.normal(26.5, 0.4, n)) / 128 for n in (6, 3))),
+        CONS,
+    ),
+    # constant arms (identical): never decided
+    "constant arms n=5/5": (lambda rng: _analyses([0.5] * 5, [0.5] * 5), CONS),
+    # censored widths: the basin reaches the grid's end (bound 1.0) in about half the runs of both arms
+    "censored widths n=5/5": (
+        lambda rng: (
+            lambda pre, scr: _analyses(
+                np.minimum(pre, 1.0),
+                np.minimum(scr, 1.0),
+                "flatness",
+                "invariant_width",
+                extra=lambda init, i: {
+                    "invariant_width_bounded": float((pre if init == "pretrained" else scr)[i] < 1.0),
+                    "train_loss_theta1": 0.3,
+                },
+            )
+        )(rng.normal(1.0, 0.3, 5), rng.normal(1.0, 0.3, 5)),
+        _plan("wider_optima"),
+    ),
+    # plateau runs excluded by the rule: seven runs per arm, runs 5 and 6 of each on the plateau
+    "plateau excluded n=7/7": (
+        lambda rng: _analyses(rng.normal(0.5, 0.05, 7), rng.normal(0.5, 0.05, 7), beat=lambda init, i: i < 5),
+        CONS,
+    ),
+    # the whole registered family of five claims, every one A/A at n = 5/5
+    "family of 5, all A/A n=5/5": (
+        lambda rng: {
+            name: datas
+            for claim, (analysis, key) in {
+                "consistency": ("consistency", "spearman_train_dev"),
+                "easier_optimisation": ("trajectory", "path_loss_auc"),
+                "lower_layers_invariant": ("layers", "rollback_depth_trend"),
+                "robust_to_overfitting": ("longtrain", "dev_slope_second_half"),
+                "wider_optima": ("flatness", "invariant_width"),
+            }.items()
+            for name, datas in _analyses(
+                rng.normal(0.5, 0.1, 5),
+                rng.normal(0.5, 0.1, 5),
+                analysis,
+                key,
+                extra=lambda init, i: {"epochs": 20.0, "train_loss_theta1": 0.3},
+            ).items()
+        },
+        _plan(None),
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_a_over_a_through_the_claims_layer_decides_at_most_alpha(setting):
+    draw, plan = SETTINGS[setting]
+    rate = _rate(draw, plan, reps=REPS if "family" not in setting else 500)
+    limit = LIMIT if "family" not in setting else ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / 500)
+    assert rate <= limit, (setting, rate, limit)
+
+
+def test_the_planted_effect_the_plan_states_is_detected_at_its_power():
+    """The plan's planted effect (power.shift_sd run-to-run sds, power.runs_per_arm per arm, the whole
+    family of five registered, the others undecidable): supported at least power.power of the time;
+    reversed, contradicted as often."""
+    power = PLAN["power"]
+    n, shift = int(power["runs_per_arm"]), float(power["shift_sd"])
+    plan = _plan(None)
+
+    def draw(sign):
+        return lambda rng: _analyses(rng.normal(0.5 + sign * shift * 0.05, 0.05, n), rng.normal(0.5, 0.05, n))
+
+    assert _rate(draw(+1), plan, reps=500, want=(claims.SUPPORTED,)) >= power["power"]
+    assert _rate(draw(-1), plan, reps=500, seed=1, want=(claims.CONTRADICTED,)) >= power["power"]
