@@ -134,7 +134,7 @@ SETTINGS = {
             for claim, (analysis, key) in {
                 "consistency": ("consistency", "spearman_train_dev"),
                 "easier_optimisation": ("trajectory", "path_loss_auc"),
-                "lower_layers_invariant": ("layers", "rollback_depth_trend"),
+                "lower_layers_invariant": ("layers", "rollback_dev_loss_slope"),
                 "robust_to_overfitting": ("longtrain", "dev_slope_second_half"),
                 "wider_optima": ("flatness", "invariant_width"),
             }.items()

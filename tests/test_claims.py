@@ -49,7 +49,7 @@ CASES = {
     ),
     "lower_layers_invariant": (
         "layers",
-        "rollback_depth_trend",
+        "rollback_dev_loss_slope",
         [0.9, 0.8, 1.0, 0.85, 0.95, 0.9],
         [0.1, -0.2, 0.0, 0.05, -0.1, 0.15],
     ),
