@@ -316,6 +316,10 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                 control = matched_control(name, init, arms)
                 if control is not None:  # the pretrained run measured where the same seed's scratch run ends
                     over.append(f"analysis.matched.run={runs[(main, control, seed)]}")
+                partner = None
+                if registry.get(name).partner and len(seeds) > 1:  # the next seed's run of the same arm
+                    partner = seeds[(seeds.index(seed) + 1) % len(seeds)]
+                    over.append(f"analysis.partner.run={runs[(main, init, partner)]}")
 
                 def analysis_action(over=over):
                     run_analysis(over)
@@ -328,6 +332,11 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                             "config": _composed("analyze", over),
                             "run": _run_stamp(runs[(main, init, seed)]),
                             "control": None if control is None else _run_stamp(runs[(main, control, seed)]),
+                            **(
+                                {}
+                                if partner is None
+                                else {"partner": _run_stamp(runs[(main, init, partner)])}
+                            ),
                             "surfaces": [
                                 _Lazy(lambda p=surf[(main, k, init, seed)]: _file_stamp(p))
                                 for k in ("line", "plane")
@@ -384,7 +393,9 @@ def _train_stage(
 ) -> Stage:
     """bertviz-train of one (task, arm, seed). A seed is a replicate: from scratch it draws θ0
     (init.seed), pretrained the head (init.seed), and for both the data order and dropout (seed);
-    the second task's run of a seed shares that seed's θ0."""
+    the second task's run of a seed shares that seed's θ0. With the preset's ``init_seed`` set, θ0
+    is drawn from it for every seed (runs of one arm share θ0; a seed draws the data order and
+    dropout only: what analysis=basins needs)."""
     tr = c["train"]
     overrides = [
         f"experiment={tr['experiment']}",
@@ -392,7 +403,7 @@ def _train_stage(
         f"init={arms[arm][0]}",
         *([f"init.lr={arms[arm][1]}"] if arms[arm][1] is not None else []),
         f"seed={seed}",
-        f"init.seed={seed}",
+        f"init.seed={seed if c.get('init_seed') is None else int(c['init_seed'])}",
         *data,
         *tr.get("overrides", []),
     ]

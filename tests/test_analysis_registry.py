@@ -89,7 +89,14 @@ def toy_json(init: str, seed: int, width: float, task: str = "sst2") -> dict:
 # --------------------------------------------------------------------------- the registry
 def test_the_registry_finds_every_analysis_in_its_module_with_its_yaml():
     specs = registry.specs()
-    assert [s.name for s in specs] == ["flatness", "trajectory", "consistency", "layers", "longtrain"]
+    assert [s.name for s in specs] == [
+        "flatness",
+        "trajectory",
+        "consistency",
+        "layers",
+        "longtrain",
+        "basins",
+    ]
     for spec in specs:
         assert spec.run.__module__ == f"bertviz_landscape.analysis.{spec.name}"
         for conf in (ROOT / "conf", Path(CONF_DIR)):  # the YAML and the packaged copy the wheel holds
@@ -99,7 +106,7 @@ def test_the_registry_finds_every_analysis_in_its_module_with_its_yaml():
         assert len({r.key for r in spec.rows}) == len(spec.rows)
     assert Path(CONF_DIR).resolve() == (ROOT / "conf").resolve()  # one copy: the package's conf is a link
     numbers = [c.number for c in registry.claims()]
-    assert numbers == sorted(numbers) == [1, 2, 3, 4, 5] and set(claims.CLAIMS) == {
+    assert numbers == sorted(numbers) == [1, 2, 3, 4, 5, 6] and set(claims.CLAIMS) == {
         c.claim for c in registry.claims()
     }
 

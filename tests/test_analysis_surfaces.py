@@ -149,3 +149,52 @@ def test_paired_stderr_of_differences_on_the_same_examples():
     assert paired_stderr(a, a + 0.5) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="same examples"):
         paired_stderr(a, b[:10])
+
+
+def test_consistency_grid_with_a_planted_offset_between_the_minima_reports_it(tmp_path):
+    """Issue 28 item 3: on a 7 × 5 grid around θ1 the training loss is lowest at (1, 0) and the dev
+    error at (1 + 2/6, 0.25): the minima distance is that offset (in ‖δ1‖ units: Δα and Δβ·‖δ2‖/‖δ1‖),
+    the regret the dev error's rise from its minimum to (1, 0); the per-example bootstrap (512 dev
+    examples of 0/1 correctness drawn around the planted error) keeps them and bias-corrects both."""
+    x = np.linspace(0.5, 1.5, 7)
+    y = np.linspace(-0.5, 0.5, 5)
+    a, b = np.meshgrid(x, y)
+    train = (a - 1.0) ** 2 + (b - 0.0) ** 2 + 0.1
+    dev = 0.10 + 0.4 * ((a - (1.0 + 2.0 / 6.0)) ** 2 + (b - 0.25) ** 2)
+    rng = np.random.default_rng(0)
+    n_train, n_dev = 64, 512
+    train_pe = train[..., None] + rng.normal(0.0, 0.01, (5, 7, n_train))
+    u = rng.random(n_dev)  # one draw per example, shared by every point: correct iff u >= the point's error
+    correct = (u[None, None, :] >= dev[..., None]).astype(np.float64)
+    dev_err = 1.0 - correct.mean(-1)
+    meta = {
+        "task": "sst2",
+        "primary_metric": "accuracy",
+        "directions": {
+            "recipe": "difference",
+            "center": "theta0",
+            "norm_x": 2.0,
+            "norm_y": 2.0,
+            "cosine_xy": 0.0,
+        },
+        "checkpoints": {},
+    }
+    values = {"train_loss": train_pe.mean(-1), "dev_error": dev_err}
+    surface = Surface(x, y, values, meta, {"train_loss": train_pe, "dev_correct": correct})
+    path = write_surface(tmp_path / "offset.h5", surface)
+    res = consistency([path], bootstrap_samples=200)
+    n, entry = res["numbers"], res["per_run"][0]
+    assert entry["minima"]["train"] == pytest.approx((1.0, 0.0))
+    assert entry["minima"]["dev"] == pytest.approx((1.0 + 2.0 / 6.0, 0.25))
+    assert n["minima_distance"] == pytest.approx(math.hypot(2.0 / 6.0, 0.25))
+    j, i = 2, 3  # (β = 0, α = 1): the training-loss minimum
+    assert n["regret"] == pytest.approx(dev_err[j, i] - dev_err.min())
+    assert n["regret"] == pytest.approx(0.4 * ((2.0 / 6.0) ** 2 + 0.25**2), abs=0.01)
+    assert (
+        n["regret_debiased"] is not None and abs(n["regret_debiased"] - n["regret"]) < 3 * n["regret_boot_se"]
+    )
+    assert n["minima_distance_debiased"] == pytest.approx(n["minima_distance"], abs=0.15)
+    # no offset: the minima coincide, regret 0
+    same = Surface(x, y, {"train_loss": train, "dev_error": 0.1 + 0.4 * ((a - 1) ** 2 + b**2)}, meta)
+    res0 = consistency([write_surface(tmp_path / "same.h5", same)], bootstrap_samples=0)
+    assert res0["numbers"]["regret"] == 0.0 and res0["numbers"]["minima_distance"] == 0.0

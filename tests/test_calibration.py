@@ -48,7 +48,7 @@ def _run(analysis, init, seed, numbers, beat=True):
     }
 
 
-def _analyses(pre, scr, analysis="consistency", key="spearman_train_dev", extra=None, beat=None):
+def _analyses(pre, scr, analysis="consistency", key="regret_debiased", extra=None, beat=None):
     """One analysis's JSONs: a run per value; `extra(init, i)` adds numbers; `beat(init, i)` the baseline."""
     out = []
     for init, vals in (("pretrained", pre), ("scratch", scr)):
@@ -140,9 +140,9 @@ SETTINGS = {
         lambda rng: {
             name: datas
             for claim, (analysis, key) in {
-                "consistency": ("consistency", "spearman_train_dev"),
+                "consistency": ("consistency", "regret_debiased"),
                 "easier_optimisation": ("trajectory", "path_loss_auc"),
-                "lower_layers_invariant": ("layers", "rollback_depth_trend"),
+                "lower_layers_invariant": ("layers", "rollback_dev_loss_slope"),
                 "robust_to_overfitting": ("longtrain", "dev_slope_second_half"),
                 "wider_optima": ("flatness", "invariant_width"),
             }.items()

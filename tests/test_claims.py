@@ -44,13 +44,13 @@ CASES = {
     ),
     "consistency": (
         "consistency",
-        "spearman_train_dev",
-        [0.95, 0.93, 0.96, 0.94, 0.95, 0.97],
-        [0.41, 0.35, 0.52, 0.45, 0.38, 0.49],
+        "regret_debiased",
+        [0.005, 0.01, 0.0, 0.008, 0.004, 0.006],
+        [0.05, 0.08, 0.04, 0.06, 0.07, 0.09],
     ),
     "lower_layers_invariant": (
         "layers",
-        "rollback_depth_trend",
+        "rollback_dev_loss_slope",
         [0.9, 0.8, 1.0, 0.85, 0.95, 0.9],
         [0.1, -0.2, 0.0, 0.05, -0.1, 0.15],
     ),
@@ -227,12 +227,10 @@ def test_with_the_exclude_rule_a_plateau_run_leaves_the_comparison_and_is_named(
 def test_an_undefined_number_names_the_run():
     a = synthetic()
     d = next(d for d in a["consistency"] if d["runs"][0]["init"] == "scratch" and d["runs"][0]["seed"] == 2)
-    d["numbers"]["spearman_train_dev"] = None
+    d["numbers"]["regret_debiased"] = None
     v = by_claim(a)["consistency"]
     assert v.verdict == claims.UNRESOLVED
-    assert "not measured: spearman_train_dev is undefined for scratch seed 2 (the consistency numbers)" in (
-        v.sentence
-    )
+    assert "not measured: regret_debiased is undefined for scratch seed 2" in (v.sentence)
 
 
 def test_the_scratch_arm_is_its_best_learning_rate_and_the_rates_are_named():

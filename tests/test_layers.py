@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -301,3 +302,64 @@ def test_rollback_spans_false_keeps_the_singles_and_the_depth_trend(result, tiny
     trend, expected = res["numbers"]["rollback_depth_trend"], full["numbers"]["rollback_depth_trend"]
     assert trend == (pytest.approx(expected) if expected is not None else None)
     assert not any(k.startswith(("rollback_bottom_", "rollback_top_")) for k in res["summary"])
+
+
+def plain_pooled_hidden(checkpoint, state, glue_dir) -> list[torch.Tensor]:
+    """Per hidden-state layer, the dev examples' mean over non-padding tokens, plain transformers."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
+    model.load_state_dict(state, strict=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    rows = load_glue_split(get_task("mrpc"), "dev", glue_dir)
+    enc = tokenizer(
+        list(rows["text_a"]),
+        list(rows["text_b"]),
+        truncation=True,
+        max_length=32,
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        hidden = model(**enc, output_hidden_states=True).hidden_states
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    return [((h * mask).sum(1) / mask.sum(1)).double() for h in hidden]
+
+
+def test_cka_per_layer_and_the_dev_loss_slope_by_hand(result, tiny_run):
+    """Issue 28 item 2: CKA(θ0, θ1) of each layer's dev hidden states equals the HSIC form on Gram
+    matrices computed with plain transformers; the single roll-backs' dev-loss change is the plain dev
+    loss's; the registered slope is their least-squares slope over depth."""
+    run, out = result
+    entry, n = out["per_run"][0], out["numbers"]
+    theta0 = load_file(str(run / "checkpoints" / "init" / "model.safetensors"))
+    theta1 = load_file(str(run / "checkpoints" / "final" / "model.safetensors"))
+    final = run / "checkpoints" / "final"
+    h0 = plain_pooled_hidden(final, theta0, tiny_run["glue_dir"])
+    h1 = plain_pooled_hidden(final, theta1, tiny_run["glue_dir"])
+
+    def hsic_cka(x, y):
+        k, m = x @ x.T, y @ y.T
+        c = torch.eye(len(x), dtype=x.dtype) - 1.0 / len(x)
+        kc, mc = c @ k @ c, c @ m @ c
+        return float((kc * mc).sum() / torch.sqrt((kc * kc).sum() * (mc * mc).sum()))
+
+    below = ["embeddings", "layer.0", "layer.1"]
+    for i, layer in enumerate(below):
+        assert entry["cka"][layer] == pytest.approx(hsic_cka(h0[i], h1[i]), abs=1e-5), layer
+        assert n[f"cka_{layer}"] == entry["cka"][layer]
+    assert entry["cka"]["embeddings"] != pytest.approx(1.0, abs=1e-9)  # the run moved its embeddings
+    base = plain_losses(final, None, tiny_run["glue_dir"])
+    rolled = plain_losses(
+        final,
+        {k: (theta0[k] if "encoder.layer.1." in k else v) for k, v in theta1.items()},
+        tiny_run["glue_dir"],
+    )
+    r = by_kind(entry, "single", layer="layer.1")
+    assert r["dev_loss_change"] == pytest.approx(rolled["dev_loss"] - base["dev_loss"], abs=1e-5)
+    changes = [by_kind(entry, "single", layer=x)["dev_loss_change"] for x in below]
+    slope = float(np.polyfit([0, 1, 2], changes, 1)[0])
+    assert n["rollback_dev_loss_slope"] == pytest.approx(slope)
+    assert n["cka_depth_slope"] == pytest.approx(
+        float(np.polyfit([0, 1, 2], [entry["cka"][x] for x in below], 1)[0])
+    )

@@ -139,6 +139,10 @@ def test_flatness_numbers_from_the_run(analysis_run, tmp_path):
         s for s, v in zip(curve["steps"], curve["loss"]) if v <= n["matched_target_loss"]
     )
     assert n["invariant_width_matched"] is not None
+    # the matched point's own loss is the target (regula falsi on the segment between two recorded points)
+    assert n["matched_loss_at_point"] == pytest.approx(n["matched_target_loss"], abs=1e-4)
+    assert n["invariant_width_matched_bounded"] in (0.0, 1.0)
+    assert entry["invariant"]["ranges"][0] == 1.0 and entry["invariant"]["cap"] == 8.0
 
 
 def write_long_run(root, tiny, metric, predictions=None):

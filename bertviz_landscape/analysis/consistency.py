@@ -30,7 +30,16 @@ the surface's meta records (runs.run).
   (ddof = 1) over the replicates where they are defined, with the 2.5/97.5 percentiles. The grid
   points are not independent samples, so no standard error is computed from their count.
 
-``numbers`` (per run): ``spearman_train_dev`` (ρ above), ``iou`` (at the quantile
+- ``regret``: the dev error at the training loss's grid minimum minus the grid's lowest dev error
+  (what picking the point by training loss costs on dev; 0 when the minima coincide). Both it and
+  the minima distance are minima of noisy surfaces, biased upward by the noise even where the true
+  minima coincide; the per-example bootstrap enters the decision through Efron's bias correction,
+  ``regret_debiased`` = 2·regret − mean over the replicates (likewise ``minima_distance_debiased``),
+  the registered metric, compared across runs by the exact permutation test (the runs' spread, not
+  the bootstrap s.e., is the comparison's noise).
+
+``numbers`` (per run): ``regret``, ``regret_debiased``, ``regret_boot_se``,
+``minima_distance_debiased``, ``spearman_train_dev`` (ρ above), ``iou`` (at the quantile
 `analysis.iou_quantile`, fixed in the config), ``iou_<q>`` for every q, ``minima_distance`` (units of
 ‖δ1‖), ``minima_distance_abs`` (parameter distance), ``n_points``; with the bootstrap
 ``spearman_train_dev_boot_se``, ``iou_boot_se``, ``minima_distance_boot_se`` and
@@ -143,6 +152,27 @@ def minima_distance(train: np.ndarray, dev: np.ndarray, surface) -> dict:
     return out
 
 
+def regret(train: np.ndarray, dev: np.ndarray) -> float | None:
+    """The dev error at the training loss's grid minimum (the mean over tied minima) minus the grid's
+    lowest dev error, over the points where both are finite: what choosing the point by training loss
+    costs on dev (0: the two minima coincide). None when no point is finite."""
+    t, d = np.asarray(train, dtype=np.float64), np.asarray(dev, dtype=np.float64)
+    ok = np.isfinite(t) & np.isfinite(d)
+    if not ok.any():
+        return None
+    low = ok & (t == np.min(t[ok]))
+    return float(np.mean(d[low]) - np.min(d[ok]))
+
+
+def debiased(value: float | None, replicates: Sequence[float]) -> float | None:
+    """Efron's bootstrap bias correction 2·value − mean(replicates): a grid minimum of noisy values
+    sits below the true one, so the raw regret and minima distance are biased upward even where the
+    two surfaces' true minima coincide; the correction removes that bias's first-order part."""
+    if value is None or not len(replicates):
+        return None
+    return float(2.0 * value - float(np.mean(replicates)))
+
+
 def bootstrap_consistency(
     surface, train_key: str, dev_key: str, quantile: float, samples: int, seed: int
 ) -> dict | None:
@@ -166,7 +196,7 @@ def bootstrap_consistency(
     dev_pe = np.asarray(dev_pe, dtype=np.float64)
     nt, nd = train_pe.shape[-1], dev_pe.shape[-1]
     rng = np.random.default_rng(int(seed))
-    reps: dict[str, list[float]] = {"spearman": [], "iou": [], "minima_distance": []}
+    reps: dict[str, list[float]] = {"spearman": [], "iou": [], "minima_distance": [], "regret": []}
     for _ in range(int(samples)):
         t = train_pe[..., rng.integers(0, nt, nt)].mean(axis=-1)
         d = to_dev(dev_pe[..., rng.integers(0, nd, nd)].mean(axis=-1))
@@ -176,6 +206,7 @@ def bootstrap_consistency(
             ("spearman", c["spearman"]),
             ("iou", c["iou"][f"{float(quantile):g}"]),
             ("minima_distance", m["units_delta1"]),
+            ("regret", regret(t, d)),
         ):
             if value is not None and math.isfinite(value):
                 reps[key].append(float(value))
@@ -187,6 +218,7 @@ def bootstrap_consistency(
             "low": float(np.percentile(v, 2.5)) if len(v) else None,
             "high": float(np.percentile(v, 97.5)) if len(v) else None,
             "defined": len(v),
+            "mean": float(v.mean()) if len(v) else None,
         }
     return out
 
@@ -234,8 +266,18 @@ def consistency(
         )
         entry["bootstrap"] = boot
         boot_ok = boot is not None and "note" not in boot
+        entry["regret"] = regret(train, dev)
+
+        def corrected(key: str, value, boot=boot, boot_ok=boot_ok):
+            rep = (boot or {}).get(key) or {}
+            return debiased(value, [rep["mean"]]) if boot_ok and rep.get("mean") is not None else None
+
         numbers.append(
             {
+                "regret": entry["regret"],
+                "regret_debiased": corrected("regret", entry["regret"]),
+                "regret_boot_se": boot["regret"]["stderr"] if boot_ok else None,
+                "minima_distance_debiased": corrected("minima_distance", entry["minima"]["units_delta1"]),
                 "spearman_train_dev": entry["spearman"],
                 "iou": entry["iou"][f"{float(iou_quantile):g}"],
                 **{f"iou_{k}": v for k, v in entry["iou"].items()},
@@ -288,6 +330,9 @@ SPEC = AnalysisSpec(
     consistency_from_config,
     reads=("plane", "run"),
     rows=(
+        Row("regret_debiased", "dev-error regret of the training-loss minimum (bootstrap bias-corrected)"),
+        Row("regret_boot_se", "  its bootstrap s.e. (within run)"),
+        Row("minima_distance_debiased", "distance between the minima (bootstrap bias-corrected, ‖δ1‖ units)"),
         Row("spearman_train_dev", "Spearman ρ(train loss, dev error)"),
         Row("spearman_train_dev_boot_se", "  its bootstrap s.e. (within run)"),
         Row("iou", "IoU of lowest-25% regions"),
@@ -298,13 +343,22 @@ SPEC = AnalysisSpec(
             "consistency",
             "Training loss and dev error surfaces are consistent for fine-tuning (less so from scratch)",
             4,
-            (Measure("spearman_train_dev", +1, "Spearman ρ(training loss, dev error) over the 2D grid"),),
+            (
+                Measure(
+                    "regret_debiased",
+                    -1,
+                    "dev error at the training-loss minimum minus the grid's lowest dev error "
+                    "(per-example bootstrap bias-corrected; lower = more consistent)",
+                ),
+                Measure("spearman_train_dev", +1, "Spearman ρ(training loss, dev error) over the 2D grid"),
+            ),
             "the pretrained surfaces agree more",
             "the from-scratch surfaces agree more",
             (
                 ("spearman_train_dev_boot_se", "within-run bootstrap s.e. of ρ (a check, not the noise)"),
                 ("iou", "IoU of the lowest-25% regions"),
-                ("minima_distance", "distance between the two surfaces' minima"),
+                ("minima_distance_debiased", "distance between the two minima (bias-corrected, ‖δ1‖)"),
+                ("regret", "raw regret"),
             ),
         ),
     ),

@@ -30,9 +30,15 @@ subset, eval mode; analysis/sharpness.py, analysis/path_loss.py):
 - ``invariant`` (`analysis.invariant.enabled`): widths of {J ≤ J(θ1) + ε} along m seeded
   filter-normalised random directions (Li et al.), ε = `analysis.epsilon`;
 - ``adaptive`` (`analysis.adaptive.enabled`): Kwon et al.'s elementwise adaptive sharpness;
-- ``matched`` (`analysis.matched.run` = the scratch run): the target J_scratch(θ1_scratch) on the same
-  examples, this run's path loss, the first snapshot step at or below the target and (with
-  `matched.invariant`) the random-direction widths at that snapshot;
+- ``matched`` (`analysis.matched.run` = the scratch run of the comparison): the target
+  J_scratch(θ1_scratch) on the same examples, this run's path loss (θ0, every snapshot, θ1), the two
+  recorded points that bracket its first crossing of the target, and the point between them where J
+  equals the target: the path between two recorded points is taken as the straight segment of their
+  weights and its w found by regula falsi (`matched.refine` evaluations), the matched step
+  s_lower + w·(s_upper − s_lower); there (with `matched.invariant`) the random-direction widths;
+- every random-direction width grows its range until bounded: a draw reaching ±`invariant.max` is
+  measured again on a doubled range, up to `invariant.max_cap`; beyond, it is reported censored
+  (``*_bounded`` 0.0: a lower bound, ordered as one by the claims' Gehan rank test);
 - ``train_loss_theta1``: J(θ1) on those examples.
 
 ``numbers`` (the per-run quantities a claim decides on; null when not measured), ε = `analysis.epsilon`:
@@ -51,10 +57,12 @@ subset, eval mode; analysis/sharpness.py, analysis/path_loss.py):
     hessian_top_eig_normalised   λ1 of |θ|⊙H⊙|θ| (invariant; analysis/hessian.py)
     hessian_trace, hessian_trace_normalised
     train_loss_theta1            J(θ1) on the measures' examples (else the surface's value at θ1)
-    matched_loss_step            first step of this run's path loss at or below the matched run's
-                                 J(θ1) (null: never, or no matched run)
+    matched_loss_step            the (interpolated) step of this run's path where its J equals the
+                                 matched run's J(θ1) (null: never, or no matched run)
     matched_target_loss          that target
-    invariant_width_matched      invariant_width at the matched snapshot
+    matched_loss_at_point        J at the matched point (equals the target up to the refinement)
+    invariant_width_matched      invariant_width at the matched point (wider optima's registered metric)
+    invariant_width_matched_bounded  1.0 when bounded inside invariant.max_cap, else 0.0 (censored)
 """
 
 from __future__ import annotations
@@ -87,8 +95,9 @@ from bertviz_landscape.analysis.common import (
 )
 from bertviz_landscape.analysis.hessian import HessianRequest
 from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
-from bertviz_landscape.analysis.path_loss import matched_step as first_step_at_or_below
 from bertviz_landscape.analysis.path_loss import (
+    matched_bracket,
+    matched_point,
     path_loss_of_run,
     run_model_and_examples,
     set_weights,
@@ -98,7 +107,7 @@ from bertviz_landscape.analysis.sharpness import (
     InvariantRequest,
     adaptive_sharpness,
     mean_loss,
-    random_direction_widths,
+    widths_until_bounded,
 )
 from bertviz_landscape.analysis.spec import (
     AnalysisSpec,
@@ -352,7 +361,75 @@ def adaptive_request(**values: Any) -> AdaptiveRequest:
 
 
 def _widths(model, train, task, eps: float, inv) -> dict:
-    return random_direction_widths(model, train, task, eps, InvariantRequest.from_config(inv))
+    """The random-direction widths, the range grown until bounded up to `invariant.max_cap`."""
+    cap = inv.get("max_cap")
+    return widths_until_bounded(
+        model, train, task, eps, InvariantRequest.from_config(inv), None if cap is None else float(cap)
+    )
+
+
+def _path_delta(rd: RunDir, curve: dict, index: int, names: list[str], theta0: dict, theta1: dict) -> dict:
+    """δ = θ − θ0 (float32) of the path-loss curve's point `index` (θ0, a snapshot or θ1)."""
+    source, step = curve["source"][index], curve["steps"][index]
+    if source == "theta0":
+        return {n: torch.zeros_like(theta0[n]) for n in names}
+    if source == "theta1":
+        return {n: theta1[n] - theta0[n] for n in names}
+    delta = open_snapshots(rd, need="the matched-loss point").delta(step, names)
+    return {n: delta[n].float().to(theta0[n].device) for n in names}
+
+
+def matched_measure(
+    model, train, task, data, rd: RunDir, a, curve: dict, target: float, eps, inv, mat, device: str
+) -> dict:
+    """The run measured where its own path's eval-mode training loss equals `target` (the matched
+    scratch run's J(θ1)): the path-loss curve's first crossing of the target is bracketed by two
+    recorded points, the path between them taken as the straight segment θ(w) of their weights, and
+    w found by regula falsi (`matched.refine` loss evaluations) so that J(θ(w)) = target; the
+    matched step is s_lower + w·(s_upper − s_lower). There, the random-direction widths (`inv`,
+    grown until bounded up to `invariant.max_cap`). The model's weights are left at θ1."""
+    bracket = matched_bracket(curve["steps"], curve["loss"], target)
+    out: dict = {
+        "target_loss": target,
+        "path_loss": curve,
+        "step": None if bracket is None else bracket["upper"]["step"],  # the first recorded step at or below
+        "step_interpolated": None,
+        "loss_at_point": None,
+        "bracket": bracket,
+        "invariant": None,
+    }
+    if bracket is None:
+        out["note"] = "this run's path never reaches the matched run's J(θ1)"
+        return out
+    names = list(trainable_parameters(model))
+    theta1 = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+    m0, *_ = run_model_and_examples(data, rd, "theta0", a.get("examples"), a.get("batch_size"), device)
+    theta0 = {n: p.detach().to(theta1[n].device) for n, p in trainable_parameters(m0).items()}
+    upper = _path_delta(rd, curve, bracket["upper"]["index"], names, theta0, theta1)
+    try:
+        if bracket["lower"] is None:
+            w, value = 1.0, bracket["upper"]["loss"]
+            set_weights(model, {n: theta0[n] + upper[n] for n in names})
+        else:
+            lower = _path_delta(rd, curve, bracket["lower"]["index"], names, theta0, theta1)
+
+            def loss_at(w: float) -> float:
+                set_weights(model, {n: theta0[n] + lower[n] + w * (upper[n] - lower[n]) for n in names})
+                return mean_loss(model, train, task)
+
+            w, value, _ = matched_point(
+                loss_at, bracket["lower"]["loss"], bracket["upper"]["loss"], target, int(mat.get("refine", 8))
+            )
+            set_weights(model, {n: theta0[n] + lower[n] + w * (upper[n] - lower[n]) for n in names})
+        s0 = bracket["upper"]["step"] if bracket["lower"] is None else bracket["lower"]["step"]
+        out["step_interpolated"] = s0 + w * (bracket["upper"]["step"] - s0)
+        out["loss_at_point"] = value
+        if inv is not None and mat.get("invariant", True):
+            out["invariant"] = _widths(model, train, task, eps, inv)
+            out["invariant"]["step"] = out["step_interpolated"]
+    finally:
+        set_weights(model, theta1)
+    return out
 
 
 def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
@@ -392,29 +469,21 @@ def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
             )
         target = mean_loss(om, otrain, otask)
         curve = path_loss_of_run(data, rd, a.get("examples"), a.get("batch_size"), None, 1, device)
-        step = first_step_at_or_below(curve["steps"], curve["loss"], target)
-        matched = {"run": str(other.root), "target_loss": target, "step": step, "path_loss": curve}
-        matched["invariant"] = None
-        if step is not None and inv.get("enabled") and mat.get("invariant", True):
-            at = curve["steps"].index(step)
-            source = curve["source"][at]
-            names = list(trainable_parameters(model))
-            if source == "theta0":
-                m0, *_ = run_model_and_examples(
-                    data, rd, "theta0", a.get("examples"), a.get("batch_size"), device
-                )
-                set_weights(model, {n: p.detach() for n, p in trainable_parameters(m0).items()})
-            elif source == "snapshot":
-                snaps = open_snapshots(rd, need="the matched-loss step")
-                m0, *_ = run_model_and_examples(
-                    data, rd, "theta0", a.get("examples"), a.get("batch_size"), device
-                )
-                base = trainable_parameters(m0)
-                delta = snaps.delta(step, names)
-                set_weights(model, {n: base[n].detach() + delta[n].float() for n in names})
-            matched["invariant"] = _widths(model, train, task, eps, inv)
-            matched["invariant"]["step"] = step
-        out["matched"] = matched
+        out["matched"] = matched_measure(
+            model,
+            train,
+            task,
+            data,
+            rd,
+            a,
+            curve,
+            target,
+            eps,
+            inv if inv.get("enabled") else None,
+            mat,
+            device,
+        )
+        out["matched"]["run"] = str(other.root)
     return out
 
 
@@ -446,9 +515,12 @@ def flatness_numbers(entry: dict, eps: float) -> dict:
         loss = (entry.get("noise") or {}).get("center_value")
     nums["train_loss_theta1"] = loss
     m = entry.get("matched") or {}
-    nums["matched_loss_step"] = m.get("step")
+    nums["matched_loss_step"] = m.get("step_interpolated", m.get("step"))
     nums["matched_target_loss"] = m.get("target_loss")
-    nums["invariant_width_matched"] = (m.get("invariant") or {}).get("width_mean")
+    nums["matched_loss_at_point"] = m.get("loss_at_point")
+    minv = m.get("invariant") or {}
+    nums["invariant_width_matched"] = minv.get("width_mean")
+    nums["invariant_width_matched_bounded"] = None if not minv else float(bool(minv.get("all_bounded")))
     return nums
 
 

@@ -46,9 +46,17 @@ layer.{L−1} — at depth 0, 1, …, L):
     rollback_train_depth_trend    the same with train_loss_change
     curve_rise_depth_trend        Spearman ρ(depth, the layer's 1D curve's rise at α = 0,
                                   J(α = 0) − J(α = 1); from the roll-back when α = 0 or 1 is off the grid)
+    rollback_dev_loss_slope       the registered statistic (issue 28): the least-squares slope over depth
+                                  of dev_loss_change (the continuous dev-loss rise when that one layer is
+                                  rolled back; the whole dev split unless max_eval_samples): > 0 = lower
+                                  layers more invariant
+    cka_depth_slope               the slope over depth of CKA(θ0, θ1) of the layer's hidden states on the
+                                  dev examples (analysis/cka.py; < 0: lower layers' representations
+                                  change less); ``cka_<layer>`` per layer (``cka: true``)
     relative_change_depth_trend   Spearman ρ(depth, ‖Δθˡ‖/‖θ0ˡ‖): descriptive — AdamW's per-coordinate
                                   steps make the relative change nearly equal across layers
     rollback_dev_error_change_<layer>, rollback_dev_mistake_change_<layer>(_stderr),
+    rollback_dev_loss_change_<layer>, cka_<layer>,
     rollback_train_loss_change_<layer>(_stderr), curve_rise_<layer>: the per-layer values
     (null when a measure is off or its layer was not selected; a trend needs >= 3 layers)
 
@@ -72,6 +80,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import spearmanr
 
+from bertviz_landscape.analysis.cka import layer_representations, linear_cka
 from bertviz_landscape.analysis.common import (
     AnalysisError,
     analysis_result,
@@ -182,6 +191,7 @@ class LayersRequest:
     progress: bool
     max_train_samples: int | None
     max_eval_samples: int | None
+    cka: bool = True
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> LayersRequest:
@@ -205,13 +215,14 @@ class LayersRequest:
             progress=bool(cfg.progress),
             max_train_samples=a.max_train_samples,
             max_eval_samples=a.max_eval_samples,
+            cka=bool(a.get("cka", True)),
         )
 
 
 def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
     """The per_run entry of one run (keys in the module docstring)."""
     alphas, data, selected, curves, rollback = req.alphas, req.data, req.selected, req.curves, req.rollback
-    spans = req.rollback_spans
+    spans, req_cka = req.rollback_spans, req.cka
     device, progress, max_train_samples, max_eval_samples = (
         req.device,
         req.progress,
@@ -243,6 +254,8 @@ def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
     entry["data"] = req.describe() | {"splits": {s.name: s.num_examples for s in sets}}
     delta = OrderedDict((n, theta1[n] - theta0[n]) for n in theta0)
     evaluations = 0
+    if req_cka:
+        entry["cka"] = representation_similarity(model, theta0, theta1, names, sets, dev)
 
     def point(center: dict, moved: Sequence[str], alpha_values: Sequence[float]) -> list[tuple[dict, dict]]:
         nonlocal evaluations
@@ -288,7 +301,10 @@ def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
             if spec["kind"] == "none":
                 base, base_losses, base_correct = values, per_example["train"], per_example.get("dev_correct")
             change = values["train_loss"] - base["train_loss"]
-            dev_change: dict = {"dev_error_change": values["dev_error"] - base["dev_error"]}
+            dev_change: dict = {
+                "dev_error_change": values["dev_error"] - base["dev_error"],
+                "dev_loss_change": values["dev_loss"] - base["dev_loss"],
+            }
             if base_correct is not None:
                 wrong = (~per_example["dev_correct"]).double().numpy()
                 base_wrong = (~base_correct).double().numpy()
@@ -320,6 +336,35 @@ def layers_of_run(run: str | os.PathLike, req: LayersRequest) -> dict:
     entry["evaluations"] = evaluations
     entry["seconds"] = time.perf_counter() - started
     return entry
+
+
+def representation_similarity(model, theta0: dict, theta1: dict, names: list[str], sets, device) -> dict:
+    """{layer: linear CKA of θ0's and θ1's hidden states} on the dev examples (analysis/cka.py), for
+    the layers that have a hidden-state output (embeddings, layer.0 … layer.{L−1}). The model's
+    weights are left at θ1."""
+    dev = next(s for s in sets if s.name == "dev")
+    below = [n for n in names if n == "embeddings" or n.startswith("layer.")]
+    reps = {}
+    for role, state in (("theta0", theta0), ("theta1", theta1)):
+        model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=False)
+        reps[role] = layer_representations(model, dev)
+    return {layer: linear_cka(a, b) for layer, a, b in zip(below, reps["theta0"], reps["theta1"])}
+
+
+def depth_slope(depths: Sequence[int], values: Sequence[float | None]) -> float | None:
+    """The least-squares slope of value over depth (per unit of depth) over the layers with a finite
+    value (>= 3 of them; else None): a continuous depth trend, unlike a rank correlation over a few
+    tied values."""
+    pairs = [
+        (float(d), float(v)) for d, v in zip(depths, values) if v is not None and math.isfinite(float(v))
+    ]
+    if len(pairs) < 3:
+        return None
+    x = [d for d, _ in pairs]
+    y = [v for _, v in pairs]
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxx = sum((d - mx) ** 2 for d in x)
+    return sum((d - mx) * (v - my) for d, v in pairs) / sxx if sxx > 0 else None
 
 
 def _scalars(entry: dict) -> dict:
@@ -363,6 +408,10 @@ def layers_numbers(entry: dict) -> dict:
         ),
         "curve_rise_depth_trend": depth_trend(depths, [rise.get(x) for x in below]),
         "relative_change_depth_trend": depth_trend(depths, [entry["relative_change"].get(x) for x in below]),
+        "rollback_dev_loss_slope": depth_slope(
+            depths, [singles.get(x, {}).get("dev_loss_change") for x in below]
+        ),
+        "cka_depth_slope": depth_slope(depths, [(entry.get("cka") or {}).get(x) for x in below]),
     }
     for layer in entry["layers"]:
         r = singles.get(layer, {})
@@ -372,6 +421,8 @@ def layers_numbers(entry: dict) -> dict:
         nums[f"rollback_train_loss_change_{layer}"] = r.get("train_loss_change")
         nums[f"rollback_train_loss_change_{layer}_stderr"] = r.get("train_loss_change_stderr")
         nums[f"curve_rise_{layer}"] = rise.get(layer)
+        nums[f"rollback_dev_loss_change_{layer}"] = r.get("dev_loss_change")
+        nums[f"cka_{layer}"] = (entry.get("cka") or {}).get(layer)
     return nums
 
 
@@ -462,6 +513,8 @@ SPEC = AnalysisSpec(
     layers_from_config,
     reads=("run",),
     rows=(
+        Row("rollback_dev_loss_slope", "roll-back dev-loss change, slope over depth (per layer)"),
+        Row("cka_depth_slope", "CKA(θ0, θ1) of the hidden states, slope over depth (per layer)"),
         Row("rollback_depth_trend", "roll-back depth trend (Spearman ρ)"),
         Row("curve_rise_depth_trend", "per-layer curve rise depth trend (Spearman ρ)"),
         Row("relative_change_depth_trend", "relative-change depth trend (Spearman ρ; AdamW caveat)"),
@@ -473,6 +526,12 @@ SPEC = AnalysisSpec(
             "Lower layers of the pretrained model are more invariant during fine-tuning",
             5,
             (
+                Measure(
+                    "rollback_dev_loss_slope",
+                    +1,
+                    "least-squares slope over encoder depth of the dev-loss rise when that one layer is "
+                    "rolled back to θ0 (continuous, the whole dev set)",
+                ),
                 Measure(
                     "rollback_depth_trend",
                     +1,
@@ -493,7 +552,14 @@ SPEC = AnalysisSpec(
             ),
             "lower layers are more invariant in the pretrained runs than in the from-scratch control",
             "the from-scratch control shows the stronger depth trend",
-            (("relative_change_depth_trend", "relative-change depth trend (descriptive)"),),
+            (
+                (
+                    "cka_depth_slope",
+                    "slope over depth of CKA(θ0, θ1) of the hidden states (< 0: lower layers change less)",
+                ),
+                ("rollback_depth_trend", "dev-error roll-back depth trend (Spearman ρ; descriptive)"),
+                ("relative_change_depth_trend", "relative-change depth trend (descriptive)"),
+            ),
         ),
     ),
     legacy=legacy_numbers,

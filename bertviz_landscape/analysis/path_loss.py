@@ -20,7 +20,7 @@ From the curve (steps s_0 = 0 < … < s_T = S, losses J_t):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -127,6 +127,65 @@ def matched_step(steps: Sequence[int], losses: Sequence[float], target: float) -
         if math.isfinite(j) and j <= target:
             return int(s)
     return None
+
+
+def matched_bracket(steps: Sequence[int], losses: Sequence[float], target: float) -> dict | None:
+    """The path's first crossing of `target`: the recorded point before the first one at or below it
+    (``lower``: its index, step and J, above the target) and that first one (``upper``), and ``step``,
+    where the straight line between their losses reaches the target. None when the path never
+    reaches it; ``lower`` None when the path starts at or below it (θ0 is the matched point)."""
+    for i, (s, j) in enumerate(zip(steps, losses)):
+        if math.isfinite(j) and j <= target:
+            if i == 0 or not math.isfinite(losses[i - 1]):
+                return {
+                    "lower": None,
+                    "upper": {"index": i, "step": int(s), "loss": float(j)},
+                    "step": float(s),
+                }
+            s0, j0 = int(steps[i - 1]), float(losses[i - 1])
+            w = (j0 - target) / (j0 - float(j)) if j0 != j else 1.0
+            return {
+                "lower": {"index": i - 1, "step": s0, "loss": j0},
+                "upper": {"index": i, "step": int(s), "loss": float(j)},
+                "step": s0 + w * (int(s) - s0),
+            }
+    return None
+
+
+def matched_point(
+    loss_at: Callable[[float], float], j_lower: float, j_upper: float, target: float, iterations: int
+) -> tuple[float, float, int]:
+    """(w, J(w), evaluations): where the loss along the segment θ(w) = θ_lower + w·(θ_upper − θ_lower)
+    between two consecutive points of the path (J(0) = `j_lower` > target ≥ `j_upper` = J(1)) equals
+    `target`, by `iterations` steps of regula falsi (Illinois) on w, each one evaluation of
+    `loss_at(w)`. The path between two snapshots is taken as that segment, so the matched step is
+    s_lower + w·(s_upper − s_lower); with iterations = 0, w is the linear interpolation of the two
+    losses (its loss unevaluated: `j_lower`/`j_upper` interpolated)."""
+    a, fa, b, fb = 0.0, j_lower - target, 1.0, j_upper - target
+    w = a - fa * (b - a) / (fb - fa) if fb != fa else b
+    value = j_lower + w * (j_upper - j_lower)
+    side = 0
+    for k in range(int(iterations)):
+        value = float(loss_at(w))
+        f = value - target
+        if not math.isfinite(f):
+            b, fb = w, 1.0  # treat as above: the crossing lies below w
+        elif f > 0:
+            a, fa = w, f
+            if side == -1:
+                fb /= 2.0
+            side = -1
+        else:
+            b, fb = w, f
+            if side == 1:
+                fa /= 2.0
+            side = 1
+        if f == 0:
+            return w, value, k + 1
+        w = a - fa * (b - a) / (fb - fa) if fb != fa else 0.5 * (a + b)
+    if iterations:
+        value = float(loss_at(w))
+    return w, value, int(iterations) + (1 if iterations else 0)
 
 
 def run_model_and_examples(data, run: RunDir, role: str, examples, batch_size, device: str = "auto"):

@@ -36,7 +36,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -303,4 +303,31 @@ def adaptive_sharpness(model: torch.nn.Module, train: EvalSet, task, req: Adapti
         "num_parameters": int(sum(t.numel() for t in theta)),
         "num_examples": train.num_examples,
         "seconds": time.perf_counter() - started,
+    }
+
+
+def widths_until_bounded(
+    model: torch.nn.Module, train: EvalSet, task, epsilon: float, req: InvariantRequest, cap: float | None
+) -> dict:
+    """`random_direction_widths`, with the search range grown until every draw's interval is bounded:
+    while a side reaches ±max, max doubles (up to `cap`; the outward step scales with it, so each
+    walk costs the same number of evaluations) and the widths are measured again. A width still
+    reaching `cap` is reported censored (``all_bounded`` false: a lower bound, which the claims'
+    Gehan rank test orders as one). ``ranges``: every max tried; ``cap``: the registered end."""
+    if cap is not None and not float(cap) >= req.max:
+        raise SharpnessError(f"invariant.max_cap must be >= invariant.max, got cap={cap}, max={req.max}")
+    out = random_direction_widths(model, train, task, epsilon, req)
+    ranges, evaluations, seconds = [req.max], out["evaluations"], out["seconds"]
+    while not out["all_bounded"] and cap is not None and req.max < float(cap):
+        grown = min(2.0 * req.max, float(cap))
+        req = replace(req, max=grown, step=req.step * grown / req.max)
+        out = random_direction_widths(model, train, task, epsilon, req)
+        ranges.append(req.max)
+        evaluations += out["evaluations"]
+        seconds += out["seconds"]
+    return out | {
+        "ranges": ranges,
+        "cap": None if cap is None else float(cap),
+        "evaluations": evaluations,
+        "seconds": seconds,
     }

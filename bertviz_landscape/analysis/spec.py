@@ -8,6 +8,7 @@ the analysis:
     reads       what the demo hands it, in this order: its main-task run (``run=``) and which of
                 the run's surfaces (``surface=`` the 1D ``line`` along δ1 or the 2D ``plane``)
     matched     a pretrained run also gets the same seed's from-scratch run (``analysis.matched.run=``)
+    partner     every run also gets the next seed's run of its arm, cyclically (``analysis.partner.run=``)
     rows        the per-run ``numbers`` the report's tables show, with their labels, in this order
     hidden      numbers the tables never show (flags, settings); any other number follows the rows
     figures     figure names (plots/results.py draws them from this analysis's JSONs)
@@ -90,6 +91,7 @@ class AnalysisSpec:
     run: Callable[[DictConfig], dict[str, Any]]
     reads: tuple[Input, ...] = ("run",)
     matched: bool = False
+    partner: bool = False  # paired with the next seed's run of the same arm (``analysis.partner.run=``)
     rows: tuple[Row, ...] = ()
     hidden: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()

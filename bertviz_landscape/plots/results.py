@@ -37,7 +37,7 @@ from bertviz_landscape.atomic import write_json_atomic
 from bertviz_landscape.errors import BadInput
 from bertviz_landscape.landscape.surface import minimum_on_edge, write_vts
 from bertviz_landscape.names import confine
-from bertviz_landscape.plots import curvature, curves, layers, longtrain, style, surface2d, surface3d
+from bertviz_landscape.plots import basins, curvature, curves, layers, longtrain, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import (
     SurfaceFile,
     analysis_identity,
@@ -493,6 +493,24 @@ def _layers_figures(datas: list[dict], results: Results) -> Iterable[Drawn]:
             caption += f"; {note}"
         sources = [d["_path"] for datas in arms.values() for d in datas]
         yield Drawn("layers", task, fig, f"layers_{task}", sources, caption)
+
+
+@analysis_figure("basins")
+def _basins_figures(datas: list[dict], results: Results) -> Iterable[Drawn]:
+    """The interpolation curves between seeds per task (analysis=basins), both arms in one figure."""
+    by_task = defaultdict(list)
+    for data in sorted(datas, key=lambda d: str(d.get("_path", ""))):
+        by_task[analysis_identity(data)[0]].append(data)
+    for task, group in sorted(by_task.items()):
+        yield Drawn(
+            "basins",
+            task,
+            basins.interpolation_curves(group, task),
+            f"basins_{task}",
+            [d["_path"] for d in group],
+            f"{task}: loss on the straight line between two seeds' θ1 that share θ0 (each run to the next "
+            "seed's); the barrier is the rise above the chord between the ends",
+        )
 
 
 @analysis_figure("dev_per_epoch")
