@@ -114,7 +114,11 @@ def test_the_registry_finds_every_analysis_in_its_module_with_its_yaml():
 def test_an_unknown_analysis_is_one_line_naming_the_known_ones():
     from bertviz_landscape.errors import BadInput
 
-    with pytest.raises(BadInput, match=r"analysis='nope': unknown analysis \(known: consistency, flatness"):
+    with pytest.raises(
+        BadInput,
+        match=r"analysis='nope': unknown analysis "
+        r"\(known: basins, consistency, flatness, layers, longtrain, trajectory\)",
+    ):
         registry.get("nope")
 
 

@@ -21,7 +21,7 @@ RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1, plat
 OPTS = Options(width_eps="0.1", min_epochs=5)
 
 # (claim, analysis, number, pretrained values, scratch values) — each supported by the numbers
-# six seeds per arm: the smallest exact two-sided p, 2/C(12, 6) = 0.0022, survives Holm over the five
+# six seeds per arm: the smallest exact two-sided p, 2/C(12, 6) = 0.0022, survives Holm over the six
 # registered claims (three seeds cannot: 2/C(6, 3) = 0.1)
 CASES = {
     "wider_optima": (
@@ -54,7 +54,22 @@ CASES = {
         [0.9, 0.8, 1.0, 0.85, 0.95, 0.9],
         [0.1, -0.2, 0.0, 0.05, -0.1, 0.15],
     ),
+    "shared_basins": (
+        "basins",
+        "barrier_dev",
+        [0.02, 0.01, 0.03, 0.015, 0.025, 0.0],
+        [0.9, 1.2, 0.8, 1.1, 0.95, 1.3],
+    ),
 }
+FAMILY = 6  # every registered claim of the demo plan (conf/plan/demo.yaml)
+
+
+def test_the_cases_are_the_registered_family_at_its_metrics():
+    from bertviz_landscape.report import plan as plan_mod
+
+    registered = plan_mod.preset("demo")["claims"]
+    assert len(registered) == FAMILY
+    assert {c: k for c, (_, k, _, _) in CASES.items()} == {c: r["metric"] for c, r in registered.items()}
 
 
 def run_json(analysis, init, seed, numbers, task="sst2", beat=True, lr=None, dev=0.8, base=0.51):
@@ -117,7 +132,7 @@ def test_each_claim_is_decided_across_seeds_with_the_exact_test_holm_and_its_eff
     ]
     p_adj = evidence.holm(ps)[list(CASES).index(claim)]
     assert v.verdict == claims.SUPPORTED, v.sentence
-    assert v.numbers["p_adjusted"] == pytest.approx(p_adj) and v.numbers["family"] == 5
+    assert v.numbers["p_adjusted"] == pytest.approx(p_adj) and v.numbers["family"] == FAMILY
     assert c.p_min == pytest.approx(2 / 924) and c.p >= c.p_min
     assert v.numbers["comparison"]["difference"] == pytest.approx(np.median(np.subtract.outer(p, s)))
     assert v.numbers["comparison"]["mean_difference"] == pytest.approx(np.mean(p) - np.mean(s))
@@ -125,7 +140,7 @@ def test_each_claim_is_decided_across_seeds_with_the_exact_test_holm_and_its_eff
     for text in (
         "exact permutation test",
         "n = 6/6 runs",
-        "Holm over 5",
+        f"Holm over {FAMILY}",
         "Hodges–Lehmann shift",
         "Hedges' g",
     ):
@@ -156,14 +171,14 @@ def test_within_the_noise_is_not_resolved_and_holm_counts_every_registered_claim
         v["wider_optima"].verdict == claims.UNRESOLVED
         and "not resolved at α = 0.05" in v["wider_optima"].sentence
     )
-    # drop the long-training runs: the family is still the five registered claims (the untestable one
-    # enters with p = 1), not the four that happened to be testable (this pinned 4 before issue 27)
+    # drop the long-training runs: the family is still the six registered claims (the untestable one
+    # enters with p = 1), not the five that happened to be testable (this pinned 4 before issue 27)
     a = synthetic()
     del a["longtrain"]
     v = by_claim(a)
     assert v["robust_to_overfitting"].verdict == claims.UNRESOLVED
     assert "no longtrain JSONs" in v["robust_to_overfitting"].sentence
-    assert v["consistency"].numbers["family"] == 5
+    assert v["consistency"].numbers["family"] == FAMILY
 
 
 def _plateau_seed(a, seed, init="scratch"):
@@ -346,12 +361,15 @@ def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
     wider = next(v for v in data["verdicts"] if v["claim"] == "wider_optima")
     assert [r["value"] for r in wider["per_run"]["scratch"]] == CASES["wider_optima"][3]
     assert wider["verdict"] == "supported" and wider["p_adjusted"] < 0.05
-    assert "| Spearman ρ(train loss, dev error) | 0.95 ± 0.01414 (n = 6, 95% CI [" in section
+    # the per-arm rows of the registered metrics (consistency's: regret_debiased since issue 28)
+    regret = "| dev-error regret of the training-loss minimum (bootstrap bias-corrected) |"
+    assert f"{regret} 0.0055 ± 0.00345 (n = 6, 95% CI [" in section
+    assert "| loss barrier to the next seed's θ1 (dev) | 0.01667 ± 0.0108 (n = 6, 95% CI [" in section
 
 
 def test_a_over_a_through_the_claims_decides_no_more_than_alpha_of_the_time():
     """Both arms of every claim drawn from one distribution, 300 seeded repetitions of a whole report
-    (five claims, Holm together): a report with any supported or contradicted claim at most α of the
+    (six claims, Holm together): a report with any supported or contradicted claim at most α of the
     time (within 3 binomial standard errors)."""
     rng = np.random.default_rng(2024)
     reps, any_decided = 300, 0
