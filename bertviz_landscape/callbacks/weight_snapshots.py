@@ -94,7 +94,15 @@ def round_delta_into(
 
 # the overlapped pass: ops of PIECE elements stay under ATen's grain size (32768), so each runs
 # on the thread that calls it (a helper thread's larger op would start a second OpenMP team
-# beside training's, 4 threads on 2 cores); GROUP pieces make one task (three foreach calls)
+# beside training's, 4 threads on 2 cores); GROUP pieces make one task (three foreach calls).
+# The helper thread must never run a larger op, not even once: one OpenMP team beside training's
+# makes libgomp count more threads than cores, and from then on it stops spin-waiting in EVERY
+# team, so training's worker thread sleeps on a futex at the end of each parallel region and is
+# woken at the start of the next (~1370 voluntary context switches per demo step instead of ~1:
+# a constant cost per step, there whether a snapshot is taken every step or every 16; issue 32,
+# benchmarks/results/snapshot_constant_cost.txt). torch.empty is such an op under
+# torch.use_deterministic_algorithms (it fills the new memory with NaN in parallel), so the
+# helper's scratch is allocated on the training thread (`WeightSnapshots.on_train_start`).
 PIECE = 32000
 GROUP = 8
 
@@ -124,7 +132,8 @@ class DeltaPass:
                 self.tasks.append((dtype, group, sources, sources0))
 
     def scratch(self) -> list[list[torch.Tensor]]:
-        """One thread's scratch: per task, views of GROUP·PIECE elements of its dtype."""
+        """One thread's scratch: per task, views of GROUP·PIECE elements of its dtype. Call it on
+        the training thread, also for the helper's (the allocation may run in parallel: above)."""
         buffers = {d: torch.empty(GROUP * PIECE, dtype=d) for d, *_ in self.tasks}
         views = []
         for dtype, group, *_ in self.tasks:
@@ -333,8 +342,11 @@ class WeightSnapshots(pl.Callback):
                 self._delta_pass = DeltaPass([p.detach() for p in self._params], self._theta0)
                 self._delta_scratch = self._delta_pass.scratch()
                 self._jobs = queue.SimpleQueue()
-                self._delta_thread = threading.Thread(
-                    target=self._delta_loop, name="weight-snapshot-deltas", daemon=True
+                self._delta_thread = threading.Thread(  # its scratch made here, on this thread
+                    target=self._delta_loop,
+                    args=(self._delta_pass.scratch(),),
+                    name="weight-snapshot-deltas",
+                    daemon=True,
                 )
                 self._delta_thread.start()
         self._queue = queue.Queue(maxsize=self.queue_size)
@@ -481,8 +493,8 @@ class WeightSnapshots(pl.Callback):
         if write:
             self._queue.put(("snapshot", (step, epoch, loss, image)))
 
-    def _delta_loop(self) -> None:
-        scratch = self._delta_pass.scratch()
+    def _delta_loop(self, scratch: list[list[torch.Tensor]]) -> None:
+        # only ops under ATen's grain size run here (see PIECE): no OpenMP team of its own
         while (job := self._jobs.get()) is not None:
             job.work(scratch)
 
