@@ -223,10 +223,24 @@ def log_batching(datamodule: GlueDataModule) -> None:
         log.info("train batches: random, %.2f tokens processed per real token (padding)", random_ratio)
 
 
+def launched_rank() -> int:
+    """This process's global rank when a multi-process launcher started it (Lightning's DDP
+    re-runs the command with LOCAL_RANK=1.., torchrun and SLURM set RANK / SLURM_PROCID), else 0."""
+    from lightning_fabric.utilities.rank_zero import _get_rank
+
+    return _get_rank() or 0
+
+
 def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()) -> dict:
     """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json).
-    `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
+    `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder).
+
+    Under DDP (``trainer.strategy=ddp trainer.devices=N``) rank 0 owns the run directory (the
+    lock, config, θ0, θ1, metrics; the callbacks write on rank 0 only); the other ranks, started
+    by Lightning inside rank 0's ``fit``, train beside it and write nothing."""
     run = RunDir(run_dir)
+    if launched_rank() != 0:
+        return _train(cfg, run, check_run_config(cfg, run), extra_callbacks, writer=False)
     # an architecture the layer map does not know: one line before any data is read (config only)
     check_model_architecture(
         cfg.model.name_or_path, OmegaConf.to_container(cfg.model.config_overrides, resolve=True)
@@ -247,7 +261,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
         return _train(cfg, run, identity, extra_callbacks)
 
 
-def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequence[pl.Callback]) -> dict:
+def _train(
+    cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequence[pl.Callback], writer: bool = True
+) -> dict:
     run_dir = run.root
     task = get_task(cfg.task.name)
     started = time.time()
@@ -308,7 +324,7 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )
     log_precision_choice(str(cfg.trainer.precision), trainer.strategy.root_device)
-    if not resumed:
+    if not resumed and writer:
         # a fresh start (first, forced, or resume=false): nothing of an earlier run may pass as this one's
         for old in run.discard_results():
             log.info("discarded %s of the earlier run", old)
@@ -323,7 +339,8 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
             ckpt_path=str(resume_path) if resumed else None,
             weights_only=True,  # the resume state is tensors and plain containers: no pickle of code runs
         )
-        save_checkpoint(model, tokenizer, run.theta1)
+        if writer:
+            save_checkpoint(model, tokenizer, run.theta1)
         dev = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         result = {
             "task": task.name,
@@ -340,6 +357,8 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
             "fingerprint": identity["fingerprint"],
             "wall_seconds": round(time.time() - started, 2),
         }
+        if not writer:  # another rank of a DDP run: rank 0 writes θ1 and the results
+            return result
         for logger in loggers:
             logger.log_metrics({f"baseline/majority_{k}": v for k, v in baseline.items()})
         write_json_atomic(run.metrics_json, result)

@@ -23,5 +23,8 @@ class EpochCheckpoint(pl.Callback):
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:  # DDP: every rank calls save_checkpoint (a barrier); rank 0 writes
+            trainer.save_checkpoint(self.path, weights_only=False)
+            return
         with atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loop state are the point

@@ -287,6 +287,7 @@ class WeightSnapshots(pl.Callback):
         self._sketch: CountSketch | None = None
         self._sketch_writer: SketchWriter | None = None
         self._last_sketch_step = 0
+        self._active = True
 
     # -- set-up ---------------------------------------------------------------------------
     def projected_bytes(self, trainer: pl.Trainer, bytes_per_snapshot: int) -> int:
@@ -303,6 +304,9 @@ class WeightSnapshots(pl.Callback):
         return math.ceil(total_steps / self.every_n_steps) * bytes_per_snapshot + sketches
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._active = trainer.is_global_zero  # DDP: θ is the same on every rank; rank 0 records it
+        if not self._active:
+            return
         run = RunDir(trainer.default_root_dir)
         if self.dirpath is None:
             self.dirpath = run.snapshots
@@ -404,6 +408,8 @@ class WeightSnapshots(pl.Callback):
 
     # -- per step ---------------------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self._active:
+            return
         step = trainer.global_step
         full = step != self._last_step and step % self.every_n_steps == 0
         sketch = self._sketch is not None and step != self._last_sketch_step
@@ -418,12 +424,16 @@ class WeightSnapshots(pl.Callback):
         self._finish_pending()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self._active:
+            return
         # every snapshot of the epoch is on disk before an epoch checkpoint says the epoch is done
         self._finish_pending()
         self._queue.join()
         self._raise_writer_error()
 
     def on_train_end(self, trainer, pl_module) -> None:
+        if not self._active:
+            return
         # the last snapshot is θ1 whatever every_n_steps is
         step = trainer.global_step
         full = bool(step) and step != self._last_step
