@@ -36,7 +36,7 @@ COMMON = [
     "+model.config_overrides.attention_probs_dropout_prob=0.0",
 ]
 GLOBAL_BATCH = 8
-# θ1 after 9 AdamW steps: DDP averages the two ranks' mean gradients over 4 examples each, the
+# θ1 after 18 AdamW steps: DDP averages the two ranks' mean gradients over 4 examples each, the
 # one-process run takes the mean over the same 8; they differ by float32 summation order only
 # (~1e-7 relative per step, amplified by AdamW's normalisation of tiny second moments)
 ATOL, RTOL = 2e-5, 1e-4
