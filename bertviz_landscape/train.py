@@ -90,6 +90,8 @@ def fingerprint_config(cfg: DictConfig) -> dict:
     for section, drop in NOT_FINGERPRINTED.items():
         if section and isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k not in drop}
+    if isinstance(out.get("trainer"), dict) and out["trainer"].get("strategy") == "auto":
+        del out["trainer"]["strategy"]  # one process: the fingerprint of runs made before the key existed
     return out
 
 

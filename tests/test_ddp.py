@@ -148,3 +148,17 @@ def test_rank_shares_interleave_to_the_one_process_order():
                 sorted(padded[k : k + n * b]) for k in range(0, len(padded), n * b)
             ]
         assert list(shares[0]) != list(EpochShuffle(size, seed=7))[::n]  # epoch 2 is not epoch 0's order
+
+
+def test_one_process_runs_keep_their_fingerprint_and_ddp_runs_get_their_own():
+    """trainer.strategy is new: with its default (auto) a run's fingerprint is what it was before
+    the key existed (run directories made earlier are not refused); ddp makes another run."""
+    from conftest import compose_train
+
+    from bertviz_landscape.fingerprints import digest
+    from bertviz_landscape.train import fingerprint_config
+
+    one = fingerprint_config(compose_train(["model=tiny"]))
+    assert "strategy" not in one["trainer"]
+    ddp = fingerprint_config(compose_train(["model=tiny", "trainer.strategy=ddp"]))
+    assert ddp["trainer"]["strategy"] == "ddp" and digest(ddp) != digest(one)
