@@ -93,6 +93,8 @@ def fingerprint_config(cfg: DictConfig) -> dict:
     for section, drop in NOT_FINGERPRINTED.items():
         if section and isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k not in drop}
+    if isinstance(out.get("trainer"), dict) and out["trainer"].get("strategy") == "auto":
+        del out["trainer"]["strategy"]  # one process: the fingerprint of runs made before the key existed
     return out
 
 
@@ -226,10 +228,24 @@ def log_batching(datamodule: GlueDataModule) -> None:
         log.info("train batches: random, %.2f tokens processed per real token (padding)", random_ratio)
 
 
+def launched_rank() -> int:
+    """This process's global rank when a multi-process launcher started it (Lightning's DDP
+    re-runs the command with LOCAL_RANK=1.., torchrun and SLURM set RANK / SLURM_PROCID), else 0."""
+    from lightning_fabric.utilities.rank_zero import _get_rank
+
+    return _get_rank() or 0
+
+
 def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()) -> dict:
     """Train one (task, init) run into `run_dir`; returns the final metrics (also in metrics.json).
-    `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder)."""
+    `extra_callbacks` run after the project's own (e.g. `replay`'s exact projection recorder).
+
+    Under DDP (``trainer.strategy=ddp trainer.devices=N``) rank 0 owns the run directory (the
+    lock, config, θ0, θ1, metrics; the callbacks write on rank 0 only); the other ranks, started
+    by Lightning inside rank 0's ``fit``, train beside it and write nothing."""
     run = RunDir(run_dir)
+    if launched_rank() != 0:
+        return _train(cfg, run, check_run_config(cfg, run), extra_callbacks, writer=False)
     # an architecture the layer map does not know: one line before any data is read (config only)
     overrides = OmegaConf.to_container(cfg.model.config_overrides, resolve=True)
     check_model_architecture(cfg.model.name_or_path, overrides)
@@ -250,7 +266,9 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, extra_callbacks: Sequence
         return _train(cfg, run, identity, extra_callbacks)
 
 
-def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequence[pl.Callback]) -> dict:
+def _train(
+    cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequence[pl.Callback], writer: bool = True
+) -> dict:
     run_dir = run.root
     task = get_task(cfg.task.name)
     started = time.time()
@@ -311,7 +329,7 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
         **OmegaConf.to_container(cfg.trainer, resolve=True),
     )
     log_precision_choice(str(cfg.trainer.precision), trainer.strategy.root_device)
-    if not resumed:
+    if not resumed and writer:
         # a fresh start (first, forced, or resume=false): nothing of an earlier run may pass as this one's
         for old in run.discard_results():
             log.info("discarded %s of the earlier run", old)
@@ -333,7 +351,8 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
             if err.code == 1 and trainer.interrupted:
                 killed(run, trainer.global_step, signal.SIGINT)
             raise
-        save_checkpoint(model, tokenizer, run.theta1)
+        if writer:
+            save_checkpoint(model, tokenizer, run.theta1)
         dev = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         result = {
             "task": task.name,
@@ -350,6 +369,8 @@ def _train(cfg: DictConfig, run: RunDir, identity: dict, extra_callbacks: Sequen
             "fingerprint": identity["fingerprint"],
             "wall_seconds": round(time.time() - started, 2),
         }
+        if not writer:  # another rank of a DDP run: rank 0 writes θ1 and the results
+            return result
         for logger in loggers:
             logger.log_metrics({f"baseline/majority_{k}": v for k, v in baseline.items()})
         write_json_atomic(run.metrics_json, result)

@@ -275,6 +275,54 @@ def test_shared_delta_pass_is_bit_identical_to_the_rounded_difference(monkeypatc
             assert torch.equal(view, (p - p0).to(dtype)), (dtype, view.shape)
 
 
+class NativeThreads(pl.Callback):
+    """The process's threads that Python's threading does not know (OpenMP workers and the like),
+    when fitting starts (before any callback's on_train_start) and at the end of each step."""
+
+    def __init__(self) -> None:
+        self.at_start: set[int] = set()
+        self.later: set[int] = set()
+
+    @staticmethod
+    def native() -> set[int]:
+        import threading
+
+        python = {t.native_id for t in threading.enumerate()}
+        return {int(t) for t in os.listdir("/proc/self/task")} - python
+
+    def on_fit_start(self, trainer, pl_module):
+        self.at_start = self.native()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.later |= self.native()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc: a thread list")
+@pytest.mark.parametrize("every", [1, 4])
+def test_snapshot_threads_start_no_thread_team_of_their_own(glue_dir, tmp_path, monkeypatch, every):
+    """The snapshot callback's helper threads never run a parallel op: a second OpenMP team beside
+    training's makes libgomp stop spin-waiting in every team (more threads than cores), a constant
+    cost on every step (issue 32). Under deterministic algorithms even torch.empty of the helper's
+    scratch ran in parallel (it fills with NaN). With the callback's threads started, and each
+    snapshot taken, no thread outside Python's appears beyond those training had at its start."""
+    from bertviz_landscape.callbacks import WeightSnapshots
+
+    monkeypatch.setattr(WeightSnapshots, "overlap", True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a team of two, also on a one-core machine (the count, not the speed)
+    try:
+        torch.ones(1 << 20).add_(1)  # training's own team exists before the run
+        watch = NativeThreads()
+        with_callback(monkeypatch, watch)
+        cfg = tiny_train_cfg(glue_dir, f"callbacks.snapshots.every_n_steps={every}", "trainer.max_epochs=2")
+        assert cfg.trainer.deterministic  # the setting under which torch.empty fills in parallel
+        train(cfg, tmp_path / "run")
+    finally:
+        torch.set_num_threads(threads)
+    assert Snapshots(tmp_path / "run").steps  # snapshots were taken (the helper worked)
+    assert watch.later <= watch.at_start, f"threads started during training: {watch.later - watch.at_start}"
+
+
 def with_callback(monkeypatch, callback: pl.Callback) -> None:
     original = pl.Trainer.__init__
     monkeypatch.setattr(

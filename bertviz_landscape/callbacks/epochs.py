@@ -62,6 +62,8 @@ class EpochRecords(pl.Callback):
         self._batches: list[dict] = []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:  # DDP: rank 0 keeps the records
+            return
         done = trainer.current_epoch  # epochs finished before this (re)start
         for path in (self.records, self.predictions):
             if path is None:
@@ -84,6 +86,9 @@ class EpochRecords(pl.Callback):
             )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            self._batches = []
+            return
         epoch = trainer.current_epoch + 1
         row = {"epoch": epoch, "step": trainer.global_step}
         row |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}

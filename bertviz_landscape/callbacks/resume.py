@@ -26,5 +26,8 @@ class EpochCheckpoint(pl.Callback):
         check = getattr(pl_module, "check_finite_loss", None)
         if check is not None:  # a diverged epoch is never the state a re-run resumes from
             check()
+        if not trainer.is_global_zero:  # DDP: every rank calls save_checkpoint (a barrier); rank 0 writes
+            trainer.save_checkpoint(self.path, weights_only=False)
+            return
         with atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loop state are the point

@@ -97,7 +97,15 @@ def round_delta_into(
 
 # the overlapped pass: ops of PIECE elements stay under ATen's grain size (32768), so each runs
 # on the thread that calls it (a helper thread's larger op would start a second OpenMP team
-# beside training's, 4 threads on 2 cores); GROUP pieces make one task (three foreach calls)
+# beside training's, 4 threads on 2 cores); GROUP pieces make one task (three foreach calls).
+# The helper thread must never run a larger op, not even once: one OpenMP team beside training's
+# makes libgomp count more threads than cores, and from then on it stops spin-waiting in EVERY
+# team, so training's worker thread sleeps on a futex at the end of each parallel region and is
+# woken at the start of the next (~1370 voluntary context switches per demo step instead of ~1:
+# a constant cost per step, there whether a snapshot is taken every step or every 16; issue 32,
+# benchmarks/results/snapshot_constant_cost.txt). torch.empty is such an op under
+# torch.use_deterministic_algorithms (it fills the new memory with NaN in parallel), so the
+# helper's scratch is allocated on the training thread (`WeightSnapshots.on_train_start`).
 PIECE = 32000
 GROUP = 8
 
@@ -127,7 +135,8 @@ class DeltaPass:
                 self.tasks.append((dtype, group, sources, sources0))
 
     def scratch(self) -> list[list[torch.Tensor]]:
-        """One thread's scratch: per task, views of GROUP·PIECE elements of its dtype."""
+        """One thread's scratch: per task, views of GROUP·PIECE elements of its dtype. Call it on
+        the training thread, also for the helper's (the allocation may run in parallel: above)."""
         buffers = {d: torch.empty(GROUP * PIECE, dtype=d) for d, *_ in self.tasks}
         views = []
         for dtype, group, *_ in self.tasks:
@@ -281,6 +290,7 @@ class WeightSnapshots(pl.Callback):
         self._sketch: CountSketch | None = None
         self._sketch_writer: SketchWriter | None = None
         self._last_sketch_step = 0
+        self._active = True
 
     # -- set-up ---------------------------------------------------------------------------
     def projected_bytes(self, trainer: pl.Trainer, bytes_per_snapshot: int) -> int:
@@ -297,6 +307,9 @@ class WeightSnapshots(pl.Callback):
         return math.ceil(total_steps / self.every_n_steps) * bytes_per_snapshot + sketches
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._active = trainer.is_global_zero  # DDP: θ is the same on every rank; rank 0 records it
+        if not self._active:
+            return
         run = RunDir(trainer.default_root_dir)
         if self.dirpath is None:
             self.dirpath = run.snapshots
@@ -336,8 +349,11 @@ class WeightSnapshots(pl.Callback):
                 self._delta_pass = DeltaPass([p.detach() for p in self._params], self._theta0)
                 self._delta_scratch = self._delta_pass.scratch()
                 self._jobs = queue.SimpleQueue()
-                self._delta_thread = threading.Thread(
-                    target=self._delta_loop, name="weight-snapshot-deltas", daemon=True
+                self._delta_thread = threading.Thread(  # its scratch made here, on this thread
+                    target=self._delta_loop,
+                    args=(self._delta_pass.scratch(),),
+                    name="weight-snapshot-deltas",
+                    daemon=True,
                 )
                 self._delta_thread.start()
         self._queue = queue.Queue(maxsize=self.queue_size)
@@ -408,6 +424,8 @@ class WeightSnapshots(pl.Callback):
 
     # -- per step ---------------------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self._active:
+            return
         step = trainer.global_step
         full = step != self._last_step and step % self.every_n_steps == 0
         sketch = self._sketch is not None and step != self._last_sketch_step
@@ -422,12 +440,16 @@ class WeightSnapshots(pl.Callback):
         self._finish_pending()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self._active:
+            return
         # every snapshot of the epoch is on disk before an epoch checkpoint says the epoch is done
         self._finish_pending()
         self._queue.join()
         self._raise_writer_error()
 
     def on_train_end(self, trainer, pl_module) -> None:
+        if not self._active:
+            return
         # the last snapshot is θ1 whatever every_n_steps is
         step = trainer.global_step
         full = bool(step) and step != self._last_step
@@ -497,8 +519,8 @@ class WeightSnapshots(pl.Callback):
         if write:
             self._queue.put(("snapshot", (step, epoch, loss, image)))
 
-    def _delta_loop(self) -> None:
-        scratch = self._delta_pass.scratch()
+    def _delta_loop(self, scratch: list[list[torch.Tensor]]) -> None:
+        # only ops under ATen's grain size run here (see PIECE): no OpenMP team of its own
         while (job := self._jobs.get()) is not None:
             job.work(scratch)
 

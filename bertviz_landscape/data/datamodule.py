@@ -14,7 +14,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from bertviz_landscape.data.glue import load_glue_split
@@ -76,6 +76,28 @@ class LengthGroupedShuffle(EpochShuffle):
 
     def __iter__(self):
         return iter([i for batch in self.batches() for i in batch])
+
+
+class RankShare(DistributedSampler):
+    """Under DDP, this rank's share of an epoch's order: positions rank, rank + N, rank + 2N, ... of
+    `order` (an `EpochShuffle`), so that the N ranks' batches of b examples together hold the
+    one-process batch of N·b, in the same order (DDP's mean of their mean gradients is then the
+    one-process gradient up to float summation order). Like `DistributedSampler` without
+    drop_last, the order is padded from its start to a multiple of N. It is a DistributedSampler
+    so that Lightning keeps it (Lightning's own wrapper re-shuffles the order with its seed)."""
+
+    def __init__(self, order: EpochShuffle, num_replicas: int, rank: int) -> None:
+        super().__init__(range(len(order)), num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.order = order
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.order.set_epoch(epoch)
+
+    def __iter__(self):
+        indices = list(self.order)
+        indices += indices[: self.total_size - len(indices)]
+        return iter(indices[self.rank : self.total_size : self.num_replicas])
 
 
 def padding_ratio(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
@@ -157,10 +179,14 @@ class GlueDataModule(pl.LightningDataModule):
         return EpochShuffle(len(self.train_set), d.shuffle_seed)
 
     def train_dataloader(self) -> DataLoader:
+        sampler = self.train_sampler()
+        trainer = self.trainer  # None outside a Trainer (tests, benchmarks)
+        if trainer is not None and trainer.world_size > 1:  # DDP: this rank's share of the order
+            sampler = RankShare(sampler, trainer.world_size, trainer.global_rank)
         return DataLoader(
             self.train_set,
             batch_size=self.data.batch_size,
-            sampler=self.train_sampler(),
+            sampler=sampler,
             collate_fn=self.collate,
             num_workers=self.data.num_workers,
         )

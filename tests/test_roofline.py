@@ -1,0 +1,67 @@
+"""benchmarks/roofline.py: the matmul FLOPs it counts against torch's own count, and its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def roofline():
+    spec = importlib.util.spec_from_file_location("roofline", ROOT / "benchmarks" / "roofline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("batch", "length", "labels"), [(3, 11, 2), (2, 17, 3), (1, 5, 1)])
+def test_matmul_flops_equal_torchs_count_on_the_tiny_model(roofline, batch, length, labels):
+    """A forward pass, and forward + backward, of the tiny BERT classifier: our count from the
+    shapes equals FlopCounterMode's count of the matrix products torch actually ran."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=labels,
+        attn_implementation="eager",  # every matrix product as a matmul FlopCounterMode counts
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    ids = torch.randint(0, 100, (batch, length))
+    with FlopCounterMode(display=False) as forward:
+        model(input_ids=ids)
+    assert forward.get_total_flops() == roofline.matmul_flops(config, batch, length, labels)
+    with FlopCounterMode(display=False) as step:
+        model(input_ids=ids).logits.sum().backward()
+    # a training step: 3x the forward (each product's backward is two products of its size)
+    assert step.get_total_flops() == roofline.matmul_flops(config, batch, length, labels, train=True)
+
+
+def test_table_rows_from_stage_records(roofline, tmp_path):
+    """A stage with its work gets the fraction of the binding limit; one without is 'not counted'."""
+    stages = tmp_path / ".stages"
+    stages.mkdir()
+    (stages / "a.json").write_text(json.dumps({"stage": "plane x", "seconds": 10.0, "work": {"flops": 2e12}}))
+    (stages / "b.json").write_text(json.dumps({"stage": "train x", "seconds": 4.0, "work": {"bytes": 8e9}}))
+    (stages / "c.json").write_text(json.dumps({"stage": "figures", "seconds": 1.0}))
+    limits = {"fp32_flops": 1e12, "bytes_per_s": 4e9}
+    table = {r["stage"]: r for r in roofline.rows(tmp_path, limits)}
+    assert table["plane x"]["fraction"] == pytest.approx(0.2) and table["plane x"]["bound"] == "matmul"
+    assert table["train x"]["fraction"] == pytest.approx(0.5) and table["train x"]["bound"] == "memory"
+    assert "fraction" not in table["figures"]
+    text = roofline.markdown(list(table.values()), limits)
+    assert (
+        "| figures | not counted | 1.0 s | — | — |" in text
+        and "| plane x | 2 TFLOP, 0 GB | 10.0 s | 0.20 | matmul |" in text
+    )
