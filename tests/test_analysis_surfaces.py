@@ -198,3 +198,14 @@ def test_consistency_grid_with_a_planted_offset_between_the_minima_reports_it(tm
     same = Surface(x, y, {"train_loss": train, "dev_error": 0.1 + 0.4 * ((a - 1) ** 2 + b**2)}, meta)
     res0 = consistency([write_surface(tmp_path / "same.h5", same)], bootstrap_samples=0)
     assert res0["numbers"]["regret"] == 0.0 and res0["numbers"]["minima_distance"] == 0.0
+
+
+def test_the_bias_corrected_regret_and_distance_stay_in_their_range():
+    """Efron's correction 2·v − mean(boot) of a regret or a distance (both >= 0) is never negative:
+    a raw 0 whose bootstrap replicates sit above it is 0, not a negative distance; above 0 it is
+    the plain correction."""
+    from bertviz_landscape.analysis.consistency import debiased
+
+    assert debiased(0.0, [0.01, 0.03]) == 0.0
+    assert debiased(0.1, [0.05, 0.07]) == pytest.approx(0.14)
+    assert debiased(None, [0.1]) is None and debiased(0.1, []) is None

@@ -34,7 +34,7 @@ the surface's meta records (runs.run).
   (what picking the point by training loss costs on dev; 0 when the minima coincide). Both it and
   the minima distance are minima of noisy surfaces, biased upward by the noise even where the true
   minima coincide; the per-example bootstrap enters the decision through Efron's bias correction,
-  ``regret_debiased`` = 2·regret − mean over the replicates (likewise ``minima_distance_debiased``),
+  ``regret_debiased`` = max(0, 2·regret − mean over the replicates) (likewise ``minima_distance_debiased``),
   the registered metric, compared across runs by the exact permutation test (the runs' spread, not
   the bootstrap s.e., is the comparison's noise).
 
@@ -165,12 +165,14 @@ def regret(train: np.ndarray, dev: np.ndarray) -> float | None:
 
 
 def debiased(value: float | None, replicates: Sequence[float]) -> float | None:
-    """Efron's bootstrap bias correction 2·value − mean(replicates): a grid minimum of noisy values
-    sits below the true one, so the raw regret and minima distance are biased upward even where the
-    two surfaces' true minima coincide; the correction removes that bias's first-order part."""
+    """Efron's bootstrap bias correction 2·value − mean(replicates), kept in the metric's range
+    [0, ∞): a grid minimum of noisy values sits below the true one, so the raw regret and minima
+    distance are biased upward even where the two surfaces' true minima coincide; the correction
+    removes that bias's first-order part. Both are ≥ 0 by definition, so a correction below 0 (a
+    bootstrap mean above a small raw value) is 0 — never a negative regret or distance."""
     if value is None or not len(replicates):
         return None
-    return float(2.0 * value - float(np.mean(replicates)))
+    return max(0.0, float(2.0 * value - float(np.mean(replicates))))
 
 
 def bootstrap_consistency(
