@@ -65,3 +65,23 @@ def test_barrier_of_a_run_with_itself_is_zero_and_across_a_planted_ridge_its_hei
 def test_barrier_needs_both_ends_and_finite_values():
     assert barrier([0.0, 0.5, 1.0], [0.2, float("nan"), 0.3]) == (None, None)
     assert barrier([0.0, 0.5], [0.2, 0.3]) == (None, None)
+
+
+def test_the_interpolation_figure_colours_every_pair_by_its_arm():
+    """Each pair's curve is drawn in its arm's colour, the one the legend names (was: matplotlib's
+    colour cycle, so the legend's two entries matched one line each)."""
+    from matplotlib.colors import to_hex
+
+    from bertviz_landscape.plots import style
+    from bertviz_landscape.plots.basins import interpolation_curves
+
+    curve = {"t": [0.0, 0.5, 1.0], "train_loss": [0.2, 0.3, 0.2], "dev_loss": [0.3, 0.4, 0.3]}
+    datas = [
+        {"runs": [{"init": init}], "per_run": [{"curve": curve}, {"curve": curve}]}
+        for init in ("pretrained", "scratch")
+    ]
+    fig = interpolation_curves(datas, "sst2")
+    for ax in fig.axes:
+        colours = [to_hex(line.get_color()) for line in ax.get_lines()]
+        want = [to_hex(style.init_colour(i)) for i in ("pretrained", "pretrained", "scratch", "scratch")]
+        assert colours == want

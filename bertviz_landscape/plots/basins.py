@@ -24,7 +24,7 @@ def interpolation_curves(datas: list[dict], task: str):
                         marker="o",
                         ms=3,
                         alpha=0.8,
-                        color=style.init_color(init) if hasattr(style, "init_color") else None,
+                        color=style.init_colour(init),  # one colour per arm (the legend's)
                         label=style.init_label(init),
                     )
         ax.set_xlabel("t  (θ1 of seed s → θ1 of the next seed)")

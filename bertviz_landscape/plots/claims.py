@@ -6,6 +6,7 @@ rule excluded it — a red cross outside the comparison), with each arm's median
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -45,13 +46,20 @@ def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
                 else 0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
             )
             ax.hlines(med, x - 0.3, x + 0.3, color=COLOURS[init], lw=2)
+    matched = verdict.get("matched")  # the pretrained values are taken at the scratch partner's J(θ1)
     ax.set_xticks(
         range(len(ARMS)),
-        [f"{i}\n(n = {sum(not r.get('excluded') for r in per_run.get(i) or [])})" for i in ARMS],
+        [
+            f"{i}"
+            + ("\nat matched loss" if matched and i == "pretrained" else "")
+            + f"\n(n = {sum(not r.get('excluded') for r in per_run.get(i) or [])})"
+            for i in ARMS
+        ],
     )
     ax.set_xlim(-0.6, len(ARMS) - 0.4)
-    ax.set_ylabel(str(verdict.get("measure")))
-    ax.set_title(f"{title}\n{verdict.get('verdict')} (▲ censored: lower bound, × excluded)", fontsize=8)
+    ax.set_ylabel(str(verdict.get("measure")) + (f"\n(pretrained: {matched})" if matched else ""), fontsize=8)
+    head = "\n".join(textwrap.wrap(title, 60))  # a long claim wraps instead of running off the figure
+    ax.set_title(f"{head}\n{verdict.get('verdict')} (▲ censored: lower bound, × excluded)", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -212,6 +212,7 @@ class Assessment:
     excluded: dict = field(default_factory=dict)  # init -> [RunRecord] left out by the plateau rule
     measure: Measure | None = None
     values: dict = field(default_factory=dict)  # init -> [value] compared (matched-loss values when used)
+    matched: str | None = None  # the pretrained arm's matched-loss measurement, when its values are compared
     censored: dict = field(default_factory=dict)  # init -> [bool] (a lower bound)
     comparison: evidence.Comparison | None = None
     blocked: str | None = None  # why no decision is made (missing numbers, plateau, too short)
@@ -462,6 +463,7 @@ def _matched_loss(a: Assessment, rule: Rule, opts: Options) -> None:
         unpaired = [r.seed for r in a.arms["pretrained"] if r.seed not in partners]
         if all(v is not None for v in matched) and not unpaired:
             a.values["pretrained"] = matched
+            a.matched = key
             a.censored["pretrained"] = [r.numbers.get(f"{key}_bounded") == 0.0 for r in a.arms["pretrained"]]
             a.notes.append(f"compared at matched training loss ({apart} at θ1): the pretrained runs' {key}")
             return
@@ -512,6 +514,7 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
     numbers: dict = {
         "measure": a.measure.key if a.measure else None,
         "registered": a.reg.metric if a.reg else None,
+        "matched": a.matched,  # the pretrained values are this measurement (at the scratch partner's J(θ1))
         "per_run": _per_run(a),
         "rates": {i: {"tried": v[0], "chosen": v[1]} for i, v in a.rates.items()},
         "family": family,
