@@ -76,7 +76,7 @@ def test_a_typo_fails_before_torch_is_imported():
         (commands.landscape, "bertviz-landscape", ["directions", "grid"], ["run=", "run2=", "grid.name="]),
         (commands.analyze, "bertviz-analyze", ["analysis"], ["run="]),
         (commands.plot, "bertviz-plot", [], ["results="]),
-        (commands.demo, "bertviz-demo", ["evidence"], ["seeds=", "tasks="]),
+        (commands.demo, "bertviz-demo", ["plan"], ["seeds=", "tasks="]),
     ],
 )
 def test_help_lists_the_commands_own_groups_and_keys(monkeypatch, capsys, entry, program, groups, keys):
@@ -261,3 +261,17 @@ def test_the_docs_task_spec_table_covers_every_key_the_reader_accepts():
         assert f"| `{key}` |" in table, key
     for fmt in sources.FORMATS:
         assert f"`{fmt}`" in table
+
+
+def test_the_pretrained_shape_check_reads_an_architectures_own_key_names(tmp_path):
+    """DistilBERT saves hidden_size as `dim` (transformers' attribute_map): overrides equal to the saved
+    shape pass, a different one is refused naming the saved value (was: every override looked
+    changed, `None -> 32`, and a tiny pretrained DistilBERT could not load)."""
+    import json
+
+    from bertviz_landscape.models.source import ModelSourceError, check_model_source
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "distilbert", "dim": 32, "n_layers": 2}))
+    check_model_source(str(tmp_path), "pretrained", {"hidden_size": 32, "num_hidden_layers": 2})
+    with pytest.raises(ModelSourceError, match="hidden_size 32 -> 64"):
+        check_model_source(str(tmp_path), "pretrained", {"hidden_size": 64})

@@ -47,6 +47,24 @@ SHAPE_KEYS = (
 )
 
 
+# the same shape keys under other architectures' names (transformers' attribute_map: DistilBERT's dim,
+# n_layers, n_heads, hidden_dim; GPT-style n_embd, n_layer, n_head)
+SHAPE_ALIASES = {
+    "hidden_size": ("dim", "d_model", "n_embd"),
+    "num_hidden_layers": ("n_layers", "num_layers", "n_layer"),
+    "num_attention_heads": ("n_heads", "n_head"),
+    "intermediate_size": ("hidden_dim", "ffn_dim", "n_inner"),
+}
+
+
+def _saved_value(saved: dict, key: str):
+    """`key`'s value in a saved config.json, under its own name or an architecture's alias (None: absent)."""
+    for name in (key, *SHAPE_ALIASES.get(key, ())):
+        if saved.get(name) is not None:
+            return saved[name]
+    return None
+
+
 class ModelSourceError(BadInput):
     """A model that cannot be loaded as asked: no such directory, or pretrained weights of another shape."""
 
@@ -76,9 +94,12 @@ def check_model_source(
     if init == "pretrained" and path.is_dir() and any(k in overrides for k in SHAPE_KEYS):
         saved = json.loads((path / "config.json").read_text(encoding="utf-8"))
         differ = [
-            f"{k} {saved.get(k)} -> {overrides[k]}"
+            f"{k} {_saved_value(saved, k)} -> {overrides[k]}"
             for k in SHAPE_KEYS
-            if k in overrides and saved.get(k) != overrides[k]
+            if k in overrides
+            and _saved_value(saved, k)
+            is not None  # a key the config names otherwise and we do not know: no claim
+            and _saved_value(saved, k) != overrides[k]
         ]
         if differ:
             raise ModelSourceError(
