@@ -94,18 +94,22 @@ def test_demo_bad_grid_is_a_clear_error(tmp_path):
             build_stages(compose("demo", [f"output_dir={tmp_path}", bad]))
 
 
-def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropout(tmp_path):
+@pytest.mark.parametrize("init_seed", [None, 1000])
+def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropout(tmp_path, init_seed):
     """Seed s trains every (task, init) with seed=s (data order, dropout) and init.seed=s (θ0 from
-    scratch, the head pretrained); its plane's δ2 is the same seed's second-task run."""
+    scratch, the head pretrained) — or, with the preset's init_seed (the demo's: the runs of an arm
+    share θ0, as analysis=basins needs), init.seed=init_seed; its plane's δ2 is the same seed's
+    second-task run."""
     from bertviz_landscape.demo import build_stages
 
-    stages = {s.name: s for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "seeds=[3,7,11]"]))}
+    cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[3,7,11]", f"init_seed={init_seed or 'null'}"])
+    stages = {s.name: s for s in build_stages(cfg)}
     main, second = compose("demo").tasks
     for seed in (3, 7, 11):
         for task in (main, second):
             for init in ("pretrained", "scratch"):
                 over = stages[f"train {task}_{init}_seed{seed}"].spec["overrides"]
-                assert f"seed={seed}" in over and f"init.seed={seed}" in over
+                assert f"seed={seed}" in over and f"init.seed={init_seed or seed}" in over
                 assert (
                     stages[f"train {task}_{init}_seed{seed}"]
                     .spec["run"]
