@@ -650,3 +650,26 @@ def test_the_flatness_bars_are_the_mean_over_seeds_without_the_plateau_seed():
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "mrpc · from scratch, plateau" in labels
     assert any("red ×" in t.get_text() for t in fig.texts)
+
+
+def test_a_claim_figure_says_when_the_pretrained_values_are_taken_at_matched_loss(tmp_path, monkeypatch):
+    """Wider optima compares the pretrained runs' matched-loss widths with the scratch widths at θ1:
+    the claim's figure names the matched measurement on its axis and under the pretrained arm, and
+    a long claim title wraps instead of running off the figure."""
+    import matplotlib.pyplot as plt
+
+    from bertviz_landscape.plots import claims as claim_plots
+
+    seen = {}
+    monkeypatch.setattr(plt, "close", lambda fig: seen.setdefault("fig", fig))
+    per_run = {
+        i: [{"value": v, "censored": False, "excluded": None} for v in (1.0, 2.0)] for i in claims.ARMS
+    }
+    verdict = {"verdict": "not resolved", "measure": "invariant_width", "matched": "invariant_width_matched"}
+    title = "A claim whose title is much longer than sixty characters, as the paper's are"
+    assert claim_plots.claim_figure(verdict | {"per_run": per_run}, title, tmp_path / "c.png").is_file()
+    ax = seen["fig"].axes[0]
+    assert "(pretrained: invariant_width_matched)" in ax.get_ylabel()
+    assert "at matched loss" in ax.get_xticklabels()[0].get_text()
+    assert "at matched loss" not in ax.get_xticklabels()[1].get_text()
+    assert ax.get_title().count("\n") >= 2  # wrapped title + the verdict line
