@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from statistics import median
 
 import matplotlib
 
@@ -39,13 +40,7 @@ def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
                     dx, r["value"], marker="^" if r.get("censored") else "o", color=COLOURS[init], zorder=3
                 )
         if kept:
-            vals = sorted(r["value"] for r in kept)
-            med = (
-                vals[len(vals) // 2]
-                if len(vals) % 2
-                else 0.5 * (vals[len(vals) // 2 - 1] + vals[len(vals) // 2])
-            )
-            ax.hlines(med, x - 0.3, x + 0.3, color=COLOURS[init], lw=2)
+            ax.hlines(median(r["value"] for r in kept), x - 0.3, x + 0.3, color=COLOURS[init], lw=2)
     matched = verdict.get("matched")  # the pretrained values are taken at the scratch partner's J(θ1)
     ax.set_xticks(
         range(len(ARMS)),
