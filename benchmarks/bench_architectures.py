@@ -31,9 +31,9 @@ def main() -> None:
     from test_architectures_e2e import plain_dev_loss
     from tiny_archs import ARCHS, save_tiny
 
-    from bertviz_landscape.landscape.surface import load_surface
-    from bertviz_landscape.landscape.sweep import landscape
-    from bertviz_landscape.train import train
+    from bertviz_landscape.engine.surface import load_surface
+    from bertviz_landscape.engine.sweep import landscape
+    from bertviz_landscape.training.train import train
 
     head = ("architecture", "train s", "J(0)", "J(1)", "J(0.5) ours", "plain", "rel")
     print(f"{head[0]:<12} {head[1]:>7} {head[2]:>8} {head[3]:>8} {head[4]:>12} {head[5]:>12} {head[6]:>8}")

@@ -93,7 +93,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    from bertviz_landscape.analysis.hessian import (
+    from bertviz_landscape.analysis.measures.hessian import (
         HessianVectorProduct,
         _math_attention,
         hessian_parameters,
@@ -101,11 +101,11 @@ def main() -> None:
         spectral_density,
         top_eigenvalues,
     )
-    from bertviz_landscape.data.eval_sets import EvalSet
-    from bertviz_landscape.data.glue import load_glue_split
-    from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.data.tokenize import tokenize
-    from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+    from bertviz_landscape.training.data.eval_sets import EvalSet
+    from bertviz_landscape.training.data.glue import load_glue_split
+    from bertviz_landscape.training.data.tasks import get_task
+    from bertviz_landscape.training.data.tokenize import tokenize
+    from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
     try:
         from pyhessian import hessian as PyHessian

@@ -41,14 +41,14 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    from bertviz_landscape.data.eval_sets import EvalSet
-    from bertviz_landscape.data.glue import load_glue_split
-    from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.data.tokenize import tokenize
-    from bertviz_landscape.landscape.directions import difference
-    from bertviz_landscape.landscape.evaluator import Evaluator
-    from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
-    from bertviz_landscape.parameters import parameter_state, select_parameters
+    from bertviz_landscape.contracts.parameters import parameter_state, select_parameters
+    from bertviz_landscape.engine.directions import difference
+    from bertviz_landscape.engine.evaluator import Evaluator
+    from bertviz_landscape.training.data.eval_sets import EvalSet
+    from bertviz_landscape.training.data.glue import load_glue_split
+    from bertviz_landscape.training.data.tasks import get_task
+    from bertviz_landscape.training.data.tokenize import tokenize
+    from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
     task = get_task("mrpc")
     model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=0).eval()

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertviz_landscape.config import compose
-from bertviz_landscape.sketches import (
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.contracts.sketches import (
     CountSketch,
     Sketches,
     SketchWriter,
@@ -37,8 +37,8 @@ from bertviz_landscape.sketches import (
     sketched_projection,
     write_meta,
 )
-from bertviz_landscape.snapshots import Snapshots
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts.snapshots import Snapshots
+from bertviz_landscape.training.train import train
 
 GLUE = os.environ.get("GLUE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
 

@@ -43,14 +43,14 @@ import torch
 from bench_train import cpu_description  # the sibling script (its directory is on sys.path)
 from hydra import compose, initialize_config_dir
 
-from bertviz_landscape.callbacks import WeightSnapshots
-from bertviz_landscape.callbacks import weight_snapshots as callback_module
-from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.models import build_initial_model
-from bertviz_landscape.parameters import trainable_parameters
-from bertviz_landscape.snapshots import DTYPES, write_safetensors
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts.config import CONF_DIR
+from bertviz_landscape.contracts.parameters import trainable_parameters
+from bertviz_landscape.contracts.snapshots import DTYPES, write_safetensors
+from bertviz_landscape.training.callbacks import WeightSnapshots
+from bertviz_landscape.training.callbacks import weight_snapshots as callback_module
+from bertviz_landscape.training.data.tasks import get_task
+from bertviz_landscape.training.models import build_initial_model
+from bertviz_landscape.training.train import train
 
 GLUE = os.environ.get("GLUE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
 COMMON = [
@@ -80,7 +80,7 @@ def best_ms(fn, repeats: int = 9) -> tuple[float, float, float]:
 
 
 def floors(dtype: torch.dtype, workdir: Path) -> None:
-    from bertviz_landscape.snapshots import SafetensorsImage, write_image
+    from bertviz_landscape.contracts.snapshots import SafetensorsImage, write_image
 
     model = build_initial_model("all-minilm-l6-v2", get_task("sst2"), "pretrained")
     named = trainable_parameters(model)
@@ -162,7 +162,7 @@ class Floor:
     the image written unbuffered (O_DIRECT) and fsynced; MiniLM's shapes, θ_t = θ0 + noise."""
 
     def __init__(self, dtype: torch.dtype, workdir: Path) -> None:
-        from bertviz_landscape.snapshots import SafetensorsImage
+        from bertviz_landscape.contracts.snapshots import SafetensorsImage
 
         model = build_initial_model("all-minilm-l6-v2", get_task("sst2"), "pretrained")
         named = trainable_parameters(model)
@@ -182,7 +182,7 @@ class Floor:
         callback_module.round_delta_into(self.views, self.current, self.theta0, self.scratch)
 
     def write(self) -> None:
-        from bertviz_landscape.snapshots import write_image
+        from bertviz_landscape.contracts.snapshots import write_image
 
         self.target.mkdir(parents=True, exist_ok=True)
         path = self.target / f"f{self.count}.safetensors"

@@ -9,7 +9,7 @@ Per preset (demo: MiniLM, SST-2, batch 16, max length 64; paper: the paper recip
 
 - tokens: real vs padded tokens over one epoch, random batches vs length-grouped;
 - the matmul peak: torch.mm GFLOP/s at the step's GEMM shapes (fp32, and bf16 where it pays);
-- Lightning arms (`bertviz_landscape.train.train`, the preset's callbacks, logger=csv): "before"
+- Lightning arms (`bertviz_landscape.training.train.train`, the preset's callbacks, logger=csv): "before"
   (random batches, per-tensor AdamW: the project before issue 16) and "after" (length-grouped,
   fused AdamW), "after" without snapshots, with snapshots every step, and in bf16 autocast;
   per step: forward, backward, optimiser (clip + step), snapshot callback, the rest (Lightning's
@@ -37,15 +37,15 @@ import torch
 from hydra import compose, initialize_config_dir
 from transformers import get_linear_schedule_with_warmup
 
-from bertviz_landscape.callbacks import WeightSnapshots
-from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.data.datamodule import padding_ratio
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.devices import bf16_support
-from bertviz_landscape.models import build_initial_model, load_tokenizer
-from bertviz_landscape.models.classifier import adamw_kernel
-from bertviz_landscape.parameters import is_bias_or_norm, trainable_parameters
-from bertviz_landscape.train import build_datamodule, train
+from bertviz_landscape.contracts.config import CONF_DIR
+from bertviz_landscape.contracts.devices import bf16_support
+from bertviz_landscape.contracts.parameters import is_bias_or_norm, trainable_parameters
+from bertviz_landscape.training.callbacks import WeightSnapshots
+from bertviz_landscape.training.data.datamodule import padding_ratio
+from bertviz_landscape.training.data.tasks import get_task
+from bertviz_landscape.training.models import build_initial_model, load_tokenizer
+from bertviz_landscape.training.models.classifier import adamw_kernel
+from bertviz_landscape.training.train import build_datamodule, train
 
 GLUE = os.environ.get("GLUE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
 
@@ -291,7 +291,7 @@ def bench_preset(name: str, args, root: Path) -> None:
     _, batches_before, data_before, _, _ = batches_of(cfg_before, args.steps)
     from transformers import AutoConfig
 
-    from bertviz_landscape.models.source import resolve_model_source
+    from bertviz_landscape.training.models.source import resolve_model_source
 
     config = AutoConfig.from_pretrained(resolve_model_source(cfg_after.model.name_or_path))
     b = int(cfg_after.data.batch_size)
@@ -383,7 +383,7 @@ def bench_preset(name: str, args, root: Path) -> None:
 
 
 def _random_epoch(cfg, size: int, batch_size: int) -> list[list[int]]:
-    from bertviz_landscape.data.datamodule import EpochShuffle
+    from bertviz_landscape.training.data.datamodule import EpochShuffle
 
     order = list(EpochShuffle(size, int(cfg.seed)))
     return [order[i : i + batch_size] for i in range(0, size, batch_size)]

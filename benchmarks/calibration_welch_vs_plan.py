@@ -92,12 +92,12 @@ def analyses(pre, scr) -> dict:
 
 def decided_rates(reps: int, old: bool) -> dict[str, float]:
     """Per setting, the fraction of `reps` seeded A/A draws in which the claims layer decided a claim."""
-    from bertviz_landscape.report import claims
+    from bertviz_landscape.publish.report import claims
 
     if old:
         decide = claims.decide_all  # its default rule: conf/evidence/default.yaml (Welch)
     else:
-        from bertviz_landscape.report import plan as plan_mod
+        from bertviz_landscape.publish.report import plan as plan_mod
 
         doc = plan_mod.preset("demo")
         plan = plan_mod.plan_from(doc | {"claims": {"consistency": doc["claims"]["consistency"]}})

@@ -45,8 +45,8 @@ def one_arm(arm: str, steps: int, workdir: Path) -> None:
     from bench_snapshots import COMMON, GLUE
     from hydra import compose, initialize_config_dir
 
-    from bertviz_landscape.config import CONF_DIR
-    from bertviz_landscape.train import train
+    from bertviz_landscape.contracts.config import CONF_DIR
+    from bertviz_landscape.training.train import train
 
     class Counts(pl.Callback):
         def __init__(self) -> None:

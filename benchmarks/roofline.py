@@ -52,7 +52,7 @@ def best_seconds(fn, repeats: int = 5) -> float:
 
 def host_limits(n: int = 2048, copy_mb: int = 256) -> dict[str, float]:
     """Measured here: fp32 (and bf16 where it pays) matmul FLOP/s and memory bytes/s."""
-    from bertviz_landscape.devices import bf16_support
+    from bertviz_landscape.contracts.devices import bf16_support
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = {"fp32_flops": 2 * n**3 / best_seconds(lambda: torch.mm(a, b))}

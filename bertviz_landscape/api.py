@@ -28,12 +28,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from bertviz_landscape import publish
-from bertviz_landscape.analysis import entrypoint as analysis_entrypoint
-from bertviz_landscape.config import CONF_DIR, OPTIONAL_KEYS, compose
-from bertviz_landscape.landscape import entrypoint as landscape_entrypoint
-from bertviz_landscape.landscape.sweep import LandscapeResult
-from bertviz_landscape.train import train
+from bertviz_landscape.cli import analyze as analysis_entrypoint
+from bertviz_landscape.cli import landscape as landscape_entrypoint
+from bertviz_landscape.cli import plot as publish
+from bertviz_landscape.contracts.config import CONF_DIR, OPTIONAL_KEYS, compose
+from bertviz_landscape.engine.sweep import LandscapeResult
+from bertviz_landscape.training.train import train
 
 PathLike = str | os.PathLike
 

@@ -74,7 +74,7 @@ class Model:
         return 5 + 16 * self.layers + 2 + 2
 
     def sketch_bytes_per_step(self, buckets: int) -> int:
-        """The every-step record (bertviz_landscape.sketches): a float32 row of k buckets, a float64
+        """The every-step record (bertviz_landscape.contracts.sketches): a float32 row of k buckets, a float64
         row of per-tensor squared norms, and an index line (~128 bytes)."""
         return 4 * buckets + 8 * self.tensors + 128
 

@@ -10,8 +10,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bertviz_landscape.config import CONF_DIR
-from bertviz_landscape.data import get_task, load_glue_split
+from bertviz_landscape.contracts.config import CONF_DIR
+from bertviz_landscape.training.data import get_task, load_glue_split
 
 REAL_GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 REAL_GLUE = Path(os.environ.get("GLUE_DIR", REAL_GLUE))
@@ -116,9 +116,9 @@ def tiny_train_cfg(glue_dir: Path, *overrides: str) -> DictConfig:
 @pytest.fixture
 def tiny_pretrained(tmp_path) -> Path:
     """A saved tiny BERT to stand in for pretrained weights (model.name_or_path=<this dir>)."""
-    from bertviz_landscape.checkpoints import save_checkpoint
-    from bertviz_landscape.data import get_task
-    from bertviz_landscape.models import build_initial_model, load_tokenizer
+    from bertviz_landscape.contracts.checkpoints import save_checkpoint
+    from bertviz_landscape.training.data import get_task
+    from bertviz_landscape.training.models import build_initial_model, load_tokenizer
 
     model = build_initial_model(
         "all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL
@@ -172,7 +172,7 @@ def exits_2_with_one_line(function, *names: str, program: str = "bertviz-test") 
     import contextlib
     import io
 
-    from bertviz_landscape.errors import EXIT_BAD_INPUT, exit_on_bad_input
+    from bertviz_landscape.contracts.errors import EXIT_BAD_INPUT, exit_on_bad_input
 
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as info:

@@ -16,12 +16,12 @@ import safetensors.torch
 from test_analysis_support import analysis_run, make_run_dir  # noqa: F401  (fixture)
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
-from bertviz_landscape.analysis.entrypoint import run as analyze
-from bertviz_landscape.checkpoints import content_hash
-from bertviz_landscape.config import compose
-from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
-from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.cli.analyze import run as analyze
+from bertviz_landscape.contracts.checkpoints import content_hash
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.engine.surface import Surface, load_surface, write_surface
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -29,7 +29,7 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
     script = Path(sys.executable).with_name(
         "bertviz-analyze"
     )  # the installed console script (pyproject [project.scripts])
-    command = [str(script)] if script.is_file() else [sys.executable, "-m", "bertviz_landscape.analysis"]
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "bertviz_landscape.cli.analyze"]
     return subprocess.run(
         [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -26,13 +26,13 @@ from conftest import (
 from bertviz_landscape.analysis.common import AnalysisError, refuse_repeats
 from bertviz_landscape.analysis.flatness import basin_area
 from bertviz_landscape.analysis.trajectory import trajectory
-from bertviz_landscape.checkpoints import load_model
-from bertviz_landscape.errors import BadInput, CheckpointError, LandscapeError, OutputError
-from bertviz_landscape.landscape.grid import Grid
-from bertviz_landscape.landscape.sweep import landscape
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.sketches import SketchError, Sketches
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts.checkpoints import load_model
+from bertviz_landscape.contracts.errors import BadInput, CheckpointError, LandscapeError, OutputError
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.contracts.sketches import SketchError, Sketches
+from bertviz_landscape.engine.grid import Grid
+from bertviz_landscape.engine.sweep import landscape
+from bertviz_landscape.training.train import train
 
 PLANE = {"x": {"min": -0.5, "max": 1.5, "num": 3}, "y": {"min": -0.5, "max": 0.5, "num": 2}}
 
@@ -154,8 +154,8 @@ def test_the_same_input_twice_is_not_two_seeds(runs, tmp_path):
 @pytest.mark.parametrize("twice", ["the same path", "a copy"])
 def test_bertviz_analyze_refuses_one_surface_given_as_two_seeds(runs, tmp_path, twice):
     """Was: n = 2, std 0 — a spread that is no spread. At the command: exit 2, no JSON."""
-    from bertviz_landscape.analysis.entrypoint import run as analyze
-    from bertviz_landscape.config import compose
+    from bertviz_landscape.cli.analyze import run as analyze
+    from bertviz_landscape.contracts.config import compose
 
     second = runs["plane"] if twice == "the same path" else shutil.copy(runs["plane"], tmp_path / "copy.h5")
     out = tmp_path / "out" / "consistency.json"
@@ -180,7 +180,7 @@ def test_nan_at_theta1_is_no_basin_not_a_zero_area_one():
 def test_a_surface_with_nan_at_theta1_reports_no_area_and_no_bound():
     """Was: `area_ε = 0.0, bounded: true` with every width null, a false zero-area basin."""
     from bertviz_landscape.analysis.flatness import flatness_of_surface
-    from bertviz_landscape.landscape.surface import Surface
+    from bertviz_landscape.engine.surface import Surface
 
     x, y = np.linspace(-0.5, 1.5, 5), np.linspace(-0.5, 0.5, 3)
     z = np.ones((3, 5))
@@ -231,7 +231,7 @@ def test_garbage_sketch_meta_names_the_file(runs, tmp_path, meta):
 
 
 def test_full_disk_while_writing_snapshots_is_one_error_naming_them(runs, tmp_path, monkeypatch):
-    from bertviz_landscape import snapshots as snapshot_module
+    from bertviz_landscape.contracts import snapshots as snapshot_module
 
     real = snapshot_module.write_image
 
@@ -285,7 +285,7 @@ def test_an_analysis_json_of_other_runs_is_kept_unless_overwrite(tmp_path):
 @pytest.mark.parametrize("differ", ["two seeds", "two grid sizes"])
 def test_two_surfaces_of_one_task_init_recipe_grid_get_their_own_figures(tmp_path, differ):
     """Was: the second overwrote the first one's figures and the report gave one image to both."""
-    from bertviz_landscape.landscape.surface import Surface, write_surface
+    from bertviz_landscape.engine.surface import Surface, write_surface
     from bertviz_landscape.plots.results import draw_all
 
     names = []
@@ -315,7 +315,7 @@ def test_two_surfaces_of_one_task_init_recipe_grid_get_their_own_figures(tmp_pat
 
 
 def test_a_negative_loss_in_a_surface_is_refused_naming_the_key(tmp_path):
-    from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
+    from bertviz_landscape.engine.surface import Surface, load_surface, write_surface
 
     x = np.linspace(0, 1, 3)
     path = write_surface(tmp_path / "s.h5", Surface(x, None, {"train_loss": np.array([0.7, -5.0, 0.6])}))
@@ -358,13 +358,13 @@ def test_a_direction_file_of_the_same_shape_but_another_seed_is_refused(tmp_path
     the recipe's settings tell them apart (was: accepted for a line, α ≈ 0 throughout)."""
     import torch
 
-    from bertviz_landscape.landscape.direction_file import (
+    from bertviz_landscape.engine.direction_file import (
         check_matches_surface,
         read_directions,
         write_directions,
     )
-    from bertviz_landscape.landscape.directions import random_directions
-    from bertviz_landscape.landscape.surface import Surface, write_surface
+    from bertviz_landscape.engine.directions import random_directions
+    from bertviz_landscape.engine.surface import Surface, write_surface
 
     gen = torch.Generator().manual_seed(0)
     center = {"encoder.w": torch.randn(8, 16, generator=gen), "head.w": torch.randn(2, 16, generator=gen)}
@@ -376,7 +376,7 @@ def test_a_direction_file_of_the_same_shape_but_another_seed_is_refused(tmp_path
     surface_path = write_surface(
         tmp_path / "s.h5", Surface(x, y, {"train_loss": z}, {"task": "mrpc", "directions": own.summary()})
     )
-    from bertviz_landscape.landscape.surface import load_surface
+    from bertviz_landscape.engine.surface import load_surface
 
     surface = load_surface(surface_path)
     for directions, name in ((own, "own.h5"), (other, "other.h5")):

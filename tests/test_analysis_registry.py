@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import RunInfo, analysis_result, summarize, summary_scalars
-from bertviz_landscape.analysis.evidence import Options
+from bertviz_landscape.analysis.measures.evidence import Options
 from bertviz_landscape.analysis.spec import (
     AnalysisSpec,
     ClaimSpec,
@@ -24,9 +24,9 @@ from bertviz_landscape.analysis.spec import (
     summary_entry,
     summary_mean,
 )
-from bertviz_landscape.config import CONF_DIR, compose
+from bertviz_landscape.contracts.config import CONF_DIR, compose
 from bertviz_landscape.plots import results as figures
-from bertviz_landscape.report import claims
+from bertviz_landscape.publish.report import claims
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = Options(width_eps="0.1", min_epochs=5)
@@ -112,7 +112,7 @@ def test_the_registry_finds_every_analysis_in_its_module_with_its_yaml():
 
 
 def test_an_unknown_analysis_is_one_line_naming_the_known_ones():
-    from bertviz_landscape.errors import BadInput
+    from bertviz_landscape.contracts.errors import BadInput
 
     with pytest.raises(
         BadInput,
@@ -131,7 +131,7 @@ def test_a_spec_reads_a_run_and_at_most_one_surface():
 
 # --------------------------------------------------------------------------- a new analysis flows everywhere
 def test_a_new_analysis_becomes_demo_stages_from_its_spec(toy, tmp_path):
-    from bertviz_landscape.demo import build_stages
+    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[0]", "analyses=[toy]", "glue_dir=null"])
     stages = {s.name: s for s in build_stages(cfg)}
@@ -151,7 +151,7 @@ def test_a_new_analysis_becomes_demo_stages_from_its_spec(toy, tmp_path):
 
 
 def test_a_new_analysis_runs_through_bertviz_analyze(toy, tmp_path):
-    from bertviz_landscape.analysis.entrypoint import run as analyze
+    from bertviz_landscape.cli.analyze import run as analyze
 
     out = tmp_path / "toy.json"
     cfg = compose(
@@ -164,8 +164,8 @@ def test_a_new_analysis_runs_through_bertviz_analyze(toy, tmp_path):
 
 
 def test_a_new_analysis_has_its_rows_claim_figure_and_wandb_numbers(toy, tmp_path):
-    from bertviz_landscape.report.writer import write_report
-    from bertviz_landscape.wandb_media import analysis_summary
+    from bertviz_landscape.publish.report.writer import write_report
+    from bertviz_landscape.publish.wandb_media import analysis_summary
 
     root = tmp_path / "res"
     (root / "analysis").mkdir(parents=True)

@@ -64,7 +64,7 @@ def make_run_dir(root: Path, tiny, final: Path | None = None, train_loss: bool =
 
 def off_plane(dx: dict, dy: dict, seed: int = 5) -> dict:
     """A vector orthogonal to δ1 and δ2 (float64 Gram–Schmidt) with the norm of δ1."""
-    from bertviz_landscape.landscape.directions import dot, norm
+    from bertviz_landscape.engine.directions import dot, norm
 
     gen = torch.Generator().manual_seed(seed)
     r = {n: torch.randn(t.shape, generator=gen, dtype=torch.float64) for n, t in dx.items()}
@@ -85,7 +85,7 @@ def off_plane(dx: dict, dy: dict, seed: int = 5) -> dict:
 
 def write_trajectory(run: Path, dx: dict, dy: dict, names: list[str], shapes: dict, rows=TRAJECTORY) -> dict:
     """float32 snapshots θ_t − θ0 = a·δ1 + b·δ2 + s·r; returns r (float64)."""
-    from bertviz_landscape.snapshots import FORMAT, write_snapshot
+    from bertviz_landscape.contracts.snapshots import FORMAT, write_snapshot
 
     snap = run / "snapshots"
     snap.mkdir()
@@ -143,8 +143,8 @@ def analysis_run(tmp_path_factory):
 
 
 def _build_analysis_run(tmp_path_factory) -> dict:
-    from bertviz_landscape.landscape.direction_file import beside, read_directions
-    from bertviz_landscape.landscape.sweep import landscape
+    from bertviz_landscape.engine.direction_file import beside, read_directions
+    from bertviz_landscape.engine.sweep import landscape
 
     root = tmp_path_factory.mktemp("analysis_run")
     # tiny_run's checkpoints (test_landscape_support's builders), built here once for every
@@ -171,8 +171,8 @@ def _build_analysis_run(tmp_path_factory) -> dict:
     from safetensors.torch import load_file
 
     state = load_file(str(run / "checkpoints" / "init" / "model.safetensors"))
-    from bertviz_landscape.checkpoints import load_model
-    from bertviz_landscape.parameters import parameter_state
+    from bertviz_landscape.contracts.checkpoints import load_model
+    from bertviz_landscape.contracts.parameters import parameter_state
 
     names = list(parameter_state(load_model(run / "checkpoints" / "init")))
     shapes = {n: tuple(state[n].shape) for n in names}

@@ -12,8 +12,8 @@ from test_analysis_support import analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.consistency import consistency, consistency_of
 from bertviz_landscape.analysis.flatness import flatness, interval_width
-from bertviz_landscape.analysis.noise import paired_stderr, stderr_of_mean, unpaired_stderr
-from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
+from bertviz_landscape.analysis.measures.noise import paired_stderr, stderr_of_mean, unpaired_stderr
+from bertviz_landscape.engine.surface import Surface, load_surface, write_surface
 
 NORM_X, NORM_Y = 2.0, 3.0
 

@@ -11,9 +11,9 @@ import torch
 from test_analysis_support import TRAJECTORY, analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.trajectory import trajectory, trajectory_pca
-from bertviz_landscape.landscape.directions import dot
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.snapshots import Snapshots
+from bertviz_landscape.contracts.snapshots import Snapshots
+from bertviz_landscape.engine.directions import dot
+from bertviz_landscape.engine.surface import load_surface
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,7 @@ import pytest
 import torch
 from tiny_archs import ARCHS, BLOCKS, HAS_POOLER, tiny_config, tiny_model
 
-from bertviz_landscape.data.eval_sets import EvalSet
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.data.tokenize import takes_token_type_ids
-from bertviz_landscape.landscape.directions import Directions
-from bertviz_landscape.landscape.evaluator import Evaluator, HiddenStateCache
-from bertviz_landscape.models.initial import load_tokenizer
-from bertviz_landscape.parameters import (
+from bertviz_landscape.contracts.parameters import (
     UnsupportedArchitecture,
     check_architecture,
     layer_names,
@@ -29,6 +23,12 @@ from bertviz_landscape.parameters import (
     shared_block_note,
     trainable_parameters,
 )
+from bertviz_landscape.engine.directions import Directions
+from bertviz_landscape.engine.evaluator import Evaluator, HiddenStateCache
+from bertviz_landscape.training.data.eval_sets import EvalSet
+from bertviz_landscape.training.data.tasks import get_task
+from bertviz_landscape.training.data.tokenize import takes_token_type_ids
+from bertviz_landscape.training.models.initial import load_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,7 +59,7 @@ def test_layer_map_finds_embeddings_blocks_pooler_head(arch):
 def test_unsupported_architecture_is_named_before_any_work(tmp_path):
     import transformers as T
 
-    from bertviz_landscape.models.initial import build_initial_model
+    from bertviz_landscape.training.models.initial import build_initial_model
 
     gpt2 = T.GPT2ForSequenceClassification(T.GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100))
     with pytest.raises(UnsupportedArchitecture, match=r"gpt2 \(GPT2ForSequenceClassification\)"):
@@ -75,7 +75,7 @@ def test_train_names_an_unsupported_architecture_before_reading_data(tmp_path):
     import transformers as T
     from conftest import tiny_train_cfg
 
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     T.GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100).save_pretrained(tmp_path / "gpt2")
     tokenizer = load_tokenizer("all-minilm-l6-v2")
@@ -96,7 +96,7 @@ def test_token_type_ids_only_for_models_that_use_them(arch):
 def test_scratch_is_the_same_config_with_seeded_random_weights(arch, tmp_path):
     from tiny_archs import save_tiny
 
-    from bertviz_landscape.models.initial import build_initial_model
+    from bertviz_landscape.training.models.initial import build_initial_model
 
     src = save_tiny(arch, tmp_path / arch, seed=5)
     task = get_task("mrpc")

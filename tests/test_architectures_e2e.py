@@ -14,12 +14,12 @@ from conftest import tiny_train_cfg, write_glue
 from tiny_archs import ARCHS, BLOCKS, HAS_POOLER, save_tiny
 
 from bertviz_landscape.analysis.layers import layers
-from bertviz_landscape.data.glue import load_glue_split
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.data.tokenize import takes_token_type_ids
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import landscape
-from bertviz_landscape.train import train
+from bertviz_landscape.engine.surface import load_surface
+from bertviz_landscape.engine.sweep import landscape
+from bertviz_landscape.training.data.glue import load_glue_split
+from bertviz_landscape.training.data.tasks import get_task
+from bertviz_landscape.training.data.tokenize import takes_token_type_ids
+from bertviz_landscape.training.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # ~10 s per architecture
 

@@ -10,11 +10,11 @@ import torch
 from conftest import WORDS, tiny_train_cfg, write_glue
 from safetensors.torch import load_file
 
-from bertviz_landscape.data import get_task
-from bertviz_landscape.data.datamodule import EpochShuffle, LengthGroupedShuffle, padding_ratio
-from bertviz_landscape.models import load_tokenizer
-from bertviz_landscape.models.classifier import OptimConfigError, adamw_kernel
-from bertviz_landscape.train import build_datamodule, train
+from bertviz_landscape.training.data import get_task
+from bertviz_landscape.training.data.datamodule import EpochShuffle, LengthGroupedShuffle, padding_ratio
+from bertviz_landscape.training.models import load_tokenizer
+from bertviz_landscape.training.models.classifier import OptimConfigError, adamw_kernel
+from bertviz_landscape.training.train import build_datamodule, train
 
 
 def sst2_like_lengths(n: int, seed: int = 0) -> list[int]:

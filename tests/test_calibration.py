@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from bertviz_landscape.report import claims
-from bertviz_landscape.report import plan as plan_mod
+from bertviz_landscape.publish.report import claims
+from bertviz_landscape.publish.report import plan as plan_mod
 
 REPS = 2000
 PLAN = plan_mod.preset("demo")

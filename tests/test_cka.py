@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bertviz_landscape.analysis.cka import linear_cka
 from bertviz_landscape.analysis.layers import depth_slope
+from bertviz_landscape.analysis.measures.cka import linear_cka
 
 
 def test_cka_of_a_layer_with_itself_is_one_and_invariant_to_rotation_and_scaling():

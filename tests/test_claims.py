@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bertviz_landscape.analysis import evidence
-from bertviz_landscape.report import claims
-from bertviz_landscape.report.claims import Options, Rule
+from bertviz_landscape.analysis.measures import evidence
+from bertviz_landscape.publish.report import claims
+from bertviz_landscape.publish.report.claims import Options, Rule
 
 RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1, plateau_runs="exclude")
 OPTS = Options(width_eps="0.1", min_epochs=5)
@@ -65,7 +65,7 @@ FAMILY = 6  # every registered claim of the demo plan (conf/plan/demo.yaml)
 
 
 def test_the_cases_are_the_registered_family_at_its_metrics():
-    from bertviz_landscape.report import plan as plan_mod
+    from bertviz_landscape.publish.report import plan as plan_mod
 
     registered = plan_mod.preset("demo")["claims"]
     assert len(registered) == FAMILY
@@ -317,7 +317,7 @@ def test_the_layers_fallback_is_the_depth_trend_of_single_layer_rollbacks():
 def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
     """write_report writes results.md (and its copy for README); report.md holds it verbatim, with
     every verdict sentence and the per-seed table."""
-    from bertviz_landscape.report.writer import RESULTS_FILE, write_report
+    from bertviz_landscape.publish.report.writer import RESULTS_FILE, write_report
 
     root = tmp_path / "res"
     (root / "analysis").mkdir(parents=True)

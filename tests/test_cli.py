@@ -1,4 +1,4 @@
-"""The five commands share one skeleton (bertviz_landscape/cli.py): each warns about a config key
+"""The five commands share one skeleton (bertviz_landscape/cli/command.py): each warns about a config key
 nothing reads, and reports bad input as one line `bertviz-<cmd>: error: ...` with exit status 2.
 In-process (the Hydra-decorated entrypoint's own function on a composed config); the real process
 start, with the run's log file, is tests/test_reliability.py's `test_cli_one_line_errors_and_train_log`."""
@@ -11,39 +11,39 @@ import logging
 import pytest
 from conftest import write_glue
 
-from bertviz_landscape.config import compose
+from bertviz_landscape.contracts.config import compose
 
 COMMANDS = {
     # program: (module holding the entrypoint, its attribute, config, overrides giving bad input, the message)
     "bertviz-train": (
-        "bertviz_landscape.train",
+        "bertviz_landscape.cli.train",
         "hydra_main",
         "train",
         ["trainer.max_epochs=0"],
         "max_epochs",
     ),
     "bertviz-landscape": (
-        "bertviz_landscape.landscape.entrypoint",
+        "bertviz_landscape.cli.landscape",
         "main",
         "landscape",
         [],
         "task is not given",
     ),
     "bertviz-analyze": (
-        "bertviz_landscape.analysis.entrypoint",
+        "bertviz_landscape.cli.analyze",
         "main",
         "analyze",
         [],
         "needs run=<run dir>",
     ),
     "bertviz-plot": (
-        "bertviz_landscape.publish",
+        "bertviz_landscape.cli.plot",
         "main",
         "plot",
         ["results=/nonexistent/x"],
         "no such directory",
     ),
-    "bertviz-demo": ("bertviz_landscape.demo", "main", "demo", ["tasks=[mrpc]"], "tasks=['mrpc']"),
+    "bertviz-demo": ("bertviz_landscape.pipeline.demo", "main", "demo", ["tasks=[mrpc]"], "tasks=['mrpc']"),
 }
 
 
@@ -100,13 +100,13 @@ def test_every_command_is_made_by_the_one_skeleton():
     skeleton's `main`), so the bad-input path and the unused-key warning cannot drift apart."""
     for module, attr, *_ in COMMANDS.values():
         entry = getattr(importlib.import_module(module), attr)
-        assert entry.__wrapped__.__module__ == "bertviz_landscape.cli", module
+        assert entry.__wrapped__.__module__ == "bertviz_landscape.cli.command", module
         assert entry.__wrapped__.__qualname__ == "command.<locals>.main", module
 
 
 def test_a_required_key_is_not_an_unused_one():
     """bertviz-plot's `results: ???` is required, not unknown: giving it warns about nothing."""
-    from bertviz_landscape.config import unused_keys
+    from bertviz_landscape.contracts.config import unused_keys
 
     assert unused_keys(compose("plot", ["results=/somewhere"]), "plot") == []
     assert unused_keys(compose("plot", ["results=/somewhere", "+typo_key=1"]), "plot") == ["typo_key"]

@@ -12,13 +12,14 @@ import pytest
 import yaml
 from conftest import exits_2_with_one_line, tiny_train_cfg
 
-from bertviz_landscape import api, commands
-from bertviz_landscape.cli import check_command_line
-from bertviz_landscape.errors import exit_on_bad_input
+from bertviz_landscape import api
+from bertviz_landscape.cli import commands
+from bertviz_landscape.cli.command import check_command_line
+from bertviz_landscape.contracts.errors import exit_on_bad_input
 
 
 def run_command(monkeypatch, capsys, entry, *args: str):
-    """`entry()` (a console script of bertviz_landscape.commands) with `args`: (exit code, stderr)."""
+    """`entry()` (a console script of bertviz_landscape.cli.commands) with `args`: (exit code, stderr)."""
     monkeypatch.setattr(sys, "argv", ["bertviz-x", *args])
     with pytest.raises(SystemExit) as info:
         entry()
@@ -115,7 +116,7 @@ def test_task_equals_a_spec_name_selects_the_spec_on_the_search_path(tmp_path, m
 
 
 def test_task_equals_a_spec_name_trains(tmp_path, monkeypatch, glue_dir):
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     write_spec(tmp_path / "specs")
     monkeypatch.setenv("BVL_TASK_PATH", str(tmp_path / "specs"))
@@ -125,7 +126,7 @@ def test_task_equals_a_spec_name_trains(tmp_path, monkeypatch, glue_dir):
 
 
 def test_an_unknown_task_names_the_nearest_spec(tmp_path, monkeypatch, glue_dir):
-    from bertviz_landscape.train import USER_ERRORS, train
+    from bertviz_landscape.training.train import USER_ERRORS, train
 
     write_spec(tmp_path / "specs")
     monkeypatch.setenv("BVL_TASK_PATH", str(tmp_path / "specs"))
@@ -151,7 +152,7 @@ def test_api_keywords_are_strict(tmp_path):
 
 
 def test_a_model_path_that_does_not_exist_is_one_line(tmp_path, glue_dir):
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     cfg = tiny_train_cfg(glue_dir, f"model.name_or_path={tmp_path / 'no_such_model'}")
     exits_2_with_one_line(lambda: train(cfg, tmp_path / "run"), "no_such_model", "no such directory")
@@ -159,13 +160,13 @@ def test_a_model_path_that_does_not_exist_is_one_line(tmp_path, glue_dir):
 
 
 def test_a_preset_that_cannot_load_pretrained_weights_is_one_line(tmp_path, glue_dir, tiny_pretrained):
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     cfg = tiny_train_cfg(glue_dir, "init=pretrained")  # model=tiny: MiniLM's weights, resized
     exits_2_with_one_line(lambda: train(cfg, tmp_path / "run"), "init=pretrained", "hidden_size 384 -> 32")
     assert not (tmp_path / "run").exists()
     # a saved model of the preset's shape loads (README: model=tiny init=pretrained model.name_or_path=...)
-    from bertviz_landscape.models.source import check_model_source
+    from bertviz_landscape.training.models.source import check_model_source
 
     assert check_model_source(str(tiny_pretrained), "pretrained", {"hidden_size": 32, "num_hidden_layers": 2})
 
@@ -173,7 +174,7 @@ def test_a_preset_that_cannot_load_pretrained_weights_is_one_line(tmp_path, glue
 def test_offline_without_a_glue_directory_fails_at_once_naming_glue_dir(tmp_path, monkeypatch):
     import time
 
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     monkeypatch.delenv("GLUE_DIR", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -186,16 +187,16 @@ def test_offline_without_a_glue_directory_fails_at_once_naming_glue_dir(tmp_path
 def test_every_data_key_is_known_to_the_landscape():
     """No "data.group_by_length is not used by the landscape" on every call: each key of the data
     group is an evaluation key or a training-only one."""
-    from bertviz_landscape.config import CONF_DIR
-    from bertviz_landscape.data.eval_sets import EVAL_DATA_KEYS, TRAINING_ONLY_KEYS
+    from bertviz_landscape.contracts.config import CONF_DIR
+    from bertviz_landscape.training.data.eval_sets import EVAL_DATA_KEYS, TRAINING_ONLY_KEYS
 
     keys = set(yaml.safe_load(open(f"{CONF_DIR}/data/glue.yaml")))
     assert keys <= set(EVAL_DATA_KEYS) | set(TRAINING_ONLY_KEYS), keys - set(EVAL_DATA_KEYS)
 
 
 def test_the_landscape_warns_about_nothing_the_user_did_not_set(caplog):
-    from bertviz_landscape.config import compose
-    from bertviz_landscape.data.eval_sets import DataRequest
+    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.training.data.eval_sets import DataRequest
 
     cfg = compose("landscape", ["task=mrpc"])
     with caplog.at_level(logging.WARNING, logger="bertviz_landscape"):
@@ -204,8 +205,8 @@ def test_the_landscape_warns_about_nothing_the_user_did_not_set(caplog):
 
 
 def test_the_snapshot_size_is_printed_before_training(tmp_path, glue_dir, caplog):
-    from bertviz_landscape.config import compose
-    from bertviz_landscape.train import train
+    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.training.train import train
 
     assert compose("train").callbacks.snapshots.every_n_steps > 1  # a first run stays small
     cfg = tiny_train_cfg(glue_dir)
@@ -223,7 +224,7 @@ def test_without_network_and_without_a_glue_directory_fails_at_once(tmp_path, mo
     """Not marked offline, but the hub's host does not answer: the same one line, no retries."""
     import time
 
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     monkeypatch.delenv("GLUE_DIR", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -237,7 +238,7 @@ def test_without_network_and_without_a_glue_directory_fails_at_once(tmp_path, mo
 
 def test_an_appended_typo_is_warned_with_the_right_spelling(caplog):
     """``+trainer.max_epoch=2`` (Hydra's own advice) composes; the warning names the key meant."""
-    from bertviz_landscape.config import compose, warn_unused_keys
+    from bertviz_landscape.contracts.config import compose, warn_unused_keys
 
     with caplog.at_level(logging.WARNING, logger="bertviz_landscape"):
         warn_unused_keys(compose("train", ["+trainer.max_epoch=2"]), "train")
@@ -250,7 +251,7 @@ def test_the_docs_task_spec_table_covers_every_key_the_reader_accepts():
     import importlib.util
     from pathlib import Path
 
-    from bertviz_landscape.data import sources
+    from bertviz_landscape.training.data import sources
 
     hook = Path(__file__).resolve().parents[1] / "docs" / "_hooks" / "task_spec.py"
     spec = importlib.util.spec_from_file_location("task_spec_hook", hook)
@@ -269,7 +270,7 @@ def test_the_pretrained_shape_check_reads_an_architectures_own_key_names(tmp_pat
     changed, `None -> 32`, and a tiny pretrained DistilBERT could not load)."""
     import json
 
-    from bertviz_landscape.models.source import ModelSourceError, check_model_source
+    from bertviz_landscape.training.models.source import ModelSourceError, check_model_source
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "distilbert", "dim": 32, "n_layers": 2}))
     check_model_source(str(tmp_path), "pretrained", {"hidden_size": 32, "num_hidden_layers": 2})

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.config import CONF_DIR, compose
+from bertviz_landscape.contracts.config import CONF_DIR, compose
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bertviz_landscape"
@@ -70,8 +70,8 @@ def test_run_directory_literals_live_only_in_rundir():
             for lit in ("checkpoints/init", "checkpoints/final")
             if lit in text
         ]
-    assert not offenders, "run-directory paths named outside bertviz_landscape/rundir.py:\n" + "\n".join(
-        offenders
+    assert not offenders, (
+        "run-directory paths named outside bertviz_landscape/contracts/rundir.py:\n" + "\n".join(offenders)
     )
 
 
@@ -96,7 +96,7 @@ def test_every_model_and_init_preset_composes(model, init):
 @pytest.mark.parametrize("grid", _options("grid"))
 @pytest.mark.parametrize("directions", _options("directions"))
 def test_every_grid_and_direction_preset_builds_a_request(grid, directions, tmp_path):
-    from bertviz_landscape.landscape.request import LandscapeRequest
+    from bertviz_landscape.engine.request import LandscapeRequest
 
     cfg = compose(
         "landscape", [f"grid={grid}", f"directions={directions}", "task=mrpc", f"paths.output_dir={tmp_path}"]
@@ -110,14 +110,14 @@ def test_every_grid_and_direction_preset_builds_a_request(grid, directions, tmp_
 
 
 def test_giving_y_makes_the_default_grid_2d():
-    from bertviz_landscape.landscape.request import LandscapeRequest
+    from bertviz_landscape.engine.request import LandscapeRequest
 
     req = LandscapeRequest.from_config(
         compose("landscape", ["task=mrpc", "grid.y.min=-1", "grid.y.max=1", "grid.y.num=3"])
     )
     assert req.grid.two_d and (req.grid.x.num, req.grid.y.num) == (21, 3)
     assert req.grid.shape == (3, 21)  # the surface's layout, rows are y
-    from bertviz_landscape.errors import LandscapeError
+    from bertviz_landscape.contracts.errors import LandscapeError
 
     with pytest.raises(LandscapeError, match="grid.y.max, grid.y.num not given"):
         LandscapeRequest.from_config(compose("landscape", ["task=mrpc", "grid.y.min=-1"]))
@@ -125,9 +125,9 @@ def test_giving_y_makes_the_default_grid_2d():
 
 def test_default_surface_name_carries_the_run(tmp_path):
     """Pretrained and scratch landscapes of one task do not overwrite each other by default."""
-    from bertviz_landscape.atomic import write_json_atomic
-    from bertviz_landscape.landscape.request import LandscapeRequest
-    from bertviz_landscape.rundir import RunDir
+    from bertviz_landscape.contracts.atomic import write_json_atomic
+    from bertviz_landscape.contracts.rundir import RunDir
+    from bertviz_landscape.engine.request import LandscapeRequest
 
     names = set()
     for init in ("pretrained", "scratch"):
@@ -180,7 +180,7 @@ def test_wheel_installs_and_finds_its_configs(tmp_path, tiny_run):
     }
     py = str(venv / "bin" / "python")
     where = subprocess.run(
-        [py, "-c", "import bertviz_landscape.config as c; print(c.__file__); print(c.CONF_DIR)"],
+        [py, "-c", "import bertviz_landscape.contracts.config as c; print(c.__file__); print(c.CONF_DIR)"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -191,7 +191,7 @@ def test_wheel_installs_and_finds_its_configs(tmp_path, tiny_run):
     module_file, conf_dir = where.stdout.split()
     assert module_file.startswith(str(target)) and conf_dir.startswith(str(target)), where.stdout
     helped = subprocess.run(
-        [py, "-m", "bertviz_landscape.landscape", "--help"],
+        [py, "-m", "bertviz_landscape.cli.landscape", "--help"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -205,7 +205,7 @@ def test_wheel_installs_and_finds_its_configs(tmp_path, tiny_run):
         [
             py,
             "-m",
-            "bertviz_landscape.landscape",
+            "bertviz_landscape.cli.landscape",
             "task=mrpc",
             f"theta0={tiny_run['theta0']}",
             f"theta1={tiny_run['theta1']}",
@@ -225,6 +225,6 @@ def test_wheel_installs_and_finds_its_configs(tmp_path, tiny_run):
         timeout=300,
     )
     assert surface.returncode == 0, surface.stderr[-2000:]
-    from bertviz_landscape.landscape import load_surface
+    from bertviz_landscape.engine import load_surface
 
     assert list(load_surface(out).x) == [-0.5, 0.5, 1.5] and np.isfinite(load_surface(out)["dev_loss"]).all()

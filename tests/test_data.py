@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import REAL_GLUE
 
-from bertviz_landscape.data import GlueDataError, get_task, load_glue_split
-from bertviz_landscape.data.tokenize import tokenize
-from bertviz_landscape.models import load_tokenizer
+from bertviz_landscape.training.data import GlueDataError, get_task, load_glue_split
+from bertviz_landscape.training.data.tokenize import tokenize
+from bertviz_landscape.training.models import load_tokenizer
 
 real = pytest.mark.skipif(not REAL_GLUE.is_dir(), reason="real GLUE TSVs not found (set GLUE_DIR)")
 

@@ -17,10 +17,10 @@ import pytest
 import torch
 from conftest import sentence, tiny_train_cfg
 
-from bertviz_landscape.data.glue import GlueDataError, load_glue_split
-from bertviz_landscape.data.sources import DataError, task_from_spec
-from bertviz_landscape.data.tasks import TASKS, get_task
-from bertviz_landscape.errors import BadInput
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.training.data.glue import GlueDataError, load_glue_split
+from bertviz_landscape.training.data.sources import DataError, task_from_spec
+from bertviz_landscape.training.data.tasks import TASKS, get_task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -218,9 +218,9 @@ def plain_dev_loss(theta, texts, pairs, labels) -> float:
 
 
 def train_and_curve(tmp_path, task_name):
-    from bertviz_landscape.landscape.surface import load_surface
-    from bertviz_landscape.landscape.sweep import landscape
-    from bertviz_landscape.train import train
+    from bertviz_landscape.engine.surface import load_surface
+    from bertviz_landscape.engine.sweep import landscape
+    from bertviz_landscape.training.train import train
 
     run = tmp_path / "run"
     metrics = train(tiny_train_cfg(tmp_path / "unused-glue", f"task.name={task_name}", "callbacks=none"), run)
@@ -297,9 +297,9 @@ def test_cola_trains_and_landscapes_with_mcc(tmp_path):
     from sklearn.metrics import matthews_corrcoef
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bertviz_landscape.landscape.surface import load_surface
-    from bertviz_landscape.landscape.sweep import landscape
-    from bertviz_landscape.train import train
+    from bertviz_landscape.engine.surface import load_surface
+    from bertviz_landscape.engine.sweep import landscape
+    from bertviz_landscape.training.train import train
 
     cola = tmp_path / "glue" / "CoLA"
     cola.mkdir(parents=True)

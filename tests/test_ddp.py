@@ -15,7 +15,7 @@ import torch
 from conftest import write_glue
 from safetensors.torch import load_file
 
-from bertviz_landscape.snapshots import Snapshots
+from bertviz_landscape.contracts.snapshots import Snapshots
 
 # the same run either way: no dropout (each rank would draw its own masks), random batches (not
 # length-grouped: a rank's half-batch must hold the same examples as the one-process batch), a
@@ -46,7 +46,7 @@ def command(run: Path, glue: Path, *overrides: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "bertviz_landscape.train",
+        "bertviz_landscape.training.train",
         *COMMON,
         f"data.glue_dir={glue}",
         f"hydra.run.dir={run}",
@@ -128,7 +128,7 @@ def test_rank_shares_interleave_to_the_one_process_order():
     """N ranks' shares, batch b each, together hold the one-process batches of N·b in order, for
     every epoch (set_epoch reaches the shuffle); an order not divisible by N is padded from its
     start, as DistributedSampler pads."""
-    from bertviz_landscape.data.datamodule import EpochShuffle, RankShare
+    from bertviz_landscape.training.data.datamodule import EpochShuffle, RankShare
 
     for size, n, b in ((48, 2, 4), (50, 4, 3)):
         one = EpochShuffle(size, seed=7)
@@ -155,8 +155,8 @@ def test_one_process_runs_keep_their_fingerprint_and_ddp_runs_get_their_own():
     the key existed (run directories made earlier are not refused); ddp makes another run."""
     from conftest import compose_train
 
-    from bertviz_landscape.fingerprints import digest
-    from bertviz_landscape.train import fingerprint_config
+    from bertviz_landscape.contracts.fingerprints import digest
+    from bertviz_landscape.training.train import fingerprint_config
 
     one = fingerprint_config(compose_train(["model=tiny"]))
     assert "strategy" not in one["trainer"]

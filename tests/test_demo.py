@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_MODEL, write_glue
 
-from bertviz_landscape.config import compose
+from bertviz_landscape.contracts.config import compose
 
 
 def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str], **extra):
@@ -51,9 +51,9 @@ def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str],
 
 @pytest.fixture
 def tiny_pretrained_model(tmp_path) -> Path:
-    from bertviz_landscape.checkpoints import save_checkpoint
-    from bertviz_landscape.data import get_task
-    from bertviz_landscape.models import build_initial_model, load_tokenizer
+    from bertviz_landscape.contracts.checkpoints import save_checkpoint
+    from bertviz_landscape.training.data import get_task
+    from bertviz_landscape.training.models import build_initial_model, load_tokenizer
 
     model = build_initial_model(
         "all-minilm-l6-v2", get_task("mrpc"), "scratch", seed=123, config_overrides=TINY_MODEL
@@ -69,8 +69,8 @@ def available_analyses() -> list[str]:
 
 
 def test_demo_bad_grid_is_a_clear_error(tmp_path):
-    from bertviz_landscape.demo import build_stages
-    from bertviz_landscape.errors import BadInput
+    from bertviz_landscape.contracts.errors import BadInput
+    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "landscape.line.num=11"])
     with pytest.raises(BadInput, match=r"landscape.line: 11 points on \[-0.5, 1.5\] miss α = 0, 1"):
@@ -100,7 +100,7 @@ def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropo
     scratch, the head pretrained) — or, with the preset's init_seed (the demo's: the runs of an arm
     share θ0, as analysis=basins needs), init.seed=init_seed; its plane's δ2 is the same seed's
     second-task run."""
-    from bertviz_landscape.demo import build_stages
+    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[3,7,11]", f"init_seed={init_seed or 'null'}"])
     stages = {s.name: s for s in build_stages(cfg)}
@@ -131,7 +131,7 @@ def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
     """make analyses: with both_ways=true every task gets its surfaces and analyses, δ2 from the
     other task's run of the same seed and init; each run trains once and in full (the second-task
     overrides only shorten runs that only span δ2); figures, W&B and report once at the end."""
-    from bertviz_landscape.demo import build_stages
+    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]", "both_ways=true"])
     stages = build_stages(cfg)
@@ -165,7 +165,7 @@ def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
 
 
 def test_the_replicate_preset_has_five_seeds_a_scratch_sweep_and_a_256_example_hessian(tmp_path):
-    from bertviz_landscape.demo import build_stages
+    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("replicate", [f"output_dir={tmp_path}"])
     assert len(cfg.seeds) >= 5 and len(cfg.scratch_lrs) >= 3
@@ -210,9 +210,9 @@ def _sweep_run(root, name: str, seed: int, dev: float):
 def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_names_every_rate(
     tmp_path, monkeypatch
 ):
-    from bertviz_landscape.demo import build_stages, read_sweep, write_sweep
-    from bertviz_landscape.errors import BadInput
-    from bertviz_landscape.report.writer import render_results, sweep_lines
+    from bertviz_landscape.contracts.errors import BadInput
+    from bertviz_landscape.pipeline.demo import build_stages, read_sweep, write_sweep
+    from bertviz_landscape.publish.report.writer import render_results, sweep_lines
 
     over = [
         f"output_dir={tmp_path}",
@@ -263,8 +263,8 @@ def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_
 
 
 def test_a_scratch_learning_rate_sweep_is_one_arm_per_rate(tmp_path):
-    from bertviz_landscape.demo import build_stages
-    from bertviz_landscape.errors import BadInput
+    from bertviz_landscape.contracts.errors import BadInput
+    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[0,1,2]", "scratch_lrs=[1e-4,3e-4,1e-3]"])
     stages = {s.name: s for s in build_stages(cfg)}
@@ -282,9 +282,9 @@ def test_a_scratch_learning_rate_sweep_is_one_arm_per_rate(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, monkeypatch):
-    from bertviz_landscape.demo import run_demo
+    from bertviz_landscape.pipeline.demo import run_demo
     from bertviz_landscape.plots.results import Results
-    from bertviz_landscape.report import claims
+    from bertviz_landscape.publish.report import claims
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     glue = write_glue(tmp_path / "glue", n_train=32, n_dev=16)
@@ -306,7 +306,7 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
                 assert (root / "surfaces" / f"mrpc_{init}_seed{seed}_{kind}.h5").is_file()
             for name in analyses:
                 assert (root / "analysis" / f"{name}_mrpc_{init}_seed{seed}.json").is_file()
-    from bertviz_landscape.rundir import RunDir
+    from bertviz_landscape.contracts.rundir import RunDir
 
     def theta0(init, seed):
         d = RunDir(root / "runs" / f"mrpc_{init}_seed{seed}").theta0
@@ -319,7 +319,7 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
     # the analysis plan is frozen before any stage runs (plan.json: its SHA-256, UTC time) and kept
     import yaml
 
-    from bertviz_landscape.report import plan as plan_mod
+    from bertviz_landscape.publish.report import plan as plan_mod
 
     frozen = json.loads((root / plan_mod.PLAN_FILE).read_text())
     assert frozen["plan"]["min_runs"] == 3 and frozen["sha256"] == plan_mod.digest(frozen["plan"])
@@ -341,7 +341,7 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
 
     # each claim sentence in the report is the one the numbers in the JSONs give, across 3 seeds
     md = (root / "report.md").read_text()
-    from bertviz_landscape.report.writer import _with_rates
+    from bertviz_landscape.publish.report.writer import _with_rates
 
     results = Results.scan(root, exclude=(root / "figures",))
     plan, status = plan_mod.resolve(root)  # the report decides under the frozen plan: confirmatory
@@ -378,7 +378,7 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
 def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_path):
     """A stage is skipped only when its outputs exist and its record matches its settings and
     the files it reads as they are now (read when the stage is reached, not when it was built)."""
-    from bertviz_landscape.demo import Pipeline, Stage, _run_stamp
+    from bertviz_landscape.pipeline.demo import Pipeline, Stage, _run_stamp
 
     calls = []
     run = tmp_path / "run"
@@ -424,7 +424,7 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_p
 
 
 def test_a_failing_stage_is_named_and_leaves_no_record(tmp_path):
-    from bertviz_landscape.demo import Pipeline, Stage
+    from bertviz_landscape.pipeline.demo import Pipeline, Stage
 
     def boom():
         raise RuntimeError("disk on fire")
@@ -438,7 +438,7 @@ def test_a_failing_stage_is_named_and_leaves_no_record(tmp_path):
 
 @pytest.mark.slow
 def test_demo_with_a_sweep_analysed_at_its_best_rate_end_to_end(tmp_path, tiny_pretrained_model, monkeypatch):
-    from bertviz_landscape.demo import read_sweep, run_demo
+    from bertviz_landscape.pipeline.demo import read_sweep, run_demo
     from bertviz_landscape.plots.results import Results
 
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import changes, tree_state
 
-import bertviz_landscape.config as config_module
-from bertviz_landscape.demo import Pipeline, Stage, _composed, _file_stamp, _Lazy
+import bertviz_landscape.contracts.config as config_module
+from bertviz_landscape.pipeline.demo import Pipeline, Stage, _composed, _file_stamp, _Lazy
 
 
 def run_pipeline(root: Path, stages: list[Stage]) -> list[str]:
@@ -106,7 +106,7 @@ def test_data_edited_in_place_rerun_the_train_stage(tmp_path):
     from conftest import write_glue
     from test_fingerprints import flip_labels
 
-    from bertviz_landscape.demo import _train_stage
+    from bertviz_landscape.pipeline.demo import _train_stage
 
     glue = write_glue(tmp_path / "glue")
     root, out = tmp_path / "demo", tmp_path / "demo" / "runs" / "x" / "metrics.json"

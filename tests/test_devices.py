@@ -9,13 +9,13 @@ import pytest
 import torch
 from conftest import tiny_train_cfg
 
-from bertviz_landscape.devices import (
+from bertviz_landscape.contracts.devices import (
     CUBLAS_WORKSPACE,
     configure_determinism,
     configure_matmul_precision,
     pick_device,
 )
-from bertviz_landscape.errors import BadInput
+from bertviz_landscape.contracts.errors import BadInput
 
 
 def test_landscape_shard_n_runs_on_gpu_n_mod_count(monkeypatch):
@@ -31,7 +31,7 @@ def test_landscape_shard_n_runs_on_gpu_n_mod_count(monkeypatch):
 
 def test_training_job_n_runs_on_gpu_n_mod_count_in_a_hydra_multirun(glue_dir, monkeypatch):
     """The entrypoint's multirun path, with a 3-GPU machine mocked: job n gets devices=[n mod 3]."""
-    from bertviz_landscape import train as train_module
+    from bertviz_landscape.cli import train as train_module
 
     seen = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
@@ -97,8 +97,8 @@ def test_training_configures_determinism_before_the_trainer(glue_dir, tmp_path, 
     with fp32 weights, so the snapshots stay fp32-exact deltas."""
     import pytorch_lightning as pl
 
-    from bertviz_landscape.snapshots import Snapshots
-    from bertviz_landscape.train import train
+    from bertviz_landscape.contracts.snapshots import Snapshots
+    from bertviz_landscape.training.train import train
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     seen = {}

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bertviz_landscape.analysis import evidence
-from bertviz_landscape.analysis.evidence import CONTRADICTED, DESCRIPTIVE, SUPPORTED, UNRESOLVED, Rule
+from bertviz_landscape.analysis.measures import evidence
+from bertviz_landscape.analysis.measures.evidence import (
+    CONTRADICTED,
+    DESCRIPTIVE,
+    SUPPORTED,
+    UNRESOLVED,
+    Rule,
+)
 
 RULE = Rule(alpha=0.05, min_runs=3, confidence=0.95, matched_loss_rtol=0.1, plateau_runs="exclude")
 

@@ -12,12 +12,12 @@ import pytest
 from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_train_cfg, tree_state
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.errors import LandscapeError
-from bertviz_landscape.fingerprints import FULL_HASH_BYTES, file_fingerprint
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import landscape
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.train import RunConfigError, train
+from bertviz_landscape.contracts.errors import LandscapeError
+from bertviz_landscape.contracts.fingerprints import FULL_HASH_BYTES, file_fingerprint
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.engine.surface import load_surface
+from bertviz_landscape.engine.sweep import landscape
+from bertviz_landscape.training.train import RunConfigError, train
 
 
 def flip_labels(tsv: Path) -> None:
@@ -34,7 +34,7 @@ def test_file_fingerprint_is_by_content_and_samples_large_files(tmp_path, monkey
     assert file_fingerprint(a) == file_fingerprint(b)  # another path, same content
     b.write_text("x\t0\n")
     assert file_fingerprint(a) != file_fingerprint(b)  # same size, other content
-    import bertviz_landscape.fingerprints as fp
+    import bertviz_landscape.contracts.fingerprints as fp
 
     monkeypatch.setattr(fp, "FULL_HASH_BYTES", 1000)
     big = tmp_path / "big"
@@ -76,7 +76,7 @@ def test_run_recorded_before_data_fingerprints_is_still_recognised(glue_dir, tmp
     first = train(tiny_train_cfg(glue_dir, "callbacks=none"), run.root)
     ident = run.read_identity()
     legacy = {k: v for k, v in ident.items() if k != "data"}
-    from bertviz_landscape.fingerprints import digest
+    from bertviz_landscape.contracts.fingerprints import digest
 
     legacy["fingerprint"] = digest(ident["config"])  # how runs were fingerprinted before
     run.identity_file.write_text(json.dumps(legacy))

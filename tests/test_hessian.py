@@ -10,19 +10,19 @@ import torch
 from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.flatness import hessian_request
-from bertviz_landscape.analysis.hessian import (
+from bertviz_landscape.analysis.measures.hessian import (
     HessianError,
     HessianVectorProduct,
     _math_attention,
     hessian_parameters,
     hessian_spectrum,
 )
-from bertviz_landscape.data.eval_sets import EvalSet
-from bertviz_landscape.data.glue import load_glue_split
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.data.tokenize import tokenize
-from bertviz_landscape.errors import BadInput
-from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.training.data.eval_sets import EvalSet
+from bertviz_landscape.training.data.glue import load_glue_split
+from bertviz_landscape.training.data.tasks import get_task
+from bertviz_landscape.training.data.tokenize import tokenize
+from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
 # smaller than the suite's tiny BERT, so that a dense Hessian over the pooler + head (306
 # parameters) is cheap; `all` has a few thousand parameters besides the embeddings
@@ -208,9 +208,9 @@ def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
-    from bertviz_landscape.analysis.entrypoint import run as analyze
-    from bertviz_landscape.checkpoints import content_hash
-    from bertviz_landscape.config import compose
+    from bertviz_landscape.cli.analyze import run as analyze
+    from bertviz_landscape.contracts.checkpoints import content_hash
+    from bertviz_landscape.contracts.config import compose
 
     run = make_run_dir(tmp_path / "run", tiny_run)
     data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(tiny_run).items()]
@@ -261,7 +261,7 @@ def test_spectral_density_is_the_quadrature_of_the_dense_spectrum(setup):
     """SLQ on the pooler + head block: with the same start vector v, the quadrature's moments
     Σ w_i λ_i^k equal vᵀH^k v (k < 2·iterations) of the dense Hessian, the extreme nodes are its extreme
     eigenvalues, and the weights sum to 1."""
-    from bertviz_landscape.analysis.hessian import density_on_grid, spectral_density
+    from bertviz_landscape.analysis.measures.hessian import density_on_grid, spectral_density
 
     model, task, evalset = setup
     names = hessian_parameters(model, SUBSET)

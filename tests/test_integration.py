@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import REAL_GLUE, compose_train, evaluate_with_plain_transformers
 
-from bertviz_landscape.snapshots import Snapshots
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts.snapshots import Snapshots
+from bertviz_landscape.training.train import train
 
 pytestmark = pytest.mark.skipif(not REAL_GLUE.is_dir(), reason="real GLUE TSVs not found (set GLUE_DIR)")
 
@@ -54,8 +54,8 @@ def test_training_run_feeds_the_landscape(glue_dir, tmp_path):
     """
     from conftest import tiny_train_cfg
 
-    from bertviz_landscape.landscape import load_surface
-    from bertviz_landscape.landscape.sweep import landscape
+    from bertviz_landscape.engine import load_surface
+    from bertviz_landscape.engine.sweep import landscape
 
     run = tmp_path / "run"
     result = train(tiny_train_cfg(glue_dir, "task=rte", "trainer.max_epochs=2"), run)

@@ -37,7 +37,7 @@ def mrpc_run(tmp_path_factory):
     if not run:
         from conftest import compose_train
 
-        from bertviz_landscape.train import train
+        from bertviz_landscape.training.train import train
 
         run = tmp_path_factory.mktemp("mrpc_run")
         train(
@@ -89,8 +89,8 @@ def plain_transformers_dev_loss(theta0, theta1, alpha):
 
 
 def test_mrpc_difference_curve_matches_plain_transformers(mrpc_run, tmp_path):
-    from bertviz_landscape.landscape.surface import load_surface
-    from bertviz_landscape.landscape.sweep import landscape
+    from bertviz_landscape.engine.surface import load_surface
+    from bertviz_landscape.engine.sweep import landscape
 
     theta0, theta1 = mrpc_run
     data = {

@@ -13,8 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.entrypoint import CONFIG_PATH, run
+from bertviz_landscape.cli.landscape import CONFIG_PATH, run
+from bertviz_landscape.contracts.errors import BadInput
 
 
 def compose_cfg(tiny_run, tmp_path, overrides):
@@ -105,7 +105,7 @@ def test_bad_input_exits_nonzero_from_the_command_line(tiny_run, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "bertviz_landscape.landscape",
+        "bertviz_landscape.cli.landscape",
         "task=mrpc",
         f"theta0={tiny_run['theta0']}",
         f"theta1={tiny_run['theta1']}",

@@ -10,17 +10,17 @@ import pytest
 import torch
 from test_landscape_support import TINY, build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import landscape
-from bertviz_landscape.parameters import layer_map, select_parameters
+from bertviz_landscape.contracts.parameters import layer_map, select_parameters
+from bertviz_landscape.engine import directions as dirs
+from bertviz_landscape.engine.surface import load_surface
+from bertviz_landscape.engine.sweep import landscape
 
 LINE = {"x": {"min": -0.5, "max": 1.5, "num": 3}}
 
 
 def recipe(values: dict):
     """A typed direction recipe with the YAML defaults of its group under `values`."""
-    from bertviz_landscape.landscape.request import landscape_request
+    from bertviz_landscape.engine.request import landscape_request
 
     return landscape_request(theta0="x", task="mrpc", directions=values).directions
 
@@ -120,16 +120,16 @@ def test_2d_surface_keys_shape_and_metadata(tiny_run, tmp_path):
 
 def test_grid_point_is_set_from_fixed_base(tiny_run, tmp_path):
     """Visiting points in any order gives the same values: no cumulative steps, no drift."""
-    from bertviz_landscape.checkpoints import load_checkpoints
-    from bertviz_landscape.data.eval_sets import load_eval_sets
-    from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.landscape.evaluator import Evaluator
-    from bertviz_landscape.landscape.sweep import build_directions
+    from bertviz_landscape.contracts.checkpoints import load_checkpoints
+    from bertviz_landscape.engine.evaluator import Evaluator
+    from bertviz_landscape.engine.sweep import build_directions
+    from bertviz_landscape.training.data.eval_sets import load_eval_sets
+    from bertviz_landscape.training.data.tasks import get_task
 
     task = get_task("mrpc")
     model, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     d = build_directions(recipe({"name": "difference"}), cks, False)
-    from bertviz_landscape.data.eval_sets import DataRequest
+    from bertviz_landscape.training.data.eval_sets import DataRequest
 
     sets = load_eval_sets(
         task, DataRequest.from_config(data_cfg(tiny_run)), ["dev"], cks["theta0"].path, "cpu"
@@ -174,8 +174,8 @@ def test_hidden_state_cache_equals_full_forward(tiny_run, tmp_path):
 
 
 def test_layer_restricted_direction_moves_only_that_layer(tiny_run, tmp_path):
-    from bertviz_landscape.checkpoints import load_checkpoints
-    from bertviz_landscape.landscape.sweep import build_directions
+    from bertviz_landscape.contracts.checkpoints import load_checkpoints
+    from bertviz_landscape.engine.sweep import build_directions
 
     _, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     names = list(cks["theta0"].state)
@@ -189,7 +189,7 @@ def test_layer_restricted_direction_moves_only_that_layer(tiny_run, tmp_path):
 
 
 def test_random_directions_filter_and_layer_normalised(tiny_run):
-    from bertviz_landscape.checkpoints import load_checkpoints
+    from bertviz_landscape.contracts.checkpoints import load_checkpoints
 
     _, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     c = cks["theta1"].state
@@ -207,8 +207,8 @@ def test_random_directions_filter_and_layer_normalised(tiny_run):
 
 def test_pca_directions_from_snapshots_via_gram(tmp_path, tiny_run):
     """PCA through the T×T Gram matrix equals an SVD of the (small) dense snapshot matrix."""
-    from bertviz_landscape.checkpoints import load_checkpoints
-    from bertviz_landscape.snapshots import FORMAT, write_snapshot
+    from bertviz_landscape.contracts.checkpoints import load_checkpoints
+    from bertviz_landscape.contracts.snapshots import FORMAT, write_snapshot
 
     _, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"])
     t0, t1 = cks["theta0"].state, cks["theta1"].state
@@ -236,7 +236,7 @@ def test_pca_directions_from_snapshots_via_gram(tmp_path, tiny_run):
         }
         deltas.append(torch.cat([d[n].reshape(-1) for n in names]))
         write_snapshot(snap, step, 0, None, d)
-    from bertviz_landscape.snapshots import Snapshots
+    from bertviz_landscape.contracts.snapshots import Snapshots
 
     out = dirs.pca_directions(Snapshots(tmp_path / "run"), names, True, chunk_elements=100_000)
     dense = torch.stack(deltas).double()
@@ -298,7 +298,7 @@ def test_wandb_logs_image_and_artifact_offline(tiny_run, tmp_path, monkeypatch):
 
     from hydra import compose, initialize_config_dir
 
-    from bertviz_landscape.landscape.entrypoint import CONFIG_PATH, run
+    from bertviz_landscape.cli.landscape import CONFIG_PATH, run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

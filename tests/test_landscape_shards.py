@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.landscape.grid import Grid
-from bertviz_landscape.landscape.shards import merge_parts
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import landscape
+from bertviz_landscape.engine.grid import Grid
+from bertviz_landscape.engine.shards import merge_parts
+from bertviz_landscape.engine.surface import load_surface
+from bertviz_landscape.engine.sweep import landscape
 from bertviz_landscape.plots.results import draw_all
 
 GRID = {
@@ -85,7 +85,7 @@ def test_joblib_shards_merge_to_single_process_surface(tiny_run, reference, tmp_
     cmd = [
         sys.executable,
         "-m",
-        "bertviz_landscape.landscape",
+        "bertviz_landscape.cli.landscape",
         "-m",
         f"shard={shards}",
         f"num_shards={num_shards}",
@@ -134,7 +134,7 @@ def test_shards_resume_and_merge_by_command(tiny_run, reference, tmp_path):
     first = _single(tiny_run, out, shard=0, num_shards=3, merge=False)
     second = _single(tiny_run, out, shard=1, num_shards=3)
     assert (first.evaluated, second.evaluated) == (4, 4) and second.surface is None and not out.exists()
-    from bertviz_landscape.errors import LandscapeError
+    from bertviz_landscape.contracts.errors import LandscapeError
 
     with pytest.raises(LandscapeError, match="4 of 12 points are missing"):
         merge_parts(first.parts, out)

@@ -49,8 +49,8 @@ def build_tiny(
     move_seed: int = 1,
 ):
     """Save a tiny scratch BERT for MRPC; with `move_from`, θ = that checkpoint + a seeded move."""
-    from bertviz_landscape.data.tasks import get_task
-    from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+    from bertviz_landscape.training.data.tasks import get_task
+    from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
     model = build_initial_model(
         "all-minilm-l6-v2", get_task("mrpc"), "scratch", seed, {**TINY, **(overrides or {})}

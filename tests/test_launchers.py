@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from test_landscape_shards import assert_same_surface, cli_args, reference  # noqa: F401  (fixture)
 from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.landscape.surface import load_surface
+from bertviz_landscape.engine.surface import load_surface
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def test_sharded_grid_equals_single_process_surface(name, tiny_run, reference, t
     overrides = launcher(name)
     out = tmp_path / "sharded.h5"
     proc = run_module(
-        "bertviz_landscape.landscape",
+        "bertviz_landscape.cli.landscape",
         [
             "-m",
             "shard=0,1",
@@ -121,7 +121,7 @@ def reference_multirun(tmp_path_factory):
     root = tmp_path_factory.mktemp("basic")
     glue = write_glue(root / "glue")
     proc = run_module(
-        "bertviz_landscape.train",
+        "bertviz_landscape.training.train",
         [
             "-m",
             "task=mrpc,rte",
@@ -141,7 +141,7 @@ def test_training_multirun_equals_runs_in_one_process(name, reference_multirun, 
     overrides = launcher(name)
     sweep = tmp_path / "sweep"
     proc = run_module(
-        "bertviz_landscape.train",
+        "bertviz_landscape.training.train",
         [
             "-m",
             "task=mrpc,rte",

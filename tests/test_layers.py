@@ -14,12 +14,12 @@ from test_analysis_support import make_run_dir
 from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
-from bertviz_landscape.analysis.entrypoint import run as analyze
 from bertviz_landscape.analysis.layers import layers, rollback_sets
-from bertviz_landscape.config import compose
-from bertviz_landscape.data.glue import load_glue_split
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.errors import BadInput
+from bertviz_landscape.cli.analyze import run as analyze
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.training.data.glue import load_glue_split
+from bertviz_landscape.training.data.tasks import get_task
 
 LAYERS = ["embeddings", "layer.0", "layer.1", "pooler", "head"]
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bertviz_landscape.analysis.path_loss import matched_bracket, matched_point
+from bertviz_landscape.analysis.measures.path_loss import matched_bracket, matched_point
 
 
 def planted(step: float) -> float:

@@ -9,10 +9,10 @@ import pytest
 from test_analysis_support import analysis_run  # noqa: F401  (fixture)
 from test_landscape_support import data_cfg
 
-from bertviz_landscape.analysis.path_loss import curve_numbers, path_loss_of_run
+from bertviz_landscape.analysis.measures.path_loss import curve_numbers, path_loss_of_run
 from bertviz_landscape.analysis.trajectory import trajectory
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.engine.surface import load_surface
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,8 +76,8 @@ def test_flatness_numbers_from_the_run(analysis_run, tmp_path):
     """analysis=flatness run= surface= with the invariant, adaptive and Hessian measures and a matched
     run: every contract name is in `numbers`, and each equals the per_run value it summarises."""
     import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
-    from bertviz_landscape.analysis.entrypoint import run as analyze
-    from bertviz_landscape.config import compose
+    from bertviz_landscape.cli.analyze import run as analyze
+    from bertviz_landscape.contracts.config import compose
 
     run = analysis_run["run"]
     data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(analysis_run["tiny"]).items()]
@@ -217,7 +217,7 @@ def test_consistency_numbers_minima_distance_by_hand(tmp_path):
     import numpy as np
 
     from bertviz_landscape.analysis.consistency import consistency
-    from bertviz_landscape.landscape.surface import Surface, write_surface
+    from bertviz_landscape.engine.surface import Surface, write_surface
 
     x, y = np.linspace(0.0, 1.5, 7), np.linspace(-0.5, 1.0, 7)
     a, b = np.meshgrid(x, y)
@@ -253,8 +253,8 @@ def test_surface_stores_per_example_values_and_consistency_bootstraps_over_examp
     import numpy as np
 
     from bertviz_landscape.analysis.consistency import consistency
-    from bertviz_landscape.landscape.surface import Surface, write_surface
-    from bertviz_landscape.landscape.sweep import landscape
+    from bertviz_landscape.engine.surface import Surface, write_surface
+    from bertviz_landscape.engine.sweep import landscape
 
     grid = {"x": {"min": 0.0, "max": 1.0, "num": 4}, "y": {"min": -0.5, "max": 0.5, "num": 3}}
     res = landscape(

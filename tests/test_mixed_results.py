@@ -17,10 +17,10 @@ from test_claims import synthetic
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import AnalysisError, refuse_repeats, run_fingerprint
-from bertviz_landscape.errors import BadInput
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.plots.results import Results, draw_all
-from bertviz_landscape.report.writer import write_report
-from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.publish.report.writer import write_report
 
 EVIDENCE = {"alpha": 0.05, "min_runs": 3, "confidence": 0.95, "matched_loss_rtol": 0.1, "width_eps": 0.1}
 
@@ -82,7 +82,7 @@ def test_bertviz_plot_refuses_them_in_one_line_with_exit_2(tmp_path):
     root = results_dir(tmp_path / "res")
     shutil.copy(root / "analysis" / "layers_sst2_scratch_seed1.json", root / "analysis" / "copy.json")
     proc = subprocess.run(
-        [sys.executable, "-m", "bertviz_landscape.publish", f"results={root}"],
+        [sys.executable, "-m", "bertviz_landscape.cli.plot", f"results={root}"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -110,8 +110,8 @@ def test_a_copied_run_directory_is_refused_where_analyses_aggregate_seeds(tmp_pa
 
 
 def test_bertviz_analyze_refuses_a_copied_run_as_a_second_seed(tmp_path):
-    from bertviz_landscape.analysis.entrypoint import run as analyze
-    from bertviz_landscape.config import compose
+    from bertviz_landscape.cli.analyze import run as analyze
+    from bertviz_landscape.contracts.config import compose
 
     run = fake_run(tmp_path / "a", b"theta1 weights")
     copy = shutil.copytree(run, tmp_path / "b")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from test_claims import synthetic
 
-from bertviz_landscape.demo import freeze_plan, plan_document
-from bertviz_landscape.report import claims
-from bertviz_landscape.report import plan as plan_mod
-from bertviz_landscape.report.writer import TABLE_HEAD, write_report
-from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.pipeline.demo import freeze_plan, plan_document
+from bertviz_landscape.publish.report import claims
+from bertviz_landscape.publish.report import plan as plan_mod
+from bertviz_landscape.publish.report.writer import TABLE_HEAD, write_report
 
 
 def _config(**plan_changes) -> dict:

@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-from bertviz_landscape.landscape.surface import Surface, write_surface
+from bertviz_landscape.engine.surface import Surface, write_surface
 from bertviz_landscape.plots import curves, style, surface2d
 from bertviz_landscape.plots.inputs import read_surface
-from bertviz_landscape.report import claims
+from bertviz_landscape.publish.report import claims
 
 
 def bowl(x, y, cx, cy, sx=1.0, sy=0.5):
@@ -395,8 +395,8 @@ def write_fixture_dir(root: Path, beat_scratch=True) -> Path:
 
 
 def test_draw_all_and_report_from_a_results_directory(tmp_path):
-    from bertviz_landscape.config import compose
-    from bertviz_landscape.publish import run
+    from bertviz_landscape.cli.plot import run
+    from bertviz_landscape.contracts.config import compose
 
     root = write_fixture_dir(tmp_path / "res")
     manifest = run(compose("plot", [f"results={root}"]))
@@ -438,7 +438,7 @@ def test_draw_all_and_report_from_a_results_directory(tmp_path):
 
 def test_bertviz_plot_on_a_missing_directory_is_one_line_exit_2(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "bertviz_landscape.publish", f"results={tmp_path / 'nope'}"],
+        [sys.executable, "-m", "bertviz_landscape.cli.plot", f"results={tmp_path / 'nope'}"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -506,7 +506,7 @@ def check_wandb_results(root: Path, inits=("pretrained", "scratch"), task="mrpc"
 def test_wandb_results_offline_read_back(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     from bertviz_landscape.plots.results import draw_all
-    from bertviz_landscape.wandb_media import log_results
+    from bertviz_landscape.publish.wandb_media import log_results
 
     root = write_fixture_dir(tmp_path / "res")
     draw_all(root)

@@ -19,11 +19,11 @@ import pytest
 from conftest import tiny_train_cfg
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.errors import BadInput, CheckpointError, LandscapeError, OutputError
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.landscape.sweep import landscape
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.train import RunConfigError, train
+from bertviz_landscape.contracts.errors import BadInput, CheckpointError, LandscapeError, OutputError
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.engine.surface import load_surface
+from bertviz_landscape.engine.sweep import landscape
+from bertviz_landscape.training.train import RunConfigError, train
 
 LINE = {"x": {"min": 0.0, "max": 1.0, "num": 3}}
 
@@ -80,7 +80,7 @@ def test_rerun_with_another_configuration_is_refused_unless_forced(glue_dir, tmp
 
 
 def test_snapshot_budget_is_checked_before_anything_is_written(glue_dir, tmp_path):
-    from bertviz_landscape.callbacks import SnapshotBudgetError
+    from bertviz_landscape.training.callbacks import SnapshotBudgetError
 
     run = RunDir(tmp_path / "run")
     with pytest.raises(SnapshotBudgetError, match="max_disk_gb"):
@@ -91,7 +91,7 @@ def test_snapshot_budget_is_checked_before_anything_is_written(glue_dir, tmp_pat
 def run_train_cli(*args, cwd):
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", "bertviz_landscape.train", *args],
+        [sys.executable, "-m", "bertviz_landscape.cli.train", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -136,7 +136,7 @@ def test_cli_one_line_errors_and_train_log(glue_dir, tmp_path, extra, message):
 def test_read_only_run_directory_is_one_error_before_any_work(glue_dir, tmp_path, monkeypatch):
     """A run directory on a read-only place (simulated at the access() layer: tests run as root,
     for whom chmod does not bite): an OutputError naming it, nothing written."""
-    from bertviz_landscape import atomic
+    from bertviz_landscape.contracts import atomic
 
     run = RunDir(tmp_path / "run")
     run.root.mkdir()
@@ -148,7 +148,7 @@ def test_read_only_run_directory_is_one_error_before_any_work(glue_dir, tmp_path
 
 
 def test_unused_config_key_is_warned_about(glue_dir, tmp_path, caplog):
-    from bertviz_landscape.config import compose, unused_keys
+    from bertviz_landscape.contracts.config import compose, unused_keys
 
     assert unused_keys(compose("train", ["+foo=1", "+data.shufle=true"]), "train") == ["foo", "data.shufle"]
     assert (
@@ -160,7 +160,7 @@ def test_unused_config_key_is_warned_about(glue_dir, tmp_path, caplog):
 # --- data -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
 def test_tsv_that_is_not_utf8_names_the_file(glue_dir, encoding):
-    from bertviz_landscape.data import GlueDataError, get_task, load_glue_split
+    from bertviz_landscape.training.data import GlueDataError, get_task, load_glue_split
 
     path = glue_dir / "MRPC" / "train.tsv"
     path.write_bytes(path.read_text().lstrip("\ufeff").replace("the", "thé", 1).encode(encoding))
@@ -169,7 +169,7 @@ def test_tsv_that_is_not_utf8_names_the_file(glue_dir, encoding):
 
 
 def test_directory_in_place_of_a_tsv_says_so(glue_dir):
-    from bertviz_landscape.data import GlueDataError, get_task, load_glue_split
+    from bertviz_landscape.training.data import GlueDataError, get_task, load_glue_split
 
     path = glue_dir / "MRPC" / "dev.tsv"
     path.unlink()
@@ -181,8 +181,8 @@ def test_directory_in_place_of_a_tsv_says_so(glue_dir):
 def test_corrupt_tokenised_cache_entry_is_rebuilt(tiny_run, tmp_path, caplog):
     from transformers import AutoTokenizer
 
-    from bertviz_landscape.data import get_task, load_glue_split
-    from bertviz_landscape.data.tokenize import tokenize
+    from bertviz_landscape.training.data import get_task, load_glue_split
+    from bertviz_landscape.training.data.tokenize import tokenize
 
     rows = load_glue_split(get_task("mrpc"), "dev", tiny_run["glue_dir"])
     tok = AutoTokenizer.from_pretrained(str(tiny_run["theta0"]))
@@ -235,8 +235,8 @@ def test_a_snapshot_file_image_writes_the_bytes_write_safetensors_writes(
     import torch
     from safetensors import safe_open
 
-    from bertviz_landscape import snapshots as snapshot_module
-    from bertviz_landscape.snapshots import SafetensorsImage, write_image, write_safetensors
+    from bertviz_landscape.contracts import snapshots as snapshot_module
+    from bertviz_landscape.contracts.snapshots import SafetensorsImage, write_image, write_safetensors
 
     direct = getattr(os, "O_DIRECT", 0)
     if not direct and mode.startswith("refused"):
@@ -289,8 +289,8 @@ def test_snapshot_write_errors_other_than_a_refused_o_direct_are_not_swallowed(t
     unbuffered write is the error it is, not retried buffered."""
     import torch
 
-    from bertviz_landscape import snapshots as snapshot_module
-    from bertviz_landscape.snapshots import SafetensorsImage, write_image
+    from bertviz_landscape.contracts import snapshots as snapshot_module
+    from bertviz_landscape.contracts.snapshots import SafetensorsImage, write_image
 
     if not getattr(os, "O_DIRECT", 0):
         pytest.skip("no O_DIRECT on this platform")
@@ -319,7 +319,7 @@ def test_snapshot_write_errors_other_than_a_refused_o_direct_are_not_swallowed(t
 
 
 def test_missing_or_truncated_snapshot_is_an_error_naming_the_file(snapshot_run, caplog):
-    from bertviz_landscape.snapshots import SnapshotError, Snapshots
+    from bertviz_landscape.contracts.snapshots import SnapshotError, Snapshots
 
     snaps = Snapshots(snapshot_run.root)
     n = len(snaps)
@@ -342,7 +342,7 @@ def test_missing_or_truncated_snapshot_is_an_error_naming_the_file(snapshot_run,
 
 
 def test_pca_directions_refuse_a_trajectory_with_a_missing_snapshot(snapshot_run, tmp_path, glue_dir):
-    from bertviz_landscape.snapshots import Snapshots
+    from bertviz_landscape.contracts.snapshots import Snapshots
 
     snaps = Snapshots(snapshot_run.root)
     (snapshot_run.snapshots / snaps.records[2].file).unlink()
@@ -430,7 +430,7 @@ def test_full_disk_while_writing_the_surface_keeps_the_finished_points(tiny_run,
     left, every finished point kept; a re-run completes without evaluating again."""
     import h5py
 
-    from bertviz_landscape.landscape import surface as surface_module
+    from bertviz_landscape.engine import surface as surface_module
 
     real = h5py.File
 
@@ -457,8 +457,8 @@ def test_file_size_limit_while_h5py_writes_is_one_error_not_a_crash(tmp_path):
     script = f"""
 import resource, signal, sys
 import numpy as np
-from bertviz_landscape.errors import OutputError
-from bertviz_landscape.landscape.surface import Surface, write_surface
+from bertviz_landscape.contracts.errors import OutputError
+from bertviz_landscape.engine.surface import Surface, write_surface
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
 x, y = np.linspace(-1, 1, 200), np.linspace(-1, 1, 150)
 arrays = {{"train_loss": np.random.rand(150, 200), "dev_loss": np.random.rand(150, 200)}}
@@ -477,7 +477,7 @@ except OutputError as err:
 
 
 def test_full_disk_while_appending_a_point_keeps_the_earlier_points(tiny_run, tmp_path, monkeypatch):
-    from bertviz_landscape.landscape.shards import PointStore
+    from bertviz_landscape.engine.shards import PointStore
 
     real, calls = PointStore._append, []
 
@@ -507,7 +507,7 @@ def test_same_shard_started_twice_waits_and_evaluates_nothing_twice(tiny_run, tm
 import sys, json, time, pathlib
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_landscape_support import data_cfg
-from bertviz_landscape.landscape.sweep import landscape
+from bertviz_landscape.engine.sweep import landscape
 run = { ({k: str(v) for k, v in tiny_run.items()})!r}
 release = pathlib.Path({str(release)!r})
 def hold(k, v):

@@ -12,10 +12,10 @@ import time
 import pytest
 from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_train_cfg, tree_state
 
-from bertviz_landscape.demo import Pipeline, Stage
-from bertviz_landscape.locks import BusyError, held, holder
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts.locks import BusyError, held, holder
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.pipeline.demo import Pipeline, Stage
+from bertviz_landscape.training.train import train
 
 
 def test_a_second_holder_waits_or_is_told_who_holds_it(tmp_path):

@@ -13,23 +13,23 @@ import torch
 from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.flatness import adaptive_request, interval_width, invariant_request
-from bertviz_landscape.analysis.hessian import (
+from bertviz_landscape.analysis.measures.hessian import (
     HessianVectorProduct,
     NormalisedHessianVectorProduct,
     top_eigenvalues,
 )
-from bertviz_landscape.analysis.sharpness import (
+from bertviz_landscape.analysis.measures.sharpness import (
     adaptive_sharpness,
     mean_loss,
     random_direction_widths,
 )
-from bertviz_landscape.data.eval_sets import EvalSet
-from bertviz_landscape.data.glue import load_glue_split
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.data.tokenize import tokenize
-from bertviz_landscape.landscape.directions import Directions
-from bertviz_landscape.landscape.evaluator import Evaluator
-from bertviz_landscape.models.initial import build_initial_model, load_tokenizer
+from bertviz_landscape.engine.directions import Directions
+from bertviz_landscape.engine.evaluator import Evaluator
+from bertviz_landscape.training.data.eval_sets import EvalSet
+from bertviz_landscape.training.data.glue import load_glue_split
+from bertviz_landscape.training.data.tasks import get_task
+from bertviz_landscape.training.data.tokenize import tokenize
+from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
 SMALL = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 C = 4.0

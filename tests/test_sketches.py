@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_train_cfg, write_glue
 
-from bertviz_landscape.sketches import (
+from bertviz_landscape.contracts.sketches import (
     CountSketch,
     SketchError,
     Sketches,
@@ -20,8 +20,8 @@ from bertviz_landscape.sketches import (
     sketched_projection,
     write_meta,
 )
-from bertviz_landscape.snapshots import Snapshots
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts.snapshots import Snapshots
+from bertviz_landscape.training.train import train
 
 SHAPES = {"a.weight": (40, 25), "b.weight": (300,), "c.bias": (7, 3, 2)}
 
@@ -226,7 +226,7 @@ def test_resumed_run_sketches_equal_the_uninterrupted_ones(glue_dir, tmp_path, m
 
 
 def test_disk_budget_counts_the_sketches(glue_dir, tmp_path):
-    from bertviz_landscape.callbacks import SnapshotBudgetError
+    from bertviz_landscape.training.callbacks import SnapshotBudgetError
 
     # 6 steps × 4·2^20 bytes = 25 MB of sketches alone, over a 0.02 GB budget
     with pytest.raises(SnapshotBudgetError, match="max_disk_gb"):
@@ -245,7 +245,7 @@ def test_disk_budget_counts_the_sketches(glue_dir, tmp_path):
 
 
 def test_replay_reproduces_the_exact_every_step_projection_on_cpu(sketched_run, tmp_path):
-    from bertviz_landscape.replay import replay_projection
+    from bertviz_landscape.engine.replay import replay_projection
 
     run = sketched_run["run"]
     snaps = Snapshots(run)
@@ -255,7 +255,7 @@ def test_replay_reproduces_the_exact_every_step_projection_on_cpu(sketched_run, 
     out = replay_projection(run, [delta1, delta2], workdir=str(tmp_path))
     assert out["theta1_identical"] and out["theta1_max_abs_diff"] == 0.0
     assert out["steps"] == snaps.steps
-    from bertviz_landscape.sketches import _dot
+    from bertviz_landscape.contracts.sketches import _dot
 
     for i, s in enumerate(snaps.steps):  # the float32 snapshots are θ_t − θ0 exactly: equality, not closeness
         d = snaps.delta(s)
@@ -272,7 +272,7 @@ def test_sketched_plane_and_pca_match_the_trajectory_analysis(sketched_run):
     from pathlib import Path
 
     from bertviz_landscape.analysis.trajectory import Plane, inner_products, trajectory_pca
-    from bertviz_landscape.sketches import sketched_plane, sketched_trajectory_pca
+    from bertviz_landscape.contracts.sketches import sketched_plane, sketched_trajectory_pca
 
     run = sketched_run["run"]
     snaps = Snapshots(run)
@@ -300,7 +300,7 @@ def test_trajectory_analysis_reads_the_sketch(sketched_run, tmp_path):
     """analysis=trajectory with source=sketch gives the full-snapshot result (anchored at every
     step here); a plane centred on θ1 (random directions) exercises the offset."""
     from bertviz_landscape.analysis.trajectory import trajectory
-    from bertviz_landscape.landscape.sweep import landscape
+    from bertviz_landscape.engine.sweep import landscape
 
     run = sketched_run["run"]
     surface = landscape(

@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
-from bertviz_landscape.landscape.sweep import landscape
+from bertviz_landscape.engine.surface import Surface, load_surface, write_surface
+from bertviz_landscape.engine.sweep import landscape
 
 GRID = {
     "x": {"min": -0.5, "max": 1.5, "num": 4},
@@ -87,7 +87,7 @@ def test_asymmetric_2d_point_matches_plain_transformers_and_rows_are_y(tiny_run,
 
 
 def test_direction_file_sits_beside_the_surface_and_is_reused(tiny_run, plane, tmp_path):
-    from bertviz_landscape.landscape.direction_file import beside, read_directions
+    from bertviz_landscape.engine.direction_file import beside, read_directions
 
     d = beside(plane.surface)
     assert d.is_file() and d.name == "plane.directions.h5"
@@ -111,7 +111,7 @@ def test_direction_file_sits_beside_the_surface_and_is_reused(tiny_run, plane, t
 
 
 def test_directions_are_computed_once_per_surface(tiny_run, tmp_path, monkeypatch):
-    from bertviz_landscape.landscape import sweep
+    from bertviz_landscape.engine import sweep
 
     calls = []
     real = sweep.build_directions
@@ -166,10 +166,10 @@ def test_load_surface_reads_the_older_layout_and_li_files(tmp_path):
 def test_landscape_takes_task_and_max_length_from_the_run(tmp_path, glue_dir):
     from conftest import tiny_train_cfg
 
-    from bertviz_landscape.errors import LandscapeError
-    from bertviz_landscape.landscape.request import landscape_request, resolve_runs
-    from bertviz_landscape.rundir import RunDir
-    from bertviz_landscape.train import train
+    from bertviz_landscape.contracts.errors import LandscapeError
+    from bertviz_landscape.contracts.rundir import RunDir
+    from bertviz_landscape.engine.request import landscape_request, resolve_runs
+    from bertviz_landscape.training.train import train
 
     run = RunDir(tmp_path / "run")
     train(tiny_train_cfg(glue_dir, "task=rte", "data.max_length=48", "callbacks=none"), run.root)

@@ -15,9 +15,9 @@ import torch
 from conftest import evaluate_with_plain_transformers, tiny_train_cfg
 from safetensors.torch import load_file
 
-from bertviz_landscape.callbacks import SnapshotBudgetError
-from bertviz_landscape.snapshots import Snapshots
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts.snapshots import Snapshots
+from bertviz_landscape.training.callbacks import SnapshotBudgetError
+from bertviz_landscape.training.train import train
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -135,7 +135,7 @@ def test_snapshot_buffers_are_reused_and_deltas_are_exactly_the_rounded_differen
 ):
     """Each stored delta is exactly (θ_t − θ0) rounded once to float16, although the host
     buffers are reused across steps (at most queue_size + 2 sets are ever allocated)."""
-    from bertviz_landscape.callbacks import WeightSnapshots
+    from bertviz_landscape.training.callbacks import WeightSnapshots
 
     recorder, created = RecordWeights(), []
     original, take = pl.Trainer.__init__, WeightSnapshots._take_buffers
@@ -173,8 +173,8 @@ def test_delta_pass_is_bit_identical_to_the_rounded_difference(monkeypatch, dtyp
     """The chunked delta pass (through a scratch, into views of a file image) stores exactly
     (θ_t − θ0).to(dtype): tensors below, at and across the chunk and small-tensor sizes, float32
     and bfloat16 parameters (the subtraction in the parameters' dtype, as before)."""
-    from bertviz_landscape.callbacks import weight_snapshots as ws
-    from bertviz_landscape.snapshots import DTYPES, SafetensorsImage
+    from bertviz_landscape.contracts.snapshots import DTYPES, SafetensorsImage
+    from bertviz_landscape.training.callbacks import weight_snapshots as ws
 
     monkeypatch.setattr(ws, "CHUNK", 64)
     monkeypatch.setattr(ws, "SMALL", 16)
@@ -212,8 +212,8 @@ def test_chunked_deltas_of_a_run_are_exactly_the_rounded_difference(glue_dir, tm
     import threading
     import time
 
-    from bertviz_landscape.callbacks import WeightSnapshots
-    from bertviz_landscape.callbacks import weight_snapshots as ws
+    from bertviz_landscape.training.callbacks import WeightSnapshots
+    from bertviz_landscape.training.callbacks import weight_snapshots as ws
 
     monkeypatch.setattr(ws, "CHUNK", 100)
     monkeypatch.setattr(ws, "SMALL", 40)
@@ -253,8 +253,8 @@ def test_shared_delta_pass_is_bit_identical_to_the_rounded_difference(monkeypatc
     """The overlapped pass's tasks, taken by two threads in turn, store (θ_t − θ0).to(dtype)."""
     import threading
 
-    from bertviz_landscape.callbacks import weight_snapshots as ws
-    from bertviz_landscape.snapshots import SafetensorsImage
+    from bertviz_landscape.contracts.snapshots import SafetensorsImage
+    from bertviz_landscape.training.callbacks import weight_snapshots as ws
 
     monkeypatch.setattr(ws, "PIECE", 50)
     monkeypatch.setattr(ws, "GROUP", 2)
@@ -305,7 +305,7 @@ def test_snapshot_threads_start_no_thread_team_of_their_own(glue_dir, tmp_path, 
     cost on every step (issue 32). Under deterministic algorithms even torch.empty of the helper's
     scratch ran in parallel (it fills with NaN). With the callback's threads started, and each
     snapshot taken, no thread outside Python's appears beyond those training had at its start."""
-    from bertviz_landscape.callbacks import WeightSnapshots
+    from bertviz_landscape.training.callbacks import WeightSnapshots
 
     monkeypatch.setattr(WeightSnapshots, "overlap", True)
     threads = torch.get_num_threads()
@@ -338,7 +338,7 @@ def test_a_run_where_the_file_system_refuses_o_direct_stores_every_snapshot(glue
     """Where O_DIRECT is refused (tmpfs before Linux 6.6, some network file systems), every
     snapshot file is written buffered instead: the whole trajectory, exactly the rounded
     differences, no temporary left; the refusal is met at every file, never an error."""
-    from bertviz_landscape import snapshots as snapshot_module
+    from bertviz_landscape.contracts import snapshots as snapshot_module
 
     direct, real_open, refused = getattr(os, "O_DIRECT", 0), os.open, []
     if not direct:
@@ -370,8 +370,8 @@ import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from conftest import tiny_train_cfg
-from bertviz_landscape import snapshots
-from bertviz_landscape.train import train
+from bertviz_landscape.contracts import snapshots
+from bertviz_landscape.training.train import train
 
 real = snapshots.write_image
 
@@ -500,7 +500,7 @@ def test_wandb_offline_run_has_config_and_metrics(glue_dir, tmp_path):
 def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", "bertviz_landscape.train", *args],
+        [sys.executable, "-m", "bertviz_landscape.cli.train", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -635,7 +635,7 @@ def test_interrupted_run_resumes_from_last_epoch_and_ends_at_the_same_theta1(
 
 
 def test_multirun_jobs_spread_over_gpus(glue_dir):
-    from bertviz_landscape.train import assign_job_device
+    from bertviz_landscape.training.train import assign_job_device
 
     devices = []
     for job in range(5):

@@ -21,9 +21,9 @@ from conftest import assert_changes_only_under, exits_2_with_one_line, tree_stat
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 from test_plots import make_surface, write_fixture_dir
 
-from bertviz_landscape.config import compose
-from bertviz_landscape.landscape.surface import load_surface, write_surface
-from bertviz_landscape.report import plan as plan_mod
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.engine.surface import load_surface, write_surface
+from bertviz_landscape.publish.report import plan as plan_mod
 
 # --- 1. strings from files reach HTML as text ----------------------------------------------------
 PLANTED = [  # each as a whole string, and each inside a longer one
@@ -182,7 +182,7 @@ def _plant_results(root: Path) -> dict:
 def test_markup_planted_in_every_file_string_reaches_report_and_pages_as_text(tmp_path):
     """Was: a metrics.json task `<script>…` or a report_notes.json `<img onerror>` landed raw in
     report.html (Python-Markdown passes HTML through); markdown links in notes became links."""
-    from bertviz_landscape.publish import run
+    from bertviz_landscape.cli.plot import run
 
     root = tmp_path / f"res{markup(2)}"  # the directory's name, too
     planted = _plant_results(root)
@@ -231,7 +231,7 @@ def test_markup_planted_in_every_file_string_reaches_report_and_pages_as_text(tm
 
 
 def test_markdown_special_names_neither_format_nor_split_a_table():
-    from bertviz_landscape.report.markup import md_code, md_text, md_url, to_html
+    from bertviz_landscape.publish.report.markup import md_code, md_text, md_url, to_html
 
     cell = md_text("a|b *c* _d_ [e](f) `g` \\ #h <i> &amp; train_loss\n- j")
     page = to_html(f"| x | y |\n|---|---|\n| {cell} | {md_code('p|q')} |\n")
@@ -301,8 +301,8 @@ def _secret_in(root: Path) -> list[Path]:
 @pytest.mark.parametrize("how", HOWS)
 def test_a_surface_that_refers_outside_itself_is_refused_by_analysis_and_plot(tmp_path, how):
     """Was: the outside file's bytes came back as loss values; bertviz-plot drew them, exit 0."""
-    from bertviz_landscape.analysis.entrypoint import run as analyze
-    from bertviz_landscape.publish import run as plot
+    from bertviz_landscape.cli.analyze import run as analyze
+    from bertviz_landscape.cli.plot import run as plot
 
     raw, other = _outside(tmp_path)
     root = tmp_path / "res"
@@ -330,8 +330,8 @@ def test_a_direction_file_that_refers_outside_itself_is_refused(tmp_path, how):
     import torch
 
     from bertviz_landscape.analysis.flatness import weight_norms
-    from bertviz_landscape.landscape.direction_file import read_directions, write_directions
-    from bertviz_landscape.landscape.directions import Directions
+    from bertviz_landscape.engine.direction_file import read_directions, write_directions
+    from bertviz_landscape.engine.directions import Directions
 
     raw, other = _outside(tmp_path)
     path = write_directions(
@@ -377,11 +377,11 @@ def _in_place_writers(tmp_path: Path):
     """(the file it writes in place, the call) of every writer that appends or locks in place."""
     import torch
 
-    from bertviz_landscape.callbacks.epochs import _append_line
-    from bertviz_landscape.demo import Pipeline, Stage
-    from bertviz_landscape.locks import held
-    from bertviz_landscape.sketches import SketchWriter
-    from bertviz_landscape.snapshots import write_snapshot
+    from bertviz_landscape.contracts.locks import held
+    from bertviz_landscape.contracts.sketches import SketchWriter
+    from bertviz_landscape.contracts.snapshots import write_snapshot
+    from bertviz_landscape.pipeline.demo import Pipeline, Stage
+    from bertviz_landscape.training.callbacks.epochs import _append_line
 
     d = tmp_path / "dir"
     d.mkdir(exist_ok=True)
@@ -443,7 +443,7 @@ def test_an_in_place_writer_never_writes_through_a_planted_link(tmp_path, writer
 
 @pytest.mark.parametrize("what", ["shard-lock", "points"])
 def test_a_landscape_shard_never_writes_through_a_planted_link(tiny_run, tmp_path, what):  # noqa: F811
-    from bertviz_landscape.landscape.sweep import landscape
+    from bertviz_landscape.engine.sweep import landscape
 
     def shard(k):
         return landscape(
@@ -472,7 +472,7 @@ def test_a_landscape_shard_never_writes_through_a_planted_link(tiny_run, tmp_pat
 def test_training_refuses_a_planted_train_lock(tmp_path, glue_dir):
     from conftest import tiny_train_cfg
 
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     target, state = _target(tmp_path)
     run = tmp_path / "run"
@@ -483,7 +483,7 @@ def test_training_refuses_a_planted_train_lock(tmp_path, glue_dir):
 
 # --- weak cases: a figures directory linked outside; report.md and report.html as a pair --------
 def test_a_figures_directory_linked_outside_is_refused(tmp_path):
-    from bertviz_landscape.publish import run
+    from bertviz_landscape.cli.plot import run
 
     root = write_fixture_dir(tmp_path / "res")
     outside = tmp_path / "outside"
@@ -497,8 +497,8 @@ def test_a_figures_directory_linked_outside_is_refused(tmp_path):
 
 
 def test_a_failed_report_html_write_leaves_both_reports_as_they_were(tmp_path, monkeypatch):
-    from bertviz_landscape import atomic
-    from bertviz_landscape.report import write_report
+    from bertviz_landscape.contracts import atomic
+    from bertviz_landscape.publish.report import write_report
 
     root = write_fixture_dir(tmp_path / "res")
     write_report(root)
@@ -525,7 +525,7 @@ def test_only_the_reports_own_folds_become_details_elements():
     """report.md folds its details in `<details markdown="1">` lines (markup.DETAILS_OPEN); the HTML
     builds those elements itself. A fold planted in a string from a file (it reaches the Markdown
     through md_text) stays text, a stray close is text, and the fold's content is still Markdown."""
-    from bertviz_landscape.report.markup import DETAILS_OPEN, md_text, to_html
+    from bertviz_landscape.publish.report.markup import DETAILS_OPEN, md_text, to_html
 
     planted = md_text(DETAILS_OPEN.format("<img src=x onerror=alert(1)>"))
     text = "\n".join(

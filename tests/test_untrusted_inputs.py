@@ -22,15 +22,15 @@ from conftest import (
     write_glue,
 )
 
-from bertviz_landscape.checkpoints import check_resume_state
-from bertviz_landscape.config import compose, run_name
-from bertviz_landscape.errors import EXIT_BAD_INPUT, BadInput, CheckpointError, LandscapeError
-from bertviz_landscape.landscape.surface import Surface, load_surface, write_surface
-from bertviz_landscape.names import ConfinementError, check_name, confine
+from bertviz_landscape.contracts.checkpoints import check_resume_state
+from bertviz_landscape.contracts.config import compose, run_name
+from bertviz_landscape.contracts.errors import EXIT_BAD_INPUT, BadInput, CheckpointError, LandscapeError
+from bertviz_landscape.contracts.names import ConfinementError, check_name, confine
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.contracts.snapshots import SnapshotError, Snapshots, snapshot_file
+from bertviz_landscape.engine.surface import Surface, load_surface, write_surface
 from bertviz_landscape.plots.results import draw_all
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.snapshots import SnapshotError, Snapshots, snapshot_file
-from bertviz_landscape.train import train
+from bertviz_landscape.training.train import train
 
 
 def files_below(root: Path) -> set[Path]:
@@ -119,8 +119,8 @@ def test_crafted_run_json_is_refused_before_it_names_an_output(run_copy, key, va
 def test_both_commands_refuse_a_crafted_run_before_naming_a_default_output(run_copy, program, key):
     """The in-process twin of the CLI test below: bertviz-landscape's and bertviz-analyze's `run`
     with the default output (named from run.json's task and init), for each of the two keys."""
-    from bertviz_landscape.analysis.entrypoint import run as analyze
-    from bertviz_landscape.landscape.entrypoint import run as compute
+    from bertviz_landscape.cli.analyze import run as analyze
+    from bertviz_landscape.cli.landscape import run as compute
 
     ident = json.loads(run_copy.identity_file.read_text()) | {key: "../../../../escape"}
     run_copy.identity_file.write_text(json.dumps(ident))
@@ -137,17 +137,17 @@ def test_both_commands_refuse_a_crafted_run_before_naming_a_default_output(run_c
     assert_changes_only_under(before, box.parent)  # nothing at all: not even below paths.output_dir
 
 
-@pytest.mark.parametrize("program", [pytest.param("landscape", marks=pytest.mark.slow), "analysis"])
+@pytest.mark.parametrize("program", [pytest.param("landscape", marks=pytest.mark.slow), "analyze"])
 def test_cli_with_a_crafted_run_exits_2_and_writes_nothing_outside(run_copy, tmp_path, program):
     ident = json.loads(run_copy.identity_file.read_text()) | {"task": "../../../../escape"}
     run_copy.identity_file.write_text(json.dumps(ident))
     out = tmp_path / "box" / "out"
     before = files_below(tmp_path)
     args = [f"run={run_copy.root}", f"paths.output_dir={out}", "hydra.run.dir=" + str(out / "hydra")]
-    if program == "analysis":
+    if program == "analyze":
         args.append("analysis=layers")
     proc = subprocess.run(
-        [sys.executable, "-m", f"bertviz_landscape.{program}", *args],
+        [sys.executable, "-m", f"bertviz_landscape.cli.{program}", *args],
         capture_output=True,
         text=True,
         env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])},
@@ -344,7 +344,7 @@ def test_truncated_or_crafted_resume_ckpt_stops_training_with_one_line(trained, 
 
 
 def test_compose_resolves_a_crafted_run_name_into_one_bad_input(run_copy):
-    from bertviz_landscape.errors import bad_input_cause
+    from bertviz_landscape.contracts.errors import bad_input_cause
 
     ident = json.loads(run_copy.identity_file.read_text()) | {"init": "../x"}
     run_copy.identity_file.write_text(json.dumps(ident))
@@ -356,8 +356,8 @@ def test_compose_resolves_a_crafted_run_name_into_one_bad_input(run_copy):
 
 
 def test_a_task_spec_name_or_task_argument_that_is_a_path_is_refused(tmp_path):
-    from bertviz_landscape.data.sources import task_from_spec
-    from bertviz_landscape.data.tasks import UnknownTaskError, get_task
+    from bertviz_landscape.training.data.sources import task_from_spec
+    from bertviz_landscape.training.data.tasks import UnknownTaskError, get_task
 
     (tmp_path / "train.csv").write_text("text,label\na,0\nb,1\n")
     spec = {"name": "../../escape", "source": {"format": "csv", "train": "train.csv", "dev": "train.csv"}}
@@ -381,8 +381,8 @@ def test_corrupt_direction_file_is_one_error_naming_it(tmp_path, how):
     import h5py
     import torch
 
-    from bertviz_landscape.landscape.direction_file import read_directions, write_directions
-    from bertviz_landscape.landscape.directions import Directions
+    from bertviz_landscape.engine.direction_file import read_directions, write_directions
+    from bertviz_landscape.engine.directions import Directions
 
     path = write_directions(
         tmp_path / "d.h5", Directions("random", {"w": torch.ones(3, 4)}, None, "theta1", {"seed": 0}), "k", {}

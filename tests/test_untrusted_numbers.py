@@ -18,10 +18,10 @@ import safetensors.torch
 from conftest import assert_changes_only_under, exits_2_with_one_line, tree_state
 from test_analysis_support import analysis_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.analysis.entrypoint import run as analyze
-from bertviz_landscape.config import compose
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.snapshots import Snapshots
+from bertviz_landscape.cli.analyze import run as analyze
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.contracts.snapshots import Snapshots
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,8 +80,8 @@ def test_trajectory_refuses_a_snapshot_tensor_that_is_not_what_it_claims(analysi
 
 def test_landscape_trajectory_directions_refuse_a_transposed_snapshot(analysis_run, tmp_path):
     """The PCA directions slice snapshot files without `Snapshots.delta`: checked the same way."""
-    from bertviz_landscape.landscape.directions import trajectory_gram
-    from bertviz_landscape.snapshots import SnapshotError
+    from bertviz_landscape.contracts.snapshots import SnapshotError
+    from bertviz_landscape.engine.directions import trajectory_gram
 
     run = Path(shutil.copytree(analysis_run["run"], tmp_path / "run"))
     snaps = Snapshots(run)
@@ -99,7 +99,7 @@ def test_direction_file_with_a_transposed_y_axis_is_refused(analysis_run, tmp_pa
     with `read_directions`: δ2's tensors must be δ1's parameters in δ1's shapes."""
     import h5py
 
-    from bertviz_landscape.landscape.direction_file import beside, read_directions
+    from bertviz_landscape.engine.direction_file import beside, read_directions
 
     dirs = Path(shutil.copy(beside(analysis_run["surface"]), tmp_path / "plane.directions.h5"))
     with h5py.File(dirs, "r+") as f:
@@ -149,8 +149,8 @@ def _spec_csv(tmp_path: Path, labels: list[str], problem: str = "classification"
 @pytest.mark.parametrize("cell", ["", "NaN", "nan", " ", "#N/A"])
 def test_csv_task_spec_with_an_empty_or_nan_label_is_refused(tmp_path, cell):
     """Was: '' or 'NaN' became a third class beside neg/pos, silently."""
-    from bertviz_landscape.data.glue import load_glue_split
-    from bertviz_landscape.data.sources import task_from_spec_file
+    from bertviz_landscape.training.data.glue import load_glue_split
+    from bertviz_landscape.training.data.sources import task_from_spec_file
 
     spec = _spec_csv(tmp_path, ["neg", "pos", "neg", cell, "pos", "neg"])
     train = spec.parent / "train.csv"
@@ -169,7 +169,7 @@ def test_csv_task_spec_with_an_empty_or_nan_label_is_refused(tmp_path, cell):
 def test_glue_tsv_with_an_empty_or_nan_label_stops_training_before_it_starts(tmp_path, task, folder, cell):
     from conftest import tiny_train_cfg, write_glue
 
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     glue = write_glue(tmp_path / "glue")
     path = glue / folder / "train.tsv"
@@ -188,8 +188,8 @@ def test_glue_tsv_with_an_empty_or_nan_label_stops_training_before_it_starts(tmp
 @pytest.mark.parametrize("cell", ["inf", "-inf", "nan", "NaN", "Infinity"])
 def test_non_finite_regression_target_is_refused_naming_the_row(tmp_path, cell):
     """Was: 'inf' accepted as a target; 'nan' said "score 'nan' is outside None"."""
-    from bertviz_landscape.data.glue import load_glue_split
-    from bertviz_landscape.data.sources import task_from_spec_file
+    from bertviz_landscape.training.data.glue import load_glue_split
+    from bertviz_landscape.training.data.sources import task_from_spec_file
 
     spec = _spec_csv(tmp_path, ["0.5", "1.5", cell, "2.0"], problem="regression")
     task = task_from_spec_file(spec)
@@ -202,8 +202,8 @@ def test_non_finite_regression_target_is_refused_naming_the_row(tmp_path, cell):
 def test_stsb_tsv_inf_score_is_refused(tmp_path):
     from conftest import write_glue
 
-    from bertviz_landscape.data import get_task
-    from bertviz_landscape.data.glue import load_glue_split
+    from bertviz_landscape.training.data import get_task
+    from bertviz_landscape.training.data.glue import load_glue_split
 
     glue = write_glue(tmp_path / "glue")
     path = glue / "STS-B" / "dev.tsv"
@@ -217,7 +217,7 @@ def test_stsb_tsv_inf_score_is_refused(tmp_path):
 
 def test_csv_task_spec_with_a_duplicated_header_column_is_refused(tmp_path):
     """Was: the first `stars` column was used silently."""
-    from bertviz_landscape.data.sources import task_from_spec_file
+    from bertviz_landscape.training.data.sources import task_from_spec_file
 
     spec = _spec_csv(tmp_path, ["neg", "pos", "neg", "pos"], header=["review", "stars"])
     train = spec.parent / "train.csv"
@@ -233,7 +233,7 @@ def test_diverging_training_stops_with_one_line_and_writes_no_theta1(tmp_path):
     """Was: init.lr=1e30 exited 0 with θ1 all NaN (and the landscape, analyses, plot ran on it)."""
     from conftest import tiny_train_cfg, write_glue
 
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     glue = write_glue(tmp_path / "glue")
     run = tmp_path / "run"
@@ -251,7 +251,7 @@ def test_diverging_training_stops_with_one_line_and_writes_no_theta1(tmp_path):
 def tiny_run(tmp_path_factory):
     from conftest import tiny_train_cfg, write_glue
 
-    from bertviz_landscape.train import train
+    from bertviz_landscape.training.train import train
 
     root = tmp_path_factory.mktemp("tiny_run")
     glue = write_glue(root / "glue")
@@ -270,7 +270,7 @@ def _poison(checkpoint: Path, value: float) -> str:
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_landscape_refuses_a_theta1_with_non_finite_weights(tiny_run, tmp_path, value):
-    from bertviz_landscape.landscape.entrypoint import run as compute
+    from bertviz_landscape.cli.landscape import run as compute
 
     run = Path(shutil.copytree(tiny_run[0], tmp_path / "box" / "run"))
     name = _poison(RunDir(run).theta1, value)
@@ -325,7 +325,7 @@ def _train_cli(glue: Path, run: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "bertviz_landscape.train",
+        "bertviz_landscape.training.train",
         "model=tiny",
         "init=scratch",
         "logger=none",
@@ -375,7 +375,7 @@ def _landscape_cli(run: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "bertviz_landscape.landscape",
+        "bertviz_landscape.engine",
         f"run={run}",
         f"output={out}",
         "grid=line",
@@ -390,9 +390,9 @@ def test_a_second_grid_on_a_busy_output_refuses_and_the_first_finishes(tiny_run,
     """Was: two bertviz-landscape processes with different grids and the same output= both exited
     0 ("surface written"); the file held one of them. Now the second refuses with one line while
     the first computes, and the first's surface is whole."""
-    from bertviz_landscape.landscape.entrypoint import run as compute
-    from bertviz_landscape.landscape.surface import load_surface
-    from bertviz_landscape.locks import held_by_another
+    from bertviz_landscape.cli.landscape import run as compute
+    from bertviz_landscape.contracts.locks import held_by_another
+    from bertviz_landscape.engine.surface import load_surface
 
     run, _ = tiny_run
     out = tmp_path / "box" / "s.h5"
@@ -426,8 +426,8 @@ def test_a_surface_finished_by_another_grid_meanwhile_is_never_replaced(tiny_run
     """The other order: another grid's surface lands on the output while this one computes (here:
     written from this landscape's own per-point callback, after its start-up checks passed). The
     merge checks again under the claim and refuses; this grid's finished points are kept."""
-    from bertviz_landscape.landscape.surface import load_surface
-    from bertviz_landscape.landscape.sweep import landscape
+    from bertviz_landscape.engine.surface import load_surface
+    from bertviz_landscape.engine.sweep import landscape
 
     run, _ = tiny_run
     out = tmp_path / "s.h5"
@@ -458,14 +458,14 @@ def test_a_surface_finished_by_another_grid_meanwhile_is_never_replaced(tiny_run
 def test_a_grid_refuses_while_another_process_holds_another_grids_shard_lock(tiny_run, tmp_path):
     """The fast twin of the two-process test above: a real lock, held by another process, on a
     shard of another configuration's points in `<output>.parts`; the landscape refuses at once."""
-    from bertviz_landscape.landscape.entrypoint import run as compute
+    from bertviz_landscape.cli.landscape import run as compute
 
     run, _ = tiny_run
     out = tmp_path / "s.h5"
     lock = out.with_name(out.name + ".parts") / "0123456789abcdef" / ".shard-0000-of-0001.lock"
     script = (
         "import sys, time\n"
-        "from bertviz_landscape.locks import held\n"
+        "from bertviz_landscape.contracts.locks import held\n"
         f"with held({str(lock)!r}, 'another grid'):\n"
         "    print('held', flush=True)\n"
         "    sys.stdin.read()\n"
@@ -493,7 +493,7 @@ def test_a_grid_refuses_while_another_process_holds_another_grids_shard_lock(tin
 @pytest.mark.parametrize("axis", ["x", "y"])
 def test_a_grid_axis_of_one_point_is_refused_at_the_grid(tiny_run, tmp_path, axis):
     """Was: grid.x.num=1 was computed, then bertviz-plot crashed in matplotlib."""
-    from bertviz_landscape.landscape.entrypoint import run as compute
+    from bertviz_landscape.cli.landscape import run as compute
 
     run, _ = tiny_run
     out = tmp_path / "s.h5"
@@ -515,7 +515,7 @@ def test_a_grid_axis_of_one_point_is_refused_at_the_grid(tiny_run, tmp_path, axi
 )
 def test_a_run_config_yaml_with_a_tag_or_interpolation_is_one_line(tiny_run, tmp_path, monkeypatch, value):
     """Was: a traceback (the tag), or the environment variable resolved from a file."""
-    from bertviz_landscape.landscape.entrypoint import run as compute
+    from bertviz_landscape.cli.landscape import run as compute
 
     monkeypatch.setenv("BVL_SECRET_FOR_TEST", "128")
     run = Path(shutil.copytree(tiny_run[0], tmp_path / "box" / "run"))
@@ -550,8 +550,8 @@ def _custom_code_checkpoint(source: Path, dest: Path) -> Path:
 def test_custom_code_checkpoint_is_refused_in_one_line_by_train_and_landscape(tiny_run, tmp_path):
     from conftest import tiny_train_cfg
 
-    from bertviz_landscape.landscape.entrypoint import run as compute
-    from bertviz_landscape.train import train
+    from bertviz_landscape.cli.landscape import run as compute
+    from bertviz_landscape.training.train import train
 
     run, glue = tiny_run
     evil = _custom_code_checkpoint(RunDir(run).theta1, tmp_path / "evil")
@@ -585,7 +585,7 @@ def test_custom_code_checkpoint_never_reaches_the_trust_remote_code_prompt(tiny_
     command = [
         sys.executable,
         "-m",
-        "bertviz_landscape.landscape",
+        "bertviz_landscape.engine",
         f"theta0={RunDir(run).theta0}",
         f"theta1={evil}",
         "task=mrpc",

@@ -17,7 +17,7 @@ import pytest
 from conftest import require_extra
 
 from bertviz_landscape.analysis.trajectory import project_point
-from bertviz_landscape.landscape.surface import Surface, minimum_on_edge, write_surface
+from bertviz_landscape.engine.surface import Surface, minimum_on_edge, write_surface
 from bertviz_landscape.plots import curves, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import read_surface
 from tests.test_plots import make_surface
@@ -217,7 +217,7 @@ def test_interactive_switch_moves_markers_z_title_and_colour_bar(tmp_path):
 
 
 def test_draw_all_rejects_an_unknown_projection(tmp_path):
-    from bertviz_landscape.errors import BadInput
+    from bertviz_landscape.contracts.errors import BadInput
     from bertviz_landscape.plots.results import draw_all
 
     with pytest.raises(BadInput, match="trajectory_projection"):
@@ -301,7 +301,7 @@ def write_run(root: Path, task: str, init: str, dev: float, base: float) -> Path
 def test_report_html_in_headless_chromium_has_every_column_sentence_and_image(tmp_path):
     assert CHROMIUM is not None, "no chromium on PATH (Debian: apt-get install -y chromium)"
     from bertviz_landscape.plots.results import draw_all
-    from bertviz_landscape.report import claims, write_report
+    from bertviz_landscape.publish.report import claims, write_report
     from tests.test_plots import write_fixture_dir
 
     root = write_fixture_dir(tmp_path / "res")
@@ -368,7 +368,7 @@ def fixture_analyses_by_name(root: Path) -> dict[str, list[dict]]:
 def test_wandb_pretrained_and_scratch_log_the_same_keys_linked_to_their_training_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     from bertviz_landscape.plots.results import draw_all
-    from bertviz_landscape.wandb_media import log_results
+    from bertviz_landscape.publish.wandb_media import log_results
     from tests.test_plots import read_offline, write_fixture_dir
 
     root = write_fixture_dir(tmp_path / "res")
@@ -465,8 +465,8 @@ def test_li_contour_trajectory_reads_our_pca_direction_and_projection_files(tmp_
     import torch
 
     from bertviz_landscape.analysis.trajectory import Plane, write_li_projection
-    from bertviz_landscape.landscape.direction_file import read_directions, write_directions
-    from bertviz_landscape.landscape.directions import Directions
+    from bertviz_landscape.engine.direction_file import read_directions, write_directions
+    from bertviz_landscape.engine.directions import Directions
 
     x = OrderedDict(w=torch.tensor([1.0, 0.0, 0.0]))
     y = OrderedDict(w=torch.tensor([0.0, 1.0, 0.0]))
@@ -496,7 +496,7 @@ def test_li_contour_trajectory_reads_our_pca_direction_and_projection_files(tmp_
 
 def test_paraview_export_is_right_for_non_square_grids(tmp_path):
     pyvista = require_extra("pyvista", "paraview")
-    from bertviz_landscape.landscape.surface import write_vts
+    from bertviz_landscape.engine.surface import write_vts
 
     path = make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=5, nan_corner=True)
     s = read_surface(path).surface

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import transformers as T
 
-from bertviz_landscape.models.initial import load_tokenizer
+from bertviz_landscape.training.models.initial import load_tokenizer
 
 ARCHS = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "deberta-v2", "modernbert")
 # the number of transformer blocks the layer map must list (ALBERT: its one shared parameter group)

@@ -44,14 +44,14 @@ from bertviz_landscape.analysis.common import (
     run_dir,
     run_task,
 )
-from bertviz_landscape.analysis.path_loss import set_weights
-from bertviz_landscape.analysis.sharpness import mean_loss
+from bertviz_landscape.analysis.measures.path_loss import set_weights
+from bertviz_landscape.analysis.measures.sharpness import mean_loss
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Row
-from bertviz_landscape.checkpoints import load_checkpoints
-from bertviz_landscape.data.eval_sets import load_eval_sets
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.devices import pick_device
-from bertviz_landscape.parameters import trainable_parameters
+from bertviz_landscape.contracts.checkpoints import load_checkpoints
+from bertviz_landscape.contracts.devices import pick_device
+from bertviz_landscape.contracts.parameters import trainable_parameters
+from bertviz_landscape.training.data.eval_sets import load_eval_sets
+from bertviz_landscape.training.data.tasks import get_task
 
 
 def barrier(ts: Sequence[float], losses: Sequence[float]) -> tuple[float | None, float | None]:

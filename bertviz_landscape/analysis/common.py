@@ -41,15 +41,15 @@ from typing import Any
 import numpy as np
 
 from bertviz_landscape.analysis.spec import summary_entry
-from bertviz_landscape.atomic import check_writable, write_json_atomic
-from bertviz_landscape.checkpoints import WEIGHT_FILES, content_hash
-from bertviz_landscape.config import run_name
-from bertviz_landscape.data.eval_sets import DataRequest, eval_data
-from bertviz_landscape.errors import BadInput
-from bertviz_landscape.fingerprints import digest, file_fingerprint, sha256_file
-from bertviz_landscape.landscape.surface import load_surface
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.snapshots import Snapshots
+from bertviz_landscape.contracts.atomic import check_writable, write_json_atomic
+from bertviz_landscape.contracts.checkpoints import WEIGHT_FILES, content_hash
+from bertviz_landscape.contracts.config import run_name
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.fingerprints import digest, file_fingerprint, sha256_file
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.contracts.snapshots import Snapshots
+from bertviz_landscape.engine.surface import load_surface
+from bertviz_landscape.training.data.eval_sets import DataRequest, eval_data
 
 FORMAT = "bertviz-analysis/1"
 log = logging.getLogger("bertviz_landscape.analysis")

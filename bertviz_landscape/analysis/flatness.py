@@ -77,7 +77,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from bertviz_landscape.analysis import hessian
 from bertviz_landscape.analysis.common import (
     AnalysisError,
     analysis_result,
@@ -93,16 +92,17 @@ from bertviz_landscape.analysis.common import (
     surface_run,
     unknown_run,
 )
-from bertviz_landscape.analysis.hessian import HessianRequest
-from bertviz_landscape.analysis.noise import exceeds_noise, unpaired_stderr
-from bertviz_landscape.analysis.path_loss import (
+from bertviz_landscape.analysis.measures import hessian
+from bertviz_landscape.analysis.measures.hessian import HessianRequest
+from bertviz_landscape.analysis.measures.noise import exceeds_noise, unpaired_stderr
+from bertviz_landscape.analysis.measures.path_loss import (
     matched_bracket,
     matched_point,
     path_loss_of_run,
     run_model_and_examples,
     set_weights,
 )
-from bertviz_landscape.analysis.sharpness import (
+from bertviz_landscape.analysis.measures.sharpness import (
     AdaptiveRequest,
     InvariantRequest,
     adaptive_sharpness,
@@ -119,10 +119,10 @@ from bertviz_landscape.analysis.spec import (
     summary_mean,
 )
 from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
-from bertviz_landscape.config import compose
-from bertviz_landscape.landscape.h5file import open_self_contained
-from bertviz_landscape.parameters import trainable_parameters
-from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.contracts.h5file import open_self_contained
+from bertviz_landscape.contracts.parameters import trainable_parameters
+from bertviz_landscape.contracts.rundir import RunDir
 
 
 def _crossing(c0: float, v0: float, c1: float, v1: float, level: float) -> float:

@@ -80,7 +80,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import spearmanr
 
-from bertviz_landscape.analysis.cka import layer_representations, linear_cka
 from bertviz_landscape.analysis.common import (
     AnalysisError,
     analysis_result,
@@ -91,18 +90,19 @@ from bertviz_landscape.analysis.common import (
     run_dir,
     run_task,
 )
-from bertviz_landscape.analysis.noise import exceeds_noise, paired_stderr
+from bertviz_landscape.analysis.measures.cka import layer_representations, linear_cka
+from bertviz_landscape.analysis.measures.noise import exceeds_noise, paired_stderr
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
-from bertviz_landscape.checkpoints import load_checkpoints
-from bertviz_landscape.config import compose
-from bertviz_landscape.data.eval_sets import load_eval_sets
-from bertviz_landscape.data.tasks import get_task
-from bertviz_landscape.devices import pick_device
-from bertviz_landscape.errors import LandscapeError
-from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.evaluator import Evaluator
-from bertviz_landscape.landscape.grid import Axis
-from bertviz_landscape.parameters import check_layer, layer_map, shared_block_note
+from bertviz_landscape.contracts.checkpoints import load_checkpoints
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.contracts.devices import pick_device
+from bertviz_landscape.contracts.errors import LandscapeError
+from bertviz_landscape.contracts.parameters import check_layer, layer_map, shared_block_note
+from bertviz_landscape.engine import directions as dirs
+from bertviz_landscape.engine.evaluator import Evaluator
+from bertviz_landscape.engine.grid import Axis
+from bertviz_landscape.training.data.eval_sets import load_eval_sets
+from bertviz_landscape.training.data.tasks import get_task
 
 log = logging.getLogger(__name__)
 

@@ -54,10 +54,10 @@ from bertviz_landscape.analysis.common import (
     require_2d,
     run_dir,
 )
-from bertviz_landscape.analysis.noise import binomial_stderr, exceeds_noise, unpaired_stderr
+from bertviz_landscape.analysis.measures.noise import binomial_stderr, exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, summary_mean
 from bertviz_landscape.analysis.trajectory import plane_of_surface, project_epochs
-from bertviz_landscape.snapshots import Snapshots
+from bertviz_landscape.contracts.snapshots import Snapshots
 
 
 def dev_per_epoch(run) -> list[dict]:

@@ -19,7 +19,7 @@ import logging
 import pkgutil
 
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec
-from bertviz_landscape.errors import BadInput
+from bertviz_landscape.contracts.errors import BadInput
 
 log = logging.getLogger(__name__)
 PACKAGE = "bertviz_landscape.analysis"

@@ -28,7 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 from omegaconf import DictConfig
 
-from bertviz_landscape.analysis.evidence import Options
+from bertviz_landscape.analysis.measures.evidence import Options
 
 Input = Literal["run", "line", "plane"]  # the demo's main-task run, its 1D curve along δ1, its 2D plane
 INPUTS: tuple[str, ...] = ("run", "line", "plane")

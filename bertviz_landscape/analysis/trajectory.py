@@ -1,6 +1,6 @@
 """`analysis=trajectory`: the optimisation path θ_t projected onto a surface's plane, and its PCA.
 
-For every snapshot θ_t of a run (bertviz_landscape.snapshots), with v = θ_t − c (c: the
+For every snapshot θ_t of a run (bertviz_landscape.contracts.snapshots), with v = θ_t − c (c: the
 surface's centre, θ0 for the paper's axes) and δ1, δ2 read from the surface's own direction
 file (so the projection uses exactly the surface's axes):
 
@@ -71,20 +71,25 @@ from bertviz_landscape.analysis.common import (
     run_dir,
     surface_input,
 )
-from bertviz_landscape.analysis.path_loss import path_loss_of_run
+from bertviz_landscape.analysis.measures.path_loss import path_loss_of_run
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
-from bertviz_landscape.atomic import atomic_path
-from bertviz_landscape.checkpoints import read_tensors
-from bertviz_landscape.config import compose
-from bertviz_landscape.data.eval_sets import eval_data
-from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape import directions as dirs
-from bertviz_landscape.landscape.direction_file import beside, check_matches_surface, read_directions
-from bertviz_landscape.landscape.directions import dot, principal_components, trajectory_gram
-from bertviz_landscape.landscape.sweep import landscape
-from bertviz_landscape.parameters import select_parameters
-from bertviz_landscape.rundir import RunDir
-from bertviz_landscape.sketches import Sketches, has_sketches, sketched_plane, sketched_trajectory_pca
+from bertviz_landscape.contracts.atomic import atomic_path
+from bertviz_landscape.contracts.checkpoints import read_tensors
+from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.parameters import select_parameters
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.contracts.sketches import (
+    Sketches,
+    has_sketches,
+    sketched_plane,
+    sketched_trajectory_pca,
+)
+from bertviz_landscape.engine import directions as dirs
+from bertviz_landscape.engine.direction_file import beside, check_matches_surface, read_directions
+from bertviz_landscape.engine.directions import dot, principal_components, trajectory_gram
+from bertviz_landscape.engine.sweep import landscape
+from bertviz_landscape.training.data.eval_sets import eval_data
 
 log = logging.getLogger("bertviz_landscape.analysis")
 
@@ -253,7 +258,7 @@ SOURCES = ("auto", "full", "sketch")
 
 def use_sketches(run: RunDir, snapshots, source: str) -> bool:
     """`analysis.source`: full (the snapshots), sketch (the every-step CountSketch,
-    bertviz_landscape.sketches), auto (the sketch when it records more steps than the snapshots)."""
+    bertviz_landscape.contracts.sketches), auto (the sketch when it records more steps than the snapshots)."""
 
     if source not in SOURCES:
         raise AnalysisError(f"analysis.source must be one of {SOURCES}, got {source!r}")

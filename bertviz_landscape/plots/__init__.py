@@ -9,5 +9,5 @@
     results.draw_all            every figure a results directory supports (drawn by `bertviz-plot`)
 
 `style` holds the one style (Agg, Okabe–Ito colours, viridis/cividis, the paper's axis names)
-and `save_figure` (PNG + PDF, atomic). Nothing here talks to W&B (see bertviz_landscape.wandb_media).
+and `save_figure` (PNG + PDF, atomic). Nothing here talks to W&B (see bertviz_landscape.publish.wandb_media).
 """

@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bertviz_landscape.atomic import atomic_path  # noqa: E402
+from bertviz_landscape.contracts.atomic import atomic_path  # noqa: E402
 
 ARMS = ("pretrained", "scratch")
 COLOURS = {"pretrained": "#1f77b4", "scratch": "#ff7f0e"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bertviz_landscape.landscape.surface import Surface, minimum_on_edge
+from bertviz_landscape.engine.surface import Surface, minimum_on_edge
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
 

@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertviz_landscape.landscape.surface import Surface, load_surface
-from bertviz_landscape.names import check_name, is_name
-from bertviz_landscape.rundir import RunDir
+from bertviz_landscape.contracts.names import check_name, is_name
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.engine.surface import Surface, load_surface
 
 ANALYSIS_FORMAT = "bertviz-analysis/1"
 INITS = ("pretrained", "scratch")

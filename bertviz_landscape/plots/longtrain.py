@@ -11,8 +11,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.plots import style
-from bertviz_landscape.rundir import RunDir
 
 
 def series_from_run(run_dir) -> dict:

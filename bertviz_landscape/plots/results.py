@@ -33,10 +33,11 @@ from pathlib import Path
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import run_fingerprint
-from bertviz_landscape.atomic import write_json_atomic
-from bertviz_landscape.errors import BadInput
-from bertviz_landscape.landscape.surface import minimum_on_edge, write_vts
-from bertviz_landscape.names import confine
+from bertviz_landscape.contracts.atomic import write_json_atomic
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.names import confine
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.engine.surface import minimum_on_edge, write_vts
 from bertviz_landscape.plots import basins, curvature, curves, layers, longtrain, style, surface2d, surface3d
 from bertviz_landscape.plots.inputs import (
     SurfaceFile,
@@ -45,7 +46,6 @@ from bertviz_landscape.plots.inputs import (
     read_analysis,
     read_surface,
 )
-from bertviz_landscape.rundir import RunDir
 
 log = logging.getLogger(__name__)
 FIGURES_FORMAT = "bertviz-figures/1"

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only, never a window (also on machines without a 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bertviz_landscape.atomic import atomic_path  # noqa: E402
+from bertviz_landscape.contracts.atomic import atomic_path  # noqa: E402
 
 OKABE_ITO = {
     "black": "#000000",

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 
-from bertviz_landscape.landscape.surface import minimum_on_edge
+from bertviz_landscape.engine.surface import minimum_on_edge
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
 

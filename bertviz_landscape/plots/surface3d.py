@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bertviz_landscape.atomic import write_text_atomic
+from bertviz_landscape.contracts.atomic import write_text_atomic
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
 from bertviz_landscape.plots.surface2d import path_heights

@@ -1,7 +1,7 @@
 """MkDocs hook: the task-spec key table of docs/guide/concepts/own-data.md, generated from the code.
 
 The keys, their example values and their comments are read from the spec block of
-`bertviz_landscape/data/sources.py`'s module docstring (the one description of the format), and
+`bertviz_landscape/training/data/sources.py`'s module docstring (the one description of the format), and
 checked against the keys the reader accepts (`SPEC_KEYS`, the `source` and `columns` keys, the
 formats and metrics): a key the code accepts but the table lacks fails the build (`make docs`
 runs ``mkdocs build --strict``), so the page cannot go stale. Parsed with `ast`, without importing
