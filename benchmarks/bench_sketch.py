@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bertviz_landscape.algebra import dot, gram, pca_of_gram
 from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.contracts.sketches import (
     CountSketch,
     Sketches,
     SketchWriter,
-    _dot,
     exact_gram,
-    pca_from_gram,
     project,
     sketched_gram,
     sketched_projection,
@@ -131,11 +130,11 @@ def main() -> None:
     norm_sq = np.zeros(len(steps))
     for i, (_r, d) in enumerate(snaps.iter_deltas()):
         d = {n: t.float() for n, t in d.items()}
-        dots[i] = [_dot(d, delta1), _dot(d, delta2)]
-        norm_sq[i] = _dot(d, d)
-    gram_dirs = np.array([[_dot(a, b) for b in (delta1, delta2)] for a in (delta1, delta2)])
+        dots[i] = [dot(d, delta1), dot(d, delta2)]
+        norm_sq[i] = dot(d, d)
+    gram_dirs = gram([delta1, delta2])
     exact = project(dots, norm_sq, gram_dirs)
-    exact_pca = pca_from_gram(exact_gram(run, steps))["explained_variance_ratio"]
+    exact_pca = pca_of_gram(exact_gram(run, steps))["explained_variance_ratio"]
     cosine = gram_dirs[0, 1] / np.sqrt(gram_dirs[0, 0] * gram_dirs[1, 1])
     n_params = sum(int(np.prod(p["shape"])) for p in snaps.meta["parameters"])
     print(
@@ -178,7 +177,7 @@ def main() -> None:
                 errs["lstsq"] = max(errs["lstsq"], float(np.max(np.abs(est["lstsq"] - exact["lstsq"]))))
                 errs["bound"] = max(errs["bound"], float(np.max(est["alpha_stderr"])))
                 g = sketched_gram_at(run, target, anchor)
-                ratio = pca_from_gram(g)["explained_variance_ratio"]
+                ratio = pca_of_gram(g)["explained_variance_ratio"]
                 errs["pca"] = max(errs["pca"], float(np.max(np.abs(np.array(ratio) - np.array(exact_pca)))))
             results["by_buckets"].setdefault(str(k), {})[route] = errs
             print(

@@ -64,7 +64,7 @@ def make_run_dir(root: Path, tiny, final: Path | None = None, train_loss: bool =
 
 def off_plane(dx: dict, dy: dict, seed: int = 5) -> dict:
     """A vector orthogonal to δ1 and δ2 (float64 Gram–Schmidt) with the norm of δ1."""
-    from bertviz_landscape.engine.directions import dot, norm
+    from bertviz_landscape.algebra import dot, norm
 
     gen = torch.Generator().manual_seed(seed)
     r = {n: torch.randn(t.shape, generator=gen, dtype=torch.float64) for n, t in dx.items()}

@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_analysis_support import TRAJECTORY, analysis_run  # noqa: F401  (fixture)
 
+from bertviz_landscape.algebra import dot
 from bertviz_landscape.analysis.trajectory import trajectory, trajectory_pca
 from bertviz_landscape.contracts.snapshots import Snapshots
-from bertviz_landscape.engine.directions import dot
 from bertviz_landscape.engine.surface import load_surface
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import tiny_train_cfg, write_glue
 
+from bertviz_landscape.algebra import pca_of_gram
 from bertviz_landscape.contracts.sketches import (
     CountSketch,
     SketchError,
@@ -15,7 +16,6 @@ from bertviz_landscape.contracts.sketches import (
     SketchWriter,
     exact_gram,
     hash_elements,
-    pca_from_gram,
     sketched_gram,
     sketched_projection,
     write_meta,
@@ -148,7 +148,7 @@ def test_callback_sketches_every_step_and_estimates_the_exact_projection(sketche
     bound = np.sqrt(2 * np.outer(np.diag(exact_g), np.diag(exact_g)) / 4096)
     assert np.all(np.abs(plain_g - exact_g) <= 5 * bound + 1e-12)
     np.testing.assert_allclose(sketched_gram(run)["gram"], exact_g, rtol=1e-8, atol=1e-14)
-    ratio = pca_from_gram(exact_g)["explained_variance_ratio"]
+    ratio = pca_of_gram(exact_g)["explained_variance_ratio"]
     assert sum(ratio) <= 1 + 1e-9 and ratio[0] >= ratio[1] > 0
 
 
@@ -255,12 +255,12 @@ def test_replay_reproduces_the_exact_every_step_projection_on_cpu(sketched_run, 
     out = replay_projection(run, [delta1, delta2], workdir=str(tmp_path))
     assert out["theta1_identical"] and out["theta1_max_abs_diff"] == 0.0
     assert out["steps"] == snaps.steps
-    from bertviz_landscape.contracts.sketches import _dot
+    from bertviz_landscape.algebra import dot
 
     for i, s in enumerate(snaps.steps):  # the float32 snapshots are θ_t − θ0 exactly: equality, not closeness
         d = snaps.delta(s)
-        assert out["dots"][i].tolist() == [_dot(d, delta1), _dot(d, delta2)]
-        assert out["norm_sq"][i] == _dot(d, d)
+        assert out["dots"][i].tolist() == [dot(d, delta1), dot(d, delta2)]
+        assert out["norm_sq"][i] == dot(d, d)
     assert out["alpha"][-1] == 1.0 and out["beta"][-1] == 0.0
     assert not list(tmp_path.glob("replay-*")), "the replay's scratch run is removed"
 

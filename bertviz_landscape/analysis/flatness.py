@@ -77,6 +77,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from bertviz_landscape import algebra
 from bertviz_landscape.analysis.common import (
     AnalysisError,
     analysis_result,
@@ -210,7 +211,7 @@ def weight_norms(surface, names_from: Path | None) -> dict:
         path = (checkpoints.get(role) or {}).get("path")
         if path and Path(path).is_dir():
             w = read_weights(path, names)
-            out[f"norm_{role}"] = math.sqrt(sum(float(t.double().pow(2).sum()) for t in w.values()))
+            out[f"norm_{role}"] = algebra.norm(w)
     return out
 
 

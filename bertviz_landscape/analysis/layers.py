@@ -80,6 +80,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import spearmanr
 
+from bertviz_landscape import algebra
 from bertviz_landscape.analysis.common import (
     AnalysisError,
     analysis_result,
@@ -116,9 +117,9 @@ def layer_change(theta0: dict, theta1: dict, groups: OrderedDict[str, list[str]]
         a = OrderedDict((n, theta0[n]) for n in names)
         d = OrderedDict((n, theta1[n] - theta0[n]) for n in names)
         b = OrderedDict((n, theta1[n]) for n in names)
-        n0, nd = dirs.norm(a), dirs.norm(d)
+        n0, nd = algebra.norm(a), algebra.norm(d)
         rel[layer] = nd / n0 if n0 > 0 else math.nan
-        cos[layer] = dirs.cosine(a, b)
+        cos[layer] = algebra.cosine(a, b)
         norms[layer] = {
             "theta0": n0,
             "delta": nd,

@@ -57,6 +57,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.algebra import CHUNK, gram, pca_of_gram, plane_coordinates, plane_products
 from bertviz_landscape.analysis.common import (
     AnalysisError,
     RunInfo,
@@ -87,7 +88,7 @@ from bertviz_landscape.contracts.sketches import (
 )
 from bertviz_landscape.engine import directions as dirs
 from bertviz_landscape.engine.direction_file import beside, check_matches_surface, read_directions
-from bertviz_landscape.engine.directions import dot, principal_components, trajectory_gram
+from bertviz_landscape.engine.directions import trajectory_gram
 from bertviz_landscape.engine.sweep import landscape
 from bertviz_landscape.training.data.eval_sets import eval_data
 
@@ -110,10 +111,7 @@ class Plane:
         return list(self.x)
 
     def gram(self) -> np.ndarray:
-        if self.y is None:
-            return np.array([[dot(self.x, self.x)]])
-        d12 = dot(self.x, self.y)
-        return np.array([[dot(self.x, self.x), d12], [d12, dot(self.y, self.y)]])
+        return gram([self.x] + ([self.y] if self.y is not None else []))
 
 
 def read_weights(
@@ -186,52 +184,14 @@ def plane_of_surface(surface, surface_path, run: RunDir) -> Plane:
 
 
 # --- projections ----------------------------------------------------------------------------
-def project_point(vx: float, vy: float | None, vv: float, gram: np.ndarray) -> dict:
-    """The paper's (α, β), the least-squares (a, b) and the relative distance from the plane, from
-    ⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖² and the axes' Gram matrix."""
-    d11 = gram[0, 0]
-    alpha = vx / d11
-    beta = math.sqrt(max(vv / d11 - alpha * alpha, 0.0))
-    if vy is None:
-        coef = np.array([alpha])
-        rhs = np.array([vx])
-    else:
-        rhs = np.array([vx, vy])
-        coef = np.linalg.solve(gram, rhs)
-    resid = max(vv - float(coef @ rhs), 0.0)
-    distance = math.sqrt(resid) / math.sqrt(vv) if vv > 0 else 0.0
-    return {
-        "alpha": alpha,
-        "beta": beta,
-        "lstsq": [float(c) for c in coef] + ([None] if vy is None else []),
-        "distance_from_plane": distance,
-        "norm_v": math.sqrt(vv),
-    }
+project_point = plane_coordinates  # (α, β), least squares, distance from the plane: bertviz_landscape.algebra
 
 
-def inner_products(delta: dict, plane: Plane, chunk: int = 1 << 20) -> tuple[float, float | None, float]:
-    """(⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖²) in float64 for v = δ − offset over the plane's parameters.
-
-    Converted to float64 `chunk` elements at a time into three reused buffers: no per-snapshot
-    allocation of double copies of the whole model (which costs page faults, not only memory)."""
-    vx, vy, vv = 0.0, (0.0 if plane.y is not None else None), 0.0
-    size = min(chunk, max(t.numel() for t in plane.x.values()))
-    buf_v, buf_x = torch.empty(size, dtype=torch.float64), torch.empty(size, dtype=torch.float64)
-    buf_y = torch.empty(size, dtype=torch.float64) if plane.y is not None else None
-    for n in plane.names:
-        d, x = delta[n].reshape(-1), plane.x[n].reshape(-1)
-        off = plane.offset[n].reshape(-1) if plane.offset is not None else None
-        y = plane.y[n].reshape(-1) if plane.y is not None else None
-        for start in range(0, d.numel(), size):
-            stop = min(start + size, d.numel())
-            v = buf_v[: stop - start].copy_(d[start:stop])
-            if off is not None:
-                v.sub_(off[start:stop])
-            vx += float(torch.dot(v, buf_x[: stop - start].copy_(x[start:stop])))
-            if y is not None:
-                vy += float(torch.dot(v, buf_y[: stop - start].copy_(y[start:stop])))
-            vv += float(torch.dot(v, v))
-    return vx, vy, vv
+def inner_products(delta: dict, plane: Plane, chunk: int = CHUNK) -> tuple[float, float | None, float]:
+    """(⟨v, δ1⟩, ⟨v, δ2⟩, ‖v‖²) in float64 for v = δ − offset over the plane's parameters
+    (`algebra.plane_products`: `chunk` elements at a time into reused float64 buffers, no float64
+    copy of the whole model)."""
+    return plane_products({n: delta[n] for n in plane.names}, plane.x, plane.y, plane.offset, chunk)
 
 
 def project_trajectory(snapshots, plane: Plane) -> list[dict]:
@@ -321,20 +281,8 @@ def trajectory_pca(
     if T < 2:
         raise AnalysisError(f"trajectory PCA needs at least 2 snapshots; {snapshots.directory} has {T}")
     started = time.perf_counter()
-    evals, evecs = principal_components(trajectory_gram(snapshots, names, memory_bytes, chunk_elements))
-    k = max(1, min(int(components), T - 1))
-    total = float(evals.sum())
-    coords = evecs[:, :k] * evals[:k].sqrt()
-    signs = torch.where(coords[-1] < 0, -1.0, 1.0).double()
-    coords = coords * signs
-    return {
-        "explained_variance": (evals[:k] / (T - 1)).tolist(),
-        "explained_variance_ratio": (evals[:k] / total).tolist() if total > 0 else [math.nan] * k,
-        "singular_values": evals[:k].sqrt().tolist(),
-        "coordinates": coords.tolist(),
-        "num_snapshots": T,
-        "seconds": time.perf_counter() - started,
-    }
+    out = pca_of_gram(trajectory_gram(snapshots, names, memory_bytes, chunk_elements), components)
+    return out | {"seconds": time.perf_counter() - started}
 
 
 # --- per-epoch points -----------------------------------------------------------------------

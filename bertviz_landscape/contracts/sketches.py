@@ -44,7 +44,7 @@ Reading: ``Sketches(run_dir)`` (``.steps``, ``.rows()``, ``.norm_sq``, ``.sketch
 `sketched_projection(run_dir, delta1, delta2)` gives the paper's α_t, β_t, least-squares
 plane coordinates and distance from the plane at every recorded step, each with its standard
 error bound; `sketched_gram(run_dir)` the T×T Gram matrix for trajectory PCA and
-`pca_from_gram(G)` its explained variance and coordinates.
+`algebra.pca_of_gram(G)` its explained variance and coordinates.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bertviz_landscape.algebra import dot, gram, pca_of_gram, plane_coordinates
 from bertviz_landscape.contracts.atomic import (
     open_fd_in_place,
     open_in_place,
@@ -473,14 +474,8 @@ def _exact_dots(
         names = sorted({n for d in directions for n in d} & set(snaps.parameter_names))
         delta = snaps.delta(int(s), names)
         for j, d in enumerate(directions):
-            out[i, j] = sum(float(torch.sum(delta[n].double() * d[n].double())) for n in d if n in delta)
+            out[i, j] = dot(delta, d)
     return out
-
-
-def _dot(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
-    """⟨a, b⟩ over their common parameters, in float64, summed in name order (so the result does
-    not depend on the dicts' order: the replay and the snapshots give the same bits)."""
-    return float(sum(torch.sum(a[n].double() * b[n].double()) for n in sorted(a) if n in b))
 
 
 def sketched_dots(run_dir, directions: Sequence[Mapping[str, torch.Tensor]], anchors="auto") -> dict:
@@ -506,7 +501,7 @@ def sketched_dots(run_dir, directions: Sequence[Mapping[str, torch.Tensor]], anc
                 r = S[i - part.start] - anchor_rows[a]
                 est[i] = exact[a] + r @ sd
                 residual_sq[i] = r @ r  # ‖S(v_t − v_a)‖², an unbiased estimate of ‖v_t − v_a‖²
-    norms_sq = np.array([_dot(d, d) for d in directions])
+    norms_sq = np.array([dot(d, d) for d in directions])
     bound = np.sqrt(2.0 * residual_sq[:, None] * norms_sq[None, :] / sk.buckets)
     return {
         "steps": sk.steps,
@@ -525,16 +520,21 @@ def project(dots: np.ndarray, norm_sq: np.ndarray, gram_dirs: np.ndarray) -> dic
     """The paper's and the least-squares projections from inner products.
 
     dots [T, J] = ⟨v_t, δ_j⟩, norm_sq [T] = ‖v_t‖², gram_dirs [J, J] = ⟨δ_i, δ_j⟩ (J = 1 or 2).
-    α_t = ⟨v, δ1⟩/‖δ1‖², β_t = sqrt(max(‖v‖²/‖δ1‖² − α_t², 0)); least squares c = G⁻¹·dots and
-    the distance from the plane sqrt(max(‖v‖² − c·dots, 0)) / ‖v‖ (0 for v = 0).
+    Each row is `algebra.plane_coordinates`: α_t = ⟨v, δ1⟩/‖δ1‖², β_t = sqrt(max(‖v‖²/‖δ1‖² − α_t², 0));
+    least squares c = G⁻¹·dots (c = α_t for J = 1) and the distance from the plane
+    sqrt(max(‖v‖² − c·dots, 0)) / ‖v‖ (0 for v = 0).
     """
-    n1 = gram_dirs[0, 0]
-    alpha = dots[:, 0] / n1
-    beta = np.sqrt(np.clip(norm_sq / n1 - alpha**2, 0, None))
-    coef = np.linalg.solve(gram_dirs, dots.T).T
-    resid = np.clip(norm_sq - np.sum(coef * dots, axis=1), 0, None)
-    dist = np.where(norm_sq > 0, np.sqrt(resid) / np.sqrt(np.where(norm_sq > 0, norm_sq, 1)), 0.0)
-    return {"alpha": alpha, "beta": beta, "lstsq": coef, "distance_from_plane": dist}
+    T, J = dots.shape
+    rows = [
+        plane_coordinates(float(d[0]), float(d[1]) if J > 1 else None, float(nsq), gram_dirs)
+        for d, nsq in zip(dots, norm_sq)
+    ]
+    return {
+        "alpha": np.array([r["alpha"] for r in rows], dtype=np.float64),
+        "beta": np.array([r["beta"] for r in rows], dtype=np.float64),
+        "lstsq": np.array([r["lstsq"][:J] for r in rows], dtype=np.float64).reshape(T, J),
+        "distance_from_plane": np.array([r["distance_from_plane"] for r in rows], dtype=np.float64),
+    }
 
 
 def sketched_projection(
@@ -551,10 +551,10 @@ def sketched_projection(
     """
     dirs = [delta1] + ([delta2] if delta2 is not None else [])
     est = sketched_dots(run_dir, dirs, anchors)
-    gram = np.array([[_dot(a, b) for b in dirs] for a in dirs])
-    out = project(est["dots"], est["norm_sq"], gram)
+    gram_dirs = gram(dirs)
+    out = project(est["dots"], est["norm_sq"], gram_dirs)
     out |= {k: est[k] for k in ("steps", "epochs", "loss", "anchors", "buckets")}
-    out["alpha_stderr"] = est["stderr_bound"][:, 0] / gram[0, 0]
+    out["alpha_stderr"] = est["stderr_bound"][:, 0] / gram_dirs[0, 0]
     out["dots"], out["dots_stderr"] = est["dots"], est["stderr_bound"]
     return out
 
@@ -607,26 +607,6 @@ def sketched_gram(run_dir, anchors="auto", block: int = 256) -> dict:
     return {"steps": sk.steps, "gram": gram, "anchors": [int(a) for a in near], "buckets": sk.buckets}
 
 
-def pca_from_gram(gram: np.ndarray, components: int = 2) -> dict:
-    """Li et al.'s trajectory PCA from a Gram matrix of v_t = θ_t − θ0: the points centred on
-    their mean, explained variance (eigenvalues of the centred Gram), its ratio, and each
-    point's coordinates on the top components (sqrt(λ_k)·u_k[t])."""
-    T = gram.shape[0]
-    center = np.eye(T) - 1.0 / T
-    gc = center @ gram @ center
-    evals, evecs = np.linalg.eigh((gc + gc.T) / 2)
-    order = np.argsort(evals)[::-1]
-    evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
-    total = float(evals.sum())
-    k = min(components, T)
-    coords = evecs[:, :k] * np.sqrt(evals[:k])[None, :]
-    return {
-        "explained_variance": evals[:k].tolist(),
-        "explained_variance_ratio": (evals[:k] / total).tolist() if total > 0 else [float("nan")] * k,
-        "coordinates": coords.tolist(),
-    }
-
-
 # -- the trajectory analysis' view -------------------------------------------------------------
 def has_sketches(run_dir) -> bool:
     return (sketch_dir(run_dir) / META).is_file()
@@ -655,10 +635,10 @@ def sketched_plane(
     vv = sk.norm_sq_of(names)
     vx, vy = dots[:, 0].copy(), (dots[:, 1].copy() if y is not None else None)
     if off is not None:
-        vx -= _dot(off, x)
+        vx -= dot(off, x)
         if vy is not None:
-            vy -= _dot(off, y)
-        vv = vv - 2 * dots[:, -1] + _dot(off, off)
+            vy -= dot(off, y)
+        vv = vv - 2 * dots[:, -1] + dot(off, off)
     return {
         "steps": est["steps"],
         "epochs": est["epochs"],
@@ -681,17 +661,4 @@ def sketched_trajectory_pca(run_dir, components: int = 2, anchors="auto") -> dic
     T = len(g["steps"])
     if T < 2:
         raise SketchError(f"trajectory PCA needs at least 2 sketched steps; {sketch_dir(run_dir)} has {T}")
-    k = max(1, min(int(components), T - 1))
-    pca = pca_from_gram(g["gram"], k)
-    evals = np.array(pca["explained_variance"])
-    coords = np.array(pca["coordinates"])
-    coords = coords * np.where(coords[-1] < 0, -1.0, 1.0)
-    return {
-        "explained_variance": (evals / (T - 1)).tolist(),
-        "explained_variance_ratio": pca["explained_variance_ratio"],
-        "singular_values": np.sqrt(evals).tolist(),
-        "coordinates": coords.tolist(),
-        "num_snapshots": T,
-        "source": "sketch",
-        "buckets": g["buckets"],
-    }
+    return pca_of_gram(g["gram"], components) | {"source": "sketch", "buckets": g["buckets"]}

@@ -32,10 +32,11 @@ import h5py
 import numpy as np
 import torch
 
+from bertviz_landscape.algebra import cosine, norm
 from bertviz_landscape.contracts.atomic import atomic_path
 from bertviz_landscape.contracts.errors import LandscapeError
 from bertviz_landscape.contracts.h5file import open_self_contained
-from bertviz_landscape.engine.directions import Directions, cosine, norm
+from bertviz_landscape.engine.directions import Directions
 
 FORMAT = "bertviz-directions/1"
 LI_PCA_KEYS = {  # Li et al.'s dataset name → our `info` key (recipe=pca)

@@ -24,6 +24,7 @@ from typing import Literal
 
 import torch
 
+from bertviz_landscape.algebra import cosine, norm, principal_components
 from bertviz_landscape.contracts.checkpoints import check_finite
 from bertviz_landscape.contracts.errors import LandscapeError
 from bertviz_landscape.contracts.parameters import is_bias_or_norm, layer_map
@@ -64,24 +65,9 @@ class Directions:
         return out
 
 
-def dot(a: dict, b: dict) -> float:
-    return float(sum(torch.sum(a[k].double() * b[k].double()) for k in a if k in b))
-
-
-def norm(a: dict) -> float:
-    return math.sqrt(dot(a, a))
-
-
-def cosine(a: dict, b: dict) -> float:
-    na, nb = norm(a), norm(b)
-    return dot(a, b) / (na * nb) if na > 0 and nb > 0 else float("nan")
-
-
 def layer_norms(a: dict) -> dict[str, float]:
-    return {
-        layer: math.sqrt(sum(float(a[n].double().pow(2).sum()) for n in names))
-        for layer, names in layer_map(list(a)).items()
-    }
+    """‖a‖ over each layer's parameters (`layer_map`), float64."""
+    return {layer: norm({n: a[n] for n in names}) for layer, names in layer_map(list(a)).items()}
 
 
 def _moved(names: Sequence[str], state: dict, bias_and_norm: str) -> list[str]:
@@ -255,20 +241,6 @@ def trajectory_gram(
                 offset += part.numel()
         gram += block @ block.T
     return gram
-
-
-def principal_components(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """PCA from the uncentred Gram matrix of T points: (λ, U), λ descending (≥ 0), U's columns the
-    eigenvectors of the centred Gram C G C (C = I − 1/T). With D_c the mean-centred points
-    (T×P) and D_c = U S Vᵀ its SVD: λ = S², and the points' coordinates on the principal
-    directions are U·sqrt(λ); the k-th unit direction is D_cᵀ u_k / sqrt(λ_k)."""
-    T = gram.shape[0]
-    center_mat = torch.eye(T, dtype=torch.float64) - 1.0 / T
-    gc = center_mat @ gram.double() @ center_mat
-    gc = (gc + gc.T) / 2
-    evals, evecs = torch.linalg.eigh(gc)
-    order = torch.argsort(evals, descending=True)
-    return evals[order].clamp_min(0), evecs[:, order]
 
 
 def pca_directions(

@@ -27,11 +27,12 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from bertviz_landscape.algebra import dot, gram
 from bertviz_landscape.contracts.checkpoints import read_tensors, weight_specs
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.parameters import trainable_parameters
 from bertviz_landscape.contracts.rundir import RunDir
-from bertviz_landscape.contracts.sketches import _dot, project
+from bertviz_landscape.contracts.sketches import project
 from bertviz_landscape.training.train import train
 
 
@@ -73,8 +74,8 @@ class ExactProjections(pl.Callback):
                     "step": step,
                     "epoch": trainer.current_epoch,
                     "loss": None if loss is None else float(loss),
-                    "dots": [_dot(deltas, d) for d in self.directions],
-                    "norm_sq": _dot(deltas, deltas),
+                    "dots": [dot(deltas, d) for d in self.directions],
+                    "norm_sq": dot(deltas, deltas),
                 }
             )
 
@@ -131,8 +132,7 @@ def replay_projection(
     rows = recorder.rows
     dots = np.array([r["dots"] for r in rows], dtype=np.float64).reshape(len(rows), len(directions))
     norm_sq = np.array([r["norm_sq"] for r in rows], dtype=np.float64)
-    gram = np.array([[_dot(a, b) for b in directions] for a in directions])
-    out = project(dots, norm_sq, gram)
+    out = project(dots, norm_sq, gram(directions))
     out |= {
         "steps": [r["step"] for r in rows],
         "epochs": [r["epoch"] for r in rows],

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bertviz_landscape import algebra
 from bertviz_landscape.contracts.atomic import check_writable
 from bertviz_landscape.contracts.checkpoints import (
     check_checkpoint_dir,
@@ -97,7 +98,7 @@ def build_directions(recipe: DirectionsRequest, checkpoints: dict, two_d: bool) 
     except (FileNotFoundError, ValueError) as err:
         raise LandscapeError(f"pca directions: {err}") from None
     scale = (
-        dirs.norm({n: checkpoints["theta1"].state[n] - theta0[n] for n in params})
+        algebra.norm({n: checkpoints["theta1"].state[n] - theta0[n] for n in params})
         if recipe.scale == "delta"
         else None
     )

@@ -42,9 +42,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from bertviz_landscape.algebra import norm
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.parameters import is_bias_or_norm, select_parameters, trainable_parameters
-from bertviz_landscape.engine.directions import Directions, norm, random_directions
+from bertviz_landscape.engine.directions import Directions, random_directions
 from bertviz_landscape.engine.evaluator import Evaluator
 from bertviz_landscape.training.data.eval_sets import EvalSet
 
