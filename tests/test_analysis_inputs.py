@@ -153,7 +153,8 @@ def test_the_same_input_twice_is_not_two_seeds(runs, tmp_path):
 
 @pytest.mark.parametrize("twice", ["the same path", "a copy"])
 def test_bertviz_analyze_refuses_one_surface_given_as_two_seeds(runs, tmp_path, twice):
-    """Was: n = 2, std 0 — a spread that is no spread. At the command: exit 2, no JSON."""
+    """One surface given as two seeds (the same path, or a copy) is refused, not counted as n = 2
+    with std 0. At the command: exit 2, no JSON."""
     from bertviz_landscape.cli.analyze import run as analyze
     from bertviz_landscape.contracts.config import compose
 
@@ -178,7 +179,7 @@ def test_nan_at_theta1_is_no_basin_not_a_zero_area_one():
 
 
 def test_a_surface_with_nan_at_theta1_reports_no_area_and_no_bound():
-    """Was: `area_ε = 0.0, bounded: true` with every width null, a false zero-area basin."""
+    """A surface with NaN at θ1 reports no basin area and no bound (not a zero-area bounded basin)."""
     from bertviz_landscape.analysis.flatness import flatness_of_surface
     from bertviz_landscape.engine.surface import Surface
 
@@ -284,7 +285,8 @@ def test_an_analysis_json_of_other_runs_is_kept_unless_overwrite(tmp_path):
 
 @pytest.mark.parametrize("differ", ["two seeds", "two grid sizes"])
 def test_two_surfaces_of_one_task_init_recipe_grid_get_their_own_figures(tmp_path, differ):
-    """Was: the second overwrote the first one's figures and the report gave one image to both."""
+    """Two surfaces of one (task, init, recipe, grid) that differ (two seeds, two grid sizes) get
+    figures of their own, and the report gives each its own image."""
     from bertviz_landscape.engine.surface import Surface, write_surface
     from bertviz_landscape.plots.results import draw_all
 
@@ -355,7 +357,7 @@ def test_nan_in_a_sketch_names_the_file_and_the_steps(runs, tmp_path):
 @pytest.mark.parametrize("two_d", [False, True], ids=["line", "plane"])
 def test_a_direction_file_of_the_same_shape_but_another_seed_is_refused(tmp_path, two_d):
     """Filter-normalised random axes of another seed have the same shapes and the same norms: only
-    the recipe's settings tell them apart (was: accepted for a line, α ≈ 0 throughout)."""
+    the recipe's settings tell them apart, and the file is refused for a line as for a plane."""
     import torch
 
     from bertviz_landscape.engine.direction_file import (

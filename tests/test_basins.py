@@ -68,8 +68,8 @@ def test_barrier_needs_both_ends_and_finite_values():
 
 
 def test_the_interpolation_figure_colours_every_pair_by_its_arm():
-    """Each pair's curve is drawn in its arm's colour, the one the legend names (was: matplotlib's
-    colour cycle, so the legend's two entries matched one line each)."""
+    """Each pair's curve is drawn in its arm's colour, the one the legend names (not matplotlib's
+    colour cycle): every line matches its legend entry."""
     from matplotlib.colors import to_hex
 
     from bertviz_landscape.plots import style

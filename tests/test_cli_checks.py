@@ -266,8 +266,8 @@ def test_the_docs_task_spec_table_covers_every_key_the_reader_accepts():
 
 def test_the_pretrained_shape_check_reads_an_architectures_own_key_names(tmp_path):
     """DistilBERT saves hidden_size as `dim` (transformers' attribute_map): overrides equal to the saved
-    shape pass, a different one is refused naming the saved value (was: every override looked
-    changed, `None -> 32`, and a tiny pretrained DistilBERT could not load)."""
+    shape pass, a different one is refused naming the saved value, so a tiny pretrained DistilBERT
+    loads."""
     import json
 
     from bertviz_landscape.training.models.source import ModelSourceError, check_model_source

@@ -39,8 +39,8 @@ EDITS = {  # issue 19's two cases: (command, overrides, YAML file, old text, new
 
 @pytest.mark.parametrize("edit", sorted(EDITS))
 def test_an_edit_to_a_composed_yaml_reruns_the_stage(tmp_path, monkeypatch, edit):
-    """Was: "all 21 stages finished in 0.0 s" after an edit to a YAML file a stage composes (the
-    record held the command-line overrides only): a stale report."""
+    """An edit to a YAML file a stage composes re-runs that stage: its record holds the composed
+    config, not only the command-line overrides, so the report is never stale."""
     command, over, name, old, new = EDITS[edit]
     conf = shutil.copytree(config_module.CONF_DIR, tmp_path / "conf")
     monkeypatch.setattr(config_module, "CONF_DIR", str(conf))
@@ -101,8 +101,8 @@ def test_a_copied_demo_directory_skips_what_it_finished(tmp_path):
 
 
 def test_data_edited_in_place_rerun_the_train_stage(tmp_path):
-    """Was: a finished demo re-run on edited data skipped every stage (the train stage's record held
-    the overrides and the composed YAML, not the examples): the old runs, a stale report."""
+    """A finished demo re-run on data edited in place re-runs the train stage: its record holds the
+    examples (by content), not only the overrides and the composed YAML."""
     from conftest import write_glue
     from test_fingerprints import flip_labels
 

@@ -57,7 +57,8 @@ def nothing_written(root: Path) -> bool:
 # --------------------------------------------------------------------------- two results of one run
 @pytest.mark.parametrize("second", ["analysis/flatness_sst2_pretrained_seed0_hessian.json", "old/a.json"])
 def test_two_results_of_one_analysis_for_one_run_are_refused_naming_both(tmp_path, second):
-    """Was: the alphabetically first won in the report, the flatness figure drew both bars."""
+    """Two results of one analysis for one run are refused naming both: neither is picked silently
+    for the report, and no figure draws both."""
     root = results_dir(tmp_path / "res")
     first = root / "analysis" / "flatness_sst2_pretrained_seed0.json"
     data = json.loads(first.read_text())
@@ -198,7 +199,8 @@ def test_the_report_names_the_json_of_every_number(tmp_path):
 
 
 def test_a_corrupt_analysis_json_is_named_in_the_report_not_dropped_silently(tmp_path):
-    """Was: the seed's numbers were missing from the report with no word why (exit 0)."""
+    """A corrupt analysis JSON is named in the report: the seed's numbers are never missing without a
+    word why."""
     root = results_dir(tmp_path / "res")
     broken = root / "analysis" / "layers_sst2_scratch_seed1.json"
     broken.write_text(broken.read_text()[:100])  # truncated mid-file

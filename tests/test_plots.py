@@ -625,7 +625,7 @@ def test_a_plateau_seed_is_a_red_cross_outside_the_layer_bars_mean():
 
 def test_the_flatness_bars_are_the_mean_over_seeds_without_the_plateau_seed():
     """One flatness JSON per seed: the Hessian bar of an arm is the mean over the seeds that beat
-    their majority baseline (it used to be the first seed's value), each seed a dot, a plateau seed
+    their majority baseline (not one seed's value), each seed a dot, a plateau seed
     a red ×; its width curve is drawn thin and labelled as a plateau run."""
     import copy
 

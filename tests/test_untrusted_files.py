@@ -180,8 +180,9 @@ def _plant_results(root: Path) -> dict:
 
 
 def test_markup_planted_in_every_file_string_reaches_report_and_pages_as_text(tmp_path):
-    """Was: a metrics.json task `<script>…` or a report_notes.json `<img onerror>` landed raw in
-    report.html (Python-Markdown passes HTML through); markdown links in notes became links."""
+    """Markup in any string read from a file (a metrics.json task `<script>…`, a report_notes.json
+    `<img onerror>`) reaches report.html and the pages as text, escaped (Python-Markdown would pass
+    HTML through); markdown links in notes stay text."""
     from bertviz_landscape.cli.plot import run
 
     root = tmp_path / f"res{markup(2)}"  # the directory's name, too
@@ -300,7 +301,9 @@ def _secret_in(root: Path) -> list[Path]:
 
 @pytest.mark.parametrize("how", HOWS)
 def test_a_surface_that_refers_outside_itself_is_refused_by_analysis_and_plot(tmp_path, how):
-    """Was: the outside file's bytes came back as loss values; bertviz-plot drew them, exit 0."""
+    """A surface that refers outside itself (external raw storage, an external or soft link, a
+    virtual dataset) is refused by the analysis and by bertviz-plot: no outside file's bytes are
+    read as loss values."""
     from bertviz_landscape.cli.analyze import run as analyze
     from bertviz_landscape.cli.plot import run as plot
 
@@ -433,7 +436,8 @@ WRITERS = [
 @pytest.mark.parametrize("kind", ["symlink", "hardlink"])
 @pytest.mark.parametrize("writer", WRITERS)
 def test_an_in_place_writer_never_writes_through_a_planted_link(tmp_path, writer, kind):
-    """Was: a link planted as a lock, a log or an index had its target truncated or appended to."""
+    """A link planted as a lock, a log or an index is never written through: its target is neither
+    truncated nor appended to."""
     target, state = _target(tmp_path)
     path, call = _in_place_writers(tmp_path)[writer]
     _plant(path, target, kind)

@@ -195,8 +195,8 @@ def test_crafted_surface_task_cannot_name_figures_outside_and_is_skipped(tmp_pat
 
 @pytest.mark.parametrize("how", ["random-bytes", "all-random-bytes", "nested-json", "foreign-h5", "missing"])
 def test_corrupt_surface_is_one_error_naming_the_file(tmp_path, how):
-    """Every way a surface file can be unreadable is a LandscapeError naming it (was: OSError,
-    KeyError or FileNotFoundError for three of them, a traceback wherever a caller did not wrap it)."""
+    """Every way a surface file can be unreadable is a LandscapeError naming it (not an OSError,
+    KeyError or FileNotFoundError a caller would have to wrap)."""
     import h5py
 
     x = np.linspace(0, 1, 3)
@@ -226,8 +226,9 @@ def test_corrupt_surface_is_one_error_naming_the_file(tmp_path, how):
 # --- files a file names -----------------------------------------------------------------------
 @pytest.mark.parametrize("where", ["climbs", "absolute", "other-step", "symlink"])
 def test_snapshot_index_row_naming_another_file_is_refused(run_copy, trained, where, tmp_path):
-    """Was: two rows pointed at another run's snapshots gave a silently wrong trajectory, exit 0.
-    `symlink`: the row is the run's own, but its file is a link to another run's snapshot."""
+    """A snapshot index row whose file lies outside the run's snapshots (climbing out, absolute,
+    another step's file) is refused, never read into the trajectory. `symlink`: the row is the
+    run's own, but its file is a link to another run's snapshot."""
     snaps = Snapshots(run_copy.root)
     first = snaps.records[0]
     elsewhere = RunDir(trained[0]).snapshots / snapshot_file(snaps.records[2].step)
@@ -267,8 +268,8 @@ def test_snapshot_meta_theta0_outside_the_run_is_refused(run_copy, tmp_path):
 
 @pytest.mark.parametrize("meta", ["{not json", "[1, 2]", '{"format": "other/1"}', "[" * 100_000])
 def test_garbage_snapshot_meta_names_the_file(run_copy, tmp_path, meta):
-    """Like a sketch's meta.json: one line naming it (was: a JSONDecodeError traceback where a reader
-    opens the snapshots directly, e.g. longtrain's epoch points and the sketches' anchors)."""
+    """Like a sketch's meta.json: one line naming it, also where a reader opens the snapshots
+    directly (e.g. longtrain's epoch points and the sketches' anchors); no JSONDecodeError traceback."""
     path = run_copy.snapshots / "meta.json"
     path.write_text(meta)
     before = tree_state(tmp_path)
@@ -377,7 +378,7 @@ def test_a_task_spec_name_or_task_argument_that_is_a_path_is_refused(tmp_path):
 @pytest.mark.parametrize("how", ["garbage-json-attribute", "nested-json-attribute", "random-bytes"])
 def test_corrupt_direction_file_is_one_error_naming_it(tmp_path, how):
     """A direction file (directions.file=, or beside a surface) with a garbage attribute or random
-    bytes: one line naming it (was: a JSONDecodeError or RecursionError traceback)."""
+    bytes: one line naming it, no JSONDecodeError or RecursionError traceback."""
     import h5py
     import torch
 

@@ -45,8 +45,9 @@ def _trajectory(run: Path, surface: Path, out: Path):
 
 @pytest.mark.parametrize("how", ["transposed", "transposed-meta-too", "float-as-int", "extra-tensor"])
 def test_trajectory_refuses_a_snapshot_tensor_that_is_not_what_it_claims(analysis_run, tmp_path, how):
-    """Was: the last snapshot's tensor transposed (same element count) gave last α 0.81 instead of
-    1.00 and exit 0. Now the trajectory command names the file and the tensor, exit 2, no JSON."""
+    """A snapshot tensor that is not what it claims (transposed with the same element count, stored
+    as int, an extra tensor): the trajectory command names the file and the tensor, exit 2, no JSON
+    (no silently wrong α)."""
     run = Path(shutil.copytree(analysis_run["run"], tmp_path / "box" / "run"))
     snaps = Snapshots(run)
     last = run / "snapshots" / snaps.records[-1].file
@@ -148,7 +149,7 @@ def _spec_csv(tmp_path: Path, labels: list[str], problem: str = "classification"
 
 @pytest.mark.parametrize("cell", ["", "NaN", "nan", " ", "#N/A"])
 def test_csv_task_spec_with_an_empty_or_nan_label_is_refused(tmp_path, cell):
-    """Was: '' or 'NaN' became a third class beside neg/pos, silently."""
+    """An empty or NaN label in a CSV task is refused, not taken as a third class beside neg/pos."""
     from bertviz_landscape.training.data.glue import load_glue_split
     from bertviz_landscape.training.data.sources import task_from_spec_file
 
@@ -187,7 +188,7 @@ def test_glue_tsv_with_an_empty_or_nan_label_stops_training_before_it_starts(tmp
 
 @pytest.mark.parametrize("cell", ["inf", "-inf", "nan", "NaN", "Infinity"])
 def test_non_finite_regression_target_is_refused_naming_the_row(tmp_path, cell):
-    """Was: 'inf' accepted as a target; 'nan' said "score 'nan' is outside None"."""
+    """A non-finite regression target ('inf', 'nan') is refused with an error naming the row."""
     from bertviz_landscape.training.data.glue import load_glue_split
     from bertviz_landscape.training.data.sources import task_from_spec_file
 
@@ -216,7 +217,7 @@ def test_stsb_tsv_inf_score_is_refused(tmp_path):
 
 
 def test_csv_task_spec_with_a_duplicated_header_column_is_refused(tmp_path):
-    """Was: the first `stars` column was used silently."""
+    """A CSV task spec whose header names a column twice is refused (no column chosen silently)."""
     from bertviz_landscape.training.data.sources import task_from_spec_file
 
     spec = _spec_csv(tmp_path, ["neg", "pos", "neg", "pos"], header=["review", "stars"])
@@ -230,7 +231,8 @@ def test_csv_task_spec_with_a_duplicated_header_column_is_refused(tmp_path):
 
 # --- 6: a non-finite training loss stops training; non-finite weights are refused -------------
 def test_diverging_training_stops_with_one_line_and_writes_no_theta1(tmp_path):
-    """Was: init.lr=1e30 exited 0 with θ1 all NaN (and the landscape, analyses, plot ran on it)."""
+    """Diverging training (init.lr=1e30) stops with one line (exit 2) and writes no θ1, so
+    no landscape, analysis or plot runs on NaN weights."""
     from conftest import tiny_train_cfg, write_glue
 
     from bertviz_landscape.training.train import train
@@ -343,7 +345,7 @@ def _train_cli(glue: Path, run: Path, *extra: str) -> list[str]:
     "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)], ids=["SIGTERM", "SIGINT"]
 )
 def test_killed_training_exits_nonzero_and_a_rerun_resumes(tmp_path, signum):
-    """Was: SIGTERM (a scheduler's) exited 0 with no metrics.json: Lightning's exception has no code."""
+    """Training killed by a signal (a scheduler's SIGTERM) exits nonzero, and a rerun resumes."""
     from conftest import write_glue
 
     glue = write_glue(tmp_path / "glue", n_train=48, n_dev=8)
@@ -387,9 +389,8 @@ def _landscape_cli(run: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.mark.slow  # two landscapes, one through the CLI: ~90 s on the shared 2-core VM
 def test_a_second_grid_on_a_busy_output_refuses_and_the_first_finishes(tiny_run, tmp_path):
-    """Was: two bertviz-landscape processes with different grids and the same output= both exited
-    0 ("surface written"); the file held one of them. Now the second refuses with one line while
-    the first computes, and the first's surface is whole."""
+    """Two bertviz-landscape processes with different grids and the same output=: the second refuses
+    with one line while the first computes, and the first's surface is whole."""
     from bertviz_landscape.cli.landscape import run as compute
     from bertviz_landscape.contracts.locks import held_by_another
     from bertviz_landscape.engine.surface import load_surface
@@ -492,7 +493,8 @@ def test_a_grid_refuses_while_another_process_holds_another_grids_shard_lock(tin
 # --- weak cases -------------------------------------------------------------------------------
 @pytest.mark.parametrize("axis", ["x", "y"])
 def test_a_grid_axis_of_one_point_is_refused_at_the_grid(tiny_run, tmp_path, axis):
-    """Was: grid.x.num=1 was computed, then bertviz-plot crashed in matplotlib."""
+    """A grid axis of one point (grid.x.num=1) is refused when the grid is read, before any point is
+    computed or plotted."""
     from bertviz_landscape.cli.landscape import run as compute
 
     run, _ = tiny_run
@@ -514,7 +516,8 @@ def test_a_grid_axis_of_one_point_is_refused_at_the_grid(tiny_run, tmp_path, axi
     ids=["python-tag", "oc.env", "resolver"],
 )
 def test_a_run_config_yaml_with_a_tag_or_interpolation_is_one_line(tiny_run, tmp_path, monkeypatch, value):
-    """Was: a traceback (the tag), or the environment variable resolved from a file."""
+    """A run's config YAML holding a tag or an interpolation is one line naming it: no traceback, and
+    no environment variable resolved from a file."""
     from bertviz_landscape.cli.landscape import run as compute
 
     monkeypatch.setenv("BVL_SECRET_FOR_TEST", "128")
@@ -577,8 +580,8 @@ def test_custom_code_checkpoint_is_refused_in_one_line_by_train_and_landscape(ti
 
 @pytest.mark.slow  # a CLI process on the shared VM: ~25 s
 def test_custom_code_checkpoint_never_reaches_the_trust_remote_code_prompt(tiny_run, tmp_path):
-    """Was: transformers asked "Do you wish to run the custom code? [y/N]" and waited for an answer
-    (on a terminal). Here stdin is a pipe that never answers: one line, exit 2, no question."""
+    """A checkpoint with custom code is refused before transformers could ask "Do you wish to run the
+    custom code? [y/N]". Here stdin is a pipe that never answers: one line, exit 2, no question."""
     run, _ = tiny_run
     evil = _custom_code_checkpoint(RunDir(run).theta1, tmp_path / "evil")
     out = tmp_path / "s.h5"

@@ -592,7 +592,7 @@ def run_analysis(overrides: list[str]):
 
 def _train_data(overrides: list[str]) -> _Lazy:
     """The examples a train stage reads, by content (the TSVs' hashes, as the run's own fingerprint
-    takes them): data edited in place re-run the stage (was: every stage skipped, a stale demo)."""
+    takes them): data edited in place re-run the stage, so a finished demo never reports on stale runs."""
 
     def stamp() -> dict:
         cfg = compose("train", overrides)
