@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors.torch
-from test_analysis_support import analysis_run, make_run_dir  # noqa: F401  (fixture)
+from helpers.analysis import analysis_run, make_run_dir  # noqa: F401  (fixture)
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
 from bertviz_landscape.cli.analyze import run as analyze
@@ -102,7 +102,7 @@ def test_several_seeds_give_mean_std_n(analysis_run, tmp_path):
 
 
 def test_wandb_offline_summary_holds_the_numbers(analysis_run, tmp_path):
-    from test_train import read_wandb_run
+    from helpers.train import read_wandb_run
 
     cfg = compose(
         "analyze",

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_analysis_support import analysis_run  # noqa: F401  (fixture)
+from helpers.analysis import analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.consistency import consistency, consistency_of
 from bertviz_landscape.analysis.flatness import flatness, interval_width

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from test_analysis_support import TRAJECTORY, analysis_run  # noqa: F401  (fixture)
+from helpers.analysis import TRAJECTORY, analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.algebra import dot
 from bertviz_landscape.analysis.trajectory import trajectory, trajectory_pca

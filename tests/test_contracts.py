@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_landscape_support import tiny_run  # noqa: F401  (fixture)
+from helpers.landscape import tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.contracts.config import CONF_DIR, compose
 

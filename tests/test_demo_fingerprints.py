@@ -104,7 +104,7 @@ def test_data_edited_in_place_rerun_the_train_stage(tmp_path):
     """A finished demo re-run on data edited in place re-runs the train stage: its record holds the
     examples (by content), not only the overrides and the composed YAML."""
     from conftest import write_glue
-    from test_fingerprints import flip_labels
+    from helpers.data import flip_labels
 
     from bertviz_landscape.pipeline.demo import _train_stage
 

@@ -5,12 +5,12 @@ overwrite=true discards exactly the points it replaces; impossible data settings
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_train_cfg, tree_state
-from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
+from helpers.data import flip_labels
+from helpers.landscape import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.contracts.errors import LandscapeError
 from bertviz_landscape.contracts.fingerprints import FULL_HASH_BYTES, file_fingerprint
@@ -18,13 +18,6 @@ from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.engine.surface import load_surface
 from bertviz_landscape.engine.sweep import landscape
 from bertviz_landscape.training.train import RunConfigError, train
-
-
-def flip_labels(tsv: Path) -> None:
-    """MRPC's label is the first column: 0 ↔ 1, in place (same size, same name)."""
-    head, *rows = tsv.read_text(encoding="utf-8").splitlines()
-    rows = [("1" if r[0] == "0" else "0") + r[1:] for r in rows]
-    tsv.write_text("\n".join([head, *rows]) + "\n", encoding="utf-8")
 
 
 def test_file_fingerprint_is_by_content_and_samples_large_files(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
+from helpers.landscape import tiny_run, write_glue  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.flatness import hessian_request
 from bertviz_landscape.analysis.measures.hessian import (
@@ -203,8 +203,8 @@ def test_bad_requests_are_clear_errors(setup):
 def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_path):
     """`bertviz-analyze analysis=flatness run=RUN analysis.hessian.enabled=true`: θ1 of the run, the
     seeded train subset, the summary's hessian_top/hessian_trace; no surface needed."""
-    from test_analysis_support import make_run_dir
-    from test_landscape_support import data_cfg
+    from helpers.analysis import make_run_dir
+    from helpers.landscape import data_cfg
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)

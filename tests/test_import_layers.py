@@ -176,3 +176,32 @@ def test_the_contract_sees_function_level_imports(tmp_path):
     source.write_text("def f():\n    from bertviz_landscape.plots import style\n")
     found = imports_of(source, {"bertviz_landscape.plots", "bertviz_landscape.plots.style"})
     assert found == [("bertviz_landscape.plots.style", 2, True)]
+
+
+# --- the tests' own layering: a test module imports no other test module -----------------------
+TESTS = Path(__file__).resolve().parent
+
+
+def imports_of_test_modules(path: Path) -> list[str]:
+    """'file:line imports test_x' for each import (at any depth) of a `test_*` module in `path`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        found += [
+            f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0].startswith("test_")
+        ]
+    return found
+
+
+def test_no_test_module_imports_another_test_module():
+    """What two test modules share lives in tests/helpers/ or conftest.py, never in a test module."""
+    offenders = [line for path in sorted(TESTS.rglob("*.py")) for line in imports_of_test_modules(path)]
+    assert not offenders, "move the shared helpers to tests/helpers/:\n" + "\n".join(offenders)
+
+
+def test_the_test_import_check_sees_imports_of_test_modules(tmp_path):
+    source = tmp_path / "test_m.py"
+    source.write_text("import test_a\nfrom helpers.x import y\n\ndef f():\n    from test_b import c\n")
+    assert imports_of_test_modules(source) == ["test_m.py:1 imports test_a", "test_m.py:5 imports test_b"]

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.landscape import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 from hydra import compose, initialize_config_dir
-from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.cli.landscape import CONFIG_PATH, run
 from bertviz_landscape.contracts.errors import BadInput

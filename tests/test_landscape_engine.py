@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_landscape_support import TINY, build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
+from helpers.landscape import TINY, build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.contracts.parameters import layer_map, select_parameters
 from bertviz_landscape.engine import directions as dirs

@@ -20,9 +20,9 @@ import sys
 import pytest
 import torch
 from conftest import require_extra, write_glue
+from helpers.landscape import tiny_run  # noqa: F401  (fixture)
+from helpers.shards import assert_same_surface, cli_args, reference  # noqa: F401  (fixture)
 from safetensors.torch import load_file
-from test_landscape_shards import assert_same_surface, cli_args, reference  # noqa: F401  (fixture)
-from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.engine.surface import load_surface
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers.analysis import make_run_dir
+from helpers.landscape import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 from safetensors.torch import load_file
-from test_analysis_support import make_run_dir
-from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401  (fixture)
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
 from bertviz_landscape.analysis.layers import layers, rollback_sets

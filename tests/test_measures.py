@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_analysis_support import analysis_run  # noqa: F401  (fixture)
-from test_landscape_support import data_cfg
+from helpers.analysis import analysis_run  # noqa: F401  (fixture)
+from helpers.landscape import data_cfg
 
 from bertviz_landscape.analysis.measures.path_loss import curve_numbers, path_loss_of_run
 from bertviz_landscape.analysis.trajectory import trajectory
@@ -150,7 +150,7 @@ def write_long_run(root, tiny, metric, predictions=None):
     per-example dev predictions file the epochs callback writes."""
     import json
 
-    from test_analysis_support import make_run_dir
+    from helpers.analysis import make_run_dir
 
     run = make_run_dir(root, tiny)
     m = json.loads((run / "metrics.json").read_text())

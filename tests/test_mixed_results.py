@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_changes_only_under, exits_2_with_one_line, tree_state
-from test_claims import synthetic
+from helpers.claims import synthetic
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import AnalysisError, refuse_repeats, run_fingerprint

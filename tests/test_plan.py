@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_claims import synthetic
+from helpers.claims import synthetic
 
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.pipeline.demo import freeze_plan, plan_document

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import tiny_train_cfg
-from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
+from helpers.landscape import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.contracts.errors import BadInput, CheckpointError, LandscapeError, OutputError
 from bertviz_landscape.contracts.rundir import RunDir
@@ -506,7 +506,7 @@ def test_same_shard_started_twice_waits_and_evaluates_nothing_twice(tiny_run, tm
     script = f"""
 import sys, json, time, pathlib
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_landscape_support import data_cfg
+from helpers.landscape import data_cfg
 from bertviz_landscape.engine.sweep import landscape
 run = { ({k: str(v) for k, v in tiny_run.items()})!r}
 release = pathlib.Path({str(release)!r})

@@ -10,7 +10,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-from test_landscape_support import tiny_run, write_glue  # noqa: F401  (fixture)
+from helpers.landscape import tiny_run, write_glue  # noqa: F401  (fixture)
 
 from bertviz_landscape.analysis.flatness import adaptive_request, interval_width, invariant_request
 from bertviz_landscape.analysis.measures.hessian import (

@@ -200,7 +200,7 @@ def test_a_torn_row_or_index_line_after_a_crash_is_ignored_and_overwritten(tmp_p
 @pytest.mark.slow
 def test_resumed_run_sketches_equal_the_uninterrupted_ones(glue_dir, tmp_path, monkeypatch):
     import pytorch_lightning as pl
-    from test_train import CrashAt
+    from helpers.train import CrashAt
 
     overrides = (
         "callbacks.snapshots.sketch.enabled=true",

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
+from helpers.landscape import data_cfg, tiny_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.engine.surface import Surface, load_surface, write_surface
 from bertviz_landscape.engine.sweep import landscape

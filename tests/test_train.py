@@ -13,6 +13,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import evaluate_with_plain_transformers, tiny_train_cfg
+from helpers.train import CrashAt, read_wandb_run
 from safetensors.torch import load_file
 
 from bertviz_landscape.contracts.snapshots import Snapshots
@@ -474,20 +475,6 @@ def test_stsb_is_regression_with_pearson_and_spearman(glue_dir, tmp_path):
     assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
 
 
-def read_wandb_run(run_dir: Path) -> dict:
-    """Read an offline W&B run back with wandb's own reader (`wandb leet inspect`)."""
-    (offline,) = list((run_dir / "wandb").glob("offline-run-*"))
-    wandb_cli = Path(sys.executable).with_name("wandb")
-    out = subprocess.run(
-        [str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return json.loads(out.stdout) | {"dir": offline.name}
-
-
 def test_wandb_offline_run_has_config_and_metrics(glue_dir, tmp_path):
     train(tiny_train_cfg(glue_dir, "logger=wandb"), tmp_path / "run")
     run = read_wandb_run(tmp_path / "run")
@@ -581,17 +568,6 @@ def test_cli_unknown_task_name_in_config_is_a_clear_error(tmp_path):
     assert proc.returncode == 2
     assert "bertviz-train: error: unknown task 'imdb'; known tasks: cola, mnli, mnli-mm, mrpc" in proc.stderr
     assert "a imdb.yaml task spec in $BVL_TASK_PATH" in proc.stderr
-
-
-class CrashAt(pl.Callback):
-    """Kill the run (an exception) right after optimiser step `step`."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.mark.parametrize("grouped", [False, True], ids=["random-batches", "length-grouped"])

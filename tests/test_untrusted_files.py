@@ -18,8 +18,8 @@ import h5py
 import numpy as np
 import pytest
 from conftest import assert_changes_only_under, exits_2_with_one_line, tree_state
-from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
-from test_plots import make_surface, write_fixture_dir
+from helpers.landscape import data_cfg, tiny_run  # noqa: F401  (fixture)
+from helpers.plots import make_surface, write_fixture_dir
 
 from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.engine.surface import load_surface, write_surface

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 from conftest import assert_changes_only_under, exits_2_with_one_line, tree_state
-from test_analysis_support import analysis_run  # noqa: F401  (fixture)
+from helpers.analysis import analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.cli.analyze import run as analyze
 from bertviz_landscape.contracts.config import compose

@@ -1,6 +1,6 @@
 """Shared builders for the analysis tests: a run directory with a known trajectory, and its surface.
 
-No tests here; test_analysis_*.py import the fixtures. The run is made from checkpoints built
+The analysis test modules import the `analysis_run` fixture from here. The run is made from checkpoints built
 like `tiny_run`'s (no training, so it costs seconds; built once per session): θ0 = init,
 θ1 = final, θ2 = other (for δ2); after the paper-axes surface is computed, snapshots are
 written whose deltas are known
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_landscape_support import build_tiny, data_cfg, write_glue
+
+from helpers.landscape import build_tiny, data_cfg, write_glue
 
 # (step, epoch, a, b, off-plane scale): θ_t − θ0 = a·δ1 + b·δ2 + scale·r, r ⟂ δ1, δ2 with ‖r‖ = ‖δ1‖
 TRAJECTORY = [
@@ -147,7 +148,7 @@ def _build_analysis_run(tmp_path_factory) -> dict:
     from bertviz_landscape.engine.sweep import landscape
 
     root = tmp_path_factory.mktemp("analysis_run")
-    # tiny_run's checkpoints (test_landscape_support's builders), built here once for every
+    # tiny_run's checkpoints (helpers.landscape's builders), built here once for every
     # analysis test module
     theta0 = build_tiny(root / "init")
     tiny_run = {

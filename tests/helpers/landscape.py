@@ -1,6 +1,6 @@
 """Shared builders for the landscape tests: tiny BERT checkpoints and a tiny GLUE directory.
 
-No tests here; the test_landscape_*.py files import the fixtures from this module.
+The test modules import the `tiny_run` fixture and the builders from this module.
 """
 
 from __future__ import annotations
