@@ -46,7 +46,7 @@ def test_notebook_example_train_curve_surface_analysis_figures(tmp_path, glue_di
 
     # the same request through the entrypoint's config path gives the same numbers
     from bertviz_landscape.cli.landscape import run as landscape_cli
-    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.cli.compose import compose
 
     values = {
         "run": str(out / "mrpc"),
