@@ -31,8 +31,8 @@ from omegaconf import OmegaConf
 from bertviz_landscape.cli import analyze as analysis_entrypoint
 from bertviz_landscape.cli import landscape as landscape_entrypoint
 from bertviz_landscape.cli import plot as publish
-from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.cli.compose import OPTIONAL_KEYS, compose
+from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.engine.sweep import LandscapeResult
 from bertviz_landscape.training.train import train
 

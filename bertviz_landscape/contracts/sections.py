@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bertviz_landscape.contracts.errors import BadInput
+
 
 class UnknownKeyword(TypeError):
     """A keyword no request field has: names the nearest valid one (its dotted path inside the
@@ -50,6 +52,17 @@ class UnknownKeyword(TypeError):
         return UnknownKeyword(where or self.where, (*path, *self.path), self.key, self.valid)
 
 
+class BadValue(BadInput):
+    """A value of the wrong kind for its key (`path`: the key's dotted place in the request)."""
+
+    def __init__(self, path: tuple[str, ...], what: str):
+        self.path, self.what = tuple(path), what
+        super().__init__(f"{'.'.join(self.path)} {what}")
+
+    def within(self, path: tuple[str, ...]) -> BadValue:
+        return BadValue((*path, *self.path), self.what)
+
+
 def check_keywords(where: str, given: Iterable[str], valid: Iterable[str]) -> None:
     """Raise `UnknownKeyword` for the first of `given` that is not in `valid`."""
     valid = set(valid)
@@ -68,6 +81,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return str(value)
     return value
+
+
+def _deep_merge(old: Mapping, new: Mapping) -> dict:
+    out = dict(old)
+    for key, value in new.items():
+        prior = out.get(key)
+        out[key] = (
+            _deep_merge(prior, value) if isinstance(prior, Mapping) and isinstance(value, Mapping) else value
+        )
+    return out
 
 
 class Section:
@@ -96,12 +119,57 @@ class Section:
         """`values` (a plain mapping) on top of `base` (this field's default, or None)."""
         check_keywords(cls.__name__, values, [f.name for f in dataclasses.fields(cls) if f.init])
         values = {str(k): v for k, v in values.items()}
-        return dataclasses.replace(base, **values) if isinstance(base, cls) else cls(**values)
+        if isinstance(base, cls):
+            for key, value in values.items():
+                old = getattr(base, key)
+                if isinstance(old, dict) and isinstance(value, Mapping):
+                    values[key] = _deep_merge(old, value)
+            return dataclasses.replace(base, **values)
+        return cls(**values)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]):
         """The request from a plain mapping (keys checked as keywords are)."""
         return cls(**{str(k): v for k, v in values.items()})
+
+
+class Settings(Section):
+    """A section of an analysis's options: each value given must be of its default's kind (a
+    number for a number, true/false for a flag, text for text; null is always taken — the
+    analysis says what it means), else a `BadValue` naming the key."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            default, value = _field_default(f), getattr(self, f.name)
+            if (
+                value is None
+                or default is None
+                or f.metadata.get("free")
+                or isinstance(default, (Section, dict))
+            ):
+                continue
+            if isinstance(default, bool):
+                ok, what = isinstance(value, bool), "true or false"
+            elif isinstance(default, (int, float)):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                ok = ok and (isinstance(default, float) or float(value).is_integer())
+                what = "a number" if isinstance(default, float) else "an integer"
+            elif isinstance(default, str):
+                ok, what = isinstance(value, str), "text"
+            elif isinstance(default, tuple):
+                ok, what = isinstance(value, (list, tuple)), "a list"
+                if ok:
+                    object.__setattr__(self, f.name, tuple(value))
+            else:
+                continue
+            if not ok:
+                raise BadValue((f.name,), f"must be {what}, got {value!r}")
+
+
+def free(default: Any) -> Any:
+    """A field of a `Settings` section whose value may be of another kind than its default (a
+    parameter selector: a name or a list of names)."""
+    return dataclasses.field(default=default, metadata={"free": True})
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -142,6 +210,8 @@ def section(cls=None, *, frozen: bool = True, sections: Mapping[str, type] | Non
                         kwargs[name] = kind.merged(_field_default(by_name[name]), value)
                     except UnknownKeyword as err:
                         raise err.within(cls.__name__, (name,)) from None
+                    except BadValue as err:
+                        raise err.within((name,)) from None
             init(self, *args, **kwargs)
 
         cls.__init__ = __init__
