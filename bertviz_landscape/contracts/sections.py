@@ -83,12 +83,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _deep_merge(old: Mapping, new: Mapping) -> dict:
+def deep_merge(old: Mapping, new: Mapping) -> dict:
     out = dict(old)
     for key, value in new.items():
         prior = out.get(key)
         out[key] = (
-            _deep_merge(prior, value) if isinstance(prior, Mapping) and isinstance(value, Mapping) else value
+            deep_merge(prior, value) if isinstance(prior, Mapping) and isinstance(value, Mapping) else value
         )
     return out
 
@@ -123,7 +123,7 @@ class Section:
             for key, value in values.items():
                 old = getattr(base, key)
                 if isinstance(old, dict) and isinstance(value, Mapping):
-                    values[key] = _deep_merge(old, value)
+                    values[key] = deep_merge(old, value)
             return dataclasses.replace(base, **values)
         return cls(**values)
 
