@@ -6,7 +6,8 @@ conf/analyze.yaml's, with its defaults; ``analysis`` is the options of one analy
 (``"layers"``), a mapping with or without ``name`` (merged onto that analysis's defaults; no
 name: analyze.yaml's default, trajectory) or the options themselves. An unknown keyword, top or
 nested, is a TypeError naming the nearest valid one. `from_mapping` takes a composed config's
-plain container (the command line: keys nothing reads are warned about and dropped).
+plain container (the command line: a top-level key nothing reads is dropped — the command's
+unused-key check names it —, one of the analysis section is warned about and dropped).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from bertviz_landscape.training.data.eval_sets import DataRequest
 log = logging.getLogger(__name__)
 
 DEFAULT_ANALYSIS = "trajectory"  # conf/analyze.yaml's defaults list
-COMMAND_ONLY_KEYS = ("paths", "hydra")
 
 
 class OpenOptions(dict):
@@ -135,9 +135,7 @@ class AnalyzeRequest(Section):
     def from_mapping(cls, c: Mapping[str, Any]) -> AnalyzeRequest:
         """The request from a composed conf/analyze.yaml's plain container (resolved)."""
         c = dict(c)
-        known = set(cls.__dataclass_fields__)
-        for key in sorted(set(c) - known - set(COMMAND_ONLY_KEYS)):
-            log.warning("%s is not used by bertviz-analyze", key)
+        known = set(cls.__dataclass_fields__)  # another top-level key: the command line warned about it
         values = {k: v for k, v in c.items() if k in known}
         values["analysis"] = analysis_options(values.get("analysis"), strict=False)
         if "data" in values:

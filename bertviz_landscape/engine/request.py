@@ -192,10 +192,6 @@ class DirectionsRequest(Section):
         return out
 
 
-# keys of conf/landscape.yaml that only the command reads (through interpolation or Hydra)
-COMMAND_ONLY_KEYS = ("paths", "hydra")
-
-
 @section(sections={"directions": DirectionsRequest})
 class LandscapeRequest(Section):
     """One landscape, as conf/landscape.yaml says it (module docstring): every field's default is
@@ -277,12 +273,10 @@ class LandscapeRequest(Section):
     @classmethod
     def from_mapping(cls, c: Mapping[str, Any]) -> LandscapeRequest:
         """The request from a composed conf/landscape.yaml's plain container (resolved): the
-        command-only keys (``paths``, ``hydra``) dropped, an unused key warned about (the command
-        line names it too) and dropped, the sections taken as the YAML gives them."""
+        command-only keys (``paths``, ``hydra``) and any key nothing reads (the command's unused-key
+        check names it) dropped, the sections taken as the YAML gives them."""
         c = dict(c)
-        known = set(cls().keys()) - {"notes"}
-        for key in sorted(set(c) - known - set(COMMAND_ONLY_KEYS)):
-            log.warning("%s is not used by the landscape", key)
+        known = set(cls().keys()) - {"notes"}  # another key: the command line warned about it
         values = {k: v for k, v in c.items() if k in known}
         if "grid" in values:
             values["grid"] = Grid.parse(values["grid"])
