@@ -16,7 +16,7 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bertviz_landscape.contracts.config import CONF_DIR
+from bertviz_landscape.contracts import config
 
 
 def compose(config_name: str, overrides: Sequence[str] = (), values: dict | None = None) -> DictConfig:
@@ -34,13 +34,13 @@ def compose(config_name: str, overrides: Sequence[str] = (), values: dict | None
 
 @contextlib.contextmanager
 def _hydra_on_conf_dir() -> Iterator[None]:
-    """Hydra initialised on CONF_DIR for one compose; a Hydra already running (an entrypoint that
+    """Hydra initialised on `config.CONF_DIR` (read at each call) for one compose; a Hydra already running (an entrypoint that
     composes another command's config, a test's own `initialize_config_dir`) is put back after."""
     running = GlobalHydra.instance()
     saved = running.hydra if running.is_initialized() else None
     running.clear()
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="compose"):
+        with initialize_config_dir(config_dir=config.CONF_DIR, version_base="1.3", job_name="compose"):
             yield
     finally:
         GlobalHydra.instance().clear()
