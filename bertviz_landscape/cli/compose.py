@@ -34,8 +34,9 @@ def compose(config_name: str, overrides: Sequence[str] = (), values: dict | None
 
 @contextlib.contextmanager
 def _hydra_on_conf_dir() -> Iterator[None]:
-    """Hydra initialised on `config.CONF_DIR` (read at each call) for one compose; a Hydra already running (an entrypoint that
-    composes another command's config, a test's own `initialize_config_dir`) is put back after."""
+    """Hydra initialised on `config.CONF_DIR` (read at each call) for one compose; a Hydra
+    already running (an entrypoint that composes another command's config, a test's own
+    `initialize_config_dir`) is put back after."""
     running = GlobalHydra.instance()
     saved = running.hydra if running.is_initialized() else None
     running.clear()
