@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from bertviz_landscape.algebra import dot, gram, pca_of_gram
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.sketches import (
     CountSketch,
     Sketches,

@@ -156,7 +156,7 @@ def test_bertviz_analyze_refuses_one_surface_given_as_two_seeds(runs, tmp_path, 
     """One surface given as two seeds (the same path, or a copy) is refused, not counted as n = 2
     with std 0. At the command: exit 2, no JSON."""
     from bertviz_landscape.cli.analyze import run as analyze
-    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.cli.compose import compose
 
     second = runs["plane"] if twice == "the same path" else shutil.copy(runs["plane"], tmp_path / "copy.h5")
     out = tmp_path / "out" / "consistency.json"

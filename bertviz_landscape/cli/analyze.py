@@ -1,7 +1,8 @@
 """`bertviz-analyze` (python -m bertviz_landscape.analysis): the Hydra edge of the analyses.
 
-Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), looks the
-analysis up in analysis/registry.py and calls its spec's adapter, writes the JSON atomically to
+Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), turns it into
+one typed `AnalyzeRequest`, looks the analysis up in analysis/registry.py and calls its spec's
+adapter with the request, writes the JSON atomically to
 ``output=`` and, with ``wandb.enabled=true``, puts its numbers in a W&B run's summary. Bad input
 exits with status 2 and one line naming the problem; no JSON is written.
 """
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
 from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
 from bertviz_landscape.analysis.registry import get
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.cli.command import command
 from bertviz_landscape.contracts.config import CONF_DIR
 
@@ -26,15 +28,21 @@ def run(cfg: DictConfig) -> dict:
     """The config → analysis call, without Hydra's runtime (tests call this with a composed cfg).
     Returns the analysis JSON that was written to `cfg.output`."""
 
-    name = str(cfg.analysis.name)
+    return run_request(AnalyzeRequest.from_mapping(OmegaConf.to_container(cfg, resolve=True)))
+
+
+def run_request(req: AnalyzeRequest) -> dict:
+    """The analysis `req` names, its JSON written to `req.output` (and its numbers to W&B when
+    `wandb.enabled`); returns the JSON."""
+
+    name = req.name
     spec = get(name)
-    output = prepare_output(cfg.get("output"))
-    result = spec.run(cfg)
-    write_result(output, result, overwrite=bool(cfg.get("overwrite", False)))
+    output = prepare_output(req.output)
+    result = spec.run(req)
+    write_result(output, result, overwrite=req.overwrite)
     log.info("analysis=%s written: %s", name, output)
-    if cfg.get("wandb") and cfg.wandb.get("enabled"):
-        options = OmegaConf.to_container(cfg.wandb, resolve=True)
-        where = log_to_wandb(result, options, output)
+    if req.wandb.enabled:
+        where = log_to_wandb(result, req.wandb.to_dict(), output)
         log.info("W&B run: %s", where)
     return result
 

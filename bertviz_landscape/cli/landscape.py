@@ -1,9 +1,9 @@
 """`bertviz-landscape` (python -m bertviz_landscape.engine): the Hydra edge of the engine.
 
-Composes conf/landscape.yaml, turns it into one typed `LandscapeRequest` and one
-`compute_landscape` call (mode=merge only merges), logs the surface to W&B when
-`wandb.enabled`. Bad input exits with status 2 and one line naming the problem; no surface
-file is written.
+Composes conf/landscape.yaml, turns it into one typed `LandscapeRequest` (`from_mapping` of the
+composed config's container) and one `compute_landscape` call (mode=merge only merges), logs
+the surface to W&B when `wandb.enabled`. Bad input exits with status 2 and one line naming the
+problem; no surface file is written.
 """
 
 from __future__ import annotations
@@ -26,18 +26,26 @@ CONFIG_PATH = CONF_DIR
 def run(cfg: DictConfig):
     """The config → engine call, without Hydra's runtime (tests call this with a composed cfg)."""
 
-    if cfg.get("deterministic"):  # before any CUDA work of this job
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return run_request(LandscapeRequest.from_mapping(config), config)
+
+
+def run_request(req: LandscapeRequest, config: dict | None = None):
+    """The landscape of `req` (`deterministic` set first, the surface logged to W&B when
+    `wandb.enabled`, with `config`, the composed config, else the request's own)."""
+
+    if req.deterministic:  # before any CUDA work of this job
         configure_determinism(True)
-    result = compute_landscape(LandscapeRequest.from_config(cfg))
+    result = compute_landscape(req)
     if result.surface:
         log.info("surface written: %s (directions: %s)", result.surface, result.direction_file)
-        if cfg.get("wandb") and cfg.wandb.get("enabled"):
-            log_surface(result.surface, OmegaConf.to_container(cfg, resolve=True))
+        if req.wandb.enabled:
+            log_surface(result.surface, config if config is not None else req.to_dict())
     else:
         log.info(
             "shard %s/%s done (%d evaluated, %d already present); parts in %s — the last shard merges",
-            cfg.shard,
-            cfg.num_shards,
+            req.shard,
+            req.num_shards,
             result.evaluated,
             result.skipped,
             result.parts,

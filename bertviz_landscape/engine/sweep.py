@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -442,9 +442,8 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     return evaluator, summary, direction_path
 
 
-def landscape(
-    overrides: Sequence[str] = (), on_point: Callable[[int, dict], None] | None = None, **values
-) -> LandscapeResult:
-    """`compute_landscape` of the request conf/landscape.yaml gives with `values` on top:
+def landscape(on_point: Callable[[int, dict], None] | None = None, **values) -> LandscapeResult:
+    """`compute_landscape` of the request conf/landscape.yaml gives with `values` on top
+    (`landscape_request`):
     ``landscape(run=RUN, grid={"x": {"min": 0, "max": 1, "num": 3}}, progress=False)``."""
-    return compute_landscape(landscape_request(overrides, **values), on_point=on_point)
+    return compute_landscape(landscape_request(**values), on_point=on_point)

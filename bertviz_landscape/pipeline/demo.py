@@ -46,9 +46,9 @@ from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import read_run
 from bertviz_landscape.cli.analyze import run as analyze
 from bertviz_landscape.cli.command import command
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.cli.landscape import run as compute_surface
 from bertviz_landscape.contracts.atomic import open_in_place, write_json_atomic
-from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.fingerprints import file_fingerprint
 from bertviz_landscape.contracts.locks import held
