@@ -62,7 +62,7 @@ def test_a_typo_fails_before_torch_is_imported():
     """Fail fast: the check runs on the YAML alone (Hydra + OmegaConf), not after torch loads."""
     code = (
         "import sys; sys.argv = ['bertviz-train', 'trainer.max_epoch=2']\n"
-        "from bertviz_landscape import commands\n"
+        "from bertviz_landscape.cli import commands\n"
         "try:\n    commands.train()\nexcept SystemExit as e:\n"
         "    print('exit', e.code, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
