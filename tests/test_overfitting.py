@@ -299,7 +299,8 @@ def test_the_demo_plan_keeps_its_verdict_text_for_one_epoch_runs():
     assert v.verdict == claims.UNRESOLVED
     assert v.sentence.startswith(
         "not resolved: only 1 epoch — overfitting needs long training (≥ 5; bertviz-train "
-        "experiment=overfit) — drop of the dev metric from the best epoch to the last: pretrained 0.001 ± 0.001 (n = 3, 95% "
+        "experiment=overfit) — drop of the dev metric from the best epoch to the last: "
+        "pretrained 0.001 ± 0.001 (n = 3, 95% "
         "bootstrap CI [0, 0.002]), from scratch 0.001 ± 0.001 (n = 3, 95% bootstrap CI [0, 0.002]); n = 3/3 "
         "runs, p = 1 (exact permutation test of the difference of means (∧ Welch); not decided, enters Holm "
         "with p = 1); Hodges–Lehmann shift pretrained − scratch 0 [-0.002, 0.002] (90% exact)"
