@@ -429,10 +429,10 @@ def _plateau_text(a: Assessment, failed: dict) -> str:
 
 
 def _epochs(r: RunRecord) -> float | None:
-    """How many epochs the run trained (its longtrain numbers: ``num_epochs``; an older JSON's
-    summary: ``epochs``)."""
-    v = r.numbers.get("epochs")
-    return r.numbers.get("num_epochs") if v is None else v
+    """How many epochs the run trained: its longtrain numbers' ``num_epochs``, else (an older JSON)
+    ``epochs`` from its per-epoch curve."""
+    v = r.numbers.get("num_epochs")
+    return r.numbers.get("epochs") if v is None else v
 
 
 def _min_epochs(a: Assessment, rule: Rule, opts: Options) -> None:
