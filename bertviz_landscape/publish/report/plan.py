@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from bertviz_landscape.analysis.measures.evidence import EQUIVALENCE, TESTS, Options, Rule
+from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.atomic import write_json_atomic, write_text_atomic
 from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.contracts.errors import BadInput
@@ -253,11 +254,15 @@ def _now() -> str:
 
 
 def check(doc: dict) -> Plan:
-    """The plan check before anything runs: `plan_from` (every key present and valid) and
-    `check_seeds` (selection and confirmation seeds disjoint); a BadInput naming what is wrong."""
+    """The plan check before anything runs: `plan_from` (every key present and valid), `check_seeds`
+    (selection and confirmation seeds disjoint) and, when the plan has one, its learning-rate sweep
+    (contracts/lr_sweep.check_config: ≥ 3 rates per init, trained on the selection seeds); a
+    BadInput naming what is wrong."""
     try:
         plan = plan_from(doc)
         check_seeds(doc)
+        if doc.get("lr_sweep") is not None:
+            lr_sweep.check_config(doc["lr_sweep"], (doc.get("seeds") or {}).get("select") or [])
     except ValueError as err:
         raise BadInput(f"the analysis plan (preset {doc.get('preset')!r}): {err}") from None
     return plan
