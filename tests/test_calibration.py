@@ -207,13 +207,13 @@ def test_the_planted_effect_the_plan_states_is_detected_at_its_power(claim):
 
 # --- the equivalence test of robustness to overfitting (conf/plan/replicate.yaml: tost) ----------------
 # The replicate registers robust_to_overfitting as a TOST of the pretrained runs' dev_last_minus_early
-# within ±margin (evidence.equivalence). Its errors are a wrong "supported": the true mean change at
-# the margin (a real drop or gain of exactly the margin) declared equivalent. Calibrated here at both
+# within ±margin (evidence.equivalence). Its error is a wrong "supported": the true mean change at the
+# margin (a real drop or gain of exactly the margin) declared equivalent. Calibrated here at both
 # margins through the claims layer, with the claim alone in its family (Holm × 1: the most sensitive),
-# on the per-run numbers the preset gives: normal, heavy-tailed (t₃), quantised to the 872-example
-# dev set's 1/872, and mildly skewed (lognormal σ 0.1, skewness ±0.3, toward the far side of the
-# margin). Not held, and by no test of a mean at n = 5 (Bahadur & Savage 1956): stronger skew toward
-# the far side — measured 7% (skewness 0.6) and 9% (skewness 1.0) at α = 5% (evidence.py says so).
+# on the per-run numbers the preset gives: normal and heavy-tailed (t₃) seed-to-seed spread of 0.5, 1
+# and 2 points, quantised to the 872-example dev set's 1/872. Not held, and by no test of a mean at
+# n = 5 (Bahadur & Savage 1956): skew whose long tail points beyond the margin — measured, not hidden,
+# in test_far_side_skew_is_the_tost_s_documented_limit (evidence.py and the plan say so).
 REPLICATE = plan_mod.preset("replicate")
 TOST_CLAIM = "robust_to_overfitting"
 TOST_REG = REPLICATE["claims"][TOST_CLAIM]
@@ -246,14 +246,12 @@ def _centred(rng, shape, size):
         return rng.normal(0.0, 1.0, size)
     if shape == "t3":
         return rng.standard_t(3, size) / math.sqrt(3.0)
-    if shape == "skew toward the far side":  # lognormal σ 0.1: skewness 0.3, its long tail beyond the margin
-        return _lognormal(rng, 0.1, size)
     raise ValueError(shape)
 
 
 TOST_NULLS = {
     f"{shape}, sd {sd:g}, mean at {side:+d}·margin": (shape, sd, side)
-    for shape in ("normal", "t3", "skew toward the far side")
+    for shape in ("normal", "t3")
     for sd in (0.005, 0.01, 0.02)
     for side in (-1, +1)
 }
@@ -266,10 +264,9 @@ def test_the_tost_at_the_margin_is_supported_at_most_alpha_of_the_time(setting):
     at most α + 3 binomial s.e. of the time. Values quantised to the dev set's 1/872."""
     shape, sd, side = TOST_NULLS[setting]
     plan = _tost_plan()
-    sign = -side if shape.startswith("skew") else 1.0  # the long tail points away from 0, beyond the margin
 
     def draw(rng):
-        pre = side * MARGIN + sign * sd * _centred(rng, shape, TOST_N)
+        pre = side * MARGIN + sd * _centred(rng, shape, TOST_N)
         pre = np.round(pre * 872) / 872
         return _tost_analyses(pre, rng.normal(-0.05, 0.02, TOST_N))
 
@@ -285,6 +282,22 @@ def _assert_tested(draw, plan):
     )
     assert v.numbers.get("comparison", {}).get("test") == "tost", v.sentence
     assert v.numbers["measure"] == TOST_REG["metric"] and "TOST p =" in v.sentence, v.sentence
+
+
+def test_far_side_skew_is_the_tost_s_documented_limit():
+    """Per-run changes skewed with their long tail beyond the margin (lognormal σ 0.3, skewness ≈ 1,
+    sd 1 point), the mean exactly at −margin: the t-TOST says "supported" more often than α — about
+    9% at α = 5% (7% at skewness 0.6, 6% at 0.3), as evidence.py states; no test of a mean at n = 5
+    holds its level here. Pinned so that the documented number stays true."""
+    plan = _tost_plan()
+
+    def draw(rng):
+        pre = -MARGIN - 0.01 * _lognormal(rng, 0.3, TOST_N)  # long tail to the left of −margin
+        return _tost_analyses(np.round(pre * 872) / 872, rng.normal(-0.05, 0.02, TOST_N))
+
+    _assert_tested(draw, plan)
+    rate = _rate(draw, plan, want=(claims.SUPPORTED,))
+    assert ALPHA < rate < 0.12, rate
 
 
 TOST_POWER = REPLICATE["power"]["equivalence"]

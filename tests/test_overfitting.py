@@ -251,6 +251,16 @@ def test_pretrained_runs_within_the_margin_are_supported_after_holm_over_the_fam
     assert "margin ±0.02" in v.numbers["row"]["difference"]
 
 
+def test_supported_needs_the_holm_adjusted_tost_p_below_alpha_not_the_raw_one():
+    """A TOST p between α/6 and α: equivalence at α alone, but not after Holm over the six registered
+    claims — not resolved."""
+    pre = [0.015, -0.005, 0.012, -0.002, 0.01]
+    p = evidence.tost_pvalues(pre, 0.02)[0]
+    assert 0.05 / 6 < p < 0.05
+    v = _decide(pre, SCR_DROP)
+    assert v.verdict == claims.UNRESOLVED and v.numbers["p_adjusted"] == pytest.approx(6 * p)
+
+
 def test_a_drop_beyond_the_margin_is_not_resolved_never_supported_and_says_so():
     v = _decide([-0.05, -0.04, -0.06, -0.045, -0.055], SCR_DROP)
     assert v.verdict == claims.UNRESOLVED

@@ -62,10 +62,11 @@ values and so within the metric's range.
   Why a t and not an exact test: the per-run number is a difference of two accuracies on the same
   ~900 dev examples (a sum over examples: close to normal) and the exact alternative, Fisher's
   sign-flip test, needs symmetry as much as t needs normality while its smallest p, 2⁻ⁿ = 1/32 at
-  n = 5, cannot pass Holm's α/6. The t-TOST holds its level at the margin for normal and heavy-tailed
-  symmetric per-run numbers (t₃) and ties on a 1/872 grid; under strong skew toward the far side of
-  the margin (lognormal σ ≥ 0.5) it does not, and neither does any test of a mean at n = 5 (Bahadur
-  & Savage 1956) — tests/test_calibration.py measures both. An arm with no spread (every run the same
+  n = 5, cannot pass Holm's α/6 (and it fails under skew as the t does). The t-TOST holds its
+  level at the margin for normal and heavy-tailed symmetric per-run numbers (t₃) with ties on a
+  1/872 grid; with skew whose long tail points beyond the margin it does not — at α = 5% about 6%
+  at skewness 0.3, 7% at 0.6, 9% at 1 — and neither does any test of a mean at n = 5 (Bahadur &
+  Savage 1956); tests/test_calibration.py measures both. An arm with no spread (every run the same
   number) gets p = 1: nothing to test against. The interval printed is the (1 − 2α) t interval of
   the arm's mean (TOST at α is the interval inside ±m), within [−1, 1] for a change of a metric in
   [0, 1].
