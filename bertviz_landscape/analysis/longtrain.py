@@ -26,6 +26,22 @@ the trajectory analysis's projection (``epoch_points``: α, β, least squares, d
                                    file. The best epoch is chosen on the same examples, which biases the
                                    test toward finding a drop (conservative for "robust to overfitting")
     mcnemar_discordant_best_only, mcnemar_discordant_last_only   the discordant counts b, c
+    dev_last_minus_early           THE REGISTERED STATISTIC (conf/plan/replicate.yaml): the dev primary
+                                   metric at the last epoch minus at the fixed early epoch
+                                   ``analysis.early_epoch`` (default 3, the recipe's usual length;
+                                   fixed in the plan, never the best epoch: the best of 20 noisy epochs
+                                   is biased upward); null when the run has no record of that epoch or
+                                   did not train past it
+    dev_last_minus_early_se        its standard error from the dev set's size: the unpaired binomial
+                                   sqrt(p_e(1 − p_e)/n + p_l(1 − p_l)/n) (accuracy only; conservative:
+                                   the two epochs' predictions are positively correlated)
+    dev_last_minus_early_se_paired the paired one from the per-example predictions of both epochs
+                                   (sqrt(b + c − (b − c)²/n)/n over the discordant counts b, c), when
+                                   logs/dev_predictions.jsonl has them. Both check one run's number;
+                                   the noise of the comparison is its spread across seeds
+    dev_loss_last_minus_early      the dev loss at the last epoch minus at the early epoch (beside it:
+                                   the loss rises before the accuracy falls)
+    early_epoch                    the early epoch used (the plan's is checked against it)
     dev_loss_last, dev_loss_best   the dev loss at the last and at the best epoch
     dev_loss_min                   the lowest dev loss over the epochs (dev loss rises before accuracy falls)
     num_epochs
@@ -129,7 +145,51 @@ def dev_predictions(run) -> dict[int, dict]:
     return out
 
 
-def longtrain_numbers(entry: dict, run, regression: bool) -> dict:
+EARLY_EPOCH = 3  # the default fixed early epoch (conf/analysis/longtrain.yaml; the plan registers it)
+
+
+def last_minus_early(entry: dict, early_epoch: int, n_dev: int | None, preds: dict) -> dict:
+    """The registered statistic of one run (module docstring): the dev metric and loss at the last
+    epoch minus at `early_epoch`, with the standard errors from the dev set (`n_dev` examples;
+    `preds`: epoch → per-example predictions, for the paired one). Nulls when the run has no record
+    of `early_epoch` or its last epoch is not after it."""
+    out = {
+        "dev_last_minus_early": None,
+        "dev_last_minus_early_se": None,
+        "dev_last_minus_early_se_paired": None,
+        "dev_loss_last_minus_early": None,
+        "early_epoch": float(early_epoch),
+    }
+    epochs = entry["epochs"]
+    if early_epoch not in epochs or epochs[-1] <= early_epoch:
+        return out
+    i = epochs.index(early_epoch)
+    metric, loss = entry["dev_metric_per_epoch"], entry["dev_loss_per_epoch"]
+    early, last = metric[i], metric[-1]
+    if math.isfinite(early) and math.isfinite(last):
+        out["dev_last_minus_early"] = last - early
+    if math.isfinite(loss[i]) and math.isfinite(loss[-1]):
+        out["dev_loss_last_minus_early"] = loss[-1] - loss[i]
+    if entry["primary_metric"] != "accuracy":
+        return out
+    if n_dev and out["dev_last_minus_early"] is not None:
+        out["dev_last_minus_early_se"] = unpaired_stderr(
+            binomial_stderr(early, int(n_dev)), binomial_stderr(last, int(n_dev))
+        )
+    if early_epoch in preds and epochs[-1] in preds:
+        a, b = (
+            np.asarray(preds[e]["predictions"]) == np.asarray(preds[e]["labels"])
+            for e in (epochs[-1], early_epoch)
+        )
+        if a.shape == b.shape and a.size:
+            gained, lost, n = int(np.sum(a & ~b)), int(np.sum(~a & b)), a.size
+            out["dev_last_minus_early_se_paired"] = (
+                math.sqrt(max(gained + lost - (gained - lost) ** 2 / n, 0.0)) / n
+            )
+    return out
+
+
+def longtrain_numbers(entry: dict, run, regression: bool, early_epoch: int = EARLY_EPOCH) -> dict:
     """The run's `numbers` (module docstring) from its per_run entry and its per-epoch predictions."""
     slope = second_half_slope(entry["epochs"], entry["dev_metric_per_epoch"])
     entry["second_half_slope"] = slope
@@ -151,6 +211,7 @@ def longtrain_numbers(entry: dict, run, regression: bool) -> dict:
     }
     entry["mcnemar"] = None
     preds = dev_predictions(run) if not regression else {}
+    nums |= last_minus_early(entry, int(early_epoch), run.read_metrics().get("dev_examples"), preds)
     best, last = entry["best_epoch"], entry["epochs"][-1]
     if best in preds and last in preds and len(entry["epochs"]) > 1:
 
@@ -169,7 +230,11 @@ def longtrain_numbers(entry: dict, run, regression: bool) -> dict:
     return nums
 
 
-def longtrain_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLike | None = None) -> tuple:
+def longtrain_of_run(
+    run_path: str | os.PathLike,
+    surface_path: str | os.PathLike | None = None,
+    early_epoch: int = EARLY_EPOCH,
+) -> tuple:
     info = read_run(run_path)
     run = run_dir(run_path)
     rows = dev_per_epoch(run)
@@ -218,14 +283,23 @@ def longtrain_of_run(run_path: str | os.PathLike, surface_path: str | os.PathLik
             snaps = Snapshots(run.root)
         points = project_epochs(run, snaps, plane, surface, primary)
         entry["epoch_points"], entry["surface"] = points, str(surface_path)
-    entry["numbers"] = longtrain_numbers(entry, run, primary in ("pearson", "spearman"))
+    entry["numbers"] = longtrain_numbers(entry, run, primary in ("pearson", "spearman"), early_epoch)
     return info, entry
 
 
-def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.PathLike] = ()) -> dict:
+def longtrain(
+    runs: Sequence[str | os.PathLike],
+    surfaces: Sequence[str | os.PathLike] = (),
+    early_epoch: int = EARLY_EPOCH,
+) -> dict:
     """The longtrain analysis JSON over `runs` (several seeds of one (task, init)); `surfaces`
-    (one per run, optional) for the per-epoch points."""
+    (one per run, optional) for the per-epoch points; `early_epoch` the fixed early epoch of the
+    registered statistic (dev_last_minus_early)."""
     runs, surfaces = list(runs), list(surfaces)
+    if isinstance(early_epoch, bool) or int(early_epoch) != early_epoch or int(early_epoch) < 1:
+        raise AnalysisError(
+            f"analysis.early_epoch={early_epoch!r}: give an epoch number ≥ 1 (epochs are 1-based)"
+        )
     if not runs:
         raise AnalysisError("analysis=longtrain needs run=<run dir of experiment=overfit> (or runs=[...])")
     if surfaces and len(surfaces) != len(runs):
@@ -235,7 +309,7 @@ def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pat
         )
     infos, per_run, scalars, numbers = [], [], [], []
     for i, run in enumerate(runs):
-        info, entry = longtrain_of_run(run, surfaces[i] if surfaces else None)
+        info, entry = longtrain_of_run(run, surfaces[i] if surfaces else None, int(early_epoch))
         numbers.append(entry.pop("numbers"))
         infos.append(info)
         per_run.append(entry)
@@ -251,7 +325,11 @@ def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pat
     check_same_group(infos)
     return analysis_result(
         "longtrain",
-        {"runs": [i.run for i in infos], "surfaces": [str(s) for s in surfaces]},
+        {
+            "runs": [i.run for i in infos],
+            "surfaces": [str(s) for s in surfaces],
+            "early_epoch": int(early_epoch),
+        },
         infos,
         per_run,
         scalars,
@@ -261,14 +339,16 @@ def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pat
 
 @section
 class LongtrainOptions(Settings):
-    """conf/analysis/longtrain.yaml (no options of its own)."""
+    """conf/analysis/longtrain.yaml."""
 
     name: str = "longtrain"
+    early_epoch: int = EARLY_EPOCH
 
 
 def longtrain_from_config(cfg) -> dict:
     """The analysis JSON of an `AnalyzeRequest` for analysis=longtrain."""
-    return longtrain(config_list(cfg, "run", "runs"), config_list(cfg, "surface", "surfaces"))
+    early = int(cfg.analysis.early_epoch)
+    return longtrain(config_list(cfg, "run", "runs"), config_list(cfg, "surface", "surfaces"), early)
 
 
 def legacy_numbers(data: dict, per_run: dict, opts: Options) -> dict:
@@ -282,12 +362,14 @@ SPEC = AnalysisSpec(
     longtrain_from_config,
     reads=("run", "plane"),
     rows=(
+        Row("dev_last_minus_early", "long training: last − early-epoch dev metric"),
+        Row("dev_loss_last_minus_early", "long training: last − early-epoch dev loss"),
         Row("dev_slope_second_half", "long training: dev slope over the second half"),
         Row("best_minus_last_dev", "long training: best − last dev metric"),
         Row("mcnemar_p_best_vs_last", "long training: McNemar p, best vs last"),
         Row("dev_loss_last", "long training: last dev loss"),
     ),
-    hidden=("epochs",),
+    hidden=("epochs", "early_epoch", "dev_last_minus_early_se", "dev_last_minus_early_se_paired"),
     figures=("dev_per_epoch",),
     claims=(
         ClaimSpec(
@@ -299,14 +381,20 @@ SPEC = AnalysisSpec(
                     "dev_slope_second_half", +1, "slope of the dev metric over the second half of training"
                 ),
                 Measure("best_minus_last_dev", -1, "drop of the dev metric from the best epoch to the last"),
+                Measure(
+                    "dev_last_minus_early",
+                    0,
+                    "dev metric at the last epoch minus at the plan's early epoch (within ±margin: TOST)",
+                ),
             ),
             "the pretrained runs lose less of their dev metric",
             "the from-scratch runs lose less",
             (
+                ("dev_loss_last_minus_early", "last − early-epoch dev loss"),
                 ("dev_loss_last", "last dev loss"),
                 ("mcnemar_p_best_vs_last", "McNemar p, best vs last epoch"),
             ),
-            checks=("min_epochs",),
+            checks=("min_epochs", "early_epoch"),
         ),
     ),
     legacy=legacy_numbers,

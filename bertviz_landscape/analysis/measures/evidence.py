@@ -49,6 +49,28 @@ J = 1 − 3/(4(n_a + n_b) − 9)) stay as descriptions. Each arm's summary (`agg
 sd, median and a seeded percentile-bootstrap interval of the mean, which lies within the observed
 values and so within the metric's range.
 
+- ``tost`` — **equivalence** of one arm's per-run change to zero within a registered margin ±m
+  (Schuirmann's two one-sided tests): H0: μ ≤ −m is tested by the one-sample t statistic
+  (x̄ + m)/(s/√n), H0: μ ≥ +m by (x̄ − m)/(s/√n), each one-sided on n − 1 degrees of freedom; the
+  claim's p is the larger of the two (`equivalence`). Registered for robustness to overfitting:
+  arm a (pretrained) is tested, arm b (from scratch) is the comparison, described beside it (its
+  own mean change and TOST p, the difference of means and Hodges–Lehmann shift between the arms)
+  and never part of the decision. Decisions: **supported** only when both one-sided tests reject —
+  the TOST p, Holm-adjusted with the family, below α; otherwise not resolved (never
+  contradicted: a drop beyond the margin is not the null of this test, and calling it would spend
+  α a second time at the margin, where both verdicts are wrong; the sentence shows the interval).
+  Why a t and not an exact test: the per-run number is a difference of two accuracies on the same
+  ~900 dev examples (a sum over examples: close to normal) and the exact alternative, Fisher's
+  sign-flip test, needs symmetry as much as t needs normality while its smallest p, 2⁻ⁿ = 1/32 at
+  n = 5, cannot pass Holm's α/6 (and it fails under skew as the t does). The t-TOST holds its
+  level at the margin for normal and heavy-tailed symmetric per-run numbers (t₃) with ties on a
+  1/872 grid; with skew whose long tail points beyond the margin it does not — at α = 5% about 6%
+  at skewness 0.3, 7% at 0.6, 9% at 1 — and neither does any test of a mean at n = 5 (Bahadur &
+  Savage 1956); tests/test_calibration.py measures both. An arm with no spread (every run the same
+  number) gets p = 1: nothing to test against. The interval printed is the (1 − 2α) t interval of
+  the arm's mean (TOST at α is the interval inside ±m), within [−1, 1] for a change of a metric in
+  [0, 1].
+
 Several claims decided together form one family: their p-values get **Holm's step-down
 correction** (``holm``). The family is every claim the plan registers, decidable or not: a claim
 without a test enters with p = 1 (report/claims.py).
@@ -76,7 +98,8 @@ VERDICTS = (SUPPORTED, CONTRADICTED, UNRESOLVED, NOT_COMPARABLE, DESCRIPTIVE)
 DECIDED = (SUPPORTED, CONTRADICTED)
 
 PLATEAU_RULES = ("exclude", "block")
-TESTS = ("permutation", "rank")  # the registered tests (module docstring)
+TESTS = ("permutation", "rank", "tost")  # the registered tests (module docstring)
+EQUIVALENCE = ("tost",)  # tests of one arm within a margin (supported or not resolved)
 
 
 @dataclass(frozen=True)
@@ -160,10 +183,15 @@ class Comparison:
     hedges_g: float
     g_low: float
     g_high: float
+    margin: float = math.nan  # tost: the registered equivalence margin ±m (else NaN)
+    b_p: float = math.nan  # tost: the comparison arm's own TOST p (described, not decided on)
 
     @property
     def direction(self) -> int:
-        """+1 when the data point to a > b (the smaller one-sided p), −1 to a < b, 0 when tied."""
+        """+1 when the data point to a > b (the smaller one-sided p), −1 to a < b, 0 when tied;
+        for ``tost``: +1 when the tested arm lies within the margin (its TOST p below 1/2)."""
+        if self.test in EQUIVALENCE:
+            return 1 if self.p < 0.5 else 0
         if self.p_greater < self.p_less:
             return 1
         return -1 if self.p_less < self.p_greater else 0
@@ -171,6 +199,8 @@ class Comparison:
     @property
     def test_name(self) -> str:
         kind = "exact" if self.exact else "Monte-Carlo"
+        if self.test == "tost":
+            return f"TOST within ±{self.margin:g}: two one-sided t-tests of the pretrained runs' mean"
         if self.test == "rank":
             return f"{kind} permutation test on Gehan ranks"
         return f"{kind} permutation test of the difference of means (∧ Welch)"
@@ -323,6 +353,8 @@ def compare(
     ``rank``. None with fewer than 2 runs in an arm (nothing to test)."""
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r} (known: {', '.join(TESTS)})")
+    if test in EQUIVALENCE:
+        raise ValueError(f"test {test!r} needs its margin: call equivalence(a, b, rule, margin)")
     xa, ca = _clean(a, censored_a)
     xb, cb = _clean(b, censored_b)
     ga = aggregate(xa, rule.confidence, ca, rule.bootstrap)
@@ -354,6 +386,60 @@ def compare(
     return Comparison(
         ga, gb, test, exact, total, pg, pl, p, p_min, effect, diff, lo, hi, level,
         float(xa.mean() - xb.mean()), welch_p, g, g_lo, g_hi,
+    )  # fmt: skip
+
+
+def tost_pvalues(values: Sequence[float], margin: float) -> tuple[float, float, float]:
+    """Schuirmann's two one-sided t-tests of the mean of `values` within ±`margin`: (p, p_lower,
+    p_upper) — p_lower of H0: μ ≤ −margin, p_upper of H0: μ ≥ +margin, p = max of the two. Every p
+    is 1 with fewer than 2 finite values or no spread (nothing to test against)."""
+    x, _ = _clean(values)
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"the equivalence margin must be a positive number, got {margin}")
+    if x.size < 2:
+        return 1.0, 1.0, 1.0
+    se = float(x.std(ddof=1)) / math.sqrt(x.size)
+    if se == 0.0:
+        return 1.0, 1.0, 1.0
+    mean, df = float(x.mean()), x.size - 1
+    p_lower = float(stats.t.sf((mean + margin) / se, df))
+    p_upper = float(stats.t.cdf((mean - margin) / se, df))
+    return max(p_lower, p_upper), p_lower, p_upper
+
+
+def mean_interval(values: Sequence[float], level: float, bounds: tuple[float, float] = (-1.0, 1.0)):
+    """(mean, low, high): the `level` t interval of the mean of `values`, clipped to `bounds` (a
+    change of a metric in [0, 1] lies in [−1, 1]); NaN bounds with fewer than 2 values."""
+    x, _ = _clean(values)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1)) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
+
+
+def equivalence(
+    a: Sequence[float | None], b: Sequence[float | None], rule: Rule, margin: float
+) -> Comparison | None:
+    """The ``tost`` test (module docstring): arm `a`'s per-run numbers within ±`margin` of 0, arm `b`
+    described beside it. ``p`` is a's TOST p (``p_greater``: its lower one-sided p, ``p_less``: its
+    upper); the effect is a's mean with its (1 − 2α) t interval. None with fewer than 2 runs in an
+    arm (nothing to test)."""
+    xa, _ = _clean(a)
+    xb, _ = _clean(b)
+    if xa.size < 2 or xb.size < 2:
+        return None
+    p, p_lower, p_upper = tost_pvalues(xa, margin)
+    level = 1.0 - 2.0 * rule.alpha
+    mean, lo, hi = mean_interval(xa, level)
+    welch_p, g, g_lo, g_hi = _welch_and_g(xa, xb, rule.confidence)
+    return Comparison(
+        aggregate(xa, rule.confidence, None, rule.bootstrap),
+        aggregate(xb, rule.confidence, None, rule.bootstrap),
+        "tost", False, 0, p_lower, p_upper, p, 0.0, "mean change (pretrained)", mean, lo, hi, level,
+        float(xa.mean() - xb.mean()), welch_p, g, g_lo, g_hi, float(margin), tost_pvalues(xb, margin)[0],
     )  # fmt: skip
 
 
@@ -393,6 +479,8 @@ def verdict(comparison: Comparison, p_adjusted: float, better: int, rule: Rule) 
     claim says a > b; −1: a < b), contradicted if it points the mirror way; else not resolved."""
     if min(comparison.a.n, comparison.b.n) < int(rule.min_runs):
         return DESCRIPTIVE
+    if comparison.test in EQUIVALENCE:  # equivalence: supported when both one-sided tests reject
+        return SUPPORTED if math.isfinite(p_adjusted) and p_adjusted < rule.alpha else UNRESOLVED
     if not (math.isfinite(p_adjusted) and p_adjusted < rule.alpha) or comparison.direction == 0:
         return UNRESOLVED
     return SUPPORTED if comparison.direction == better else CONTRADICTED

@@ -30,7 +30,13 @@ the sentence names the rates tried. Each claim reads its registered metric; when
 another of the claim's measures is shown and the claim is not resolved. A width whose interval
 reached the end of its grid (``<key>_bounded`` = 0) is a right-censored lower bound: the claim is
 then tested on Gehan ranks. The named ``checks`` a claim applies: ``matched_loss``, ``min_epochs``,
-``threshold_reached``.
+``early_epoch``, ``threshold_reached``.
+
+A claim registered with an equivalence test (``test: tost``, its ``margin`` and ``early_epoch`` in the
+plan: robustness to overfitting in conf/plan/replicate.yaml) tests the pretrained runs' number
+within ±margin (evidence.equivalence); the from-scratch runs are the comparison, described beside
+it. It is supported when the Holm-adjusted TOST p is below α, else not resolved (never
+contradicted); runs measured from another early epoch than the plan's leave it not resolved.
 """
 
 from __future__ import annotations
@@ -382,6 +388,17 @@ def assess(
                 or "censored in both arms: no run of one arm can be ordered against the other's"
             )
     test = reg.test if reg is not None else ("rank" if a.measure.widen else "permutation")
+    if test in evidence.EQUIVALENCE:
+        if a.registered:  # an equivalence margin belongs to the registered metric only
+            a.comparison = evidence.equivalence(
+                a.values["pretrained"], a.values["scratch"], rule, float(reg.margin)
+            )
+        elif a.blocked is None:
+            a.blocked = (
+                f"the registered metric {reg.metric} is not measured in every run ({a.measure.key} is; "
+                f"its equivalence margin belongs to {reg.metric} only)"
+            )
+        return a
     a.comparison = evidence.compare(
         a.values["pretrained"],
         a.values["scratch"],
@@ -411,13 +428,38 @@ def _plateau_text(a: Assessment, failed: dict) -> str:
     return " and ".join(parts)
 
 
+def _epochs(r: RunRecord) -> float | None:
+    """How many epochs the run trained: its longtrain numbers' ``num_epochs``, else (an older JSON)
+    ``epochs`` from its per-epoch curve."""
+    v = r.numbers.get("num_epochs")
+    return r.numbers.get("epochs") if v is None else v
+
+
 def _min_epochs(a: Assessment, rule: Rule, opts: Options) -> None:
     """Long training shorter than `opts.min_epochs` cannot show overfitting: not resolved."""
-    epochs = [r.numbers.get("epochs") for i in ARMS for r in a.arms[i] if r.numbers.get("epochs") is not None]
+    epochs = [_epochs(r) for i in ARMS for r in a.arms[i] if _epochs(r) is not None]
     if epochs and min(epochs) < opts.min_epochs:
         a.blocked = (
             f"only {int(min(epochs))} epoch{'s' if min(epochs) != 1 else ''} — overfitting needs long "
             f"training (≥ {opts.min_epochs}; bertviz-train experiment=overfit)"
+        )
+
+
+def _early_epoch(a: Assessment, rule: Rule, opts: Options) -> None:
+    """The registered metric measured from the plan's early epoch (``early_epoch`` of the claim's
+    registration) in every run; a run measured from another one leaves the claim not resolved."""
+    want = a.reg.early_epoch if a.reg is not None else None
+    if want is None or not a.registered or a.blocked:
+        return
+    off = [r for i in ARMS for r in a.arms[i] if r.numbers.get("early_epoch") not in (float(want), int(want))]
+    if off:
+        a.blocked = (
+            f"the plan registers {a.reg.metric} from epoch {want}, but "
+            + ", ".join(
+                f"{r.label} was measured from epoch {_g(r.numbers.get('early_epoch'))}" for r in off[:4]
+            )
+            + (f" and {len(off) - 4} more" if len(off) > 4 else "")
+            + f" (bertviz-analyze analysis=longtrain analysis.early_epoch={want})"
         )
 
 
@@ -483,7 +525,12 @@ def _matched_loss(a: Assessment, rule: Rule, opts: Options) -> None:
 
 
 # the checks a ClaimSpec may name (analysis/spec.py), applied in its order after the baseline rule
-CHECKS = {"matched_loss": _matched_loss, "min_epochs": _min_epochs, "threshold_reached": _threshold_reached}
+CHECKS = {
+    "matched_loss": _matched_loss,
+    "min_epochs": _min_epochs,
+    "early_epoch": _early_epoch,
+    "threshold_reached": _threshold_reached,
+}
 
 
 def _per_run(a: Assessment) -> dict:
@@ -542,6 +589,9 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
         v = UNRESOLVED
         lead = f"not resolved: the registered metric {a.reg.metric} is not measured in every run"
         caveat = f"{a.measure.key} shown, not the registered {a.reg.metric}"
+    elif c.test in evidence.EQUIVALENCE:
+        v = evidence.verdict(c, p_adjusted, a.reg.direction, rule)
+        lead, caveat = _equivalence_lead(a, c, v, rule)
     else:
         v = evidence.verdict(c, p_adjusted, a.reg.direction, rule)
         lead = {
@@ -573,6 +623,8 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
         numbers["comparison"] = c.as_dict()
         in_family = a.testable and v != DESCRIPTIVE
         level = f" ({c.ci_level:.0%} exact)" if math.isfinite(c.ci_level) else ""
+        if c.test in evidence.EQUIVALENCE:
+            level = f" ({c.ci_level:.0%} t interval)"
         interval = f" [{_g(c.ci_low)}, {_g(c.ci_high)}]{level}" if math.isfinite(c.ci_low) else ""
         p_txt = (
             f"p = {_p(c.p)} ({c.test_name}, two-sided), Holm over {family}: {_p(p_adjusted)}"
@@ -585,6 +637,8 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
             f"described: difference of means {_g(c.mean_difference)}, Welch p {_p(c.welch_p)}, "
             f"Hedges' g {_g(c.hedges_g, 2)} [{_g(c.g_low, 2)}, {_g(c.g_high, 2)}]"
         )
+        if c.test in evidence.EQUIVALENCE:
+            stats_txt = _equivalence_stats(c, p_adjusted, family, in_family, interval)
         row |= {
             "pretrained": _cell(c.a),
             "scratch": _cell(c.b),
@@ -594,6 +648,11 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
             f"Holm {_p(p_adjusted) if in_family else '–'})",
             "n": f"{c.a.n}/{c.b.n}",
         }
+        if c.test in evidence.EQUIVALENCE:
+            row |= {
+                "difference": f"pretrained {_g(c.difference)}{interval}, margin ±{c.margin:g}",
+                "p": f"{_p(c.p)} (TOST; Holm {_p(p_adjusted) if in_family else '–'})",
+            }
     else:
         n = {i: len(a.arms.get(i) or []) for i in ARMS}
         row |= {
@@ -623,6 +682,49 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
             )
     tail = (" Quoted, not decided on — " + "; ".join(quoted) + ".") if quoted else ""
     return Verdict(spec.claim, a.task, v, f"{lead}{facts}{stats_txt}.{_notes(a)}{tail}", numbers)
+
+
+def _equivalence_lead(a: Assessment, c: evidence.Comparison, v: str, rule: Rule) -> tuple[str, str]:
+    """The lead and caveat of an equivalence claim (``tost``): supported, or not resolved — saying
+    when the pretrained runs' interval lies beyond the margin (the test decides equivalence only)."""
+    early = a.reg.early_epoch if a.reg is not None else None
+    span = f"from epoch {early} to the last" if early is not None else ""
+    m = f"±{c.margin:g}"
+    if v == SUPPORTED:
+        return (
+            f"supported: training on changes the pretrained runs' dev metric by less than {m} {span} "
+            "(equivalence, TOST)".replace("  ", " "),
+            "",
+        )
+    lead = f"not resolved at α = {rule.alpha:g}: equivalence within {m} not shown"
+    caveat = f"TOST within {m} not passed"
+    if math.isfinite(c.ci_high) and c.ci_high < -c.margin:
+        caveat = f"the pretrained runs lost more than {c.margin:g} (their interval lies below −{c.margin:g})"
+        lead += f" — {caveat}; a TOST decides equivalence only"
+    elif math.isfinite(c.ci_low) and c.ci_low > c.margin:
+        caveat = f"the pretrained runs gained more than {c.margin:g} (still learning after the early epoch)"
+        lead += f" — {caveat}"
+    return lead, caveat
+
+
+def _equivalence_stats(
+    c: evidence.Comparison, p_adjusted: float, family: int, in_family: bool, interval: str
+) -> str:
+    """The statistics of an equivalence claim: the TOST p with both one-sided p, Holm, the pretrained
+    runs' mean change with its (1 − 2α) interval, and the from-scratch comparison (described)."""
+    p_txt = (
+        f"TOST p = {_p(c.p)} ({c.test_name}: p {_p(c.p_greater)} that it lies above −{c.margin:g}, "
+        f"{_p(c.p_less)} below +{c.margin:g}), Holm over {family}: {_p(p_adjusted)}"
+        if in_family
+        else f"TOST p = {_p(c.p)} ({c.test_name}; not decided, enters Holm with p = 1)"
+    )
+    return (
+        f"; n = {c.a.n}/{c.b.n} runs, {p_txt}; {c.effect} {_g(c.difference)}{interval} (inside "
+        f"±{c.margin:g} is equivalence at α); the from-scratch runs are the comparison, not decided on: "
+        f"their TOST p {_p(c.b_p)}; described: pretrained − scratch difference of means "
+        f"{_g(c.mean_difference)}, Welch p {_p(c.welch_p)}, Hedges' g {_g(c.hedges_g, 2)} "
+        f"[{_g(c.g_low, 2)}, {_g(c.g_high, 2)}]"
+    )
 
 
 def _cell(agg: evidence.Aggregate) -> str:

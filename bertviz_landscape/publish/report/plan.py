@@ -26,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from bertviz_landscape.analysis.measures.evidence import TESTS, Options, Rule
+from bertviz_landscape.analysis.measures.evidence import EQUIVALENCE, TESTS, Options, Rule
+from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.atomic import write_json_atomic, write_text_atomic
 from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.contracts.errors import BadInput
@@ -39,14 +40,18 @@ FORMAT = "bertviz-plan/1"
 
 @dataclass(frozen=True)
 class Registration:
-    """One claim's registered decision: metric, direction (+1: pretrained higher), test, and the
-    measurement that stands in for the metric at matched training loss (None: none)."""
+    """One claim's registered decision: metric, direction (+1: pretrained higher; 0 for an
+    equivalence test), test, the measurement that stands in for the metric at matched training loss
+    (None: none), and an equivalence test's margin (±, in the metric's units) and the fixed early
+    epoch its metric is measured from (None: not registered)."""
 
     claim: str
     metric: str
     direction: int
     test: str
     matched: str | None = None
+    margin: float | None = None
+    early_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,22 @@ def rule_from(doc: dict) -> tuple[Rule, Options]:
         raise ValueError(f"the plan: {err}") from None
 
 
+def _equivalence(claim: str, r: dict) -> tuple[float, int | None]:
+    """An equivalence claim's margin (> 0, in the metric's units) and early epoch (≥ 1, or None)."""
+    try:
+        margin = float(r["margin"])
+    except KeyError:
+        raise ValueError(f"the plan's claims.{claim} (test {r.get('test')}) has no 'margin'") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"the plan's claims.{claim}.margin must be a number, got {r['margin']!r}") from None
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"the plan's claims.{claim}.margin must be positive, got {r['margin']!r}")
+    early = r.get("early_epoch")
+    if early is not None and (isinstance(early, bool) or not isinstance(early, int) or early < 1):
+        raise ValueError(f"the plan's claims.{claim}.early_epoch must be an epoch ≥ 1, got {early!r}")
+    return margin, early
+
+
 def plan_from(doc: dict) -> Plan:
     """A Plan from its document; ValueError naming the key that is missing or wrong."""
     rule, opts = rule_from(doc)
@@ -143,12 +164,60 @@ def plan_from(doc: dict) -> Plan:
             raise ValueError(
                 f"the plan's claims.{claim}.test must be one of {', '.join(TESTS)}, got {test!r}"
             )
+        if test in EQUIVALENCE:
+            if direction != 0:
+                raise ValueError(
+                    f"the plan's claims.{claim}: test {test} has no direction (it tests a margin), "
+                    f"got direction {r.get('direction')!r}"
+                )
+            margin, early = _equivalence(claim, r)
+            regs[claim] = Registration(claim, str(r["metric"]), 0, test, r.get("matched"), margin, early)
+            continue
         if direction not in (1, -1):
             raise ValueError(
                 f"the plan's claims.{claim}.direction must be 1 or -1, got {r.get('direction')!r}"
             )
         regs[claim] = Registration(claim, str(r["metric"]), direction, test, r.get("matched"))
     return Plan(rule, opts, regs, str(doc.get("decided_by") or ""), doc)
+
+
+def _seed_list(value, where: str) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, bool)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{where} must be a list of integer seeds, got {value!r}")
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in value):
+        raise ValueError(f"{where} must be a list of integer seeds, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{where} names a seed twice: {value!r}")
+    return list(value)
+
+
+def check_seeds(doc: dict) -> None:
+    """The plan's selection seeds and confirmation seeds are disjoint (issue 28): a setting chosen on
+    seeds the test also uses favours the arm it was tuned for. Checks ``seeds.select`` against
+    ``seeds.confirm`` and, when the design names both, ``design.select_seeds`` against
+    ``design.confirm_seeds``; ValueError naming the shared seeds."""
+    pairs = []
+    seeds = doc.get("seeds")
+    if seeds is not None:
+        if not isinstance(seeds, dict):
+            raise ValueError(f"the plan's seeds must be {{select: [...], confirm: [...]}}, got {seeds!r}")
+        pairs.append(("seeds.select", seeds.get("select"), "seeds.confirm", seeds.get("confirm")))
+    design = doc.get("design") if isinstance(doc.get("design"), dict) else {}
+    if design.get("select_seeds") is not None and design.get("confirm_seeds") is not None:
+        pairs.append(
+            ("design.select_seeds", design["select_seeds"], "design.confirm_seeds", design["confirm_seeds"])
+        )
+    for sel_key, sel, conf_key, conf in pairs:
+        select, confirm = _seed_list(sel, f"the plan's {sel_key}"), _seed_list(conf, f"the plan's {conf_key}")
+        shared = sorted(set(select) & set(confirm))
+        if shared:
+            raise ValueError(
+                f"the plan's {sel_key} {select} and {conf_key} {confirm} share seed"
+                f"{'s' if len(shared) > 1 else ''} {shared}: a setting selected on seeds the confirmatory "
+                "comparison also uses favours the arm it was tuned for — give disjoint seeds"
+            )
 
 
 def from_evidence(ev: dict) -> dict:
@@ -184,11 +253,28 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def check(doc: dict) -> Plan:
+    """The plan check before anything runs: `plan_from` (every key present and valid), `check_seeds`
+    (selection and confirmation seeds disjoint) and, when the plan has one, its learning-rate sweep
+    (contracts/lr_sweep.check_config: ≥ 3 rates per init, trained on the selection seeds); a
+    BadInput naming what is wrong."""
+    try:
+        plan = plan_from(doc)
+        check_seeds(doc)
+        if doc.get("lr_sweep") is not None:
+            lr_sweep.check_config(doc["lr_sweep"], (doc.get("seeds") or {}).get("select") or [])
+    except ValueError as err:
+        raise BadInput(f"the analysis plan (preset {doc.get('preset')!r}): {err}") from None
+    return plan
+
+
 def freeze(root: Path, doc: dict) -> list[tuple[str, object, object]]:
     """Write `doc` as the results directory's frozen plan (plan.yaml, then plan.json last) unless one
     is frozen already; returns the changes from the frozen plan to `doc` ([] when the same or newly
-    frozen). A different frozen plan is never overwritten."""
+    frozen). A different frozen plan is never overwritten. A plan that fails `check` (e.g. selection
+    seeds that also confirm) is refused — a BadInput — before anything is written."""
     root = Path(root)
+    check(doc)
     frozen = read_frozen(root)
     if frozen is not None:
         return [] if frozen["sha256"] == digest(doc) else changes(frozen["plan"], doc)

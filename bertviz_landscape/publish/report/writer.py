@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.measures.evidence import aggregate
+from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.atomic import (
     write_bytes_atomic,
     write_json_atomic,
@@ -33,7 +34,7 @@ from bertviz_landscape.publish.report import plan as plan_mod
 from bertviz_landscape.publish.report.claims import ARMS, RunRecord, decide_all, run_records
 from bertviz_landscape.publish.report.markup import md_code, md_text, md_url, to_html
 
-SWEEP_FILE = "lr_sweep.json"  # a from-scratch learning-rate sweep: every rate's dev metric, the chosen rate
+SWEEP_FILE = lr_sweep.SWEEP_FILE  # the learning-rate sweep: every rate's dev metric per seed, the chosen rate
 NOTES_FILE = "report_notes.json"  # the preset's own notes for its report (bertviz-demo report_notes)
 PLAN_FILE = plan_mod.PLAN_FILE  # the analysis plan frozen before the runs (report/plan.py)
 CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
@@ -452,10 +453,13 @@ def render_results(rep: dict, claim_urls: dict[str, str] | None = None) -> str:
 
 
 def sweep_lines(sweep: dict | None) -> list[str]:
-    """The from-scratch learning-rate sweep (lr_sweep.json, bertviz-demo with
-    scratch_sweep.analyse=best): every rate tried, its dev metric per seed, the rate compared."""
+    """The learning-rate sweep (lr_sweep.json): every rate tried, its dev metric per seed, the rate
+    compared — of both inits (format 2, contracts/lr_sweep.py: `arm_sweep_lines`), or of the
+    from-scratch arm only (format 1, bertviz-demo with scratch_sweep.analyse=best)."""
     if not sweep:
         return []
+    if isinstance(sweep, dict) and isinstance(sweep.get("arms"), dict):
+        return arm_sweep_lines(sweep)
     metric = md_text(sweep.get("metric") or "metric")
     out = [
         f"From-scratch learning rates tried on {md_text(sweep.get('task'))} (dev {metric} per seed; "
@@ -486,6 +490,60 @@ def sweep_lines(sweep: dict | None) -> list[str]:
         f"surfaces and analyses were computed at that rate only.{edge}",
         "",
     ]
+    return out
+
+
+def _seeds_text(seeds) -> str:
+    return ", ".join(md_text(s) for s in seeds) if isinstance(seeds, list) and seeds else "–"
+
+
+def arm_sweep_lines(sweep: dict) -> list[str]:
+    """A format-2 sweep (both inits): per init every rate tried, the seeds each was trained on with
+    their dev metric, the mean, the rate chosen; which seeds selected and which the comparison uses;
+    an arm whose best rate is still at an edge of its sweep is named."""
+    metric = md_text(sweep.get("metric") or "metric")
+    out = [
+        f"Learning rates tried on {md_text(sweep.get('task'))}, each init on the selection seeds "
+        f"{_seeds_text(sweep.get('select_seeds'))} only"
+        + (
+            f" (the comparison uses seeds {_seeds_text(sweep.get('confirm_seeds'))})"
+            if sweep.get("confirm_seeds")
+            else ""
+        )
+        + f"; {md_text(sweep.get('rule', 'best mean'))}:",
+        "",
+        f"| init | learning rate | mean dev {metric} | seeds: dev {metric} | beat the majority baseline |",
+        "|---|---|---|---|---|",
+    ]
+    chosen, notes = [], []
+    for init, arm in sweep["arms"].items():
+        if not isinstance(arm, dict):
+            continue
+        added = {float(x) for x in arm.get("extended") or [] if isinstance(x, (int, float))}
+        for r in arm.get("rates") or []:
+            if not isinstance(r, dict):
+                continue
+            per_seed = ", ".join(
+                f"{md_text(s)}: {_num(v, '.4g')}"
+                for s, v in zip(r.get("seeds") or [], r.get("dev_metric") or [])
+            )
+            beat = sum(1 for b in r.get("beat_baseline") or [] if b)
+            mark = " (chosen)" if r.get("lr") == arm.get("chosen_lr") else ""
+            mark += (
+                " (added at the edge)" if isinstance(r.get("lr"), (int, float)) and r["lr"] in added else ""
+            )
+            out.append(
+                f"| {md_text(init)} | {_num(r.get('lr'), 'g')}{mark} | {_num(r.get('mean'), '.4g')} | "
+                f"{per_seed or '–'} | {beat}/{len(r.get('seeds') or [])} |"
+            )
+        chosen.append(f"{md_text(init)} at {_num(arm.get('chosen_lr'), 'g')}")
+        if arm.get("edge") in ("smallest", "largest"):
+            notes.append(
+                f" The {md_text(init)} rate chosen is the {md_text(arm['edge'])} tried after "
+                f"{len(added)} extension{'s' if len(added) != 1 else ''}: its best rate may lie beyond "
+                "the sweep."
+            )
+    out += ["", "The claims compare " + " against ".join(chosen) + "." + "".join(notes), ""]
     return out
 
 
