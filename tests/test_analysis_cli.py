@@ -116,8 +116,9 @@ def test_wandb_offline_summary_holds_the_numbers(analysis_run, tmp_path):
     )
     res = analyze(cfg)
     summary = read_wandb_run(tmp_path)["summary"]
-    assert summary["consistency/iou_50"] == pytest.approx(res["summary"]["iou_50"]["mean"])
-    assert summary["consistency/num_runs"] == 1 and summary["consistency/all_beat_baseline"] is True
+    assert summary["analysis/consistency/iou_50"] == pytest.approx(res["summary"]["iou_50"]["mean"])
+    assert summary["analysis/consistency/num_runs"] == 1
+    assert summary["analysis/consistency/all_beat_baseline"] is True
 
 
 def _expect_bad(overrides, tmp_path, match):

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
-from bertviz_landscape.analysis.common import RunInfo, analysis_result, summarize, summary_scalars
+from bertviz_landscape.analysis.common import RunInfo, analysis_result, summarize
 from bertviz_landscape.analysis.measures.evidence import Options
 from bertviz_landscape.analysis.spec import (
     AnalysisSpec,
@@ -28,6 +28,7 @@ from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.plots import results as figures
 from bertviz_landscape.publish.report import claims
+from bertviz_landscape.publish.wandb_media import analysis_scalars
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = Options(width_eps="0.1", min_epochs=5)
@@ -165,7 +166,7 @@ def test_a_new_analysis_runs_through_bertviz_analyze(toy, tmp_path):
 
 
 def test_a_new_analysis_has_its_rows_claim_figure_and_wandb_numbers(toy, tmp_path):
-    from bertviz_landscape.publish.report.writer import write_report
+    from bertviz_landscape.publish.publisher import write_report
     from bertviz_landscape.publish.wandb_media import analysis_summary
 
     root = tmp_path / "res"
@@ -220,5 +221,9 @@ def test_one_reader_of_a_summary_entry_reads_what_summarize_writes():
     assert summary_entry(data, "gone") is None and summary_entry(data, "inf") is None
     assert summary_entry(data, "absent") is None and summary_entry({}, "w") is None
     assert summary_mean(data, "w") == 2.0 and summary_mean(data, "gone") is None
-    flat = summary_scalars({"analysis": "toy", "runs": [{}, {}], "summary": data["summary"]})
-    assert flat["toy/w"] == 2.0 and flat["toy/w_std"] == 2.0**0.5 and "toy/gone" not in flat
+    flat = analysis_scalars({"analysis": "toy", "runs": [{}, {}], "summary": data["summary"]})
+    assert (
+        flat["analysis/toy/w"] == 2.0
+        and flat["analysis/toy/w_std"] == 2.0**0.5
+        and "analysis/toy/gone" not in flat
+    )

@@ -236,7 +236,8 @@ def test_the_layers_fallback_is_the_depth_trend_of_single_layer_rollbacks():
 def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
     """write_report writes results.md (and its copy for README); report.md holds it verbatim, with
     every verdict sentence and the per-seed table."""
-    from bertviz_landscape.publish.report.writer import RESULTS_FILE, write_report
+    from bertviz_landscape.contracts.resultsdir import ResultsDir
+    from bertviz_landscape.publish.publisher import write_report
 
     root = tmp_path / "res"
     (root / "analysis").mkdir(parents=True)
@@ -262,7 +263,7 @@ def test_the_results_section_readme_includes_is_what_the_report_says(tmp_path):
     (root / "figures" / "figures.json").write_text(json.dumps({"figures": []}))
     copy = tmp_path / "docs" / "results" / "demo.md"
     write_report(root, None, copy)
-    section = (root / RESULTS_FILE).read_text()
+    section = ResultsDir(root).results_md.read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", section)
     copied = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", copy.read_text())
     assert images and len(copied) == len(images)  # the claims' figures, beside the copy

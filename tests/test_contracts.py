@@ -76,6 +76,42 @@ def test_run_directory_literals_live_only_in_rundir():
     )
 
 
+RESULTS_DIR_LITERALS = (
+    "figures.json",
+    "logged.json",
+    "lr_sweep.json",
+    "report_notes.json",
+    "report.md",
+    "report.html",
+    "results.md",
+    "claims.json",
+    "plan.json",
+    "plan.yaml",
+    "evidence.json",
+    "demo.log",
+    ".stages",
+)
+# a path joined by hand: <dir> / "figures" (the bare words are also JSON keys and config keys)
+RESULTS_DIR_JOIN = re.compile(r"""/\s*["'](?:runs|surfaces|analysis|figures|wandb|claims|\.stages)["']""")
+
+
+def test_results_directory_literals_live_only_in_resultsdir():
+    """Every name inside a results directory is spelled in contracts/resultsdir.py alone."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "resultsdir.py":
+            continue
+        for s in _string_constants(path):
+            for lit in RESULTS_DIR_LITERALS:
+                if lit == s or (len(lit) > 10 and lit in s):
+                    offenders.append(f"{path.relative_to(ROOT)}: {s!r}")
+        offenders += [f"{path.relative_to(ROOT)}: {m}" for m in RESULTS_DIR_JOIN.findall(path.read_text())]
+    assert not offenders, (
+        "results-directory paths named outside bertviz_landscape/contracts/resultsdir.py:\n"
+        + "\n".join(offenders)
+    )
+
+
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
 

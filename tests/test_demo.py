@@ -12,6 +12,7 @@ import pytest
 from conftest import TINY_MODEL, write_glue
 
 from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 
 
 def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str], **extra):
@@ -321,11 +322,11 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
 
     from bertviz_landscape.publish.report import plan as plan_mod
 
-    frozen = json.loads((root / plan_mod.PLAN_FILE).read_text())
+    frozen = json.loads(ResultsDir(root).plan_json.read_text())
     assert frozen["plan"]["min_runs"] == 3 and frozen["sha256"] == plan_mod.digest(frozen["plan"])
-    assert yaml.safe_load((root / plan_mod.PLAN_YAML).read_text()) == frozen["plan"]
+    assert yaml.safe_load(ResultsDir(root).plan_yaml.read_text()) == frozen["plan"]
     runs_made = min(p.stat().st_mtime for p in (root / "runs").rglob("metrics.json"))
-    assert (root / plan_mod.PLAN_FILE).stat().st_mtime <= runs_made
+    assert ResultsDir(root).plan_json.stat().st_mtime <= runs_made
     assert not (root / "evidence.json").exists()
     manifest = json.loads((root / "figures" / "figures.json").read_text())
     kinds = {f["kind"] for f in manifest["figures"]}

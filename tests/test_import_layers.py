@@ -158,6 +158,27 @@ def test_function_level_package_imports_say_why():
     )
 
 
+# the one W&B writer (training logs its own run through Lightning's WandbLogger, never `import wandb`)
+WANDB_WRITER = "bertviz_landscape.publish.wandb_media"
+
+
+def test_only_the_one_wandb_writer_imports_wandb():
+    """W&B is written by publish/wandb_media.py alone: no other module imports wandb, at any level."""
+    importers = []
+    for m, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            if m != WANDB_WRITER and any(n == "wandb" or n.startswith("wandb.") for n in names):
+                importers.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
+    assert not importers, f"wandb imported outside {WANDB_WRITER}:\n" + "\n".join(importers)
+
+
 @pytest.mark.parametrize(
     "edges, cyclic",
     [

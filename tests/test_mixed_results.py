@@ -20,7 +20,7 @@ from bertviz_landscape.analysis.common import AnalysisError, refuse_repeats, run
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.plots.results import Results, draw_all
-from bertviz_landscape.publish.report.writer import write_report
+from bertviz_landscape.publish.publisher import write_report
 
 EVIDENCE = {"alpha": 0.05, "min_runs": 3, "confidence": 0.95, "matched_loss_rtol": 0.1, "width_eps": 0.1}
 

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from helpers.claims import synthetic
 
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.pipeline.demo import freeze_plan, plan_document
+from bertviz_landscape.publish.publisher import write_report
 from bertviz_landscape.publish.report import claims
 from bertviz_landscape.publish.report import plan as plan_mod
-from bertviz_landscape.publish.report.writer import TABLE_HEAD, write_report
+from bertviz_landscape.publish.report.writer import TABLE_HEAD
 
 
 def _config(**plan_changes) -> dict:
@@ -50,7 +52,7 @@ def test_a_report_under_an_edited_plan_is_exploratory_and_names_each_change(tmp_
     said: list[str] = []
     freeze_plan(root, _config(), said.append)  # before any stage runs
     assert not said
-    frozen = json.loads((root / plan_mod.PLAN_FILE).read_text())
+    frozen = json.loads(ResultsDir(root).plan_json.read_text())
     _write_analyses(root, synthetic())  # "the runs"
 
     write_report(root)
@@ -60,7 +62,7 @@ def test_a_report_under_an_edited_plan_is_exploratory_and_names_each_change(tmp_
 
     edited = _config(plateau_runs="block", alpha=0.1)
     freeze_plan(root, edited, said.append)  # the demo run again after the edit
-    assert json.loads((root / plan_mod.PLAN_FILE).read_text()) == frozen  # never overwritten
+    assert json.loads(ResultsDir(root).plan_json.read_text()) == frozen  # never overwritten
     assert len(said) == 1 and "differs from the one frozen" in said[0]
     assert 'plateau_runs: "exclude" -> "block"' in said[0] and "alpha: 0.05 -> 0.1" in said[0]
 

@@ -22,6 +22,7 @@ from helpers.landscape import data_cfg, tiny_run  # noqa: F401  (fixture)
 from helpers.plots import make_surface, write_fixture_dir
 
 from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.engine.surface import load_surface, write_surface
 from bertviz_landscape.publish.report import plan as plan_mod
 
@@ -105,7 +106,7 @@ def _plant_results(root: Path) -> dict:
     (run / "run.json").write_text(json.dumps({"task": "mrpc", "init": "pretrained", "seed": 1}))
     # a frozen plan whose preset name and time hold markup (the report's first line quotes both)
     doc = plan_mod.preset("demo") | {"preset": markup(3)}
-    (root / plan_mod.PLAN_FILE).write_text(
+    ResultsDir(root).plan_json.write_text(
         json.dumps(
             {
                 "format": plan_mod.FORMAT,
@@ -502,7 +503,7 @@ def test_a_figures_directory_linked_outside_is_refused(tmp_path):
 
 def test_a_failed_report_html_write_leaves_both_reports_as_they_were(tmp_path, monkeypatch):
     from bertviz_landscape.contracts import atomic
-    from bertviz_landscape.publish.report import write_report
+    from bertviz_landscape.publish.publisher import write_report
 
     root = write_fixture_dir(tmp_path / "res")
     write_report(root)

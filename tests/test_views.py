@@ -301,7 +301,8 @@ def write_run(root: Path, task: str, init: str, dev: float, base: float) -> Path
 def test_report_html_in_headless_chromium_has_every_column_sentence_and_image(tmp_path):
     assert CHROMIUM is not None, "no chromium on PATH (Debian: apt-get install -y chromium)"
     from bertviz_landscape.plots.results import draw_all
-    from bertviz_landscape.publish.report import claims, write_report
+    from bertviz_landscape.publish.publisher import write_report
+    from bertviz_landscape.publish.report import claims
     from tests.test_plots import write_fixture_dir
 
     root = write_fixture_dir(tmp_path / "res")

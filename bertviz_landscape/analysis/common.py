@@ -1,4 +1,6 @@
-"""What every analysis shares: reading runs and surfaces, the JSON contract, writing it, W&B.
+"""What every analysis shares: reading runs and surfaces, the JSON contract, writing it.
+
+The numbers go to the JSON only; bertviz_landscape.publish.wandb_media logs them to W&B.
 
 The analysis JSON (format ``bertviz-analysis/1``; written atomically to ``output=``)::
 
@@ -40,7 +42,6 @@ from typing import Any
 
 import numpy as np
 
-from bertviz_landscape.analysis.spec import summary_entry
 from bertviz_landscape.contracts.atomic import check_writable, write_json_atomic
 from bertviz_landscape.contracts.checkpoints import WEIGHT_FILES, content_hash
 from bertviz_landscape.contracts.config import run_name
@@ -402,56 +403,6 @@ def prepare_output(path: str | os.PathLike | None) -> Path:
     if path in (None, "", "???"):
         raise AnalysisError("output is not given: set output=<analysis .json>")
     return check_writable(Path(str(path)).expanduser().resolve())
-
-
-def summary_scalars(result: dict) -> dict[str, float]:
-    """The flat numbers a W&B run summary gets: `<analysis>/<key>` = mean, `.../<key>_std`, plus
-    the baseline flag and the number of runs."""
-    name = result["analysis"]
-    out: dict[str, Any] = {f"{name}/num_runs": len(result.get("runs", []))}
-    for key in result.get("summary") or {}:
-        entry = summary_entry(result, key)
-        if entry is not None:
-            out[f"{name}/{key}"] = entry.mean
-            out[f"{name}/{key}_std"] = entry.std
-    flag = (result.get("baseline") or {}).get("all_beat_baseline")
-    if flag is not None:
-        out[f"{name}/all_beat_baseline"] = bool(flag)
-    return out
-
-
-def log_to_wandb(result: dict, options: dict, output: str | os.PathLike | None = None):
-    """Put the analysis's numbers in a W&B run's summary (offline unless WANDB_MODE says
-    otherwise); the JSON is attached as a file. Returns the finished run's directory."""
-    import wandb
-
-    first = (result.get("runs") or [{}])[0]
-    name = options.get(
-        "name"
-    ) or f"{first.get('task') or 'analysis'}_{first.get('init') or ''}_{result['analysis']}".replace(
-        "__", "_"
-    )
-    directory = options.get("dir")
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        project=options.get("project") or "bertviz_landscape",
-        entity=options.get("entity"),
-        name=name,
-        mode=options.get("mode") or os.environ.get("WANDB_MODE", "offline"),
-        dir=directory,
-        job_type=f"analysis/{result['analysis']}",
-        reinit=True,
-        config={"analysis": result["analysis"], "inputs": result.get("inputs"), "runs": result.get("runs")},
-    )
-    try:
-        run.summary.update(summary_scalars(result))
-        if output is not None and Path(output).is_file():
-            run.save(str(output), base_path=str(Path(output).parent), policy="now")
-        run_dir_path = Path(run.dir).parent
-    finally:
-        run.finish()
-    return run_dir_path
 
 
 def config_list(cfg, one: str, many: str) -> list[str]:

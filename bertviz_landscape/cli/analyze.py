@@ -2,8 +2,9 @@
 
 Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), turns it into
 one typed `AnalyzeRequest`, looks the analysis up in analysis/registry.py and calls its spec's
-adapter with the request, writes the JSON atomically to
-``output=`` and, with ``wandb.enabled=true``, puts its numbers in a W&B run's summary. Bad input
+adapter with the request, writes the JSON atomically to ``output=`` and, with
+``wandb.enabled=true``, puts its numbers in a W&B run's summary
+(`publish.wandb_media.log_analysis`: ``analysis/<analysis>/<key>``). Bad input
 exits with status 2 and one line naming the problem; no JSON is written.
 """
 
@@ -14,11 +15,12 @@ import logging
 from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
-from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
+from bertviz_landscape.analysis.common import prepare_output, write_result
 from bertviz_landscape.analysis.registry import get
 from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.cli.command import command
 from bertviz_landscape.contracts.config import CONF_DIR
+from bertviz_landscape.publish.wandb_media import log_analysis
 
 log = logging.getLogger("bertviz_landscape.analysis")
 CONFIG_PATH = CONF_DIR
@@ -42,7 +44,7 @@ def run_request(req: AnalyzeRequest) -> dict:
     write_result(output, result, overwrite=req.overwrite)
     log.info("analysis=%s written: %s", name, output)
     if req.wandb.enabled:
-        where = log_to_wandb(result, req.wandb.to_dict(), output)
+        where = log_analysis(result, req.wandb.to_dict(), output)
         log.info("W&B run: %s", where)
     return result
 

@@ -43,8 +43,8 @@ from pathlib import Path
 
 from bertviz_landscape.contracts.atomic import write_json_atomic
 from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 
-SWEEP_FILE = "lr_sweep.json"
 FORMAT = "bertviz-lr-sweep/2"
 RULE = "the rate with the best mean dev metric over the selection seeds (extended while it is at an edge)"
 MIN_RATES = 3
@@ -186,7 +186,7 @@ def record(
         "arms": arms,
     }
     if root is not None:
-        write_json_atomic(Path(root) / SWEEP_FILE, doc)
+        write_json_atomic(ResultsDir(root).sweep, doc)
     return doc
 
 
@@ -215,7 +215,7 @@ def normalise(doc: dict) -> dict:
 
 def read(root: str | os.PathLike) -> dict | None:
     """<root>/lr_sweep.json as format 2 (`normalise`), or None when the directory has none."""
-    path = Path(root) / SWEEP_FILE
+    path = ResultsDir(root).sweep
     if not path.is_file():
         return None
     try:

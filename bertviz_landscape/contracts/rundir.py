@@ -47,6 +47,7 @@ METRICS_JSON = "metrics.json"
 CONFIG = "config.yaml"
 IDENTITY = "run.json"
 LOCK = ".train.lock"
+WANDB = "wandb"  # W&B's own folder below its save_dir
 # where the training's writers put their temporaries (`.<name>.<hex>.tmp`, bertviz_landscape.contracts.atomic)
 WRITTEN = ("", "checkpoints", SNAPSHOTS, SKETCHES, LOGS)
 
@@ -130,6 +131,11 @@ class RunDir:
     def wandb_dir(self) -> Path:
         """Where W&B writes (its `save_dir`; the run lands in `wandb/` below it)."""
         return self.root
+
+    @property
+    def wandb_runs(self) -> Path:
+        """The folder below `wandb_dir` that holds the run's W&B run directories (`offline-run-*`)."""
+        return self.wandb_dir / WANDB
 
     # --- contents --------------------------------------------------------------------------
     def discard_results(self) -> list[Path]:

@@ -52,12 +52,11 @@ from bertviz_landscape.contracts.atomic import open_in_place, write_json_atomic
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.fingerprints import file_fingerprint
 from bertviz_landscape.contracts.locks import held
+from bertviz_landscape.contracts.resultsdir import ANALYSIS, FIGURES, RUNS, SURFACES, ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.plots.results import draw_all
-from bertviz_landscape.publish.report import write_report
-from bertviz_landscape.publish.report.plan import PLAN_FILE, fmt_value, freeze
-from bertviz_landscape.publish.report.writer import NOTES_FILE, SWEEP_FILE
-from bertviz_landscape.publish.wandb_media import log_results
+from bertviz_landscape.publish.publisher import log_results, write_report
+from bertviz_landscape.publish.report.plan import fmt_value, freeze
 from bertviz_landscape.training.data.glue import data_fingerprint
 from bertviz_landscape.training.data.tasks import get_task
 from bertviz_landscape.training.train import RunConfigError, train
@@ -109,7 +108,7 @@ class Pipeline:
 
     def __init__(self, root: Path, out=None, log_file: Path | None = None):
         self.root = Path(root)
-        self.records = self.root / ".stages"
+        self.records = ResultsDir(self.root).stages
         self.log_file = (
             log_file  # the stages' own output (progress bars, library logs) goes here, not to the console
         )
@@ -232,12 +231,14 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
         if selected is None:
             return _selection_stages(c, root, tasks[0], arms, rates, select_seeds, data)
         if selected not in rates:
-            raise BadInput(f"{root / SWEEP_FILE}: chosen arm {selected!r} is not one of {', '.join(rates)}")
+            raise BadInput(
+                f"{ResultsDir(root).sweep}: chosen arm {selected!r} is not one of {', '.join(rates)}"
+            )
         arms = {a: v for a, v in arms.items() if a not in rates or a == selected}
     inits = list(arms)
-    runs = {(t, i, s): root / "runs" / run_name(t, i, s) for t in tasks for i in inits for s in seeds}
+    runs = {(t, i, s): ResultsDir(root).run(run_name(t, i, s)) for t in tasks for i in inits for s in seeds}
     surf = {
-        (m, kind, i, s): root / "surfaces" / f"{run_name(m, i, s)}_{kind}.h5"
+        (m, kind, i, s): ResultsDir(root).surface(f"{run_name(m, i, s)}_{kind}")
         for m in mains
         for kind in ("line", "plane")
         for i in inits
@@ -301,7 +302,7 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
     for name in c.get("analyses") or []:
         for main, seed in itertools.product(mains, seeds):
             for init in inits:
-                out = root / "analysis" / f"{name}_{run_name(main, init, seed)}.json"
+                out = ResultsDir(root).analysis_json(name, run_name(main, init, seed))
                 over = (
                     analysis_overrides(
                         name,
@@ -352,8 +353,8 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
         stages.append(
             Stage(
                 "figures",
-                {"after": upstream, "inputs": _tree_stamp(root, ("surfaces", "analysis", "runs"))},
-                [root / "figures" / "figures.json"],
+                {"after": upstream, "inputs": _tree_stamp(root, (SURFACES, ANALYSIS, RUNS))},
+                [ResultsDir(root).catalogue],
                 lambda: _figures(root),
             )
         )
@@ -363,10 +364,10 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                 "wandb",
                 {
                     "after": upstream,
-                    "inputs": _tree_stamp(root, ("surfaces", "analysis")),
+                    "inputs": _tree_stamp(root, (SURFACES, ANALYSIS)),
                     "wandb": c.get("wandb"),
                 },
-                [root / "wandb" / "logged.json"],
+                [ResultsDir(root).logged],
                 lambda: _wandb(root, c),
             )
         )
@@ -376,12 +377,12 @@ def build_stages(cfg: DictConfig, selected: str | None = None) -> list[Stage]:
                 "report",
                 {
                     "after": upstream,
-                    "inputs": _tree_stamp(root, ("surfaces", "analysis", "figures")),
+                    "inputs": _tree_stamp(root, (SURFACES, ANALYSIS, FIGURES)),
                     "plan": plan_document(c),
                     "results_doc": c.get("results_doc"),
                     "notes": list(c.get("report_notes") or []),
                 },
-                [root / "report.md", root / "report.html"],
+                [ResultsDir(root).report_md, ResultsDir(root).report_html],
                 lambda: _report(root, plan_document(c), c.get("results_doc")),
             )
         )
@@ -451,7 +452,7 @@ def sweep_select_seeds(c: dict, arms: dict, seeds: list[int]) -> list[int] | Non
 def _selection_stages(
     c: dict, root: Path, main: str, arms: dict, rates: list[str], seeds: list[int], data: list[str]
 ) -> list[Stage]:
-    runs = {(a, s): root / "runs" / run_name(main, a, s) for a in rates for s in seeds}
+    runs = {(a, s): ResultsDir(root).run(run_name(main, a, s)) for a in rates for s in seeds}
     stages = [
         _train_stage(c, main, a, s, arms, runs[(a, s)], data, second=False) for s in seeds for a in rates
     ]
@@ -459,7 +460,7 @@ def _selection_stages(
         Stage(
             f"{SELECT_STAGE} {main}",
             {"runs": [_run_stamp(r) for r in runs.values()], "rule": "best mean dev metric"},
-            [root / SWEEP_FILE],
+            [ResultsDir(root).sweep],
             lambda: write_sweep(root, main, {a: arms[a][1] for a in rates}, runs),
         )
     )
@@ -494,7 +495,7 @@ def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple
         )
     scored = [r for r in rows if r["mean"] is not None]
     if not scored:
-        raise BadInput(f"{root / 'runs'}: no from-scratch run of the sweep has a finite dev metric")
+        raise BadInput(f"{ResultsDir(root).runs}: no from-scratch run of the sweep has a finite dev metric")
     best = max(scored, key=lambda r: r["mean"])  # the first of equals: rates in the order given
     metrics = sorted({i.primary_metric for i in read.values() if i.primary_metric})
     out = {
@@ -505,12 +506,12 @@ def write_sweep(root: Path, task: str, rates: dict[str, float], runs: dict[tuple
         "chosen_arm": best["arm"],
         "chosen_lr": best["lr"],
     }
-    write_json_atomic(root / SWEEP_FILE, out)
+    write_json_atomic(ResultsDir(root).sweep, out)
     return out
 
 
 def read_sweep(root: Path) -> dict:
-    path = Path(root) / SWEEP_FILE
+    path = ResultsDir(root).sweep
     try:
         out = json.loads(path.read_text())
         return out | {"chosen_arm": str(out["chosen_arm"])}
@@ -644,7 +645,7 @@ class _LazyStamp:
                         and p.suffix in (".h5", ".json")
                         and not any(x.startswith(".") for x in p.relative_to(self.root).parts)
                     ):
-                        if sub == "runs" and p.name != METRICS_NAME:
+                        if sub == RUNS and p.name != METRICS_NAME:
                             continue
                         parts.append(f"{p.relative_to(self.root)}:{json.dumps(_known_fingerprint(p))}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -664,7 +665,7 @@ def _known_fingerprint(path: Path) -> dict:
 
 
 def _figures(root: Path) -> None:
-    draw_all(root, root / "figures")
+    draw_all(root, ResultsDir(root).figures)
 
 
 def _wandb(root: Path, c: dict) -> None:
@@ -701,7 +702,8 @@ def freeze_plan(root: Path, c: dict, say=print) -> None:
     changed = freeze(root, doc)
     if changed:
         say(
-            f"[demo] the analysis plan differs from the one frozen in {root / PLAN_FILE} (not overwritten): "
+            f"[demo] the analysis plan differs from the one frozen in {ResultsDir(root).plan_json} "
+            "(not overwritten): "
             + "; ".join(f"{k}: {fmt_value(a)} -> {fmt_value(b)}" for k, a, b in changed[:8])
             + (f"; +{len(changed) - 8} more" if len(changed) > 8 else "")
             + " — the report will be exploratory"
@@ -714,9 +716,9 @@ def run_demo(cfg: DictConfig, out=None, quiet: bool = True) -> list[dict]:
     root = Path(cfg.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     stages = build_stages(cfg)
-    pipeline = Pipeline(root, out, root / "demo.log" if quiet else None)
+    pipeline = Pipeline(root, out, ResultsDir(root).demo_log if quiet else None)
     freeze_plan(root, OmegaConf.to_container(cfg, resolve=True), pipeline._print)
-    write_json_atomic(root / NOTES_FILE, [str(n) for n in cfg.get("report_notes") or []])
+    write_json_atomic(ResultsDir(root).notes, [str(n) for n in cfg.get("report_notes") or []])
     done = pipeline.run(stages)
     if stages and stages[-1].name.startswith(SELECT_STAGE):  # the sweep's best rate, then the rest
         sweep = read_sweep(root)

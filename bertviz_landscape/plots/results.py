@@ -36,6 +36,7 @@ from bertviz_landscape.analysis.common import run_fingerprint
 from bertviz_landscape.contracts.atomic import write_json_atomic
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.names import confine
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.engine.surface import minimum_on_edge, write_vts
 from bertviz_landscape.plots import basins, curvature, curves, layers, longtrain, style, surface2d, surface3d
@@ -110,14 +111,9 @@ class Results:
 
 
 def figures_dir(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
-    """Where the figures of `results_dir` go: `out_dir`, default `<results>/figures`. One inside
-    the results directory must stay inside it: a `figures` that is a link to a directory elsewhere
-    is refused (a ConfinementError naming it), not followed."""
-    results_dir = Path(results_dir)
-    out = Path(out_dir) if out_dir else results_dir / "figures"
-    if out.is_relative_to(results_dir):
-        confine(out, results_dir, f"figures directory {out}")
-    return out
+    """Where the figures of `results_dir` go: `out_dir`, default `<results>/figures`
+    (`ResultsDir.figures_dir`: a `figures` linked outside the results directory is refused)."""
+    return ResultsDir(results_dir).figures_dir(out_dir)
 
 
 def _rel(path, root: Path) -> str:
@@ -424,7 +420,7 @@ def draw_all(
         "warnings": warnings,
         "skipped": results.skipped,
     }
-    write_json_atomic(out / "figures.json", manifest)
+    write_json_atomic(ResultsDir.catalogue_in(out), manifest)
     log.info("%d figures in %s", len(figures), out)
     return manifest
 

@@ -1,4 +1,6 @@
-"""The results in W&B (offline by default). One command syncs every run of an experiment — the
+"""The one W&B writer of the tool's results (offline by default; training logs its own run through
+Lightning's logger). One key scheme for the analysis numbers, wherever they are logged:
+``analysis/<analysis>/<key>`` (`analysis_key`). One command syncs every run of an experiment — the
 landscape/figure runs and the training runs, wherever their directories are below the results
 directory: ``wandb sync $(find <results> -type d -name 'offline-run-*')`` (``logged.json``'s
 "sync" holds that command with the directories spelled out; `offline_runs(root)` lists them).
@@ -8,6 +10,12 @@ directory: ``wandb sync $(find <results> -type d -name 'offline-run-*')`` (``log
 (``wandb.plot.line``), 2D surfaces as the interactive Plotly 3D (``wandb.Html``), the surface
 and its direction file uploaded as an artifact (type ``surface``; files, not references), norms
 and cosine in the summary.
+
+`log_analysis(result, options, output)` — one analysis JSON (`bertviz-analyze
+wandb.enabled=true`): a run (``job_type="analysis/<analysis>"``) whose summary holds
+``analysis/<analysis>/<key>`` = the summary's mean over the runs, ``analysis/<analysis>/<key>_std``,
+``analysis/<analysis>/num_runs`` and ``analysis/<analysis>/all_beat_baseline``
+(`analysis_scalars`); the JSON attached as a file.
 
 `log_results(root, ...)` — a whole results directory (what `make demo` writes): one W&B run
 per (task, init), ``group=<task>``, ``job_type="landscape"``, the init in its name and config,
@@ -24,12 +32,14 @@ of each summary scalar, ``numbers/<name>/<key>`` = the mean over the runs of eac
 report's tables show (the analysis's rows; their labels in logged.json). ``<root>/wandb/logged.json``
 lists what was logged: {"runs": [{"task", "init", "job_type", "dir", "keys", "surfaces",
 "figures", "summary", "numbers", "training_runs"}], "sync": str}.
-Figures come from `bertviz_landscape.plots`; nothing here draws except a missing surface figure.
+The figures are the files the figures catalogue (``figures/figures.json``) lists, uploaded as
+images; `log_results` draws nothing (the publisher draws the figures first when the catalogue is
+missing: bertviz_landscape.publish.publisher). Only `log_surface`, for a single surface outside a
+results directory, draws its one figure with `bertviz_landscape.plots`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import tempfile
@@ -40,8 +50,9 @@ import numpy as np
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.measures.evidence import Options
-from bertviz_landscape.analysis.spec import summary_mean
+from bertviz_landscape.analysis.spec import summary_entry, summary_mean
 from bertviz_landscape.contracts.atomic import write_json_atomic
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.engine.direction_file import beside
 from bertviz_landscape.engine.surface import Surface, load_surface
@@ -50,6 +61,7 @@ from bertviz_landscape.plots.inputs import SurfaceFile, analysis_identity, read_
 from bertviz_landscape.plots.results import Results, grid_name
 from bertviz_landscape.publish.report.claims import run_records
 from bertviz_landscape.publish.report.plan import resolve as resolve_plan
+from bertviz_landscape.publish.report.writer import read_catalogue
 
 
 def panel_name(sf: SurfaceFile) -> str:
@@ -79,14 +91,15 @@ def log_surface_media(
     run,
     path: str | os.PathLike,
     prefix: str = "landscape",
-    figure_png: str | None | bool = None,
+    figure_png: str | None = None,
     interactive_html: str | None = None,
     image_key: str | None = None,
 ) -> dict:
     """Log one surface file into `run` (image, table, line plots or interactive 3D, artifact) under
-    ``<prefix>/<task>_<recipe>_<grid>/...``. `figure_png`: the PNG to log (None: draw one;
-    False: none, e.g. a 1D curve whose combined figure is logged once elsewhere). The image goes
-    to `image_key` (default ``<prefix>/<panel>/figure``)."""
+    ``<prefix>/<task>_<recipe>_<grid>/...``. `figure_png`: the drawn figure to log as the image
+    (None: no image, e.g. a 1D curve whose combined figure is logged once elsewhere), at
+    `image_key` (default ``<prefix>/<panel>/figure``); `interactive_html`: a 2D surface's drawn
+    interactive 3D page (None: none). Draws nothing."""
     import wandb  # wandb's import costs seconds: only W&B logging needs it
 
     path = Path(path)
@@ -95,10 +108,6 @@ def log_surface_media(
     panel = panel_name(sf)
     logged: dict = {"surface": str(path), "keys": []}
     payload = {}
-    if figure_png is None:
-        fig = surface2d.surface_contours(sf) if s.two_d else curves.loss_curves([sf])
-        tmp = Path(tempfile.mkdtemp()) / f"{path.stem}.png"
-        figure_png = str(style.save_figure(fig, tmp.with_suffix(""), formats=("png",))[0])
     if figure_png:
         payload[image_key or f"{prefix}/{panel}/figure"] = wandb.Image(figure_png, caption=sf.label)
     table = surface_table(s)
@@ -109,11 +118,7 @@ def log_surface_media(
                 payload[f"{prefix}/{panel}/{key}"] = wandb.plot.line(
                     table, "alpha", key, title=f"{sf.task}: {key.replace('_', ' ')} along δ1"
                 )
-    else:
-        if interactive_html is None:
-            interactive_html = str(
-                surface3d.interactive_html(sf, Path(tempfile.mkdtemp()) / f"{path.stem}.html")
-            )
+    elif interactive_html:
         with open(interactive_html, encoding="utf-8") as handle:
             payload[f"{prefix}/{panel}/interactive_3d"] = wandb.Html(handle, inject=False)
     run.log(payload)
@@ -162,14 +167,23 @@ def _start(opts: dict, name: str | None, group: str | None, job_type: str, confi
 
 
 def log_surface(path: str | os.PathLike, config: dict | None = None, run=None) -> None:
-    """Log the surface at `path` to W&B. Uses `run`, or starts one (group = the task) from config['wandb']."""
+    """Log the surface at `path` (one surface, no results directory: `bertviz-landscape
+    wandb.enabled=true`) to W&B: its figure, drawn by plots into a temporary directory (2D: the
+    contours and the interactive 3D; 1D: the curve), as the image ``landscape/surface``, then
+    `log_surface_media`. Uses `run`, or starts one (group = the task) from config['wandb']."""
+    path = Path(path)
+    sf = read_surface(path)
+    drawn = Path(tempfile.mkdtemp())
+    fig = surface2d.surface_contours(sf) if sf.surface.two_d else curves.loss_curves([sf])
+    png = str(style.save_figure(fig, drawn / path.stem, formats=("png",))[0])
+    html = str(surface3d.interactive_html(sf, drawn / f"{path.stem}.html")) if sf.surface.two_d else None
     opts = dict((config or {}).get("wandb") or {})
     own = run is None
     if own:
         task = str(load_surface(path).meta.get("task") or "landscape")
         run = _start(opts, opts.get("name"), task, "landscape", config, opts.get("dir"))
     try:
-        log_surface_media(run, path, image_key="landscape/surface")
+        log_surface_media(run, path, figure_png=png, interactive_html=html, image_key="landscape/surface")
     finally:
         if own:
             run.finish()
@@ -191,7 +205,7 @@ def training_link(run: Path) -> dict:
     offline/online run directory's name, `<mode>-run-<time>-<id>`), seed and config.yaml."""
     rd = RunDir(run)
     ident = rd.read_identity()
-    ids = sorted(p.name.rsplit("-", 1)[-1] for p in (rd.wandb_dir / "wandb").glob("*run-*-*") if p.is_dir())
+    ids = sorted(p.name.rsplit("-", 1)[-1] for p in rd.wandb_runs.glob("*run-*-*") if p.is_dir())
     config = rd.read_config()  # plain data: no tag builds an object, no interpolation resolves
     return {
         "dir": str(rd.root),
@@ -200,6 +214,59 @@ def training_link(run: Path) -> dict:
         "seed": ident.get("seed"),
         "config": config,
     }
+
+
+def analysis_key(analysis: str, key: str) -> str:
+    """The W&B key of an analysis number: ``analysis/<analysis>/<key>`` (the one scheme)."""
+    return f"analysis/{analysis}/{key}"
+
+
+def analysis_scalars(result: dict) -> dict[str, float]:
+    """The flat numbers one analysis JSON puts in a W&B run summary: ``analysis/<name>/<key>`` = the
+    summary's mean over the runs, ``.../<key>_std``, plus ``.../num_runs`` and, when every run's
+    baseline verdict is known, ``.../all_beat_baseline``."""
+    name = result["analysis"]
+    out: dict[str, float | int | bool] = {analysis_key(name, "num_runs"): len(result.get("runs", []))}
+    for key in result.get("summary") or {}:
+        entry = summary_entry(result, key)
+        if entry is not None:
+            out[analysis_key(name, key)] = entry.mean
+            out[analysis_key(name, f"{key}_std")] = entry.std
+    flag = (result.get("baseline") or {}).get("all_beat_baseline")
+    if flag is not None:
+        out[analysis_key(name, "all_beat_baseline")] = bool(flag)
+    return out
+
+
+def log_analysis(result: dict, options: dict, output: str | os.PathLike | None = None) -> Path:
+    """Put one analysis JSON's numbers in a W&B run's summary (`analysis_scalars`; offline unless
+    ``options["mode"]`` or WANDB_MODE says otherwise); the JSON at `output` is attached as a file.
+    Returns the finished run's directory."""
+    first = (result.get("runs") or [{}])[0]
+    name = options.get(
+        "name"
+    ) or f"{first.get('task') or 'analysis'}_{first.get('init') or ''}_{result['analysis']}".replace(
+        "__", "_"
+    )
+    directory = options.get("dir")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    run = _start(
+        options | {"project": options.get("project") or "bertviz_landscape"},
+        name,
+        None,
+        f"analysis/{result['analysis']}",
+        {"analysis": result["analysis"], "inputs": result.get("inputs"), "runs": result.get("runs")},
+        directory,
+    )
+    try:
+        run.summary.update(analysis_scalars(result))
+        if output is not None and Path(output).is_file():
+            run.save(str(output), base_path=str(Path(output).parent), policy="now")
+        run_dir_path = Path(run.dir).parent
+    finally:
+        run.finish()
+    return run_dir_path
 
 
 def analysis_summary(analyses: list[dict], opts: Options) -> tuple[dict[str, float], dict[str, dict]]:
@@ -221,7 +288,7 @@ def analysis_summary(analyses: list[dict], opts: Options) -> tuple[dict[str, flo
                 mean = summary_mean(d, key)
                 if mean is not None:
                     values[key].append(mean)
-        summary |= {f"analysis/{name}/{key}": float(np.mean(vals)) for key, vals in values.items()}
+        summary |= {analysis_key(name, key): float(np.mean(vals)) for key, vals in values.items()}
         if name not in known:
             continue
         records = run_records(name, by_name[name], opts)
@@ -249,15 +316,16 @@ def log_results(
     root: str | os.PathLike, wandb_cfg: dict | None = None, wandb_dir: str | os.PathLike | None = None
 ) -> dict:
     """Log a results directory: one W&B run per (task, init) and one figures run per task (see
-    the module doc)."""
+    the module doc). Its figures are the catalogue's (figures/figures.json, drawn before: a
+    BadInput naming it when missing); nothing is drawn here."""
     import wandb  # see log_surface_media
 
     root = Path(root)
+    where = ResultsDir(root)
     wandb_dir = Path(wandb_dir or root)
     opts = resolve_plan(root)[0].opts  # the plan the report reads the numbers with
-    results = Results.scan(root, exclude=(root / "figures", root / "wandb"))
-    manifest_path = root / "figures" / "figures.json"
-    figures = json.loads(manifest_path.read_text())["figures"] if manifest_path.is_file() else []
+    results = Results.scan(root, exclude=(where.figures, where.wandb))
+    figures = read_catalogue(root)["figures"]
     panels = {str(sf.path): panel_name(sf) for sf in results.surfaces}
     groups: dict[tuple[str, str], dict] = {}
     for sf in results.surfaces:
@@ -307,7 +375,7 @@ def log_results(
                 png = next((_figure_png(f) for f in own if f["kind"] == "surface2d"), None)
                 html = next((f["files"][0] for f in own if f["kind"] == "interactive3d"), None)
                 media = log_surface_media(
-                    run, sf.path, figure_png=png if sf.surface.two_d else False, interactive_html=html
+                    run, sf.path, figure_png=png if sf.surface.two_d else None, interactive_html=html
                 )
                 entry["surfaces"].append(media)
                 entry["keys"] += media["keys"]
@@ -370,7 +438,7 @@ def log_results(
             run.finish()
         logged.append(entry)
     out = {"runs": logged, "sync": sync_command(root)}
-    write_json_atomic(root / "wandb" / "logged.json", out)
+    write_json_atomic(where.logged, out)
     return out
 
 

@@ -31,10 +31,8 @@ from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.atomic import write_json_atomic, write_text_atomic
 from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 
-PLAN_FILE = "plan.json"  # the frozen plan with its SHA-256 and UTC time (written before the first stage)
-PLAN_YAML = "plan.yaml"  # the same document, for reading
-LEGACY_FILE = "evidence.json"  # the decision rule of a results directory made before plans existed
 FORMAT = "bertviz-plan/1"
 
 
@@ -232,7 +230,7 @@ def from_evidence(ev: dict) -> dict:
 def read_frozen(root: Path) -> dict | None:
     """<root>/plan.json ({"sha256", "frozen_utc", "plan", ...}) or None; a BadInput naming the file
     when it is not JSON, lacks a key, or its plan does not hash to its sha256 (edited by hand)."""
-    path = Path(root) / PLAN_FILE
+    path = ResultsDir(root).plan_json
     if not path.is_file():
         return None
     try:
@@ -278,9 +276,9 @@ def freeze(root: Path, doc: dict) -> list[tuple[str, object, object]]:
     frozen = read_frozen(root)
     if frozen is not None:
         return [] if frozen["sha256"] == digest(doc) else changes(frozen["plan"], doc)
-    write_text_atomic(root / PLAN_YAML, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    write_text_atomic(ResultsDir(root).plan_yaml, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     write_json_atomic(
-        root / PLAN_FILE,
+        ResultsDir(root).plan_json,
         {
             "format": FORMAT,
             "preset": doc.get("preset"),
@@ -311,13 +309,13 @@ def resolve(root: Path, doc: dict | None = None) -> tuple[Plan, Status]:
                 f"analysed on {_now()} under a plan that differs from the one frozen on "
                 f"{frozen.get('frozen_utc')} before the runs",
             )
-    elif (root / LEGACY_FILE).is_file():
+    elif (legacy := ResultsDir(root).legacy_rule).is_file():
         try:
-            ev = json.loads((root / LEGACY_FILE).read_text())
+            ev = json.loads(legacy.read_text())
         except (ValueError, UnicodeDecodeError) as err:
-            raise BadInput(f"{root / LEGACY_FILE}: not valid JSON ({err})") from None
+            raise BadInput(f"{legacy}: not valid JSON ({err})") from None
         if not isinstance(ev, dict):
-            raise BadInput(f"{root / LEGACY_FILE}: expected a JSON object (the decision rule)")
+            raise BadInput(f"{legacy}: expected a JSON object (the decision rule)")
         use = from_evidence(ev)
         status = Status(
             "exploratory",
@@ -325,7 +323,7 @@ def resolve(root: Path, doc: dict | None = None) -> tuple[Plan, Status]:
             None,
             None,
             (),
-            f"no analysis plan was frozen before these runs ({LEGACY_FILE} holds their rule only); the "
+            f"no analysis plan was frozen before these runs ({legacy.name} holds their rule only); the "
             "claims' metrics and tests are this version's registered ones",
         )
     else:
@@ -341,7 +339,7 @@ def resolve(root: Path, doc: dict | None = None) -> tuple[Plan, Status]:
     try:
         return plan_from(use), status
     except ValueError as err:
-        where = root / PLAN_FILE if use is (frozen or {}).get("plan") else "the plan"
+        where = ResultsDir(root).plan_json if use is (frozen or {}).get("plan") else "the plan"
         raise BadInput(f"{where}: {err}") from None
 
 

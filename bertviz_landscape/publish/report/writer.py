@@ -19,7 +19,6 @@ from urllib.parse import quote, unquote
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import baseline_verdict
 from bertviz_landscape.analysis.measures.evidence import aggregate
-from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.atomic import (
     write_bytes_atomic,
     write_json_atomic,
@@ -27,18 +26,12 @@ from bertviz_landscape.contracts.atomic import (
     write_texts_atomic,
 )
 from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.resultsdir import FIGURES, ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
-from bertviz_landscape.plots.claims import claim_figure
-from bertviz_landscape.plots.results import Results, draw_all, figures_dir
+from bertviz_landscape.plots.results import Results
 from bertviz_landscape.publish.report import plan as plan_mod
 from bertviz_landscape.publish.report.claims import ARMS, RunRecord, decide_all, run_records
 from bertviz_landscape.publish.report.markup import md_code, md_text, md_url, to_html
-
-SWEEP_FILE = lr_sweep.SWEEP_FILE  # the learning-rate sweep: every rate's dev metric per seed, the chosen rate
-NOTES_FILE = "report_notes.json"  # the preset's own notes for its report (bertviz-demo report_notes)
-PLAN_FILE = plan_mod.PLAN_FILE  # the analysis plan frozen before the runs (report/plan.py)
-CLAIMS_FILE = "claims.json"  # every verdict with its per-seed values, comparison and Holm-adjusted p
-RESULTS_FILE = "results.md"  # the report's results section alone (claims + numbers), what README includes
 
 
 def rows() -> list[tuple[str, str, str]]:
@@ -157,7 +150,7 @@ def number_tables(
 
 
 def _load(root: Path):
-    return Results.scan(root, exclude=(root / "figures",))
+    return Results.scan(root, exclude=(ResultsDir(root).figures,))
 
 
 def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
@@ -182,7 +175,7 @@ def surface_rows(results, task: str) -> list[tuple[str, str, str]]:
 def load_notes(root: Path) -> list[str]:
     """The preset's notes for its report (<root>/report_notes.json, a list of sentences; none when
     absent): what the preset chose and why, e.g. why it has no second task."""
-    path = root / NOTES_FILE
+    path = ResultsDir(root).notes
     if not path.is_file():
         return []
     try:
@@ -223,17 +216,29 @@ def _with_rates(analyses: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return out
 
 
+def read_catalogue(root: str | os.PathLike) -> dict:
+    """The figures catalogue of `root` (figures/figures.json; a `figures` linked outside is refused);
+    a BadInput naming it when it is missing or not JSON: the figures are drawn before the report
+    (bertviz_landscape.publish.publisher)."""
+    path = ResultsDir.catalogue_in(ResultsDir(root).figures_dir())
+    if not path.is_file():
+        raise BadInput(f"{path}: no figures catalogue; draw the figures first (bertviz-plot results={root})")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadInput(f"{path}: not valid JSON ({err})") from None
+
+
 def build_report(root: str | os.PathLike, plan_doc: dict | None = None) -> dict:
-    """Everything the report says, as data: tasks, tables, verdicts, figures. Decided under
-    `plan_doc` (else the directory's frozen plan; report/plan.py says when it is exploratory)."""
+    """Everything the report says, as data: tasks, tables, verdicts, the figures of the catalogue
+    (figures/figures.json, drawn before). Decided under `plan_doc` (else the directory's frozen
+    plan; report/plan.py says when it is exploratory). ``claim_figures`` ("<claim>/<task>" → the
+    figure's path relative to `root`) is empty: the publisher draws them from the verdicts."""
     root = Path(root)
     plan, status = plan_mod.resolve(root, plan_doc)
     rule, opts = plan.rule, plan.opts
     results = _load(root)
-    manifest_path = figures_dir(root) / "figures.json"  # a `figures` linked outside is refused
-    if not manifest_path.is_file():
-        draw_all(root, root / "figures")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_catalogue(root)
     analyses = _with_rates({k: list(v) for k, v in results.analyses.items()})
     verdicts = decide_all(analyses, plan=plan)
     records = {name: run_records(name, datas, opts) for name, datas in analyses.items()}
@@ -276,19 +281,14 @@ def build_report(root: str | os.PathLike, plan_doc: dict | None = None) -> dict:
             }
         )
     sweep = None
-    if (root / SWEEP_FILE).is_file():
+    if (sweep_path := ResultsDir(root).sweep).is_file():
         try:
-            sweep = json.loads((root / SWEEP_FILE).read_text())
+            sweep = json.loads(sweep_path.read_text())
         except ValueError as err:
-            raise BadInput(f"{root / SWEEP_FILE}: not valid JSON ({err})") from None
-    claim_figures = {}
-    for v in verdicts:
-        png = figures_dir(root) / "claims" / f"claim_{v.claim}_{v.task}.png"
-        if claim_figure({"verdict": v.verdict, **v.numbers}, v.title, png):
-            claim_figures[f"{v.claim}/{v.task}"] = _rel(str(png), root)
+            raise BadInput(f"{sweep_path}: not valid JSON ({err})") from None
     return {
         "root": str(root),
-        "claim_figures": claim_figures,
+        "claim_figures": {},
         "sweep": sweep,
         "notes": load_notes(root),
         "tasks": tasks,
@@ -652,18 +652,22 @@ def render_html(markdown_text: str, root: str | os.PathLike, links=()) -> str:
     )
 
 
-def write_report(
-    root: str | os.PathLike, plan_doc: dict | None = None, results_copy: str | os.PathLike | None = None
-) -> tuple[Path, Path]:
-    """Write `<root>/report.md`, `<root>/report.html`, `<root>/results.md` (the results section; also
-    to `results_copy`, e.g. docs/results/demo.md, when given) and `<root>/claims.json` (the verdicts
-    as data) atomically; returns the first two."""
-    root = Path(root)
-    rep = build_report(root, plan_doc)
+def claim_figure_link(root: str | os.PathLike, png: str | os.PathLike) -> str:
+    """A claim's figure as ``claim_figures`` names it: relative to the results directory."""
+    return _rel(str(png), Path(root))
+
+
+def write_files(rep: dict, results_copy: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Write the report `rep` (build_report's, its claims' figures drawn) into its results directory:
+    `report.md`, `report.html`, `results.md` (the results section; also to `results_copy`, e.g.
+    docs/results/demo.md, when given) and `claims.json` (the verdicts as data) atomically; returns
+    the first two. Draws nothing."""
+    root = Path(rep["root"])
+    where = ResultsDir(root)
     section = render_results(rep) + "\n"
-    write_text_atomic(root / RESULTS_FILE, section)
+    write_text_atomic(where.results_md, section)
     write_json_atomic(  # the verdicts as data: per-seed values, the comparison, the adjusted p (for figures)
-        root / CLAIMS_FILE,
+        where.claims,
         {
             "evidence": rep["evidence"],
             "plan": rep["plan"],
@@ -680,12 +684,12 @@ def write_report(
         for key, rel in (rep.get("claim_figures") or {}).items():
             src = root / rel
             if src.is_file():
-                dst = copy.parent / "figures" / copy.stem / src.name
+                dst = copy.parent / FIGURES / copy.stem / src.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 write_bytes_atomic(dst, src.read_bytes())
                 urls[key] = quote(dst.relative_to(copy.parent).as_posix(), safe="/-._~")
         write_text_atomic(copy, render_results(rep, urls) + "\n")
     text = render_markdown(rep)
     page_text = render_html(text, root, figure_links(rep))  # both rendered before either is written
-    md, page = write_texts_atomic({root / "report.md": text, root / "report.html": page_text})  # as a pair
+    md, page = write_texts_atomic({where.report_md: text, where.report_html: page_text})  # as a pair
     return md, page
