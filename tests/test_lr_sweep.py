@@ -11,6 +11,7 @@ import pytest
 
 from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.publish.report import plan as plan_mod
 from bertviz_landscape.publish.report.writer import render_results, sweep_lines
 
@@ -35,9 +36,9 @@ def test_the_plan_check_refuses_overlapping_seeds_and_freeze_writes_nothing(tmp_
         plan_mod.check(doc)
     with pytest.raises(BadInput, match="share seed"):
         plan_mod.freeze(tmp_path, doc)
-    assert not (tmp_path / plan_mod.PLAN_FILE).exists() and not (tmp_path / plan_mod.PLAN_YAML).exists()
+    assert not ResultsDir(tmp_path).plan_json.exists() and not ResultsDir(tmp_path).plan_yaml.exists()
     plan_mod.freeze(tmp_path, REPLICATE)  # disjoint: frozen
-    assert (tmp_path / plan_mod.PLAN_FILE).is_file()
+    assert ResultsDir(tmp_path).plan_json.is_file()
 
 
 def test_the_design_s_selection_and_confirmation_seeds_are_checked_too():
@@ -131,7 +132,7 @@ def test_the_record_round_trips_and_the_report_names_every_rate_and_its_seeds(tm
     doc = lr_sweep.record(
         "sst2", "accuracy", pre + scr, [0, 1], [5, 6, 7, 8, 9], extended={"scratch": [9e-4]}, root=tmp_path
     )
-    assert lr_sweep.read(tmp_path) == json.loads((tmp_path / lr_sweep.SWEEP_FILE).read_text()) == doc
+    assert lr_sweep.read(tmp_path) == json.loads(ResultsDir(tmp_path).sweep.read_text()) == doc
     text = "\n".join(sweep_lines(doc))
     assert "each init on the selection seeds 0, 1 only (the comparison uses seeds 5, 6, 7, 8, 9)" in text
     for init, lr in (
