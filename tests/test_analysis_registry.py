@@ -73,8 +73,25 @@ TOY = AnalysisSpec(
 )
 
 
+TOY_YAML = """# bertviz-analyze analysis=toy run=RUN: a toy analysis (tests/test_analysis_registry.py)
+name: toy
+width: 0.5          # the toy's one number
+matched:
+  run: null         # the demo: the same seed's scratch run (the spec says matched)
+"""
+
+
 @pytest.fixture
-def toy(monkeypatch):
+def toy(monkeypatch, tmp_path_factory):
+    """The toy analysis registered, its figure known to the figure floor, and its YAML
+    (conf/analysis/toy.yaml) in a copy of the config directory: nothing else names it."""
+    import shutil
+
+    import bertviz_landscape.contracts.config as config_module
+
+    conf = shutil.copytree(CONF_DIR, tmp_path_factory.mktemp("toy") / "conf")
+    (conf / "analysis" / "toy.yaml").write_text(TOY_YAML)
+    monkeypatch.setattr(config_module, "CONF_DIR", str(conf))
     registry.register(TOY)
     monkeypatch.setitem(figures.ANALYSIS_FIGURES, "toy_bars", draw_toy)
     yield TOY
@@ -131,22 +148,22 @@ def test_a_spec_reads_a_run_and_at_most_one_surface():
 
 # --------------------------------------------------------------------------- a new analysis flows everywhere
 def test_a_new_analysis_becomes_demo_stages_from_its_spec(toy, tmp_path):
-    from bertviz_landscape.pipeline.demo import build_stages
+    from bertviz_landscape.cli.demo import stages as build_stages
+    from bertviz_landscape.pipeline.runner import canonical
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[0]", "analyses=[toy]", "glue_dir=null"])
     stages = {s.name: s for s in build_stages(cfg)}
     main = cfg.tasks[0]
     pre, scr = stages[f"toy {main}_pretrained_seed0"], stages[f"toy {main}_scratch_seed0"]
     assert pre.outputs == [tmp_path / "analysis" / f"toy_{main}_pretrained_seed0.json"]
-    # what it reads, in its order, then its matched control (a pretrained run only)
-    assert pre.spec["overrides"] == [
-        "analysis=toy",
-        f"output={tmp_path / 'analysis' / f'toy_{main}_pretrained_seed0.json'}",
-        f"run={tmp_path / 'runs' / f'{main}_pretrained_seed0'}",
-        f"surface={tmp_path / 'surfaces' / f'{main}_pretrained_seed0_line.h5'}",
-        f"analysis.matched.run={tmp_path / 'runs' / f'{main}_scratch_seed0'}",
-    ]
-    assert not any("matched" in o for o in scr.spec["overrides"])
+    # what it reads (its run and its surface: the line), then its matched control (a pretrained run only)
+    request = canonical(pre.request)
+    assert request["analysis"]["name"] == "toy"
+    assert request["output"] == str(tmp_path / "analysis" / f"toy_{main}_pretrained_seed0.json")
+    assert request["run"] == str(tmp_path / "runs" / f"{main}_pretrained_seed0")
+    assert request["surface"] == str(tmp_path / "surfaces" / f"{main}_pretrained_seed0_line.h5")
+    assert request["analysis"]["matched"]["run"] == str(tmp_path / "runs" / f"{main}_scratch_seed0")
+    assert canonical(scr.request)["analysis"]["matched"]["run"] is None
     assert list(stages)[-3:] == ["figures", "wandb", "report"]
 
 
