@@ -24,7 +24,8 @@ from bertviz_landscape.analysis.spec import (
     summary_entry,
     summary_mean,
 )
-from bertviz_landscape.contracts.config import CONF_DIR, compose
+from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.plots import results as figures
 from bertviz_landscape.publish.report import claims
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_MODEL, write_glue
 
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.pipeline.runner import canonical
 
 

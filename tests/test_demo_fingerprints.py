@@ -11,8 +11,8 @@ import pytest
 from conftest import changes, tree_state
 
 import bertviz_landscape.contracts.config as config_module
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.cli.demo import stages as demo_stages
-from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.pipeline.runner import Pipeline, Stage
 
 

@@ -21,7 +21,7 @@ from conftest import assert_changes_only_under, exits_2_with_one_line, tree_stat
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 from test_plots import make_surface, write_fixture_dir
 
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.engine.surface import load_surface, write_surface
 from bertviz_landscape.publish.report import plan as plan_mod
 

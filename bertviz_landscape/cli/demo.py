@@ -2,7 +2,9 @@
 requests its stages specialise; pipeline/demo.py runs them.
 
 The design is conf/demo.yaml as plain values (`plan.Design.from_config`); the requests are
-composed as each command would compose them: the training config of each (task, arm) —
+composed as each command would compose them and typed as each command types them
+(`LandscapeRequest`, `AnalyzeRequest`): the training config of each (task, arm) (conf/train.yaml's
+plain values, as `train` takes them) —
 ``experiment=<train.experiment> task=<task> init=<init>`` (+ ``init.lr`` of a sweep's rate),
 ``data.glue_dir``, ``train.overrides`` and, for a task whose runs only span δ2,
 ``train.second_task`` —; the 1D curve's and the 2D plane's landscape requests (the grids of
@@ -18,15 +20,17 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.cli.command import command
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.engine.request import LandscapeRequest
 from bertviz_landscape.pipeline.demo import run_demo
 from bertviz_landscape.pipeline.plan import Design, Requests, build_stages
 from bertviz_landscape.pipeline.runner import Stage
 
 
-def _container(config_name: str, overrides: list[str]) -> dict:
-    return OmegaConf.to_container(compose(config_name, overrides), resolve=False)
+def _container(config_name: str, overrides: list[str], resolve: bool = False) -> dict:
+    return OmegaConf.to_container(compose(config_name, overrides), resolve=resolve)
 
 
 def requests(c: dict, design: Design) -> Requests:
@@ -69,10 +73,12 @@ def requests(c: dict, design: Design) -> Requests:
     budgets = c.get("analysis_overrides") or {}
     return Requests(
         training=training,
-        line=_container("landscape", line_over),
-        plane=_container("landscape", plane_over),
+        line=LandscapeRequest.from_mapping(_container("landscape", line_over, resolve=True)),
+        plane=LandscapeRequest.from_mapping(_container("landscape", plane_over, resolve=True)),
         analyses={
-            name: _container("analyze", [f"analysis={name}", *data, *(budgets.get(name) or [])])
+            name: AnalyzeRequest.from_mapping(
+                _container("analyze", [f"analysis={name}", *data, *(budgets.get(name) or [])], resolve=True)
+            )
             for name in design.analyses
         },
     )

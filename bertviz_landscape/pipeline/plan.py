@@ -31,6 +31,7 @@ the chosen rate (`build_stages(..., selected=arm)`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 from collections.abc import Mapping
@@ -43,11 +44,11 @@ from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.analyze import analyze
-from bertviz_landscape.contracts.devices import configure_determinism
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.engine.request import LandscapeRequest
-from bertviz_landscape.engine.sweep import compute_landscape
+from bertviz_landscape.engine.sweep import run_landscape
 from bertviz_landscape.pipeline.lr_sweep import write_sweep
 from bertviz_landscape.pipeline.runner import Stage
 from bertviz_landscape.plots.results import draw_all
@@ -287,29 +288,33 @@ def _seeds(value) -> list[int]:
 class Requests:
     """The requests the stages specialise, composed from the YAML by the cli floor (cli/demo.py)."""
 
-    training: Mapping[tuple[str, str], dict]  # (task, arm) -> the training config (seeds set per stage)
-    line: dict  # the 1D curve's landscape request (run and output set per stage)
-    plane: dict  # the 2D surface's (run, run2 and output set per stage)
-    analyses: Mapping[str, dict]  # analysis -> its request with the demo's budget (inputs set per stage)
+    training: Mapping[tuple[str, str], dict]  # (task, arm) -> its training config (seeds set per stage)
+    line: LandscapeRequest  # the 1D curve along δ1 (run and output set per stage)
+    plane: LandscapeRequest  # the 2D surface on (δ1, δ2) (run, run2 and output set per stage)
+    analyses: Mapping[str, AnalyzeRequest]  # each analysis with the demo's budget (its inputs set per stage)
 
 
 @dataclass(frozen=True)
 class Training:
-    """One training run: its config, its directory and the examples it reads, by content."""
+    """One training run: its config (a composed conf/train.yaml as plain values, interpolations
+    kept), its directory and the examples it reads, by content."""
 
     config: dict
     run: Path
     data: dict | None
 
 
-def _set(config: dict, dotted: str, value) -> dict:
-    """A copy of `config` with the key `dotted` (a.b.c) set to `value`."""
-    out = copy.deepcopy(config)
-    node = out
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
+def with_value(obj: Any, dotted: str, value: Any) -> Any:
+    """A copy of the request (or mapping) `obj` with the key `dotted` (``a.b.c``) set to `value`:
+    a dataclass through `dataclasses.replace` (its checks run again), a mapping copied."""
+    head, _, rest = dotted.partition(".")
+    if rest:
+        inner = getattr(obj, head) if dataclasses.is_dataclass(obj) else (obj.get(head) or {})
+        value = with_value(inner, rest, value)
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.replace(obj, **{head: value})
+    out = copy.deepcopy(obj) if isinstance(obj, dict) else dict(obj)
+    out[head] = value
     return out
 
 
@@ -329,14 +334,11 @@ def _examples(config: dict) -> dict | None:
         return None
 
 
-def compute_surface(config: dict):
+def compute_surface(request: LandscapeRequest):
     """A landscape stage: the engine's surface, then (``wandb.enabled``) its W&B media."""
-    cfg = _omega(config)
-    if cfg.get("deterministic"):  # before any CUDA work
-        configure_determinism(True)
-    result = compute_landscape(LandscapeRequest.from_config(cfg))
-    if result.surface and cfg.get("wandb") and cfg.wandb.get("enabled"):
-        log_surface(result.surface, OmegaConf.to_container(cfg, resolve=True))
+    result = run_landscape(request)
+    if result.surface and request.wandb.enabled:
+        log_surface(result.surface, request.to_dict())
     return result
 
 
@@ -375,9 +377,10 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
         for init in inits:
             name = run_name(main, init, seed)
             run, run2 = runs[(main, init, seed)], runs[(second, init, seed)]
-            line = _set(_set(requests.line, "run", str(run)), "output", str(surf[(main, "line", init, seed)]))
-            plane = _set(_set(requests.plane, "run", str(run)), "run2", str(run2))
-            plane = _set(plane, "output", str(surf[(main, "plane", init, seed)]))
+            line = dataclasses.replace(requests.line, run=run, output=surf[(main, "line", init, seed)])
+            plane = dataclasses.replace(
+                requests.plane, run=run, run2=run2, output=surf[(main, "plane", init, seed)]
+            )
             for kind, request, reads in (("line", line, [run]), ("plane", plane, [run, run2])):
                 stages.append(
                     Stage(
@@ -396,26 +399,26 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
                 out = analysis_path(root, analysis, name)
                 run = runs[(main, init, seed)]
                 line, plane = surf[(main, "line", init, seed)], surf[(main, "plane", init, seed)]
-                request = _set(requests.analyses[analysis], "output", str(out))
+                request = with_value(requests.analyses[analysis], "output", str(out))
                 given = {"run": ("run", run), "line": ("surface", line), "plane": ("surface", plane)}
                 for reads in registry.get(analysis).reads:
                     key, path = given[reads]
-                    request = _set(request, key, str(path))
+                    request = with_value(request, key, str(path))
                 reads = [run]
                 control = design.matched_control(analysis, init, arms)
                 if control is not None:  # the pretrained run measured where the same seed's scratch run ends
-                    request = _set(request, "analysis.matched.run", str(runs[(main, control, seed)]))
+                    request = with_value(request, "analysis.matched.run", str(runs[(main, control, seed)]))
                     reads.append(runs[(main, control, seed)])
                 partner = design.partner(analysis, seed)
                 if partner is not None:  # the next seed's run of the same arm
-                    request = _set(request, "analysis.partner.run", str(runs[(main, init, partner)]))
+                    request = with_value(request, "analysis.partner.run", str(runs[(main, init, partner)]))
                     reads.append(runs[(main, init, partner)])
                 stages.append(
                     Stage(
                         f"{analysis} {name}",
                         request,
                         [out],
-                        lambda request=request: analyze(_omega(request)),
+                        lambda request=request: analyze(request),
                         inputs=[*(RunDir(r).metrics_json for r in reads), line, plane],
                     )
                 )
@@ -473,8 +476,8 @@ def train_stage(design: Design, requests: Requests, task: str, arm: str, seed: i
     the second task's run of a seed shares that seed's θ0. With the design's ``init_seed`` θ0 is
     drawn from it for every seed (runs of one arm share θ0; a seed draws the data order and
     dropout only: what analysis=basins needs)."""
-    config = _set(requests.training[(task, arm)], "seed", seed)
-    config = _set(config, "init.seed", design.init_seed_of(seed))
+    config = with_value(requests.training[(task, arm)], "seed", seed)
+    config = with_value(config, "init.seed", design.init_seed_of(seed))
     request = Training(config, run, _examples(config))
 
     def action():
@@ -482,7 +485,7 @@ def train_stage(design: Design, requests: Requests, task: str, arm: str, seed: i
             train(_omega(config), run)
         except RunConfigError:  # the demo's settings changed since this run: the demo's own run is retrained
             log.warning("%s was trained with other settings; retraining it", run)
-            train(_omega(_set(config, "force", True)), run)
+            train(_omega(with_value(config, "force", True)), run)
 
     return Stage(
         f"train {run_name(task, arm, seed)}", request, [RunDir(run).metrics_json, RunDir(run).theta1], action
