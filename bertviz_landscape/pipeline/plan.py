@@ -16,11 +16,12 @@ Every (task, arm) is run once per seed of ``seeds`` (replicates: from scratch a 
 
 `Design` is conf/demo.yaml as plain values (checked once); its analyses are every registered one
 (analysis/registry.py) unless the design names them (``analyses``) or leaves some out
-(``exclude_analyses``). `Requests` are what the demo's commands would be asked, composed from the
-YAML by the cli floor (cli/demo.py) once per kind: the training config of each (task, arm), the
-line's and the plane's landscape requests, each analysis's request with its budget; the plan gives
-each stage its own copy with the stage's runs, surfaces, outputs and seeds filled in. A stage's
-record digests those requests (pipeline/runner.py) and the files it reads.
+(``exclude_analyses``). `Requests` are typed requests composed from the YAML by the cli floor
+(cli/demo.py) once per kind: the training config of each (task, arm), the line's and the plane's
+`LandscapeRequest`, each analysis's `AnalyzeRequest` with its budget; the plan gives each stage its
+own copy with the stage's runs, surfaces, outputs and seeds filled in, and the stage calls the
+engine, the analysis or the publisher with it directly. A stage's record digests its request (its
+canonical JSON, pipeline/runner.py) and the files it reads (the outputs of the stages it follows).
 
 A scratch learning-rate sweep analysed at its best rate only (``scratch_sweep.analyse=best``) is
 two lists of stages: the selection (the main task trained at every rate on the selection seeds,
@@ -401,8 +402,8 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
                 line, plane = surf[(main, "line", init, seed)], surf[(main, "plane", init, seed)]
                 request = with_value(requests.analyses[analysis], "output", str(out))
                 given = {"run": ("run", run), "line": ("surface", line), "plane": ("surface", plane)}
-                for reads in registry.get(analysis).reads:
-                    key, path = given[reads]
+                for kind in registry.get(analysis).reads:  # its run and the surface it reads
+                    key, path = given[kind]
                     request = with_value(request, key, str(path))
                 reads = [run]
                 control = design.matched_control(analysis, init, arms)

@@ -183,7 +183,9 @@ class Pipeline:
         for n, stage in enumerate(stages, 1):
             head = f"[{self.label} {n:2d}/{total}] {stage.name:<34}"
             # one process per stage: a second run on this directory waits, then skips what it finished
-            with held(self.records / f".{self.record_path(stage).stem}.lock", f"stage {stage.name!r}"):
+            with held(
+                self.records / f".{self.record_path(stage).stem}.lock", f"{self.label} stage {stage.name!r}"
+            ):
                 if self.is_done(stage):
                     self.say(f"{head} skipped (done)")
                     self.log.append({"stage": stage.name, "status": "skipped", "seconds": 0.0})
