@@ -43,7 +43,7 @@ COMMANDS = {
         ["results=/nonexistent/x"],
         "no such directory",
     ),
-    "bertviz-demo": ("bertviz_landscape.pipeline.demo", "main", "demo", ["tasks=[mrpc]"], "tasks=['mrpc']"),
+    "bertviz-demo": ("bertviz_landscape.cli.demo", "main", "demo", ["tasks=[mrpc]"], "tasks=['mrpc']"),
 }
 
 

@@ -12,7 +12,8 @@ from helpers.claims import synthetic
 
 from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
-from bertviz_landscape.pipeline.demo import freeze_plan, plan_document
+from bertviz_landscape.pipeline.demo import freeze_plan
+from bertviz_landscape.pipeline.plan import plan_document
 from bertviz_landscape.publish.publisher import write_report
 from bertviz_landscape.publish.report import claims
 from bertviz_landscape.publish.report import plan as plan_mod

@@ -384,7 +384,7 @@ def _in_place_writers(tmp_path: Path):
     from bertviz_landscape.contracts.locks import held
     from bertviz_landscape.contracts.sketches import SketchWriter
     from bertviz_landscape.contracts.snapshots import write_snapshot
-    from bertviz_landscape.pipeline.demo import Pipeline, Stage
+    from bertviz_landscape.pipeline.runner import Pipeline, Stage
     from bertviz_landscape.training.callbacks.epochs import _append_line
 
     d = tmp_path / "dir"

@@ -1,4 +1,4 @@
-"""`bertviz-analyze` (python -m bertviz_landscape.analysis): the Hydra edge of the analyses.
+"""`bertviz-analyze` (python -m bertviz_landscape.cli.analyze): the Hydra edge of the analyses.
 
 Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), turns it into
 one typed `AnalyzeRequest`, looks the analysis up in analysis/registry.py and calls its spec's
@@ -15,8 +15,7 @@ import logging
 from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
-from bertviz_landscape.analysis.common import prepare_output, write_result
-from bertviz_landscape.analysis.registry import get
+from bertviz_landscape.analysis.analyze import analyze
 from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.cli.command import command
 from bertviz_landscape.contracts.config import CONF_DIR
@@ -29,22 +28,15 @@ CONFIG_PATH = CONF_DIR
 def run(cfg: DictConfig) -> dict:
     """The config → analysis call, without Hydra's runtime (tests call this with a composed cfg).
     Returns the analysis JSON that was written to `cfg.output`."""
-
     return run_request(AnalyzeRequest.from_mapping(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def run_request(req: AnalyzeRequest) -> dict:
-    """The analysis `req` names, its JSON written to `req.output` (and its numbers to W&B when
-    `wandb.enabled`); returns the JSON."""
-
-    name = req.name
-    spec = get(name)
-    output = prepare_output(req.output)
-    result = spec.run(req)
-    write_result(output, result, overwrite=req.overwrite)
-    log.info("analysis=%s written: %s", name, output)
+    """`analysis.analyze.analyze(req)` and, with ``req.wandb.enabled``, its numbers in a W&B run's
+    summary; returns the analysis JSON (the typed call of api.py)."""
+    result = analyze(req)
     if req.wandb.enabled:
-        where = log_analysis(result, req.wandb.to_dict(), output)
+        where = log_analysis(result, req.wandb.to_dict(), req.output)
         log.info("W&B run: %s", where)
     return result
 

@@ -8,18 +8,14 @@ problem; no surface file is written.
 
 from __future__ import annotations
 
-import logging
-
 from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.cli.command import command
 from bertviz_landscape.contracts.config import CONF_DIR
-from bertviz_landscape.contracts.devices import configure_determinism
 from bertviz_landscape.engine.request import LandscapeRequest
-from bertviz_landscape.engine.sweep import compute_landscape
+from bertviz_landscape.engine.sweep import run_landscape
 from bertviz_landscape.publish.wandb_media import log_surface
 
-log = logging.getLogger("bertviz_landscape.engine")
 CONFIG_PATH = CONF_DIR
 
 
@@ -31,25 +27,11 @@ def run(cfg: DictConfig):
 
 
 def run_request(req: LandscapeRequest, config: dict | None = None):
-    """The landscape of `req` (`deterministic` set first, the surface logged to W&B when
-    `wandb.enabled`, with `config`, the composed config, else the request's own)."""
-
-    if req.deterministic:  # before any CUDA work of this job
-        configure_determinism(True)
-    result = compute_landscape(req)
-    if result.surface:
-        log.info("surface written: %s (directions: %s)", result.surface, result.direction_file)
-        if req.wandb.enabled:
-            log_surface(result.surface, config if config is not None else req.to_dict())
-    else:
-        log.info(
-            "shard %s/%s done (%d evaluated, %d already present); parts in %s — the last shard merges",
-            req.shard,
-            req.num_shards,
-            result.evaluated,
-            result.skipped,
-            result.parts,
-        )
+    """The landscape of `req` (`engine.sweep.run_landscape`), the surface logged to W&B when
+    `wandb.enabled`, with `config`, the composed config, else the request's own."""
+    result = run_landscape(req)
+    if result.surface and req.wandb.enabled:
+        log_surface(result.surface, config if config is not None else req.to_dict())
     return result
 
 
