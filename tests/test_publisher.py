@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_plots import write_fixture_dir
+from helpers.plots import write_fixture_dir
 
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.resultsdir import ResultsDir

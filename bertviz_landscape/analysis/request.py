@@ -16,11 +16,11 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import field
-from pathlib import Path
 from typing import Any
 
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.common import input_name
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.contracts.sections import (
     BadValue,
     Section,
@@ -121,7 +121,7 @@ class AnalyzeRequest(Section):
         output = _text(self.output)
         if output is None:
             stem = input_name(self.run, self.runs, self.surface, self.surfaces)
-            output = str(Path(default_output_dir()) / "analysis" / f"{stem}_{self.analysis.name}.json")
+            output = str(ResultsDir(default_output_dir()).analysis / f"{stem}_{self.analysis.name}.json")
         put("output", output)
         put("device", str(self.device))
         put("overwrite", bool(self.overwrite))

@@ -22,6 +22,7 @@ from typing import Any
 
 from bertviz_landscape.contracts.config import run_name
 from bertviz_landscape.contracts.errors import LandscapeError
+from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.contracts.sections import (
     Section,
@@ -255,8 +256,8 @@ class LandscapeRequest(Section):
         output = self.output
         if output is None:
             name = run_name(self.run, self.theta1, task)
-            output = (
-                Path(default_output_dir()) / "surfaces" / f"{name}_{self.directions.name}_{self.grid.name}.h5"
+            output = ResultsDir(default_output_dir()).surface(
+                f"{name}_{self.directions.name}_{self.grid.name}"
             )
         output = _path(output)
         if output is None:
