@@ -104,7 +104,10 @@ def finite_range(*arrays) -> tuple[float, float] | None:
 
 
 def save_figure(fig, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Write `stem.png` and `stem.pdf` (each atomically: complete or absent) and close the figure."""
+    """Write `stem.png` and `stem.pdf` (each atomically: complete or absent) and close the figure.
+    `fig` may be what a figure function returns, (figure, caption)."""
+    if isinstance(fig, tuple):
+        fig = fig[0]
     stem = Path(stem)
     out = []
     try:
