@@ -108,16 +108,9 @@ def curvature_numbers(analyses: list[dict], title: str | None = None) -> tuple[o
             ax.plot(eps[~bounded], mean[~bounded], "o", markerfacecolor="white", markeredgecolor=colour)
         if prefix == "area_":
             planes = sorted({round(a, 12) for a in map(plane_area, analyses) if a is not None})
-            for k, plane in enumerate(planes):
-                ax.axhline(
-                    plane,
-                    color="0.45",
-                    linestyle="--",
-                    linewidth=0.9,
-                    label="the sampled plane's area" if k == 0 else None,
-                )
-            if planes:
-                ax.legend(fontsize=7, loc="lower right")
+            lines = [ax.axhline(a, color="0.45", linestyle="--", linewidth=0.9) for a in planes]
+            if lines:  # its own legend: the arms' entries are the first panel's
+                ax.legend(lines[:1], ["the sampled plane's area"], fontsize=7, loc="lower right")
         ax.set_xscale("log")
         ax.set_xlabel("ε (loss increase over J(θ1))")
         ax.set_title(label, fontsize=9)
