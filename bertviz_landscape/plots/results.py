@@ -163,7 +163,10 @@ def refuse_mixed_analyses(results: Results) -> None:
             for run in data.get("runs") or []:
                 if not isinstance(run, dict):
                     continue
-                ident = tuple(str(run.get(k)) for k in ("task", "init", "seed", "lr"))
+                # a run directory names the run (its lr is in its JSON only since runs carry their budget:
+                # an older JSON of the same run must still meet it); without one, the rate tells sweeps apart
+                keys = ("task", "init", "seed") if run.get("run") else ("task", "init", "seed", "lr")
+                ident = tuple(str(run.get(k)) for k in keys)
                 here = _rel(data["_path"], results.root)
                 if (*ident, str(run.get("run"))) in same_run:
                     there = same_run[(*ident, str(run.get("run")))]

@@ -489,18 +489,16 @@ def _matched_loss(a: Assessment, rule: Rule, opts: Options) -> None:
 
 
 def _budget_text(steps: list[int], rates: list[float]) -> str:
-    def span(values, fmt):
-        return (
-            "?"
-            if not values
-            else fmt(values[0])
-            if len(values) == 1
-            else f"{fmt(values[0])}–{fmt(values[-1])}"
-        )
+    """An arm's budget, e.g. "30 steps at lr 2e-05": a range where its runs differ, either part
+    alone when the other is not recorded."""
 
-    return (f"{span(steps, str)} steps" if steps else "steps not recorded") + (
-        f" at lr {span(rates, lambda x: f'{x:g}')}" if rates else ""
+    def span(values, fmt):
+        return fmt(values[0]) if len(values) == 1 else f"{fmt(values[0])}–{fmt(values[-1])}"
+
+    parts = ([f"{span(steps, str)} steps"] if steps else []) + (
+        [f"lr {span(rates, lambda x: f'{x:g}')}"] if rates else []
     )
+    return " at ".join(parts)
 
 
 def _budgets(a: Assessment, rule: Rule, opts: Options) -> None:
