@@ -21,8 +21,24 @@ WORDS = "the a cat dog sat ran on under mat log quickly slowly red blue big smal
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def outputs_listing(root: Path = CHECKOUT) -> set[str] | None:
+    """The entries of `root`/outputs two levels deep (a command's `<kind>/<time>` run directories),
+    None when there is no outputs/."""
+    out = root / "outputs"
+    if not out.exists():
+        return None
+    return {str(p.relative_to(out)) for pattern in ("*", "*/*") for p in out.glob(pattern)}
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_env(tmp_path_factory):
+    """Caches, W&B and the commands' default output directory (paths.output_dir, BVL_OUTPUT_DIR) in
+    the session's temporary directory; at the end, the checkout has gained no outputs/ entry."""
+    before = outputs_listing()
+    os.environ["BVL_OUTPUT_DIR"] = str(tmp_path_factory.mktemp("outputs"))
     cache = tmp_path_factory.mktemp("cache")
     os.environ["BVL_CACHE_DIR"] = str(cache / "bvl")
     os.environ["HF_DATASETS_CACHE"] = str(cache / "hf_datasets")
@@ -32,6 +48,11 @@ def _isolated_env(tmp_path_factory):
     os.environ["WANDB_DIR"] = str(cache / "wandb")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     yield
+    after = outputs_listing()
+    gained = sorted((after or set()) - (before or set())) or (
+        ["outputs/"] if after is not None and before is None else []
+    )
+    assert not gained, f"the tests left files in the checkout's outputs/: {gained[:10]}"
 
 
 def require_extra(module: str, extra: str):

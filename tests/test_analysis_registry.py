@@ -26,7 +26,7 @@ from bertviz_landscape.analysis.spec import (
 )
 from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.config import CONF_DIR
-from bertviz_landscape.plots import results as figures
+from bertviz_landscape.plots import catalogue
 from bertviz_landscape.publish.report import claims
 from bertviz_landscape.publish.wandb_media import analysis_scalars
 
@@ -45,13 +45,13 @@ def toy_from_config(cfg) -> dict:
     return analysis_result("toy", {"runs": [str(cfg.run)]}, [run], [{}], [{"width": width}], [numbers])
 
 
-def draw_toy(datas: list[dict], results) -> list[figures.Drawn]:
+def draw_toy(datas: list[dict], ctx: catalogue.Context) -> list[catalogue.Drawn]:
     """The toy's figure: one bar per JSON (a figure a plots/ module would hold)."""
     if not datas:
         return []
     fig, ax = plt.subplots()
     ax.bar(range(len(datas)), [d["numbers"]["toy_width"] for d in datas])
-    return [figures.Drawn("toy_bars", "all", fig, "toy_bars", [d["_path"] for d in datas], "toy widths")]
+    return [catalogue.Drawn("toy_bars", "all", "toy_bars", fig, "toy widths", [d["_path"] for d in datas])]
 
 
 TOY = AnalysisSpec(
@@ -95,7 +95,7 @@ def toy(monkeypatch, tmp_path_factory):
     (conf / "analysis" / "toy.yaml").write_text(TOY_YAML)
     monkeypatch.setattr(config_module, "CONF_DIR", str(conf))
     registry.register(TOY)
-    monkeypatch.setitem(figures.ANALYSIS_FIGURES, "toy_bars", draw_toy)
+    monkeypatch.setitem(catalogue.FIGURES, "toy_bars", catalogue.Entry(draw_toy))
     yield TOY
     registry.unregister("toy")
 
@@ -120,7 +120,7 @@ def test_the_registry_finds_every_analysis_in_its_module_with_its_yaml():
         assert spec.run.__module__ == f"bertviz_landscape.analysis.{spec.name}"
         for conf in (ROOT / "conf", Path(CONF_DIR)):  # the YAML and the packaged copy the wheel holds
             assert OmegaConf.load(conf / "analysis" / f"{spec.name}.yaml").name == spec.name
-        assert set(spec.figures) <= figures.figure_names(), spec.name
+        assert set(spec.figures) <= catalogue.figure_names(), spec.name
         assert all(set(c.checks) <= set(claims.CHECKS) for c in spec.claims), spec.name
         assert len({r.key for r in spec.rows}) == len(spec.rows)
     assert Path(CONF_DIR).resolve() == (ROOT / "conf").resolve()  # one copy: the package's conf is a link
@@ -270,7 +270,7 @@ def test_a_new_analysis_has_its_rows_claim_figure_and_wandb_numbers(toy, tmp_pat
 
 
 def test_without_the_toy_nothing_of_it_remains(tmp_path):
-    assert "toy" not in registry.names() and "toy_bars" not in figures.ANALYSIS_FIGURES
+    assert "toy" not in registry.names() and "toy_bars" not in catalogue.FIGURES
     assert "toy_wider" not in claims.CLAIMS
 
 

@@ -80,7 +80,7 @@ def test_the_interpolation_figure_colours_every_pair_by_its_arm():
         {"runs": [{"init": init}], "per_run": [{"curve": curve}, {"curve": curve}]}
         for init in ("pretrained", "scratch")
     ]
-    fig = interpolation_curves(datas, "sst2")
+    fig, _ = interpolation_curves(datas, "sst2")
     for ax in fig.axes:
         colours = [to_hex(line.get_color()) for line in ax.get_lines()]
         want = [to_hex(style.init_colour(i)) for i in ("pretrained", "pretrained", "scratch", "scratch")]

@@ -45,7 +45,7 @@ def test_2d_contour_minimum_is_drawn_where_the_surface_minimum_is(tmp_path, cx, 
     panel lies at the surface's argmin (a transposed array would put it at (cy, cx))."""
     sf = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", cx=cx, cy=cy))
     j, i = np.unravel_index(np.nanargmin(sf.surface["train_loss"]), sf.surface.shape)
-    fig = surface2d.surface_contours(sf)
+    fig, _ = surface2d.surface_contours(sf)
     ax = fig.axes[0]
     assert ax.get_title() == style.TRAIN_LOSS and "α" in ax.get_xlabel() and "β" in ax.get_ylabel()
     mx, my = _min_colour_location(fig, ax, "viridis")
@@ -58,12 +58,12 @@ def test_2d_contour_minimum_is_drawn_where_the_surface_minimum_is(tmp_path, cx, 
 
 
 def test_difference_recipe_marks_theta0_and_theta1_and_random_marks_the_centre(tmp_path):
-    diff = surface2d.surface_contours(read_surface(make_surface(tmp_path / "a_pretrained_plane.h5")))
+    diff, _ = surface2d.surface_contours(read_surface(make_surface(tmp_path / "a_pretrained_plane.h5")))
     labels = [line.get_label() for line in diff.axes[0].lines]
     assert "θ0 (start)" in labels and "θ1 (end of training)" in labels
     pts = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in diff.axes[0].lines}
     assert pts["θ0 (start)"] == ([0], [0]) and pts["θ1 (end of training)"] == ([1], [0])
-    rnd = surface2d.surface_contours(
+    rnd, _ = surface2d.surface_contours(
         read_surface(make_surface(tmp_path / "a_scratch_plane.h5", recipe="random"))
     )
     labels = [line.get_label() for line in rnd.axes[0].lines]
@@ -85,7 +85,7 @@ def test_trajectory_is_drawn_on_both_panels(tmp_path):
             }
         ]
     }
-    fig = surface2d.surface_contours(sf, traj, projection="paper")
+    fig, _ = surface2d.surface_contours(sf, traj, projection="paper")
     for ax in fig.axes[:2] if len(fig.axes) == 4 else fig.axes[::2]:
         lines = [ln for ln in ax.lines if ln.get_label().startswith("trajectory")]
         assert (
@@ -96,29 +96,28 @@ def test_trajectory_is_drawn_on_both_panels(tmp_path):
     late = {
         "per_run": [{"alpha": [0.3, 1.0], "beta": [0.1, 0.0]}]
     }  # first snapshot after step 1: the path starts at θ0
-    fig = surface2d.surface_contours(sf, late, projection="paper")
+    fig, _ = surface2d.surface_contours(sf, late, projection="paper")
     line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("trajectory"))
     assert list(line.get_xdata()) == [0, 0.3, 1.0] and list(line.get_ydata()) == [0, 0.1, 0.0]
 
 
 def test_non_finite_values_are_masked_not_a_crash(tmp_path):
     sf = read_surface(make_surface(tmp_path / "mrpc_scratch_plane.h5", nan_corner=True))
-    fig = surface2d.surface_contours(sf)
+    fig, _ = surface2d.surface_contours(sf)
     style.save_figure(fig, tmp_path / "nan")
     assert (tmp_path / "nan.png").stat().st_size > 0 and (tmp_path / "nan.pdf").stat().st_size > 0
     all_nan = Surface(
         sf.surface.x, sf.surface.y, {"train_loss": np.full(sf.surface.shape, np.nan)}, sf.surface.meta
     )
     write_surface(tmp_path / "mrpc_scratch_nan.h5", all_nan)
-    style.save_figure(
-        surface2d.surface_contours(read_surface(tmp_path / "mrpc_scratch_nan.h5")), tmp_path / "allnan"
-    )
+    fig, _ = surface2d.surface_contours(read_surface(tmp_path / "mrpc_scratch_nan.h5"))
+    style.save_figure(fig, tmp_path / "allnan")
 
 
 def test_1d_curves_plot_the_surface_values_with_the_stderr_band(tmp_path):
     pre = read_surface(make_surface(tmp_path / "mrpc_pretrained_line.h5", two_d=False, cx=1.0))
     scr = read_surface(make_surface(tmp_path / "mrpc_scratch_line.h5", two_d=False, cx=0.8))
-    fig = curves.loss_curves([pre, scr])
+    fig, _ = curves.loss_curves([pre, scr])
     ax, ax_err = fig.axes
     loss_lines = {ln.get_label(): ln for ln in ax.lines if "training loss" in ln.get_label()}
     np.testing.assert_allclose(loss_lines["pretrained: training loss"].get_ydata(), pre.surface["train_loss"])
@@ -150,7 +149,7 @@ def test_a_li_et_al_surface_file_plots(tmp_path):
     assert {"surface2d", "surface3d"} <= kinds
     sf = read_surface(path)
     assert sf.surface.shape == (5, 9) and "dev_error" in sf.surface
-    fig = surface2d.surface_contours(sf)
+    fig, _ = surface2d.surface_contours(sf)
     mx, my = _min_colour_location(fig, fig.axes[0], "viridis")
     assert abs(mx - 0.5) < 0.25 and abs(my + 0.5) < 0.5
 
@@ -319,7 +318,7 @@ def test_the_layer_figure_draws_the_mean_over_seeds_and_a_dot_per_seed():
                 e["dev_error"] = e["dev_error"] + 0.01 * k
             runs.append(s)
         seeds[init] = runs
-    fig = layer_panels(seeds, "mrpc")
+    fig, _ = layer_panels(seeds, "mrpc")
     ax_rel, ax_rb = fig.axes[0], fig.axes[1]
     bars = [c for c in ax_rel.containers if isinstance(c, BarContainer)]
     first = base["pretrained"]["per_run"][0]["relative_change"]
@@ -346,7 +345,7 @@ def test_the_layer_figure_without_per_layer_curves_has_no_empty_panels():
         s = copy.deepcopy(d)
         s["per_run"][0].pop("curves", None)  # analysis.curves=false
         runs[s["runs"][0]["init"]] = [s]
-    fig = layer_panels(runs, "mrpc")
+    fig, _ = layer_panels(runs, "mrpc")
     assert [ax.get_title(loc="left") or ax.get_title() for ax in fig.axes] == [
         "(a) how far each layer moved",
         "(b) roll-back",
@@ -383,7 +382,7 @@ def test_a_plateau_seed_is_a_red_cross_outside_the_layer_bars_mean():
             pr["relative_change"] = {layer: v * scale for layer, v in pr["relative_change"].items()}
             runs.append(s)
         seeds[init] = runs
-    fig = layer_panels(seeds, "mrpc")
+    fig, _ = layer_panels(seeds, "mrpc")
     ax_rel = fig.axes[0]
     bars = [c for c in ax_rel.containers if isinstance(c, BarContainer)]
     scratch = base["scratch"]["per_run"][0]["relative_change"]
@@ -419,7 +418,7 @@ def test_the_flatness_bars_are_the_mean_over_seeds_without_the_plateau_seed():
             s["runs"][0]["beat_baseline"] = not (d is scr and k == 2)
             s["summary"]["hessian_top"]["mean"] = top
             datas.append(s)
-    fig = curvature_numbers(datas)
+    fig, _ = curvature_numbers(datas)
     ax_h = fig.axes[-1]
     heights = sorted(b.get_height() for b in ax_h.patches)
     assert heights == pytest.approx([4.0, 50.0])  # pretrained 3, 5, 4; scratch 40, 60 (900: the plateau seed)

@@ -68,7 +68,7 @@ def test_default_trajectory_is_its_least_squares_projection_and_the_figure_says_
     path = make_surface(tmp_path / "mrpc_pretrained_plane.h5")
     sf = read_surface(path)
     traj, expected, dist = off_plane_trajectory(path)
-    fig = surface2d.surface_contours(sf, traj)
+    fig, _ = surface2d.surface_contours(sf, traj)
     panels = [ax for ax in fig.axes if ax.get_title() in (style.TRAIN_LOSS, style.DEV_ERROR)]
     assert len(panels) == 2
     for ax in panels:  # both value panels
@@ -82,7 +82,7 @@ def test_default_trajectory_is_its_least_squares_projection_and_the_figure_says_
     assert any(f"largest distance from this plane: {dist.max():.3f}" in t for t in texts), texts
     style.plt.close(fig)
     # the paper's (α_t, β_t) is an option, and then captioned as the projection it is
-    paper = surface2d.surface_contours(sf, traj, projection="paper")
+    paper, _ = surface2d.surface_contours(sf, traj, projection="paper")
     line = _path_line(paper.axes[0])
     beta = np.array(traj["per_run"][0]["beta"])
     np.testing.assert_allclose(line.get_ydata()[1:], beta)
@@ -123,7 +123,7 @@ def test_pretrained_and_scratch_share_one_colour_scale_and_one_set_of_levels(tmp
     scr_vals = {k: np.asarray(v) * 3 + 0.5 for k, v in pre.surface.values.items()}  # another range
     write_surface(tmp_path / "mrpc_scratch_plane.h5", Surface(x, y, scr_vals, pre.surface.meta))
     scr = read_surface(tmp_path / "mrpc_scratch_plane.h5")
-    fig = surface2d.surface_comparison([pre, scr])
+    fig, _ = surface2d.surface_comparison([pre, scr])
     panels = [ax for ax in fig.axes if ax.get_title()]
     by_row: dict[str, list] = {}
     for ax in panels:
@@ -148,7 +148,7 @@ def test_a_minimum_on_the_grid_edge_is_warned_with_the_override_that_widens_it(t
     assert edge["override"] == "grid.x.max=2.5 grid.x.num=13"  # same spacing 0.25, half the span more
     inside = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", cx=0.5, cy=0.5, nx=9, ny=5))
     assert minimum_on_edge(inside.surface, "train_loss") is None
-    fig = surface2d.surface_contours(sf)
+    fig, _ = surface2d.surface_contours(sf)
     assert any("grid.x.max=2.5" in t.get_text() for t in fig.texts)
     style.plt.close(fig)
     from bertviz_landscape.plots.results import draw_all
@@ -166,7 +166,7 @@ def test_1d_curves_put_loss_and_error_in_separate_panels_and_never_clip_the_band
     pre = read_surface(make_surface(tmp_path / "mrpc_pretrained_line.h5", two_d=False, cx=1.0))
     s = pre.surface
     s.values["train_loss_stderr"] = np.full_like(s["train_loss"], 0.3)  # wide band
-    fig = curves.loss_curves([pre])
+    fig, _ = curves.loss_curves([pre])
     ax, ax_err = fig.axes
     assert ax.get_ylabel() == style.TRAIN_LOSS and ax_err.get_ylabel().startswith(style.DEV_ERROR)
     assert ax.get_shared_x_axes().joined(ax, ax_err)
@@ -181,7 +181,7 @@ def test_1d_curves_put_loss_and_error_in_separate_panels_and_never_clip_the_band
 
 def test_static_3d_has_a_colour_bar_and_theta_marks_at_their_heights(tmp_path):
     sf = read_surface(make_surface(tmp_path / "mrpc_pretrained_plane.h5", nx=9, ny=9))
-    fig = surface3d.surface_3d(sf)
+    fig, _ = surface3d.surface_3d(sf)
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == style.TRAIN_LOSS  # the colour bar
     ax = fig.axes[0]
     marks = [ln for ln in ax.lines if ln.get_marker() in ("o", "*")]
@@ -530,7 +530,7 @@ def test_3d_views_draw_the_path_at_its_measured_loss_and_only_then(tmp_path):
     pr["steps"] = list(range(10, 130, 10))
     measured = [0.9 - 0.05 * k for k in range(12)]
     pr["path_loss"] = {"steps": [0, *pr["steps"]], "loss": [1.2, *measured]}
-    fig = surface3d.surface_3d(sf, "train_loss", traj)
+    fig, _ = surface3d.surface_3d(sf, "train_loss", traj)
     line = next(ln for ln in fig.axes[0].lines if ln.get_label().startswith("trajectory"))
     xs, ys, zs = line.get_data_3d()
     np.testing.assert_allclose(zs, [1.2, *measured])  # the measured loss, not the surface under the path
@@ -541,7 +541,7 @@ def test_3d_views_draw_the_path_at_its_measured_loss_and_only_then(tmp_path):
     (tr,) = [t for t in page.data if t.name and t.name.startswith("trajectory")]
     np.testing.assert_allclose(tr.z, [1.2, *measured])
     del pr["path_loss"]
-    fig = surface3d.surface_3d(sf, "train_loss", traj)
+    fig, _ = surface3d.surface_3d(sf, "train_loss", traj)
     assert not any(ln.get_label().startswith("trajectory") for ln in fig.axes[0].lines)  # no invented height
     style.plt.close(fig)
 
@@ -554,7 +554,7 @@ def test_1d_curves_draw_several_seeds_of_one_init_as_mean_and_spread(tmp_path):
         for k in range(3)
     ]
     scratch = read_surface(make_surface(tmp_path / "mrpc_scratch_line.h5", two_d=False, cx=0.5))
-    fig = curves.loss_curves([*seeds, scratch])
+    fig, _ = curves.loss_curves([*seeds, scratch])
     ax = fig.axes[0]
     lines = {ln.get_label(): ln for ln in ax.lines if style.TRAIN_LOSS in ln.get_label()}
     assert set(lines) == {

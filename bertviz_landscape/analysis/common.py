@@ -75,6 +75,10 @@ class RunInfo:
     beat_baseline: bool | None
     fingerprint: str | None = None  # its θ1 weights by content (run_fingerprint): a copied run has the same
     model: str | None = None  # run.json's model: the claims never compare arms of different models
+    lr: float | None = None  # its learning rate (run.json's config, init.lr) and
+    steps: int | None = (
+        None  # the optimiser steps it took (metrics.json): the arm's budget, which the claims name
+    )
 
     def entry(self) -> dict:
         return jsonable(asdict(self))
@@ -144,6 +148,8 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
         primary, metrics.get("dev") or {}, metrics.get("majority_baseline") or {}, metrics.get("dev_examples")
     )
     seed = ident.get("seed")
+    lr = ((ident.get("config") or {}).get("init") or {}).get("lr")
+    steps = metrics.get("steps")
     return RunInfo(
         str(rd.root),
         ident.get("task") or metrics.get("task"),
@@ -155,6 +161,8 @@ def read_run(path: str | os.PathLike, key: str = "run") -> RunInfo:
         beat,
         run_fingerprint(rd),
         ident.get("model"),
+        float(lr) if isinstance(lr, (int, float)) else None,
+        int(steps) if isinstance(steps, (int, float)) else None,
     )
 
 

@@ -11,8 +11,11 @@ Around the centre c (θ1: (1, 0) on the paper's axes, (0, 0) for surfaces centre
   ``bounded``: false when the interval reaches the grid's edge (the width is then a lower
   bound). A non-finite value ends the interval at the last finite point.
 - ``area`` (2D): the area of the sublevel set's connected component containing c
-  ({J ≤ J_c + ε}, grid points counted × the cell area), ``absolute_sq`` in parameter space
-  (× ‖δ1‖‖δ2‖ sin∠(δ1, δ2)), ``units_delta1_sq`` = absolute / ‖δ1‖².
+  ({J ≤ J_c + ε}): each grid point in it counts its cell clipped to the sampled plane (the
+  trapezoid rule's weights: a whole cell inside, half a cell on an edge, a quarter at a corner),
+  so the area never exceeds the plane's, ``plane_units_delta1_sq``; ``absolute_sq`` in parameter
+  space (× ‖δ1‖‖δ2‖ sin∠(δ1, δ2)), ``units_delta1_sq`` = absolute / ‖δ1‖². ``bounded`` false: the
+  component reaches the grid's edge (the area is then a lower bound).
 - ``scale``: ‖δ1‖, ‖δ2‖, ‖θ0‖ and ‖θ1‖ over the moved parameters — flatness in units of ‖δ1‖
   compares models only when their weights have comparable scale; both are reported.
 - ``noise``: J_c's standard error (the surface's ``<key>_stderr``) and, per ε, whether ε exceeds
@@ -163,23 +166,40 @@ def interval_width(coords: np.ndarray, values: np.ndarray, center: float, level:
     return {"left": float(left), "right": float(right), "width": float(right - left), "bounded": bounded}
 
 
-def basin_area(surface_values: np.ndarray, j0: int, i0: int, level: float) -> tuple[int | None, bool | None]:
-    """(grid points in the connected component of {Z ≤ level} containing [j0, i0], whether it
-    touches the grid's edge) — 4-connectivity (scipy.ndimage.label). (None, None) when the
-    centre itself is not in the set (a non-finite loss there): no basin is measured, not a
-    zero-area one."""
+def basin_component(surface_values: np.ndarray, j0: int, i0: int, level: float) -> np.ndarray | None:
+    """The connected component of {Z ≤ level} containing [j0, i0] (a boolean mask like Z),
+    4-connectivity (scipy.ndimage.label); None when the centre itself is not in the set (a
+    non-finite loss there): no basin is measured, not a zero-area one."""
     from scipy import ndimage
 
     z = np.asarray(surface_values, dtype=np.float64)
     inside = np.isfinite(z) & (z <= level)
     if not inside[j0, i0]:
-        return None, None
+        return None
     labels, _ = ndimage.label(inside)
-    component = labels == labels[j0, i0]
+    return labels == labels[j0, i0]
+
+
+def basin_area(surface_values: np.ndarray, j0: int, i0: int, level: float) -> tuple[int | None, bool | None]:
+    """(grid points in `basin_component`, whether it touches the grid's edge); (None, None) when
+    the centre is not in the set."""
+    component = basin_component(surface_values, j0, i0, level)
+    if component is None:
+        return None, None
     edge = bool(
         component[0, :].any() or component[-1, :].any() or component[:, 0].any() or component[:, -1].any()
     )
     return int(component.sum()), edge
+
+
+def cell_weights(coords: np.ndarray) -> np.ndarray:
+    """Each grid coordinate's share of the sampled interval [coords[0], coords[-1]] (the trapezoid
+    rule's weights: half the gaps on either side); they sum to the interval's length."""
+    c = np.asarray(coords, dtype=np.float64)
+    if c.size < 2:
+        return np.full(c.shape, math.nan)
+    gaps = np.abs(np.diff(c))
+    return np.concatenate([[0.0], gaps]) / 2 + np.concatenate([gaps, [0.0]]) / 2
 
 
 def _grid_index(coords: np.ndarray, value: float, axis: str, path) -> int:
@@ -268,15 +288,17 @@ def flatness_of_surface(
                 "absolute": None if wy["width"] is None else wy["width"] * n2,
             }
             count, edge = basin_area(z, j0, i0, level)
-            dx = float(np.mean(np.diff(surface.x))) if len(surface.x) > 1 else math.nan
-            dy = float(np.mean(np.diff(surface.y))) if len(surface.y) > 1 else math.nan
-            absolute = None if count is None else count * dx * dy * n1 * n2 * sin
+            component = basin_component(z, j0, i0, level) if count is not None else None
+            cells = np.outer(cell_weights(surface.y), cell_weights(surface.x))  # [ny, nx] like z
+            scale = n1 * n2 * sin
+            absolute = None if component is None else float(cells[component].sum()) * scale
             area[k] = {
                 "points": count,
                 "grid_fraction": None if count is None else count / z.size,
                 "bounded": None if edge is None else not edge,
                 "units_delta1_sq": None if absolute is None else absolute / n1**2,
                 "absolute_sq": absolute,
+                "plane_units_delta1_sq": float(cells.sum()) * scale / n1**2,
             }
         noise["eps_exceeds_noise"][k] = (
             exceeds_noise(float(eps), noise["difference_stderr"]) if se is not None else None

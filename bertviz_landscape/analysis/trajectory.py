@@ -815,7 +815,7 @@ SPEC = AnalysisSpec(
             "training is easier from the pretrained start",
             "training is easier from scratch",
             (("final_path_loss", "final eval-mode training loss"),),
-            checks=("threshold_reached",),
+            checks=("threshold_reached", "budgets"),  # "easier" at another budget is said to be
             keeps_plateau_runs=True,  # failing to leave the plateau is what "harder to optimise" means
         ),
     ),

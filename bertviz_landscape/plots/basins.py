@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 from bertviz_landscape.plots import style
 
 
-def interpolation_curves(datas: list[dict], task: str):
-    """One panel per split (train subset, dev) of every pair's curve, coloured by init."""
+def interpolation_curves(datas: list[dict], task: str) -> tuple[object, str]:
+    """(figure, caption): one panel per split (train subset, dev) of every pair's curve, coloured by init."""
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), sharex=True)
     for ax, split in zip(axes, ("train", "dev")):
         for data in datas:
@@ -35,4 +35,8 @@ def interpolation_curves(datas: list[dict], task: str):
             ax.legend(seen.values(), seen.keys(), fontsize=8)
     fig.suptitle(f"{task}: loss on the line between two seeds' θ1 (shared θ0)")
     fig.tight_layout()
-    return fig
+    caption = (
+        f"{task}: loss on the straight line between two seeds' θ1 that share θ0 (each run to the next "
+        "seed's); the barrier is the rise above the chord between the ends"
+    )
+    return fig, caption

@@ -2,7 +2,9 @@
 
 `claim_figure(verdict, path)` draws claims.json's entry of one verdict (``per_run``: each run's
 value, whether it is censored — a lower bound, drawn as an upward triangle — and whether the plan's
-rule excluded it — a red cross outside the comparison), with each arm's median as a bar."""
+rule excluded it — a red cross outside the comparison), with each arm's median as a bar. When the
+arms' step budgets or learning rates differ (``budgets``), each arm's budget is under its name and
+the title says they differ."""
 
 from __future__ import annotations
 
@@ -42,19 +44,26 @@ def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
         if kept:
             ax.hlines(median(r["value"] for r in kept), x - 0.3, x + 0.3, color=COLOURS[init], lw=2)
     matched = verdict.get("matched")  # the pretrained values are taken at the scratch partner's J(θ1)
+    budgets = verdict.get("budgets") or {}  # only when the arms' budgets differ
     ax.set_xticks(
         range(len(ARMS)),
         [
             f"{i}"
             + ("\nat matched loss" if matched and i == "pretrained" else "")
             + f"\n(n = {sum(not r.get('excluded') for r in per_run.get(i) or [])})"
+            + (f"\n{budgets[i]}" if budgets.get(i) else "")
             for i in ARMS
         ],
+        fontsize=8 if budgets else None,
     )
     ax.set_xlim(-0.6, len(ARMS) - 0.4)
     ax.set_ylabel(str(verdict.get("measure")) + (f"\n(pretrained: {matched})" if matched else ""), fontsize=8)
     head = "\n".join(textwrap.wrap(title, 60))  # a long claim wraps instead of running off the figure
-    ax.set_title(f"{head}\n{verdict.get('verdict')} (▲ censored: lower bound, × excluded)", fontsize=8)
+    ax.set_title(
+        f"{head}\n{verdict.get('verdict')} (▲ censored: lower bound, × excluded)"
+        + ("\nthe arms' budgets differ (under each arm)" if budgets else ""),
+        fontsize=8,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -1,10 +1,12 @@
 """Curvature and width numbers (the paper's "wider optima"), pretrained vs from scratch per
 task, from the `flatness` analysis JSONs: the basin width along δ1 around θ1 against the
 tolerance ε (in units of ‖δ1‖, and in absolute parameter distance), the basin area of the 2D
-surface when measured, and the Hessian's top eigenvalue and trace where computed. Widths that
-reach the grid's edge are lower bounds: hollow markers. Error bars: std over runs (n > 1); with
-one JSON per seed, the bars are the mean over the seeds that learned and each seed is a dot; a
-run that did not beat its majority baseline is a red × outside the mean.
+surface when measured, and the Hessian's top eigenvalue and trace where computed. A width or an
+area whose basin reaches the grid's edge is a lower bound: a hollow marker (filled: the basin ends
+inside the grid); the area panel draws the sampled plane's area, which no area can exceed. Error
+bars: std over runs (n > 1); with one JSON per seed, the bars are the mean over the seeds that
+learned and each seed is a dot; a run that did not beat its majority baseline is a red × outside
+the mean. `curvature_numbers` returns (figure, caption).
 """
 
 from __future__ import annotations
@@ -40,15 +42,32 @@ def _eps_series(data: dict, prefix: str, suffix: str = "") -> list[tuple[float, 
         if v is None:
             continue
         bounded = True
-        if prefix == "width_x_":
-            for pr in data.get("per_run") or []:
+        for pr in data.get("per_run") or []:
+            if prefix == "width_x_":
                 entry = (((pr.get("width") or {}).get("x") or {}).get(middle)) or {}
-                bounded = bounded and entry.get("bounded") is not False
+            elif prefix == "area_":
+                entry = ((pr.get("area") or {}).get(middle)) or {}
+            else:
+                entry = {}
+            bounded = bounded and entry.get("bounded") is not False
         out.append((eps, v[0], v[1], bounded))
     return sorted(out)
 
 
-def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained vs from scratch"):
+def plane_area(data: dict) -> float | None:
+    """The sampled plane's area (units of ‖δ1‖²) of a flatness JSON's surfaces: the largest any
+    basin area can be (None when the JSON does not record it)."""
+    planes = [
+        e.get("plane_units_delta1_sq")
+        for pr in data.get("per_run") or []
+        for e in ((pr.get("area") or {}).values())
+        if isinstance(e, dict) and e.get("plane_units_delta1_sq") is not None
+    ]
+    return max(planes) if planes else None
+
+
+def curvature_numbers(analyses: list[dict], title: str | None = None) -> tuple[object, str]:
+    """(figure, caption): the flatness numbers of every task and arm in `analyses` (module doc)."""
     groups = sorted({analysis_identity(a) for a in analyses}, key=lambda t: (t[0], t[1] != "pretrained"))
     tasks = sorted({t for t, _ in groups})
     panels = [
@@ -87,6 +106,11 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
             )
             ax.plot(eps[bounded], mean[bounded], "o", color=colour)
             ax.plot(eps[~bounded], mean[~bounded], "o", markerfacecolor="white", markeredgecolor=colour)
+        if prefix == "area_":
+            planes = sorted({round(a, 12) for a in map(plane_area, analyses) if a is not None})
+            lines = [ax.axhline(a, color="0.45", linestyle="--", linewidth=0.9) for a in planes]
+            if lines:  # its own legend: the arms' entries are the first panel's
+                ax.legend(lines[:1], ["the sampled plane's area"], fontsize=7, loc="lower right")
         ax.set_xscale("log")
         ax.set_xlabel("ε (loss increase over J(θ1))")
         ax.set_title(label, fontsize=9)
@@ -146,18 +170,31 @@ def curvature_numbers(analyses: list[dict], title: str = "flatness: pretrained v
             [lab if n_runs[lab] == 1 else f"{lab} ({n_runs[lab]} seeds)" for lab in unique],
             fontsize=7,
         )
-    fig.suptitle(title)
+    arms = " vs ".join(style.init_label(i) for i in dict.fromkeys(i for _, i in groups))
+    fig.suptitle(title or f"flatness: {arms}")
+    note = (
+        "filled marker: the basin ends inside the grid (exact); hollow: it reaches the grid's edge, a lower "
+        "bound (an area then counts only the sampled plane)"
+    )
     if panels:  # below the axes, where no point can sit under it
         fig.text(
             0.01,
             0.01,
-            "hollow marker: a lower bound (the basin reaches the grid's edge); bars with several seeds: "
-            "mean ± sd over seeds, a dot per seed\nred ×: a run that did not beat its majority baseline, "
-            "not in the bars' means (the report's plateau rule says how its claims treat it)",
+            f"{note}; bars with several seeds: mean ± sd over seeds, a dot per seed\nred ×: a run that did "
+            "not beat its majority baseline, not in the bars' means (the report's plateau rule says how its "
+            "claims treat it)",
             fontsize=7,
             color="0.35",
         )
         fig.tight_layout(rect=(0, 0.08, 1, 1))
     else:
         fig.tight_layout()
-    return fig
+    drawn = [p[2].split("\n")[0] for p in panels] + [
+        {"hessian_top": "Hessian top eigenvalue", "hessian_trace": "Hessian trace"}[k] for k in hess
+    ]
+    caption = f"flatness, {arms}: " + (", ".join(drawn) or "no flatness numbers")
+    if panels:
+        caption += f" against ε; {note}"
+    if any(_eps_series(a, "area_") for a in analyses) and any(plane_area(a) for a in analyses):
+        caption += "; dashed: the sampled plane's area, the most an area can be"
+    return fig, caption

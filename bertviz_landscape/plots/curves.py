@@ -5,6 +5,9 @@ surface recorded ``{split}_loss_stderr``, inside the axis limits (never clipped)
 α = 0, θ1 at α = 1 (dotted verticals). Non-finite points are masked. A lowest point on the
 grid's edge is marked and named in a note with the override that widens the grid. Several runs
 (seeds) of one init on one grid are drawn as their mean with the min–max over the runs shaded.
+The title and the caption name the arms drawn (one arm: no "vs").
+
+`loss_curves` returns (figure, caption): the caption says what the figure shows, its notes included.
 """
 
 from __future__ import annotations
@@ -67,9 +70,14 @@ def _limits(ax, arrays, floor: float | None = None, ceiling: float | None = None
     return True
 
 
-def loss_curves(curves: list[SurfaceFile], title: str | None = None):
-    """One figure: every 1D surface in `curves` (typically the pretrained and the scratch run of
-    one task); training loss (top panel) and dev error (bottom panel) against α."""
+def arms_text(inits) -> str:
+    """The arms a figure draws, in the paper's words: "pretrained vs from scratch", or one arm."""
+    return " vs ".join(style.init_label(i) for i in dict.fromkeys(inits))
+
+
+def loss_curves(curves: list[SurfaceFile], title: str | None = None) -> tuple[object, str]:
+    """(figure, caption): every 1D surface in `curves` (typically the pretrained and the scratch
+    runs of one task); training loss (top panel) and dev error (bottom panel) against α."""
     has_err = any("dev_error" in c.surface for c in curves)
     nrows = 2 if has_err else 1
     fig, axes = plt.subplots(nrows, 1, figsize=(6.4, 3.0 * nrows + 1.0), sharex=True, squeeze=False)
@@ -134,7 +142,9 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
     ax.text(0.0, ymax, " θ0", va="top", ha="left", color="0.4", fontsize=8)
     ax.text(1.0, ymax, " θ1", va="top", ha="left", color="0.4", fontsize=8)
     task = curves[0].task if curves else ""
-    fig.suptitle(title or f"{task}: 1D loss curves along δ1, pretrained vs from scratch")
+    arms = arms_text(c.init for c in curves)
+    several = len({c.init for c in curves}) > 1
+    fig.suptitle(title or f"{task}: 1D loss curve{'s' if several else ''} along δ1, {arms}")
     groups = seed_groups(curves)
     if any(spread is None and "train_loss_stderr" in c.surface for c, spread in groups):
         notes.insert(0, "band: ±1 standard error of the mean loss over the examples")
@@ -154,5 +164,8 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None):
             frameon=False,
         )
     fig.tight_layout(rect=(0, bottom + (0.55 / height if handles else 0), 1, 1))
-    fig._bertviz_notes = notes
-    return fig
+    caption = (
+        f"{task}: training loss (top panel) and dev error (bottom panel) along δ1 = θ1 − θ0, {arms}; "
+        "θ0 at α=0, θ1 at α=1" + "".join(f"; {n}" for n in notes)
+    )
+    return fig, caption

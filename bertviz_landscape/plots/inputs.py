@@ -2,7 +2,8 @@
 
 `surface_identity(surface, path)` says which (task, init) a surface was computed around: from
 the run that holds its θ1 checkpoint (`run.json`), else from the file name
-(`<task>_<init>_seed<N>_...`), else "unknown" (e.g. a Li et al. file). `read_analysis(path)`
+(`<task>_<init>_seed<N>_...`), else "unknown" (e.g. a Li et al. file); `surface_seed` its run's
+seed the same way (None when neither says). `read_analysis(path)`
 reads a `bertviz-analysis/1` JSON (see /ANALYSIS_SCHEMA: "analysis", "runs", "per_run",
 "summary").
 """
@@ -29,6 +30,7 @@ class SurfaceFile:
     surface: Surface
     task: str
     init: str
+    seed: int | None = None
 
     @property
     def recipe(self) -> str:
@@ -65,10 +67,26 @@ def surface_identity(surface: Surface, path: str | os.PathLike) -> tuple[str, st
     return check_name(task, "task", path), check_name(init, "init", path)
 
 
+def surface_seed(surface: Surface, path: str | os.PathLike) -> int | None:
+    """The seed of the run whose θ1 the surface was computed around: its run.json, else the file
+    name's ``seed<N>``; None when neither says."""
+    entry = (surface.meta.get("checkpoints") or {}).get("theta1")
+    p = entry.get("path") if isinstance(entry, dict) else entry
+    rd = RunDir.of_checkpoint(p) if p else None
+    seed = rd.read_identity().get("seed") if rd is not None else None
+    if seed is None:
+        m = re.search(r"(?:^|_)seed(\d+)(?:_|$)", Path(path).stem)
+        seed = m.group(1) if m else None
+    try:
+        return None if seed is None else int(seed)
+    except (TypeError, ValueError):
+        return None
+
+
 def read_surface(path: str | os.PathLike) -> SurfaceFile:
     surface = load_surface(path)
     task, init = surface_identity(surface, path)
-    sf = SurfaceFile(Path(path), surface, task, init)
+    sf = SurfaceFile(Path(path), surface, task, init, surface_seed(surface, path))
     check_name(sf.recipe, "directions.recipe", path)  # recipe and grid name are parts of figure names
     grid = (
         (surface.meta.get("grid") or {}).get("name") if isinstance(surface.meta.get("grid"), dict) else None

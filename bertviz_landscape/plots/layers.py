@@ -2,12 +2,17 @@
 `layers` analysis JSON of the pretrained and the from-scratch run of one task:
 
 (a) relative change ‖θ1ˡ − θ0ˡ‖/‖θ0ˡ‖ per layer (embeddings, layer 1 … L, pooler, head);
-(b) dev error after rolling layers back to θ0 (single layers, bottom-k, top-k; "none" is θ1);
+(b) roll-back: what rolling layers back to θ0 does (the others at θ1) — the change against θ1 of
+the dev loss (the lower-layers claim's continuous measure), else of the dev error, where the JSONs
+record it (θ1 itself, "none", is then the zero line, not a bar); the dev error after the roll-back
+for JSONs without changes. Every mean is a ◆ on its bar, so a change of 0 is a ◆ on the zero line,
+not an empty row;
 (a) and (b) with several seeds: the bar is the mean, a dot each seed; a seed whose run sat at
 its majority-class plateau is a red × left out of the mean (the claims' rule for it: evidence.plateau_runs);
 (c, d) per-layer 1D curves: training loss when only that layer moves along its slice of δ1,
 one panel per init, one distinct colour per layer (tab10; tab20 past ten layers).
-"bottom k" / "top k" are defined on the figure (ROLLBACK_NOTE) and name the layers they span.
+The note below the figure defines only the roll-backs the runs made (`rollback_note`): "bottom k" /
+"top k" when present, each named by the layers it spans. `layer_panels` returns (figure, caption).
 """
 
 from __future__ import annotations
@@ -18,12 +23,41 @@ import numpy as np
 from bertviz_landscape.plots import style
 
 LINESTYLES = ["-", "--", ":", "-."]
-ROLLBACK_NOTE = (
-    "roll-back: the named layers set back to θ0, every other layer at θ1. bottom k = the k lowest groups "
-    "counted from the embeddings (emb, L1, …); top k = the k highest counted from the head "
-    "(head, pool, the last layer, …); "
-    "none = θ1, all = θ0"
+ROLLBACK = "roll-back: the named layers set back to θ0, every other layer at θ1"
+ROLLBACK_KINDS = {  # what each kind of roll-back means, said only when the runs made one
+    "bottom_k": "bottom k = the k lowest groups counted from the embeddings (emb, L1, …)",
+    "top_k": "top k = the k highest counted from the head (head, pool, the last layer, …)",
+    "none": "none = θ1",
+    "all": "all = θ0",
+}
+# the value panel (b) draws, in order of preference: (key in a roll-back entry, axis label, a change?)
+ROLLBACK_VALUES = (
+    ("dev_loss_change", "dev-loss change after rolling back to θ0 (vs θ1)", True),
+    ("dev_error_change", "dev-error change after rolling back to θ0 (vs θ1)", True),
+    ("dev_error", f"{style.DEV_ERROR} after rolling back to θ0", False),
 )
+
+
+def rollback_value(runs: list[dict]) -> tuple[str, str, bool]:
+    """(key, axis label, whether it is a change against θ1) of the first of ROLLBACK_VALUES that
+    every roll-back entry of every run records (beside θ1's own, "none")."""
+    entries = [e for r in runs for e in r.get("rollback") or [] if e.get("kind") != "none"]
+    for key, label, change in ROLLBACK_VALUES:
+        if entries and all(e.get(key) is not None for e in entries):
+            return key, label, change
+    return ROLLBACK_VALUES[-1]
+
+
+def rollback_note(kinds, change: bool) -> str:
+    """The note below the figure: what a roll-back is, and only the kinds the runs made."""
+    parts = [ROLLBACK]
+    for kind in ("bottom_k", "top_k", "none", "all"):
+        if kind in kinds and not (change and kind == "none"):
+            parts.append(ROLLBACK_KINDS[kind])
+    text = parts[0] + (". " + "; ".join(parts[1:]) if len(parts) > 1 else "")
+    if change:
+        text += "; bars: the change against θ1 (the zero line), ◆ its mean"
+    return text
 
 
 def _label(layer: str) -> str:
@@ -56,11 +90,20 @@ def _per_seed(runs: list[dict], rows: list, value) -> np.ndarray:
 
 
 def _bars_with_seeds(
-    bar, dots, pos, values: np.ndarray, colour, label: str, width: float, learned: np.ndarray | None = None
+    bar,
+    dots,
+    pos,
+    values: np.ndarray,
+    colour,
+    label: str,
+    width: float,
+    learned: np.ndarray | None = None,
+    mark_mean: bool = False,
 ) -> None:
     """A bar at the mean over the seeds that learned, one dot per seed on it (the spread, not a
     stand-in for it); a seed at its majority-class plateau (`learned` false) is a red × outside
-    the mean (the claims' rule for such runs: evidence.plateau_runs)."""
+    the mean (the claims' rule for such runs: evidence.plateau_runs). `mark_mean`: a ◆ at each
+    mean too, so a mean of 0 (a zero-length bar) still shows as measured."""
     n = values.shape[0]
     learned = np.ones(n, dtype=bool) if learned is None else np.asarray(learned, dtype=bool)
     kept = values[learned] if learned.any() else values
@@ -73,6 +116,8 @@ def _bars_with_seeds(
         else ""
     )
     bar(pos, mean, width, color=colour, label=label, alpha=0.85)
+    if mark_mean:
+        dots(pos, mean, "D", color=colour, markeredgecolor="black", markersize=4, linestyle="none", zorder=5)
     if n > 1:
         jitter = (np.arange(n) - (n - 1) / 2) * width / max(n, 2) * 0.8
         for k in range(n):
@@ -88,10 +133,10 @@ def plateau_seeds(analyses: list[dict]) -> np.ndarray:
     return np.array([((d.get("runs") or [{}])[0]).get("beat_baseline") is not False for d in analyses])
 
 
-def layer_panels(analyses: dict, task: str = ""):
+def layer_panels(analyses: dict, task: str = "") -> tuple[object, str]:
     """`analyses`: init → the layers analysis JSON of each seed (a list; one JSON is one seed).
     (a) and (b) draw the mean over seeds as bars and every seed as a dot; (c) the first seed's
-    per-layer curves. One figure with the four panels."""
+    per-layer curves. (figure, caption): one figure with the panels the runs have."""
     analyses = {init: (runs if isinstance(runs, list) else [runs]) for init, runs in analyses.items()}
     inits = [i for i in ("pretrained", "scratch") if i in analyses] + [
         i for i in analyses if i not in ("pretrained", "scratch")
@@ -109,6 +154,9 @@ def layer_panels(analyses: dict, task: str = ""):
     )
 
     width = 0.8 / max(1, len(inits))
+    every_run = [(d.get("per_run") or [{}])[0] for runs in analyses.values() for d in runs]
+    value_key, value_label, change = rollback_value(every_run)
+    kinds = {e.get("kind") for r in every_run for e in r.get("rollback") or []}
     for n, init in enumerate(inits):
         runs = [(d.get("per_run") or [{}])[0] for d in analyses[init]]
         learned = plateau_seeds(analyses[init])
@@ -119,18 +167,21 @@ def layer_panels(analyses: dict, task: str = ""):
         colour, label = style.init_colour(init), style.init_label(init)
         _bars_with_seeds(ax_rel.bar, ax_rel.plot, pos, rel, colour, label, width, learned)
         ax_rel.set_xticks(np.arange(len(layers)), [_label(x) for x in layers], rotation=0)
-        rb = pr.get("rollback") or []
+        rb = [
+            e for e in pr.get("rollback") or [] if not (change and e.get("kind") == "none")
+        ]  # none: the 0 line
         if rb:
             labels = [_rollback_label(e) for e in rb]
             keys = [(e.get("kind"), tuple(e.get("layers") or [])) for e in rb]
 
-            def dev_error(r, key):
+            def rolled_back(r, key):
                 hit = [
                     e for e in r.get("rollback") or [] if (e.get("kind"), tuple(e.get("layers") or [])) == key
                 ]
-                return float(hit[0].get("dev_error", np.nan)) if hit else np.nan
+                value = hit[0].get(value_key) if hit else None
+                return np.nan if value is None else float(value)
 
-            vals = _per_seed(runs, keys, dev_error)
+            vals = _per_seed(runs, keys, rolled_back)
             pos = np.arange(len(rb)) + (n - (len(inits) - 1) / 2) * width
             _bars_with_seeds(
                 lambda p, v, w, **kw: ax_rb.barh(p, v, height=w, **kw),
@@ -141,6 +192,7 @@ def layer_panels(analyses: dict, task: str = ""):
                 label,
                 width,
                 learned,
+                mark_mean=True,
             )
             ax_rb.set_yticks(np.arange(len(rb)), labels, fontsize=8.5)
         if n < len(curve_axes):
@@ -174,7 +226,12 @@ def layer_panels(analyses: dict, task: str = ""):
     ax_rel.set_ylabel("relative change ‖θ1ˡ − θ0ˡ‖ / ‖θ0ˡ‖")
     ax_rel.set_title("(a) how far each layer moved")
     ax_rel.legend(fontsize=8)
-    ax_rb.set_xlabel(f"{style.DEV_ERROR} after rolling back to θ0")
+    ax_rb.set_xlabel(value_label)
+    if change:
+        ax_rb.axvline(0.0, color="0.25", linewidth=0.9, zorder=1)  # θ1 itself: no change
+        lo, hi = ax_rb.get_xlim()
+        pad = 0.03 * (hi - lo)
+        ax_rb.set_xlim(min(lo, -pad), max(hi, pad))  # a ◆ at 0 whole, not cut by the axis
     ax_rb.set_title("(b) roll-back", loc="left")
     ax_rb.invert_yaxis()
     if ax_rb.get_legend_handles_labels()[0]:
@@ -187,10 +244,39 @@ def layer_panels(analyses: dict, task: str = ""):
         )
     else:
         style.no_data(ax_rb, "no roll-back results")
-    fig.suptitle(f"{task}: layer-wise analysis")
-    note = ROLLBACK_NOTE + (
+    counts = {init: len(analyses[init]) for init in inits}
+    several = any(c > 1 for c in counts.values())
+    runs_text = ", ".join(f"{c} {init}" for init, c in counts.items())
+    fig.suptitle(f"{task}: layer-wise analysis" + (f" — {runs_text} runs" if several else ""))
+    note = rollback_note(kinds, change) + (
         "" if has_curves else "\nno per-layer 1D curves in these runs (analysis.curves=false)"
     )
     fig.text(0.01, 0.005, note, fontsize=8, color="0.25", ha="left", va="bottom")
     fig.tight_layout(rect=(0, 0.03 if has_curves else 0.07, 1, 1))
-    return fig
+    drawn = ["per-layer relative change"] + (
+        [f"roll-back ({value_label.split(' after')[0]})"] if kinds else []
+    )
+    caption = f"{task}: " + ", ".join(drawn) + (" and per-layer 1D curves" if has_curves else "")
+    caption += f"; {rollback_note(kinds, change)}" if kinds else ""
+    if several:
+        first = ", ".join(f"{init} seed {_seed_of(analyses[init][0])}" for init in inits)
+        caption += f"; bars: mean over seeds ({runs_text} runs), dots: each seed" + (
+            f"; the 1D curves of {first}" if has_curves else ""
+        )
+        plateau = [
+            f"{init} seed {_seed_of(d)}"
+            for init in inits
+            for d, ok in zip(analyses[init], plateau_seeds(analyses[init]))
+            if not ok
+        ]
+        if plateau:
+            caption += (
+                f"; ×, not in the bars' mean: {', '.join(plateau)}, which did not beat the majority "
+                "baseline (the report says how the claims treat it: evidence.plateau_runs)"
+            )
+    return fig, caption
+
+
+def _seed_of(data: dict):
+    """The seed of a one-run analysis JSON ('?' when it does not say)."""
+    return ((data.get("runs") or [{}])[0]).get("seed", "?")

@@ -44,7 +44,8 @@ def series_from_analysis(data: dict) -> dict:
     }
 
 
-def dev_per_epoch(series: list[dict], title: str | None = None):
+def dev_per_epoch(series: list[dict], title: str | None = None) -> tuple[object, str]:
+    """(figure, caption): the dev metric after each epoch of every series, ★ at its best epoch."""
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     baselines = set()
     for s in series:
@@ -66,6 +67,10 @@ def dev_per_epoch(series: list[dict], title: str | None = None):
     last = max((len(s["values"]) for s in series), default=1)
     ax.set_xlim(0.5, last + 0.5)  # whole epochs on the axis, also for a one-epoch run
     ax.legend(fontsize=8)
-    ax.set_title(title or f"{series[0]['task'] if series else ''}: dev {metric} per epoch (★ best)")
+    task = series[0]["task"] if series else ""
+    ax.set_title(title or f"{task}: dev {metric} per epoch (★ best)")
     fig.tight_layout()
-    return fig
+    caption = f"{task}: dev {metric} after each epoch (★ best)" + (
+        ", majority baseline dashed" if baselines else ""
+    )
+    return fig, caption

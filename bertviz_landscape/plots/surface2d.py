@@ -5,7 +5,8 @@ Orientation: a surface stores 2D arrays as [ny, nx] (``Z[j, i] ↔ (x[i], y[j])`
 ``contourf(x, y, Z)`` reads — no transposes here. Markers depend on the direction recipe
 (``surface.meta["directions"]["recipe"]``): for ``difference`` θ0 is (0, 0) and θ1 is (1, 0);
 for ``random``/``pca`` the grid is centred on one checkpoint, drawn at (0, 0) and named.
-Non-finite values (diverged far points) are masked and left blank.
+Non-finite values (diverged far points) are masked and left blank. The figure functions return
+(figure, caption); the legend lists every mark any panel draws.
 """
 
 from __future__ import annotations
@@ -189,6 +190,35 @@ def draw_markers(ax, sf: SurfaceFile) -> list:
     return [h]
 
 
+def epoch_labels(ax, epochs, surface, min_gap: float = 0.07) -> list[tuple[float, float, str]]:
+    """One label per group of epoch points that would overlap: points closer than `min_gap` of the
+    axes (in axes fractions, over the grid's extent) share one label, "1–3" (consecutive) or "1, 3",
+    at their mean position; a point alone keeps its own number."""
+    x0, x1 = float(np.min(surface.x)), float(np.max(surface.x))
+    y0, y1 = float(np.min(surface.y)), float(np.max(surface.y))
+    sx, sy = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    ordered = sorted(((float(a), float(b), int(e)) for a, b, e in epochs), key=lambda p: p[2])
+    groups: list[list[tuple[float, float, int]]] = []
+    for a, b, e in ordered:
+        for group in groups:
+            if any(math.hypot((a - ga) / sx, (b - gb) / sy) < min_gap for ga, gb, _ in group):
+                group.append((a, b, e))
+                break
+        else:
+            groups.append([(a, b, e)])
+    out = []
+    for group in groups:
+        numbers = sorted(e for _, _, e in group)
+        if len(numbers) == 1:
+            text = str(numbers[0])
+        elif numbers == list(range(numbers[0], numbers[-1] + 1)):
+            text = f"{numbers[0]}–{numbers[-1]}"
+        else:
+            text = ", ".join(map(str, numbers))
+        out.append((float(np.mean([a for a, _, _ in group])), max(b for _, b, _ in group), text))
+    return out
+
+
 def shared_levels(arrays, levels: int = 20) -> np.ndarray | None:
     """One set of contour levels over the finite values of every array (one colour scale)."""
     rng = style.finite_range(*arrays)
@@ -260,9 +290,18 @@ def contour_panel(ax, fig, sf: SurfaceFile, panel: Panel, traj: dict | None = No
             zorder=6,
         )
         handles.append(h)
-        for a, b, e in traj["epochs"]:
+        for a, b, text in epoch_labels(ax, traj["epochs"], s):
             ax.annotate(
-                str(e), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=7, color="white", zorder=6
+                text,
+                (a, b),
+                textcoords="offset points",
+                xytext=(0, 9),  # above the marker (and above θ1's star, where the last epoch ends)
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="white",
+                zorder=6,
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.45, "linewidth": 0},
             )
     edge = minimum_on_edge(s, key)
     if edge is not None:  # the grid cropped the basin: the lowest point is a bound, not a minimum
@@ -337,7 +376,7 @@ def _footer(fig, notes: list[str], legend_rows: int) -> float:
 
 def surface_contours(
     sf: SurfaceFile, trajectory: dict | None = None, projection: str = "lstsq", levels: int = 20
-):
+) -> tuple[object, str]:
     """Training loss and dev error of one 2D surface side by side (whichever of the two it has),
     with the trajectory of `trajectory` (a trajectory analysis JSON) on both — by default where it
     is (least-squares coordinates on the plane); ``projection="paper"`` draws the paper's
@@ -349,9 +388,11 @@ def surface_contours(
     panels = _panels(s)
     traj = trajectory_points(trajectory, sf, projection)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.6), squeeze=False)
-    handles = []
+    handles: dict[str, object] = {}  # every panel's marks (a lowest point on one panel's edge too), once each
     for ax, (key, title, kind) in zip(axes[0], panels):
-        handles, _ = contour_panel(ax, fig, sf, Panel(key, title, style.CMAPS[kind], levels), traj)
+        hs, _ = contour_panel(ax, fig, sf, Panel(key, title, style.CMAPS[kind], levels), traj)
+        for h in hs:
+            handles.setdefault(h.get_label(), h)
     notes = _direction_notes(s)
     fig.suptitle(
         f"{sf.task} · {style.init_label(sf.init)} · {sf.recipe} directions"
@@ -360,15 +401,30 @@ def surface_contours(
     footnotes = figure_notes([("", sf, traj)], [k for k, _, _ in panels])
     bottom = _footer(fig, footnotes, 1)
     fig.legend(
-        handles=handles,
+        handles=list(handles.values()),
         loc="lower center",
         ncol=min(4, len(handles)),
         fontsize=8,
         bbox_to_anchor=(0.5, bottom - 0.3 / fig.get_figheight()),
     )
     fig.tight_layout(rect=(0, bottom + 0.02, 1, 1))
-    fig._bertviz_notes = footnotes  # what the figure says below its axes (tests, the manifest)
-    return fig
+    where = (
+        ""
+        if traj is None
+        else ", the trajectory at its least-squares coordinates on it"
+        if traj["projection"] == "lstsq"
+        else ", the trajectory in the paper's (α_t, β_t) projection"
+    )
+    caption = (
+        f"{sf.task}, {style.init_label(sf.init)}{seed_text(sf)}: training loss and dev error on the "
+        f"({sf.recipe}) plane{where}. " + "; ".join(footnotes)
+    )
+    return fig, caption
+
+
+def seed_text(sf: SurfaceFile) -> str:
+    """ ", seed N" when the surface's run names its seed, else nothing."""
+    return "" if sf.seed is None else f", seed {sf.seed}"
 
 
 def surface_comparison(
@@ -376,7 +432,7 @@ def surface_comparison(
     trajectories: list[dict | None] | None = None,
     projection: str = "lstsq",
     levels: int = 20,
-):
+) -> tuple[object, str]:
     """Pretrained vs from scratch on one surface kind (same recipe and grid): one column per
     init, one row per value (training loss, dev error), and per row one colour scale and one set
     of contour levels over every panel of the row, so the basins compare by eye."""
@@ -431,5 +487,10 @@ def surface_comparison(
         fontsize=8,
         bbox_to_anchor=(0.5, bottom),
     )
-    fig._bertviz_notes = footnotes
-    return fig
+    caption = (
+        f"{sfs[0].task}: "
+        + " vs ".join(f"{style.init_label(sf.init)}{seed_text(sf)}" for sf in sfs)
+        + f" on their ({sfs[0].recipe}) planes, one colour scale and one set of contour levels per row. "
+        + "; ".join(footnotes)
+    )
+    return fig, caption

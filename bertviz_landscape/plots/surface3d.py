@@ -17,7 +17,7 @@ import numpy as np
 from bertviz_landscape.contracts.atomic import write_text_atomic
 from bertviz_landscape.plots import style
 from bertviz_landscape.plots.inputs import SurfaceFile
-from bertviz_landscape.plots.surface2d import path_heights
+from bertviz_landscape.plots.surface2d import path_heights, seed_text
 
 
 def _plain(text) -> str:
@@ -60,10 +60,11 @@ def height_at(sf: SurfaceFile, key: str, alpha: float, beta: float) -> float | N
 
 def surface_3d(
     sf: SurfaceFile, key: str = "train_loss", trajectory: dict | None = None, projection: str = "lstsq"
-):
-    """A mplot3d view of `key` (default the training loss) over (α, β), with its colour bar and
-    the θ0/θ1 (or centre) marks at their heights on the surface; on the training loss, the path at
-    its measured loss (`surface2d.path_heights`) when the trajectory analysis measured it."""
+) -> tuple[object, str]:
+    """(figure, caption): a mplot3d view of `key` (default the training loss) over (α, β), with its
+    colour bar and the θ0/θ1 (or centre) marks at their heights on the surface; on the training
+    loss, the path at its measured loss (`surface2d.path_heights`) when the trajectory analysis
+    measured it."""
     from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the projection)
 
     if not sf.surface.two_d:
@@ -71,6 +72,7 @@ def surface_3d(
     xx, yy, z = _grid(sf, key)
     fig = plt.figure(figsize=(7.2, 5.4))
     ax = fig.add_subplot(projection="3d")
+    path = None
     if np.isfinite(z).any():
         zm = np.ma.masked_invalid(z)
         cmap = style.CMAPS["error" if key.endswith("error") else "loss"]
@@ -131,9 +133,12 @@ def surface_3d(
     )
     ax.set_zlabel(style.value_label(key))
     ax.view_init(elev=30, azim=-60)
-    ax.set_title(f"{sf.task} · {style.init_label(sf.init)}: {style.value_label(key)}")
+    ax.set_title(f"{sf.task} · {style.init_label(sf.init)}{seed_text(sf)}: {style.value_label(key)}")
     fig.tight_layout()
-    return fig
+    caption = f"{sf.task}, {style.init_label(sf.init)}{seed_text(sf)}: {style.value_label(key)} in 3D" + (
+        ", the trajectory at its measured (eval-mode) training loss" if path is not None else ""
+    )
+    return fig, caption
 
 
 def interactive_figure(
@@ -246,7 +251,6 @@ def interactive_figure(
         margin={"l": 10, "r": 10, "t": 70, "b": 40},
         autosize=True,
     )
-    fig._bertviz_owner = owner
     return fig
 
 

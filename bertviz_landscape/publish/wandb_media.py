@@ -174,7 +174,7 @@ def log_surface(path: str | os.PathLike, config: dict | None = None, run=None) -
     path = Path(path)
     sf = read_surface(path)
     drawn = Path(tempfile.mkdtemp())
-    fig = surface2d.surface_contours(sf) if sf.surface.two_d else curves.loss_curves([sf])
+    fig, _caption = surface2d.surface_contours(sf) if sf.surface.two_d else curves.loss_curves([sf])
     png = str(style.save_figure(fig, drawn / path.stem, formats=("png",))[0])
     html = str(surface3d.interactive_html(sf, drawn / f"{path.stem}.html")) if sf.surface.two_d else None
     opts = dict((config or {}).get("wandb") or {})

@@ -132,6 +132,7 @@ class RunRecord:
     numbers: dict
     source: str | None = None  # the analysis JSON its numbers came from
     model: str | None = None  # the model it trained (run.json's); arms of different models are not compared
+    steps: int | None = None  # the optimiser steps it took (its budget, with lr)
 
     @property
     def label(self) -> str:
@@ -182,6 +183,7 @@ def run_records(analysis: str, datas: list[dict], opts: Options) -> list[RunReco
                 numbers,
                 data.get("_path"),
                 run.get("model"),
+                int(run["steps"]) if isinstance(run.get("steps"), (int, float)) else None,
             )
             ident = (rec.task, rec.init, rec.seed, rec.lr, rec.run, rec.model)
             if ident not in seen:
@@ -226,6 +228,10 @@ class Assessment:
     not_comparable: str | None = None  # why the arms cannot be compared at all
     notes: list[str] = field(default_factory=list)
     rates: dict = field(default_factory=dict)  # init -> (rates tried, chosen)
+    budgets: dict = field(
+        default_factory=dict
+    )  # init -> "30 steps at lr 2e-05", when the arms' budgets differ
+    budget_note: str = ""  # the arms' budgets differ (…): the row's caveat says it too
 
     @property
     def registered(self) -> bool:
@@ -524,12 +530,47 @@ def _matched_loss(a: Assessment, rule: Rule, opts: Options) -> None:
     )
 
 
+def _budget_text(steps: list[int], rates: list[float]) -> str:
+    """An arm's budget, e.g. "30 steps at lr 2e-05": a range where its runs differ, either part
+    alone when the other is not recorded."""
+
+    def span(values, fmt):
+        return fmt(values[0]) if len(values) == 1 else f"{fmt(values[0])}–{fmt(values[-1])}"
+
+    parts = ([f"{span(steps, str)} steps"] if steps else []) + (
+        [f"lr {span(rates, lambda x: f'{x:g}')}"] if rates else []
+    )
+    return " at ".join(parts)
+
+
+def _budgets(a: Assessment, rule: Rule, opts: Options) -> None:
+    """Arms trained with different step budgets or learning rates are compared as they are, and the
+    claim says so: in its row's caveat, its sentence and its figure (`Assessment.budgets`)."""
+    steps = {i: sorted({r.steps for r in a.arms[i] if r.steps is not None}) for i in ARMS}
+    rates = {i: sorted({r.lr for r in a.arms[i] if r.lr is not None}) for i in ARMS}
+    differ = [
+        what
+        for what, by in (("step budgets", steps), ("learning rates", rates))
+        if all(by[i] for i in ARMS) and by["pretrained"] != by["scratch"]
+    ]
+    if not differ:
+        return
+    a.budgets = {i: _budget_text(steps[i], rates[i]) for i in ARMS}
+    a.budget_note = (
+        f"the arms' {' and '.join(differ)} differ ("
+        + ", ".join(f"{_arm_name(i)} {a.budgets[i]}" for i in ARMS)
+        + ")"
+    )
+    a.notes.append(f"{a.budget_note}: the comparison is of the runs as trained, not at one budget")
+
+
 # the checks a ClaimSpec may name (analysis/spec.py), applied in its order after the baseline rule
 CHECKS = {
     "matched_loss": _matched_loss,
     "min_epochs": _min_epochs,
     "early_epoch": _early_epoch,
     "threshold_reached": _threshold_reached,
+    "budgets": _budgets,
 }
 
 
@@ -615,6 +656,9 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
         )
     if not caveat and any(any(x) for x in a.censored.values()):
         caveat = "censored widths (lower bounds), ranked"
+    if a.budget_note:  # said beside any other caveat: it qualifies every verdict of the claim
+        caveat = f"{caveat}; {a.budget_note}" if caveat else a.budget_note
+        numbers["budgets"] = a.budgets
     facts = stats_txt = ""
     row = {"claim": spec.title, "task": a.task, "verdict": v, "metric": label, "caveat": caveat}
     if c is not None:

@@ -582,8 +582,8 @@ def render_markdown(rep: dict) -> str:
     for fig, kind, url in _figure_targets(rep):
         if kind == "png":
             out += [f"**{md_text(fig['caption'])}**", "", f"![{md_text(fig['kind'])}]({url})", ""]
-        else:
-            out += [f"- [{md_text(fig['caption'])}]({url})"]
+        else:  # the blank line ends the item: the next figure's caption is its own paragraph
+            out += [f"- [{md_text(fig['caption'])}]({url})", ""]
     out.append("")
     return "\n".join(out)
 
