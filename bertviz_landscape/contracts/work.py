@@ -1,0 +1,185 @@
+"""A stage's useful work: the matrix products its model passes ran, and the bytes of its memory-bound parts.
+
+The places that run a model report each pass over a batch (`count_pass`) and each memory-bound
+update (`count_bytes`) to the meter that is open (`metering()`; none open: they return at once);
+pipeline/work.py turns a stage's `Tally` into the ``work`` entry of its record, and
+benchmarks/roofline.py sets that against this host's limits.
+
+Matrix-product FLOPs of one forward pass of a BERT-family classifier over a batch padded to
+``s`` tokens (hidden ``h``, feed-forward ``f``, ``labels`` outputs), two FLOPs per multiply-add:
+
+- per token and encoder layer run: the four attention projections and the feed-forward pair,
+  ``2·(4·h² + 2·h·f)``;
+- per sequence and layer: attention's QKᵀ and scores·V, ``2·2·s²·h``;
+- per sequence, when the head runs: the pooler (CLS token only) and the classifier,
+  ``2·(h² + h·labels)``.
+
+A pass of kind ``train`` (forward, then backward to every weight) is 3× its forward (each
+product's backward is two products of its size); ``hvp`` (a Hessian-vector product by double
+backward or forward-over-reverse) is 9× (FlopCounterMode on the tiny model, both methods).
+Attention is counted as its two products (the math path; a fused CPU kernel's backward also
+recomputes QKᵀ, +½ of attention's forward — under 1 % of a pass at the demo's lengths).
+
+Padded and real tokens are both counted: ``flops`` is what the kernels did (every batch padded
+to its longest sequence), ``flops_unpadded`` the same products over the real tokens only
+(``Σ n_i`` tokens, ``Σ n_i²`` attention pairs), so the padding's share is their difference.
+Only models whose config names BERT's shapes (hidden_size, intermediate_size,
+num_hidden_layers) are counted; a pass of another model is listed under ``uncounted``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+# matrix-product FLOPs of a pass of each kind, in units of its forward pass
+PASS_MULTIPLIER = {"forward": 1, "train": 3, "hvp": 9}
+
+# fp32 bytes moved per parameter (read + written) by each memory-bound part
+ADAMW_BYTES = 28  # read θ, g, m, v; write θ, m, v (4 bytes each)
+WEIGHT_SET_BYTES = 8  # p ← centre: read 4, write 4
+WEIGHT_AXPY_BYTES = 12  # p += α·δ: read p and δ, write p
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The shapes a pass's matrix products depend on."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    labels: int
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> Shape | None:
+        config = getattr(model, "config", None)
+        try:
+            return cls(
+                int(config.hidden_size),
+                int(config.intermediate_size),
+                int(config.num_hidden_layers),
+                int(getattr(config, "num_labels", 2) or 2),
+            )
+        except (AttributeError, TypeError):
+            return None
+
+
+def pass_flops(
+    shape: Shape,
+    tokens: int,
+    sequences: int,
+    attention_pairs: int,
+    layers: tuple[int, int] | None = None,
+    head: bool = True,
+) -> tuple[int, int]:
+    """(matrix-product FLOPs, of which attention's) of one forward pass over `sequences` sequences
+    of `tokens` tokens in all (Σ s_i² = `attention_pairs`), running encoder layers
+    ``layers = (first, stop)`` (all by default) and the pooler + classifier when `head`."""
+    h, f = shape.hidden, shape.intermediate
+    first, stop = layers if layers is not None else (0, shape.layers)
+    run = max(0, stop - first)
+    attention = run * 4 * attention_pairs * h
+    total = run * tokens * 2 * (4 * h * h + 2 * h * f) + attention
+    if head:
+        total += sequences * 2 * (h * h + h * shape.labels)
+    return total, attention
+
+
+@dataclass(eq=False)  # each meter is itself (the open list removes it by identity)
+class Tally:
+    """What one stage ran: FLOPs (padded, unpadded), tokens, passes by kind, bytes by part."""
+
+    flops: int = 0
+    flops_unpadded: int = 0
+    attention_flops: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    sequences: int = 0
+    passes: Counter = field(default_factory=Counter)
+    bytes: Counter = field(default_factory=Counter)
+    uncounted: Counter = field(default_factory=Counter)
+
+    def add_pass(
+        self,
+        shape: Shape | None,
+        mask: torch.Tensor,
+        kind: str = "forward",
+        layers: tuple[int, int] | None = None,
+        head: bool = True,
+        name: str = "",
+    ) -> None:
+        if shape is None:
+            self.uncounted[name or "model"] += 1
+            return
+        k = PASS_MULTIPLIER[kind]
+        batch, width = (int(n) for n in mask.shape)
+        real = mask.sum(dim=1, dtype=torch.int64)
+        n_real = int(real.sum())
+        pairs_real = int((real * real).sum())
+        padded, attention = pass_flops(shape, batch * width, batch, batch * width * width, layers, head)
+        unpadded, _ = pass_flops(shape, n_real, batch, pairs_real, layers, head)
+        self.flops += k * padded
+        self.attention_flops += k * attention
+        self.flops_unpadded += k * unpadded
+        self.tokens += n_real
+        self.padded_tokens += batch * width
+        self.sequences += batch
+        self.passes[kind] += 1
+
+    def entry(self) -> dict:
+        """The ``work`` entry of a stage record (plain JSON values)."""
+        return {
+            "flops": self.flops,
+            "flops_unpadded": self.flops_unpadded,
+            "attention_flops": self.attention_flops,
+            "bytes": int(sum(self.bytes.values())),
+            "bytes_by_part": dict(sorted(self.bytes.items())),
+            "tokens": self.tokens,
+            "padded_tokens": self.padded_tokens,
+            "sequences": self.sequences,
+            "passes": dict(sorted(self.passes.items())),
+            **({"uncounted": dict(self.uncounted)} if self.uncounted else {}),
+        }
+
+
+_OPEN: list[Tally] = []  # the meters open, innermost last (a plain list: threads count too)
+
+
+@contextlib.contextmanager
+def metering() -> Iterator[Tally]:
+    """Count every pass and memory-bound update reported inside the block into a new Tally."""
+    tally = Tally()
+    _OPEN.append(tally)
+    try:
+        yield tally
+    finally:
+        _OPEN.remove(tally)
+
+
+def count_pass(
+    model: torch.nn.Module,
+    attention_mask: torch.Tensor,
+    kind: str = "forward",
+    layers: tuple[int, int] | None = None,
+    head: bool = True,
+) -> None:
+    """One pass of `model` over a batch with this attention mask (batch × padded length)."""
+    if not _OPEN:
+        return
+    shape = Shape.of(model)
+    for tally in _OPEN:
+        tally.add_pass(shape, attention_mask, kind, layers, head, type(model).__name__)
+
+
+def count_bytes(part: str, nbytes: int) -> None:
+    """`nbytes` read + written by a memory-bound part (e.g. "adamw", "weight update")."""
+    for tally in _OPEN:
+        tally.bytes[part] += int(nbytes)
+
+
+def metering_open() -> bool:
+    return bool(_OPEN)
