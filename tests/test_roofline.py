@@ -63,5 +63,11 @@ def test_table_rows_from_stage_records(roofline, tmp_path):
     text = roofline.markdown(list(table.values()), limits)
     assert (
         "| figures | not counted | 1.0 s | — | — |" in text
-        and "| plane x | 2 TFLOP, 0 GB | 10.0 s | 0.20 | matmul |" in text
+        and "| plane x | 2 TFLOP | 10.0 s | 0.20 | matmul |" in text
+        and "| train x | 8 GB | 4.0 s | 0.50 | memory |" in text
     )
+
+
+def test_work_shows_the_padding_share(roofline):
+    work = {"flops": 2e12, "flops_unpadded": 1.5e12, "bytes": 3.1e9}
+    assert roofline.describe_work(work) == "2 TFLOP (25 % padding), 3.1 GB"
