@@ -154,7 +154,8 @@ def test_landscape_work_equals_torchs_count(tiny_run, tmp_path, two_d):  # noqa:
         ).values()
     )
     xs, ys = [-0.5, 0.5, 1.5], ([-1.0, 0.0, 1.0] if two_d else [0.0])
-    per_point = [8 + 12 * ((x != 0) + (y != 0)) for x in xs for y in ys]
+    # p ← centre (8 bytes a parameter) with no direction used, else 12 per direction (p = c + α·δ1)
+    per_point = [12 * ((x != 0) + (y != 0)) or 8 for x in xs for y in ys]
     assert entry["bytes_by_part"] == {"weight update": numel * sum(per_point)} and entry["bytes"] == (
         numel * sum(per_point)
     )

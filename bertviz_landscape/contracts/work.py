@@ -41,8 +41,8 @@ PASS_MULTIPLIER = {"forward": 1, "train": 3, "hvp": 9}
 
 # fp32 bytes moved per parameter (read + written) by each memory-bound part
 ADAMW_BYTES = 28  # read θ, g, m, v; write θ, m, v (4 bytes each)
-WEIGHT_SET_BYTES = 8  # p ← centre: read 4, write 4
-WEIGHT_AXPY_BYTES = 12  # p += α·δ: read p and δ, write p
+WEIGHT_SET_BYTES = 8  # p ← centre: read 4, write 4 (a point with no direction used)
+WEIGHT_AXPY_BYTES = 12  # p = c + α·δ or p += β·δ: read two, write one
 
 
 @dataclass(frozen=True)

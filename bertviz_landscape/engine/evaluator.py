@@ -213,18 +213,25 @@ class Evaluator:
 
     @torch.no_grad()
     def set_point(self, alpha: float, beta: float = 0.0) -> None:
-        """Weights ← centre + α·δ1 + β·δ2 (float32 arithmetic, from the fixed centre)."""
+        """Weights ← centre + α·δ1 + β·δ2 (float32 arithmetic, from the fixed centre).
+
+        The first direction used writes p = c + α·δ directly (one pass: read c and δ, write p —
+        the same add kernel as p ← c then p += α·δ, so the same bits, without the copy's pass);
+        the second adds in place. No direction used: p ← c."""
         target = self._scratch if self._scratch is not None else self._params
-        torch._foreach_copy_(target, self._center)
-        if alpha != 0.0:
-            torch._foreach_add_(target, self._dx, alpha=float(alpha))
-        if self._dy is not None and beta != 0.0:
-            torch._foreach_add_(target, self._dy, alpha=float(beta))
+        axes = [(d, float(a)) for d, a in ((self._dx, alpha), (self._dy, beta)) if d is not None and a != 0.0]
+        if not axes:
+            torch._foreach_copy_(target, self._center)
+        else:
+            first, a = axes[0]
+            for p, c, d in zip(target, self._center, first):
+                torch.add(c, d, alpha=a, out=p)
+            for d, a in axes[1:]:
+                torch._foreach_add_(target, d, alpha=a)
         if self._scratch is not None:
             torch._foreach_copy_(self._params, self._scratch)
-        if work.metering_open():  # bytes read + written: the copy, and one axpy per direction used
-            axpys = (alpha != 0.0) + (self._dy is not None and beta != 0.0)
-            per_element = work.WEIGHT_SET_BYTES + axpys * work.WEIGHT_AXPY_BYTES
+        if work.metering_open():  # bytes read + written: the copy, or one axpy per direction used
+            per_element = len(axes) * work.WEIGHT_AXPY_BYTES if axes else work.WEIGHT_SET_BYTES
             if self._scratch is not None:  # the fp32 scratch copied into the bf16 weights
                 per_element += 6
             work.count_bytes("weight update", per_element * self._numel)

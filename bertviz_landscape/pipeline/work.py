@@ -12,7 +12,8 @@ What each stage kind counts (all in float32):
 - ``line`` / ``plane`` (a landscape) — every grid point evaluated (not those a resumed surface
   already had) is one forward pass per batch of each split, over the layers the hidden-state
   cache leaves to run (+ the cache's one fill and its check on the first batch); the weight
-  update per point, 8 bytes per parameter for p ← centre and 12 per direction used (p += α·δ).
+  update per point, 12 bytes per parameter per direction used (p = c + α·δ1, p += β·δ2), 8 at
+  the centre (p ← c).
 - an analysis (flatness, layers, hessian, sharpness, basins, trajectory, path loss …) — the same
   counts from the engine it calls (landscape evaluations, `mean_loss` forward passes,
   `loss_and_gradient` train passes, Hessian-vector products at 9× a forward, CKA's forward
