@@ -23,7 +23,8 @@ recomputes QKᵀ, +½ of attention's forward — under 1 % of a pass at the demo
 Padded and real tokens are both counted: ``flops`` is what the kernels did (every batch padded
 to its longest sequence), ``flops_unpadded`` the same products over the real tokens only
 (``Σ n_i`` tokens, ``Σ n_i²`` attention pairs), so the padding's share is their difference.
-Only models whose config names BERT's shapes (hidden_size, intermediate_size,
+The real-token counts stay on the batch's device until the entry is written (no device sync per
+batch). Only models whose config names BERT's shapes (hidden_size, intermediate_size,
 num_hidden_layers) are counted; a pass of another model is listed under ``uncounted``.
 """
 
@@ -89,17 +90,24 @@ def pass_flops(
     return total, attention
 
 
+@dataclass
+class _Group:
+    """The passes of one (shape, kind, layers, head): padded counts as ints, real ones as they come
+    (tensors on the batch's device, summed without a device sync until the entry is written)."""
+
+    passes: int = 0
+    sequences: int = 0
+    padded_tokens: int = 0
+    padded_pairs: int = 0
+    tokens: torch.Tensor | int = 0
+    pairs: torch.Tensor | int = 0
+
+
 @dataclass(eq=False)  # each meter is itself (the open list removes it by identity)
 class Tally:
-    """What one stage ran: FLOPs (padded, unpadded), tokens, passes by kind, bytes by part."""
+    """What one stage ran: passes over batches by (model shape, kind, layers run), bytes by part."""
 
-    flops: int = 0
-    flops_unpadded: int = 0
-    attention_flops: int = 0
-    tokens: int = 0
-    padded_tokens: int = 0
-    sequences: int = 0
-    passes: Counter = field(default_factory=Counter)
+    groups: dict = field(default_factory=dict)
     bytes: Counter = field(default_factory=Counter)
     uncounted: Counter = field(default_factory=Counter)
 
@@ -115,20 +123,62 @@ class Tally:
         if shape is None:
             self.uncounted[name or "model"] += 1
             return
-        k = PASS_MULTIPLIER[kind]
+        if kind not in PASS_MULTIPLIER:
+            raise ValueError(f"unknown pass kind {kind!r}; expected one of {sorted(PASS_MULTIPLIER)}")
+        group = self.groups.setdefault((shape, kind, layers, head), _Group())
         batch, width = (int(n) for n in mask.shape)
-        real = mask.sum(dim=1, dtype=torch.int64)
-        n_real = int(real.sum())
-        pairs_real = int((real * real).sum())
-        padded, attention = pass_flops(shape, batch * width, batch, batch * width * width, layers, head)
-        unpadded, _ = pass_flops(shape, n_real, batch, pairs_real, layers, head)
-        self.flops += k * padded
-        self.attention_flops += k * attention
-        self.flops_unpadded += k * unpadded
-        self.tokens += n_real
-        self.padded_tokens += batch * width
-        self.sequences += batch
-        self.passes[kind] += 1
+        real = mask.detach().sum(dim=1, dtype=torch.int64)
+        group.passes += 1
+        group.sequences += batch
+        group.padded_tokens += batch * width
+        group.padded_pairs += batch * width * width
+        group.tokens = group.tokens + real.sum()
+        group.pairs = group.pairs + (real * real).sum()
+
+    def _sum(self, fn) -> int:
+        return int(sum(fn(key, g) for key, g in self.groups.items()))
+
+    @staticmethod
+    def _flops(key, group: _Group, padded: bool, attention_only: bool = False) -> int:
+        shape, kind, layers, head = key
+        tokens, pairs = (
+            (group.padded_tokens, group.padded_pairs) if padded else (int(group.tokens), int(group.pairs))
+        )
+        total, attention = pass_flops(shape, tokens, group.sequences, pairs, layers, head)
+        return PASS_MULTIPLIER[kind] * (attention if attention_only else total)
+
+    @property
+    def flops(self) -> int:
+        """Matrix-product FLOPs as the kernels ran them (every batch padded to its longest sequence)."""
+        return self._sum(lambda k, g: self._flops(k, g, padded=True))
+
+    @property
+    def flops_unpadded(self) -> int:
+        """The same products over the real tokens only."""
+        return self._sum(lambda k, g: self._flops(k, g, padded=False))
+
+    @property
+    def attention_flops(self) -> int:
+        return self._sum(lambda k, g: self._flops(k, g, padded=True, attention_only=True))
+
+    @property
+    def tokens(self) -> int:
+        return self._sum(lambda k, g: int(g.tokens))
+
+    @property
+    def padded_tokens(self) -> int:
+        return self._sum(lambda k, g: g.padded_tokens)
+
+    @property
+    def sequences(self) -> int:
+        return self._sum(lambda k, g: g.sequences)
+
+    @property
+    def passes(self) -> dict[str, int]:
+        out: Counter = Counter()
+        for (_, kind, _, _), g in self.groups.items():
+            out[kind] += g.passes
+        return dict(sorted(out.items()))
 
     def entry(self) -> dict:
         """The ``work`` entry of a stage record (plain JSON values)."""
@@ -141,7 +191,7 @@ class Tally:
             "tokens": self.tokens,
             "padded_tokens": self.padded_tokens,
             "sequences": self.sequences,
-            "passes": dict(sorted(self.passes.items())),
+            "passes": self.passes,
             **({"uncounted": dict(self.uncounted)} if self.uncounted else {}),
         }
 
