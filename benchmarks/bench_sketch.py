@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.sketches import (
     CountSketch,
     Sketches,

@@ -1,12 +1,18 @@
 """The Python API: train a run, compute a 1D curve or a 2D surface, run an analysis, draw the figures.
 
-The same functions the entrypoints call (`train.train`, `landscape.entrypoint.run`,
-`analysis.entrypoint.run`, `publish.run`), on the same composed configs: every default
-comes from conf/*.yaml, and a keyword argument is a value on top of it (a nested dict for a
-section: ``grid={"x": {"min": -1, "max": 2, "num": 31}}``; a string for a config group picks its
-option: ``logger="csv"``), so a notebook and the command line
-compute the same numbers. `overrides` takes command-line style strings as well
-(``["data.max_train_samples=256"]``). No Hydra runtime, no working-directory change::
+The same functions the entrypoints call, on the same defaults, so a notebook and the command line
+compute the same numbers: `loss_curve` / `loss_surface` build a typed `LandscapeRequest` and
+`analyze` an `AnalyzeRequest` (engine/request.py, analysis/request.py: their defaults are
+conf/landscape.yaml's and conf/analyze.yaml + conf/analysis/<name>.yaml's) from the keyword
+values, and call the commands' plain functions (`cli.landscape.run_request`,
+`cli.analyze.run_request`) — no config is composed. `train_run` and `draw` compose conf/train.yaml
+and conf/plot.yaml through the cli floor (`cli.compose`), as the commands do. A keyword argument
+is a value on top of the defaults (a nested dict for a section:
+``grid={"x": {"min": -1, "max": 2, "num": 31}}``, merged onto its default; a string for a config
+group picks its option: ``logger="csv"``, ``directions="random"``); an unknown keyword, top-level
+or nested, is a TypeError naming the nearest valid one. `overrides` takes command-line style
+strings as well (``["data.max_train_samples=256"]``). No Hydra runtime, no working-directory
+change::
 
     from bertviz_landscape import api
 
@@ -28,10 +34,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.cli import analyze as analysis_entrypoint
 from bertviz_landscape.cli import landscape as landscape_entrypoint
 from bertviz_landscape.cli import plot as publish
-from bertviz_landscape.contracts.config import CONF_DIR, OPTIONAL_KEYS, compose
+from bertviz_landscape.cli.compose import OPTIONAL_KEYS, compose
+from bertviz_landscape.contracts.config import CONF_DIR
+from bertviz_landscape.contracts.sections import UnknownKeyword, deep_merge
+from bertviz_landscape.engine.grid import PLANE, Grid
+from bertviz_landscape.engine.request import LandscapeRequest
 from bertviz_landscape.engine.sweep import LandscapeResult
 from bertviz_landscape.training.train import train
 
@@ -81,11 +92,12 @@ def _compose(config_name: str, args: list[str], values: dict):
 
 
 def _merge(*dicts: dict) -> dict:
-    out = OmegaConf.create({})
+    """The dicts merged, later ones on top (nested dicts merged key by key)."""
+    out: dict = {}
     for d in dicts:
         if d:
-            out = OmegaConf.merge(out, OmegaConf.create(d))
-    return OmegaConf.to_container(out)
+            out = deep_merge(out, d)
+    return out
 
 
 def _paths(**paths) -> dict:
@@ -100,7 +112,8 @@ def train_run(
     overrides: Sequence[str] = (),
     **values,
 ) -> dict:
-    """Train one run into `run_dir` (conf/train.yaml); returns its final metrics (metrics.json).
+    """Train one run into `run_dir` (conf/train.yaml, composed through the cli floor's
+    `cli.compose` as bertviz-train composes it); returns its final metrics (metrics.json).
 
     `init`: ``pretrained`` or ``scratch``; None keeps the YAML's default for every argument."""
     task_args, task_vals = _task_values(task)
@@ -110,8 +123,34 @@ def train_run(
     return train(_compose("train", args, _merge(task_vals, model_vals, values)), run_dir)
 
 
-def _landscape(args: list[str], values: dict) -> LandscapeResult:
-    return landscape_entrypoint.run(_compose("landscape", args, values))
+def _override_values(overrides: Sequence[str], groups: tuple[str, ...]) -> dict:
+    """Command-line style ``key=value`` strings as keyword values (a nested dict); ``group=option``
+    for one of `groups` picks that option (``directions=random``)."""
+    out: dict = {}
+    for text in overrides:
+        key, _, value = str(text).partition("=")
+        if key in groups and "." not in key:
+            out = _merge(out, {key: {"name": value}})
+        else:
+            out = _merge(out, OmegaConf.to_container(OmegaConf.from_dotlist([text])))
+    return out
+
+
+def _request(function: str, kind: type, values: dict):
+    """`kind(**values)`; an unknown keyword is the TypeError of `function`."""
+    try:
+        return kind(**values)
+    except UnknownKeyword as err:
+        raise err.within(function) from None
+
+
+def _landscape(
+    function: str, overrides: Sequence[str], values: dict, grid: Grid | None = None
+) -> LandscapeResult:
+    values = _merge(_override_values(overrides, ("directions",)), values)
+    if grid is not None and (values.get("grid") is None or isinstance(values.get("grid"), dict)):
+        values["grid"] = Grid.merged(grid, values.get("grid") or {})
+    return landscape_entrypoint.run_request(_request(function, LandscapeRequest, values))
 
 
 def loss_curve(
@@ -119,8 +158,7 @@ def loss_curve(
 ) -> LandscapeResult:
     """The 1D curve J(θ0 + α·δ1) of `run` (grid=line, directions=difference unless given);
     ``.surface`` is the surface file. Checkpoints outside runs: ``theta0=…, theta1=…, task=…``."""
-    _check_keywords("loss_curve", "landscape", values)
-    return _landscape(["grid=line", *overrides], _merge(_paths(run=run, output=output), values))
+    return _landscape("loss_curve", overrides, _merge(_paths(run=run, output=output), values))
 
 
 def loss_surface(
@@ -133,9 +171,9 @@ def loss_surface(
 ) -> LandscapeResult:
     """The 2D surface J(θ0 + α·δ1 + β·δ2) of `run` (grid=plane): δ2 from `run2` (the paper's axes),
     or ``directions="random"`` / ``"pca"`` (conf/directions/)."""
-    _check_keywords("loss_surface", "landscape", values)
-    args = ["grid=plane", *([f"directions={directions}"] if directions else []), *overrides]
-    return _landscape(args, _merge(_paths(run=run, run2=run2, output=output), values))
+    chosen = {"directions": {"name": directions}} if directions else {}
+    values = _merge(chosen, _paths(run=run, run2=run2, output=output), values)
+    return _landscape("loss_surface", overrides, values, grid=PLANE)
 
 
 def analyze(
@@ -150,17 +188,19 @@ def analyze(
 ) -> dict:
     """Run analysis `name` (conf/analysis/<name>.yaml: trajectory, consistency, flatness, longtrain,
     layers, …); writes and returns its JSON. Its own options go under ``analysis={...}``."""
-    _check_keywords("analyze", "analyze", values)
     inputs = _paths(run=run, surface=surface, output=output)
     inputs |= {"runs": [str(r) for r in runs]} if runs else {}
     inputs |= {"surfaces": [str(s) for s in surfaces]} if surfaces else {}
-    cfg = _compose("analyze", [f"analysis={name}", *overrides], _merge(inputs, values))
-    return analysis_entrypoint.run(cfg)
+    values = _merge(_override_values(overrides, ()), inputs, values)
+    options = values.get("analysis") if isinstance(values.get("analysis"), dict) else {}
+    values["analysis"] = {**options, "name": name}
+    return analysis_entrypoint.run_request(_request("analyze", AnalyzeRequest, values))
 
 
 def draw(results: PathLike, output: PathLike | None = None, overrides: Sequence[str] = (), **values) -> dict:
     """Every figure the results directory supports (surfaces, analysis JSONs, runs), and the report
-    unless ``report=False``; returns the figure manifest."""
+    unless ``report=False``; returns the figure manifest (conf/plot.yaml, composed through the cli
+    floor's `cli.compose`)."""
     _check_keywords("draw", "plot", values)
     cfg = _compose("plot", list(overrides), _merge(_paths(results=results, output=output), values))
     return publish.run(cfg)

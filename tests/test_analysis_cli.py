@@ -17,8 +17,8 @@ from test_analysis_support import analysis_run, make_run_dir  # noqa: F401  (fix
 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
 from bertviz_landscape.cli.analyze import run as analyze
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.checkpoints import content_hash
-from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.engine.surface import Surface, load_surface, write_surface

@@ -155,7 +155,7 @@ def test_the_same_input_twice_is_not_two_seeds(runs, tmp_path):
 def test_bertviz_analyze_refuses_one_surface_given_as_two_seeds(runs, tmp_path, twice):
     """Was: n = 2, std 0 — a spread that is no spread. At the command: exit 2, no JSON."""
     from bertviz_landscape.cli.analyze import run as analyze
-    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.cli.compose import compose
 
     second = runs["plane"] if twice == "the same path" else shutil.copy(runs["plane"], tmp_path / "copy.h5")
     out = tmp_path / "out" / "consistency.json"

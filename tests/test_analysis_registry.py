@@ -24,7 +24,8 @@ from bertviz_landscape.analysis.spec import (
     summary_entry,
     summary_mean,
 )
-from bertviz_landscape.contracts.config import CONF_DIR, compose
+from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.plots import results as figures
 from bertviz_landscape.publish.report import claims
 
@@ -73,8 +74,25 @@ TOY = AnalysisSpec(
 )
 
 
+TOY_YAML = """# bertviz-analyze analysis=toy run=RUN: a toy analysis (tests/test_analysis_registry.py)
+name: toy
+width: 0.5          # the toy's one number
+matched:
+  run: null         # the demo: the same seed's scratch run (the spec says matched)
+"""
+
+
 @pytest.fixture
-def toy(monkeypatch):
+def toy(monkeypatch, tmp_path_factory):
+    """The toy analysis registered, its figure known to the figure floor, and its YAML
+    (conf/analysis/toy.yaml) in a copy of the config directory: nothing else names it."""
+    import shutil
+
+    import bertviz_landscape.contracts.config as config_module
+
+    conf = shutil.copytree(CONF_DIR, tmp_path_factory.mktemp("toy") / "conf")
+    (conf / "analysis" / "toy.yaml").write_text(TOY_YAML)
+    monkeypatch.setattr(config_module, "CONF_DIR", str(conf))
     registry.register(TOY)
     monkeypatch.setitem(figures.ANALYSIS_FIGURES, "toy_bars", draw_toy)
     yield TOY
@@ -131,23 +149,68 @@ def test_a_spec_reads_a_run_and_at_most_one_surface():
 
 # --------------------------------------------------------------------------- a new analysis flows everywhere
 def test_a_new_analysis_becomes_demo_stages_from_its_spec(toy, tmp_path):
-    from bertviz_landscape.pipeline.demo import build_stages
+    from bertviz_landscape.cli.demo import stages as build_stages
+    from bertviz_landscape.pipeline.runner import canonical
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[0]", "analyses=[toy]", "glue_dir=null"])
     stages = {s.name: s for s in build_stages(cfg)}
     main = cfg.tasks[0]
     pre, scr = stages[f"toy {main}_pretrained_seed0"], stages[f"toy {main}_scratch_seed0"]
     assert pre.outputs == [tmp_path / "analysis" / f"toy_{main}_pretrained_seed0.json"]
-    # what it reads, in its order, then its matched control (a pretrained run only)
-    assert pre.spec["overrides"] == [
-        "analysis=toy",
-        f"output={tmp_path / 'analysis' / f'toy_{main}_pretrained_seed0.json'}",
-        f"run={tmp_path / 'runs' / f'{main}_pretrained_seed0'}",
-        f"surface={tmp_path / 'surfaces' / f'{main}_pretrained_seed0_line.h5'}",
-        f"analysis.matched.run={tmp_path / 'runs' / f'{main}_scratch_seed0'}",
-    ]
-    assert not any("matched" in o for o in scr.spec["overrides"])
+    # what it reads (its run and its surface: the line), then its matched control (a pretrained run only)
+    request = canonical(pre.request)
+    assert request["analysis"]["name"] == "toy"
+    assert request["output"] == str(tmp_path / "analysis" / f"toy_{main}_pretrained_seed0.json")
+    assert request["run"] == str(tmp_path / "runs" / f"{main}_pretrained_seed0")
+    assert request["surface"] == str(tmp_path / "surfaces" / f"{main}_pretrained_seed0_line.h5")
+    assert request["analysis"]["matched"]["run"] == str(tmp_path / "runs" / f"{main}_scratch_seed0")
+    assert canonical(scr.request)["analysis"]["matched"]["run"] is None
     assert list(stages)[-3:] == ["figures", "wandb", "report"]
+
+
+def test_a_registered_analysis_reaches_the_demo_report_figures_and_wandb_with_no_other_file_touched(
+    toy, tmp_path, monkeypatch
+):
+    """Acceptance: the toy's module (its spec, registered here) and its YAML (conf/analysis/toy.yaml,
+    in the fixture's config copy) are all it takes — the default demo (no ``analyses=``) plans its
+    stages and registers it in the plan's design; run, its JSONs feed the figures catalogue, the
+    report's tables and the W&B summaries."""
+    import io
+
+    from bertviz_landscape.cli.demo import stages as demo_stages
+    from bertviz_landscape.pipeline.plan import plan_document
+    from bertviz_landscape.pipeline.runner import Pipeline
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    root = tmp_path / "demo"
+    cfg = compose("demo", [f"output_dir={root}", "glue_dir=null"])
+    main = cfg.tasks[0]
+    design = plan_document(OmegaConf.to_container(cfg, resolve=True))["design"]
+    assert design["analyses"][-1] == "toy" and set(registry.names()) == set(design["analyses"])
+    stages = demo_stages(cfg)
+    toys = [s for s in stages if s.name.startswith("toy ")]
+    assert sorted(s.name for s in toys) == sorted(
+        f"toy {main}_{init}_seed{seed}" for init in ("pretrained", "scratch") for seed in cfg.seeds
+    )
+    late = stages[-3:]
+    assert [s.name for s in late] == ["figures", "wandb", "report"]
+    assert all(t.outputs[0] in s.inputs for t in toys for s in late)  # a new toy JSON re-runs them
+    # the toy's stages and the late ones, for real (the toy reads no file: no training needed)
+    log = Pipeline(root, out=io.StringIO()).run([*toys, *late])
+    assert [e["status"] for e in log] == ["done"] * len(toys + late)
+    analysis = json.loads((root / "analysis" / f"toy_{main}_pretrained_seed0.json").read_text())
+    assert analysis["numbers"]["toy_width"] == 0.5  # conf/analysis/toy.yaml's width
+    manifest = json.loads((root / "figures" / "figures.json").read_text())
+    assert [len(f["sources"]) for f in manifest["figures"] if f["kind"] == "toy_bars"] == [len(toys)]
+    md = (root / "report.md").read_text()
+    assert "**toy widths**" in md and "![toy_bars](figures/toy_bars.png)" in md  # its figure
+    claim = "- **Toys are wider** (sst2): descriptive only: the claim is not registered in the plan"
+    assert f"{claim} — toy basin width: pretrained 0.5 ± 0 (n = 3" in md  # its claim, on its numbers
+    logged = json.loads((root / "wandb" / "logged.json").read_text())["runs"]
+    summaries = {(r["init"], r["job_type"]): r for r in logged}
+    for init in ("pretrained", "scratch"):
+        assert summaries[(init, "landscape")]["summary"]["numbers/toy/toy_width"] == 0.5
+    assert any(k.startswith("figures/toy_bars/") for k in summaries[(None, "figures")]["keys"])
 
 
 def test_a_new_analysis_runs_through_bertviz_analyze(toy, tmp_path):

@@ -45,8 +45,8 @@ def test_notebook_example_train_curve_surface_analysis_figures(tmp_path, glue_di
     assert list(sf.x) == [0.0, 0.5, 1.0] and sf["dev_loss"].shape == (3,)
 
     # the same request through the entrypoint's config path gives the same numbers
+    from bertviz_landscape.cli.compose import compose
     from bertviz_landscape.cli.landscape import run as landscape_cli
-    from bertviz_landscape.contracts.config import compose
 
     values = {
         "run": str(out / "mrpc"),

@@ -11,7 +11,7 @@ import logging
 import pytest
 from conftest import write_glue
 
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 
 COMMANDS = {
     # program: (module holding the entrypoint, its attribute, config, overrides giving bad input, the message)
@@ -43,7 +43,7 @@ COMMANDS = {
         ["results=/nonexistent/x"],
         "no such directory",
     ),
-    "bertviz-demo": ("bertviz_landscape.pipeline.demo", "main", "demo", ["tasks=[mrpc]"], "tasks=['mrpc']"),
+    "bertviz-demo": ("bertviz_landscape.cli.demo", "main", "demo", ["tasks=[mrpc]"], "tasks=['mrpc']"),
 }
 
 
@@ -106,7 +106,7 @@ def test_every_command_is_made_by_the_one_skeleton():
 
 def test_a_required_key_is_not_an_unused_one():
     """bertviz-plot's `results: ???` is required, not unknown: giving it warns about nothing."""
-    from bertviz_landscape.contracts.config import unused_keys
+    from bertviz_landscape.cli.compose import unused_keys
 
     assert unused_keys(compose("plot", ["results=/somewhere"]), "plot") == []
     assert unused_keys(compose("plot", ["results=/somewhere", "+typo_key=1"]), "plot") == ["typo_key"]

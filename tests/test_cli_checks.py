@@ -195,7 +195,7 @@ def test_every_data_key_is_known_to_the_landscape():
 
 
 def test_the_landscape_warns_about_nothing_the_user_did_not_set(caplog):
-    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.cli.compose import compose
     from bertviz_landscape.training.data.eval_sets import DataRequest
 
     cfg = compose("landscape", ["task=mrpc"])
@@ -205,7 +205,7 @@ def test_the_landscape_warns_about_nothing_the_user_did_not_set(caplog):
 
 
 def test_the_snapshot_size_is_printed_before_training(tmp_path, glue_dir, caplog):
-    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.cli.compose import compose
     from bertviz_landscape.training.train import train
 
     assert compose("train").callbacks.snapshots.every_n_steps > 1  # a first run stays small
@@ -238,7 +238,7 @@ def test_without_network_and_without_a_glue_directory_fails_at_once(tmp_path, mo
 
 def test_an_appended_typo_is_warned_with_the_right_spelling(caplog):
     """``+trainer.max_epoch=2`` (Hydra's own advice) composes; the warning names the key meant."""
-    from bertviz_landscape.contracts.config import compose, warn_unused_keys
+    from bertviz_landscape.cli.compose import compose, warn_unused_keys
 
     with caplog.at_level(logging.WARNING, logger="bertviz_landscape"):
         warn_unused_keys(compose("train", ["+trainer.max_epoch=2"]), "train")

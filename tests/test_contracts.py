@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from test_landscape_support import tiny_run  # noqa: F401  (fixture)
 
-from bertviz_landscape.contracts.config import CONF_DIR, compose
+from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.contracts.config import CONF_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bertviz_landscape"

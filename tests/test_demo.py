@@ -11,7 +11,24 @@ from pathlib import Path
 import pytest
 from conftest import TINY_MODEL, write_glue
 
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.pipeline.runner import canonical
+
+
+def request(stage) -> dict:
+    """A stage's request as plain values (what its record digests)."""
+    return canonical(stage.request)
+
+
+def applied(config: dict, override: str) -> bool:
+    """Whether the training config has the value the override `key=value` sets."""
+    import yaml
+
+    key, value = override.split("=", 1)
+    node = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node == yaml.safe_load(value)
 
 
 def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str], **extra):
@@ -69,8 +86,8 @@ def available_analyses() -> list[str]:
 
 
 def test_demo_bad_grid_is_a_clear_error(tmp_path):
+    from bertviz_landscape.cli.demo import stages as build_stages
     from bertviz_landscape.contracts.errors import BadInput
-    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "landscape.line.num=11"])
     with pytest.raises(BadInput, match=r"landscape.line: 11 points on \[-0.5, 1.5\] miss α = 0, 1"):
@@ -100,7 +117,7 @@ def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropo
     scratch, the head pretrained) — or, with the preset's init_seed (the demo's: the runs of an arm
     share θ0, as analysis=basins needs), init.seed=init_seed; its plane's δ2 is the same seed's
     second-task run."""
-    from bertviz_landscape.pipeline.demo import build_stages
+    from bertviz_landscape.cli.demo import stages as build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[3,7,11]", f"init_seed={init_seed or 'null'}"])
     stages = {s.name: s for s in build_stages(cfg)}
@@ -108,30 +125,29 @@ def test_every_seed_is_a_replicate_with_its_own_theta0_head_data_order_and_dropo
     for seed in (3, 7, 11):
         for task in (main, second):
             for init in ("pretrained", "scratch"):
-                over = stages[f"train {task}_{init}_seed{seed}"].spec["overrides"]
-                assert f"seed={seed}" in over and f"init.seed={init_seed or seed}" in over
-                assert (
-                    stages[f"train {task}_{init}_seed{seed}"]
-                    .spec["run"]
-                    .endswith(f"{task}_{init}_seed{seed}")
+                train = request(stages[f"train {task}_{init}_seed{seed}"])
+                assert train["config"]["seed"] == seed and train["config"]["init"]["seed"] == (
+                    init_seed or seed
                 )
-        plane = stages[f"plane {main}_scratch_seed{seed}"].spec["overrides"]
-        assert any(o.startswith("run2=") and o.endswith(f"{second}_scratch_seed{seed}") for o in plane)
+                assert train["run"].endswith(f"{task}_{init}_seed{seed}")
+        plane = request(stages[f"plane {main}_scratch_seed{seed}"])
+        assert plane["run2"].endswith(f"{second}_scratch_seed{seed}")
         assert stages[f"flatness {main}_pretrained_seed{seed}"].outputs[0].name == (
             f"flatness_{main}_pretrained_seed{seed}.json"
         )
     assert compose("demo").seeds and len(compose("demo").seeds) >= 3  # the demo decides (>= 3 per arm)
     # the pretrained flatness is matched against the same seed's scratch run
-    over = stages[f"flatness {main}_pretrained_seed7"].spec["overrides"]
-    assert over[-1].startswith("analysis.matched.run=") and over[-1].endswith(f"{main}_scratch_seed7")
-    assert not any("matched.run" in o for o in stages[f"flatness {main}_scratch_seed7"].spec["overrides"])
+    matched = request(stages[f"flatness {main}_pretrained_seed7"])["analysis"]["matched"]
+    assert matched["run"].endswith(f"{main}_scratch_seed7")
+    assert request(stages[f"flatness {main}_scratch_seed7"])["analysis"]["matched"]["run"] is None
 
 
 def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
     """make analyses: with both_ways=true every task gets its surfaces and analyses, δ2 from the
     other task's run of the same seed and init; each run trains once and in full (the second-task
     overrides only shorten runs that only span δ2); figures, W&B and report once at the end."""
-    from bertviz_landscape.pipeline.demo import build_stages
+    from bertviz_landscape.analysis import registry
+    from bertviz_landscape.cli.demo import stages as build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]", "both_ways=true"])
     stages = build_stages(cfg)
@@ -143,11 +159,12 @@ def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
         f"train {t}_{i}_seed0" for t in ("mrpc", "rte") for i in ("pretrained", "scratch")
     )
     for task, other in (("mrpc", "rte"), ("rte", "mrpc")):
-        assert not set(cfg.train.second_task) & set(by_name[f"train {task}_scratch_seed0"].spec["overrides"])
-        plane = by_name[f"plane {task}_scratch_seed0"].spec["overrides"]
-        assert any(o.startswith("run2=") and o.endswith(f"{other}_scratch_seed0") for o in plane)
-        assert any(o.endswith(f"surfaces/{task}_scratch_seed0_plane.h5") for o in plane)
-        for name in cfg.analyses:
+        train = request(by_name[f"train {task}_scratch_seed0"])["config"]
+        assert not any(applied(train, o) for o in cfg.train.second_task)
+        plane = request(by_name[f"plane {task}_scratch_seed0"])
+        assert plane["run2"].endswith(f"{other}_scratch_seed0")
+        assert plane["output"].endswith(f"surfaces/{task}_scratch_seed0_plane.h5")
+        for name in registry.names():  # every registered analysis (conf/demo.yaml analyses: null)
             assert by_name[f"{name} {task}_pretrained_seed0"].outputs[0].name == (
                 f"{name}_{task}_pretrained_seed0.json"
             )
@@ -161,11 +178,11 @@ def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
         s.name: s
         for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]"]))
     }
-    assert set(cfg.train.second_task) <= set(rte["train rte_scratch_seed0"].spec["overrides"])
+    assert all(applied(request(rte["train rte_scratch_seed0"])["config"], o) for o in cfg.train.second_task)
 
 
 def test_the_replicate_preset_has_five_seeds_a_scratch_sweep_and_a_256_example_hessian(tmp_path):
-    from bertviz_landscape.pipeline.demo import build_stages
+    from bertviz_landscape.cli.demo import stages as build_stages
 
     cfg = compose("replicate", [f"output_dir={tmp_path}"])
     assert len(cfg.seeds) >= 5 and len(cfg.scratch_lrs) >= 3
@@ -210,8 +227,9 @@ def _sweep_run(root, name: str, seed: int, dev: float):
 def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_names_every_rate(
     tmp_path, monkeypatch
 ):
+    from bertviz_landscape.cli.demo import stages as build_stages
     from bertviz_landscape.contracts.errors import BadInput
-    from bertviz_landscape.pipeline.demo import build_stages, read_sweep, write_sweep
+    from bertviz_landscape.pipeline.lr_sweep import read_sweep, write_sweep
     from bertviz_landscape.publish.report.writer import render_results, sweep_lines
 
     over = [
@@ -245,8 +263,8 @@ def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_
     rest = {s.name: s for s in build_stages(cfg, selected="scratch_lr0.0003")}
     assert "train sst2_scratch_lr0.0003_seed2" in rest and "train mrpc_scratch_lr0.0003_seed2" in rest
     assert not any("lr0.001" in n or "lr0.0001_" in n for n in rest)
-    over_flat = rest["flatness sst2_pretrained_seed2"].spec["overrides"]
-    assert over_flat[-1].endswith("sst2_scratch_lr0.0003_seed2")  # matched against the chosen rate
+    over_flat = request(rest["flatness sst2_pretrained_seed2"])["analysis"]["matched"]["run"]
+    assert over_flat.endswith("sst2_scratch_lr0.0003_seed2")  # matched against the chosen rate
     with pytest.raises(BadInput, match="not one of"):
         build_stages(cfg, selected="scratch_lr0.1")
     text = "\n".join(sweep_lines(sweep))
@@ -263,26 +281,25 @@ def test_a_sweep_analysed_at_its_best_rate_chooses_the_best_mean_and_the_report_
 
 
 def test_a_scratch_learning_rate_sweep_is_one_arm_per_rate(tmp_path):
+    from bertviz_landscape.cli.demo import stages as build_stages
     from bertviz_landscape.contracts.errors import BadInput
-    from bertviz_landscape.pipeline.demo import build_stages
 
     cfg = compose("demo", [f"output_dir={tmp_path}", "seeds=[0,1,2]", "scratch_lrs=[1e-4,3e-4,1e-3]"])
     stages = {s.name: s for s in build_stages(cfg)}
     main = cfg.tasks[0]
     for lr in ("0.0001", "0.0003", "0.001"):
-        over = stages[f"train {main}_scratch_lr{lr}_seed2"].spec["overrides"]
-        assert "init=scratch" in over and f"init.lr={lr}" in over and "seed=2" in over
+        over = request(stages[f"train {main}_scratch_lr{lr}_seed2"])["config"]
+        assert over["init"]["name"] == "scratch" and over["init"]["lr"] == float(lr) and over["seed"] == 2
         assert f"consistency {main}_scratch_lr{lr}_seed2" in stages
-    assert not any(
-        o.startswith("init.lr=") for o in stages[f"train {main}_pretrained_seed2"].spec["overrides"]
-    )
+    preset = compose("train", [f"experiment={cfg.train.experiment}", f"task={main}", "init=pretrained"])
+    assert request(stages[f"train {main}_pretrained_seed2"])["config"]["init"]["lr"] == preset.init.lr
     with pytest.raises(BadInput, match="scratch_lrs="):
         build_stages(compose("demo", [f"output_dir={tmp_path}", "scratch_lrs=[1e-4,1e-4]"]))
 
 
 @pytest.mark.slow
 def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, monkeypatch):
-    from bertviz_landscape.pipeline.demo import run_demo
+    from bertviz_landscape.cli.demo import demo as run_demo
     from bertviz_landscape.plots.results import Results
     from bertviz_landscape.publish.report import claims
 
@@ -378,7 +395,7 @@ def test_demo_end_to_end_on_the_tiny_config(tmp_path, tiny_pretrained_model, mon
 def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_path):
     """A stage is skipped only when its outputs exist and its record matches its settings and
     the files it reads as they are now (read when the stage is reached, not when it was built)."""
-    from bertviz_landscape.pipeline.demo import Pipeline, Stage, _run_stamp
+    from bertviz_landscape.pipeline.runner import Pipeline, Stage
 
     calls = []
     run = tmp_path / "run"
@@ -403,7 +420,7 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_p
     def stages(lr="1"):
         return [
             make("train x", tmp_path / "a.txt", {"lr": lr}, train),
-            make("curve x", tmp_path / "b.txt", {"run": _run_stamp(run)}, curve),
+            Stage("curve x", {"run": str(run)}, [tmp_path / "b.txt"], curve, inputs=[run / "metrics.json"]),
         ]
 
     out = io.StringIO()
@@ -424,7 +441,7 @@ def test_pipeline_skips_finished_stages_and_reruns_changed_or_missing_ones(tmp_p
 
 
 def test_a_failing_stage_is_named_and_leaves_no_record(tmp_path):
-    from bertviz_landscape.pipeline.demo import Pipeline, Stage
+    from bertviz_landscape.pipeline.runner import Pipeline, Stage
 
     def boom():
         raise RuntimeError("disk on fire")
@@ -438,7 +455,8 @@ def test_a_failing_stage_is_named_and_leaves_no_record(tmp_path):
 
 @pytest.mark.slow
 def test_demo_with_a_sweep_analysed_at_its_best_rate_end_to_end(tmp_path, tiny_pretrained_model, monkeypatch):
-    from bertviz_landscape.pipeline.demo import read_sweep, run_demo
+    from bertviz_landscape.cli.demo import demo as run_demo
+    from bertviz_landscape.pipeline.lr_sweep import read_sweep
     from bertviz_landscape.plots.results import Results
 
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -1,5 +1,5 @@
-"""The demo's stage records (issue 19): an edit to a YAML file a stage composes re-runs it; a
-copied demo directory is the same demo (paths count relative to it, files by content)."""
+"""The demo's stage records (issue 19): an edit to a YAML file a stage's request is composed from
+re-runs it; a copied demo directory is the same demo (paths count relative to it, files by content)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 from conftest import changes, tree_state
 
 import bertviz_landscape.contracts.config as config_module
-from bertviz_landscape.pipeline.demo import Pipeline, Stage, _composed, _file_stamp, _Lazy
+from bertviz_landscape.cli.compose import compose
+from bertviz_landscape.cli.demo import stages as demo_stages
+from bertviz_landscape.pipeline.runner import Pipeline, Stage
 
 
 def run_pipeline(root: Path, stages: list[Stage]) -> list[str]:
@@ -19,17 +21,15 @@ def run_pipeline(root: Path, stages: list[Stage]) -> list[str]:
         return [entry["status"] for entry in Pipeline(root, out=devnull).run(stages)]
 
 
-EDITS = {  # issue 19's two cases: (command, overrides, YAML file, old text, new text)
+EDITS = {  # issue 19's two cases: (the demo's stage, YAML file, old text, new text)
     "consistency quantiles": (
-        "analyze",
-        ["analysis=consistency"],
+        "consistency sst2_pretrained_seed0",
         "analysis/consistency.yaml",
         "quantiles: [10, 25, 50]",
         "quantiles: [10, 20, 50]",
     ),
     "demo max_length": (
-        "train",
-        ["experiment=demo", "task=sst2", "init=scratch"],
+        "train sst2_scratch_seed0",
         "experiment/demo.yaml",
         "max_length: 64 ",
         "max_length: 48 ",
@@ -37,11 +37,19 @@ EDITS = {  # issue 19's two cases: (command, overrides, YAML file, old text, new
 }
 
 
+def demo_stage(root: Path, name: str, out: Path, action, *overrides: str) -> Stage:
+    """The demo's stage `name` (its request and inputs, composed from the YAML as they are now)
+    with `action` making `out` instead of the real work."""
+    cfg = compose("demo", [f"output_dir={root}", "seeds=[0]", "analyses=[consistency]", *overrides])
+    real = next(s for s in demo_stages(cfg) if s.name == name)
+    return Stage(real.name, real.request, [out], action, inputs=real.inputs)
+
+
 @pytest.mark.parametrize("edit", sorted(EDITS))
 def test_an_edit_to_a_composed_yaml_reruns_the_stage(tmp_path, monkeypatch, edit):
     """Was: "all 21 stages finished in 0.0 s" after an edit to a YAML file a stage composes (the
     record held the command-line overrides only): a stale report."""
-    command, over, name, old, new = EDITS[edit]
+    stage, name, old, new = EDITS[edit]
     conf = shutil.copytree(config_module.CONF_DIR, tmp_path / "conf")
     monkeypatch.setattr(config_module, "CONF_DIR", str(conf))
     root, out = tmp_path / "demo", tmp_path / "demo" / "a.json"
@@ -52,7 +60,7 @@ def test_an_edit_to_a_composed_yaml_reruns_the_stage(tmp_path, monkeypatch, edit
             calls.append(1)
             out.write_text("{}")
 
-        return [Stage(f"{edit} x", {"overrides": over, "config": _composed(command, over)}, [out], action)]
+        return [demo_stage(root, stage, out, action)]
 
     assert run_pipeline(root, stages()) == ["done"]
     assert run_pipeline(root, stages()) == ["skipped"]  # nothing changed
@@ -80,12 +88,7 @@ def test_a_copied_demo_directory_skips_what_it_finished(tmp_path):
 
         return [
             Stage("line", {"output": str(surface)}, [surface], make),
-            Stage(
-                "flatness",
-                {"surface": str(surface), "stamp": _Lazy(lambda: _file_stamp(surface))},
-                [root / "a.json"],
-                analyse,
-            ),
+            Stage("flatness", {"surface": str(surface)}, [root / "a.json"], analyse, inputs=[surface]),
         ]
 
     first = tmp_path / "first"
@@ -106,30 +109,18 @@ def test_data_edited_in_place_rerun_the_train_stage(tmp_path):
     from conftest import write_glue
     from test_fingerprints import flip_labels
 
-    from bertviz_landscape.pipeline.demo import _train_stage
-
     glue = write_glue(tmp_path / "glue")
     root, out = tmp_path / "demo", tmp_path / "demo" / "runs" / "x" / "metrics.json"
     calls = []
 
     def stages(data_dir: Path) -> list[Stage]:
-        real = _train_stage(
-            {"train": {"experiment": "demo"}},
-            "mrpc",
-            "scratch",
-            0,
-            {"scratch": ("scratch", None)},
-            root / "runs" / "x",
-            [f"data.glue_dir={data_dir}"],
-            second=False,
-        )
-
         def action():  # the stage's own record, without training
             calls.append(1)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text("{}")
 
-        return [Stage(real.name, real.spec, [out], action)]
+        over = [f"glue_dir={data_dir}", "tasks=[mrpc,rte]"]
+        return [demo_stage(root, "train mrpc_scratch_seed0", out, action, *over)]
 
     assert run_pipeline(root, stages(glue)) == ["done"]
     assert run_pipeline(root, stages(glue)) == ["skipped"]

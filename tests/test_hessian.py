@@ -209,8 +209,8 @@ def test_flatness_with_hessian_enabled_measures_theta1_of_the_run(tiny_run, tmp_
 
     import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
     from bertviz_landscape.cli.analyze import run as analyze
+    from bertviz_landscape.cli.compose import compose
     from bertviz_landscape.contracts.checkpoints import content_hash
-    from bertviz_landscape.contracts.config import compose
 
     run = make_run_dir(tmp_path / "run", tiny_run)
     data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(tiny_run).items()]

@@ -176,3 +176,39 @@ def test_the_contract_sees_function_level_imports(tmp_path):
     source.write_text("def f():\n    from bertviz_landscape.plots import style\n")
     found = imports_of(source, {"bertviz_landscape.plots", "bertviz_landscape.plots.style"})
     assert found == [("bertviz_landscape.plots.style", 2, True)]
+
+
+def hydra_imports(path: Path) -> list[int]:
+    """The lines of `path` that import Hydra (``import hydra``, ``from hydra... import``), in a
+    function or not."""
+    tree = ast.parse(path.read_text())
+    lines = []
+    for node in ast.walk(tree):
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module]
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+            else []
+        )
+        if any(n == "hydra" or n.startswith("hydra.") for n in names):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_only_the_cli_floor_imports_hydra():
+    """Hydra composes configs on the cli floor (cli/compose.py, the commands) and nowhere below:
+    the engine and the analyses take typed requests, whose defaults are the YAML's."""
+    found = [
+        f"{path.relative_to(ROOT.parent)}:{line}"
+        for m, path in modules().items()
+        if unit_of(m) not in ("cli", "api")
+        for line in hydra_imports(path)
+    ]
+    assert not found, "Hydra imported below the cli floor:\n" + "\n".join(found)
+
+
+def test_the_hydra_check_sees_function_level_imports(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from hydra.core.global_hydra import GlobalHydra\n\nimport hydra\n")
+    assert hydra_imports(source) == [2, 4]

@@ -16,7 +16,7 @@ from test_landscape_support import build_tiny, data_cfg, tiny_run  # noqa: F401 
 import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
 from bertviz_landscape.analysis.layers import layers, rollback_sets
 from bertviz_landscape.cli.analyze import run as analyze
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.training.data.glue import load_glue_split
 from bertviz_landscape.training.data.tasks import get_task

@@ -77,7 +77,7 @@ def test_flatness_numbers_from_the_run(analysis_run, tmp_path):
     run: every contract name is in `numbers`, and each equals the per_run value it summarises."""
     import bertviz_landscape.analysis  # noqa: F401  (the output-name resolver)
     from bertviz_landscape.cli.analyze import run as analyze
-    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.cli.compose import compose
 
     run = analysis_run["run"]
     data = [f"data.{k}={'null' if v is None else v}" for k, v in data_cfg(analysis_run["tiny"]).items()]

@@ -111,7 +111,7 @@ def test_a_copied_run_directory_is_refused_where_analyses_aggregate_seeds(tmp_pa
 
 def test_bertviz_analyze_refuses_a_copied_run_as_a_second_seed(tmp_path):
     from bertviz_landscape.cli.analyze import run as analyze
-    from bertviz_landscape.contracts.config import compose
+    from bertviz_landscape.cli.compose import compose
 
     run = fake_run(tmp_path / "a", b"theta1 weights")
     copy = shutil.copytree(run, tmp_path / "b")

@@ -11,7 +11,8 @@ from pathlib import Path
 from test_claims import synthetic
 
 from bertviz_landscape.contracts.rundir import RunDir
-from bertviz_landscape.pipeline.demo import freeze_plan, plan_document
+from bertviz_landscape.pipeline.demo import freeze_plan
+from bertviz_landscape.pipeline.plan import plan_document
 from bertviz_landscape.publish.report import claims
 from bertviz_landscape.publish.report import plan as plan_mod
 from bertviz_landscape.publish.report.writer import TABLE_HEAD, write_report

@@ -395,8 +395,8 @@ def write_fixture_dir(root: Path, beat_scratch=True) -> Path:
 
 
 def test_draw_all_and_report_from_a_results_directory(tmp_path):
+    from bertviz_landscape.cli.compose import compose
     from bertviz_landscape.cli.plot import run
-    from bertviz_landscape.contracts.config import compose
 
     root = write_fixture_dir(tmp_path / "res")
     manifest = run(compose("plot", [f"results={root}"]))

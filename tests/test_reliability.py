@@ -148,7 +148,7 @@ def test_read_only_run_directory_is_one_error_before_any_work(glue_dir, tmp_path
 
 
 def test_unused_config_key_is_warned_about(glue_dir, tmp_path, caplog):
-    from bertviz_landscape.contracts.config import compose, unused_keys
+    from bertviz_landscape.cli.compose import compose, unused_keys
 
     assert unused_keys(compose("train", ["+foo=1", "+data.shufle=true"]), "train") == ["foo", "data.shufle"]
     assert (

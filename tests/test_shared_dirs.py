@@ -14,7 +14,7 @@ from conftest import assert_changes_only_under, exits_2_with_one_line, tiny_trai
 
 from bertviz_landscape.contracts.locks import BusyError, held, holder
 from bertviz_landscape.contracts.rundir import RunDir
-from bertviz_landscape.pipeline.demo import Pipeline, Stage
+from bertviz_landscape.pipeline.runner import Pipeline, Stage
 from bertviz_landscape.training.train import train
 
 

@@ -21,7 +21,7 @@ from conftest import assert_changes_only_under, exits_2_with_one_line, tree_stat
 from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
 from test_plots import make_surface, write_fixture_dir
 
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.engine.surface import load_surface, write_surface
 from bertviz_landscape.publish.report import plan as plan_mod
 
@@ -380,7 +380,7 @@ def _in_place_writers(tmp_path: Path):
     from bertviz_landscape.contracts.locks import held
     from bertviz_landscape.contracts.sketches import SketchWriter
     from bertviz_landscape.contracts.snapshots import write_snapshot
-    from bertviz_landscape.pipeline.demo import Pipeline, Stage
+    from bertviz_landscape.pipeline.runner import Pipeline, Stage
     from bertviz_landscape.training.callbacks.epochs import _append_line
 
     d = tmp_path / "dir"

@@ -22,8 +22,9 @@ from conftest import (
     write_glue,
 )
 
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.checkpoints import check_resume_state
-from bertviz_landscape.contracts.config import compose, run_name
+from bertviz_landscape.contracts.config import run_name
 from bertviz_landscape.contracts.errors import EXIT_BAD_INPUT, BadInput, CheckpointError, LandscapeError
 from bertviz_landscape.contracts.names import ConfinementError, check_name, confine
 from bertviz_landscape.contracts.rundir import RunDir

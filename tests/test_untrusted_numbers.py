@@ -19,7 +19,7 @@ from conftest import assert_changes_only_under, exits_2_with_one_line, tree_stat
 from test_analysis_support import analysis_run  # noqa: F401  (fixture)
 
 from bertviz_landscape.cli.analyze import run as analyze
-from bertviz_landscape.contracts.config import compose
+from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.contracts.snapshots import Snapshots
 

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
     AnalysisError,
@@ -50,6 +49,7 @@ from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Ro
 from bertviz_landscape.contracts.checkpoints import load_checkpoints
 from bertviz_landscape.contracts.devices import pick_device
 from bertviz_landscape.contracts.parameters import trainable_parameters
+from bertviz_landscape.contracts.sections import Settings, section
 from bertviz_landscape.training.data.eval_sets import load_eval_sets
 from bertviz_landscape.training.data.tasks import get_task
 
@@ -153,9 +153,33 @@ def basins(
     return analysis_result("basins", {"runs": [i.run for i in infos]}, infos, per_run, scalars, numbers)
 
 
-def basins_from_config(cfg: DictConfig) -> dict:
-    from omegaconf import OmegaConf
+@section
+class BasinsLine(Settings):
+    """`analysis.t`: the points on the line θ(t) (conf/analysis/basins.yaml)."""
 
+    min: float = 0.0
+    max: float = 1.0
+    num: int = 9
+
+
+@section
+class BasinsPartner(Settings):
+    run: str | None = None
+
+
+@section
+class BasinsOptions(Settings):
+    """conf/analysis/basins.yaml."""
+
+    name: str = "basins"
+    t: BasinsLine = BasinsLine()
+    partner: BasinsPartner = BasinsPartner()
+    max_train_samples: int | None = 256
+    max_eval_samples: int | None = None
+
+
+def basins_from_config(cfg) -> dict:
+    """The analysis JSON of an `AnalyzeRequest` for analysis=basins."""
     a = cfg.analysis
     partner = (a.get("partner") or {}).get("run")
     t = a.t
@@ -164,7 +188,7 @@ def basins_from_config(cfg: DictConfig) -> dict:
         config_list(cfg, "run", "runs"),
         [] if partner in (None, "") else [str(partner)],
         ts,
-        OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
+        cfg.data.to_dict() if cfg.get("data") else None,
         a.max_train_samples,
         a.max_eval_samples,
         str(cfg.get("device", "auto")),
@@ -200,4 +224,5 @@ SPEC = AnalysisSpec(
         ),
     ),
     order=60,
+    options=BasinsOptions,
 )

@@ -536,9 +536,7 @@ def run_data_request(data: Any, run: RunDir, **overrides: Any):
     (a smaller max_train_samples is a prefix-subset of a larger one)."""
     from dataclasses import replace
 
-    from omegaconf import DictConfig, OmegaConf
-
-    values = eval_data(OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else data)
+    values = eval_data(data.to_dict() if isinstance(data, DataRequest) else data)
     values.update({k: v for k, v in overrides.items() if v is not None})
     req = DataRequest.from_config(values)
     if req.max_length is None:

@@ -54,7 +54,6 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
     AnalysisError,
@@ -71,6 +70,7 @@ from bertviz_landscape.analysis.common import (
     unknown_run,
 )
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, summary_mean
+from bertviz_landscape.contracts.sections import Settings, section
 
 
 def lowest_region(values: np.ndarray, q: float) -> np.ndarray:
@@ -308,7 +308,26 @@ def consistency(
     )
 
 
-def consistency_from_config(cfg: DictConfig) -> dict:
+@section
+class ConsistencyBootstrap(Settings):
+    samples: int = 200
+    seed: int = 0
+
+
+@section
+class ConsistencyOptions(Settings):
+    """conf/analysis/consistency.yaml."""
+
+    name: str = "consistency"
+    train_key: str = "train_loss"
+    dev_key: str = "dev_error"
+    quantiles: tuple[float, ...] = (10, 25, 50)
+    iou_quantile: float = 25.0
+    bootstrap: ConsistencyBootstrap = ConsistencyBootstrap()
+
+
+def consistency_from_config(cfg) -> dict:
+    """The analysis JSON of an `AnalyzeRequest` for analysis=consistency."""
     a = cfg.analysis
     return consistency(
         config_list(cfg, "surface", "surfaces"),
@@ -366,4 +385,5 @@ SPEC = AnalysisSpec(
     ),
     legacy=legacy_numbers,
     order=30,
+    options=ConsistencyOptions,
 )

@@ -75,7 +75,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.common import (
     AnalysisError,
@@ -119,10 +118,10 @@ from bertviz_landscape.analysis.spec import (
     summary_mean,
 )
 from bertviz_landscape.analysis.trajectory import read_weights, surface_direction_file
-from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.contracts.h5file import open_self_contained
 from bertviz_landscape.contracts.parameters import trainable_parameters
 from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.contracts.sections import Settings, free, section
 
 
 def _crossing(c0: float, v0: float, c1: float, v1: float, level: float) -> float:
@@ -324,7 +323,89 @@ def matched_width(
     return out
 
 
-def hessian_entry(cfg: DictConfig | None, run) -> dict | None:
+@section
+class HessianDensity(Settings):
+    iterations: int = 0
+    runs: int = 1
+
+
+@section
+class HessianOptions(Settings):
+    """`analysis.hessian` (conf/analysis/flatness.yaml)."""
+
+    enabled: bool = False
+    k: int = 5
+    tol: float = 1.0e-3
+    max_iter: int = 100
+    ncv: int | None = None
+    samples: int = 50
+    num_examples: int | None = 64
+    batch_size: int = 32
+    params: Any = free("all")
+    bias_and_norm: str = "include"
+    hvp: str = "double_backward"
+    seed: int = 0
+    normalised: bool = True
+    density: HessianDensity = HessianDensity()
+    groups: bool = False
+
+
+@section
+class InvariantOptions(Settings):
+    """`analysis.invariant` (conf/analysis/flatness.yaml)."""
+
+    enabled: bool = False
+    draws: int = 5
+    seed: int = 0
+    step: float = 0.05
+    max: float = 1.0
+    max_cap: float | None = 8.0
+    bisect: int = 6
+    params: Any = free("all")
+    bias_and_norm: str = "exclude"
+
+
+@section
+class AdaptiveOptions(Settings):
+    """`analysis.adaptive` (conf/analysis/flatness.yaml)."""
+
+    enabled: bool = False
+    rho: float = 0.005
+    steps: int = 3
+    samples: int = 5
+    seed: int = 0
+    params: Any = free("all")
+    bias_and_norm: str = "exclude"
+
+
+@section
+class MatchedOptions(Settings):
+    """`analysis.matched` (conf/analysis/flatness.yaml)."""
+
+    run: str | None = None
+    invariant: bool = True
+    refine: int = 8
+
+
+@section
+class FlatnessOptions(Settings):
+    """conf/analysis/flatness.yaml."""
+
+    name: str = "flatness"
+    key: str = "train_loss"
+    center: Any = free(None)  # (α, β) of the grid point; None: θ1
+    epsilons: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5)
+    epsilon: float = 0.1
+    matched_train_loss: float | None = None
+    hessian: HessianOptions = HessianOptions()
+    examples: int | None = 256
+    batch_size: int = 32
+    invariant: InvariantOptions = InvariantOptions()
+    adaptive: AdaptiveOptions = AdaptiveOptions()
+    matched: MatchedOptions = MatchedOptions()
+
+
+def hessian_entry(cfg, run) -> dict | None:
     """The Hessian numbers (analysis/hessian.py, `hessian_entry(cfg, run_dir)`) when enabled."""
     if cfg is None or not bool((cfg.analysis.get("hessian") or {}).get("enabled", False)):
         return None
@@ -342,7 +423,7 @@ def _same_examples(a, b) -> bool:
 
 def _section(name: str, values: dict) -> Any:
     """conf/analysis/flatness.yaml's section `name` with `values` (its key names) on top."""
-    return compose("analyze", ["analysis=flatness"], {"analysis": {name: values}}).analysis[name]
+    return FlatnessOptions(**{name: values})[name]
 
 
 def hessian_request(**values: Any) -> HessianRequest:
@@ -432,7 +513,7 @@ def matched_measure(
     return out
 
 
-def run_measures(cfg: DictConfig | None, rd: RunDir | None) -> dict:
+def run_measures(cfg, rd: RunDir | None) -> dict:
     """The measures at θ1 that evaluate the model (module docstring): invariant, adaptive, matched,
     train_loss_theta1. Empty when none is enabled."""
     if cfg is None:
@@ -531,9 +612,10 @@ def flatness(
     epsilons: Sequence[float] = (0.01, 0.05, 0.1, 0.5),
     center: Sequence[float] | None = None,
     matched_train_loss: float | None = None,
-    cfg: DictConfig | None = None,
+    cfg=None,
 ) -> dict:
-    """The flatness analysis JSON (one surface per run; `cfg` only for the Hessian hook)."""
+    """The flatness analysis JSON (one surface per run; `cfg`, an `AnalyzeRequest`, only for the
+    measures at θ1)."""
     surfaces, runs = list(surfaces), list(runs)
     a = cfg.analysis if cfg is not None else {}
     at_theta1 = cfg is not None and any(
@@ -627,7 +709,8 @@ def flatness(
     )
 
 
-def flatness_from_config(cfg: DictConfig) -> dict:
+def flatness_from_config(cfg) -> dict:
+    """The analysis JSON of an `AnalyzeRequest` for analysis=flatness."""
     a = cfg.analysis
     center = None if a.get("center") is None else [float(v) for v in a.center]
     matched = a.get("matched_train_loss")
@@ -727,4 +810,5 @@ SPEC = AnalysisSpec(
     ),
     legacy=legacy_numbers,
     order=10,
+    options=FlatnessOptions,
 )

@@ -77,7 +77,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from scipy.stats import spearmanr
 
 from bertviz_landscape.analysis.common import (
@@ -92,12 +91,13 @@ from bertviz_landscape.analysis.common import (
 )
 from bertviz_landscape.analysis.measures.cka import layer_representations, linear_cka
 from bertviz_landscape.analysis.measures.noise import exceeds_noise, paired_stderr
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.contracts.checkpoints import load_checkpoints
-from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.contracts.devices import pick_device
 from bertviz_landscape.contracts.errors import LandscapeError
 from bertviz_landscape.contracts.parameters import check_layer, layer_map, shared_block_note
+from bertviz_landscape.contracts.sections import Settings, free, section
 from bertviz_landscape.engine import directions as dirs
 from bertviz_landscape.engine.evaluator import Evaluator
 from bertviz_landscape.engine.grid import Axis
@@ -172,6 +172,30 @@ def _scalar_name(entry: dict) -> str:
     return f"rollback_{'bottom' if entry['kind'] == 'bottom_k' else 'top'}_{entry['k']}"
 
 
+@section
+class LayersAlpha(Settings):
+    """`analysis.alpha`: the curves' α (conf/analysis/layers.yaml)."""
+
+    min: float = -0.5
+    max: float = 1.5
+    num: int = 9
+
+
+@section
+class LayersOptions(Settings):
+    """conf/analysis/layers.yaml."""
+
+    name: str = "layers"
+    alpha: LayersAlpha = LayersAlpha()
+    layers: Any = free(None)  # a layer name or a list of them; None: every layer
+    curves: bool = True
+    cka: bool = True
+    rollback: bool = True
+    rollback_spans: bool = True
+    max_train_samples: int | None = 256
+    max_eval_samples: int | None = None
+
+
 @dataclass(frozen=True)
 class LayersRequest:
     """analysis=layers as conf/analyze.yaml and conf/analysis/layers.yaml say it (the defaults live
@@ -194,10 +218,11 @@ class LayersRequest:
     cka: bool = True
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> LayersRequest:
+    def from_config(cls, cfg) -> LayersRequest:
+        """From an `AnalyzeRequest` for analysis=layers."""
         a = cfg.analysis
         try:
-            axis = Axis.parse("alpha", OmegaConf.to_container(a.alpha, resolve=True))
+            axis = Axis.parse("alpha", a.alpha)
         except LandscapeError as err:
             raise AnalysisError(f"analysis.alpha: {err}".replace("grid.alpha", "analysis.alpha")) from None
         selected = a.layers
@@ -206,7 +231,7 @@ class LayersRequest:
         return cls(
             runs=tuple(config_list(cfg, "run", "runs")),
             alphas=tuple(float(x) for x in axis.coordinates),
-            data=OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
+            data=cfg.data.to_dict() if cfg.get("data") else None,
             selected=None if selected is None else tuple(str(x) for x in selected),
             curves=bool(a.curves),
             rollback=bool(a.rollback),
@@ -431,8 +456,8 @@ def layers(runs: Sequence[str | os.PathLike], **values: Any) -> dict:
     the YAML — the analysis's keys (``alpha={"min", "max", "num"}``, ``layers=[...]``,
     ``rollback=false``, …) and the analyze config's ``data=``, ``device=``, ``progress=``."""
     top = {k: values.pop(k) for k in ("data", "device", "progress") if k in values}
-    cfg = compose("analyze", ["analysis=layers"], {**top, "runs": [str(r) for r in runs], "analysis": values})
-    return compute_layers(LayersRequest.from_config(cfg))
+    req = AnalyzeRequest(**top, runs=[str(r) for r in runs], analysis={"name": "layers", **values})
+    return compute_layers(LayersRequest.from_config(req))
 
 
 def compute_layers(req: LayersRequest) -> dict:
@@ -459,7 +484,7 @@ def compute_layers(req: LayersRequest) -> dict:
     )
 
 
-def layers_from_config(cfg: DictConfig) -> dict:
+def layers_from_config(cfg) -> dict:
     return compute_layers(LayersRequest.from_config(cfg))
 
 
@@ -564,4 +589,5 @@ SPEC = AnalysisSpec(
     ),
     legacy=legacy_numbers,
     order=40,
+    options=LayersOptions,
 )

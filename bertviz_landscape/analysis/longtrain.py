@@ -39,7 +39,6 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from omegaconf import DictConfig
 from scipy.stats import binomtest, linregress
 from scipy.stats import t as student_t
 
@@ -57,6 +56,7 @@ from bertviz_landscape.analysis.common import (
 from bertviz_landscape.analysis.measures.noise import binomial_stderr, exceeds_noise, unpaired_stderr
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, summary_mean
 from bertviz_landscape.analysis.trajectory import plane_of_surface, project_epochs
+from bertviz_landscape.contracts.sections import Settings, section
 from bertviz_landscape.contracts.snapshots import Snapshots
 
 
@@ -259,7 +259,15 @@ def longtrain(runs: Sequence[str | os.PathLike], surfaces: Sequence[str | os.Pat
     )
 
 
-def longtrain_from_config(cfg: DictConfig) -> dict:
+@section
+class LongtrainOptions(Settings):
+    """conf/analysis/longtrain.yaml (no options of its own)."""
+
+    name: str = "longtrain"
+
+
+def longtrain_from_config(cfg) -> dict:
+    """The analysis JSON of an `AnalyzeRequest` for analysis=longtrain."""
     return longtrain(config_list(cfg, "run", "runs"), config_list(cfg, "surface", "surfaces"))
 
 
@@ -303,4 +311,5 @@ SPEC = AnalysisSpec(
     ),
     legacy=legacy_numbers,
     order=50,
+    options=LongtrainOptions,
 )

@@ -4,7 +4,8 @@ Each analysis module (analysis/<name>.py) ends with ``SPEC = AnalysisSpec(...)``
 (analysis/registry.py) finds it there, and every consumer iterates the registry instead of naming
 the analysis:
 
-    run         bertviz-analyze analysis=<name>: the config → analysis JSON adapter
+    run         bertviz-analyze analysis=<name>: the request (analysis/request.py) → analysis JSON
+    options     its options: a `Settings` dataclass whose defaults are conf/analysis/<name>.yaml's
     reads       what the demo hands it, in this order: its main-task run (``run=``) and which of
                 the run's surfaces (``surface=`` the 1D ``line`` along δ1 or the 2D ``plane``)
     matched     a pretrained run also gets the same seed's from-scratch run (``analysis.matched.run=``)
@@ -25,8 +26,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
-
-from omegaconf import DictConfig
 
 from bertviz_landscape.analysis.measures.evidence import Options
 
@@ -88,7 +87,7 @@ Legacy = Callable[
 @dataclass(frozen=True)
 class AnalysisSpec:
     name: str
-    run: Callable[[DictConfig], dict[str, Any]]
+    run: Callable[[Any], dict[str, Any]]  # (an AnalyzeRequest) -> the analysis JSON
     reads: tuple[Input, ...] = ("run",)
     matched: bool = False
     partner: bool = False  # paired with the next seed's run of the same arm (``analysis.partner.run=``)
@@ -98,6 +97,7 @@ class AnalysisSpec:
     claims: tuple[ClaimSpec, ...] = field(default=())
     legacy: Legacy | None = None
     order: int = 100  # where its rows stand in the report's tables (ascending, then by name)
+    options: type | None = None  # its options (contracts.sections.Settings; None: taken as given)
 
     def __post_init__(self) -> None:
         bad = [r for r in self.reads if r not in INPUTS]

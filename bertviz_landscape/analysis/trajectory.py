@@ -48,14 +48,13 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from bertviz_landscape.analysis.common import (
     AnalysisError,
@@ -72,13 +71,14 @@ from bertviz_landscape.analysis.common import (
     surface_input,
 )
 from bertviz_landscape.analysis.measures.path_loss import path_loss_of_run
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.analysis.spec import AnalysisSpec, ClaimSpec, Measure, Options, Row, finite
 from bertviz_landscape.contracts.atomic import atomic_path
 from bertviz_landscape.contracts.checkpoints import read_tensors
-from bertviz_landscape.contracts.config import compose
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.parameters import select_parameters
 from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.contracts.sections import Settings, free, section
 from bertviz_landscape.contracts.sketches import (
     Sketches,
     has_sketches,
@@ -390,6 +390,57 @@ def project_epochs(run: RunDir, snapshots, plane: Plane, surface, primary: str |
 
 
 # --- the analysis ---------------------------------------------------------------------------
+@section
+class PcaOptions(Settings):
+    """`analysis.pca` (conf/analysis/trajectory.yaml)."""
+
+    enabled: bool = True
+    components: int = 2
+    params: Any = free("all")
+    bias_and_norm: str = "include"
+    memory_mb: float = 512
+
+
+@section
+class PcaSurfaceOptions(Settings):
+    """`analysis.pca_surface` (conf/analysis/trajectory.yaml)."""
+
+    enabled: bool = False
+    grid: dict = field(
+        default_factory=lambda: {
+            "x": {"min": -1.0, "max": 1.0, "num": 11},
+            "y": {"min": -1.0, "max": 1.0, "num": 11},
+        }
+    )
+    splits: tuple[str, ...] = ("train",)
+    output: str | None = None
+
+
+@section
+class PathLossOptions(Settings):
+    """`analysis.path_loss` (conf/analysis/trajectory.yaml)."""
+
+    enabled: bool = False
+    examples: int | None = 256
+    batch_size: int = 32
+    threshold: float | None = 0.3
+    every: int = 1
+
+
+@section
+class TrajectoryOptions(Settings):
+    """conf/analysis/trajectory.yaml."""
+
+    name: str = "trajectory"
+    projection_file: str | None = None
+    source: str = "auto"
+    surface_key: str = "train_loss"
+    pca: PcaOptions = PcaOptions()
+    pca_surface: PcaSurfaceOptions = PcaSurfaceOptions()
+    epoch_points: bool = True
+    path_loss: PathLossOptions = PathLossOptions()
+
+
 @dataclass(frozen=True)
 class PcaRequest:
     """`analysis.pca`: the trajectory PCA (Li et al.) of the snapshot deltas."""
@@ -444,9 +495,10 @@ class TrajectoryRequest:
     path_loss: PathLossRequest
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> TrajectoryRequest:
+    def from_config(cls, cfg) -> TrajectoryRequest:
+        """From an `AnalyzeRequest` for analysis=trajectory."""
         a = cfg.analysis
-        data = OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None
+        data = cfg.data.to_dict() if cfg.get("data") else None
         device = str(cfg.device)
         params = a.pca.params
         ps, pl = a.pca_surface, a.path_loss
@@ -467,7 +519,7 @@ class TrajectoryRequest:
             ),
             pca_surface=PcaSurfaceRequest(
                 enabled=bool(ps.enabled),
-                grid=OmegaConf.to_container(ps.grid, resolve=True) if ps.grid else None,
+                grid=dict(ps.grid) if ps.grid else None,
                 splits=tuple(ps.splits),
                 output=Path(str(ps.output)) if ps.output else None,
                 data=data,
@@ -493,18 +545,14 @@ def trajectory_request(
     top of the YAML: the analysis's keys (``surface_key=``, ``source=``, ``pca={"enabled": False}``,
     ``path_loss={...}``, …) and the analyze config's ``data=``, ``device=``, ``progress=``."""
     top = {k: values.pop(k) for k in ("data", "device", "progress") if k in values}
-    cfg = compose(
-        "analyze",
-        ["analysis=trajectory"],
-        {
-            **top,
-            "runs": [str(r) for r in runs],
-            "surfaces": [str(s) for s in surfaces],
-            "output": str(output),
-            "analysis": values,
-        },
+    req = AnalyzeRequest(
+        **top,
+        runs=[str(r) for r in runs],
+        surfaces=[str(s) for s in surfaces],
+        output=str(output),
+        analysis={"name": "trajectory", **values},
     )
-    return TrajectoryRequest.from_config(cfg)
+    return TrajectoryRequest.from_config(req)
 
 
 def trajectory_of_run(
@@ -771,7 +819,7 @@ def compute_trajectory(req: TrajectoryRequest) -> dict:
     )
 
 
-def trajectory_from_config(cfg: DictConfig) -> dict:
+def trajectory_from_config(cfg) -> dict:
     return compute_trajectory(TrajectoryRequest.from_config(cfg))
 
 
@@ -825,4 +873,5 @@ SPEC = AnalysisSpec(
     ),
     legacy=legacy_numbers,
     order=20,
+    options=TrajectoryOptions,
 )

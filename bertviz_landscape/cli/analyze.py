@@ -1,42 +1,29 @@
 """`bertviz-analyze` (python -m bertviz_landscape.analysis): the Hydra edge of the analyses.
 
-Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), looks the
-analysis up in analysis/registry.py and calls its spec's adapter, writes the JSON atomically to
-``output=`` and, with ``wandb.enabled=true``, puts its numbers in a W&B run's summary. Bad input
-exits with status 2 and one line naming the problem; no JSON is written.
+Composes conf/analyze.yaml (``analysis=<name>`` picks conf/analysis/<name>.yaml), turns it into
+one typed `AnalyzeRequest` and calls `analysis.analyze.analyze`: the registry's analysis, its JSON
+written atomically to ``output=`` and, with ``wandb.enabled=true``, its numbers in a W&B run's
+summary. Bad input exits with status 2 and one line naming the problem; no JSON is written.
 """
 
 from __future__ import annotations
 
-import logging
-
 from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
-from bertviz_landscape.analysis.common import log_to_wandb, prepare_output, write_result
-from bertviz_landscape.analysis.registry import get
+from bertviz_landscape.analysis.analyze import analyze
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.cli.command import command
 from bertviz_landscape.contracts.config import CONF_DIR
 
-log = logging.getLogger("bertviz_landscape.analysis")
 CONFIG_PATH = CONF_DIR
+run_request = analyze  # the typed call (api.py)
 
 
 def run(cfg: DictConfig) -> dict:
     """The config → analysis call, without Hydra's runtime (tests call this with a composed cfg).
     Returns the analysis JSON that was written to `cfg.output`."""
-
-    name = str(cfg.analysis.name)
-    spec = get(name)
-    output = prepare_output(cfg.get("output"))
-    result = spec.run(cfg)
-    write_result(output, result, overwrite=bool(cfg.get("overwrite", False)))
-    log.info("analysis=%s written: %s", name, output)
-    if cfg.get("wandb") and cfg.wandb.get("enabled"):
-        options = OmegaConf.to_container(cfg.wandb, resolve=True)
-        where = log_to_wandb(result, options, output)
-        log.info("W&B run: %s", where)
-    return result
+    return analyze(AnalyzeRequest.from_mapping(OmegaConf.to_container(cfg, resolve=True)))
 
 
 main = command("bertviz-analyze", "analyze", run)

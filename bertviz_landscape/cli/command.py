@@ -22,7 +22,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from bertviz_landscape.contracts.config import CHECKED_SECTIONS, CONF_DIR, compose, warn_unused_keys
+from bertviz_landscape.cli.compose import CHECKED_SECTIONS, compose, warn_unused_keys
+from bertviz_landscape.contracts.config import CONF_DIR
 from bertviz_landscape.contracts.errors import EXIT_BAD_INPUT, BadInput, exit_on_bad_input
 
 

@@ -45,7 +45,7 @@ def _plot():
 
 
 def _demo():
-    from bertviz_landscape.pipeline.demo import main  # start-up time: after the check
+    from bertviz_landscape.cli.demo import main  # start-up time: after the check
 
     return main
 

@@ -8,19 +8,24 @@ k ≡ s (mod n), which spreads the cheap (near) and expensive (far, non-finite) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from bertviz_landscape.contracts.errors import LandscapeError
+from bertviz_landscape.contracts.sections import Section, UnknownKeyword, check_keywords, section
 
 MAX_POINTS = 10_000_000  # 1e7 forward passes: far beyond any landscape (the paper's are ~1e3-1e4)
 ARRAYS_PER_SURFACE = 8  # float64 arrays of a surface: train/dev loss, error, metrics, accuracy
 
 
-@dataclass(frozen=True)
-class Axis:
+AXIS_KEYS = ("min", "max", "num")
+GRID_KEYS = ("name", "x", "y")
+
+
+@section
+class Axis(Section):
     min: float
     max: float
     num: int
@@ -57,11 +62,45 @@ class Axis:
         return np.linspace(self.min, self.max, self.num)
 
 
-@dataclass(frozen=True)
-class Grid:
-    x: Axis
+@section
+class Grid(Section):
+    """The grid; its defaults are conf/grid/line.yaml's (`PLANE`: conf/grid/plane.yaml's)."""
+
+    x: Axis = Axis(-0.5, 1.5, 21)
     y: Axis | None = None
-    name: str | None = None  # the config's name (conf/grid/<name>.yaml): figures are named after it
+    name: str | None = "line"  # the config's name (conf/grid/<name>.yaml): figures are named after it
+
+    def __post_init__(self) -> None:
+        for axis_name, axis in (("x", self.x), ("y", self.y)):
+            if axis is not None and axis.num < 2:  # a curve of one point has no shape to draw or measure
+                raise LandscapeError(
+                    f"grid.{axis_name}.num = {axis.num}: a curve or surface needs at least 2 points per axis"
+                )
+        if self.size > MAX_POINTS:  # refused before a point list or a surface array is allocated
+            shape = " × ".join(str(n) for n in self.shape)
+            gb = self.size * 8 * ARRAYS_PER_SURFACE / 1e9
+            raise LandscapeError(
+                f"grid {shape} = {self.size:.3g} points: its arrays alone would take ~{gb:.3g} GB and it "
+                f"would need as many forward passes; at most {MAX_POINTS:.0e} points (grid.x.num × "
+                "grid.y.num)"
+            )
+
+    @classmethod
+    def merged(cls, base: Any, values: Mapping[str, Any]) -> Grid:
+        """`values` (``{"x": {...}, "y": {...}, "name": ...}``, any part of it) on top of `base`,
+        as a YAML override of the grid section would merge; the keys checked as keywords."""
+        check_keywords("Grid", values, GRID_KEYS)
+        for axis in ("x", "y"):
+            if isinstance(values.get(axis), Mapping):
+                try:
+                    check_keywords("Grid", values[axis], AXIS_KEYS)
+                except UnknownKeyword as err:
+                    raise err.within(path=(axis,)) from None
+        spec = base.to_dict() if isinstance(base, Grid) else {}
+        for key, value in values.items():
+            old = spec.get(key)
+            spec[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, Mapping) else value
+        return cls.parse(spec)
 
     @classmethod
     def parse(cls, spec: Any) -> Grid:
@@ -79,25 +118,11 @@ class Grid:
                     f"a 2D grid needs grid.y.min, grid.y.max and grid.y.num; {', '.join(missing)} not given"
                 )
         name = get("name", None)
-        grid = cls(
+        return cls(
             Axis.parse("x", get("x", None)),
             Axis.parse("y", y) if y is not None else None,
             str(name) if name not in (None, "") else None,
         )
-        for axis_name, axis in (("x", grid.x), ("y", grid.y)):
-            if axis is not None and axis.num < 2:  # a curve of one point has no shape to draw or measure
-                raise LandscapeError(
-                    f"grid.{axis_name}.num = {axis.num}: a curve or surface needs at least 2 points per axis"
-                )
-        if grid.size > MAX_POINTS:  # refused before a point list or a surface array is allocated
-            shape = " × ".join(str(n) for n in grid.shape)
-            gb = grid.size * 8 * ARRAYS_PER_SURFACE / 1e9
-            raise LandscapeError(
-                f"grid {shape} = {grid.size:.3g} points: its arrays alone would take ~{gb:.3g} GB and it "
-                f"would need as many forward passes; at most {MAX_POINTS:.0e} points (grid.x.num × "
-                "grid.y.num)"
-            )
-        return grid
 
     @property
     def two_d(self) -> bool:
@@ -133,9 +158,17 @@ class Grid:
             out["y"] = dict(vars(self.y))
         return out
 
+    def to_dict(self) -> dict:
+        """The grid section as conf/grid/*.yaml says it (a 1D grid's y: no axis)."""
+        return {"name": self.name, "x": self.x.to_dict(), "y": self.y.to_dict() if self.y else None}
+
     def points(self) -> dict:
         """The coordinates alone (what decides a point's value; the name does not)."""
         return {k: v for k, v in self.describe().items() if k != "name"}
+
+
+LINE = Grid()  # conf/grid/line.yaml
+PLANE = Grid(Axis(-0.5, 1.5, 21), Axis(-0.5, 1.5, 21), "plane")  # conf/grid/plane.yaml
 
 
 def check_shard(shard: Any, num_shards: Any) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from bertviz_landscape.contracts.checkpoints import (
     content_hash,
     load_checkpoints,
 )
-from bertviz_landscape.contracts.devices import pick_device
+from bertviz_landscape.contracts.devices import configure_determinism, pick_device
 from bertviz_landscape.contracts.errors import LandscapeError
 from bertviz_landscape.contracts.fingerprints import digest, sha256_file
 from bertviz_landscape.contracts.locks import BusyError, held, held_by_another, held_directory
@@ -441,9 +441,28 @@ def _evaluate(req: LandscapeRequest, task, store: PointStore, key: str, todo: li
     return evaluator, summary, direction_path
 
 
-def landscape(
-    overrides: Sequence[str] = (), on_point: Callable[[int, dict], None] | None = None, **values
-) -> LandscapeResult:
-    """`compute_landscape` of the request conf/landscape.yaml gives with `values` on top:
+def landscape(on_point: Callable[[int, dict], None] | None = None, **values) -> LandscapeResult:
+    """`compute_landscape` of the request conf/landscape.yaml gives with `values` on top
+    (`landscape_request`):
     ``landscape(run=RUN, grid={"x": {"min": 0, "max": 1, "num": 3}}, progress=False)``."""
-    return compute_landscape(landscape_request(overrides, **values), on_point=on_point)
+    return compute_landscape(landscape_request(**values), on_point=on_point)
+
+
+def run_landscape(request: LandscapeRequest) -> LandscapeResult:
+    """`compute_landscape` as a job runs it: ``deterministic`` set first (before any CUDA work),
+    then the shard, its outcome logged (the surface written, or this shard's points)."""
+    if request.deterministic:
+        configure_determinism(True)
+    result = compute_landscape(request)
+    if result.surface:
+        log.info("surface written: %s (directions: %s)", result.surface, result.direction_file)
+    else:
+        log.info(
+            "shard %s/%s done (%d evaluated, %d already present); parts in %s — the last shard merges",
+            request.shard,
+            request.num_shards,
+            result.evaluated,
+            result.skipped,
+            result.parts,
+        )
+    return result

@@ -10,14 +10,16 @@ device.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bertviz_landscape.contracts.errors import LandscapeError
+from bertviz_landscape.contracts.sections import Section, check_keywords, section
 from bertviz_landscape.training.data.glue import load_glue_split
 from bertviz_landscape.training.data.tokenize import takes_token_type_ids, tokenize
 
@@ -101,43 +103,57 @@ class EvalSet:
         return cls(name, batches, len(ids))
 
 
-@dataclass(frozen=True)
-class DataRequest:
-    """Which examples every grid point is evaluated on (the same ones, in the same order)."""
+@section
+class DataRequest(Section):
+    """Which examples every grid point is evaluated on (the same ones, in the same order). The
+    defaults are the landscape's and the analyses' data section (conf/data/glue.yaml with
+    conf/landscape.yaml's and conf/analyze.yaml's `data:` on top)."""
 
-    glue_dir: str | None
-    max_train_samples: int | None
-    max_eval_samples: int | None
-    subset_seed: int
-    max_length: int | None
-    eval_batch_size: int
-    cache_dir: str | None
+    glue_dir: str | None = field(default_factory=lambda: os.environ.get("GLUE_DIR"))
+    max_train_samples: int | None = 1024
+    max_eval_samples: int | None = None
+    subset_seed: int = 0
+    max_length: int | None = None  # None: the run's max_length
+    eval_batch_size: int = 64
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        def count(key):
+            v = getattr(self, key)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or int(v) < 1:
+                raise LandscapeError(f"data.{key} must be a positive integer or null, got {v!r}")
+            return int(v)
+
+        for key in ("max_train_samples", "max_eval_samples", "max_length"):
+            object.__setattr__(self, key, count(key))
+        object.__setattr__(self, "eval_batch_size", count("eval_batch_size") or 1)
+        try:
+            object.__setattr__(self, "subset_seed", int(self.subset_seed or 0))
+        except (TypeError, ValueError):
+            raise LandscapeError(f"data.subset_seed must be an integer, got {self.subset_seed!r}") from None
 
     @classmethod
-    def from_config(cls, d: dict) -> DataRequest:
+    def merged(cls, base, values: Mapping[str, Any]) -> DataRequest:
+        """`values` on top of `base`: the evaluation keys, and the training-only keys of the shared
+        data group (accepted, not used)."""
+        check_keywords("DataRequest", values, (*EVAL_DATA_KEYS, *TRAINING_ONLY_KEYS))
+        return super().merged(base, eval_data(values))
+
+    @classmethod
+    def from_config(cls, d: Mapping[str, Any]) -> DataRequest:
+        """The request from a data section (a composed config's, plain): an unknown key is warned
+        about (the command line's unused-key check names it too), the training-only keys ignored;
+        a key not given is null (as the section it comes from says)."""
         known = set(EVAL_DATA_KEYS) | set(TRAINING_ONLY_KEYS)
         for key in sorted(set(d) - known):
             log.warning(
                 "data.%s is not used by the landscape (its data keys: %s)", key, ", ".join(sorted(known))
             )
+        return cls(**{k: d.get(k) for k in EVAL_DATA_KEYS})
 
-        def count(key):
-            v = d.get(key)
-            if v is None:
-                return None
-            if isinstance(v, bool) or int(v) != v or int(v) < 1:
-                raise LandscapeError(f"data.{key} must be a positive integer or null, got {v!r}")
-            return int(v)
-
-        return cls(
-            glue_dir=d.get("glue_dir"),
-            max_train_samples=count("max_train_samples"),
-            max_eval_samples=count("max_eval_samples"),
-            subset_seed=int(d.get("subset_seed") or 0),
-            max_length=count("max_length"),
-            eval_batch_size=count("eval_batch_size") or 1,
-            cache_dir=d.get("cache_dir"),
-        )
+    from_mapping = from_config
 
     def describe(self) -> dict:
         return {

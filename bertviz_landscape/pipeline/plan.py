@@ -1,0 +1,510 @@
+"""The paper's experiment plan: the demo's design and its requests → the stages that run it.
+
+Every (task, arm) is run once per seed of ``seeds`` (replicates: from scratch a seed draws θ0 —
+``init.seed`` —, pretrained it draws the head; for both it draws the data order and dropout —
+``seed``; with ``init_seed`` set θ0 is drawn from it for every seed, so the runs of an arm share
+θ0). ``<name>`` below is ``<task>_<arm>_seed<seed>`` (`run_name`). Stages, one progress line each::
+
+    train     <name>              runs/<name>/                    the training (resumes from its last epoch)
+    line      <name>              surfaces/<name>_line.h5         1D curve along δ1 (main task)
+    plane     <name>              surfaces/<name>_plane.h5        2D train+dev surface on (δ1, δ2),
+                                                                 δ2 from the same seed's second-task run
+    <analysis> <name>             analysis/<analysis>_<name>.json one per analysis of the design
+    figures                       figures/ (+ figures.json)       every figure the directory supports
+    wandb                         wandb/ (offline runs)           curves, surfaces, artifacts, numbers
+    report                        report.md, report.html, results.md (+ the copy at ``results_doc``)
+
+`Design` is conf/demo.yaml as plain values (checked once); its analyses are every registered one
+(analysis/registry.py) unless the design names them (``analyses``) or leaves some out
+(``exclude_analyses``). `Requests` are typed requests composed from the YAML by the cli floor
+(cli/demo.py) once per kind: the training config of each (task, arm), the line's and the plane's
+`LandscapeRequest`, each analysis's `AnalyzeRequest` with its budget; the plan gives each stage its
+own copy with the stage's runs, surfaces, outputs and seeds filled in, and the stage calls the
+engine, the analysis or the publisher with it directly. A stage's record digests its request (its
+canonical JSON, pipeline/runner.py) and the files it reads (the outputs of the stages it follows).
+
+A scratch learning-rate sweep analysed at its best rate only (``scratch_sweep.analyse=best``) is
+two lists of stages: the selection (the main task trained at every rate on the selection seeds,
+then ``select scratch lr`` writing lr_sweep.json: pipeline/lr_sweep.py), then everything else at
+the chosen rate (`build_stages(..., selected=arm)`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from bertviz_landscape.analysis import registry
+from bertviz_landscape.analysis.analyze import analyze
+from bertviz_landscape.analysis.request import AnalyzeRequest
+from bertviz_landscape.contracts.errors import BadInput
+from bertviz_landscape.contracts.rundir import RunDir
+from bertviz_landscape.engine.request import LandscapeRequest
+from bertviz_landscape.engine.sweep import run_landscape
+from bertviz_landscape.pipeline.lr_sweep import write_sweep
+from bertviz_landscape.pipeline.runner import Stage
+from bertviz_landscape.plots.results import draw_all
+from bertviz_landscape.publish.report import write_report
+from bertviz_landscape.publish.report.writer import SWEEP_FILE
+from bertviz_landscape.publish.wandb_media import log_results, log_surface
+from bertviz_landscape.training.data.glue import data_fingerprint
+from bertviz_landscape.training.data.tasks import get_task
+from bertviz_landscape.training.train import RunConfigError, train
+
+log = logging.getLogger("bertviz_landscape.pipeline")
+
+SELECT_STAGE = "select scratch lr"  # the stage that ends a sweep's first phase
+METRICS_NAME = RunDir("run").metrics_json.name  # a run's results file (the one the late stages read)
+
+
+# --- the names of the demo's files inside its results directory (one place) -----------------------
+def run_name(task: str, arm: str, seed: int) -> str:
+    """A demo run's (and its surfaces' and analyses') name: `<task>_<init>_seed<seed>`, or
+    `<task>_scratch_lr<lr>_seed<seed>` in a scratch learning-rate sweep."""
+    return f"{task}_{arm}_seed{seed}"
+
+
+def run_path(root: Path, name: str) -> Path:
+    return Path(root) / "runs" / name
+
+
+def surface_path(root: Path, name: str, kind: str) -> Path:
+    return Path(root) / "surfaces" / f"{name}_{kind}.h5"
+
+
+def analysis_path(root: Path, analysis: str, name: str) -> Path:
+    return Path(root) / "analysis" / f"{analysis}_{name}.json"
+
+
+def late_outputs(root: Path) -> dict[str, list[Path]]:
+    root = Path(root)
+    return {
+        "figures": [root / "figures" / "figures.json"],
+        "wandb": [root / "wandb" / "logged.json"],
+        "report": [root / "report.md", root / "report.html"],
+    }
+
+
+# --- the design ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Axis:
+    min: float
+    max: float
+    num: int
+
+    def check(self, name: str) -> None:
+        """θ0 (α=0) and θ1 (α=1) must be grid points: the flatness and the claims read them there."""
+        xs = np.linspace(float(self.min), float(self.max), int(self.num))
+        missing = [a for a in (0.0, 1.0) if not np.isclose(xs, a).any()]
+        if missing:
+            raise BadInput(
+                f"{name}: {self.num} points on [{self.min}, {self.max}] miss α = "
+                f"{', '.join(f'{a:g}' for a in missing)} "
+                "(θ0 and θ1 must be grid points; e.g. num=9 on [-0.5, 1.5])"
+            )
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the demo runs (conf/demo.yaml, plain values; `from_config` checks them)."""
+
+    root: Path
+    tasks: tuple[str, str]  # (main task, second task): δ1 from the main task, δ2 from the second
+    seeds: tuple[int, ...]
+    arms: dict[str, tuple[str, float | None]]  # arm label -> (init, learning rate; None: the preset's)
+    analyses: tuple[str, ...] = ()
+    both_ways: bool = False  # also the second task as a main task (δ2 from the first)
+    init_seed: int | None = None  # θ0's seed for every seed; None: init.seed = seed
+    select_seeds: tuple[int, ...] | None = None  # a sweep analysed at its best rate: its selection seeds
+    figures: bool = True
+    wandb_media: bool = True
+    report: bool = True
+    wandb: dict = field(default_factory=dict)
+    plan: dict | None = None  # the analysis plan document (`plan_document`), frozen before the first stage
+    results_doc: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, c: Mapping[str, Any]) -> Design:
+        """The design of a resolved demo config (conf/demo.yaml as plain values)."""
+        tasks = list(c["tasks"])
+        if len(tasks) != 2:
+            raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
+        ls = c["landscape"]
+        Axis(**ls["line"]).check("landscape.line")
+        Axis(**ls["plane"]["x"]).check("landscape.plane.x")
+        seeds = _seeds(c.get("seeds"))
+        arms = _arms(list(c["inits"]), c.get("scratch_lrs"))
+        init_seed = c.get("init_seed")
+        return cls(
+            root=Path(c["output_dir"]),
+            tasks=(tasks[0], tasks[1]),
+            seeds=tuple(seeds),
+            arms=arms,
+            analyses=tuple(demo_analyses(c)),
+            both_ways=bool(c.get("both_ways")),
+            init_seed=None if init_seed is None else int(init_seed),
+            select_seeds=_select_seeds(c, arms, seeds),
+            figures=bool(c.get("figures", True)),
+            wandb_media=bool(c.get("wandb_media", True)),
+            report=bool(c.get("report", True)),
+            wandb=dict(c.get("wandb") or {}),
+            plan=plan_document(c),
+            results_doc=c.get("results_doc"),
+            notes=tuple(str(n) for n in c.get("report_notes") or []),
+        )
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(main task, second task) pairs: the main task's surfaces and analyses, δ2 from the
+        second's runs; `both_ways` adds the swapped pair."""
+        main, second = self.tasks
+        return [(main, second)] + ([(second, main)] if self.both_ways else [])
+
+    @property
+    def mains(self) -> list[str]:
+        return [m for m, _ in self.pairs]
+
+    @property
+    def rates(self) -> list[str]:
+        """The scratch arms of a learning-rate sweep (each with its own rate)."""
+        return [a for a, (init, lr) in self.arms.items() if init == "scratch" and lr is not None]
+
+    def is_second(self, task: str) -> bool:
+        """A task whose runs only span δ2 (trained with ``train.second_task``)."""
+        return task not in self.mains
+
+    def init_seed_of(self, seed: int) -> int:
+        return seed if self.init_seed is None else self.init_seed
+
+    def matched_control(self, analysis: str, arm: str, arms: Mapping | None = None) -> str | None:
+        """The scratch arm a pretrained run is matched against (an analysis whose spec says
+        `matched`, e.g. flatness: its training loss at θ1), among `arms` (default: every arm): the
+        preset's rate when it is one of them, else the sweep's first; None otherwise."""
+        arms = self.arms if arms is None else arms
+        if not registry.get(analysis).matched or arms[arm][0] != "pretrained":
+            return None
+        scratch = [a for a, (init, _) in arms.items() if init == "scratch"]
+        return "scratch" if "scratch" in scratch else (scratch[0] if scratch else None)
+
+    def partner(self, analysis: str, seed: int) -> int | None:
+        """The next seed, cyclically, for an analysis whose spec pairs runs (`partner`)."""
+        if not registry.get(analysis).partner or len(self.seeds) < 2:
+            return None
+        return self.seeds[(self.seeds.index(seed) + 1) % len(self.seeds)]
+
+
+def demo_analyses(c: Mapping[str, Any]) -> list[str]:
+    """The analyses the demo runs: ``analyses`` when the config lists them (in its order), else every
+    registered analysis — those with a budget in ``analysis_overrides`` in its order, then the others
+    in the registry's — less ``exclude_analyses``."""
+    known = registry.names()
+    listed = c.get("analyses")
+    if listed is not None:
+        names = [registry.get(str(n)).name for n in listed]
+    else:
+        budgets = [str(n) for n in (c.get("analysis_overrides") or {}) if n in known]
+        names = budgets + [n for n in known if n not in budgets]
+    excluded = [registry.get(str(n)).name for n in c.get("exclude_analyses") or []]
+    return [n for n in names if n not in excluded]
+
+
+def plan_document(c: Mapping[str, Any]) -> dict | None:
+    """The analysis plan this configuration registers: the preset's plan (``plan``) and the design it
+    runs — seeds, selection seeds, tasks, inits, learning rates, the analyses and their thresholds."""
+    if not c.get("plan"):
+        return None
+    design = {
+        "seeds": list(c.get("seeds") or []),
+        "select_seeds": (c.get("scratch_sweep") or {}).get("select_seeds") if c.get("scratch_lrs") else None,
+        "scratch_lrs": c.get("scratch_lrs"),
+        "tasks": list(c.get("tasks") or []),
+        "inits": list(c.get("inits") or []),
+        "analyses": demo_analyses(c),
+        "analysis_overrides": c.get("analysis_overrides") or {},
+    }
+    return dict(c["plan"]) | {"design": design}
+
+
+def _select_seeds(c: Mapping[str, Any], arms: dict, seeds: list[int]) -> tuple[int, ...] | None:
+    """The seeds that train every rate when a sweep is analysed at its best rate only; None when
+    every arm is analysed (no sweep, or ``scratch_sweep.analyse=all``)."""
+    sweep = c.get("scratch_sweep") or {}
+    mode = sweep.get("analyse", "all")
+    if mode not in ("all", "best"):
+        raise BadInput(f"scratch_sweep.analyse={mode!r}: give all or best")
+    if mode == "all" or not any(init == "scratch" and lr is not None for init, lr in arms.values()):
+        return None
+    chosen = sweep.get("select_seeds")
+    if chosen is None:
+        return tuple(seeds)
+    picked = _seeds(chosen)
+    if not set(picked) <= set(seeds):
+        raise BadInput(f"scratch_sweep.select_seeds={picked}: not a subset of seeds={seeds}")
+    return tuple(picked)
+
+
+def _arms(inits: list[str], scratch_lrs) -> dict[str, tuple[str, float | None]]:
+    """Each arm's label -> (init, learning rate): with `scratch_lrs` (a sweep, ≥ 2 rates) one scratch
+    arm per rate, labelled scratch_lr<lr> (the report compares pretrained against the best rate)."""
+    out: dict[str, tuple[str, float | None]] = {}
+    for init in inits:
+        if init == "scratch" and scratch_lrs:
+            try:
+                rates = [float(x) for x in scratch_lrs]
+            except (TypeError, ValueError):
+                raise BadInput(f"scratch_lrs={scratch_lrs}: give a list of learning rates") from None
+            if len(set(rates)) != len(rates) or any(r <= 0 for r in rates):
+                raise BadInput(f"scratch_lrs={scratch_lrs}: give distinct positive learning rates")
+            out |= {f"scratch_lr{r:g}": ("scratch", r) for r in rates}
+        else:
+            out[init] = (init, None)
+    return out
+
+
+def _seeds(value) -> list[int]:
+    """The demo's seeds (replicates of every (task, init)): a non-empty list of distinct integers."""
+    if isinstance(value, (int, str)) or value is None:
+        value = [value]
+    try:
+        seeds = [int(s) for s in value]
+    except (TypeError, ValueError):
+        raise BadInput(f"seeds={value}: give a list of integers, e.g. seeds=[0,1,2]") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise BadInput(f"seeds={value}: give a non-empty list of distinct integers, e.g. seeds=[0,1,2]")
+    return seeds
+
+
+# --- the requests ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Requests:
+    """The requests the stages specialise, composed from the YAML by the cli floor (cli/demo.py)."""
+
+    training: Mapping[tuple[str, str], dict]  # (task, arm) -> its training config (seeds set per stage)
+    line: LandscapeRequest  # the 1D curve along δ1 (run and output set per stage)
+    plane: LandscapeRequest  # the 2D surface on (δ1, δ2) (run, run2 and output set per stage)
+    analyses: Mapping[str, AnalyzeRequest]  # each analysis with the demo's budget (its inputs set per stage)
+
+
+@dataclass(frozen=True)
+class Training:
+    """One training run: its config (a composed conf/train.yaml as plain values, interpolations
+    kept), its directory and the examples it reads, by content."""
+
+    config: dict
+    run: Path
+    data: dict | None
+
+
+def with_value(obj: Any, dotted: str, value: Any) -> Any:
+    """A copy of the request (or mapping) `obj` with the key `dotted` (``a.b.c``) set to `value`:
+    a dataclass through `dataclasses.replace` (its checks run again), a mapping copied."""
+    head, _, rest = dotted.partition(".")
+    if rest:
+        inner = getattr(obj, head) if dataclasses.is_dataclass(obj) else (obj.get(head) or {})
+        value = with_value(inner, rest, value)
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.replace(obj, **{head: value})
+    out = copy.deepcopy(obj) if isinstance(obj, dict) else dict(obj)
+    out[head] = value
+    return out
+
+
+def _omega(config: dict):
+    cfg = OmegaConf.create(config)
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def _examples(config: dict) -> dict | None:
+    """The examples a training config reads, by content (the TSVs' hashes, as the run's own
+    fingerprint takes them): data edited in place re-run the stage."""
+    cfg = _omega(config)
+    try:
+        return data_fingerprint(get_task(cfg.task.name), cfg.data.get("glue_dir"))
+    except OSError:  # a missing data file: the training says so
+        return None
+
+
+def compute_surface(request: LandscapeRequest):
+    """A landscape stage: the engine's surface, then (``wandb.enabled``) its W&B media."""
+    result = run_landscape(request)
+    if result.surface and request.wandb.enabled:
+        log_surface(result.surface, request.to_dict())
+    return result
+
+
+# --- the stages -----------------------------------------------------------------------------------
+def build_stages(design: Design, requests: Requests, selected: str | None = None) -> list[Stage]:
+    """The demo's stages. With a scratch learning-rate sweep analysed at its best rate only
+    (``design.select_seeds``) this is two lists: without `selected`, the selection stages (the main
+    task trained at every rate on the selection seeds, then ``select scratch lr`` writing
+    lr_sweep.json); with `selected` (the chosen arm, e.g. ``scratch_lr0.0003``), everything else,
+    for the pretrained arm and the chosen rate (run_demo runs one, then the other)."""
+    root, seeds, arms = design.root, list(design.seeds), design.arms
+    if design.select_seeds is not None:
+        if selected is None:
+            return _selection_stages(design, requests)
+        if selected not in design.rates:
+            raise BadInput(
+                f"{root / SWEEP_FILE}: chosen arm {selected!r} is not one of {', '.join(design.rates)}"
+            )
+        arms = {a: v for a, v in arms.items() if a not in design.rates or a == selected}
+    tasks, inits = design.tasks, list(arms)
+    runs = {(t, i, s): run_path(root, run_name(t, i, s)) for t in tasks for i in inits for s in seeds}
+    surf = {
+        (m, kind, i, s): surface_path(root, run_name(m, i, s), kind)
+        for m in design.mains
+        for kind in ("line", "plane")
+        for i in inits
+        for s in seeds
+    }
+    stages = [
+        train_stage(design, requests, task, arm, seed, runs[(task, arm, seed)])
+        for seed in seeds
+        for task in tasks
+        for arm in inits
+    ]
+    for (main, second), seed in itertools.product(design.pairs, seeds):
+        for init in inits:
+            name = run_name(main, init, seed)
+            run, run2 = runs[(main, init, seed)], runs[(second, init, seed)]
+            line = dataclasses.replace(requests.line, run=run, output=surf[(main, "line", init, seed)])
+            plane = dataclasses.replace(
+                requests.plane, run=run, run2=run2, output=surf[(main, "plane", init, seed)]
+            )
+            for kind, request, reads in (("line", line, [run]), ("plane", plane, [run, run2])):
+                stages.append(
+                    Stage(
+                        f"{kind} {name}",
+                        request,
+                        [surf[(main, kind, init, seed)]],
+                        lambda request=request: compute_surface(request),
+                        inputs=[RunDir(r).metrics_json for r in reads],
+                    )
+                )
+
+    for analysis in design.analyses:
+        for main, seed in itertools.product(design.mains, seeds):
+            for init in inits:
+                name = run_name(main, init, seed)
+                out = analysis_path(root, analysis, name)
+                run = runs[(main, init, seed)]
+                line, plane = surf[(main, "line", init, seed)], surf[(main, "plane", init, seed)]
+                request = with_value(requests.analyses[analysis], "output", str(out))
+                given = {"run": ("run", run), "line": ("surface", line), "plane": ("surface", plane)}
+                for kind in registry.get(analysis).reads:  # its run and the surface it reads
+                    key, path = given[kind]
+                    request = with_value(request, key, str(path))
+                reads = [run]
+                control = design.matched_control(analysis, init, arms)
+                if control is not None:  # the pretrained run measured where the same seed's scratch run ends
+                    request = with_value(request, "analysis.matched.run", str(runs[(main, control, seed)]))
+                    reads.append(runs[(main, control, seed)])
+                partner = design.partner(analysis, seed)
+                if partner is not None:  # the next seed's run of the same arm
+                    request = with_value(request, "analysis.partner.run", str(runs[(main, init, partner)]))
+                    reads.append(runs[(main, init, partner)])
+                stages.append(
+                    Stage(
+                        f"{analysis} {name}",
+                        request,
+                        [out],
+                        lambda request=request: analyze(request),
+                        inputs=[*(RunDir(r).metrics_json for r in reads), line, plane],
+                    )
+                )
+    return stages + late_stages(design, stages)
+
+
+def late_stages(design: Design, upstream: list[Stage]) -> list[Stage]:
+    """figures, wandb, report: each reads every output of the stages before it (runs by their
+    metrics.json)."""
+    root, outputs = design.root, late_outputs(design.root)
+    made = [Path(p) for s in upstream for p in s.outputs if Path(p).suffix in (".h5", ".json")]
+    numbers = [p for p in made if p.name != METRICS_NAME]  # the surfaces and analyses
+    out = []
+    if design.figures:
+        out.append(
+            Stage(
+                "figures",
+                {"after": [s.name for s in upstream]},
+                outputs["figures"],
+                lambda: draw_all(root, root / "figures"),
+                inputs=made,
+            )
+        )
+    if design.wandb_media:
+        out.append(
+            Stage(
+                "wandb",
+                {"after": [s.name for s in upstream], "wandb": design.wandb},
+                outputs["wandb"],
+                lambda: log_results(root, wandb_cfg=design.wandb, wandb_dir=root),
+                inputs=numbers,
+            )
+        )
+    if design.report:
+        out.append(
+            Stage(
+                "report",
+                {
+                    "after": [s.name for s in upstream],
+                    "plan": design.plan,
+                    "results_doc": design.results_doc,
+                    "notes": list(design.notes),
+                },
+                outputs["report"],
+                lambda: write_report(root, design.plan, design.results_doc),
+                inputs=[*numbers, *outputs["figures"], root / SWEEP_FILE],
+            )
+        )
+    return out
+
+
+def train_stage(design: Design, requests: Requests, task: str, arm: str, seed: int, run: Path) -> Stage:
+    """The training of one (task, arm, seed). A seed is a replicate: from scratch it draws θ0
+    (init.seed), pretrained the head (init.seed), and for both the data order and dropout (seed);
+    the second task's run of a seed shares that seed's θ0. With the design's ``init_seed`` θ0 is
+    drawn from it for every seed (runs of one arm share θ0; a seed draws the data order and
+    dropout only: what analysis=basins needs)."""
+    config = with_value(requests.training[(task, arm)], "seed", seed)
+    config = with_value(config, "init.seed", design.init_seed_of(seed))
+    request = Training(config, run, _examples(config))
+
+    def action():
+        try:
+            train(_omega(config), run)
+        except RunConfigError:  # the demo's settings changed since this run: the demo's own run is retrained
+            log.warning("%s was trained with other settings; retraining it", run)
+            train(_omega(with_value(config, "force", True)), run)
+
+    return Stage(
+        f"train {run_name(task, arm, seed)}", request, [RunDir(run).metrics_json, RunDir(run).theta1], action
+    )
+
+
+def _selection_stages(design: Design, requests: Requests) -> list[Stage]:
+    root, main, rates = design.root, design.tasks[0], design.rates
+    seeds = list(design.select_seeds or ())
+    runs = {(a, s): run_path(root, run_name(main, a, s)) for a in rates for s in seeds}
+    stages = [train_stage(design, requests, main, a, s, runs[(a, s)]) for s in seeds for a in rates]
+    stages.append(
+        Stage(
+            f"{SELECT_STAGE} {main}",
+            {"runs": [str(r) for r in runs.values()], "rule": "best mean dev metric"},
+            [root / SWEEP_FILE],
+            lambda: write_sweep(root, main, {a: design.arms[a][1] for a in rates}, runs),
+            inputs=[RunDir(r).metrics_json for r in runs.values()],
+        )
+    )
+    return stages
