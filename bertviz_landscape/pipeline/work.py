@@ -1,7 +1,8 @@
 """The ``work`` entry of a stage record: the useful work of each stage kind, counted while it runs.
 
-A stage runs inside `metering()` (contracts/work.py): every place that runs a model reports each
-pass over a batch of the examples it evaluated, and each memory-bound update reports its bytes.
+A stage runs inside `metering()` (contracts/work.py; `metered` wraps a stage of the plan so):
+every place that runs a model reports each pass over a batch of the examples it evaluated, and
+each memory-bound update reports its bytes.
 What each stage kind counts (all in float32):
 
 - ``train`` — every training step is one ``train`` pass (forward + backward: 3× the forward's
@@ -25,9 +26,12 @@ the same products over the real tokens. benchmarks/roofline.py reads these entri
 
 from __future__ import annotations
 
-from bertviz_landscape.contracts.work import Tally, metering
+import dataclasses
 
-__all__ = ["metering", "stage_kind", "stage_work"]
+from bertviz_landscape.contracts.work import Tally, metering
+from bertviz_landscape.pipeline.runner import Stage
+
+__all__ = ["metered", "metering", "stage_kind", "stage_work"]
 
 LANDSCAPE_KINDS = ("line", "plane")
 
@@ -63,3 +67,16 @@ def stage_work(stage_name: str, tally: Tally) -> dict:
     if kind in LANDSCAPE_KINDS:
         return landscape_work(tally, kind)
     return analysis_work(tally, kind)
+
+
+def metered(stage: Stage) -> Stage:
+    """`stage` with its action run inside a meter and its ``work`` the entry of what it counted
+    (asked by the runner after the action; a stage that ran no model records zeros)."""
+    counted: dict = {}
+
+    def action():
+        with metering() as tally:
+            stage.action()
+        counted["work"] = stage_work(stage.name, tally)
+
+    return dataclasses.replace(stage, action=action, work=lambda: counted.get("work"))
