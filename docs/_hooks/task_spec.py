@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 MARKER = "<!-- task-spec-keys -->"
-SOURCES = Path(__file__).resolve().parents[2] / "bertviz_landscape" / "data" / "sources.py"
+SOURCES = Path(__file__).resolve().parents[2] / "bertviz_landscape" / "training" / "data" / "sources.py"
 SOURCE_KEYS = ("format", "train", "dev", "path", "config")
 COLUMN_KEYS = ("text", "pair", "label")
 
