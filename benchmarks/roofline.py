@@ -91,6 +91,10 @@ def _amount(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
+def _fraction(value: float) -> str:
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.1g}"
+
+
 def describe_work(work: dict) -> str:
     """ "1.6 TFLOP (12 % padding), 3.1 GB" — FLOPs as the kernels ran them, padding's share, bytes."""
     flops, real = float(work.get("flops", 0)), float(work.get("flops_unpadded", work.get("flops", 0)))
@@ -116,8 +120,8 @@ def markdown(table: list[dict], limits: dict[str, float], precision: str = "fp32
     for r in table:
         if "fraction" in r:
             lines.append(
-                f"| {r['stage']} | {describe_work(r['work'])} | {r['seconds']:.1f} s | {r['fraction']:.2f} "
-                f"| {r['bound']} |"
+                f"| {r['stage']} | {describe_work(r['work'])} | {r['seconds']:.1f} s "
+                f"| {_fraction(r['fraction'])} | {r['bound']} |"
             )
         else:
             what = "not counted" if r["work"] is None else "no model pass"
@@ -142,7 +146,7 @@ def host_line() -> str:
     return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(extras)})" if extras else "")
 
 
-def page(table_text: str, results: Path) -> str:
+def page(table_text: str, results: Path, label: str | None = None) -> str:
     """docs/measured/roofline.md: what the table is, where it came from, the table."""
     return (
         "# Roofline per stage\n\n"
@@ -154,7 +158,8 @@ def page(table_text: str, results: Path) -> str:
         "`.stages/<stage>.json`; the limits are measured when the table is made. Fraction of the limit = "
         "max(FLOPs / peak, bytes / bandwidth) / measured time; what bounds it is the larger term.\n\n"
         f"Written by `python benchmarks/roofline.py {results} --out docs/measured/roofline.md` "
-        f"({time.strftime('%Y-%m-%d')}); `make bench` writes it from the demo's results.\n\n" + table_text
+        f"({time.strftime('%Y-%m-%d')}{'; ' + label if label else ''}); `make bench` writes it from "
+        "the demo's results.\n\n" + table_text
     )
 
 
@@ -165,6 +170,7 @@ def main() -> None:
     parser.add_argument("results", type=Path, help="a results directory with .stages/*.json")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--out", type=Path, default=None, help="write the table's docs page here too")
+    parser.add_argument("--label", default=None, help="what the results directory is (said on the page)")
     args = parser.parse_args()
     limits = host_limits()
     if args.precision not in {k.split("_")[0] for k in limits}:
@@ -172,7 +178,7 @@ def main() -> None:
     text = markdown(rows(args.results, limits, args.precision), limits, args.precision, host_line())
     print(text)
     if args.out:
-        args.out.write_text(page(text, args.results))
+        args.out.write_text(page(text, args.results, args.label))
 
 
 if __name__ == "__main__":
