@@ -72,8 +72,9 @@ plots: ## figures + report of a results directory: make plots RESULTS=outputs/de
 bench: ## speed: training vs a plain loop and the matmul peak, snapshot callback cost, landscape engine vs forward-pass limit, Hessian vs PyHessian
 	$(BIN)/python benchmarks/bench_train.py  # per step: forward, backward, optimiser, Lightning, snapshots, data; real vs padded tokens
 	$(BIN)/python benchmarks/bench_snapshots.py  # A, every 16, every step, the floor, A/A; best of 3; targets printed
-	@if [ -d $(DEMO)/.stages ]; then $(BIN)/python benchmarks/roofline.py $(DEMO); fi  # stage | work | time | fraction of the limit
+	@if [ -d $(DEMO)/.stages ]; then $(BIN)/python benchmarks/roofline.py $(DEMO) --out docs/measured/roofline.md; fi  # stage | work | time | fraction of the limit | what bounds it
 	@if [ -f benchmarks/bench_landscape.py ]; then $(BIN)/python benchmarks/bench_landscape.py; fi
+	$(BIN)/python benchmarks/bench_weight_update.py  # a grid point's weight update before/after its fusion (same bits), best of 5
 	$(BIN)/python benchmarks/bench_hessian.py  # Hessian top eigenvalue + trace, ours vs PyHessian (needs the bench extra)
 
 clean: ## remove outputs and caches (not the venv)

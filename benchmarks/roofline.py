@@ -1,43 +1,42 @@
 """A roofline per demo stage: each stage's useful work against this host's measured limits.
 
-    python benchmarks/roofline.py RESULTS_DIR [--out docs/results/roofline.md]
+    python benchmarks/roofline.py RESULTS_DIR [--out docs/measured/roofline.md] [--precision bf16]
 
 1. This host's limits, measured here: the fp32 matmul rate (torch.mm at 2048^3, best of 5), the
    bf16 rate where the CPU has AMX-BF16 (or the GPU bf16 kernels), and the memory bandwidth (a
    256 MB copy: bytes read + written per second, best of 5).
-2. Each stage record `RESULTS_DIR/.stages/*.json` that carries its useful work (a "work" entry:
-   {"flops": matrix-product FLOPs, "bytes": bytes of the memory-bound parts}) becomes one row:
-   stage | work | time | fraction of the limit | what bounds it. The time at the limit of a stage
-   is max(flops / matmul peak, bytes / bandwidth); the fraction is that over the measured time.
-   Stages without a "work" entry are listed as not counted (issue 32: demo.py does not yet
-   record it; `matmul_flops` below is what it should call, with the tokens it evaluated).
+2. Each stage record `RESULTS_DIR/.stages/*.json` with a "work" entry (written by the demo's stage
+   runner: pipeline/work.py, counted by contracts/work.py while the stage ran — matrix-product
+   FLOPs of the batches as the kernels ran them, padded, and over the real tokens; bytes of the
+   memory-bound parts) becomes one row: stage | work | time | fraction of the limit | what bounds
+   it. The time at the limit is max(flops / matmul peak, bytes / bandwidth); the fraction is that
+   over the measured time; the bound is whichever term is larger. A stage that ran no model
+   (figures, W&B, the report, analyses that read files) has no work: "no model pass".
 
-Useful work of a BERT forward pass (`matmul_flops`): per token and layer, the four attention
-projections (4·h·h multiply-adds) and the feed-forward pair (2·h·f), plus attention's QKᵀ and
-scores·V (2·s·h for a sequence padded to s); per sequence the pooler (h·h) and the classifier
-(h·labels); two FLOPs per multiply-add. A training step is 3x its forward pass (the backward
-pass is two matrix products per forward one). tests/test_roofline.py checks it against
-torch.utils.flop_counter.FlopCounterMode on the tiny model.
+`matmul_flops` (the forward pass of a BERT classifier over a padded batch, x3 for a training
+step) is contracts/work.py's count; tests/test_roofline.py checks it against
+torch.utils.flop_counter.FlopCounterMode on the tiny model, tests/test_work.py every stage kind.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
 
 import torch
 
+from bertviz_landscape.contracts.work import PASS_MULTIPLIER, Shape, pass_flops
+
 
 def matmul_flops(config, batch: int, length: int, num_labels: int = 2, train: bool = False) -> int:
     """Matrix-product FLOPs of one forward pass (x3 with `train`) of a BERT classifier with
     `config` (a transformers BertConfig) over `batch` sequences padded to `length` tokens."""
-    h, f, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    tokens = batch * length
-    per_layer = tokens * (4 * h * h + 2 * h * f) + batch * 2 * length * length * h  # + QKᵀ and AV
-    forward = 2 * (layers * per_layer + batch * (h * h + h * num_labels))
-    return 3 * forward if train else forward
+    shape = Shape(config.hidden_size, config.intermediate_size, config.num_hidden_layers, num_labels)
+    forward, _ = pass_flops(shape, batch * length, batch, batch * length * length)
+    return PASS_MULTIPLIER["train" if train else "forward"] * forward
 
 
 def best_seconds(fn, repeats: int = 5) -> float:
@@ -67,14 +66,15 @@ def host_limits(n: int = 2048, copy_mb: int = 256) -> dict[str, float]:
 
 
 def rows(results: Path, limits: dict[str, float], precision: str = "fp32") -> list[dict]:
-    """One row per stage record; the work from its "work" entry, else None (not counted)."""
+    """One row per stage record (in the order the stages finished); its work from the "work" entry."""
     peak = limits[f"{precision}_flops"]
+    records = [json.loads(p.read_text()) | {"_file": p.stem} for p in (results / ".stages").glob("*.json")]
+    records.sort(key=lambda r: (str(r.get("finished", "")), r["_file"]))
     out = []
-    for path in sorted((results / ".stages").glob("*.json")):
-        record = json.loads(path.read_text())
+    for record in records:
         seconds, work = float(record.get("seconds", 0.0)), record.get("work")
-        row = {"stage": record.get("stage", path.stem), "seconds": seconds, "work": work}
-        if work and seconds > 0:
+        row = {"stage": record.get("stage", record["_file"]), "seconds": seconds, "work": work}
+        if work and seconds > 0 and (work.get("flops") or work.get("bytes")):
             compute = float(work.get("flops", 0)) / peak
             memory = float(work.get("bytes", 0)) / limits["bytes_per_s"]
             row["limit_seconds"] = max(compute, memory)
@@ -84,9 +84,33 @@ def rows(results: Path, limits: dict[str, float], precision: str = "fp32") -> li
     return out
 
 
-def markdown(table: list[dict], limits: dict[str, float], precision: str = "fp32") -> str:
+def _amount(value: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _fraction(value: float) -> str:
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.1g}"
+
+
+def describe_work(work: dict) -> str:
+    """ "1.6 TFLOP (12 % padding), 3.1 GB" — FLOPs as the kernels ran them, padding's share, bytes."""
+    flops, real = float(work.get("flops", 0)), float(work.get("flops_unpadded", work.get("flops", 0)))
+    parts = []
+    if flops:
+        padding = f" ({100 * (1 - real / flops):.0f} % padding)" if real < flops else ""
+        parts.append(_amount(flops, "FLOP") + padding)
+    if work.get("bytes"):
+        parts.append(_amount(float(work["bytes"]), "B"))
+    return ", ".join(parts)
+
+
+def markdown(table: list[dict], limits: dict[str, float], precision: str = "fp32", host: str = "") -> str:
     lines = [
-        f"Limits measured on this host: fp32 matmul {limits['fp32_flops'] / 1e9:.0f} GFLOP/s"
+        (f"Host: {host}. " if host else "")
+        + f"Limits measured on it: fp32 matmul {limits['fp32_flops'] / 1e9:.0f} GFLOP/s"
         + (f", bf16 {limits['bf16_flops'] / 1e9:.0f} GFLOP/s" if "bf16_flops" in limits else "")
         + f", memory {limits['bytes_per_s'] / 1e9:.1f} GB/s; fractions against the {precision} peak.",
         "",
@@ -94,15 +118,49 @@ def markdown(table: list[dict], limits: dict[str, float], precision: str = "fp32
         "|---|---|---|---|---|",
     ]
     for r in table:
-        if r["work"] and "fraction" in r:
-            w = r["work"]
-            work = f"{float(w.get('flops', 0)) / 1e12:.3g} TFLOP, {float(w.get('bytes', 0)) / 1e9:.3g} GB"
+        if "fraction" in r:
             lines.append(
-                f"| {r['stage']} | {work} | {r['seconds']:.1f} s | {r['fraction']:.2f} | {r['bound']} |"
+                f"| {r['stage']} | {describe_work(r['work'])} | {r['seconds']:.1f} s "
+                f"| {_fraction(r['fraction'])} | {r['bound']} |"
             )
         else:
-            lines.append(f"| {r['stage']} | not counted | {r['seconds']:.1f} s | — | — |")
+            what = "not counted" if r["work"] is None else "no model pass"
+            lines.append(f"| {r['stage']} | {what} | {r['seconds']:.1f} s | — | — |")
     return "\n".join(lines) + "\n"
+
+
+def host_line() -> str:
+    """The CPU model, its AMX/bf16 flags and the core count (the table's limits are this host's)."""
+    import os
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    extras = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def page(table_text: str, results: Path, label: str | None = None) -> str:
+    """docs/measured/roofline.md: what the table is, where it came from, the table."""
+    return (
+        "# Roofline per stage\n\n"
+        "Each stage's useful work — matrix-product FLOPs of the batches it evaluated, as the kernels ran "
+        "them (padded), and the bytes of its memory-bound parts (AdamW's state, the weight update per "
+        "grid point, snapshot deltas) — against this host's measured matmul peak and memory bandwidth. "
+        "The work is counted while the stage runs (`bertviz_landscape/contracts/work.py`; what each "
+        "stage kind counts: `bertviz_landscape/pipeline/work.py`) and kept in its record "
+        "`.stages/<stage>.json`; the limits are measured when the table is made. Fraction of the limit = "
+        "max(FLOPs / peak, bytes / bandwidth) / measured time; what bounds it is the larger term.\n\n"
+        f"Written by `python benchmarks/roofline.py {results} --out docs/measured/roofline.md` "
+        f"({time.strftime('%Y-%m-%d')}{'; ' + label if label else ''}); `make bench` writes it from "
+        "the demo's results.\n\n" + table_text
+    )
 
 
 def main() -> None:
@@ -111,15 +169,16 @@ def main() -> None:
     )
     parser.add_argument("results", type=Path, help="a results directory with .stages/*.json")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    parser.add_argument("--out", type=Path, default=None, help="write the markdown table here too")
+    parser.add_argument("--out", type=Path, default=None, help="write the table's docs page here too")
+    parser.add_argument("--label", default=None, help="what the results directory is (said on the page)")
     args = parser.parse_args()
     limits = host_limits()
     if args.precision not in {k.split("_")[0] for k in limits}:
         parser.error(f"no {args.precision} matmul peak on this host")
-    text = markdown(rows(args.results, limits, args.precision), limits, args.precision)
+    text = markdown(rows(args.results, limits, args.precision), limits, args.precision, host_line())
     print(text)
     if args.out:
-        args.out.write_text(text)
+        args.out.write_text(page(text, args.results, args.label))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,31 @@ def test_grid_point_is_set_from_fixed_base(tiny_run, tmp_path):
     assert ev.evaluations == 6
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16-weights"])
+def test_a_point_is_set_bit_for_bit_as_copy_then_adds(tiny_run, precision):
+    """set_point writes p = c + α·δ1 in one pass, then p += β·δ2: the same bits as p ← c;
+    p += α·δ1; p += β·δ2 (the definition), at every kind of point (centre, one axis, both)."""
+    from bertviz_landscape.contracts.checkpoints import load_checkpoints
+    from bertviz_landscape.contracts.parameters import trainable_parameters
+    from bertviz_landscape.engine.evaluator import Evaluator
+    from bertviz_landscape.engine.sweep import build_directions
+    from bertviz_landscape.training.data.tasks import get_task
+
+    model, cks = load_checkpoints(tiny_run["theta0"], tiny_run["theta1"], tiny_run["theta2"])
+    d = build_directions(recipe({"name": "difference"}), cks, True)
+    ev = Evaluator(model, get_task("mrpc"), cks["theta0"].state, d, [], precision=precision)
+    params = trainable_parameters(model)
+    for alpha, beta in [(0.0, 0.0), (0.3, 0.0), (0.0, -1.7), (1.5, 0.25), (-0.123456789, 3.3)]:
+        ev.set_point(alpha, beta)
+        for name in d.names:
+            want = cks["theta0"].state[name].to(torch.float32).clone()  # p ← c
+            if alpha:
+                want.add_(d.x[name].float(), alpha=alpha)
+            if beta:
+                want.add_(d.y[name].float(), alpha=beta)
+            assert torch.equal(params[name].detach(), want.to(params[name].dtype)), (name, alpha, beta)
+
+
 def test_hidden_state_cache_equals_full_forward(tiny_run, tmp_path):
     common = dict(grid=LINE, data=data_cfg(tiny_run), progress=False)
     for params in (["layer.1", "head"], ["pooler"], ["head"]):

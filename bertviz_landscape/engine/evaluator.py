@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import torch
 
+from bertviz_landscape.contracts import work
 from bertviz_landscape.contracts.parameters import (
     depth_of,
     num_layers,
@@ -93,6 +94,9 @@ class HiddenStateCache:
                     except _Stop:
                         pass
                     self.entries.append(box[0])
+                    # blocks 0 … start−1; the head too when no block is left above (no stop)
+                    last_block = start == len(self.blocks)
+                    work.count_pass(model, b.attention_mask, layers=(0, start), head=last_block)
         finally:
             for h in handles:
                 h.remove()
@@ -117,8 +121,10 @@ class HiddenStateCache:
 
         for block in skipped:
             block.forward = replay
+        batch = self.batches[index]
+        work.count_pass(self.model, batch.attention_mask, layers=(self.start, len(self.blocks)))
         try:
-            return self.model(**self.inputs(self.batches[index])).logits
+            return self.model(**self.inputs(batch)).logits
         finally:
             for block in skipped:
                 del block.forward
@@ -159,6 +165,7 @@ class Evaluator:
         self._dy = (
             [directions.y[n].to(self.device, torch.float32) for n in names] if directions.two_d else None
         )
+        self._numel = sum(c.numel() for c in self._center)
         self._scratch = None
         if precision == "bf16-weights":
             model.to(torch.bfloat16)
@@ -178,7 +185,6 @@ class Evaluator:
             }
             self._check_cache()
         self.evaluations = 0
-        self.evaluations = 0
         self.last_per_example: dict[str, torch.Tensor] = {}  # split → per-example losses at the last point
         self.last_correct: dict[str, torch.Tensor] = {}  # split → per-example correctness (classification)
 
@@ -193,6 +199,7 @@ class Evaluator:
                 if not s.batches:
                     continue
                 full = self.model(**self.inputs(s.batches[0])).logits
+                work.count_pass(self.model, s.batches[0].attention_mask)
                 cached = self.caches[s.name].logits(0)
                 if full.shape != cached.shape or not torch.allclose(full, cached, rtol=1e-5, atol=1e-6):
                     log.warning(
@@ -206,20 +213,35 @@ class Evaluator:
 
     @torch.no_grad()
     def set_point(self, alpha: float, beta: float = 0.0) -> None:
-        """Weights ← centre + α·δ1 + β·δ2 (float32 arithmetic, from the fixed centre)."""
+        """Weights ← centre + α·δ1 + β·δ2 (float32 arithmetic, from the fixed centre).
+
+        The first direction used writes p = c + α·δ directly (one pass: read c and δ, write p —
+        the same add kernel as p ← c then p += α·δ, so the same bits, without the copy's pass);
+        the second adds in place. No direction used: p ← c."""
         target = self._scratch if self._scratch is not None else self._params
-        torch._foreach_copy_(target, self._center)
-        if alpha != 0.0:
-            torch._foreach_add_(target, self._dx, alpha=float(alpha))
-        if self._dy is not None and beta != 0.0:
-            torch._foreach_add_(target, self._dy, alpha=float(beta))
+        axes = [(d, float(a)) for d, a in ((self._dx, alpha), (self._dy, beta)) if d is not None and a != 0.0]
+        if not axes:
+            torch._foreach_copy_(target, self._center)
+        else:
+            first, a = axes[0]
+            for p, c, d in zip(target, self._center, first):
+                torch.add(c, d, alpha=a, out=p)
+            for d, a in axes[1:]:
+                torch._foreach_add_(target, d, alpha=a)
         if self._scratch is not None:
             torch._foreach_copy_(self._params, self._scratch)
+        if work.metering_open():  # bytes read + written: the copy, or one axpy per direction used
+            per_element = len(axes) * work.WEIGHT_AXPY_BYTES if axes else work.WEIGHT_SET_BYTES
+            if self._scratch is not None:  # the fp32 scratch copied into the bf16 weights
+                per_element += 6
+            work.count_bytes("weight update", per_element * self._numel)
 
     def logits(self, split: EvalSet, index: int) -> torch.Tensor:
         if self.caches is not None:
             return self.caches[split.name].logits(index)
-        return self.model(**self.inputs(split.batches[index])).logits
+        batch = split.batches[index]
+        work.count_pass(self.model, batch.attention_mask)
+        return self.model(**self.inputs(batch)).logits
 
     def evaluate_set(self, split: EvalSet) -> dict[str, float]:
         total = torch.zeros((), dtype=torch.float64, device=self.device)

@@ -53,6 +53,7 @@ from bertviz_landscape.engine.request import LandscapeRequest
 from bertviz_landscape.engine.sweep import run_landscape
 from bertviz_landscape.pipeline.lr_sweep import write_sweep
 from bertviz_landscape.pipeline.runner import Stage
+from bertviz_landscape.pipeline.work import metered
 from bertviz_landscape.plots.results import draw_all
 from bertviz_landscape.publish.publisher import log_results, write_report
 from bertviz_landscape.publish.wandb_media import log_analysis, log_surface
@@ -428,7 +429,8 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
                         inputs=[*(RunDir(r).metrics_json for r in reads), line, plane],
                     )
                 )
-    return stages + late_stages(design, stages)
+    # train, line, plane and analysis stages record their useful work (pipeline/work.py)
+    return [metered(s) for s in stages] + late_stages(design, stages)
 
 
 def late_stages(design: Design, upstream: list[Stage]) -> list[Stage]:
@@ -502,7 +504,7 @@ def _selection_stages(design: Design, requests: Requests) -> list[Stage]:
     root, main, rates = design.root, design.tasks[0], design.rates
     seeds = list(design.select_seeds or ())
     runs = {(a, s): run_path(root, run_name(main, a, s)) for a in rates for s in seeds}
-    stages = [train_stage(design, requests, main, a, s, runs[(a, s)]) for s in seeds for a in rates]
+    stages = [metered(train_stage(design, requests, main, a, s, runs[(a, s)])) for s in seeds for a in rates]
     stages.append(
         Stage(
             f"{SELECT_STAGE} {main}",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from bertviz_landscape.contracts import work
 from bertviz_landscape.training.data.eval_sets import EvalSet
 
 
@@ -39,6 +40,7 @@ def layer_representations(model: torch.nn.Module, batches: EvalSet) -> list[torc
     parts: list[list[torch.Tensor]] = []
     with torch.inference_mode():
         for b in batches.batches:
+            work.count_pass(model, b.attention_mask)
             out = model(**b.inputs(), output_hidden_states=True)
             mask = b.attention_mask.unsqueeze(-1).to(out.hidden_states[0].dtype)
             pooled = [(h * mask).sum(1) / mask.sum(1).clamp_min(1.0) for h in out.hidden_states]

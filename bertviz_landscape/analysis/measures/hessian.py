@@ -67,6 +67,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from bertviz_landscape.analysis.common import run_data_request, run_task
+from bertviz_landscape.contracts import work
 from bertviz_landscape.contracts.checkpoints import check_checkpoint_dir, content_hash, load_model
 from bertviz_landscape.contracts.devices import pick_device
 from bertviz_landscape.contracts.errors import BadInput
@@ -170,6 +171,7 @@ class HessianVectorProduct:
         total = 0.0
         with torch.inference_mode():
             for b in self.batches:
+                work.count_pass(self.model, b.attention_mask)
                 total += float(self._batch_loss(b).double())
         return total / self.num_examples
 
@@ -182,6 +184,7 @@ class HessianVectorProduct:
         with _math_attention(), self._only_selected_require_grad():
             if self.method == "double_backward":
                 for b in self.batches:
+                    work.count_pass(self.model, b.attention_mask, kind="hvp")
                     grads = torch.autograd.grad(self._batch_loss(b), self.params, create_graph=True)
                     hv = torch.autograd.grad(grads, self.params, vec)
                     torch._foreach_add_(out, [h.detach() for h in hv])
@@ -189,6 +192,7 @@ class HessianVectorProduct:
                 primals = {n: p.detach() for n, p in zip(self.names, self.params)}
                 tangents = dict(zip(self.names, vec))
                 for b in self.batches:
+                    work.count_pass(self.model, b.attention_mask, kind="hvp")
                     grad_fn = torch.func.grad(lambda values, batch=b: self._batch_loss(batch, values))
                     _, hv = torch.func.jvp(grad_fn, (primals,), (tangents,))
                     torch._foreach_add_(out, [hv[n] for n in self.names])

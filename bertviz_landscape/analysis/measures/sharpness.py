@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from bertviz_landscape.algebra import norm
+from bertviz_landscape.contracts import work
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.parameters import is_bias_or_norm, select_parameters, trainable_parameters
 from bertviz_landscape.engine.directions import Directions, random_directions
@@ -62,6 +63,7 @@ def mean_loss(model: torch.nn.Module, batches: EvalSet, task) -> float:
     model.eval()
     with torch.inference_mode():
         for b in batches.batches:
+            work.count_pass(model, b.attention_mask)
             total += float(task.loss(model(**b.inputs()).logits.float(), b.labels, reduction="sum").double())
     return total / batches.num_examples
 
@@ -72,6 +74,7 @@ def loss_and_gradient(model, batches: EvalSet, task, params: Sequence[torch.nn.P
     total = 0.0
     model.eval()
     for b in batches.batches:
+        work.count_pass(model, b.attention_mask, kind="train")  # forward + backward to the weights
         loss = task.loss(model(**b.inputs()).logits.float(), b.labels, reduction="sum")
         g = torch.autograd.grad(loss, list(params))
         torch._foreach_add_(grads, g)

@@ -34,6 +34,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from bertviz_landscape.contracts import work
 from bertviz_landscape.contracts.atomic import write_json_atomic
 from bertviz_landscape.contracts.errors import BadInput, OutputError
 from bertviz_landscape.contracts.parameters import trainable_parameters
@@ -479,6 +480,12 @@ class WeightSnapshots(pl.Callback):
                 self._last_sketch_step = step
                 self._queue.put(("sketch", (step, epoch, loss, row.cpu().numpy(), float(norms.sum()), norms)))
             if full:
+                # the delta pass: read θ_t and θ0 (float32), write the rounded delta into the image
+                element = torch.empty((), dtype=self.dtype).element_size()
+                work.count_bytes(
+                    "snapshot delta",
+                    sum(p.numel() for p in current) * (2 * current[0].element_size() + element),
+                )
                 image = self._take_buffers()
                 buffers = list(image.lay_out({"step": str(step), "epoch": str(epoch)}).values())
                 if self._delta_pass is not None and deltas is None:  # computed while the next step runs

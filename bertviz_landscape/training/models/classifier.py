@@ -16,6 +16,7 @@ import torchmetrics
 from omegaconf import DictConfig
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
+from bertviz_landscape.contracts import work
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.parameters import is_bias_or_norm, trainable_parameters
 from bertviz_landscape.training.data.tasks import GlueTask
@@ -118,7 +119,18 @@ class GlueClassifier(pl.LightningModule):
         self._unchecked_loss: tuple[int, int, torch.Tensor] | None = None  # (step, epoch, loss)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(**model_inputs(batch, self.token_type_ids)).logits
+        inputs = model_inputs(batch, self.token_type_ids)
+        if work.metering_open():  # a training step's pass is followed by its backward
+            mask = inputs.get("attention_mask")
+            kind = "train" if self.training and torch.is_grad_enabled() else "forward"
+            work.count_pass(self.model, torch.ones_like(inputs["input_ids"]) if mask is None else mask, kind)
+        return self.model(**inputs).logits
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # AdamW's state traffic: every parameter with a gradient read and written once per step
+        if work.metering_open():
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            work.count_bytes("adamw", work.ADAMW_BYTES * sum(p.numel() for p in params))
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # dropout's randomness depends only on (seed, step), as the data order depends only on
