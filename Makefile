@@ -13,7 +13,7 @@ TORCH ?= 2.13.0
 # the optional extras every test needs (no launcher test skips with them): tests/test_launchers.py,
 # tests/test_views.py, tests/test_notebook.py; and the docs site's
 EXTRAS ?= slurm,ray,paraview,notebook,docs
-.PHONY: help install install-extras test test-slow test-all notebook docs demo replicate analyses plots bench clean
+.PHONY: help install install-extras test test-slow test-all notebook docs demo replicate replicate-overfit analyses plots bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/$$(TORCH)/$(TORCH)/g' -e 's/$$(EXTRAS)/$(EXTRAS)/g' \
@@ -51,12 +51,19 @@ test-all: ## every test, slow ones included
 demo: ## the paper's story offline on a CPU (SST-2 + MRPC, MiniLM, 3 seeds per arm): train, surfaces, analyses, figures, W&B, report -> outputs/demo, docs/results/demo.md
 	$(BIN)/bertviz-demo output_dir=$(DEMO) results_doc=docs/results/demo.md
 
-# make replicate (conf/replicate.yaml): 5 seeds per arm and a from-scratch learning-rate sweep
-# (3 rates, the best by mean dev metric analysed) on SST-2, δ2 from MRPC; why no second task fits a
-# CPU budget: conf/replicate.yaml and its report.
+# make replicate (conf/replicate.yaml, plan conf/plan/replicate.yaml): the learning-rate sweep of both
+# inits on the selection seeds, then 5 confirmation seeds per arm at the chosen rates, on SST-2, δ2 from
+# MRPC; its budget per stage kind and why no second task fits a CPU budget: conf/replicate.yaml.
 REPLICATE ?= outputs/replicate
-replicate: ## seeds as replicates: 5 seeds per arm, scratch lr sweep, SST-2 (~50 min on 2 cores) -> outputs/replicate, docs/results/replicate.md
+replicate: ## the confirmatory replicate: lr sweep of both inits on seeds 0-1, then 5 fresh seeds per arm, SST-2 (~85 min on 2 cores) -> outputs/replicate, docs/results/replicate.md
 	$(BIN)/bertviz-demo --config-name replicate output_dir=$(REPLICATE) results_doc=docs/results/replicate.md
+
+# make replicate-overfit (conf/replicate_overfit.yaml): robustness to overfitting under the same frozen
+# plan — 20 epochs on 1,024 SST-2 examples per confirmation seed and init, at the rates make replicate's
+# sweep chose (its lr_sweep.json; without it the preset's 1e-4), analysis=longtrain, the report.
+REPLICATE_OVERFIT ?= outputs/replicate_overfit
+replicate-overfit: ## robustness to overfitting: 20 epochs, 5 confirmation seeds per arm at the replicate's chosen rates (~57 min on 2 cores) -> outputs/replicate_overfit, docs/results/replicate_overfit.md
+	$(BIN)/bertviz-demo --config-name replicate_overfit output_dir=$(REPLICATE_OVERFIT) rates_from=$(REPLICATE) results_doc=docs/results/replicate_overfit.md
 
 ANALYSES ?= outputs/analyses
 # one seed (its claims are "descriptive only"; make replicate decides across seeds); both_ways: each

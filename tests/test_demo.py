@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_MODEL, write_glue
+from helpers.demo import tiny_demo_cfg
 
 from bertviz_landscape.cli.compose import compose
 from bertviz_landscape.contracts.resultsdir import ResultsDir
@@ -30,41 +31,6 @@ def applied(config: dict, override: str) -> bool:
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node == yaml.safe_load(value)
-
-
-def tiny_demo_cfg(root: Path, pretrained: Path, glue: Path, analyses: list[str], **extra):
-    train = [
-        "model=tiny",
-        f"model.name_or_path={pretrained}",
-        "data.batch_size=8",
-        "data.eval_batch_size=8",
-        "trainer.max_epochs=2",
-        "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        "data.max_train_samples=null",
-        "logger=none",
-        "init.lr=1e-3",
-        "callbacks.snapshots.every_n_steps=2",
-    ]
-    overrides = [
-        f"output_dir={root}",
-        f"glue_dir={glue}",
-        "tasks=[mrpc,rte]",
-        "landscape.line.num=5",
-        "landscape.plane.x.min=-0.5",
-        "landscape.plane.x.max=1.5",
-        "landscape.plane.x.num=5",
-        "landscape.plane.y.num=4",
-        f"analyses=[{','.join(analyses)}]",
-        *[f"{k}={v}" for k, v in extra.items()],
-    ]
-    values = {
-        "train": {"overrides": train, "second_task": ["trainer.max_epochs=1"]},
-        "landscape": {"overrides": ["data.max_train_samples=null", "data.eval_batch_size=8"]},
-        "analysis_overrides": {"layers": ["data.max_train_samples=null"]},
-    }
-    return compose("demo", overrides, values)
 
 
 @pytest.fixture
@@ -180,28 +146,6 @@ def test_both_ways_makes_each_task_the_main_one_once_in_one_call(tmp_path):
         for s in build_stages(compose("demo", [f"output_dir={tmp_path}", "tasks=[mrpc,rte]", "seeds=[0]"]))
     }
     assert all(applied(request(rte["train rte_scratch_seed0"])["config"], o) for o in cfg.train.second_task)
-
-
-def test_the_replicate_preset_has_five_seeds_a_scratch_sweep_and_a_256_example_hessian(tmp_path):
-    from bertviz_landscape.cli.demo import stages as build_stages
-
-    cfg = compose("replicate", [f"output_dir={tmp_path}"])
-    assert len(cfg.seeds) >= 5 and len(cfg.scratch_lrs) >= 3
-    # first every rate on the selection seeds, then the best rate on every seed
-    select = cfg.scratch_sweep.select_seeds or cfg.seeds
-    first = [s.name for s in build_stages(cfg)]
-    assert first[-1] == "select scratch lr sst2"
-    assert {f"train sst2_scratch_lr{lr:g}_seed{s}" for lr in cfg.scratch_lrs for s in select} == set(
-        first[:-1]
-    )
-    chosen = f"scratch_lr{cfg.scratch_lrs[1]:g}"
-    names = {s.name for s in build_stages(cfg, selected=chosen)}
-    assert {f"train sst2_{chosen}_seed{s}" for s in cfg.seeds} <= names
-    assert {f"train sst2_pretrained_seed{s}" for s in cfg.seeds} <= names
-    assert {f"flatness sst2_{chosen}_seed{s}" for s in cfg.seeds} <= names
-    others = {f"scratch_lr{lr:g}" for lr in cfg.scratch_lrs} - {chosen}
-    assert not any(o in n for o in others for n in names)
-    assert "analysis.hessian.num_examples=256" in cfg.analysis_overrides.flatness
 
 
 def _sweep_run(root, name: str, seed: int, dev: float):

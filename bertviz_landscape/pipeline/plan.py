@@ -27,6 +27,18 @@ A scratch learning-rate sweep analysed at its best rate only (``scratch_sweep.an
 two lists of stages: the selection (the main task trained at every rate on the selection seeds,
 then ``select scratch lr`` writing lr_sweep.json: pipeline/lr_sweep.py), then everything else at
 the chosen rate (`build_stages(..., selected=arm)`).
+
+The learning-rate sweep of both inits (``lr_sweep: true``; the plan's ``lr_sweep`` and ``seeds``,
+contracts/lr_sweep.py; make replicate) is rounds of selection stages, then the comparison: round 0
+trains the main task for every init at every rate of the plan on the selection seeds
+(``<task>_<init>_lr<lr>_seed<s>``), then ``select lr <task>`` records lr_sweep.json (format 2);
+while an init's best rate is at an edge of its sweep (and it had fewer than ``extend_at_edge``
+extensions) a further round trains one more rate beyond that edge on the selection seeds and
+records again (``select lr <task> (extension <k>)``; `sweep_stages`); then everything else runs on
+the confirmation seeds only, each init at its chosen rate (`Design.at_rates`). ``rates_from`` (make
+replicate-overfit) trains each init at the rate another results directory's sweep chose (the
+preset's rate for an init it did not sweep). ``surfaces: false`` trains the main task only and
+runs the analyses on the runs alone (no second task, no line or plane).
 """
 
 from __future__ import annotations
@@ -46,12 +58,13 @@ from omegaconf import OmegaConf
 from bertviz_landscape.analysis import registry
 from bertviz_landscape.analysis.analyze import analyze
 from bertviz_landscape.analysis.request import AnalyzeRequest
+from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.engine.request import LandscapeRequest
 from bertviz_landscape.engine.sweep import run_landscape
-from bertviz_landscape.pipeline.lr_sweep import write_sweep
+from bertviz_landscape.pipeline.lr_sweep import record_sweep, write_sweep
 from bertviz_landscape.pipeline.runner import Stage
 from bertviz_landscape.pipeline.work import metered
 from bertviz_landscape.plots.results import draw_all
@@ -64,6 +77,7 @@ from bertviz_landscape.training.train import RunConfigError, train
 log = logging.getLogger("bertviz_landscape.pipeline")
 
 SELECT_STAGE = "select scratch lr"  # the stage that ends a sweep's first phase
+SWEEP_STAGE = "select lr"  # the stage that ends each round of the sweep of both inits
 METRICS_NAME = RunDir("run").metrics_json.name  # a run's results file (the one the late stages read)
 
 
@@ -120,11 +134,29 @@ class Axis:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """The learning-rate sweep of both inits the plan registers (its ``lr_sweep`` and ``seeds``;
+    contracts/lr_sweep.py): every rate of an init on every selection seed, one more rate beyond an
+    edge at most ``extend_at_edge`` times, then the comparison on the confirmation seeds only."""
+
+    rates: dict[str, tuple[float, ...]]  # init -> the rates tried first (ascending)
+    extend_at_edge: int
+    select: tuple[int, ...]
+    confirm: tuple[int, ...]
+
+
+def rate_arm(init: str, lr: float) -> str:
+    """The label of an init trained at a swept rate: ``<init>_lr<lr>`` (its runs' names say the rate)."""
+    return f"{init}_lr{lr:g}"
+
+
+@dataclass(frozen=True)
 class Design:
     """What the demo runs (conf/demo.yaml, plain values; `from_config` checks them)."""
 
     root: Path
-    tasks: tuple[str, str]  # (main task, second task): δ1 from the main task, δ2 from the second
+    # (main task, second task): δ1 from the main task, δ2 from the second; (main task,) without surfaces
+    tasks: tuple[str, ...]
     seeds: tuple[int, ...]
     arms: dict[str, tuple[str, float | None]]  # arm label -> (init, learning rate; None: the preset's)
     analyses: tuple[str, ...] = ()
@@ -138,22 +170,39 @@ class Design:
     plan: dict | None = None  # the analysis plan document (`plan_document`), frozen before the first stage
     results_doc: str | None = None
     notes: tuple[str, ...] = ()
+    sweep: Sweep | None = None  # lr_sweep: true — the plan's sweep of both inits, then the comparison
+    surfaces: bool = True  # False: the main task only, no line or plane; the analyses read the runs
+    # rates_from: {"dir", "doc" (its sweep record, copied into root), "chosen" (init -> rate)}
+    rates_from: dict | None = None
 
     @classmethod
     def from_config(cls, c: Mapping[str, Any]) -> Design:
         """The design of a resolved demo config (conf/demo.yaml as plain values)."""
         tasks = list(c["tasks"])
-        if len(tasks) != 2:
+        surfaces = bool(c.get("surfaces", True))
+        if surfaces and len(tasks) != 2:
             raise BadInput(f"tasks={tasks}: give [main task, second task] (the second task's runs give δ2)")
-        ls = c["landscape"]
-        Axis(**ls["line"]).check("landscape.line")
-        Axis(**ls["plane"]["x"]).check("landscape.plane.x")
+        if not surfaces and len(tasks) != 1:
+            raise BadInput(
+                f"tasks={tasks}: surfaces=false trains the main task only (no δ2): give tasks=[<main task>]"
+            )
+        if surfaces:
+            ls = c["landscape"]
+            Axis(**ls["line"]).check("landscape.line")
+            Axis(**ls["plane"]["x"]).check("landscape.plane.x")
         seeds = _seeds(c.get("seeds"))
-        arms = _arms(list(c["inits"]), c.get("scratch_lrs"))
+        inits = list(c["inits"])
+        sweep = _sweep(c, inits, seeds)
+        taken = _rates_from(c, inits)
+        if sweep is not None and taken is not None:
+            raise BadInput("lr_sweep=true and rates_from: give one (the sweep chooses the rates itself)")
+        arms = _arms(inits, c.get("scratch_lrs"))
+        if taken is not None:
+            arms = _taken_arms(inits, taken)
         init_seed = c.get("init_seed")
         return cls(
             root=Path(c["output_dir"]),
-            tasks=(tasks[0], tasks[1]),
+            tasks=tuple(tasks),
             seeds=tuple(seeds),
             arms=arms,
             analyses=tuple(demo_analyses(c)),
@@ -167,14 +216,35 @@ class Design:
             plan=plan_document(c),
             results_doc=c.get("results_doc"),
             notes=tuple(str(n) for n in c.get("report_notes") or []),
+            sweep=sweep,
+            surfaces=surfaces,
+            rates_from=taken,
         )
 
     @property
-    def pairs(self) -> list[tuple[str, str]]:
+    def pairs(self) -> list[tuple[str, str | None]]:
         """(main task, second task) pairs: the main task's surfaces and analyses, δ2 from the
-        second's runs; `both_ways` adds the swapped pair."""
+        second's runs; `both_ways` adds the swapped pair. Without surfaces: (main task, None)."""
+        if not self.surfaces:
+            return [(self.tasks[0], None)]
         main, second = self.tasks
         return [(main, second)] + ([(second, main)] if self.both_ways else [])
+
+    def at_rates(self, chosen: Mapping[str, float]) -> Design:
+        """The comparison after a learning-rate sweep: each init at its chosen rate (arms
+        ``<init>_lr<lr>``, `rate_arm`), on the confirmation seeds only, no sweep."""
+        if self.sweep is None:
+            raise BadInput("at_rates: this design has no learning-rate sweep")
+        missing = [i for i in self.inits if i not in chosen]
+        if missing:
+            raise BadInput(f"the learning-rate sweep chose no rate for {', '.join(missing)}")
+        arms = {rate_arm(i, float(chosen[i])): (i, float(chosen[i])) for i in self.inits}
+        return dataclasses.replace(self, arms=arms, seeds=self.sweep.confirm, sweep=None)
+
+    @property
+    def inits(self) -> list[str]:
+        """The inits of the arms, in order (each once)."""
+        return list(dict.fromkeys(init for init, _ in self.arms.values()))
 
     @property
     def mains(self) -> list[str]:
@@ -226,7 +296,11 @@ def demo_analyses(c: Mapping[str, Any]) -> list[str]:
 
 def plan_document(c: Mapping[str, Any]) -> dict | None:
     """The analysis plan this configuration registers: the preset's plan (``plan``) and the design it
-    runs — seeds, selection seeds, tasks, inits, learning rates, the analyses and their thresholds."""
+    runs — seeds, selection seeds, tasks, inits, learning rates, the analyses and their thresholds.
+    With the plan's learning-rate sweep (``lr_sweep: true``) or rates taken from one (``rates_from``)
+    the design also names the selection seeds (the plan's ``seeds.select``) and the confirmation
+    seeds it runs (``seeds``), so that the plan check refuses a shared seed before anything runs;
+    ``rates_from`` adds the directory and each init's rate taken from it."""
     if not c.get("plan"):
         return None
     design = {
@@ -238,7 +312,77 @@ def plan_document(c: Mapping[str, Any]) -> dict | None:
         "analyses": demo_analyses(c),
         "analysis_overrides": c.get("analysis_overrides") or {},
     }
+    if c.get("lr_sweep") or c.get("rates_from"):
+        design["select_seeds"] = list(((c["plan"].get("seeds") or {}).get("select")) or [])
+        design["confirm_seeds"] = list(c.get("seeds") or [])
+    if c.get("lr_sweep"):
+        design["lr_sweep"] = True
+    if c.get("rates_from"):
+        taken = _rates_from(c, list(c.get("inits") or []))
+        design["rates_from"] = str(c["rates_from"])
+        design["rates"] = {
+            init: (taken or {}).get("chosen", {}).get(init) for init in list(c.get("inits") or [])
+        }
+        design["experiment"] = (c.get("train") or {}).get("experiment")
+    if not c.get("surfaces", True):
+        design["surfaces"] = False
     return dict(c["plan"]) | {"design": design}
+
+
+def _sweep(c: Mapping[str, Any], inits: list[str], seeds: list[int]) -> Sweep | None:
+    """``lr_sweep: true``: the plan's sweep of both inits (contracts/lr_sweep.check_config), run on
+    its ``seeds.select``; the demo's ``seeds`` must be the plan's ``seeds.confirm`` (the comparison's)."""
+    if not c.get("lr_sweep"):
+        return None
+    plan = c.get("plan") or {}
+    cfg, planned = plan.get("lr_sweep"), plan.get("seeds") or {}
+    if cfg is None:
+        raise BadInput(f"lr_sweep=true: the plan ({plan.get('preset')!r}) registers no lr_sweep")
+    if c.get("scratch_lrs"):
+        raise BadInput("lr_sweep=true and scratch_lrs: give one (the plan's sweep covers every init)")
+    select, confirm = list(planned.get("select") or []), list(planned.get("confirm") or [])
+    try:
+        lr_sweep.check_config(dict(cfg), select)
+    except ValueError as err:
+        raise BadInput(f"the plan's {err}") from None
+    if list(seeds) != confirm:
+        raise BadInput(
+            f"seeds={list(seeds)} differ from the plan's seeds.confirm {confirm}: the comparison runs on the "
+            "confirmation seeds the plan registers (seeds: ${plan.seeds.confirm})"
+        )
+    missing = [i for i in inits if i not in cfg["rates"]]
+    if missing:
+        raise BadInput(f"the plan's lr_sweep.rates has no rates for {', '.join(missing)}")
+    return Sweep(
+        {i: tuple(sorted(float(r) for r in cfg["rates"][i])) for i in inits},
+        int(cfg.get("extend_at_edge", 0)),
+        tuple(int(s) for s in select),
+        tuple(int(s) for s in confirm),
+    )
+
+
+def _rates_from(c: Mapping[str, Any], inits: list[str]) -> dict | None:
+    """``rates_from: <results dir>``: each init's rate chosen by that directory's learning-rate sweep
+    (its lr_sweep.json, either format); an init it did not sweep keeps the preset's rate (None).
+    None without ``rates_from``; {"doc": None, ...} when the directory has no record (every init at
+    the preset's rate)."""
+    where = c.get("rates_from")
+    if not where:
+        return None
+    if c.get("scratch_lrs"):
+        raise BadInput("rates_from and scratch_lrs: give one")
+    doc = lr_sweep.read(where)
+    arms = (doc or {}).get("arms") or {}
+    chosen = {
+        i: float(arms[i]["chosen_lr"]) for i in inits if (arms.get(i) or {}).get("chosen_lr") is not None
+    }
+    return {"dir": str(where), "doc": doc, "chosen": chosen}
+
+
+def _taken_arms(inits: list[str], taken: dict) -> dict[str, tuple[str, float | None]]:
+    """The arms of ``rates_from``: ``<init>_lr<lr>`` at a rate its sweep chose, else the preset's."""
+    chosen = taken["chosen"]
+    return {(rate_arm(i, chosen[i]) if i in chosen else i): (i, chosen.get(i)) for i in inits}
 
 
 def _select_seeds(c: Mapping[str, Any], arms: dict, seeds: list[int]) -> tuple[int, ...] | None:
@@ -350,12 +494,20 @@ def compute_surface(request: LandscapeRequest):
 
 
 # --- the stages -----------------------------------------------------------------------------------
-def build_stages(design: Design, requests: Requests, selected: str | None = None) -> list[Stage]:
+def build_stages(design: Design, requests: Requests, selected: str | Mapping | None = None) -> list[Stage]:
     """The demo's stages. With a scratch learning-rate sweep analysed at its best rate only
     (``design.select_seeds``) this is two lists: without `selected`, the selection stages (the main
     task trained at every rate on the selection seeds, then ``select scratch lr`` writing
     lr_sweep.json); with `selected` (the chosen arm, e.g. ``scratch_lr0.0003``), everything else,
-    for the pretrained arm and the chosen rate (run_demo runs one, then the other)."""
+    for the pretrained arm and the chosen rate (run_demo runs one, then the other). With the plan's
+    sweep of both inits (``design.sweep``): without `selected`, its first round (`sweep_stages`);
+    with `selected` ({init: chosen rate}), the comparison on the confirmation seeds (`Design.at_rates`)."""
+    if design.sweep is not None:
+        if selected is None:
+            return sweep_stages(design, requests, {i: list(r) for i, r in design.sweep.rates.items()})
+        if not isinstance(selected, Mapping):
+            raise BadInput(f"the learning-rate sweep of both inits chooses a rate per init, got {selected!r}")
+        design = design.at_rates(selected)
     root, seeds, arms = design.root, list(design.seeds), design.arms
     if design.select_seeds is not None:
         if selected is None:
@@ -373,6 +525,7 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
         for kind in ("line", "plane")
         for i in inits
         for s in seeds
+        if design.surfaces
     }
     stages = [
         train_stage(design, requests, task, arm, seed, runs[(task, arm, seed)])
@@ -380,7 +533,7 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
         for task in tasks
         for arm in inits
     ]
-    for (main, second), seed in itertools.product(design.pairs, seeds):
+    for (main, second), seed in itertools.product(design.pairs if design.surfaces else [], seeds):
         for init in inits:
             name = run_name(main, init, seed)
             run, run2 = runs[(main, init, seed)], runs[(second, init, seed)]
@@ -405,12 +558,13 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
                 name = run_name(main, init, seed)
                 out = analysis_path(root, analysis, name)
                 run = runs[(main, init, seed)]
-                line, plane = surf[(main, "line", init, seed)], surf[(main, "plane", init, seed)]
+                line, plane = surf.get((main, "line", init, seed)), surf.get((main, "plane", init, seed))
                 request = with_value(requests.analyses[analysis], "output", str(out))
                 given = {"run": ("run", run), "line": ("surface", line), "plane": ("surface", plane)}
-                for kind in registry.get(analysis).reads:  # its run and the surface it reads
+                for kind in registry.get(analysis).reads:  # its run and the surface it reads (if any)
                     key, path = given[kind]
-                    request = with_value(request, key, str(path))
+                    if path is not None:
+                        request = with_value(request, key, str(path))
                 reads = [run]
                 control = design.matched_control(analysis, init, arms)
                 if control is not None:  # the pretrained run measured where the same seed's scratch run ends
@@ -426,7 +580,7 @@ def build_stages(design: Design, requests: Requests, selected: str | None = None
                         request,
                         [out],
                         lambda request=request: analyze_and_log(request),
-                        inputs=[*(RunDir(r).metrics_json for r in reads), line, plane],
+                        inputs=[*(RunDir(r).metrics_json for r in reads), *(p for p in (line, plane) if p)],
                     )
                 )
     # train, line, plane and analysis stages record their useful work (pipeline/work.py)
@@ -484,7 +638,7 @@ def train_stage(design: Design, requests: Requests, task: str, arm: str, seed: i
     the second task's run of a seed shares that seed's θ0. With the design's ``init_seed`` θ0 is
     drawn from it for every seed (runs of one arm share θ0; a seed draws the data order and
     dropout only: what analysis=basins needs)."""
-    config = with_value(requests.training[(task, arm)], "seed", seed)
+    config = with_value(training_config(design, requests, task, arm), "seed", seed)
     config = with_value(config, "init.seed", design.init_seed_of(seed))
     request = Training(config, run, _examples(config))
 
@@ -498,6 +652,70 @@ def train_stage(design: Design, requests: Requests, task: str, arm: str, seed: i
     return Stage(
         f"train {run_name(task, arm, seed)}", request, [RunDir(run).metrics_json, RunDir(run).theta1], action
     )
+
+
+def training_config(design: Design, requests: Requests, task: str, arm: str) -> dict:
+    """The training config of (task, arm): the one composed for it, else (an arm at a rate chosen
+    after composing: a sweep's) its init's with ``init.lr`` set to the arm's rate — what composing
+    with ``init.lr=<rate>`` gives."""
+    if (task, arm) in requests.training:
+        return requests.training[(task, arm)]
+    init, lr = design.arms[arm]
+    if (task, init) not in requests.training:
+        raise BadInput(f"no training config for {task} {arm} (nor for its init {init})")
+    base = requests.training[(task, init)]
+    return base if lr is None else with_value(base, "init.lr", float(lr))
+
+
+def sweep_stages(
+    design: Design,
+    requests: Requests,
+    rates: Mapping[str, list[float]],
+    new: Mapping[str, list[float]] | None = None,
+    extended: Mapping[str, list[float]] | None = None,
+    round_: int = 0,
+) -> list[Stage]:
+    """One round of the plan's learning-rate sweep of both inits (``design.sweep``): the main task
+    trained at each `new` rate (default: every rate) of each init on every selection seed, then the
+    record of every rate tried so far (`rates`, `extended`: those added beyond an edge) in
+    lr_sweep.json (pipeline/lr_sweep.py `record_sweep`): ``select lr <task>`` in round 0,
+    ``select lr <task> (extension <k>)`` after."""
+    sweep = design.sweep
+    if sweep is None:
+        raise BadInput("sweep_stages: this design has no learning-rate sweep")
+    root, main = design.root, design.tasks[0]
+    new = rates if new is None else new
+    arms = {rate_arm(i, lr): (i, lr) for i, rs in rates.items() for lr in rs}
+    at = dataclasses.replace(design, arms=arms, seeds=sweep.select)
+    runs = {
+        (i, lr, s): run_path(root, run_name(main, rate_arm(i, lr), s))
+        for i, lr in arms.values()
+        for s in sweep.select
+    }
+    stages = [
+        metered(train_stage(at, requests, main, rate_arm(i, lr), s, runs[(i, lr, s)]))
+        for i, rs in new.items()
+        for lr in rs
+        for s in sweep.select
+    ]
+    extended = {i: list((extended or {}).get(i) or []) for i in rates}
+    name = f"{SWEEP_STAGE} {main}" + (f" (extension {round_})" if round_ else "")
+    stages.append(
+        Stage(
+            name,
+            {
+                "runs": {f"{i} {lr:g} {s}": str(r) for (i, lr, s), r in runs.items()},
+                "select": list(sweep.select),
+                "confirm": list(sweep.confirm),
+                "extended": extended,
+                "rule": lr_sweep.RULE,
+            },
+            [ResultsDir(root).sweep],
+            lambda: record_sweep(root, main, runs, sweep.select, sweep.confirm, extended, write=True),
+            inputs=[RunDir(r).metrics_json for r in runs.values()],
+        )
+    )
+    return stages
 
 
 def _selection_stages(design: Design, requests: Requests) -> list[Stage]:
