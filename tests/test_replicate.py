@@ -338,3 +338,42 @@ def test_replicate_overfit_trains_overfit_cpu_on_the_confirm_seeds_at_the_sweep_
     assert train["config"]["init"]["lr"] == 1e-4
     with pytest.raises(BadInput, match="surfaces=false trains the main task only"):
         build_stages(compose("replicate_overfit", [f"output_dir={tmp_path}", "tasks=[sst2,mrpc]"]))
+
+
+@pytest.mark.slow
+def test_replicate_overfit_end_to_end_on_the_tiny_model(tmp_path, tiny_pretrained):
+    """The preset's no-surface path runs: the sweep's rates, longtrain only, figures and the report,
+    which names the rates tried (the copied record) and the rate each init trained at."""
+    from bertviz_landscape.cli.demo import demo as run_demo
+
+    glue = write_glue(tmp_path / "glue", n_train=32, n_dev=16)
+    rep = tmp_path / "rep"
+    runs = [
+        lr_sweep.SweepRun(i, lr, 0, 0.8 if lr == 3e-4 else 0.7, True, str(rep / "runs" / f"{i}{lr}"))
+        for i in ("pretrained", "scratch")
+        for lr in (1e-4, 3e-4, 1e-3)
+    ]
+    lr_sweep.record("mrpc", "accuracy", runs, [0], [1, 2], None, rep)
+    root = tmp_path / "overfit"
+    over = {
+        "tasks": "[mrpc]",
+        "plan.seeds.select": "[0]",
+        "plan.seeds.confirm": "[1,2]",
+        "seeds": "[1,2]",
+        "rates_from": str(rep),
+        "analysis_overrides.longtrain": "['analysis.early_epoch=1']",
+        "plan.claims.robust_to_overfitting.early_epoch": "1",
+        "wandb_media": "false",
+    }
+    cfg = tiny_demo_cfg(root, tiny_pretrained, glue, ["longtrain"], config="replicate_overfit", **over)
+    console = io.StringIO()
+    run_demo(cfg, out=console)
+    assert sorted(p.name for p in ResultsDir(root).runs.iterdir()) == [
+        f"mrpc_{i}_lr0.0003_seed{s}" for i in ("pretrained", "scratch") for s in (1, 2)
+    ]
+    assert not ResultsDir(root).surfaces.exists() or not any(ResultsDir(root).surfaces.iterdir())
+    assert len(list(ResultsDir(root).analysis.glob("longtrain_*.json"))) == 4
+    report = ResultsDir(root).report_md.read_text()
+    assert "Analysis plan** `replicate`" in report
+    assert "Learning rates: pretrained at 0.0003 (chosen by the sweep in" in report
+    assert "each init on the selection seeds 0 only (the comparison uses seeds 1, 2)" in report
