@@ -46,7 +46,7 @@ def command(run: Path, glue: Path, *overrides: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "bertviz_landscape.training.train",
+        "bertviz_landscape.cli.train",
         *COMMON,
         f"data.glue_dir={glue}",
         f"hydra.run.dir={run}",

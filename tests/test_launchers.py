@@ -121,7 +121,7 @@ def reference_multirun(tmp_path_factory):
     root = tmp_path_factory.mktemp("basic")
     glue = write_glue(root / "glue")
     proc = run_module(
-        "bertviz_landscape.training.train",
+        "bertviz_landscape.cli.train",
         [
             "-m",
             "task=mrpc,rte",
@@ -141,7 +141,7 @@ def test_training_multirun_equals_runs_in_one_process(name, reference_multirun, 
     overrides = launcher(name)
     sweep = tmp_path / "sweep"
     proc = run_module(
-        "bertviz_landscape.training.train",
+        "bertviz_landscape.cli.train",
         [
             "-m",
             "task=mrpc,rte",

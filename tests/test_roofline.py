@@ -84,7 +84,7 @@ def test_every_model_stage_of_a_tiny_demo_records_its_work(roofline, tmp_path, m
 
     from conftest import TINY_MODEL, write_glue
     from helpers.demo import tiny_demo_cfg
-    from test_work import torch_count
+    from helpers.work import torch_count
 
     import bertviz_landscape.pipeline.work as pipeline_work
     from bertviz_landscape.cli.demo import demo

@@ -327,7 +327,7 @@ def _train_cli(glue: Path, run: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "bertviz_landscape.training.train",
+        "bertviz_landscape.cli.train",
         "model=tiny",
         "init=scratch",
         "logger=none",
@@ -377,7 +377,7 @@ def _landscape_cli(run: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "bertviz_landscape.engine",
+        "bertviz_landscape.cli.landscape",
         f"run={run}",
         f"output={out}",
         "grid=line",
@@ -588,7 +588,7 @@ def test_custom_code_checkpoint_never_reaches_the_trust_remote_code_prompt(tiny_
     command = [
         sys.executable,
         "-m",
-        "bertviz_landscape.engine",
+        "bertviz_landscape.cli.landscape",
         f"theta0={RunDir(run).theta0}",
         f"theta1={evil}",
         "task=mrpc",

@@ -6,36 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import tiny_train_cfg, write_glue
-from test_landscape_support import data_cfg, tiny_run  # noqa: F401  (fixture)
-from torch.utils.flop_counter import FlopCounterMode, bmm_flop
+from helpers.landscape import data_cfg, tiny_run  # noqa: F401  (fixture)
+from helpers.work import torch_count
 
 from bertviz_landscape.contracts import work
 from bertviz_landscape.contracts.work import PASS_MULTIPLIER, Shape, Tally, metering
 from bertviz_landscape.pipeline.work import stage_kind, stage_work
 
 aten = torch.ops.aten
-
-
-def _sdpa_cpu(query, key, value, *args, out_shape=None, **kwargs) -> int:
-    """The fused CPU attention kernel (FlopCounterMode has no formula for it): QKᵀ and scores·V."""
-    b, heads, s, d = query
-    return bmm_flop((b * heads, s, d), (b * heads, d, s)) + bmm_flop((b * heads, s, s), (b * heads, s, d))
-
-
-def _sdpa_cpu_backward(grad_out, query, *args, out_shape=None, **kwargs) -> int:
-    """Its backward's useful products (the math path's four; the kernel also recomputes QKᵀ)."""
-    return 2 * _sdpa_cpu(query, query, query)
-
-
-def torch_count() -> FlopCounterMode:
-    """FlopCounterMode that also counts the fused CPU attention kernel the models use (SDPA)."""
-    return FlopCounterMode(
-        display=False,
-        custom_mapping={
-            aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu,
-            aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward,
-        },
-    )
 
 
 def tiny_model(labels: int = 2):

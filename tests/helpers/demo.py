@@ -1,5 +1,5 @@
-"""Demo-test helpers: `tiny_demo_cfg`, bertviz-demo's config on the tiny BERT and tiny GLUE files
-(seconds per stage), shared by the demo, replicate and roofline tests."""
+"""The demo on the tiny config (2-layer BERT, tiny TSVs): the composed demo config the demo,
+replicate and roofline tests run."""
 
 from __future__ import annotations
 
