@@ -22,7 +22,7 @@ change::
     layers = api.analyze("layers", run="runs/sst2")              # the analysis JSON, as a dict
     figures = api.draw("outputs")                                # every figure the directory supports
 
-`task` is a GLUE task or your own task spec's name (`data/sources.py`); `model` a preset of
+`task` is a GLUE task or your own task spec's name (`training/data/sources.py`); `model` a preset of
 conf/model/ (``roberta-base``, ``tiny`` …), a hub id or a ``save_pretrained`` directory.
 """
 
