@@ -10,18 +10,14 @@ exits with status 2 and one line naming the problem; no JSON is written.
 
 from __future__ import annotations
 
-import logging
-
 from omegaconf import DictConfig, OmegaConf
 
 import bertviz_landscape.analysis  # noqa: F401  (registers the output-name resolver)
-from bertviz_landscape.analysis.analyze import analyze
 from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.cli.command import command
 from bertviz_landscape.contracts.config import CONF_DIR
-from bertviz_landscape.publish.wandb_media import log_analysis
+from bertviz_landscape.publish.publisher import analyze_and_log
 
-log = logging.getLogger("bertviz_landscape.analysis")
 CONFIG_PATH = CONF_DIR
 
 
@@ -31,14 +27,7 @@ def run(cfg: DictConfig) -> dict:
     return run_request(AnalyzeRequest.from_mapping(OmegaConf.to_container(cfg, resolve=True)))
 
 
-def run_request(req: AnalyzeRequest) -> dict:
-    """`analysis.analyze.analyze(req)` and, with ``req.wandb.enabled``, its numbers in a W&B run's
-    summary; returns the analysis JSON (the typed call of api.py)."""
-    result = analyze(req)
-    if req.wandb.enabled:
-        where = log_analysis(result, req.wandb.to_dict(), req.output)
-        log.info("W&B run: %s", where)
-    return result
+run_request = analyze_and_log  # the typed call (api.py)
 
 
 main = command("bertviz-analyze", "analyze", run)

@@ -56,7 +56,6 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from bertviz_landscape.analysis import registry
-from bertviz_landscape.analysis.analyze import analyze
 from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.contracts import lr_sweep
 from bertviz_landscape.contracts.errors import BadInput
@@ -68,8 +67,8 @@ from bertviz_landscape.pipeline.lr_sweep import record_sweep, write_sweep
 from bertviz_landscape.pipeline.runner import Stage
 from bertviz_landscape.pipeline.work import metered
 from bertviz_landscape.plots.results import draw_all
-from bertviz_landscape.publish.publisher import log_results, write_report
-from bertviz_landscape.publish.wandb_media import log_analysis, log_surface
+from bertviz_landscape.publish.publisher import analyze_and_log, log_results, write_report
+from bertviz_landscape.publish.wandb_media import log_surface
 from bertviz_landscape.training.data.glue import data_fingerprint
 from bertviz_landscape.training.data.tasks import get_task
 from bertviz_landscape.training.train import RunConfigError, train
@@ -103,15 +102,6 @@ def analysis_path(root: Path, analysis: str, name: str) -> Path:
 def late_outputs(root: Path) -> dict[str, list[Path]]:
     rd = ResultsDir(root)
     return {"figures": [rd.catalogue], "wandb": [rd.logged], "report": [rd.report_md, rd.report_html]}
-
-
-def analyze_and_log(request) -> dict:
-    """One analysis stage: its JSON (`analysis.analyze.analyze`) and, with ``wandb.enabled``, its
-    numbers in a W&B run's summary (the one W&B writer)."""
-    result = analyze(request)
-    if request.wandb.enabled:
-        log_analysis(result, request.wandb.to_dict(), request.output)
-    return result
 
 
 # --- the design ------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import logging
 import os
 from pathlib import Path
 
+from bertviz_landscape.analysis.analyze import analyze
+from bertviz_landscape.analysis.request import AnalyzeRequest
 from bertviz_landscape.contracts.errors import BadInput
 from bertviz_landscape.contracts.resultsdir import ResultsDir
 from bertviz_landscape.plots.claims import claim_figure
@@ -24,6 +26,17 @@ from bertviz_landscape.publish import wandb_media
 from bertviz_landscape.publish.report.writer import build_report, claim_figure_link, write_files
 
 log = logging.getLogger("bertviz_landscape.plots")
+
+
+def analyze_and_log(req: AnalyzeRequest) -> dict:
+    """One analysis: its JSON (`analysis.analyze.analyze`) and, with ``req.wandb.enabled``, its
+    numbers in a W&B run's summary (the one W&B writer); returns the analysis JSON. What
+    `bertviz-analyze`, the Python API and the demo's analysis stages call."""
+    result = analyze(req)
+    if req.wandb.enabled:
+        where = wandb_media.log_analysis(result, req.wandb.to_dict(), req.output)
+        log.info("W&B run: %s", where)
+    return result
 
 
 def catalogue(root: str | os.PathLike) -> Path:
