@@ -91,6 +91,13 @@ def test_a_basin_area_never_exceeds_the_sampled_plane_and_an_unbounded_one_is_dr
     assert points == {(0.01, False), (0.1, True)}  # ε = 0.1 reaches the edge: hollow
     assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [2.0]  # the plane
     assert "hollow" in caption and "lower bound" in caption and "sampled plane" in caption
+    # the note under the axes names only what this figure draws: no Hessian bars, no plateau run
+    note = " ".join(t.get_text() for t in fig.texts)
+    assert "hollow" in note and "bars" not in note and "red ×" not in note
+    style.plt.close(fig)
+    with_bars = {**data, "summary": {**data["summary"], "hessian_top": {"mean": 3.0, "std": 0, "n": 1}}}
+    fig, _ = curvature.curvature_numbers([with_bars])
+    assert "bars with several seeds" in " ".join(t.get_text() for t in fig.texts)
     style.plt.close(fig)
 
 
@@ -309,6 +316,43 @@ def test_easier_optimisation_says_when_the_arms_step_budgets_or_rates_differ(tmp
     assert "30 steps at lr 2e-05" in ticks and "100 steps at lr 0.0001" in ticks
     same = verdict((2e-5, 100), (2e-5, 100))
     assert "differ" not in same.numbers["row"]["caveat"] and "budgets" not in same.numbers
+
+
+def _claim_title(verdict: dict, tmp_path) -> str:
+    import matplotlib.pyplot as plt
+
+    from bertviz_landscape.plots.claims import claim_figure
+
+    drawn = []
+    real = plt.Figure.savefig
+    plt.Figure.savefig = lambda self, *a, **k: (drawn.append(self), real(self, *a, **k))[1]
+    try:
+        claim_figure(verdict, "a claim", tmp_path / "c.png")
+    finally:
+        plt.Figure.savefig = real
+    return " ".join(drawn[0].axes[0].get_title().split())
+
+
+def test_a_claim_figure_names_the_registered_metric_it_lacks_and_shows_the_holm_p_that_decided(tmp_path):
+    """The claim's figure shows the number that decides it: the Holm-adjusted p of a tested claim; dots
+    of a fallback measure (a one-epoch run has no last-minus-early change) are said not to be the
+    registered metric, and an untested claim shows no p."""
+    dots = {"pretrained": [{"value": 0.0}, {"value": 0.01}], "scratch": [{"value": 0.0}, {"value": 0.02}]}
+    fallback = _claim_title(
+        {
+            "verdict": "not resolved",
+            "measure": "best_minus_last_dev",
+            "registered": "dev_last_minus_early",
+            "p_adjusted": 1.0,
+            "per_run": dots,
+        },
+        tmp_path,
+    )
+    assert "the registered dev_last_minus_early is not measured; shown, not decided on" in fallback
+    assert "Holm p" not in fallback
+    tested = {"verdict": "supported", "measure": "m", "registered": "m", "p_adjusted": 0.048, "per_run": dots}
+    assert "supported, Holm p = 0.048" in _claim_title(tested | {"in_family": True}, tmp_path)
+    assert "Holm p" not in _claim_title(tested | {"in_family": False}, tmp_path)
 
 
 # ----------------------------------------------------------------------------- 10. nothing left behind

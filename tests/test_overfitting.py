@@ -241,6 +241,7 @@ def test_pretrained_runs_within_the_margin_are_supported_after_holm_over_the_fam
     c = v.numbers["comparison"]
     assert v.verdict == claims.SUPPORTED, v.sentence
     assert c["test"] == "tost" and c["p"] == pytest.approx(evidence.tost_pvalues(PRE_FLAT, 0.02)[0])
+    assert v.numbers["in_family"] is True  # its figure shows this Holm p as the deciding number
     family = len(REPLICATE["claims"])
     assert v.numbers["family"] == family and v.numbers["p_adjusted"] == pytest.approx(
         min(1.0, family * c["p"])
@@ -283,6 +284,10 @@ def test_short_runs_under_the_replicate_plan_are_not_resolved_by_the_epoch_rule(
     v = _decide([None] * 5, [None] * 5, epochs=1.0)
     assert v.verdict == claims.UNRESOLVED
     assert "only 1 epoch — overfitting needs long training (≥ 20" in v.sentence
+    # the claims table's "registered metric" column names the registered metric, not a fallback
+    # measure the runs happen to have (best_minus_last_dev here)
+    assert v.numbers["row"]["metric"].startswith("dev metric at the last epoch minus at the plan's early epoch")
+    assert not v.numbers.get("in_family")
 
 
 def test_the_demo_plan_keeps_its_verdict_text_for_one_epoch_runs():

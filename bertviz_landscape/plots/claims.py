@@ -59,11 +59,21 @@ def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
     ax.set_xlim(-0.6, len(ARMS) - 0.4)
     ax.set_ylabel(str(verdict.get("measure")) + (f"\n(pretrained: {matched})" if matched else ""), fontsize=8)
     head = "\n".join(textwrap.wrap(title, 60))  # a long claim wraps instead of running off the figure
+    registered, measure = verdict.get("registered"), verdict.get("measure")
+    decided = bool(verdict.get("in_family")) and verdict.get("p_adjusted") is not None
+    if registered and measure != registered:  # the dots are not the registered metric: say so
+        status = (
+            f"{verdict.get('verdict')}: the registered {registered} is not measured; shown, not decided on"
+        )
+    elif decided:  # the number that decided: the registered test's p after Holm over the family
+        status = f"{verdict.get('verdict')}, Holm p = {float(verdict['p_adjusted']):.2g}"
+    else:
+        status = str(verdict.get("verdict"))
     ax.set_title(
-        f"{head}\n{verdict.get('verdict')} (▲ censored: lower bound, × excluded)"
+        f"{head}\n" + "\n".join(textwrap.wrap(status, 64)) + " (▲ censored: lower bound, × excluded)"
         + ("\nthe arms' budgets differ (under each arm)" if budgets else ""),
         fontsize=8,
-    )
+    )  # fmt: skip
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -176,16 +176,17 @@ def curvature_numbers(analyses: list[dict], title: str | None = None) -> tuple[o
         "filled marker: the basin ends inside the grid (exact); hollow: it reaches the grid's edge, a lower "
         "bound (an area then counts only the sampled plane)"
     )
-    if panels:  # below the axes, where no point can sit under it
-        fig.text(
-            0.01,
-            0.01,
-            f"{note}; bars with several seeds: mean ± sd over seeds, a dot per seed\nred ×: a run that did "
-            "not beat its majority baseline, not in the bars' means (the report's plateau rule says how its "
-            "claims treat it)",
-            fontsize=7,
-            color="0.35",
-        )
+    if panels:  # below the axes, where no point can sit under it: only what this figure draws
+        text = note
+        if hess:
+            text += "; bars with several seeds: mean ± sd over seeds, a dot per seed"
+        if not all(_learned(a) for a in analyses):
+            text += (
+                "\nred ×: a run that did not beat its majority baseline"
+                + (", not in the bars' means" if hess else "")
+                + " (the report's plateau rule says how its claims treat it)"
+            )
+        fig.text(0.01, 0.01, text, fontsize=7, color="0.35")
         fig.tight_layout(rect=(0, 0.08, 1, 1))
     else:
         fig.tight_layout()

@@ -610,6 +610,11 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
         "p_adjusted": p_adjusted,
     }
     label = a.measure.label if a.measure else (a.reg.metric if a.reg else spec.measures[0].label)
+    if a.reg is not None and a.measure is not None and not a.registered and c is None:
+        # a claim left undecided before any comparison, its registered metric unmeasured: the table's
+        # "registered metric" column names the registered one, not a fallback measure whose numbers
+        # nothing shows
+        label = next((m.label for m in spec.measures if m.key == a.reg.metric), a.reg.metric)
     caveat = ""
     if a.not_comparable:
         v, lead, caveat = NOT_COMPARABLE, f"not comparable: {a.not_comparable}", a.not_comparable
@@ -666,6 +671,7 @@ def finish(a: Assessment, p_adjusted: float, family: int, rule: Rule, decided_by
         facts = f" — {label}: pretrained {_arm_text(c.a, conf)}, from scratch {_arm_text(c.b, conf)}"
         numbers["comparison"] = c.as_dict()
         in_family = a.testable and v != DESCRIPTIVE
+        numbers["in_family"] = in_family  # decided by its test (its Holm p is the deciding number)
         level = f" ({c.ci_level:.0%} exact)" if math.isfinite(c.ci_level) else ""
         if c.test in evidence.EQUIVALENCE:
             level = f" ({c.ci_level:.0%} t interval)"

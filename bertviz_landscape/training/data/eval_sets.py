@@ -46,6 +46,43 @@ def eval_data(section: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in dict(section or {}).items() if k in EVAL_DATA_KEYS}
 
 
+# A batch ends where the next (shorter) example would fill less than MIN_FILL of the batch's width
+# and leave more than SLACK padding tokens (the slack keeps short sentences together: a batch of
+# one 4-token sentence costs more in calls than its padding would). The examples' order is
+# unchanged (longest first); only the batch boundaries move, which changes logits by the
+# summation order of different matrix shapes. benchmarks/bench_padding.py measures both sides.
+MIN_FILL = 0.8
+SLACK = 8
+
+
+def batch_by_width(
+    lengths: Sequence[int], batch_size: int, min_fill: float | None = MIN_FILL, slack: int = SLACK
+) -> list[range]:
+    """Consecutive batches of `lengths` (sorted longest first): at most `batch_size` examples each,
+    and, with `min_fill`, a new batch wherever an example is shorter than `min_fill` × the current
+    batch's first (longest) example by more than `slack` tokens."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if any(b > a for a, b in zip(lengths, lengths[1:])):
+        raise ValueError("lengths must be sorted longest first")
+    if min_fill is not None and not 0.0 <= min_fill <= 1.0:
+        raise ValueError(f"min_fill must lie in [0, 1], got {min_fill}")
+    if slack < 0:
+        raise ValueError(f"slack must be >= 0, got {slack}")
+    out, start = [], 0
+    while start < len(lengths):
+        end = min(start + batch_size, len(lengths))
+        if min_fill is not None:
+            width = lengths[start]
+            cut = start + 1
+            while cut < end and (lengths[cut] >= min_fill * width or width - lengths[cut] <= slack):
+                cut += 1
+            end = cut
+        out.append(range(start, end))
+        start = end
+    return out
+
+
 @dataclass
 class Batch:
     input_ids: torch.Tensor
@@ -71,17 +108,27 @@ class EvalSet:
 
     @classmethod
     def from_tokenized(
-        cls, name: str, rows, batch_size: int, pad_id: int, device="cpu", regression=False
+        cls,
+        name: str,
+        rows,
+        batch_size: int,
+        pad_id: int,
+        device="cpu",
+        regression=False,
+        min_fill: float | None = MIN_FILL,
+        slack: int = SLACK,
     ) -> EvalSet:
-        """`rows`: a tokenised dataset (input_ids, attention_mask, [token_type_ids], labels)."""
+        """`rows`: a tokenised dataset (input_ids, attention_mask, [token_type_ids], labels); the
+        batches as `batch_by_width` cuts the length-sorted examples (`min_fill=None`: every
+        `batch_size` examples, padded to the longest)."""
         ids = list(rows["input_ids"])
         tt = list(rows["token_type_ids"]) if "token_type_ids" in rows.column_names else None
         labels = list(rows["labels"])
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))  # longest first, stable
         batches = []
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in chunk)
+        for chunk in batch_by_width([len(ids[i]) for i in order], batch_size, min_fill, slack):
+            chunk = [order[k] for k in chunk]
+            width = len(ids[chunk[0]])
             inp = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             ttt = torch.zeros((len(chunk), width), dtype=torch.long) if tt is not None else None
