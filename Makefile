@@ -81,6 +81,7 @@ bench: ## speed: training vs a plain loop and the matmul peak, snapshot callback
 	$(BIN)/python benchmarks/bench_snapshots.py  # A, every 16, every step, the floor, A/A; best of 3; targets printed
 	@if [ -d $(DEMO)/.stages ]; then $(BIN)/python benchmarks/roofline.py $(DEMO) --out docs/measured/roofline.md; fi  # stage | work | time | fraction of the limit | what bounds it
 	@if [ -f benchmarks/bench_landscape.py ]; then $(BIN)/python benchmarks/bench_landscape.py; fi
+	$(BIN)/python benchmarks/bench_padding.py  # evaluation batches cut by width vs every 64, side by side: s/point, padding, |ΔJ|
 	$(BIN)/python benchmarks/bench_weight_update.py  # a grid point's weight update before/after its fusion (same bits), best of 5
 	$(BIN)/python benchmarks/bench_hessian.py  # Hessian top eigenvalue + trace, ours vs PyHessian (needs the bench extra)
 

@@ -70,7 +70,7 @@ def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
     else:
         status = str(verdict.get("verdict"))
     ax.set_title(
-        f"{head}\n" + "\n".join(textwrap.wrap(status, 64)) + " (▲ censored: lower bound, × excluded)"
+        f"{head}\n" + "\n".join(textwrap.wrap(status, 56)) + "\n(▲ censored: lower bound, × excluded)"
         + ("\nthe arms' budgets differ (under each arm)" if budgets else ""),
         fontsize=8,
     )  # fmt: skip

@@ -11,6 +11,8 @@ the mean. `curvature_numbers` returns (figure, caption).
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -172,9 +174,10 @@ def curvature_numbers(analyses: list[dict], title: str | None = None) -> tuple[o
         )
     arms = " vs ".join(style.init_label(i) for i in dict.fromkeys(i for _, i in groups))
     fig.suptitle(title or f"flatness: {arms}")
+    areas = any(p[0] == "area_" for p in panels)
     note = (
         "filled marker: the basin ends inside the grid (exact); hollow: it reaches the grid's edge, a lower "
-        "bound (an area then counts only the sampled plane)"
+        "bound" + (" (an area then counts only the sampled plane)" if areas else "")
     )
     if panels:  # below the axes, where no point can sit under it: only what this figure draws
         text = note
@@ -186,8 +189,10 @@ def curvature_numbers(analyses: list[dict], title: str | None = None) -> tuple[o
                 + (", not in the bars' means" if hess else "")
                 + " (the report's plateau rule says how its claims treat it)"
             )
-        fig.text(0.01, 0.01, text, fontsize=7, color="0.35")
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        # wrapped to the figure's width (a long line widened the saved figure past its last panel)
+        lines = [w for part in text.split("\n") for w in textwrap.wrap(part, int(60 * n))]
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="0.35")
+        fig.tight_layout(rect=(0, 0.04 + 0.035 * len(lines), 1, 1))
     else:
         fig.tight_layout()
     drawn = [p[2].split("\n")[0] for p in panels] + [
