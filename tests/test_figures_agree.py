@@ -355,6 +355,59 @@ def test_a_claim_figure_names_the_registered_metric_it_lacks_and_shows_the_holm_
     assert "Holm p" not in _claim_title(tested | {"in_family": False}, tmp_path)
 
 
+def test_an_equivalence_claims_figure_draws_its_margin(tmp_path):
+    """A TOST claim is decided against its margin: the figure draws ±margin (dashed) beside the dots."""
+    import matplotlib.pyplot as plt
+
+    from bertviz_landscape.plots.claims import claim_figure
+
+    verdict = {
+        "verdict": "not resolved",
+        "measure": "dev_last_minus_early",
+        "registered": "dev_last_minus_early",
+        "comparison": {"test": "tost", "margin": 0.02},
+        "per_run": {"pretrained": [{"value": 0.01}, {"value": 0.0}], "scratch": [{"value": 0.1}]},
+    }
+    drawn = []
+    real = plt.Figure.savefig
+    plt.Figure.savefig = lambda self, *a, **k: (drawn.append(self), real(self, *a, **k))[1]
+    try:
+        claim_figure(verdict, "robust", tmp_path / "c.png")
+    finally:
+        plt.Figure.savefig = real
+    ax = drawn[0].axes[0]
+    dashed = sorted(float(line.get_ydata()[0]) for line in ax.lines if line.get_linestyle() == "--")
+    assert dashed == pytest.approx([-0.02, 0.02])
+    assert "equivalence margin" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_the_dev_per_epoch_figure_has_one_legend_entry_per_arm_and_marks_the_early_epoch():
+    """Long training of several seeds: one legend entry per arm (with its seed count), and the
+    registered statistic's early epoch dotted where the runs trained past it (a one-epoch run: none)."""
+    from bertviz_landscape.plots import longtrain
+
+    def series(init, seed, epochs):
+        return {
+            "init": init,
+            "task": "sst2",
+            "metric": "accuracy",
+            "values": [0.5 + 0.01 * (e + seed) for e in range(epochs)],
+            "baseline": 0.509,
+            "early_epoch": 3.0,
+        }
+
+    long = [series(i, s, 20) for i in ("pretrained", "scratch") for s in range(5)]
+    fig, caption = longtrain.dev_per_epoch(long)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels[:2] == ["pretrained (5 seeds)", "from scratch (5 seeds)"] and len(labels) == 4
+    dotted = [line for line in fig.axes[0].lines if line.get_linestyle() == ":"]
+    assert [float(line.get_xdata()[0]) for line in dotted] == [3.0] and "dotted: epoch 3" in caption
+    style.plt.close(fig)
+    fig, caption = longtrain.dev_per_epoch([series("pretrained", 0, 1)])
+    assert not [line for line in fig.axes[0].lines if line.get_linestyle() == ":"] and "dotted" not in caption
+    style.plt.close(fig)
+
+
 # ----------------------------------------------------------------------------- 10. nothing left behind
 def test_bertviz_plot_leaves_nothing_where_it_runs(tmp_path):
     """bertviz-plot run from any directory writes only under results= (it used to leave Hydra's

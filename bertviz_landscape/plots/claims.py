@@ -43,6 +43,13 @@ def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
                 )
         if kept:
             ax.hlines(median(r["value"] for r in kept), x - 0.3, x + 0.3, color=COLOURS[init], lw=2)
+    comparison = verdict.get("comparison") or {}
+    if comparison.get("margin") is not None:  # an equivalence test: the margin is what decides
+        m = float(comparison["margin"])
+        for y in (-m, m):
+            ax.axhline(y, color="0.4", linestyle="--", linewidth=0.9, zorder=1)
+        ax.annotate(f"±{m:g}: the equivalence margin", (0.99, m), xycoords=("axes fraction", "data"),
+                    ha="right", va="bottom", fontsize=7, color="0.3")  # fmt: skip
     matched = verdict.get("matched")  # the pretrained values are taken at the scratch partner's J(θ1)
     budgets = verdict.get("budgets") or {}  # only when the arms' budgets differ
     ax.set_xticks(
