@@ -288,7 +288,6 @@ def trajectory_json(init: str, seed: int, auc: float, lr: float, steps: int) -> 
 def test_easier_optimisation_says_when_the_arms_step_budgets_or_rates_differ(tmp_path):
     """30 steps at 2e-5 against 100 steps at 1e-4: the claim's row, its sentence and its figure
     say the budgets differ; at one budget they say nothing of it."""
-    from bertviz_landscape.plots.claims import claim_figure
     from bertviz_landscape.publish.report import claims
 
     def verdict(pre: tuple, scr: tuple):
@@ -303,22 +302,15 @@ def test_easier_optimisation_says_when_the_arms_step_budgets_or_rates_differ(tmp
     assert "pretrained 30 steps at lr 2e-05" in caveat and "from scratch 100 steps at lr 0.0001" in caveat
     assert "step budgets and learning rates differ" in v.sentence
     assert v.numbers["budgets"] == {"pretrained": "30 steps at lr 2e-05", "scratch": "100 steps at lr 0.0001"}
-    import matplotlib.pyplot as plt
-
-    drawn = []
-    real = plt.Figure.savefig
-    plt.Figure.savefig = lambda self, *a, **k: (drawn.append(self), real(self, *a, **k))[1]
-    try:
-        claim_figure({"verdict": v.verdict, **v.numbers}, v.claim, tmp_path / "c.png")
-    finally:
-        plt.Figure.savefig = real
-    ticks = " ".join(t.get_text() for t in drawn[0].axes[0].get_xticklabels())
+    fig = _drawn_claim_figure({"verdict": v.verdict, **v.numbers}, v.claim, tmp_path / "c.png")
+    ticks = " ".join(t.get_text() for t in fig.axes[0].get_xticklabels())
     assert "30 steps at lr 2e-05" in ticks and "100 steps at lr 0.0001" in ticks
     same = verdict((2e-5, 100), (2e-5, 100))
     assert "differ" not in same.numbers["row"]["caveat"] and "budgets" not in same.numbers
 
 
-def _claim_title(verdict: dict, tmp_path) -> str:
+def _drawn_claim_figure(verdict: dict, title: str, path: Path):
+    """The matplotlib figure `claim_figure` saves to `path` (it closes it after saving)."""
     import matplotlib.pyplot as plt
 
     from bertviz_landscape.plots.claims import claim_figure
@@ -327,10 +319,15 @@ def _claim_title(verdict: dict, tmp_path) -> str:
     real = plt.Figure.savefig
     plt.Figure.savefig = lambda self, *a, **k: (drawn.append(self), real(self, *a, **k))[1]
     try:
-        claim_figure(verdict, "a claim", tmp_path / "c.png")
+        claim_figure(verdict, title, path)
     finally:
         plt.Figure.savefig = real
-    return " ".join(drawn[0].axes[0].get_title().split())
+    return drawn[0]
+
+
+def _claim_title(verdict: dict, tmp_path) -> str:
+    fig = _drawn_claim_figure(verdict, "a claim", tmp_path / "c.png")
+    return " ".join(fig.axes[0].get_title().split())
 
 
 def test_a_claim_figure_names_the_registered_metric_it_lacks_and_shows_the_holm_p_that_decided(tmp_path):
@@ -357,10 +354,6 @@ def test_a_claim_figure_names_the_registered_metric_it_lacks_and_shows_the_holm_
 
 def test_an_equivalence_claims_figure_draws_its_margin(tmp_path):
     """A TOST claim is decided against its margin: the figure draws ±margin (dashed) beside the dots."""
-    import matplotlib.pyplot as plt
-
-    from bertviz_landscape.plots.claims import claim_figure
-
     verdict = {
         "verdict": "not resolved",
         "measure": "dev_last_minus_early",
@@ -368,14 +361,7 @@ def test_an_equivalence_claims_figure_draws_its_margin(tmp_path):
         "comparison": {"test": "tost", "margin": 0.02},
         "per_run": {"pretrained": [{"value": 0.01}, {"value": 0.0}], "scratch": [{"value": 0.1}]},
     }
-    drawn = []
-    real = plt.Figure.savefig
-    plt.Figure.savefig = lambda self, *a, **k: (drawn.append(self), real(self, *a, **k))[1]
-    try:
-        claim_figure(verdict, "robust", tmp_path / "c.png")
-    finally:
-        plt.Figure.savefig = real
-    ax = drawn[0].axes[0]
+    ax = _drawn_claim_figure(verdict, "robust", tmp_path / "c.png").axes[0]
     dashed = sorted(float(line.get_ydata()[0]) for line in ax.lines if line.get_linestyle() == "--")
     assert dashed == pytest.approx([-0.02, 0.02])
     assert "equivalence margin" in " ".join(t.get_text() for t in ax.texts)
