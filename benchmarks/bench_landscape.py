@@ -24,6 +24,27 @@ import time
 import torch
 
 
+def minilm_and_moves(task_name: str, moves: int = 1):
+    """(task, model, tokenizer, θ0, [θ1, …]): MiniLM with a fresh head for `task_name` (eval mode),
+    its tokenizer, θ0, and `moves` states each θ0 plus a seeded move of 1e-3 relative per tensor
+    (fine-tuning's size; one generator, seed 1, drawn in order) — so no training is needed. The
+    benchmarks bench_padding.py and bench_weight_update.py take it from here."""
+    from bertviz_landscape.contracts.parameters import parameter_state
+    from bertviz_landscape.training.data.tasks import get_task
+    from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
+
+    task = get_task(task_name)
+    model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=0).eval()
+    tokenizer = load_tokenizer("all-minilm-l6-v2")
+    theta0 = parameter_state(model)
+    gen = torch.Generator().manual_seed(1)
+    moved = [
+        {n: t + 1e-3 * t.abs().mean() * torch.randn(t.shape, generator=gen) for n, t in theta0.items()}
+        for _ in range(moves)
+    ]
+    return task, model, tokenizer, theta0, moved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--examples", type=int, default=128, help="MRPC dev examples per grid point")
@@ -41,21 +62,14 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    from bertviz_landscape.contracts.parameters import parameter_state, select_parameters
+    from bertviz_landscape.contracts.parameters import select_parameters
     from bertviz_landscape.engine.directions import difference
     from bertviz_landscape.engine.evaluator import Evaluator
     from bertviz_landscape.training.data.eval_sets import EvalSet
     from bertviz_landscape.training.data.glue import load_glue_split
-    from bertviz_landscape.training.data.tasks import get_task
     from bertviz_landscape.training.data.tokenize import tokenize
-    from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
-    task = get_task("mrpc")
-    model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=0).eval()
-    tokenizer = load_tokenizer("all-minilm-l6-v2")
-    theta0 = parameter_state(model)
-    gen = torch.Generator().manual_seed(1)
-    theta1 = {n: t + 1e-3 * t.abs().mean() * torch.randn(t.shape, generator=gen) for n, t in theta0.items()}
+    task, model, tokenizer, theta0, (theta1,) = minilm_and_moves("mrpc")
     names = list(theta0)
     rows = load_glue_split(task, "dev", args.glue_dir, args.examples, 0)
     tok = tokenize(rows, tokenizer, args.max_length)

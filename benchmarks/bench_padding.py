@@ -48,29 +48,22 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    from bench_train import cpu_description  # the sibling script (its directory is on sys.path)
+    from bench_landscape import minilm_and_moves  # the sibling scripts (their directory is on sys.path)
+    from bench_train import cpu_description
 
     from bertviz_landscape.contracts import work
-    from bertviz_landscape.contracts.parameters import parameter_state
     from bertviz_landscape.engine.directions import difference
     from bertviz_landscape.engine.evaluator import Evaluator
     from bertviz_landscape.training.data.eval_sets import EvalSet
     from bertviz_landscape.training.data.glue import load_glue_split
-    from bertviz_landscape.training.data.tasks import get_task
     from bertviz_landscape.training.data.tokenize import tokenize
-    from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
     def arm(text: str) -> tuple[float | None, int]:
         fill, _, slack = text.strip().partition("/")
         return (None if fill == "none" else float(fill)), int(slack or 8)
 
     fills = [arm(a) for a in args.arms.split(",")]
-    task = get_task("sst2")
-    model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=0).eval()
-    tokenizer = load_tokenizer("all-minilm-l6-v2")
-    theta0 = parameter_state(model)
-    gen = torch.Generator().manual_seed(1)
-    theta1 = {n: t + 1e-3 * t.abs().mean() * torch.randn(t.shape, generator=gen) for n, t in theta0.items()}
+    task, model, tokenizer, theta0, (theta1,) = minilm_and_moves("sst2")
     directions = difference(theta0, theta1, None, list(theta0), two_d=False)
     alphas = [i / max(1, args.points - 1) for i in range(args.points)]
     tok = {

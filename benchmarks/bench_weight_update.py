@@ -47,24 +47,15 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    from bertviz_landscape.contracts.parameters import parameter_state
+    from bench_landscape import minilm_and_moves  # the sibling script (its directory is on sys.path)
+
     from bertviz_landscape.engine.directions import difference
     from bertviz_landscape.engine.evaluator import Evaluator
     from bertviz_landscape.training.data.eval_sets import EvalSet
     from bertviz_landscape.training.data.glue import load_glue_split
-    from bertviz_landscape.training.data.tasks import get_task
     from bertviz_landscape.training.data.tokenize import tokenize
-    from bertviz_landscape.training.models.initial import build_initial_model, load_tokenizer
 
-    task = get_task("sst2")
-    model = build_initial_model("all-minilm-l6-v2", task, "pretrained", seed=0).eval()
-    tokenizer = load_tokenizer("all-minilm-l6-v2")
-    theta0 = parameter_state(model)
-    gen = torch.Generator().manual_seed(1)
-    theta1, theta2 = (
-        {n: t + 1e-3 * t.abs().mean() * torch.randn(t.shape, generator=gen) for n, t in theta0.items()}
-        for _ in range(2)
-    )
+    task, model, tokenizer, theta0, (theta1, theta2) = minilm_and_moves("sst2", 2)
     sets = [
         EvalSet.from_tokenized(
             split,
