@@ -392,6 +392,14 @@ def test_the_dev_per_epoch_figure_has_one_legend_entry_per_arm_and_marks_the_ear
     fig, caption = longtrain.dev_per_epoch([series("pretrained", 0, 1)])
     assert not [line for line in fig.axes[0].lines if line.get_linestyle() == ":"] and "dotted" not in caption
     style.plt.close(fig)
+    # read from an analysis JSON (a file): only a whole finite epoch draws a line
+    for bad in ("3; <b>x</b>", float("nan"), float("inf"), 2.5, None):
+        data = {
+            "runs": [{"init": "pretrained", "task": "sst2"}],
+            "per_run": [{"dev_metric_per_epoch": [0.5] * 5}],
+        }
+        assert longtrain.series_from_analysis(data | {"numbers": {"early_epoch": bad}})["early_epoch"] is None
+    assert longtrain.series_from_analysis(data | {"numbers": {"early_epoch": 3.0}})["early_epoch"] == 3
 
 
 # ----------------------------------------------------------------------------- 10. nothing left behind

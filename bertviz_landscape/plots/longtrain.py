@@ -11,6 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bertviz_landscape.analysis.spec import finite
 from bertviz_landscape.contracts.rundir import RunDir
 from bertviz_landscape.plots import style
 
@@ -41,9 +42,15 @@ def series_from_analysis(data: dict) -> dict:
         "metric": pr.get("primary_metric") or run.get("primary_metric", "metric"),
         "values": [float(v) if v is not None else np.nan for v in pr.get("dev_metric_per_epoch") or []],
         "baseline": run.get("majority_baseline"),
-        # the registered statistic's early epoch (last − early), when the analysis measured it
-        "early_epoch": (data.get("numbers") or {}).get("early_epoch", pr.get("early_epoch")),
+        # the registered statistic's early epoch (last − early), when the analysis measured it: a
+        # whole finite number, else none (the JSON is a file: a string, NaN or inf draws no line)
+        "early_epoch": _whole((data.get("numbers") or {}).get("early_epoch", pr.get("early_epoch"))),
     }
+
+
+def _whole(v) -> int | None:
+    f = finite(v)
+    return int(f) if f is not None and f.is_integer() else None
 
 
 def dev_per_epoch(series: list[dict], title: str | None = None) -> tuple[object, str]:
