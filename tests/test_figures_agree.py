@@ -470,3 +470,15 @@ def test_figure_files_are_named_once_and_uniquely(tmp_path):
     assert seeds == [0, 1, 2]
     captions = [f["caption"] for f in manifest["figures"] if f["kind"] == "surface2d"]
     assert len(set(captions)) == len(captions)  # each names its seed
+
+
+def test_a_metric_name_with_dollar_signs_from_the_plan_is_drawn_literally_not_parsed_as_math(tmp_path):
+    """Metric names come from the frozen plan (a file): `$\\undefined$` in one used to make matplotlib's
+    mathtext raise when the claim figure was saved; it is drawn as written."""
+    dots = {"pretrained": [{"value": 0.0}, {"value": 0.01}], "scratch": [{"value": 0.0}, {"value": 0.02}]}
+    crafted = {"verdict": "not resolved", "measure": r"$\undefined{x}$", "registered": r"$\undefined{x}$"}
+    fig = _drawn_claim_figure({**crafted, "per_run": dots}, r"a claim $\alpha^{$", tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    title = fig.axes[0].get_title()
+    assert r"$\undefined{x}$" in fig.axes[0].get_ylabel() and r"$\alpha^{$" in title
+    assert not fig.axes[0].title.get_parse_math()

@@ -451,3 +451,20 @@ def test_a_claim_figure_says_when_the_pretrained_values_are_taken_at_matched_los
     assert "at matched loss" in ax.get_xticklabels()[0].get_text()
     assert "at matched loss" not in ax.get_xticklabels()[1].get_text()
     assert ax.get_title().count("\n") >= 2  # wrapped title + the verdict line
+
+
+def test_save_figure_draws_strings_from_files_literally_and_keeps_log_ticks(tmp_path):
+    """A title, label or legend entry read from a file (`$\\undefined$`) is drawn as written, not
+    parsed as mathtext (which raised at save); a log axis still draws its `$10^{k}$` ticks."""
+    fig, ax = style.plt.subplots()
+    ax.plot([1, 10, 100], [1, 2, 3], label=r"run $\undefined{}$")
+    ax.set_xscale("log")
+    ax.set_title(r"task $\undefined$")
+    ax.set_ylabel(r"$x^{$")
+    ax.legend()
+    out = style.save_figure(fig, tmp_path / "f")
+    assert [p.suffix for p in out] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in out)
+    assert not ax.title.get_parse_math() and not ax.yaxis.label.get_parse_math()
+    assert not ax.get_legend().get_texts()[0].get_parse_math()
+    ticks = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert ticks and all(t.get_parse_math() and "10^" in t.get_text() for t in ticks)

@@ -34,7 +34,7 @@ def interpolation_curves(datas: list[dict], task: str) -> tuple[object, str]:
         if seen:
             ax.legend(seen.values(), seen.keys(), fontsize=8)
     fig.suptitle(f"{task}: loss on the line between two seeds' θ1 (shared θ0)")
-    fig.tight_layout()
+    style.tight_layout(fig)
     caption = (
         f"{task}: loss on the straight line between two seeds' θ1 that share θ0 (each run to the next "
         "seed's); the barrier is the rise above the chord between the ends"

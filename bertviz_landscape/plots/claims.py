@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bertviz_landscape.contracts.atomic import atomic_path  # noqa: E402
+from bertviz_landscape.plots.style import tight_layout  # noqa: E402
 
 ARMS = ("pretrained", "scratch")
 COLOURS = {"pretrained": "#1f77b4", "scratch": "#ff7f0e"}
@@ -81,7 +82,7 @@ def claim_figure(verdict: dict, title: str, path: Path) -> Path | None:
         + ("\nthe arms' budgets differ (under each arm)" if budgets else ""),
         fontsize=8,
     )  # fmt: skip
-    fig.tight_layout()
+    tight_layout(fig)  # metric names and verdicts come from the frozen plan and the runs' files
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

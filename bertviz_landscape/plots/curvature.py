@@ -192,9 +192,9 @@ def curvature_numbers(analyses: list[dict], title: str | None = None) -> tuple[o
         # wrapped to the figure's width (a long line widened the saved figure past its last panel)
         lines = [w for part in text.split("\n") for w in textwrap.wrap(part, int(60 * n))]
         fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="0.35")
-        fig.tight_layout(rect=(0, 0.04 + 0.035 * len(lines), 1, 1))
+        style.tight_layout(fig, rect=(0, 0.04 + 0.035 * len(lines), 1, 1))
     else:
-        fig.tight_layout()
+        style.tight_layout(fig)
     drawn = [p[2].split("\n")[0] for p in panels] + [
         {"hessian_top": "Hessian top eigenvalue", "hessian_trace": "Hessian trace"}[k] for k in hess
     ]

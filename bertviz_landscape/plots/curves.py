@@ -163,7 +163,7 @@ def loss_curves(curves: list[SurfaceFile], title: str | None = None) -> tuple[ob
             bbox_to_anchor=(0.5, bottom),
             frameon=False,
         )
-    fig.tight_layout(rect=(0, bottom + (0.55 / height if handles else 0), 1, 1))
+    style.tight_layout(fig, rect=(0, bottom + (0.55 / height if handles else 0), 1, 1))
     caption = (
         f"{task}: training loss (top panel) and dev error (bottom panel) along δ1 = θ1 − θ0, {arms}; "
         "θ0 at α=0, θ1 at α=1" + "".join(f"; {n}" for n in notes)

@@ -252,7 +252,7 @@ def layer_panels(analyses: dict, task: str = "") -> tuple[object, str]:
         "" if has_curves else "\nno per-layer 1D curves in these runs (analysis.curves=false)"
     )
     fig.text(0.01, 0.005, note, fontsize=8, color="0.25", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.03 if has_curves else 0.07, 1, 1))
+    style.tight_layout(fig, rect=(0, 0.03 if has_curves else 0.07, 1, 1))
     drawn = ["per-layer relative change"] + (
         [f"roll-back ({value_label.split(' after')[0]})"] if kinds else []
     )

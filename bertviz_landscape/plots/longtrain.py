@@ -91,7 +91,7 @@ def dev_per_epoch(series: list[dict], title: str | None = None) -> tuple[object,
     ax.legend(fontsize=8)
     task = series[0]["task"] if series else ""
     ax.set_title(title or f"{task}: dev {metric} per epoch (★ best)")
-    fig.tight_layout()
+    style.tight_layout(fig)
     caption = f"{task}: dev {metric} after each epoch (★ best)" + (
         ", majority baseline dashed" if baselines else ""
     )

@@ -103,11 +103,41 @@ def finite_range(*arrays) -> tuple[float, float] | None:
     return lo, hi
 
 
+def literal_text(fig) -> None:
+    """Every text of `fig` drawn as written, never parsed as mathtext: titles, axis labels,
+    legends and annotations carry strings read from files (metric names from a plan, run and
+    task names), and matplotlib parses a `$...$` in them as math, which draws nonsense or raises
+    at save time. Tick labels keep math parsing (log axes draw their ticks as `$10^{k}$`); this
+    project's own strings use none."""
+    texts = [*fig.texts]
+    for name in ("_suptitle", "_supxlabel", "_supylabel"):
+        texts.append(getattr(fig, name, None))
+    for ax in [*fig.axes, *fig.legends]:
+        texts += [getattr(ax, name, None) for name in ("title", "_left_title", "_right_title")]
+        texts += [getattr(ax, name).label for name in ("xaxis", "yaxis", "zaxis") if hasattr(ax, name)]
+        texts += [*getattr(ax, "texts", ())]
+        legend = ax if isinstance(ax, matplotlib.legend.Legend) else ax.get_legend()
+        if legend is not None:
+            texts += [*legend.get_texts(), legend.get_title()]
+    for text in texts:
+        if text is not None:
+            text.set_parse_math(False)
+
+
+def tight_layout(fig, **kwargs) -> None:
+    """`fig.tight_layout` with the texts literal first (laying out measures them: a `$...$` read
+    from a file would be parsed, and raise, there already)."""
+    literal_text(fig)
+    fig.tight_layout(**kwargs)
+
+
 def save_figure(fig, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Write `stem.png` and `stem.pdf` (each atomically: complete or absent) and close the figure."""
+    """Write `stem.png` and `stem.pdf` (each atomically: complete or absent) and close the figure.
+    Its texts are drawn literally (`literal_text`)."""
     stem = Path(stem)
     out = []
     try:
+        literal_text(fig)
         for fmt in formats:
             path = stem.with_name(f"{stem.name}.{fmt}")
             with atomic_path(path) as tmp:

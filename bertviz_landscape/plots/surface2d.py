@@ -407,7 +407,7 @@ def surface_contours(
         fontsize=8,
         bbox_to_anchor=(0.5, bottom - 0.3 / fig.get_figheight()),
     )
-    fig.tight_layout(rect=(0, bottom + 0.02, 1, 1))
+    style.tight_layout(fig, rect=(0, bottom + 0.02, 1, 1))
     where = (
         ""
         if traj is None

@@ -134,7 +134,7 @@ def surface_3d(
     ax.set_zlabel(style.value_label(key))
     ax.view_init(elev=30, azim=-60)
     ax.set_title(f"{sf.task} · {style.init_label(sf.init)}{seed_text(sf)}: {style.value_label(key)}")
-    fig.tight_layout()
+    style.tight_layout(fig)
     caption = f"{sf.task}, {style.init_label(sf.init)}{seed_text(sf)}: {style.value_label(key)} in 3D" + (
         ", the trajectory at its measured (eval-mode) training loss" if path is not None else ""
     )
