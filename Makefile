@@ -31,7 +31,7 @@ install-extras: install ## add the extras $(EXTRAS): launchers, pyvista, nbclien
 	$(BIN)/pip install -q torch==$(TORCH) -e '.[test,$(EXTRAS)]'
 
 test: ## the default test suite (unit + a few integration tests on real GLUE and MiniLM)
-	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider
+	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider --durations=10
 
 test-slow: ## the slow tests only (launchers, wheel install, the tiny end-to-end demo, real-MiniLM acceptance); the notebook: make notebook
 	$(BIN)/python -m pytest -m slow -p no:cacheprovider --deselect tests/test_notebook.py::test_the_quickstart_notebook_runs_end_to_end
@@ -78,7 +78,7 @@ plots: ## figures + report of a results directory: make plots RESULTS=outputs/de
 
 bench: ## speed: training vs a plain loop and the matmul peak, snapshot callback cost, landscape engine vs forward-pass limit, Hessian vs PyHessian
 	$(BIN)/python benchmarks/bench_train.py  # per step: forward, backward, optimiser, Lightning, snapshots, data; real vs padded tokens
-	$(BIN)/python benchmarks/bench_snapshots.py  # A, every 16, every step, the floor, A/A; best of 3; targets printed
+	$(BIN)/python benchmarks/bench_snapshots.py  # 12 blocks: A, then every 16, every step, A/A shuffled, the floor; ratios to the bracketing A runs, median with its 95 % interval; targets decided (~10 min)
 	@if [ -d $(DEMO)/.stages ]; then $(BIN)/python benchmarks/roofline.py $(DEMO) --out docs/measured/roofline.md; fi  # stage | work | time | fraction of the limit | what bounds it
 	@if [ -f benchmarks/bench_landscape.py ]; then $(BIN)/python benchmarks/bench_landscape.py; fi
 	$(BIN)/python benchmarks/bench_padding.py  # evaluation batches cut by width vs every 64, side by side: s/point, padding, |ΔJ|

@@ -2,12 +2,16 @@
 floor its bytes imply (issue 32's targets: every 16 steps <= 3 % over none; every step within 5 %
 of none + the floor).
 
-    python benchmarks/bench_snapshots.py [--steps 40] [--repeats 3] [--every 16,1] [--dtype float16]
+    python benchmarks/bench_snapshots.py [--steps 52] [--repeats 12] [--every 16,1] [--dtype float16]
+        [--serial] [--overlapped] [--threads N] [--seed S]
 
 The demo preset (MiniLM, SST-2, batch 16, length-grouped; docs/measured/benchmarks.md "Training speed") with
-validation off. In each repeat, in one process and in this order: no snapshots (A), every 16
-steps, every step, the floor, no snapshots again (A/A: how far from 1.000 it lands is what order
-and load alone do to a ratio). Best of the repeats (>= 3). Per arm:
+validation off, one model for every arm (built once, θ0 restored before each arm). In one process,
+`--repeats` blocks, each: no snapshots (A), then every 16 steps, every step and no snapshots again
+(A/A: the null arm, treated like the others) in a random order, then the floor; one more A after
+the last block, so that each block's arms lie between two A runs. The snapshot arms run the
+callback as configured (callbacks.snapshots.overlap=auto); --serial and --overlapped add every
+step with the CPU delta pass forced onto the training thread or a helper thread. Per arm:
 
 - step: mean time from one step's end to the next (steps 4..N, the same batches in every arm);
 - fit: Lightning's training loop per step including the writer's final flush;
@@ -20,8 +24,18 @@ and load alone do to a ratio). Best of the repeats (>= 3). Per arm:
 
 The floor: the copy and write of one delta alone, outside training: the callback's delta pass
 (θ_t − θ0 rounded into the file image) then the image written unbuffered and fsynced, best of 9
-per repeat. Every step's target is none + floor (+5 %). With --floor-table, also the table of
-what the bytes alone cost (memcpy, torch.sub, buffered vs O_DIRECT writes).
+per block, lowest over the blocks. With --floor-table, also the table of what the bytes alone cost
+(memcpy, torch.sub, buffered vs O_DIRECT writes).
+
+The targets are decided on ratios, one per block: an arm's mean step over the mean of the two A
+runs around its block (every step: over that mean + the floor). The median over the blocks, with
+its distribution-free 95 % interval from order statistics: met when the interval lies at or below
+the target (1.03 every 16 steps, 1.05 every step), NOT met when above it, undecided when it
+straddles it, and undecided whatever the interval when the A/A arm's interval excludes 1. Why not
+the best of the repeats: on this VM a run's mean step moves by ±5 % with nothing changed (one arm
+with a fresh model lands uniformly faster or slower over all its steps, CPU time alike), and
+whole-run drifts last minutes; the best-of ratio then picks one arm's luck (A/A best of 5: 1.081).
+Bracketing and pairing adjacent runs cancel the drift; the interval says what the blocks resolve.
 
 Absolute times on a shared 2-core host vary 2x with load: quote them with the load (printed).
 """
@@ -29,7 +43,9 @@ Absolute times on a shared 2-core host vary 2x with load: quote them with the lo
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -224,7 +240,9 @@ class StepClock(pl.Callback):
         self.fit = time.perf_counter() - self.start
 
 
-def run_arm(overrides: list[str], workdir: Path, overlap: bool = True) -> dict:
+def run_arm(overrides: list[str], workdir: Path, overlap: bool | None = None) -> dict:
+    """One training run; `overlap`: force the CPU delta pass onto a helper thread (True) or the
+    training thread (False); None: the config's callbacks.snapshots.overlap (auto)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"data.glue_dir={GLUE}", *overrides])
     clock, on_thread, barrier, writes = StepClock(), [], [], []
@@ -278,8 +296,8 @@ def run_arm(overrides: list[str], workdir: Path, overlap: bool = True) -> dict:
 
 
 def summary(runs: list[dict]) -> dict[str, float]:
-    """Best of the repeats: the lowest mean step; per step, the lowest over repeats (the same
-    batch in every repeat and arm: a step slowed by a burst of load in one repeat counts at its
+    """Best of the blocks: the lowest mean step; per step, the lowest over blocks (the same batch
+    in every block and arm: a step slowed by a burst of load in one block counts at its
     quietest); fit; process CPU per step."""
     per_step = [min(values) for values in zip(*(r["steps"] for r in runs))]
     return {
@@ -292,25 +310,108 @@ def summary(runs: list[dict]) -> dict[str, float]:
     }
 
 
+def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(median, lower, upper): the distribution-free interval for the median from order statistics
+    (the k-th smallest and k-th largest, k from the binomial(n, 1/2); coverage >= `level`; no
+    assumption on the ratios' distribution). Too few values for `level`: (median, -inf, inf)."""
+    xs, n = sorted(values), len(values)
+    k = order_statistic(n, level)
+    if k < 1:
+        return statistics.median(xs), float("-inf"), float("inf")
+    return statistics.median(xs), xs[k - 1], xs[n - k]
+
+
+@functools.cache
+def order_statistic(n: int, level: float) -> int:
+    """The largest k with P(B <= k - 1) <= (1 - level) / 2 for B ~ binomial(n, 1/2) (0: none)."""
+    from scipy.stats import binom
+
+    k = 0
+    while k + 1 <= n // 2 and binom.cdf(k, n, 0.5) <= (1 - level) / 2:
+        k += 1
+    return k
+
+
+def decide(ratios: list[float], target: float, null_ok: bool) -> str:
+    """The rule written down before the runs it judges: met when the 95 % interval of the median
+    ratio lies at or below `target`, NOT met when it lies above, undecided otherwise, and
+    undecided whatever the interval when the A/A arm's interval excludes 1 (order and load alone
+    then move a ratio)."""
+    _, lo, hi = median_ci(ratios)
+    if not null_ok:
+        return "UNDECIDED (the A/A interval excludes 1)"
+    if hi <= target:
+        return "met"
+    if lo > target:
+        return "NOT met"
+    return "UNDECIDED (the interval straddles the target)"
+
+
+class SharedModel:
+    """One model for every arm: built once, its θ0 restored before each arm (its weights keep their
+    memory, so a run's speed does not move with where a fresh model's tensors land: fresh models
+    moved an arm's mean step by up to ±6 % with nothing changed, measured)."""
+
+    def __init__(self) -> None:
+        import bertviz_landscape.training.train as train_module
+
+        self.module, self.real, self.model, self.theta0 = (
+            train_module,
+            train_module.build_initial_model,
+            None,
+            None,
+        )
+
+    def build(self, *args, **kwargs):
+        if self.model is None:
+            self.model = self.real(*args, **kwargs)
+            self.theta0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.model.load_state_dict(self.theta0)
+        return self.model
+
+    def __enter__(self):
+        self.module.build_initial_model = self.build
+        return self
+
+    def __exit__(self, *exc):
+        self.module.build_initial_model = self.real
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3, help="at least 3 (best of the repeats)")
+    parser.add_argument(
+        "--steps", type=int, default=52, help="steps per arm (5..52: 48 steps, 3 snapshots of every 16)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=12, help="blocks, at least 3 (each: A then every arm, shuffled)"
+    )
     parser.add_argument("--every", default="16,1", help="every_n_steps of the snapshot arms")
     parser.add_argument("--dtype", default="float16", choices=sorted(DTYPES))
     parser.add_argument("--floor-table", action="store_true", help="also the table of byte floors")
     parser.add_argument(
         "--serial",
         action="store_true",
-        help="also every step with the delta pass on the training thread (WeightSnapshots.overlap=False)",
+        help="also every step with the delta pass on the training thread (callbacks.snapshots.overlap=false)",
+    )
+    parser.add_argument(
+        "--overlapped",
+        action="store_true",
+        help="also every step with the delta pass on a helper thread (callbacks.snapshots.overlap=true)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the arms' order within each block")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch's intra-op threads (default: torch's)"
     )
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     if args.repeats < 3:
         parser.error("--repeats must be at least 3 (issue 32: best of >= 3)")
     os.environ.setdefault("WANDB_MODE", "offline")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root = Path(args.workdir or tempfile.mkdtemp(prefix="bench_snapshots_"))
     print(f"bench_snapshots | {cpu_description()} | load average at start {os.getloadavg()[0]:.2f}")
     dtype = DTYPES[args.dtype]
@@ -318,48 +419,62 @@ def main() -> None:
         floors(dtype, root)
     floor = Floor(dtype, root)
     base = [*COMMON, f"trainer.max_steps={args.steps}"]
-    arms = {"no snapshots (A)": ([*base, "callbacks.snapshots.enabled=false"], True)}
+    control = ([*base, "callbacks.snapshots.enabled=false"], None)
+    arms = {}
     for n in (int(x) for x in args.every.split(",")):
         overrides = [
             *base,
             f"callbacks.snapshots.every_n_steps={n}",
             f"callbacks.snapshots.dtype={args.dtype}",
         ]
-        arms[f"every {n} step{'s' if n > 1 else ''}"] = (overrides, True)
+        arms[f"every {n} step{'s' if n > 1 else ''}"] = (overrides, None)
         if args.serial and n == 1:
             arms["every step, serial"] = (overrides, False)
-    arms["no snapshots (A/A)"] = arms["no snapshots (A)"]
-    results: dict[str, list[dict]] = {arm: [] for arm in arms}
+        if args.overlapped and n == 1:
+            arms["every step, overlapped"] = (overrides, True)
+    arms["no snapshots (A/A)"] = control  # the null arm: placed and treated like the snapshot arms
+    results: dict[str, list[dict]] = {"no snapshots (A)": [], **{arm: [] for arm in arms}}
     floor_runs: list[dict[str, float]] = []
-    loads = []
-    for repeat in range(args.repeats):
-        for i, (arm, (overrides, overlap)) in enumerate(arms.items()):
-            if arm == "no snapshots (A/A)":  # the floor between the snapshot arms and the control
-                floor_runs.append(floor.measure())
-            results[arm].append(run_arm(overrides, root / f"r{repeat}_{i}", overlap))
+    loads, orders = [], []
+    rng = random.Random(args.seed)
+    with SharedModel():
+        # A, then the arms in a fresh random order, then the floor; after the last block one more A,
+        # so that every arm's block is bracketed by two A runs (the ratio's denominator: their mean)
+        for block in range(args.repeats + 1):
+            results["no snapshots (A)"].append(run_arm(control[0], root / f"b{block}_A", control[1]))
             loads.append(os.getloadavg()[0])
+            if block == args.repeats:
+                break
+            order = list(arms)
+            rng.shuffle(order)
+            orders.append(order)
+            for i, arm in enumerate(order):
+                overrides, overlap = arms[arm]
+                results[arm].append(run_arm(overrides, root / f"b{block}_{i}", overlap))
+                loads.append(os.getloadavg()[0])
+            floor_runs.append(floor.measure())
     shutil.rmtree(root, ignore_errors=True)
+    controls = results["no snapshots (A)"]
+    bracket = [
+        (statistics.mean(a["steps"]) + statistics.mean(b["steps"])) / 2
+        for a, b in zip(controls, controls[1:])
+    ]
     best = {arm: summary(runs) for arm, runs in results.items()}
     none = best["no snapshots (A)"]
     fl = {k: min(r[k] for r in floor_runs) for k in ("copy", "write")}
     fl["floor"] = fl["copy"] + fl["write"]
     print(
         f"\nsnapshot overhead | demo preset, steps {WARM_UP + 2}..{args.steps} of batch 16, {args.dtype} "
-        f"deltas ({floor.bytes / 1e6:.0f} MB each) | arms interleaved in each of {args.repeats} repeats, "
-        f"best of {args.repeats}; ratio = arm / no snapshots (A) | load average during the arms "
-        f"{min(loads):.2f}..{max(loads):.2f} on {os.cpu_count()} CPUs"
+        f"deltas ({floor.bytes / 1e6:.0f} MB each) | {args.repeats} blocks, each: no snapshots (A), then "
+        f"{', '.join(arms)} in a random order (seed {args.seed}), then the floor; one more A after the "
+        f"last | load average during the arms {min(loads):.2f}..{max(loads):.2f} on {os.cpu_count()} CPUs"
     )
     print(
         f"{'arm':<20}{'step ms':>8}{'ratio':>7}{'per-step best':>14}{'ratio':>7}{'fit ms':>8}{'ratio':>7}"
         f"{'CPU ms':>8}{'vcsw/step':>10}{'+threads':>9}{'on thread':>10}{'write':>8}{'w. CPU':>8}"
-        "  step ratio per repeat"
     )
     for arm, runs in results.items():
         b = best[arm]
-        per_repeat = " ".join(
-            f"{statistics.mean(r['steps']) / statistics.mean(n['steps']):.3f}"
-            for r, n in zip(runs, results["no snapshots (A)"])
-        )
         snap = [r for r in runs if r["snapshots"]]
         cols = [
             statistics.median(r[k] for r in snap) * 1e3 if snap else 0.0
@@ -370,41 +485,48 @@ def main() -> None:
             f"{b['per_step'] * 1e3:>14.1f}{b['per_step'] / none['per_step']:>7.3f}"
             f"{b['fit'] * 1e3:>8.1f}{b['fit'] / none['fit']:>7.3f}"
             f"{b['cpu'] * 1e3:>8.1f}{b['switches']:>10.0f}{b['new_threads']:>9d}"
-            f"{cols[0]:>8.1f}ms{cols[1]:>6.1f}ms{cols[2]:>6.1f}ms  [{per_repeat}]"
+            f"{cols[0]:>8.1f}ms{cols[1]:>6.1f}ms{cols[2]:>6.1f}ms"
         )
     print(
         f"{'floor (one delta)':<20}{fl['floor'] * 1e3:>8.1f}  = copy {fl['copy'] * 1e3:.1f} ms "
         f"(delta pass, {floor.bytes / 1e6:.0f} MB out) + write {fl['write'] * 1e3:.1f} ms "
-        f"(O_DIRECT + fsync), best of 9 x {args.repeats}"
+        f"(O_DIRECT + fsync), best of 9 in each of {args.repeats} blocks"
     )
     print(
-        "step: mean wall time from one step's end to the next; per-step best: each step's lowest over "
-        "the repeats, averaged; fit: the training loop per step incl. the final flush; CPU: process CPU "
-        "seconds per step, all threads; vcsw/step: voluntary context switches per step (median over "
-        "repeats); +threads: native threads started during training; on thread: the training thread's "
-        "time in the callback per snapshot; write / w. CPU: the writer's wall and CPU time per file"
+        "step: mean wall time from one step's end to the next, best over the blocks; per-step best: each "
+        "step's lowest over the blocks, averaged; fit: the training loop per step incl. the final flush; "
+        "CPU: process CPU seconds per step, all threads; vcsw/step: voluntary context switches per step "
+        "(median over blocks); +threads: native threads started during training; on thread: the training "
+        "thread's time in the callback per snapshot; write / w. CPU: the writer's wall and CPU time per file"
     )
-    print("\ntargets (issue 32), on the best-of step times:")
-    aa = best["no snapshots (A/A)"]["step"] / none["step"]
-    print(f"  A/A control: {aa:.3f} (how far order and load alone move a ratio in this run)")
-    # a verdict only where the control resolves it: order and load alone moved A/A by |aa - 1|
-    decidable = abs(aa - 1) <= 0.03
-    for arm in best:
+    aa = [statistics.mean(r["steps"]) / d for r, d in zip(results["no snapshots (A/A)"], bracket)]
+    med, lo, hi = median_ci(aa)
+    null_ok = lo <= 1.0 <= hi
+    print(
+        "\ntargets (issue 32), decided on the ratio per block: the arm's mean step over the mean of the two "
+        "A runs around its block (every step: over that mean + the floor); the median over blocks with "
+        "its distribution-free 95 % interval (order statistics); met when the interval lies at or below "
+        "the target, NOT met when above, undecided when it straddles it or when the A/A interval "
+        "excludes 1"
+    )
+    print(
+        f"  A/A control: median {med:.3f} [{lo:.3f}, {hi:.3f}] "
+        f"({'contains 1: the design resolves' if null_ok else 'EXCLUDES 1'}); per block "
+        + " ".join(f"{x:.3f}" for x in aa)
+    )
+    for arm, runs in results.items():
         if not arm.startswith("every "):
             continue
-        n = 1 if arm.startswith("every step") else int(arm.split()[1])
-        step = best[arm]["step"]
-        if n == 1:
-            limit = none["step"] + fl["floor"]
-            verdict = ("met" if step <= 1.05 * limit else "NOT met") if decidable else "UNDECIDED (A/A off)"
-            print(
-                f"  {arm}: {step * 1e3:.1f} ms vs none + floor {limit * 1e3:.1f} ms: "
-                f"{(step / limit - 1) * 100:+.1f}% (target <= +5%): {verdict}"
-            )
-        else:
-            over = step / none["step"] - 1
-            verdict = ("met" if over <= 0.03 else "NOT met") if decidable else "UNDECIDED (A/A off)"
-            print(f"  {arm}: {over * 100:+.1f}% over no snapshots (target <= +3%): {verdict}")
+        every_step = arm.startswith("every step") or arm == "every 1 step"
+        floor_ms = fl["floor"] if every_step else 0.0
+        ratios = [statistics.mean(r["steps"]) / (d + floor_ms) for r, d in zip(runs, bracket)]
+        target = 1.05 if every_step else 1.03
+        med, lo, hi = median_ci(ratios)
+        against = "A + floor" if every_step else "A"
+        print(
+            f"  {arm}: vs {against}: median {med:.3f} [{lo:.3f}, {hi:.3f}], target <= {target:.2f}: "
+            f"{decide(ratios, target, null_ok)}; per block " + " ".join(f"{x:.3f}" for x in ratios)
+        )
 
 
 if __name__ == "__main__":

@@ -250,6 +250,32 @@ def test_chunked_deltas_of_a_run_are_exactly_the_rounded_difference(glue_dir, tm
             assert torch.equal(stored[name], (value - theta0[name]).to(torch.float16)), (step, name)
 
 
+@pytest.mark.parametrize(
+    "setting,cpus,overlapped",
+    [("true", 2, True), ("false", 8, False), ("auto", 2, False), ("auto", 8, True)],
+)
+def test_the_delta_pass_runs_on_a_helper_thread_only_where_the_config_or_a_free_cpu_says(
+    glue_dir, tmp_path, monkeypatch, setting, cpus, overlapped
+):
+    """callbacks.snapshots.overlap: true / false force it; auto overlaps only where the process may
+    use more CPUs than torch's threads (2 threads here): on 2 CPUs the helper would take a core
+    training's OpenMP team waits on. A value that is none of the three is one line."""
+    from bertviz_landscape.training.callbacks import weight_snapshots as ws
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    made = []
+    real_init = ws.DeltaPass.__init__
+    monkeypatch.setattr(ws.DeltaPass, "__init__", lambda self, *a: (made.append(1), real_init(self, *a))[1])
+    train(tiny_train_cfg(glue_dir, f"callbacks.snapshots.overlap={setting}"), tmp_path / "run")
+    assert bool(made) == overlapped
+    assert Snapshots(tmp_path / "run").steps  # snapshots written either way
+    with pytest.raises(
+        ws.SnapshotConfigError, match="callbacks.snapshots.overlap must be true, false or auto"
+    ):
+        ws.overlap_setting("sometimes")
+
+
 def test_shared_delta_pass_is_bit_identical_to_the_rounded_difference(monkeypatch):
     """The overlapped pass's tasks, taken by two threads in turn, store (θ_t − θ0).to(dtype)."""
     import threading

@@ -322,6 +322,31 @@ def test_analyses_refuse_a_snapshot_with_non_finite_weights(analysis_run, tmp_pa
     assert_changes_only_under(before, tmp_path)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_check_finite_refuses_one_nan_or_inf_anywhere_and_passes_finite_values_whose_sum_overflows(dtype):
+    """The one-pass check (a sum) catches a single NaN, +inf or -inf at any position, and a finite
+    tensor whose sum overflows (the largest values of its dtype) still passes: it is counted."""
+    import torch
+
+    from bertviz_landscape.contracts.checkpoints import check_finite
+    from bertviz_landscape.contracts.errors import CheckpointError
+
+    dt = getattr(torch, dtype)
+    big = torch.full((4, 3), torch.finfo(dt).max, dtype=dt)
+    assert check_finite("f.safetensors", "w", big) is big
+    assert check_finite("f.safetensors", "w", -big) is not None
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        for where in ((0, 0), (3, 2), (2, 1)):
+            t = torch.randn(4, 3).to(dt)
+            t[where] = bad
+            with pytest.raises(CheckpointError, match=r"f.safetensors: tensor 'w' holds 1 non-finite"):
+                check_finite("f.safetensors", "w", t)
+    both = torch.zeros(5, dtype=dt)
+    both[1], both[3] = float("inf"), float("-inf")  # their sum is NaN: still refused, both counted
+    with pytest.raises(CheckpointError, match="holds 2 non-finite"):
+        check_finite("f.safetensors", "w", both)
+
+
 # --- 7: a killed training exits non-zero, writes nothing final, and resumes --------------------
 def _train_cli(glue: Path, run: Path, *extra: str) -> list[str]:
     return [

@@ -220,6 +220,7 @@ class SnapshotRequest:
     max_disk_gb: float | None
     min_free_gb: float
     sketch: SketchRequest | None  # None: no per-step sketch
+    overlap: bool | None = None  # the CPU delta pass on a helper thread; None: auto (`overlaps`)
 
     def __post_init__(self) -> None:
         if self.sketch is not None and self.sketch.buckets < 1:
@@ -245,13 +246,40 @@ class SnapshotRequest:
             max_disk_gb=None if snap["max_disk_gb"] is None else float(snap["max_disk_gb"]),
             min_free_gb=float(snap["min_free_gb"]),
             sketch=SketchRequest(int(sketch["buckets"]), int(sketch["seed"])) if sketch["enabled"] else None,
+            overlap=overlap_setting(snap.get("overlap", "auto")),
         )
 
 
+def overlap_setting(value: Any) -> bool | None:
+    """callbacks.snapshots.overlap: true | false | auto (None)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("auto", "true", "false"):
+        return {"auto": None, "true": True, "false": False}[value.strip().lower()]
+    raise SnapshotConfigError(f"callbacks.snapshots.overlap must be true, false or auto, got {value!r}")
+
+
+def overlaps(setting: bool | None, processes: int = 1) -> bool:
+    """Whether the CPU delta pass runs on a helper thread: as set, else only where a CPU is free
+    beyond torch's intra-op threads in each of this node's `processes` training processes (DDP
+    on the CPU: one per device). Measured on a 2-core host (docs/measured/benchmarks.md): with
+    torch's two threads the helper takes a core training's OpenMP team waits on, and every-step
+    snapshots cost 1.36x a step overlapped vs 1.18x on the training thread; with one thread and
+    a core free, 1.01x overlapped vs 1.12x."""
+    if setting is not None:
+        return setting
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return cpus > torch.get_num_threads() * max(1, processes)
+
+
 class WeightSnapshots(pl.Callback):
-    # on a CPU without sketches, the delta pass overlaps the next step (`DeltaPass`); False: it
-    # runs on the training thread before on_train_batch_end returns (benchmarks compare both)
-    overlap = True
+    # on a CPU without sketches, the delta pass overlaps the next step (`DeltaPass`) when True;
+    # False: it runs on the training thread before on_train_batch_end returns; None: the
+    # request's callbacks.snapshots.overlap (`overlaps`). Tests and benchmarks set it to force one.
+    overlap: bool | None = None
 
     def __init__(
         self,
@@ -268,6 +296,7 @@ class WeightSnapshots(pl.Callback):
         self.dtype_name = request.dtype
         self.max_disk_gb = request.max_disk_gb
         self.min_free_gb = request.min_free_gb
+        self.overlap_request = request.overlap
         self.queue_size = queue_size
         self.theta0_relpath = theta0_relpath
         self._theta0: list[torch.Tensor] = []
@@ -346,7 +375,9 @@ class WeightSnapshots(pl.Callback):
             self._start_sketch(run, named, trainer.global_step)
         if self._params[0].device.type == "cpu":
             self._scratch = delta_scratch(self._params)
-            if self.overlap and not self.sketch_buckets:
+            setting = self.overlap if self.overlap is not None else self.overlap_request
+            processes = int(getattr(trainer, "num_devices", 1) or 1)
+            if overlaps(setting, processes) and not self.sketch_buckets:
                 self._delta_pass = DeltaPass([p.detach() for p in self._params], self._theta0)
                 self._delta_scratch = self._delta_pass.scratch()
                 self._jobs = queue.SimpleQueue()
