@@ -30,8 +30,9 @@ install: $(BIN)/python ## create .venv and install the project (CPU torch $(TORC
 install-extras: install ## add the extras $(EXTRAS): launchers, pyvista, nbclient, MkDocs (what the slow tests and make docs use)
 	$(BIN)/pip install -q torch==$(TORCH) -e '.[test,$(EXTRAS)]'
 
-test: ## the default test suite (unit + a few integration tests on real GLUE and MiniLM)
-	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider --durations=10
+TEST_WORKERS ?= 2
+test: ## the default test suite (unit + a few integration tests on real GLUE and MiniLM), in TEST_WORKERS processes (pytest-xdist; 0: one)
+	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider --durations=10 -n $(TEST_WORKERS)
 
 test-slow: ## the slow tests only (launchers, wheel install, the tiny end-to-end demo, real-MiniLM acceptance); the notebook: make notebook
 	$(BIN)/python -m pytest -m slow -p no:cacheprovider --deselect tests/test_notebook.py::test_the_quickstart_notebook_runs_end_to_end
