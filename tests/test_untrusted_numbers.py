@@ -376,7 +376,17 @@ def test_killed_training_exits_nonzero_and_a_rerun_resumes(tmp_path, signum):
     glue = write_glue(tmp_path / "glue", n_train=48, n_dev=8)
     run = tmp_path / "run"
     command = _train_cli(glue, run, "trainer.max_epochs=15")
-    proc = subprocess.Popen(command, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C's default action in the child even where pytest runs as a background job (`cmd &` in a
+    # non-interactive shell ignores SIGINT, the child inherits that, and Python then never installs
+    # its handler: the signal would be lost and training finish with 0)
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     resume = run / "checkpoints" / "resume.ckpt"
     deadline = time.monotonic() + 120
     while not resume.is_file() and proc.poll() is None and time.monotonic() < deadline:
