@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def roofline():
-    spec = importlib.util.spec_from_file_location("roofline", ROOT / "benchmarks" / "roofline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("roofline")
 
 
 @pytest.mark.parametrize(("batch", "length", "labels"), [(3, 11, 2), (2, 17, 3), (1, 5, 1)])
